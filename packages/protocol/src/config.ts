@@ -1,0 +1,208 @@
+/**
+ * Kafka-style configuration definitions: every tunable has a dotted Kafka name, a type, a
+ * default, an optional range or set of valid values, and documentation with its unit.
+ *
+ * Definitions are data (`defineConfig`), parsing is one function that either returns a fully
+ * typed object or throws INVALID_CONFIG with Kafka's wording:
+ *   "Invalid value abc for configuration segment.bytes: Not a number of type INT".
+ * Raw values may be strings (from files, CLI flags, environment) or already typed values.
+ */
+import { StrandError } from './errors';
+
+export type ConfigType = 'int' | 'long' | 'double' | 'boolean' | 'string' | 'list';
+
+type TypeOf<T extends ConfigType> = T extends 'int' | 'long' | 'double'
+  ? number
+  : T extends 'boolean'
+    ? boolean
+    : T extends 'string'
+      ? string
+      : string[];
+
+export interface ConfigKeyDef<T extends ConfigType = ConfigType> {
+  readonly type: T;
+  readonly default: TypeOf<T>;
+  /** What it does, with its unit. */
+  readonly doc: string;
+  /** Inclusive bounds for numeric keys. */
+  readonly min?: number;
+  readonly max?: number;
+  /** Allowed values for string keys (and for each element of list keys). */
+  readonly oneOf?: readonly string[];
+  /** Extra validation; return an explanation when the value is invalid. */
+  readonly validate?: (value: TypeOf<T>) => string | undefined;
+}
+
+/** A key definition of any type (a union, so each literal is checked against its own type). */
+export type AnyConfigKeyDef = { [T in ConfigType]: ConfigKeyDef<T> }[ConfigType];
+export type ConfigSpec = { readonly [name: string]: AnyConfigKeyDef };
+export type ConfigValues<S extends ConfigSpec> = { -readonly [K in keyof S]: TypeOf<S[K]['type']> };
+export type RawConfig = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+/** A validated set of config definitions. */
+export class ConfigDef<S extends ConfigSpec> {
+  constructor(readonly spec: S) {
+    // Defaults must themselves be valid: a bad default is a programming error.
+    for (const name of Object.keys(spec)) {
+      const def = spec[name] as AnyConfigKeyDef;
+      const problem = checkValue(def, def.default);
+      if (problem !== undefined) throw new Error(`config ${name}: default ${String(def.default)} is invalid: ${problem}`);
+    }
+  }
+
+  /** Names of all keys, sorted. */
+  names(): string[] {
+    return Object.keys(this.spec).sort();
+  }
+
+  has(name: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.spec, name);
+  }
+
+  /** Default values for every key. */
+  defaults(): ConfigValues<S> {
+    return this.parse({});
+  }
+
+  /**
+   * Parses and validates `raw` over the defaults. Unknown keys are rejected unless
+   * `allowUnknown` (useful where a config map is shared with other components).
+   */
+  parse(raw: RawConfig, options: { allowUnknown?: boolean } = {}): ConfigValues<S> {
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(raw)) {
+      if (!this.has(name) && !options.allowUnknown && raw[name] !== undefined) {
+        throw new StrandError('INVALID_CONFIG', `Unknown configuration ${name}`);
+      }
+    }
+    for (const name of Object.keys(this.spec)) {
+      const def = this.spec[name] as AnyConfigKeyDef;
+      const given = raw[name];
+      out[name] = given === undefined ? def.default : this.parseValue(name, given);
+    }
+    return out as ConfigValues<S>;
+  }
+
+  /** Parses one value for `name`, throwing INVALID_CONFIG with the reason. */
+  parseValue<K extends keyof S & string>(name: K, raw: string | number | boolean | readonly string[]): TypeOf<S[K]['type']> {
+    const def = this.spec[name];
+    if (def === undefined) throw new StrandError('INVALID_CONFIG', `Unknown configuration ${name}`);
+    const fail = (why: string): never => {
+      throw new StrandError('INVALID_CONFIG', `Invalid value ${Array.isArray(raw) ? raw.join(',') : String(raw)} for configuration ${name}: ${why}`);
+    };
+    const value = coerce(def.type, raw, fail);
+    const problem = checkValue(def, value);
+    if (problem !== undefined) fail(problem);
+    return value as TypeOf<S[K]['type']>;
+  }
+
+  /** A markdown table of every key (name, type, default, valid values, doc), for READMEs. */
+  toMarkdown(): string {
+    const rows = this.names().map((name) => {
+      const d = this.spec[name] as AnyConfigKeyDef;
+      const valid = d.oneOf ? d.oneOf.join(', ') : d.min !== undefined || d.max !== undefined ? `[${d.min ?? '…'}, ${d.max ?? '…'}]` : '';
+      const dflt = Array.isArray(d.default) ? d.default.join(',') : String(d.default);
+      return `| \`${name}\` | ${d.type} | \`${dflt}\` | ${valid} | ${d.doc} |`;
+    });
+    return ['| key | type | default | valid values | description |', '|---|---|---|---|---|', ...rows].join('\n');
+  }
+}
+
+function coerce(type: ConfigType, raw: string | number | boolean | readonly string[], fail: (why: string) => never): number | boolean | string | string[] {
+  switch (type) {
+    case 'int':
+    case 'long': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(n)) return fail(`Not a number of type ${type.toUpperCase()}`);
+      if (type === 'int' && (n < INT32_MIN || n > INT32_MAX)) return fail('Not a number of type INT');
+      if (type === 'long' && !Number.isSafeInteger(n)) return fail('Not a number of type LONG (or beyond 2^53)');
+      return n;
+    }
+    case 'double': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      if (!Number.isFinite(n)) return fail('Not a number of type DOUBLE');
+      return n;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string') {
+        const s = raw.trim().toLowerCase();
+        if (s === 'true') return true;
+        if (s === 'false') return false;
+      }
+      return fail('Expected value to be either true or false');
+    }
+    case 'string':
+      if (typeof raw !== 'string') return fail('Expected value to be a string');
+      return raw.trim();
+    case 'list': {
+      if (Array.isArray(raw)) return raw.map((s) => String(s).trim()).filter((s) => s !== '');
+      if (typeof raw !== 'string') return fail('Expected a comma-separated list');
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+    }
+  }
+}
+
+function checkValue(def: AnyConfigKeyDef, value: number | boolean | string | string[]): string | undefined {
+  if (typeof value === 'number') {
+    if (def.min !== undefined && value < def.min) return `Value must be at least ${def.min}`;
+    if (def.max !== undefined && value > def.max) return `Value must be no more than ${def.max}`;
+  }
+  if (def.oneOf !== undefined) {
+    const items = Array.isArray(value) ? value : [value];
+    for (const item of items) {
+      if (!def.oneOf.includes(String(item))) return `String must be one of: ${def.oneOf.join(', ')}`;
+    }
+  }
+  if (def.validate !== undefined) {
+    // The callback is typed per key by defineConfig; here we only hold the erased definition.
+    const check = def.validate as (v: number | boolean | string | string[]) => string | undefined;
+    return check(value);
+  }
+  return undefined;
+}
+
+/** Declares a config definition set, checking defaults at load time. */
+export function defineConfig<S extends ConfigSpec>(spec: S): ConfigDef<S> {
+  return new ConfigDef(spec);
+}
+
+function key<T extends ConfigType>(def: ConfigKeyDef<T>): ConfigKeyDef<T> {
+  return def;
+}
+
+const GiB = 1024 * 1024 * 1024;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Topic-level configs (Kafka's names and defaults), validated by the controller when a topic is
+ * created or altered and used by storage and the broker.
+ */
+export const TOPIC_CONFIG = defineConfig({
+  'cleanup.policy': key({ type: 'list', default: ['delete'], oneOf: ['delete', 'compact'], doc: 'delete: drop whole old segments by retention; compact: keep the latest record per key; both: do both.' }),
+  'compression.type': key({ type: 'string', default: 'producer', oneOf: ['producer', 'none', 'gzip', 'snappy', 'lz4', 'zstd'], doc: 'Final compression of the topic; `producer` keeps what the producer sent.' }),
+  'delete.retention.ms': key({ type: 'long', default: DAY_MS, min: 0, doc: 'How long tombstones are kept in compacted topics after compaction reaches them (ms).' }),
+  'file.delete.delay.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Delay before a deleted segment file is removed from disk (ms).' }),
+  'flush.policy': key({ type: 'string', default: 'fsync', oneOf: ['fsync', 'page-cache'], doc: 'Strand: `fsync` counts a batch toward the high watermark only after it is fdatasynced (group commit); `page-cache` is Kafka\'s classic replication-only durability, which does not survive a simultaneous power loss of the replicas.' }),
+  'index.interval.bytes': key({ type: 'int', default: 4096, min: 0, doc: 'Bytes of log between two entries of the sparse offset index.' }),
+  'max.compaction.lag.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 1, doc: 'Longest time a record may stay uncompacted (ms).' }),
+  'max.message.bytes': key({ type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch the topic accepts (bytes; Kafka\'s default: 1 MiB plus the 12-byte log overhead).' }),
+  'message.timestamp.type': key({ type: 'string', default: 'CreateTime', oneOf: ['CreateTime', 'LogAppendTime'], doc: 'Whether record timestamps are the producer\'s or the broker\'s append time.' }),
+  'min.cleanable.dirty.ratio': key({ type: 'double', default: 0.5, min: 0, max: 1, doc: 'Compaction runs when the uncompacted share of the log exceeds this ratio.' }),
+  'min.compaction.lag.ms': key({ type: 'long', default: 0, min: 0, doc: 'Shortest time a record stays uncompacted (ms).' }),
+  'min.insync.replicas': key({ type: 'int', default: 1, min: 1, doc: 'With acks=all, the fewest in-sync replicas for which appends are accepted.' }),
+  'retention.bytes': key({ type: 'long', default: -1, min: -1, doc: 'Largest size of a partition before old segments are deleted (bytes; -1 = unlimited).' }),
+  'retention.ms': key({ type: 'long', default: 7 * DAY_MS, min: -1, doc: 'Longest time a segment is kept after its newest record (ms; -1 = forever).' }),
+  'segment.bytes': key({ type: 'int', default: GiB, min: 14, doc: 'Size at which the active segment rolls (bytes).' }),
+  'segment.index.bytes': key({ type: 'int', default: 10 * 1024 * 1024, min: 8, doc: 'Largest size of one segment\'s offset index (bytes); the segment rolls when it is full.' }),
+  'segment.ms': key({ type: 'long', default: 7 * DAY_MS, min: 1, doc: 'Age at which the active segment rolls even if not full (ms).' }),
+  'unclean.leader.election.enable': key({ type: 'boolean', default: false, doc: 'Allow an out-of-sync replica to become leader (may lose acknowledged data).' }),
+});
+
+export type TopicConfig = ConfigValues<typeof TOPIC_CONFIG.spec>;

@@ -1,0 +1,83 @@
+/**
+ * @strand/protocol: the formats every Strand component shares. RecordBatch v2 (the bytes of
+ * records on the wire and on disk), CRC-32C, compression codecs, Kafka's error table and typed
+ * errors, Kafka-style config definitions, and the code generated from proto/.
+ */
+export {
+  ERRORS,
+  ErrorCode,
+  ERROR_CODE_METADATA_KEY,
+  GrpcStatus,
+  StrandError,
+  errorByCode,
+  errorByName,
+  grpcStatusFor,
+  isStrandError,
+} from './errors';
+export type { ErrorDef, ErrorName } from './errors';
+
+export { crc32c } from './crc32c';
+
+export {
+  COMPRESSION_NAMES,
+  CompressionType,
+  compressionCodec,
+  compressionTypeFromName,
+  registerCompressionCodec,
+} from './compression';
+export type { CompressionCodec } from './compression';
+
+export {
+  ATTRIBUTES_OFFSET,
+  BASE_OFFSET_OFFSET,
+  BASE_SEQUENCE_OFFSET,
+  BASE_TIMESTAMP_OFFSET,
+  BATCH_LENGTH_OFFSET,
+  CRC_OFFSET,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+  LAST_OFFSET_DELTA_OFFSET,
+  LOG_OVERHEAD,
+  MAGIC_OFFSET,
+  MAGIC_V2,
+  MAX_TIMESTAMP_OFFSET,
+  NO_PRODUCER_EPOCH,
+  NO_PRODUCER_ID,
+  NO_SEQUENCE,
+  PARTITION_LEADER_EPOCH_OFFSET,
+  PRODUCER_EPOCH_OFFSET,
+  PRODUCER_ID_OFFSET,
+  RECORDS_COUNT_OFFSET,
+  RECORD_BATCH_OVERHEAD,
+  TimestampType,
+  batchCompression,
+  batchSizeAt,
+  decodeRecordBatch,
+  encodeRecordBatch,
+  isControlBatch,
+  isTransactionalBatch,
+  lastOffsetOf,
+  readBatchHeader,
+  stampBatch,
+  validateBatch,
+  validateBatches,
+} from './record-batch';
+export type {
+  BatchView,
+  DecodeOptions,
+  DecodedRecord,
+  DecodedRecordBatch,
+  RecordBatchHeader,
+  RecordBatchInput,
+  RecordHeader,
+  RecordInput,
+  ValidateOptions,
+} from './record-batch';
+
+export { ConfigDef, TOPIC_CONFIG, defineConfig } from './config';
+export type { ConfigKeyDef, ConfigSpec, ConfigType, ConfigValues, RawConfig, TopicConfig } from './config';
+
+export { messageCodec, toBuffer } from './proto-runtime';
+export type { MessageCodec } from './proto-runtime';
+
+/** Everything generated from proto/: message interfaces, codecs, gRPC services and clients. */
+export * from './generated';

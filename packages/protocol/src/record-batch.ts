@@ -1,0 +1,570 @@
+/**
+ * Kafka RecordBatch v2 (magic 2), byte for byte: the format of records on the wire and on disk.
+ *
+ * Batch (all integers big-endian):
+ *
+ *   offset  size  field
+ *        0     8  baseOffset            int64   stamped by the leader on append
+ *        8     4  batchLength           int32   bytes after this field (total size - 12)
+ *       12     4  partitionLeaderEpoch  int32   stamped by the leader on append
+ *       16     1  magic                 int8    = 2
+ *       17     4  crc                   uint32  CRC-32C of bytes [21, end)
+ *       21     2  attributes            int16   bits 0-2 compression, 3 timestamp type
+ *                                               (0 create, 1 log-append), 4 transactional,
+ *                                               5 control, 6 has delete horizon
+ *       23     4  lastOffsetDelta       int32
+ *       27     8  baseTimestamp         int64   (the delete horizon when bit 6 is set)
+ *       35     8  maxTimestamp          int64
+ *       43     8  producerId            int64   -1 when not idempotent
+ *       51     2  producerEpoch         int16
+ *       53     4  baseSequence          int32
+ *       57     4  recordsCount          int32
+ *       61     …  records               (compressed as one block when compression != 0)
+ *
+ * Record (varint = zigzag LEB128 int32, varlong = zigzag LEB128 int64):
+ *
+ *   length varint | attributes int8 (unused, 0) | timestampDelta varlong | offsetDelta varint |
+ *   keyLength varint (-1 = null) | key | valueLength varint (-1 = null) | value |
+ *   headersCount varint | headers: (keyLength varint | key utf8 | valueLength varint | value)*
+ *
+ * baseOffset and partitionLeaderEpoch lie outside the CRC, which is what lets a leader stamp them
+ * in place without re-checksumming. Encoders here never mutate their input; `stampBatch` is the
+ * one deliberate in-place writer. 64-bit fields are JS numbers: exact below 2^53, which offsets,
+ * timestamps in ms and producer ids stay far under.
+ */
+import { crc32c } from './crc32c';
+import { CompressionType, compressionCodec } from './compression';
+import { StrandError } from './errors';
+
+export const MAGIC_V2 = 2;
+/** Size of the batch header, up to and including recordsCount. */
+export const RECORD_BATCH_OVERHEAD = 61;
+/** baseOffset + batchLength: the bytes not counted by batchLength. */
+export const LOG_OVERHEAD = 12;
+
+export const BASE_OFFSET_OFFSET = 0;
+export const BATCH_LENGTH_OFFSET = 8;
+export const PARTITION_LEADER_EPOCH_OFFSET = 12;
+export const MAGIC_OFFSET = 16;
+export const CRC_OFFSET = 17;
+export const ATTRIBUTES_OFFSET = 21;
+export const LAST_OFFSET_DELTA_OFFSET = 23;
+export const BASE_TIMESTAMP_OFFSET = 27;
+export const MAX_TIMESTAMP_OFFSET = 35;
+export const PRODUCER_ID_OFFSET = 43;
+export const PRODUCER_EPOCH_OFFSET = 51;
+export const BASE_SEQUENCE_OFFSET = 53;
+export const RECORDS_COUNT_OFFSET = 57;
+
+const COMPRESSION_MASK = 0x07;
+const TIMESTAMP_TYPE_BIT = 0x08;
+const TRANSACTIONAL_BIT = 0x10;
+const CONTROL_BIT = 0x20;
+const DELETE_HORIZON_BIT = 0x40;
+
+export enum TimestampType {
+  CreateTime = 0,
+  LogAppendTime = 1,
+}
+
+/** No producer id / epoch / sequence: the batch is not idempotent. */
+export const NO_PRODUCER_ID = -1;
+export const NO_PRODUCER_EPOCH = -1;
+export const NO_SEQUENCE = -1;
+
+/** Upper bound on a decompressed records block, unless the caller passes a tighter one. */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
+
+export interface RecordHeader {
+  key: string;
+  value: Uint8Array | null;
+}
+
+/** A record to encode. `timestamp` defaults to the batch's base timestamp. */
+export interface RecordInput {
+  key?: Uint8Array | null;
+  value: Uint8Array | null;
+  headers?: readonly RecordHeader[];
+  timestamp?: number;
+}
+
+export interface RecordBatchInput {
+  records: readonly RecordInput[];
+  /** Batch timestamps are derived from the records; required when a record has no timestamp. */
+  baseTimestamp?: number;
+  baseOffset?: number;
+  partitionLeaderEpoch?: number;
+  compression?: CompressionType;
+  timestampType?: TimestampType;
+  isTransactional?: boolean;
+  isControl?: boolean;
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+  /** When set, bit 6 is set and baseTimestamp carries the delete horizon (KIP-534). */
+  deleteHorizonMs?: number;
+}
+
+/** The fixed-size header of a batch, read without touching the records. */
+export interface RecordBatchHeader {
+  baseOffset: number;
+  batchLength: number;
+  partitionLeaderEpoch: number;
+  magic: number;
+  crc: number;
+  attributes: number;
+  lastOffsetDelta: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+  recordsCount: number;
+}
+
+export interface DecodedRecord {
+  offset: number;
+  offsetDelta: number;
+  timestamp: number;
+  timestampDelta: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: RecordHeader[];
+}
+
+export interface DecodedRecordBatch extends RecordBatchHeader {
+  compression: CompressionType;
+  timestampType: TimestampType;
+  isTransactional: boolean;
+  isControl: boolean;
+  hasDeleteHorizon: boolean;
+  records: DecodedRecord[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// varints
+
+function varintSize(value: number): number {
+  let v = ((value << 1) ^ (value >> 31)) >>> 0;
+  let n = 1;
+  while (v >= 0x80) {
+    v >>>= 7;
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Buffer, pos: number, value: number): number {
+  let v = ((value << 1) ^ (value >> 31)) >>> 0;
+  while (v >= 0x80) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/** Zigzag for 64-bit values held in a JS number (exact for |value| < 2^52). */
+function zigzag64(value: number): number {
+  return value >= 0 ? value * 2 : -value * 2 - 1;
+}
+
+function varlongSize(value: number): number {
+  let v = zigzag64(value);
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarlong(buf: Buffer, pos: number, value: number): number {
+  let v = zigzag64(value);
+  while (v >= 0x80) {
+    buf[pos++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/** A bounds-checked cursor over a records block; malformed input throws CORRUPT_MESSAGE. */
+class Cursor {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+
+  private byte(): number {
+    if (this.pos >= this.end) throw corrupt('record runs past the end of its batch');
+    return this.buf[this.pos++] as number;
+  }
+
+  varint(): number {
+    let result = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      const b = this.byte();
+      result |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) {
+        result >>>= 0;
+        return (result >>> 1) ^ -(result & 1);
+      }
+    }
+    throw corrupt('varint is longer than 5 bytes');
+  }
+
+  varlong(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      const b = this.byte();
+      result += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) return result % 2 === 0 ? result / 2 : -(result + 1) / 2;
+      mul *= 128;
+    }
+    throw corrupt('varlong is longer than 10 bytes');
+  }
+
+  int8(): number {
+    return (this.byte() << 24) >> 24;
+  }
+
+  bytes(length: number): Buffer {
+    if (length < 0 || this.pos + length > this.end) throw corrupt('field length runs past the end of its record');
+    const out = this.buf.subarray(this.pos, this.pos + length);
+    this.pos += length;
+    return out;
+  }
+
+  nullableBytes(): Buffer | null {
+    const length = this.varint();
+    if (length === -1) return null;
+    if (length < -1) throw corrupt(`invalid field length ${length}`);
+    return this.bytes(length);
+  }
+}
+
+function corrupt(message: string): StrandError {
+  return new StrandError('CORRUPT_MESSAGE', `corrupt record batch: ${message}`);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+// ---------------------------------------------------------------------------------------------
+// encode
+
+function recordBodySize(r: RecordInput, offsetDelta: number, timestampDelta: number, headerKeys: Buffer[]): number {
+  let size = 1 + varlongSize(timestampDelta) + varintSize(offsetDelta);
+  const key = r.key ?? null;
+  size += key === null ? 1 : varintSize(key.length) + key.length;
+  size += r.value === null ? 1 : varintSize(r.value.length) + r.value.length;
+  const headers = r.headers ?? [];
+  size += varintSize(headers.length);
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i] as RecordHeader;
+    const k = headerKeys[i] as Buffer;
+    size += varintSize(k.length) + k.length;
+    size += h.value === null ? 1 : varintSize(h.value.length) + h.value.length;
+  }
+  return size;
+}
+
+function writeNullable(buf: Buffer, pos: number, bytes: Uint8Array | null | undefined): number {
+  if (bytes === null || bytes === undefined) return writeVarint(buf, pos, -1);
+  pos = writeVarint(buf, pos, bytes.length);
+  buf.set(bytes, pos);
+  return pos + bytes.length;
+}
+
+/** Encodes the records section (uncompressed) of a batch. */
+function encodeRecords(records: readonly RecordInput[], baseTimestamp: number): Buffer {
+  const sizes = new Array<number>(records.length);
+  const headerKeys: Buffer[][] = new Array<Buffer[]>(records.length);
+  let total = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as RecordInput;
+    const keys = (r.headers ?? []).map((h) => Buffer.from(h.key, 'utf8'));
+    headerKeys[i] = keys;
+    const body = recordBodySize(r, i, (r.timestamp ?? baseTimestamp) - baseTimestamp, keys);
+    sizes[i] = body;
+    total += varintSize(body) + body;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as RecordInput;
+    pos = writeVarint(buf, pos, sizes[i] as number);
+    buf[pos++] = 0; // record attributes: unused
+    pos = writeVarlong(buf, pos, (r.timestamp ?? baseTimestamp) - baseTimestamp);
+    pos = writeVarint(buf, pos, i);
+    pos = writeNullable(buf, pos, r.key);
+    pos = writeNullable(buf, pos, r.value);
+    const headers = r.headers ?? [];
+    pos = writeVarint(buf, pos, headers.length);
+    const keys = headerKeys[i] as Buffer[];
+    for (let h = 0; h < headers.length; h++) {
+      pos = writeNullable(buf, pos, keys[h] as Buffer);
+      pos = writeNullable(buf, pos, (headers[h] as RecordHeader).value);
+    }
+  }
+  if (pos !== total) throw new Error(`record encoder size mismatch: wrote ${pos} of ${total} bytes`); // a bug, not input
+  return buf;
+}
+
+/** Encodes a RecordBatch v2. Returns a fresh buffer; the input is not modified. */
+export function encodeRecordBatch(input: RecordBatchInput): Buffer {
+  const records = input.records;
+  if (records.length === 0) throw new StrandError('INVALID_RECORD', 'a record batch must hold at least one record');
+  let minTs = Infinity;
+  let maxTs = -Infinity;
+  for (const r of records) {
+    const ts = r.timestamp ?? input.baseTimestamp;
+    if (ts === undefined) throw new StrandError('INVALID_TIMESTAMP', 'record has no timestamp and the batch has no baseTimestamp');
+    if (ts < minTs) minTs = ts;
+    if (ts > maxTs) maxTs = ts;
+  }
+  const firstTs = input.baseTimestamp ?? minTs;
+  const compression = input.compression ?? CompressionType.None;
+  const plain = encodeRecords(records, firstTs);
+  const payload = compression === CompressionType.None ? plain : compressionCodec(compression).compress(plain);
+
+  const size = RECORD_BATCH_OVERHEAD + payload.length;
+  const buf = Buffer.allocUnsafe(size);
+  let attributes = compression & COMPRESSION_MASK;
+  if (input.timestampType === TimestampType.LogAppendTime) attributes |= TIMESTAMP_TYPE_BIT;
+  if (input.isTransactional) attributes |= TRANSACTIONAL_BIT;
+  if (input.isControl) attributes |= CONTROL_BIT;
+  if (input.deleteHorizonMs !== undefined) attributes |= DELETE_HORIZON_BIT;
+
+  writeInt64(buf, BASE_OFFSET_OFFSET, input.baseOffset ?? 0);
+  buf.writeInt32BE(size - LOG_OVERHEAD, BATCH_LENGTH_OFFSET);
+  buf.writeInt32BE(input.partitionLeaderEpoch ?? -1, PARTITION_LEADER_EPOCH_OFFSET);
+  buf.writeInt8(MAGIC_V2, MAGIC_OFFSET);
+  buf.writeInt16BE(attributes, ATTRIBUTES_OFFSET);
+  buf.writeInt32BE(records.length - 1, LAST_OFFSET_DELTA_OFFSET);
+  writeInt64(buf, BASE_TIMESTAMP_OFFSET, input.deleteHorizonMs ?? firstTs);
+  writeInt64(buf, MAX_TIMESTAMP_OFFSET, maxTs);
+  writeInt64(buf, PRODUCER_ID_OFFSET, input.producerId ?? NO_PRODUCER_ID);
+  buf.writeInt16BE(input.producerEpoch ?? NO_PRODUCER_EPOCH, PRODUCER_EPOCH_OFFSET);
+  buf.writeInt32BE(input.baseSequence ?? NO_SEQUENCE, BASE_SEQUENCE_OFFSET);
+  buf.writeInt32BE(records.length, RECORDS_COUNT_OFFSET);
+  payload.copy(buf, RECORD_BATCH_OVERHEAD);
+  buf.writeUInt32BE(crc32c(buf.subarray(ATTRIBUTES_OFFSET)), CRC_OFFSET);
+  return buf;
+}
+
+function writeInt64(buf: Buffer, pos: number, value: number): void {
+  buf.writeBigInt64BE(BigInt(value), pos);
+}
+
+function readInt64(buf: Buffer, pos: number): number {
+  // hi * 2^32 + lo; exact for |value| < 2^53, which offsets and timestamps stay under.
+  return buf.readInt32BE(pos) * 0x1_0000_0000 + buf.readUInt32BE(pos + 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// header, validation, stamping
+
+/**
+ * Reads the fixed header of the batch at `pos` without validating it. Requires at least
+ * RECORD_BATCH_OVERHEAD bytes at `pos`.
+ */
+export function readBatchHeader(bytes: Uint8Array, pos = 0): RecordBatchHeader {
+  const buf = asBuffer(bytes);
+  if (buf.length - pos < RECORD_BATCH_OVERHEAD) throw corrupt(`only ${buf.length - pos} bytes, a batch header needs ${RECORD_BATCH_OVERHEAD}`);
+  return {
+    baseOffset: readInt64(buf, pos + BASE_OFFSET_OFFSET),
+    batchLength: buf.readInt32BE(pos + BATCH_LENGTH_OFFSET),
+    partitionLeaderEpoch: buf.readInt32BE(pos + PARTITION_LEADER_EPOCH_OFFSET),
+    magic: buf.readInt8(pos + MAGIC_OFFSET),
+    crc: buf.readUInt32BE(pos + CRC_OFFSET),
+    attributes: buf.readInt16BE(pos + ATTRIBUTES_OFFSET),
+    lastOffsetDelta: buf.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET),
+    baseTimestamp: readInt64(buf, pos + BASE_TIMESTAMP_OFFSET),
+    maxTimestamp: readInt64(buf, pos + MAX_TIMESTAMP_OFFSET),
+    producerId: readInt64(buf, pos + PRODUCER_ID_OFFSET),
+    producerEpoch: buf.readInt16BE(pos + PRODUCER_EPOCH_OFFSET),
+    baseSequence: buf.readInt32BE(pos + BASE_SEQUENCE_OFFSET),
+    recordsCount: buf.readInt32BE(pos + RECORDS_COUNT_OFFSET),
+  };
+}
+
+/** Total size in bytes (batchLength + 12) of the batch at `pos`, or -1 if fewer than 12 bytes remain. */
+export function batchSizeAt(bytes: Uint8Array, pos = 0): number {
+  const buf = asBuffer(bytes);
+  if (buf.length - pos < LOG_OVERHEAD) return -1;
+  return buf.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+}
+
+export interface ValidateOptions {
+  /** Largest total batch size accepted (`max.message.bytes`); larger gives MESSAGE_TOO_LARGE. */
+  maxBatchBytes?: number;
+}
+
+/**
+ * Validates the batch at `pos` without decoding its records: length within the buffer, magic 2,
+ * sane header fields, CRC-32C. Returns the header; throws a StrandError (CORRUPT_MESSAGE,
+ * UNSUPPORTED_VERSION, MESSAGE_TOO_LARGE, INVALID_RECORD) otherwise.
+ */
+export function validateBatch(bytes: Uint8Array, pos = 0, options: ValidateOptions = {}): RecordBatchHeader {
+  const buf = asBuffer(bytes);
+  const remaining = buf.length - pos;
+  if (remaining < RECORD_BATCH_OVERHEAD) throw corrupt(`only ${remaining} bytes, a batch header needs ${RECORD_BATCH_OVERHEAD}`);
+  const batchLength = buf.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+  const size = batchLength + LOG_OVERHEAD;
+  if (size < RECORD_BATCH_OVERHEAD) throw corrupt(`batchLength ${batchLength} is smaller than a batch header`);
+  if (options.maxBatchBytes !== undefined && size > options.maxBatchBytes) {
+    throw new StrandError('MESSAGE_TOO_LARGE', `record batch of ${size} bytes exceeds max.message.bytes ${options.maxBatchBytes}`);
+  }
+  if (size > remaining) throw corrupt(`batchLength ${batchLength} runs past the end of the data (${remaining} bytes)`);
+  const magic = buf.readInt8(pos + MAGIC_OFFSET);
+  if (magic !== MAGIC_V2) throw new StrandError('UNSUPPORTED_VERSION', `record batch magic ${magic} is not supported (only v2)`);
+  const header = readBatchHeader(buf, pos);
+  const computed = crc32c(buf.subarray(pos + ATTRIBUTES_OFFSET, pos + size));
+  if (computed !== header.crc) {
+    throw corrupt(`CRC-32C mismatch: stored ${header.crc.toString(16)}, computed ${computed.toString(16)}`);
+  }
+  if (header.recordsCount < 0 || header.lastOffsetDelta < 0) throw new StrandError('INVALID_RECORD', 'negative record count or lastOffsetDelta');
+  if (header.recordsCount > 0 && header.lastOffsetDelta < header.recordsCount - 1) {
+    throw new StrandError('INVALID_RECORD', `lastOffsetDelta ${header.lastOffsetDelta} is less than recordsCount - 1 (${header.recordsCount - 1})`);
+  }
+  return header;
+}
+
+/**
+ * Writes baseOffset and partitionLeaderEpoch into the batch at `pos`, in place. Both fields lie
+ * outside the CRC, so the batch stays valid.
+ */
+export function stampBatch(bytes: Uint8Array, pos: number, baseOffset: number, partitionLeaderEpoch: number): void {
+  const buf = asBuffer(bytes);
+  writeInt64(buf, pos + BASE_OFFSET_OFFSET, baseOffset);
+  buf.writeInt32BE(partitionLeaderEpoch, pos + PARTITION_LEADER_EPOCH_OFFSET);
+}
+
+/** A validated batch inside a larger buffer of concatenated batches. */
+export interface BatchView {
+  /** Position of the batch in the buffer. */
+  position: number;
+  /** Total size in bytes. */
+  size: number;
+  header: RecordBatchHeader;
+}
+
+/**
+ * Validates a buffer of concatenated batches (a produce request's records, or a segment slice).
+ * Every batch must be complete and valid; returns their views in order.
+ */
+export function validateBatches(bytes: Uint8Array, options: ValidateOptions = {}): BatchView[] {
+  const buf = asBuffer(bytes);
+  const views: BatchView[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const header = validateBatch(buf, pos, options);
+    const size = header.batchLength + LOG_OVERHEAD;
+    views.push({ position: pos, size, header });
+    pos += size;
+  }
+  return views;
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode
+
+export function batchCompression(attributes: number): CompressionType {
+  return (attributes & COMPRESSION_MASK) as CompressionType;
+}
+
+export function isControlBatch(attributes: number): boolean {
+  return (attributes & CONTROL_BIT) !== 0;
+}
+
+export function isTransactionalBatch(attributes: number): boolean {
+  return (attributes & TRANSACTIONAL_BIT) !== 0;
+}
+
+export interface DecodeOptions {
+  /** Bound on the decompressed records block; default DEFAULT_MAX_DECOMPRESSED_BYTES. */
+  maxDecompressedBytes?: number;
+  /** Skip the CRC check (only for bytes already validated once, e.g. in the same process). */
+  skipCrc?: boolean;
+}
+
+/**
+ * Decodes the batch at `pos` fully: validates it (unless `skipCrc`), decompresses and parses every
+ * record. Keys, values and header values are views into the input (or the decompressed block).
+ */
+export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOptions = {}): DecodedRecordBatch {
+  const buf = asBuffer(bytes);
+  const header = options.skipCrc ? readBatchHeader(buf, pos) : validateBatch(buf, pos);
+  const end = pos + header.batchLength + LOG_OVERHEAD;
+  if (end > buf.length) throw corrupt('batch runs past the end of the data');
+  const compression = batchCompression(header.attributes);
+  let block = buf.subarray(pos + RECORD_BATCH_OVERHEAD, end);
+  if (compression !== CompressionType.None) {
+    const codec = compressionCodec(compression);
+    try {
+      block = codec.decompress(block, options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES);
+    } catch (e: unknown) {
+      throw new StrandError('CORRUPT_MESSAGE', `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  const hasDeleteHorizon = (header.attributes & DELETE_HORIZON_BIT) !== 0;
+  const cur = new Cursor(block, 0, block.length);
+  const records: DecodedRecord[] = [];
+  for (let i = 0; i < header.recordsCount; i++) {
+    const length = cur.varint();
+    if (length < 0) throw corrupt(`negative record length ${length}`);
+    const recordEnd = cur.pos + length;
+    if (recordEnd > block.length) throw corrupt('record runs past the end of its batch');
+    const rc = new Cursor(block, cur.pos, recordEnd);
+    rc.int8(); // attributes: unused in v2
+    const timestampDelta = rc.varlong();
+    const offsetDelta = rc.varint();
+    const key = rc.nullableBytes();
+    const value = rc.nullableBytes();
+    const headerCount = rc.varint();
+    if (headerCount < 0) throw corrupt(`negative header count ${headerCount}`);
+    const headers: RecordHeader[] = [];
+    for (let h = 0; h < headerCount; h++) {
+      const hk = rc.nullableBytes();
+      if (hk === null) throw corrupt('null header key');
+      headers.push({ key: hk.toString('utf8'), value: rc.nullableBytes() });
+    }
+    if (rc.pos !== recordEnd) throw corrupt(`record length ${length} does not match its contents`);
+    cur.pos = recordEnd;
+    if (offsetDelta < 0 || offsetDelta > header.lastOffsetDelta) throw new StrandError('INVALID_RECORD', `offsetDelta ${offsetDelta} outside [0, ${header.lastOffsetDelta}]`);
+    records.push({
+      offset: header.baseOffset + offsetDelta,
+      offsetDelta,
+      // With a delete horizon, baseTimestamp no longer anchors the deltas (KIP-534); Kafka then
+      // reports the deltas against the horizon as well, and so do we.
+      timestamp: header.baseTimestamp + timestampDelta,
+      timestampDelta,
+      key,
+      value,
+      headers,
+    });
+  }
+  if (cur.pos !== block.length) throw corrupt(`${block.length - cur.pos} trailing bytes after ${header.recordsCount} records`);
+  return {
+    ...header,
+    compression,
+    timestampType: (header.attributes & TIMESTAMP_TYPE_BIT) !== 0 ? TimestampType.LogAppendTime : TimestampType.CreateTime,
+    isTransactional: isTransactionalBatch(header.attributes),
+    isControl: isControlBatch(header.attributes),
+    hasDeleteHorizon,
+    records,
+  };
+}
+
+/** Offset of the last record in the batch (baseOffset + lastOffsetDelta). */
+export function lastOffsetOf(header: RecordBatchHeader): number {
+  return header.baseOffset + header.lastOffsetDelta;
+}
