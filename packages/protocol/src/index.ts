@@ -57,6 +57,7 @@ export {
   isTransactionalBatch,
   lastOffsetOf,
   readBatchHeader,
+  setLogAppendTime,
   stampBatch,
   validateBatch,
   validateBatches,

@@ -86,6 +86,8 @@ export interface RecordInput {
   value: Uint8Array | null;
   headers?: readonly RecordHeader[];
   timestamp?: number;
+  /** Offset within the batch; defaults to the record's index. Compaction keeps the originals. */
+  offsetDelta?: number;
 }
 
 export interface RecordBatchInput {
@@ -101,6 +103,8 @@ export interface RecordBatchInput {
   producerId?: number;
   producerEpoch?: number;
   baseSequence?: number;
+  /** Defaults to the largest record offsetDelta; compaction keeps the original batch's. */
+  lastOffsetDelta?: number;
   /** When set, bit 6 is set and baseTimestamp carries the delete horizon (KIP-534). */
   deleteHorizonMs?: number;
 }
@@ -292,7 +296,7 @@ function encodeRecords(records: readonly RecordInput[], baseTimestamp: number): 
     const r = records[i] as RecordInput;
     const keys = (r.headers ?? []).map((h) => Buffer.from(h.key, 'utf8'));
     headerKeys[i] = keys;
-    const body = recordBodySize(r, i, (r.timestamp ?? baseTimestamp) - baseTimestamp, keys);
+    const body = recordBodySize(r, r.offsetDelta ?? i, (r.timestamp ?? baseTimestamp) - baseTimestamp, keys);
     sizes[i] = body;
     total += varintSize(body) + body;
   }
@@ -303,7 +307,7 @@ function encodeRecords(records: readonly RecordInput[], baseTimestamp: number): 
     pos = writeVarint(buf, pos, sizes[i] as number);
     buf[pos++] = 0; // record attributes: unused
     pos = writeVarlong(buf, pos, (r.timestamp ?? baseTimestamp) - baseTimestamp);
-    pos = writeVarint(buf, pos, i);
+    pos = writeVarint(buf, pos, r.offsetDelta ?? i);
     pos = writeNullable(buf, pos, r.key);
     pos = writeNullable(buf, pos, r.value);
     const headers = r.headers ?? [];
@@ -330,7 +334,19 @@ export function encodeRecordBatch(input: RecordBatchInput): Buffer {
     if (ts < minTs) minTs = ts;
     if (ts > maxTs) maxTs = ts;
   }
-  const firstTs = input.baseTimestamp ?? minTs;
+  // With a delete horizon, baseTimestamp holds the horizon and record deltas are relative to it
+  // (as Kafka's builder does), so record timestamps still decode as base + delta.
+  const firstTs = input.deleteHorizonMs ?? input.baseTimestamp ?? minTs;
+  let lastOffsetDelta = -1;
+  for (let i = 0; i < records.length; i++) {
+    const d = (records[i] as RecordInput).offsetDelta ?? i;
+    if (d < lastOffsetDelta || d < 0) throw new StrandError('INVALID_RECORD', `record offsetDelta ${d} is negative or not increasing`);
+    lastOffsetDelta = d;
+  }
+  if (input.lastOffsetDelta !== undefined) {
+    if (input.lastOffsetDelta < lastOffsetDelta) throw new StrandError('INVALID_RECORD', `lastOffsetDelta ${input.lastOffsetDelta} is below a record's offsetDelta ${lastOffsetDelta}`);
+    lastOffsetDelta = input.lastOffsetDelta;
+  }
   const compression = input.compression ?? CompressionType.None;
   const plain = encodeRecords(records, firstTs);
   const payload = compression === CompressionType.None ? plain : compressionCodec(compression).compress(plain);
@@ -348,8 +364,8 @@ export function encodeRecordBatch(input: RecordBatchInput): Buffer {
   buf.writeInt32BE(input.partitionLeaderEpoch ?? -1, PARTITION_LEADER_EPOCH_OFFSET);
   buf.writeInt8(MAGIC_V2, MAGIC_OFFSET);
   buf.writeInt16BE(attributes, ATTRIBUTES_OFFSET);
-  buf.writeInt32BE(records.length - 1, LAST_OFFSET_DELTA_OFFSET);
-  writeInt64(buf, BASE_TIMESTAMP_OFFSET, input.deleteHorizonMs ?? firstTs);
+  buf.writeInt32BE(lastOffsetDelta, LAST_OFFSET_DELTA_OFFSET);
+  writeInt64(buf, BASE_TIMESTAMP_OFFSET, firstTs);
   writeInt64(buf, MAX_TIMESTAMP_OFFSET, maxTs);
   writeInt64(buf, PRODUCER_ID_OFFSET, input.producerId ?? NO_PRODUCER_ID);
   buf.writeInt16BE(input.producerEpoch ?? NO_PRODUCER_EPOCH, PRODUCER_EPOCH_OFFSET);
@@ -543,8 +559,6 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
     records.push({
       offset: header.baseOffset + offsetDelta,
       offsetDelta,
-      // With a delete horizon, baseTimestamp no longer anchors the deltas (KIP-534); Kafka then
-      // reports the deltas against the horizon as well, and so do we.
       timestamp: header.baseTimestamp + timestampDelta,
       timestampDelta,
       key,
@@ -567,4 +581,17 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
 /** Offset of the last record in the batch (baseOffset + lastOffsetDelta). */
 export function lastOffsetOf(header: RecordBatchHeader): number {
   return header.baseOffset + header.lastOffsetDelta;
+}
+
+/**
+ * Switches the batch at `pos` to LogAppendTime with `timestampMs` as its maxTimestamp (what a
+ * broker does for topics with `message.timestamp.type=LogAppendTime`), in place. Both fields are
+ * inside the CRC, so the CRC is recomputed.
+ */
+export function setLogAppendTime(bytes: Uint8Array, pos: number, timestampMs: number): void {
+  const buf = asBuffer(bytes);
+  const size = buf.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+  buf.writeInt16BE(buf.readInt16BE(pos + ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT, pos + ATTRIBUTES_OFFSET);
+  writeInt64(buf, pos + MAX_TIMESTAMP_OFFSET, timestampMs);
+  buf.writeUInt32BE(crc32c(buf.subarray(pos + ATTRIBUTES_OFFSET, pos + size)), pos + CRC_OFFSET);
 }

@@ -1,1 +1,14 @@
-export {};
+/**
+ * @strand/storage: the partition log. Segments with sparse offset and time indexes, crash
+ * recovery, group-committed durability, leader-epoch cache, retention and compaction. No network.
+ */
+export { PartitionLog, LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEAN_SHUTDOWN_FILE } from './partition-log';
+export type { AppendInfo, PartitionLogOptions, ReadOptions, ReadResult, TimestampOffset } from './partition-log';
+export { LeaderEpochCache, LEADER_EPOCH_CHECKPOINT } from './leader-epoch-cache';
+export type { EpochEndOffset, EpochEntry } from './leader-epoch-cache';
+export { compactLog } from './compactor';
+export type { CompactionOptions, CompactionStats } from './compactor';
+export { DirectoryLock } from './dir-lock';
+export { ManualClock, systemClock } from './clock';
+export type { Clock } from './clock';
+export { segmentFileName } from './segment';

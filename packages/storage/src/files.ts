@@ -1,0 +1,45 @@
+/** Small file helpers shared by the log: atomic replace, directory fsync. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** fsyncs a directory so that file creations, renames and deletions in it are durable. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Replaces `file` with `contents` atomically and durably: write a temp file, fsync it, rename it
+ * over the old one, fsync the directory. A crash leaves either the old or the new contents.
+ */
+export function writeFileAtomic(file: string, contents: string | Uint8Array): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDir(path.dirname(file));
+}
+
+/** Reads a file as UTF-8, or undefined if it does not exist. */
+export function readFileIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e: unknown) {
+    if (isErrno(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+}
+
+/** Whether `e` is a Node system error with `code` (structural: errors may come from another realm). */
+export function isErrno(e: unknown, code: string): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
+}

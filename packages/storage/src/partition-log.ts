@@ -1,0 +1,813 @@
+/**
+ * The log of one partition: a directory of segments named by base offset, appended to at the
+ * end, read by offset, truncated, retained and compacted.
+ *
+ * Invariants (checked where cheap, asserted where a violation is a bug):
+ * - logStartOffset <= durableEndOffset <= logEndOffset;
+ * - segments are sorted by base offset; each segment's offsets lie in [base, next base);
+ * - only batches that passed validation (length, magic 2, CRC-32C) are ever written, and every
+ *   batch is validated again when read, so corrupt bytes are never served;
+ * - after an unclean shutdown every segment holding offsets >= the recovery point is scanned and
+ *   truncated at its first torn or corrupt batch before anything else happens.
+ *
+ * Durability (`flush.policy`): with `fsync` (the default) `durableEndOffset` only moves after an
+ * fdatasync covering the batch; fsyncs are group-committed (the next starts as soon as the
+ * previous ends and covers every batch appended meanwhile). With `page-cache` the log still
+ * fsyncs on roll and close, and `countableEndOffset` (what replication may count toward the high
+ * watermark) is the log end offset itself: Kafka's classic behaviour, which does not survive a
+ * simultaneous power loss of all replicas.
+ *
+ * Threading: appends, reads and truncations are synchronous and run on the event loop (a segment
+ * write of a batch into the page cache takes microseconds), so they never interleave; only
+ * fdatasync runs on the libuv pool, which is why flushes track truncations that happen while they
+ * are in flight. Offsets are JS numbers (exact below 2^53).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  LOG_OVERHEAD,
+  StrandError,
+  TOPIC_CONFIG,
+  decodeRecordBatch,
+  setLogAppendTime,
+  stampBatch,
+  validateBatch,
+  validateBatches,
+  type BatchView,
+  type RawConfig,
+  type RecordBatchHeader,
+  type TopicConfig,
+} from '@strand/protocol';
+import { systemClock, type Clock } from './clock';
+import { DirectoryLock } from './dir-lock';
+import { fsyncDir, readFileIfExists, writeFileAtomic } from './files';
+import { LeaderEpochCache, type EpochEndOffset } from './leader-epoch-cache';
+import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type SegmentConfig } from './segment';
+
+export const RECOVERY_POINT_FILE = 'recovery-point-offset-checkpoint';
+export const LOG_START_OFFSET_FILE = 'log-start-offset-checkpoint';
+export const CLEAN_SHUTDOWN_FILE = '.kafka_cleanshutdown';
+
+/** ListOffsets sentinels, as Kafka's. */
+export const LATEST_TIMESTAMP = -1;
+export const EARLIEST_TIMESTAMP = -2;
+
+export interface PartitionLogOptions {
+  /** Topic configs (Kafka names); unknown keys are rejected with INVALID_CONFIG. */
+  config?: RawConfig;
+  clock?: Clock;
+}
+
+export interface AppendInfo {
+  firstOffset: number;
+  lastOffset: number;
+  batchCount: number;
+  /** Largest record timestamp appended (the append time with LogAppendTime). */
+  maxTimestamp: number;
+  /** The broker's append time for LogAppendTime topics, -1 otherwise. */
+  logAppendTimeMs: number;
+  /** Bytes appended. */
+  bytes: number;
+}
+
+export interface ReadOptions {
+  /** Exclusive upper bound on offsets returned (e.g. the high watermark); default: log end. */
+  maxOffset?: number;
+}
+
+export interface ReadResult {
+  /** Whole batches, exactly as stored (validated again on the way out). Empty when nothing to read. */
+  records: Buffer;
+  /** Base offset of the first batch returned, -1 if none. */
+  firstOffset: number;
+  /** Offset after the last batch returned (where the next read continues); the requested offset if none. */
+  nextOffset: number;
+  batchCount: number;
+}
+
+export interface TimestampOffset {
+  offset: number;
+  timestamp: number;
+  leaderEpoch: number;
+}
+
+interface DurableWaiter {
+  offset: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class PartitionLog {
+  private segments: LogSegment[] = [];
+  private config: TopicConfig;
+  private readonly clock: Clock;
+  private lock: DirectoryLock | null;
+  readonly leaderEpochs: LeaderEpochCache;
+  private _logStartOffset = 0;
+  private _durableEndOffset = 0;
+  private recoveryPoint = 0;
+  private waiters: DurableWaiter[] = [];
+  private durableListeners = new Set<(durableEndOffset: number) => void>();
+  private flushing: Promise<void> | null = null;
+  private flushRequested = false;
+  private dirDirty = false;
+  /** Lowest log end offset a truncation left while a flush was in flight (Infinity if none). */
+  private truncatedDuringFlush = Infinity;
+  private failure: StrandError | null = null;
+  private closed = false;
+  /** Set while a compaction pass runs; segments it holds must not be replaced by anything else. */
+  compactionInProgress = false;
+  /** Bytes truncated by recovery at open (for logs and tests). */
+  readonly recoveredTruncatedBytes: number = 0;
+  /** Whether the last shutdown was clean. */
+  readonly openedCleanly: boolean = false;
+
+  private constructor(
+    readonly dir: string,
+    config: TopicConfig,
+    clock: Clock,
+    lock: DirectoryLock,
+  ) {
+    this.config = config;
+    this.clock = clock;
+    this.lock = lock;
+    this.leaderEpochs = new LeaderEpochCache(dir);
+  }
+
+  /**
+   * Opens (creating if needed) the log in `dir`. Takes the directory lock, completes or discards
+   * interrupted compaction swaps, recovers after an unclean shutdown, and fsyncs what recovery
+   * kept so that everything below the log end is durable when this resolves.
+   */
+  static open(dir: string, options: PartitionLogOptions = {}): PartitionLog {
+    const config = TOPIC_CONFIG.parse(options.config ?? {});
+    fs.mkdirSync(dir, { recursive: true });
+    const lock = DirectoryLock.acquire(dir);
+    try {
+      const log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
+      log.load();
+      return log;
+    } catch (e: unknown) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private segmentConfig(): SegmentConfig {
+    return { indexIntervalBytes: this.config['index.interval.bytes'], maxIndexEntries: Math.max(1, Math.floor(this.config['segment.index.bytes'] / 8)) };
+  }
+
+  private load(): void {
+    const cleanMarker = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
+    const clean = fs.existsSync(cleanMarker);
+    this.completeInterruptedSwaps();
+    const bases = this.listSegmentBases();
+    this.recoveryPoint = readOffsetCheckpoint(path.join(this.dir, RECOVERY_POINT_FILE)) ?? 0;
+    const checkpointStart = readOffsetCheckpoint(path.join(this.dir, LOG_START_OFFSET_FILE)) ?? 0;
+    let truncated = 0;
+    for (let i = 0; i < bases.length; i++) {
+      const base = bases[i] as number;
+      const nextBase = bases[i + 1];
+      // A segment needs recovery if it may hold offsets at or past the recovery point.
+      const recover = !clean && (nextBase === undefined || nextBase > this.recoveryPoint);
+      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.config['max.message.bytes']);
+      this.segments.push(segment);
+      truncated += truncatedBytes;
+      if (truncatedBytes > 0) {
+        // Nothing after a torn or corrupt batch can be trusted to be contiguous: drop later segments.
+        for (const later of bases.slice(i + 1)) this.deleteSegmentFiles(later);
+        break;
+      }
+    }
+    if (this.segments.length === 0) {
+      this.segments.push(LogSegment.create(this.dir, checkpointStart, this.segmentConfig()));
+      this.dirDirty = true;
+    }
+    this._logStartOffset = Math.max(checkpointStart, (this.segments[0] as LogSegment).baseOffset);
+    if (this._logStartOffset > this.logEndOffset) this._logStartOffset = this.logEndOffset;
+    this.leaderEpochs.truncateFromEnd(this.logEndOffset);
+    this.leaderEpochs.truncateFromStart(this._logStartOffset);
+    // Make what recovery kept durable now, so durableEndOffset starts at the log end.
+    for (const s of this.segments) if (!clean || s.flushedSize < s.size) s.flushSync();
+    fsyncDir(this.dir);
+    this.dirDirty = false;
+    this._durableEndOffset = this.logEndOffset;
+    this.setRecoveryPoint(this.logEndOffset);
+    if (clean) fs.rmSync(cleanMarker, { force: true });
+    fsyncDir(this.dir);
+    (this as { recoveredTruncatedBytes: number }).recoveredTruncatedBytes = truncated;
+    (this as { openedCleanly: boolean }).openedCleanly = clean;
+  }
+
+  /** `.cleaned` files are abandoned compaction output; `.swap` files are finished output to install. */
+  private completeInterruptedSwaps(): void {
+    for (const name of fs.readdirSync(this.dir)) {
+      const full = path.join(this.dir, name);
+      if (name.endsWith(CLEANED_SUFFIX) || name.endsWith('.tmp')) {
+        fs.rmSync(full, { force: true });
+      } else if (name.endsWith(LOG_SUFFIX + SWAP_SUFFIX)) {
+        const base = name.slice(0, -(LOG_SUFFIX + SWAP_SUFFIX).length);
+        fs.renameSync(full, path.join(this.dir, base + LOG_SUFFIX));
+        // Its indexes describe the old file: rebuild them from the new one.
+        fs.rmSync(path.join(this.dir, base + INDEX_SUFFIX), { force: true });
+        fs.rmSync(path.join(this.dir, base + TIME_INDEX_SUFFIX), { force: true });
+        // A swap is only written after the recovery point passed it; recover it to be sure.
+        this.recoveryPoint = 0;
+        fs.rmSync(path.join(this.dir, RECOVERY_POINT_FILE), { force: true });
+      }
+    }
+  }
+
+  private listSegmentBases(): number[] {
+    const bases: number[] = [];
+    const names = new Set(fs.readdirSync(this.dir));
+    for (const name of names) {
+      const m = /^(\d{20})\.log$/.exec(name);
+      if (m) bases.push(Number(m[1]));
+    }
+    // Index files whose log is gone are leftovers of a deletion interrupted by a crash.
+    for (const name of names) {
+      const m = /^(\d{20})\.(index|timeindex)$/.exec(name);
+      if (m && !names.has(`${m[1]}.log`)) fs.rmSync(path.join(this.dir, name), { force: true });
+    }
+    return bases.sort((a, b) => a - b);
+  }
+
+  private deleteSegmentFiles(base: number): void {
+    for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) fs.rmSync(path.join(this.dir, segmentFileName(base, suffix)), { force: true });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // state
+
+  get logStartOffset(): number {
+    return this._logStartOffset;
+  }
+
+  /** Offset the next appended record gets. */
+  get logEndOffset(): number {
+    return this.activeSegment.nextOffset;
+  }
+
+  /** Offset below which every record is fdatasynced. */
+  get durableEndOffset(): number {
+    return this._durableEndOffset;
+  }
+
+  /** What replication may count toward the high watermark under the configured flush.policy. */
+  get countableEndOffset(): number {
+    return this.config['flush.policy'] === 'fsync' ? this._durableEndOffset : this.logEndOffset;
+  }
+
+  /** Total bytes of all segment files. */
+  get sizeBytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.size;
+    return n;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Base offsets of the segments, ascending. */
+  segmentBaseOffsets(): number[] {
+    return this.segments.map((s) => s.baseOffset);
+  }
+
+  get topicConfig(): Readonly<TopicConfig> {
+    return this.config;
+  }
+
+  /** Applies new topic configs (validated; INVALID_CONFIG on bad input, nothing changed then). */
+  updateConfig(raw: RawConfig): void {
+    this.config = TOPIC_CONFIG.parse(raw);
+  }
+
+  private get activeSegment(): LogSegment {
+    return this.segments[this.segments.length - 1] as LogSegment;
+  }
+
+  private ensureWritable(): void {
+    if (this.closed) throw new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`);
+    if (this.failure) throw this.failure;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // append
+
+  /**
+   * Appends the batches in `records` as the leader: validates them (a bad batch rejects the whole
+   * call and nothing is written), assigns offsets from the log end, and stamps `leaderEpoch`.
+   * Takes ownership of `records`: the batches are stamped in place.
+   */
+  appendAsLeader(records: Buffer, leaderEpoch: number): AppendInfo {
+    this.ensureWritable();
+    const views = this.validate(records);
+    const now = this.clock.nowMs();
+    const logAppendTime = this.config['message.timestamp.type'] === 'LogAppendTime';
+    let next = this.logEndOffset;
+    for (const v of views) {
+      stampBatch(records, v.position, next, leaderEpoch);
+      if (logAppendTime) setLogAppendTime(records, v.position, now);
+      v.header = { ...v.header, baseOffset: next, partitionLeaderEpoch: leaderEpoch, maxTimestamp: logAppendTime ? now : v.header.maxTimestamp };
+      next += v.header.lastOffsetDelta + 1;
+    }
+    this.leaderEpochs.assign(leaderEpoch, this.logEndOffset);
+    return this.write(records, views, logAppendTime ? now : -1);
+  }
+
+  /**
+   * Appends batches replicated from the leader, keeping their offsets and epochs. The first batch
+   * must start at or after the log end (gaps are legal: compacted leaders) and offsets must
+   * increase; otherwise nothing is written and INVALID_RECORD is thrown.
+   */
+  appendAsFollower(records: Buffer): AppendInfo {
+    this.ensureWritable();
+    const views = this.validate(records);
+    let expectAtLeast = this.logEndOffset;
+    for (const v of views) {
+      if (v.header.baseOffset < expectAtLeast) {
+        throw new StrandError('INVALID_RECORD', `replicated batch at offset ${v.header.baseOffset} does not follow the log end ${expectAtLeast}`);
+      }
+      expectAtLeast = v.header.baseOffset + v.header.lastOffsetDelta + 1;
+    }
+    for (const v of views) {
+      const latest = this.leaderEpochs.latest;
+      if (v.header.partitionLeaderEpoch >= 0 && (latest === undefined || v.header.partitionLeaderEpoch > latest.epoch)) {
+        this.leaderEpochs.assign(v.header.partitionLeaderEpoch, v.header.baseOffset);
+      }
+    }
+    return this.write(records, views, -1);
+  }
+
+  private validate(records: Buffer): BatchView[] {
+    const maxBatchBytes = this.config['max.message.bytes'];
+    const views = validateBatches(records, { maxBatchBytes });
+    if (views.length === 0) throw new StrandError('INVALID_RECORD', 'no record batches to append');
+    for (const v of views) {
+      if (v.size > this.config['segment.bytes']) {
+        throw new StrandError('RECORD_LIST_TOO_LARGE', `record batch of ${v.size} bytes exceeds segment.bytes ${this.config['segment.bytes']}`);
+      }
+    }
+    return views;
+  }
+
+  private write(records: Buffer, views: BatchView[], logAppendTimeMs: number): AppendInfo {
+    const now = this.clock.nowMs();
+    const first = views[0] as BatchView;
+    let maxTimestamp = -1;
+    let i = 0;
+    while (i < views.length) {
+      const v = views[i] as BatchView;
+      if (this.shouldRoll(v, now)) this.roll(v.header.baseOffset);
+      const seg = this.activeSegment;
+      // Gather the run of batches that fits the active segment, written with one syscall.
+      let j = i;
+      let runBytes = 0;
+      while (j < views.length) {
+        const w = views[j] as BatchView;
+        if (j > i && seg.wouldOverflow(runBytes + w.size, w.header.baseOffset + w.header.lastOffsetDelta, this.config['segment.bytes'])) break;
+        runBytes += w.size;
+        if (w.header.maxTimestamp > maxTimestamp) maxTimestamp = w.header.maxTimestamp;
+        j++;
+      }
+      const run = views.slice(i, j);
+      const start = (run[0] as BatchView).position;
+      const last = run[run.length - 1] as BatchView;
+      seg.append(records, start, last.position + last.size, run, now);
+      i = j;
+    }
+    const lastView = views[views.length - 1] as BatchView;
+    const info: AppendInfo = {
+      firstOffset: first.header.baseOffset,
+      lastOffset: lastView.header.baseOffset + lastView.header.lastOffsetDelta,
+      batchCount: views.length,
+      maxTimestamp,
+      logAppendTimeMs,
+      bytes: lastView.position + lastView.size - first.position,
+    };
+    if (this.config['flush.policy'] === 'fsync') this.scheduleFlush();
+    return info;
+  }
+
+  private shouldRoll(v: BatchView, now: number): boolean {
+    const seg = this.activeSegment;
+    if (seg.size === 0) return false;
+    if (seg.wouldOverflow(v.size, v.header.baseOffset + v.header.lastOffsetDelta, this.config['segment.bytes'])) return true;
+    return now - seg.firstAppendMs >= this.config['segment.ms'];
+  }
+
+  /** Starts a new active segment at `baseOffset` (>= the log end). */
+  private roll(baseOffset: number): void {
+    const seg = LogSegment.create(this.dir, Math.max(baseOffset, this.logEndOffset), this.segmentConfig());
+    this.segments.push(seg);
+    this.dirDirty = true;
+    // The closed segment (and its indexes) must reach disk before the recovery point passes it.
+    this.scheduleFlush();
+  }
+
+  /** Forces a roll now if the active segment is not empty (used by retention and tests). */
+  rollIfNotEmpty(): void {
+    this.ensureWritable();
+    if (this.activeSegment.size > 0) this.roll(this.logEndOffset);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // durability
+
+  /** Resolves when every offset below `offset` + 1 is durable (fdatasynced). */
+  waitForDurable(offset: number): Promise<void> {
+    if (offset < this._durableEndOffset) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    if (offset >= this.logEndOffset) return Promise.reject(new StrandError('OFFSET_OUT_OF_RANGE', `offset ${offset} is not in the log (end ${this.logEndOffset})`));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ offset, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** Flushes everything appended so far; resolves when it is durable. */
+  async flush(): Promise<void> {
+    if (this.logEndOffset > this._durableEndOffset) await this.waitForDurable(this.logEndOffset - 1);
+    else if (this.flushing) await this.flushing;
+  }
+
+  /** Calls `listener` with the new durable end offset whenever it advances. Returns an unsubscribe. */
+  onDurable(listener: (durableEndOffset: number) => void): () => void {
+    this.durableListeners.add(listener);
+    return () => this.durableListeners.delete(listener);
+  }
+
+  private scheduleFlush(): void {
+    this.flushRequested = true;
+    if (this.flushing || this.closed) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = null;
+    });
+  }
+
+  /** Eager group commit: one fdatasync at a time, each covering everything appended before it. */
+  private async flushLoop(): Promise<void> {
+    while (this.flushRequested && !this.failure) {
+      this.flushRequested = false;
+      const target = this.logEndOffset;
+      const active = this.activeSegment;
+      // Closed segments flush their indexes too: the recovery point is about to pass them.
+      const dirty = this.segments.filter((s) => s.flushedSize < s.size || (s !== active && s.indexesDirty));
+      const dirDirty = this.dirDirty;
+      this.dirDirty = false;
+      this.truncatedDuringFlush = Infinity;
+      try {
+        await Promise.all(dirty.map((s) => s.flush(s !== active)));
+        if (dirDirty) await fsyncDirAsync(this.dir);
+      } catch (e: unknown) {
+        // fsync failures are not retried (the kernel may have dropped the dirty pages: "fsyncgate").
+        this.fail(new StrandError('KAFKA_STORAGE_ERROR', `fdatasync failed in ${this.dir}: ${String(e)}`, { cause: e }));
+        return;
+      }
+      const durable = Math.min(target, this.truncatedDuringFlush, this.logEndOffset);
+      if (durable > this._durableEndOffset) {
+        this._durableEndOffset = durable;
+        this.releaseWaiters();
+        for (const l of this.durableListeners) l(durable);
+      }
+      // The recovery point may pass every leading segment whose data and indexes are on disk.
+      let recoveryPoint = this.activeSegment.baseOffset;
+      for (const s of this.segments) {
+        if (s === this.activeSegment) break;
+        if (s.flushedSize < s.size || s.indexesDirty) {
+          recoveryPoint = s.baseOffset;
+          break;
+        }
+      }
+      recoveryPoint = Math.min(recoveryPoint, this._durableEndOffset);
+      if (recoveryPoint > this.recoveryPoint && !this.closed) this.setRecoveryPoint(recoveryPoint);
+      if (this._durableEndOffset < this.logEndOffset && (this.config['flush.policy'] === 'fsync' || this.waiters.length > 0)) this.flushRequested = true;
+    }
+  }
+
+  private releaseWaiters(): void {
+    const ready = this.waiters.filter((w) => w.offset < this._durableEndOffset);
+    this.waiters = this.waiters.filter((w) => w.offset >= this._durableEndOffset);
+    for (const w of ready) w.resolve();
+  }
+
+  private fail(error: StrandError): void {
+    this.failure = error;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  private setRecoveryPoint(offset: number): void {
+    this.recoveryPoint = offset;
+    writeFileAtomic(path.join(this.dir, RECOVERY_POINT_FILE), `0\n${offset}\n`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // read
+
+  /**
+   * Reads whole batches starting with the one that holds `offset`, up to `maxBytes` (but at least
+   * one batch, however large, as Kafka since KIP-74), from a single segment. Batches whose last
+   * offset reaches `options.maxOffset` are not returned. Throws OFFSET_OUT_OF_RANGE outside
+   * [logStartOffset, logEndOffset], KAFKA_STORAGE_ERROR on corrupt data.
+   */
+  read(offset: number, maxBytes: number, options: ReadOptions = {}): ReadResult {
+    if (this.closed) throw new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`);
+    if (offset < this._logStartOffset || offset > this.logEndOffset) {
+      throw new StrandError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${this._logStartOffset}, ${this.logEndOffset}]`);
+    }
+    const bound = Math.min(options.maxOffset ?? this.logEndOffset, this.logEndOffset);
+    const empty: ReadResult = { records: Buffer.alloc(0), firstOffset: -1, nextOffset: offset, batchCount: 0 };
+    if (offset >= bound) return empty;
+    let i = this.segmentIndexFor(offset);
+    let from = offset;
+    for (; i < this.segments.length; i++) {
+      const seg = this.segments[i] as LogSegment;
+      const { position, header } = seg.positionOf(from);
+      if (header === null) {
+        const next = this.segments[i + 1];
+        if (next === undefined) return empty;
+        from = next.baseOffset;
+        continue;
+      }
+      if (header.baseOffset + header.lastOffsetDelta >= bound) return empty;
+      const firstSize = header.batchLength + LOG_OVERHEAD;
+      const chunk = seg.read(position, Math.max(maxBytes, firstSize));
+      // Keep whole batches below the bound and within maxBytes (the first always).
+      let end = 0;
+      let count = 0;
+      let nextOffset = from;
+      while (end + LOG_OVERHEAD <= chunk.length) {
+        const size = chunk.readInt32BE(end + 8) + LOG_OVERHEAD;
+        if (end + size > chunk.length || (count > 0 && end + size > maxBytes)) break;
+        let h: RecordBatchHeader;
+        try {
+          h = validateBatch(chunk, end);
+        } catch (e: unknown) {
+          throw new StrandError('KAFKA_STORAGE_ERROR', `corrupt batch in ${seg.logFile} at byte ${position + end}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        }
+        const last = h.baseOffset + h.lastOffsetDelta;
+        if (last >= bound) break;
+        end += size;
+        count++;
+        nextOffset = last + 1;
+      }
+      if (count === 0) return empty;
+      return { records: chunk.subarray(0, end), firstOffset: header.baseOffset, nextOffset, batchCount: count };
+    }
+    return empty;
+  }
+
+  /** Index of the segment whose range holds `offset` (the last with base <= offset). */
+  private segmentIndexFor(offset: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.segments[mid] as LogSegment).baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  /**
+   * The first offset whose record timestamp is >= `timestamp` (Kafka's ListOffsets), with that
+   * record's timestamp and its batch's leader epoch; null if no such record. The sentinels
+   * LATEST_TIMESTAMP (-1) and EARLIEST_TIMESTAMP (-2) give the log end and start.
+   */
+  offsetForTimestamp(timestamp: number): TimestampOffset | null {
+    if (timestamp === LATEST_TIMESTAMP) return { offset: this.logEndOffset, timestamp: -1, leaderEpoch: this.leaderEpochs.latest?.epoch ?? -1 };
+    if (timestamp === EARLIEST_TIMESTAMP) return { offset: this._logStartOffset, timestamp: -1, leaderEpoch: this.leaderEpochs.epochAt(this._logStartOffset) };
+    for (const seg of this.segments) {
+      if (seg.maxTimestamp < timestamp || seg.nextOffset <= this._logStartOffset) continue;
+      const startOffset = Math.max(seg.timeIndex.lookup(timestamp), this._logStartOffset, seg.baseOffset);
+      const { position } = seg.positionOf(startOffset);
+      for (const b of seg.scan(position, seg.size, { validate: true })) {
+        if (b.header.maxTimestamp < timestamp) continue;
+        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+        for (const r of batch.records) {
+          if (r.offset >= this._logStartOffset && r.timestamp >= timestamp) return { offset: r.offset, timestamp: r.timestamp, leaderEpoch: batch.partitionLeaderEpoch };
+        }
+      }
+    }
+    return null;
+  }
+
+  /** Where `epoch` ends in this log (OffsetsForLeaderEpoch), for follower truncation. */
+  endOffsetForEpoch(epoch: number): EpochEndOffset {
+    return this.leaderEpochs.endOffsetFor(epoch, this.logEndOffset);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // truncation, deletion, retention
+
+  /**
+   * Removes every batch holding an offset >= `offset` (a follower truncating to the leader's
+   * epoch end). The new log end may be below `offset` if a batch straddled it.
+   * Durability waiters for removed offsets fail with NOT_LEADER_OR_FOLLOWER.
+   */
+  truncateTo(offset: number): void {
+    this.ensureWritable();
+    if (offset >= this.logEndOffset) return;
+    if (offset <= this._logStartOffset) {
+      this.truncateFullyAndStartAt(offset < this._logStartOffset ? this._logStartOffset : offset);
+      return;
+    }
+    while (this.segments.length > 1 && this.activeSegment.baseOffset >= offset) {
+      (this.segments.pop() as LogSegment).delete();
+      this.dirDirty = true;
+    }
+    this.activeSegment.truncateTo(offset);
+    this.afterTruncation();
+  }
+
+  /** Deletes everything and restarts the log at `offset` (a replica too far behind the leader's log start). */
+  truncateFullyAndStartAt(offset: number): void {
+    this.ensureWritable();
+    for (const s of this.segments) s.delete();
+    this.segments = [LogSegment.create(this.dir, offset, this.segmentConfig())];
+    this.dirDirty = true;
+    this._logStartOffset = offset;
+    writeFileAtomic(path.join(this.dir, LOG_START_OFFSET_FILE), `0\n${offset}\n`);
+    this.leaderEpochs.clear();
+    this.afterTruncation();
+    this._durableEndOffset = offset;
+  }
+
+  private afterTruncation(): void {
+    const end = this.logEndOffset;
+    this.leaderEpochs.truncateFromEnd(end);
+    this.truncatedDuringFlush = Math.min(this.truncatedDuringFlush, end);
+    if (this._durableEndOffset > end) this._durableEndOffset = end;
+    if (this.recoveryPoint > end) this.setRecoveryPoint(end);
+    const gone = this.waiters.filter((w) => w.offset >= end);
+    this.waiters = this.waiters.filter((w) => w.offset < end);
+    for (const w of gone) w.reject(new StrandError('NOT_LEADER_OR_FOLLOWER', `offset ${w.offset} was truncated before it became durable`));
+    this.scheduleFlush();
+  }
+
+  /**
+   * Moves the log start to `offset` (Kafka's DeleteRecords) and deletes the segments entirely
+   * below it. OFFSET_OUT_OF_RANGE if `offset` is past the log end.
+   */
+  deleteRecordsBefore(offset: number): void {
+    this.ensureWritable();
+    if (offset > this.logEndOffset) throw new StrandError('OFFSET_OUT_OF_RANGE', `cannot delete records before ${offset}: the log ends at ${this.logEndOffset}`);
+    if (offset <= this._logStartOffset) return;
+    this._logStartOffset = offset;
+    writeFileAtomic(path.join(this.dir, LOG_START_OFFSET_FILE), `0\n${offset}\n`);
+    if (this.activeSegment.nextOffset <= offset && this.activeSegment.size > 0) this.roll(this.logEndOffset);
+    this.deleteLeadingSegments((seg) => seg.nextOffset <= offset);
+    this.leaderEpochs.truncateFromStart(offset);
+  }
+
+  /**
+   * Deletes old segments by `retention.ms` (newest record older than now - retention.ms) and
+   * `retention.bytes` (oldest first while the log stays at or above the limit), never past
+   * `upperBoundOffset` (the high watermark: unreplicated data is never deleted). Only with
+   * `cleanup.policy` containing `delete`. Returns the number of segments deleted.
+   */
+  applyRetention(upperBoundOffset: number = this.logEndOffset): number {
+    this.ensureWritable();
+    if (!this.config['cleanup.policy'].includes('delete')) return 0;
+    const now = this.clock.nowMs();
+    const retentionMs = this.config['retention.ms'];
+    const retentionBytes = this.config['retention.bytes'];
+    const expired = (seg: LogSegment): boolean => retentionMs >= 0 && seg.size > 0 && Math.max(seg.maxTimestamp, 0) < now - retentionMs;
+    // An expired active segment is rolled so it can go too (as Kafka does).
+    const active = this.activeSegment;
+    if (expired(active) && active.nextOffset <= upperBoundOffset) this.roll(this.logEndOffset);
+    let size = this.sizeBytes;
+    const deleted = this.deleteLeadingSegments((seg) => {
+      if (seg.nextOffset > upperBoundOffset) return false;
+      const bySize = retentionBytes >= 0 && size - seg.size >= retentionBytes;
+      if (expired(seg) || bySize) {
+        size -= seg.size;
+        return true;
+      }
+      return false;
+    });
+    if (deleted > 0) {
+      const start = Math.max(this._logStartOffset, (this.segments[0] as LogSegment).baseOffset);
+      if (start !== this._logStartOffset) {
+        this._logStartOffset = start;
+        writeFileAtomic(path.join(this.dir, LOG_START_OFFSET_FILE), `0\n${start}\n`);
+        this.leaderEpochs.truncateFromStart(start);
+      }
+    }
+    return deleted;
+  }
+
+  /** Deletes segments from the front while `pred` holds, never the active one. */
+  private deleteLeadingSegments(pred: (seg: LogSegment) => boolean): number {
+    let n = 0;
+    while (this.segments.length > 1 && pred(this.segments[0] as LogSegment)) {
+      (this.segments.shift() as LogSegment).delete();
+      n++;
+    }
+    if (n > 0) {
+      this.dirDirty = true;
+      this.scheduleFlush();
+    }
+    return n;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // compaction support (see compactor.ts)
+
+  /** The segments before the active one whose offsets all lie below `upperBoundOffset`. */
+  closedSegmentsBelow(upperBoundOffset: number): readonly LogSegment[] {
+    return this.segments.slice(0, -1).filter((s) => s.nextOffset <= upperBoundOffset && s.flushedSize === s.size);
+  }
+
+  /** Whether `seg` is still part of this log (compaction checks before swapping). */
+  holds(seg: LogSegment): boolean {
+    return this.segments.includes(seg);
+  }
+
+  /**
+   * Installs a compacted replacement for `old`: the file `swapFile` (complete and fsynced)
+   * becomes the segment's log. Crash-safe: the `.swap` file is renamed over the original, which a
+   * restart completes if interrupted.
+   */
+  replaceSegment(old: LogSegment, swapFile: string): void {
+    const i = this.segments.indexOf(old);
+    if (i < 0 || i === this.segments.length - 1) throw new Error('replaceSegment: not a closed segment of this log'); // a bug
+    old.close();
+    fs.renameSync(swapFile, old.logFile);
+    fsyncDir(this.dir);
+    const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.config['max.message.bytes']);
+    segment.flushSync();
+    this.segments[i] = segment;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // shutdown
+
+  /** Flushes everything, records a clean shutdown and releases the directory lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.failure) {
+      try {
+        await this.flush();
+      } catch {
+        // The failure is recorded; the clean-shutdown marker is not written below.
+      }
+    }
+    if (this.flushing) await this.flushing;
+    this.closed = true;
+    if (!this.failure) {
+      for (const s of this.segments) s.flushSync();
+      this.setRecoveryPoint(this.logEndOffset);
+      writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+    }
+    for (const s of this.segments) s.close();
+    this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`));
+    this.lock?.release();
+    this.lock = null;
+  }
+
+  /**
+   * Drops the log as a crash would: no flush, no clean-shutdown marker, files closed, lock
+   * released. For crash tests and for abandoning a log directory after an I/O failure.
+   */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.segments) s.close();
+    this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} was abandoned`));
+    this.lock?.release();
+    this.lock = null;
+  }
+}
+
+function readOffsetCheckpoint(file: string): number | undefined {
+  const text = readFileIfExists(file);
+  if (text === undefined) return undefined;
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const v = Number(lines[1]);
+  if (lines[0] !== '0' || !Number.isSafeInteger(v) || v < 0) {
+    throw new StrandError('KAFKA_STORAGE_ERROR', `malformed checkpoint file ${file}`);
+  }
+  return v;
+}
+
+function fsyncDirAsync(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(dir, 'r', (err, fd) => {
+      if (err) return reject(err);
+      fs.fsync(fd, (err2) => {
+        fs.close(fd, () => (err2 ? reject(err2) : resolve()));
+      });
+    });
+  });
+}
+

@@ -1,0 +1,354 @@
+/**
+ * One segment of a partition log: `<base>.log` (RecordBatch v2 bytes, back to back, exactly as
+ * they arrived) with its sparse `<base>.index` and `<base>.timeindex`.
+ *
+ * File names are the base offset zero-padded to 20 digits, as Kafka's. Writes are synchronous
+ * (`writeSync` into the page cache takes microseconds for a batch and keeps append order trivially
+ * correct); fdatasync is asynchronous and driven by the log's group commit.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, StrandError, readBatchHeader, validateBatch, type RecordBatchHeader } from '@strand/protocol';
+import { OffsetIndex, TimeIndex } from './indexes';
+
+export const LOG_SUFFIX = '.log';
+export const INDEX_SUFFIX = '.index';
+export const TIME_INDEX_SUFFIX = '.timeindex';
+/** A compacted segment being written; deleted on open (the original is intact). */
+export const CLEANED_SUFFIX = '.cleaned';
+/** A compacted segment ready to replace the original; an interrupted swap is completed on open. */
+export const SWAP_SUFFIX = '.swap';
+
+/** `00000000000000000042` for 42. */
+export function segmentFileName(baseOffset: number, suffix: string): string {
+  return `${String(baseOffset).padStart(20, '0')}${suffix}`;
+}
+
+/** Chunk size used when scanning a segment file for batches. */
+const SCAN_CHUNK_BYTES = 1024 * 1024;
+
+export interface SegmentConfig {
+  /** `index.interval.bytes`: log bytes between two offset index entries. */
+  indexIntervalBytes: number;
+  /** `segment.index.bytes` / 8: offset index capacity; the segment rolls when full. */
+  maxIndexEntries: number;
+}
+
+/** A batch located in a segment file. */
+export interface ScannedBatch {
+  position: number;
+  size: number;
+  header: RecordBatchHeader;
+  /** The batch bytes; only valid until the scan moves on. */
+  bytes: Buffer;
+}
+
+export class LogSegment {
+  readonly logFile: string;
+  private fd: number;
+  readonly index: OffsetIndex;
+  readonly timeIndex: TimeIndex;
+  /** Bytes in the log file. */
+  size = 0;
+  /** Bytes known to be fdatasynced. */
+  flushedSize = 0;
+  /** Offset after the last batch (baseOffset when empty). */
+  nextOffset: number;
+  /** Largest record timestamp in the segment, -1 when empty. */
+  maxTimestamp = -1;
+  private offsetOfMaxTimestamp = -1;
+  private bytesSinceIndexEntry = 0;
+  /** Wall-clock ms when the segment got its first batch (for `segment.ms`), -1 when empty. */
+  firstAppendMs = -1;
+  /** Index entries were written since the indexes were last fdatasynced. */
+  indexesDirty = false;
+  /** Flushes in flight; the fd is not closed until they finish. */
+  private flushesInFlight = 0;
+  private closeRequested = false;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly baseOffset: number,
+    private readonly config: SegmentConfig,
+    logFile: string,
+  ) {
+    this.logFile = logFile;
+    this.fd = fs.openSync(logFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    this.index = new OffsetIndex(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
+    this.timeIndex = new TimeIndex(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
+    this.nextOffset = baseOffset;
+  }
+
+  /** Creates an empty segment (truncating leftovers of a previous one with the same base). */
+  static create(dir: string, baseOffset: number, config: SegmentConfig): LogSegment {
+    const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
+    fs.ftruncateSync(seg.fd, 0);
+    seg.index.reset();
+    seg.timeIndex.reset();
+    return seg;
+  }
+
+  /**
+   * Opens an existing segment. With `recover`, every batch is validated (length, magic, CRC) and
+   * the file truncated at the first invalid one; indexes are rebuilt. Without, the indexes are
+   * loaded (and rebuilt only if they fail their sanity check) and the last batch is located.
+   * Returns the segment and the number of bytes truncated.
+   */
+  static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, maxBatchBytes: number): { segment: LogSegment; truncatedBytes: number } {
+    const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
+    seg.size = fs.fstatSync(seg.fd).size;
+    seg.flushedSize = seg.size;
+    let truncatedBytes = 0;
+    if (recover || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
+      truncatedBytes = seg.recover(maxBatchBytes);
+    } else {
+      seg.restoreTailState();
+    }
+    return { segment: seg, truncatedBytes };
+  }
+
+  /**
+   * Validates every batch from the start, rebuilding indexes and in-memory state; truncates the
+   * file at the first torn or corrupt batch. Returns the number of bytes removed.
+   */
+  recover(maxBatchBytes: number): number {
+    this.index.reset();
+    this.timeIndex.reset();
+    this.resetTailState();
+    let validEnd = 0;
+    for (const b of this.scan(0, this.size, { validate: true, maxBatchBytes, stopAtInvalid: true })) {
+      if (b.header.baseOffset < this.nextOffset) break; // offsets must increase: treat as corruption
+      this.track(b.header, b.position, b.size);
+      validEnd = b.position + b.size;
+    }
+    const truncated = this.size - validEnd;
+    if (truncated > 0) {
+      fs.ftruncateSync(this.fd, validEnd);
+      this.size = validEnd;
+      this.flushedSize = Math.min(this.flushedSize, validEnd);
+    }
+    return truncated;
+  }
+
+  /** Rebuilds nextOffset/maxTimestamp from the last indexed position to the end (no CRC check). */
+  private restoreTailState(): void {
+    this.resetTailState();
+    // The time index tells the max timestamp up to its last entry; the tail after the last
+    // offset index entry is scanned to find the true end.
+    const lastTs = this.timeIndex.lastTimestamp;
+    if (lastTs >= 0) {
+      this.maxTimestamp = lastTs;
+      this.offsetOfMaxTimestamp = this.timeIndex.lookup(lastTs + 1);
+    }
+    const start = this.index.entryCount > 0 ? this.index.lookup(Number.MAX_SAFE_INTEGER) : 0;
+    for (const b of this.scan(start, this.size, { validate: false })) {
+      this.nextOffset = b.header.baseOffset + b.header.lastOffsetDelta + 1;
+      if (b.header.maxTimestamp > this.maxTimestamp) {
+        this.maxTimestamp = b.header.maxTimestamp;
+        this.offsetOfMaxTimestamp = b.header.baseOffset;
+      }
+      if (this.firstAppendMs < 0) this.firstAppendMs = b.header.maxTimestamp;
+    }
+    if (this.size > 0 && this.firstAppendMs < 0) this.firstAppendMs = fs.fstatSync(this.fd).mtimeMs;
+  }
+
+  private resetTailState(): void {
+    this.indexesDirty = true;
+    this.nextOffset = this.baseOffset;
+    this.maxTimestamp = -1;
+    this.offsetOfMaxTimestamp = -1;
+    this.bytesSinceIndexEntry = 0;
+    this.firstAppendMs = -1;
+  }
+
+  /** Updates indexes and in-memory state for a batch written at `position`. */
+  private track(header: RecordBatchHeader, position: number, size: number): void {
+    if (header.maxTimestamp > this.maxTimestamp) {
+      this.maxTimestamp = header.maxTimestamp;
+      this.offsetOfMaxTimestamp = header.baseOffset;
+    }
+    // Index entries every index.interval.bytes (and for the first batch). The time entry records
+    // the largest timestamp so far and the batch that first reached it, as Kafka's does.
+    if (position === 0 || this.bytesSinceIndexEntry >= this.config.indexIntervalBytes) {
+      if (!this.index.isFull) this.index.append(header.baseOffset, position);
+      this.indexesDirty = true;
+      if (this.maxTimestamp >= 0 && !this.timeIndex.isFull) this.timeIndex.maybeAppend(this.maxTimestamp, this.offsetOfMaxTimestamp);
+      this.bytesSinceIndexEntry = 0;
+    }
+    this.bytesSinceIndexEntry += size;
+    this.nextOffset = header.baseOffset + header.lastOffsetDelta + 1;
+  }
+
+  /**
+   * Appends validated batches (`bytes[start, end)`, whose headers are given) at the end of the
+   * file. The caller has checked offsets and sizes.
+   */
+  append(bytes: Buffer, start: number, end: number, headers: readonly { position: number; size: number; header: RecordBatchHeader }[], nowMs: number): void {
+    const position = this.size;
+    let written = 0;
+    while (written < end - start) {
+      written += fs.writeSync(this.fd, bytes, start + written, end - start - written, position + written);
+    }
+    for (const h of headers) this.track(h.header, position + (h.position - start), h.size);
+    this.size += end - start;
+    if (this.firstAppendMs < 0) this.firstAppendMs = nowMs;
+  }
+
+  /** True if `size` more bytes or offsets up to `lastOffset` do not fit this segment. */
+  wouldOverflow(size: number, lastOffset: number, segmentBytes: number): boolean {
+    if (this.size === 0) return lastOffset - this.baseOffset > 0x7fffffff;
+    return this.size + size > segmentBytes || this.index.isFull || this.timeIndex.isFull || lastOffset - this.baseOffset > 0x7fffffff;
+  }
+
+  /** Reads `length` bytes at `position` (fewer at the end of the file). */
+  read(position: number, length: number): Buffer {
+    const len = Math.max(0, Math.min(length, this.size - position));
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const n = fs.readSync(this.fd, buf, got, len - got, position + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === len ? buf : buf.subarray(0, got);
+  }
+
+  /**
+   * Iterates over the batches in [from, to). With `validate`, checks each batch (length, magic,
+   * CRC); an invalid batch ends the scan when `stopAtInvalid`, else throws KAFKA_STORAGE_ERROR.
+   */
+  *scan(from: number, to: number, options: { validate: boolean; maxBatchBytes?: number; stopAtInvalid?: boolean }): Generator<ScannedBatch> {
+    let pos = from;
+    let chunk: Buffer = Buffer.alloc(0);
+    let chunkStart = from;
+    while (pos < to) {
+      // Make sure the chunk holds the 12-byte length prefix, then the whole batch.
+      if (pos + LOG_OVERHEAD > chunkStart + chunk.length) {
+        chunk = this.read(pos, Math.min(SCAN_CHUNK_BYTES, to - pos));
+        chunkStart = pos;
+        if (chunk.length < LOG_OVERHEAD) {
+          if (options.stopAtInvalid) return;
+          throw this.corruptAt(pos, 'torn batch length prefix');
+        }
+      }
+      const rel = pos - chunkStart;
+      const batchLength = chunk.readInt32BE(rel + 8);
+      const size = batchLength + LOG_OVERHEAD;
+      const tooBig = options.maxBatchBytes !== undefined && size > Math.max(options.maxBatchBytes, SCAN_CHUNK_BYTES) * 4;
+      if (size < RECORD_BATCH_OVERHEAD || pos + size > to || tooBig) {
+        if (options.stopAtInvalid) return;
+        throw this.corruptAt(pos, `batch length ${batchLength} is invalid`);
+      }
+      if (rel + size > chunk.length) {
+        chunk = this.read(pos, Math.max(size, Math.min(SCAN_CHUNK_BYTES, to - pos)));
+        chunkStart = pos;
+        if (chunk.length < size) {
+          if (options.stopAtInvalid) return;
+          throw this.corruptAt(pos, 'torn batch');
+        }
+      }
+      const r = pos - chunkStart;
+      const bytes = chunk.subarray(r, r + size);
+      let header: RecordBatchHeader;
+      if (options.validate) {
+        try {
+          header = validateBatch(bytes, 0);
+        } catch (e: unknown) {
+          if (options.stopAtInvalid) return;
+          throw this.corruptAt(pos, e instanceof Error ? e.message : String(e));
+        }
+      } else {
+        header = readBatchHeader(bytes, 0);
+      }
+      yield { position: pos, size, header, bytes };
+      pos += size;
+    }
+  }
+
+  private corruptAt(position: number, why: string): StrandError {
+    return new StrandError('KAFKA_STORAGE_ERROR', `corrupt data in ${this.logFile} at byte ${position}: ${why}`);
+  }
+
+  /** Position of the first batch whose last offset is >= `offset`, or `size` if none. */
+  positionOf(offset: number): { position: number; header: RecordBatchHeader | null } {
+    const start = this.index.lookup(offset);
+    for (const b of this.scan(start, this.size, { validate: false })) {
+      if (b.header.baseOffset + b.header.lastOffsetDelta >= offset) return { position: b.position, header: b.header };
+    }
+    return { position: this.size, header: null };
+  }
+
+  /**
+   * Removes every batch containing an offset >= `offset`. Returns the new next offset (the base
+   * of the first removed batch, which can be below `offset` when a batch straddles it).
+   */
+  truncateTo(offset: number): number {
+    const { position } = this.positionOf(offset);
+    if (position >= this.size) return this.nextOffset;
+    fs.ftruncateSync(this.fd, position);
+    this.size = position;
+    this.flushedSize = Math.min(this.flushedSize, position);
+    // Recompute the tail from what remains (the truncated batch may have held the max timestamp).
+    this.index.reset();
+    this.timeIndex.reset();
+    this.resetTailState();
+    for (const b of this.scan(0, this.size, { validate: false })) this.track(b.header, b.position, b.size);
+    if (this.size > 0 && this.firstAppendMs < 0) this.firstAppendMs = this.maxTimestamp;
+    return this.nextOffset;
+  }
+
+  /** fdatasyncs the log file (and indexes when `withIndexes`); returns the size covered. */
+  async flush(withIndexes: boolean): Promise<number> {
+    if (this.closed) return this.flushedSize;
+    const target = this.size;
+    this.flushesInFlight++;
+    if (withIndexes) this.indexesDirty = false;
+    try {
+      await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+      if (withIndexes) await Promise.all([this.index.flush(), this.timeIndex.flush()]);
+    } catch (e: unknown) {
+      if (withIndexes) this.indexesDirty = true;
+      throw e;
+    } finally {
+      this.flushesInFlight--;
+      if (this.flushesInFlight === 0 && this.closeRequested) this.doClose();
+    }
+    // A truncation during the flush may have shrunk the file: only what remains counts.
+    this.flushedSize = Math.max(this.flushedSize, Math.min(target, this.size));
+    return this.flushedSize;
+  }
+
+  flushSync(): void {
+    if (this.closed) return;
+    fs.fdatasyncSync(this.fd);
+    this.index.flushSync();
+    this.timeIndex.flushSync();
+    this.flushedSize = this.size;
+    this.indexesDirty = false;
+  }
+
+  /** Closes the files (after in-flight flushes finish). */
+  close(): void {
+    this.closeRequested = true;
+    if (this.flushesInFlight === 0) this.doClose();
+  }
+
+  private doClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+    this.index.close();
+    this.timeIndex.close();
+  }
+
+  /** Closes and removes the segment's files. */
+  delete(): void {
+    this.close();
+    for (const f of [this.logFile, this.index.file, this.timeIndex.file]) fs.rmSync(f, { force: true });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
