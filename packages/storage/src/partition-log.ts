@@ -42,7 +42,7 @@ import { systemClock, type Clock } from './clock';
 import { DirectoryLock } from './dir-lock';
 import { fsyncDir, readFileIfExists, writeFileAtomic } from './files';
 import { LeaderEpochCache, type EpochEndOffset } from './leader-epoch-cache';
-import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type SegmentConfig } from './segment';
+import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type BatchAcceptor, type SegmentConfig } from './segment';
 
 export const RECOVERY_POINT_FILE = 'recovery-point-offset-checkpoint';
 export const LOG_START_OFFSET_FILE = 'log-start-offset-checkpoint';
@@ -153,6 +153,23 @@ export class PartitionLog {
     }
   }
 
+  /**
+   * Recovery's check of the fields outside the CRC. Without compaction, offsets are contiguous;
+   * with it, gaps are legal but offsets still increase. A stamped epoch must be the one the
+   * leader-epoch cache (always written before the batch) holds for that offset.
+   */
+  private batchAcceptor(): BatchAcceptor {
+    const contiguous = !this.config['cleanup.policy'].includes('compact');
+    const epochs = this.leaderEpochs;
+    return (h, expected) => {
+      if (contiguous ? h.baseOffset !== expected : h.baseOffset < expected) return false;
+      // Batches below the first cached epoch start (the log start moved into a segment) cannot be checked.
+      const first = epochs.list()[0];
+      if (h.partitionLeaderEpoch >= 0 && first !== undefined && h.baseOffset >= first.startOffset && epochs.epochAt(h.baseOffset) !== h.partitionLeaderEpoch) return false;
+      return true;
+    };
+  }
+
   private segmentConfig(): SegmentConfig {
     return { indexIntervalBytes: this.config['index.interval.bytes'], maxIndexEntries: Math.max(1, Math.floor(this.config['segment.index.bytes'] / 8)) };
   }
@@ -170,7 +187,7 @@ export class PartitionLog {
       const nextBase = bases[i + 1];
       // A segment needs recovery if it may hold offsets at or past the recovery point.
       const recover = !clean && (nextBase === undefined || nextBase > this.recoveryPoint);
-      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.config['max.message.bytes']);
+      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.config['max.message.bytes'], this.batchAcceptor());
       this.segments.push(segment);
       truncated += truncatedBytes;
       if (truncatedBytes > 0) {
@@ -303,6 +320,10 @@ export class PartitionLog {
    */
   appendAsLeader(records: Buffer, leaderEpoch: number): AppendInfo {
     this.ensureWritable();
+    const latestEpoch = this.leaderEpochs.latest?.epoch ?? -1;
+    if (leaderEpoch < latestEpoch) {
+      throw new StrandError('FENCED_LEADER_EPOCH', `leader epoch ${leaderEpoch} is older than epoch ${latestEpoch} already in the log`);
+    }
     const views = this.validate(records);
     const now = this.clock.nowMs();
     const logAppendTime = this.config['message.timestamp.type'] === 'LogAppendTime';
@@ -744,7 +765,7 @@ export class PartitionLog {
     old.close();
     fs.renameSync(swapFile, old.logFile);
     fsyncDir(this.dir);
-    const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.config['max.message.bytes']);
+    const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.config['max.message.bytes'], this.batchAcceptor());
     segment.flushSync();
     this.segments[i] = segment;
   }

@@ -34,6 +34,16 @@ export interface SegmentConfig {
   maxIndexEntries: number;
 }
 
+/**
+ * Decides during recovery whether a CRC-valid batch fits the log: its offsets and epoch are not
+ * covered by the CRC, so a flipped bit there is only caught by checking them against what the
+ * log expects (`expectedOffset` is where the previous batch ended).
+ */
+export type BatchAcceptor = (header: RecordBatchHeader, expectedOffset: number) => boolean;
+
+/** Offsets must increase (gaps allowed: compacted logs). */
+export const acceptIncreasing: BatchAcceptor = (h, expected) => h.baseOffset >= expected;
+
 /** A batch located in a segment file. */
 export interface ScannedBatch {
   position: number;
@@ -95,13 +105,13 @@ export class LogSegment {
    * loaded (and rebuilt only if they fail their sanity check) and the last batch is located.
    * Returns the segment and the number of bytes truncated.
    */
-  static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, maxBatchBytes: number): { segment: LogSegment; truncatedBytes: number } {
+  static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, maxBatchBytes: number, accept: BatchAcceptor = acceptIncreasing): { segment: LogSegment; truncatedBytes: number } {
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
     seg.size = fs.fstatSync(seg.fd).size;
     seg.flushedSize = seg.size;
     let truncatedBytes = 0;
     if (recover || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
-      truncatedBytes = seg.recover(maxBatchBytes);
+      truncatedBytes = seg.recover(maxBatchBytes, accept);
     } else {
       seg.restoreTailState();
     }
@@ -112,13 +122,14 @@ export class LogSegment {
    * Validates every batch from the start, rebuilding indexes and in-memory state; truncates the
    * file at the first torn or corrupt batch. Returns the number of bytes removed.
    */
-  recover(maxBatchBytes: number): number {
+  recover(maxBatchBytes: number, accept: BatchAcceptor = acceptIncreasing): number {
     this.index.reset();
     this.timeIndex.reset();
     this.resetTailState();
     let validEnd = 0;
     for (const b of this.scan(0, this.size, { validate: true, maxBatchBytes, stopAtInvalid: true })) {
-      if (b.header.baseOffset < this.nextOffset) break; // offsets must increase: treat as corruption
+      // baseOffset and partitionLeaderEpoch lie outside the CRC: check them against the log.
+      if (!accept(b.header, this.nextOffset) || b.header.baseOffset + b.header.lastOffsetDelta - this.baseOffset > 0x7fffffff) break;
       this.track(b.header, b.position, b.size);
       validEnd = b.position + b.size;
     }
