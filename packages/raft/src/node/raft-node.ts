@@ -1,0 +1,554 @@
+// RaftNode: the driver around the pure core. It owns the loop — ticks from a monotonic clock,
+// inbound messages, proposals and reads are fed to the core; each Ready is handled in the only
+// safe order: persist (durably), then send, then apply, then advance (Raft figure 2: persistent
+// state is on stable storage before responding to RPCs).
+//
+// Throughput comes from batching, not from concurrency: while one Ready is being persisted,
+// every proposal that arrives waits in a queue, and the next loop turn hands all of them to the
+// core in one propose() call, so they become one append, one level batch and one fsync.
+
+import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { ProgressStatus, RaftConfig, RaftCore, RaftInitialState, bootstrapState, joinerState, ProposeResult } from '../core/raft';
+import { SeededRng } from '../core/rng';
+import { ConfChange, ConfChangeType, EntryType, Message, NodeId, Ready, Role, SoftState } from '../core/types';
+import { LogStorage } from '../storage/log-storage';
+import { Transport } from '../transport/transport';
+import { NodeStoppedError, NotLeaderError, OverloadedError, ProposalDroppedError } from './errors';
+
+/** The application's replicated state machine. */
+export interface StateMachine {
+  /**
+   * Apply a committed command. Commands arrive in log order, once per process life; after a
+   * restart they are replayed from the last snapshot, so apply must be deterministic.
+   */
+  apply(index: number, data: Uint8Array): void;
+  /** Serialize the state as of the last applied index. */
+  snapshot(): Uint8Array;
+  /** Replace the state with a snapshot taken at `index`. */
+  restore(data: Uint8Array, index: number): void;
+}
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  readonly storage: LogStorage;
+  readonly transport: Transport;
+  readonly stateMachine: StateMachine;
+  /** Initial voters when the storage is empty. Omit to start as a node that will be added (as a learner). */
+  readonly bootstrapVoters?: readonly NodeId[];
+  /** Length of one tick in ms (monotonic clock). Default 50. */
+  readonly tickMs?: number;
+  /** Election timeout in ticks (randomized in [n, 2n)). Default 10 (500-1000 ms with 50 ms ticks). */
+  readonly electionTicks?: number;
+  /** Heartbeat interval in ticks. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Take a snapshot and compact the log every this many applied entries. Default 10_000. */
+  readonly snapshotEveryEntries?: number;
+  /** Proposals waiting to enter the log, and proposals waiting to be applied. Default 100_000. */
+  readonly maxPendingProposals?: number;
+  /** Proposals handed to the core in one append. Default 8192. */
+  readonly maxProposalsPerBatch?: number;
+  /** Largest proposal in bytes. Default 1 MiB. */
+  readonly maxProposalBytes?: number;
+  /** Inbound messages queued while a Ready is being handled. Default 100_000. */
+  readonly maxInboxMessages?: number;
+  /** Reads waiting for a read index or for apply. Default 10_000. */
+  readonly maxPendingReads?: number;
+  /** A proposal or read not settled within this is rejected (outcome unknown). Default 10_000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Seed of the core's PRNG (election jitter). Default: random. */
+  readonly seed?: number;
+  /** Extra core options (inflight window, message sizes...). */
+  readonly core?: Partial<Omit<RaftConfig, 'id' | 'rng' | 'electionTicks' | 'heartbeatTicks'>>;
+}
+
+export interface NodeStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly snapshotIndex: number;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** Leader only: each member's replication progress. */
+  readonly progress: Readonly<Record<NodeId, ProgressStatus>>;
+}
+
+export type LeaderChangeListener = (s: SoftState) => void;
+
+interface ProposalWaiter {
+  readonly resolve: (index: number) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadline: number;
+}
+
+interface QueuedProposal extends ProposalWaiter {
+  readonly data: Uint8Array;
+}
+
+interface QueuedConfChange extends ProposalWaiter {
+  readonly cc: ConfChange;
+}
+
+interface AppliedWaiter extends ProposalWaiter {
+  readonly term: number;
+}
+
+interface ReadWaiter {
+  readonly resolve: (index: number) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadline: number;
+  index: number;
+}
+
+function settleWith<T extends { reject: (e: Error) => void }>(items: Iterable<T>, e: Error): void {
+  for (const w of items) w.reject(e);
+}
+
+export class RaftNode {
+  readonly id: NodeId;
+  private core: RaftCore | null = null;
+  private readonly opts: RaftNodeOptions;
+  private readonly tickMs: number;
+  private readonly electionTicks: number;
+  private readonly snapshotEvery: number;
+  private readonly maxPending: number;
+  private readonly maxBatch: number;
+  private readonly maxProposalBytes: number;
+  private readonly maxInbox: number;
+  private readonly maxReads: number;
+  private readonly timeoutMs: number;
+
+  private inbox: Message[] = [];
+  private proposals: QueuedProposal[] = [];
+  private confChanges: QueuedConfChange[] = [];
+  private transfers: NodeId[] = [];
+  private readsQueued: ReadWaiter[] = [];
+  private readonly readsByRequest = new Map<number, ReadWaiter>();
+  private readsAwaitingApply: ReadWaiter[] = [];
+  private readonly appliedWaiters = new Map<number, AppliedWaiter>();
+  private readSeq = 0;
+  private pendingTicks = 0;
+  private ticksDone = 0;
+  private startedAt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private fatal: unknown = null;
+  private applied = 0;
+  private softState: SoftState = { role: Role.Follower, leader: '', term: 0 };
+  private readonly listeners = new Set<LeaderChangeListener>();
+  /** Counters for status and benchmarks. */
+  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0 };
+
+  constructor(opts: RaftNodeOptions) {
+    this.opts = opts;
+    this.id = opts.id;
+    const int = (name: string, v: number | undefined, d: number): number => {
+      const x = v ?? d;
+      if (!Number.isSafeInteger(x) || x <= 0) throw new Error(`raft node: ${name} must be a positive integer, got ${x}`);
+      return x;
+    };
+    this.tickMs = int('tickMs', opts.tickMs, 50);
+    this.electionTicks = int('electionTicks', opts.electionTicks, 10);
+    this.snapshotEvery = int('snapshotEveryEntries', opts.snapshotEveryEntries, 10_000);
+    this.maxPending = int('maxPendingProposals', opts.maxPendingProposals, 100_000);
+    this.maxBatch = int('maxProposalsPerBatch', opts.maxProposalsPerBatch, 8192);
+    this.maxProposalBytes = int('maxProposalBytes', opts.maxProposalBytes, 1 << 20);
+    this.maxInbox = int('maxInboxMessages', opts.maxInboxMessages, 100_000);
+    this.maxReads = int('maxPendingReads', opts.maxPendingReads, 10_000);
+    this.timeoutMs = int('requestTimeoutMs', opts.requestTimeoutMs, 10_000);
+  }
+
+  /** Load (or bootstrap) durable state, restore the state machine, start ticking. */
+  async start(): Promise<void> {
+    if (this.core !== null) throw new Error('raft node: already started');
+    let init: RaftInitialState | null = await this.opts.storage.load();
+    if (init === null) {
+      init = this.opts.bootstrapVoters !== undefined ? bootstrapState(this.opts.bootstrapVoters) : joinerState();
+      await this.opts.storage.save({ hardState: init.hardState, snapshot: init.snapshot, entries: init.entries });
+    }
+    if (init.snapshot.meta.index > 0) this.opts.stateMachine.restore(init.snapshot.data, init.snapshot.meta.index);
+    this.applied = init.snapshot.meta.index;
+    this.core = new RaftCore(
+      {
+        ...this.opts.core,
+        id: this.id,
+        electionTicks: this.electionTicks,
+        heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+        rng: new SeededRng(this.opts.seed ?? randomInt(0, 2 ** 31)),
+      },
+      init,
+    );
+    this.softState = this.core.softState();
+    this.opts.transport.onMessage((m) => this.receive(m));
+    this.startedAt = performance.now();
+    this.timer = setInterval(() => this.onTimer(), this.tickMs);
+    this.wake();
+  }
+
+  /** Stop ticking and processing; pending requests are rejected. Storage and transport stay open (the caller owns them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    if (this.running !== null) await this.running;
+    this.rejectAll(new NodeStoppedError('raft node stopped'));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Application API
+
+  /**
+   * Replicate `data` and resolve with its log index once it is committed and applied here.
+   * Rejects with NotLeaderError (carrying the leader hint) on a follower, OverloadedError when
+   * too many proposals are pending, ProposalDroppedError when leadership changed before it was
+   * applied (its outcome is then unknown).
+   */
+  propose(data: Uint8Array): Promise<number> {
+    const err = this.admit();
+    if (err !== null) return Promise.reject(err);
+    if (data.byteLength === 0) return Promise.reject(new Error('raft node: empty proposal'));
+    if (data.byteLength > this.maxProposalBytes) return Promise.reject(new OverloadedError(`proposal of ${data.byteLength} bytes exceeds ${this.maxProposalBytes}`));
+    if (this.proposals.length + this.appliedWaiters.size >= this.maxPending) return Promise.reject(new OverloadedError(`${this.maxPending} proposals pending`));
+    return new Promise<number>((resolve, reject) => {
+      this.proposals.push({ data, resolve, reject, deadline: performance.now() + this.timeoutMs });
+      this.wake();
+    });
+  }
+
+  /**
+   * Linearizable read barrier (ReadIndex, thesis §6.4): resolves with an index once this
+   * node's state machine has applied everything committed before the call. Reading the state
+   * machine right after it resolves is linearizable. Works on followers too.
+   */
+  readBarrier(): Promise<number> {
+    const err = this.admit();
+    if (err !== null) return Promise.reject(err);
+    if (this.readsByRequest.size + this.readsQueued.length + this.readsAwaitingApply.length >= this.maxReads) {
+      return Promise.reject(new OverloadedError(`${this.maxReads} reads pending`));
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.readsQueued.push({ resolve, reject, deadline: performance.now() + this.timeoutMs, index: 0 });
+      this.wake();
+    });
+  }
+
+  /** Add a learner, promote a caught-up learner, or remove a member; resolves when applied. */
+  changeMembership(cc: ConfChange): Promise<number> {
+    const err = this.admit();
+    if (err !== null) return Promise.reject(err);
+    return new Promise<number>((resolve, reject) => {
+      this.confChanges.push({ cc, resolve, reject, deadline: performance.now() + this.timeoutMs });
+      this.wake();
+    });
+  }
+
+  addLearner(id: NodeId): Promise<number> {
+    return this.changeMembership({ type: ConfChangeType.AddLearner, nodeId: id });
+  }
+
+  promoteLearner(id: NodeId): Promise<number> {
+    return this.changeMembership({ type: ConfChangeType.AddVoter, nodeId: id });
+  }
+
+  removeMember(id: NodeId): Promise<number> {
+    return this.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
+  }
+
+  /** Ask the leader to hand leadership to `to` (thesis §3.10). Watch onLeaderChange for the result. */
+  transferLeadership(to: NodeId): void {
+    if (this.admit() !== null) return;
+    if (this.transfers.length < 16) this.transfers.push(to);
+    this.wake();
+  }
+
+  /** Listen for role, leader and term changes. Returns an unsubscribe function. */
+  onLeaderChange(listener: LeaderChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  status(): NodeStatus {
+    const core = this.core;
+    if (core === null) throw new Error('raft node: not started');
+    const cs = core.confState();
+    return {
+      id: this.id,
+      role: core.role,
+      term: core.term,
+      leader: core.leader,
+      commit: core.log.committed,
+      applied: this.applied,
+      lastIndex: core.log.lastIndex(),
+      snapshotIndex: core.log.snapshot.meta.index,
+      voters: cs.voters,
+      learners: cs.learners,
+      progress: Object.fromEntries(core.progress()),
+    };
+  }
+
+  get isLeader(): boolean {
+    return this.core?.role === Role.Leader;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Inputs
+
+  private admit(): Error | null {
+    if (this.fatal !== null) return new NodeStoppedError('raft node failed', this.fatal);
+    if (this.stopped || this.core === null) return new NodeStoppedError('raft node not running');
+    return null;
+  }
+
+  private receive(m: Message): void {
+    if (this.stopped || m.to !== this.id) return;
+    if (this.inbox.length >= this.maxInbox) {
+      // Raft tolerates loss; a bounded inbox protects the process when the loop falls behind.
+      this.metrics.droppedInbound++;
+      return;
+    }
+    this.inbox.push(m);
+    this.wake();
+  }
+
+  private onTimer(): void {
+    // Count ticks from the monotonic clock, not from timer callbacks, so a late timer does not
+    // stretch timeouts. After a long stall, at most one election timeout of ticks is replayed.
+    const due = Math.floor((performance.now() - this.startedAt) / this.tickMs);
+    const n = due - this.ticksDone;
+    if (n <= 0) return;
+    this.ticksDone = due;
+    this.pendingTicks = Math.min(this.pendingTicks + n, this.electionTicks);
+    this.expireRequests();
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.running === null) {
+        this.running = this.loop().finally(() => {
+          this.running = null;
+        });
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The loop
+
+  private async loop(): Promise<void> {
+    const core = this.core;
+    if (core === null) return;
+    try {
+      while (!this.stopped) {
+        this.feed(core);
+        if (!core.hasReady()) break;
+        const rd = core.ready();
+        await this.handleReady(rd);
+        core.advance();
+        this.afterApply();
+        await this.maybeSnapshot(core);
+      }
+    } catch (e: unknown) {
+      // A failed write leaves us unsure what is durable: fail-stop is the only safe answer.
+      this.fatal = e;
+      this.stopped = true;
+      if (this.timer !== null) clearInterval(this.timer);
+      this.rejectAll(new NodeStoppedError('raft node failed', e));
+    }
+  }
+
+  private feed(core: RaftCore): void {
+    for (; this.pendingTicks > 0; this.pendingTicks--) core.tick();
+    if (this.inbox.length > 0) {
+      const inbox = this.inbox;
+      this.inbox = [];
+      for (const m of inbox) core.step(m);
+    }
+    while (this.proposals.length > 0) {
+      const batch = this.proposals.length <= this.maxBatch ? this.proposals : this.proposals.slice(0, this.maxBatch);
+      this.proposals = this.proposals.length <= this.maxBatch ? [] : this.proposals.slice(this.maxBatch);
+      const res = core.propose(batch.map((p) => p.data));
+      this.metrics.proposalBatches++;
+      if (res.ok) batch.forEach((p, i) => this.appliedWaiters.set(res.firstIndex + i, { resolve: p.resolve, reject: p.reject, deadline: p.deadline, term: res.term }));
+      else settleWith(batch, this.refusal(res));
+    }
+    if (this.confChanges.length > 0) {
+      const ccs = this.confChanges;
+      this.confChanges = [];
+      for (const c of ccs) {
+        const res = core.proposeConfChange(c.cc);
+        if (res.ok) this.appliedWaiters.set(res.firstIndex, { resolve: c.resolve, reject: c.reject, deadline: c.deadline, term: res.term });
+        else c.reject(this.refusal(res));
+      }
+    }
+    if (this.readsQueued.length > 0 && (core.role === Role.Leader || core.leader !== '')) {
+      // Reads wait here (bounded by their deadline) while no leader is known: a read is always
+      // safe to retry, so there is no reason to fail it during an election.
+      const reads = this.readsQueued;
+      this.readsQueued = [];
+      for (const r of reads) {
+        const id = ++this.readSeq;
+        if (core.readIndex(id)) this.readsByRequest.set(id, r);
+        else this.readsQueued.push(r);
+      }
+    }
+    for (const to of this.transfers) core.transferLeadership(to);
+    this.transfers = [];
+  }
+
+  private refusal(res: ProposeResult): Error {
+    if (res.ok) throw new Error('refusal of an accepted proposal');
+    switch (res.reason) {
+      case 'not-leader':
+      case 'transferring':
+        return new NotLeaderError(res.leader, res.detail);
+      case 'overloaded':
+        return new OverloadedError(res.detail);
+      case 'conf-change-pending':
+      case 'invalid':
+        return new Error(`raft node: ${res.detail}`);
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    this.metrics.readies++;
+    // 1. Persist: one atomic, synced batch.
+    if (rd.hardState !== null || rd.snapshot !== null || rd.entries.length > 0) {
+      await this.opts.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries });
+      this.metrics.saves++;
+      this.metrics.entriesPersisted += rd.entries.length;
+    }
+    // 2. Send.
+    if (rd.messages.length > 0) {
+      this.opts.transport.send(rd.messages);
+      this.metrics.messagesSent += rd.messages.length;
+    }
+    // 3. Apply.
+    const sm = this.opts.stateMachine;
+    if (rd.snapshot !== null) {
+      sm.restore(rd.snapshot.data, rd.snapshot.meta.index);
+      this.applied = rd.snapshot.meta.index;
+      // Proposals at or below the snapshot were decided elsewhere; we cannot tell how.
+      for (const [idx, w] of this.appliedWaiters) {
+        if (idx > this.applied) break;
+        w.reject(new ProposalDroppedError('replaced by a snapshot; outcome unknown'));
+        this.appliedWaiters.delete(idx);
+      }
+    }
+    for (const e of rd.committedEntries) {
+      if (e.type === EntryType.Normal && e.data.byteLength > 0) sm.apply(e.index, e.data);
+      this.applied = e.index;
+      this.metrics.applied++;
+      const w = this.appliedWaiters.get(e.index);
+      if (w !== undefined) {
+        this.appliedWaiters.delete(e.index);
+        if (w.term === e.term) w.resolve(e.index);
+        else w.reject(new ProposalDroppedError(`entry ${e.index} was overwritten by term ${e.term}`));
+      }
+    }
+    for (const rs of rd.readStates) {
+      const r = this.readsByRequest.get(rs.requestId);
+      if (r === undefined) continue;
+      this.readsByRequest.delete(rs.requestId);
+      r.index = rs.index;
+      this.readsAwaitingApply.push(r);
+    }
+    if (rd.softState !== null) this.onSoftState(rd.softState);
+  }
+
+  private afterApply(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const still: ReadWaiter[] = [];
+    for (const r of this.readsAwaitingApply) {
+      if (r.index <= this.applied) r.resolve(r.index);
+      else still.push(r);
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  private onSoftState(s: SoftState): void {
+    const was = this.softState;
+    this.softState = s;
+    if (was.role === Role.Leader && s.role !== Role.Leader) {
+      // Our uncommitted proposals may or may not survive under the next leader.
+      const e = new ProposalDroppedError(`leadership lost (term ${s.term}); outcome unknown`);
+      settleWith(this.appliedWaiters.values(), e);
+      this.appliedWaiters.clear();
+    }
+    if (was.leader !== s.leader || was.term !== s.term) {
+      // Reads routed to the old leader will never be answered: ask the new one.
+      for (const r of this.readsByRequest.values()) this.readsQueued.push(r);
+      this.readsByRequest.clear();
+    }
+    for (const l of this.listeners) {
+      try {
+        l(s);
+      } catch {
+        // A listener's failure is its own; it must not stop the node.
+      }
+    }
+  }
+
+  private async maybeSnapshot(core: RaftCore): Promise<void> {
+    if (this.applied - core.log.snapshot.meta.index < this.snapshotEvery) return;
+    if (core.log.applied !== this.applied) return;
+    const snap = core.compact(this.opts.stateMachine.snapshot());
+    await this.opts.storage.compact(snap);
+  }
+
+  private expireRequests(): void {
+    const now = performance.now();
+    const e = (): ProposalDroppedError => new ProposalDroppedError(`not settled within ${this.timeoutMs} ms; outcome unknown`);
+    // Waiters are in index order, so deadlines are (nearly) increasing: stop at the first live one.
+    for (const [idx, w] of this.appliedWaiters) {
+      if (w.deadline > now) break;
+      w.reject(e());
+      this.appliedWaiters.delete(idx);
+    }
+    for (const [id, r] of this.readsByRequest) {
+      if (r.deadline > now) break;
+      r.reject(e());
+      this.readsByRequest.delete(id);
+    }
+    if (this.readsQueued.length > 0 && (this.readsQueued[0]?.deadline ?? Infinity) <= now) {
+      const keep: ReadWaiter[] = [];
+      for (const r of this.readsQueued) {
+        if (r.deadline <= now) r.reject(new NotLeaderError(this.core?.leader ?? '', `no leader answered within ${this.timeoutMs} ms`));
+        else keep.push(r);
+      }
+      this.readsQueued = keep;
+    }
+    if (this.readsAwaitingApply.length > 0 && (this.readsAwaitingApply[0]?.deadline ?? Infinity) <= now) {
+      const keep: ReadWaiter[] = [];
+      for (const r of this.readsAwaitingApply) {
+        if (r.deadline <= now) r.reject(e());
+        else keep.push(r);
+      }
+      this.readsAwaitingApply = keep;
+    }
+  }
+
+  private rejectAll(e: Error): void {
+    settleWith(this.proposals, e);
+    this.proposals = [];
+    settleWith(this.confChanges, e);
+    this.confChanges = [];
+    settleWith(this.appliedWaiters.values(), e);
+    this.appliedWaiters.clear();
+    settleWith(this.readsQueued, e);
+    this.readsQueued = [];
+    settleWith(this.readsByRequest.values(), e);
+    this.readsByRequest.clear();
+    settleWith(this.readsAwaitingApply, e);
+    this.readsAwaitingApply = [];
+  }
+}

@@ -1,0 +1,48 @@
+// How a RaftNode reaches its peers. Sends are fire-and-forget: Raft tolerates loss, so a
+// transport drops (and counts) rather than blocks when a peer is slow or down, and the core's
+// retries (heartbeats, probes) recover. Every queue inside a transport is bounded.
+
+import { Message, NodeId } from '../core/types';
+
+export interface Transport {
+  /** Queue messages for their peers; never throws for an unreachable peer. */
+  send(messages: readonly Message[]): void;
+  /** Register the handler for inbound messages (one handler; later calls replace it). */
+  onMessage(handler: (m: Message) => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * In-process network for tests: delivers asynchronously (setImmediate) so a node never
+ * re-enters itself, and lets a test cut links.
+ */
+export class MemoryNetwork {
+  private readonly handlers = new Map<NodeId, (m: Message) => void>();
+  private readonly cuts = new Set<string>();
+
+  transport(id: NodeId): Transport {
+    return {
+      send: (messages) => {
+        for (const m of messages) {
+          if (this.cuts.has(`${m.from}>${m.to}`) || this.cuts.has(`*>${m.to}`) || this.cuts.has(`${m.from}>*`)) continue;
+          setImmediate(() => this.handlers.get(m.to)?.(m));
+        }
+      },
+      onMessage: (h) => {
+        this.handlers.set(id, h);
+      },
+      close: async () => {
+        this.handlers.delete(id);
+      },
+    };
+  }
+
+  isolate(id: NodeId): void {
+    this.cuts.add(`*>${id}`);
+    this.cuts.add(`${id}>*`);
+  }
+
+  heal(): void {
+    this.cuts.clear();
+  }
+}

@@ -1,0 +1,187 @@
+// RaftNode (src/node/raft-node.ts) end to end in one process: three nodes on MemoryStorage and
+// the in-memory network with short ticks. Checks election and leader-change events, propose
+// resolving with the applied index, NotLeaderError with a leader hint on followers, batching of
+// concurrent proposals, the ReadIndex barrier on leader and follower, restart from storage,
+// snapshot + compaction catching up a new learner, and status(). Waits are on events and
+// promises, each bounded by a timeout.
+
+import { Role, SoftState } from '../../src/core/types';
+import { NotLeaderError } from '../../src/node/errors';
+import { RaftNode, StateMachine } from '../../src/node/raft-node';
+import { MemoryStorage } from '../../src/storage/log-storage';
+import { MemoryNetwork } from '../../src/transport/transport';
+
+class ListMachine implements StateMachine {
+  items: string[] = [];
+  lastIndex = 0;
+  apply(index: number, data: Uint8Array): void {
+    this.items.push(new TextDecoder().decode(data));
+    this.lastIndex = index;
+  }
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(JSON.stringify(this.items));
+  }
+  restore(data: Uint8Array, index: number): void {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(data));
+    this.items = Array.isArray(parsed) ? parsed.map(String) : [];
+    this.lastIndex = index;
+  }
+}
+
+interface Member {
+  node: RaftNode;
+  sm: ListMachine;
+  storage: MemoryStorage;
+}
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** Resolves with the first node that reports itself leader. */
+function leaderOf(members: readonly Member[], ms = 5000): Promise<RaftNode> {
+  const now = members.find((m) => m.node.isLeader);
+  if (now !== undefined) return Promise.resolve(now.node);
+  const unsubs: Array<() => void> = [];
+  const p = new Promise<RaftNode>((resolve) => {
+    for (const m of members) unsubs.push(m.node.onLeaderChange((s: SoftState) => s.role === Role.Leader && resolve(m.node)));
+  });
+  return withTimeout(p, ms, 'a leader').finally(() => unsubs.forEach((u) => u()));
+}
+
+class Cluster {
+  readonly net = new MemoryNetwork();
+  readonly members = new Map<string, Member>();
+  constructor(readonly ids: string[], readonly snapshotEveryEntries = 10_000) {}
+
+  async start(id: string, storage = new MemoryStorage(), bootstrap = true): Promise<Member> {
+    const sm = new ListMachine();
+    const node = new RaftNode({
+      id,
+      storage,
+      transport: this.net.transport(id),
+      stateMachine: sm,
+      ...(bootstrap ? { bootstrapVoters: this.ids } : {}),
+      tickMs: 10,
+      electionTicks: 10,
+      snapshotEveryEntries: this.snapshotEveryEntries,
+      seed: id.charCodeAt(id.length - 1),
+    });
+    await node.start();
+    const m = { node, sm, storage };
+    this.members.set(id, m);
+    return m;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const m of this.members.values()) await m.node.stop();
+  }
+
+  list(): Member[] {
+    return [...this.members.values()];
+  }
+}
+
+describe('RaftNode', () => {
+  let c: Cluster;
+  afterEach(async () => {
+    await c.stopAll();
+  });
+
+  test('elects a leader, applies proposals everywhere, and refuses proposals on followers with a hint', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    const idx = await withTimeout(leader.propose(enc('hello')), 5000, 'propose');
+    expect(idx).toBeGreaterThan(3);
+    const follower = c.list().find((m) => m.node !== leader)!;
+    await expect(follower.node.propose(enc('nope'))).rejects.toBeInstanceOf(NotLeaderError);
+    await follower.node.propose(enc('nope')).catch((e: unknown) => {
+      expect(e instanceof NotLeaderError && e.leaderHint).toBe(leader.id);
+      expect(e instanceof NotLeaderError && e.retriable).toBe(true);
+    });
+    // A follower's read barrier waits until it has applied the leader's commit index.
+    const ri = await withTimeout(follower.node.readBarrier(), 5000, 'follower read barrier');
+    expect(ri).toBeGreaterThanOrEqual(idx);
+    expect(follower.sm.items).toContain('hello');
+    const st = leader.status();
+    expect(st.role).toBe(Role.Leader);
+    expect(st.applied).toBeGreaterThanOrEqual(idx);
+    expect(Object.keys(st.progress).sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  test('many concurrent proposals are batched into few appends and all apply in order', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    const before = leader.metrics.saves;
+    const n = 2000;
+    const idxs = await withTimeout(Promise.all(Array.from({ length: n }, (_, i) => leader.propose(enc(`p${i}`)))), 10_000, 'proposals');
+    for (let i = 1; i < n; i++) expect(idxs[i]).toBe((idxs[i - 1] ?? 0) + 1);
+    expect(leader.metrics.saves - before).toBeLessThan(n / 10);
+    await withTimeout(leader.readBarrier(), 5000, 'read barrier');
+    for (const m of c.list()) {
+      await withTimeout(m.node.readBarrier(), 5000, 'read barrier');
+      expect(m.sm.items.filter((x) => x.startsWith('p')).length).toBe(n);
+    }
+  });
+
+  test('a restarted node reloads its log from storage and replays it', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    for (let i = 0; i < 10; i++) await withTimeout(leader.propose(enc(`r${i}`)), 5000, 'propose');
+    const victim = c.list().find((m) => m.node !== leader)!;
+    await victim.node.stop();
+    const again = await c.start(victim.node.id, victim.storage);
+    await withTimeout(again.node.readBarrier(), 5000, 'read barrier after restart');
+    expect(again.sm.items.filter((x) => x.startsWith('r'))).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
+  });
+
+  test('compaction and a new learner caught up by snapshot, then promoted to voter', async () => {
+    c = new Cluster(['a', 'b', 'c'], 20);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    for (let i = 0; i < 50; i++) await withTimeout(leader.propose(enc(`s${i}`)), 5000, 'propose');
+    expect(leader.status().snapshotIndex).toBeGreaterThan(20);
+    const d = await c.start('d', new MemoryStorage(), false);
+    await withTimeout(leader.addLearner('d'), 5000, 'add learner');
+    const idx = await withTimeout(leader.propose(enc('after-join')), 5000, 'propose');
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (d.sm.lastIndex >= idx) resolve();
+          else setImmediate(check);
+        };
+        check();
+      }),
+      5000,
+      'learner catch-up',
+    );
+    expect(d.sm.items).toContain('s0');
+    expect(d.sm.items).toContain('after-join');
+    await withTimeout(leader.promoteLearner('d'), 5000, 'promote');
+    expect(leader.status().voters).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  test('leadership transfer emits leader-change events', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    const target = c.list().find((m) => m.node !== leader)!.node;
+    const changed = withTimeout(
+      new Promise<SoftState>((resolve) => target.onLeaderChange((s) => s.role === Role.Leader && resolve(s))),
+      5000,
+      'transfer',
+    );
+    leader.transferLeadership(target.id);
+    const s = await changed;
+    expect(s.leader).toBe(target.id);
+  });
+});
