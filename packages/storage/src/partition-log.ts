@@ -465,6 +465,9 @@ export class PartitionLog {
     if (this.flushing || this.closed) return;
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = null;
+      // A request that arrived after the loop's last check (e.g. from a waiter it just resolved)
+      // must not be lost.
+      if (this.flushRequested && !this.failure && !this.closed) this.scheduleFlush();
     });
   }
 

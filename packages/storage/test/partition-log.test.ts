@@ -177,6 +177,16 @@ describe('durability', () => {
     await log.close();
   });
 
+  it('one append at a time, each awaited, never stalls (a flush request racing the loop end)', async () => {
+    const log = PartitionLog.open(tempDir());
+    for (let i = 0; i < 30; i++) {
+      const info = log.appendAsLeader(batch(`s${i}`), 0);
+      await log.waitForDurable(info.lastOffset);
+      expect(log.durableEndOffset).toBe(i + 1);
+    }
+    await log.close();
+  });
+
   it('page-cache policy counts appends at once and still flushes on demand', async () => {
     const log = PartitionLog.open(tempDir(), { config: { 'flush.policy': 'page-cache' } });
     log.appendAsLeader(batch('a', 3), 0);
