@@ -569,6 +569,618 @@ export const descriptor = {
        }
       }
      }
+    },
+    "metadata": {
+     "nested": {
+      "Int32List": {
+       "fields": {
+        "values": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 1
+        }
+       }
+      },
+      "ClusterRecord": {
+       "fields": {
+        "clusterId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "cluster_id"
+        }
+       }
+      },
+      "BrokerEndpointRecord": {
+       "fields": {
+        "listener": {
+         "type": "string",
+         "id": 1
+        },
+        "host": {
+         "type": "string",
+         "id": 2
+        },
+        "port": {
+         "type": "int32",
+         "id": 3
+        }
+       }
+      },
+      "RegisterBrokerRecord": {
+       "oneofs": {
+        "_rack": {
+         "oneof": [
+          "rack"
+         ]
+        }
+       },
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "incarnationId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "incarnation_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "broker_epoch"
+        },
+        "endpoints": {
+         "rule": "repeated",
+         "type": "BrokerEndpointRecord",
+         "id": 4
+        },
+        "rack": {
+         "type": "string",
+         "id": 5,
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "fenced": {
+         "type": "bool",
+         "id": 6
+        },
+        "inControlledShutdown": {
+         "type": "bool",
+         "id": 7,
+         "protoName": "in_controlled_shutdown"
+        },
+        "previousShutdownClean": {
+         "type": "bool",
+         "id": 8,
+         "protoName": "previous_shutdown_clean"
+        }
+       }
+      },
+      "UnregisterBrokerRecord": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        }
+       }
+      },
+      "FenceBrokerRecord": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        }
+       }
+      },
+      "UnfenceBrokerRecord": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        }
+       }
+      },
+      "BrokerControlledShutdownRecord": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        }
+       }
+      },
+      "TopicRecord": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "topicId": {
+         "type": "bytes",
+         "id": 2,
+         "protoName": "topic_id"
+        }
+       }
+      },
+      "PartitionRecord": {
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        },
+        "partition": {
+         "type": "int32",
+         "id": 2
+        },
+        "replicas": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 3
+        },
+        "isr": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 4
+        },
+        "leader": {
+         "type": "int32",
+         "id": 5
+        },
+        "leaderEpoch": {
+         "type": "int32",
+         "id": 6,
+         "protoName": "leader_epoch"
+        },
+        "partitionEpoch": {
+         "type": "int32",
+         "id": 7,
+         "protoName": "partition_epoch"
+        },
+        "addingReplicas": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 8,
+         "protoName": "adding_replicas"
+        },
+        "removingReplicas": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 9,
+         "protoName": "removing_replicas"
+        }
+       }
+      },
+      "PartitionChangeRecord": {
+       "oneofs": {
+        "_leader": {
+         "oneof": [
+          "leader"
+         ]
+        }
+       },
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        },
+        "partition": {
+         "type": "int32",
+         "id": 2
+        },
+        "leader": {
+         "type": "int32",
+         "id": 3,
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "isr": {
+         "type": "Int32List",
+         "id": 4
+        },
+        "replicas": {
+         "type": "Int32List",
+         "id": 5
+        },
+        "addingReplicas": {
+         "type": "Int32List",
+         "id": 6,
+         "protoName": "adding_replicas"
+        },
+        "removingReplicas": {
+         "type": "Int32List",
+         "id": 7,
+         "protoName": "removing_replicas"
+        }
+       }
+      },
+      "ConfigResourceType": {
+       "values": {
+        "CONFIG_RESOURCE_UNKNOWN": 0,
+        "CONFIG_RESOURCE_TOPIC": 2,
+        "CONFIG_RESOURCE_BROKER": 4
+       }
+      },
+      "ConfigRecord": {
+       "oneofs": {
+        "_value": {
+         "oneof": [
+          "value"
+         ]
+        }
+       },
+       "fields": {
+        "resourceType": {
+         "type": "ConfigResourceType",
+         "id": 1,
+         "protoName": "resource_type"
+        },
+        "resourceName": {
+         "type": "string",
+         "id": 2,
+         "protoName": "resource_name"
+        },
+        "name": {
+         "type": "string",
+         "id": 3
+        },
+        "value": {
+         "type": "string",
+         "id": 4,
+         "options": {
+          "proto3_optional": true
+         }
+        }
+       }
+      },
+      "RemoveTopicRecord": {
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        }
+       }
+      },
+      "ProducerIdsRecord": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        },
+        "nextProducerId": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "next_producer_id"
+        }
+       }
+      },
+      "MetadataRecord": {
+       "oneofs": {
+        "record": {
+         "oneof": [
+          "cluster",
+          "registerBroker",
+          "unregisterBroker",
+          "fenceBroker",
+          "unfenceBroker",
+          "controlledShutdown",
+          "topic",
+          "partition",
+          "partitionChange",
+          "config",
+          "removeTopic",
+          "producerIds"
+         ]
+        }
+       },
+       "fields": {
+        "cluster": {
+         "type": "ClusterRecord",
+         "id": 1
+        },
+        "registerBroker": {
+         "type": "RegisterBrokerRecord",
+         "id": 2,
+         "protoName": "register_broker"
+        },
+        "unregisterBroker": {
+         "type": "UnregisterBrokerRecord",
+         "id": 3,
+         "protoName": "unregister_broker"
+        },
+        "fenceBroker": {
+         "type": "FenceBrokerRecord",
+         "id": 4,
+         "protoName": "fence_broker"
+        },
+        "unfenceBroker": {
+         "type": "UnfenceBrokerRecord",
+         "id": 5,
+         "protoName": "unfence_broker"
+        },
+        "controlledShutdown": {
+         "type": "BrokerControlledShutdownRecord",
+         "id": 6,
+         "protoName": "controlled_shutdown"
+        },
+        "topic": {
+         "type": "TopicRecord",
+         "id": 7
+        },
+        "partition": {
+         "type": "PartitionRecord",
+         "id": 8
+        },
+        "partitionChange": {
+         "type": "PartitionChangeRecord",
+         "id": 9,
+         "protoName": "partition_change"
+        },
+        "config": {
+         "type": "ConfigRecord",
+         "id": 10
+        },
+        "removeTopic": {
+         "type": "RemoveTopicRecord",
+         "id": 11,
+         "protoName": "remove_topic"
+        },
+        "producerIds": {
+         "type": "ProducerIdsRecord",
+         "id": 12,
+         "protoName": "producer_ids"
+        }
+       }
+      },
+      "MetadataRecordBatch": {
+       "fields": {
+        "records": {
+         "rule": "repeated",
+         "type": "MetadataRecord",
+         "id": 1
+        }
+       }
+      },
+      "MetadataSnapshot": {
+       "fields": {
+        "offset": {
+         "type": "int64",
+         "id": 1
+        },
+        "records": {
+         "rule": "repeated",
+         "type": "MetadataRecord",
+         "id": 2
+        }
+       }
+      }
+     }
+    },
+    "raft": {
+     "nested": {
+      "Raft": {
+       "methods": {
+        "Send": {
+         "requestType": "RaftMessageBatch",
+         "requestStream": true,
+         "responseType": "RaftSendAck"
+        }
+       }
+      },
+      "RaftEntryType": {
+       "values": {
+        "RAFT_ENTRY_NORMAL": 0,
+        "RAFT_ENTRY_CONF_CHANGE": 1
+       }
+      },
+      "RaftMessageType": {
+       "values": {
+        "RAFT_MESSAGE_UNSPECIFIED": 0,
+        "RAFT_MESSAGE_APP": 1,
+        "RAFT_MESSAGE_APP_RESP": 2,
+        "RAFT_MESSAGE_VOTE": 3,
+        "RAFT_MESSAGE_VOTE_RESP": 4,
+        "RAFT_MESSAGE_PRE_VOTE": 5,
+        "RAFT_MESSAGE_PRE_VOTE_RESP": 6,
+        "RAFT_MESSAGE_HEARTBEAT": 7,
+        "RAFT_MESSAGE_HEARTBEAT_RESP": 8,
+        "RAFT_MESSAGE_SNAP": 9,
+        "RAFT_MESSAGE_SNAP_RESP": 10,
+        "RAFT_MESSAGE_TIMEOUT_NOW": 11,
+        "RAFT_MESSAGE_PROP": 12,
+        "RAFT_MESSAGE_READ_INDEX": 13,
+        "RAFT_MESSAGE_READ_INDEX_RESP": 14,
+        "RAFT_MESSAGE_TRANSFER_LEADER": 15
+       }
+      },
+      "RaftEntry": {
+       "fields": {
+        "index": {
+         "type": "uint64",
+         "id": 1
+        },
+        "term": {
+         "type": "uint64",
+         "id": 2
+        },
+        "type": {
+         "type": "RaftEntryType",
+         "id": 3
+        },
+        "data": {
+         "type": "bytes",
+         "id": 4
+        }
+       }
+      },
+      "RaftConfState": {
+       "fields": {
+        "voters": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 1
+        },
+        "learners": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "RaftSnapshotMeta": {
+       "fields": {
+        "index": {
+         "type": "uint64",
+         "id": 1
+        },
+        "term": {
+         "type": "uint64",
+         "id": 2
+        },
+        "confState": {
+         "type": "RaftConfState",
+         "id": 3,
+         "protoName": "conf_state"
+        }
+       }
+      },
+      "RaftSnapshotChunk": {
+       "fields": {
+        "meta": {
+         "type": "RaftSnapshotMeta",
+         "id": 1
+        },
+        "offset": {
+         "type": "uint64",
+         "id": 2
+        },
+        "totalBytes": {
+         "type": "uint64",
+         "id": 3,
+         "protoName": "total_bytes"
+        },
+        "data": {
+         "type": "bytes",
+         "id": 4
+        }
+       }
+      },
+      "RaftMessage": {
+       "fields": {
+        "type": {
+         "type": "RaftMessageType",
+         "id": 1
+        },
+        "from": {
+         "type": "string",
+         "id": 2
+        },
+        "to": {
+         "type": "string",
+         "id": 3
+        },
+        "term": {
+         "type": "uint64",
+         "id": 4
+        },
+        "logTerm": {
+         "type": "uint64",
+         "id": 5,
+         "protoName": "log_term"
+        },
+        "index": {
+         "type": "uint64",
+         "id": 6
+        },
+        "entries": {
+         "rule": "repeated",
+         "type": "RaftEntry",
+         "id": 7
+        },
+        "commit": {
+         "type": "uint64",
+         "id": 8
+        },
+        "reject": {
+         "type": "bool",
+         "id": 9
+        },
+        "rejectHint": {
+         "type": "uint64",
+         "id": 10,
+         "protoName": "reject_hint"
+        },
+        "context": {
+         "type": "uint64",
+         "id": 11
+        },
+        "snapshot": {
+         "type": "RaftSnapshotChunk",
+         "id": 12
+        }
+       }
+      },
+      "RaftMessageBatch": {
+       "fields": {
+        "from": {
+         "type": "string",
+         "id": 1
+        },
+        "clusterId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "cluster_id"
+        },
+        "messages": {
+         "rule": "repeated",
+         "type": "RaftMessage",
+         "id": 3
+        }
+       }
+      },
+      "RaftSendAck": {
+       "fields": {
+        "accepted": {
+         "type": "uint64",
+         "id": 1
+        }
+       }
+      }
+     }
     }
    }
   }
