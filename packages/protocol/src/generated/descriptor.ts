@@ -570,6 +570,915 @@ export const descriptor = {
       }
      }
     },
+    "controller": {
+     "nested": {
+      "Controller": {
+       "methods": {
+        "RegisterBroker": {
+         "requestType": "RegisterBrokerRequest",
+         "responseType": "RegisterBrokerResponse"
+        },
+        "BrokerHeartbeat": {
+         "requestType": "BrokerHeartbeatRequest",
+         "responseType": "BrokerHeartbeatResponse"
+        },
+        "AlterPartition": {
+         "requestType": "AlterPartitionRequest",
+         "responseType": "AlterPartitionResponse"
+        },
+        "AllocateProducerIds": {
+         "requestType": "AllocateProducerIdsRequest",
+         "responseType": "AllocateProducerIdsResponse"
+        },
+        "CreateTopics": {
+         "requestType": "CreateTopicsRequest",
+         "responseType": "CreateTopicsResponse"
+        },
+        "DeleteTopics": {
+         "requestType": "DeleteTopicsRequest",
+         "responseType": "DeleteTopicsResponse"
+        },
+        "CreatePartitions": {
+         "requestType": "CreatePartitionsRequest",
+         "responseType": "CreatePartitionsResponse"
+        },
+        "DescribeConfigs": {
+         "requestType": "DescribeConfigsRequest",
+         "responseType": "DescribeConfigsResponse"
+        },
+        "IncrementalAlterConfigs": {
+         "requestType": "IncrementalAlterConfigsRequest",
+         "responseType": "IncrementalAlterConfigsResponse"
+        },
+        "ElectLeaders": {
+         "requestType": "ElectLeadersRequest",
+         "responseType": "ElectLeadersResponse"
+        },
+        "DescribeCluster": {
+         "requestType": "DescribeClusterRequest",
+         "responseType": "DescribeClusterResponse"
+        },
+        "FetchMetadata": {
+         "requestType": "FetchMetadataRequest",
+         "responseType": "MetadataDelta",
+         "responseStream": true
+        }
+       }
+      },
+      "RegisterBrokerRequest": {
+       "oneofs": {
+        "_rack": {
+         "oneof": [
+          "rack"
+         ]
+        }
+       },
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "incarnationId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "incarnation_id"
+        },
+        "endpoints": {
+         "rule": "repeated",
+         "type": "strand.metadata.BrokerEndpointRecord",
+         "id": 3
+        },
+        "rack": {
+         "type": "string",
+         "id": 4,
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "clusterId": {
+         "type": "string",
+         "id": 5,
+         "protoName": "cluster_id"
+        },
+        "previousShutdownClean": {
+         "type": "bool",
+         "id": 6,
+         "protoName": "previous_shutdown_clean"
+        }
+       }
+      },
+      "RegisterBrokerResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "broker_epoch"
+        },
+        "clusterId": {
+         "type": "string",
+         "id": 4,
+         "protoName": "cluster_id"
+        }
+       }
+      },
+      "BrokerHeartbeatRequest": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        },
+        "currentMetadataOffset": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "current_metadata_offset"
+        },
+        "wantShutDown": {
+         "type": "bool",
+         "id": 4,
+         "protoName": "want_shut_down"
+        }
+       }
+      },
+      "BrokerHeartbeatResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "isCaughtUp": {
+         "type": "bool",
+         "id": 3,
+         "protoName": "is_caught_up"
+        },
+        "isFenced": {
+         "type": "bool",
+         "id": 4,
+         "protoName": "is_fenced"
+        },
+        "shouldShutDown": {
+         "type": "bool",
+         "id": 5,
+         "protoName": "should_shut_down"
+        }
+       }
+      },
+      "AlterPartitionItem": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "leaderEpoch": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "leader_epoch"
+        },
+        "partitionEpoch": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "partition_epoch"
+        },
+        "newIsr": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 4,
+         "protoName": "new_isr"
+        }
+       }
+      },
+      "AlterPartitionTopic": {
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "AlterPartitionItem",
+         "id": 2
+        }
+       }
+      },
+      "AlterPartitionRequest": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "AlterPartitionTopic",
+         "id": 3
+        }
+       }
+      },
+      "AlterPartitionResult": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 3,
+         "protoName": "error_message"
+        },
+        "leader": {
+         "type": "int32",
+         "id": 4
+        },
+        "leaderEpoch": {
+         "type": "int32",
+         "id": 5,
+         "protoName": "leader_epoch"
+        },
+        "isr": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 6
+        },
+        "partitionEpoch": {
+         "type": "int32",
+         "id": 7,
+         "protoName": "partition_epoch"
+        }
+       }
+      },
+      "AlterPartitionTopicResult": {
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "AlterPartitionResult",
+         "id": 2
+        }
+       }
+      },
+      "AlterPartitionResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "AlterPartitionTopicResult",
+         "id": 3
+        }
+       }
+      },
+      "AllocateProducerIdsRequest": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        }
+       }
+      },
+      "AllocateProducerIdsResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "producerIdStart": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "producer_id_start"
+        },
+        "producerIdLen": {
+         "type": "int32",
+         "id": 4,
+         "protoName": "producer_id_len"
+        }
+       }
+      },
+      "ConfigEntry": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "value": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "ReplicaAssignment": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "brokerIds": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 2,
+         "protoName": "broker_ids"
+        }
+       }
+      },
+      "CreatableTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "numPartitions": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "num_partitions"
+        },
+        "replicationFactor": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "replication_factor"
+        },
+        "assignments": {
+         "rule": "repeated",
+         "type": "ReplicaAssignment",
+         "id": 4
+        },
+        "configs": {
+         "rule": "repeated",
+         "type": "ConfigEntry",
+         "id": 5
+        }
+       }
+      },
+      "CreateTopicsRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "CreatableTopic",
+         "id": 1
+        },
+        "validateOnly": {
+         "type": "bool",
+         "id": 2,
+         "protoName": "validate_only"
+        }
+       }
+      },
+      "CreateTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "topicId": {
+         "type": "bytes",
+         "id": 2,
+         "protoName": "topic_id"
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 4,
+         "protoName": "error_message"
+        },
+        "numPartitions": {
+         "type": "int32",
+         "id": 5,
+         "protoName": "num_partitions"
+        },
+        "replicationFactor": {
+         "type": "int32",
+         "id": 6,
+         "protoName": "replication_factor"
+        }
+       }
+      },
+      "CreateTopicsResponse": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "CreateTopicResult",
+         "id": 1
+        }
+       }
+      },
+      "DeleteTopicsRequest": {
+       "fields": {
+        "names": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "TopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 3,
+         "protoName": "error_message"
+        }
+       }
+      },
+      "DeleteTopicsResponse": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "TopicResult",
+         "id": 1
+        }
+       }
+      },
+      "CreatePartitionsTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "count": {
+         "type": "int32",
+         "id": 2
+        },
+        "assignments": {
+         "rule": "repeated",
+         "type": "ReplicaAssignment",
+         "id": 3
+        }
+       }
+      },
+      "CreatePartitionsRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "CreatePartitionsTopic",
+         "id": 1
+        },
+        "validateOnly": {
+         "type": "bool",
+         "id": 2,
+         "protoName": "validate_only"
+        }
+       }
+      },
+      "CreatePartitionsResponse": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "TopicResult",
+         "id": 1
+        }
+       }
+      },
+      "ConfigResource": {
+       "fields": {
+        "type": {
+         "type": "strand.metadata.ConfigResourceType",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "keys": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 3
+        }
+       }
+      },
+      "DescribeConfigsRequest": {
+       "fields": {
+        "resources": {
+         "rule": "repeated",
+         "type": "ConfigResource",
+         "id": 1
+        }
+       }
+      },
+      "ConfigSource": {
+       "values": {
+        "CONFIG_SOURCE_UNKNOWN": 0,
+        "CONFIG_SOURCE_DYNAMIC": 1,
+        "CONFIG_SOURCE_DEFAULT": 5
+       }
+      },
+      "DescribedConfig": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "value": {
+         "type": "string",
+         "id": 2
+        },
+        "source": {
+         "type": "ConfigSource",
+         "id": 3
+        },
+        "isDefault": {
+         "type": "bool",
+         "id": 4,
+         "protoName": "is_default"
+        },
+        "documentation": {
+         "type": "string",
+         "id": 5
+        }
+       }
+      },
+      "DescribeConfigsResult": {
+       "fields": {
+        "type": {
+         "type": "strand.metadata.ConfigResourceType",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 4,
+         "protoName": "error_message"
+        },
+        "configs": {
+         "rule": "repeated",
+         "type": "DescribedConfig",
+         "id": 5
+        }
+       }
+      },
+      "DescribeConfigsResponse": {
+       "fields": {
+        "results": {
+         "rule": "repeated",
+         "type": "DescribeConfigsResult",
+         "id": 1
+        }
+       }
+      },
+      "AlterConfigOp": {
+       "values": {
+        "ALTER_CONFIG_SET": 0,
+        "ALTER_CONFIG_DELETE": 1
+       }
+      },
+      "AlterableConfig": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "op": {
+         "type": "AlterConfigOp",
+         "id": 2
+        },
+        "value": {
+         "type": "string",
+         "id": 3
+        }
+       }
+      },
+      "AlterConfigsResource": {
+       "fields": {
+        "type": {
+         "type": "strand.metadata.ConfigResourceType",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "configs": {
+         "rule": "repeated",
+         "type": "AlterableConfig",
+         "id": 3
+        }
+       }
+      },
+      "IncrementalAlterConfigsRequest": {
+       "fields": {
+        "resources": {
+         "rule": "repeated",
+         "type": "AlterConfigsResource",
+         "id": 1
+        },
+        "validateOnly": {
+         "type": "bool",
+         "id": 2,
+         "protoName": "validate_only"
+        }
+       }
+      },
+      "AlterConfigsResult": {
+       "fields": {
+        "type": {
+         "type": "strand.metadata.ConfigResourceType",
+         "id": 1
+        },
+        "name": {
+         "type": "string",
+         "id": 2
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 4,
+         "protoName": "error_message"
+        }
+       }
+      },
+      "IncrementalAlterConfigsResponse": {
+       "fields": {
+        "results": {
+         "rule": "repeated",
+         "type": "AlterConfigsResult",
+         "id": 1
+        }
+       }
+      },
+      "ElectionType": {
+       "values": {
+        "ELECTION_PREFERRED": 0,
+        "ELECTION_UNCLEAN": 1
+       }
+      },
+      "TopicPartitions": {
+       "fields": {
+        "topic": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 2
+        }
+       }
+      },
+      "ElectLeadersRequest": {
+       "fields": {
+        "type": {
+         "type": "ElectionType",
+         "id": 1
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "TopicPartitions",
+         "id": 2
+        }
+       }
+      },
+      "PartitionResult": {
+       "fields": {
+        "topic": {
+         "type": "string",
+         "id": 1
+        },
+        "partition": {
+         "type": "int32",
+         "id": 2
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 4,
+         "protoName": "error_message"
+        }
+       }
+      },
+      "ElectLeadersResponse": {
+       "fields": {
+        "results": {
+         "rule": "repeated",
+         "type": "PartitionResult",
+         "id": 1
+        }
+       }
+      },
+      "DescribeClusterRequest": {
+       "fields": {}
+      },
+      "BrokerDescription": {
+       "oneofs": {
+        "_rack": {
+         "oneof": [
+          "rack"
+         ]
+        }
+       },
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
+        },
+        "endpoints": {
+         "rule": "repeated",
+         "type": "strand.metadata.BrokerEndpointRecord",
+         "id": 3
+        },
+        "rack": {
+         "type": "string",
+         "id": 4,
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "fenced": {
+         "type": "bool",
+         "id": 5
+        },
+        "inControlledShutdown": {
+         "type": "bool",
+         "id": 6,
+         "protoName": "in_controlled_shutdown"
+        },
+        "lastHeartbeatAgeMs": {
+         "type": "int64",
+         "id": 7,
+         "protoName": "last_heartbeat_age_ms"
+        }
+       }
+      },
+      "ControllerDescription": {
+       "fields": {
+        "nodeId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "node_id"
+        },
+        "host": {
+         "type": "string",
+         "id": 2
+        },
+        "port": {
+         "type": "int32",
+         "id": 3
+        },
+        "role": {
+         "type": "string",
+         "id": 4
+        },
+        "lag": {
+         "type": "int64",
+         "id": 5
+        }
+       }
+      },
+      "DescribeClusterResponse": {
+       "fields": {
+        "clusterId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "cluster_id"
+        },
+        "activeControllerId": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "active_controller_id"
+        },
+        "metadataOffset": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "metadata_offset"
+        },
+        "raftTerm": {
+         "type": "int64",
+         "id": 4,
+         "protoName": "raft_term"
+        },
+        "brokers": {
+         "rule": "repeated",
+         "type": "BrokerDescription",
+         "id": 5
+        },
+        "controllers": {
+         "rule": "repeated",
+         "type": "ControllerDescription",
+         "id": 6
+        }
+       }
+      },
+      "FetchMetadataRequest": {
+       "fields": {
+        "afterOffset": {
+         "type": "int64",
+         "id": 1,
+         "protoName": "after_offset"
+        },
+        "brokerId": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "broker_id"
+        }
+       }
+      },
+      "MetadataDelta": {
+       "fields": {
+        "snapshot": {
+         "type": "bool",
+         "id": 1
+        },
+        "offset": {
+         "type": "int64",
+         "id": 2
+        },
+        "records": {
+         "rule": "repeated",
+         "type": "strand.metadata.MetadataRecord",
+         "id": 3
+        }
+       }
+      }
+     }
+    },
     "metadata": {
      "nested": {
       "Int32List": {
