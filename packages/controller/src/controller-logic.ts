@@ -1,0 +1,609 @@
+/**
+ * The controller's decisions, as pure functions of the metadata image: given an image and a
+ * request, which records to commit and what to answer. No I/O, no clock, no randomness (topic ids
+ * and time come in as arguments), so every rule is unit-testable and the quorum controller only
+ * sequences operations, commits their records and answers once they are applied.
+ *
+ * Election rules (DESIGN.md, SCENARIOS.md 1 and 5):
+ * - a leader is always chosen from the ISR, among active brokers (registered, unfenced, not in
+ *   controlled shutdown), in replica order (the first replica is the preferred leader);
+ * - a fenced or shutting-down broker leaves every ISR, except that an ISR never becomes empty:
+ *   the last member stays (the "last replica standing" holds the committed data, and with the
+ *   fsync default it holds it durably), and the partition goes offline (leader -1) until it
+ *   returns;
+ * - an out-of-sync replica is elected only when the topic sets unclean.leader.election.enable,
+ *   and then the ISR restarts as that leader alone;
+ * - every change bumps the partition epoch; a leader change bumps the leader epoch (in apply).
+ */
+import {
+  ConfigResourceType,
+  ErrorCode,
+  StrandError,
+  TOPIC_CONFIG,
+  type AlterPartitionItem,
+  type AlterPartitionResult,
+  type CreatableTopic,
+  type CreatePartitionsTopic,
+  type CreateTopicResult,
+  type ErrorName,
+  type MetadataRecord,
+  type RegisterBrokerRequest,
+} from '@strand/protocol';
+import type { ControllerConfig } from './controller-config';
+import { topicIdToBytes, type MetadataImage, type PartitionState, type TopicId, type TopicState } from './metadata-image';
+
+/** Records to commit and an answer computed from the image after they are applied. */
+export interface Operation<T> {
+  readonly records: MetadataRecord[];
+  readonly finish: (after: MetadataImage) => T;
+}
+
+export interface ErrorInfo {
+  errorCode: number;
+  errorMessage: string;
+}
+
+export const NO_ERROR: ErrorInfo = { errorCode: 0, errorMessage: '' };
+
+export function errorInfo(name: ErrorName, message: string): ErrorInfo {
+  return { errorCode: ErrorCode[name], errorMessage: message };
+}
+
+function fromError(e: unknown): ErrorInfo {
+  if (e instanceof StrandError) return { errorCode: e.code, errorMessage: e.message };
+  throw e;
+}
+
+function done<T>(result: T, records: MetadataRecord[] = []): Operation<T> {
+  return { records, finish: () => result };
+}
+
+// ---------------------------------------------------------------------------------------------
+// elections
+
+interface ElectionContext {
+  /** Brokers to treat as inactive regardless of the image (being fenced or shut down). */
+  readonly inactive?: ReadonlySet<number>;
+  /** Brokers to treat as active regardless of the image (being unfenced). */
+  readonly active?: ReadonlySet<number>;
+}
+
+function isActive(image: MetadataImage, id: number, ctx: ElectionContext): boolean {
+  if (ctx.inactive?.has(id)) return false;
+  if (ctx.active?.has(id)) return true;
+  return image.isActiveBroker(id);
+}
+
+function uncleanAllowed(image: MetadataImage, topic: TopicState): boolean {
+  const v = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic.name).get('unclean.leader.election.enable');
+  return v === 'true';
+}
+
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The partition's state once the brokers in `ctx.inactive` are out (and `ctx.active` in):
+ * inactive brokers leave the ISR (never emptying it), the leader stays if still valid, else the
+ * first active ISR member in replica order, else (unclean only) the first active replica.
+ * Returns null when nothing changes.
+ */
+export function electPartition(image: MetadataImage, topic: TopicState, p: PartitionState, ctx: ElectionContext): MetadataRecord | null {
+  let isr = p.isr.filter((r) => isActive(image, r, ctx));
+  if (isr.length === 0) {
+    // Last replica standing: keep who held the data last (at most the current ISR).
+    isr = [...p.isr];
+  }
+  let leader = p.leader;
+  if (leader === -1 || !isActive(image, leader, ctx) || !isr.includes(leader)) {
+    leader = p.replicas.find((r) => isr.includes(r) && isActive(image, r, ctx)) ?? -1;
+    if (leader === -1 && uncleanAllowed(image, topic)) {
+      leader = p.replicas.find((r) => isActive(image, r, ctx)) ?? -1;
+      if (leader !== -1) isr = [leader];
+    }
+  }
+  if (leader === p.leader && sameMembers(isr, p.isr)) return null;
+  return {
+    partitionChange: {
+      topicId: topicIdToBytes(topic.id),
+      partition: p.partition,
+      ...(leader !== p.leader ? { leader } : {}),
+      isr: sameMembers(isr, p.isr) ? null : { values: isr },
+      replicas: null,
+      addingReplicas: null,
+      removingReplicas: null,
+    },
+  };
+}
+
+/** Partition changes for every partition touched by `ctx` (brokers leaving or joining). */
+export function electAffected(image: MetadataImage, ctx: ElectionContext): MetadataRecord[] {
+  const out: MetadataRecord[] = [];
+  const touched = new Set<number>([...(ctx.inactive ?? []), ...(ctx.active ?? [])]);
+  for (const [t, p] of image.allPartitions()) {
+    const relevant = p.leader === -1 || p.isr.some((r) => touched.has(r)) || touched.has(p.leader);
+    if (!relevant) continue;
+    const change = electPartition(image, t, p, ctx);
+    if (change) out.push(change);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// brokers
+
+export interface RegisterResult extends ErrorInfo {
+  brokerEpoch: number;
+  clusterId: string;
+}
+
+/**
+ * Registers a broker incarnation. It starts fenced (unfenced once its heartbeats show it caught
+ * up with the metadata); the previous incarnation's leaderships move away at once.
+ * `sessionAlive(id)` tells whether the broker id currently has a live session (another process
+ * using the same id is refused with DUPLICATE_BROKER_REGISTRATION).
+ */
+export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest, sessionAlive: (id: number) => boolean): Operation<RegisterResult> {
+  const fail = (name: ErrorName, msg: string): Operation<RegisterResult> => done({ ...errorInfo(name, msg), brokerEpoch: -1, clusterId: image.clusterId });
+  if (req.brokerId < 0) return fail('INVALID_REQUEST', `broker id ${req.brokerId} must be >= 0`);
+  if (req.clusterId !== '' && image.clusterId !== '' && req.clusterId !== image.clusterId) {
+    return fail('INCONSISTENT_CLUSTER_ID', `broker ${req.brokerId} belongs to cluster ${req.clusterId}, this is ${image.clusterId}`);
+  }
+  if (req.endpoints.length === 0) return fail('INVALID_REQUEST', 'a broker must register at least one endpoint');
+  const existing = image.brokers.get(req.brokerId);
+  if (existing && existing.incarnationId !== req.incarnationId && !existing.fenced && sessionAlive(req.brokerId)) {
+    return fail('DUPLICATE_BROKER_REGISTRATION', `broker id ${req.brokerId} is in use by a live incarnation ${existing.incarnationId}`);
+  }
+  const records: MetadataRecord[] = [
+    {
+      registerBroker: {
+        brokerId: req.brokerId,
+        incarnationId: req.incarnationId,
+        brokerEpoch: 0,
+        endpoints: req.endpoints,
+        ...(req.rack === undefined ? {} : { rack: req.rack }),
+        fenced: true,
+        inControlledShutdown: false,
+        previousShutdownClean: req.previousShutdownClean,
+      },
+    },
+  ];
+  if (existing) records.push(...electAffected(image, { inactive: new Set([req.brokerId]) }));
+  return {
+    records,
+    finish: (after) => ({ ...NO_ERROR, brokerEpoch: after.brokers.get(req.brokerId)?.epoch ?? -1, clusterId: after.clusterId }),
+  };
+}
+
+export interface HeartbeatResult extends ErrorInfo {
+  isCaughtUp: boolean;
+  isFenced: boolean;
+  shouldShutDown: boolean;
+}
+
+/** Whether `brokerId` still leads any partition. */
+function leadsAnything(image: MetadataImage, brokerId: number): boolean {
+  for (const [, p] of image.allPartitions()) if (p.leader === brokerId) return true;
+  return false;
+}
+
+/**
+ * A heartbeat: checks the epoch, unfences a caught-up broker (electing it where partitions were
+ * offline waiting for it), and runs controlled shutdown: the broker is marked, its leaderships
+ * move to other ISR members, and it may stop once it leads nothing.
+ */
+export function brokerHeartbeat(image: MetadataImage, brokerId: number, brokerEpoch: number, metadataOffset: number, wantShutDown: boolean): Operation<HeartbeatResult> {
+  const b = image.brokers.get(brokerId);
+  const fail = (name: ErrorName, msg: string): Operation<HeartbeatResult> => done({ ...errorInfo(name, msg), isCaughtUp: false, isFenced: true, shouldShutDown: false });
+  if (b === undefined) return fail('BROKER_ID_NOT_REGISTERED', `broker ${brokerId} is not registered`);
+  if (b.epoch !== brokerEpoch) return fail('STALE_BROKER_EPOCH', `broker ${brokerId} epoch ${brokerEpoch} is not the registered epoch ${b.epoch}`);
+  const caughtUp = metadataOffset >= b.epoch;
+  const records: MetadataRecord[] = [];
+  if (wantShutDown) {
+    if (!b.inControlledShutdown && !b.fenced) {
+      records.push({ controlledShutdown: { brokerId, brokerEpoch } });
+      records.push(...electAffected(image, { inactive: new Set([brokerId]) }));
+    }
+  } else if (b.fenced && caughtUp && !b.inControlledShutdown) {
+    records.push({ unfenceBroker: { brokerId, brokerEpoch } });
+    records.push(...electAffected(image, { active: new Set([brokerId]) }));
+  }
+  return {
+    records,
+    finish: (after) => {
+      const now = after.brokers.get(brokerId);
+      const fenced = now?.fenced ?? true;
+      const shuttingDown = now?.inControlledShutdown ?? false;
+      return { ...NO_ERROR, isCaughtUp: caughtUp, isFenced: fenced, shouldShutDown: wantShutDown && (fenced || (shuttingDown && !leadsAnything(after, brokerId))) };
+    },
+  };
+}
+
+/** Fences brokers whose sessions expired, moving their leaderships and removing them from ISRs. */
+export function fenceBrokers(image: MetadataImage, brokerIds: readonly number[]): Operation<void> {
+  const ids = brokerIds.filter((id) => {
+    const b = image.brokers.get(id);
+    return b !== undefined && !b.fenced;
+  });
+  if (ids.length === 0) return done(undefined);
+  const records: MetadataRecord[] = ids.map((id) => ({ fenceBroker: { brokerId: id, brokerEpoch: (image.brokers.get(id) as { epoch: number }).epoch } }));
+  records.push(...electAffected(image, { inactive: new Set(ids) }));
+  return done(undefined, records);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AlterPartition
+
+/**
+ * ISR changes proposed by a partition leader. Rejected when the request is stale (broker epoch,
+ * leader epoch: FENCED_LEADER_EPOCH; partition epoch: INVALID_UPDATE_VERSION), when the sender is
+ * not the leader, or when the new ISR holds a broker that is not an active replica
+ * (INELIGIBLE_REPLICA). A zombie leader's AlterPartition therefore never commits (SCENARIOS 6).
+ */
+export function alterPartition(image: MetadataImage, brokerId: number, brokerEpoch: number, topicId: TopicId, items: readonly AlterPartitionItem[]): Operation<AlterPartitionResult[]> {
+  const b = image.brokers.get(brokerId);
+  const topic = image.topics.get(topicId);
+  const records: MetadataRecord[] = [];
+  const immediate: (AlterPartitionResult | null)[] = items.map((item) => {
+    const fail = (name: ErrorName, msg: string): AlterPartitionResult => ({ partition: item.partition, ...errorInfo(name, msg), leader: -1, leaderEpoch: -1, isr: [], partitionEpoch: -1 });
+    if (b === undefined || b.epoch !== brokerEpoch) return fail('STALE_BROKER_EPOCH', `broker ${brokerId} epoch ${brokerEpoch} is not registered`);
+    if (topic === undefined) return fail('UNKNOWN_TOPIC_ID', `unknown topic id ${topicId}`);
+    const p = topic.partitions.get(item.partition);
+    if (p === undefined) return fail('UNKNOWN_TOPIC_OR_PARTITION', `${topic.name}-${item.partition} does not exist`);
+    if (p.leader !== brokerId) return fail('NOT_LEADER_OR_FOLLOWER', `broker ${brokerId} is not the leader of ${topic.name}-${item.partition} (leader ${p.leader})`);
+    if (item.leaderEpoch < p.leaderEpoch) return fail('FENCED_LEADER_EPOCH', `leader epoch ${item.leaderEpoch} is older than ${p.leaderEpoch}`);
+    if (item.leaderEpoch > p.leaderEpoch) return fail('UNKNOWN_LEADER_EPOCH', `leader epoch ${item.leaderEpoch} is newer than ${p.leaderEpoch}`);
+    if (item.partitionEpoch !== p.partitionEpoch) return fail('INVALID_UPDATE_VERSION', `partition epoch ${item.partitionEpoch} is not the current ${p.partitionEpoch}`);
+    const isr = [...new Set(item.newIsr)];
+    if (isr.length !== item.newIsr.length || !isr.includes(brokerId)) return fail('INVALID_REQUEST', 'the new ISR must hold the leader and no duplicates');
+    for (const r of isr) {
+      if (!p.replicas.includes(r)) return fail('INELIGIBLE_REPLICA', `broker ${r} is not a replica of ${topic.name}-${item.partition}`);
+      if (!image.isActiveBroker(r) && !p.isr.includes(r)) return fail('INELIGIBLE_REPLICA', `broker ${r} is fenced or shutting down and cannot join the ISR`);
+    }
+    if (sameMembers(isr, p.isr)) return null; // nothing to change: answer with the current state
+    records.push({ partitionChange: { topicId: topicIdToBytes(topicId), partition: item.partition, isr: { values: isr }, replicas: null, addingReplicas: null, removingReplicas: null } });
+    return null;
+  });
+  return {
+    records,
+    finish: (after) =>
+      immediate.map((res, i) => {
+        if (res !== null) return res;
+        const p = after.partition(topicId, (items[i] as AlterPartitionItem).partition) as PartitionState;
+        return { partition: p.partition, ...NO_ERROR, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: [...p.isr], partitionEpoch: p.partitionEpoch };
+      }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// topics
+
+const TOPIC_NAME = /^[a-zA-Z0-9._-]+$/;
+export const MAX_TOPIC_NAME_LENGTH = 249;
+
+/** Kafka's topic name rules; throws INVALID_TOPIC_EXCEPTION. */
+export function validateTopicName(name: string): void {
+  if (name === '' || name === '.' || name === '..') throw new StrandError('INVALID_TOPIC_EXCEPTION', `topic name '${name}' is illegal`);
+  if (name.length > MAX_TOPIC_NAME_LENGTH) throw new StrandError('INVALID_TOPIC_EXCEPTION', `topic name is longer than ${MAX_TOPIC_NAME_LENGTH} characters`);
+  if (!TOPIC_NAME.test(name)) throw new StrandError('INVALID_TOPIC_EXCEPTION', `topic name '${name}' has characters other than ASCII alphanumerics, '.', '_' and '-'`);
+}
+
+/** Topics whose names differ only by '.' vs '_' collide in metric names; Kafka refuses them. */
+function collidingTopic(image: MetadataImage, name: string): string | undefined {
+  const norm = name.replace(/\./g, '_');
+  for (const other of image.topicIdsByName.keys()) if (other !== name && other.replace(/\./g, '_') === norm) return other;
+  return undefined;
+}
+
+interface Load {
+  replicas: Map<number, number>;
+  leaders: Map<number, number>;
+}
+
+function currentLoad(image: MetadataImage): Load {
+  const load: Load = { replicas: new Map(), leaders: new Map() };
+  for (const [, p] of image.allPartitions()) {
+    for (const r of p.replicas) load.replicas.set(r, (load.replicas.get(r) ?? 0) + 1);
+    const preferred = p.replicas[0];
+    if (preferred !== undefined) load.leaders.set(preferred, (load.leaders.get(preferred) ?? 0) + 1);
+  }
+  return load;
+}
+
+/**
+ * Places `count` new partitions of `rf` replicas on the active brokers: each partition's
+ * preferred leader is the broker with the fewest preferred leaderships, each follower the broker
+ * with the fewest replicas, preferring racks not yet used by the partition. Load is counted
+ * across the whole cluster, so topics spread too. Deterministic (ties break by broker id).
+ */
+export function placeReplicas(image: MetadataImage, count: number, rf: number): number[][] {
+  const brokers = [...image.brokers.values()].filter((b) => !b.fenced && !b.inControlledShutdown).sort((a, b) => a.id - b.id);
+  if (rf > brokers.length) throw new StrandError('INVALID_REPLICATION_FACTOR', `replication factor ${rf} is larger than the ${brokers.length} available brokers`);
+  const load = currentLoad(image);
+  const out: number[][] = [];
+  for (let i = 0; i < count; i++) {
+    const byLeaders = [...brokers].sort((a, b) => (load.leaders.get(a.id) ?? 0) - (load.leaders.get(b.id) ?? 0) || (load.replicas.get(a.id) ?? 0) - (load.replicas.get(b.id) ?? 0) || a.id - b.id);
+    const first = byLeaders[0] as (typeof brokers)[number];
+    const chosen = [first];
+    while (chosen.length < rf) {
+      const racks = new Set(chosen.map((b) => b.rack).filter((r) => r !== undefined));
+      const candidates = brokers.filter((b) => !chosen.includes(b));
+      candidates.sort((a, b) => {
+        const ra = a.rack !== undefined && racks.has(a.rack) ? 1 : 0;
+        const rb = b.rack !== undefined && racks.has(b.rack) ? 1 : 0;
+        return ra - rb || (load.replicas.get(a.id) ?? 0) - (load.replicas.get(b.id) ?? 0) || a.id - b.id;
+      });
+      chosen.push(candidates[0] as (typeof brokers)[number]);
+    }
+    for (const b of chosen) load.replicas.set(b.id, (load.replicas.get(b.id) ?? 0) + 1);
+    load.leaders.set(first.id, (load.leaders.get(first.id) ?? 0) + 1);
+    out.push(chosen.map((b) => b.id));
+  }
+  return out;
+}
+
+function validateAssignment(image: MetadataImage, assignments: readonly { partition: number; brokerIds: readonly number[] }[], firstPartition: number): number[][] {
+  const sorted = [...assignments].sort((a, b) => a.partition - b.partition);
+  const rf = sorted[0]?.brokerIds.length ?? 0;
+  return sorted.map((a, i) => {
+    if (a.partition !== firstPartition + i) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `partitions must be numbered consecutively from ${firstPartition}`);
+    if (a.brokerIds.length === 0 || a.brokerIds.length !== rf) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', 'every partition needs the same, non-zero number of replicas');
+    if (new Set(a.brokerIds).size !== a.brokerIds.length) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `partition ${a.partition} lists a broker twice`);
+    for (const id of a.brokerIds) if (!image.brokers.has(id)) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `broker ${id} is not registered`);
+    return [...a.brokerIds];
+  });
+}
+
+/** Initial state of a new partition: ISR = the active replicas, leader = the first of them. */
+function partitionRecord(image: MetadataImage, topicId: TopicId, partition: number, replicas: number[]): MetadataRecord {
+  const isr = replicas.filter((r) => image.isActiveBroker(r));
+  return {
+    partition: {
+      topicId: topicIdToBytes(topicId),
+      partition,
+      replicas,
+      isr: isr.length > 0 ? isr : [...replicas],
+      leader: isr[0] ?? -1,
+      leaderEpoch: 0,
+      partitionEpoch: 0,
+      addingReplicas: [],
+      removingReplicas: [],
+    },
+  };
+}
+
+/** Validates topic configs with Kafka's rules; returns them as name -> canonical string. */
+function validateTopicConfigs(entries: readonly { name: string; value: string }[]): Map<string, string> {
+  const raw: Record<string, string> = {};
+  for (const e of entries) {
+    if (Object.prototype.hasOwnProperty.call(raw, e.name)) throw new StrandError('INVALID_CONFIG', `configuration ${e.name} is given twice`);
+    raw[e.name] = e.value;
+  }
+  TOPIC_CONFIG.parse(raw); // throws INVALID_CONFIG naming the key
+  return new Map(Object.entries(raw).map(([k, v]) => [k, v.trim()]));
+}
+
+/**
+ * Creates topics. Each is validated on its own (name, uniqueness, counts or explicit assignment,
+ * configs) and fails alone with a typed error; valid ones are created in the same batch.
+ */
+export function createTopics(image: MetadataImage, topics: readonly CreatableTopic[], validateOnly: boolean, config: ControllerConfig, newTopicId: () => TopicId): Operation<CreateTopicResult[]> {
+  const records: MetadataRecord[] = [];
+  const names = new Set<string>();
+  // Placement must see the partitions placed earlier in this batch: place on a scratch image.
+  let scratch = image;
+  const results = topics.map((t): CreateTopicResult => {
+    const base = { name: t.name, topicId: Buffer.alloc(0), numPartitions: -1, replicationFactor: -1 };
+    try {
+      validateTopicName(t.name);
+      if (image.topicIdsByName.has(t.name) || names.has(t.name)) throw new StrandError('TOPIC_ALREADY_EXISTS', `topic '${t.name}' already exists`);
+      const collision = collidingTopic(scratch, t.name);
+      if (collision !== undefined) throw new StrandError('INVALID_TOPIC_EXCEPTION', `topic '${t.name}' collides with existing topic '${collision}' ('.' and '_' are the same in metric names)`);
+      let assignment: number[][];
+      if (t.assignments.length > 0) {
+        if (t.numPartitions !== -1 || t.replicationFactor !== -1) throw new StrandError('INVALID_REQUEST', 'give either assignments or numPartitions/replicationFactor (set them to -1)');
+        assignment = validateAssignment(image, t.assignments, 0);
+      } else {
+        const n = t.numPartitions === -1 ? config['num.partitions'] : t.numPartitions;
+        const rf = t.replicationFactor === -1 ? config['default.replication.factor'] : t.replicationFactor;
+        if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new StrandError('INVALID_PARTITIONS', `number of partitions ${n} must be between 1 and 100000`);
+        if (!Number.isInteger(rf) || rf < 1) throw new StrandError('INVALID_REPLICATION_FACTOR', `replication factor ${rf} must be at least 1`);
+        assignment = placeReplicas(scratch, n, rf);
+      }
+      const configs = validateTopicConfigs(t.configs);
+      const minIsr = Number(configs.get('min.insync.replicas') ?? '1');
+      if (minIsr > (assignment[0] as number[]).length) {
+        throw new StrandError('INVALID_CONFIG', `min.insync.replicas ${minIsr} is larger than the replication factor ${(assignment[0] as number[]).length}: acks=all writes could never succeed`);
+      }
+      names.add(t.name);
+      const id = newTopicId();
+      const topicRecords: MetadataRecord[] = [{ topic: { name: t.name, topicId: topicIdToBytes(id) } }];
+      assignment.forEach((replicas, i) => topicRecords.push(partitionRecord(image, id, i, replicas)));
+      for (const [name, value] of configs) topicRecords.push({ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: t.name, name, value } });
+      scratch = scratch.apply(scratch.offset, topicRecords);
+      if (!validateOnly) records.push(...topicRecords);
+      return { ...base, topicId: topicIdToBytes(id), ...NO_ERROR, numPartitions: assignment.length, replicationFactor: (assignment[0] as number[]).length };
+    } catch (e: unknown) {
+      return { ...base, ...fromError(e) };
+    }
+  });
+  return done(results, records);
+}
+
+export interface TopicResultInfo extends ErrorInfo {
+  name: string;
+}
+
+export function deleteTopics(image: MetadataImage, names: readonly string[], config: ControllerConfig): Operation<TopicResultInfo[]> {
+  const records: MetadataRecord[] = [];
+  const seen = new Set<string>();
+  const results = names.map((name): TopicResultInfo => {
+    if (!config['delete.topic.enable']) return { name, ...errorInfo('TOPIC_DELETION_DISABLED', 'delete.topic.enable is false') };
+    const t = image.topicByName(name);
+    if (t === undefined || seen.has(name)) return { name, ...errorInfo('UNKNOWN_TOPIC_OR_PARTITION', `topic '${name}' does not exist`) };
+    seen.add(name);
+    records.push({ removeTopic: { topicId: topicIdToBytes(t.id) } });
+    return { name, ...NO_ERROR };
+  });
+  return done(results, records);
+}
+
+/** Grows topics to a new partition count (Kafka never shrinks them). */
+export function createPartitions(image: MetadataImage, topics: readonly CreatePartitionsTopic[], validateOnly: boolean): Operation<TopicResultInfo[]> {
+  const records: MetadataRecord[] = [];
+  let scratch = image;
+  const results = topics.map((req): TopicResultInfo => {
+    try {
+      const t = image.topicByName(req.name);
+      if (t === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${req.name}' does not exist`);
+      const current = t.partitions.size;
+      if (req.count <= current) throw new StrandError('INVALID_PARTITIONS', `topic '${req.name}' has ${current} partitions; the new count ${req.count} must be larger`);
+      if (req.count > 100_000) throw new StrandError('INVALID_PARTITIONS', `partition count ${req.count} is above 100000`);
+      const rf = (t.partitions.get(0) as PartitionState).replicas.length;
+      let assignment: number[][];
+      if (req.assignments.length > 0) {
+        assignment = validateAssignment(image, req.assignments, current);
+        if (assignment.length !== req.count - current) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `expected assignments for ${req.count - current} new partitions`);
+        if ((assignment[0] as number[]).length !== rf) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `new partitions must have the topic's replication factor ${rf}`);
+      } else {
+        assignment = placeReplicas(scratch, req.count - current, rf);
+      }
+      const recs = assignment.map((replicas, i) => partitionRecord(image, t.id, current + i, replicas));
+      scratch = scratch.apply(scratch.offset, recs);
+      if (!validateOnly) records.push(...recs);
+      return { name: req.name, ...NO_ERROR };
+    } catch (e: unknown) {
+      return { name: req.name, ...fromError(e) };
+    }
+  });
+  return done(results, records);
+}
+
+// ---------------------------------------------------------------------------------------------
+// configs
+
+export interface ConfigChange {
+  name: string;
+  /** undefined: delete (back to the default). */
+  value: string | undefined;
+}
+
+/**
+ * IncrementalAlterConfigs on a topic: the resulting set of dynamic configs must validate as a
+ * whole (INVALID_CONFIG otherwise); nothing changes on failure.
+ */
+export function alterTopicConfigs(image: MetadataImage, topicName: string, changes: readonly ConfigChange[], validateOnly: boolean): Operation<ErrorInfo> {
+  try {
+    const t = image.topicByName(topicName);
+    if (t === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${topicName}' does not exist`);
+    const next = new Map(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topicName));
+    for (const c of changes) {
+      if (!TOPIC_CONFIG.has(c.name)) throw new StrandError('INVALID_CONFIG', `Unknown configuration ${c.name}`);
+      if (c.value === undefined) next.delete(c.name);
+      else next.set(c.name, c.value);
+    }
+    const validated = validateTopicConfigs([...next].map(([name, value]) => ({ name, value })));
+    const rf = (t.partitions.get(0) as PartitionState).replicas.length;
+    const minIsr = Number(validated.get('min.insync.replicas') ?? '1');
+    if (minIsr > rf) throw new StrandError('INVALID_CONFIG', `min.insync.replicas ${minIsr} is larger than the replication factor ${rf}`);
+    const records: MetadataRecord[] = validateOnly
+      ? []
+      : changes.map((c) => ({ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: topicName, name: c.name, ...(c.value === undefined ? {} : { value: validated.get(c.name) as string }) } }));
+    // Unclean election just enabled: offline partitions may now get a leader.
+    if (!validateOnly && validated.get('unclean.leader.election.enable') === 'true') {
+      const after = image.apply(image.offset, records);
+      const topic = after.topicByName(topicName) as TopicState;
+      for (const p of topic.partitions.values()) {
+        if (p.leader !== -1) continue;
+        const change = electPartition(after, topic, p, {});
+        if (change) records.push(change);
+      }
+    }
+    return done(NO_ERROR, records);
+  } catch (e: unknown) {
+    return done(fromError(e));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// leader elections on request
+
+export interface PartitionResultInfo extends ErrorInfo {
+  topic: string;
+  partition: number;
+}
+
+/**
+ * Preferred election: make the first replica the leader where it is an active ISR member and
+ * not already leading (ELECTION_NOT_NEEDED / PREFERRED_LEADER_NOT_AVAILABLE otherwise).
+ * Unclean election: give an offline partition an active out-of-sync replica as leader (only on
+ * explicit request or where the topic allows it).
+ */
+export function electLeaders(image: MetadataImage, type: 'preferred' | 'unclean', targets: readonly { topic: string; partition: number }[] | 'all'): Operation<PartitionResultInfo[]> {
+  const records: MetadataRecord[] = [];
+  const list: { topic: string; partition: number }[] =
+    targets === 'all' ? [...image.allPartitions()].map(([t, p]) => ({ topic: t.name, partition: p.partition })) : [...targets];
+  const results = list.map((target): PartitionResultInfo => {
+    const t = image.topicByName(target.topic);
+    const p = t?.partitions.get(target.partition);
+    if (t === undefined || p === undefined) return { ...target, ...errorInfo('UNKNOWN_TOPIC_OR_PARTITION', `${target.topic}-${target.partition} does not exist`) };
+    if (type === 'preferred') {
+      const preferred = p.replicas[0] as number;
+      if (p.leader === preferred) return { ...target, ...errorInfo('ELECTION_NOT_NEEDED', 'the preferred replica already leads') };
+      if (!p.isr.includes(preferred) || !image.isActiveBroker(preferred)) return { ...target, ...errorInfo('PREFERRED_LEADER_NOT_AVAILABLE', `preferred replica ${preferred} is not an active ISR member`) };
+      records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, leader: preferred, isr: null, replicas: null, addingReplicas: null, removingReplicas: null } });
+      return { ...target, ...NO_ERROR };
+    }
+    if (p.leader !== -1 && image.isActiveBroker(p.leader)) return { ...target, ...errorInfo('ELECTION_NOT_NEEDED', 'the partition has a live leader') };
+    const candidate = p.replicas.find((r) => image.isActiveBroker(r));
+    if (candidate === undefined) return { ...target, ...errorInfo('ELIGIBLE_LEADERS_NOT_AVAILABLE', 'no replica is on an active broker') };
+    const clean = p.replicas.find((r) => p.isr.includes(r) && image.isActiveBroker(r));
+    const leader = clean ?? candidate;
+    records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, leader, isr: clean === undefined ? { values: [leader] } : null, replicas: null, addingReplicas: null, removingReplicas: null } });
+    return { ...target, ...NO_ERROR };
+  });
+  return done(results, records);
+}
+
+/**
+ * The automatic preferred-leader rebalance (auto.leader.rebalance.enable): for each broker whose
+ * share of preferred partitions led elsewhere exceeds the threshold, elect it where it is an
+ * active ISR member.
+ */
+export function autoRebalance(image: MetadataImage, imbalancePercent: number): MetadataRecord[] {
+  const preferredCount = new Map<number, number>();
+  const notLeading = new Map<number, [TopicState, PartitionState][]>();
+  for (const [t, p] of image.allPartitions()) {
+    const preferred = p.replicas[0];
+    if (preferred === undefined) continue;
+    preferredCount.set(preferred, (preferredCount.get(preferred) ?? 0) + 1);
+    if (p.leader !== preferred) notLeading.set(preferred, [...(notLeading.get(preferred) ?? []), [t, p]]);
+  }
+  const records: MetadataRecord[] = [];
+  for (const [broker, parts] of notLeading) {
+    if (!image.isActiveBroker(broker)) continue;
+    const ratio = (parts.length * 100) / (preferredCount.get(broker) as number);
+    if (ratio <= imbalancePercent) continue;
+    for (const [t, p] of parts) {
+      if (!p.isr.includes(broker)) continue;
+      records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, leader: broker, isr: null, replicas: null, addingReplicas: null, removingReplicas: null } });
+    }
+  }
+  return records;
+}
+
+// ---------------------------------------------------------------------------------------------
+// producer ids
+
+export interface ProducerIdBlock extends ErrorInfo {
+  producerIdStart: number;
+  producerIdLen: number;
+}
+
+export function allocateProducerIds(image: MetadataImage, brokerId: number, brokerEpoch: number, blockSize: number): Operation<ProducerIdBlock> {
+  const b = image.brokers.get(brokerId);
+  if (b === undefined || b.epoch !== brokerEpoch) return done({ ...errorInfo('STALE_BROKER_EPOCH', `broker ${brokerId} epoch ${brokerEpoch} is not registered`), producerIdStart: -1, producerIdLen: 0 });
+  const start = image.nextProducerId;
+  return done({ ...NO_ERROR, producerIdStart: start, producerIdLen: blockSize }, [{ producerIds: { brokerId, brokerEpoch, nextProducerId: start + blockSize } }]);
+}

@@ -1,0 +1,29 @@
+/**
+ * @strand/controller: cluster metadata on Raft (KRaft-style). The metadata image and the pure
+ * controller logic, the quorum controller around a RaftNode, and its gRPC service.
+ */
+export { MetadataImage, configKey, topicIdFromBytes, topicIdToBytes } from './metadata-image';
+export type { BrokerRegistration, PartitionState, TopicId, TopicState } from './metadata-image';
+export {
+  MAX_TOPIC_NAME_LENGTH,
+  NO_ERROR,
+  allocateProducerIds,
+  alterPartition,
+  alterTopicConfigs,
+  autoRebalance,
+  brokerHeartbeat,
+  createPartitions,
+  createTopics,
+  deleteTopics,
+  electAffected,
+  electLeaders,
+  electPartition,
+  errorInfo,
+  fenceBrokers,
+  placeReplicas,
+  registerBroker,
+  validateTopicName,
+} from './controller-logic';
+export type { ConfigChange, ErrorInfo, HeartbeatResult, Operation, PartitionResultInfo, ProducerIdBlock, RegisterResult, TopicResultInfo } from './controller-logic';
+export { CONTROLLER_CONFIG } from './controller-config';
+export type { ControllerConfig } from './controller-config';

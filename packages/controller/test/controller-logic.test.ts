@@ -1,0 +1,330 @@
+/**
+ * The metadata image and the controller's pure decisions, record type by record type and
+ * rejection path by rejection path: registration and fencing, unfencing once caught up,
+ * controlled shutdown, elections only from the live ISR (last replica standing, unclean opt-in),
+ * AlterPartition's epoch checks, topic creation with placement and validation, configs,
+ * preferred and unclean elections, producer id blocks, and snapshot round trips.
+ */
+import { ErrorCode, type MetadataRecord } from '@strand/protocol';
+import {
+  MetadataImage,
+  allocateProducerIds,
+  alterPartition,
+  alterTopicConfigs,
+  autoRebalance,
+  brokerHeartbeat,
+  createPartitions,
+  createTopics,
+  deleteTopics,
+  electLeaders,
+  fenceBrokers,
+  placeReplicas,
+  registerBroker,
+  type PartitionState,
+} from '../src';
+import { TOPIC, clusterWith, config, nextTopicId, run, topic, withTopic } from './fixtures';
+
+function part(image: MetadataImage, name: string, p = 0): PartitionState {
+  return image.topicByName(name)!.partitions.get(p)!;
+}
+
+describe('metadata image', () => {
+  it('applies every record type and round-trips through a snapshot', () => {
+    let image = clusterWith([1, 2, 3], ['a', 'b', 'a']);
+    image = withTopic(image, topic('t', 3, 3, { 'retention.ms': '1000' }));
+    image = run(image, allocateProducerIds(image, 1, image.brokers.get(1)!.epoch, 1000)).image;
+    image = run(image, fenceBrokers(image, [2])).image;
+    const snap = MetadataImage.fromRecords(image.offset, image.toRecords());
+    expect(snap.toRecords()).toEqual(image.toRecords());
+    expect(snap.clusterId).toBe('test-cluster');
+    expect(snap.nextProducerId).toBe(1000);
+    expect(snap.brokers.get(2)!.fenced).toBe(true);
+    expect(snap.configsOf(TOPIC, 't').get('retention.ms')).toBe('1000');
+    expect([...snap.topicByName('t')!.partitions.values()].map((p) => p.isr.includes(2))).toEqual([false, false, false]);
+  });
+
+  it('throws on records that contradict the image (a logic bug, not input)', () => {
+    const image = clusterWith([1]);
+    expect(() => image.apply(99, [{ fenceBroker: { brokerId: 1, brokerEpoch: 12345 } }])).toThrow(/not registered/);
+    expect(() => image.apply(99, [{ removeTopic: { topicId: Buffer.alloc(16) } }])).toThrow(/unknown topic/);
+    expect(() => image.apply(99, [{} as MetadataRecord])).toThrow(/empty or unknown/);
+  });
+
+  it('gives each registration the offset of its batch as broker epoch', () => {
+    const image = clusterWith([1, 2]);
+    const e1 = image.brokers.get(1)!.epoch;
+    const e2 = image.brokers.get(2)!.epoch;
+    expect(e2).toBeGreaterThan(e1);
+    const again = run(image, registerBroker(image, { brokerId: 1, incarnationId: 'inc-1b', endpoints: [{ listener: 'PLAINTEXT', host: 'h', port: 1 }], clusterId: 'test-cluster', previousShutdownClean: false }, () => false));
+    expect(again.result.brokerEpoch).toBeGreaterThan(e2);
+    expect(again.image.brokers.get(1)!.fenced).toBe(true);
+  });
+});
+
+describe('broker lifecycle', () => {
+  it('refuses a duplicate live registration, another cluster, and bad requests', () => {
+    const image = clusterWith([1]);
+    const req = { brokerId: 1, incarnationId: 'other', endpoints: [{ listener: 'PLAINTEXT', host: 'h', port: 1 }], clusterId: '', previousShutdownClean: true };
+    expect(registerBroker(image, req, () => true).finish(image).errorCode).toBe(ErrorCode.DUPLICATE_BROKER_REGISTRATION);
+    expect(registerBroker(image, req, () => false).records).toHaveLength(1);
+    expect(registerBroker(image, { ...req, clusterId: 'nope' }, () => false).finish(image).errorCode).toBe(ErrorCode.INCONSISTENT_CLUSTER_ID);
+    expect(registerBroker(image, { ...req, endpoints: [] }, () => false).finish(image).errorCode).toBe(ErrorCode.INVALID_REQUEST);
+  });
+
+  it('unfences only once the broker has caught up with its own registration', () => {
+    let image = MetadataImage.EMPTY;
+    image = run(image, registerBroker(image, { brokerId: 7, incarnationId: 'x', endpoints: [{ listener: 'PLAINTEXT', host: 'h', port: 1 }], clusterId: '', previousShutdownClean: true }, () => false)).image;
+    const epoch = image.brokers.get(7)!.epoch;
+    const behind = run(image, brokerHeartbeat(image, 7, epoch, epoch - 1, false));
+    expect(behind.result).toMatchObject({ errorCode: 0, isCaughtUp: false, isFenced: true });
+    const caught = run(image, brokerHeartbeat(image, 7, epoch, epoch, false));
+    expect(caught.result).toMatchObject({ isCaughtUp: true, isFenced: false });
+    expect(brokerHeartbeat(image, 7, epoch + 1, epoch, false).finish(image).errorCode).toBe(ErrorCode.STALE_BROKER_EPOCH);
+    expect(brokerHeartbeat(image, 8, 1, 1, false).finish(image).errorCode).toBe(ErrorCode.BROKER_ID_NOT_REGISTERED);
+  });
+
+  it('fencing moves leadership to a live ISR member and bumps epochs', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), topic('t', 1, 3));
+    const before = part(image, 't');
+    image = run(image, fenceBrokers(image, [before.leader])).image;
+    const after = part(image, 't');
+    expect(after.leader).not.toBe(before.leader);
+    expect(after.isr).not.toContain(before.leader);
+    expect(after.isr).toContain(after.leader);
+    expect(after.leaderEpoch).toBe(before.leaderEpoch + 1);
+    expect(after.partitionEpoch).toBe(before.partitionEpoch + 1);
+  });
+
+  it('keeps the last replica standing in the ISR and waits for it (no unclean election)', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    const p0 = part(image, 't');
+    const [first, second] = [p0.leader, p0.isr.find((r) => r !== p0.leader)!];
+    image = run(image, fenceBrokers(image, [second])).image;
+    expect(part(image, 't').isr).toEqual([first]);
+    image = run(image, fenceBrokers(image, [first])).image;
+    expect(part(image, 't')).toMatchObject({ leader: -1, isr: [first] });
+    // The out-of-sync replica comes back first: still no leader.
+    image = run(image, brokerHeartbeat(image, second, image.brokers.get(second)!.epoch, image.offset, false)).image;
+    expect(part(image, 't').leader).toBe(-1);
+    // The last ISR member returns: elected again.
+    image = run(image, brokerHeartbeat(image, first, image.brokers.get(first)!.epoch, image.offset, false)).image;
+    expect(part(image, 't').leader).toBe(first);
+  });
+
+  it('elects an out-of-sync replica only where the topic enables unclean election', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    const p0 = part(image, 't');
+    const other = p0.isr.find((r) => r !== p0.leader)!;
+    image = run(image, fenceBrokers(image, [other])).image;
+    image = run(image, fenceBrokers(image, [p0.leader])).image;
+    image = run(image, brokerHeartbeat(image, other, image.brokers.get(other)!.epoch, image.offset, false)).image;
+    expect(part(image, 't').leader).toBe(-1);
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'unclean.leader.election.enable', value: 'true' }], false)).image;
+    expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
+  });
+
+  it('controlled shutdown moves leadership first, then lets the broker stop', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), topic('t', 3, 2));
+    const leaders = [0, 1, 2].map((p) => part(image, 't', p).leader);
+    const victim = leaders[0]!;
+    const { image: after, result } = run(image, brokerHeartbeat(image, victim, image.brokers.get(victim)!.epoch, image.offset, true));
+    image = after;
+    expect(result.shouldShutDown).toBe(true);
+    for (let p = 0; p < 3; p++) {
+      expect(part(image, 't', p).leader).not.toBe(victim);
+      expect(part(image, 't', p).leader).not.toBe(-1);
+    }
+    expect(image.brokers.get(victim)!.inControlledShutdown).toBe(true);
+  });
+});
+
+describe('AlterPartition', () => {
+  function setup(): { image: MetadataImage; id: string; p: PartitionState } {
+    const image = withTopic(clusterWith([1, 2, 3]), topic('t', 1, 3));
+    const t = image.topicByName('t')!;
+    return { image, id: t.id, p: t.partitions.get(0)! };
+  }
+
+  it('shrinks and expands the ISR with epoch checks', () => {
+    const { image, id, p } = setup();
+    const epoch = image.brokers.get(p.leader)!.epoch;
+    const follower = p.isr.find((r) => r !== p.leader)!;
+    const shrink = run(image, alterPartition(image, p.leader, epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: p.isr.filter((r) => r !== follower) }]));
+    expect(shrink.result[0]).toMatchObject({ errorCode: 0, isr: p.isr.filter((r) => r !== follower), partitionEpoch: p.partitionEpoch + 1, leaderEpoch: p.leaderEpoch });
+    // A stale partition epoch (e.g. a retried request) is refused.
+    const stale = alterPartition(shrink.image, p.leader, epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr] }]);
+    expect(stale.finish(shrink.image)[0]!.errorCode).toBe(ErrorCode.INVALID_UPDATE_VERSION);
+    expect(stale.records).toHaveLength(0);
+  });
+
+  it('rejects stale leaders (zombie), non-leaders, stale broker epochs and ineligible replicas', () => {
+    const { image, id, p } = setup();
+    const epoch = (b: number): number => image.brokers.get(b)!.epoch;
+    const item = { partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [p.leader] };
+    const code = (broker: number, brokerEpoch: number, it = item, topicId = id): number => alterPartition(image, broker, brokerEpoch, topicId, [it]).finish(image)[0]!.errorCode;
+    expect(code(p.leader, epoch(p.leader), { ...item, leaderEpoch: p.leaderEpoch - 1 })).toBe(ErrorCode.FENCED_LEADER_EPOCH);
+    expect(code(p.leader, epoch(p.leader), { ...item, leaderEpoch: p.leaderEpoch + 1 })).toBe(ErrorCode.UNKNOWN_LEADER_EPOCH);
+    const other = p.isr.find((r) => r !== p.leader)!;
+    expect(code(other, epoch(other))).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    expect(code(p.leader, epoch(p.leader) + 100)).toBe(ErrorCode.STALE_BROKER_EPOCH);
+    expect(code(p.leader, epoch(p.leader), { ...item, newIsr: [p.leader, 99] })).toBe(ErrorCode.INELIGIBLE_REPLICA);
+    expect(code(p.leader, epoch(p.leader), { ...item, newIsr: [other] })).toBe(ErrorCode.INVALID_REQUEST);
+    expect(code(p.leader, epoch(p.leader), { ...item, partition: 5 })).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    expect(code(p.leader, epoch(p.leader), item, 'ff'.repeat(16))).toBe(ErrorCode.UNKNOWN_TOPIC_ID);
+  });
+
+  it('refuses to add a fenced broker back to the ISR', () => {
+    let { image, id, p } = setup();
+    const follower = p.isr.find((r) => r !== p.leader)!;
+    image = run(image, fenceBrokers(image, [follower])).image;
+    p = image.partition(id, 0)!;
+    const res = alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr, follower] }]);
+    expect(res.finish(image)[0]!.errorCode).toBe(ErrorCode.INELIGIBLE_REPLICA);
+  });
+});
+
+describe('topics', () => {
+  it('validates names, counts, assignments and configs with typed errors', () => {
+    const image = withTopic(clusterWith([1, 2, 3]), topic('exists'));
+    const results = createTopics(
+      image,
+      [
+        topic('ok.topic', 2, 2),
+        topic('bad name!'),
+        topic('x'.repeat(250)),
+        topic('..'),
+        topic('exists'),
+        topic('exists'.replace('e', 'e')),
+        topic('zero', 0, 1),
+        topic('rf4', 1, 4),
+        topic('badcfg', 1, 1, { 'retention.ms': 'soon' }),
+        topic('unknowncfg', 1, 1, { 'retention.mss': '1' }),
+        topic('minisr', 1, 2, { 'min.insync.replicas': '3' }),
+        { name: 'assigned', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [3, 1] }, { partition: 1, brokerIds: [1, 2] }], configs: [] },
+        { name: 'badassign', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 1] }], configs: [] },
+        { name: 'gap', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 1, brokerIds: [1] }], configs: [] },
+        { name: 'nobroker', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [42] }], configs: [] },
+        topic('ok_topic'),
+      ],
+      false,
+      config,
+      nextTopicId,
+    );
+    const codes = Object.fromEntries(results.finish(image).map((r) => [r.name.slice(0, 12), r.errorCode]));
+    expect(codes).toEqual({
+      'ok.topic': 0,
+      'bad name!': ErrorCode.INVALID_TOPIC_EXCEPTION,
+      xxxxxxxxxxxx: ErrorCode.INVALID_TOPIC_EXCEPTION,
+      '..': ErrorCode.INVALID_TOPIC_EXCEPTION,
+      exists: ErrorCode.TOPIC_ALREADY_EXISTS,
+      zero: ErrorCode.INVALID_PARTITIONS,
+      rf4: ErrorCode.INVALID_REPLICATION_FACTOR,
+      badcfg: ErrorCode.INVALID_CONFIG,
+      unknowncfg: ErrorCode.INVALID_CONFIG,
+      minisr: ErrorCode.INVALID_CONFIG,
+      assigned: 0,
+      badassign: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+      gap: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+      nobroker: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+      ok_topic: ErrorCode.INVALID_TOPIC_EXCEPTION, // collides with ok.topic created in the same batch
+    });
+    const after = run(image, results).image;
+    expect(after.topicByName('assigned')!.partitions.get(0)!.replicas).toEqual([3, 1]);
+    expect(after.topicByName('ok.topic')!.partitions.size).toBe(2);
+    expect(after.topicByName('bad name!')).toBeUndefined();
+  });
+
+  it('validate_only creates nothing', () => {
+    const image = clusterWith([1]);
+    const op = createTopics(image, [topic('t')], true, config, nextTopicId);
+    expect(op.records).toHaveLength(0);
+    expect(op.finish(image)[0]!.errorCode).toBe(0);
+  });
+
+  it('spreads replicas and preferred leaders evenly, across racks', () => {
+    const image = clusterWith([1, 2, 3, 4, 5, 6], ['a', 'a', 'b', 'b', 'c', 'c']);
+    const placed = placeReplicas(image, 12, 3);
+    const leaders = new Map<number, number>();
+    const replicas = new Map<number, number>();
+    for (const rs of placed) {
+      leaders.set(rs[0]!, (leaders.get(rs[0]!) ?? 0) + 1);
+      for (const r of rs) replicas.set(r, (replicas.get(r) ?? 0) + 1);
+      const racks = rs.map((r) => image.brokers.get(r)!.rack);
+      expect(new Set(racks).size).toBe(3);
+    }
+    expect([...leaders.values()]).toEqual([2, 2, 2, 2, 2, 2]);
+    expect([...replicas.values()]).toEqual([6, 6, 6, 6, 6, 6]);
+  });
+
+  it('deletes topics and their configs; unknown names are typed errors', () => {
+    let image = withTopic(clusterWith([1]), topic('t', 1, 1, { 'retention.ms': '5' }));
+    const op = deleteTopics(image, ['t', 'nope'], config);
+    expect(op.finish(image).map((r) => r.errorCode)).toEqual([0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]);
+    image = run(image, op).image;
+    expect(image.topicByName('t')).toBeUndefined();
+    expect(image.configsOf(TOPIC, 't').size).toBe(0);
+    expect(deleteTopics(image, ['t'], { ...config, 'delete.topic.enable': false }).finish(image)[0]!.errorCode).toBe(ErrorCode.TOPIC_DELETION_DISABLED);
+  });
+
+  it('adds partitions, never removes them', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 2, 2));
+    const grow = run(image, createPartitions(image, [{ name: 't', count: 5, assignments: [] }], false));
+    expect(grow.result[0]!.errorCode).toBe(0);
+    image = grow.image;
+    expect(image.topicByName('t')!.partitions.size).toBe(5);
+    expect(createPartitions(image, [{ name: 't', count: 5, assignments: [] }], false).finish(image)[0]!.errorCode).toBe(ErrorCode.INVALID_PARTITIONS);
+    expect(createPartitions(image, [{ name: 'zz', count: 5, assignments: [] }], false).finish(image)[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+  });
+
+  it('alters configs atomically: a bad value changes nothing', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'retention.ms', value: '100' }], false)).image;
+    const bad = alterTopicConfigs(image, 't', [{ name: 'segment.bytes', value: '2000' }, { name: 'retention.ms', value: 'x' }], false);
+    expect(bad.finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(bad.records).toHaveLength(0);
+    expect(alterTopicConfigs(image, 't', [{ name: 'min.insync.replicas', value: '3' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'retention.ms', value: undefined }], false)).image;
+    expect(image.configsOf(TOPIC, 't').has('retention.ms')).toBe(false);
+  });
+});
+
+describe('leader elections on request', () => {
+  it('preferred election returns leadership to the first replica when it is in sync', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    const preferred = part(image, 't').replicas[0]!;
+    image = run(image, fenceBrokers(image, [preferred])).image;
+    expect(part(image, 't').leader).not.toBe(preferred);
+    expect(electLeaders(image, 'preferred', [{ topic: 't', partition: 0 }]).finish(image)[0]!.errorCode).toBe(ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE);
+    image = run(image, brokerHeartbeat(image, preferred, image.brokers.get(preferred)!.epoch, image.offset, false)).image;
+    // Back, but not in the ISR until the leader adds it.
+    const p = part(image, 't');
+    image = run(image, alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, image.topicByName('t')!.id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [p.leader, preferred] }])).image;
+    expect(autoRebalance(image, 10)).toHaveLength(1);
+    image = run(image, electLeaders(image, 'preferred', 'all')).image;
+    expect(part(image, 't').leader).toBe(preferred);
+    expect(electLeaders(image, 'preferred', [{ topic: 't', partition: 0 }]).finish(image)[0]!.errorCode).toBe(ErrorCode.ELECTION_NOT_NEEDED);
+  });
+
+  it('unclean election on request picks a live out-of-sync replica', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    const p0 = part(image, 't');
+    const other = p0.isr.find((r) => r !== p0.leader)!;
+    image = run(image, fenceBrokers(image, [other])).image;
+    image = run(image, fenceBrokers(image, [p0.leader])).image;
+    expect(electLeaders(image, 'unclean', [{ topic: 't', partition: 0 }]).finish(image)[0]!.errorCode).toBe(ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE);
+    image = run(image, brokerHeartbeat(image, other, image.brokers.get(other)!.epoch, image.offset, false)).image;
+    image = run(image, electLeaders(image, 'unclean', [{ topic: 't', partition: 0 }])).image;
+    expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
+  });
+});
+
+describe('producer ids', () => {
+  it('hands out disjoint blocks to the registered epoch only', () => {
+    let image = clusterWith([1, 2]);
+    const a = run(image, allocateProducerIds(image, 1, image.brokers.get(1)!.epoch, 1000));
+    image = a.image;
+    const b = run(image, allocateProducerIds(image, 2, image.brokers.get(2)!.epoch, 1000));
+    expect([a.result.producerIdStart, b.result.producerIdStart]).toEqual([0, 1000]);
+    expect(allocateProducerIds(image, 2, 1, 1000).finish(image).errorCode).toBe(ErrorCode.STALE_BROKER_EPOCH);
+  });
+});
