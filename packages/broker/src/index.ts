@@ -1,0 +1,26 @@
+/**
+ * @strand/broker: partitions, produce/fetch and replication. So far: the pure replication core
+ * (leader-side ISR and high watermark, follower-side truncation by leader epoch, idempotent
+ * producer state) and its seeded simulator. The gRPC layer comes next (see README.md).
+ */
+export { DEFAULT_REPLICATION_CONFIG, replicationConfig } from './replication/config';
+export type { ReplicationConfig } from './replication/config';
+export { PartitionLeader } from './replication/partition-leader';
+export type { Acks, FollowerProgress, LeaderReady, PartitionLeaderInit, ProduceCompletion } from './replication/partition-leader';
+export { PartitionFollower } from './replication/partition-follower';
+export type { FollowerAction, FollowerState, OutgoingFetch, PartitionFollowerInit } from './replication/partition-follower';
+export { BATCHES_PER_PRODUCER, NO_PRODUCER_ID, ProducerStateManager, lastSequenceOf } from './replication/producer-state';
+export type { CachedBatch, ProducerBatchHeader, ProducerEntry, ProducerStateOptions, SequenceCheck } from './replication/producer-state';
+export { UNDEFINED_EPOCH, UNDEFINED_OFFSET, canonicalIsr } from './replication/types';
+export type {
+  AlterPartitionRequest,
+  AlterPartitionResponse,
+  EpochEndOffset,
+  FollowerFetchDecision,
+  FollowerFetchError,
+  FollowerFetchRequest,
+  PartitionState,
+  ReplicaId,
+  ReplicaLogView,
+} from './replication/types';
+export { partitionLogView } from './log/partition-log-view';

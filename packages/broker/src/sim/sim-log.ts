@@ -1,0 +1,116 @@
+// The simulator's in-memory partition log: the twin of @strand/storage's PartitionLog as far as
+// replication cares. One record per batch (a value string standing for the bytes), stamped with
+// its leader epoch; the leader-epoch cache is derived from the records, so it can never disagree
+// with them. What makes it a faithful model of a disk: a durable end offset that only an explicit
+// `flush()` (the group-committed fdatasync) moves, and `crash()`, which loses every record above
+// it — the power loss of SCENARIOS.md 5.
+//
+// Why not the real PartitionLog in the simulator: it does file I/O and asynchronous fsync, which
+// would make a run neither deterministic nor fast (200 seeds must take seconds). The core only
+// sees the ReplicaLogView interface, which both implement; test/log/partition-log-view.test.ts
+// checks the real log answers the same questions the same way.
+//
+// Invariants: offsets are dense from 0; epochs never decrease along the log;
+// 0 <= durableEndOffset <= logEndOffset <= maxRecords.
+
+import { invariant, type EpochEndOffset, type ReplicaLogView } from '../replication/types';
+
+export interface SimRecord {
+  readonly offset: number;
+  readonly epoch: number;
+  /** Stands for the batch bytes; unique per produce attempt, so two histories never look alike. */
+  readonly value: string;
+}
+
+export type FlushPolicy = 'fsync' | 'page-cache';
+
+export class SimLog implements ReplicaLogView {
+  private records: SimRecord[] = [];
+  private durable = 0;
+
+  constructor(
+    readonly flushPolicy: FlushPolicy = 'fsync',
+    /** A bound on the log's length: the simulator never produces more. */
+    readonly maxRecords: number = 100_000,
+  ) {}
+
+  get logStartOffset(): number {
+    return 0;
+  }
+
+  get logEndOffset(): number {
+    return this.records.length;
+  }
+
+  get durableEndOffset(): number {
+    return this.durable;
+  }
+
+  get countableEndOffset(): number {
+    return this.flushPolicy === 'fsync' ? this.durable : this.records.length;
+  }
+
+  get latestEpoch(): number {
+    return this.records[this.records.length - 1]?.epoch ?? -1;
+  }
+
+  endOffsetForEpoch(epoch: number): EpochEndOffset {
+    // The largest epoch <= `epoch` present, and where the next larger one starts (or the end).
+    let found = -1;
+    for (let i = 0; i < this.records.length; i++) {
+      const e = (this.records[i] as SimRecord).epoch;
+      if (e > epoch) return found < 0 ? { epoch: -1, endOffset: -1 } : { epoch: found, endOffset: i };
+      found = e;
+    }
+    return found < 0 ? { epoch: -1, endOffset: -1 } : { epoch: found, endOffset: this.records.length };
+  }
+
+  at(offset: number): SimRecord | undefined {
+    return this.records[offset];
+  }
+
+  /** A copy of the records in [from, to). */
+  slice(from = 0, to = this.records.length): SimRecord[] {
+    return this.records.slice(from, to);
+  }
+
+  /** Appends `value` as leader at `epoch`; returns its offset. */
+  appendAsLeader(value: string, epoch: number): number {
+    invariant(epoch >= this.latestEpoch, `leader append at epoch ${epoch} below the log's latest ${this.latestEpoch}`);
+    invariant(this.records.length < this.maxRecords, 'sim log full');
+    const offset = this.records.length;
+    this.records.push({ offset, epoch, value });
+    return offset;
+  }
+
+  /** Appends replicated records, which must continue the log exactly. */
+  appendAsFollower(records: readonly SimRecord[]): void {
+    for (const r of records) {
+      invariant(r.offset === this.records.length, `replicated record at ${r.offset} does not follow the log end ${this.records.length}`);
+      invariant(r.epoch >= this.latestEpoch, `replicated epoch ${r.epoch} below the log's latest ${this.latestEpoch}`);
+      invariant(this.records.length < this.maxRecords, 'sim log full');
+      this.records.push(r);
+    }
+  }
+
+  /** Up to `maxRecords` records from `offset`, none at or above `maxOffset`. */
+  read(offset: number, maxRecords: number, maxOffset = this.records.length): SimRecord[] {
+    return this.records.slice(offset, Math.min(offset + maxRecords, maxOffset, this.records.length));
+  }
+
+  truncateTo(offset: number): void {
+    if (offset >= this.records.length) return;
+    this.records.length = Math.max(0, offset);
+    this.durable = Math.min(this.durable, this.records.length);
+  }
+
+  /** The group-committed fdatasync: everything appended so far becomes durable. */
+  flush(): void {
+    this.durable = this.records.length;
+  }
+
+  /** Power loss: everything not yet flushed is gone. */
+  crash(): void {
+    this.records.length = this.durable;
+  }
+}

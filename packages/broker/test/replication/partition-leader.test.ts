@@ -1,0 +1,211 @@
+// Checks the leader core's rules one by one, driving PartitionLeader by hand with an in-memory
+// SimLog: fetch fencing and divergence answers, HW = min durable offset over the maximal ISR
+// (KIP-497), ISR shrink after replica.lag.time.max.ms, expansion at the HW, acks=all completion
+// only when HW > the batch's last offset, min.insync.replicas refusal, and the outputs handed out
+// by takeReady().
+
+import { PartitionLeader, type PartitionLeaderInit } from '../../src/replication/partition-leader';
+import type { FollowerFetchRequest, PartitionState } from '../../src/replication/types';
+import { SimLog } from '../../src/sim/sim-log';
+
+const LAG = 1000;
+
+function setup(opts: { isr?: number[]; minIsr?: number; records?: number; epoch?: number; hw?: number } = {}): { leader: PartitionLeader; log: SimLog } {
+  const log = new SimLog();
+  const epoch = opts.epoch ?? 1;
+  for (let i = 0; i < (opts.records ?? 0); i++) log.appendAsLeader(`v${i}`, epoch);
+  log.flush();
+  const state: PartitionState = { leader: 1, leaderEpoch: epoch, partitionEpoch: 10, replicas: [1, 2, 3], isr: opts.isr ?? [1, 2, 3] };
+  const init: PartitionLeaderInit = {
+    localReplicaId: 1,
+    state,
+    log,
+    highWatermark: opts.hw ?? 0,
+    nowMs: 0,
+    config: { replicaLagTimeMaxMs: LAG, minInsyncReplicas: opts.minIsr ?? 1 },
+  };
+  return { leader: new PartitionLeader(init), log };
+}
+
+function fetch(replicaId: number, fetchOffset: number, countable: number, lastFetchedEpoch = 1, currentLeaderEpoch = 1): FollowerFetchRequest {
+  return { replicaId, currentLeaderEpoch, fetchOffset, lastFetchedEpoch, countableEndOffset: countable };
+}
+
+describe('PartitionLeader: answering follower fetches', () => {
+  test('an older current leader epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH (KIP-320)', () => {
+    const { leader } = setup({ epoch: 5, records: 2 });
+    expect(leader.handleFollowerFetch(fetch(2, 0, 0, -1, 4), 0)).toMatchObject({ kind: 'error', error: 'FENCED_LEADER_EPOCH' });
+    expect(leader.handleFollowerFetch(fetch(2, 0, 0, -1, 6), 0)).toMatchObject({ kind: 'error', error: 'UNKNOWN_LEADER_EPOCH' });
+    expect(leader.handleFollowerFetch(fetch(9, 0, 0, -1, 5), 0)).toMatchObject({ kind: 'error', error: 'NOT_LEADER_OR_FOLLOWER' });
+  });
+
+  test('a last fetched epoch that ends before the fetch offset here is answered with the epoch end (KIP-101)', () => {
+    const log = new SimLog();
+    log.appendAsLeader('a', 1);
+    log.appendAsLeader('b', 1);
+    log.appendAsLeader('c', 3);
+    log.flush();
+    const leader = new PartitionLeader({ localReplicaId: 1, state: { leader: 1, leaderEpoch: 3, partitionEpoch: 1, replicas: [1, 2], isr: [1, 2] }, log, highWatermark: 0, nowMs: 0 });
+    // Follower has epoch 1 up to offset 3 (one more than the leader's epoch 1).
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 3, lastFetchedEpoch: 1, countableEndOffset: 3 }, 0)).toEqual({
+      kind: 'diverging',
+      divergingEpoch: { epoch: 1, endOffset: 2 },
+      highWatermark: 0,
+      logStartOffset: 0,
+    });
+    // Follower has an epoch 2 the leader never had (KIP-279): answered with epoch 1's end.
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 3, lastFetchedEpoch: 2, countableEndOffset: 3 }, 0)).toMatchObject({
+      kind: 'diverging',
+      divergingEpoch: { epoch: 1, endOffset: 2 },
+    });
+    // Matching: read from the fetch offset.
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 2, lastFetchedEpoch: 1, countableEndOffset: 2 }, 0)).toMatchObject({ kind: 'read', fetchOffset: 2 });
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 9, lastFetchedEpoch: 3, countableEndOffset: 2 }, 0)).toMatchObject({ kind: 'diverging' });
+  });
+
+  test('a fetch offset beyond the log end without an epoch is OFFSET_OUT_OF_RANGE', () => {
+    const { leader } = setup({ records: 2 });
+    expect(leader.handleFollowerFetch(fetch(2, 5, 5, -1), 0)).toMatchObject({ kind: 'error', error: 'OFFSET_OUT_OF_RANGE' });
+  });
+});
+
+describe('PartitionLeader: high watermark', () => {
+  test('HW is the minimum DURABLE offset over the ISR, the leader counting its own fsynced end', () => {
+    const { leader, log } = setup({ records: 4 });
+    leader.handleFollowerFetch(fetch(2, 4, 4), 1);
+    expect(leader.highWatermark).toBe(0); // replica 3 has not fetched in this term
+    leader.handleFollowerFetch(fetch(3, 4, 2), 1);
+    expect(leader.highWatermark).toBe(2); // replica 3 has only 2 durable
+    expect(leader.takeReady().highWatermark).toBe(2);
+    log.appendAsLeader('x', 1); // not flushed on the leader: does not count
+    leader.onLocalLogChanged();
+    leader.handleFollowerFetch(fetch(2, 5, 5), 2);
+    leader.handleFollowerFetch(fetch(3, 5, 5), 2);
+    expect(leader.highWatermark).toBe(4);
+    log.flush();
+    leader.onLocalLogChanged();
+    expect(leader.highWatermark).toBe(5);
+  });
+
+  test('a follower offset counts only up to its fetch offset, even if it claims more durable bytes', () => {
+    const { leader } = setup({ records: 4, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(2, 3, 4), 1);
+    expect(leader.highWatermark).toBe(3);
+  });
+
+  test('the HW never decreases within a leadership', () => {
+    const { leader } = setup({ records: 4, isr: [1, 2], hw: 3 });
+    expect(leader.highWatermark).toBe(3);
+    leader.handleFollowerFetch(fetch(2, 1, 1), 1);
+    expect(leader.highWatermark).toBe(3);
+  });
+});
+
+describe('PartitionLeader: ISR changes (KIP-497 maximal ISR)', () => {
+  test('a follower that has not caught up for replica.lag.time.max.ms is proposed out; it still counts until committed', () => {
+    const { leader, log } = setup({ records: 2 });
+    leader.handleFollowerFetch(fetch(2, 2, 2), 10);
+    leader.handleFollowerFetch(fetch(3, 2, 2), 10);
+    expect(leader.highWatermark).toBe(2);
+    log.appendAsLeader('c', 1);
+    log.flush();
+    leader.onLocalLogChanged();
+    leader.handleFollowerFetch(fetch(2, 3, 3), 20);
+    leader.takeReady();
+    leader.tick(LAG + 10); // replica 3 was last caught up at 10: not yet lagging
+    expect(leader.takeReady().alterPartition).toBeNull();
+    leader.tick(LAG + 11);
+    const ready = leader.takeReady();
+    expect(ready.alterPartition).toEqual({ leaderId: 1, leaderEpoch: 1, partitionEpoch: 10, newIsr: [1, 2] });
+    expect(leader.maximalIsr).toEqual([1, 2, 3]);
+    expect(leader.highWatermark).toBe(2); // 3 still counts while the shrink is in flight
+    leader.onAlterPartitionResponse({ error: null, leaderEpoch: 1, partitionEpoch: 11, isr: [1, 2] });
+    expect(leader.isr).toEqual([1, 2]);
+    expect(leader.partitionEpoch).toBe(11);
+    expect(leader.highWatermark).toBe(3);
+  });
+
+  test('a follower whose durable matching offset reaches the HW is proposed in and counts at once', () => {
+    const { leader } = setup({ records: 3, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(2, 3, 3), 1);
+    expect(leader.highWatermark).toBe(3);
+    leader.handleFollowerFetch(fetch(3, 3, 2), 1); // LEO reached, durable not yet
+    expect(leader.takeReady().alterPartition).toBeNull();
+    leader.handleFollowerFetch(fetch(3, 3, 3), 2);
+    expect(leader.takeReady().alterPartition).toEqual({ leaderId: 1, leaderEpoch: 1, partitionEpoch: 10, newIsr: [1, 2, 3] });
+    expect(leader.maximalIsr).toEqual([1, 2, 3]);
+    expect(leader.isr).toEqual([1, 2]);
+  });
+
+  test('fenced or shutting-down brokers are not proposed in (KIP-841)', () => {
+    const { leader } = setup({ records: 1, isr: [1, 2] });
+    leader.setIneligibleReplicas([3]);
+    leader.handleFollowerFetch(fetch(3, 1, 1), 1);
+    expect(leader.takeReady().alterPartition).toBeNull();
+  });
+
+  test('a rejected proposal is dropped and nothing is proposed until metadata moves the partition epoch', () => {
+    const { leader } = setup({ records: 1, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(3, 1, 1), 1);
+    expect(leader.takeReady().alterPartition).not.toBeNull();
+    leader.onAlterPartitionResponse({ error: 'INVALID_UPDATE_VERSION' });
+    expect(leader.pendingAlterPartition).toBeNull();
+    leader.handleFollowerFetch(fetch(3, 1, 1), 2);
+    expect(leader.takeReady().alterPartition).toBeNull();
+    leader.onPartitionState({ leader: 1, leaderEpoch: 1, partitionEpoch: 12, replicas: [1, 2, 3], isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(3, 1, 1), 3);
+    expect(leader.takeReady().alterPartition).toEqual({ leaderId: 1, leaderEpoch: 1, partitionEpoch: 12, newIsr: [1, 2, 3] });
+  });
+
+  test('an unanswered proposal is re-sent after alterPartitionRetryMs', () => {
+    const { leader } = setup({ records: 1, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(3, 1, 1), 0);
+    const first = leader.takeReady().alterPartition;
+    leader.tick(leader.config.alterPartitionRetryMs - 1);
+    expect(leader.takeReady().alterPartition).toBeNull();
+    leader.tick(leader.config.alterPartitionRetryMs);
+    expect(leader.takeReady().alterPartition).toEqual(first);
+  });
+});
+
+describe('PartitionLeader: acks=all', () => {
+  test('refused while the committed ISR is below min.insync.replicas', () => {
+    const { leader } = setup({ isr: [1], minIsr: 2 });
+    expect(leader.checkProduce(-1)).toBe('NOT_ENOUGH_REPLICAS');
+    expect(leader.checkProduce(1)).toBeNull();
+  });
+
+  test('a produce of offsets [a, b] completes when HW > b, not before', () => {
+    const { leader, log } = setup({ isr: [1, 2], minIsr: 2 });
+    log.appendAsLeader('a', 1);
+    log.appendAsLeader('b', 1);
+    log.flush();
+    leader.onLocalLogChanged();
+    leader.addProduceWaiter(7, 1, 10_000);
+    leader.handleFollowerFetch(fetch(2, 1, 1), 1);
+    expect(leader.takeReady().completedProduces).toEqual([]);
+    leader.handleFollowerFetch(fetch(2, 2, 2), 2);
+    expect(leader.takeReady().completedProduces).toEqual([{ requestId: 7, error: null }]);
+  });
+
+  test('waiters time out, and fail with NOT_LEADER_OR_FOLLOWER on resignation', () => {
+    const { leader, log } = setup({ isr: [1, 2] });
+    log.appendAsLeader('a', 1);
+    leader.addProduceWaiter(1, 0, 100);
+    leader.addProduceWaiter(2, 0, 500);
+    leader.tick(100);
+    expect(leader.takeReady().completedProduces).toEqual([{ requestId: 1, error: 'REQUEST_TIMED_OUT' }]);
+    leader.resign();
+    expect(leader.takeReady().completedProduces).toEqual([{ requestId: 2, error: 'NOT_LEADER_OR_FOLLOWER' }]);
+    expect(leader.checkProduce(-1)).toBe('NOT_LEADER_OR_FOLLOWER');
+  });
+
+  test('the number of waiting produces is bounded', () => {
+    const log = new SimLog();
+    log.appendAsLeader('a', 1);
+    const leader = new PartitionLeader({ localReplicaId: 1, state: { leader: 1, leaderEpoch: 1, partitionEpoch: 0, replicas: [1, 2], isr: [1, 2] }, log, highWatermark: 0, nowMs: 0, config: { maxPendingProduces: 2 } });
+    leader.addProduceWaiter(1, 0, 100);
+    leader.addProduceWaiter(2, 0, 100);
+    expect(leader.checkProduce(-1)).toBe('THROTTLING_QUOTA_EXCEEDED');
+  });
+});

@@ -1,0 +1,78 @@
+// Checks idempotent-producer bookkeeping (SCENARIOS.md 11): a retry of any of the last five
+// batches gets its original offsets, gaps are OUT_OF_ORDER_SEQUENCE_NUMBER, older uncached
+// sequences DUPLICATE_SEQUENCE_NUMBER, stale epochs INVALID_PRODUCER_EPOCH, and the state rebuilt
+// from the log's batch headers equals the state built while appending. Bounds are enforced.
+
+import { ProducerStateManager, lastSequenceOf, type ProducerBatchHeader } from '../../src/replication/producer-state';
+
+function header(producerId: number, producerEpoch: number, baseSequence: number, baseOffset: number, count = 1): ProducerBatchHeader {
+  return { producerId, producerEpoch, baseSequence, baseOffset, lastOffsetDelta: count - 1 };
+}
+
+describe('ProducerStateManager', () => {
+  test('retries of the last five batches are duplicates with their original offsets', () => {
+    const m = new ProducerStateManager();
+    let offset = 100;
+    for (let seq = 0; seq < 30; seq += 3) {
+      expect(m.check(7, 0, seq, 2)).toEqual({ kind: 'append' });
+      m.onAppended(header(7, 0, seq, offset, 3));
+      offset += 3;
+    }
+    expect(m.check(7, 0, 27, 2)).toEqual({ kind: 'duplicate', firstOffset: 127, lastOffset: 129 });
+    expect(m.check(7, 0, 15, 2)).toEqual({ kind: 'duplicate', firstOffset: 115, lastOffset: 117 });
+    expect(m.check(7, 0, 12, 2)).toEqual({ kind: 'error', error: 'DUPLICATE_SEQUENCE_NUMBER' });
+    expect(m.check(7, 0, 31, 0)).toEqual({ kind: 'error', error: 'OUT_OF_ORDER_SEQUENCE_NUMBER' });
+    expect(m.check(7, 0, 30, 0)).toEqual({ kind: 'append' });
+  });
+
+  test('epochs: stale is INVALID_PRODUCER_EPOCH, a new one must start at sequence 0', () => {
+    const m = new ProducerStateManager();
+    m.onAppended(header(1, 3, 0, 0));
+    expect(m.check(1, 2, 1, 0)).toEqual({ kind: 'error', error: 'INVALID_PRODUCER_EPOCH' });
+    expect(m.check(1, 4, 5, 0)).toEqual({ kind: 'error', error: 'OUT_OF_ORDER_SEQUENCE_NUMBER' });
+    expect(m.check(1, 4, 0, 0)).toEqual({ kind: 'append' });
+    m.onAppended(header(1, 4, 0, 1));
+    expect(m.entry(1)?.batches).toEqual([{ firstSeq: 0, lastSeq: 0, firstOffset: 1, lastOffset: 1 }]);
+  });
+
+  test('unknown producers must start at 0; non-idempotent batches always append', () => {
+    const m = new ProducerStateManager();
+    expect(m.check(9, 0, 3, 0)).toEqual({ kind: 'error', error: 'UNKNOWN_PRODUCER_ID' });
+    expect(m.check(-1, -1, -1, 9)).toEqual({ kind: 'append' });
+  });
+
+  test('sequences wrap at 2^31-1', () => {
+    expect(lastSequenceOf(0x7ffffffe, 2)).toBe(0);
+    const m = new ProducerStateManager();
+    m.onAppended(header(1, 0, 0x7ffffffe, 0, 2));
+    expect(m.check(1, 0, 0, 0)).toEqual({ kind: 'append' });
+  });
+
+  test('rebuilding from batch headers gives the same answers', () => {
+    const headers: ProducerBatchHeader[] = [];
+    const live = new ProducerStateManager();
+    let offset = 0;
+    for (let i = 0; i < 40; i++) {
+      const pid = i % 3;
+      const seq = live.entry(pid)?.batches.at(-1)?.lastSeq;
+      const h = header(pid, 0, seq === undefined ? 0 : seq + 1, offset, 1 + (i % 4));
+      offset += 1 + (i % 4);
+      headers.push(h);
+      live.onAppended(h);
+    }
+    const rebuilt = ProducerStateManager.rebuild(headers);
+    for (const pid of [0, 1, 2]) expect(rebuilt.entry(pid)).toEqual(live.entry(pid));
+  });
+
+  test('at most maxProducerIds producers and batchesPerProducer batches are kept', () => {
+    const m = new ProducerStateManager({ maxProducerIds: 2, batchesPerProducer: 2 });
+    m.onAppended(header(1, 0, 0, 0));
+    m.onAppended(header(2, 0, 0, 1));
+    m.onAppended(header(1, 0, 1, 2));
+    m.onAppended(header(3, 0, 0, 3)); // evicts 2, the least recently written
+    expect(m.size).toBe(2);
+    expect(m.entry(2)).toBeUndefined();
+    m.onAppended(header(1, 0, 2, 4));
+    expect(m.entry(1)?.batches.map((b) => b.firstSeq)).toEqual([1, 2]);
+  });
+});
