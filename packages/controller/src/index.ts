@@ -27,3 +27,5 @@ export {
 export type { ConfigChange, ErrorInfo, HeartbeatResult, Operation, PartitionResultInfo, ProducerIdBlock, RegisterResult, TopicResultInfo } from './controller-logic';
 export { CONTROLLER_CONFIG } from './controller-config';
 export type { ControllerConfig } from './controller-config';
+export { NotControllerError, QuorumController } from './quorum-controller';
+export type { ControllerEndpoint, ControllerLogger, DeltaListener, QuorumControllerOptions } from './quorum-controller';

@@ -1,0 +1,397 @@
+/**
+ * The quorum controller: the metadata state machine on a RaftNode. Every controller applies the
+ * committed metadata log to its image and serves the metadata stream; the Raft leader is the
+ * active controller and the only one that writes.
+ *
+ * Writes are sequenced: one operation at a time computes its records from the applied image,
+ * proposes them as one Raft entry and answers once that entry is applied here. So each operation
+ * sees the effects of every earlier one, and an answer is never given for a change that is not
+ * committed. After winning an election the new active controller first passes a read barrier
+ * (everything committed is applied) before it decides anything, and gives every registered broker
+ * a fresh session (liveness is volatile state of the active controller, as in KRaft).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import {
+  ConfigResourceType,
+  StrandError,
+  TOPIC_CONFIG,
+  decodeMetadataRecordBatch,
+  decodeMetadataSnapshot,
+  encodeMetadataRecordBatch,
+  encodeMetadataSnapshot,
+  type AlterPartitionRequest,
+  type AlterPartitionTopicResult,
+  type BrokerHeartbeatRequest,
+  type CreatableTopic,
+  type CreatePartitionsTopic,
+  type CreateTopicResult,
+  type MetadataDelta,
+  type MetadataRecord,
+  type RegisterBrokerRequest,
+} from '@strand/protocol';
+import { NotLeaderError, ProposalDroppedError, RaftNode, Role, type LogStorage, type StateMachine, type Transport } from '@strand/raft';
+import type { ControllerConfig } from './controller-config';
+import {
+  allocateProducerIds,
+  alterPartition,
+  alterTopicConfigs,
+  autoRebalance,
+  brokerHeartbeat,
+  createPartitions,
+  createTopics,
+  deleteTopics,
+  electLeaders,
+  fenceBrokers,
+  registerBroker,
+  type ConfigChange,
+  type ErrorInfo,
+  type HeartbeatResult,
+  type Operation,
+  type PartitionResultInfo,
+  type ProducerIdBlock,
+  type RegisterResult,
+  type TopicResultInfo,
+} from './controller-logic';
+import { MetadataImage, topicIdFromBytes, type TopicId } from './metadata-image';
+
+export interface ControllerEndpoint {
+  host: string;
+  port: number;
+}
+
+/** What the controller reports through its optional logger. */
+export interface ControllerLogger {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface QuorumControllerOptions {
+  /** This controller's node id (Kafka's node.id). */
+  nodeId: number;
+  /** Every voter's address (controller.quorum.voters), this node included. */
+  voters: ReadonlyMap<number, ControllerEndpoint>;
+  storage: LogStorage;
+  transport: Transport;
+  config: ControllerConfig;
+  /** Raft tick length (ms) and election timeout (ticks): defaults 50 and 10. */
+  tickMs?: number;
+  electionTicks?: number;
+  snapshotEveryEntries?: number;
+  seed?: number;
+  /** Topic ids (default: random UUID bytes). */
+  newTopicId?: () => TopicId;
+  /** The cluster id written by the first active controller (default: a random UUID). */
+  clusterId?: string;
+  logger?: ControllerLogger;
+}
+
+/** Thrown (and sent to clients) when this controller is not the active one. */
+export class NotControllerError extends StrandError {
+  constructor(
+    readonly activeControllerId: number,
+    readonly activeController: ControllerEndpoint | undefined,
+  ) {
+    super('NOT_CONTROLLER', activeControllerId < 0 ? 'no active controller is known yet' : `the active controller is ${activeControllerId}${activeController ? ` at ${activeController.host}:${activeController.port}` : ''}`);
+    this.name = 'NotControllerError';
+  }
+}
+
+interface RetainedBatch {
+  offset: number;
+  records: MetadataRecord[];
+}
+
+export type DeltaListener = (delta: MetadataDelta) => void;
+
+export class QuorumController {
+  private readonly raft: RaftNode;
+  private readonly opts: QuorumControllerOptions;
+  private image: MetadataImage = MetadataImage.EMPTY;
+  private readonly retained: RetainedBatch[] = [];
+  /** The retained batches cover every offset after this one. */
+  private retainedFrom = -1;
+  private readonly listeners = new Set<DeltaListener>();
+  private writeChain: Promise<unknown> = Promise.resolve();
+  /** Raft term in which this node last passed its read barrier as leader (-1: not active). */
+  private activeTerm = -1;
+  /** Monotonic ms of each broker's last heartbeat, as seen by this (active) controller. */
+  private readonly lastContact = new Map<number, number>();
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private readonly newTopicId: () => TopicId;
+
+  constructor(opts: QuorumControllerOptions) {
+    this.opts = opts;
+    this.newTopicId = opts.newTopicId ?? ((): TopicId => randomBytes(16).toString('hex'));
+    const sm: StateMachine = {
+      apply: (index, data) => this.applyBatch(index, data),
+      snapshot: () => encodeMetadataSnapshot({ offset: this.image.offset, records: this.image.toRecords() }),
+      restore: (data) => {
+        const snap = decodeMetadataSnapshot(data);
+        this.image = MetadataImage.fromRecords(snap.offset, snap.records);
+        this.retained.length = 0;
+        this.retainedFrom = this.image.offset;
+        this.publish({ snapshot: true, offset: this.image.offset, records: snap.records });
+      },
+    };
+    this.raft = new RaftNode({
+      id: String(opts.nodeId),
+      storage: opts.storage,
+      transport: opts.transport,
+      stateMachine: sm,
+      bootstrapVoters: [...opts.voters.keys()].map(String),
+      ...(opts.tickMs === undefined ? {} : { tickMs: opts.tickMs }),
+      ...(opts.electionTicks === undefined ? {} : { electionTicks: opts.electionTicks }),
+      ...(opts.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: opts.snapshotEveryEntries }),
+      ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.raft.start();
+    this.raft.onLeaderChange((s) => {
+      if (s.role !== Role.Leader) this.activeTerm = -1;
+      this.opts.logger?.info({ nodeId: this.opts.nodeId, role: s.role, leader: s.leader, term: s.term }, 'controller quorum role changed');
+      // A new leader activates at once (barrier, cluster id, fresh sessions) so brokers are not fenced by a gap.
+      if (s.role === Role.Leader) void this.write(() => ({ records: [], finish: () => undefined })).catch(() => undefined);
+    });
+    const fenceEvery = this.opts.config['controller.fence.check.interval.ms'];
+    this.timers.push(setInterval(() => this.checkSessions(), fenceEvery));
+    if (this.opts.config['auto.leader.rebalance.enable']) {
+      this.timers.push(setInterval(() => void this.write((image) => ({ records: autoRebalance(image, this.opts.config['leader.imbalance.per.broker.percentage']), finish: () => undefined })).catch(() => undefined), this.opts.config['leader.imbalance.check.interval.seconds'] * 1000));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.raft.stop();
+    this.listeners.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // state machine
+
+  private applyBatch(index: number, data: Uint8Array): void {
+    const batch = decodeMetadataRecordBatch(data);
+    this.image = this.image.apply(index, batch.records);
+    this.retained.push({ offset: index, records: batch.records });
+    const max = this.opts.config['controller.metadata.retained.batches'];
+    if (this.retained.length > max) {
+      const dropped = this.retained.splice(0, this.retained.length - max);
+      this.retainedFrom = (dropped[dropped.length - 1] as RetainedBatch).offset;
+    }
+    this.publish({ snapshot: false, offset: index, records: batch.records });
+  }
+
+  private publish(delta: MetadataDelta): void {
+    for (const l of this.listeners) l(delta);
+  }
+
+  /** The applied metadata image (committed state as of `image.offset`). */
+  get metadata(): MetadataImage {
+    return this.image;
+  }
+
+  /**
+   * Streams the metadata log after `afterOffset`: a snapshot first if that offset is older than
+   * what is retained (or -1), then retained batches, then every batch as it is applied.
+   */
+  subscribe(afterOffset: number, listener: DeltaListener): () => void {
+    if (afterOffset < this.retainedFrom || afterOffset < 0 || afterOffset > this.image.offset) {
+      if (this.image.offset >= 0) listener({ snapshot: true, offset: this.image.offset, records: this.image.toRecords() });
+    } else {
+      for (const b of this.retained) if (b.offset > afterOffset) listener({ snapshot: false, offset: b.offset, records: b.records });
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // activity
+
+  get nodeId(): number {
+    return this.opts.nodeId;
+  }
+
+  /** The active controller's id as this node knows it (-1 unknown). */
+  get activeControllerId(): number {
+    const leader = this.raft.status().leader;
+    return leader === '' ? -1 : Number(leader);
+  }
+
+  get isActive(): boolean {
+    return this.raft.isLeader && this.activeTerm === this.raft.status().term;
+  }
+
+  raftStatus(): ReturnType<RaftNode['status']> {
+    return this.raft.status();
+  }
+
+  private notController(): NotControllerError {
+    const id = this.activeControllerId;
+    return new NotControllerError(id === this.opts.nodeId ? -1 : id, this.opts.voters.get(id));
+  }
+
+  /** Makes this node ready to decide: leader, everything committed applied, cluster id written. */
+  private async ensureActive(): Promise<void> {
+    if (this.stopped || !this.raft.isLeader) throw this.notController();
+    const term = this.raft.status().term;
+    if (this.activeTerm === term) return;
+    try {
+      await this.raft.readBarrier();
+    } catch (e: unknown) {
+      throw this.mapRaftError(e);
+    }
+    if (!this.raft.isLeader || this.raft.status().term !== term) throw this.notController();
+    this.activeTerm = term;
+    // Liveness is not replicated: every broker gets a full session from now.
+    const now = performance.now();
+    this.lastContact.clear();
+    for (const id of this.image.brokers.keys()) this.lastContact.set(id, now);
+    this.opts.logger?.info({ nodeId: this.opts.nodeId, term, metadataOffset: this.image.offset }, 'active controller');
+    if (this.image.clusterId === '') await this.commit([{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }]);
+  }
+
+  private mapRaftError(e: unknown): Error {
+    if (e instanceof NotLeaderError) return this.notController();
+    if (e instanceof ProposalDroppedError) return new StrandError('REQUEST_TIMED_OUT', `the metadata change may or may not have been committed: ${e.message}`, { cause: e });
+    if (e instanceof StrandError) return e;
+    return new StrandError('UNKNOWN_SERVER_ERROR', e instanceof Error ? e.message : String(e), { cause: e });
+  }
+
+  private async commit(records: MetadataRecord[]): Promise<void> {
+    try {
+      await this.raft.propose(encodeMetadataRecordBatch({ records }));
+    } catch (e: unknown) {
+      throw this.mapRaftError(e);
+    }
+  }
+
+  /** Runs one write operation after every earlier one; see the file comment. */
+  write<T>(build: (image: MetadataImage) => Operation<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      await this.ensureActive();
+      const op = build(this.image);
+      if (op.records.length > 0) await this.commit(op.records);
+      return op.finish(this.image);
+    };
+    const result = this.writeChain.then(run, run);
+    this.writeChain = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A linearizable read of the image (fails with NOT_CONTROLLER off the active controller). */
+  async read<T>(f: (image: MetadataImage) => T): Promise<T> {
+    await this.ensureActive();
+    return f(this.image);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // broker lifecycle
+
+  private sessionAlive(brokerId: number): boolean {
+    const t = this.lastContact.get(brokerId);
+    return t !== undefined && performance.now() - t < this.opts.config['broker.session.timeout.ms'];
+  }
+
+  registerBroker(req: RegisterBrokerRequest): Promise<RegisterResult> {
+    return this.write((image) => {
+      const op = registerBroker(image, req, (id) => this.sessionAlive(id));
+      return {
+        records: op.records,
+        finish: (after) => {
+          const res = op.finish(after);
+          if (res.errorCode === 0) this.lastContact.set(req.brokerId, performance.now());
+          return res;
+        },
+      };
+    });
+  }
+
+  brokerHeartbeat(req: BrokerHeartbeatRequest): Promise<HeartbeatResult> {
+    return this.write((image) => {
+      const b = image.brokers.get(req.brokerId);
+      if (b !== undefined && b.epoch === req.brokerEpoch) this.lastContact.set(req.brokerId, performance.now());
+      return brokerHeartbeat(image, req.brokerId, req.brokerEpoch, req.currentMetadataOffset, req.wantShutDown);
+    });
+  }
+
+  /** Fences brokers whose sessions expired (runs on a timer while active). */
+  private checkSessions(): void {
+    if (!this.isActive) return;
+    const now = performance.now();
+    const timeout = this.opts.config['broker.session.timeout.ms'];
+    const expired: number[] = [];
+    for (const b of this.image.brokers.values()) {
+      if (b.fenced) continue;
+      const t = this.lastContact.get(b.id);
+      if (t === undefined || now - t >= timeout) expired.push(b.id);
+    }
+    if (expired.length === 0) return;
+    this.opts.logger?.warn({ brokers: expired, sessionTimeoutMs: timeout }, 'fencing brokers whose sessions expired');
+    void this.write((image) => fenceBrokers(image, expired.filter((id) => {
+      const t = this.lastContact.get(id);
+      return t === undefined || performance.now() - t >= timeout;
+    }))).catch(() => undefined);
+  }
+
+  alterPartition(req: AlterPartitionRequest): Promise<AlterPartitionTopicResult[]> {
+    return this.write((image) => {
+      const ops = req.topics.map((t) => ({ topicId: t.topicId, op: alterPartition(image, req.brokerId, req.brokerEpoch, topicIdFromBytes(t.topicId), t.partitions) }));
+      return {
+        records: ops.flatMap((o) => o.op.records),
+        finish: (after) => ops.map((o) => ({ topicId: o.topicId, partitions: o.op.finish(after) })),
+      };
+    });
+  }
+
+  allocateProducerIds(brokerId: number, brokerEpoch: number): Promise<ProducerIdBlock> {
+    return this.write((image) => allocateProducerIds(image, brokerId, brokerEpoch, this.opts.config['producer.id.block.size']));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // administration
+
+  createTopics(topics: readonly CreatableTopic[], validateOnly: boolean): Promise<CreateTopicResult[]> {
+    return this.write((image) => createTopics(image, topics, validateOnly, this.opts.config, this.newTopicId));
+  }
+
+  deleteTopics(names: readonly string[]): Promise<TopicResultInfo[]> {
+    return this.write((image) => deleteTopics(image, names, this.opts.config));
+  }
+
+  createPartitions(topics: readonly CreatePartitionsTopic[], validateOnly: boolean): Promise<TopicResultInfo[]> {
+    return this.write((image) => createPartitions(image, topics, validateOnly));
+  }
+
+  alterTopicConfigs(topic: string, changes: readonly ConfigChange[], validateOnly: boolean): Promise<ErrorInfo> {
+    return this.write((image) => alterTopicConfigs(image, topic, changes, validateOnly));
+  }
+
+  electLeaders(type: 'preferred' | 'unclean', targets: readonly { topic: string; partition: number }[] | 'all'): Promise<PartitionResultInfo[]> {
+    return this.write((image) => electLeaders(image, type, targets));
+  }
+
+  /** Topic configs with defaults filled in; `keys` empty means all. */
+  describeTopicConfigs(image: MetadataImage, topic: string, keys: readonly string[]): { name: string; value: string; isDefault: boolean; doc: string }[] {
+    if (image.topicByName(topic) === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${topic}' does not exist`);
+    const dynamic = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic);
+    const names = keys.length > 0 ? keys : TOPIC_CONFIG.names();
+    return names.map((name) => {
+      if (!TOPIC_CONFIG.has(name)) throw new StrandError('INVALID_CONFIG', `Unknown configuration ${name}`);
+      const def = TOPIC_CONFIG.spec[name as keyof typeof TOPIC_CONFIG.spec];
+      const value = dynamic.get(name);
+      const dflt = Array.isArray(def.default) ? def.default.join(',') : String(def.default);
+      return { name, value: value ?? dflt, isDefault: value === undefined, doc: def.doc };
+    });
+  }
+
+  /** Seconds since each broker's last heartbeat, as seen here (active controller only). */
+  lastHeartbeatAgeMs(brokerId: number): number {
+    const t = this.lastContact.get(brokerId);
+    return this.isActive && t !== undefined ? Math.round(performance.now() - t) : -1;
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Three quorum controllers in one process over the in-memory Raft network, with fake brokers
+ * that register, heartbeat (reporting the metadata offset they applied from the stream), stop
+ * heartbeating, come back and shut down. Checks, on every metadata batch any controller applies:
+ * a partition's leader is in its ISR and on an active broker; leader and partition epochs never
+ * go back; no two leaders for one (partition, leader epoch). Also: only the active controller
+ * writes (others answer NOT_CONTROLLER naming it), and after the active controller is cut off a
+ * new one takes over with every committed change intact.
+ */
+import { MemoryNetwork, MemoryStorage } from '@strand/raft';
+import { CONTROLLER_CONFIG, MetadataImage, NotControllerError, QuorumController, type HeartbeatResult } from '../src';
+
+const config = CONTROLLER_CONFIG.parse({
+  'broker.session.timeout.ms': '400',
+  'controller.fence.check.interval.ms': '20',
+  'auto.leader.rebalance.enable': 'false',
+});
+
+async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+class Cluster {
+  readonly net = new MemoryNetwork();
+  readonly controllers: QuorumController[] = [];
+  readonly violations: string[] = [];
+  private readonly leaderOf = new Map<string, number>();
+  private readonly lastEpochs = new Map<string, [number, number]>();
+
+  constructor(n: number) {
+    const voters = new Map(Array.from({ length: n }, (_, i) => [i + 1, { host: '127.0.0.1', port: 9190 + i }]));
+    let topicSeq = 0;
+    for (let i = 1; i <= n; i++) {
+      this.controllers.push(
+        new QuorumController({
+          nodeId: i,
+          voters,
+          storage: new MemoryStorage(),
+          transport: this.net.transport(String(i)),
+          config,
+          tickMs: 10,
+          electionTicks: 10,
+          seed: i,
+          newTopicId: () => (++topicSeq).toString(16).padStart(32, '0') + '',
+          clusterId: 'sim-cluster',
+        }),
+      );
+    }
+  }
+
+  async start(): Promise<void> {
+    for (const c of this.controllers) {
+      await c.start();
+      let image = MetadataImage.EMPTY;
+      c.subscribe(-1, (d) => {
+        image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : image.apply(d.offset, d.records);
+        this.check(image);
+      });
+    }
+  }
+
+  private check(image: MetadataImage): void {
+    for (const [t, p] of image.allPartitions()) {
+      const key = `${t.name}-${p.partition}`;
+      if (p.leader !== -1) {
+        if (!p.isr.includes(p.leader)) this.violations.push(`${key}@${image.offset}: leader ${p.leader} not in ISR ${p.isr}`);
+        if (!image.isActiveBroker(p.leader)) this.violations.push(`${key}@${image.offset}: leader ${p.leader} is not an active broker`);
+        const seen = this.leaderOf.get(`${key}/${p.leaderEpoch}`);
+        if (seen !== undefined && seen !== p.leader) this.violations.push(`${key}: two leaders (${seen}, ${p.leader}) in epoch ${p.leaderEpoch}`);
+        this.leaderOf.set(`${key}/${p.leaderEpoch}`, p.leader);
+      }
+      if (p.isr.length === 0) this.violations.push(`${key}@${image.offset}: empty ISR`);
+    }
+  }
+
+  /** Records epoch monotonicity per controller-independent partition key (images arrive in order per controller). */
+  checkMonotonic(image: MetadataImage, who: number): void {
+    for (const [t, p] of image.allPartitions()) {
+      const key = `${who}/${t.id}-${p.partition}`;
+      const last = this.lastEpochs.get(key);
+      if (last && (p.leaderEpoch < last[0] || p.partitionEpoch < last[1])) this.violations.push(`${key}: epochs went back`);
+      this.lastEpochs.set(key, [p.leaderEpoch, p.partitionEpoch]);
+    }
+  }
+
+  active(): QuorumController | undefined {
+    return this.controllers.find((c) => c.isActive);
+  }
+
+  /** Runs `f` on whichever controller accepts it (following NOT_CONTROLLER answers). */
+  async call<T>(f: (c: QuorumController) => Promise<T>): Promise<T> {
+    return until('a controller to accept the call', async () => {
+      for (const c of this.controllers) {
+        try {
+          return await f(c);
+        } catch (e: unknown) {
+          if (!(e instanceof NotControllerError) && !(e instanceof Error && /REQUEST_TIMED_OUT|timed out|stopped|not running/i.test(e.message))) throw e;
+        }
+      }
+      return undefined;
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.controllers) await c.stop();
+  }
+}
+
+class FakeBroker {
+  epoch = -1;
+  alive = true;
+  shutdownRequested = false;
+  lastResult: HeartbeatResult | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: number,
+    private readonly cluster: Cluster,
+  ) {}
+
+  async register(): Promise<void> {
+    const res = await this.cluster.call((c) => c.registerBroker({ brokerId: this.id, incarnationId: `inc-${this.id}-${Date.now()}`, endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9000 + this.id }], clusterId: '', previousShutdownClean: true }));
+    expect(res.errorCode).toBe(0);
+    this.epoch = res.brokerEpoch;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.beat(), 50);
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.alive) return;
+    const offset = Math.max(...this.cluster.controllers.map((c) => c.metadata.offset));
+    try {
+      for (const c of this.cluster.controllers) {
+        if (!c.isActive) continue;
+        this.lastResult = await c.brokerHeartbeat({ brokerId: this.id, brokerEpoch: this.epoch, currentMetadataOffset: offset, wantShutDown: this.shutdownRequested });
+      }
+    } catch {
+      // The controller lost leadership mid-call: the next beat finds the new one.
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+describe('quorum controller (in-process cluster)', () => {
+  let cluster: Cluster;
+  const brokers: FakeBroker[] = [];
+
+  afterEach(async () => {
+    for (const b of brokers.splice(0)) b.stop();
+    await cluster.stop();
+  });
+
+  it('keeps leaders in live ISRs through fencing, returns and controlled shutdown', async () => {
+    cluster = new Cluster(3);
+    await cluster.start();
+    const active = await until('an active controller', async () => {
+      try {
+        return await cluster.call(async (c) => (await c.read(() => c)) as QuorumController);
+      } catch {
+        return undefined;
+      }
+    });
+    // Non-active controllers refuse writes and name the active one.
+    const other = cluster.controllers.find((c) => c !== active)!;
+    await expect(other.createTopics([], false)).rejects.toMatchObject({ errorName: 'NOT_CONTROLLER', activeControllerId: active.nodeId });
+
+    for (let id = 1; id <= 4; id++) brokers.push(new FakeBroker(100 + id, cluster));
+    for (const b of brokers) await b.register();
+    for (const b of brokers) b.start();
+    await until('all brokers unfenced', () => (brokers.every((b) => cluster.active()?.metadata.brokers.get(b.id)?.fenced === false) ? true : undefined));
+
+    const created = await cluster.call((c) => c.createTopics([{ name: 'events', numPartitions: 8, replicationFactor: 3, assignments: [], configs: [] }], false));
+    expect(created[0]!.errorCode).toBe(0);
+
+    for (const c of cluster.controllers) c.subscribe(-1, () => cluster.checkMonotonic(c.metadata, c.nodeId));
+
+    // A broker stops heartbeating: fenced, its leaderships move, it leaves ISRs.
+    const victim = brokers[0]!;
+    victim.alive = false;
+    await until('victim fenced', () => (cluster.active()?.metadata.brokers.get(victim.id)?.fenced ? true : undefined));
+    const img = cluster.active()!.metadata;
+    for (const [, p] of img.allPartitions()) {
+      expect(p.leader).not.toBe(victim.id);
+      if (p.isr.length > 1) expect(p.isr).not.toContain(victim.id);
+    }
+    // It comes back with a new incarnation and is unfenced once caught up.
+    victim.alive = true;
+    await victim.register();
+    await until('victim unfenced', () => (cluster.active()?.metadata.brokers.get(victim.id)?.fenced === false ? true : undefined));
+
+    // Controlled shutdown: leadership moves off first, then the broker may stop.
+    const leaving = brokers[1]!;
+    leaving.shutdownRequested = true;
+    await until('shutdown allowed', () => (leaving.lastResult?.shouldShutDown ? true : undefined));
+    for (const [, p] of cluster.active()!.metadata.allPartitions()) expect(p.leader).not.toBe(leaving.id);
+    leaving.alive = false;
+
+    expect(cluster.violations).toEqual([]);
+  });
+
+  it('fails over: a new active controller keeps every committed change', async () => {
+    cluster = new Cluster(3);
+    await cluster.start();
+    const b = new FakeBroker(1, cluster);
+    brokers.push(b);
+    await b.register();
+    b.start();
+    await until('broker unfenced', () => (cluster.active()?.metadata.brokers.get(1)?.fenced === false ? true : undefined));
+    const names: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await cluster.call((c) => c.createTopics([{ name: `t${i}`, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false));
+      if (res[0]!.errorCode === 0) names.push(`t${i}`);
+    }
+    const old = cluster.active()!;
+    cluster.net.isolate(String(old.nodeId));
+    const next = await until('a new active controller', async () => {
+      for (const c of cluster.controllers) {
+        if (c === old) continue;
+        try {
+          await c.read(() => true);
+          return c;
+        } catch {
+          // not it
+        }
+      }
+      return undefined;
+    });
+    expect(next).not.toBe(old);
+    for (const n of names) expect(next.metadata.topicByName(n)).toBeDefined();
+    const more = await next.createTopics([{ name: 'after-failover', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false);
+    expect(more[0]!.errorCode).toBe(0);
+    // The isolated old leader refuses writes (it cannot commit) instead of acknowledging them.
+    await expect(old.createTopics([{ name: 'zombie', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false)).rejects.toBeDefined();
+    cluster.net.heal();
+    await until('old leader catches up', () => (old.metadata.topicByName('after-failover') ? true : undefined));
+    expect(old.metadata.topicByName('zombie')).toBeUndefined();
+    expect(cluster.violations).toEqual([]);
+  });
+});
