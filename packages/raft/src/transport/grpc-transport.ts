@@ -22,8 +22,14 @@ export interface GrpcTransportOptions {
   readonly id: NodeId;
   /** Batches carrying another cluster id are refused. */
   readonly clusterId: string;
-  /** "host:port" to listen on; port 0 picks a free port (see start()). */
+  /** "host:port" to listen on; port 0 picks a free port (see start()). Ignored with `server`. */
   readonly listen: string;
+  /**
+   * A server owned by the caller (e.g. the controller's, so Raft and the controller service share
+   * one listener, as KRaft's controller listener does). The transport only adds its service to it;
+   * the caller binds, starts and shuts it down.
+   */
+  readonly server?: grpc.Server;
   /** Peer id -> "host:port". */
   readonly peers: Readonly<Record<NodeId, string>>;
   /** Messages queued per peer before the oldest are dropped. Default 10_000. */
@@ -182,6 +188,7 @@ export class GrpcTransport implements Transport {
   private handler: (m: Message) => void = () => {};
   private readonly cfg: { id: NodeId; clusterId: string; maxQueued: number; maxBatchBytes: number; minMs: number; maxMs: number; stats: TransportStats };
   private readonly maxMessageBytes: number;
+  private readonly ownsServer: boolean;
 
   constructor(private readonly opts: GrpcTransportOptions) {
     this.maxMessageBytes = opts.maxMessageBytes ?? 64 << 20;
@@ -197,7 +204,8 @@ export class GrpcTransport implements Transport {
     for (const [k, v] of [['maxQueuedMessagesPerPeer', this.cfg.maxQueued], ['maxBatchBytes', this.cfg.maxBatchBytes], ['reconnectMinMs', this.cfg.minMs], ['reconnectMaxMs', this.cfg.maxMs]] as const) {
       if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`grpc transport: ${k} must be a positive integer, got ${v}`);
     }
-    this.server = new grpc.Server({ 'grpc.max_receive_message_length': this.maxMessageBytes });
+    this.ownsServer = opts.server === undefined;
+    this.server = opts.server ?? new grpc.Server({ 'grpc.max_receive_message_length': this.maxMessageBytes });
     const impl: RaftServer = {
       send: (call: grpc.ServerReadableStream<RaftMessageBatch, RaftSendAck>, callback: grpc.sendUnaryData<RaftSendAck>) => {
         let accepted = 0;
@@ -244,8 +252,9 @@ export class GrpcTransport implements Transport {
     for (const [peer, addr] of Object.entries(opts.peers)) if (peer !== opts.id) this.setPeer(peer, addr);
   }
 
-  /** Start listening; resolves with the bound port. */
+  /** Start listening; resolves with the bound port (-1 with a caller-owned server: not bound here). */
   start(): Promise<number> {
+    if (!this.ownsServer) return Promise.resolve(-1);
     return new Promise((resolve, reject) => {
       this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
         if (err !== null) reject(err);
@@ -274,6 +283,7 @@ export class GrpcTransport implements Transport {
   async close(): Promise<void> {
     for (const l of this.links.values()) l.close();
     this.links.clear();
+    if (!this.ownsServer) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.server.forceShutdown();
