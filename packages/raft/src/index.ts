@@ -16,6 +16,8 @@ export { MemoryStorage } from './storage/log-storage';
 export type { LogStorage, StorageUpdate } from './storage/log-storage';
 export { LevelStorage } from './storage/level-storage';
 export { MemoryNetwork } from './transport/transport';
+export { GrpcTransport } from './transport/grpc-transport';
+export type { GrpcTransportOptions, TransportStats } from './transport/grpc-transport';
 export type { Transport } from './transport/transport';
 export { runSeed } from './sim/simulator';
 export type { SimRunOptions, SimRunResult } from './sim/simulator';
