@@ -29,3 +29,4 @@ export { CONTROLLER_CONFIG } from './controller-config';
 export type { ControllerConfig } from './controller-config';
 export { NotControllerError, QuorumController } from './quorum-controller';
 export type { ControllerEndpoint, ControllerLogger, DeltaListener, QuorumControllerOptions } from './quorum-controller';
+export { CONTROLLER_ADDRESS_METADATA_KEY, CONTROLLER_ID_METADATA_KEY, addControllerService, toServiceError } from './controller-service';

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * The `strand` command. `strand server` runs a node; more commands arrive with the client.
+ */
+import { Command } from 'commander';
+import { StrandError } from '@strand/protocol';
+import { startServer } from '../server/server';
+
+const program = new Command();
+program.name('strand').description('Strand: a Kafka-class distributed commit log').version('0.1.0');
+
+program
+  .command('server')
+  .description('run a Strand node (controller, broker, or both), configured the Kafka way')
+  .option('-c, --config <file>', 'a properties (key=value) or YAML configuration file')
+  .option('-o, --override <key=value>', 'set a configuration key (repeatable; wins over the file)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--roles <roles>', 'shorthand for --override process.roles=<roles>')
+  .option('--node-id <id>', 'shorthand for --override node.id=<id>')
+  .option('--pretty', 'human-readable logs instead of JSON', false)
+  .action(async (opts: { config?: string; override: string[]; roles?: string; nodeId?: string; pretty: boolean }) => {
+    const overrides = [...(opts.roles ? [`process.roles=${opts.roles}`] : []), ...(opts.nodeId ? [`node.id=${opts.nodeId}`] : []), ...opts.override];
+    let server;
+    try {
+      server = await startServer({ ...(opts.config === undefined ? {} : { configFile: opts.config }), overrides, env: process.env, pretty: opts.pretty });
+    } catch (e: unknown) {
+      process.stderr.write(`strand server: ${e instanceof StrandError ? `${e.errorName}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(2);
+    }
+    const running = server;
+    const shutdown = (signal: string): void => {
+      running.logger.info({ signal }, 'signal received');
+      running.stop().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          running.logger.error({ err: e }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`strand: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

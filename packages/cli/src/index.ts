@@ -1,0 +1,6 @@
+/** @strand/cli: the `strand` command and the server process it runs. */
+export { SERVER_CONFIG, configFromEnv, parseListeners, parseOverrides, parseVoters, readConfigFile, resolveServerConfig } from './server/server-config';
+export type { Listener, ResolvedServerConfig, ServerConfig, Voter } from './server/server-config';
+export { startServer } from './server/server';
+export type { RunningServer, ServerOptions } from './server/server';
+export { createLogger } from './server/logger';

@@ -1,0 +1,61 @@
+/**
+ * The controller role of `strand server`: a QuorumController on a LevelStorage Raft log under
+ * `<metadata.log.dir>/__cluster_metadata` (locked against a second process), with Raft and the
+ * controller API served on the same gRPC server (the CONTROLLER listener).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { DirectoryLock } from '@strand/storage';
+import { GrpcTransport, LevelStorage } from '@strand/raft';
+import { QuorumController, addControllerService } from '@strand/controller';
+import { CONTROLLER_CONFIG } from '@strand/controller';
+import type { Logger } from './logger';
+import type { ResolvedServerConfig } from './server-config';
+
+export interface ControllerRole {
+  controller: QuorumController;
+  stop(): Promise<void>;
+}
+
+/** Identifies the quorum on the Raft wire: controllers configured with other voters refuse each other. */
+function quorumId(cfg: ResolvedServerConfig): string {
+  return cfg.voters
+    .map((v) => `${v.id}@${v.host}:${v.port}`)
+    .sort()
+    .join(',');
+}
+
+export async function startControllerRole(cfg: ResolvedServerConfig, server: grpc.Server, logger: Logger): Promise<ControllerRole> {
+  const dir = path.join(cfg.metadataLogDir, '__cluster_metadata');
+  fs.mkdirSync(dir, { recursive: true });
+  const lock = DirectoryLock.acquire(dir);
+  const storage = new LevelStorage(path.join(dir, 'raft'));
+  const peers = Object.fromEntries(cfg.voters.map((v) => [String(v.id), `${v.host}:${v.port}`]));
+  const transport = new GrpcTransport({ id: String(cfg.nodeId), clusterId: quorumId(cfg), listen: '', peers, server });
+  const controllerConfig = CONTROLLER_CONFIG.parse(Object.fromEntries(CONTROLLER_CONFIG.names().map((k) => [k, String((cfg.values as Record<string, unknown>)[k])])));
+  const tickMs = cfg.values['controller.quorum.tick.ms'];
+  const voters = new Map(cfg.voters.map((v) => [v.id, { host: v.host, port: v.port }]));
+  const log = logger.child({ role: 'controller' });
+  const controller = new QuorumController({
+    nodeId: cfg.nodeId,
+    voters,
+    storage,
+    transport,
+    config: controllerConfig,
+    tickMs,
+    electionTicks: Math.max(2, Math.ceil(cfg.values['controller.quorum.election.timeout.ms'] / tickMs)),
+    logger: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) },
+  });
+  addControllerService(server, controller, voters);
+  await controller.start();
+  return {
+    controller,
+    stop: async () => {
+      await controller.stop();
+      await transport.close();
+      await storage.close();
+      lock.release();
+    },
+  };
+}

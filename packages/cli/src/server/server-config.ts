@@ -1,0 +1,182 @@
+/**
+ * `strand server` configuration, the Kafka way: the same dotted keys as Kafka's KRaft servers,
+ * read from `--config FILE` (Java properties, or YAML by extension), then `--override key=value`
+ * (repeatable), then environment variables `STRAND_<KEY>` (dots as underscores, upper case):
+ * the later form wins. Everything is validated before anything starts; an error names the key.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { StrandError, defineConfig, type ConfigValues, type RawConfig } from '@strand/protocol';
+import { CONTROLLER_CONFIG } from '@strand/controller';
+
+export const SERVER_CONFIG = defineConfig({
+  'process.roles': { type: 'list', default: ['broker', 'controller'], oneOf: ['broker', 'controller'], doc: 'Roles of this process: broker, controller, or both (combined mode, for development).' },
+  'node.id': { type: 'int', default: -1, min: -1, doc: 'This node\'s id, unique in the cluster (required). Controllers use it as their Raft id.' },
+  'controller.quorum.voters': { type: 'string', default: '', doc: 'The controller quorum: id@host:port,id@host:port,... (required).' },
+  'controller.listener.names': { type: 'string', default: 'CONTROLLER', doc: 'Name of the listener controllers serve Raft and the controller API on.' },
+  'listeners': { type: 'string', default: 'BROKER://0.0.0.0:9093,CONTROLLER://0.0.0.0:9193', doc: 'NAME://host:port for each listener this process binds. Port 0 picks a free port.' },
+  'advertised.listeners': { type: 'string', default: '', doc: 'NAME://host:port that clients and other nodes should use (default: listeners, with 0.0.0.0 replaced by 127.0.0.1).' },
+  'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directories holding partition logs.' },
+  'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
+  'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout (randomised in [t, 2t)) (ms).' },
+  'controller.quorum.tick.ms': { type: 'int', default: 50, min: 1, doc: 'Strand: Raft tick length; heartbeats go every tick (ms).' },
+  'log.level': { type: 'string', default: 'info', oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level (pino).' },
+  ...CONTROLLER_CONFIG.spec,
+});
+
+export type ServerConfig = ConfigValues<typeof SERVER_CONFIG.spec>;
+
+export interface Listener {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface Voter {
+  id: number;
+  host: string;
+  port: number;
+}
+
+/** A validated server configuration with its structured parts parsed. */
+export interface ResolvedServerConfig {
+  values: ServerConfig;
+  roles: { broker: boolean; controller: boolean };
+  nodeId: number;
+  voters: Voter[];
+  listeners: Map<string, Listener>;
+  advertised: Map<string, Listener>;
+  metadataLogDir: string;
+}
+
+function invalid(key: string, value: string, why: string): never {
+  throw new StrandError('INVALID_CONFIG', `Invalid value ${value} for configuration ${key}: ${why}`);
+}
+
+/** `1@host:port,2@host:port`. */
+export function parseVoters(value: string): Voter[] {
+  const voters = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((item) => {
+      const m = /^(\d+)@(\[[^\]]+\]|[^:]+):(\d+)$/.exec(item);
+      if (!m) return invalid('controller.quorum.voters', value, `'${item}' is not id@host:port`);
+      return { id: Number(m[1]), host: (m[2] as string).replace(/^\[|\]$/g, ''), port: Number(m[3]) };
+    });
+  if (new Set(voters.map((v) => v.id)).size !== voters.length) invalid('controller.quorum.voters', value, 'a voter id appears twice');
+  for (const v of voters) if (v.port < 1 || v.port > 65535) invalid('controller.quorum.voters', value, `port ${v.port} is out of range`);
+  return voters;
+}
+
+/** `NAME://host:port,NAME://host:port`. */
+export function parseListeners(key: string, value: string): Map<string, Listener> {
+  const out = new Map<string, Listener>();
+  for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*):\/\/(\[[^\]]+\]|[^:]*):(\d+)$/.exec(item);
+    if (!m) invalid(key, value, `'${item}' is not NAME://host:port`);
+    const name = (m[1] as string).toUpperCase();
+    const port = Number(m[3]);
+    if (port > 65535) invalid(key, value, `port ${port} is out of range`);
+    if (out.has(name)) invalid(key, value, `listener ${name} appears twice`);
+    out.set(name, { name, host: (m[2] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port });
+  }
+  return out;
+}
+
+/** Reads a properties or YAML file into raw key/value pairs (nested YAML maps join with '.'). */
+export function readConfigFile(file: string): Record<string, string> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e: unknown) {
+    throw new StrandError('INVALID_CONFIG', `cannot read config file ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  const out: Record<string, string> = {};
+  if (/\.ya?ml$/i.test(file)) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (e: unknown) {
+      throw new StrandError('INVALID_CONFIG', `config file ${file} is not valid YAML: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    const walk = (node: unknown, prefix: string): void => {
+      if (node === null || node === undefined) return;
+      if (typeof node === 'object' && !Array.isArray(node)) {
+        for (const [k, v] of Object.entries(node as Record<string, unknown>)) walk(v, prefix === '' ? k : `${prefix}.${k}`);
+      } else if (Array.isArray(node)) {
+        out[prefix] = node.map((x) => String(x)).join(',');
+      } else {
+        out[prefix] = String(node);
+      }
+    };
+    walk(doc, '');
+    return out;
+  }
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
+    const m = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(line);
+    if (!m) throw new StrandError('INVALID_CONFIG', `${file}:${i + 1}: expected key=value, got '${line}'`);
+    out[m[1] as string] = (m[2] as string).trim();
+  }
+  return out;
+}
+
+/** `STRAND_NODE_ID=1` -> `node.id`: every STRAND_* variable must name a known key. */
+export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  const byEnvName = new Map(SERVER_CONFIG.names().map((k) => [`STRAND_${k.replace(/[.-]/g, '_').toUpperCase()}`, k]));
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('STRAND_') || value === undefined) continue;
+    const key = byEnvName.get(name);
+    if (key === undefined) throw new StrandError('INVALID_CONFIG', `environment variable ${name} does not name a configuration (STRAND_<KEY> with dots as underscores)`);
+    out[key] = value;
+  }
+  return out;
+}
+
+/** `key=value` overrides (`--override`). */
+export function parseOverrides(overrides: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const o of overrides) {
+    const i = o.indexOf('=');
+    if (i <= 0) throw new StrandError('INVALID_CONFIG', `--override ${o}: expected key=value`);
+    out[o.slice(0, i).trim()] = o.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/**
+ * Merges file < overrides < environment, validates every key, and checks the combination
+ * (required keys, a listener per role, this controller among the voters).
+ */
+export function resolveServerConfig(sources: { file?: string; overrides?: readonly string[]; env?: NodeJS.ProcessEnv; extra?: RawConfig }): ResolvedServerConfig {
+  const raw: Record<string, RawConfig[string]> = {
+    ...(sources.extra ?? {}),
+    ...(sources.file ? readConfigFile(sources.file) : {}),
+    ...parseOverrides(sources.overrides ?? []),
+    ...configFromEnv(sources.env ?? {}),
+  };
+  const values = SERVER_CONFIG.parse(raw);
+  const roles = { broker: values['process.roles'].includes('broker'), controller: values['process.roles'].includes('controller') };
+  if (!roles.broker && !roles.controller) invalid('process.roles', '', 'at least one of broker, controller is required');
+  const nodeId = values['node.id'];
+  if (nodeId < 0) throw new StrandError('INVALID_CONFIG', 'Missing required configuration node.id (a non-negative integer)');
+  if (values['controller.quorum.voters'] === '') throw new StrandError('INVALID_CONFIG', 'Missing required configuration controller.quorum.voters (id@host:port,...)');
+  const voters = parseVoters(values['controller.quorum.voters']);
+  const listeners = parseListeners('listeners', values['listeners']);
+  const controllerListener = values['controller.listener.names'].toUpperCase();
+  if (roles.controller) {
+    if (!voters.some((v) => v.id === nodeId)) invalid('controller.quorum.voters', values['controller.quorum.voters'], `this controller's node.id ${nodeId} is not a voter`);
+    if (!listeners.has(controllerListener)) invalid('listeners', values['listeners'], `a controller needs a ${controllerListener}:// listener`);
+  }
+  if (roles.broker && ![...listeners.keys()].some((n) => n !== controllerListener)) invalid('listeners', values['listeners'], 'a broker needs a listener other than the controller listener');
+  const advertised = values['advertised.listeners'] === '' ? new Map<string, Listener>() : parseListeners('advertised.listeners', values['advertised.listeners']);
+  for (const [name, l] of listeners) {
+    if (!advertised.has(name)) advertised.set(name, { ...l, host: l.host === '0.0.0.0' || l.host === '::' ? '127.0.0.1' : l.host });
+  }
+  const metadataLogDir = path.resolve(values['metadata.log.dir'] !== '' ? values['metadata.log.dir'] : (values['log.dirs'][0] as string));
+  return { values, roles, nodeId, voters, listeners, advertised, metadataLogDir };
+}

@@ -1,0 +1,144 @@
+/**
+ * The controller's gRPC service (proto/controller.proto): handlers validate the request's shape,
+ * hand it to the QuorumController (which owns all state and its transitions) and map the answer.
+ * A call that fails as a whole carries the Kafka error code in `strand-error-code`; a
+ * NOT_CONTROLLER failure also names the active controller so clients and brokers follow it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  ConfigResourceType,
+  ConfigSource,
+  ControllerService,
+  ElectionType,
+  ERROR_CODE_METADATA_KEY,
+  StrandError,
+  AlterConfigOp,
+  grpcStatusFor,
+  type ControllerServer,
+  type ControllerDescription,
+  type DescribeConfigsResult,
+  type AlterConfigsResult,
+  type MetadataDelta,
+} from '@strand/protocol';
+import { errorInfo } from './controller-logic';
+import { NotControllerError, type QuorumController } from './quorum-controller';
+
+export const CONTROLLER_ID_METADATA_KEY = 'strand-controller-id';
+export const CONTROLLER_ADDRESS_METADATA_KEY = 'strand-controller-address';
+
+/** Limit on metadata deltas buffered for a slow stream before it is ended (it reconnects from its offset). */
+const MAX_BUFFERED_DELTAS = 10_000;
+
+/** A grpc ServiceError for `e` (a StrandError keeps its Kafka code; anything else is UNKNOWN_SERVER_ERROR). */
+export function toServiceError(e: unknown): grpc.ServiceError {
+  const err = e instanceof StrandError ? e : new StrandError('UNKNOWN_SERVER_ERROR', e instanceof Error ? e.message : String(e), { cause: e });
+  const metadata = new grpc.Metadata();
+  metadata.set(ERROR_CODE_METADATA_KEY, String(err.code));
+  if (err instanceof NotControllerError && err.activeControllerId >= 0) {
+    metadata.set(CONTROLLER_ID_METADATA_KEY, String(err.activeControllerId));
+    if (err.activeController) metadata.set(CONTROLLER_ADDRESS_METADATA_KEY, `${err.activeController.host}:${err.activeController.port}`);
+  }
+  return Object.assign(new Error(`${err.errorName}: ${err.message}`), { code: grpcStatusFor(err.errorName), details: `${err.errorName}: ${err.message}`, metadata });
+}
+
+function unary<Req, Res>(f: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    f(call.request).then(
+      (res) => callback(null, res),
+      (e: unknown) => callback(toServiceError(e)),
+    );
+  };
+}
+
+/** Adds the Controller service, backed by `controller`, to `server`. */
+export function addControllerService(server: grpc.Server, controller: QuorumController, voters: ReadonlyMap<number, { host: string; port: number }>): void {
+  const impl: ControllerServer = {
+    registerBroker: unary(async (req) => {
+      const r = await controller.registerBroker(req);
+      return { errorCode: r.errorCode, errorMessage: r.errorMessage, brokerEpoch: r.brokerEpoch, clusterId: r.clusterId };
+    }),
+    brokerHeartbeat: unary((req) => controller.brokerHeartbeat(req)),
+    alterPartition: unary(async (req) => ({ errorCode: 0, errorMessage: '', topics: await controller.alterPartition(req) })),
+    allocateProducerIds: unary((req) => controller.allocateProducerIds(req.brokerId, req.brokerEpoch)),
+    createTopics: unary(async (req) => ({ topics: await controller.createTopics(req.topics, req.validateOnly) })),
+    deleteTopics: unary(async (req) => ({ topics: await controller.deleteTopics(req.names) })),
+    createPartitions: unary(async (req) => ({ topics: await controller.createPartitions(req.topics, req.validateOnly) })),
+    describeConfigs: unary(async (req) => {
+      const results: DescribeConfigsResult[] = await controller.read((image) =>
+        req.resources.map((r): DescribeConfigsResult => {
+          const base = { type: r.type, name: r.name };
+          if (r.type !== ConfigResourceType.CONFIG_RESOURCE_TOPIC) {
+            return { ...base, ...errorInfo('INVALID_REQUEST', 'only topic configs can be described by the controller'), configs: [] };
+          }
+          try {
+            const configs = controller.describeTopicConfigs(image, r.name, r.keys).map((c) => ({ name: c.name, value: c.value, source: c.isDefault ? ConfigSource.CONFIG_SOURCE_DEFAULT : ConfigSource.CONFIG_SOURCE_DYNAMIC, isDefault: c.isDefault, documentation: c.doc }));
+            return { ...base, errorCode: 0, errorMessage: '', configs };
+          } catch (e: unknown) {
+            if (!(e instanceof StrandError)) throw e;
+            return { ...base, errorCode: e.code, errorMessage: e.message, configs: [] };
+          }
+        }),
+      );
+      return { results };
+    }),
+    incrementalAlterConfigs: unary(async (req) => {
+      const results: AlterConfigsResult[] = [];
+      for (const r of req.resources) {
+        const base = { type: r.type, name: r.name };
+        if (r.type !== ConfigResourceType.CONFIG_RESOURCE_TOPIC) {
+          results.push({ ...base, ...errorInfo('INVALID_REQUEST', 'only topic configs can be altered') });
+          continue;
+        }
+        const changes = r.configs.map((c) => ({ name: c.name, value: c.op === AlterConfigOp.ALTER_CONFIG_DELETE ? undefined : c.value }));
+        results.push({ ...base, ...(await controller.alterTopicConfigs(r.name, changes, req.validateOnly)) });
+      }
+      return { results };
+    }),
+    electLeaders: unary(async (req) => {
+      const type = req.type === ElectionType.ELECTION_UNCLEAN ? 'unclean' : 'preferred';
+      const targets = req.topics.length === 0 ? 'all' : req.topics.flatMap((t) => t.partitions.map((partition) => ({ topic: t.topic, partition })));
+      return { results: await controller.electLeaders(type, targets) };
+    }),
+    describeCluster: unary(async () => {
+      const image = controller.metadata;
+      const status = controller.raftStatus();
+      const controllers: ControllerDescription[] = [...voters.entries()].map(([id, ep]) => {
+        const self = id === controller.nodeId;
+        const progress = status.progress[String(id)];
+        const role = self ? String(status.role) : status.leader === String(id) ? 'leader' : progress !== undefined ? 'follower' : 'unknown';
+        return { nodeId: id, host: ep.host, port: ep.port, role, lag: progress !== undefined ? Math.max(0, status.lastIndex - progress.match) : self ? 0 : -1 };
+      });
+      return {
+        clusterId: image.clusterId,
+        activeControllerId: controller.activeControllerId,
+        metadataOffset: image.offset,
+        raftTerm: status.term,
+        brokers: [...image.brokers.values()]
+          .sort((a, b) => a.id - b.id)
+          .map((b) => ({ brokerId: b.id, brokerEpoch: b.epoch, endpoints: [...b.endpoints], ...(b.rack === undefined ? {} : { rack: b.rack }), fenced: b.fenced, inControlledShutdown: b.inControlledShutdown, lastHeartbeatAgeMs: controller.lastHeartbeatAgeMs(b.id) })),
+        controllers,
+      };
+    }),
+    fetchMetadata: (call) => {
+      let closed = false;
+      const unsubscribe = controller.subscribe(call.request.afterOffset, (delta: MetadataDelta) => {
+        if (closed) return;
+        if (call.writableLength > MAX_BUFFERED_DELTAS) {
+          closed = true;
+          unsubscribe();
+          call.destroy(toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'metadata stream fell too far behind; reconnect from your offset')));
+          return;
+        }
+        call.write(delta);
+      });
+      const stop = (): void => {
+        closed = true;
+        unsubscribe();
+      };
+      call.on('cancelled', stop);
+      call.on('close', stop);
+      call.on('error', stop);
+    },
+  };
+  server.addService(ControllerService, impl);
+}
