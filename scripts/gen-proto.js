@@ -96,7 +96,8 @@ export const descriptor = ${descriptor};
     const types = all.types.filter(mine);
     const enums = all.enums.filter(mine);
     const services = all.services.filter(mine);
-    const imports = new Map(); // module -> Set(names)
+    const imports = new Map(); // module -> Set(type names)
+    const valueImports = new Map(); // module -> Set(function names)
     const ref = (t) => {
       const name = tsName(t);
       const m = fileOf(t);
@@ -152,14 +153,16 @@ export const descriptor = ${descriptor};
         const req = ref(m.resolvedRequestType);
         const res = ref(m.resolvedResponseType);
         const lname = m.name.charAt(0).toLowerCase() + m.name.slice(1);
+        const reqCodec = codecRef(req, mod, m.resolvedRequestType, valueImports);
+        const resCodec = codecRef(res, mod, m.resolvedResponseType, valueImports);
         const p = `/${full}/${m.name}`;
         const rs = !!m.requestStream;
         const ss = !!m.responseStream;
         def += `  ${lname}: {\n    path: '${p}',\n    requestStream: ${rs},\n    responseStream: ${ss},\n` +
-          `    requestSerialize: (m: ${req}): Buffer => toBuffer(${codecRef(req, mod, m.resolvedRequestType)}.encode(m)),\n` +
-          `    requestDeserialize: (b: Buffer): ${req} => ${codecRef(req, mod, m.resolvedRequestType)}.decode(b),\n` +
-          `    responseSerialize: (m: ${res}): Buffer => toBuffer(${codecRef(res, mod, m.resolvedResponseType)}.encode(m)),\n` +
-          `    responseDeserialize: (b: Buffer): ${res} => ${codecRef(res, mod, m.resolvedResponseType)}.decode(b),\n` +
+          `    requestSerialize: (m: ${req}): Buffer => toBuffer(${reqCodec.encode}(m)),\n` +
+          `    requestDeserialize: (b: Buffer): ${req} => ${reqCodec.decode}(b),\n` +
+          `    responseSerialize: (m: ${res}): Buffer => toBuffer(${resCodec.encode}(m)),\n` +
+          `    responseDeserialize: (b: Buffer): ${res} => ${resCodec.decode}(b),\n` +
           `    originalName: '${lname}',\n  },\n`;
         const sig = `${sname}Service.${lname}`;
         if (!rs && !ss) {
@@ -192,6 +195,9 @@ export const descriptor = ${descriptor};
     for (const [m, names] of [...imports.entries()].sort()) {
       head += `import type { ${[...names].sort().join(', ')} } from './${m}';\n`;
     }
+    for (const [m, names] of [...valueImports.entries()].sort()) {
+      head += `import { ${[...names].sort().join(', ')} } from './${m}';\n`;
+    }
     outputs.set(`${mod}.ts`, `${head}\n${body.trimEnd()}\n`);
   }
 
@@ -213,12 +219,16 @@ export const descriptor = ${descriptor};
 }
 
 /**
- * Services reference message codecs through the encode/decode functions; within the same module
- * the local `XCodec` constant is used, across modules the imported `encodeX`/`decodeX` pair.
+ * Services reference message codecs: within the same module the local `XCodec` constant, across
+ * modules the imported `encodeX`/`decodeX` functions.
  */
-function codecRef(name, mod, type) {
-  if (fileOf(type) === mod) return `${name}Codec`;
-  throw new Error(`${type.fullName}: services may only use messages of their own .proto file`);
+function codecRef(name, mod, type, valueImports) {
+  if (fileOf(type) === mod) return { encode: `${name}Codec.encode`, decode: `${name}Codec.decode` };
+  const m = fileOf(type);
+  if (!valueImports.has(m)) valueImports.set(m, new Set());
+  valueImports.get(m).add(`encode${name}`);
+  valueImports.get(m).add(`decode${name}`);
+  return { encode: `encode${name}`, decode: `decode${name}` };
 }
 
 function main() {

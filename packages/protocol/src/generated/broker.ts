@@ -3,6 +3,8 @@
 /* eslint-disable */
 import * as grpc from '@grpc/grpc-js';
 import { messageCodec, toBuffer } from '../proto-runtime';
+import type { CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse } from './controller';
+import { decodeCreatePartitionsRequest, decodeCreatePartitionsResponse, decodeCreateTopicsRequest, decodeCreateTopicsResponse, decodeDeleteTopicsRequest, decodeDeleteTopicsResponse, decodeDescribeClusterRequest, decodeDescribeClusterResponse, decodeDescribeConfigsRequest, decodeDescribeConfigsResponse, decodeElectLeadersRequest, decodeElectLeadersResponse, decodeIncrementalAlterConfigsRequest, decodeIncrementalAlterConfigsResponse, encodeCreatePartitionsRequest, encodeCreatePartitionsResponse, encodeCreateTopicsRequest, encodeCreateTopicsResponse, encodeDeleteTopicsRequest, encodeDeleteTopicsResponse, encodeDescribeClusterRequest, encodeDescribeClusterResponse, encodeDescribeConfigsRequest, encodeDescribeConfigsResponse, encodeElectLeadersRequest, encodeElectLeadersResponse, encodeIncrementalAlterConfigsRequest, encodeIncrementalAlterConfigsResponse } from './controller';
 
 export enum Acks {
   ACKS_LEADER = 0,
@@ -13,6 +15,11 @@ export enum Acks {
 export enum IsolationLevel {
   READ_UNCOMMITTED = 0,
   READ_COMMITTED = 1,
+}
+
+export enum CoordinatorType {
+  COORDINATOR_GROUP = 0,
+  COORDINATOR_TRANSACTION = 1,
 }
 
 export interface BrokerEndpoint {
@@ -313,6 +320,672 @@ export const encodeListOffsetsResponse: (message: ListOffsetsResponse) => Uint8A
 /** Decodes ListOffsetsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeListOffsetsResponse: (bytes: Uint8Array) => ListOffsetsResponse = ListOffsetsResponseCodec.decode;
 
+export interface OffsetForLeaderEpochPartition {
+  partition: number;
+  currentLeaderEpoch: number;
+  leaderEpoch: number;
+}
+
+const OffsetForLeaderEpochPartitionCodec = messageCodec<OffsetForLeaderEpochPartition>('strand.broker.OffsetForLeaderEpochPartition');
+/** Encodes OffsetForLeaderEpochPartition to protobuf bytes. */
+export const encodeOffsetForLeaderEpochPartition: (message: OffsetForLeaderEpochPartition) => Uint8Array = OffsetForLeaderEpochPartitionCodec.encode;
+/** Decodes OffsetForLeaderEpochPartition from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetForLeaderEpochPartition: (bytes: Uint8Array) => OffsetForLeaderEpochPartition = OffsetForLeaderEpochPartitionCodec.decode;
+
+export interface OffsetForLeaderEpochTopic {
+  name: string;
+  partitions: OffsetForLeaderEpochPartition[];
+}
+
+const OffsetForLeaderEpochTopicCodec = messageCodec<OffsetForLeaderEpochTopic>('strand.broker.OffsetForLeaderEpochTopic');
+/** Encodes OffsetForLeaderEpochTopic to protobuf bytes. */
+export const encodeOffsetForLeaderEpochTopic: (message: OffsetForLeaderEpochTopic) => Uint8Array = OffsetForLeaderEpochTopicCodec.encode;
+/** Decodes OffsetForLeaderEpochTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetForLeaderEpochTopic: (bytes: Uint8Array) => OffsetForLeaderEpochTopic = OffsetForLeaderEpochTopicCodec.decode;
+
+export interface OffsetForLeaderEpochRequest {
+  topics: OffsetForLeaderEpochTopic[];
+}
+
+const OffsetForLeaderEpochRequestCodec = messageCodec<OffsetForLeaderEpochRequest>('strand.broker.OffsetForLeaderEpochRequest');
+/** Encodes OffsetForLeaderEpochRequest to protobuf bytes. */
+export const encodeOffsetForLeaderEpochRequest: (message: OffsetForLeaderEpochRequest) => Uint8Array = OffsetForLeaderEpochRequestCodec.encode;
+/** Decodes OffsetForLeaderEpochRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetForLeaderEpochRequest: (bytes: Uint8Array) => OffsetForLeaderEpochRequest = OffsetForLeaderEpochRequestCodec.decode;
+
+export interface EpochEndOffsetResult {
+  partition: number;
+  errorCode: number;
+  leaderEpoch: number;
+  endOffset: number;
+}
+
+const EpochEndOffsetResultCodec = messageCodec<EpochEndOffsetResult>('strand.broker.EpochEndOffsetResult');
+/** Encodes EpochEndOffsetResult to protobuf bytes. */
+export const encodeEpochEndOffsetResult: (message: EpochEndOffsetResult) => Uint8Array = EpochEndOffsetResultCodec.encode;
+/** Decodes EpochEndOffsetResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeEpochEndOffsetResult: (bytes: Uint8Array) => EpochEndOffsetResult = EpochEndOffsetResultCodec.decode;
+
+export interface OffsetForLeaderEpochTopicResult {
+  name: string;
+  partitions: EpochEndOffsetResult[];
+}
+
+const OffsetForLeaderEpochTopicResultCodec = messageCodec<OffsetForLeaderEpochTopicResult>('strand.broker.OffsetForLeaderEpochTopicResult');
+/** Encodes OffsetForLeaderEpochTopicResult to protobuf bytes. */
+export const encodeOffsetForLeaderEpochTopicResult: (message: OffsetForLeaderEpochTopicResult) => Uint8Array = OffsetForLeaderEpochTopicResultCodec.encode;
+/** Decodes OffsetForLeaderEpochTopicResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetForLeaderEpochTopicResult: (bytes: Uint8Array) => OffsetForLeaderEpochTopicResult = OffsetForLeaderEpochTopicResultCodec.decode;
+
+export interface OffsetForLeaderEpochResponse {
+  topics: OffsetForLeaderEpochTopicResult[];
+}
+
+const OffsetForLeaderEpochResponseCodec = messageCodec<OffsetForLeaderEpochResponse>('strand.broker.OffsetForLeaderEpochResponse');
+/** Encodes OffsetForLeaderEpochResponse to protobuf bytes. */
+export const encodeOffsetForLeaderEpochResponse: (message: OffsetForLeaderEpochResponse) => Uint8Array = OffsetForLeaderEpochResponseCodec.encode;
+/** Decodes OffsetForLeaderEpochResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetForLeaderEpochResponse: (bytes: Uint8Array) => OffsetForLeaderEpochResponse = OffsetForLeaderEpochResponseCodec.decode;
+
+export interface InitProducerIdRequest {
+  transactionalId?: string;
+  transactionTimeoutMs: number;
+  producerId: number;
+  producerEpoch: number;
+}
+
+const InitProducerIdRequestCodec = messageCodec<InitProducerIdRequest>('strand.broker.InitProducerIdRequest');
+/** Encodes InitProducerIdRequest to protobuf bytes. */
+export const encodeInitProducerIdRequest: (message: InitProducerIdRequest) => Uint8Array = InitProducerIdRequestCodec.encode;
+/** Decodes InitProducerIdRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeInitProducerIdRequest: (bytes: Uint8Array) => InitProducerIdRequest = InitProducerIdRequestCodec.decode;
+
+export interface InitProducerIdResponse {
+  errorCode: number;
+  errorMessage: string;
+  producerId: number;
+  producerEpoch: number;
+}
+
+const InitProducerIdResponseCodec = messageCodec<InitProducerIdResponse>('strand.broker.InitProducerIdResponse');
+/** Encodes InitProducerIdResponse to protobuf bytes. */
+export const encodeInitProducerIdResponse: (message: InitProducerIdResponse) => Uint8Array = InitProducerIdResponseCodec.encode;
+/** Decodes InitProducerIdResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeInitProducerIdResponse: (bytes: Uint8Array) => InitProducerIdResponse = InitProducerIdResponseCodec.decode;
+
+export interface DeleteRecordsPartition {
+  partition: number;
+  offset: number;
+}
+
+const DeleteRecordsPartitionCodec = messageCodec<DeleteRecordsPartition>('strand.broker.DeleteRecordsPartition');
+/** Encodes DeleteRecordsPartition to protobuf bytes. */
+export const encodeDeleteRecordsPartition: (message: DeleteRecordsPartition) => Uint8Array = DeleteRecordsPartitionCodec.encode;
+/** Decodes DeleteRecordsPartition from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteRecordsPartition: (bytes: Uint8Array) => DeleteRecordsPartition = DeleteRecordsPartitionCodec.decode;
+
+export interface DeleteRecordsTopic {
+  name: string;
+  partitions: DeleteRecordsPartition[];
+}
+
+const DeleteRecordsTopicCodec = messageCodec<DeleteRecordsTopic>('strand.broker.DeleteRecordsTopic');
+/** Encodes DeleteRecordsTopic to protobuf bytes. */
+export const encodeDeleteRecordsTopic: (message: DeleteRecordsTopic) => Uint8Array = DeleteRecordsTopicCodec.encode;
+/** Decodes DeleteRecordsTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteRecordsTopic: (bytes: Uint8Array) => DeleteRecordsTopic = DeleteRecordsTopicCodec.decode;
+
+export interface DeleteRecordsRequest {
+  topics: DeleteRecordsTopic[];
+  timeoutMs: number;
+}
+
+const DeleteRecordsRequestCodec = messageCodec<DeleteRecordsRequest>('strand.broker.DeleteRecordsRequest');
+/** Encodes DeleteRecordsRequest to protobuf bytes. */
+export const encodeDeleteRecordsRequest: (message: DeleteRecordsRequest) => Uint8Array = DeleteRecordsRequestCodec.encode;
+/** Decodes DeleteRecordsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteRecordsRequest: (bytes: Uint8Array) => DeleteRecordsRequest = DeleteRecordsRequestCodec.decode;
+
+export interface DeleteRecordsPartitionResult {
+  partition: number;
+  errorCode: number;
+  lowWatermark: number;
+}
+
+const DeleteRecordsPartitionResultCodec = messageCodec<DeleteRecordsPartitionResult>('strand.broker.DeleteRecordsPartitionResult');
+/** Encodes DeleteRecordsPartitionResult to protobuf bytes. */
+export const encodeDeleteRecordsPartitionResult: (message: DeleteRecordsPartitionResult) => Uint8Array = DeleteRecordsPartitionResultCodec.encode;
+/** Decodes DeleteRecordsPartitionResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteRecordsPartitionResult: (bytes: Uint8Array) => DeleteRecordsPartitionResult = DeleteRecordsPartitionResultCodec.decode;
+
+export interface DeleteRecordsTopicResult {
+  name: string;
+  partitions: DeleteRecordsPartitionResult[];
+}
+
+const DeleteRecordsTopicResultCodec = messageCodec<DeleteRecordsTopicResult>('strand.broker.DeleteRecordsTopicResult');
+/** Encodes DeleteRecordsTopicResult to protobuf bytes. */
+export const encodeDeleteRecordsTopicResult: (message: DeleteRecordsTopicResult) => Uint8Array = DeleteRecordsTopicResultCodec.encode;
+/** Decodes DeleteRecordsTopicResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteRecordsTopicResult: (bytes: Uint8Array) => DeleteRecordsTopicResult = DeleteRecordsTopicResultCodec.decode;
+
+export interface DeleteRecordsResponse {
+  topics: DeleteRecordsTopicResult[];
+}
+
+const DeleteRecordsResponseCodec = messageCodec<DeleteRecordsResponse>('strand.broker.DeleteRecordsResponse');
+/** Encodes DeleteRecordsResponse to protobuf bytes. */
+export const encodeDeleteRecordsResponse: (message: DeleteRecordsResponse) => Uint8Array = DeleteRecordsResponseCodec.encode;
+/** Decodes DeleteRecordsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteRecordsResponse: (bytes: Uint8Array) => DeleteRecordsResponse = DeleteRecordsResponseCodec.decode;
+
+export interface FindCoordinatorRequest {
+  key: string;
+  keyType: CoordinatorType;
+}
+
+const FindCoordinatorRequestCodec = messageCodec<FindCoordinatorRequest>('strand.broker.FindCoordinatorRequest');
+/** Encodes FindCoordinatorRequest to protobuf bytes. */
+export const encodeFindCoordinatorRequest: (message: FindCoordinatorRequest) => Uint8Array = FindCoordinatorRequestCodec.encode;
+/** Decodes FindCoordinatorRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeFindCoordinatorRequest: (bytes: Uint8Array) => FindCoordinatorRequest = FindCoordinatorRequestCodec.decode;
+
+export interface FindCoordinatorResponse {
+  errorCode: number;
+  errorMessage: string;
+  nodeId: number;
+  host: string;
+  port: number;
+}
+
+const FindCoordinatorResponseCodec = messageCodec<FindCoordinatorResponse>('strand.broker.FindCoordinatorResponse');
+/** Encodes FindCoordinatorResponse to protobuf bytes. */
+export const encodeFindCoordinatorResponse: (message: FindCoordinatorResponse) => Uint8Array = FindCoordinatorResponseCodec.encode;
+/** Decodes FindCoordinatorResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeFindCoordinatorResponse: (bytes: Uint8Array) => FindCoordinatorResponse = FindCoordinatorResponseCodec.decode;
+
+export interface JoinGroupProtocol {
+  name: string;
+  metadata: Uint8Array;
+}
+
+const JoinGroupProtocolCodec = messageCodec<JoinGroupProtocol>('strand.broker.JoinGroupProtocol');
+/** Encodes JoinGroupProtocol to protobuf bytes. */
+export const encodeJoinGroupProtocol: (message: JoinGroupProtocol) => Uint8Array = JoinGroupProtocolCodec.encode;
+/** Decodes JoinGroupProtocol from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeJoinGroupProtocol: (bytes: Uint8Array) => JoinGroupProtocol = JoinGroupProtocolCodec.decode;
+
+export interface JoinGroupRequest {
+  groupId: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  memberId: string;
+  groupInstanceId?: string;
+  protocolType: string;
+  protocols: JoinGroupProtocol[];
+  reason: string;
+}
+
+const JoinGroupRequestCodec = messageCodec<JoinGroupRequest>('strand.broker.JoinGroupRequest');
+/** Encodes JoinGroupRequest to protobuf bytes. */
+export const encodeJoinGroupRequest: (message: JoinGroupRequest) => Uint8Array = JoinGroupRequestCodec.encode;
+/** Decodes JoinGroupRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeJoinGroupRequest: (bytes: Uint8Array) => JoinGroupRequest = JoinGroupRequestCodec.decode;
+
+export interface JoinGroupMember {
+  memberId: string;
+  groupInstanceId?: string;
+  metadata: Uint8Array;
+}
+
+const JoinGroupMemberCodec = messageCodec<JoinGroupMember>('strand.broker.JoinGroupMember');
+/** Encodes JoinGroupMember to protobuf bytes. */
+export const encodeJoinGroupMember: (message: JoinGroupMember) => Uint8Array = JoinGroupMemberCodec.encode;
+/** Decodes JoinGroupMember from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeJoinGroupMember: (bytes: Uint8Array) => JoinGroupMember = JoinGroupMemberCodec.decode;
+
+export interface JoinGroupResponse {
+  errorCode: number;
+  errorMessage: string;
+  generationId: number;
+  protocolType: string;
+  protocolName: string;
+  leader: string;
+  memberId: string;
+  members: JoinGroupMember[];
+}
+
+const JoinGroupResponseCodec = messageCodec<JoinGroupResponse>('strand.broker.JoinGroupResponse');
+/** Encodes JoinGroupResponse to protobuf bytes. */
+export const encodeJoinGroupResponse: (message: JoinGroupResponse) => Uint8Array = JoinGroupResponseCodec.encode;
+/** Decodes JoinGroupResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeJoinGroupResponse: (bytes: Uint8Array) => JoinGroupResponse = JoinGroupResponseCodec.decode;
+
+export interface SyncGroupAssignment {
+  memberId: string;
+  assignment: Uint8Array;
+}
+
+const SyncGroupAssignmentCodec = messageCodec<SyncGroupAssignment>('strand.broker.SyncGroupAssignment');
+/** Encodes SyncGroupAssignment to protobuf bytes. */
+export const encodeSyncGroupAssignment: (message: SyncGroupAssignment) => Uint8Array = SyncGroupAssignmentCodec.encode;
+/** Decodes SyncGroupAssignment from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeSyncGroupAssignment: (bytes: Uint8Array) => SyncGroupAssignment = SyncGroupAssignmentCodec.decode;
+
+export interface SyncGroupRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string;
+  protocolType: string;
+  protocolName: string;
+  assignments: SyncGroupAssignment[];
+}
+
+const SyncGroupRequestCodec = messageCodec<SyncGroupRequest>('strand.broker.SyncGroupRequest');
+/** Encodes SyncGroupRequest to protobuf bytes. */
+export const encodeSyncGroupRequest: (message: SyncGroupRequest) => Uint8Array = SyncGroupRequestCodec.encode;
+/** Decodes SyncGroupRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeSyncGroupRequest: (bytes: Uint8Array) => SyncGroupRequest = SyncGroupRequestCodec.decode;
+
+export interface SyncGroupResponse {
+  errorCode: number;
+  errorMessage: string;
+  protocolType: string;
+  protocolName: string;
+  assignment: Uint8Array;
+}
+
+const SyncGroupResponseCodec = messageCodec<SyncGroupResponse>('strand.broker.SyncGroupResponse');
+/** Encodes SyncGroupResponse to protobuf bytes. */
+export const encodeSyncGroupResponse: (message: SyncGroupResponse) => Uint8Array = SyncGroupResponseCodec.encode;
+/** Decodes SyncGroupResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeSyncGroupResponse: (bytes: Uint8Array) => SyncGroupResponse = SyncGroupResponseCodec.decode;
+
+export interface HeartbeatRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string;
+}
+
+const HeartbeatRequestCodec = messageCodec<HeartbeatRequest>('strand.broker.HeartbeatRequest');
+/** Encodes HeartbeatRequest to protobuf bytes. */
+export const encodeHeartbeatRequest: (message: HeartbeatRequest) => Uint8Array = HeartbeatRequestCodec.encode;
+/** Decodes HeartbeatRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeHeartbeatRequest: (bytes: Uint8Array) => HeartbeatRequest = HeartbeatRequestCodec.decode;
+
+export interface HeartbeatResponse {
+  errorCode: number;
+  errorMessage: string;
+}
+
+const HeartbeatResponseCodec = messageCodec<HeartbeatResponse>('strand.broker.HeartbeatResponse');
+/** Encodes HeartbeatResponse to protobuf bytes. */
+export const encodeHeartbeatResponse: (message: HeartbeatResponse) => Uint8Array = HeartbeatResponseCodec.encode;
+/** Decodes HeartbeatResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeHeartbeatResponse: (bytes: Uint8Array) => HeartbeatResponse = HeartbeatResponseCodec.decode;
+
+export interface LeaveGroupMember {
+  memberId: string;
+  groupInstanceId?: string;
+  reason: string;
+}
+
+const LeaveGroupMemberCodec = messageCodec<LeaveGroupMember>('strand.broker.LeaveGroupMember');
+/** Encodes LeaveGroupMember to protobuf bytes. */
+export const encodeLeaveGroupMember: (message: LeaveGroupMember) => Uint8Array = LeaveGroupMemberCodec.encode;
+/** Decodes LeaveGroupMember from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeLeaveGroupMember: (bytes: Uint8Array) => LeaveGroupMember = LeaveGroupMemberCodec.decode;
+
+export interface LeaveGroupRequest {
+  groupId: string;
+  members: LeaveGroupMember[];
+}
+
+const LeaveGroupRequestCodec = messageCodec<LeaveGroupRequest>('strand.broker.LeaveGroupRequest');
+/** Encodes LeaveGroupRequest to protobuf bytes. */
+export const encodeLeaveGroupRequest: (message: LeaveGroupRequest) => Uint8Array = LeaveGroupRequestCodec.encode;
+/** Decodes LeaveGroupRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeLeaveGroupRequest: (bytes: Uint8Array) => LeaveGroupRequest = LeaveGroupRequestCodec.decode;
+
+export interface LeaveGroupResponse {
+  errorCode: number;
+  errorMessage: string;
+}
+
+const LeaveGroupResponseCodec = messageCodec<LeaveGroupResponse>('strand.broker.LeaveGroupResponse');
+/** Encodes LeaveGroupResponse to protobuf bytes. */
+export const encodeLeaveGroupResponse: (message: LeaveGroupResponse) => Uint8Array = LeaveGroupResponseCodec.encode;
+/** Decodes LeaveGroupResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeLeaveGroupResponse: (bytes: Uint8Array) => LeaveGroupResponse = LeaveGroupResponseCodec.decode;
+
+export interface OffsetCommitPartition {
+  partition: number;
+  committedOffset: number;
+  committedLeaderEpoch: number;
+  metadata: string;
+}
+
+const OffsetCommitPartitionCodec = messageCodec<OffsetCommitPartition>('strand.broker.OffsetCommitPartition');
+/** Encodes OffsetCommitPartition to protobuf bytes. */
+export const encodeOffsetCommitPartition: (message: OffsetCommitPartition) => Uint8Array = OffsetCommitPartitionCodec.encode;
+/** Decodes OffsetCommitPartition from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetCommitPartition: (bytes: Uint8Array) => OffsetCommitPartition = OffsetCommitPartitionCodec.decode;
+
+export interface OffsetCommitTopic {
+  name: string;
+  partitions: OffsetCommitPartition[];
+}
+
+const OffsetCommitTopicCodec = messageCodec<OffsetCommitTopic>('strand.broker.OffsetCommitTopic');
+/** Encodes OffsetCommitTopic to protobuf bytes. */
+export const encodeOffsetCommitTopic: (message: OffsetCommitTopic) => Uint8Array = OffsetCommitTopicCodec.encode;
+/** Decodes OffsetCommitTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetCommitTopic: (bytes: Uint8Array) => OffsetCommitTopic = OffsetCommitTopicCodec.decode;
+
+export interface OffsetCommitRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string;
+  topics: OffsetCommitTopic[];
+}
+
+const OffsetCommitRequestCodec = messageCodec<OffsetCommitRequest>('strand.broker.OffsetCommitRequest');
+/** Encodes OffsetCommitRequest to protobuf bytes. */
+export const encodeOffsetCommitRequest: (message: OffsetCommitRequest) => Uint8Array = OffsetCommitRequestCodec.encode;
+/** Decodes OffsetCommitRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetCommitRequest: (bytes: Uint8Array) => OffsetCommitRequest = OffsetCommitRequestCodec.decode;
+
+export interface OffsetCommitPartitionResult {
+  partition: number;
+  errorCode: number;
+}
+
+const OffsetCommitPartitionResultCodec = messageCodec<OffsetCommitPartitionResult>('strand.broker.OffsetCommitPartitionResult');
+/** Encodes OffsetCommitPartitionResult to protobuf bytes. */
+export const encodeOffsetCommitPartitionResult: (message: OffsetCommitPartitionResult) => Uint8Array = OffsetCommitPartitionResultCodec.encode;
+/** Decodes OffsetCommitPartitionResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetCommitPartitionResult: (bytes: Uint8Array) => OffsetCommitPartitionResult = OffsetCommitPartitionResultCodec.decode;
+
+export interface OffsetCommitTopicResult {
+  name: string;
+  partitions: OffsetCommitPartitionResult[];
+}
+
+const OffsetCommitTopicResultCodec = messageCodec<OffsetCommitTopicResult>('strand.broker.OffsetCommitTopicResult');
+/** Encodes OffsetCommitTopicResult to protobuf bytes. */
+export const encodeOffsetCommitTopicResult: (message: OffsetCommitTopicResult) => Uint8Array = OffsetCommitTopicResultCodec.encode;
+/** Decodes OffsetCommitTopicResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetCommitTopicResult: (bytes: Uint8Array) => OffsetCommitTopicResult = OffsetCommitTopicResultCodec.decode;
+
+export interface OffsetCommitResponse {
+  errorCode: number;
+  topics: OffsetCommitTopicResult[];
+}
+
+const OffsetCommitResponseCodec = messageCodec<OffsetCommitResponse>('strand.broker.OffsetCommitResponse');
+/** Encodes OffsetCommitResponse to protobuf bytes. */
+export const encodeOffsetCommitResponse: (message: OffsetCommitResponse) => Uint8Array = OffsetCommitResponseCodec.encode;
+/** Decodes OffsetCommitResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetCommitResponse: (bytes: Uint8Array) => OffsetCommitResponse = OffsetCommitResponseCodec.decode;
+
+export interface OffsetFetchTopic {
+  name: string;
+  partitions: number[];
+}
+
+const OffsetFetchTopicCodec = messageCodec<OffsetFetchTopic>('strand.broker.OffsetFetchTopic');
+/** Encodes OffsetFetchTopic to protobuf bytes. */
+export const encodeOffsetFetchTopic: (message: OffsetFetchTopic) => Uint8Array = OffsetFetchTopicCodec.encode;
+/** Decodes OffsetFetchTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetFetchTopic: (bytes: Uint8Array) => OffsetFetchTopic = OffsetFetchTopicCodec.decode;
+
+export interface OffsetFetchRequest {
+  groupId: string;
+  topics: OffsetFetchTopic[];
+  requireStable: boolean;
+}
+
+const OffsetFetchRequestCodec = messageCodec<OffsetFetchRequest>('strand.broker.OffsetFetchRequest');
+/** Encodes OffsetFetchRequest to protobuf bytes. */
+export const encodeOffsetFetchRequest: (message: OffsetFetchRequest) => Uint8Array = OffsetFetchRequestCodec.encode;
+/** Decodes OffsetFetchRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetFetchRequest: (bytes: Uint8Array) => OffsetFetchRequest = OffsetFetchRequestCodec.decode;
+
+export interface OffsetFetchPartitionResult {
+  partition: number;
+  committedOffset: number;
+  committedLeaderEpoch: number;
+  metadata: string;
+  errorCode: number;
+}
+
+const OffsetFetchPartitionResultCodec = messageCodec<OffsetFetchPartitionResult>('strand.broker.OffsetFetchPartitionResult');
+/** Encodes OffsetFetchPartitionResult to protobuf bytes. */
+export const encodeOffsetFetchPartitionResult: (message: OffsetFetchPartitionResult) => Uint8Array = OffsetFetchPartitionResultCodec.encode;
+/** Decodes OffsetFetchPartitionResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetFetchPartitionResult: (bytes: Uint8Array) => OffsetFetchPartitionResult = OffsetFetchPartitionResultCodec.decode;
+
+export interface OffsetFetchTopicResult {
+  name: string;
+  partitions: OffsetFetchPartitionResult[];
+}
+
+const OffsetFetchTopicResultCodec = messageCodec<OffsetFetchTopicResult>('strand.broker.OffsetFetchTopicResult');
+/** Encodes OffsetFetchTopicResult to protobuf bytes. */
+export const encodeOffsetFetchTopicResult: (message: OffsetFetchTopicResult) => Uint8Array = OffsetFetchTopicResultCodec.encode;
+/** Decodes OffsetFetchTopicResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetFetchTopicResult: (bytes: Uint8Array) => OffsetFetchTopicResult = OffsetFetchTopicResultCodec.decode;
+
+export interface OffsetFetchResponse {
+  errorCode: number;
+  topics: OffsetFetchTopicResult[];
+}
+
+const OffsetFetchResponseCodec = messageCodec<OffsetFetchResponse>('strand.broker.OffsetFetchResponse');
+/** Encodes OffsetFetchResponse to protobuf bytes. */
+export const encodeOffsetFetchResponse: (message: OffsetFetchResponse) => Uint8Array = OffsetFetchResponseCodec.encode;
+/** Decodes OffsetFetchResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetFetchResponse: (bytes: Uint8Array) => OffsetFetchResponse = OffsetFetchResponseCodec.decode;
+
+export interface ListGroupsRequest {
+  statesFilter: string[];
+}
+
+const ListGroupsRequestCodec = messageCodec<ListGroupsRequest>('strand.broker.ListGroupsRequest');
+/** Encodes ListGroupsRequest to protobuf bytes. */
+export const encodeListGroupsRequest: (message: ListGroupsRequest) => Uint8Array = ListGroupsRequestCodec.encode;
+/** Decodes ListGroupsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeListGroupsRequest: (bytes: Uint8Array) => ListGroupsRequest = ListGroupsRequestCodec.decode;
+
+export interface ListedGroup {
+  groupId: string;
+  protocolType: string;
+  groupState: string;
+}
+
+const ListedGroupCodec = messageCodec<ListedGroup>('strand.broker.ListedGroup');
+/** Encodes ListedGroup to protobuf bytes. */
+export const encodeListedGroup: (message: ListedGroup) => Uint8Array = ListedGroupCodec.encode;
+/** Decodes ListedGroup from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeListedGroup: (bytes: Uint8Array) => ListedGroup = ListedGroupCodec.decode;
+
+export interface ListGroupsResponse {
+  errorCode: number;
+  groups: ListedGroup[];
+}
+
+const ListGroupsResponseCodec = messageCodec<ListGroupsResponse>('strand.broker.ListGroupsResponse');
+/** Encodes ListGroupsResponse to protobuf bytes. */
+export const encodeListGroupsResponse: (message: ListGroupsResponse) => Uint8Array = ListGroupsResponseCodec.encode;
+/** Decodes ListGroupsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeListGroupsResponse: (bytes: Uint8Array) => ListGroupsResponse = ListGroupsResponseCodec.decode;
+
+export interface DescribeGroupsRequest {
+  groups: string[];
+}
+
+const DescribeGroupsRequestCodec = messageCodec<DescribeGroupsRequest>('strand.broker.DescribeGroupsRequest');
+/** Encodes DescribeGroupsRequest to protobuf bytes. */
+export const encodeDescribeGroupsRequest: (message: DescribeGroupsRequest) => Uint8Array = DescribeGroupsRequestCodec.encode;
+/** Decodes DescribeGroupsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeGroupsRequest: (bytes: Uint8Array) => DescribeGroupsRequest = DescribeGroupsRequestCodec.decode;
+
+export interface DescribedGroupMember {
+  memberId: string;
+  groupInstanceId?: string;
+  clientId: string;
+  clientHost: string;
+  memberMetadata: Uint8Array;
+  memberAssignment: Uint8Array;
+}
+
+const DescribedGroupMemberCodec = messageCodec<DescribedGroupMember>('strand.broker.DescribedGroupMember');
+/** Encodes DescribedGroupMember to protobuf bytes. */
+export const encodeDescribedGroupMember: (message: DescribedGroupMember) => Uint8Array = DescribedGroupMemberCodec.encode;
+/** Decodes DescribedGroupMember from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribedGroupMember: (bytes: Uint8Array) => DescribedGroupMember = DescribedGroupMemberCodec.decode;
+
+export interface DescribedGroup {
+  errorCode: number;
+  groupId: string;
+  groupState: string;
+  protocolType: string;
+  protocolData: string;
+  members: DescribedGroupMember[];
+  generationId: number;
+}
+
+const DescribedGroupCodec = messageCodec<DescribedGroup>('strand.broker.DescribedGroup');
+/** Encodes DescribedGroup to protobuf bytes. */
+export const encodeDescribedGroup: (message: DescribedGroup) => Uint8Array = DescribedGroupCodec.encode;
+/** Decodes DescribedGroup from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribedGroup: (bytes: Uint8Array) => DescribedGroup = DescribedGroupCodec.decode;
+
+export interface DescribeGroupsResponse {
+  groups: DescribedGroup[];
+}
+
+const DescribeGroupsResponseCodec = messageCodec<DescribeGroupsResponse>('strand.broker.DescribeGroupsResponse');
+/** Encodes DescribeGroupsResponse to protobuf bytes. */
+export const encodeDescribeGroupsResponse: (message: DescribeGroupsResponse) => Uint8Array = DescribeGroupsResponseCodec.encode;
+/** Decodes DescribeGroupsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeGroupsResponse: (bytes: Uint8Array) => DescribeGroupsResponse = DescribeGroupsResponseCodec.decode;
+
+export interface DeleteGroupsRequest {
+  groups: string[];
+}
+
+const DeleteGroupsRequestCodec = messageCodec<DeleteGroupsRequest>('strand.broker.DeleteGroupsRequest');
+/** Encodes DeleteGroupsRequest to protobuf bytes. */
+export const encodeDeleteGroupsRequest: (message: DeleteGroupsRequest) => Uint8Array = DeleteGroupsRequestCodec.encode;
+/** Decodes DeleteGroupsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteGroupsRequest: (bytes: Uint8Array) => DeleteGroupsRequest = DeleteGroupsRequestCodec.decode;
+
+export interface DeleteGroupResult {
+  groupId: string;
+  errorCode: number;
+}
+
+const DeleteGroupResultCodec = messageCodec<DeleteGroupResult>('strand.broker.DeleteGroupResult');
+/** Encodes DeleteGroupResult to protobuf bytes. */
+export const encodeDeleteGroupResult: (message: DeleteGroupResult) => Uint8Array = DeleteGroupResultCodec.encode;
+/** Decodes DeleteGroupResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteGroupResult: (bytes: Uint8Array) => DeleteGroupResult = DeleteGroupResultCodec.decode;
+
+export interface DeleteGroupsResponse {
+  results: DeleteGroupResult[];
+}
+
+const DeleteGroupsResponseCodec = messageCodec<DeleteGroupsResponse>('strand.broker.DeleteGroupsResponse');
+/** Encodes DeleteGroupsResponse to protobuf bytes. */
+export const encodeDeleteGroupsResponse: (message: DeleteGroupsResponse) => Uint8Array = DeleteGroupsResponseCodec.encode;
+/** Decodes DeleteGroupsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDeleteGroupsResponse: (bytes: Uint8Array) => DeleteGroupsResponse = DeleteGroupsResponseCodec.decode;
+
+export interface ReplicaFetchPartition {
+  partition: number;
+  currentLeaderEpoch: number;
+  fetchOffset: number;
+  lastFetchedEpoch: number;
+  countableEndOffset: number;
+  partitionMaxBytes: number;
+}
+
+const ReplicaFetchPartitionCodec = messageCodec<ReplicaFetchPartition>('strand.broker.ReplicaFetchPartition');
+/** Encodes ReplicaFetchPartition to protobuf bytes. */
+export const encodeReplicaFetchPartition: (message: ReplicaFetchPartition) => Uint8Array = ReplicaFetchPartitionCodec.encode;
+/** Decodes ReplicaFetchPartition from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReplicaFetchPartition: (bytes: Uint8Array) => ReplicaFetchPartition = ReplicaFetchPartitionCodec.decode;
+
+export interface ReplicaFetchTopic {
+  topicId: Uint8Array;
+  partitions: ReplicaFetchPartition[];
+}
+
+const ReplicaFetchTopicCodec = messageCodec<ReplicaFetchTopic>('strand.broker.ReplicaFetchTopic');
+/** Encodes ReplicaFetchTopic to protobuf bytes. */
+export const encodeReplicaFetchTopic: (message: ReplicaFetchTopic) => Uint8Array = ReplicaFetchTopicCodec.encode;
+/** Decodes ReplicaFetchTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReplicaFetchTopic: (bytes: Uint8Array) => ReplicaFetchTopic = ReplicaFetchTopicCodec.decode;
+
+export interface ReplicaFetchRequest {
+  correlationId: number;
+  replicaId: number;
+  brokerEpoch: number;
+  maxWaitMs: number;
+  minBytes: number;
+  maxBytes: number;
+  topics: ReplicaFetchTopic[];
+}
+
+const ReplicaFetchRequestCodec = messageCodec<ReplicaFetchRequest>('strand.broker.ReplicaFetchRequest');
+/** Encodes ReplicaFetchRequest to protobuf bytes. */
+export const encodeReplicaFetchRequest: (message: ReplicaFetchRequest) => Uint8Array = ReplicaFetchRequestCodec.encode;
+/** Decodes ReplicaFetchRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReplicaFetchRequest: (bytes: Uint8Array) => ReplicaFetchRequest = ReplicaFetchRequestCodec.decode;
+
+export interface ReplicaFetchPartitionResponse {
+  partition: number;
+  errorCode: number;
+  highWatermark: number;
+  logStartOffset: number;
+  leaderEpoch: number;
+  divergingEpoch: EpochEndOffset | null;
+  records: Uint8Array;
+}
+
+const ReplicaFetchPartitionResponseCodec = messageCodec<ReplicaFetchPartitionResponse>('strand.broker.ReplicaFetchPartitionResponse');
+/** Encodes ReplicaFetchPartitionResponse to protobuf bytes. */
+export const encodeReplicaFetchPartitionResponse: (message: ReplicaFetchPartitionResponse) => Uint8Array = ReplicaFetchPartitionResponseCodec.encode;
+/** Decodes ReplicaFetchPartitionResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReplicaFetchPartitionResponse: (bytes: Uint8Array) => ReplicaFetchPartitionResponse = ReplicaFetchPartitionResponseCodec.decode;
+
+export interface ReplicaFetchTopicResponse {
+  topicId: Uint8Array;
+  partitions: ReplicaFetchPartitionResponse[];
+}
+
+const ReplicaFetchTopicResponseCodec = messageCodec<ReplicaFetchTopicResponse>('strand.broker.ReplicaFetchTopicResponse');
+/** Encodes ReplicaFetchTopicResponse to protobuf bytes. */
+export const encodeReplicaFetchTopicResponse: (message: ReplicaFetchTopicResponse) => Uint8Array = ReplicaFetchTopicResponseCodec.encode;
+/** Decodes ReplicaFetchTopicResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReplicaFetchTopicResponse: (bytes: Uint8Array) => ReplicaFetchTopicResponse = ReplicaFetchTopicResponseCodec.decode;
+
+export interface ReplicaFetchResponse {
+  correlationId: number;
+  errorCode: number;
+  topics: ReplicaFetchTopicResponse[];
+}
+
+const ReplicaFetchResponseCodec = messageCodec<ReplicaFetchResponse>('strand.broker.ReplicaFetchResponse');
+/** Encodes ReplicaFetchResponse to protobuf bytes. */
+export const encodeReplicaFetchResponse: (message: ReplicaFetchResponse) => Uint8Array = ReplicaFetchResponseCodec.encode;
+/** Decodes ReplicaFetchResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReplicaFetchResponse: (bytes: Uint8Array) => ReplicaFetchResponse = ReplicaFetchResponseCodec.decode;
+
 export const BrokerService = {
   metadata: {
     path: '/strand.broker.Broker/Metadata',
@@ -364,6 +1037,216 @@ export const BrokerService = {
     responseDeserialize: (b: Buffer): ListOffsetsResponse => ListOffsetsResponseCodec.decode(b),
     originalName: 'listOffsets',
   },
+  offsetForLeaderEpoch: {
+    path: '/strand.broker.Broker/OffsetForLeaderEpoch',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: OffsetForLeaderEpochRequest): Buffer => toBuffer(OffsetForLeaderEpochRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): OffsetForLeaderEpochRequest => OffsetForLeaderEpochRequestCodec.decode(b),
+    responseSerialize: (m: OffsetForLeaderEpochResponse): Buffer => toBuffer(OffsetForLeaderEpochResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): OffsetForLeaderEpochResponse => OffsetForLeaderEpochResponseCodec.decode(b),
+    originalName: 'offsetForLeaderEpoch',
+  },
+  initProducerId: {
+    path: '/strand.broker.Broker/InitProducerId',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: InitProducerIdRequest): Buffer => toBuffer(InitProducerIdRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): InitProducerIdRequest => InitProducerIdRequestCodec.decode(b),
+    responseSerialize: (m: InitProducerIdResponse): Buffer => toBuffer(InitProducerIdResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): InitProducerIdResponse => InitProducerIdResponseCodec.decode(b),
+    originalName: 'initProducerId',
+  },
+  deleteRecords: {
+    path: '/strand.broker.Broker/DeleteRecords',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DeleteRecordsRequest): Buffer => toBuffer(DeleteRecordsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): DeleteRecordsRequest => DeleteRecordsRequestCodec.decode(b),
+    responseSerialize: (m: DeleteRecordsResponse): Buffer => toBuffer(DeleteRecordsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): DeleteRecordsResponse => DeleteRecordsResponseCodec.decode(b),
+    originalName: 'deleteRecords',
+  },
+  createTopics: {
+    path: '/strand.broker.Broker/CreateTopics',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: CreateTopicsRequest): Buffer => toBuffer(encodeCreateTopicsRequest(m)),
+    requestDeserialize: (b: Buffer): CreateTopicsRequest => decodeCreateTopicsRequest(b),
+    responseSerialize: (m: CreateTopicsResponse): Buffer => toBuffer(encodeCreateTopicsResponse(m)),
+    responseDeserialize: (b: Buffer): CreateTopicsResponse => decodeCreateTopicsResponse(b),
+    originalName: 'createTopics',
+  },
+  deleteTopics: {
+    path: '/strand.broker.Broker/DeleteTopics',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DeleteTopicsRequest): Buffer => toBuffer(encodeDeleteTopicsRequest(m)),
+    requestDeserialize: (b: Buffer): DeleteTopicsRequest => decodeDeleteTopicsRequest(b),
+    responseSerialize: (m: DeleteTopicsResponse): Buffer => toBuffer(encodeDeleteTopicsResponse(m)),
+    responseDeserialize: (b: Buffer): DeleteTopicsResponse => decodeDeleteTopicsResponse(b),
+    originalName: 'deleteTopics',
+  },
+  createPartitions: {
+    path: '/strand.broker.Broker/CreatePartitions',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: CreatePartitionsRequest): Buffer => toBuffer(encodeCreatePartitionsRequest(m)),
+    requestDeserialize: (b: Buffer): CreatePartitionsRequest => decodeCreatePartitionsRequest(b),
+    responseSerialize: (m: CreatePartitionsResponse): Buffer => toBuffer(encodeCreatePartitionsResponse(m)),
+    responseDeserialize: (b: Buffer): CreatePartitionsResponse => decodeCreatePartitionsResponse(b),
+    originalName: 'createPartitions',
+  },
+  describeConfigs: {
+    path: '/strand.broker.Broker/DescribeConfigs',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DescribeConfigsRequest): Buffer => toBuffer(encodeDescribeConfigsRequest(m)),
+    requestDeserialize: (b: Buffer): DescribeConfigsRequest => decodeDescribeConfigsRequest(b),
+    responseSerialize: (m: DescribeConfigsResponse): Buffer => toBuffer(encodeDescribeConfigsResponse(m)),
+    responseDeserialize: (b: Buffer): DescribeConfigsResponse => decodeDescribeConfigsResponse(b),
+    originalName: 'describeConfigs',
+  },
+  incrementalAlterConfigs: {
+    path: '/strand.broker.Broker/IncrementalAlterConfigs',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: IncrementalAlterConfigsRequest): Buffer => toBuffer(encodeIncrementalAlterConfigsRequest(m)),
+    requestDeserialize: (b: Buffer): IncrementalAlterConfigsRequest => decodeIncrementalAlterConfigsRequest(b),
+    responseSerialize: (m: IncrementalAlterConfigsResponse): Buffer => toBuffer(encodeIncrementalAlterConfigsResponse(m)),
+    responseDeserialize: (b: Buffer): IncrementalAlterConfigsResponse => decodeIncrementalAlterConfigsResponse(b),
+    originalName: 'incrementalAlterConfigs',
+  },
+  electLeaders: {
+    path: '/strand.broker.Broker/ElectLeaders',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: ElectLeadersRequest): Buffer => toBuffer(encodeElectLeadersRequest(m)),
+    requestDeserialize: (b: Buffer): ElectLeadersRequest => decodeElectLeadersRequest(b),
+    responseSerialize: (m: ElectLeadersResponse): Buffer => toBuffer(encodeElectLeadersResponse(m)),
+    responseDeserialize: (b: Buffer): ElectLeadersResponse => decodeElectLeadersResponse(b),
+    originalName: 'electLeaders',
+  },
+  describeCluster: {
+    path: '/strand.broker.Broker/DescribeCluster',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DescribeClusterRequest): Buffer => toBuffer(encodeDescribeClusterRequest(m)),
+    requestDeserialize: (b: Buffer): DescribeClusterRequest => decodeDescribeClusterRequest(b),
+    responseSerialize: (m: DescribeClusterResponse): Buffer => toBuffer(encodeDescribeClusterResponse(m)),
+    responseDeserialize: (b: Buffer): DescribeClusterResponse => decodeDescribeClusterResponse(b),
+    originalName: 'describeCluster',
+  },
+  findCoordinator: {
+    path: '/strand.broker.Broker/FindCoordinator',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: FindCoordinatorRequest): Buffer => toBuffer(FindCoordinatorRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): FindCoordinatorRequest => FindCoordinatorRequestCodec.decode(b),
+    responseSerialize: (m: FindCoordinatorResponse): Buffer => toBuffer(FindCoordinatorResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): FindCoordinatorResponse => FindCoordinatorResponseCodec.decode(b),
+    originalName: 'findCoordinator',
+  },
+  joinGroup: {
+    path: '/strand.broker.Broker/JoinGroup',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: JoinGroupRequest): Buffer => toBuffer(JoinGroupRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): JoinGroupRequest => JoinGroupRequestCodec.decode(b),
+    responseSerialize: (m: JoinGroupResponse): Buffer => toBuffer(JoinGroupResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): JoinGroupResponse => JoinGroupResponseCodec.decode(b),
+    originalName: 'joinGroup',
+  },
+  syncGroup: {
+    path: '/strand.broker.Broker/SyncGroup',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: SyncGroupRequest): Buffer => toBuffer(SyncGroupRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): SyncGroupRequest => SyncGroupRequestCodec.decode(b),
+    responseSerialize: (m: SyncGroupResponse): Buffer => toBuffer(SyncGroupResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): SyncGroupResponse => SyncGroupResponseCodec.decode(b),
+    originalName: 'syncGroup',
+  },
+  heartbeat: {
+    path: '/strand.broker.Broker/Heartbeat',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: HeartbeatRequest): Buffer => toBuffer(HeartbeatRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): HeartbeatRequest => HeartbeatRequestCodec.decode(b),
+    responseSerialize: (m: HeartbeatResponse): Buffer => toBuffer(HeartbeatResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): HeartbeatResponse => HeartbeatResponseCodec.decode(b),
+    originalName: 'heartbeat',
+  },
+  leaveGroup: {
+    path: '/strand.broker.Broker/LeaveGroup',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: LeaveGroupRequest): Buffer => toBuffer(LeaveGroupRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): LeaveGroupRequest => LeaveGroupRequestCodec.decode(b),
+    responseSerialize: (m: LeaveGroupResponse): Buffer => toBuffer(LeaveGroupResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): LeaveGroupResponse => LeaveGroupResponseCodec.decode(b),
+    originalName: 'leaveGroup',
+  },
+  offsetCommit: {
+    path: '/strand.broker.Broker/OffsetCommit',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: OffsetCommitRequest): Buffer => toBuffer(OffsetCommitRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): OffsetCommitRequest => OffsetCommitRequestCodec.decode(b),
+    responseSerialize: (m: OffsetCommitResponse): Buffer => toBuffer(OffsetCommitResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): OffsetCommitResponse => OffsetCommitResponseCodec.decode(b),
+    originalName: 'offsetCommit',
+  },
+  offsetFetch: {
+    path: '/strand.broker.Broker/OffsetFetch',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: OffsetFetchRequest): Buffer => toBuffer(OffsetFetchRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): OffsetFetchRequest => OffsetFetchRequestCodec.decode(b),
+    responseSerialize: (m: OffsetFetchResponse): Buffer => toBuffer(OffsetFetchResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): OffsetFetchResponse => OffsetFetchResponseCodec.decode(b),
+    originalName: 'offsetFetch',
+  },
+  listGroups: {
+    path: '/strand.broker.Broker/ListGroups',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: ListGroupsRequest): Buffer => toBuffer(ListGroupsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): ListGroupsRequest => ListGroupsRequestCodec.decode(b),
+    responseSerialize: (m: ListGroupsResponse): Buffer => toBuffer(ListGroupsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): ListGroupsResponse => ListGroupsResponseCodec.decode(b),
+    originalName: 'listGroups',
+  },
+  describeGroups: {
+    path: '/strand.broker.Broker/DescribeGroups',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DescribeGroupsRequest): Buffer => toBuffer(DescribeGroupsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): DescribeGroupsRequest => DescribeGroupsRequestCodec.decode(b),
+    responseSerialize: (m: DescribeGroupsResponse): Buffer => toBuffer(DescribeGroupsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): DescribeGroupsResponse => DescribeGroupsResponseCodec.decode(b),
+    originalName: 'describeGroups',
+  },
+  deleteGroups: {
+    path: '/strand.broker.Broker/DeleteGroups',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DeleteGroupsRequest): Buffer => toBuffer(DeleteGroupsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): DeleteGroupsRequest => DeleteGroupsRequestCodec.decode(b),
+    responseSerialize: (m: DeleteGroupsResponse): Buffer => toBuffer(DeleteGroupsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): DeleteGroupsResponse => DeleteGroupsResponseCodec.decode(b),
+    originalName: 'deleteGroups',
+  },
+  replicaFetch: {
+    path: '/strand.broker.Broker/ReplicaFetch',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (m: ReplicaFetchRequest): Buffer => toBuffer(ReplicaFetchRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): ReplicaFetchRequest => ReplicaFetchRequestCodec.decode(b),
+    responseSerialize: (m: ReplicaFetchResponse): Buffer => toBuffer(ReplicaFetchResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): ReplicaFetchResponse => ReplicaFetchResponseCodec.decode(b),
+    originalName: 'replicaFetch',
+  },
 } as const satisfies grpc.ServiceDefinition;
 
 /** Handlers a server implements for strand.broker.Broker. */
@@ -373,6 +1256,27 @@ export interface BrokerServer extends grpc.UntypedServiceImplementation {
   fetch: grpc.handleUnaryCall<FetchRequest, FetchResponse>;
   fetchStream: grpc.handleBidiStreamingCall<FetchRequest, FetchResponse>;
   listOffsets: grpc.handleUnaryCall<ListOffsetsRequest, ListOffsetsResponse>;
+  offsetForLeaderEpoch: grpc.handleUnaryCall<OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse>;
+  initProducerId: grpc.handleUnaryCall<InitProducerIdRequest, InitProducerIdResponse>;
+  deleteRecords: grpc.handleUnaryCall<DeleteRecordsRequest, DeleteRecordsResponse>;
+  createTopics: grpc.handleUnaryCall<CreateTopicsRequest, CreateTopicsResponse>;
+  deleteTopics: grpc.handleUnaryCall<DeleteTopicsRequest, DeleteTopicsResponse>;
+  createPartitions: grpc.handleUnaryCall<CreatePartitionsRequest, CreatePartitionsResponse>;
+  describeConfigs: grpc.handleUnaryCall<DescribeConfigsRequest, DescribeConfigsResponse>;
+  incrementalAlterConfigs: grpc.handleUnaryCall<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>;
+  electLeaders: grpc.handleUnaryCall<ElectLeadersRequest, ElectLeadersResponse>;
+  describeCluster: grpc.handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
+  findCoordinator: grpc.handleUnaryCall<FindCoordinatorRequest, FindCoordinatorResponse>;
+  joinGroup: grpc.handleUnaryCall<JoinGroupRequest, JoinGroupResponse>;
+  syncGroup: grpc.handleUnaryCall<SyncGroupRequest, SyncGroupResponse>;
+  heartbeat: grpc.handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
+  leaveGroup: grpc.handleUnaryCall<LeaveGroupRequest, LeaveGroupResponse>;
+  offsetCommit: grpc.handleUnaryCall<OffsetCommitRequest, OffsetCommitResponse>;
+  offsetFetch: grpc.handleUnaryCall<OffsetFetchRequest, OffsetFetchResponse>;
+  listGroups: grpc.handleUnaryCall<ListGroupsRequest, ListGroupsResponse>;
+  describeGroups: grpc.handleUnaryCall<DescribeGroupsRequest, DescribeGroupsResponse>;
+  deleteGroups: grpc.handleUnaryCall<DeleteGroupsRequest, DeleteGroupsResponse>;
+  replicaFetch: grpc.handleBidiStreamingCall<ReplicaFetchRequest, ReplicaFetchResponse>;
 }
 
 /** Typed client for strand.broker.Broker. */
@@ -391,5 +1295,68 @@ export class BrokerClient extends grpc.Client {
   }
   listOffsets(request: ListOffsetsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ListOffsetsResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.listOffsets.path, BrokerService.listOffsets.requestSerialize, BrokerService.listOffsets.responseDeserialize, request, metadata, options, callback);
+  }
+  offsetForLeaderEpoch(request: OffsetForLeaderEpochRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<OffsetForLeaderEpochResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.offsetForLeaderEpoch.path, BrokerService.offsetForLeaderEpoch.requestSerialize, BrokerService.offsetForLeaderEpoch.responseDeserialize, request, metadata, options, callback);
+  }
+  initProducerId(request: InitProducerIdRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<InitProducerIdResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.initProducerId.path, BrokerService.initProducerId.requestSerialize, BrokerService.initProducerId.responseDeserialize, request, metadata, options, callback);
+  }
+  deleteRecords(request: DeleteRecordsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DeleteRecordsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.deleteRecords.path, BrokerService.deleteRecords.requestSerialize, BrokerService.deleteRecords.responseDeserialize, request, metadata, options, callback);
+  }
+  createTopics(request: CreateTopicsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<CreateTopicsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.createTopics.path, BrokerService.createTopics.requestSerialize, BrokerService.createTopics.responseDeserialize, request, metadata, options, callback);
+  }
+  deleteTopics(request: DeleteTopicsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DeleteTopicsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.deleteTopics.path, BrokerService.deleteTopics.requestSerialize, BrokerService.deleteTopics.responseDeserialize, request, metadata, options, callback);
+  }
+  createPartitions(request: CreatePartitionsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<CreatePartitionsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.createPartitions.path, BrokerService.createPartitions.requestSerialize, BrokerService.createPartitions.responseDeserialize, request, metadata, options, callback);
+  }
+  describeConfigs(request: DescribeConfigsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeConfigsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.describeConfigs.path, BrokerService.describeConfigs.requestSerialize, BrokerService.describeConfigs.responseDeserialize, request, metadata, options, callback);
+  }
+  incrementalAlterConfigs(request: IncrementalAlterConfigsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<IncrementalAlterConfigsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.incrementalAlterConfigs.path, BrokerService.incrementalAlterConfigs.requestSerialize, BrokerService.incrementalAlterConfigs.responseDeserialize, request, metadata, options, callback);
+  }
+  electLeaders(request: ElectLeadersRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ElectLeadersResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.electLeaders.path, BrokerService.electLeaders.requestSerialize, BrokerService.electLeaders.responseDeserialize, request, metadata, options, callback);
+  }
+  describeCluster(request: DescribeClusterRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeClusterResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.describeCluster.path, BrokerService.describeCluster.requestSerialize, BrokerService.describeCluster.responseDeserialize, request, metadata, options, callback);
+  }
+  findCoordinator(request: FindCoordinatorRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<FindCoordinatorResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.findCoordinator.path, BrokerService.findCoordinator.requestSerialize, BrokerService.findCoordinator.responseDeserialize, request, metadata, options, callback);
+  }
+  joinGroup(request: JoinGroupRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<JoinGroupResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.joinGroup.path, BrokerService.joinGroup.requestSerialize, BrokerService.joinGroup.responseDeserialize, request, metadata, options, callback);
+  }
+  syncGroup(request: SyncGroupRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<SyncGroupResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.syncGroup.path, BrokerService.syncGroup.requestSerialize, BrokerService.syncGroup.responseDeserialize, request, metadata, options, callback);
+  }
+  heartbeat(request: HeartbeatRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<HeartbeatResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.heartbeat.path, BrokerService.heartbeat.requestSerialize, BrokerService.heartbeat.responseDeserialize, request, metadata, options, callback);
+  }
+  leaveGroup(request: LeaveGroupRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<LeaveGroupResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.leaveGroup.path, BrokerService.leaveGroup.requestSerialize, BrokerService.leaveGroup.responseDeserialize, request, metadata, options, callback);
+  }
+  offsetCommit(request: OffsetCommitRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<OffsetCommitResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.offsetCommit.path, BrokerService.offsetCommit.requestSerialize, BrokerService.offsetCommit.responseDeserialize, request, metadata, options, callback);
+  }
+  offsetFetch(request: OffsetFetchRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<OffsetFetchResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.offsetFetch.path, BrokerService.offsetFetch.requestSerialize, BrokerService.offsetFetch.responseDeserialize, request, metadata, options, callback);
+  }
+  listGroups(request: ListGroupsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ListGroupsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.listGroups.path, BrokerService.listGroups.requestSerialize, BrokerService.listGroups.responseDeserialize, request, metadata, options, callback);
+  }
+  describeGroups(request: DescribeGroupsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeGroupsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.describeGroups.path, BrokerService.describeGroups.requestSerialize, BrokerService.describeGroups.responseDeserialize, request, metadata, options, callback);
+  }
+  deleteGroups(request: DeleteGroupsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DeleteGroupsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.deleteGroups.path, BrokerService.deleteGroups.requestSerialize, BrokerService.deleteGroups.responseDeserialize, request, metadata, options, callback);
+  }
+  replicaFetch(metadata: grpc.Metadata = new grpc.Metadata(), options: Partial<grpc.CallOptions> = {}): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse> {
+    return this.makeBidiStreamRequest(BrokerService.replicaFetch.path, BrokerService.replicaFetch.requestSerialize, BrokerService.replicaFetch.responseDeserialize, metadata, options);
   }
 }

@@ -31,6 +31,92 @@ export const descriptor = {
         "ListOffsets": {
          "requestType": "ListOffsetsRequest",
          "responseType": "ListOffsetsResponse"
+        },
+        "OffsetForLeaderEpoch": {
+         "requestType": "OffsetForLeaderEpochRequest",
+         "responseType": "OffsetForLeaderEpochResponse"
+        },
+        "InitProducerId": {
+         "requestType": "InitProducerIdRequest",
+         "responseType": "InitProducerIdResponse"
+        },
+        "DeleteRecords": {
+         "requestType": "DeleteRecordsRequest",
+         "responseType": "DeleteRecordsResponse"
+        },
+        "CreateTopics": {
+         "requestType": "strand.controller.CreateTopicsRequest",
+         "responseType": "strand.controller.CreateTopicsResponse"
+        },
+        "DeleteTopics": {
+         "requestType": "strand.controller.DeleteTopicsRequest",
+         "responseType": "strand.controller.DeleteTopicsResponse"
+        },
+        "CreatePartitions": {
+         "requestType": "strand.controller.CreatePartitionsRequest",
+         "responseType": "strand.controller.CreatePartitionsResponse"
+        },
+        "DescribeConfigs": {
+         "requestType": "strand.controller.DescribeConfigsRequest",
+         "responseType": "strand.controller.DescribeConfigsResponse"
+        },
+        "IncrementalAlterConfigs": {
+         "requestType": "strand.controller.IncrementalAlterConfigsRequest",
+         "responseType": "strand.controller.IncrementalAlterConfigsResponse"
+        },
+        "ElectLeaders": {
+         "requestType": "strand.controller.ElectLeadersRequest",
+         "responseType": "strand.controller.ElectLeadersResponse"
+        },
+        "DescribeCluster": {
+         "requestType": "strand.controller.DescribeClusterRequest",
+         "responseType": "strand.controller.DescribeClusterResponse"
+        },
+        "FindCoordinator": {
+         "requestType": "FindCoordinatorRequest",
+         "responseType": "FindCoordinatorResponse"
+        },
+        "JoinGroup": {
+         "requestType": "JoinGroupRequest",
+         "responseType": "JoinGroupResponse"
+        },
+        "SyncGroup": {
+         "requestType": "SyncGroupRequest",
+         "responseType": "SyncGroupResponse"
+        },
+        "Heartbeat": {
+         "requestType": "HeartbeatRequest",
+         "responseType": "HeartbeatResponse"
+        },
+        "LeaveGroup": {
+         "requestType": "LeaveGroupRequest",
+         "responseType": "LeaveGroupResponse"
+        },
+        "OffsetCommit": {
+         "requestType": "OffsetCommitRequest",
+         "responseType": "OffsetCommitResponse"
+        },
+        "OffsetFetch": {
+         "requestType": "OffsetFetchRequest",
+         "responseType": "OffsetFetchResponse"
+        },
+        "ListGroups": {
+         "requestType": "ListGroupsRequest",
+         "responseType": "ListGroupsResponse"
+        },
+        "DescribeGroups": {
+         "requestType": "DescribeGroupsRequest",
+         "responseType": "DescribeGroupsResponse"
+        },
+        "DeleteGroups": {
+         "requestType": "DeleteGroupsRequest",
+         "responseType": "DeleteGroupsResponse"
+        },
+        "ReplicaFetch": {
+         "requestType": "ReplicaFetchRequest",
+         "requestStream": true,
+         "responseType": "ReplicaFetchResponse",
+         "responseStream": true
         }
        }
       },
@@ -565,6 +651,1136 @@ export const descriptor = {
          "rule": "repeated",
          "type": "ListOffsetsTopicResponse",
          "id": 1
+        }
+       }
+      },
+      "OffsetForLeaderEpochPartition": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "currentLeaderEpoch": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "current_leader_epoch"
+        },
+        "leaderEpoch": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "leader_epoch"
+        }
+       }
+      },
+      "OffsetForLeaderEpochTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "OffsetForLeaderEpochPartition",
+         "id": 2
+        }
+       }
+      },
+      "OffsetForLeaderEpochRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetForLeaderEpochTopic",
+         "id": 1
+        }
+       }
+      },
+      "EpochEndOffsetResult": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        },
+        "leaderEpoch": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "leader_epoch"
+        },
+        "endOffset": {
+         "type": "int64",
+         "id": 4,
+         "protoName": "end_offset"
+        }
+       }
+      },
+      "OffsetForLeaderEpochTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "EpochEndOffsetResult",
+         "id": 2
+        }
+       }
+      },
+      "OffsetForLeaderEpochResponse": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetForLeaderEpochTopicResult",
+         "id": 1
+        }
+       }
+      },
+      "InitProducerIdRequest": {
+       "oneofs": {
+        "_transactionalId": {
+         "oneof": [
+          "transactionalId"
+         ]
+        }
+       },
+       "fields": {
+        "transactionalId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "transactional_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "transactionTimeoutMs": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "transaction_timeout_ms"
+        },
+        "producerId": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "producer_id"
+        },
+        "producerEpoch": {
+         "type": "int32",
+         "id": 4,
+         "protoName": "producer_epoch"
+        }
+       }
+      },
+      "InitProducerIdResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "producerId": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "producer_id"
+        },
+        "producerEpoch": {
+         "type": "int32",
+         "id": 4,
+         "protoName": "producer_epoch"
+        }
+       }
+      },
+      "DeleteRecordsPartition": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "offset": {
+         "type": "int64",
+         "id": 2
+        }
+       }
+      },
+      "DeleteRecordsTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "DeleteRecordsPartition",
+         "id": 2
+        }
+       }
+      },
+      "DeleteRecordsRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "DeleteRecordsTopic",
+         "id": 1
+        },
+        "timeoutMs": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "timeout_ms"
+        }
+       }
+      },
+      "DeleteRecordsPartitionResult": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        },
+        "lowWatermark": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "low_watermark"
+        }
+       }
+      },
+      "DeleteRecordsTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "DeleteRecordsPartitionResult",
+         "id": 2
+        }
+       }
+      },
+      "DeleteRecordsResponse": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "DeleteRecordsTopicResult",
+         "id": 1
+        }
+       }
+      },
+      "CoordinatorType": {
+       "values": {
+        "COORDINATOR_GROUP": 0,
+        "COORDINATOR_TRANSACTION": 1
+       }
+      },
+      "FindCoordinatorRequest": {
+       "fields": {
+        "key": {
+         "type": "string",
+         "id": 1
+        },
+        "keyType": {
+         "type": "CoordinatorType",
+         "id": 2,
+         "protoName": "key_type"
+        }
+       }
+      },
+      "FindCoordinatorResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "nodeId": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "node_id"
+        },
+        "host": {
+         "type": "string",
+         "id": 4
+        },
+        "port": {
+         "type": "int32",
+         "id": 5
+        }
+       }
+      },
+      "JoinGroupProtocol": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "metadata": {
+         "type": "bytes",
+         "id": 2
+        }
+       }
+      },
+      "JoinGroupRequest": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "sessionTimeoutMs": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "session_timeout_ms"
+        },
+        "rebalanceTimeoutMs": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "rebalance_timeout_ms"
+        },
+        "memberId": {
+         "type": "string",
+         "id": 4,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 5,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "protocolType": {
+         "type": "string",
+         "id": 6,
+         "protoName": "protocol_type"
+        },
+        "protocols": {
+         "rule": "repeated",
+         "type": "JoinGroupProtocol",
+         "id": 7
+        },
+        "reason": {
+         "type": "string",
+         "id": 8
+        }
+       }
+      },
+      "JoinGroupMember": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "memberId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "metadata": {
+         "type": "bytes",
+         "id": 3
+        }
+       }
+      },
+      "JoinGroupResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "generationId": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "generation_id"
+        },
+        "protocolType": {
+         "type": "string",
+         "id": 4,
+         "protoName": "protocol_type"
+        },
+        "protocolName": {
+         "type": "string",
+         "id": 5,
+         "protoName": "protocol_name"
+        },
+        "leader": {
+         "type": "string",
+         "id": 6
+        },
+        "memberId": {
+         "type": "string",
+         "id": 7,
+         "protoName": "member_id"
+        },
+        "members": {
+         "rule": "repeated",
+         "type": "JoinGroupMember",
+         "id": 8
+        }
+       }
+      },
+      "SyncGroupAssignment": {
+       "fields": {
+        "memberId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "member_id"
+        },
+        "assignment": {
+         "type": "bytes",
+         "id": 2
+        }
+       }
+      },
+      "SyncGroupRequest": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "generationId": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "generation_id"
+        },
+        "memberId": {
+         "type": "string",
+         "id": 3,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 4,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "protocolType": {
+         "type": "string",
+         "id": 5,
+         "protoName": "protocol_type"
+        },
+        "protocolName": {
+         "type": "string",
+         "id": 6,
+         "protoName": "protocol_name"
+        },
+        "assignments": {
+         "rule": "repeated",
+         "type": "SyncGroupAssignment",
+         "id": 7
+        }
+       }
+      },
+      "SyncGroupResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "protocolType": {
+         "type": "string",
+         "id": 3,
+         "protoName": "protocol_type"
+        },
+        "protocolName": {
+         "type": "string",
+         "id": 4,
+         "protoName": "protocol_name"
+        },
+        "assignment": {
+         "type": "bytes",
+         "id": 5
+        }
+       }
+      },
+      "HeartbeatRequest": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "generationId": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "generation_id"
+        },
+        "memberId": {
+         "type": "string",
+         "id": 3,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 4,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        }
+       }
+      },
+      "HeartbeatResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        }
+       }
+      },
+      "LeaveGroupMember": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "memberId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "reason": {
+         "type": "string",
+         "id": 3
+        }
+       }
+      },
+      "LeaveGroupRequest": {
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "members": {
+         "rule": "repeated",
+         "type": "LeaveGroupMember",
+         "id": 2
+        }
+       }
+      },
+      "LeaveGroupResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        }
+       }
+      },
+      "OffsetCommitPartition": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "committedOffset": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "committed_offset"
+        },
+        "committedLeaderEpoch": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "committed_leader_epoch"
+        },
+        "metadata": {
+         "type": "string",
+         "id": 4
+        }
+       }
+      },
+      "OffsetCommitTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "OffsetCommitPartition",
+         "id": 2
+        }
+       }
+      },
+      "OffsetCommitRequest": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "generationId": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "generation_id"
+        },
+        "memberId": {
+         "type": "string",
+         "id": 3,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 4,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetCommitTopic",
+         "id": 5
+        }
+       }
+      },
+      "OffsetCommitPartitionResult": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        }
+       }
+      },
+      "OffsetCommitTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "OffsetCommitPartitionResult",
+         "id": 2
+        }
+       }
+      },
+      "OffsetCommitResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetCommitTopicResult",
+         "id": 2
+        }
+       }
+      },
+      "OffsetFetchTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 2
+        }
+       }
+      },
+      "OffsetFetchRequest": {
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetFetchTopic",
+         "id": 2
+        },
+        "requireStable": {
+         "type": "bool",
+         "id": 3,
+         "protoName": "require_stable"
+        }
+       }
+      },
+      "OffsetFetchPartitionResult": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "committedOffset": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "committed_offset"
+        },
+        "committedLeaderEpoch": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "committed_leader_epoch"
+        },
+        "metadata": {
+         "type": "string",
+         "id": 4
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 5,
+         "protoName": "error_code"
+        }
+       }
+      },
+      "OffsetFetchTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "OffsetFetchPartitionResult",
+         "id": 2
+        }
+       }
+      },
+      "OffsetFetchResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetFetchTopicResult",
+         "id": 2
+        }
+       }
+      },
+      "ListGroupsRequest": {
+       "fields": {
+        "statesFilter": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 1,
+         "protoName": "states_filter"
+        }
+       }
+      },
+      "ListedGroup": {
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "protocolType": {
+         "type": "string",
+         "id": 2,
+         "protoName": "protocol_type"
+        },
+        "groupState": {
+         "type": "string",
+         "id": 3,
+         "protoName": "group_state"
+        }
+       }
+      },
+      "ListGroupsResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "groups": {
+         "rule": "repeated",
+         "type": "ListedGroup",
+         "id": 2
+        }
+       }
+      },
+      "DescribeGroupsRequest": {
+       "fields": {
+        "groups": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "DescribedGroupMember": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "memberId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "clientId": {
+         "type": "string",
+         "id": 3,
+         "protoName": "client_id"
+        },
+        "clientHost": {
+         "type": "string",
+         "id": 4,
+         "protoName": "client_host"
+        },
+        "memberMetadata": {
+         "type": "bytes",
+         "id": 5,
+         "protoName": "member_metadata"
+        },
+        "memberAssignment": {
+         "type": "bytes",
+         "id": 6,
+         "protoName": "member_assignment"
+        }
+       }
+      },
+      "DescribedGroup": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "groupId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "group_id"
+        },
+        "groupState": {
+         "type": "string",
+         "id": 3,
+         "protoName": "group_state"
+        },
+        "protocolType": {
+         "type": "string",
+         "id": 4,
+         "protoName": "protocol_type"
+        },
+        "protocolData": {
+         "type": "string",
+         "id": 5,
+         "protoName": "protocol_data"
+        },
+        "members": {
+         "rule": "repeated",
+         "type": "DescribedGroupMember",
+         "id": 6
+        },
+        "generationId": {
+         "type": "int32",
+         "id": 7,
+         "protoName": "generation_id"
+        }
+       }
+      },
+      "DescribeGroupsResponse": {
+       "fields": {
+        "groups": {
+         "rule": "repeated",
+         "type": "DescribedGroup",
+         "id": 1
+        }
+       }
+      },
+      "DeleteGroupsRequest": {
+       "fields": {
+        "groups": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 1
+        }
+       }
+      },
+      "DeleteGroupResult": {
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        }
+       }
+      },
+      "DeleteGroupsResponse": {
+       "fields": {
+        "results": {
+         "rule": "repeated",
+         "type": "DeleteGroupResult",
+         "id": 1
+        }
+       }
+      },
+      "ReplicaFetchPartition": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "currentLeaderEpoch": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "current_leader_epoch"
+        },
+        "fetchOffset": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "fetch_offset"
+        },
+        "lastFetchedEpoch": {
+         "type": "int32",
+         "id": 4,
+         "protoName": "last_fetched_epoch"
+        },
+        "countableEndOffset": {
+         "type": "int64",
+         "id": 5,
+         "protoName": "countable_end_offset"
+        },
+        "partitionMaxBytes": {
+         "type": "int32",
+         "id": 6,
+         "protoName": "partition_max_bytes"
+        }
+       }
+      },
+      "ReplicaFetchTopic": {
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "ReplicaFetchPartition",
+         "id": 2
+        }
+       }
+      },
+      "ReplicaFetchRequest": {
+       "fields": {
+        "correlationId": {
+         "type": "int64",
+         "id": 1,
+         "protoName": "correlation_id"
+        },
+        "replicaId": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "replica_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "broker_epoch"
+        },
+        "maxWaitMs": {
+         "type": "int32",
+         "id": 4,
+         "protoName": "max_wait_ms"
+        },
+        "minBytes": {
+         "type": "int32",
+         "id": 5,
+         "protoName": "min_bytes"
+        },
+        "maxBytes": {
+         "type": "int32",
+         "id": 6,
+         "protoName": "max_bytes"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "ReplicaFetchTopic",
+         "id": 7
+        }
+       }
+      },
+      "ReplicaFetchPartitionResponse": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        },
+        "highWatermark": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "high_watermark"
+        },
+        "logStartOffset": {
+         "type": "int64",
+         "id": 4,
+         "protoName": "log_start_offset"
+        },
+        "leaderEpoch": {
+         "type": "int32",
+         "id": 5,
+         "protoName": "leader_epoch"
+        },
+        "divergingEpoch": {
+         "type": "EpochEndOffset",
+         "id": 6,
+         "protoName": "diverging_epoch"
+        },
+        "records": {
+         "type": "bytes",
+         "id": 7
+        }
+       }
+      },
+      "ReplicaFetchTopicResponse": {
+       "fields": {
+        "topicId": {
+         "type": "bytes",
+         "id": 1,
+         "protoName": "topic_id"
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "ReplicaFetchPartitionResponse",
+         "id": 2
+        }
+       }
+      },
+      "ReplicaFetchResponse": {
+       "fields": {
+        "correlationId": {
+         "type": "int64",
+         "id": 1,
+         "protoName": "correlation_id"
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "ReplicaFetchTopicResponse",
+         "id": 3
         }
        }
       }
