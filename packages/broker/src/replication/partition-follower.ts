@@ -22,6 +22,11 @@ export interface PartitionFollowerInit {
   readonly highWatermark: number;
   /** Wait after UNKNOWN_LEADER_EPOCH or a lost answer before fetching again, ms. Default 100. */
   readonly retryBackoffMs?: number;
+  /**
+   * First correlation id (default 1). A driver that replaces follower objects on one connection
+   * gives each a distinct range, so a late answer meant for a predecessor is never taken as ours.
+   */
+  readonly firstCorrelationId?: number;
 }
 
 /** A fetch to send to the leader; the answer must carry `correlationId` back. */
@@ -67,6 +72,7 @@ export class PartitionFollower {
     this.leaderEpoch = init.leaderEpoch;
     this.log = init.log;
     this.retryBackoffMs = init.retryBackoffMs ?? 100;
+    this.nextCorrelationId = init.firstCorrelationId ?? 1;
     this.hw = this.clampHw(init.highWatermark);
   }
 

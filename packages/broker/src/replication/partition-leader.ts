@@ -96,8 +96,12 @@ export class PartitionLeader {
   private _partitionEpoch: number;
   private committed: ReplicaId[];
   private pending: { request: AlterPartitionRequest; sentAtMs: number } | null = null;
-  /** Set when the controller rejected our proposal for this partition epoch: wait for metadata. */
+  /**
+   * Set when the controller rejected our proposal at this partition epoch: wait for metadata (a
+   * new partition epoch or a change in fenced brokers), or at most alterPartitionRetryMs.
+   */
   private blockedAtPartitionEpoch: number | null = null;
+  private blockedSinceMs = 0;
   private readonly progress = new Map<ReplicaId, MutableProgress>();
   private hw: number;
   /** Offset where this leader's epoch starts in its log: a follower must reach it to join the ISR. */
@@ -275,6 +279,7 @@ export class PartitionLeader {
       }
       return;
     }
+    if (this.blockedAtPartitionEpoch !== null && nowMs - this.blockedSinceMs >= this.config.alterPartitionRetryMs) this.blockedAtPartitionEpoch = null;
     const lagging = this.committed.filter((r) => {
       if (r === this.localReplicaId) return false;
       const p = this.progress.get(r);
@@ -283,13 +288,20 @@ export class PartitionLeader {
     if (lagging.length > 0) this.propose(this.committed.filter((r) => !lagging.includes(r)), nowMs);
   }
 
-  /** The controller answered our AlterPartition. */
-  onAlterPartitionResponse(resp: AlterPartitionResponse): void {
+  /**
+   * The controller answered `request`. Only the answer to the proposal still pending counts: a
+   * late answer to an earlier proposal must not clear a newer one, or the HW would stop counting
+   * a member the controller may be adding right now.
+   */
+  onAlterPartitionResponse(request: AlterPartitionRequest, resp: AlterPartitionResponse): void {
     if (this.resigned || this.pending === null) return;
+    const p = this.pending.request;
+    if (request.leaderEpoch !== p.leaderEpoch || request.partitionEpoch !== p.partitionEpoch || !sameIds(request.newIsr, p.newIsr)) return;
     if (resp.error !== null) {
       // Rejected (stale partition epoch, fenced, ineligible member): drop the proposal and wait
       // for metadata to tell us the committed state before proposing again.
       this.blockedAtPartitionEpoch = this._partitionEpoch;
+      this.blockedSinceMs = this.pending.sentAtMs;
       this.pending = null;
       return;
     }
@@ -309,7 +321,11 @@ export class PartitionLeader {
 
   /** Brokers the controller fenced or that are shutting down may not join the ISR (KIP-841). */
   setIneligibleReplicas(ids: Iterable<ReplicaId>): void {
-    this.ineligible = new Set(ids);
+    const next = new Set(ids);
+    const changed = next.size !== this.ineligible.size || [...next].some((r) => !this.ineligible.has(r));
+    this.ineligible = next;
+    // An INELIGIBLE_REPLICA rejection may be obsolete now.
+    if (changed) this.blockedAtPartitionEpoch = null;
   }
 
   /** Leadership ended: every waiting produce fails with NOT_LEADER_OR_FOLLOWER. */

@@ -5,7 +5,7 @@
 // by takeReady().
 
 import { PartitionLeader, type PartitionLeaderInit } from '../../src/replication/partition-leader';
-import type { FollowerFetchRequest, PartitionState } from '../../src/replication/types';
+import type { AlterPartitionRequest, FollowerFetchRequest, PartitionState } from '../../src/replication/types';
 import { SimLog } from '../../src/sim/sim-log';
 
 const LAG = 1000;
@@ -119,7 +119,7 @@ describe('PartitionLeader: ISR changes (KIP-497 maximal ISR)', () => {
     expect(ready.alterPartition).toEqual({ leaderId: 1, leaderEpoch: 1, partitionEpoch: 10, newIsr: [1, 2] });
     expect(leader.maximalIsr).toEqual([1, 2, 3]);
     expect(leader.highWatermark).toBe(2); // 3 still counts while the shrink is in flight
-    leader.onAlterPartitionResponse({ error: null, leaderEpoch: 1, partitionEpoch: 11, isr: [1, 2] });
+    leader.onAlterPartitionResponse(ready.alterPartition as AlterPartitionRequest, { error: null, leaderEpoch: 1, partitionEpoch: 11, isr: [1, 2] });
     expect(leader.isr).toEqual([1, 2]);
     expect(leader.partitionEpoch).toBe(11);
     expect(leader.highWatermark).toBe(3);
@@ -147,8 +147,11 @@ describe('PartitionLeader: ISR changes (KIP-497 maximal ISR)', () => {
   test('a rejected proposal is dropped and nothing is proposed until metadata moves the partition epoch', () => {
     const { leader } = setup({ records: 1, isr: [1, 2] });
     leader.handleFollowerFetch(fetch(3, 1, 1), 1);
-    expect(leader.takeReady().alterPartition).not.toBeNull();
-    leader.onAlterPartitionResponse({ error: 'INVALID_UPDATE_VERSION' });
+    const sent = leader.takeReady().alterPartition as AlterPartitionRequest;
+    // A late answer to some other proposal is ignored.
+    leader.onAlterPartitionResponse({ ...sent, partitionEpoch: 9 }, { error: 'INVALID_UPDATE_VERSION' });
+    expect(leader.pendingAlterPartition).toEqual(sent);
+    leader.onAlterPartitionResponse(sent, { error: 'INVALID_UPDATE_VERSION' });
     expect(leader.pendingAlterPartition).toBeNull();
     leader.handleFollowerFetch(fetch(3, 1, 1), 2);
     expect(leader.takeReady().alterPartition).toBeNull();

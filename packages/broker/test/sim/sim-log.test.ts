@@ -1,0 +1,34 @@
+// Checks the simulator's log model: the derived leader-epoch cache answers OffsetsForLeaderEpoch
+// like Kafka's, a crash loses exactly the unflushed tail, and truncation lowers the durable end.
+
+import { SimLog } from '../../src/sim/sim-log';
+
+describe('SimLog', () => {
+  test('epoch end offsets', () => {
+    const log = new SimLog();
+    for (const e of [1, 1, 3, 3, 5]) log.appendAsLeader('x', e);
+    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: -1, endOffset: -1 });
+    expect(log.endOffsetForEpoch(1)).toEqual({ epoch: 1, endOffset: 2 });
+    expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 1, endOffset: 2 });
+    expect(log.endOffsetForEpoch(4)).toEqual({ epoch: 3, endOffset: 4 });
+    expect(log.endOffsetForEpoch(9)).toEqual({ epoch: 5, endOffset: 5 });
+    expect(log.latestEpoch).toBe(5);
+    expect(() => log.appendAsLeader('y', 4)).toThrow(/invariant/);
+  });
+
+  test('crash loses the unflushed tail; truncation lowers the durable end', () => {
+    const log = new SimLog();
+    log.appendAsLeader('a', 1);
+    log.appendAsLeader('b', 1);
+    log.flush();
+    log.appendAsLeader('c', 1);
+    expect(log.countableEndOffset).toBe(2);
+    log.crash();
+    expect(log.slice().map((r) => r.value)).toEqual(['a', 'b']);
+    log.truncateTo(1);
+    expect(log.durableEndOffset).toBe(1);
+    const pc = new SimLog('page-cache');
+    pc.appendAsLeader('a', 1);
+    expect(pc.countableEndOffset).toBe(1);
+  });
+});
