@@ -40,7 +40,7 @@ const CAMPAIGN_TRANSFER = 1;
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** Ticks without hearing from a leader before a follower campaigns; randomized in [n, 2n). Default 10. */
+  /** Ticks without hearing from a leader before a follower campaigns; randomized in (n, 2n]. Default 10. */
   readonly electionTicks?: number;
   /** Ticks between leader heartbeats. Must be < electionTicks. Default 1. */
   readonly heartbeatTicks?: number;
@@ -412,7 +412,14 @@ export class RaftCore {
     const marks = this.inReady;
     if (marks === null) throw new Error('raft: advance without ready');
     this.inReady = null;
-    if (marks.lastEntry !== null) this.log.stableTo(marks.lastEntry.index, marks.lastEntry.term);
+    if (marks.lastEntry !== null) {
+      this.log.stableTo(marks.lastEntry.index, marks.lastEntry.term);
+      const self = this.role === Role.Leader ? this.prs.get(this.id) : undefined;
+      if (self !== undefined && self.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) {
+        this.releaseReadsAwaitingCommit();
+        this.bcastAppend();
+      }
+    }
     if (this.log.unstableSnapshot !== null && this.log.unstableSnapshot.meta.index === marks.snapshotIndex) {
       this.log.unstableSnapshot = null;
     }
@@ -471,7 +478,10 @@ export class RaftCore {
     this.leader = NONE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.electionTicks + this.rng.nextInt(this.electionTicks);
+    // Randomized in (n, 2n] (Raft §5.2), strictly above n: a follower that times out is then
+    // past the leader lease (n ticks) of peers whose ticks run up to one tick behind its own,
+    // so its pre-vote is not ignored merely because of tick phase.
+    this.randomizedElectionTimeout = this.electionTicks + 1 + this.rng.nextInt(this.electionTicks);
     this.leadTransferee = NONE;
     this.votes = new Map();
     this.pendingConfIndex = 0;
@@ -490,7 +500,8 @@ export class RaftCore {
   private addProgress(id: NodeId, next: number): void {
     const pr = new Progress(next, this.maxInflight, this.learners.has(id));
     if (id === this.id) {
-      pr.maybeUpdate(this.log.lastIndex());
+      // Our own match is what is durable here (see advance()).
+      pr.maybeUpdate(this.log.stableIndex);
       pr.becomeReplicate();
       pr.recentActive = true;
     }
@@ -916,10 +927,9 @@ export class RaftCore {
     const first = this.log.lastIndex() + 1;
     const out: Entry[] = ents.map((e, i) => ({ index: first + i, term: this.term, type: e.type, data: e.data }));
     this.log.append(out);
-    // Counting ourselves before our own write is durable is safe here: followers' acks can
-    // only arrive after this Ready is persisted, because messages leave after persistence.
-    this.prs.get(this.id)?.maybeUpdate(this.log.lastIndex());
-    this.maybeCommit();
+    // Our own copy counts toward commit only once it is durable (advance()), so the driver may
+    // send these appends to followers before its own write completes: the leader's and the
+    // followers' fsyncs then overlap (thesis §10.2.1).
     return first;
   }
 

@@ -151,8 +151,10 @@ export interface ReadState {
 /**
  * Everything the driver must do, in this order (Raft figure 2 "before responding to RPCs"):
  * 1. persist `hardState`, `snapshot` and `entries` durably (entries replace any stored suffix
- *    starting at entries[0].index);
- * 2. send `messages` (they may promise things about the state persisted in 1);
+ *    starting at entries[0].index); a change of `commit` alone need not be synced;
+ * 2. send `messages` (they may promise things about the state persisted in 1). Exception: App
+ *    messages may be sent before step 1 when the Ready changes neither term nor vote (see
+ *    canSendEarly);
  * 3. restore `snapshot` into the state machine, then apply `committedEntries` in order;
  * 4. call `advance(ready)`.
  */
@@ -180,4 +182,15 @@ export function msg(fields: Partial<Message> & Pick<Message, 'type' | 'from' | '
     snapshot: null,
     ...fields,
   };
+}
+
+/**
+ * Messages of `rd` that may leave before its state is persisted: a leader's appends, when the
+ * Ready changes neither term nor vote relative to `persisted` (thesis §10.2.1: the leader can
+ * write to its disk in parallel with replicating, since it counts itself only once durable).
+ */
+export function earlyMessages(rd: Ready, persisted: HardState): Message[] {
+  const hs = rd.hardState;
+  if (hs !== null && (hs.term !== persisted.term || hs.vote !== persisted.vote)) return [];
+  return rd.messages.filter((m) => m.type === MessageType.App);
 }

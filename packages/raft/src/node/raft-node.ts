@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ProgressStatus, RaftConfig, RaftCore, RaftInitialState, bootstrapState, joinerState, ProposeResult } from '../core/raft';
 import { SeededRng } from '../core/rng';
-import { ConfChange, ConfChangeType, EntryType, Message, NodeId, Ready, Role, SoftState } from '../core/types';
+import { ConfChange, ConfChangeType, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, SoftState, earlyMessages } from '../core/types';
 import { LogStorage } from '../storage/log-storage';
 import { Transport } from '../transport/transport';
 import { NodeStoppedError, NotLeaderError, OverloadedError, ProposalDroppedError } from './errors';
@@ -38,7 +38,7 @@ export interface RaftNodeOptions {
   readonly bootstrapVoters?: readonly NodeId[];
   /** Length of one tick in ms (monotonic clock). Default 50. */
   readonly tickMs?: number;
-  /** Election timeout in ticks (randomized in [n, 2n)). Default 10 (500-1000 ms with 50 ms ticks). */
+  /** Election timeout in ticks (randomized in (n, 2n]). Default 10 (550-1000 ms with 50 ms ticks). */
   readonly electionTicks?: number;
   /** Heartbeat interval in ticks. Default 1. */
   readonly heartbeatTicks?: number;
@@ -141,6 +141,10 @@ export class RaftNode {
   private fatal: unknown = null;
   private applied = 0;
   private softState: SoftState = { role: Role.Follower, leader: '', term: 0 };
+  /** The hard state last written, to tell a term/vote change (must sync) from a commit-only one. */
+  private persisted: HardState = { term: 0, vote: '', commit: 0 };
+  /** The newest hard state from the core (may differ from `persisted` by its commit index only). */
+  private latestHardState: HardState = { term: 0, vote: '', commit: 0 };
   private readonly listeners = new Set<LeaderChangeListener>();
   /** Counters for status and benchmarks. */
   readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0 };
@@ -172,6 +176,8 @@ export class RaftNode {
       init = this.opts.bootstrapVoters !== undefined ? bootstrapState(this.opts.bootstrapVoters) : joinerState();
       await this.opts.storage.save({ hardState: init.hardState, snapshot: init.snapshot, entries: init.entries });
     }
+    this.persisted = init.hardState;
+    this.latestHardState = init.hardState;
     if (init.snapshot.meta.index > 0) this.opts.stateMachine.restore(init.snapshot.data, init.snapshot.meta.index);
     this.applied = init.snapshot.meta.index;
     this.core = new RaftCore(
@@ -421,16 +427,31 @@ export class RaftNode {
 
   private async handleReady(rd: Ready): Promise<void> {
     this.metrics.readies++;
-    // 1. Persist: one atomic, synced batch.
-    if (rd.hardState !== null || rd.snapshot !== null || rd.entries.length > 0) {
-      await this.opts.storage.save({ hardState: rd.hardState, snapshot: rd.snapshot, entries: rd.entries });
+    // 0. A leader's appends may leave before its own write (thesis §10.2.1): the fsyncs of
+    //    leader and followers overlap. Everything else waits for durability.
+    const early = earlyMessages(rd, this.persisted);
+    if (early.length > 0) {
+      this.opts.transport.send(early);
+      this.metrics.messagesSent += early.length;
+    }
+    // 1. Persist: one atomic, synced batch. A hard state whose only change is the commit index
+    //    is not written on its own (commit is not needed for safety; a restarted node re-learns
+    //    it): it rides along with the next write, keeping a storage round trip off the commit
+    //    path.
+    if (rd.hardState !== null) this.latestHardState = rd.hardState;
+    const hs = this.latestHardState;
+    const termOrVote = hs.term !== this.persisted.term || hs.vote !== this.persisted.vote;
+    if (rd.snapshot !== null || rd.entries.length > 0 || termOrVote) {
+      await this.opts.storage.save({ hardState: hs, snapshot: rd.snapshot, entries: rd.entries, sync: true });
+      this.persisted = hs;
       this.metrics.saves++;
       this.metrics.entriesPersisted += rd.entries.length;
     }
     // 2. Send.
-    if (rd.messages.length > 0) {
-      this.opts.transport.send(rd.messages);
-      this.metrics.messagesSent += rd.messages.length;
+    const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== MessageType.App);
+    if (rest.length > 0) {
+      this.opts.transport.send(rest);
+      this.metrics.messagesSent += rest.length;
     }
     // 3. Apply.
     const sm = this.opts.stateMachine;

@@ -19,6 +19,8 @@ export interface SimClusterOptions {
   readonly voters?: readonly NodeId[];
   /** Probability that a node's Ready is left pending after an input (more state at risk in a crash). */
   readonly deferReadyRate?: number;
+  /** Probability that a node crashes while handling a Ready, after early sends, before persisting. */
+  readonly crashMidReadyRate?: number;
 }
 
 export class SimCluster {
@@ -29,6 +31,7 @@ export class SimCluster {
   readonly rng: SeededRng;
   now = 0;
   deferReadyRate: number;
+  crashMidReadyRate: number;
   /** Per-node options overrides (e.g. a node without pre-vote). */
   private readonly coreOptions: CoreOptions;
 
@@ -37,6 +40,7 @@ export class SimCluster {
     this.rng = new SeededRng(opts.seed);
     this.net = new SimNetwork(this.rng.fork());
     this.deferReadyRate = opts.deferReadyRate ?? 0;
+    this.crashMidReadyRate = opts.crashMidReadyRate ?? 0;
     this.coreOptions = opts.core ?? {};
     const voters = opts.voters ?? this.ids;
     for (const id of this.ids) {
@@ -70,7 +74,10 @@ export class SimCluster {
 
   processReady(n: SimNode): void {
     // Bounded: each Ready consumes pending work; a few rounds drain chained single-node effects.
-    for (let i = 0; i < 8; i++) if (!n.handleReady((m) => this.net.send(m, this.now))) break;
+    for (let i = 0; i < 8; i++) {
+      const crash = this.crashMidReadyRate > 0 && this.rng.chance(this.crashMidReadyRate);
+      if (!n.handleReady((m) => this.net.send(m, this.now), crash) || crash) break;
+    }
   }
 
   processAllReady(): void {

@@ -5,7 +5,7 @@
 // state the core held but had not yet handed out in a Ready is lost, as on a real machine.
 
 import { RaftConfig, RaftCore } from '../core/raft';
-import { Entry, HardState, Message, MessageType, NONE, NodeId, ReadState, Role, Snapshot } from '../core/types';
+import { Entry, HardState, Message, MessageType, NONE, NodeId, ReadState, Role, Snapshot, earlyMessages } from '../core/types';
 import { SafetyChecker } from './checker';
 
 /** What survives a crash. */
@@ -104,12 +104,22 @@ export class SimNode {
     this.appliedSeen = core.log.applied;
   }
 
-  /** Persist, send, apply, advance. Returns false if there was nothing to do. */
-  handleReady(send: (m: Message) => void): boolean {
+  /**
+   * Persist, send, apply, advance. Returns false if there was nothing to do. With
+   * `crashBeforePersist`, the driver sends what it may send early (a leader's appends) and then
+   * the node crashes before the write completes: that Ready's state is lost.
+   */
+  handleReady(send: (m: Message) => void, crashBeforePersist = false): boolean {
     const core = this.core;
     if (core === null || !core.hasReady()) return false;
     const rd = core.ready();
     const d = this.durable;
+    const early = earlyMessages(rd, d.hardState);
+    if (crashBeforePersist) {
+      for (const m of early) send(m);
+      this.crash();
+      return true;
+    }
     // 1. Persist.
     if (rd.snapshot !== null) {
       d.snapshot = rd.snapshot;

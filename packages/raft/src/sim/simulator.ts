@@ -66,6 +66,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     readRate: rng.nextInt(50) / 1000,
     skipTickRate: rng.nextInt(5) / 100,
     deferReadyRate: rng.nextInt(40) / 100,
+    crashMidReadyRate: rng.chance(0.5) ? 0 : rng.nextInt(20) / 10_000,
   };
 
   const cluster = new SimCluster({
@@ -79,6 +80,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
       snapshotChunkBytes: 1 + rng.nextInt(8),
     },
     deferReadyRate: profile.deferReadyRate,
+    crashMidReadyRate: profile.crashMidReadyRate,
   });
   cluster.net.faults = { dropRate: profile.dropRate, duplicateRate: profile.duplicateRate, maxDelayTicks: profile.maxDelayTicks };
 
@@ -161,6 +163,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     cluster.heal();
     cluster.net.faults = NO_FAULTS;
     cluster.deferReadyRate = 0;
+    cluster.crashMidReadyRate = 0;
     for (const id of ids) cluster.restart(id);
     cluster.processAllReady();
     const start = cluster.now;

@@ -1,11 +1,20 @@
-// LogStorage on level (LevelDB). Every write is one atomic batch with `sync: true`, so it is on
-// disk (fsync) before save() resolves; the driver batches many proposals into one Ready, so one
-// fsync covers all of them (group commit).
+// LogStorage on level (LevelDB). Every write is one atomic batch with `sync: true` (unless the
+// driver says only the commit index changed), so it is on disk (fsync) before save() resolves;
+// the driver batches many proposals into one Ready, so one fsync covers all of them (group
+// commit).
+//
+// Entries are stored in chunks, one level key per save() (a Ready's worth of entries), because
+// level's per-operation cost dominated with one key per entry (profiled: ~30 % of a node's busy
+// CPU at 20k entries/s, plus the garbage it made). A chunk is keyed by its first index. Truncating from index k
+// deletes every chunk that starts after k and writes the new chunk at k; a chunk that starts
+// before k and runs past it stays, and load() resolves the overlap by applying chunks in index
+// order, each truncating what came before it (Raft §5.3 log replacement).
 //
 // Layout (keys are UTF-8 strings so that the default ordering is the log order):
-//   "h"                 hard state: JSON {term, vote, commit}
-//   "s"                 snapshot: u32 BE length of the JSON meta, the JSON meta, then the data
-//   "e" + 16-digit index  entry: u8 type, 7 bytes of zero, f64 BE term, then the data
+//   "h"                   hard state: JSON {term, vote, commit}
+//   "s"                   snapshot: u32 BE length of the JSON meta, the JSON meta, then the data
+//   "e" + 16-digit index  chunk of entries starting at that index; per entry:
+//                         f64 BE term, u8 type, u32 BE data length, data
 //
 // Indexes are written as zero-padded decimal: 16 digits hold every safe integer below 2^53.
 
@@ -16,28 +25,45 @@ import { LogStorage, StorageUpdate } from './log-storage';
 
 const HARD_STATE_KEY = 'h';
 const SNAPSHOT_KEY = 's';
+const ENTRY_HEADER_BYTES = 13;
 
-function entryKey(index: number): string {
+function chunkKey(index: number): string {
   return `e${index.toString().padStart(16, '0')}`;
 }
 
-function encodeEntry(e: Entry): Uint8Array {
-  const out = new Uint8Array(16 + e.data.byteLength);
+function encodeChunk(ents: readonly Entry[]): Uint8Array {
+  let size = 0;
+  for (const e of ents) size += ENTRY_HEADER_BYTES + e.data.byteLength;
+  const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
-  v.setUint8(0, e.type);
-  v.setFloat64(8, e.term);
-  out.set(e.data, 16);
+  let off = 0;
+  for (const e of ents) {
+    v.setFloat64(off, e.term);
+    v.setUint8(off + 8, e.type);
+    v.setUint32(off + 9, e.data.byteLength);
+    out.set(e.data, off + ENTRY_HEADER_BYTES);
+    off += ENTRY_HEADER_BYTES + e.data.byteLength;
+  }
   return out;
 }
 
-function decodeEntry(index: number, b: Uint8Array): Entry {
-  if (b.byteLength < 16) throw new Error(`level storage: entry ${index} truncated (${b.byteLength} bytes)`);
+function decodeChunk(first: number, b: Uint8Array): Entry[] {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const type = v.getUint8(0);
-  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new Error(`level storage: entry ${index} has unknown type ${type}`);
-  const term = v.getFloat64(8);
-  if (!Number.isSafeInteger(term) || term < 0) throw new Error(`level storage: entry ${index} has bad term ${term}`);
-  return { index, term, type, data: b.slice(16) };
+  const out: Entry[] = [];
+  let off = 0;
+  while (off < b.byteLength) {
+    const index = first + out.length;
+    if (off + ENTRY_HEADER_BYTES > b.byteLength) throw new Error(`level storage: chunk at ${first} truncated in entry ${index}`);
+    const term = v.getFloat64(off);
+    const type = v.getUint8(off + 8);
+    const len = v.getUint32(off + 9);
+    if (!Number.isSafeInteger(term) || term < 0) throw new Error(`level storage: entry ${index} has bad term ${term}`);
+    if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new Error(`level storage: entry ${index} has unknown type ${type}`);
+    if (off + ENTRY_HEADER_BYTES + len > b.byteLength) throw new Error(`level storage: entry ${index} data truncated`);
+    out.push({ index, term, type, data: b.slice(off + ENTRY_HEADER_BYTES, off + ENTRY_HEADER_BYTES + len) });
+    off += ENTRY_HEADER_BYTES + len;
+  }
+  return out;
 }
 
 function encodeSnapshot(s: Snapshot): Uint8Array {
@@ -74,11 +100,16 @@ function isHardState(x: unknown): x is HardState {
 
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
+interface Chunk {
+  readonly first: number;
+  last: number;
+}
+
 export class LevelStorage implements LogStorage {
   private readonly db: Level<string, Uint8Array>;
-  /** Index range of stored entries, kept in memory to know what a truncation must delete. */
-  private firstIndex = 1;
-  private lastIndex = 0;
+  /** Stored chunks in index order (their ranges may overlap: a later chunk wins). */
+  private chunks: Chunk[] = [];
+  private snapshotIndex = 0;
   private opened = false;
 
   constructor(readonly path: string) {
@@ -86,60 +117,76 @@ export class LevelStorage implements LogStorage {
   }
 
   async load(): Promise<RaftInitialState | null> {
-    await this.db.open();
-    this.opened = true;
+    await this.ensureOpen();
     const hs = await this.db.get(HARD_STATE_KEY);
     const sb = await this.db.get(SNAPSHOT_KEY);
     if (hs === undefined) return null;
     const hardState: unknown = JSON.parse(new TextDecoder().decode(hs));
     if (!isHardState(hardState)) throw new Error('level storage: corrupt hard state');
     const snapshot: Snapshot = sb === undefined ? { meta: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) } : decodeSnapshot(sb);
-    const entries: Entry[] = [];
-    for await (const [key, value] of this.db.iterator({ gt: entryKey(snapshot.meta.index), lt: 'f' })) {
-      const index = Number(key.slice(1));
-      const expect = snapshot.meta.index + 1 + entries.length;
-      // A gap means a torn compaction or truncation: keep only the contiguous prefix.
-      if (index !== expect) break;
-      entries.push(decodeEntry(index, value));
+    const base = snapshot.meta.index;
+    let entries: Entry[] = [];
+    this.chunks = [];
+    for await (const [key, value] of this.db.iterator({ gte: 'e', lt: 'f' })) {
+      const first = Number(key.slice(1));
+      const ents = decodeChunk(first, value);
+      this.chunks.push({ first, last: first + ents.length - 1 });
+      // This chunk replaces everything from its first index on.
+      const keep = first - base - 1;
+      if (keep < 0) {
+        entries = ents.filter((e) => e.index > base);
+        continue;
+      }
+      if (keep > entries.length) break; // a gap: only the contiguous prefix is usable
+      entries.length = keep;
+      for (const e of ents) entries.push(e);
     }
-    this.firstIndex = snapshot.meta.index + 1;
-    this.lastIndex = snapshot.meta.index + entries.length;
+    this.snapshotIndex = base;
     return { hardState, snapshot, entries };
   }
 
   async save(u: StorageUpdate): Promise<void> {
     await this.ensureOpen();
     const ops: BatchOp[] = [];
+    let chunks = this.chunks;
     if (u.snapshot !== null) {
       ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(u.snapshot) });
-      for (let i = this.firstIndex; i <= this.lastIndex; i++) ops.push({ type: 'del', key: entryKey(i) });
-      this.firstIndex = u.snapshot.meta.index + 1;
-      this.lastIndex = u.snapshot.meta.index;
+      for (const c of chunks) ops.push({ type: 'del', key: chunkKey(c.first) });
+      chunks = [];
     }
     const first = u.entries[0]?.index;
-    let newLast = this.lastIndex;
     if (first !== undefined) {
-      // Replace the suffix from `first`: delete stored entries beyond the new last index.
-      const last = first + u.entries.length - 1;
-      for (let i = last + 1; i <= this.lastIndex; i++) ops.push({ type: 'del', key: entryKey(i) });
-      for (const e of u.entries) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
-      newLast = last;
+      // Replace the suffix from `first`: chunks starting at or after it go.
+      const keep: Chunk[] = [];
+      for (const c of chunks) {
+        if (c.first >= first) ops.push({ type: 'del', key: chunkKey(c.first) });
+        else keep.push(c);
+      }
+      ops.push({ type: 'put', key: chunkKey(first), value: encodeChunk(u.entries) });
+      keep.push({ first, last: first + u.entries.length - 1 });
+      chunks = keep;
     }
     if (u.hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: new TextEncoder().encode(JSON.stringify(u.hardState)) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
-    this.lastIndex = newLast;
+    await this.db.batch(ops, { sync: u.sync !== false });
+    this.chunks = chunks;
+    if (u.snapshot !== null) this.snapshotIndex = u.snapshot.meta.index;
   }
 
   async compact(snapshot: Snapshot): Promise<void> {
     await this.ensureOpen();
-    if (snapshot.meta.index < this.firstIndex) return;
+    if (snapshot.meta.index <= this.snapshotIndex) return;
     const ops: BatchOp[] = [{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(snapshot) }];
-    const upto = Math.min(snapshot.meta.index, this.lastIndex);
-    for (let i = this.firstIndex; i <= upto; i++) ops.push({ type: 'del', key: entryKey(i) });
+    // Chunks wholly covered by the snapshot go; one that straddles it stays (load() skips the
+    // covered part).
+    const keep: Chunk[] = [];
+    for (const c of this.chunks) {
+      if (c.last <= snapshot.meta.index) ops.push({ type: 'del', key: chunkKey(c.first) });
+      else keep.push(c);
+    }
     await this.db.batch(ops, { sync: true });
-    this.firstIndex = snapshot.meta.index + 1;
-    if (this.lastIndex < snapshot.meta.index) this.lastIndex = snapshot.meta.index;
+    this.chunks = keep;
+    this.snapshotIndex = snapshot.meta.index;
   }
 
   async close(): Promise<void> {

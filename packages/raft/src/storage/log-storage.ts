@@ -13,6 +13,12 @@ export interface StorageUpdate {
   readonly snapshot: Snapshot | null;
   /** New entries; any stored entry at or after entries[0].index is replaced. */
   readonly entries: readonly Entry[];
+  /**
+   * Whether the write must be durable before save() resolves (default true). The driver passes
+   * false only when nothing but the commit index changed: commit is not needed for safety
+   * (a restarted node re-learns it), so it need not cost an fsync on the commit path.
+   */
+  readonly sync?: boolean;
 }
 
 export interface LogStorage {

@@ -8,7 +8,7 @@
 // - batching: everything queued for a peer when the flush runs (setImmediate after the first
 //   send) goes out in MessageBatch writes of at most maxBatchBytes.
 // - reconnects: a failed or ended stream is reopened on the next flush after a backoff that
-//   doubles from reconnectMinMs to reconnectMaxMs (with jitter), and resets once a stream has
+//   doubles from reconnectMinMs to reconnectMaxMs (20-250 ms by default, with jitter), and resets once a stream has
 //   lived for a second.
 
 import * as grpc from '@grpc/grpc-js';
@@ -36,7 +36,7 @@ export interface GrpcTransportOptions {
   readonly maxQueuedMessagesPerPeer?: number;
   /** Bytes of entries per MessageBatch write. Default 4 MiB. */
   readonly maxBatchBytes?: number;
-  /** Reconnect backoff bounds in ms. Defaults 20 and 1000. */
+  /** Reconnect backoff bounds in ms. Defaults 20 and 250 (a restarted peer should rejoin within a few heartbeats). */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
   /** Largest gRPC message accepted. Default 64 MiB. */
@@ -198,7 +198,7 @@ export class GrpcTransport implements Transport {
       maxQueued: opts.maxQueuedMessagesPerPeer ?? 10_000,
       maxBatchBytes: opts.maxBatchBytes ?? 4 << 20,
       minMs: opts.reconnectMinMs ?? 20,
-      maxMs: opts.reconnectMaxMs ?? 1000,
+      maxMs: opts.reconnectMaxMs ?? 250,
       stats: this.stats,
     };
     for (const [k, v] of [['maxQueuedMessagesPerPeer', this.cfg.maxQueued], ['maxBatchBytes', this.cfg.maxBatchBytes], ['reconnectMinMs', this.cfg.minMs], ['reconnectMaxMs', this.cfg.maxMs]] as const) {

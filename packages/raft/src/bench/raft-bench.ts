@@ -1,0 +1,114 @@
+// npm run bench:raft [-- --json] [--count N] [--concurrency C] [--latency-count N] [--bytes B]
+//
+// Three raft-process children over gRPC on loopback, LevelStorage with synced writes, default
+// timeouts (50 ms ticks, election timeout 10 ticks). Measures, on the leader:
+// - commitsPerSec: pipelined proposals (C in flight) of B bytes, propose -> applied on the leader;
+// - commitLatencyP50Ms / P99Ms: one proposal at a time;
+// - electionMs: SIGKILL of the leader -> a new leader has committed an entry of its term.
+// Prints a table; with --json, one JSON object on the last line.
+
+import { performance } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { ProcessCluster } from '../bin/process-cluster';
+import { ProcessEvent } from '../bin/process-protocol';
+
+type LeaderReady = Extract<ProcessEvent, { ev: 'leader-ready' }>;
+const isLeaderReady = (e: ProcessEvent): e is LeaderReady => e.ev === 'leader-ready';
+
+interface Args {
+  json: boolean;
+  count: number;
+  concurrency: number;
+  latencyCount: number;
+  bytes: number;
+}
+
+function parse(argv: readonly string[]): Args {
+  const a: Args = { json: false, count: 200_000, concurrency: 4096, latencyCount: 2000, bytes: 100 };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const num = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${k ?? ''} needs a positive integer`);
+      return v;
+    };
+    if (k === '--json') a.json = true;
+    else if (k === '--count') a.count = num();
+    else if (k === '--concurrency') a.concurrency = num();
+    else if (k === '--latency-count') a.latencyCount = num();
+    else if (k === '--bytes') a.bytes = num();
+    else throw new Error(`unknown argument ${k ?? ''}`);
+  }
+  return a;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+async function main(): Promise<void> {
+  const args = parse(process.argv.slice(2));
+  const cluster = new ProcessCluster({ nodes: 3, keepValues: false, snapshotEveryEntries: 50_000, script: join(__dirname, '../bin/raft-process.js') });
+  const log = (s: string): void => {
+    if (!args.json) process.stdout.write(`${s}\n`);
+  };
+  try {
+    const first = cluster.waitEvent(isLeaderReady, 30_000, 'first leader');
+    await cluster.start();
+    const leader = (await first).id;
+    log(`leader: ${leader}`);
+
+    // Warm up the JIT, the gRPC streams and LevelDB.
+    await cluster.request(leader, { op: 'load', count: 20_000, concurrency: 1024, bytes: args.bytes }, 120_000);
+
+    const load = await cluster.request(leader, { op: 'load', count: args.count, concurrency: args.concurrency, bytes: args.bytes }, 600_000);
+    if (!load.ok || !('committed' in load)) throw new Error(`load failed: ${JSON.stringify(load)}`);
+    const commitsPerSec = load.committed / (load.ms / 1000);
+    log(`pipelined: ${load.committed} commits (${load.failed} failed) in ${load.ms.toFixed(0)} ms`);
+
+    const lat = await cluster.request(leader, { op: 'latency', count: args.latencyCount, bytes: args.bytes }, 600_000);
+    if (!lat.ok || !('latenciesMs' in lat)) throw new Error(`latency failed: ${JSON.stringify(lat)}`);
+    const sorted = [...lat.latenciesMs].sort((x, y) => x - y);
+    const p50 = percentile(sorted, 50);
+    const p99 = percentile(sorted, 99);
+
+    const status = await cluster.request(leader, { op: 'status' });
+    const next = cluster.waitEvent((e): e is LeaderReady => isLeaderReady(e) && e.id !== leader, 30_000, 'a new leader');
+    const t0 = performance.now();
+    await cluster.kill9(leader);
+    const nl = await next;
+    const electionMs = performance.now() - t0;
+    log(`new leader after kill -9 of ${leader}: ${nl.id} (term ${nl.term})`);
+
+    const rows: Array<[string, string]> = [
+      ['commitsPerSec (pipelined, ' + String(args.concurrency) + ' in flight)', commitsPerSec.toFixed(0)],
+      ['commitLatencyP50Ms (one at a time)', p50.toFixed(3)],
+      ['commitLatencyP99Ms (one at a time)', p99.toFixed(3)],
+      ['electionMs (kill -9 leader -> new leader ready)', electionMs.toFixed(0)],
+    ];
+    const w = Math.max(...rows.map((r) => r[0].length));
+    log('');
+    for (const [k, v] of rows) log(`${k.padEnd(w)}  ${v.padStart(10)}`);
+    if ('metrics' in status && status.ok) log(`\nleader metrics: ${JSON.stringify(status.metrics)}`);
+    const result = {
+      commitsPerSec: Math.round(commitsPerSec),
+      commitLatencyP50Ms: Number(p50.toFixed(3)),
+      commitLatencyP99Ms: Number(p99.toFixed(3)),
+      electionMs: Math.round(electionMs),
+      proposalBytes: args.bytes,
+      pipelinedCount: args.count,
+      concurrency: args.concurrency,
+      latencyCount: args.latencyCount,
+    };
+    if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await cluster.close();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`raft-bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});
