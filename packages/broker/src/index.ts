@@ -24,3 +24,10 @@ export type {
   ReplicaLogView,
 } from './replication/types';
 export { partitionLogView } from './log/partition-log-view';
+
+// The broker server layer: gRPC service, replica management, replication fetcher.
+export { BrokerServer, BROKER_CONFIG } from './server/broker-server';
+export type { BrokerLogger, BrokerServerOptions } from './server/broker-server';
+export type { BrokerConfig } from './server/broker-config';
+export { ControllerChannel } from './server/controller-channel';
+export type { ControllerAddress } from './server/controller-channel';

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { StrandError, defineConfig, type ConfigValues, type RawConfig } from '@strand/protocol';
 import { CONTROLLER_CONFIG } from '@strand/controller';
+import { BROKER_CONFIG } from '@strand/broker';
 
 export const SERVER_CONFIG = defineConfig({
   'process.roles': { type: 'list', default: ['broker', 'controller'], oneOf: ['broker', 'controller'], doc: 'Roles of this process: broker, controller, or both (combined mode, for development).' },
@@ -23,6 +24,7 @@ export const SERVER_CONFIG = defineConfig({
   'controller.quorum.tick.ms': { type: 'int', default: 50, min: 1, doc: 'Strand: Raft tick length; heartbeats go every tick (ms).' },
   'log.level': { type: 'string', default: 'info', oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level (pino).' },
   ...CONTROLLER_CONFIG.spec,
+  ...BROKER_CONFIG.spec,
 });
 
 export type ServerConfig = ConfigValues<typeof SERVER_CONFIG.spec>;
@@ -177,6 +179,7 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   for (const [name, l] of listeners) {
     if (!advertised.has(name)) advertised.set(name, { ...l, host: l.host === '0.0.0.0' || l.host === '::' ? '127.0.0.1' : l.host });
   }
+  if (values['log.dirs'].length === 0) invalid('log.dirs', '', 'at least one directory is required');
   const metadataLogDir = path.resolve(values['metadata.log.dir'] !== '' ? values['metadata.log.dir'] : (values['log.dirs'][0] as string));
   return { values, roles, nodeId, voters, listeners, advertised, metadataLogDir };
 }

@@ -5,6 +5,8 @@
  * from its durable state on the next start).
  */
 import * as grpc from '@grpc/grpc-js';
+import * as path from 'node:path';
+import { BROKER_CONFIG, BrokerServer } from '@strand/broker';
 import { createLogger, type Logger } from './logger';
 import { startControllerRole, type ControllerRole } from './controller-role';
 import { resolveServerConfig, type Listener, type ResolvedServerConfig } from './server-config';
@@ -20,6 +22,7 @@ export interface RunningServer {
   config: ResolvedServerConfig;
   logger: Logger;
   controller: ControllerRole | null;
+  broker: BrokerServer | null;
   /** Bound ports by listener name. */
   ports: Map<string, number>;
   stop(): Promise<void>;
@@ -35,12 +38,22 @@ function bind(server: grpc.Server, l: Listener): Promise<number> {
   });
 }
 
+function shutdownServer(s: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      s.forceShutdown();
+      resolve();
+    }, 2000);
+    s.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const config = resolveServerConfig({ ...(opts.configFile === undefined ? {} : { file: opts.configFile }), overrides: opts.overrides ?? [], env: opts.env ?? {} });
   const logger = createLogger({ level: config.values['log.level'], pretty: opts.pretty ?? false, name: 'strand', base: { nodeId: config.nodeId } });
-  if (config.roles.broker) {
-    throw new Error('the broker role is not in this build yet (packages/broker has no server); run with process.roles=controller');
-  }
   const ports = new Map<string, number>();
   let controller: ControllerRole | null = null;
   let controllerServer: grpc.Server | null = null;
@@ -51,30 +64,47 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     controller = await startControllerRole(config, controllerServer, logger);
     ports.set(name, await bind(controllerServer, listener));
   }
+  let broker: BrokerServer | null = null;
+  let brokerServer: grpc.Server | null = null;
+  if (config.roles.broker) {
+    const controllerName = config.values['controller.listener.names'].toUpperCase();
+    const listener = [...config.listeners.values()].find((l) => l.name !== controllerName) as Listener;
+    const advertised = config.advertised.get(listener.name) as Listener;
+    brokerServer = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+    let boundPort = listener.port;
+    const brokerConfig = BROKER_CONFIG.parse(Object.fromEntries(BROKER_CONFIG.names().map((k) => [k, (config.values as Record<string, string | number | boolean | string[]>)[k]])));
+    const b = new BrokerServer({
+      brokerId: config.nodeId,
+      logDir: path.resolve(config.values['log.dirs'][0] as string),
+      controllers: config.voters,
+      listenerName: listener.name,
+      advertisedHost: advertised.host,
+      advertisedPort: () => (advertised.port === 0 ? boundPort : advertised.port),
+      config: brokerConfig,
+      logger: logger.child({ role: 'broker' }),
+    });
+    broker = b;
+    b.addTo(brokerServer);
+    boundPort = await bind(brokerServer, listener);
+    ports.set(listener.name, boundPort);
+    await b.start();
+  }
   logger.info({ roles: config.values['process.roles'], listeners: Object.fromEntries(ports), voters: config.values['controller.quorum.voters'] }, 'strand server started');
   let stopping: Promise<void> | null = null;
   return {
     config,
     logger,
     controller,
+    broker,
     ports,
     stop: () => {
       stopping ??= (async () => {
         logger.info({}, 'strand server stopping');
+        // Broker first: its controlled shutdown needs the controller quorum.
+        if (broker) await broker.stop(true);
+        if (brokerServer) await shutdownServer(brokerServer);
         if (controller) await controller.stop();
-        if (controllerServer) {
-          const s = controllerServer;
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(() => {
-              s.forceShutdown();
-              resolve();
-            }, 2000);
-            s.tryShutdown(() => {
-              clearTimeout(t);
-              resolve();
-            });
-          });
-        }
+        if (controllerServer) await shutdownServer(controllerServer);
         logger.info({}, 'strand server stopped');
       })();
       return stopping;

@@ -1,0 +1,26 @@
+/**
+ * Broker settings (Kafka names and defaults where Kafka has the key), validated at start-up with
+ * errors that name the key. Topic-level settings (retention, segment size, min.insync.replicas,
+ * flush.policy...) are topic configs held by the controller, not here.
+ */
+import { defineConfig, type ConfigValues } from '@strand/protocol';
+
+export const BROKER_CONFIG = defineConfig({
+  'broker.heartbeat.interval.ms': { type: 'int', default: 2000, min: 10, doc: 'How often the broker heartbeats to the active controller (ms).' },
+  'broker.rack': { type: 'string', default: '', doc: 'Rack of this broker, for rack-aware replica placement (empty: none).' },
+  'replica.lag.time.max.ms': { type: 'int', default: 30_000, min: 10, doc: 'A follower that has not caught up with the leader for this long leaves the ISR (ms).' },
+  'replica.fetch.max.bytes': { type: 'int', default: 1024 * 1024, min: 1024, doc: 'Bytes a follower asks per partition in one fetch (at least one batch is always returned).' },
+  'replica.fetch.response.max.bytes': { type: 'int', default: 10 * 1024 * 1024, min: 1024, doc: 'Bytes in one replica fetch response across partitions.' },
+  'replica.fetch.wait.max.ms': { type: 'int', default: 500, min: 0, doc: 'How long the leader holds a follower fetch that has nothing new (ms).' },
+  'replica.fetch.backoff.ms': { type: 'int', default: 100, min: 0, doc: 'Wait after a failed replica fetch before retrying (ms).' },
+  'replica.high.watermark.checkpoint.interval.ms': { type: 'int', default: 5000, min: 10, doc: 'How often high watermarks are written to replication-offset-checkpoint (ms).' },
+  'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, doc: 'Largest consumer fetch response (bytes).' },
+  'message.max.bytes': { type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch accepted when the topic does not set max.message.bytes (bytes).' },
+  'queued.max.requests': { type: 'int', default: 10_000, min: 1, doc: 'Produce requests waiting for acknowledgement per partition before NOT_ENOUGH_REPLICAS... refusals start.' },
+  'log.retention.check.interval.ms': { type: 'int', default: 300_000, min: 10, doc: 'How often retention runs over every log (ms).' },
+  'log.cleaner.backoff.ms': { type: 'int', default: 15_000, min: 10, doc: 'How often compaction looks for compacted topics to clean (ms).' },
+  'auto.create.topics.enable': { type: 'boolean', default: false, doc: 'Create a topic on first Metadata request for it (Strand defaults to off: typos should not create topics).' },
+  'request.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'Default produce timeout when a request gives none (ms).' },
+});
+
+export type BrokerConfig = ConfigValues<typeof BROKER_CONFIG.spec>;

@@ -1,0 +1,302 @@
+/**
+ * The broker role: registers with the controller quorum (a new incarnation each start), follows
+ * the metadata log into a local image and applies it to the hosted replicas, heartbeats (being
+ * unfenced once caught up), replicates from leaders, sends AlterPartition for its leaderships,
+ * and serves the broker gRPC API. Controlled shutdown (SIGTERM) asks the controller to move
+ * leadership away first, then closes everything cleanly (a clean-shutdown marker tells the
+ * controller on the next registration that no unflushed data was lost, KIP-966).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import {
+  ErrorCode,
+  StrandError,
+  type AlterPartitionRequest as AlterPartitionRpc,
+  type AlterPartitionResponse as AlterPartitionRpcResponse,
+  type BrokerHeartbeatRequest,
+  type BrokerHeartbeatResponse,
+  type MetadataDelta,
+  type RegisterBrokerRequest,
+  type RegisterBrokerResponse,
+  type AllocateProducerIdsRequest,
+  type AllocateProducerIdsResponse,
+} from '@strand/protocol';
+import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { DirectoryLock } from '@strand/storage';
+import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
+import { BROKER_CONFIG, type BrokerConfig } from './broker-config';
+import { addBrokerService } from './broker-service';
+import { ControllerChannel, type ControllerAddress } from './controller-channel';
+import type { Partition, PartitionHost } from './partition';
+import { ReplicaFetcherManager } from './replica-fetcher';
+import { ReplicaManager } from './replica-manager';
+
+export interface BrokerLogger {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface BrokerServerOptions {
+  brokerId: number;
+  /** The first of log.dirs (more than one directory is not supported yet). */
+  logDir: string;
+  controllers: readonly ControllerAddress[];
+  /** The name and advertised address clients and other brokers use. */
+  listenerName: string;
+  advertisedHost: string;
+  /** The advertised port; resolved after binding when the listener port is 0. */
+  advertisedPort: () => number;
+  config: BrokerConfig;
+  logger: BrokerLogger;
+}
+
+const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
+const META_PROPERTIES = 'meta.properties';
+
+export class BrokerServer {
+  readonly config: BrokerConfig;
+  private readonly channel: ControllerChannel;
+  private readonly replicas: ReplicaManager;
+  private readonly fetcher: ReplicaFetcherManager;
+  private readonly lock: DirectoryLock;
+  private image: MetadataImage = MetadataImage.EMPTY;
+  private brokerEpoch = -1;
+  private clusterId = '';
+  private stopMetadata: (() => void) | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private applying: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private fenced = true;
+  private producerIds = { next: 0, end: 0 };
+  private producerIdsLoading: Promise<void> | null = null;
+  private readonly alterInFlight = new Set<string>();
+  private readonly previousShutdownClean: boolean;
+
+  constructor(private readonly opts: BrokerServerOptions) {
+    this.config = opts.config;
+    fs.mkdirSync(opts.logDir, { recursive: true });
+    this.lock = DirectoryLock.acquire(opts.logDir);
+    const marker = path.join(opts.logDir, CLEAN_SHUTDOWN_MARKER);
+    this.previousShutdownClean = fs.existsSync(marker) || !fs.existsSync(path.join(opts.logDir, META_PROPERTIES));
+    fs.rmSync(marker, { force: true });
+    this.clusterId = /cluster\.id=(\S+)/.exec(readIfExists(path.join(opts.logDir, META_PROPERTIES)))?.[1] ?? '';
+    this.channel = new ControllerChannel(opts.controllers);
+    const host: PartitionHost = {
+      brokerId: opts.brokerId,
+      nowMs: () => performance.now(),
+      sendAlterPartition: (p, req) => this.sendAlterPartition(p, req),
+      replicaLagTimeMaxMs: opts.config['replica.lag.time.max.ms'],
+      maxPendingProduces: opts.config['queued.max.requests'],
+    };
+    this.replicas = new ReplicaManager(opts.logDir, host, opts.logger);
+    this.fetcher = new ReplicaFetcherManager({
+      brokerId: opts.brokerId,
+      brokerEpoch: () => this.brokerEpoch,
+      addressOf: (id) => {
+        const b = this.image.brokers.get(id);
+        const ep = b?.endpoints.find((e) => e.listener === opts.listenerName) ?? b?.endpoints[0];
+        return ep === undefined ? undefined : `${ep.host}:${ep.port}`;
+      },
+      followed: () => this.replicas.all().filter((p) => p.follower !== null),
+      maxWaitMs: opts.config['replica.fetch.wait.max.ms'],
+      partitionMaxBytes: opts.config['replica.fetch.max.bytes'],
+      responseMaxBytes: opts.config['replica.fetch.response.max.bytes'],
+      backoffMs: opts.config['replica.fetch.backoff.ms'],
+      logger: opts.logger,
+    });
+    this.replicas.onChange(() => this.fetcher.update());
+  }
+
+  /** Adds the broker API to `server` (the caller binds it). */
+  addTo(server: grpc.Server): void {
+    addBrokerService(server, {
+      brokerId: this.opts.brokerId,
+      config: this.config,
+      replicas: this.replicas,
+      controllers: this.channel,
+      listenerName: this.opts.listenerName,
+      image: () => (this.image.offset >= 0 ? this.image : null),
+      nextProducerId: () => this.nextProducerId(),
+      logger: this.opts.logger,
+    });
+  }
+
+  get id(): number {
+    return this.opts.brokerId;
+  }
+
+  get metadataOffset(): number {
+    return this.image.offset;
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  /** Registers, starts following metadata and heartbeating. Resolves once registered. */
+  async start(): Promise<void> {
+    await this.register();
+    this.stopMetadata = this.channel.followMetadata(
+      () => this.image.offset,
+      this.opts.brokerId,
+      (d) => this.onMetadata(d),
+      (e) => this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'metadata stream interrupted'),
+    );
+    this.scheduleHeartbeat(0);
+    this.timers.push(setInterval(() => this.replicas.tick(), 100));
+    this.timers.push(setInterval(() => this.safe(() => this.replicas.checkpointHighWatermarks()), this.config['replica.high.watermark.checkpoint.interval.ms']));
+    this.timers.push(setInterval(() => this.replicas.applyRetention(), this.config['log.retention.check.interval.ms']));
+  }
+
+  private safe(f: () => void): void {
+    try {
+      f();
+    } catch (e: unknown) {
+      this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'background task failed');
+    }
+  }
+
+  private async register(): Promise<void> {
+    const req: RegisterBrokerRequest = {
+      brokerId: this.opts.brokerId,
+      incarnationId: randomUUID(),
+      endpoints: [{ listener: this.opts.listenerName, host: this.opts.advertisedHost, port: this.opts.advertisedPort() }],
+      ...(this.config['broker.rack'] === '' ? {} : { rack: this.config['broker.rack'] }),
+      clusterId: this.clusterId,
+      previousShutdownClean: this.previousShutdownClean,
+    };
+    const res = await this.channel.call<RegisterBrokerRequest, RegisterBrokerResponse>((c, r, m, o, cb) => c.registerBroker(r, m, o, cb), req, 60_000);
+    if (res.errorCode !== 0) throw StrandError.fromCode(res.errorCode, `registration refused: ${res.errorMessage}`);
+    this.brokerEpoch = res.brokerEpoch;
+    if (this.clusterId === '') {
+      this.clusterId = res.clusterId;
+      fs.writeFileSync(path.join(this.opts.logDir, META_PROPERTIES), `version=1\ncluster.id=${res.clusterId}\nnode.id=${this.opts.brokerId}\n`);
+    }
+    this.opts.logger.info({ brokerEpoch: res.brokerEpoch, clusterId: res.clusterId }, 'registered with the controller');
+  }
+
+  private onMetadata(d: MetadataDelta): void {
+    this.image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : this.image.apply(d.offset, d.records);
+    const image = this.image;
+    // Images are applied in order, one at a time (opening logs is synchronous; closing is not).
+    this.applying = this.applying.then(() => this.replicas.applyImage(image)).catch((e: unknown) => {
+      this.opts.logger.error({ err: e instanceof Error ? (e.stack ?? e.message) : String(e) }, 'applying metadata failed');
+    });
+  }
+
+  private scheduleHeartbeat(delayMs: number, wantShutDown = false): void {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = setTimeout(() => void this.heartbeat(wantShutDown), delayMs);
+  }
+
+  private async heartbeat(wantShutDown: boolean): Promise<BrokerHeartbeatResponse | null> {
+    if (this.stopped && !wantShutDown) return null;
+    try {
+      const res = await this.channel.call<BrokerHeartbeatRequest, BrokerHeartbeatResponse>(
+        (c, r, m, o, cb) => c.brokerHeartbeat(r, m, o, cb),
+        { brokerId: this.opts.brokerId, brokerEpoch: this.brokerEpoch, currentMetadataOffset: this.image.offset, wantShutDown },
+        this.config['broker.heartbeat.interval.ms'] * 2,
+      );
+      if (res.errorCode === ErrorCode.STALE_BROKER_EPOCH || res.errorCode === ErrorCode.BROKER_ID_NOT_REGISTERED) {
+        this.opts.logger.warn({ error: res.errorMessage }, 're-registering with the controller');
+        await this.register();
+      } else if (res.errorCode === 0) {
+        if (this.fenced !== res.isFenced) this.opts.logger.info({ fenced: res.isFenced }, res.isFenced ? 'fenced' : 'unfenced');
+        this.fenced = res.isFenced;
+      }
+      if (!this.stopped) this.scheduleHeartbeat(this.config['broker.heartbeat.interval.ms']);
+      return res;
+    } catch (e: unknown) {
+      this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'heartbeat failed');
+      if (!this.stopped) this.scheduleHeartbeat(this.config['broker.heartbeat.interval.ms']);
+      return null;
+    }
+  }
+
+  private sendAlterPartition(p: Partition, req: AlterPartitionRequest): void {
+    const key = `${p.key.topicId}:${p.key.partition}`;
+    if (this.alterInFlight.has(key)) return; // the core re-proposes after alterPartitionRetryMs
+    this.alterInFlight.add(key);
+    const rpc: AlterPartitionRpc = {
+      brokerId: this.opts.brokerId,
+      brokerEpoch: this.brokerEpoch,
+      topics: [{ topicId: topicIdToBytes(p.key.topicId), partitions: [{ partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: [...req.newIsr] }] }],
+    };
+    this.opts.logger.info({ topic: p.key.topic, partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: req.newIsr }, 'proposing ISR change');
+    this.channel
+      .call<AlterPartitionRpc, AlterPartitionRpcResponse>((c, r, m, o, cb) => c.alterPartition(r, m, o, cb), rpc, 10_000)
+      .then((res) => {
+        const r = res.topics[0]?.partitions[0];
+        if (r === undefined) return;
+        let resp: AlterPartitionResponse;
+        if (r.errorCode === 0) resp = { error: null, leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch, isr: r.isr };
+        else {
+          const name = StrandError.fromCode(r.errorCode).errorName;
+          const known = ['FENCED_LEADER_EPOCH', 'INVALID_UPDATE_VERSION', 'NOT_LEADER_OR_FOLLOWER', 'INELIGIBLE_REPLICA', 'INVALID_REQUEST'] as const;
+          const error = known.find((k) => k === name) ?? 'INVALID_REQUEST';
+          this.opts.logger.warn({ topic: p.key.topic, partition: p.key.partition, error: name, message: r.errorMessage }, 'ISR change refused');
+          resp = { error };
+        }
+        p.onAlterPartitionResponse(req, resp);
+      })
+      .catch((e: unknown) => this.opts.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: e instanceof Error ? e.message : String(e) }, 'AlterPartition failed; will retry'))
+      .finally(() => this.alterInFlight.delete(key));
+  }
+
+  private async nextProducerId(): Promise<number> {
+    while (this.producerIds.next >= this.producerIds.end) {
+      this.producerIdsLoading ??= this.channel
+        .call<AllocateProducerIdsRequest, AllocateProducerIdsResponse>((c, r, m, o, cb) => c.allocateProducerIds(r, m, o, cb), { brokerId: this.opts.brokerId, brokerEpoch: this.brokerEpoch }, 10_000)
+        .then((res) => {
+          if (res.errorCode !== 0) throw StrandError.fromCode(res.errorCode, res.errorMessage);
+          this.producerIds = { next: res.producerIdStart, end: res.producerIdStart + res.producerIdLen };
+        })
+        .finally(() => {
+          this.producerIdsLoading = null;
+        });
+      await this.producerIdsLoading;
+    }
+    return this.producerIds.next++;
+  }
+
+  /**
+   * Controlled shutdown: the controller moves this broker's leaderships away (bounded wait), then
+   * everything closes and the clean-shutdown marker is written.
+   */
+  async stop(controlled = true, maxWaitMs = 10_000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    if (controlled && this.brokerEpoch >= 0) {
+      const deadline = performance.now() + maxWaitMs;
+      while (performance.now() < deadline) {
+        const res = await this.heartbeat(true);
+        if (res?.shouldShutDown) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.stopMetadata?.();
+    this.fetcher.close();
+    await this.applying;
+    await this.replicas.close();
+    this.channel.close();
+    fs.writeFileSync(path.join(this.opts.logDir, CLEAN_SHUTDOWN_MARKER), '');
+    this.lock.release();
+  }
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export { BROKER_CONFIG };

@@ -1,0 +1,402 @@
+/**
+ * The broker's gRPC service (proto/broker.proto). Handlers validate the request's shape and hand
+ * each partition to its Partition, which owns all of that replica's state; per-partition failures
+ * come back as Kafka error codes and never fail the whole call. Long-polls (consumer fetches with
+ * max_wait_ms/min_bytes, follower fetches) park on the partitions' change notifications and a
+ * timer: no polling loops.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  Acks,
+  BrokerService,
+  ErrorCode,
+  StrandError,
+  type BrokerServer,
+  type ControllerClient,
+  type ErrorName,
+  type FetchPartitionResponse,
+  type FetchRequest,
+  type FetchResponse,
+  type MetadataResponse,
+  type PartitionMetadata,
+  type ProducePartitionResponse,
+  type ProduceRequest,
+  type ProduceResponse,
+  type ReplicaFetchPartitionResponse,
+  type ReplicaFetchRequest,
+  type ReplicaFetchResponse,
+  type TopicMetadata,
+} from '@strand/protocol';
+import { toServiceError, topicIdFromBytes, topicIdToBytes, type MetadataImage } from '@strand/controller';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '@strand/storage';
+import type { BrokerConfig } from './broker-config';
+import type { ControllerChannel } from './controller-channel';
+import type { Partition } from './partition';
+import type { ReplicaManager } from './replica-manager';
+
+export interface BrokerServiceContext {
+  brokerId: number;
+  config: BrokerConfig;
+  replicas: ReplicaManager;
+  controllers: ControllerChannel;
+  /** The listener name brokers register for clients (e.g. BROKER). */
+  listenerName: string;
+  image(): MetadataImage | null;
+  /** Hands out producer ids (blocks allocated by the controller). */
+  nextProducerId(): Promise<number>;
+  logger: { warn(fields: Record<string, unknown>, msg: string): void };
+}
+
+/** Bound on follower fetch requests queued on one stream (a follower sends one at a time). */
+const MAX_QUEUED_REPLICA_FETCHES = 16;
+
+function acksOf(a: Acks): 0 | 1 | -1 {
+  switch (a) {
+    case Acks.ACKS_NONE:
+      return 0;
+    case Acks.ACKS_ALL:
+      return -1;
+    default:
+      return 1;
+  }
+}
+
+function code(name: ErrorName): number {
+  return ErrorCode[name];
+}
+
+/** Waits until any of `parts` changes or `ms` passes; resolves either way. */
+function waitForChange(parts: readonly Partition[], ms: number, cancelled: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || parts.length === 0 || cancelled()) return resolve();
+    const offs: (() => void)[] = [];
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      for (const off of offs) off();
+      resolve();
+    };
+    const timer = setTimeout(finish, ms);
+    for (const p of parts) offs.push(p.onNextChange(finish));
+  });
+}
+
+export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext): void {
+  const unary =
+    <Req, Res>(f: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      Promise.resolve()
+        .then(() => f(call.request))
+        .then(
+          (res) => callback(null, res),
+          (e: unknown) => callback(toServiceError(e)),
+        );
+    };
+
+  const forward =
+    <Req, Res>(method: (c: ControllerClient, req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall): grpc.handleUnaryCall<Req, Res> =>
+    unary((req: Req) => ctx.controllers.call(method, req, 30_000));
+
+  const leaderOf = (topic: string, partition: number): { part?: Partition; errorCode: number; leaderId: number; leaderEpoch: number } => {
+    const image = ctx.image();
+    const t = image?.topicByName(topic);
+    const meta = t?.partitions.get(partition);
+    if (t === undefined || meta === undefined) return { errorCode: code('UNKNOWN_TOPIC_OR_PARTITION'), leaderId: -1, leaderEpoch: -1 };
+    const part = ctx.replicas.partitionByName(topic, partition);
+    if (part === undefined || !part.isLeader) return { errorCode: code('NOT_LEADER_OR_FOLLOWER'), leaderId: meta.leader, leaderEpoch: meta.leaderEpoch };
+    return { part, errorCode: 0, leaderId: meta.leader, leaderEpoch: meta.leaderEpoch };
+  };
+
+  const metadata = (req: { topics: string[] }): MetadataResponse => {
+    const image = ctx.image();
+    if (image === null) throw new StrandError('LEADER_NOT_AVAILABLE', 'this broker has not loaded the cluster metadata yet');
+    const brokers = [...image.brokers.values()]
+      .filter((b) => !b.fenced)
+      .flatMap((b) => {
+        const ep = b.endpoints.find((e) => e.listener === ctx.listenerName) ?? b.endpoints[0];
+        return ep === undefined ? [] : [{ nodeId: b.id, host: ep.host, port: ep.port, ...(b.rack === undefined ? {} : { rack: b.rack }) }];
+      });
+    const names = req.topics.length > 0 ? req.topics : [...image.topicIdsByName.keys()].filter((n) => !n.startsWith('__')).sort();
+    const topics: TopicMetadata[] = names.map((name) => {
+      const t = image.topicByName(name);
+      if (t === undefined) return { errorCode: code('UNKNOWN_TOPIC_OR_PARTITION'), name, topicId: Buffer.alloc(0), partitions: [] };
+      const partitions: PartitionMetadata[] = [...t.partitions.values()]
+        .sort((a, b) => a.partition - b.partition)
+        .map((p) => ({
+          errorCode: p.leader < 0 ? code('LEADER_NOT_AVAILABLE') : 0,
+          partition: p.partition,
+          leaderId: p.leader,
+          leaderEpoch: p.leaderEpoch,
+          replicas: [...p.replicas],
+          isr: [...p.isr],
+          offlineReplicas: p.replicas.filter((r) => image.brokers.get(r)?.fenced !== false),
+        }));
+      return { errorCode: 0, name, topicId: topicIdToBytes(t.id), partitions };
+    });
+    return { clusterId: image.clusterId, controllerId: -1, brokers, topics };
+  };
+
+  const produce = async (req: ProduceRequest): Promise<ProduceResponse> => {
+    const acks = acksOf(req.acks);
+    const timeoutMs = req.timeoutMs > 0 ? req.timeoutMs : ctx.config['request.timeout.ms'];
+    const topics = await Promise.all(
+      req.topics.map(async (t) => ({
+        name: t.name,
+        partitions: await Promise.all(
+          t.partitions.map(async (p): Promise<ProducePartitionResponse> => {
+            const l = leaderOf(t.name, p.partition);
+            const base = { partition: p.partition, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+            if (l.part === undefined) {
+              return { ...base, errorCode: l.errorCode, errorMessage: l.errorCode === code('NOT_LEADER_OR_FOLLOWER') ? `broker ${ctx.brokerId} is not the leader of ${t.name}-${p.partition} (leader ${l.leaderId})` : `unknown topic or partition ${t.name}-${p.partition}`, ...(l.leaderId >= 0 ? { currentLeaderId: l.leaderId, currentLeaderEpoch: l.leaderEpoch } : {}) };
+            }
+            const records = Buffer.from(p.records.buffer, p.records.byteOffset, p.records.byteLength);
+            const r = await l.part.produce(records, acks, timeoutMs);
+            return { ...base, errorCode: r.errorCode, errorMessage: r.errorMessage, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset };
+          }),
+        ),
+      })),
+    );
+    return { topics, throttleTimeMs: 0 };
+  };
+
+  /** One pass over a consumer fetch; `parts` collects the partitions to wait on. */
+  const fetchOnce = (req: FetchRequest, parts: Partition[]): { res: FetchResponse; bytes: number } => {
+    let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['fetch.max.bytes'], ctx.config['fetch.max.bytes']);
+    let bytes = 0;
+    const topics = req.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((p): FetchPartitionResponse => {
+        const base: FetchPartitionResponse = { partition: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, divergingEpoch: null, records: Buffer.alloc(0) };
+        const l = leaderOf(t.name, p.partition);
+        if (l.part === undefined) return { ...base, errorCode: l.errorCode };
+        const part = l.part;
+        parts.push(part);
+        if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch < part.leaderEpoch) return { ...base, errorCode: code('FENCED_LEADER_EPOCH') };
+        if (p.currentLeaderEpoch > part.leaderEpoch) return { ...base, errorCode: code('UNKNOWN_LEADER_EPOCH') };
+        const hw = part.highWatermark;
+        const out = { ...base, highWatermark: hw, lastStableOffset: hw, logStartOffset: part.log.logStartOffset };
+        if (p.lastFetchedEpoch >= 0 && p.fetchOffset > 0) {
+          // KIP-320: a consumer whose last fetched epoch ends before its position saw a truncated history.
+          const end = part.log.endOffsetForEpoch(p.lastFetchedEpoch);
+          if (end.epoch < p.lastFetchedEpoch || end.endOffset < p.fetchOffset) {
+            return { ...out, divergingEpoch: { epoch: end.epoch, endOffset: end.endOffset } };
+          }
+        }
+        if (p.fetchOffset < part.log.logStartOffset || p.fetchOffset > part.log.logEndOffset) return { ...out, errorCode: code('OFFSET_OUT_OF_RANGE') };
+        if (budget <= 0) return out;
+        try {
+          const res = part.log.read(p.fetchOffset, Math.min(p.partitionMaxBytes > 0 ? p.partitionMaxBytes : 1024 * 1024, bytes === 0 ? Math.max(budget, 1) : budget), { maxOffset: hw });
+          budget -= res.records.length;
+          bytes += res.records.length;
+          return { ...out, records: res.records };
+        } catch (e: unknown) {
+          if (e instanceof StrandError) return { ...out, errorCode: e.code };
+          throw e;
+        }
+      }),
+    }));
+    return { res: { errorCode: 0, throttleTimeMs: 0, topics }, bytes };
+  };
+
+  const fetch = async (req: FetchRequest, cancelled: () => boolean): Promise<FetchResponse> => {
+    const deadline = performance.now() + Math.max(0, req.maxWaitMs);
+    for (;;) {
+      const parts: Partition[] = [];
+      const { res, bytes } = fetchOnce(req, parts);
+      const anyError = res.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0 || p.divergingEpoch !== null));
+      const remaining = deadline - performance.now();
+      if (bytes >= Math.max(1, req.minBytes) || anyError || remaining <= 0 || cancelled()) return res;
+      await waitForChange(parts, remaining, cancelled);
+    }
+  };
+
+  const replicaFetchOnce = (req: ReplicaFetchRequest, parts: Partition[]): { res: ReplicaFetchResponse; bytes: number; urgent: boolean } => {
+    let budget = req.maxBytes > 0 ? req.maxBytes : ctx.config['replica.fetch.response.max.bytes'];
+    let bytes = 0;
+    let urgent = false;
+    const topics = req.topics.map((t) => {
+      const topicId = topicIdFromBytes(t.topicId);
+      return {
+        topicId: t.topicId,
+        partitions: t.partitions.map((p): ReplicaFetchPartitionResponse => {
+          const part = ctx.replicas.partition(topicId, p.partition);
+          if (part === undefined) {
+            urgent = true;
+            return { partition: p.partition, errorCode: code('NOT_LEADER_OR_FOLLOWER'), highWatermark: -1, logStartOffset: -1, leaderEpoch: -1, divergingEpoch: null, records: Buffer.alloc(0) };
+          }
+          parts.push(part);
+          const r = part.answerFollowerFetch(
+            { replicaId: req.replicaId, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset },
+            Math.max(1, Math.min(p.partitionMaxBytes, budget)),
+          );
+          budget -= r.records.length;
+          bytes += r.records.length;
+          if (r.errorCode !== 0 || r.divergingEpoch !== null) urgent = true;
+          return r;
+        }),
+      };
+    });
+    return { res: { correlationId: req.correlationId, errorCode: 0, topics }, bytes, urgent };
+  };
+
+  // The consumer-group RPCs are not served yet: grpc-js answers UNIMPLEMENTED for them.
+  const impl: Pick<
+    BrokerServer,
+    | 'metadata'
+    | 'produce'
+    | 'fetch'
+    | 'fetchStream'
+    | 'listOffsets'
+    | 'offsetForLeaderEpoch'
+    | 'initProducerId'
+    | 'deleteRecords'
+    | 'createTopics'
+    | 'deleteTopics'
+    | 'createPartitions'
+    | 'describeConfigs'
+    | 'incrementalAlterConfigs'
+    | 'electLeaders'
+    | 'describeCluster'
+    | 'replicaFetch'
+  > = {
+    metadata: unary(metadata),
+    produce: unary(produce),
+    fetch: (call, callback) => {
+      let cancelled = false;
+      call.on('cancelled', () => (cancelled = true));
+      fetch(call.request, () => cancelled).then(
+        (res) => callback(null, res),
+        (e: unknown) => callback(toServiceError(e)),
+      );
+    },
+    fetchStream: (call) => {
+      let cancelled = false;
+      let chain: Promise<void> = Promise.resolve();
+      call.on('cancelled', () => (cancelled = true));
+      call.on('data', (req: FetchRequest) => {
+        chain = chain.then(async () => {
+          if (cancelled) return;
+          try {
+            call.write(await fetch(req, () => cancelled));
+          } catch (e: unknown) {
+            call.destroy(toServiceError(e));
+            cancelled = true;
+          }
+        });
+      });
+      call.on('end', () => void chain.then(() => call.end()));
+    },
+    listOffsets: unary((req) => ({
+      topics: req.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => {
+          const base = { partition: p.partition, timestamp: -1, offset: -1, leaderEpoch: -1 };
+          const l = leaderOf(t.name, p.partition);
+          if (l.part === undefined) return { ...base, errorCode: l.errorCode };
+          const part = l.part;
+          if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== part.leaderEpoch) return { ...base, errorCode: code(p.currentLeaderEpoch < part.leaderEpoch ? 'FENCED_LEADER_EPOCH' : 'UNKNOWN_LEADER_EPOCH') };
+          const hw = part.highWatermark;
+          if (p.timestamp === LATEST_TIMESTAMP) return { ...base, errorCode: 0, offset: hw, leaderEpoch: part.leaderEpoch };
+          if (p.timestamp === EARLIEST_TIMESTAMP) return { ...base, errorCode: 0, offset: part.log.logStartOffset, leaderEpoch: part.leaderEpoch };
+          const found = part.log.offsetForTimestamp(p.timestamp);
+          if (found === null || found.offset >= hw) return { ...base, errorCode: 0 };
+          return { ...base, errorCode: 0, offset: found.offset, timestamp: found.timestamp, leaderEpoch: found.leaderEpoch };
+        }),
+      })),
+    })),
+    offsetForLeaderEpoch: unary((req) => ({
+      topics: req.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => {
+          const l = leaderOf(t.name, p.partition);
+          if (l.part === undefined) return { partition: p.partition, errorCode: l.errorCode, leaderEpoch: -1, endOffset: -1 };
+          if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== l.part.leaderEpoch) {
+            return { partition: p.partition, errorCode: code(p.currentLeaderEpoch < l.part.leaderEpoch ? 'FENCED_LEADER_EPOCH' : 'UNKNOWN_LEADER_EPOCH'), leaderEpoch: -1, endOffset: -1 };
+          }
+          const end = l.part.log.endOffsetForEpoch(p.leaderEpoch);
+          return { partition: p.partition, errorCode: 0, leaderEpoch: end.epoch, endOffset: end.endOffset };
+        }),
+      })),
+    })),
+    initProducerId: unary(async (req) => {
+      if (req.transactionalId !== undefined && req.transactionalId !== '') {
+        return { ...{ errorCode: code('UNSUPPORTED_VERSION'), errorMessage: 'transactions are not supported yet' }, producerId: -1, producerEpoch: -1 };
+      }
+      if (req.producerId >= 0) {
+        // KIP-360 epoch bump for a known id: same id, next epoch (sequence state restarts).
+        if (req.producerEpoch >= 32767) return { errorCode: 0, errorMessage: '', producerId: await ctx.nextProducerId(), producerEpoch: 0 };
+        return { errorCode: 0, errorMessage: '', producerId: req.producerId, producerEpoch: req.producerEpoch + 1 };
+      }
+      return { errorCode: 0, errorMessage: '', producerId: await ctx.nextProducerId(), producerEpoch: 0 };
+    }),
+    deleteRecords: unary((req) => ({
+      topics: req.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => {
+          const l = leaderOf(t.name, p.partition);
+          if (l.part === undefined) return { partition: p.partition, errorCode: l.errorCode, lowWatermark: -1 };
+          const hw = l.part.highWatermark;
+          const target = p.offset < 0 ? hw : p.offset;
+          if (target > hw) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
+          try {
+            l.part.log.deleteRecordsBefore(target);
+          } catch (e: unknown) {
+            if (e instanceof StrandError) return { partition: p.partition, errorCode: e.code, lowWatermark: l.part.log.logStartOffset };
+            throw e;
+          }
+          return { partition: p.partition, errorCode: 0, lowWatermark: l.part.log.logStartOffset };
+        }),
+      })),
+    })),
+    createTopics: forward((c, r, m, o, cb) => c.createTopics(r, m, o, cb)),
+    deleteTopics: forward((c, r, m, o, cb) => c.deleteTopics(r, m, o, cb)),
+    createPartitions: forward((c, r, m, o, cb) => c.createPartitions(r, m, o, cb)),
+    describeConfigs: forward((c, r, m, o, cb) => c.describeConfigs(r, m, o, cb)),
+    incrementalAlterConfigs: forward((c, r, m, o, cb) => c.incrementalAlterConfigs(r, m, o, cb)),
+    electLeaders: forward((c, r, m, o, cb) => c.electLeaders(r, m, o, cb)),
+    describeCluster: forward((c, r, m, o, cb) => c.describeCluster(r, m, o, cb)),
+    replicaFetch: (call) => {
+      let cancelled = false;
+      let queued = 0;
+      let chain: Promise<void> = Promise.resolve();
+      const stop = (): void => {
+        cancelled = true;
+      };
+      call.on('cancelled', stop);
+      call.on('error', stop);
+      call.on('data', (req: ReplicaFetchRequest) => {
+        if (++queued > MAX_QUEUED_REPLICA_FETCHES) {
+          cancelled = true;
+          call.destroy(toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'too many replica fetches queued on one stream')));
+          return;
+        }
+        chain = chain.then(async () => {
+          const deadline = performance.now() + Math.max(0, Math.min(req.maxWaitMs, ctx.config['replica.fetch.wait.max.ms']));
+          try {
+            for (;;) {
+              if (cancelled) return;
+              const parts: Partition[] = [];
+              const { res, bytes, urgent } = replicaFetchOnce(req, parts);
+              const remaining = deadline - performance.now();
+              if (bytes > 0 || urgent || remaining <= 0) {
+                call.write(res);
+                return;
+              }
+              await waitForChange(parts, remaining, () => cancelled);
+            }
+          } catch (e: unknown) {
+            ctx.logger.warn({ replica: req.replicaId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch failed');
+            cancelled = true;
+            call.destroy(toServiceError(e));
+          } finally {
+            queued--;
+          }
+        });
+      });
+      call.on('end', () => void chain.then(() => call.end()));
+    },
+  };
+  server.addService(BrokerService, impl as BrokerServer);
+}

@@ -1,0 +1,136 @@
+/**
+ * The broker's connection to the controller quorum: unary calls go to the active controller
+ * (following NOT_CONTROLLER answers that name it, trying the voters in turn otherwise, with
+ * backoff, until a deadline), and the metadata stream is read from any controller, reconnecting
+ * from the last applied offset when it breaks.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ControllerClient, StrandError, type MetadataDelta } from '@strand/protocol';
+
+export interface ControllerAddress {
+  id: number;
+  host: string;
+  port: number;
+}
+
+type Unary<Req, Res> = (c: ControllerClient, req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
+
+/** Retry pause bounds when no controller answers (ms). */
+const BACKOFF_MIN_MS = 25;
+const BACKOFF_MAX_MS = 1000;
+
+function isServiceError(e: unknown): e is grpc.ServiceError {
+  return typeof e === 'object' && e !== null && 'code' in e && 'metadata' in e;
+}
+
+export class ControllerChannel {
+  private readonly clients = new Map<string, ControllerClient>();
+  private active: string | undefined;
+  private next = 0;
+  private closed = false;
+  private readonly addresses: string[];
+
+  constructor(voters: readonly ControllerAddress[]) {
+    this.addresses = voters.map((v) => `${v.host}:${v.port}`);
+    if (this.addresses.length === 0) throw new Error('controller channel: no controller addresses');
+  }
+
+  private client(address: string): ControllerClient {
+    let c = this.clients.get(address);
+    if (c === undefined) {
+      c = new ControllerClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  /**
+   * Calls the active controller. Retries NOT_CONTROLLER and unreachable controllers until
+   * `timeoutMs`; any other failure is returned at once (as a StrandError when it carries a code).
+   */
+  async call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = 10_000): Promise<Res> {
+    const deadline = performance.now() + timeoutMs;
+    let backoff = BACKOFF_MIN_MS;
+    let last: unknown = new StrandError('NOT_CONTROLLER', 'no controller answered');
+    while (!this.closed && performance.now() < deadline) {
+      const address = this.active ?? (this.addresses[this.next++ % this.addresses.length] as string);
+      const perCallMs = Math.max(100, Math.min(5000, deadline - performance.now()));
+      try {
+        const res = await new Promise<Res>((resolve, reject) => {
+          method(this.client(address), req, new grpc.Metadata(), { deadline: Date.now() + perCallMs }, (err, r) => (err || r === undefined ? reject(err ?? new Error('empty response')) : resolve(r)));
+        });
+        this.active = address;
+        return res;
+      } catch (e: unknown) {
+        last = e;
+        if (!isServiceError(e)) throw e;
+        const code = Number(e.metadata.get('strand-error-code')[0] ?? NaN);
+        const hint = e.metadata.get('strand-controller-address')[0];
+        if (code === 41 /* NOT_CONTROLLER */ || e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+          this.active = typeof hint === 'string' && hint !== address ? hint : undefined;
+          if (this.active === undefined) {
+            await new Promise((r) => setTimeout(r, backoff));
+            backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+          }
+          continue;
+        }
+        if (Number.isInteger(code)) throw StrandError.fromCode(code, e.details);
+        throw e;
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * Follows the metadata log: opens a FetchMetadata stream to a controller from
+   * `afterOffset()`, calls `onDelta` for each delta, and reconnects (to the next controller,
+   * after a backoff) whenever the stream ends. Returns a function that stops it.
+   */
+  followMetadata(afterOffset: () => number, brokerId: number, onDelta: (d: MetadataDelta) => void, onError: (e: unknown) => void): () => void {
+    let stopped = false;
+    let call: grpc.ClientReadableStream<MetadataDelta> | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let backoff = BACKOFF_MIN_MS;
+    let index = 0;
+    const connect = (): void => {
+      if (stopped || this.closed) return;
+      const address = this.addresses[index++ % this.addresses.length] as string;
+      const c = this.client(address).fetchMetadata({ afterOffset: afterOffset(), brokerId });
+      call = c;
+      let ended = false;
+      const retry = (): void => {
+        if (ended) return;
+        ended = true;
+        if (stopped || this.closed) return;
+        timer = setTimeout(connect, backoff);
+        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+      };
+      c.on('data', (d: MetadataDelta) => {
+        backoff = BACKOFF_MIN_MS;
+        try {
+          onDelta(d);
+        } catch (e: unknown) {
+          onError(e);
+          c.cancel();
+        }
+      });
+      c.on('error', (e: unknown) => {
+        if (!stopped) onError(e);
+        retry();
+      });
+      c.on('end', retry);
+    };
+    connect();
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      call?.cancel();
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,394 @@
+/**
+ * One hosted replica: its PartitionLog plus the pure replication core of its current role
+ * (PartitionLeader or PartitionFollower) and its idempotent-producer state. This class is the
+ * only owner of that state; gRPC handlers and the replica fetcher call into it and it drives the
+ * cores: after every input it drains the leader's Ready (high watermark, AlterPartition to send,
+ * completed produces) and wakes whoever waits on this partition (parked fetches).
+ */
+import {
+  ErrorCode,
+  StrandError,
+  validateBatches,
+  type ErrorName,
+  type RawConfig,
+  type ReplicaFetchPartitionResponse,
+} from '@strand/protocol';
+import type { PartitionLog, ReadResult } from '@strand/storage';
+import { partitionLogView } from '../log/partition-log-view';
+import { PartitionFollower } from '../replication/partition-follower';
+import { PartitionLeader, type Acks } from '../replication/partition-leader';
+import { NO_PRODUCER_ID, ProducerStateManager } from '../replication/producer-state';
+import type { AlterPartitionRequest, AlterPartitionResponse, FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaLogView } from '../replication/types';
+
+export interface PartitionKey {
+  topic: string;
+  topicId: string;
+  partition: number;
+}
+
+export interface PartitionHost {
+  readonly brokerId: number;
+  nowMs(): number;
+  /** Sends an AlterPartition to the controller; the answer comes back through onAlterPartitionResponse. */
+  sendAlterPartition(p: Partition, req: AlterPartitionRequest): void;
+  replicaLagTimeMaxMs: number;
+  maxPendingProduces: number;
+}
+
+export interface ProduceResult {
+  errorCode: number;
+  errorMessage: string;
+  baseOffset: number;
+  logAppendTimeMs: number;
+  logStartOffset: number;
+}
+
+type Waiter = () => void;
+
+export class Partition {
+  readonly view: ReplicaLogView;
+  readonly producers: ProducerStateManager;
+  private leaderCore: PartitionLeader | null = null;
+  private followerCore: PartitionFollower | null = null;
+  private state: PartitionState | null = null;
+  private hw: number;
+  private readonly produceWaiters = new Map<number, (error: ErrorName | null) => void>();
+  private nextRequestId = 1;
+  private readonly waiters = new Set<Waiter>();
+  private unsubscribeDurable: () => void;
+  private closed = false;
+  /** Correlation ids of successive follower cores never overlap (see PartitionFollower). */
+  private nextFollowerCorrelation = 1;
+
+  constructor(
+    readonly key: PartitionKey,
+    readonly log: PartitionLog,
+    private readonly host: PartitionHost,
+    highWatermark: number,
+  ) {
+    this.view = partitionLogView(log);
+    this.hw = Math.min(highWatermark, log.logEndOffset);
+    this.producers = rebuildProducerState(log);
+    this.unsubscribeDurable = log.onDurable(() => this.onLocalLogChanged());
+  }
+
+  get topicPartition(): string {
+    return `${this.key.topic}-${this.key.partition}`;
+  }
+
+  get highWatermark(): number {
+    return this.leaderCore?.highWatermark ?? this.followerCore?.highWatermark ?? this.hw;
+  }
+
+  get isLeader(): boolean {
+    return this.leaderCore !== null;
+  }
+
+  get leader(): PartitionLeader | null {
+    return this.leaderCore;
+  }
+
+  get follower(): PartitionFollower | null {
+    return this.followerCore;
+  }
+
+  get metadata(): PartitionState | null {
+    return this.state;
+  }
+
+  get leaderEpoch(): number {
+    return this.state?.leaderEpoch ?? -1;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // role changes, from metadata
+
+  /**
+   * Applies the controller's view of this partition: becomes leader or follower on a new leader
+   * epoch, or passes ISR/partition-epoch changes to the current leader core.
+   */
+  applyMetadata(state: PartitionState, topicConfig: RawConfig, ineligible: readonly number[]): void {
+    this.log.updateConfig(topicConfig);
+    const prev = this.state;
+    this.state = state;
+    const me = this.host.brokerId;
+    const minIsr = Number(topicConfig['min.insync.replicas'] ?? 1);
+    const epochChanged = prev === null || prev.leaderEpoch !== state.leaderEpoch || prev.leader !== state.leader;
+    if (state.leader === me) {
+      if (epochChanged || this.leaderCore === null) {
+        this.hw = this.highWatermark;
+        this.stopRole();
+        this.leaderCore = new PartitionLeader({
+          localReplicaId: me,
+          state,
+          log: this.view,
+          highWatermark: this.hw,
+          nowMs: this.host.nowMs(),
+          config: { replicaLagTimeMaxMs: this.host.replicaLagTimeMaxMs, minInsyncReplicas: minIsr, maxPendingProduces: this.host.maxPendingProduces },
+        });
+      } else {
+        this.leaderCore.onPartitionState(state);
+      }
+      this.leaderCore.setIneligibleReplicas(ineligible);
+      this.drain();
+    } else if (epochChanged || (this.followerCore === null && state.leader !== null && state.leader >= 0)) {
+      this.hw = this.highWatermark;
+      this.stopRole();
+      if (state.leader !== null && state.leader >= 0) {
+        const first = this.nextFollowerCorrelation;
+        this.nextFollowerCorrelation += 1_000_000_000;
+        this.followerCore = new PartitionFollower({ localReplicaId: me, leaderId: state.leader, leaderEpoch: state.leaderEpoch, log: this.view, highWatermark: this.hw, firstCorrelationId: first });
+      }
+    }
+    this.wake();
+  }
+
+  /** Stops the current role: a leader fails its waiting produces (NOT_LEADER_OR_FOLLOWER). */
+  private stopRole(): void {
+    if (this.leaderCore) {
+      this.hw = this.leaderCore.highWatermark;
+      this.leaderCore.resign();
+      this.drain();
+      this.leaderCore = null;
+    }
+    if (this.followerCore) {
+      this.hw = this.followerCore.highWatermark;
+      this.followerCore = null;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // leader: produce
+
+  /**
+   * Appends a produce request's batches as leader. Resolves when the acks are satisfied (acks=0
+   * and 1: once appended, and durable under flush.policy=fsync; all: once the high watermark
+   * passes the batch), with a per-partition error otherwise. Never throws for expected failures.
+   */
+  async produce(records: Buffer, acks: Acks, timeoutMs: number): Promise<ProduceResult> {
+    const fail = (name: ErrorName, message: string): ProduceResult => ({ errorCode: ErrorCode[name], errorMessage: message, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset });
+    const leader = this.leaderCore;
+    if (leader === null || this.closed) return fail('NOT_LEADER_OR_FOLLOWER', `broker ${this.host.brokerId} is not the leader of ${this.topicPartition}`);
+    const refusal = leader.checkProduce(acks);
+    if (refusal !== null) return fail(refusal, refusal === 'NOT_ENOUGH_REPLICAS' ? `the ISR of ${this.topicPartition} (${leader.isr.join(',')}) is below min.insync.replicas` : `cannot accept the produce for ${this.topicPartition}`);
+    let info;
+    try {
+      // Idempotence: a retried batch is answered with the offsets it got the first time.
+      const views = validateBatches(records);
+      const first = views[0];
+      if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
+        if (views.length !== 1) return fail('INVALID_RECORD', 'an idempotent producer sends one batch per partition per request');
+        const h = first.header;
+        const check = this.producers.check(h.producerId, h.producerEpoch, h.baseSequence, h.lastOffsetDelta);
+        if (check.kind === 'duplicate') {
+          return { errorCode: 0, errorMessage: '', baseOffset: check.firstOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
+        }
+        if (check.kind === 'error') return fail(check.error, `producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence}: ${check.error}`);
+      }
+      info = this.log.appendAsLeader(records, leader.leaderEpoch);
+      if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
+        const h = first.header;
+        this.producers.onAppended({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, baseOffset: info.firstOffset, lastOffsetDelta: h.lastOffsetDelta });
+      }
+    } catch (e: unknown) {
+      if (e instanceof StrandError) return fail(e.errorName, e.message);
+      throw e;
+    }
+    leader.onLocalLogChanged();
+    this.drain();
+    this.wake();
+    const ok: ProduceResult = { errorCode: 0, errorMessage: '', baseOffset: info.firstOffset, logAppendTimeMs: info.logAppendTimeMs, logStartOffset: this.log.logStartOffset };
+    if (acks === 0) return ok;
+    if (acks === 1) {
+      if (this.log.topicConfig['flush.policy'] === 'fsync') {
+        try {
+          await this.log.waitForDurable(info.lastOffset);
+        } catch (e: unknown) {
+          if (e instanceof StrandError) return fail(e.errorName, e.message);
+          throw e;
+        }
+      }
+      return ok;
+    }
+    const requestId = this.nextRequestId++;
+    const error = await new Promise<ErrorName | null>((resolve) => {
+      this.produceWaiters.set(requestId, resolve);
+      const current = this.leaderCore;
+      if (current === null || current !== leader) {
+        this.produceWaiters.delete(requestId);
+        resolve('NOT_LEADER_OR_FOLLOWER');
+        return;
+      }
+      current.addProduceWaiter(requestId, info.lastOffset, this.host.nowMs() + timeoutMs);
+      this.drain();
+    });
+    if (error !== null) return { ...fail(error, `${this.topicPartition}: ${error} (offsets ${info.firstOffset}..${info.lastOffset} were written on the leader but not acknowledged)`), baseOffset: -1 };
+    return ok;
+  }
+
+  /** The local log grew or became more durable. */
+  private onLocalLogChanged(): void {
+    if (this.leaderCore) {
+      this.leaderCore.onLocalLogChanged();
+      this.drain();
+    }
+    this.wake();
+  }
+
+  /** Periodic work: ISR shrink, produce timeouts, AlterPartition retries. */
+  tick(): void {
+    if (this.leaderCore) {
+      this.leaderCore.tick(this.host.nowMs());
+      this.drain();
+    }
+  }
+
+  /** Hands the leader core's outputs to their consumers. */
+  private drain(): void {
+    const core = this.leaderCore;
+    if (core === null) return;
+    const ready = core.takeReady();
+    if (ready.highWatermark !== null) {
+      this.hw = ready.highWatermark;
+      this.wake();
+    }
+    if (ready.alterPartition !== null) this.host.sendAlterPartition(this, ready.alterPartition);
+    for (const c of ready.completedProduces) {
+      const w = this.produceWaiters.get(c.requestId);
+      if (w) {
+        this.produceWaiters.delete(c.requestId);
+        w(c.error);
+      }
+    }
+  }
+
+  onAlterPartitionResponse(req: AlterPartitionRequest, resp: AlterPartitionResponse): void {
+    if (this.leaderCore === null || this.leaderCore.leaderEpoch !== req.leaderEpoch) return;
+    this.leaderCore.onAlterPartitionResponse(req, resp);
+    this.drain();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // leader: follower fetches
+
+  /** Answers one partition of a follower's fetch (no waiting: the caller long-polls). */
+  answerFollowerFetch(req: FollowerFetchRequest, maxBytes: number): ReplicaFetchPartitionResponse {
+    const base: ReplicaFetchPartitionResponse = { partition: this.key.partition, errorCode: 0, highWatermark: -1, logStartOffset: this.log.logStartOffset, leaderEpoch: this.leaderEpoch, divergingEpoch: null, records: EMPTY };
+    const leader = this.leaderCore;
+    if (leader === null) return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+    const decision = leader.handleFollowerFetch(req, this.host.nowMs());
+    this.drain();
+    switch (decision.kind) {
+      case 'error':
+        return { ...base, errorCode: ErrorCode[decision.error], leaderEpoch: decision.leaderEpoch, logStartOffset: decision.logStartOffset };
+      case 'diverging':
+        return { ...base, highWatermark: decision.highWatermark, logStartOffset: decision.logStartOffset, divergingEpoch: { epoch: decision.divergingEpoch.epoch, endOffset: decision.divergingEpoch.endOffset } };
+      case 'read': {
+        let res: ReadResult;
+        try {
+          res = this.log.read(decision.fetchOffset, maxBytes);
+        } catch (e: unknown) {
+          if (e instanceof StrandError) return { ...base, errorCode: e.code, highWatermark: decision.highWatermark };
+          throw e;
+        }
+        return { ...base, highWatermark: decision.highWatermark, logStartOffset: decision.logStartOffset, records: res.records };
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // follower: applying the leader's answers
+
+  /**
+   * Applies the leader's answer to this follower's fetch `correlationId`. Returns false if the
+   * follower must wait for metadata (fenced / not leader).
+   */
+  applyFetchResponse(correlationId: number, fetchOffset: number, r: ReplicaFetchPartitionResponse): void {
+    const follower = this.followerCore;
+    if (follower === null) return;
+    const now = this.host.nowMs();
+    let decision: FollowerFetchDecision;
+    if (r.errorCode !== 0) {
+      const name = errorNameOf(r.errorCode);
+      if (name === 'FENCED_LEADER_EPOCH' || name === 'UNKNOWN_LEADER_EPOCH' || name === 'NOT_LEADER_OR_FOLLOWER' || name === 'OFFSET_OUT_OF_RANGE') {
+        decision = { kind: 'error', error: name, leaderEpoch: r.leaderEpoch, logStartOffset: r.logStartOffset };
+      } else {
+        follower.onFetchLost();
+        return;
+      }
+    } else if (r.divergingEpoch !== null) {
+      decision = { kind: 'diverging', divergingEpoch: r.divergingEpoch, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset };
+    } else {
+      decision = { kind: 'read', fetchOffset, highWatermark: r.highWatermark, logStartOffset: r.logStartOffset };
+    }
+    const action = follower.onFetchResponse(correlationId, decision, now);
+    switch (action.kind) {
+      case 'append':
+        if (r.records.length > 0) this.log.appendAsFollower(Buffer.from(r.records.buffer, r.records.byteOffset, r.records.byteLength));
+        follower.onAppended(r.highWatermark);
+        break;
+      case 'truncate':
+        this.log.truncateTo(action.offset);
+        follower.onTruncated();
+        break;
+      case 'truncate-fully':
+        this.log.truncateFullyAndStartAt(action.offset);
+        follower.onTruncated();
+        break;
+      default:
+        break;
+    }
+    this.hw = follower.highWatermark;
+    this.wake();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // waiting (long-poll fetches)
+
+  /** Calls `w` once, on the next change (append, HW move, role change) or never if removed. */
+  onNextChange(w: Waiter): () => void {
+    this.waiters.add(w);
+    return () => this.waiters.delete(w);
+  }
+
+  private wake(): void {
+    if (this.waiters.size === 0) return;
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  /** Closes the partition (leaving its files): pending produces fail, waiters wake. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopRole();
+    for (const [, w] of this.produceWaiters) w('NOT_LEADER_OR_FOLLOWER');
+    this.produceWaiters.clear();
+    this.unsubscribeDurable();
+    this.wake();
+    await this.log.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function errorNameOf(code: number): ErrorName {
+  return StrandError.fromCode(code).errorName;
+}
+
+/** Rebuilds idempotent-producer state from the batch headers in the log (one pass over the log). */
+function rebuildProducerState(log: PartitionLog): ProducerStateManager {
+  const producers = new ProducerStateManager();
+  let offset = log.logStartOffset;
+  for (let guard = 0; guard < 10_000_000 && offset < log.logEndOffset; guard++) {
+    const res = log.read(offset, 4 * 1024 * 1024);
+    if (res.batchCount === 0) break;
+    for (const v of validateBatches(res.records)) {
+      const h = v.header;
+      if (h.producerId !== NO_PRODUCER_ID) producers.load({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta });
+    }
+    offset = res.nextOffset;
+  }
+  return producers;
+}

@@ -1,0 +1,225 @@
+/**
+ * Follower-side replication I/O: one gRPC bidi stream per leader broker (DESIGN.md: follower
+ * pull, the follower is the gRPC client so the leader's bytes flow server -> client, the fast
+ * direction). Each link keeps at most one fetch in flight covering every partition this broker
+ * follows on that leader; the leader long-polls it. After appending, the link waits until the
+ * appended bytes are durable (flush.policy=fsync) before fetching again, so the next fetch
+ * reports a durable end offset the leader can count toward the high watermark at once.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { BrokerClient, type ReplicaFetchRequest, type ReplicaFetchResponse, type ReplicaFetchTopic } from '@strand/protocol';
+import type { Partition } from './partition';
+import { topicIdToBytes, topicIdFromBytes } from '@strand/controller';
+
+export interface FetcherOptions {
+  brokerId: number;
+  brokerEpoch: () => number;
+  /** Address of a broker's BROKER listener, from metadata. */
+  addressOf: (brokerId: number) => string | undefined;
+  /** Partitions this broker follows (with a follower core). */
+  followed: () => Partition[];
+  maxWaitMs: number;
+  partitionMaxBytes: number;
+  responseMaxBytes: number;
+  backoffMs: number;
+  logger: { warn(fields: Record<string, unknown>, msg: string): void };
+}
+
+/** A fetch unanswered for this long is considered lost (the stream is reset). */
+function requestTimeoutMs(maxWaitMs: number): number {
+  return maxWaitMs + 10_000;
+}
+
+interface InFlightPart {
+  partition: Partition;
+  correlationId: number;
+  fetchOffset: number;
+}
+
+class LeaderLink {
+  private client: BrokerClient | null = null;
+  private stream: grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse> | null = null;
+  private inFlight: { correlationId: number; parts: InFlightPart[] } | null = null;
+  private nextCorrelation = 1;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private waitingDurable = false;
+  private closed = false;
+  private address: string | undefined;
+
+  constructor(
+    readonly leaderId: number,
+    private readonly opts: FetcherOptions,
+  ) {}
+
+  private ensureStream(): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse> | null {
+    const address = this.opts.addressOf(this.leaderId);
+    if (address === undefined) return null;
+    if (this.stream !== null && address === this.address) return this.stream;
+    this.resetStream();
+    this.address = address;
+    this.client = new BrokerClient(address, grpc.credentials.createInsecure(), { 'grpc-node.flow_control_window': 16 * 1024 * 1024, 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+    const s = this.client.replicaFetch();
+    this.stream = s;
+    s.on('data', (res: ReplicaFetchResponse) => this.onResponse(res));
+    const broken = (e?: unknown): void => {
+      if (this.stream !== s) return;
+      if (e !== undefined && !this.closed) this.opts.logger.warn({ leader: this.leaderId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch stream failed');
+      this.resetStream();
+      this.scheduleRetry();
+    };
+    s.on('error', (e: unknown) => broken(e));
+    s.on('end', () => broken());
+    return s;
+  }
+
+  private resetStream(): void {
+    if (this.inFlight) for (const p of this.inFlight.parts) p.partition.follower?.onFetchLost();
+    this.inFlight = null;
+    const s = this.stream;
+    this.stream = null;
+    s?.cancel();
+    this.client?.close();
+    this.client = null;
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer !== null) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.kick();
+    }, this.opts.backoffMs);
+  }
+
+  /** Sends the next fetch if none is in flight and some partition wants one. */
+  kick(): void {
+    if (this.closed || this.waitingDurable) return;
+    const now = performance.now();
+    if (this.inFlight !== null) {
+      // Replace a fetch that was lost without the stream noticing.
+      if (now - this.inFlightSentAt < requestTimeoutMs(this.opts.maxWaitMs)) return;
+      this.resetStream();
+    }
+    const parts: InFlightPart[] = [];
+    const topics = new Map<string, ReplicaFetchTopic>();
+    let retryLater = false;
+    for (const p of this.opts.followed()) {
+      const f = p.follower;
+      if (f === null || f.leaderId !== this.leaderId) continue;
+      const out = f.pollFetch(now, requestTimeoutMs(this.opts.maxWaitMs));
+      if (out === null) {
+        if (f.state === 'fetching') retryLater = true;
+        continue;
+      }
+      parts.push({ partition: p, correlationId: out.correlationId, fetchOffset: out.request.fetchOffset });
+      let t = topics.get(p.key.topicId);
+      if (t === undefined) {
+        t = { topicId: topicIdToBytes(p.key.topicId), partitions: [] };
+        topics.set(p.key.topicId, t);
+      }
+      t.partitions.push({
+        partition: p.key.partition,
+        currentLeaderEpoch: out.request.currentLeaderEpoch,
+        fetchOffset: out.request.fetchOffset,
+        lastFetchedEpoch: out.request.lastFetchedEpoch,
+        countableEndOffset: out.request.countableEndOffset,
+        partitionMaxBytes: this.opts.partitionMaxBytes,
+      });
+    }
+    if (parts.length === 0) {
+      if (retryLater) this.scheduleRetry();
+      return;
+    }
+    const stream = this.ensureStream();
+    if (stream === null) {
+      for (const p of parts) p.partition.follower?.onFetchLost();
+      this.scheduleRetry();
+      return;
+    }
+    const correlationId = this.nextCorrelation++;
+    this.inFlight = { correlationId, parts };
+    this.inFlightSentAt = now;
+    stream.write({ correlationId, replicaId: this.opts.brokerId, brokerEpoch: this.opts.brokerEpoch(), maxWaitMs: this.opts.maxWaitMs, minBytes: 1, maxBytes: this.opts.responseMaxBytes, topics: [...topics.values()] });
+  }
+
+  private inFlightSentAt = 0;
+
+  private onResponse(res: ReplicaFetchResponse): void {
+    const inFlight = this.inFlight;
+    if (inFlight === null || res.correlationId !== inFlight.correlationId) return;
+    this.inFlight = null;
+    const byKey = new Map(inFlight.parts.map((p) => [`${p.partition.key.topicId}:${p.partition.key.partition}`, p]));
+    const appended: Partition[] = [];
+    for (const t of res.topics) {
+      const topicId = topicIdFromBytes(t.topicId);
+      for (const r of t.partitions) {
+        const part = byKey.get(`${topicId}:${r.partition}`);
+        if (part === undefined) continue;
+        byKey.delete(`${topicId}:${r.partition}`);
+        const before = part.partition.log.logEndOffset;
+        try {
+          part.partition.applyFetchResponse(part.correlationId, part.fetchOffset, r);
+        } catch (e: unknown) {
+          this.opts.logger.warn({ topic: part.partition.key.topic, partition: r.partition, err: e instanceof Error ? e.message : String(e) }, 'applying replicated data failed');
+          part.partition.follower?.onFetchLost();
+        }
+        if (part.partition.log.logEndOffset > before) appended.push(part.partition);
+      }
+    }
+    // Partitions the leader did not answer: their fetch is lost; ask again.
+    for (const p of byKey.values()) p.partition.follower?.onFetchLost();
+    const pending = appended.filter((p) => p.log.durableEndOffset < p.log.logEndOffset && p.log.topicConfig['flush.policy'] === 'fsync');
+    if (pending.length === 0) {
+      this.kick();
+      return;
+    }
+    this.waitingDurable = true;
+    void Promise.allSettled(pending.map((p) => p.log.waitForDurable(p.log.logEndOffset - 1))).then(() => {
+      this.waitingDurable = false;
+      this.kick();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.resetStream();
+  }
+}
+
+/** All leader links of this broker. */
+export class ReplicaFetcherManager {
+  private readonly links = new Map<number, LeaderLink>();
+  private closed = false;
+
+  constructor(private readonly opts: FetcherOptions) {}
+
+  /** Re-plans links after metadata changed (new followers, new leaders) and kicks them. */
+  update(): void {
+    if (this.closed) return;
+    const leaders = new Set<number>();
+    for (const p of this.opts.followed()) {
+      const f = p.follower;
+      if (f !== null) leaders.add(f.leaderId);
+    }
+    for (const [id, link] of this.links) {
+      if (!leaders.has(id)) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const id of leaders) {
+      let link = this.links.get(id);
+      if (link === undefined) {
+        link = new LeaderLink(id, this.opts);
+        this.links.set(id, link);
+      }
+      link.kick();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The replicas this broker hosts. It follows the metadata image: creates (or reopens) the log of
+ * every partition that names this broker as a replica, makes it leader or follower as the image
+ * says, deletes partitions of removed topics and of reassignments away from this broker, and
+ * checkpoints high watermarks (`replication-offset-checkpoint`, Kafka's format) so they survive
+ * a restart.
+ *
+ * Partition directories are `<log.dir>/<topic>-<partition>` with a `partition.metadata` file
+ * holding the topic id: a directory left by a deleted topic of the same name is recognised by
+ * its id and removed rather than reused.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigResourceType, type RawConfig } from '@strand/protocol';
+import { PartitionLog } from '@strand/storage';
+import type { MetadataImage, TopicState } from '@strand/controller';
+import type { PartitionState } from '../replication/types';
+import { Partition, type PartitionHost } from './partition';
+
+export const HW_CHECKPOINT_FILE = 'replication-offset-checkpoint';
+const PARTITION_METADATA_FILE = 'partition.metadata';
+
+export interface ReplicaManagerLogger {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+export class ReplicaManager {
+  /** Keyed by `${topicId}:${partition}`. */
+  private readonly partitions = new Map<string, Partition>();
+  private readonly byName = new Map<string, Partition>();
+  private checkpointed = new Map<string, number>();
+  private image: MetadataImage | null = null;
+  private readonly onPartitionsChanged = new Set<() => void>();
+
+  constructor(
+    private readonly logDir: string,
+    private readonly host: PartitionHost,
+    private readonly logger: ReplicaManagerLogger,
+  ) {
+    fs.mkdirSync(logDir, { recursive: true });
+    this.checkpointed = readHwCheckpoint(path.join(logDir, HW_CHECKPOINT_FILE));
+  }
+
+  get metadataImage(): MetadataImage | null {
+    return this.image;
+  }
+
+  partition(topicId: string, partition: number): Partition | undefined {
+    return this.partitions.get(`${topicId}:${partition}`);
+  }
+
+  partitionByName(topic: string, partition: number): Partition | undefined {
+    return this.byName.get(`${topic}-${partition}`);
+  }
+
+  all(): Partition[] {
+    return [...this.partitions.values()];
+  }
+
+  /** Listens for partitions being created, removed or changing role (the fetcher re-plans). */
+  onChange(listener: () => void): () => void {
+    this.onPartitionsChanged.add(listener);
+    return () => this.onPartitionsChanged.delete(listener);
+  }
+
+  /** Applies a new metadata image: opens, re-roles and removes replicas. */
+  async applyImage(image: MetadataImage): Promise<void> {
+    this.image = image;
+    const me = this.host.brokerId;
+    const ineligible = [...image.brokers.values()].filter((b) => b.fenced || b.inControlledShutdown).map((b) => b.id);
+    const wanted = new Set<string>();
+    for (const topic of image.topics.values()) {
+      const config = topicConfig(image, topic);
+      for (const p of topic.partitions.values()) {
+        if (!p.replicas.includes(me)) continue;
+        const key = `${topic.id}:${p.partition}`;
+        wanted.add(key);
+        let part = this.partitions.get(key);
+        if (part === undefined) {
+          part = this.open(topic, p.partition, config);
+          this.partitions.set(key, part);
+          this.byName.set(`${topic.name}-${p.partition}`, part);
+        }
+        const state: PartitionState = { leader: p.leader >= 0 ? p.leader : null, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, replicas: p.replicas, isr: p.isr };
+        const before = part.metadata;
+        part.applyMetadata(state, config, ineligible);
+        if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
+          this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');
+        }
+      }
+    }
+    for (const [key, part] of [...this.partitions]) {
+      if (wanted.has(key)) continue;
+      this.partitions.delete(key);
+      this.byName.delete(part.topicPartition);
+      this.logger.info({ topic: part.key.topic, partition: part.key.partition }, 'deleting replica (topic removed or reassigned)');
+      await part.close();
+      fs.rmSync(part.log.dir, { recursive: true, force: true });
+    }
+    for (const l of this.onPartitionsChanged) l();
+  }
+
+  private open(topic: TopicState, partition: number, config: RawConfig): Partition {
+    const dir = path.join(this.logDir, `${topic.name}-${partition}`);
+    const metaFile = path.join(dir, PARTITION_METADATA_FILE);
+    if (fs.existsSync(metaFile)) {
+      const id = /topic_id:\s*(\S+)/.exec(fs.readFileSync(metaFile, 'utf8'))?.[1];
+      if (id !== topic.id) {
+        this.logger.warn({ dir, found: id, expected: topic.id }, 'removing a log of an older topic with the same name');
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    fs.mkdirSync(dir, { recursive: true });
+    if (!fs.existsSync(metaFile)) fs.writeFileSync(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
+    const log = PartitionLog.open(dir, { config });
+    const hw = this.checkpointed.get(`${topic.name}-${partition}`) ?? 0;
+    return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
+  }
+
+  /** Writes every partition's high watermark (Kafka's checkpoint format), atomically. */
+  checkpointHighWatermarks(): void {
+    const entries = this.all().map((p) => `${p.key.topic} ${p.key.partition} ${p.highWatermark}`);
+    const file = path.join(this.logDir, HW_CHECKPOINT_FILE);
+    const tmp = `${file}.tmp`;
+    fs.writeFileSync(tmp, `0\n${entries.length}\n${entries.join('\n')}${entries.length ? '\n' : ''}`);
+    const fd = fs.openSync(tmp, 'r');
+    fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  }
+
+  tick(): void {
+    for (const p of this.partitions.values()) p.tick();
+  }
+
+  /** Retention over every log (deleting only below the high watermark). */
+  applyRetention(): void {
+    for (const p of this.partitions.values()) {
+      try {
+        p.log.applyRetention(p.highWatermark);
+      } catch (e: unknown) {
+        this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: String(e) }, 'retention failed');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.checkpointHighWatermarks();
+    for (const p of this.partitions.values()) await p.close();
+    this.partitions.clear();
+    this.byName.clear();
+  }
+}
+
+/** The topic's dynamic configs as raw key/values (defaults come from TOPIC_CONFIG in the log). */
+export function topicConfig(image: MetadataImage, topic: TopicState): RawConfig {
+  return Object.fromEntries(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic.name));
+}
+
+function readHwCheckpoint(file: string): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!fs.existsSync(file)) return out;
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  for (const line of lines.slice(2)) {
+    const m = /^(\S+)\s+(\d+)\s+(\d+)$/.exec(line.trim());
+    if (m) out.set(`${m[1]}-${m[2]}`, Number(m[3]));
+  }
+  return out;
+}
