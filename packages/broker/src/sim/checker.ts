@@ -124,10 +124,10 @@ export class ReplicationChecker {
       const rb = this.brokers.get(r);
       if (rb === undefined) continue;
       const theirs = rb.log.at(hw - 1);
-      if (rb.log.durableEndOffset < hw || theirs?.value !== mine?.value || theirs?.epoch !== mine?.epoch) {
+      if (rb.log.countableEndOffset < hw || theirs?.value !== mine?.value || theirs?.epoch !== mine?.epoch) {
         throw new SafetyViolation(
           'HW-DURABLE',
-          `leader ${b.id} (epoch ${leader.leaderEpoch}) has HW ${hw} but ISR member ${r} has durable end ${rb.log.durableEndOffset} and ${theirs?.value ?? 'nothing'} at ${hw - 1} (leader: ${mine?.value ?? 'nothing'})`,
+          `leader ${b.id} (epoch ${leader.leaderEpoch}) has HW ${hw} but ISR member ${r} has countable end ${rb.log.countableEndOffset} and ${theirs?.value ?? 'nothing'} at ${hw - 1} (leader: ${mine?.value ?? 'nothing'})`,
         );
       }
     }

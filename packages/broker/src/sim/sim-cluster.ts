@@ -56,6 +56,8 @@ export class SimProducer {
   enabled = true;
   /** Step of the last acknowledgement, -1 if none. */
   lastAckStep = -1;
+  /** value -> 'ok' or the error name; absent while pending or after a timeout. Bounded by maxWrites. */
+  readonly outcomes = new Map<string, string>();
 
   constructor(
     private readonly net: SimNetwork,
@@ -92,6 +94,7 @@ export class SimProducer {
     const r = this.inFlight.get(requestId);
     if (r === undefined) return; // timed out already: the outcome stays unknown to this client
     this.inFlight.delete(requestId);
+    this.outcomes.set(r.value, error ?? 'ok');
     if (error !== null) {
       this.errors++;
       return;
