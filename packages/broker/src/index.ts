@@ -1,7 +1,7 @@
 /**
- * @strand/broker: partitions, produce/fetch and replication. So far: the pure replication core
+ * @strand/broker: partitions, produce/fetch and replication. The pure replication core
  * (leader-side ISR and high watermark, follower-side truncation by leader epoch, idempotent
- * producer state) and its seeded simulator. The gRPC layer comes next (see README.md).
+ * producer state), its seeded simulator, and the server layer driving them (see README.md).
  */
 export { DEFAULT_REPLICATION_CONFIG, replicationConfig } from './replication/config';
 export type { ReplicationConfig } from './replication/config';
@@ -24,6 +24,14 @@ export type {
   ReplicaLogView,
 } from './replication/types';
 export { partitionLogView } from './log/partition-log-view';
+
+// The seeded replication simulator (for tools such as a chaos runner; tests import it directly).
+export { runSeed } from './sim/simulator';
+export type { SimRunOptions, SimRunResult, SimRunStats } from './sim/simulator';
+export { SimCluster } from './sim/sim-cluster';
+export type { SimClusterOptions } from './sim/sim-cluster';
+export { ReplicationChecker, SafetyViolation } from './sim/checker';
+export { chooseLeader } from './sim/sim-controller';
 
 // The broker server layer: gRPC service, replica management, replication fetcher.
 export { BrokerServer, BROKER_CONFIG } from './server/broker-server';
