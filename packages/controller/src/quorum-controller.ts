@@ -152,7 +152,7 @@ export class QuorumController {
     await this.raft.start();
     this.raft.onLeaderChange((s) => {
       if (s.role !== Role.Leader) this.activeTerm = -1;
-      this.opts.logger?.info({ nodeId: this.opts.nodeId, role: s.role, leader: s.leader, term: s.term }, 'controller quorum role changed');
+      this.opts.logger?.info({ quorumRole: s.role, quorumLeader: s.leader, term: s.term }, 'controller quorum role changed');
       // A new leader activates at once (barrier, cluster id, fresh sessions) so brokers are not fenced by a gap.
       if (s.role === Role.Leader) void this.write(() => ({ records: [], finish: () => undefined })).catch(() => undefined);
     });
@@ -251,7 +251,7 @@ export class QuorumController {
     const now = performance.now();
     this.lastContact.clear();
     for (const id of this.image.brokers.keys()) this.lastContact.set(id, now);
-    this.opts.logger?.info({ nodeId: this.opts.nodeId, term, metadataOffset: this.image.offset }, 'active controller');
+    this.opts.logger?.info({ term, metadataOffset: this.image.offset }, 'active controller');
     if (this.image.clusterId === '') await this.commit([{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }]);
   }
 

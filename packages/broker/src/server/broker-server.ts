@@ -193,13 +193,13 @@ export class BrokerServer {
     this.heartbeatTimer = setTimeout(() => void this.heartbeat(wantShutDown), delayMs);
   }
 
-  private async heartbeat(wantShutDown: boolean): Promise<BrokerHeartbeatResponse | null> {
+  private async heartbeat(wantShutDown: boolean, timeoutMs = this.config['broker.heartbeat.interval.ms'] * 2): Promise<BrokerHeartbeatResponse | null> {
     if (this.stopped && !wantShutDown) return null;
     try {
       const res = await this.channel.call<BrokerHeartbeatRequest, BrokerHeartbeatResponse>(
         (c, r, m, o, cb) => c.brokerHeartbeat(r, m, o, cb),
         { brokerId: this.opts.brokerId, brokerEpoch: this.brokerEpoch, currentMetadataOffset: this.image.offset, wantShutDown },
-        this.config['broker.heartbeat.interval.ms'] * 2,
+        timeoutMs,
       );
       if (res.errorCode === ErrorCode.STALE_BROKER_EPOCH || res.errorCode === ErrorCode.BROKER_ID_NOT_REGISTERED) {
         this.opts.logger.warn({ error: res.errorMessage }, 're-registering with the controller');
@@ -211,7 +211,7 @@ export class BrokerServer {
       if (!this.stopped) this.scheduleHeartbeat(this.config['broker.heartbeat.interval.ms']);
       return res;
     } catch (e: unknown) {
-      this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'heartbeat failed');
+      if (!this.stopped) this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'heartbeat failed');
       if (!this.stopped) this.scheduleHeartbeat(this.config['broker.heartbeat.interval.ms']);
       return null;
     }
@@ -272,10 +272,14 @@ export class BrokerServer {
     this.stopped = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (controlled && this.brokerEpoch >= 0) {
+      // Give up early when no controller answers (e.g. the whole cluster is stopping): without a
+      // quorum nobody can move leadership, and waiting would only delay the stop.
       const deadline = performance.now() + maxWaitMs;
-      while (performance.now() < deadline) {
-        const res = await this.heartbeat(true);
+      let failures = 0;
+      while (performance.now() < deadline && failures < 3) {
+        const res = await this.heartbeat(true, 1000);
         if (res?.shouldShutDown) break;
+        failures = res === null ? failures + 1 : 0;
         await new Promise((r) => setTimeout(r, 100));
       }
     }

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { StrandError } from '@strand/protocol';
 import { startServer } from '../server/server';
+import { runDevCluster } from '../dev/dev-cluster';
 
 const program = new Command();
 program.name('strand').description('Strand: a Kafka-class distributed commit log').version('0.1.0');
@@ -39,6 +40,36 @@ program
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('dev')
+  .description('run a local three-node development cluster (controller+broker per node) until Ctrl-C')
+  .option('--data-dir <dir>', 'where the nodes keep their data and logs', './data')
+  .option('--nodes <n>', 'number of nodes', '3')
+  .option('--broker-port <port>', 'broker port of node 1 (node N uses port+N-1)', '9093')
+  .option('--controller-port <port>', 'controller port of node 1 (node N uses port+N-1)', '9193')
+  .option('-o, --override <key=value>', 'a configuration key for every node (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--verbose', 'also print every node\'s log lines', false)
+  .action(async (opts: { dataDir: string; nodes: string; brokerPort: string; controllerPort: string; override: string[]; verbose: boolean }) => {
+    const num = (name: string, v: string, min: number, max: number): number => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        process.stderr.write(`strand dev: ${name} must be an integer in [${min}, ${max}], got ${v}\n`);
+        process.exit(2);
+      }
+      return n;
+    };
+    const code = await runDevCluster({
+      dataDir: opts.dataDir,
+      nodes: num('--nodes', opts.nodes, 1, 9),
+      brokerBasePort: num('--broker-port', opts.brokerPort, 1, 65535),
+      controllerBasePort: num('--controller-port', opts.controllerPort, 1, 65535),
+      overrides: opts.override,
+      verbose: opts.verbose,
+      out: (line) => process.stdout.write(`${line}\n`),
+    });
+    process.exit(code);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
