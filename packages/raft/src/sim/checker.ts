@@ -10,6 +10,8 @@
 // - State Machine Safety: no two nodes apply different data at one index; checked through a
 //   rolling hash of the applied state, which also covers snapshot installs.
 // - Monotonicity: commit and applied indexes never go back while a node is up.
+// - Linearizable reads: a ReadIndex answer is at least every commit index any node knew when
+//   the read was issued (thesis §6.4), so the read sees every write committed before it.
 
 import { Entry, NodeId } from '../core/types';
 
@@ -114,6 +116,16 @@ export class SafetyChecker {
     const prev = this.appliedHash.get(index);
     if (prev === undefined) this.appliedHash.set(index, hash);
     else if (prev !== hash) throw new SafetyViolation(`state machine safety: ${node} state at index ${index} differs from another node's`);
+  }
+
+  /** The commit index a read issued now must reach. */
+  readFloor(): number {
+    return this.maxCommitted;
+  }
+
+  readAnswered(node: NodeId, requestId: number, floor: number, index: number): void {
+    this.checks++;
+    if (index < floor) throw new SafetyViolation(`linearizability: ${node} read ${requestId} got index ${index}, but ${floor} was committed before it was issued`);
   }
 
   monotonic(node: NodeId, what: string, before: number, after: number): void {

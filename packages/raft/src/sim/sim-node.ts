@@ -50,6 +50,8 @@ export class SimNode {
   private appliedSeen = 0;
   private leaderTerm = -1;
   readonly readStates: ReadState[] = [];
+  /** Reads in flight: request id -> commit floor at issue time (bounded; see readIndex()). */
+  private readonly readFloors = new Map<number, number>();
   /** Data of every normal entry applied in this life, by index (bounded by the run length). */
   readonly appliedData = new Map<number, Uint8Array>();
   crashes = 0;
@@ -156,11 +158,26 @@ export class SimNode {
       if (e.data.byteLength > 0) this.appliedData.set(e.index, e.data);
       this.checker.applied(this.id, e.index, this.smHash);
     }
+    for (const rs of rd.readStates) {
+      const floor = this.readFloors.get(rs.requestId);
+      if (floor !== undefined) {
+        this.readFloors.delete(rs.requestId);
+        this.checker.readAnswered(this.id, rs.requestId, floor, rs.index);
+      }
+    }
     this.readStates.push(...rd.readStates);
     if (this.readStates.length > 10_000) this.readStates.splice(0, this.readStates.length - 10_000);
     core.advance();
     this.check();
     return true;
+  }
+
+  /** Issue a ReadIndex request whose answer the checker will verify. */
+  readIndex(requestId: number): boolean {
+    if (this.core === null) return false;
+    if (this.readFloors.size >= 10_000) this.readFloors.clear();
+    this.readFloors.set(requestId, this.checker.readFloor());
+    return this.core.readIndex(requestId);
   }
 
   /** Take a snapshot of the state machine at the applied index and compact the log (Raft §7). */

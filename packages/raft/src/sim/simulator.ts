@@ -6,7 +6,7 @@
 // every node within a bounded number of ticks. Same seed, same run, bit for bit.
 
 import { SeededRng } from '../core/rng';
-import { NodeId, Role } from '../core/types';
+import { ConfChangeType, NodeId, Role } from '../core/types';
 import { SafetyViolation } from './checker';
 import { SimCluster } from './sim-cluster';
 import { NO_FAULTS } from './sim-network';
@@ -19,6 +19,11 @@ export interface SimRunOptions {
   readonly safetyTicks?: number;
   /** Bound on the liveness phase, in election timeouts. Default 30. */
   readonly livenessElectionTimeouts?: number;
+  /**
+   * Membership changes: a spare node joins as a learner, is promoted once caught up, then one
+   * original voter is removed (possibly the leader). Default true.
+   */
+  readonly membership?: boolean;
 }
 
 export interface SimRunResult {
@@ -36,6 +41,8 @@ export interface SimRunResult {
     compactions: number;
     checks: number;
     livenessTicks: number;
+    /** Membership changes applied by the final leader (bootstrap entries excluded). */
+    confChanges: number;
   };
 }
 
@@ -46,7 +53,10 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
   const seed = opts.seed >>> 0;
   const rng = new SeededRng(seed);
   const n = opts.nodes ?? 3;
-  const ids: NodeId[] = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const voters: NodeId[] = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const membership = opts.membership ?? true;
+  const spare: NodeId = `n${n + 1}`;
+  const ids: NodeId[] = membership ? [...voters, spare] : voters;
   const safetyTicks = opts.safetyTicks ?? 1500;
   const livenessTicks = (opts.livenessElectionTimeouts ?? 30) * ELECTION_TICKS;
 
@@ -63,14 +73,16 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     proposeRate: (10 + rng.nextInt(80)) / 100,
     compactRate: rng.chance(0.2) ? 0 : (1 + rng.nextInt(30)) / 1000,
     transferRate: rng.nextInt(5) / 1000,
-    readRate: rng.nextInt(50) / 1000,
+    readRate: rng.nextInt(200) / 1000,
     skipTickRate: rng.nextInt(5) / 100,
     deferReadyRate: rng.nextInt(40) / 100,
     crashMidReadyRate: rng.chance(0.5) ? 0 : rng.nextInt(20) / 10_000,
+    memberRate: membership && rng.chance(0.7) ? (1 + rng.nextInt(20)) / 1000 : 0,
   };
 
   const cluster = new SimCluster({
     ids,
+    voters,
     seed: rng.nextU32(),
     core: {
       electionTicks: ELECTION_TICKS,
@@ -96,7 +108,9 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
       crashes += node.crashes;
       commits = Math.max(commits, node.core?.log.committed ?? 0);
     }
-    return { ticks: cluster.now, messages: cluster.net.sent, dropped: cluster.net.dropped, commits, maxTerm, crashes, compactions, checks: cluster.checker.checks, livenessTicks: 0 };
+    const cs = cluster.leader()?.core?.confState();
+    const confChanges = cs === undefined ? 0 : (cs.learners.includes(spare) ? 1 : cs.voters.includes(spare) ? 2 : 0) + (cs.voters.length < n + (cs.voters.includes(spare) ? 1 : 0) ? 1 : 0);
+    return { ticks: cluster.now, messages: cluster.net.sent, dropped: cluster.net.dropped, commits, maxTerm, crashes, compactions, checks: cluster.checker.checks, livenessTicks: 0, confChanges };
   };
   const pick = <T>(xs: readonly T[]): T => {
     const x = xs[rng.nextInt(xs.length)];
@@ -144,10 +158,27 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
           cluster.processReady(l);
         }
       }
+      if (rng.chance(profile.memberRate)) {
+        // Single-server changes (thesis §4.1): add the spare as a learner, promote it once it
+        // caught up, then remove one original voter. The core refuses a change while another
+        // is pending or before the leader's first entry is applied.
+        const l = cluster.leader();
+        if (l?.core) {
+          const cs = l.core.confState();
+          if (!cs.voters.includes(spare) && !cs.learners.includes(spare)) {
+            if (cs.voters.length === n) l.core.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: spare });
+          } else if (cs.learners.includes(spare)) {
+            l.core.proposeConfChange({ type: ConfChangeType.AddVoter, nodeId: spare });
+          } else if (cs.voters.length > n) {
+            l.core.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: pick(voters) });
+          }
+          cluster.processReady(l);
+        }
+      }
       if (rng.chance(profile.readRate)) {
         const node = cluster.node(pick(ids));
         if (node.core !== null) {
-          node.core.readIndex(++reads);
+          node.readIndex(++reads);
           cluster.processReady(node);
         }
       }
@@ -186,7 +217,10 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
       }
       if (target !== null) {
         const t = target;
-        const done = ids.every((id) => {
+        // Only current members must apply it (a removed node no longer receives the log).
+        const cs = cluster.leader()?.core?.confState();
+        const members = cs === undefined ? ids : [...cs.voters, ...cs.learners];
+        const done = members.every((id) => {
           const node = cluster.node(id);
           return node.smIndex >= t.index && node.core?.log.term(t.index) === t.term;
         });
