@@ -12,6 +12,8 @@
 //   Checked incrementally: each broker's verified prefix shrinks when its log is cut.
 // - ACKS: an acknowledged acks=all write is at its offset in that history, with its value, and
 //   every newly elected leader holds every acknowledged write (nothing acknowledged is lost).
+// - DUPLICATE: no value sits at two offsets of that history (idempotent retries are deduplicated
+//   across leader changes), and an idempotent producer is never told its sequence is broken.
 
 import type { ReplicaId } from '../replication/types';
 import type { SimBroker } from './sim-broker';
@@ -20,7 +22,7 @@ import type { SimRecord } from './sim-log';
 
 export class SafetyViolation extends Error {
   constructor(
-    readonly property: 'EPOCHS' | 'HW-DURABLE' | 'CONSISTENT-OFFSETS' | 'ACKS' | 'LIVENESS',
+    readonly property: 'EPOCHS' | 'HW-DURABLE' | 'CONSISTENT-OFFSETS' | 'ACKS' | 'DUPLICATE' | 'LIVENESS',
     message: string,
   ) {
     super(`${property}: ${message}`);
@@ -33,6 +35,8 @@ export class ReplicationChecker {
   readonly committed = new Map<number, SimRecord>();
   /** offset -> value of acknowledged writes. */
   readonly acked = new Map<number, string>();
+  /** value -> offset in that history: a value at two offsets is a duplicate. */
+  private readonly offsetOfValue = new Map<string, number>();
   private readonly leaderOfEpoch = new Map<number, ReplicaId>();
   private readonly verifiedBelow = new Map<ReplicaId, number>();
   private readonly seenEpoch = new Map<string, number>();
@@ -72,6 +76,8 @@ export class ReplicationChecker {
   onAck(offset: number, value: string): void {
     const prev = this.acked.get(offset);
     if (prev !== undefined && prev !== value) throw new SafetyViolation('ACKS', `offset ${offset} acknowledged twice, as ${prev} and ${value}`);
+    const at = this.offsetOfValue.get(value);
+    if (at !== undefined && at !== offset) throw new SafetyViolation('DUPLICATE', `${value} acknowledged at offset ${offset} but it sits at ${at}`);
     const c = this.committed.get(offset)?.value;
     if (c !== value) throw new SafetyViolation('ACKS', `acknowledged ${value}@${offset} but the history below the HW holds ${c ?? 'nothing'} there`);
     this.acked.set(offset, value);
@@ -107,8 +113,12 @@ export class ReplicationChecker {
     for (let o = from; o < hw; o++) {
       const r = b.log.at(o) as SimRecord;
       const c = this.committed.get(o);
-      if (c === undefined) this.committed.set(o, r);
-      else if (c.value !== r.value || c.epoch !== r.epoch) {
+      if (c === undefined) {
+        this.committed.set(o, r);
+        const seen = this.offsetOfValue.get(r.value);
+        if (seen !== undefined && seen !== o) throw new SafetyViolation('DUPLICATE', `${r.value} is exposed at offsets ${seen} and ${o}`);
+        this.offsetOfValue.set(r.value, o);
+      } else if (c.value !== r.value || c.epoch !== r.epoch) {
         throw new SafetyViolation('CONSISTENT-OFFSETS', `leader ${b.id} (epoch ${String(b.leaderEpoch)}) exposes ${r.value}@${o} (epoch ${r.epoch}) below its HW ${hw}, but ${c.value} (epoch ${c.epoch}) was exposed there before`);
       }
     }

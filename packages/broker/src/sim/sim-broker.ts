@@ -8,6 +8,7 @@
 
 import { PartitionFollower } from '../replication/partition-follower';
 import { PartitionLeader } from '../replication/partition-leader';
+import { ProducerStateManager, type ProducerBatchHeader } from '../replication/producer-state';
 import type { ReplicationConfig } from '../replication/config';
 import type { FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaId } from '../replication/types';
 import { SimLog, type FlushPolicy, type SimRecord } from './sim-log';
@@ -56,6 +57,8 @@ export class SimBroker {
   private nextProduceKey = 1;
   private readonly produceKeys = new Map<number, number>();
   private followerGeneration = 0;
+  /** Idempotent-producer state: a function of the log, rebuilt after a crash or a truncation. */
+  private producers = new ProducerStateManager();
 
   constructor(
     private readonly opts: SimBrokerOptions,
@@ -83,6 +86,7 @@ export class SimBroker {
     const before = this.log.logEndOffset;
     this.log.crash();
     if (this.log.logEndOffset < before) this.events.onLogCut(this, this.log.logEndOffset);
+    this.rebuildProducerState();
     this.up = false;
     this.leader = null;
     this.follower = null;
@@ -151,7 +155,7 @@ export class SimBroker {
         this.onFetchResponse(m.from, p.correlationId, p.decision, p.records, now);
         return;
       case 'produce':
-        this.onProduce(p.requestId, p.value, step, now);
+        this.onProduce(p.requestId, p.value, p.producerId !== undefined && p.sequence !== undefined ? { producerId: p.producerId, sequence: p.sequence } : undefined, step, now);
         return;
       case 'alter-partition-response':
         if (this.leader !== null) {
@@ -239,6 +243,10 @@ export class SimBroker {
       case 'append':
         if (decision.kind === 'read') {
           this.log.appendAsFollower(records);
+          for (const r of records) {
+            const h = producerHeader(r);
+            if (h !== null) this.producers.load(h);
+          }
           f.onAppended(decision.highWatermark);
           this.hw = f.highWatermark;
         }
@@ -247,7 +255,10 @@ export class SimBroker {
       case 'truncate-fully': {
         const before = this.log.logEndOffset;
         this.log.truncateTo(action.offset);
-        if (this.log.logEndOffset < before) this.events.onLogCut(this, this.log.logEndOffset);
+        if (this.log.logEndOffset < before) {
+          this.events.onLogCut(this, this.log.logEndOffset);
+          this.rebuildProducerState();
+        }
         f.onTruncated();
         this.hw = f.highWatermark;
         return;
@@ -257,14 +268,23 @@ export class SimBroker {
     }
   }
 
-  private onProduce(requestId: number, value: string, step: number, now: number): void {
+  private onProduce(requestId: number, value: string, producer: { producerId: number; sequence: number } | undefined, step: number, now: number): void {
     const leader = this.leader;
     const reply = (error: string | null, offset: number): void => this.net.send(this.id, PRODUCER_ID, { type: 'produce-response', requestId, error, offset }, step);
     if (leader === null || leader.isResigned) return reply('NOT_LEADER_OR_FOLLOWER', -1);
     const err = leader.checkProduce(-1);
     if (err !== null) return reply(err, -1);
-    const offset = this.log.appendAsLeader(value, leader.leaderEpoch);
-    if (this.log.flushPolicy === 'page-cache') leader.onLocalLogChanged();
+    let offset: number;
+    const check = producer === undefined ? null : this.producers.check(producer.producerId, 0, producer.sequence, 0);
+    if (check !== null && check.kind === 'error') return reply(check.error, -1);
+    if (check !== null && check.kind === 'duplicate') {
+      // A retry: answer with the original offset, once that is committed like any acks=all write.
+      offset = check.lastOffset;
+    } else {
+      offset = this.log.appendAsLeader(value, leader.leaderEpoch, producer);
+      if (producer !== undefined) this.producers.onAppended({ producerId: producer.producerId, producerEpoch: 0, baseSequence: producer.sequence, baseOffset: offset, lastOffsetDelta: 0 });
+      if (this.log.flushPolicy === 'page-cache') leader.onLocalLogChanged();
+    }
     const key = this.nextProduceKey++;
     this.pendingProduces.set(key, offset);
     this.produceKeys.set(key, requestId);
@@ -291,4 +311,19 @@ export class SimBroker {
       this.net.send(this.id, PRODUCER_ID, { type: 'produce-response', requestId, error: c.error, offset }, step);
     }
   }
+
+  /** Rebuilds the producer state from the log (what the broker does on load and after a truncation). */
+  private rebuildProducerState(): void {
+    const headers: ProducerBatchHeader[] = [];
+    for (const r of this.log.slice()) {
+      const h = producerHeader(r);
+      if (h !== null) headers.push(h);
+    }
+    this.producers = ProducerStateManager.rebuild(headers);
+  }
+}
+
+function producerHeader(r: SimRecord): ProducerBatchHeader | null {
+  if (r.producerId === undefined || r.sequence === undefined) return null;
+  return { producerId: r.producerId, producerEpoch: 0, baseSequence: r.sequence, baseOffset: r.offset, lastOffsetDelta: 0 };
 }

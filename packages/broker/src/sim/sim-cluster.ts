@@ -36,6 +36,8 @@ export interface SimClusterOptions {
   readonly produceRate?: number;
   /** Bound on each log and on the number of writes. Default 5000. */
   readonly maxRecords?: number;
+  /** Idempotent producer (retries with the same sequence) instead of the plain one. Default false. */
+  readonly idempotentProducer?: boolean;
   /** Receives one line per notable event (replays with --trace). */
   readonly trace?: (line: string) => void;
 }
@@ -44,7 +46,12 @@ export const STEP_MS = 10;
 /** How often (in steps) the controller re-sends metadata even without a change. */
 const METADATA_REFRESH_STEPS = 5;
 
-/** The acks=all producer: unique values, a bounded window of requests, no retries (a retry is a new write). */
+/**
+ * The acks=all producer. Plain mode: unique values, a bounded window of requests, no retries (a
+ * retry would be a new write). Idempotent mode (producer id 1, epoch 0): one batch in flight,
+ * re-sent with the same value and sequence after a timeout or a retriable error until it is
+ * acknowledged — the Kafka client's behaviour; the broker must deduplicate across leader changes.
+ */
 export class SimProducer {
   private leader: ReplicaId | null = null;
   private leaderEpoch = -1;
@@ -58,6 +65,12 @@ export class SimProducer {
   lastAckStep = -1;
   /** value -> 'ok' or the error name; absent while pending or after a timeout. Bounded by maxWrites. */
   readonly outcomes = new Map<string, string>();
+  /** Idempotent mode: the batch being sent until acknowledged. */
+  private current: { value: string; sequence: number; sentStep: number; retryAtStep: number } | null = null;
+  private nextSequence = 0;
+  /** Set for idempotent mode; receives errors that mean the broker broke idempotence. */
+  idempotent: { onFatal: (error: string, value: string) => void } | null = null;
+  retries = 0;
 
   constructor(
     private readonly net: SimNetwork,
@@ -86,14 +99,48 @@ export class SimProducer {
   }
 
   tick(step: number): void {
+    if (this.idempotent !== null) {
+      this.tickIdempotent(step);
+      return;
+    }
     for (const [id, r] of this.inFlight) if (step - r.sentStep > this.timeoutSteps) this.inFlight.delete(id);
     if (this.enabled && this.rng.chance(this.rate)) this.produce(step);
+  }
+
+  private tickIdempotent(step: number): void {
+    const c = this.current;
+    if (c === null) {
+      if (!this.enabled || this.leader === null || this.writes >= this.maxWrites || !this.rng.chance(this.rate)) return;
+      this.current = { value: `w${this.writes++}`, sequence: this.nextSequence, sentStep: step, retryAtStep: step + this.timeoutSteps };
+      this.sendCurrent(step);
+      return;
+    }
+    if (step >= c.retryAtStep && this.leader !== null) {
+      this.retries++;
+      this.sendCurrent(step);
+    }
+  }
+
+  private sendCurrent(step: number): void {
+    const c = this.current;
+    if (c === null || this.leader === null) return;
+    c.sentStep = step;
+    c.retryAtStep = step + this.timeoutSteps;
+    const requestId = this.nextRequestId++;
+    // Earlier attempts stay answerable (bounded: attempts of one batch within the timeout window).
+    if (this.inFlight.size >= 64) this.inFlight.clear();
+    this.inFlight.set(requestId, { value: c.value, sentStep: step });
+    this.net.send(PRODUCER_ID, this.leader, { type: 'produce', requestId, value: c.value, producerId: 1, sequence: c.sequence }, step);
   }
 
   onResponse(requestId: number, error: string | null, offset: number, step: number): void {
     const r = this.inFlight.get(requestId);
     if (r === undefined) return; // timed out already: the outcome stays unknown to this client
     this.inFlight.delete(requestId);
+    if (this.idempotent !== null) {
+      this.onIdempotentResponse(r.value, error, offset, step);
+      return;
+    }
     this.outcomes.set(r.value, error ?? 'ok');
     if (error !== null) {
       this.errors++;
@@ -102,6 +149,30 @@ export class SimProducer {
     this.acks++;
     this.lastAckStep = step;
     this.onAck(offset, r.value, step);
+  }
+
+  private onIdempotentResponse(value: string, error: string | null, offset: number, step: number): void {
+    const c = this.current;
+    if (error === null) {
+      // Any attempt's acknowledgement acknowledges the batch (a late one for an earlier batch too).
+      this.acks++;
+      this.lastAckStep = step;
+      this.outcomes.set(value, 'ok');
+      this.onAck(offset, value, step);
+      if (c !== null && c.value === value) {
+        this.current = null;
+        this.nextSequence++;
+        this.inFlight.clear();
+      }
+      return;
+    }
+    this.errors++;
+    if (error === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || error === 'UNKNOWN_PRODUCER_ID' || error === 'DUPLICATE_SEQUENCE_NUMBER' || error === 'INVALID_PRODUCER_EPOCH') {
+      (this.idempotent as { onFatal: (error: string, value: string) => void }).onFatal(error, value);
+      return;
+    }
+    // Retriable (not leader, not enough replicas, timed out): try again soon.
+    if (c !== null && c.value === value) c.retryAtStep = Math.min(c.retryAtStep, step + 3);
   }
 }
 
@@ -171,6 +242,13 @@ export class SimCluster {
     }
     this.checker = new ReplicationChecker(this.brokers, this.controller);
     this.producer = new SimProducer(this.net, this.rng, opts.producerMaxInFlight ?? 2, opts.produceRate ?? 0.5, 60, maxRecords, (offset, value) => this.checker.onAck(offset, value));
+    if (opts.idempotentProducer === true) {
+      this.producer.idempotent = {
+        onFatal: (error, value) => {
+          throw new SafetyViolation('DUPLICATE', `idempotent write ${value} was answered ${error}: the broker lost track of the producer's sequence`);
+        },
+      };
+    }
   }
 
   broker(id: ReplicaId): SimBroker {

@@ -18,8 +18,11 @@ import { invariant, type EpochEndOffset, type ReplicaLogView } from '../replicat
 export interface SimRecord {
   readonly offset: number;
   readonly epoch: number;
-  /** Stands for the batch bytes; unique per produce attempt, so two histories never look alike. */
+  /** Stands for the batch bytes; unique per write, so two histories never look alike. */
   readonly value: string;
+  /** Idempotent producer id and sequence (absent for non-idempotent writes); producer epoch is 0. */
+  readonly producerId?: number;
+  readonly sequence?: number;
 }
 
 export type FlushPolicy = 'fsync' | 'page-cache';
@@ -75,11 +78,11 @@ export class SimLog implements ReplicaLogView {
   }
 
   /** Appends `value` as leader at `epoch`; returns its offset. */
-  appendAsLeader(value: string, epoch: number): number {
+  appendAsLeader(value: string, epoch: number, producer?: { producerId: number; sequence: number }): number {
     invariant(epoch >= this.latestEpoch, `leader append at epoch ${epoch} below the log's latest ${this.latestEpoch}`);
     invariant(this.records.length < this.maxRecords, 'sim log full');
     const offset = this.records.length;
-    this.records.push({ offset, epoch, value });
+    this.records.push(producer === undefined ? { offset, epoch, value } : { offset, epoch, value, producerId: producer.producerId, sequence: producer.sequence });
     return offset;
   }
 

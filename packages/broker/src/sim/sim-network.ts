@@ -23,7 +23,8 @@ export const PRODUCER_ID: NodeId = 99;
 export type Payload =
   | { readonly type: 'fetch'; readonly correlationId: number; readonly request: FollowerFetchRequest }
   | { readonly type: 'fetch-response'; readonly correlationId: number; readonly decision: FollowerFetchDecision; readonly records: readonly SimRecord[] }
-  | { readonly type: 'produce'; readonly requestId: number; readonly value: string }
+  /** `producerId`/`sequence` only for idempotent writes (one record per batch). */
+  | { readonly type: 'produce'; readonly requestId: number; readonly value: string; readonly producerId?: number; readonly sequence?: number }
   | { readonly type: 'produce-response'; readonly requestId: number; readonly error: string | null; readonly offset: number }
   | { readonly type: 'alter-partition'; readonly request: AlterPartitionRequest }
   | { readonly type: 'alter-partition-response'; readonly request: AlterPartitionRequest; readonly response: AlterPartitionResponse }

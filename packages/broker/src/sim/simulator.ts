@@ -2,7 +2,7 @@
 // a fault profile and drives every choice of the run — message drops and delays (reorders),
 // link cuts (broker-broker, broker-controller, producer-broker, isolations), crashes that lose
 // unflushed bytes and unclean restarts, pauses, fsync timing and HW checkpoint timing — while an
-// acks=all producer writes. The checker runs after every step. Then a liveness phase heals
+// acks=all producer writes (plain, or idempotent with retries of the same sequence). The checker runs after every step. Then a liveness phase heals
 // everything and requires, within a bounded number of steps, a new acknowledged write and full
 // convergence (one leader, full ISR, identical logs, HW at the log end, every ack present).
 // Same seed, same run.
@@ -28,6 +28,8 @@ export interface SimRunStats {
   dropped: number;
   acks: number;
   writes: number;
+  /** Idempotent re-sends of a batch (0 with the plain producer). */
+  retries: number;
   crashes: number;
   elections: number;
   maxLeaderEpoch: number;
@@ -67,6 +69,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     produceRate: (2 + rng.nextInt(8)) / 10,
     replicaLagTimeMaxMs: (10 + rng.nextInt(30)) * 10,
     sessionTimeoutSteps: 15 + rng.nextInt(30),
+    idempotentProducer: rng.chance(0.5),
     ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
   };
   const c = new SimCluster(clusterOpts);
@@ -76,6 +79,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     dropped: c.net.dropped,
     acks: c.producer.acks,
     writes: c.producer.writes,
+    retries: c.producer.retries,
     crashes: c.crashes,
     elections: c.controller.elections,
     maxLeaderEpoch: c.controller.state.leaderEpoch,

@@ -1,7 +1,7 @@
 // Runs the seeded replication simulator (crashes losing unflushed bytes, unclean restarts,
-// pauses, link cuts, drops and reorders, an acks=all producer) for a few dozen fixed seeds: every
-// run must pass the safety checks after every step and then converge once faults heal. Also
-// checks that a run is a pure function of its seed. The CLI runs many more seeds
+// pauses, link cuts, drops and reorders, an acks=all producer, plain or idempotent with retries)
+// for a few dozen fixed seeds: every run must pass the safety checks after every step and then
+// converge once faults heal. Also checks that a run is a pure function of its seed. The CLI runs many more seeds
 // (npm run test:replication-sim -- --seeds 200).
 
 import { runSeed } from '../../src/sim/simulator';
@@ -21,12 +21,15 @@ describe('replication simulator', () => {
     let crashes = 0;
     let elections = 0;
     let acks = 0;
+    let retries = 0;
     for (let seed = 1; seed <= 10; seed++) {
       const r = runSeed({ seed });
       crashes += r.stats.crashes;
       elections += r.stats.elections;
       acks += r.stats.acks;
+      retries += r.stats.retries;
     }
+    expect(retries).toBeGreaterThan(10); // idempotent re-sends, deduplicated across leader changes
     expect(crashes).toBeGreaterThan(20);
     expect(elections).toBeGreaterThan(10);
     expect(acks).toBeGreaterThan(500);
