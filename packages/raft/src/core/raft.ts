@@ -14,7 +14,7 @@
 
 import { decodeConfChange, encodeConfChange } from './conf-change';
 import { Progress, ProgressState } from './progress';
-import { RaftLog, entryBytes } from './raft-log';
+import { RaftLog } from './raft-log';
 import { Rng } from './rng';
 import {
   ConfChange,
@@ -836,7 +836,10 @@ export class RaftCore {
       return;
     }
     if (c.totalBytes > this.maxSnapshotBytes) {
-      throw new Error(`raft ${this.id}: snapshot of ${c.totalBytes} bytes exceeds maxSnapshotBytes ${this.maxSnapshotBytes}`);
+      // A configuration mismatch between peers, not a bug here: refuse the snapshot (the leader
+      // keeps retrying; an operator must raise maxSnapshotBytes) rather than fail this node.
+      this.incomingSnapshot = null;
+      return;
     }
     let inc = this.incomingSnapshot;
     if (c.offset === 0) {
@@ -908,7 +911,10 @@ export class RaftCore {
 
   private appendProposal(ents: Array<{ type: EntryType; data: Uint8Array }>): ProposeResult {
     if (this.role !== Role.Leader) return this.refuse('not-leader', 'not the leader');
-    if (this.leadTransferee !== NONE) return this.refuse('transferring', `transferring leadership to ${this.leadTransferee}`);
+    if (this.leadTransferee !== NONE) {
+      // Point clients at the node that is about to lead.
+      return { ok: false, reason: 'transferring', leader: this.leadTransferee, detail: `transferring leadership to ${this.leadTransferee}` };
+    }
     if (this.log.lastIndex() - this.log.committed + ents.length > this.maxUncommittedEntries) {
       return this.refuse('overloaded', `more than ${this.maxUncommittedEntries} uncommitted entries`);
     }
@@ -1119,4 +1125,3 @@ function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
-export { entryBytes };

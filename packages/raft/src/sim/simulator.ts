@@ -6,7 +6,7 @@
 // every node within a bounded number of ticks. Same seed, same run, bit for bit.
 
 import { SeededRng } from '../core/rng';
-import { ConfChangeType, NodeId, Role } from '../core/types';
+import { ConfChangeType, NodeId } from '../core/types';
 import { SafetyViolation } from './checker';
 import { SimCluster } from './sim-cluster';
 import { NO_FAULTS } from './sim-network';
@@ -232,7 +232,6 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     }
     const s = stats();
     s.livenessTicks = cluster.now - start;
-    void proposals;
     return { seed, ok: true, stats: s };
   } catch (e: unknown) {
     const kind = e instanceof SafetyViolation ? 'safety' : e instanceof LivenessFailure ? 'liveness' : 'crash';
@@ -246,9 +245,4 @@ export class LivenessFailure extends Error {
     super(message);
     this.name = 'LivenessFailure';
   }
-}
-
-/** Leader roles per node, for debugging output. */
-export function describeRoles(cluster: SimCluster): string {
-  return cluster.ids.map((id) => `${id}=${cluster.node(id).role === Role.Leader ? 'L' : cluster.node(id).role}`).join(',');
 }

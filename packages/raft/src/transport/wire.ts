@@ -55,6 +55,7 @@ export function fromWire(w: RaftMessage): Message {
     if (e.type !== RaftEntryType.RAFT_ENTRY_NORMAL && e.type !== RaftEntryType.RAFT_ENTRY_CONF_CHANGE) throw new WireError(`raft wire: unknown entry type ${e.type}`);
     return { index: u('entry.index', e.index), term: u('entry.term', e.term), type: e.type === RaftEntryType.RAFT_ENTRY_CONF_CHANGE ? EntryType.ConfChange : EntryType.Normal, data: e.data };
   });
+  if (entries.length > 0 && entries[0]?.index !== w.index + 1) throw new WireError('raft wire: entries do not follow index');
   for (let i = 1; i < entries.length; i++) {
     if ((entries[i]?.index ?? 0) !== (entries[i - 1]?.index ?? 0) + 1) throw new WireError('raft wire: entries not contiguous');
   }

@@ -51,6 +51,7 @@ describe('raft wire', () => {
         ],
       }),
     ).toThrow(/contiguous/);
+    expect(() => fromWire({ ...base, index: 5, entries: [{ index: 7, term: 1, type: 0, data: new Uint8Array(0) }] })).toThrow(/follow/);
     expect(() => fromWire({ ...base, snapshot: { meta: { index: 1, term: 1, confState: { voters: [], learners: [] } }, offset: 5, totalBytes: 6, data: new Uint8Array(2) } })).toThrow(/beyond/);
   });
 });
