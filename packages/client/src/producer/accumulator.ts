@@ -1,0 +1,246 @@
+/**
+ * The record accumulator: per-partition queues of batches being filled or waiting to be sent,
+ * with the memory bound (`buffer.memory`) and the readiness rules the sender drains by.
+ *
+ * Invariants, per partition queue:
+ * - `batches` holds sealed batches (already sent once, waiting for a retry) before unsealed ones,
+ *   and sealed ones in ascending base sequence; only the last batch is open for appends.
+ * - With idempotence, a sealed batch is resent only once nothing of the partition is in flight,
+ *   so retries reach the broker in sequence order.
+ * - `usedBytes` is the sum of the capacities of batches not yet completed; appends that would need
+ *   a new batch beyond `buffer.memory` wait (the producer queues them in FIFO order).
+ *
+ * Batch size adapts to load: when a partition has more than one batch queued at drain time (the
+ * sender is behind), its next batches are twice as large, up to `batch.size.max`; when a batch is
+ * sent by linger while less than half full, its size halves back toward `batch.size`. Big batches
+ * under load are where the throughput is (TOOLCHAIN.md: ~1 ms of CPU per batch across the
+ * pipeline), small ones keep latency low when idle.
+ *
+ * No I/O and no timers here: time is passed in (monotonic ms), which keeps the rules testable.
+ */
+import type { CompressionType } from '@strand/protocol';
+import { BatchBuilder, estimateRecordSize, restamp } from './batch-builder';
+import type { ProducerHeader } from './batch-builder';
+
+/** Per-record completion: error, or the batch's base offset and log-append time (-1 if none). */
+export type RecordCallback = (error: Error | null, baseOffset: number, indexInBatch: number, timestamp: number, logAppendTimeMs: number) => void;
+
+export class ProducerBatch {
+  readonly builder: BatchBuilder;
+  readonly callbacks: (RecordCallback | undefined)[] = [];
+  readonly timestamps: number[] = [];
+  /** The sealed bytes, set when first drained. */
+  bytes: Buffer | undefined;
+  baseSequence = -1;
+  producerId = -1;
+  producerEpoch = -1;
+  attempts = 0;
+  /** Monotonic ms before which a retry is not sent. */
+  retryAtMs = 0;
+  /** True when an earlier batch of the partition was unacknowledged when this one was sent. */
+  sentBehindUnacked = false;
+  inFlight = false;
+  done = false;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    capacity: number,
+    readonly createdMs: number,
+  ) {
+    this.builder = new BatchBuilder(capacity);
+  }
+
+  get recordCount(): number {
+    return this.builder.count;
+  }
+
+  get capacity(): number {
+    return this.builder.buf.length;
+  }
+
+  get sealed(): boolean {
+    return this.bytes !== undefined;
+  }
+
+  seal(compression: CompressionType, producerId: number, producerEpoch: number, baseSequence: number): Buffer {
+    this.producerId = producerId;
+    this.producerEpoch = producerEpoch;
+    this.baseSequence = baseSequence;
+    this.bytes = this.builder.seal(compression, producerId, producerEpoch, baseSequence);
+    return this.bytes;
+  }
+
+  /** New producer identity after an epoch bump (KIP-360); sequence numbering restarts. */
+  restamp(producerId: number, producerEpoch: number, baseSequence: number): void {
+    if (this.bytes === undefined) return;
+    this.producerId = producerId;
+    this.producerEpoch = producerEpoch;
+    this.baseSequence = baseSequence;
+    restamp(this.bytes, producerId, producerEpoch, baseSequence);
+  }
+
+  complete(baseOffset: number, logAppendTimeMs: number): void {
+    if (this.done) return;
+    this.done = true;
+    for (let i = 0; i < this.callbacks.length; i++) {
+      const cb = this.callbacks[i];
+      if (cb !== undefined) cb(null, baseOffset, i, this.timestamps[i] as number, logAppendTimeMs);
+    }
+  }
+
+  fail(error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    for (let i = 0; i < this.callbacks.length; i++) {
+      const cb = this.callbacks[i];
+      if (cb !== undefined) cb(error, -1, i, this.timestamps[i] as number, -1);
+    }
+  }
+}
+
+export class PartitionQueue {
+  readonly batches: ProducerBatch[] = [];
+  /** Batches of this partition in flight. */
+  inFlight = 0;
+  /** Next sequence number to assign (idempotence). */
+  nextSequence = 0;
+  /** Current target size of new batches (bytes). */
+  batchSize: number;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    initialBatchSize: number,
+  ) {
+    this.batchSize = initialBatchSize;
+  }
+
+  /** Puts a batch that must be retried back in sequence order, ahead of unsealed batches. */
+  requeue(batch: ProducerBatch): void {
+    let i = 0;
+    while (i < this.batches.length) {
+      const b = this.batches[i] as ProducerBatch;
+      if (!b.sealed || b.baseSequence > batch.baseSequence) break;
+      i++;
+    }
+    this.batches.splice(i, 0, batch);
+  }
+}
+
+export interface AccumulatorOptions {
+  batchSize: number;
+  batchSizeMax: number;
+  lingerMs: number;
+  bufferMemory: number;
+}
+
+export class RecordAccumulator {
+  /** topic -> partition -> queue. */
+  private readonly queues = new Map<string, PartitionQueue[]>();
+  /** Queues with at least one batch: the only ones drain looks at. */
+  readonly nonEmpty = new Set<PartitionQueue>();
+  usedBytes = 0;
+
+  constructor(readonly options: AccumulatorOptions) {}
+
+  queue(topic: string, partition: number): PartitionQueue {
+    let byPartition = this.queues.get(topic);
+    if (byPartition === undefined) {
+      byPartition = [];
+      this.queues.set(topic, byPartition);
+    }
+    let q = byPartition[partition];
+    if (q === undefined) {
+      q = new PartitionQueue(topic, partition, this.options.batchSize);
+      byPartition[partition] = q;
+    }
+    return q;
+  }
+
+  /** Every queue (for flush, close and epoch bumps). */
+  allQueues(): PartitionQueue[] {
+    const out: PartitionQueue[] = [];
+    for (const byPartition of this.queues.values()) for (const q of byPartition) if (q !== undefined) out.push(q);
+    return out;
+  }
+
+  /**
+   * Bytes a new batch for this record would reserve, or 0 when it fits in the open batch.
+   * The producer checks this against free memory before calling append().
+   */
+  bytesNeeded(topic: string, partition: number, estimate: number): number {
+    const q = this.queue(topic, partition);
+    const last = q.batches[q.batches.length - 1];
+    if (last !== undefined && !last.sealed && last.builder.sizeBytes + estimate <= last.capacity) return 0;
+    return Math.max(q.batchSize, estimate + 61);
+  }
+
+  /**
+   * Appends one record. Returns whether the partition now has a batch that is full (the sender
+   * should drain without waiting for linger).
+   */
+  append(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: readonly ProducerHeader[] | undefined, callback: RecordCallback | undefined, nowMs: number): boolean {
+    const q = this.queue(topic, partition);
+    const estimate = estimateRecordSize(key, value, headers);
+    let last = q.batches[q.batches.length - 1];
+    let full = false;
+    if (last === undefined || last.sealed || !last.builder.tryAppend(timestamp, key, value, headers, estimate)) {
+      if (last !== undefined && !last.sealed) full = true;
+      last = new ProducerBatch(topic, partition, Math.max(q.batchSize, estimate + 61), nowMs);
+      this.usedBytes += last.capacity;
+      q.batches.push(last);
+      this.nonEmpty.add(q);
+      if (!last.builder.tryAppend(timestamp, key, value, headers, estimate)) throw new Error('a fresh batch sized for the record must accept it'); // bug
+    }
+    last.callbacks.push(callback);
+    last.timestamps.push(timestamp);
+    if (last.builder.sizeBytes + 64 >= last.capacity) full = true;
+    return full;
+  }
+
+  /** Whether the head batch of `q` may be sent now (ignoring leader and in-flight limits). */
+  isReady(q: PartitionQueue, nowMs: number, flushing: boolean): boolean {
+    const head = q.batches[0];
+    if (head === undefined) return false;
+    if (head.sealed) return nowMs >= head.retryAtMs;
+    return flushing || q.batches.length > 1 || head.builder.sizeBytes + 64 >= head.capacity || nowMs - head.createdMs >= this.options.lingerMs;
+  }
+
+  /** Monotonic time at which the head of `q` becomes ready by linger or backoff. */
+  readyAtMs(q: PartitionQueue): number {
+    const head = q.batches[0];
+    if (head === undefined) return Infinity;
+    return head.sealed ? head.retryAtMs : head.createdMs + this.options.lingerMs;
+  }
+
+  /** Removes the head batch of `q` for sending, adapting the partition's batch size. */
+  takeHead(q: PartitionQueue, nowMs: number): ProducerBatch {
+    const head = q.batches.shift() as ProducerBatch;
+    if (!head.sealed) {
+      if (q.batches.length > 0) q.batchSize = Math.min(this.options.batchSizeMax, q.batchSize * 2);
+      else if (nowMs - head.createdMs >= this.options.lingerMs && head.builder.sizeBytes * 2 < head.capacity) {
+        q.batchSize = Math.max(this.options.batchSize, Math.floor(q.batchSize / 2));
+      }
+    }
+    if (q.batches.length === 0) this.nonEmpty.delete(q);
+    return head;
+  }
+
+  /** Returns a completed or failed batch's memory. */
+  release(batch: ProducerBatch): void {
+    this.usedBytes -= batch.capacity;
+  }
+
+  /** Puts a batch back for a retry. */
+  requeue(batch: ProducerBatch): void {
+    const q = this.queue(batch.topic, batch.partition);
+    q.requeue(batch);
+    this.nonEmpty.add(q);
+  }
+
+  /** Number of records not yet completed in queues (not counting in-flight batches). */
+  get isEmpty(): boolean {
+    return this.nonEmpty.size === 0;
+  }
+}

@@ -1,0 +1,614 @@
+/**
+ * The Producer: send() appends a record to its partition's batch in the accumulator and returns
+ * a promise of its RecordMetadata; a sender drains ready batches into one Produce request per
+ * broker (at most one batch per partition per request, at most
+ * `max.in.flight.requests.per.connection` requests per broker) and completes, retries or fails
+ * them from the per-partition results.
+ *
+ * Idempotence (on by default): one producer id and epoch from InitProducerId, per-partition
+ * sequence numbers written into each batch when it is first sent and kept across retries, so the
+ * broker drops a retried batch it already has and answers with the original offsets. Retries of a
+ * partition go out only when nothing of that partition is in flight, in sequence order; an
+ * OUT_OF_ORDER_SEQUENCE_NUMBER is retried only when an earlier batch of the partition was still
+ * unacknowledged when this one was sent (it is the echo of that earlier failure), and is fatal
+ * otherwise. A batch that fails for good after its sequence was assigned leaves a gap, so the
+ * producer bumps its epoch (KIP-360) before sending more and renumbers waiting batches from 0.
+ *
+ * Bounds: buffer.memory (send() waits, up to max.block.ms), max.in.flight, max.request.size,
+ * delivery.timeout.ms per batch, retries, and the metadata wait of max.block.ms.
+ */
+import { Acks, CompressionType, StrandError } from '@strand/protocol';
+import type { InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProduceTopic } from '@strand/protocol';
+import { Cluster } from '../cluster/cluster';
+import type { TopicInfo } from '../cluster/cluster';
+import type { UnaryMethod } from '../cluster/connection';
+import { parseProducerConfig } from '../config';
+import type { ClientConfigInput, ProducerConfig } from '../config';
+import { throwIfError, toStrandError } from '../errors';
+import { backoffMs, monotonicMs, withRetries } from '../retry';
+import { ProducerBatch, RecordAccumulator } from './accumulator';
+import type { PartitionQueue, RecordCallback } from './accumulator';
+import { estimateRecordSize } from './batch-builder';
+import type { ProducerHeader } from './batch-builder';
+import { StickyPartitioner, partitionForKey } from './partitioner';
+import type { Partitioner } from './partitioner';
+
+/** Header values as the producer accepts them: a map or a list (a list allows repeated keys). */
+export type ProducerHeaders = Readonly<Record<string, string | Buffer | null>> | readonly { key: string; value: string | Buffer | null }[];
+
+export interface ProducerRecord {
+  topic: string;
+  /** Explicit partition; otherwise the key decides (murmur2), or the sticky partitioner. */
+  partition?: number;
+  key?: string | Buffer | null;
+  value: string | Buffer | null;
+  headers?: ProducerHeaders;
+  /** Create time (ms since the epoch); defaults to Date.now(). */
+  timestamp?: number;
+}
+
+export interface RecordMetadata {
+  topic: string;
+  partition: number;
+  /** The record's offset, or -1 with acks=0. */
+  offset: number;
+  /** The create time, or the broker's append time for LogAppendTime topics. */
+  timestamp: number;
+}
+
+export interface ProducerOptions {
+  /** Replaces the default (murmur2 for keys, sticky otherwise). */
+  partitioner?: Partitioner;
+  /** Randomness for the sticky partitioner and jitter (tests pass a seeded one). */
+  random?: () => number;
+}
+
+const ACKS: Record<string, Acks> = { '0': Acks.ACKS_NONE, '1': Acks.ACKS_LEADER, all: Acks.ACKS_ALL };
+const MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT = 5;
+const EXPIRY_CHECK_INTERVAL_MS = 100;
+
+interface MemoryWaiter {
+  run: () => void;
+  fail: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRequest {
+  batches: ProducerBatch[];
+  bytes: number;
+  partitions: Set<PartitionQueue>;
+}
+
+function toBuffer(v: string | Buffer | null | undefined): Buffer | null {
+  if (v === null || v === undefined) return null;
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+}
+
+function normalizeHeaders(h: ProducerHeaders | undefined): ProducerHeader[] | undefined {
+  if (h === undefined) return undefined;
+  if (Array.isArray(h)) return (h as readonly { key: string; value: string | Buffer | null }[]).map((x) => ({ key: x.key, value: toBuffer(x.value) }));
+  const out: ProducerHeader[] = [];
+  for (const [key, value] of Object.entries(h as Readonly<Record<string, string | Buffer | null>>)) out.push({ key, value: toBuffer(value) });
+  return out;
+}
+
+export class Producer {
+  readonly config: ProducerConfig;
+  readonly cluster: Cluster;
+  private readonly accumulator: RecordAccumulator;
+  private readonly sticky: StickyPartitioner;
+  private readonly acks: Acks;
+  private readonly idempotent: boolean;
+  private readonly compression: CompressionType;
+  private readonly random: () => number;
+
+  private producerId = -1;
+  private producerEpoch = -1;
+  private initializing: Promise<void> | undefined;
+  private epochBumpPending = false;
+  private fatalError: StrandError | undefined;
+
+  private readonly nodeInFlight = new Map<number, number>();
+  private batchesInFlight = 0;
+  private readonly memoryWaiters: MemoryWaiter[] = [];
+  private drainScheduled = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAtMs = Infinity;
+  private flushing = 0;
+  private readonly incomplete = new Set<ProducerBatch>();
+  private readonly batchWaiters = new Map<ProducerBatch, (() => void)[]>();
+  private lastExpiryCheckMs = 0;
+  private refreshing = false;
+  private closing = false;
+  private closed = false;
+
+  constructor(config: ClientConfigInput = {}, private readonly options: ProducerOptions = {}) {
+    this.config = parseProducerConfig(config);
+    this.random = options.random ?? Math.random;
+    this.cluster = new Cluster(this.config, { maxSendBytes: this.config['max.request.size'] + 1024 * 1024 });
+    this.accumulator = new RecordAccumulator({
+      batchSize: Math.max(this.config['batch.size'], 1),
+      batchSizeMax: Math.max(this.config['batch.size.max'], 1),
+      lingerMs: this.config['linger.ms'],
+      bufferMemory: this.config['buffer.memory'],
+    });
+    this.sticky = new StickyPartitioner(Math.max(this.config['batch.size'], 1), this.random);
+    this.acks = ACKS[this.config.acks] as Acks;
+    this.idempotent = this.config['enable.idempotence'];
+    this.compression = this.config['compression.type'] === 'gzip' ? CompressionType.Gzip : CompressionType.None;
+  }
+
+  /** Whether this producer writes idempotently (config and acks permitting). */
+  get isIdempotent(): boolean {
+    return this.idempotent;
+  }
+
+  /** Fetches metadata and, when idempotent, a producer id. Optional: send() does it lazily. */
+  async connect(): Promise<void> {
+    await this.cluster.refresh();
+    if (this.idempotent) await this.ensureProducerId();
+  }
+
+  /** Sends one record; resolves when it is acknowledged as `acks` asks, rejects on failure. */
+  send(record: ProducerRecord): Promise<RecordMetadata> {
+    // enqueue() fills the slot with the chosen partition before the callback can run.
+    const partitionOf = { p: -1 };
+    return new Promise<RecordMetadata>((resolve, reject) => {
+      this.enqueue(record, (error, baseOffset, index, timestamp, logAppendTimeMs) => {
+        if (error !== null) reject(error);
+        else resolve({ topic: record.topic, partition: partitionOf.p, offset: baseOffset < 0 ? -1 : baseOffset + index, timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : timestamp });
+      }, partitionOf);
+    });
+  }
+
+  /** Sends many records with one promise for all (cheaper than one send() each). */
+  sendBatch(records: readonly ProducerRecord[]): Promise<RecordMetadata[]> {
+    return new Promise<RecordMetadata[]>((resolve, reject) => {
+      const out = new Array<RecordMetadata>(records.length);
+      let pending = records.length;
+      let failed = false;
+      if (pending === 0) resolve(out);
+      records.forEach((record, i) => {
+        const slot = { p: -1 };
+        this.enqueue(record, (error, baseOffset, index, timestamp, logAppendTimeMs) => {
+          if (failed) return;
+          if (error !== null) {
+            failed = true;
+            reject(error);
+            return;
+          }
+          out[i] = { topic: record.topic, partition: slot.p, offset: baseOffset < 0 ? -1 : baseOffset + index, timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : timestamp };
+          if (--pending === 0) resolve(out);
+        }, slot);
+      });
+    });
+  }
+
+  /** Resolves once every record sent before the call is completed (acknowledged or failed). */
+  async flush(): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const b of this.incomplete) waits.push(new Promise<void>((resolve) => this.onBatchDone(b, resolve)));
+    // Records still waiting for memory or metadata are not in a batch yet: wait for them too.
+    this.flushing++;
+    this.scheduleDrain();
+    try {
+      await Promise.all(waits);
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  /**
+   * Sends what is buffered (up to `timeoutMs`, default delivery.timeout.ms), then fails what is
+   * left and releases every connection and timer.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    const timeoutMs = options.timeoutMs ?? this.config['delivery.timeout.ms'];
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    if (timer !== undefined) clearTimeout(timer);
+    this.closed = true;
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    const err = new StrandError('NETWORK_EXCEPTION', 'producer closed before the record was acknowledged');
+    for (const w of this.memoryWaiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.fail(err);
+    }
+    for (const b of [...this.incomplete]) this.finish(b, err);
+    this.cluster.close();
+  }
+
+  // ---- append path -------------------------------------------------------------------------
+
+  private enqueue(record: ProducerRecord, callback: RecordCallback, slot: { p: number }): void {
+    const fail = (e: unknown): void => callback(e instanceof Error ? e : new Error(String(e)), -1, 0, 0, -1);
+    if (this.closing || this.closed) return fail(new StrandError('NETWORK_EXCEPTION', 'producer is closed'));
+    if (this.fatalError !== undefined) return fail(this.fatalError);
+    if (typeof record.topic !== 'string' || record.topic === '') return fail(new StrandError('INVALID_TOPIC_EXCEPTION', 'record has no topic'));
+    let key: Buffer | null;
+    let value: Buffer | null;
+    let headers: ProducerHeader[] | undefined;
+    try {
+      key = toBuffer(record.key);
+      value = toBuffer(record.value);
+      headers = normalizeHeaders(record.headers);
+    } catch (e: unknown) {
+      return fail(new StrandError('INVALID_RECORD', `record fields must be strings or Buffers: ${String(e)}`));
+    }
+    const timestamp = record.timestamp ?? Date.now();
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) return fail(new StrandError('INVALID_TIMESTAMP', `invalid record timestamp ${String(record.timestamp)}`));
+    const estimate = estimateRecordSize(key, value, headers);
+    if (estimate > this.config['max.request.size'] || estimate > this.config['buffer.memory']) {
+      return fail(new StrandError('MESSAGE_TOO_LARGE', `record of about ${estimate} bytes is larger than max.request.size (${this.config['max.request.size']}) or buffer.memory (${this.config['buffer.memory']})`));
+    }
+    const deadlineMs = monotonicMs() + this.config['max.block.ms'];
+    const topic = this.cluster.topics.get(record.topic);
+    const place = (t: TopicInfo): void => {
+      let partition: number;
+      try {
+        partition = this.choosePartition(record, t, key, value, estimate);
+      } catch (e: unknown) {
+        return fail(e);
+      }
+      slot.p = partition;
+      const append = (): void => {
+        const full = this.accumulator.append(record.topic, partition, timestamp, key, value, headers, callback, monotonicMs());
+        this.trackNewBatches(record.topic, partition);
+        if (full || this.flushing > 0) this.scheduleDrain();
+        else this.scheduleWake(monotonicMs() + this.config['linger.ms']);
+      };
+      const needed = this.accumulator.bytesNeeded(record.topic, partition, estimate);
+      if (this.memoryWaiters.length === 0 && (needed === 0 || this.accumulator.usedBytes + needed <= this.config['buffer.memory'])) append();
+      else this.waitForMemory(append, fail, deadlineMs);
+    };
+    if (topic !== undefined && topic.partitions.length > 0) place(topic);
+    else
+      this.cluster.topic(record.topic, deadlineMs, this.cluster.closeSignal).then(place, (e: unknown) =>
+        fail(e instanceof StrandError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION' ? new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${record.topic} not present in metadata after ${this.config['max.block.ms']} ms`) : e),
+      );
+  }
+
+  private choosePartition(record: ProducerRecord, t: TopicInfo, key: Buffer | null, value: Buffer | null, estimate: number): number {
+    const count = t.partitions.length;
+    if (record.partition !== undefined) {
+      if (!Number.isInteger(record.partition) || record.partition < 0 || record.partition >= count) {
+        throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `partition ${record.partition} of ${record.topic} does not exist (it has ${count})`);
+      }
+      return record.partition;
+    }
+    const available: number[] = [];
+    for (const p of t.partitions) if (p !== undefined && p.leaderId >= 0) available.push(p.partition);
+    if (this.options.partitioner !== undefined) {
+      const p = this.options.partitioner({ topic: record.topic, key, value, partitionCount: count, availablePartitions: available.length > 0 ? available : [...Array(count).keys()] });
+      if (!Number.isInteger(p) || p < 0 || p >= count) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `custom partitioner returned ${p} for ${record.topic} with ${count} partitions`);
+      return p;
+    }
+    if (key !== null && !this.config['partitioner.ignore.keys']) return partitionForKey(key, count);
+    return this.sticky.partition(record.topic, estimate, count, available);
+  }
+
+  /** Registers batches created by the last append (the open batch of the queue). */
+  private trackNewBatches(topic: string, partition: number): void {
+    const q = this.accumulator.queue(topic, partition);
+    const last = q.batches[q.batches.length - 1];
+    if (last !== undefined) this.incomplete.add(last);
+  }
+
+  private waitForMemory(run: () => void, fail: (e: unknown) => void, deadlineMs: number): void {
+    const waiter: MemoryWaiter = {
+      run,
+      fail,
+      timer: setTimeout(() => {
+        const i = this.memoryWaiters.indexOf(waiter);
+        if (i >= 0) this.memoryWaiters.splice(i, 1);
+        fail(new StrandError('REQUEST_TIMED_OUT', `buffer.memory (${this.config['buffer.memory']} bytes) stayed full for max.block.ms (${this.config['max.block.ms']} ms)`));
+      }, Math.max(0, deadlineMs - monotonicMs())),
+    };
+    this.memoryWaiters.push(waiter);
+    // Memory pressure makes every batch ready, so the sender frees memory as fast as it can.
+    this.scheduleDrain();
+  }
+
+  private releaseMemory(): void {
+    // Admit waiters in FIFO order while memory allows (the open batch may overshoot by one batch).
+    while (this.memoryWaiters.length > 0 && this.accumulator.usedBytes < this.config['buffer.memory']) {
+      const w = this.memoryWaiters.shift() as MemoryWaiter;
+      clearTimeout(w.timer);
+      w.run();
+    }
+  }
+
+  // ---- sender ------------------------------------------------------------------------------
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.closed) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.drain();
+    });
+  }
+
+  private scheduleWake(atMs: number): void {
+    if (this.closed || atMs >= this.wakeAtMs) return;
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    this.wakeAtMs = atMs;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAtMs = Infinity;
+      this.drain();
+    }, Math.max(0, Math.ceil(atMs - monotonicMs())));
+  }
+
+  private async ensureProducerId(): Promise<void> {
+    if (this.producerId >= 0 && !this.epochBumpPending) return;
+    if (this.initializing === undefined) {
+      this.initializing = this.initProducerId().finally(() => {
+        this.initializing = undefined;
+      });
+    }
+    return this.initializing;
+  }
+
+  private async initProducerId(): Promise<void> {
+    const bump = this.epochBumpPending && this.producerId >= 0;
+    const request: InitProducerIdRequest = { transactionTimeoutMs: 60_000, producerId: bump ? this.producerId : -1, producerEpoch: bump ? this.producerEpoch : -1 };
+    const res = await withRetries(
+      async () => {
+        await this.cluster.refreshIfNeeded();
+        const conn = this.cluster.anyConnection();
+        const r = await conn.unary(conn.client.initProducerId as UnaryMethod<InitProducerIdRequest, InitProducerIdResponse>, request, this.config['request.timeout.ms'], 'InitProducerId', this.cluster.closeSignal);
+        throwIfError(r.errorCode, r.errorMessage, 'InitProducerId');
+        return r;
+      },
+      {
+        retries: 1_000,
+        initialMs: this.config['retry.backoff.ms'],
+        maxMs: this.config['retry.backoff.max.ms'],
+        deadlineMs: monotonicMs() + this.config['delivery.timeout.ms'],
+        signal: this.cluster.closeSignal,
+        random: this.random,
+        onRetry: (e) => {
+          if (e.hasStaleMetadata || e.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
+        },
+      },
+    );
+    this.producerId = res.producerId;
+    this.producerEpoch = res.producerEpoch;
+    if (this.epochBumpPending) {
+      // Sequence numbers restart at 0 under the new epoch; waiting sealed batches are renumbered.
+      for (const q of this.accumulator.allQueues()) {
+        q.nextSequence = 0;
+        for (const b of q.batches) {
+          if (!b.sealed) break;
+          b.restamp(this.producerId, this.producerEpoch, q.nextSequence);
+          q.nextSequence += b.recordCount;
+        }
+      }
+      this.epochBumpPending = false;
+    }
+  }
+
+  private drain(): void {
+    if (this.closed) return;
+    const now = monotonicMs();
+    if (now - this.lastExpiryCheckMs >= EXPIRY_CHECK_INTERVAL_MS) {
+      this.lastExpiryCheckMs = now;
+      this.expireBatches(now);
+    }
+    if (this.accumulator.isEmpty) return;
+    if (this.idempotent && (this.producerId < 0 || this.epochBumpPending)) {
+      // An epoch bump waits until nothing is in flight: answers to the old epoch must land first.
+      if (this.epochBumpPending && this.batchesInFlight > 0) return;
+      this.ensureProducerId().then(
+        () => this.scheduleDrain(),
+        (e: unknown) => this.failAll(toStrandError(e, 'InitProducerId')),
+      );
+      return;
+    }
+    const urgent = this.flushing > 0 || this.closing || this.memoryWaiters.length > 0;
+    const maxInFlight = this.config['max.in.flight.requests.per.connection'];
+    const maxRequestBytes = this.config['max.request.size'];
+    const requests = new Map<number, PendingRequest[]>();
+    let nextWake = Infinity;
+    let missingLeader = false;
+    for (const q of [...this.accumulator.nonEmpty]) {
+      for (;;) {
+        const head = q.batches[0];
+        if (head === undefined) break;
+        if (!this.accumulator.isReady(q, now, urgent)) {
+          nextWake = Math.min(nextWake, this.accumulator.readyAtMs(q));
+          break;
+        }
+        const leader = this.cluster.leaderOf(q.topic, q.partition);
+        if (leader === undefined) {
+          missingLeader = true;
+          break;
+        }
+        if (this.idempotent) {
+          if (q.inFlight >= MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT) break;
+          // A retry goes out only once its predecessors are settled, so order is kept.
+          if (head.sealed && q.inFlight > 0) break;
+        }
+        const size = head.sealed ? (head.bytes as Buffer).length : head.builder.sizeBytes;
+        let list = requests.get(leader);
+        if (list === undefined) {
+          list = [];
+          requests.set(leader, list);
+        }
+        let req = list.find((r) => !r.partitions.has(q) && (r.batches.length === 0 || r.bytes + size <= maxRequestBytes));
+        if (req === undefined) {
+          if ((this.nodeInFlight.get(leader) ?? 0) + list.length >= maxInFlight) break;
+          req = { batches: [], bytes: 0, partitions: new Set() };
+          list.push(req);
+        }
+        const batch = this.accumulator.takeHead(q, now);
+        if (!batch.sealed) {
+          batch.seal(this.compression, this.idempotent ? this.producerId : -1, this.idempotent ? this.producerEpoch : -1, this.idempotent ? q.nextSequence : -1);
+          if (this.idempotent) q.nextSequence = (q.nextSequence + batch.recordCount) % 2_147_483_648;
+        }
+        batch.sentBehindUnacked = q.inFlight > 0;
+        batch.inFlight = true;
+        q.inFlight++;
+        req.batches.push(batch);
+        req.bytes += (batch.bytes as Buffer).length;
+        req.partitions.add(q);
+        // Retries wait for this one; unsealed batches may pipeline behind it.
+        if (batch.attempts > 0 && this.idempotent) break;
+      }
+    }
+    for (const [node, list] of requests) for (const req of list) if (req.batches.length > 0) this.sendRequest(node, req.batches);
+    if (missingLeader) this.refreshSoon();
+    if (nextWake !== Infinity) this.scheduleWake(nextWake);
+  }
+
+  /** Refreshes metadata (at most one at a time, spaced by retry.backoff.ms), then drains. */
+  private refreshSoon(): void {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    this.cluster.requestRefresh();
+    const wait = backoffMs(0, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random });
+    setTimeout(() => {
+      this.cluster
+        .refresh()
+        .catch(() => undefined)
+        .finally(() => {
+          this.refreshing = false;
+          this.scheduleDrain();
+        });
+    }, wait).unref();
+  }
+
+  private sendRequest(node: number, batches: ProducerBatch[]): void {
+    const byTopic = new Map<string, ProduceTopic>();
+    for (const b of batches) {
+      let t = byTopic.get(b.topic);
+      if (t === undefined) {
+        t = { name: b.topic, partitions: [] };
+        byTopic.set(b.topic, t);
+      }
+      t.partitions.push({ partition: b.partition, records: b.bytes as Buffer });
+    }
+    const request: ProduceRequest = { acks: this.acks, timeoutMs: this.config['request.timeout.ms'], topics: [...byTopic.values()] };
+    this.nodeInFlight.set(node, (this.nodeInFlight.get(node) ?? 0) + 1);
+    this.batchesInFlight += batches.length;
+    let promise: Promise<ProduceResponse>;
+    try {
+      const conn = this.cluster.connection(node);
+      promise = conn.unary(conn.client.produce as UnaryMethod<ProduceRequest, ProduceResponse>, request, this.config['request.timeout.ms'] + 5_000, 'Produce', this.cluster.closeSignal);
+    } catch (e: unknown) {
+      promise = Promise.reject(e);
+    }
+    promise
+      .then(
+        (res) => this.handleResponse(batches, res),
+        (e: unknown) => {
+          const err = toStrandError(e, 'Produce');
+          if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
+          for (const b of batches) this.handleFailure(b, err);
+        },
+      )
+      .finally(() => {
+        this.nodeInFlight.set(node, (this.nodeInFlight.get(node) ?? 1) - 1);
+        this.batchesInFlight -= batches.length;
+        this.scheduleDrain();
+      });
+  }
+
+  private handleResponse(batches: ProducerBatch[], res: ProduceResponse): void {
+    const results = new Map<string, ProduceResponse['topics'][number]['partitions'][number]>();
+    for (const t of res.topics) for (const p of t.partitions) results.set(`${t.name}\u0000${p.partition}`, p);
+    for (const b of batches) {
+      const r = results.get(`${b.topic}\u0000${b.partition}`);
+      if (r === undefined) {
+        this.handleFailure(b, new StrandError('UNKNOWN_SERVER_ERROR', `Produce response has no result for ${b.topic}-${b.partition}`));
+        continue;
+      }
+      if (r.errorCode === 0 || r.errorCode === 46 /* DUPLICATE_SEQUENCE_NUMBER: already written */) {
+        this.settleInFlight(b);
+        this.finish(b, null, this.acks === Acks.ACKS_NONE ? -1 : r.errorCode === 0 ? r.baseOffset : -1, r.logAppendTimeMs ?? -1);
+        continue;
+      }
+      const err = StrandError.fromCode(r.errorCode, `${b.topic}-${b.partition}: ${r.errorMessage !== '' ? r.errorMessage : 'produce failed'}`);
+      if (r.currentLeaderId !== undefined && r.currentLeaderId >= 0 && r.currentLeaderEpoch !== undefined) this.cluster.updateLeader(b.topic, b.partition, r.currentLeaderId, r.currentLeaderEpoch);
+      if (err.hasStaleMetadata) this.cluster.requestRefresh();
+      this.handleFailure(b, err);
+    }
+  }
+
+  private settleInFlight(b: ProducerBatch): void {
+    if (!b.inFlight) return;
+    b.inFlight = false;
+    this.accumulator.queue(b.topic, b.partition).inFlight--;
+  }
+
+  private handleFailure(b: ProducerBatch, err: StrandError): void {
+    this.settleInFlight(b);
+    if (b.done) return;
+    const now = monotonicMs();
+    const outOfOrderEcho = err.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' && this.idempotent && b.sentBehindUnacked;
+    const canRetry = (err.retriable || outOfOrderEcho) && b.attempts < this.config.retries && now - b.createdMs < this.config['delivery.timeout.ms'] && !this.closed;
+    if (canRetry) {
+      b.retryAtMs = now + backoffMs(b.attempts, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random });
+      b.attempts++;
+      this.accumulator.requeue(b);
+      if (err.hasStaleMetadata) this.refreshSoon();
+      this.scheduleWake(b.retryAtMs);
+      return;
+    }
+    this.finish(b, err);
+  }
+
+  /** Completes or fails a batch for good and returns its memory. */
+  private finish(b: ProducerBatch, err: Error | null, baseOffset = -1, logAppendTimeMs = -1): void {
+    if (b.done) return;
+    if (err === null) b.complete(baseOffset, logAppendTimeMs);
+    else {
+      b.fail(err);
+      // A sequence number that will never be acknowledged leaves a gap: bump the epoch.
+      if (this.idempotent && b.sealed && b.producerEpoch === this.producerEpoch && b.producerId === this.producerId) this.epochBumpPending = true;
+      const q = this.accumulator.queue(b.topic, b.partition);
+      const i = q.batches.indexOf(b);
+      if (i >= 0) {
+        q.batches.splice(i, 1);
+        if (q.batches.length === 0) this.accumulator.nonEmpty.delete(q);
+      }
+    }
+    this.accumulator.release(b);
+    this.incomplete.delete(b);
+    const waiters = this.batchWaiters.get(b);
+    if (waiters !== undefined) {
+      this.batchWaiters.delete(b);
+      for (const w of waiters) w();
+    }
+    this.releaseMemory();
+  }
+
+  private onBatchDone(b: ProducerBatch, fn: () => void): void {
+    if (b.done) return fn();
+    let list = this.batchWaiters.get(b);
+    if (list === undefined) {
+      list = [];
+      this.batchWaiters.set(b, list);
+    }
+    list.push(fn);
+  }
+
+  /** Fails batches that waited longer than delivery.timeout.ms (never those in flight). */
+  private expireBatches(now: number): void {
+    const limit = this.config['delivery.timeout.ms'];
+    for (const q of [...this.accumulator.nonEmpty]) {
+      for (const b of [...q.batches]) {
+        if (now - b.createdMs < limit) break;
+        this.finish(b, new StrandError('REQUEST_TIMED_OUT', `Expiring ${b.recordCount} record(s) for ${b.topic}-${b.partition}: ${Math.round(now - b.createdMs)} ms has passed since batch creation (delivery.timeout.ms ${limit})`));
+      }
+    }
+  }
+
+  private failAll(err: StrandError): void {
+    if (this.closed) return;
+    for (const q of this.accumulator.allQueues()) for (const b of [...q.batches]) this.finish(b, err);
+  }
+}

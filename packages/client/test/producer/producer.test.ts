@@ -1,0 +1,167 @@
+/**
+ * Checks the Producer end to end against the in-memory broker twin (real gRPC on loopback):
+ * keyed placement identical to the Java client, headers and timestamps, per-partition order and
+ * offsets, idempotent retries after a lost response (no duplicates), NOT_LEADER_OR_FOLLOWER
+ * handling with the leader hint and metadata refresh, retriable vs fatal errors, acks=0,
+ * buffer.memory back-pressure, the sticky and custom partitioners, config validation, and
+ * close(). Each test has its own cluster and producer; all are closed in afterEach.
+ */
+import { ErrorCode, StrandError } from '@strand/protocol';
+import { Producer } from '../../src/producer/producer';
+import { partitionForKey } from '../../src/producer/partitioner';
+import { MemoryCluster } from '../support/memory-broker';
+
+let cluster: MemoryCluster;
+const producers: Producer[] = [];
+
+function producer(config: Record<string, string | number | boolean> = {}, options: ConstructorParameters<typeof Producer>[1] = {}): Producer {
+  const p = new Producer({ 'bootstrap.servers': cluster.bootstrap, 'retry.backoff.ms': 5, 'retry.backoff.max.ms': 20, 'linger.ms': 1, ...config }, options);
+  producers.push(p);
+  return p;
+}
+
+afterEach(async () => {
+  for (const p of producers.splice(0)) await p.close({ timeoutMs: 1000 });
+  await cluster.stop();
+});
+
+describe('Producer', () => {
+  it('places keyed records like the Java client, with headers, timestamps and increasing offsets', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 6);
+    const p = producer();
+    const keys = Array.from({ length: 60 }, (_, i) => `key-${i}`);
+    const mds = await Promise.all(keys.map((k, i) => p.send({ topic: 't', key: k, value: `v${i}`, headers: { h: `x${i}` }, timestamp: 1_700_000_000_000 + i })));
+    const next = new Map<number, number>();
+    mds.forEach((md, i) => {
+      expect(md.partition).toBe(partitionForKey(Buffer.from(keys[i] as string), 6));
+      expect(md.offset).toBe(next.get(md.partition) ?? 0);
+      next.set(md.partition, md.offset + 1);
+      expect(md.timestamp).toBe(1_700_000_000_000 + i);
+    });
+    const stored = cluster.records('t', (mds[7] as { partition: number }).partition).find((r) => r.value === 'v7');
+    expect(stored).toMatchObject({ key: 'key-7', headers: [{ key: 'h', value: 'x7' }], timestamp: 1_700_000_000_007 });
+    expect(stored?.producerId).toBeGreaterThanOrEqual(0); // idempotent by default
+  });
+
+  it('keeps per-partition order for many records and flush() waits for all of them', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 3);
+    const p = producer({ 'batch.size': 512 });
+    const sends: Promise<unknown>[] = [];
+    for (let i = 0; i < 3000; i++) sends.push(p.send({ topic: 't', partition: i % 3, value: String(i) }));
+    await p.flush();
+    await Promise.all(sends);
+    for (let part = 0; part < 3; part++) {
+      const values = cluster.records('t', part).map((r) => Number(r.value));
+      expect(values).toEqual(Array.from({ length: 1000 }, (_, i) => i * 3 + part));
+    }
+  });
+
+  it('retries a batch whose response was lost without writing it twice (idempotence)', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    cluster.loseProduceResponses.set('t-0', 2);
+    const p = producer({ 'linger.ms': 20 });
+    const mds = await Promise.all(Array.from({ length: 10 }, (_, i) => p.send({ topic: 't', value: `v${i}` })));
+    expect(mds.map((m) => m.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(mds.map((_, i) => `v${i}`));
+    expect(cluster.calls.get('produce')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('without idempotence the same lost response duplicates (the contrast that shows the dedup works)', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    cluster.loseProduceResponses.set('t-0', 1);
+    const p = producer({ acks: '1', 'linger.ms': 20 });
+    expect(p.isIdempotent).toBe(false);
+    await Promise.all(Array.from({ length: 5 }, (_, i) => p.send({ topic: 't', value: `v${i}` })));
+    expect(cluster.records('t', 0).length).toBe(10);
+  });
+
+  it('follows a leader move: NOT_LEADER_OR_FOLLOWER with a leader hint, then metadata refresh', async () => {
+    cluster = await MemoryCluster.start({ brokers: 3 });
+    cluster.createTopic('t', 1, 3);
+    const p = producer();
+    expect((await p.send({ topic: 't', value: 'a' })).offset).toBe(0);
+    const before = cluster.partition('t', 0).leaderId;
+    const other = before === 1 ? 2 : 1;
+    cluster.moveLeader('t', 0, other);
+    expect((await p.send({ topic: 't', value: 'b' })).offset).toBe(1);
+    expect(p.cluster.leaderOf('t', 0)).toBe(other);
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b']);
+  });
+
+  it('retries retriable partition errors and fails fast on fatal ones', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 2);
+    cluster.produceErrors.set('t-0', [ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.REQUEST_TIMED_OUT]);
+    cluster.produceErrors.set('t-1', [ErrorCode.INVALID_RECORD]);
+    const p = producer();
+    expect((await p.send({ topic: 't', partition: 0, value: 'x' })).offset).toBe(0);
+    const err = await p.send({ topic: 't', partition: 1, value: 'y' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StrandError);
+    expect((err as StrandError).errorName).toBe('INVALID_RECORD');
+    // The epoch bump after the fatal failure keeps the partition usable.
+    expect((await p.send({ topic: 't', partition: 1, value: 'z' })).offset).toBe(0);
+  });
+
+  it('fails a record for an unknown topic after max.block.ms', async () => {
+    cluster = await MemoryCluster.start();
+    const p = producer({ 'max.block.ms': 100 });
+    await expect(p.send({ topic: 'nope', value: 'x' })).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  });
+
+  it('acks=0 resolves with offset -1', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ acks: '0' });
+    expect((await p.send({ topic: 't', value: 'x' })).offset).toBe(-1);
+  });
+
+  it('applies buffer.memory back-pressure without losing or reordering records', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'buffer.memory': 4096, 'batch.size': 1024, 'batch.size.max': 1024 });
+    const sends = Array.from({ length: 300 }, (_, i) => p.send({ topic: 't', value: `${i}`.padStart(100, '0') }));
+    await Promise.all(sends);
+    expect(cluster.records('t', 0).map((r) => Number(r.value))).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+
+  it('sticks null-key records to one partition per batch and honours a custom partitioner', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 4);
+    const p = producer({ 'linger.ms': 50 });
+    const mds = await Promise.all(Array.from({ length: 20 }, () => p.send({ topic: 't', value: 'small' })));
+    expect(new Set(mds.map((m) => m.partition)).size).toBe(1);
+    const q = producer({}, { partitioner: ({ partitionCount }) => partitionCount - 1 });
+    expect((await q.send({ topic: 't', key: 'k', value: 'v' })).partition).toBe(3);
+  });
+
+  it('sends gzip batches that the broker stores as sent', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'compression.type': 'gzip' });
+    await p.sendBatch(Array.from({ length: 50 }, (_, i) => ({ topic: 't', value: `gz-${i}` })));
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(Array.from({ length: 50 }, (_, i) => `gz-${i}`));
+  });
+
+  it('validates its config with clear errors', () => {
+    cluster = undefined as unknown as MemoryCluster;
+    expect(() => new Producer({ acks: '2' })).toThrow(/Invalid value 2 for configuration acks/);
+    expect(() => new Producer({ 'enable.idempotence': true, acks: '1' })).toThrow(/enable.idempotence=true needs acks=all/);
+    expect(() => new Producer({ 'linger.ms': -1 })).toThrow(/linger.ms: Value must be at least 0/);
+    expect(() => new Producer({ 'bootstrap.servers': 'nohost' })).toThrow(/not host:port/);
+    expect(() => new Producer({ 'no.such.key': 1 })).toThrow(/Unknown configuration no.such.key/);
+    cluster = { stop: async () => undefined } as unknown as MemoryCluster;
+  });
+
+  it('rejects sends after close()', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer();
+    await p.send({ topic: 't', value: 'x' });
+    await p.close();
+    await expect(p.send({ topic: 't', value: 'y' })).rejects.toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
+  });
+});

@@ -1,0 +1,788 @@
+/**
+ * An in-memory twin of a Strand cluster's broker API, for client and CLI tests.
+ *
+ * Each "broker" is a real grpc-js server on a free loopback port implementing the generated
+ * BrokerServer interface, so the client under test goes through the same serialization, HTTP/2
+ * and error metadata as against the real broker. All brokers share one in-memory state:
+ * topics of partitions, each a log of RecordBatch v2 bytes (validated with @strand/protocol,
+ * stamped with offsets and the leader epoch like a real leader does), a leader and leader epoch,
+ * idempotent-producer dedup (last 5 batches per producer and partition), fetch long-polling,
+ * list offsets, the forwarded admin RPCs, and a classic group coordinator (join/sync/heartbeat/
+ * leave with generations, session expiry, offset commit fencing).
+ *
+ * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
+ * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests, "append
+ * then lose the response" (the idempotent retry case), and whole-call gRPC failures.
+ *
+ * It is deliberately simple: one replica's log (the high watermark is the log end offset), no
+ * disk, no controller. It is a test double, not a second broker implementation.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  BrokerService,
+  ConfigResourceType,
+  ConfigSource,
+  ERROR_CODE_METADATA_KEY,
+  ErrorCode,
+  GrpcStatus,
+  StrandError,
+  TOPIC_CONFIG,
+  decodeRecordBatch,
+  stampBatch,
+  validateBatches,
+} from '@strand/protocol';
+import type {
+  BrokerServer,
+  CreateTopicResult,
+  DescribeConfigsResult,
+  FetchRequest,
+  FetchResponse,
+  JoinGroupResponse,
+  SyncGroupResponse,
+  ProducePartitionResponse,
+} from '@strand/protocol';
+
+export interface MemoryBrokerOptions {
+  /** Number of brokers (gRPC servers), ids 1..n. Default 1. */
+  brokers?: number;
+  clusterId?: string;
+}
+
+interface StoredBatch {
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  bytes: Buffer;
+}
+
+interface ProducerEntry {
+  epoch: number;
+  /** Last appended batches: [firstSeq, lastSeq, baseOffset], at most 5 (like Kafka). */
+  recent: [number, number, number][];
+}
+
+export interface MemoryPartition {
+  partition: number;
+  leaderId: number;
+  leaderEpoch: number;
+  replicas: number[];
+  batches: StoredBatch[];
+  logStartOffset: number;
+  logEndOffset: number;
+  producers: Map<number, ProducerEntry>;
+  waiters: Set<() => void>;
+}
+
+export interface MemoryTopic {
+  name: string;
+  topicId: Buffer;
+  partitions: MemoryPartition[];
+  configs: Map<string, string>;
+}
+
+interface Member {
+  memberId: string;
+  groupInstanceId: string | undefined;
+  clientId: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  protocols: { name: string; metadata: Buffer }[];
+  assignment: Buffer;
+  lastHeartbeatMs: number;
+  pendingJoin: ((res: JoinGroupResponse) => void) | undefined;
+  pendingSync: ((res: SyncGroupResponse) => void) | undefined;
+}
+
+export type GroupState = 'Empty' | 'PreparingRebalance' | 'CompletingRebalance' | 'Stable';
+
+export interface MemoryGroup {
+  groupId: string;
+  state: GroupState;
+  generationId: number;
+  protocolType: string;
+  protocolName: string;
+  leaderId: string;
+  members: Map<string, Member>;
+  offsets: Map<string, { offset: number; leaderEpoch: number; metadata: string }>;
+  rebalanceDeadlineMs: number;
+}
+
+interface Node {
+  id: number;
+  port: number;
+  server: grpc.Server;
+}
+
+function callError(code: number, message: string): grpc.ServiceError {
+  const md = new grpc.Metadata();
+  md.set(ERROR_CODE_METADATA_KEY, String(code));
+  const e = new Error(message) as grpc.ServiceError;
+  e.code = code === ErrorCode.NETWORK_EXCEPTION ? GrpcStatus.UNAVAILABLE : GrpcStatus.FAILED_PRECONDITION;
+  e.details = message;
+  e.metadata = md;
+  return e;
+}
+
+const now = (): number => performance.now();
+
+/** Validates a topic config like the controller does; unknown keys are INVALID_CONFIG. */
+function topicConfigValue(name: string, value: string): string {
+  if (!TOPIC_CONFIG.has(name)) throw new StrandError('INVALID_CONFIG', `Unknown topic config name: ${name}`);
+  const v = TOPIC_CONFIG.parseValue(name as Parameters<typeof TOPIC_CONFIG.parseValue>[0], value);
+  return Array.isArray(v) ? v.join(',') : String(v);
+}
+
+export class MemoryCluster {
+  readonly nodes: Node[] = [];
+  readonly topics = new Map<string, MemoryTopic>();
+  readonly groups = new Map<string, MemoryGroup>();
+  readonly clusterId: string;
+  /** Produce error codes to answer per "topic-partition", consumed one per request. */
+  readonly produceErrors = new Map<string, number[]>();
+  /** Partitions whose next N appends succeed but whose responses are replaced by a network error. */
+  readonly loseProduceResponses = new Map<string, number>();
+  /** Whole-call failures per RPC name: the next N calls fail with this Kafka code. */
+  readonly callFailures = new Map<string, { code: number; count: number }>();
+  /** RPC call counts per name (tests assert on retries and refreshes). */
+  readonly calls = new Map<string, number>();
+  private readonly callWaiters: { name: string; count: number; resolve: () => void }[] = [];
+  private nextProducerId = 1000;
+  private nextMemberId = 1;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  private constructor(options: MemoryBrokerOptions) {
+    this.clusterId = options.clusterId ?? 'memory-cluster';
+  }
+
+  /** Starts `brokers` gRPC servers on free loopback ports. */
+  static async start(options: MemoryBrokerOptions = {}): Promise<MemoryCluster> {
+    const c = new MemoryCluster(options);
+    const n = options.brokers ?? 1;
+    for (let id = 1; id <= n; id++) {
+      const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+      server.addService(BrokerService, c.handlers(id));
+      const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+      c.nodes.push({ id, port, server });
+    }
+    c.sweepTimer = setInterval(() => c.sweepSessions(), 20);
+    c.sweepTimer.unref();
+    return c;
+  }
+
+  /** `host:port,...` of every broker. */
+  get bootstrap(): string {
+    return this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    for (const t of this.topics.values()) for (const p of t.partitions) for (const w of [...p.waiters]) w();
+    await Promise.all(this.nodes.map((n) => new Promise<void>((resolve) => n.server.tryShutdown(() => resolve()))));
+    for (const n of this.nodes) n.server.forceShutdown();
+  }
+
+  createTopic(name: string, partitions: number, replicationFactor = 1, configs: Record<string, string> = {}): MemoryTopic {
+    const t: MemoryTopic = { name, topicId: Buffer.from(name.padEnd(16, '_').slice(0, 16)), partitions: [], configs: new Map(Object.entries(configs)) };
+    for (let p = 0; p < partitions; p++) t.partitions.push(this.newPartition(p, replicationFactor));
+    this.topics.set(name, t);
+    return t;
+  }
+
+  private newPartition(p: number, rf: number): MemoryPartition {
+    const replicas: number[] = [];
+    for (let i = 0; i < Math.min(rf, this.nodes.length); i++) replicas.push((this.nodes[(p + i) % this.nodes.length] as Node).id);
+    return { partition: p, leaderId: replicas[0] as number, leaderEpoch: 0, replicas, batches: [], logStartOffset: 0, logEndOffset: 0, producers: new Map(), waiters: new Set() };
+  }
+
+  partition(topic: string, partition: number): MemoryPartition {
+    const p = this.topics.get(topic)?.partitions[partition];
+    if (p === undefined) throw new Error(`no partition ${topic}-${partition}`);
+    return p;
+  }
+
+  /** Moves leadership (as an election would), bumping the leader epoch. */
+  moveLeader(topic: string, partition: number, leaderId: number): void {
+    const p = this.partition(topic, partition);
+    p.leaderId = leaderId;
+    p.leaderEpoch++;
+  }
+
+  /** Every record of a partition, decoded (for assertions). */
+  records(topic: string, partition: number): { offset: number; key: string | null; value: string | null; headers: { key: string; value: string | null }[]; timestamp: number; producerId: number; baseSequence: number }[] {
+    const out = [];
+    for (const b of this.partition(topic, partition).batches) {
+      const d = decodeRecordBatch(b.bytes);
+      for (const r of d.records) out.push({ offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null, headers: r.headers.map((h) => ({ key: h.key, value: h.value?.toString() ?? null })), timestamp: r.timestamp, producerId: d.producerId, baseSequence: d.baseSequence });
+    }
+    return out;
+  }
+
+  /** Appends records directly (as another producer would), returning the base offset. */
+  append(topic: string, partition: number, batch: Buffer): number {
+    const res = this.appendToPartition(this.partition(topic, partition), batch);
+    if (res.errorCode !== 0) throw StrandError.fromCode(res.errorCode);
+    return res.baseOffset;
+  }
+
+  /** Resolves once `name` has been called at least `count` times in total. */
+  waitForCalls(name: string, count: number): Promise<void> {
+    if ((this.calls.get(name) ?? 0) >= count) return Promise.resolve();
+    return new Promise<void>((resolve) => this.callWaiters.push({ name, count, resolve }));
+  }
+
+  private count(name: string): boolean {
+    const n = (this.calls.get(name) ?? 0) + 1;
+    this.calls.set(name, n);
+    for (const w of [...this.callWaiters]) {
+      if (w.name === name && n >= w.count) {
+        this.callWaiters.splice(this.callWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+    const f = this.callFailures.get(name);
+    if (f !== undefined && f.count > 0) {
+      f.count--;
+      return true;
+    }
+    return false;
+  }
+
+  private failure(name: string): grpc.ServiceError {
+    const f = this.callFailures.get(name) as { code: number };
+    return callError(f.code, `injected ${name} failure`);
+  }
+
+  private appendToPartition(p: MemoryPartition, records: Buffer): { errorCode: number; baseOffset: number; message: string } {
+    let views;
+    try {
+      views = validateBatches(records);
+    } catch (e: unknown) {
+      return { errorCode: e instanceof StrandError ? e.code : ErrorCode.CORRUPT_MESSAGE, baseOffset: -1, message: String(e) };
+    }
+    if (views.length === 0) return { errorCode: ErrorCode.CORRUPT_MESSAGE, baseOffset: -1, message: 'no batches' };
+    let firstOffset = -1;
+    for (const v of views) {
+      const h = v.header;
+      if (h.producerId >= 0) {
+        let entry = p.producers.get(h.producerId);
+        if (entry !== undefined && h.producerEpoch < entry.epoch) return { errorCode: ErrorCode.INVALID_PRODUCER_EPOCH, baseOffset: -1, message: `epoch ${h.producerEpoch} < ${entry.epoch}` };
+        if (entry === undefined || h.producerEpoch > entry.epoch) {
+          entry = { epoch: h.producerEpoch, recent: [] };
+          p.producers.set(h.producerId, entry);
+        }
+        const lastSeq = h.baseSequence + h.lastOffsetDelta;
+        const dup = entry.recent.find((r) => r[0] === h.baseSequence && r[1] === lastSeq);
+        if (dup !== undefined) {
+          if (firstOffset < 0) firstOffset = dup[2];
+          continue;
+        }
+        const expected = entry.recent.length === 0 ? 0 : (entry.recent[entry.recent.length - 1] as [number, number, number])[1] + 1;
+        if (h.baseSequence !== expected) return { errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, baseOffset: -1, message: `expected sequence ${expected}, got ${h.baseSequence}` };
+        entry.recent.push([h.baseSequence, lastSeq, p.logEndOffset]);
+        if (entry.recent.length > 5) entry.recent.shift();
+      }
+      const bytes = Buffer.from(records.subarray(v.position, v.position + v.size));
+      stampBatch(bytes, 0, p.logEndOffset, p.leaderEpoch);
+      if (firstOffset < 0) firstOffset = p.logEndOffset;
+      p.batches.push({ baseOffset: p.logEndOffset, lastOffset: p.logEndOffset + h.lastOffsetDelta, maxTimestamp: h.maxTimestamp, bytes });
+      p.logEndOffset += h.lastOffsetDelta + 1;
+    }
+    for (const w of [...p.waiters]) w();
+    return { errorCode: 0, baseOffset: firstOffset, message: '' };
+  }
+
+  private fetchPartition(nodeId: number, topic: string, fp: FetchRequest['topics'][number]['partitions'][number]): FetchResponse['topics'][number]['partitions'][number] {
+    const base = { partition: fp.partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, divergingEpoch: null as unknown as { epoch: number; endOffset: number }, records: Buffer.alloc(0) };
+    const p = this.topics.get(topic)?.partitions[fp.partition];
+    if (p === undefined) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+    if (p.leaderId !== nodeId) return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+    if (fp.currentLeaderEpoch >= 0 && fp.currentLeaderEpoch < p.leaderEpoch) return { ...base, errorCode: ErrorCode.FENCED_LEADER_EPOCH };
+    if (fp.currentLeaderEpoch > p.leaderEpoch) return { ...base, errorCode: ErrorCode.UNKNOWN_LEADER_EPOCH };
+    const marks = { highWatermark: p.logEndOffset, lastStableOffset: p.logEndOffset, logStartOffset: p.logStartOffset };
+    if (fp.fetchOffset < p.logStartOffset || fp.fetchOffset > p.logEndOffset) return { ...base, ...marks, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE };
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    for (const b of p.batches) {
+      if (b.lastOffset < fp.fetchOffset) continue;
+      if (parts.length > 0 && bytes + b.bytes.length > fp.partitionMaxBytes) break;
+      parts.push(b.bytes);
+      bytes += b.bytes.length;
+    }
+    return { ...base, ...marks, errorCode: 0, records: Buffer.concat(parts) };
+  }
+
+  private fetch(nodeId: number, req: FetchRequest, done: (res: FetchResponse) => void): void {
+    const deadline = now() + req.maxWaitMs;
+    const attempt = (final: boolean): void => {
+      const topics = req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((fp) => this.fetchPartition(nodeId, t.name, fp)) }));
+      let total = 0;
+      let errors = false;
+      for (const t of topics) for (const p of t.partitions) {
+        total += p.records.length;
+        if (p.errorCode !== 0) errors = true;
+      }
+      if (final || errors || total >= Math.max(1, req.minBytes) || now() >= deadline) {
+        done({ errorCode: 0, throttleTimeMs: 0, topics });
+        return;
+      }
+      // Long-poll: wake on any append to a requested partition, or at the deadline.
+      const parts: MemoryPartition[] = [];
+      for (const t of req.topics) for (const fp of t.partitions) {
+        const p = this.topics.get(t.name)?.partitions[fp.partition];
+        if (p !== undefined) parts.push(p);
+      }
+      let fired = false;
+      const wake = (): void => {
+        if (fired) return;
+        fired = true;
+        clearTimeout(timer);
+        for (const p of parts) p.waiters.delete(wake);
+        attempt(true);
+      };
+      const timer = setTimeout(wake, Math.max(0, deadline - now()));
+      for (const p of parts) p.waiters.add(wake);
+    };
+    attempt(false);
+  }
+
+  // ---- groups ------------------------------------------------------------------------------
+
+  private group(id: string): MemoryGroup {
+    let g = this.groups.get(id);
+    if (g === undefined) {
+      g = { groupId: id, state: 'Empty', generationId: 0, protocolType: '', protocolName: '', leaderId: '', members: new Map(), offsets: new Map(), rebalanceDeadlineMs: 0 };
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  private prepareRebalance(g: MemoryGroup): void {
+    if (g.state === 'PreparingRebalance') return;
+    g.state = 'PreparingRebalance';
+    let timeout = 0;
+    for (const m of g.members.values()) {
+      timeout = Math.max(timeout, m.rebalanceTimeoutMs);
+      if (m.pendingSync !== undefined) {
+        m.pendingSync({ errorCode: ErrorCode.REBALANCE_IN_PROGRESS, errorMessage: '', protocolType: g.protocolType, protocolName: g.protocolName, assignment: Buffer.alloc(0) });
+        m.pendingSync = undefined;
+      }
+    }
+    g.rebalanceDeadlineMs = now() + timeout;
+  }
+
+  /** Completes the join phase when every member has rejoined (or the rebalance timed out). */
+  private maybeCompleteJoin(g: MemoryGroup, timedOut: boolean): void {
+    if (g.state !== 'PreparingRebalance') return;
+    const members = [...g.members.values()];
+    if (!timedOut && members.some((m) => m.pendingJoin === undefined)) return;
+    for (const m of members) if (m.pendingJoin === undefined) g.members.delete(m.memberId);
+    if (g.members.size === 0) {
+      g.state = 'Empty';
+      g.generationId++;
+      return;
+    }
+    g.generationId++;
+    const all = [...g.members.values()];
+    const first = all[0] as Member;
+    const common = first.protocols.map((p) => p.name).find((name) => all.every((m) => m.protocols.some((p) => p.name === name)));
+    g.protocolName = common ?? '';
+    if (!g.members.has(g.leaderId)) g.leaderId = first.memberId;
+    g.state = 'CompletingRebalance';
+    for (const m of all) {
+      const reply = m.pendingJoin as (res: JoinGroupResponse) => void;
+      m.pendingJoin = undefined;
+      m.lastHeartbeatMs = now();
+      reply({
+        errorCode: 0,
+        errorMessage: '',
+        generationId: g.generationId,
+        protocolType: g.protocolType,
+        protocolName: g.protocolName,
+        leader: g.leaderId,
+        memberId: m.memberId,
+        members: m.memberId === g.leaderId ? all.map((x) => ({ memberId: x.memberId, groupInstanceId: x.groupInstanceId, metadata: x.protocols.find((p) => p.name === g.protocolName)?.metadata ?? Buffer.alloc(0) })) : [],
+      });
+    }
+  }
+
+  private sweepSessions(): void {
+    const t = now();
+    for (const g of this.groups.values()) {
+      if (g.state === 'PreparingRebalance' && t >= g.rebalanceDeadlineMs) this.maybeCompleteJoin(g, true);
+      for (const m of [...g.members.values()]) {
+        if (m.pendingJoin === undefined && t - m.lastHeartbeatMs > m.sessionTimeoutMs) {
+          g.members.delete(m.memberId);
+          if (g.members.size === 0) {
+            g.state = 'Empty';
+          } else {
+            this.prepareRebalance(g);
+            this.maybeCompleteJoin(g, false);
+          }
+        }
+      }
+    }
+  }
+
+  private checkMember(g: MemoryGroup | undefined, memberId: string, generationId: number): number {
+    if (g === undefined || !g.members.has(memberId)) return ErrorCode.UNKNOWN_MEMBER_ID;
+    if (generationId !== g.generationId) return ErrorCode.ILLEGAL_GENERATION;
+    return 0;
+  }
+
+  private coordinatorOf(groupId: string): Node {
+    let h = 0;
+    for (let i = 0; i < groupId.length; i++) h = (h * 31 + groupId.charCodeAt(i)) | 0;
+    return this.nodes[Math.abs(h) % this.nodes.length] as Node;
+  }
+
+  // ---- the service -------------------------------------------------------------------------
+
+  private handlers(nodeId: number): BrokerServer {
+    const guard = <Req, Res>(name: string, fn: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> => (call, cb) => {
+      if (this.count(name)) return cb(this.failure(name));
+      try {
+        cb(null, fn(call.request));
+      } catch (e: unknown) {
+        cb(e instanceof StrandError ? callError(e.code, e.message) : callError(-1, String(e)));
+      }
+    };
+    const notCoordinator = (groupId: string): boolean => this.coordinatorOf(groupId).id !== nodeId;
+    return {
+      metadata: guard('metadata', (req) => {
+        const names = req.topics.length === 0 ? [...this.topics.keys()] : req.topics;
+        return {
+          clusterId: this.clusterId,
+          controllerId: 1,
+          brokers: this.nodes.map((n) => ({ nodeId: n.id, host: '127.0.0.1', port: n.port })),
+          topics: names.map((name) => {
+            const t = this.topics.get(name);
+            if (t === undefined) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, topicId: Buffer.alloc(0), partitions: [] };
+            return { errorCode: 0, name, topicId: t.topicId, partitions: t.partitions.map((p) => ({ errorCode: 0, partition: p.partition, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.replicas, offlineReplicas: [] })) };
+          }),
+        };
+      }),
+      produce: (call, cb) => {
+        if (this.count('produce')) return cb(this.failure('produce'));
+        let lose = false;
+        const topics = call.request.topics.map((t) => ({
+          name: t.name,
+          partitions: t.partitions.map((pp): ProducePartitionResponse => {
+            const res: ProducePartitionResponse = { partition: pp.partition, errorCode: 0, errorMessage: '', baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+            const p = this.topics.get(t.name)?.partitions[pp.partition];
+            if (p === undefined) return { ...res, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+            if (p.leaderId !== nodeId) return { ...res, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, currentLeaderId: p.leaderId, currentLeaderEpoch: p.leaderEpoch };
+            const key = `${t.name}-${pp.partition}`;
+            const injected = this.produceErrors.get(key);
+            if (injected !== undefined && injected.length > 0) return { ...res, errorCode: injected.shift() as number };
+            const r = this.appendToPartition(p, Buffer.from(pp.records));
+            const toLose = this.loseProduceResponses.get(key) ?? 0;
+            if (r.errorCode === 0 && toLose > 0) {
+              this.loseProduceResponses.set(key, toLose - 1);
+              lose = true;
+            }
+            return { ...res, errorCode: r.errorCode, errorMessage: r.message, baseOffset: r.baseOffset, logStartOffset: p.logStartOffset };
+          }),
+        }));
+        if (lose) return cb(callError(ErrorCode.NETWORK_EXCEPTION, 'injected: response lost after append'));
+        cb(null, { topics, throttleTimeMs: 0 });
+      },
+      fetch: (call, cb) => {
+        if (this.count('fetch')) return cb(this.failure('fetch'));
+        this.fetch(nodeId, call.request, (res) => cb(null, res));
+      },
+      fetchStream: (call) => {
+        call.on('data', (req: FetchRequest) => this.fetch(nodeId, req, (res) => call.write(res)));
+        call.on('end', () => call.end());
+      },
+      listOffsets: guard('listOffsets', (req) => ({
+        topics: req.topics.map((t) => ({
+          name: t.name,
+          partitions: t.partitions.map((lp) => {
+            const p = this.topics.get(t.name)?.partitions[lp.partition];
+            const none = { partition: lp.partition, timestamp: -1, offset: -1, leaderEpoch: -1 };
+            if (p === undefined) return { ...none, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+            if (p.leaderId !== nodeId) return { ...none, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+            if (lp.timestamp === -1) return { ...none, errorCode: 0, offset: p.logEndOffset, leaderEpoch: p.leaderEpoch };
+            if (lp.timestamp === -2) return { ...none, errorCode: 0, offset: p.logStartOffset, leaderEpoch: p.leaderEpoch };
+            for (const b of p.batches) {
+              if (b.maxTimestamp < lp.timestamp || b.lastOffset < p.logStartOffset) continue;
+              for (const r of decodeRecordBatch(b.bytes).records) {
+                if (r.timestamp >= lp.timestamp && r.offset >= p.logStartOffset) return { ...none, errorCode: 0, offset: r.offset, timestamp: r.timestamp, leaderEpoch: p.leaderEpoch };
+              }
+            }
+            return { ...none, errorCode: 0, offset: p.logEndOffset, leaderEpoch: p.leaderEpoch };
+          }),
+        })),
+      })),
+      offsetForLeaderEpoch: guard('offsetForLeaderEpoch', (req) => ({
+        topics: req.topics.map((t) => ({
+          name: t.name,
+          partitions: t.partitions.map((op) => {
+            const p = this.topics.get(t.name)?.partitions[op.partition];
+            if (p === undefined) return { partition: op.partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, leaderEpoch: -1, endOffset: -1 };
+            return { partition: op.partition, errorCode: 0, leaderEpoch: p.leaderEpoch, endOffset: p.logEndOffset };
+          }),
+        })),
+      })),
+      initProducerId: guard('initProducerId', (req) => {
+        if (req.producerId >= 0) return { errorCode: 0, errorMessage: '', producerId: req.producerId, producerEpoch: req.producerEpoch + 1 };
+        return { errorCode: 0, errorMessage: '', producerId: this.nextProducerId++, producerEpoch: 0 };
+      }),
+      deleteRecords: guard('deleteRecords', (req) => ({
+        topics: req.topics.map((t) => ({
+          name: t.name,
+          partitions: t.partitions.map((dp) => {
+            const p = this.topics.get(t.name)?.partitions[dp.partition];
+            if (p === undefined) return { partition: dp.partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, lowWatermark: -1 };
+            const target = dp.offset === -1 ? p.logEndOffset : dp.offset;
+            if (target > p.logEndOffset) return { partition: dp.partition, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, lowWatermark: p.logStartOffset };
+            p.logStartOffset = Math.max(p.logStartOffset, target);
+            return { partition: dp.partition, errorCode: 0, lowWatermark: p.logStartOffset };
+          }),
+        })),
+      })),
+      createTopics: guard('createTopics', (req) => ({
+        topics: req.topics.map((ct): CreateTopicResult => {
+          const res = { name: ct.name, topicId: Buffer.alloc(0), errorMessage: '', numPartitions: ct.numPartitions, replicationFactor: ct.replicationFactor };
+          if (!/^[a-zA-Z0-9._-]{1,249}$/.test(ct.name)) return { ...res, errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, errorMessage: `invalid topic name '${ct.name}'` };
+          if (this.topics.has(ct.name)) return { ...res, errorCode: ErrorCode.TOPIC_ALREADY_EXISTS, errorMessage: `Topic '${ct.name}' already exists.` };
+          if (ct.numPartitions < 1) return { ...res, errorCode: ErrorCode.INVALID_PARTITIONS, errorMessage: 'Number of partitions must be at least 1' };
+          if (ct.replicationFactor < 1 || ct.replicationFactor > this.nodes.length) return { ...res, errorCode: ErrorCode.INVALID_REPLICATION_FACTOR, errorMessage: `Replication factor ${ct.replicationFactor} larger than available brokers ${this.nodes.length}` };
+          const configs: Record<string, string> = {};
+          try {
+            for (const c of ct.configs) configs[c.name] = topicConfigValue(c.name, c.value);
+          } catch (e: unknown) {
+            return { ...res, errorCode: ErrorCode.INVALID_CONFIG, errorMessage: e instanceof Error ? e.message : String(e) };
+          }
+          if (!req.validateOnly) this.createTopic(ct.name, ct.numPartitions, ct.replicationFactor, configs);
+          return { ...res, errorCode: 0, topicId: this.topics.get(ct.name)?.topicId ?? Buffer.alloc(0) };
+        }),
+      })),
+      deleteTopics: guard('deleteTopics', (req) => ({
+        topics: req.names.map((name) => {
+          if (!this.topics.delete(name)) return { name, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `Topic '${name}' does not exist` };
+          return { name, errorCode: 0, errorMessage: '' };
+        }),
+      })),
+      createPartitions: guard('createPartitions', (req) => ({
+        topics: req.topics.map((cp) => {
+          const t = this.topics.get(cp.name);
+          if (t === undefined) return { name: cp.name, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: 'no such topic' };
+          if (cp.count <= t.partitions.length) return { name: cp.name, errorCode: ErrorCode.INVALID_PARTITIONS, errorMessage: `Topic currently has ${t.partitions.length} partitions, ${cp.count} would not be an increase.` };
+          if (!req.validateOnly) for (let p = t.partitions.length; p < cp.count; p++) t.partitions.push(this.newPartition(p, t.partitions[0]?.replicas.length ?? 1));
+          return { name: cp.name, errorCode: 0, errorMessage: '' };
+        }),
+      })),
+      describeConfigs: guard('describeConfigs', (req) => ({
+        results: req.resources.map((r): DescribeConfigsResult => {
+          const base = { type: r.type, name: r.name, errorMessage: '' };
+          if (r.type !== ConfigResourceType.CONFIG_RESOURCE_TOPIC) return { ...base, errorCode: 0, configs: [] };
+          const t = this.topics.get(r.name);
+          if (t === undefined) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, configs: [] };
+          const defaults = TOPIC_CONFIG.defaults() as Record<string, unknown>;
+          const names = r.keys.length > 0 ? r.keys : TOPIC_CONFIG.names();
+          return {
+            ...base,
+            errorCode: 0,
+            configs: names.map((name) => {
+              const set = t.configs.get(name);
+              const dflt = defaults[name];
+              return { name, value: set ?? (Array.isArray(dflt) ? dflt.join(',') : String(dflt)), source: set !== undefined ? ConfigSource.CONFIG_SOURCE_DYNAMIC : ConfigSource.CONFIG_SOURCE_DEFAULT, isDefault: set === undefined, documentation: '' };
+            }),
+          };
+        }),
+      })),
+      incrementalAlterConfigs: guard('incrementalAlterConfigs', (req) => ({
+        results: req.resources.map((r) => {
+          const base = { type: r.type, name: r.name };
+          const t = this.topics.get(r.name);
+          if (t === undefined) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: 'no such topic' };
+          try {
+            const next = new Map(t.configs);
+            for (const c of r.configs) {
+              if (c.op === 1) next.delete(c.name);
+              else next.set(c.name, topicConfigValue(c.name, c.value));
+            }
+            if (!req.validateOnly) t.configs = next;
+          } catch (e: unknown) {
+            return { ...base, errorCode: ErrorCode.INVALID_CONFIG, errorMessage: e instanceof Error ? e.message : String(e) };
+          }
+          return { ...base, errorCode: 0, errorMessage: '' };
+        }),
+      })),
+      electLeaders: guard('electLeaders', (req) => {
+        const targets = req.topics.length > 0 ? req.topics : [...this.topics.values()].map((t) => ({ topic: t.name, partitions: t.partitions.map((p) => p.partition) }));
+        const results = [];
+        for (const tp of targets) {
+          for (const partition of tp.partitions) {
+            const p = this.topics.get(tp.topic)?.partitions[partition];
+            if (p === undefined) results.push({ topic: tp.topic, partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: '' });
+            else if (p.leaderId === p.replicas[0]) results.push({ topic: tp.topic, partition, errorCode: ErrorCode.ELECTION_NOT_NEEDED, errorMessage: '' });
+            else {
+              this.moveLeader(tp.topic, partition, p.replicas[0] as number);
+              results.push({ topic: tp.topic, partition, errorCode: 0, errorMessage: '' });
+            }
+          }
+        }
+        return { results };
+      }),
+      describeCluster: guard('describeCluster', () => ({
+        clusterId: this.clusterId,
+        activeControllerId: 1001,
+        metadataOffset: 42,
+        raftTerm: 1,
+        brokers: this.nodes.map((n) => ({ brokerId: n.id, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: n.port }], fenced: false, inControlledShutdown: false, lastHeartbeatAgeMs: 5 })),
+        controllers: [{ nodeId: 1001, host: '127.0.0.1', port: 9193, role: 'leader', lag: 0 }],
+      })),
+      findCoordinator: guard('findCoordinator', (req) => {
+        const n = this.coordinatorOf(req.key);
+        return { errorCode: 0, errorMessage: '', nodeId: n.id, host: '127.0.0.1', port: n.port };
+      }),
+      joinGroup: (call, cb) => {
+        if (this.count('joinGroup')) return cb(this.failure('joinGroup'));
+        const req = call.request;
+        const fail = (errorCode: number, memberId = ''): void => cb(null, { errorCode, errorMessage: '', generationId: -1, protocolType: '', protocolName: '', leader: '', memberId, members: [] });
+        if (notCoordinator(req.groupId)) return fail(ErrorCode.NOT_COORDINATOR);
+        if (req.groupId === '') return fail(ErrorCode.INVALID_GROUP_ID);
+        const g = this.group(req.groupId);
+        if (g.members.size > 0 && g.protocolType !== req.protocolType) return fail(ErrorCode.INCONSISTENT_GROUP_PROTOCOL);
+        let memberId = req.memberId;
+        if (memberId === '') {
+          // KIP-394: hand out an id; the member joins again with it.
+          return fail(ErrorCode.MEMBER_ID_REQUIRED, `member-${this.nextMemberId++}`);
+        }
+        let m = g.members.get(memberId);
+        if (m === undefined) {
+          m = { memberId, groupInstanceId: req.groupInstanceId, clientId: 'client', sessionTimeoutMs: req.sessionTimeoutMs, rebalanceTimeoutMs: req.rebalanceTimeoutMs, protocols: [], assignment: Buffer.alloc(0), lastHeartbeatMs: now(), pendingJoin: undefined, pendingSync: undefined };
+          g.members.set(memberId, m);
+        }
+        m.protocols = req.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata) }));
+        m.sessionTimeoutMs = req.sessionTimeoutMs;
+        m.rebalanceTimeoutMs = req.rebalanceTimeoutMs;
+        g.protocolType = req.protocolType;
+        m.pendingJoin = (res) => cb(null, res);
+        this.prepareRebalance(g);
+        this.maybeCompleteJoin(g, false);
+      },
+      syncGroup: (call, cb) => {
+        if (this.count('syncGroup')) return cb(this.failure('syncGroup'));
+        const req = call.request;
+        const reply = (errorCode: number, assignment: Buffer = Buffer.alloc(0)): void => cb(null, { errorCode, errorMessage: '', protocolType: g?.protocolType ?? '', protocolName: g?.protocolName ?? '', assignment });
+        const g = this.groups.get(req.groupId);
+        if (notCoordinator(req.groupId)) return reply(ErrorCode.NOT_COORDINATOR);
+        const check = this.checkMember(g, req.memberId, req.generationId);
+        if (check !== 0 || g === undefined) return reply(check);
+        if (g.state === 'PreparingRebalance') return reply(ErrorCode.REBALANCE_IN_PROGRESS);
+        const m = g.members.get(req.memberId) as Member;
+        if (g.state === 'Stable') return reply(0, m.assignment);
+        if (req.memberId === g.leaderId) {
+          for (const a of req.assignments) {
+            const target = g.members.get(a.memberId);
+            if (target !== undefined) target.assignment = Buffer.from(a.assignment);
+          }
+          g.state = 'Stable';
+          for (const other of g.members.values()) {
+            if (other.pendingSync !== undefined) {
+              const s = other.pendingSync;
+              other.pendingSync = undefined;
+              s({ errorCode: 0, errorMessage: '', protocolType: g.protocolType, protocolName: g.protocolName, assignment: other.assignment });
+            }
+          }
+          return reply(0, m.assignment);
+        }
+        m.pendingSync = (res) => cb(null, res);
+      },
+      heartbeat: guard('heartbeat', (req) => {
+        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '' };
+        const g = this.groups.get(req.groupId);
+        const check = this.checkMember(g, req.memberId, req.generationId);
+        if (check !== 0 || g === undefined) return { errorCode: check, errorMessage: '' };
+        (g.members.get(req.memberId) as Member).lastHeartbeatMs = now();
+        if (g.state === 'PreparingRebalance') return { errorCode: ErrorCode.REBALANCE_IN_PROGRESS, errorMessage: '' };
+        return { errorCode: 0, errorMessage: '' };
+      }),
+      leaveGroup: guard('leaveGroup', (req) => {
+        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '' };
+        const g = this.groups.get(req.groupId);
+        if (g === undefined) return { errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '' };
+        for (const lm of req.members) {
+          const m = g.members.get(lm.memberId);
+          if (m === undefined) continue;
+          g.members.delete(lm.memberId);
+          m.pendingJoin?.({ errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '', generationId: -1, protocolType: '', protocolName: '', leader: '', memberId: '', members: [] });
+          m.pendingSync?.({ errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '', protocolType: '', protocolName: '', assignment: Buffer.alloc(0) });
+        }
+        if (g.members.size === 0) g.state = 'Empty';
+        else {
+          this.prepareRebalance(g);
+          this.maybeCompleteJoin(g, false);
+        }
+        return { errorCode: 0, errorMessage: '' };
+      }),
+      offsetCommit: guard('offsetCommit', (req) => {
+        const all = (errorCode: number): { errorCode: number; topics: { name: string; partitions: { partition: number; errorCode: number }[] }[] } => ({ errorCode: 0, topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode })) })) });
+        if (notCoordinator(req.groupId)) return all(ErrorCode.NOT_COORDINATOR);
+        const g = this.group(req.groupId);
+        if (req.generationId >= 0 || req.memberId !== '') {
+          const check = this.checkMember(g, req.memberId, req.generationId);
+          if (check !== 0) return all(check);
+          if (g.state === 'PreparingRebalance') return all(ErrorCode.REBALANCE_IN_PROGRESS);
+        } else if (g.members.size > 0) return all(ErrorCode.UNKNOWN_MEMBER_ID);
+        for (const t of req.topics) for (const p of t.partitions) g.offsets.set(`${t.name}\u0000${p.partition}`, { offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.metadata });
+        return all(0);
+      }),
+      offsetFetch: guard('offsetFetch', (req) => {
+        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, topics: [] };
+        const g = this.groups.get(req.groupId);
+        const byTopic = new Map<string, { partition: number; committedOffset: number; committedLeaderEpoch: number; metadata: string; errorCode: number }[]>();
+        const add = (topic: string, partition: number): void => {
+          const o = g?.offsets.get(`${topic}\u0000${partition}`);
+          let list = byTopic.get(topic);
+          if (list === undefined) {
+            list = [];
+            byTopic.set(topic, list);
+          }
+          list.push({ partition, committedOffset: o?.offset ?? -1, committedLeaderEpoch: o?.leaderEpoch ?? -1, metadata: o?.metadata ?? '', errorCode: 0 });
+        };
+        if (req.topics.length > 0) for (const t of req.topics) for (const p of t.partitions) add(t.name, p);
+        else if (g !== undefined)
+          for (const k of g.offsets.keys()) {
+            const [topic, partition] = k.split('\u0000') as [string, string];
+            add(topic, Number(partition));
+          }
+        return { errorCode: 0, topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) };
+      }),
+      listGroups: guard('listGroups', (req) => ({
+        errorCode: 0,
+        groups: [...this.groups.values()].filter((g) => req.statesFilter.length === 0 || req.statesFilter.includes(g.state)).map((g) => ({ groupId: g.groupId, protocolType: g.protocolType || 'consumer', groupState: g.state })),
+      })),
+      describeGroups: guard('describeGroups', (req) => ({
+        groups: req.groups.map((id) => {
+          const g = this.groups.get(id);
+          if (g === undefined) return { errorCode: 0, groupId: id, groupState: 'Dead', protocolType: '', protocolData: '', members: [], generationId: -1 };
+          return {
+            errorCode: 0,
+            groupId: id,
+            groupState: g.state,
+            protocolType: g.protocolType,
+            protocolData: g.protocolName,
+            generationId: g.generationId,
+            members: [...g.members.values()].map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: '/127.0.0.1', memberMetadata: m.protocols.find((p) => p.name === g.protocolName)?.metadata ?? Buffer.alloc(0), memberAssignment: m.assignment })),
+          };
+        }),
+      })),
+      deleteGroups: guard('deleteGroups', (req) => ({
+        results: req.groups.map((id) => {
+          const g = this.groups.get(id);
+          if (g === undefined) return { groupId: id, errorCode: ErrorCode.GROUP_ID_NOT_FOUND };
+          if (g.members.size > 0) return { groupId: id, errorCode: ErrorCode.NON_EMPTY_GROUP };
+          this.groups.delete(id);
+          return { groupId: id, errorCode: 0 };
+        }),
+      })),
+      replicaFetch: (call) => {
+        call.destroy(new Error('replication is not part of the memory broker'));
+      },
+    };
+  }
+}
