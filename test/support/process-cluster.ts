@@ -21,7 +21,10 @@ export interface NodeSpec {
 }
 
 export interface ProcessClusterOptions {
+  /** Number of nodes; each runs a controller. */
   controllers: number;
+  /** Run a broker in every node too (combined mode, as `strand dev`). */
+  combined?: boolean;
   /** Extra `key=value` overrides for every node. */
   overrides?: string[];
 }
@@ -41,7 +44,7 @@ export class ProcessCluster {
     const c = new ProcessCluster(opts);
     const ports = await freePorts(opts.controllers * 2);
     for (let i = 0; i < opts.controllers; i++) {
-      c.nodes.push({ id: i + 1, roles: ['controller'], controllerPort: ports[2 * i] as number, brokerPort: ports[2 * i + 1] as number, dataDir: path.join(c.root, `node-${i + 1}`) });
+      c.nodes.push({ id: i + 1, roles: opts.combined ? ['controller', 'broker'] : ['controller'], controllerPort: ports[2 * i] as number, brokerPort: ports[2 * i + 1] as number, dataDir: path.join(c.root, `node-${i + 1}`) });
     }
     c.voters = c.nodes.map((n) => `${n.id}@127.0.0.1:${n.controllerPort}`).join(',');
     return c;
@@ -53,6 +56,10 @@ export class ProcessCluster {
 
   controllerAddresses(): string[] {
     return this.nodes.filter((n) => n.roles.includes('controller')).map((n) => `127.0.0.1:${n.controllerPort}`);
+  }
+
+  brokerAddresses(): string[] {
+    return this.nodes.filter((n) => n.roles.includes('broker')).map((n) => `127.0.0.1:${n.brokerPort}`);
   }
 
   node(id: number): NodeSpec {
@@ -72,7 +79,8 @@ export class ProcessCluster {
       '--override', `node.id=${n.id}`,
       '--override', `controller.quorum.voters=${this.voters}`,
       '--override', `listeners=${listeners}`,
-      '--override', `log.dirs=${n.dataDir}`,
+      '--override', `log.dirs=${path.join(n.dataDir, 'logs')}`,
+      '--override', `metadata.log.dir=${path.join(n.dataDir, 'meta')}`,
       ...(this.opts.overrides ?? []).flatMap((o) => ['--override', o]),
     ];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));

@@ -139,6 +139,7 @@ export class LogSegment {
       this.size = validEnd;
       this.flushedSize = Math.min(this.flushedSize, validEnd);
     }
+    this.initRollTime();
     return truncated;
   }
 
@@ -159,9 +160,18 @@ export class LogSegment {
         this.maxTimestamp = b.header.maxTimestamp;
         this.offsetOfMaxTimestamp = b.header.baseOffset;
       }
-      if (this.firstAppendMs < 0) this.firstAppendMs = b.header.maxTimestamp;
     }
-    if (this.size > 0 && this.firstAppendMs < 0) this.firstAppendMs = fs.fstatSync(this.fd).mtimeMs;
+    this.initRollTime();
+  }
+
+  /**
+   * The time `segment.ms` counts from for a reopened segment: its first batch's timestamp, as
+   * Kafka's, or the file's modification time when that batch has none.
+   */
+  private initRollTime(): void {
+    if (this.size < RECORD_BATCH_OVERHEAD) return;
+    const first = readBatchHeader(this.read(0, RECORD_BATCH_OVERHEAD), 0);
+    this.firstAppendMs = first.maxTimestamp >= 0 ? first.maxTimestamp : fs.fstatSync(this.fd).mtimeMs;
   }
 
   private resetTailState(): void {
@@ -305,7 +315,7 @@ export class LogSegment {
     this.timeIndex.reset();
     this.resetTailState();
     for (const b of this.scan(0, this.size, { validate: false })) this.track(b.header, b.position, b.size);
-    if (this.size > 0 && this.firstAppendMs < 0) this.firstAppendMs = this.maxTimestamp;
+    this.initRollTime();
     return this.nextOffset;
   }
 

@@ -147,6 +147,17 @@ describe('recovery after a crash', () => {
     again.abandon();
   });
 
+  it('a recovered segment keeps its roll time (no roll on the first append after a crash)', () => {
+    const dir = tempDir();
+    const log = PartitionLog.open(dir, options);
+    log.appendAsLeader(batch('a', 2, { timestamp: Date.now() }), 1);
+    log.abandon();
+    const again = PartitionLog.open(dir, options);
+    again.appendAsLeader(batch('b', 1, { timestamp: Date.now() }), 1);
+    expect(again.segmentCount).toBe(1);
+    again.abandon();
+  });
+
   it('an unclean open after a clean one keeps everything', async () => {
     const { dir, values } = writeLog(30, 1);
     const log = PartitionLog.open(dir, options);

@@ -7,7 +7,9 @@
  */
 import {
   ErrorCode,
+  LOG_OVERHEAD,
   StrandError,
+  readBatchHeader,
   validateBatches,
   type ErrorName,
   type RawConfig,
@@ -47,7 +49,8 @@ type Waiter = () => void;
 
 export class Partition {
   readonly view: ReplicaLogView;
-  readonly producers: ProducerStateManager;
+  /** Idempotent-producer state; rebuilt from the log after a truncation removed batches. */
+  producers: ProducerStateManager;
   private leaderCore: PartitionLeader | null = null;
   private followerCore: PartitionFollower | null = null;
   private state: PartitionState | null = null;
@@ -324,15 +327,26 @@ export class Partition {
     const action = follower.onFetchResponse(correlationId, decision, now);
     switch (action.kind) {
       case 'append':
-        if (r.records.length > 0) this.log.appendAsFollower(Buffer.from(r.records.buffer, r.records.byteOffset, r.records.byteLength));
+        if (r.records.length > 0) {
+          const bytes = Buffer.from(r.records.buffer, r.records.byteOffset, r.records.byteLength);
+          this.log.appendAsFollower(bytes);
+          // Followers track producer state too, so a new leader deduplicates retries (scenario 11).
+          for (let pos = 0; pos < bytes.length; ) {
+            const h = readBatchHeader(bytes, pos);
+            if (h.producerId !== NO_PRODUCER_ID) this.producers.load({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta });
+            pos += h.batchLength + LOG_OVERHEAD;
+          }
+        }
         follower.onAppended(r.highWatermark);
         break;
       case 'truncate':
         this.log.truncateTo(action.offset);
+        this.producers = rebuildProducerState(this.log);
         follower.onTruncated();
         break;
       case 'truncate-fully':
         this.log.truncateFullyAndStartAt(action.offset);
+        this.producers = rebuildProducerState(this.log);
         follower.onTruncated();
         break;
       default:
