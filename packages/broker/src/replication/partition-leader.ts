@@ -95,7 +95,13 @@ export class PartitionLeader {
   private readonly replicas: readonly ReplicaId[];
   private _partitionEpoch: number;
   private committed: ReplicaId[];
-  private pending: { request: AlterPartitionRequest; sentAtMs: number } | null = null;
+  /**
+   * The proposal in flight. `awaitingMetadata`: the controller answered with an error that does
+   * not tell whether an earlier copy of it was applied (INVALID_UPDATE_VERSION after a retry,
+   * FENCED_LEADER_EPOCH...): it keeps counting in the maximal ISR, is not re-sent, and is settled
+   * by metadata (a new partition epoch) or resignation — Kafka's Partition.handleAlterPartitionError.
+   */
+  private pending: { request: AlterPartitionRequest; sentAtMs: number; awaitingMetadata: boolean } | null = null;
   /**
    * Set when the controller rejected our proposal at this partition epoch: wait for metadata (a
    * new partition epoch or a change in fenced brokers), or at most alterPartitionRetryMs.
@@ -266,14 +272,17 @@ export class PartitionLeader {
   /** Periodic work: ISR shrink after replica.lag.time.max.ms, produce timeouts, AlterPartition retry. */
   tick(nowMs: number): void {
     if (this.resigned) return;
-    while (this.waiters.length > 0) {
-      const i = this.waiters.findIndex((w) => w.deadlineMs <= nowMs);
-      if (i < 0) break;
-      const [w] = this.waiters.splice(i, 1);
-      this.outCompleted.push({ requestId: (w as Waiter).requestId, error: 'REQUEST_TIMED_OUT' });
+    if (this.waiters.some((w) => w.deadlineMs <= nowMs)) {
+      // One pass (waiters are sorted by offset, not deadline).
+      const kept: Waiter[] = [];
+      for (const w of this.waiters) {
+        if (w.deadlineMs <= nowMs) this.outCompleted.push({ requestId: w.requestId, error: 'REQUEST_TIMED_OUT' });
+        else kept.push(w);
+      }
+      this.waiters = kept;
     }
     if (this.pending !== null) {
-      if (nowMs - this.pending.sentAtMs >= this.config.alterPartitionRetryMs) {
+      if (!this.pending.awaitingMetadata && nowMs - this.pending.sentAtMs >= this.config.alterPartitionRetryMs) {
         this.pending.sentAtMs = nowMs;
         this.outAlter = this.pending.request;
       }
@@ -297,12 +306,21 @@ export class PartitionLeader {
     if (this.resigned || this.pending === null) return;
     const p = this.pending.request;
     if (request.leaderEpoch !== p.leaderEpoch || request.partitionEpoch !== p.partitionEpoch || !sameIds(request.newIsr, p.newIsr)) return;
-    if (resp.error !== null) {
-      // Rejected (stale partition epoch, fenced, ineligible member): drop the proposal and wait
-      // for metadata to tell us the committed state before proposing again.
+    if (resp.error === 'INELIGIBLE_REPLICA' || resp.error === 'INVALID_REQUEST') {
+      // The controller checked our partition epoch first, so it says: current epoch, proposal
+      // not applied. Only then is it safe to fall back to the committed ISR. Do not propose again
+      // until metadata moves, the fenced set changes, or the retry interval passes.
       this.blockedAtPartitionEpoch = this._partitionEpoch;
       this.blockedSinceMs = this.pending.sentAtMs;
       this.pending = null;
+      this.maybeAdvanceHighWatermark();
+      return;
+    }
+    if (resp.error !== null) {
+      // INVALID_UPDATE_VERSION, FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER: an earlier copy of
+      // this very proposal may have been applied (its answer lost, this one a retry's). Keep
+      // counting it until metadata tells the committed ISR.
+      this.pending.awaitingMetadata = true;
       return;
     }
     if (resp.leaderEpoch !== this.leaderEpoch || resp.partitionEpoch <= this._partitionEpoch) return; // stale answer
@@ -369,7 +387,7 @@ export class PartitionLeader {
     invariant(isr.includes(this.localReplicaId), 'a proposed ISR must contain the leader');
     if (sameIds(isr, this.committed)) return;
     const request: AlterPartitionRequest = { leaderId: this.localReplicaId, leaderEpoch: this.leaderEpoch, partitionEpoch: this._partitionEpoch, newIsr: isr };
-    this.pending = { request, sentAtMs: nowMs };
+    this.pending = { request, sentAtMs: nowMs, awaitingMetadata: false };
     this.outAlter = request;
     // An expansion counts the new member at once (it may be elected as soon as it commits).
     this.maybeAdvanceHighWatermark();

@@ -11,7 +11,8 @@
 //   — what a consumer may read — is one history: an offset never shows two values over time.
 //   Checked incrementally: each broker's verified prefix shrinks when its log is cut.
 // - ACKS: an acknowledged acks=all write is at its offset in that history, with its value, and
-//   every newly elected leader holds every acknowledged write (nothing acknowledged is lost).
+//   the leader of every epoch holds every write acknowledged before that epoch's election
+//   (nothing acknowledged is lost).
 // - DUPLICATE: no value sits at two offsets of that history (idempotent retries are deduplicated
 //   across leader changes), and an idempotent producer is never told its sequence is broken.
 
@@ -38,6 +39,10 @@ export class ReplicationChecker {
   /** value -> offset in that history: a value at two offsets is a duplicate. */
   private readonly offsetOfValue = new Map<string, number>();
   private readonly leaderOfEpoch = new Map<number, ReplicaId>();
+  /** Acknowledged writes in acknowledgement order (first acknowledgement of each). */
+  private readonly ackOrder: Array<[number, string]> = [];
+  /** epoch -> how many writes had been acknowledged when the controller elected its leader. */
+  private readonly ackCountAtElection = new Map<number, number>();
   private readonly verifiedBelow = new Map<ReplicaId, number>();
   private readonly seenEpoch = new Map<string, number>();
   private lastLeaderEpoch = -1;
@@ -49,14 +54,19 @@ export class ReplicationChecker {
     private readonly controller: SimController,
   ) {}
 
+  /** The controller elected a leader for `epoch`: every write acknowledged so far must survive in it. */
+  onElection(epoch: number): void {
+    this.ackCountAtElection.set(epoch, this.ackOrder.length);
+  }
+
   onBecomeLeader(b: SimBroker, epoch: number): void {
     const prev = this.leaderOfEpoch.get(epoch);
     if (prev !== undefined && prev !== b.id) throw new SafetyViolation('EPOCHS', `brokers ${prev} and ${b.id} both led epoch ${epoch}`);
     this.leaderOfEpoch.set(epoch, b.id);
-    for (const [offset, value] of this.acked) {
-      // Writes of this epoch or later were made by later leaders (b may be a leader elected long
-      // ago that only now processes the news); every earlier acknowledged write must be here.
-      if ((this.committed.get(offset)?.epoch ?? -1) >= epoch) continue;
+    // Only writes acknowledged before this epoch's election: b may be a leader elected long ago
+    // (paused since) that only now acts on the news, and later leaders may have committed more.
+    const n = this.ackCountAtElection.get(epoch) ?? (epoch === 0 ? 0 : this.ackOrder.length);
+    for (const [offset, value] of this.ackOrder.slice(0, n)) {
       const r = b.log.at(offset);
       if (r?.value !== value) {
         throw new SafetyViolation('ACKS', `broker ${b.id} became leader of epoch ${epoch} without acknowledged ${value}@${offset} (has ${r?.value ?? 'nothing'}; log end ${b.log.logEndOffset})`);
@@ -80,6 +90,7 @@ export class ReplicationChecker {
     if (at !== undefined && at !== offset) throw new SafetyViolation('DUPLICATE', `${value} acknowledged at offset ${offset} but it sits at ${at}`);
     const c = this.committed.get(offset)?.value;
     if (c !== value) throw new SafetyViolation('ACKS', `acknowledged ${value}@${offset} but the history below the HW holds ${c ?? 'nothing'} there`);
+    if (prev === undefined) this.ackOrder.push([offset, value]);
     this.acked.set(offset, value);
   }
 

@@ -241,6 +241,7 @@ export class SimCluster {
       this.flushRate.set(id, opts.flushRate ?? 0.5);
     }
     this.checker = new ReplicationChecker(this.brokers, this.controller);
+    this.controller.onElection = (epoch) => this.checker.onElection(epoch);
     this.producer = new SimProducer(this.net, this.rng, opts.producerMaxInFlight ?? 2, opts.produceRate ?? 0.5, 60, maxRecords, (offset, value) => this.checker.onAck(offset, value));
     if (opts.idempotentProducer === true) {
       this.producer.idempotent = {

@@ -63,6 +63,8 @@ export class SimController {
   /** Bumped whenever the state changes, so the cluster knows to push metadata. */
   version = 0;
   elections = 0;
+  /** Called on each election (with the new leader epoch), for the checker. */
+  onElection: ((leaderEpoch: number) => void) | null = null;
 
   constructor(private readonly opts: SimControllerOptions) {
     const replicas = canonicalIsr(opts.replicas);
@@ -129,6 +131,7 @@ export class SimController {
     this._state = { ...st, leader, isr: canonicalIsr(isr), leaderEpoch: st.leaderEpoch + 1, partitionEpoch: st.partitionEpoch + 1 };
     this.elections++;
     this.version++;
+    this.onElection?.(this._state.leaderEpoch);
   }
 
   onAlterPartition(req: AlterPartitionRequest): AlterPartitionResponse {

@@ -151,13 +151,32 @@ describe('PartitionLeader: ISR changes (KIP-497 maximal ISR)', () => {
     // A late answer to some other proposal is ignored.
     leader.onAlterPartitionResponse({ ...sent, partitionEpoch: 9 }, { error: 'INVALID_UPDATE_VERSION' });
     expect(leader.pendingAlterPartition).toEqual(sent);
-    leader.onAlterPartitionResponse(sent, { error: 'INVALID_UPDATE_VERSION' });
+    leader.onAlterPartitionResponse(sent, { error: 'INELIGIBLE_REPLICA' });
     expect(leader.pendingAlterPartition).toBeNull();
     leader.handleFollowerFetch(fetch(3, 1, 1), 2);
     expect(leader.takeReady().alterPartition).toBeNull();
     leader.onPartitionState({ leader: 1, leaderEpoch: 1, partitionEpoch: 12, replicas: [1, 2, 3], isr: [1, 2] });
     leader.handleFollowerFetch(fetch(3, 1, 1), 3);
     expect(leader.takeReady().alterPartition).toEqual({ leaderId: 1, leaderEpoch: 1, partitionEpoch: 12, newIsr: [1, 2, 3] });
+  });
+
+  test('INVALID_UPDATE_VERSION keeps counting the proposal (a retried copy may have committed) until metadata settles it', () => {
+    const { leader, log } = setup({ records: 2, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(2, 2, 2), 0);
+    leader.handleFollowerFetch(fetch(3, 2, 2), 0);
+    const sent = leader.takeReady().alterPartition as AlterPartitionRequest;
+    expect(sent.newIsr).toEqual([1, 2, 3]);
+    leader.onAlterPartitionResponse(sent, { error: 'INVALID_UPDATE_VERSION' });
+    expect(leader.maximalIsr).toEqual([1, 2, 3]);
+    log.appendAsLeader('c', 1);
+    log.flush();
+    leader.handleFollowerFetch(fetch(2, 3, 3), 1);
+    expect(leader.highWatermark).toBe(2); // replica 3 still counts
+    leader.tick(leader.config.alterPartitionRetryMs * 2);
+    expect(leader.takeReady().alterPartition).toBeNull(); // not re-sent: waits for metadata
+    leader.onPartitionState({ leader: 1, leaderEpoch: 1, partitionEpoch: 11, replicas: [1, 2, 3], isr: [1, 2] });
+    expect(leader.maximalIsr).toEqual([1, 2]);
+    expect(leader.highWatermark).toBe(3);
   });
 
   test('an unanswered proposal is re-sent after alterPartitionRetryMs', () => {
