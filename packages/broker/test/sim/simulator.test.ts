@@ -13,6 +13,17 @@ describe('replication simulator', () => {
     expect(r.stats.checks).toBeGreaterThan(1000);
   });
 
+  // Seeds that once failed, kept as regressions: 902220 (a late INVALID_UPDATE_VERSION made the
+  // leader stop counting an ISR member an earlier copy of its proposal had just added) and 50058
+  // with 5000 steps (a paused broker acting on its election long after later leaders committed).
+  test.each([
+    [902220, 1500],
+    [50058, 5000],
+  ])('regression seed %i (%i steps)', (seed, safetySteps) => {
+    const r = runSeed({ seed, safetySteps });
+    if (!r.ok) throw new Error(`seed ${seed} failed (${r.kind ?? ''}): ${r.error ?? ''}`);
+  });
+
   test('the same seed gives the same run', () => {
     expect(runSeed({ seed: 42 })).toEqual(runSeed({ seed: 42 }));
   });
