@@ -1,0 +1,139 @@
+/**
+ * The broker's error paths against a real single-node cluster (controller + broker process):
+ * unknown topics and partitions, corrupt / wrong-magic / oversize / truncated / empty batches,
+ * out-of-range and fenced fetches, idempotent duplicates and sequence gaps, DeleteRecords past the
+ * high watermark, and bytes that are not even protobuf. Each gets its Kafka error code, and the
+ * log holds exactly the good records afterwards.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  Acks,
+  ErrorCode,
+  crc32c,
+  encodeRecordBatch,
+  type CreateTopicsRequest,
+  type CreateTopicsResponse,
+  type DeleteRecordsRequest,
+  type DeleteRecordsResponse,
+  type FetchRequest,
+  type FetchResponse,
+  type ListOffsetsRequest,
+  type ListOffsetsResponse,
+  type OffsetForLeaderEpochRequest,
+  type OffsetForLeaderEpochResponse,
+  type ProduceRequest,
+  type ProduceResponse,
+} from '@strand/protocol';
+import { ProcessCluster } from './support/process-cluster';
+import { TestBrokers } from './support/test-producer';
+
+jest.setTimeout(90_000);
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let cluster: ProcessCluster;
+let brokers: TestBrokers;
+let address: string;
+
+beforeAll(async () => {
+  cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300'] });
+  cluster.startAll();
+  brokers = new TestBrokers(cluster.brokerAddresses());
+  address = cluster.brokerAddresses()[0] as string;
+  await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
+  const res = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(address, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
+    topics: [{ name: 't', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'max.message.bytes', value: '2000' }] }],
+    validateOnly: false,
+  });
+  expect(res.topics[0]?.errorCode).toBe(0);
+  await until('a leader', async () => ((await brokers.leaderOf('t', 0)) ? true : undefined), 30_000);
+});
+
+afterAll(async () => {
+  brokers.close();
+  await cluster.close();
+});
+
+function produce(topic: string, partition: number, records: Buffer, acks = Acks.ACKS_ALL): Promise<ProduceResponse> {
+  return brokers.call<ProduceRequest, ProduceResponse>(address, (c, r, m, o, cb) => c.produce(r, m, o, cb), { acks, timeoutMs: 5000, topics: [{ name: topic, partitions: [{ partition, records }] }] });
+}
+
+async function produceCode(topic: string, partition: number, records: Buffer): Promise<number> {
+  return (await produce(topic, partition, records)).topics[0]!.partitions[0]!.errorCode;
+}
+
+function fetch(fetchOffset: number, currentLeaderEpoch = -1): Promise<FetchResponse> {
+  return brokers.call<FetchRequest, FetchResponse>(address, (c, r, m, o, cb) => c.fetch(r, m, o, cb), {
+    maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, replicaId: -1,
+    topics: [{ name: 't', partitions: [{ partition: 0, fetchOffset, partitionMaxBytes: 1 << 20, currentLeaderEpoch, lastFetchedEpoch: -1 }] }],
+  });
+}
+
+const good = (v: string): Buffer => encodeRecordBatch({ records: [{ value: Buffer.from(v) }], baseTimestamp: 1_700_000_000_000 });
+
+test('bad batches get typed errors and never reach the log', async () => {
+  expect(await produceCode('t', 0, good('a'))).toBe(0);
+  expect(await produceCode('nope', 0, good('x'))).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+  expect(await produceCode('t', 7, good('x'))).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+  const badCrc = good('x');
+  badCrc[badCrc.length - 1]! ^= 1;
+  expect(await produceCode('t', 0, badCrc)).toBe(ErrorCode.CORRUPT_MESSAGE);
+  const magic = good('x');
+  magic[16] = 1;
+  magic.writeUInt32BE(crc32c(magic.subarray(21)), 17);
+  expect(await produceCode('t', 0, magic)).toBe(ErrorCode.UNSUPPORTED_VERSION);
+  expect(await produceCode('t', 0, good('x'.repeat(3000)))).toBe(ErrorCode.MESSAGE_TOO_LARGE);
+  expect(await produceCode('t', 0, good('x').subarray(0, 40))).toBe(ErrorCode.CORRUPT_MESSAGE);
+  expect(await produceCode('t', 0, Buffer.alloc(0))).toBe(ErrorCode.INVALID_RECORD);
+  expect(await produceCode('t', 0, Buffer.concat([good('y'), badCrc]))).toBe(ErrorCode.CORRUPT_MESSAGE);
+  expect(await produceCode('t', 0, good('b'))).toBe(0);
+  const all = await brokers.readAll('t', 0);
+  expect(all.map((r) => r.value)).toEqual(['a', 'b']);
+});
+
+test('idempotent producers: a retry gets its original offset, a gap is refused', async () => {
+  const batch = (seq: number): Buffer => encodeRecordBatch({ records: [{ value: Buffer.from(`p${seq}`) }], baseTimestamp: 1, producerId: 4242, producerEpoch: 0, baseSequence: seq });
+  const first = await produce('t', 0, batch(0));
+  const again = await produce('t', 0, batch(0));
+  expect(again.topics[0]!.partitions[0]!.baseOffset).toBe(first.topics[0]!.partitions[0]!.baseOffset);
+  expect((await produce('t', 0, batch(5))).topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+  expect((await produce('t', 0, batch(1))).topics[0]!.partitions[0]!.errorCode).toBe(0);
+  const values = (await brokers.readAll('t', 0)).map((r) => r.value);
+  expect(values.filter((v) => v === 'p0')).toHaveLength(1);
+});
+
+test('fetch, list offsets and epochs: out of range, fenced, unknown epoch', async () => {
+  const hw = (await fetch(0)).topics[0]!.partitions[0]!.highWatermark;
+  expect(hw).toBeGreaterThan(0);
+  expect((await fetch(hw + 5)).topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+  expect((await fetch(0, 99)).topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_LEADER_EPOCH);
+  const offsets = await brokers.call<ListOffsetsRequest, ListOffsetsResponse>(address, (c, r, m, o, cb) => c.listOffsets(r, m, o, cb), {
+    isolationLevel: 0,
+    topics: [{ name: 't', partitions: [{ partition: 0, timestamp: -2, currentLeaderEpoch: -1 }, { partition: 0, timestamp: -1, currentLeaderEpoch: -1 }, { partition: 0, timestamp: 1_700_000_000_000, currentLeaderEpoch: -1 }] }],
+  });
+  expect(offsets.topics[0]!.partitions.map((p) => [p.errorCode, p.offset])).toEqual([[0, 0], [0, hw], [0, 0]]);
+  const epochs = await brokers.call<OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse>(address, (c, r, m, o, cb) => c.offsetForLeaderEpoch(r, m, o, cb), {
+    topics: [{ name: 't', partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }] }],
+  });
+  expect(epochs.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, leaderEpoch: 0, endOffset: hw });
+  const del = await brokers.call<DeleteRecordsRequest, DeleteRecordsResponse>(address, (c, r, m, o, cb) => c.deleteRecords(r, m, o, cb), { topics: [{ name: 't', partitions: [{ partition: 0, offset: hw + 1 }] }], timeoutMs: 1000 });
+  expect(del.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+});
+
+test('bytes that are not protobuf fail the call and the broker keeps serving', async () => {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+    client.makeUnaryRequest('/strand.broker.Broker/Produce', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]), (e) => resolve(e));
+  });
+  client.close();
+  expect(err).not.toBeNull();
+  expect(await produceCode('t', 0, good('after'))).toBe(0);
+});

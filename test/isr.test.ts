@@ -1,0 +1,77 @@
+/**
+ * ISR shrink and expand with real processes (five combined nodes, so pausing two keeps a
+ * controller quorum). An RF=3 partition on brokers 1-3 with min.insync.replicas=2: pausing one
+ * follower (SIGSTOP) takes it out of the ISR and acks=all writes carry on with two; pausing the
+ * second leaves the leader alone and acks=all writes are refused with NOT_ENOUGH_REPLICAS (the
+ * Jepsen 2013 guard, SCENARIOS 1); resuming both brings them back into the ISR and acks=all
+ * writes are acknowledged again. Every acknowledged record is readable at the end.
+ */
+import { Acks, ErrorCode, encodeRecordBatch, type CreateTopicsRequest, type CreateTopicsResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
+import { ProcessCluster } from './support/process-cluster';
+import { TestBrokers } from './support/test-producer';
+
+jest.setTimeout(180_000);
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a paused follower leaves the ISR and rejoins; acks=all stops below min.insync.replicas and resumes', async () => {
+  const cluster = await ProcessCluster.create({
+    controllers: 5,
+    combined: true,
+    overrides: ['broker.session.timeout.ms=4000', 'broker.heartbeat.interval.ms=300', 'replica.lag.time.max.ms=1500', 'auto.leader.rebalance.enable=false'],
+  });
+  const brokers = new TestBrokers(cluster.brokerAddresses());
+  try {
+    cluster.startAll();
+    await until('five brokers', async () => ((await brokers.metadata([])).brokers.length === 5 ? true : undefined), 90_000);
+    const res = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(cluster.brokerAddresses()[0] as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
+      topics: [{ name: 'isr', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [{ name: 'min.insync.replicas', value: '2' }] }],
+      validateOnly: false,
+    });
+    expect(res.topics[0]?.errorCode).toBe(0);
+    const isr = async (): Promise<number[]> => [...((await brokers.metadata(['isr'])).topics[0]?.partitions[0]?.isr ?? [])].sort();
+    await until('full ISR', async () => ((await isr()).length === 3 ? true : undefined), 30_000);
+    const leader = (await brokers.leaderOf('isr', 0))!;
+    const [f1, f2] = [1, 2, 3].filter((b) => b !== leader.id) as [number, number];
+    const acked: string[] = [];
+    let n = 0;
+    const send = async (): Promise<number> => {
+      const value = `r${n++}`;
+      const r = await brokers.call<ProduceRequest, ProduceResponse>(leader.address, (c, q, m, o, cb) => c.produce(q, m, o, cb), {
+        acks: Acks.ACKS_ALL, timeoutMs: 10_000, topics: [{ name: 'isr', partitions: [{ partition: 0, records: encodeRecordBatch({ records: [{ value: Buffer.from(value) }], baseTimestamp: Date.now() }) }] }],
+      }, 15_000);
+      const code = r.topics[0]!.partitions[0]!.errorCode;
+      if (code === 0) acked.push(value);
+      return code;
+    };
+    expect(await send()).toBe(0);
+
+    cluster.pause(f1);
+    // The write waits until the ISR shrink commits (KIP-497), then succeeds with two in sync.
+    expect(await send()).toBe(0);
+    await until('f1 out of the ISR', async () => (!(await isr()).includes(f1) ? true : undefined), 30_000);
+    expect(await send()).toBe(0);
+
+    cluster.pause(f2);
+    await until('the leader alone in the ISR', async () => ((await isr()).length === 1 ? true : undefined), 30_000);
+    expect(await send()).toBe(ErrorCode.NOT_ENOUGH_REPLICAS);
+
+    cluster.resume(f1);
+    cluster.resume(f2);
+    await until('full ISR again', async () => ((await isr()).length === 3 ? true : undefined), 60_000);
+    expect(await until('acks=all accepted again', async () => ((await send()) === 0 ? true : undefined), 30_000)).toBe(true);
+    const read = (await brokers.readAll('isr', 0)).map((r) => r.value);
+    for (const v of acked) expect(read).toContain(v);
+  } finally {
+    brokers.close();
+    await cluster.close();
+  }
+});
