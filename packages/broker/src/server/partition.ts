@@ -184,7 +184,12 @@ export class Partition {
         const h = first.header;
         const check = this.producers.check(h.producerId, h.producerEpoch, h.baseSequence, h.lastOffsetDelta);
         if (check.kind === 'duplicate') {
-          return { errorCode: 0, errorMessage: '', baseOffset: check.firstOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
+          // The original may not be committed yet: acks=all waits for the HW to pass it, exactly as
+          // the original would have (answering at once could acknowledge a write still losable).
+          const dup: ProduceResult = { errorCode: 0, errorMessage: '', baseOffset: check.firstOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
+          if (acks !== -1) return dup;
+          const error = await this.awaitHighWatermark(leader, check.lastOffset, timeoutMs);
+          return error === null ? dup : fail(error, `${this.topicPartition}: duplicate of offsets ${check.firstOffset}..${check.lastOffset} not yet committed: ${error}`);
         }
         if (check.kind === 'error') return fail(check.error, `producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence}: ${check.error}`);
       }
@@ -213,20 +218,23 @@ export class Partition {
       }
       return ok;
     }
+    const error = await this.awaitHighWatermark(leader, info.lastOffset, timeoutMs);
+    if (error !== null) return { ...fail(error, `${this.topicPartition}: ${error} (offsets ${info.firstOffset}..${info.lastOffset} were written on the leader but not acknowledged)`), baseOffset: -1 };
+    return ok;
+  }
+
+  /** Resolves when the high watermark passes `lastOffset` under `leader` (null), or with the reason it never will. */
+  private awaitHighWatermark(leader: PartitionLeader, lastOffset: number, timeoutMs: number): Promise<ErrorName | null> {
     const requestId = this.nextRequestId++;
-    const error = await new Promise<ErrorName | null>((resolve) => {
-      this.produceWaiters.set(requestId, resolve);
-      const current = this.leaderCore;
-      if (current === null || current !== leader) {
-        this.produceWaiters.delete(requestId);
+    return new Promise<ErrorName | null>((resolve) => {
+      if (this.leaderCore !== leader) {
         resolve('NOT_LEADER_OR_FOLLOWER');
         return;
       }
-      current.addProduceWaiter(requestId, info.lastOffset, this.host.nowMs() + timeoutMs);
+      this.produceWaiters.set(requestId, resolve);
+      leader.addProduceWaiter(requestId, lastOffset, this.host.nowMs() + timeoutMs);
       this.drain();
     });
-    if (error !== null) return { ...fail(error, `${this.topicPartition}: ${error} (offsets ${info.firstOffset}..${info.lastOffset} were written on the leader but not acknowledged)`), baseOffset: -1 };
-    return ok;
   }
 
   /** The local log grew or became more durable. */
