@@ -7,6 +7,26 @@ export { Producer } from './producer/producer';
 export type { ProducerRecord, RecordMetadata, ProducerOptions, ProducerHeaders } from './producer/producer';
 export { murmur2, partitionForKey, toPositive, StickyPartitioner } from './producer/partitioner';
 export type { Partitioner, PartitionerArgs } from './producer/partitioner';
+export { Consumer } from './consumer/consumer';
+export type { ConsumerRecord, RebalanceListener, ConsumerOptions } from './consumer/consumer';
+export { rangeAssignor, roundRobinAssignor, encodeSubscription, decodeSubscription, encodeAssignment, decodeAssignment } from './consumer/assignors';
+export type { Assignor, MemberSubscription, TopicPartition } from './consumer/assignors';
+export type { CommittedOffset, OffsetToCommit } from './consumer/group-membership';
+export { Admin } from './admin/admin';
+export type {
+  NewTopic,
+  ItemResult,
+  TopicDescription,
+  PartitionDescription,
+  ClusterDescription,
+  ConfigDescription,
+  OffsetSpec,
+  PartitionOffset,
+  GroupListing,
+  GroupDescription,
+  GroupMemberDescription,
+  GroupOffset,
+} from './admin/admin';
 export { Cluster } from './cluster/cluster';
 export type { PartitionInfo, TopicInfo } from './cluster/cluster';
 export { PRODUCER_CONFIG, CONSUMER_CONFIG, ADMIN_CONFIG, parseProducerConfig, parseConsumerConfig, parseAdminConfig, parseHostPort } from './config';

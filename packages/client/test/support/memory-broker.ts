@@ -726,7 +726,9 @@ export class MemoryCluster {
         if (req.generationId >= 0 || req.memberId !== '') {
           const check = this.checkMember(g, req.memberId, req.generationId);
           if (check !== 0) return all(check);
-          if (g.state === 'PreparingRebalance') return all(ErrorCode.REBALANCE_IN_PROGRESS);
+          // As Kafka: members of the current generation may commit while the group prepares a
+          // rebalance (commit on revoke), not while it waits for the leader's assignment.
+          if (g.state === 'CompletingRebalance') return all(ErrorCode.REBALANCE_IN_PROGRESS);
         } else if (g.members.size > 0) return all(ErrorCode.UNKNOWN_MEMBER_ID);
         for (const t of req.topics) for (const p of t.partitions) g.offsets.set(`${t.name}\u0000${p.partition}`, { offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.metadata });
         return all(0);

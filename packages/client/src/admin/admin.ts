@@ -1,0 +1,454 @@
+/**
+ * Admin: topics, partitions, configs, cluster, offsets, leader elections and consumer groups.
+ *
+ * Topic, config, election and cluster RPCs may go to any broker (brokers forward them to the
+ * active controller, as Kafka brokers do); group RPCs go to the group's coordinator
+ * (FindCoordinator); offset listings go to partition leaders. Every call is retried with backoff
+ * for retriable errors only (`retries`, `retry.backoff.ms`), and per-item errors of batched
+ * calls are returned per item (or thrown by the single-item helpers) as StrandErrors.
+ */
+import { AlterConfigOp, ConfigResourceType, CoordinatorType, ElectionType, StrandError } from '@strand/protocol';
+import type {
+  CreatePartitionsRequest,
+  CreatePartitionsResponse,
+  CreateTopicsRequest,
+  CreateTopicsResponse,
+  DeleteGroupsRequest,
+  DeleteGroupsResponse,
+  DeleteRecordsRequest,
+  DeleteRecordsResponse,
+  DeleteTopicsRequest,
+  DeleteTopicsResponse,
+  DescribeClusterRequest,
+  DescribeClusterResponse,
+  DescribeConfigsRequest,
+  DescribeConfigsResponse,
+  DescribeGroupsRequest,
+  DescribeGroupsResponse,
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  FindCoordinatorRequest,
+  FindCoordinatorResponse,
+  IncrementalAlterConfigsRequest,
+  IncrementalAlterConfigsResponse,
+  ListGroupsRequest,
+  ListGroupsResponse,
+  ListOffsetsRequest,
+  ListOffsetsResponse,
+  MetadataResponse,
+  OffsetCommitRequest,
+  OffsetCommitResponse,
+  OffsetFetchRequest,
+  OffsetFetchResponse,
+} from '@strand/protocol';
+import { Cluster } from '../cluster/cluster';
+import type { BrokerConnection, UnaryMethod } from '../cluster/connection';
+import { parseAdminConfig } from '../config';
+import type { AdminConfig, ClientConfigInput } from '../config';
+import { toStrandError } from '../errors';
+import { monotonicMs, withRetries } from '../retry';
+import { decodeAssignment, decodeSubscription } from '../consumer/assignors';
+import type { TopicPartition } from '../consumer/assignors';
+
+export interface NewTopic {
+  name: string;
+  /** Default 1. */
+  numPartitions?: number;
+  /** Default 1. */
+  replicationFactor?: number;
+  configs?: Readonly<Record<string, string>>;
+  /** Explicit replica placement: partition -> broker ids (overrides the counts). */
+  assignments?: readonly { partition: number; brokerIds: number[] }[];
+}
+
+export interface ItemResult {
+  name: string;
+  error?: StrandError;
+}
+
+export interface PartitionDescription {
+  partition: number;
+  leader: number;
+  leaderEpoch: number;
+  replicas: number[];
+  isr: number[];
+  offlineReplicas: number[];
+  error?: StrandError;
+}
+
+export interface TopicDescription {
+  name: string;
+  topicId: string;
+  internal: boolean;
+  partitions: PartitionDescription[];
+}
+
+export interface ClusterDescription {
+  clusterId: string;
+  activeControllerId: number;
+  metadataOffset: number;
+  raftTerm: number;
+  brokers: { id: number; epoch: number; host: string; port: number; rack?: string; state: 'running' | 'fenced' | 'shutting-down'; lastHeartbeatAgeMs: number }[];
+  controllers: { id: number; host: string; port: number; role: string; lag: number }[];
+}
+
+export interface ConfigDescription {
+  name: string;
+  value: string;
+  source: 'dynamic' | 'default' | 'unknown';
+  isDefault: boolean;
+  documentation: string;
+}
+
+export type OffsetSpec = 'earliest' | 'latest' | { timestamp: number };
+
+export interface PartitionOffset {
+  partition: number;
+  offset: number;
+  timestamp: number;
+  leaderEpoch: number;
+}
+
+export interface GroupListing {
+  groupId: string;
+  protocolType: string;
+  state: string;
+}
+
+export interface GroupMemberDescription {
+  memberId: string;
+  groupInstanceId?: string;
+  clientId: string;
+  clientHost: string;
+  subscription: string[];
+  assignment: TopicPartition[];
+}
+
+export interface GroupDescription {
+  groupId: string;
+  state: string;
+  protocolType: string;
+  protocol: string;
+  generationId: number;
+  members: GroupMemberDescription[];
+  error?: StrandError;
+}
+
+export interface GroupOffset {
+  topic: string;
+  partition: number;
+  committedOffset: number;
+  logEndOffset: number;
+  /** logEndOffset - committedOffset (-1 when nothing is committed). */
+  lag: number;
+  metadata: string;
+}
+
+const code = (c: number, what: string, message?: string): StrandError | undefined => (c === 0 ? undefined : StrandError.fromCode(c, message !== undefined && message !== '' ? `${what}: ${message}` : `${what}: ${StrandError.fromCode(c).message}`));
+
+export class Admin {
+  readonly config: AdminConfig;
+  readonly cluster: Cluster;
+
+  constructor(config: ClientConfigInput = {}) {
+    this.config = parseAdminConfig(config);
+    this.cluster = new Cluster(this.config);
+  }
+
+  /** One call to any broker, retried for retriable errors. */
+  private async any<Req, Res>(pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string): Promise<Res> {
+    return this.retry(async () => {
+      const conn = this.cluster.anyConnection();
+      return conn.unary(pick(conn), request, this.config['request.timeout.ms'], what, this.cluster.closeSignal);
+    });
+  }
+
+  private retry<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetries(
+      async () => {
+        try {
+          return await fn();
+        } catch (e: unknown) {
+          throw toStrandError(e, 'admin');
+        }
+      },
+      {
+        retries: this.config.retries,
+        initialMs: this.config['retry.backoff.ms'],
+        maxMs: this.config['retry.backoff.max.ms'],
+        deadlineMs: monotonicMs() + this.config['request.timeout.ms'] * (this.config.retries + 1),
+        signal: this.cluster.closeSignal,
+        onRetry: () => this.cluster.requestRefresh(),
+      },
+    );
+  }
+
+  // ---- topics ------------------------------------------------------------------------------
+
+  async createTopics(topics: readonly NewTopic[], options: { validateOnly?: boolean } = {}): Promise<ItemResult[]> {
+    const req: CreateTopicsRequest = {
+      validateOnly: options.validateOnly ?? false,
+      topics: topics.map((t) => ({ name: t.name, numPartitions: t.assignments !== undefined ? -1 : (t.numPartitions ?? 1), replicationFactor: t.assignments !== undefined ? -1 : (t.replicationFactor ?? 1), assignments: t.assignments?.map((a) => ({ partition: a.partition, brokerIds: a.brokerIds })) ?? [], configs: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })) })),
+    };
+    const res = await this.any((c) => c.client.createTopics as UnaryMethod<CreateTopicsRequest, CreateTopicsResponse>, req, 'CreateTopics');
+    return res.topics.map((t) => ({ name: t.name, ...(t.errorCode !== 0 ? { error: code(t.errorCode, `create topic ${t.name}`, t.errorMessage) } : {}) }));
+  }
+
+  /** Creates one topic; throws its error. */
+  async createTopic(topic: NewTopic): Promise<void> {
+    const [r] = await this.createTopics([topic]);
+    if (r?.error !== undefined) throw r.error;
+  }
+
+  async deleteTopics(names: readonly string[]): Promise<ItemResult[]> {
+    const res = await this.any((c) => c.client.deleteTopics as UnaryMethod<DeleteTopicsRequest, DeleteTopicsResponse>, { names: [...names] }, 'DeleteTopics');
+    return res.topics.map((t) => ({ name: t.name, ...(t.errorCode !== 0 ? { error: code(t.errorCode, `delete topic ${t.name}`, t.errorMessage) } : {}) }));
+  }
+
+  /** Grows `topic` to `totalCount` partitions. */
+  async createPartitions(topic: string, totalCount: number): Promise<void> {
+    const res = await this.any((c) => c.client.createPartitions as UnaryMethod<CreatePartitionsRequest, CreatePartitionsResponse>, { topics: [{ name: topic, count: totalCount, assignments: [] }], validateOnly: false }, 'CreatePartitions');
+    const r = res.topics[0];
+    if (r !== undefined && r.errorCode !== 0) throw code(r.errorCode, `create partitions of ${topic}`, r.errorMessage);
+  }
+
+  private async metadata(topics: readonly string[]): Promise<MetadataResponse> {
+    const res = await this.any((c) => c.client.metadata as UnaryMethod<{ topics: string[] }, MetadataResponse>, { topics: [...topics] }, 'Metadata');
+    this.cluster.apply(res);
+    return res;
+  }
+
+  /** Topic names, sorted (internal `__` topics only with `includeInternal`). */
+  async listTopics(options: { includeInternal?: boolean } = {}): Promise<string[]> {
+    const res = await this.metadata([]);
+    return res.topics.filter((t) => t.errorCode === 0 && (options.includeInternal || !t.name.startsWith('__'))).map((t) => t.name).sort();
+  }
+
+  /** Leaders, replicas and ISR per partition; every topic when `names` is empty. */
+  async describeTopics(names: readonly string[] = []): Promise<TopicDescription[]> {
+    const res = await this.metadata(names);
+    return res.topics
+      .map((t) => {
+        if (t.errorCode !== 0) throw code(t.errorCode, `describe topic ${t.name}`);
+        return {
+          name: t.name,
+          topicId: Buffer.from(t.topicId).toString('hex'),
+          internal: t.name.startsWith('__'),
+          partitions: [...t.partitions].sort((a, b) => a.partition - b.partition).map((p) => ({ partition: p.partition, leader: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr, offlineReplicas: p.offlineReplicas, ...(p.errorCode !== 0 ? { error: code(p.errorCode, `${t.name}-${p.partition}`) } : {}) })),
+        };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async describeCluster(): Promise<ClusterDescription> {
+    const r = await this.any((c) => c.client.describeCluster as UnaryMethod<DescribeClusterRequest, DescribeClusterResponse>, {}, 'DescribeCluster');
+    return {
+      clusterId: r.clusterId,
+      activeControllerId: r.activeControllerId,
+      metadataOffset: r.metadataOffset,
+      raftTerm: r.raftTerm,
+      brokers: r.brokers
+        .map((b) => ({ id: b.brokerId, epoch: b.brokerEpoch, host: b.endpoints[0]?.host ?? '', port: b.endpoints[0]?.port ?? 0, ...(b.rack !== undefined && b.rack !== '' ? { rack: b.rack } : {}), state: (b.inControlledShutdown ? 'shutting-down' : b.fenced ? 'fenced' : 'running') as 'running' | 'fenced' | 'shutting-down', lastHeartbeatAgeMs: b.lastHeartbeatAgeMs }))
+        .sort((a, b) => a.id - b.id),
+      controllers: r.controllers.map((c) => ({ id: c.nodeId, host: c.host, port: c.port, role: c.role, lag: c.lag })).sort((a, b) => a.id - b.id),
+    };
+  }
+
+  // ---- configs -----------------------------------------------------------------------------
+
+  /** Configs of a topic (or a broker with `type: 'broker'`); all keys when `keys` is empty. */
+  async describeConfigs(name: string, options: { type?: 'topic' | 'broker'; keys?: string[] } = {}): Promise<ConfigDescription[]> {
+    const type = options.type === 'broker' ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
+    const res = await this.any((c) => c.client.describeConfigs as UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse>, { resources: [{ type, name, keys: options.keys ?? [] }] }, 'DescribeConfigs');
+    const r = res.results[0];
+    if (r === undefined) throw new StrandError('UNKNOWN_SERVER_ERROR', 'DescribeConfigs returned no result');
+    if (r.errorCode !== 0) throw code(r.errorCode, `describe configs of ${name}`, r.errorMessage);
+    return r.configs.map((c) => ({ name: c.name, value: c.value, source: c.source === 1 ? 'dynamic' : c.source === 5 ? 'default' : 'unknown', isDefault: c.isDefault, documentation: c.documentation }));
+  }
+
+  /** Sets and/or deletes topic (or broker) config keys (IncrementalAlterConfigs). */
+  async alterConfigs(name: string, changes: { set?: Readonly<Record<string, string>>; delete?: readonly string[] }, options: { type?: 'topic' | 'broker'; validateOnly?: boolean } = {}): Promise<void> {
+    const type = options.type === 'broker' ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
+    const configs = [...Object.entries(changes.set ?? {}).map(([n, value]) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_SET, value })), ...(changes.delete ?? []).map((n) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_DELETE, value: '' }))];
+    const res = await this.any((c) => c.client.incrementalAlterConfigs as UnaryMethod<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>, { resources: [{ type, name, configs }], validateOnly: options.validateOnly ?? false }, 'IncrementalAlterConfigs');
+    const r = res.results[0];
+    if (r !== undefined && r.errorCode !== 0) throw code(r.errorCode, `alter configs of ${name}`, r.errorMessage);
+  }
+
+  // ---- offsets, records, elections -----------------------------------------------------------
+
+  /** Offsets of every partition of `topic` for `spec` (earliest, latest, or by timestamp). */
+  async listOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
+    const ts = spec === 'earliest' ? -2 : spec === 'latest' ? -1 : spec.timestamp;
+    return this.retry(async () => {
+      const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
+      const byNode = new Map<number, number[]>();
+      for (const p of info.partitions) {
+        const leader = this.cluster.leaderOf(topic, p.partition);
+        if (leader === undefined) throw new StrandError('LEADER_NOT_AVAILABLE', `${topic}-${p.partition} has no leader`);
+        byNode.set(leader, [...(byNode.get(leader) ?? []), p.partition]);
+      }
+      const out: PartitionOffset[] = [];
+      await Promise.all(
+        [...byNode].map(async ([node, parts]) => {
+          const conn = this.cluster.connection(node);
+          const res = await conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal);
+          for (const t of res.topics) {
+            for (const p of t.partitions) {
+              if (p.errorCode !== 0) throw code(p.errorCode, `list offsets of ${topic}-${p.partition}`);
+              out.push({ partition: p.partition, offset: p.offset, timestamp: p.timestamp, leaderEpoch: p.leaderEpoch });
+            }
+          }
+        }),
+      );
+      return out.sort((a, b) => a.partition - b.partition);
+    });
+  }
+
+  /** Moves log start offsets forward (records before them become unreadable). */
+  async deleteRecords(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<Map<number, number>> {
+    await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms']);
+    const byNode = new Map<number, number[]>();
+    for (const partition of beforeOffsets.keys()) {
+      const leader = this.cluster.leaderOf(topic, partition);
+      if (leader === undefined) throw new StrandError('LEADER_NOT_AVAILABLE', `${topic}-${partition} has no leader`);
+      byNode.set(leader, [...(byNode.get(leader) ?? []), partition]);
+    }
+    const out = new Map<number, number>();
+    for (const [node, parts] of byNode) {
+      const conn = this.cluster.connection(node);
+      const res = await conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs: this.config['request.timeout.ms'] }, this.config['request.timeout.ms'], 'DeleteRecords', this.cluster.closeSignal);
+      for (const t of res.topics) for (const p of t.partitions) {
+        if (p.errorCode !== 0) throw code(p.errorCode, `delete records of ${topic}-${p.partition}`);
+        out.set(p.partition, p.lowWatermark);
+      }
+    }
+    return out;
+  }
+
+  /** Preferred (default) or unclean leader election; every partition when `partitions` is empty. */
+  async electLeaders(type: 'preferred' | 'unclean' = 'preferred', partitions: readonly TopicPartition[] = []): Promise<{ topic: string; partition: number; error?: StrandError }[]> {
+    const byTopic = new Map<string, number[]>();
+    for (const tp of partitions) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
+    const res = await this.any((c) => c.client.electLeaders as UnaryMethod<ElectLeadersRequest, ElectLeadersResponse>, { type: type === 'unclean' ? ElectionType.ELECTION_UNCLEAN : ElectionType.ELECTION_PREFERRED, topics: [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps })) }, 'ElectLeaders');
+    return res.results.map((r) => ({ topic: r.topic, partition: r.partition, ...(r.errorCode !== 0 ? { error: code(r.errorCode, `elect leader of ${r.topic}-${r.partition}`, r.errorMessage) } : {}) }));
+  }
+
+  // ---- groups ------------------------------------------------------------------------------
+
+  private async coordinator(groupId: string): Promise<BrokerConnection> {
+    const r = await this.any((c) => c.client.findCoordinator as UnaryMethod<FindCoordinatorRequest, FindCoordinatorResponse>, { key: groupId, keyType: CoordinatorType.COORDINATOR_GROUP }, 'FindCoordinator');
+    if (r.errorCode !== 0) throw code(r.errorCode, `find coordinator of ${groupId}`, r.errorMessage);
+    return this.cluster.connectionTo(r.nodeId, r.host, r.port);
+  }
+
+  /** Calls the group's coordinator, rediscovering it on NOT_COORDINATOR and retrying. */
+  private onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number): Promise<Res> {
+    return this.retry(async () => {
+      const conn = await this.coordinator(groupId);
+      const res = await conn.unary(pick(conn), request, this.config['request.timeout.ms'], what, this.cluster.closeSignal);
+      const c = errorOf(res);
+      if (c !== 0) throw code(c, `${what}(${groupId})`);
+      return res;
+    });
+  }
+
+  /**
+   * Every group in the cluster. Groups live on their coordinators, so every broker is asked and
+   * the answers merged.
+   */
+  async listGroups(): Promise<GroupListing[]> {
+    await this.metadata([]);
+    const seen = new Map<string, GroupListing>();
+    for (const id of this.cluster.brokers.keys()) {
+      const conn = this.cluster.connection(id);
+      const res = await this.retry(() => conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [] }, this.config['request.timeout.ms'], 'ListGroups', this.cluster.closeSignal));
+      if (res.errorCode !== 0) throw code(res.errorCode, 'list groups');
+      for (const g of res.groups) seen.set(g.groupId, { groupId: g.groupId, protocolType: g.protocolType, state: g.groupState });
+    }
+    return [...seen.values()].sort((a, b) => (a.groupId < b.groupId ? -1 : 1));
+  }
+
+  async describeGroup(groupId: string): Promise<GroupDescription> {
+    const res = await this.onCoordinator(groupId, (c) => c.client.describeGroups as UnaryMethod<DescribeGroupsRequest, DescribeGroupsResponse>, { groups: [groupId] }, 'DescribeGroups', (r) => r.groups[0]?.errorCode ?? 0);
+    const g = res.groups[0];
+    if (g === undefined) throw new StrandError('GROUP_ID_NOT_FOUND', `group ${groupId} not found`);
+    return {
+      groupId: g.groupId,
+      state: g.groupState,
+      protocolType: g.protocolType,
+      protocol: g.protocolData,
+      generationId: g.generationId,
+      members: g.members.map((m) => {
+        let subscription: string[] = [];
+        let assignment: TopicPartition[] = [];
+        try {
+          if (g.protocolType === 'consumer') {
+            subscription = decodeSubscription(Buffer.from(m.memberMetadata)).topics;
+            assignment = decodeAssignment(Buffer.from(m.memberAssignment));
+          }
+        } catch {
+          // Metadata of a non-consumer protocol: shown without subscription and assignment.
+        }
+        return { memberId: m.memberId, ...(m.groupInstanceId !== undefined && m.groupInstanceId !== '' ? { groupInstanceId: m.groupInstanceId } : {}), clientId: m.clientId, clientHost: m.clientHost, subscription, assignment };
+      }),
+    };
+  }
+
+  async deleteGroups(groupIds: readonly string[]): Promise<ItemResult[]> {
+    const out: ItemResult[] = [];
+    for (const id of groupIds) {
+      const res = await this.onCoordinator(id, (c) => c.client.deleteGroups as UnaryMethod<DeleteGroupsRequest, DeleteGroupsResponse>, { groups: [id] }, 'DeleteGroups', () => 0);
+      const r = res.results[0];
+      out.push({ name: id, ...(r !== undefined && r.errorCode !== 0 ? { error: code(r.errorCode, `delete group ${id}`) } : {}) });
+    }
+    return out;
+  }
+
+  /** Committed offsets of a group with each partition's log end offset and lag. */
+  async groupOffsets(groupId: string, topics: readonly string[] = []): Promise<GroupOffset[]> {
+    const req: OffsetFetchRequest = { groupId, topics: [], requireStable: false };
+    if (topics.length > 0) {
+      for (const t of topics) {
+        const info = await this.cluster.topic(t, monotonicMs() + this.config['request.timeout.ms']);
+        req.topics.push({ name: t, partitions: info.partitions.map((p) => p.partition) });
+      }
+    }
+    const res = await this.onCoordinator(groupId, (c) => c.client.offsetFetch as UnaryMethod<OffsetFetchRequest, OffsetFetchResponse>, req, 'OffsetFetch', (r) => r.errorCode);
+    const out: GroupOffset[] = [];
+    const ends = new Map<string, Map<number, number>>();
+    for (const t of res.topics) {
+      if (!ends.has(t.name)) {
+        const offs = await this.listOffsets(t.name, 'latest').catch(() => [] as PartitionOffset[]);
+        ends.set(t.name, new Map(offs.map((o) => [o.partition, o.offset])));
+      }
+      for (const p of t.partitions) {
+        const end = ends.get(t.name)?.get(p.partition) ?? -1;
+        out.push({ topic: t.name, partition: p.partition, committedOffset: p.committedOffset, logEndOffset: end, lag: p.committedOffset >= 0 && end >= 0 ? Math.max(0, end - p.committedOffset) : -1, metadata: p.metadata });
+      }
+    }
+    return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  }
+
+  /**
+   * Sets a group's committed offsets (kafka-consumer-groups --reset-offsets). The group must be
+   * empty: the coordinator refuses standalone commits while members are active.
+   */
+  async setGroupOffsets(groupId: string, offsets: readonly { topic: string; partition: number; offset: number }[]): Promise<void> {
+    const byTopic = new Map<string, OffsetCommitRequest['topics'][number]>();
+    for (const o of offsets) {
+      const t = byTopic.get(o.topic) ?? { name: o.topic, partitions: [] };
+      t.partitions.push({ partition: o.partition, committedOffset: o.offset, committedLeaderEpoch: -1, metadata: '' });
+      byTopic.set(o.topic, t);
+    }
+    const res = await this.onCoordinator(groupId, (c) => c.client.offsetCommit as UnaryMethod<OffsetCommitRequest, OffsetCommitResponse>, { groupId, generationId: -1, memberId: '', topics: [...byTopic.values()] }, 'OffsetCommit', (r) => r.errorCode);
+    for (const t of res.topics) for (const p of t.partitions) {
+      if (p.errorCode === 25 /* UNKNOWN_MEMBER_ID */) throw new StrandError('NON_EMPTY_GROUP', `group ${groupId} has active members: stop its consumers before resetting offsets`);
+      if (p.errorCode !== 0) throw code(p.errorCode, `reset offsets of ${groupId} ${t.name}-${p.partition}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cluster.close();
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Partition assignors of the classic consumer-group protocol, and the bytes they exchange.
+ *
+ * The group leader (a consumer chosen by the coordinator) receives every member's subscription
+ * and computes the assignment; the coordinator only relays bytes. Those bytes follow Kafka's
+ * ConsumerProtocol so tooling that reads them (describe groups) works unchanged:
+ *
+ *   Subscription v0: version int16 | topics [int32 count, (int16 len, utf8)*] | userData bytes
+ *   Assignment v0:   version int16 | [int32 count, (topic string, [int32 count, int32*])*] | userData bytes
+ *   (bytes = int32 length, -1 for null). Later versions only append fields, so decoding reads
+ *   the v0 prefix of any version.
+ *
+ * Assignors are pure functions of (members, partition counts): deterministic given sorted
+ * inputs, which is what lets every test check them exactly.
+ */
+import { StrandError } from '@strand/protocol';
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+export interface MemberSubscription {
+  memberId: string;
+  topics: string[];
+  userData: Buffer | null;
+}
+
+/** An assignor: a protocol name and a pure assignment function. */
+export interface Assignor {
+  /** The protocol name offered in JoinGroup (Kafka's: `range`, `roundrobin`, ...). */
+  readonly name: string;
+  assign(members: readonly MemberSubscription[], partitionsPerTopic: ReadonlyMap<string, number>): Map<string, TopicPartition[]>;
+}
+
+function compareMembers(a: MemberSubscription, b: MemberSubscription): number {
+  return a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0;
+}
+
+/** Kafka's RangeAssignor: per topic, consecutive ranges; the first members get one extra. */
+export const rangeAssignor: Assignor = {
+  name: 'range',
+  assign(members, partitionsPerTopic) {
+    const out = new Map<string, TopicPartition[]>(members.map((m) => [m.memberId, []]));
+    const topics = [...new Set(members.flatMap((m) => m.topics))].sort();
+    for (const topic of topics) {
+      const count = partitionsPerTopic.get(topic);
+      if (count === undefined) continue;
+      const subscribers = members.filter((m) => m.topics.includes(topic)).sort(compareMembers);
+      const per = Math.floor(count / subscribers.length);
+      const extra = count % subscribers.length;
+      subscribers.forEach((m, i) => {
+        const start = per * i + Math.min(i, extra);
+        const length = per + (i < extra ? 1 : 0);
+        const list = out.get(m.memberId) as TopicPartition[];
+        for (let p = start; p < start + length; p++) list.push({ topic, partition: p });
+      });
+    }
+    return out;
+  },
+};
+
+/** Kafka's RoundRobinAssignor: all partitions, sorted, dealt to subscribed members in turn. */
+export const roundRobinAssignor: Assignor = {
+  name: 'roundrobin',
+  assign(members, partitionsPerTopic) {
+    const sorted = [...members].sort(compareMembers);
+    const out = new Map<string, TopicPartition[]>(sorted.map((m) => [m.memberId, []]));
+    const topics = [...new Set(members.flatMap((m) => m.topics))].sort();
+    let next = 0;
+    for (const topic of topics) {
+      const count = partitionsPerTopic.get(topic) ?? 0;
+      for (let p = 0; p < count; p++) {
+        // Advance to the next member (circularly) subscribed to this topic.
+        for (let tries = 0; tries < sorted.length; tries++) {
+          const m = sorted[next % sorted.length] as MemberSubscription;
+          next++;
+          if (m.topics.includes(topic)) {
+            (out.get(m.memberId) as TopicPartition[]).push({ topic, partition: p });
+            break;
+          }
+        }
+      }
+    }
+    return out;
+  },
+};
+
+export const BUILT_IN_ASSIGNORS: Readonly<Record<string, Assignor>> = { range: rangeAssignor, roundrobin: roundRobinAssignor };
+
+// ---- ConsumerProtocol bytes ------------------------------------------------------------------
+
+class Writer {
+  private readonly parts: Buffer[] = [];
+  int16(v: number): this {
+    const b = Buffer.allocUnsafe(2);
+    b.writeInt16BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  int32(v: number): this {
+    const b = Buffer.allocUnsafe(4);
+    b.writeInt32BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  string(s: string): this {
+    const b = Buffer.from(s, 'utf8');
+    this.int16(b.length);
+    this.parts.push(b);
+    return this;
+  }
+  bytes(b: Buffer | null): this {
+    if (b === null) return this.int32(-1);
+    this.int32(b.length);
+    this.parts.push(b);
+    return this;
+  }
+  done(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+class Reader {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+  private need(n: number): void {
+    if (this.pos + n > this.buf.length) throw new StrandError('INCONSISTENT_GROUP_PROTOCOL', 'truncated consumer protocol bytes');
+  }
+  int16(): number {
+    this.need(2);
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  int32(): number {
+    this.need(4);
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  string(): string {
+    const n = this.int16();
+    this.need(n);
+    const s = this.buf.toString('utf8', this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+  bytes(): Buffer | null {
+    const n = this.int32();
+    if (n < 0) return null;
+    this.need(n);
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+  count(limit: number): number {
+    const n = this.int32();
+    if (n < -1 || n > limit) throw new StrandError('INCONSISTENT_GROUP_PROTOCOL', `implausible array length ${n} in consumer protocol bytes`);
+    return Math.max(0, n);
+  }
+}
+
+/** Upper bound on array lengths read from the wire (topics, partitions). */
+const MAX_ARRAY = 1_000_000;
+
+export function encodeSubscription(topics: readonly string[], userData: Buffer | null = null): Buffer {
+  const w = new Writer().int16(0).int32(topics.length);
+  for (const t of topics) w.string(t);
+  return w.bytes(userData).done();
+}
+
+export function decodeSubscription(bytes: Buffer): { topics: string[]; userData: Buffer | null } {
+  const r = new Reader(bytes);
+  r.int16();
+  const n = r.count(MAX_ARRAY);
+  const topics: string[] = [];
+  for (let i = 0; i < n; i++) topics.push(r.string());
+  let userData: Buffer | null = null;
+  try {
+    userData = r.bytes();
+  } catch {
+    userData = null; // some clients omit it
+  }
+  return { topics, userData };
+}
+
+export function encodeAssignment(partitions: readonly TopicPartition[], userData: Buffer | null = null): Buffer {
+  const byTopic = new Map<string, number[]>();
+  for (const tp of partitions) {
+    let list = byTopic.get(tp.topic);
+    if (list === undefined) {
+      list = [];
+      byTopic.set(tp.topic, list);
+    }
+    list.push(tp.partition);
+  }
+  const w = new Writer().int16(0).int32(byTopic.size);
+  for (const [topic, ps] of byTopic) {
+    w.string(topic).int32(ps.length);
+    for (const p of ps) w.int32(p);
+  }
+  return w.bytes(userData).done();
+}
+
+export function decodeAssignment(bytes: Buffer): TopicPartition[] {
+  if (bytes.length === 0) return [];
+  const r = new Reader(bytes);
+  r.int16();
+  const out: TopicPartition[] = [];
+  const topics = r.count(MAX_ARRAY);
+  for (let i = 0; i < topics; i++) {
+    const topic = r.string();
+    const n = r.count(MAX_ARRAY);
+    for (let j = 0; j < n; j++) out.push({ topic, partition: r.int32() });
+  }
+  return out;
+}

@@ -1,0 +1,647 @@
+/**
+ * The Consumer: manual assignment (assign/seek/pause/resume) or group subscription (subscribe),
+ * records by poll() (the batch API) or `for await`, auto or manual commits.
+ *
+ * Fetching is pipelined: poll() returns buffered records and, before returning, sends the next
+ * Fetch to every leader that has no fetch in flight, so the broker long-polls while the
+ * application processes. At most one fetch per broker is in flight, and no partition is fetched
+ * while it still has unconsumed buffered data; buffered bytes are bounded by
+ * `fetch.buffer.max.bytes`. Batches stay bytes until consumed: a batch is decoded only when
+ * poll() reaches it.
+ *
+ * Positions: the position of a partition is the offset of the next record to return. It starts
+ * at the committed offset (groups), else by `auto.offset.reset`, and moves past each returned
+ * record; commits store the position and the leader epoch of the last returned record. A fetch
+ * whose offset no longer equals the position (seek, rebalance) is discarded.
+ *
+ * Group rebalances are driven from poll() (eager protocol): before rejoining, the consumer
+ * commits (with auto commit), calls onPartitionsRevoked, and drops its fetch state; after the
+ * join it calls onPartitionsAssigned. A lost membership (session expired) calls
+ * onPartitionsLost and does not commit: those partitions may already be someone else's.
+ */
+import { StrandError, decodeRecordBatch, isControlBatch, readBatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, TimestampType } from '@strand/protocol';
+import type { FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataResponse, RecordHeader } from '@strand/protocol';
+import { Cluster } from '../cluster/cluster';
+import type { UnaryMethod } from '../cluster/connection';
+import { parseConsumerConfig } from '../config';
+import type { ClientConfigInput, ConsumerConfig } from '../config';
+import { toStrandError } from '../errors';
+import { monotonicMs } from '../retry';
+import { BUILT_IN_ASSIGNORS } from './assignors';
+import type { Assignor, TopicPartition } from './assignors';
+import { GroupMembership } from './group-membership';
+import type { CommittedOffset, OffsetToCommit } from './group-membership';
+
+export interface ConsumerRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: RecordHeader[];
+  timestamp: number;
+  timestampType: 'CreateTime' | 'LogAppendTime';
+  /** Leader epoch of the batch the record was written in (-1 unknown). */
+  leaderEpoch: number;
+}
+
+export interface RebalanceListener {
+  onPartitionsRevoked?(partitions: TopicPartition[]): void | Promise<void>;
+  onPartitionsAssigned?(partitions: TopicPartition[]): void | Promise<void>;
+  /** Partitions taken away without a chance to commit (membership lost). */
+  onPartitionsLost?(partitions: TopicPartition[]): void | Promise<void>;
+}
+
+export interface ConsumerOptions {
+  /** Extra assignors (by name) besides the built-in range and roundrobin. */
+  assignors?: Assignor[];
+}
+
+type ResetStrategy = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'timestamp'; timestampMs: number } | { kind: 'committed' };
+
+interface PartitionState {
+  tp: TopicPartition;
+  /** Offset of the next record to return; undefined until initialized or reset. */
+  position: number | undefined;
+  /** Epoch of the last returned record's batch (-1 unknown). */
+  leaderEpoch: number;
+  paused: boolean;
+  reset: ResetStrategy | undefined;
+  fetchInFlight: boolean;
+  /** Fetched, not yet consumed data of this partition. */
+  buffered: Buffered | undefined;
+  highWatermark: number;
+}
+
+interface Buffered {
+  bytes: Buffer;
+  /** Next batch position in `bytes`. */
+  pos: number;
+  /** Records of the batch being consumed, and the next index. */
+  records: ConsumerRecord[];
+  next: number;
+  /** Last offset of the batch being consumed (the position moves past it when done). */
+  batchLastOffset: number;
+}
+
+const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** Resolves on notify() or after a timeout: how poll() waits without busy loops or fixed sleeps. */
+class Wakeup {
+  private waiters: (() => void)[] = [];
+  notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+  wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        const i = self.waiters.indexOf(done);
+        if (i >= 0) self.waiters.splice(i, 1);
+        resolve();
+      }
+      this.waiters.push(done);
+    });
+  }
+}
+
+export class Consumer implements AsyncIterable<ConsumerRecord> {
+  readonly config: ConsumerConfig;
+  readonly cluster: Cluster;
+  private readonly partitions = new Map<string, PartitionState>();
+  private subscription: { topics: string[] } | { pattern: RegExp } | undefined;
+  private listener: RebalanceListener = {};
+  private readonly group: GroupMembership | undefined;
+  private readonly wakeup = new Wakeup();
+  private readonly nodeFetchInFlight = new Set<number>();
+  private bufferedBytes = 0;
+  private nextAutoCommitMs = 0;
+  private autoCommitInFlight = false;
+  private rotate = 0;
+  private polling = false;
+  private closed = false;
+  private readonly pending = new Set<Promise<unknown>>();
+  private pendingError: StrandError | undefined;
+
+  constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
+    this.config = parseConsumerConfig(config);
+    this.cluster = new Cluster(this.config, { maxReceiveBytes: this.config['fetch.max.bytes'] + 4 * 1024 * 1024 });
+    const assignors = { ...BUILT_IN_ASSIGNORS };
+    for (const a of options.assignors ?? []) assignors[a.name] = a;
+    const chosen = this.config['partition.assignment.strategy'].map((name) => {
+      const a = assignors[name];
+      if (a === undefined) throw new StrandError('INVALID_CONFIG', `partition.assignment.strategy: unknown assignor ${name}`);
+      return a;
+    });
+    if (this.config['group.id'] !== '') this.group = new GroupMembership(this.config['group.id'], this.cluster, this.config, chosen, () => this.wakeup.notify());
+    this.nextAutoCommitMs = monotonicMs() + this.config['auto.commit.interval.ms'];
+  }
+
+  // ---- assignment --------------------------------------------------------------------------
+
+  /** Manually assigns partitions (no group membership). Replaces any previous assignment. */
+  assign(partitions: readonly TopicPartition[]): void {
+    this.ensureOpen();
+    if (this.subscription !== undefined) throw new StrandError('INVALID_REQUEST', 'assign() cannot be mixed with subscribe(); call unsubscribe() first');
+    this.setAssignment(partitions);
+    this.cluster.addInterest(partitions.map((p) => p.topic));
+  }
+
+  /** Subscribes to topics (or a pattern) as a member of `group.id`; assignment comes from the group. */
+  subscribe(topics: readonly string[] | RegExp, listener: RebalanceListener = {}): void {
+    this.ensureOpen();
+    if (this.group === undefined) throw new StrandError('INVALID_GROUP_ID', 'subscribe() needs group.id');
+    if (!(topics instanceof RegExp) && topics.length === 0) throw new StrandError('INVALID_REQUEST', 'subscribe() needs at least one topic');
+    if (this.subscription === undefined && this.partitions.size > 0) throw new StrandError('INVALID_REQUEST', 'subscribe() cannot be mixed with assign(); call unsubscribe() first');
+    this.subscription = topics instanceof RegExp ? { pattern: topics } : { topics: [...topics] };
+    this.listener = listener;
+    this.group.rejoinNeeded = true;
+    if (!(topics instanceof RegExp)) this.cluster.addInterest(topics);
+  }
+
+  /** Leaves the group (if subscribed) and drops every assigned partition. */
+  async unsubscribe(): Promise<void> {
+    if (this.subscription !== undefined && this.group !== undefined) {
+      await this.revoke(false);
+      await this.group.leave();
+    }
+    this.subscription = undefined;
+    this.setAssignment([]);
+  }
+
+  /** Currently assigned partitions. */
+  assignment(): TopicPartition[] {
+    return [...this.partitions.values()].map((s) => s.tp);
+  }
+
+  private setAssignment(partitions: readonly TopicPartition[]): void {
+    const next = new Map<string, PartitionState>();
+    for (const tp of partitions) {
+      const k = tpKey(tp.topic, tp.partition);
+      const old = this.partitions.get(k);
+      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1 });
+    }
+    for (const [k, s] of this.partitions) if (!next.has(k)) this.dropBuffered(s);
+    this.partitions.clear();
+    for (const [k, s] of next) this.partitions.set(k, s);
+  }
+
+  private state(tp: TopicPartition): PartitionState {
+    const s = this.partitions.get(tpKey(tp.topic, tp.partition));
+    if (s === undefined) throw new StrandError('INVALID_REQUEST', `partition ${tp.topic}-${tp.partition} is not assigned to this consumer`);
+    return s;
+  }
+
+  private dropBuffered(s: PartitionState): void {
+    if (s.buffered !== undefined) this.bufferedBytes -= s.buffered.bytes.length;
+    s.buffered = undefined;
+  }
+
+  // ---- positions ---------------------------------------------------------------------------
+
+  /** Sets the next offset to fetch. */
+  seek(tp: TopicPartition, offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new StrandError('INVALID_REQUEST', `seek offset must be a non-negative integer, got ${offset}`);
+    const s = this.state(tp);
+    this.dropBuffered(s);
+    s.position = offset;
+    s.leaderEpoch = -1;
+    s.reset = undefined;
+  }
+
+  seekToBeginning(tps: readonly TopicPartition[] = this.assignment()): void {
+    for (const tp of tps) this.markReset(this.state(tp), { kind: 'earliest' });
+  }
+
+  seekToEnd(tps: readonly TopicPartition[] = this.assignment()): void {
+    for (const tp of tps) this.markReset(this.state(tp), { kind: 'latest' });
+  }
+
+  /** Starts at the first record with a timestamp at or after `timestampMs` (ListOffsets). */
+  seekToTimestamp(tps: readonly TopicPartition[], timestampMs: number): void {
+    for (const tp of tps) this.markReset(this.state(tp), { kind: 'timestamp', timestampMs });
+  }
+
+  private markReset(s: PartitionState, reset: ResetStrategy): void {
+    this.dropBuffered(s);
+    s.position = undefined;
+    s.leaderEpoch = -1;
+    s.reset = reset;
+  }
+
+  /** The next offset poll() returns for `tp`, or undefined before it is known. */
+  position(tp: TopicPartition): number | undefined {
+    return this.state(tp).position;
+  }
+
+  pause(tps: readonly TopicPartition[]): void {
+    for (const tp of tps) this.state(tp).paused = true;
+  }
+
+  resume(tps: readonly TopicPartition[]): void {
+    for (const tp of tps) this.state(tp).paused = false;
+    this.wakeup.notify();
+  }
+
+  paused(): TopicPartition[] {
+    return [...this.partitions.values()].filter((s) => s.paused).map((s) => s.tp);
+  }
+
+  // ---- polling -----------------------------------------------------------------------------
+
+  /**
+   * Returns up to `max.poll.records` records, waiting up to `timeoutMs` for some. Drives group
+   * membership, position initialization, auto commit and fetch pipelining.
+   */
+  async poll(timeoutMs = 1000): Promise<ConsumerRecord[]> {
+    this.ensureOpen();
+    if (this.polling) throw new StrandError('INVALID_REQUEST', 'poll() is already running: a Consumer is used by one loop at a time');
+    this.polling = true;
+    try {
+      const deadline = monotonicMs() + timeoutMs;
+      for (;;) {
+        if (this.pendingError !== undefined) {
+          const e = this.pendingError;
+          this.pendingError = undefined;
+          throw e;
+        }
+        if (this.subscription !== undefined) await this.ensureGroupActive();
+        await this.initPositions();
+        this.maybeAutoCommit();
+        const records = this.drainBuffered(this.config['max.poll.records']);
+        this.sendFetches();
+        if (records.length > 0) return records;
+        const left = deadline - monotonicMs();
+        if (left <= 0 || this.closed) return [];
+        await this.wakeup.wait(Math.min(left, this.config['retry.backoff.max.ms'] * 5));
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** `for await (const record of consumer)`: polls forever until close() or break. */
+  async *[Symbol.asyncIterator](): AsyncIterator<ConsumerRecord> {
+    while (!this.closed) {
+      const records = await this.poll(this.config['fetch.max.wait.ms'] + 500).catch((e: unknown) => {
+        if (this.closed) return [] as ConsumerRecord[];
+        throw e;
+      });
+      for (const r of records) yield r;
+    }
+  }
+
+  private async ensureGroupActive(): Promise<void> {
+    const group = this.group as GroupMembership;
+    if (group.isStable && !(await this.patternChanged())) return;
+    const lost = group.memberLost;
+    await this.revoke(lost);
+    const topics = await this.subscribedTopics();
+    const result = await group.join(topics, (ts) => this.partitionCounts(ts));
+    this.setAssignment(result.assignment);
+    for (const s of this.partitions.values()) {
+      s.position = undefined;
+      s.reset = { kind: 'committed' };
+    }
+    this.cluster.addInterest(result.assignment.map((tp) => tp.topic));
+    await this.listener.onPartitionsAssigned?.(result.assignment);
+  }
+
+  private lastPatternTopics = '';
+
+  private async patternChanged(): Promise<boolean> {
+    if (this.subscription === undefined || !('pattern' in this.subscription) || !this.cluster.needsRefresh) return false;
+    const now = (await this.subscribedTopics()).join(',');
+    return now !== this.lastPatternTopics;
+  }
+
+  private async subscribedTopics(): Promise<string[]> {
+    const sub = this.subscription;
+    if (sub === undefined) return [];
+    if ('topics' in sub) return [...sub.topics].sort();
+    const conn = this.cluster.anyConnection();
+    const res = await conn.unary(conn.client.metadata as UnaryMethod<{ topics: string[] }, MetadataResponse>, { topics: [] }, this.config['request.timeout.ms'], 'Metadata', this.cluster.closeSignal);
+    const topics = res.topics.filter((t) => t.errorCode === 0 && !t.name.startsWith('__') && sub.pattern.test(t.name)).map((t) => t.name).sort();
+    this.lastPatternTopics = topics.join(',');
+    this.cluster.addInterest(topics);
+    return topics;
+  }
+
+  private async partitionCounts(topics: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (topics.length > 0) await this.cluster.refresh(topics).catch(() => undefined);
+    for (const t of topics) {
+      const info = this.cluster.topics.get(t);
+      if (info !== undefined && info.partitions.length > 0) out.set(t, info.partitions.length);
+    }
+    return out;
+  }
+
+  /** Gives up the current assignment before a rejoin: commit (unless lost), then tell the app. */
+  private async revoke(lost: boolean): Promise<void> {
+    const owned = this.assignment();
+    if (owned.length === 0 && this.group?.generationId === -1) return;
+    if (lost) {
+      await this.listener.onPartitionsLost?.(owned);
+    } else {
+      if (this.config['enable.auto.commit']) await this.commit().catch(() => undefined);
+      await this.listener.onPartitionsRevoked?.(owned);
+    }
+    this.setAssignment([]);
+  }
+
+  /** Initializes positions of partitions that have none: committed offset, else the reset policy. */
+  private async initPositions(): Promise<void> {
+    const missing = [...this.partitions.values()].filter((s) => s.position === undefined);
+    if (missing.length === 0) return;
+    const needCommitted = missing.filter((s) => s.reset === undefined || s.reset.kind === 'committed');
+    if (needCommitted.length > 0 && this.group !== undefined) {
+      const committed = await this.group.fetchCommitted(needCommitted.map((s) => s.tp));
+      for (const s of needCommitted) {
+        const c = committed.get(tpKey(s.tp.topic, s.tp.partition));
+        if (c !== undefined) {
+          s.position = c.offset;
+          s.leaderEpoch = c.leaderEpoch;
+          s.reset = undefined;
+        }
+      }
+    }
+    const toReset = missing.filter((s) => s.position === undefined);
+    if (toReset.length === 0) return;
+    const policy = this.config['auto.offset.reset'];
+    const targets = new Map<PartitionState, number>();
+    for (const s of toReset) {
+      const r = s.reset !== undefined && s.reset.kind !== 'committed' ? s.reset : undefined;
+      if (r === undefined && policy === 'none') throw new StrandError('OFFSET_OUT_OF_RANGE', `no committed offset for ${s.tp.topic}-${s.tp.partition} and auto.offset.reset=none`);
+      const ts = r === undefined ? (policy === 'earliest' ? -2 : -1) : r.kind === 'earliest' ? -2 : r.kind === 'latest' ? -1 : r.timestampMs;
+      targets.set(s, ts);
+    }
+    await this.listOffsetsInto(targets);
+  }
+
+  private async listOffsetsInto(targets: Map<PartitionState, number>): Promise<void> {
+    await this.cluster.refreshIfNeeded().catch(() => undefined);
+    const byNode = new Map<number, PartitionState[]>();
+    for (const s of targets.keys()) {
+      let leader = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
+      if (leader === undefined) {
+        await this.cluster.topic(s.tp.topic, monotonicMs() + this.config['request.timeout.ms']);
+        leader = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
+      }
+      if (leader === undefined) {
+        this.cluster.requestRefresh();
+        continue;
+      }
+      const l = byNode.get(leader) ?? [];
+      l.push(s);
+      byNode.set(leader, l);
+    }
+    await Promise.all(
+      [...byNode].map(async ([node, states]) => {
+        const topics = new Map<string, ListOffsetsRequest['topics'][number]>();
+        for (const s of states) {
+          const t = topics.get(s.tp.topic) ?? { name: s.tp.topic, partitions: [] };
+          t.partitions.push({ partition: s.tp.partition, timestamp: targets.get(s) as number, currentLeaderEpoch: -1 });
+          topics.set(s.tp.topic, t);
+        }
+        try {
+          const conn = this.cluster.connection(node);
+          const res = await conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: this.isolation(), topics: [...topics.values()] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal);
+          for (const t of res.topics) {
+            for (const p of t.partitions) {
+              const s = this.partitions.get(tpKey(t.name, p.partition));
+              if (s === undefined || s.position !== undefined) continue;
+              if (p.errorCode !== 0) {
+                const err = StrandError.fromCode(p.errorCode);
+                if (err.hasStaleMetadata) this.cluster.requestRefresh();
+                if (!err.retriable) throw err;
+                continue;
+              }
+              s.position = p.offset;
+              s.reset = undefined;
+            }
+          }
+        } catch (e: unknown) {
+          const err = toStrandError(e, 'ListOffsets');
+          if (!err.retriable) throw err;
+          this.cluster.requestRefresh();
+        }
+      }),
+    );
+  }
+
+  private isolation(): number {
+    return this.config['isolation.level'] === 'read_committed' ? 1 : 0;
+  }
+
+  /** Sends a Fetch to each leader with fetchable partitions and no fetch in flight. */
+  private sendFetches(): void {
+    if (this.closed || this.bufferedBytes >= this.config['fetch.buffer.max.bytes']) return;
+    const byNode = new Map<number, PartitionState[]>();
+    let missingLeader = false;
+    for (const s of this.partitions.values()) {
+      if (s.paused || s.position === undefined || s.fetchInFlight || s.buffered !== undefined) continue;
+      const leader = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
+      if (leader === undefined) {
+        missingLeader = true;
+        continue;
+      }
+      if (this.nodeFetchInFlight.has(leader)) continue;
+      const l = byNode.get(leader) ?? [];
+      l.push(s);
+      byNode.set(leader, l);
+    }
+    if (missingLeader || this.cluster.needsRefresh) this.track(this.cluster.refresh().catch(() => undefined).then(() => this.wakeup.notify()));
+    for (const [node, states] of byNode) this.fetchFrom(node, states);
+  }
+
+  private fetchFrom(node: number, states: PartitionState[]): void {
+    const topics = new Map<string, FetchRequest['topics'][number]>();
+    const sent = new Map<string, number>();
+    for (const s of states) {
+      const t = topics.get(s.tp.topic) ?? { name: s.tp.topic, partitions: [] };
+      const epoch = this.cluster.topics.get(s.tp.topic)?.partitions[s.tp.partition]?.leaderEpoch ?? -1;
+      t.partitions.push({ partition: s.tp.partition, fetchOffset: s.position as number, partitionMaxBytes: this.config['max.partition.fetch.bytes'], currentLeaderEpoch: epoch, lastFetchedEpoch: s.leaderEpoch });
+      topics.set(s.tp.topic, t);
+      sent.set(tpKey(s.tp.topic, s.tp.partition), s.position as number);
+      s.fetchInFlight = true;
+    }
+    const request: FetchRequest = { maxWaitMs: this.config['fetch.max.wait.ms'], minBytes: this.config['fetch.min.bytes'], maxBytes: this.config['fetch.max.bytes'], isolationLevel: this.isolation(), topics: [...topics.values()], replicaId: -1 };
+    this.nodeFetchInFlight.add(node);
+    let p: Promise<FetchResponse>;
+    try {
+      const conn = this.cluster.connection(node);
+      p = conn.unary(conn.client.fetch as UnaryMethod<FetchRequest, FetchResponse>, request, this.config['fetch.max.wait.ms'] + this.config['request.timeout.ms'], 'Fetch', this.cluster.closeSignal);
+    } catch (e: unknown) {
+      p = Promise.reject(e);
+    }
+    this.track(
+      p
+        .then(
+          (res) => this.handleFetch(res, sent),
+          (e: unknown) => {
+            const err = toStrandError(e, 'Fetch');
+            if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
+          },
+        )
+        .finally(() => {
+          this.nodeFetchInFlight.delete(node);
+          for (const s of states) s.fetchInFlight = false;
+          this.wakeup.notify();
+        }),
+    );
+  }
+
+  private handleFetch(res: FetchResponse, sent: Map<string, number>): void {
+    if (res.errorCode !== 0) {
+      const err = StrandError.fromCode(res.errorCode);
+      if (err.hasStaleMetadata) this.cluster.requestRefresh();
+      return;
+    }
+    for (const t of res.topics) {
+      for (const p of t.partitions) {
+        const k = tpKey(t.name, p.partition);
+        const s = this.partitions.get(k);
+        // Discard answers for partitions no longer ours or seeked elsewhere meanwhile.
+        if (s === undefined || s.position !== sent.get(k)) continue;
+        s.highWatermark = p.highWatermark;
+        if (p.errorCode !== 0) {
+          const err = StrandError.fromCode(p.errorCode);
+          if (err.errorName === 'OFFSET_OUT_OF_RANGE') {
+            const policy = this.config['auto.offset.reset'];
+            if (policy === 'none') {
+              // Surfaced by the next poll(); the application decides where to seek.
+              this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `offset ${s.position} of ${t.name}-${p.partition} is out of range (log ${p.logStartOffset}..${p.highWatermark}) and auto.offset.reset=none`);
+              continue;
+            }
+            this.markReset(s, policy === 'earliest' ? { kind: 'earliest' } : { kind: 'latest' });
+          } else if (err.hasStaleMetadata) this.cluster.requestRefresh();
+          continue;
+        }
+        if (p.records.length > 0) {
+          const bytes = Buffer.isBuffer(p.records) ? p.records : Buffer.from(p.records);
+          s.buffered = { bytes, pos: 0, records: [], next: 0, batchLastOffset: -1 };
+          this.bufferedBytes += bytes.length;
+        }
+      }
+    }
+  }
+
+  /** Takes up to `max` buffered records, round-robin over partitions so none starves. */
+  private drainBuffered(max: number): ConsumerRecord[] {
+    const out: ConsumerRecord[] = [];
+    const states = [...this.partitions.values()];
+    if (states.length === 0) return out;
+    const start = this.rotate++ % states.length;
+    for (let i = 0; i < states.length && out.length < max; i++) {
+      const s = states[(start + i) % states.length] as PartitionState;
+      if (s.paused || s.buffered === undefined || s.position === undefined) continue;
+      this.takeFrom(s, out, max);
+    }
+    return out;
+  }
+
+  private takeFrom(s: PartitionState, out: ConsumerRecord[], max: number): void {
+    const b = s.buffered as Buffered;
+    const checkCrc = this.config['check.crcs'];
+    while (out.length < max) {
+      if (b.next < b.records.length) {
+        const r = b.records[b.next++] as ConsumerRecord;
+        if (r.offset < (s.position as number)) continue;
+        out.push(r);
+        s.position = r.offset + 1;
+        s.leaderEpoch = r.leaderEpoch;
+        continue;
+      }
+      // The current batch is used up: its last offset is behind us (compaction may leave gaps).
+      if (b.batchLastOffset >= 0 && (s.position as number) <= b.batchLastOffset) s.position = b.batchLastOffset + 1;
+      if (b.pos + RECORD_BATCH_OVERHEAD > b.bytes.length) break;
+      const size = b.bytes.readInt32BE(b.pos + 8) + LOG_OVERHEAD;
+      if (b.pos + size > b.bytes.length) break; // a partial batch at the end of a response
+      const header = readBatchHeader(b.bytes, b.pos);
+      const batchPos = b.pos;
+      b.pos += size;
+      b.records = [];
+      b.next = 0;
+      b.batchLastOffset = header.baseOffset + header.lastOffsetDelta;
+      if (b.batchLastOffset < (s.position as number) || isControlBatch(header.attributes)) continue;
+      const d = decodeRecordBatch(b.bytes, batchPos, { skipCrc: !checkCrc });
+      const tsType = d.timestampType === TimestampType.LogAppendTime ? 'LogAppendTime' : 'CreateTime';
+      for (const r of d.records) {
+        b.records.push({ topic: s.tp.topic, partition: s.tp.partition, offset: r.offset, key: r.key, value: r.value, headers: r.headers, timestamp: tsType === 'LogAppendTime' ? d.maxTimestamp : r.timestamp, timestampType: tsType, leaderEpoch: d.partitionLeaderEpoch });
+      }
+    }
+    if (b.next >= b.records.length && b.pos + RECORD_BATCH_OVERHEAD > b.bytes.length) this.dropBuffered(s);
+    else if (b.next >= b.records.length && b.pos < b.bytes.length && b.pos + b.bytes.readInt32BE(b.pos + 8) + LOG_OVERHEAD > b.bytes.length) this.dropBuffered(s);
+  }
+
+  // ---- commits -----------------------------------------------------------------------------
+
+  private maybeAutoCommit(): void {
+    if (!this.config['enable.auto.commit'] || this.group === undefined || this.autoCommitInFlight) return;
+    const now = monotonicMs();
+    if (now < this.nextAutoCommitMs) return;
+    this.nextAutoCommitMs = now + this.config['auto.commit.interval.ms'];
+    this.autoCommitInFlight = true;
+    this.track(
+      this.commit()
+        .catch(() => undefined) // the next interval, a revoke or close() commits again
+        .finally(() => {
+          this.autoCommitInFlight = false;
+        }),
+    );
+  }
+
+  /**
+   * Commits offsets: the given ones, or every assigned partition's position. Under a group
+   * subscription the commit is fenced by this member's generation.
+   */
+  async commit(offsets?: readonly OffsetToCommit[]): Promise<void> {
+    if (this.group === undefined) throw new StrandError('INVALID_GROUP_ID', 'commit() needs group.id');
+    const list: OffsetToCommit[] = offsets !== undefined ? [...offsets] : [...this.partitions.values()].filter((s) => s.position !== undefined).map((s) => ({ topic: s.tp.topic, partition: s.tp.partition, offset: s.position as number, leaderEpoch: s.leaderEpoch }));
+    await this.group.commit(list, this.subscription !== undefined);
+  }
+
+  /** Committed offsets of `partitions` for this consumer's group. */
+  async committed(partitions: readonly TopicPartition[]): Promise<Map<string, CommittedOffset>> {
+    if (this.group === undefined) throw new StrandError('INVALID_GROUP_ID', 'committed() needs group.id');
+    return this.group.fetchCommitted(partitions);
+  }
+
+  /** Group generation and member id (for tests and diagnostics). */
+  groupMetadata(): { generationId: number; memberId: string } | undefined {
+    return this.group === undefined ? undefined : { generationId: this.group.generationId, memberId: this.group.memberId };
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  private track<T>(p: Promise<T>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StrandError('NETWORK_EXCEPTION', 'consumer is closed');
+  }
+
+  /** Commits (auto commit), leaves the group, and releases connections and timers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.group !== undefined) {
+      if (this.config['enable.auto.commit'] && (this.subscription === undefined || this.group.isStable)) await this.commit().catch(() => undefined);
+      if (this.subscription !== undefined) {
+        await this.listener.onPartitionsRevoked?.(this.assignment());
+        await this.group.leave();
+      }
+      this.group.close();
+    }
+    this.closed = true;
+    this.wakeup.notify();
+    this.cluster.close();
+    await Promise.allSettled([...this.pending]);
+  }
+}

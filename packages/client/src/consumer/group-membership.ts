@@ -1,0 +1,320 @@
+/**
+ * A consumer's membership in a group under the classic protocol: find the coordinator, join
+ * (JoinGroup, with the KIP-394 member-id round trip), let the leader assign, sync (SyncGroup),
+ * heartbeat, commit and fetch offsets, leave.
+ *
+ * Fencing: every commit carries the generation and member id it was made under; the coordinator
+ * refuses commits from an old generation (ILLEGAL_GENERATION) or an unknown member
+ * (UNKNOWN_MEMBER_ID), so a member that lost its partitions in a rebalance cannot overwrite the
+ * offsets of their new owner. Errors flagged `needsRejoin` make the member rejoin; a lost member
+ * id (UNKNOWN_MEMBER_ID, session expiry) means its partitions were lost, not revoked.
+ *
+ * The heartbeat runs on a timer while the member is stable; it only records what it learnt
+ * (rejoin needed, coordinator moved) and wakes the consumer, which drives the rebalance from
+ * poll() like the Java client does.
+ */
+import { CoordinatorType, StrandError } from '@strand/protocol';
+import type {
+  FindCoordinatorRequest,
+  FindCoordinatorResponse,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  JoinGroupRequest,
+  JoinGroupResponse,
+  LeaveGroupRequest,
+  LeaveGroupResponse,
+  OffsetCommitRequest,
+  OffsetCommitResponse,
+  OffsetFetchRequest,
+  OffsetFetchResponse,
+  SyncGroupRequest,
+  SyncGroupResponse,
+} from '@strand/protocol';
+import type { Cluster } from '../cluster/cluster';
+import type { BrokerConnection, UnaryMethod } from '../cluster/connection';
+import type { ConsumerConfig } from '../config';
+import { toStrandError } from '../errors';
+import { backoffMs, monotonicMs, sleep } from '../retry';
+import { decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription } from './assignors';
+import type { Assignor, MemberSubscription, TopicPartition } from './assignors';
+
+export interface CommittedOffset {
+  offset: number;
+  leaderEpoch: number;
+  metadata: string;
+}
+
+export interface OffsetToCommit extends TopicPartition {
+  offset: number;
+  leaderEpoch?: number;
+  metadata?: string;
+}
+
+export interface JoinResult {
+  generationId: number;
+  memberId: string;
+  isLeader: boolean;
+  assignment: TopicPartition[];
+}
+
+const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** Most join attempts in one ensureActive() (each bounded by the rebalance timeout). */
+const MAX_JOIN_ATTEMPTS = 100;
+
+export class GroupMembership {
+  memberId = '';
+  generationId = -1;
+  protocolName = '';
+  rejoinNeeded = true;
+  /** Set when the member id was lost: partitions are lost, not revoked. */
+  memberLost = false;
+  private coordinator: BrokerConnection | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatInFlight = false;
+  private closed = false;
+
+  constructor(
+    readonly groupId: string,
+    private readonly cluster: Cluster,
+    private readonly config: ConsumerConfig,
+    private readonly assignors: readonly Assignor[],
+    /** Called when the heartbeat learns something poll() must act on. */
+    private readonly wake: () => void,
+  ) {}
+
+  get isStable(): boolean {
+    return !this.rejoinNeeded && this.generationId >= 0;
+  }
+
+  private timeoutMs(): number {
+    return this.config['request.timeout.ms'];
+  }
+
+  private backoff(attempt: number): number {
+    return backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });
+  }
+
+  /** The coordinator's connection, looked up with FindCoordinator when unknown. */
+  async coordinatorConnection(signal?: AbortSignal): Promise<BrokerConnection> {
+    if (this.coordinator !== undefined) return this.coordinator;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.cluster.refreshIfNeeded();
+        const conn = this.cluster.anyConnection();
+        const r = await conn.unary(conn.client.findCoordinator as UnaryMethod<FindCoordinatorRequest, FindCoordinatorResponse>, { key: this.groupId, keyType: CoordinatorType.COORDINATOR_GROUP }, this.timeoutMs(), 'FindCoordinator', signal ?? this.cluster.closeSignal);
+        if (r.errorCode !== 0) throw StrandError.fromCode(r.errorCode, `FindCoordinator(${this.groupId}): ${r.errorMessage}`);
+        this.coordinator = this.cluster.connectionTo(r.nodeId, r.host, r.port);
+        return this.coordinator;
+      } catch (e: unknown) {
+        const err = toStrandError(e, 'FindCoordinator');
+        if (!err.retriable || attempt >= this.config['request.timeout.ms'] / Math.max(1, this.config['retry.backoff.ms']) || this.closed) throw err;
+        this.cluster.requestRefresh();
+        await sleep(this.backoff(attempt), signal ?? this.cluster.closeSignal);
+      }
+    }
+  }
+
+  /** Forgets the coordinator after NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE or a network error. */
+  private coordinatorLost(err: StrandError): void {
+    if (err.errorName === 'NOT_COORDINATOR' || err.errorName === 'COORDINATOR_NOT_AVAILABLE' || err.errorName === 'NETWORK_EXCEPTION' || err.errorName === 'REQUEST_TIMED_OUT') this.coordinator = undefined;
+  }
+
+  /**
+   * Joins (or rejoins) the group and returns this member's assignment. `topics` is the
+   * subscription; `partitionsPerTopic` is asked for only when this member leads.
+   */
+  async join(topics: readonly string[], partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>, signal?: AbortSignal): Promise<JoinResult> {
+    this.stopHeartbeat();
+    const metadata = encodeSubscription([...topics].sort());
+    for (let attempt = 0; attempt < MAX_JOIN_ATTEMPTS; attempt++) {
+      if (this.closed) throw new StrandError('NETWORK_EXCEPTION', 'consumer is closed');
+      let conn: BrokerConnection;
+      try {
+        conn = await this.coordinatorConnection(signal);
+        const join: JoinGroupRequest = {
+          groupId: this.groupId,
+          sessionTimeoutMs: this.config['session.timeout.ms'],
+          rebalanceTimeoutMs: this.config['max.poll.interval.ms'],
+          memberId: this.memberId,
+          protocolType: 'consumer',
+          protocols: this.assignors.map((a) => ({ name: a.name, metadata })),
+          reason: this.generationId < 0 ? 'joining' : 'rebalance',
+          ...(this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}),
+        };
+        // The coordinator holds a JoinGroup until every member rejoined: up to the rebalance timeout.
+        const jr = await conn.unary(conn.client.joinGroup as UnaryMethod<JoinGroupRequest, JoinGroupResponse>, join, this.config['max.poll.interval.ms'] + this.timeoutMs(), 'JoinGroup', signal ?? this.cluster.closeSignal);
+        if (jr.errorCode === 79 /* MEMBER_ID_REQUIRED */) {
+          this.memberId = jr.memberId;
+          continue;
+        }
+        if (jr.errorCode !== 0) throw StrandError.fromCode(jr.errorCode, `JoinGroup(${this.groupId}): ${jr.errorMessage}`);
+        this.memberId = jr.memberId;
+        this.generationId = jr.generationId;
+        this.protocolName = jr.protocolName;
+        const isLeader = jr.leader === jr.memberId;
+        let assignments: { memberId: string; assignment: Buffer }[] = [];
+        if (isLeader) assignments = await this.assign(jr, partitionsPerTopic);
+        const sync: SyncGroupRequest = { groupId: this.groupId, generationId: jr.generationId, memberId: jr.memberId, protocolType: 'consumer', protocolName: jr.protocolName, assignments, ...(this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
+        const sr = await conn.unary(conn.client.syncGroup as UnaryMethod<SyncGroupRequest, SyncGroupResponse>, sync, this.config['max.poll.interval.ms'] + this.timeoutMs(), 'SyncGroup', signal ?? this.cluster.closeSignal);
+        if (sr.errorCode !== 0) throw StrandError.fromCode(sr.errorCode, `SyncGroup(${this.groupId}): ${sr.errorMessage}`);
+        this.rejoinNeeded = false;
+        this.memberLost = false;
+        this.startHeartbeat();
+        return { generationId: this.generationId, memberId: this.memberId, isLeader, assignment: decodeAssignment(Buffer.from(sr.assignment)) };
+      } catch (e: unknown) {
+        const err = toStrandError(e, 'JoinGroup');
+        if (this.closed) throw err;
+        this.coordinatorLost(err);
+        if (err.errorName === 'UNKNOWN_MEMBER_ID' || err.errorName === 'FENCED_INSTANCE_ID') {
+          if (err.errorName === 'FENCED_INSTANCE_ID') throw err;
+          this.memberId = '';
+          this.generationId = -1;
+        } else if (err.errorName === 'ILLEGAL_GENERATION') this.generationId = -1;
+        else if (!err.retriable && err.errorName !== 'REBALANCE_IN_PROGRESS') throw err;
+        await sleep(this.backoff(Math.min(attempt, 5)), signal ?? this.cluster.closeSignal);
+      }
+    }
+    throw new StrandError('REBALANCE_IN_PROGRESS', `could not join group ${this.groupId} after ${MAX_JOIN_ATTEMPTS} attempts`);
+  }
+
+  private async assign(jr: JoinGroupResponse, partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>): Promise<{ memberId: string; assignment: Buffer }[]> {
+    const assignor = this.assignors.find((a) => a.name === jr.protocolName);
+    if (assignor === undefined) throw new StrandError('INCONSISTENT_GROUP_PROTOCOL', `the group chose assignor '${jr.protocolName}', which this consumer does not have`);
+    const members: MemberSubscription[] = jr.members.map((m) => ({ memberId: m.memberId, ...decodeSubscription(Buffer.from(m.metadata)) }));
+    const counts = await partitionsPerTopic([...new Set(members.flatMap((m) => m.topics))]);
+    const result = assignor.assign(members, counts);
+    return members.map((m) => ({ memberId: m.memberId, assignment: encodeAssignment(result.get(m.memberId) ?? []) }));
+  }
+
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.config['heartbeat.interval.ms']);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  private heartbeat(): void {
+    if (this.heartbeatInFlight || this.rejoinNeeded || this.closed) return;
+    this.heartbeatInFlight = true;
+    const req: HeartbeatRequest = { groupId: this.groupId, generationId: this.generationId, memberId: this.memberId, ...(this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
+    this.coordinatorConnection()
+      .then((conn) => conn.unary(conn.client.heartbeat as UnaryMethod<HeartbeatRequest, HeartbeatResponse>, req, this.timeoutMs(), 'Heartbeat', this.cluster.closeSignal))
+      .then((r) => {
+        if (r.errorCode !== 0) throw StrandError.fromCode(r.errorCode, r.errorMessage);
+      })
+      .catch((e: unknown) => {
+        const err = toStrandError(e, 'Heartbeat');
+        this.coordinatorLost(err);
+        if (err.needsRejoin) {
+          this.rejoinNeeded = true;
+          if (err.errorName === 'UNKNOWN_MEMBER_ID') {
+            this.memberLost = true;
+            this.memberId = '';
+            this.generationId = -1;
+          } else if (err.errorName === 'ILLEGAL_GENERATION') this.memberLost = true;
+          this.stopHeartbeat();
+          this.wake();
+        }
+      })
+      .finally(() => {
+        this.heartbeatInFlight = false;
+      });
+  }
+
+  /**
+   * Commits offsets under the current generation (or as a standalone consumer when not a
+   * member). Throws the first partition error; errors needing a rejoin mark the member for it.
+   */
+  async commit(offsets: readonly OffsetToCommit[], asMember: boolean, signal?: AbortSignal): Promise<void> {
+    if (offsets.length === 0) return;
+    const byTopic = new Map<string, OffsetCommitRequest['topics'][number]>();
+    for (const o of offsets) {
+      let t = byTopic.get(o.topic);
+      if (t === undefined) {
+        t = { name: o.topic, partitions: [] };
+        byTopic.set(o.topic, t);
+      }
+      t.partitions.push({ partition: o.partition, committedOffset: o.offset, committedLeaderEpoch: o.leaderEpoch ?? -1, metadata: o.metadata ?? '' });
+    }
+    const req: OffsetCommitRequest = { groupId: this.groupId, generationId: asMember ? this.generationId : -1, memberId: asMember ? this.memberId : '', topics: [...byTopic.values()], ...(asMember && this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
+    const deadline = monotonicMs() + this.timeoutMs();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const conn = await this.coordinatorConnection(signal);
+        const r = await conn.unary(conn.client.offsetCommit as UnaryMethod<OffsetCommitRequest, OffsetCommitResponse>, req, this.timeoutMs(), 'OffsetCommit', signal ?? this.cluster.closeSignal);
+        if (r.errorCode !== 0) throw StrandError.fromCode(r.errorCode, `OffsetCommit(${this.groupId})`);
+        for (const t of r.topics) for (const p of t.partitions) if (p.errorCode !== 0) throw StrandError.fromCode(p.errorCode, `OffsetCommit(${this.groupId}) ${t.name}-${p.partition}`);
+        return;
+      } catch (e: unknown) {
+        const err = toStrandError(e, 'OffsetCommit');
+        this.coordinatorLost(err);
+        if (err.needsRejoin) {
+          this.rejoinNeeded = true;
+          this.wake();
+          throw new StrandError(err.errorName, `commit failed: the group rebalanced and this member's generation ${this.generationId} is no longer current (${err.errorName}); its partitions may now belong to another member`);
+        }
+        const wait = this.backoff(attempt);
+        if (!err.retriable || monotonicMs() + wait >= deadline || this.closed) throw err;
+        await sleep(wait, signal ?? this.cluster.closeSignal);
+      }
+    }
+  }
+
+  /** Committed offsets of `partitions` (absent when none is committed). */
+  async fetchCommitted(partitions: readonly TopicPartition[], signal?: AbortSignal): Promise<Map<string, CommittedOffset>> {
+    const byTopic = new Map<string, number[]>();
+    for (const tp of partitions) {
+      const l = byTopic.get(tp.topic) ?? [];
+      l.push(tp.partition);
+      byTopic.set(tp.topic, l);
+    }
+    const deadline = monotonicMs() + this.timeoutMs();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const conn = await this.coordinatorConnection(signal);
+        const r = await conn.unary(conn.client.offsetFetch as UnaryMethod<OffsetFetchRequest, OffsetFetchResponse>, { groupId: this.groupId, topics: [...byTopic].map(([name, ps]) => ({ name, partitions: ps })), requireStable: true }, this.timeoutMs(), 'OffsetFetch', signal ?? this.cluster.closeSignal);
+        if (r.errorCode !== 0) throw StrandError.fromCode(r.errorCode, `OffsetFetch(${this.groupId})`);
+        const out = new Map<string, CommittedOffset>();
+        for (const t of r.topics) {
+          for (const p of t.partitions) {
+            if (p.errorCode !== 0) throw StrandError.fromCode(p.errorCode, `OffsetFetch(${this.groupId}) ${t.name}-${p.partition}`);
+            if (p.committedOffset >= 0) out.set(key(t.name, p.partition), { offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.metadata });
+          }
+        }
+        return out;
+      } catch (e: unknown) {
+        const err = toStrandError(e, 'OffsetFetch');
+        this.coordinatorLost(err);
+        const wait = this.backoff(attempt);
+        if (!err.retriable || monotonicMs() + wait >= deadline || this.closed) throw err;
+        await sleep(wait, signal ?? this.cluster.closeSignal);
+      }
+    }
+  }
+
+  /** Leaves the group (best effort, bounded by request.timeout.ms) and stops heartbeating. */
+  async leave(): Promise<void> {
+    this.stopHeartbeat();
+    if (this.memberId !== '' && this.config['group.instance.id'] === '') {
+      try {
+        const conn = await this.coordinatorConnection();
+        await conn.unary(conn.client.leaveGroup as UnaryMethod<LeaveGroupRequest, LeaveGroupResponse>, { groupId: this.groupId, members: [{ memberId: this.memberId, reason: 'consumer closed' }] }, this.timeoutMs(), 'LeaveGroup', this.cluster.closeSignal);
+      } catch {
+        // The session timeout removes us anyway; leaving is only faster.
+      }
+    }
+    this.memberId = '';
+    this.generationId = -1;
+    this.rejoinNeeded = true;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stopHeartbeat();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Checks Admin against the in-memory broker twin: topic create (with configs, duplicate and
+ * invalid cases), list, describe (leaders, replicas, ISR), partitions, configs describe/alter,
+ * cluster description, offsets by spec, delete records, preferred leader election, retries of a
+ * retriable whole-call failure, and the group operations (list, describe with decoded
+ * assignments, offsets with lag, reset, delete, refusal while members are active).
+ */
+import { ErrorCode } from '@strand/protocol';
+import { Admin } from '../../src/admin/admin';
+import { Consumer } from '../../src/consumer/consumer';
+import { Producer } from '../../src/producer/producer';
+import { MemoryCluster } from '../support/memory-broker';
+
+let mem: MemoryCluster;
+let admin: Admin;
+
+beforeEach(async () => {
+  mem = await MemoryCluster.start({ brokers: 3 });
+  admin = new Admin({ 'bootstrap.servers': mem.bootstrap, 'retry.backoff.ms': 5 });
+});
+
+afterEach(async () => {
+  await admin.close();
+  await mem.stop();
+});
+
+describe('Admin', () => {
+  it('creates, lists, describes, grows and deletes topics', async () => {
+    expect(await admin.createTopics([{ name: 'a', numPartitions: 3, replicationFactor: 2, configs: { 'retention.ms': '1000' } }, { name: 'b' }])).toEqual([{ name: 'a' }, { name: 'b' }]);
+    const dup = await admin.createTopics([{ name: 'a' }]);
+    expect(dup[0]?.error?.errorName).toBe('TOPIC_ALREADY_EXISTS');
+    await expect(admin.createTopic({ name: 'c', replicationFactor: 5 })).rejects.toMatchObject({ errorName: 'INVALID_REPLICATION_FACTOR' });
+    await expect(admin.createTopic({ name: 'd', configs: { 'retention.ms': 'soon' } })).rejects.toMatchObject({ errorName: 'INVALID_CONFIG' });
+    expect(await admin.listTopics()).toEqual(['a', 'b']);
+    const [a] = await admin.describeTopics(['a']);
+    expect(a?.partitions.map((p) => [p.partition, p.leader, p.replicas, p.isr])).toEqual([
+      [0, 1, [1, 2], [1, 2]],
+      [1, 2, [2, 3], [2, 3]],
+      [2, 3, [3, 1], [3, 1]],
+    ]);
+    await admin.createPartitions('a', 5);
+    expect((await admin.describeTopics(['a']))[0]?.partitions.length).toBe(5);
+    await expect(admin.createPartitions('a', 2)).rejects.toMatchObject({ errorName: 'INVALID_PARTITIONS' });
+    expect(await admin.deleteTopics(['b', 'zz'])).toEqual([{ name: 'b' }, expect.objectContaining({ name: 'zz' })]);
+    expect(await admin.listTopics()).toEqual(['a']);
+  });
+
+  it('describes and alters configs', async () => {
+    await admin.createTopic({ name: 't', configs: { 'cleanup.policy': 'compact' } });
+    const cfg = await admin.describeConfigs('t');
+    expect(cfg.find((c) => c.name === 'cleanup.policy')).toMatchObject({ value: 'compact', source: 'dynamic', isDefault: false });
+    expect(cfg.find((c) => c.name === 'retention.ms')).toMatchObject({ source: 'default', isDefault: true });
+    await admin.alterConfigs('t', { set: { 'retention.ms': '5000' }, delete: ['cleanup.policy'] });
+    const after = await admin.describeConfigs('t', { keys: ['retention.ms', 'cleanup.policy'] });
+    expect(after.map((c) => [c.name, c.value, c.source])).toEqual([
+      ['retention.ms', '5000', 'dynamic'],
+      ['cleanup.policy', 'delete', 'default'],
+    ]);
+    await expect(admin.alterConfigs('t', { set: { 'min.insync.replicas': '0' } })).rejects.toMatchObject({ errorName: 'INVALID_CONFIG' });
+  });
+
+  it('describes the cluster, lists offsets, deletes records and elects preferred leaders', async () => {
+    const d = await admin.describeCluster();
+    expect(d.brokers.map((b) => [b.id, b.state])).toEqual([[1, 'running'], [2, 'running'], [3, 'running']]);
+    expect(d.controllers[0]).toMatchObject({ id: 1001, role: 'leader' });
+    await admin.createTopic({ name: 't', numPartitions: 2, replicationFactor: 3 });
+    const p = new Producer({ 'bootstrap.servers': mem.bootstrap });
+    await p.sendBatch(Array.from({ length: 5 }, (_, i) => ({ topic: 't', partition: 0, value: `${i}`, timestamp: 1000 + i })));
+    await p.close();
+    expect((await admin.listOffsets('t', 'latest')).map((o) => o.offset)).toEqual([5, 0]);
+    expect((await admin.listOffsets('t', { timestamp: 1003 }))[0]?.offset).toBe(3);
+    expect(await admin.deleteRecords('t', new Map([[0, 2]]))).toEqual(new Map([[0, 2]]));
+    expect((await admin.listOffsets('t', 'earliest'))[0]?.offset).toBe(2);
+    mem.moveLeader('t', 1, 3);
+    const results = await admin.electLeaders('preferred', [{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
+    expect(results.map((r) => [r.partition, r.error?.errorName])).toEqual([[0, 'ELECTION_NOT_NEEDED'], [1, undefined]]);
+    expect(mem.partition('t', 1).leaderId).toBe(2);
+  });
+
+  it('retries a retriable whole-call failure and surfaces a fatal one', async () => {
+    mem.callFailures.set('createTopics', { code: ErrorCode.NOT_CONTROLLER, count: 2 });
+    await admin.createTopic({ name: 'r' });
+    expect(mem.calls.get('createTopics')).toBe(3);
+    mem.callFailures.set('deleteTopics', { code: ErrorCode.CLUSTER_AUTHORIZATION_FAILED, count: 1 });
+    await expect(admin.deleteTopics(['r'])).rejects.toMatchObject({ errorName: 'CLUSTER_AUTHORIZATION_FAILED' });
+  });
+
+  it('lists, describes, resets and deletes consumer groups, with lag', async () => {
+    await admin.createTopic({ name: 't', numPartitions: 2 });
+    const p = new Producer({ 'bootstrap.servers': mem.bootstrap });
+    await p.sendBatch(Array.from({ length: 6 }, (_, i) => ({ topic: 't', partition: i % 2, value: `${i}` })));
+    await p.close();
+    const c = new Consumer({ 'bootstrap.servers': mem.bootstrap, 'group.id': 'g1', 'auto.offset.reset': 'earliest', 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
+    c.subscribe(['t']);
+    let got = 0;
+    const deadline = performance.now() + 10_000;
+    while (got < 6 && performance.now() < deadline) got += (await c.poll(100)).length;
+    await c.commit([{ topic: 't', partition: 0, offset: 2 }]);
+    expect((await admin.listGroups()).map((g) => [g.groupId, g.state])).toEqual([['g1', 'Stable']]);
+    const desc = await admin.describeGroup('g1');
+    expect(desc.members[0]?.subscription).toEqual(['t']);
+    expect(desc.members[0]?.assignment.map((tp) => tp.partition).sort()).toEqual([0, 1]);
+    await expect(admin.setGroupOffsets('g1', [{ topic: 't', partition: 0, offset: 0 }])).rejects.toMatchObject({ errorName: 'NON_EMPTY_GROUP' });
+    expect((await admin.deleteGroups(['g1']))[0]?.error?.errorName).toBe('NON_EMPTY_GROUP');
+    await c.close();
+    const offsets = await admin.groupOffsets('g1', ['t']);
+    expect(offsets.find((o) => o.partition === 0)).toMatchObject({ committedOffset: 3, logEndOffset: 3, lag: 0 });
+    await admin.setGroupOffsets('g1', [{ topic: 't', partition: 0, offset: 1 }]);
+    expect((await admin.groupOffsets('g1')).find((o) => o.partition === 0)).toMatchObject({ committedOffset: 1, lag: 2 });
+    expect(await admin.deleteGroups(['g1'])).toEqual([{ name: 'g1' }]);
+    expect((await admin.deleteGroups(['g1']))[0]?.error?.errorName).toBe('GROUP_ID_NOT_FOUND');
+  });
+});
