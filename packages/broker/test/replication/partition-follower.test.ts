@@ -81,4 +81,20 @@ describe('PartitionFollower', () => {
     f.onTruncated();
     expect(f.highWatermark).toBe(1);
   });
+
+  test('OFFSET_OUT_OF_RANGE below the leader log start empties the log there; otherwise it backs off', () => {
+    const log = logWith([1, 1]);
+    const f = follower(log);
+    let id = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    expect(f.onFetchResponse(id, { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: 5, logStartOffset: 10 }, 0)).toEqual({ kind: 'truncate-fully', offset: 10 });
+    id = (f.pollFetch(1, 1000) as { correlationId: number }).correlationId;
+    expect(f.onFetchResponse(id, { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: 5, logStartOffset: 0 }, 1)).toEqual({ kind: 'backoff' });
+  });
+
+  test('a diverging answer with no common epoch truncates to the log start', () => {
+    const log = logWith([3, 3]);
+    const f = follower(log);
+    const id = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    expect(f.onFetchResponse(id, { kind: 'diverging', divergingEpoch: { epoch: -1, endOffset: -1 }, highWatermark: 0, logStartOffset: 0 }, 0)).toEqual({ kind: 'truncate', offset: 0 });
+  });
 });

@@ -231,3 +231,47 @@ describe('PartitionLeader: acks=all', () => {
     expect(leader.checkProduce(-1)).toBe('THROTTLING_QUOTA_EXCEEDED');
   });
 });
+
+describe('PartitionLeader: rarer rules', () => {
+  test('a produce completing after the ISR fell below min.insync.replicas is NOT_ENOUGH_REPLICAS_AFTER_APPEND', () => {
+    const { leader, log } = setup({ isr: [1, 2], minIsr: 2 });
+    log.appendAsLeader('a', 1);
+    log.flush();
+    leader.onLocalLogChanged();
+    leader.addProduceWaiter(1, 0, 10_000);
+    leader.onPartitionState({ leader: 1, leaderEpoch: 1, partitionEpoch: 11, replicas: [1, 2, 3], isr: [1] }); // the controller removed a fenced 2
+    expect(leader.takeReady().completedProduces).toEqual([{ requestId: 1, error: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND' }]);
+  });
+
+  test("caught up as of the previous fetch: lastCaughtUpTime is that fetch's time (Kafka's rule)", () => {
+    const { leader, log } = setup({ records: 2, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(2, 2, 2), 100); // caught up at 100
+    log.appendAsLeader('c', 1);
+    log.flush();
+    leader.onLocalLogChanged();
+    leader.handleFollowerFetch(fetch(2, 2, 2), 150); // behind the new end; reached the end as of 100
+    log.appendAsLeader('d', 1);
+    log.flush();
+    leader.onLocalLogChanged();
+    leader.handleFollowerFetch(fetch(2, 3, 3), 900); // reached the end as of 150
+    expect(leader.followerProgress(2)?.lastCaughtUpTimeMs).toBe(150);
+    leader.tick(150 + LAG);
+    expect(leader.takeReady().alterPartition).toBeNull();
+    leader.tick(151 + LAG);
+    expect(leader.takeReady().alterPartition?.newIsr).toEqual([1]);
+  });
+
+  test('metadata of another leader epoch does not touch this leadership', () => {
+    const { leader } = setup({ isr: [1, 2] });
+    leader.onPartitionState({ leader: 2, leaderEpoch: 2, partitionEpoch: 20, replicas: [1, 2, 3], isr: [2] });
+    expect(leader.isr).toEqual([1, 2]);
+    expect(leader.partitionEpoch).toBe(10);
+  });
+
+  test('a follower never counts before it fetched in this term, even if it is in the ISR', () => {
+    const { leader } = setup({ records: 3, isr: [1, 2, 3] });
+    leader.handleFollowerFetch(fetch(2, 3, 3), 1);
+    expect(leader.highWatermark).toBe(0);
+    expect(leader.followerProgress(3)).toMatchObject({ logEndOffset: -1, matchedDurableOffset: -1 });
+  });
+});

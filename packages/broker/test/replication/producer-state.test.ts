@@ -1,8 +1,11 @@
 // Checks idempotent-producer bookkeeping (SCENARIOS.md 11): a retry of any of the last five
 // batches gets its original offsets, gaps are OUT_OF_ORDER_SEQUENCE_NUMBER, older uncached
 // sequences DUPLICATE_SEQUENCE_NUMBER, stale epochs INVALID_PRODUCER_EPOCH, and the state rebuilt
-// from the log's batch headers equals the state built while appending. Bounds are enforced.
+// from the log's batch headers equals the state built while appending. Bounds are enforced. A
+// fast-check property runs random streams of fresh sends and retries against a reference model
+// (the full history of appended batches): nothing is ever appended twice.
 
+import fc from 'fast-check';
 import { ProducerStateManager, lastSequenceOf, type ProducerBatchHeader } from '../../src/replication/producer-state';
 
 function header(producerId: number, producerEpoch: number, baseSequence: number, baseOffset: number, count = 1): ProducerBatchHeader {
@@ -74,5 +77,35 @@ describe('ProducerStateManager', () => {
     expect(m.entry(2)).toBeUndefined();
     m.onAppended(header(1, 0, 2, 4));
     expect(m.entry(1)?.batches.map((b) => b.firstSeq)).toEqual([1, 2]);
+  });
+
+  test('property: random sends and retries never append a batch twice, and retries within the window get original offsets', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 1, max: 4 })), { maxLength: 80 }), (ops) => {
+        const m = new ProducerStateManager();
+        const history: Array<{ firstSeq: number; lastSeq: number; firstOffset: number; lastOffset: number }> = [];
+        let nextSeq = 0;
+        let offset = 0;
+        for (const [retry, back, count] of ops) {
+          if (retry && history.length > 0) {
+            // Re-send an earlier batch, `back` batches ago.
+            const i = Math.max(0, history.length - 1 - back);
+            const h = history[i] as (typeof history)[number];
+            const r = m.check(1, 0, h.firstSeq, h.lastSeq - h.firstSeq);
+            if (history.length - i <= 5) expect(r).toEqual({ kind: 'duplicate', firstOffset: h.firstOffset, lastOffset: h.lastOffset });
+            else expect(r).toEqual({ kind: 'error', error: 'DUPLICATE_SEQUENCE_NUMBER' });
+          } else {
+            expect(m.check(1, 0, nextSeq, count - 1)).toEqual({ kind: 'append' });
+            m.onAppended({ producerId: 1, producerEpoch: 0, baseSequence: nextSeq, baseOffset: offset, lastOffsetDelta: count - 1 });
+            history.push({ firstSeq: nextSeq, lastSeq: nextSeq + count - 1, firstOffset: offset, lastOffset: offset + count - 1 });
+            nextSeq += count;
+            offset += count;
+          }
+          // A gap is never accepted.
+          expect(m.check(1, 0, nextSeq + 1, 0)).toEqual({ kind: 'error', error: 'OUT_OF_ORDER_SEQUENCE_NUMBER' });
+        }
+      }),
+      { seed: 7, numRuns: 200 },
+    );
   });
 });
