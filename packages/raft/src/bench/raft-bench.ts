@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   };
   try {
     const first = cluster.waitEvent(isLeaderReady, 30_000, 'first leader');
+    first.catch(() => {}); // observed below; keeps a failed start() from leaving it unhandled
     await cluster.start();
     const leader = (await first).id;
     log(`leader: ${leader}`);

@@ -5,8 +5,9 @@
 // - back-pressure: each peer has a bounded queue (maxQueuedMessagesPerPeer). While the stream
 //   reports a full buffer (write() === false) messages wait for 'drain'; when the queue is full
 //   the oldest messages are dropped (and counted): the core's heartbeats and probes recover.
-// - batching: everything queued for a peer when the flush runs (setImmediate after the first
-//   send) goes out in MessageBatch writes of at most maxBatchBytes.
+// - batching: each send() call (a whole Ready's messages) is written at once, per peer, in
+//   MessageBatch writes of at most maxBatchBytes; what waits for 'drain' or a reconnect goes
+//   out together later.
 // - reconnects: a failed or ended stream is reopened on the next flush after a backoff that
 //   doubles from reconnectMinMs to reconnectMaxMs (20-250 ms by default, with jitter), and resets once a stream has
 //   lived for a second.
@@ -64,7 +65,6 @@ class PeerLink {
   private openedAt = 0;
   private queue: Message[] = [];
   private writable = true;
-  private flushScheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryAt = 0;
   private backoffMs: number;
@@ -97,13 +97,11 @@ class PeerLink {
       this.queue.splice(0, over);
       this.t.stats.droppedQueueFull += over;
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
+  }
+
+  /** Write what is queued now (the caller batched a whole Ready's messages before calling). */
+  flushNow(): void {
+    this.flush();
   }
 
   private flush(): void {
@@ -270,10 +268,16 @@ export class GrpcTransport implements Transport {
   }
 
   send(messages: readonly Message[]): void {
+    // One write per peer per call: the node hands over a whole Ready's messages at once, so
+    // batching needs no extra event-loop turn (which would add latency to every hop).
+    const touched = new Set<PeerLink>();
     for (const m of messages) {
       const link = this.links.get(m.to);
-      if (link !== undefined) link.enqueue(m);
+      if (link === undefined) continue;
+      link.enqueue(m);
+      touched.add(link);
     }
+    for (const link of touched) link.flushNow();
   }
 
   onMessage(handler: (m: Message) => void): void {
