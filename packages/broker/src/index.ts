@@ -15,6 +15,8 @@ export { UNDEFINED_EPOCH, UNDEFINED_OFFSET, canonicalIsr } from './replication/t
 export type {
   AlterPartitionRequest,
   AlterPartitionResponse,
+  ConsumerFetchDecision,
+  ConsumerFetchRequest,
   EpochEndOffset,
   FollowerFetchDecision,
   FollowerFetchError,

@@ -24,6 +24,8 @@ import {
   sameIds,
   type AlterPartitionRequest,
   type AlterPartitionResponse,
+  type ConsumerFetchDecision,
+  type ConsumerFetchRequest,
   type FollowerFetchDecision,
   type FollowerFetchRequest,
   type PartitionState,
@@ -267,6 +269,21 @@ export class PartitionLeader {
     this.maybeExpandIsr(p, nowMs);
     this.maybeAdvanceHighWatermark();
     return { kind: 'read', fetchOffset: req.fetchOffset, highWatermark: this.hw, logStartOffset };
+  }
+
+  /**
+   * Checks a consumer's fetch: leader epoch fencing (KIP-320: FENCED_LEADER_EPOCH if the
+   * consumer's epoch is older, UNKNOWN_LEADER_EPOCH if newer), range (OFFSET_OUT_OF_RANGE outside
+   * [log start, log end]), and bounds the read by the high watermark. An offset between the HW
+   * and the log end is valid and reads nothing yet.
+   */
+  handleConsumerFetch(req: ConsumerFetchRequest): ConsumerFetchDecision {
+    const logStartOffset = this.log.logStartOffset;
+    if (this.resigned) return { kind: 'error', error: 'NOT_LEADER_OR_FOLLOWER', leaderEpoch: this.leaderEpoch, logStartOffset };
+    if (req.currentLeaderEpoch >= 0 && req.currentLeaderEpoch < this.leaderEpoch) return { kind: 'error', error: 'FENCED_LEADER_EPOCH', leaderEpoch: this.leaderEpoch, logStartOffset };
+    if (req.currentLeaderEpoch > this.leaderEpoch) return { kind: 'error', error: 'UNKNOWN_LEADER_EPOCH', leaderEpoch: this.leaderEpoch, logStartOffset };
+    if (req.fetchOffset < logStartOffset || req.fetchOffset > this.log.logEndOffset) return { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: this.leaderEpoch, logStartOffset };
+    return { kind: 'read', fetchOffset: req.fetchOffset, maxOffset: this.hw, highWatermark: this.hw, logStartOffset };
   }
 
   /** Periodic work: ISR shrink after replica.lag.time.max.ms, produce timeouts, AlterPartition retry. */

@@ -72,6 +72,21 @@ export type FollowerFetchDecision =
   | { readonly kind: 'diverging'; readonly divergingEpoch: EpochEndOffset; readonly highWatermark: number; readonly logStartOffset: number }
   | { readonly kind: 'read'; readonly fetchOffset: number; readonly highWatermark: number; readonly logStartOffset: number };
 
+/** A consumer's fetch, as the leader core checks it (bytes and long-polling are the driver's). */
+export interface ConsumerFetchRequest {
+  /** The leader epoch the consumer believes current; -1 skips the check (old clients). */
+  readonly currentLeaderEpoch: number;
+  readonly fetchOffset: number;
+}
+
+/**
+ * The leader core's decision on a consumer fetch: read from `fetchOffset` but never at or above
+ * `maxOffset` (the high watermark: consumers only see committed records, SCENARIOS.md 12).
+ */
+export type ConsumerFetchDecision =
+  | { readonly kind: 'error'; readonly error: FollowerFetchError; readonly leaderEpoch: number; readonly logStartOffset: number }
+  | { readonly kind: 'read'; readonly fetchOffset: number; readonly maxOffset: number; readonly highWatermark: number; readonly logStartOffset: number };
+
 /** A leader's proposal to the controller to change the ISR (Kafka's AlterPartition). */
 export interface AlterPartitionRequest {
   readonly leaderId: ReplicaId;

@@ -10,9 +10,9 @@ import { PartitionFollower } from '../replication/partition-follower';
 import { PartitionLeader } from '../replication/partition-leader';
 import { ProducerStateManager, type ProducerBatchHeader } from '../replication/producer-state';
 import type { ReplicationConfig } from '../replication/config';
-import type { FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaId } from '../replication/types';
+import type { ConsumerFetchDecision, ConsumerFetchRequest, FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaId } from '../replication/types';
 import { SimLog, type FlushPolicy, type SimRecord } from './sim-log';
-import { CONTROLLER_ID, PRODUCER_ID, type Message, type SimNetwork } from './sim-network';
+import { CONTROLLER_ID, PRODUCER_ID, type Message, type NodeId, type SimNetwork } from './sim-network';
 
 export interface SimBrokerOptions {
   readonly id: ReplicaId;
@@ -151,6 +151,9 @@ export class SimBroker {
       case 'fetch':
         this.onFetch(m.from, p.correlationId, p.request, step, now);
         return;
+      case 'consumer-fetch':
+        this.onConsumerFetch(m.from, p.correlationId, p.request, step);
+        return;
       case 'fetch-response':
         this.onFetchResponse(m.from, p.correlationId, p.decision, p.records, now);
         return;
@@ -233,6 +236,21 @@ export class SimBroker {
       decision = { kind: 'error', error, leaderEpoch: known, logStartOffset: this.log.logStartOffset };
     }
     this.net.send(this.id, from, { type: 'fetch-response', correlationId, decision, records }, step);
+  }
+
+  /** A consumer's fetch: only the leader answers with records, and only below its HW. */
+  private onConsumerFetch(from: NodeId, correlationId: number, req: ConsumerFetchRequest, step: number): void {
+    let decision: ConsumerFetchDecision;
+    let records: SimRecord[] = [];
+    if (this.leader !== null && !this.leader.isResigned) {
+      decision = this.leader.handleConsumerFetch(req);
+      if (decision.kind === 'read') records = this.log.read(decision.fetchOffset, this.opts.fetchMaxRecords, decision.maxOffset);
+    } else {
+      const known = this.metadata?.leaderEpoch ?? -1;
+      const error = req.currentLeaderEpoch < known ? 'FENCED_LEADER_EPOCH' : req.currentLeaderEpoch > known ? 'UNKNOWN_LEADER_EPOCH' : 'NOT_LEADER_OR_FOLLOWER';
+      decision = { kind: 'error', error, leaderEpoch: known, logStartOffset: this.log.logStartOffset };
+    }
+    this.net.send(this.id, from, { type: 'consumer-fetch-response', correlationId, decision, records }, step);
   }
 
   private onFetchResponse(from: ReplicaId, correlationId: number, decision: FollowerFetchDecision, records: readonly SimRecord[], now: number): void {

@@ -13,7 +13,9 @@ import { SeededRng } from './rng';
 import { SimBroker } from './sim-broker';
 import { SimController } from './sim-controller';
 import type { FlushPolicy } from './sim-log';
-import { CONTROLLER_ID, PRODUCER_ID, SimNetwork, type Message, type NodeId } from './sim-network';
+import type { ConsumerFetchDecision } from '../replication/types';
+import type { SimRecord } from './sim-log';
+import { CONSUMER_ID, CONTROLLER_ID, PRODUCER_ID, SimNetwork, type Message, type NodeId } from './sim-network';
 
 export interface SimClusterOptions {
   readonly seed: number;
@@ -176,12 +178,74 @@ export class SimProducer {
   }
 }
 
+/**
+ * A consumer reading the partition from offset 0 through the leader it learns from metadata,
+ * sending its leader epoch with each fetch (KIP-320). What it reads is checked as Jepsen's queue
+ * checker would: each offset shows one value forever (inconsistent-offsets), the position only
+ * moves forward without gaps (nonmonotonic-poll, poll-skip), and a fetch offset is never beyond a
+ * current leader's log (that would mean committed records were lost).
+ */
+export class SimConsumer {
+  private leader: ReplicaId | null = null;
+  private leaderEpoch = -1;
+  position = 0;
+  private inFlight: { correlationId: number; sentStep: number } | null = null;
+  private nextCorrelationId = 1;
+  private notBeforeStep = 0;
+  /** offset -> value read (bounded by the log bound: offsets are dense from 0). */
+  readonly read = new Map<number, string>();
+
+  constructor(
+    private readonly net: SimNetwork,
+    private readonly timeoutSteps: number,
+    private readonly committed: ReadonlyMap<number, SimRecord>,
+  ) {}
+
+  onMetadata(leader: ReplicaId | null, leaderEpoch: number): void {
+    if (leaderEpoch < this.leaderEpoch) return;
+    this.leader = leader;
+    this.leaderEpoch = leaderEpoch;
+  }
+
+  tick(step: number): void {
+    if (this.inFlight !== null && step - this.inFlight.sentStep > this.timeoutSteps) this.inFlight = null;
+    if (this.inFlight !== null || this.leader === null || step < this.notBeforeStep) return;
+    const correlationId = this.nextCorrelationId++;
+    this.inFlight = { correlationId, sentStep: step };
+    this.net.send(CONSUMER_ID, this.leader, { type: 'consumer-fetch', correlationId, request: { currentLeaderEpoch: this.leaderEpoch, fetchOffset: this.position } }, step);
+  }
+
+  onResponse(correlationId: number, decision: ConsumerFetchDecision, records: readonly SimRecord[], step: number): void {
+    if (this.inFlight?.correlationId !== correlationId) return;
+    this.inFlight = null;
+    if (decision.kind === 'error') {
+      if (decision.error === 'OFFSET_OUT_OF_RANGE') {
+        throw new SafetyViolation('ACKS', `consumer at offset ${this.position} (epoch ${this.leaderEpoch}) is beyond the leader's log: committed records were lost`);
+      }
+      this.notBeforeStep = step + 3; // stale metadata on one side: try again shortly
+      return;
+    }
+    if (decision.fetchOffset !== this.position) return; // an answer for an older position
+    for (const r of records) {
+      if (r.offset !== this.position) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer expected offset ${this.position} but got ${r.offset} (poll-skip)`);
+      if (r.offset >= decision.maxOffset) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer got offset ${r.offset} at or above the HW ${decision.maxOffset}`);
+      const before = this.read.get(r.offset);
+      if (before !== undefined && before !== r.value) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer read ${before} and later ${r.value} at offset ${r.offset}`);
+      const c = this.committed.get(r.offset);
+      if (c !== undefined && c.value !== r.value) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer read ${r.value}@${r.offset} but ${c.value} was committed there`);
+      this.read.set(r.offset, r.value);
+      this.position++;
+    }
+  }
+}
+
 export class SimCluster {
   readonly rng: SeededRng;
   readonly net: SimNetwork;
   readonly controller: SimController;
   readonly brokers = new Map<ReplicaId, SimBroker>();
   readonly producer: SimProducer;
+  readonly consumer: SimConsumer;
   readonly checker: ReplicationChecker;
   readonly ids: readonly ReplicaId[];
   readonly flushPolicy: FlushPolicy;
@@ -242,6 +306,7 @@ export class SimCluster {
     }
     this.checker = new ReplicationChecker(this.brokers, this.controller);
     this.controller.onElection = (epoch) => this.checker.onElection(epoch);
+    this.consumer = new SimConsumer(this.net, 10, this.checker.committed);
     this.producer = new SimProducer(this.net, this.rng, opts.producerMaxInFlight ?? 2, opts.produceRate ?? 0.5, 60, maxRecords, (offset, value) => this.checker.onAck(offset, value));
     if (opts.idempotentProducer === true) {
       this.producer.idempotent = {
@@ -293,7 +358,7 @@ export class SimCluster {
 
   /** Cuts `id` off from everyone (controller, other brokers, producer). */
   isolate(id: NodeId): void {
-    this.net.isolate(id, [CONTROLLER_ID, PRODUCER_ID, ...this.ids]);
+    this.net.isolate(id, [CONTROLLER_ID, PRODUCER_ID, CONSUMER_ID, ...this.ids]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -312,6 +377,7 @@ export class SimCluster {
       b.tick(step);
     }
     this.producer.tick(step);
+    this.consumer.tick(step);
     this.checker.afterStep();
   }
 
@@ -339,6 +405,11 @@ export class SimCluster {
       }
       return;
     }
+    if (m.to === CONSUMER_ID) {
+      if (p.type === 'metadata') this.consumer.onMetadata(p.state.leader, p.state.leaderEpoch);
+      else if (p.type === 'consumer-fetch-response') this.consumer.onResponse(p.correlationId, p.decision, p.records, this.step);
+      return;
+    }
     if (m.to === PRODUCER_ID) {
       if (p.type === 'metadata') this.producer.onMetadata(p.state.leader, p.state.leaderEpoch);
       else if (p.type === 'produce-response') this.producer.onResponse(p.requestId, p.error, p.offset, this.step);
@@ -362,6 +433,7 @@ export class SimCluster {
       this.net.send(CONTROLLER_ID, id, { type: 'metadata', state, fenced, incarnation }, step);
     }
     this.net.send(CONTROLLER_ID, PRODUCER_ID, { type: 'metadata', state, fenced, incarnation: 0 }, step);
+    this.net.send(CONTROLLER_ID, CONSUMER_ID, { type: 'metadata', state, fenced, incarnation: 0 }, step);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -383,6 +455,7 @@ export class SimCluster {
       if (!b.up) return `broker ${b.id} is down`;
       if (b.log.logEndOffset !== leo || b.highWatermark !== leo) return `broker ${b.id} has log end ${b.log.logEndOffset} and HW ${b.highWatermark}, leader's log end ${leo}`;
     }
+    if (this.consumer.position !== leo) return `the consumer is at ${this.consumer.position}, the log end at ${leo}`;
     return null;
   }
 
@@ -401,6 +474,8 @@ export class SimCluster {
     }
     for (const [o, v] of this.checker.acked) {
       if (ref[o]?.value !== v) throw new SafetyViolation('ACKS', `acknowledged ${v}@${o} missing after convergence`);
+      // Jepsen's lost-write / unseen: the consumer, now at the end, read every acknowledged write.
+      if (this.consumer.read.get(o) !== v) throw new SafetyViolation('ACKS', `the consumer never read acknowledged ${v}@${o} (read ${this.consumer.read.get(o) ?? 'nothing'})`);
     }
   }
 }

@@ -7,6 +7,8 @@
 import type {
   AlterPartitionRequest,
   AlterPartitionResponse,
+  ConsumerFetchDecision,
+  ConsumerFetchRequest,
   FollowerFetchDecision,
   FollowerFetchRequest,
   PartitionState,
@@ -15,10 +17,11 @@ import type {
 import type { SeededRng } from './rng';
 import type { SimRecord } from './sim-log';
 
-/** Node ids: the controller is 0, brokers 1..n, the producer PRODUCER_ID. */
+/** Node ids: the controller is 0, brokers 1..n, the producer PRODUCER_ID, the consumer CONSUMER_ID. */
 export type NodeId = number;
 export const CONTROLLER_ID: NodeId = 0;
 export const PRODUCER_ID: NodeId = 99;
+export const CONSUMER_ID: NodeId = 98;
 
 export type Payload =
   | { readonly type: 'fetch'; readonly correlationId: number; readonly request: FollowerFetchRequest }
@@ -26,6 +29,8 @@ export type Payload =
   /** `producerId`/`sequence` only for idempotent writes (one record per batch). */
   | { readonly type: 'produce'; readonly requestId: number; readonly value: string; readonly producerId?: number; readonly sequence?: number }
   | { readonly type: 'produce-response'; readonly requestId: number; readonly error: string | null; readonly offset: number }
+  | { readonly type: 'consumer-fetch'; readonly correlationId: number; readonly request: ConsumerFetchRequest }
+  | { readonly type: 'consumer-fetch-response'; readonly correlationId: number; readonly decision: ConsumerFetchDecision; readonly records: readonly SimRecord[] }
   | { readonly type: 'alter-partition'; readonly request: AlterPartitionRequest }
   | { readonly type: 'alter-partition-response'; readonly request: AlterPartitionRequest; readonly response: AlterPartitionResponse }
   | { readonly type: 'heartbeat'; readonly incarnation: number; readonly uncleanRestart: boolean }

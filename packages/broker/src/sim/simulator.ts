@@ -2,7 +2,8 @@
 // a fault profile and drives every choice of the run — message drops and delays (reorders),
 // link cuts (broker-broker, broker-controller, producer-broker, isolations), crashes that lose
 // unflushed bytes and unclean restarts, pauses, fsync timing and HW checkpoint timing — while an
-// acks=all producer writes (plain, or idempotent with retries of the same sequence). The checker runs after every step. Then a liveness phase heals
+// acks=all producer writes (plain, or idempotent with retries of the same sequence) and a consumer
+// reads below the HW with its leader epoch. The checker runs after every step. Then a liveness phase heals
 // everything and requires, within a bounded number of steps, a new acknowledged write and full
 // convergence (one leader, full ISR, identical logs, HW at the log end, every ack present).
 // Same seed, same run.
@@ -10,7 +11,7 @@
 import { SafetyViolation } from './checker';
 import { SeededRng } from './rng';
 import { SimCluster, type SimClusterOptions } from './sim-cluster';
-import { CONTROLLER_ID, NO_FAULTS, PRODUCER_ID } from './sim-network';
+import { CONSUMER_ID, CONTROLLER_ID, NO_FAULTS, PRODUCER_ID } from './sim-network';
 
 export interface SimRunOptions {
   readonly seed: number;
@@ -86,7 +87,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     logEnd: Math.max(...[...c.brokers.values()].map((b) => b.log.logEndOffset)),
     checks: c.checker.checks,
   });
-  const nodes = [CONTROLLER_ID, PRODUCER_ID, ...c.ids];
+  const nodes = [CONTROLLER_ID, PRODUCER_ID, CONSUMER_ID, ...c.ids];
   try {
     c.net.faults = { dropRate: profile.dropRate, maxDelaySteps: profile.maxDelaySteps };
     for (let i = 0; i < safetySteps; i++) {

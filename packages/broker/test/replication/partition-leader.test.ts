@@ -275,3 +275,17 @@ describe('PartitionLeader: rarer rules', () => {
     expect(leader.followerProgress(3)).toMatchObject({ logEndOffset: -1, matchedDurableOffset: -1 });
   });
 });
+
+describe('PartitionLeader: consumer fetches (SCENARIOS.md 12)', () => {
+  test('reads are bounded by the HW; epochs are fenced; offsets past the log end are out of range', () => {
+    const { leader, log } = setup({ records: 3, isr: [1, 2] });
+    leader.handleFollowerFetch(fetch(2, 2, 2), 1);
+    expect(leader.handleConsumerFetch({ currentLeaderEpoch: 1, fetchOffset: 0 })).toEqual({ kind: 'read', fetchOffset: 0, maxOffset: 2, highWatermark: 2, logStartOffset: 0 });
+    expect(leader.handleConsumerFetch({ currentLeaderEpoch: -1, fetchOffset: 3 })).toMatchObject({ kind: 'read', fetchOffset: 3, maxOffset: 2 });
+    expect(leader.handleConsumerFetch({ currentLeaderEpoch: 0, fetchOffset: 0 })).toMatchObject({ kind: 'error', error: 'FENCED_LEADER_EPOCH' });
+    expect(leader.handleConsumerFetch({ currentLeaderEpoch: 2, fetchOffset: 0 })).toMatchObject({ kind: 'error', error: 'UNKNOWN_LEADER_EPOCH' });
+    expect(leader.handleConsumerFetch({ currentLeaderEpoch: 1, fetchOffset: log.logEndOffset + 1 })).toMatchObject({ kind: 'error', error: 'OFFSET_OUT_OF_RANGE' });
+    leader.resign();
+    expect(leader.handleConsumerFetch({ currentLeaderEpoch: 1, fetchOffset: 0 })).toMatchObject({ kind: 'error', error: 'NOT_LEADER_OR_FOLLOWER' });
+  });
+});

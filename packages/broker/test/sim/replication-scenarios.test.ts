@@ -362,5 +362,7 @@ describe('SCENARIOS.md 12: inconsistent offsets', () => {
     expect(c.broker(1).log.at(1)?.value).toBe(replacement);
     expect(lost?.value).not.toBe(replacement);
     expect(c.checker.committed.get(1)?.value).toBe(replacement);
+    // The simulated consumer (fetching with its leader epoch, bounded by the HW) read only that.
+    expect(c.consumer.read.get(1)).toBe(replacement);
   });
 });

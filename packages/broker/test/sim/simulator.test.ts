@@ -1,6 +1,6 @@
 // Runs the seeded replication simulator (crashes losing unflushed bytes, unclean restarts,
-// pauses, link cuts, drops and reorders, an acks=all producer, plain or idempotent with retries)
-// for a few dozen fixed seeds: every run must pass the safety checks after every step and then
+// pauses, link cuts, drops and reorders, an acks=all producer, plain or idempotent with retries,
+// and a consumer reading below the HW) for a few dozen fixed seeds: every run must pass the safety checks after every step and then
 // converge once faults heal. Also checks that a run is a pure function of its seed. The CLI runs many more seeds
 // (npm run test:replication-sim -- --seeds 200).
 
