@@ -17,6 +17,7 @@ export interface NodeSpec {
   roles: ('controller' | 'broker')[];
   controllerPort: number;
   brokerPort: number;
+  httpPort: number;
   dataDir: string;
 }
 
@@ -42,9 +43,16 @@ export class ProcessCluster {
 
   static async create(opts: ProcessClusterOptions): Promise<ProcessCluster> {
     const c = new ProcessCluster(opts);
-    const ports = await freePorts(opts.controllers * 2);
+    const ports = await freePorts(opts.controllers * 3);
     for (let i = 0; i < opts.controllers; i++) {
-      c.nodes.push({ id: i + 1, roles: opts.combined ? ['controller', 'broker'] : ['controller'], controllerPort: ports[2 * i] as number, brokerPort: ports[2 * i + 1] as number, dataDir: path.join(c.root, `node-${i + 1}`) });
+      c.nodes.push({
+        id: i + 1,
+        roles: opts.combined ? ['controller', 'broker'] : ['controller'],
+        controllerPort: ports[3 * i] as number,
+        brokerPort: ports[3 * i + 1] as number,
+        httpPort: ports[3 * i + 2] as number,
+        dataDir: path.join(c.root, `node-${i + 1}`),
+      });
     }
     c.voters = c.nodes.map((n) => `${n.id}@127.0.0.1:${n.controllerPort}`).join(',');
     return c;
@@ -81,6 +89,7 @@ export class ProcessCluster {
       '--override', `listeners=${listeners}`,
       '--override', `log.dirs=${path.join(n.dataDir, 'logs')}`,
       '--override', `metadata.log.dir=${path.join(n.dataDir, 'meta')}`,
+      '--override', `http.listener=127.0.0.1:${n.httpPort}`,
       ...(this.opts.overrides ?? []).flatMap((o) => ['--override', o]),
     ];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));

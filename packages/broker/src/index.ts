@@ -39,5 +39,7 @@ export { chooseLeader } from './sim/sim-controller';
 export { BrokerServer, BROKER_CONFIG } from './server/broker-server';
 export type { BrokerLogger, BrokerServerOptions } from './server/broker-server';
 export type { BrokerConfig } from './server/broker-config';
+export { NO_METRICS } from './server/broker-metrics';
+export type { BrokerMetricsSink, ReplicaSummary } from './server/broker-metrics';
 export { ControllerChannel } from './server/controller-channel';
 export type { ControllerAddress } from './server/controller-channel';

@@ -27,6 +27,7 @@ import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { DirectoryLock } from '@strand/storage';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
 import { BROKER_CONFIG, type BrokerConfig } from './broker-config';
+import { NO_METRICS, type BrokerMetricsSink, type ReplicaSummary } from './broker-metrics';
 import { addBrokerService } from './broker-service';
 import { ControllerChannel, type ControllerAddress } from './controller-channel';
 import type { Partition, PartitionHost } from './partition';
@@ -51,6 +52,7 @@ export interface BrokerServerOptions {
   advertisedPort: () => number;
   config: BrokerConfig;
   logger: BrokerLogger;
+  metrics?: BrokerMetricsSink;
 }
 
 const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
@@ -122,6 +124,7 @@ export class BrokerServer {
       image: () => (this.image.offset >= 0 ? this.image : null),
       nextProducerId: () => this.nextProducerId(),
       logger: this.opts.logger,
+      metrics: this.opts.metrics ?? NO_METRICS,
     });
   }
 
@@ -135,6 +138,42 @@ export class BrokerServer {
 
   get isFenced(): boolean {
     return this.fenced;
+  }
+
+  /**
+   * Ready to serve: registered, unfenced by the controller, and caught up with the metadata up
+   * to its own registration. Returns the reason when not.
+   */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.brokerEpoch < 0) return { ready: false, reason: 'not registered with the controller' };
+    if (this.image.offset < this.brokerEpoch) return { ready: false, reason: `metadata at offset ${this.image.offset}, behind the registration at ${this.brokerEpoch}` };
+    if (this.fenced) return { ready: false, reason: 'fenced by the controller' };
+    return { ready: true, reason: 'registered, unfenced, caught up' };
+  }
+
+  /** Every hosted replica, for metrics. */
+  replicaSummaries(): ReplicaSummary[] {
+    return this.replicas.all().map((p) => {
+      const meta = this.image.partition(p.key.topicId, p.key.partition);
+      return {
+        topic: p.key.topic,
+        partition: p.key.partition,
+        isLeader: p.isLeader,
+        replicas: meta?.replicas.length ?? 0,
+        isr: meta?.isr.length ?? 0,
+        offline: meta === undefined || meta.leader < 0,
+        logSizeBytes: p.log.sizeBytes,
+        logEndOffset: p.log.logEndOffset,
+        highWatermark: p.highWatermark,
+      };
+    });
+  }
+
+  /** Partitions without a leader in this broker's metadata (cluster-wide). */
+  offlinePartitionCount(): number {
+    let n = 0;
+    for (const [, p] of this.image.allPartitions()) if (p.leader < 0) n++;
+    return n;
   }
 
   /** Registers, starts following metadata and heartbeating. Resolves once registered. */
@@ -227,6 +266,7 @@ export class BrokerServer {
       topics: [{ topicId: topicIdToBytes(p.key.topicId), partitions: [{ partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: [...req.newIsr] }] }],
     };
     this.opts.logger.info({ topic: p.key.topic, partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: req.newIsr }, 'proposing ISR change');
+    (this.opts.metrics ?? NO_METRICS).isrChange(req.newIsr.length < (p.leader?.isr.length ?? 0) ? 'shrink' : 'expand');
     this.channel
       .call<AlterPartitionRpc, AlterPartitionRpcResponse>((c, r, m, o, cb) => c.alterPartition(r, m, o, cb), rpc, 10_000)
       .then((res) => {

@@ -30,6 +30,7 @@ import {
 import { toServiceError, topicIdFromBytes, topicIdToBytes, type MetadataImage } from '@strand/controller';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '@strand/storage';
 import type { BrokerConfig } from './broker-config';
+import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
 import type { Partition } from './partition';
 import type { ReplicaManager } from './replica-manager';
@@ -45,6 +46,7 @@ export interface BrokerServiceContext {
   /** Hands out producer ids (blocks allocated by the controller). */
   nextProducerId(): Promise<number>;
   logger: { warn(fields: Record<string, unknown>, msg: string): void };
+  metrics: BrokerMetricsSink;
 }
 
 /** Bound on follower fetch requests queued on one stream (a follower sends one at a time). */
@@ -85,13 +87,20 @@ function waitForChange(parts: readonly Partition[], ms: number, cancelled: () =>
 
 export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext): void {
   const unary =
-    <Req, Res>(f: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
+    <Req, Res>(f: (req: Req) => Promise<Res> | Res, api = 'other'): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
+      const t0 = performance.now();
       Promise.resolve()
         .then(() => f(call.request))
         .then(
-          (res) => callback(null, res),
-          (e: unknown) => callback(toServiceError(e)),
+          (res) => {
+            ctx.metrics.request(api, (performance.now() - t0) / 1000, false);
+            callback(null, res);
+          },
+          (e: unknown) => {
+            ctx.metrics.request(api, (performance.now() - t0) / 1000, true);
+            callback(toServiceError(e));
+          },
         );
     };
 
@@ -153,6 +162,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
             }
             const records = Buffer.from(p.records.buffer, p.records.byteOffset, p.records.byteLength);
             const r = await l.part.produce(records, acks, timeoutMs);
+            ctx.metrics.produced(t.name, records.length, r.records ?? 0, r.errorCode);
             return { ...base, errorCode: r.errorCode, errorMessage: r.errorMessage, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset };
           }),
         ),
@@ -190,6 +200,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           const res = part.log.read(p.fetchOffset, Math.min(p.partitionMaxBytes > 0 ? p.partitionMaxBytes : 1024 * 1024, bytes === 0 ? Math.max(budget, 1) : budget), { maxOffset: hw });
           budget -= res.records.length;
           bytes += res.records.length;
+          if (res.records.length > 0) ctx.metrics.fetched(t.name, res.records.length, false);
           return { ...out, records: res.records };
         } catch (e: unknown) {
           if (e instanceof StrandError) return { ...out, errorCode: e.code };
@@ -233,6 +244,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           );
           budget -= r.records.length;
           bytes += r.records.length;
+          if (r.records.length > 0) ctx.metrics.fetched(part.key.topic, r.records.length, true);
           if (r.errorCode !== 0 || r.divergingEpoch !== null) urgent = true;
           return r;
         }),
@@ -261,14 +273,21 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'describeCluster'
     | 'replicaFetch'
   > = {
-    metadata: unary(metadata),
-    produce: unary(produce),
+    metadata: unary(metadata, 'Metadata'),
+    produce: unary(produce, 'Produce'),
     fetch: (call, callback) => {
       let cancelled = false;
+      const t0 = performance.now();
       call.on('cancelled', () => (cancelled = true));
       fetch(call.request, () => cancelled).then(
-        (res) => callback(null, res),
-        (e: unknown) => callback(toServiceError(e)),
+        (res) => {
+          ctx.metrics.request('Fetch', (performance.now() - t0) / 1000, false);
+          callback(null, res);
+        },
+        (e: unknown) => {
+          ctx.metrics.request('Fetch', (performance.now() - t0) / 1000, true);
+          callback(toServiceError(e));
+        },
       );
     },
     fetchStream: (call) => {

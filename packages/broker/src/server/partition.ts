@@ -40,6 +40,8 @@ export interface PartitionHost {
 export interface ProduceResult {
   errorCode: number;
   errorMessage: string;
+  /** Records appended by this produce (0 for a failed or duplicate one). */
+  records?: number;
   baseOffset: number;
   logAppendTimeMs: number;
   logStartOffset: number;
@@ -205,7 +207,7 @@ export class Partition {
     leader.onLocalLogChanged();
     this.drain();
     this.wake();
-    const ok: ProduceResult = { errorCode: 0, errorMessage: '', baseOffset: info.firstOffset, logAppendTimeMs: info.logAppendTimeMs, logStartOffset: this.log.logStartOffset };
+    const ok: ProduceResult = { errorCode: 0, errorMessage: '', records: info.lastOffset - info.firstOffset + 1, baseOffset: info.firstOffset, logAppendTimeMs: info.logAppendTimeMs, logStartOffset: this.log.logStartOffset };
     if (acks === 0) return ok;
     if (acks === 1) {
       if (this.log.topicConfig['flush.policy'] === 'fsync') {

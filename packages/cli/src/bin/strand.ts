@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { StrandError } from '@strand/protocol';
 import { startServer } from '../server/server';
 import { runDevCluster } from '../dev/dev-cluster';
+import { registerClientCommands } from '../commands';
 
 const program = new Command();
 program.name('strand').description('Strand: a Kafka-class distributed commit log').version('0.1.0');
@@ -49,9 +50,10 @@ program
   .option('--nodes <n>', 'number of nodes', '3')
   .option('--broker-port <port>', 'broker port of node 1 (node N uses port+N-1)', '9093')
   .option('--controller-port <port>', 'controller port of node 1 (node N uses port+N-1)', '9193')
+  .option('--http-port <port>', 'HTTP (/metrics, /healthz, /readyz) port of node 1 (node N uses port+N-1)', '9300')
   .option('-o, --override <key=value>', 'a configuration key for every node (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--verbose', 'also print every node\'s log lines', false)
-  .action(async (opts: { dataDir: string; nodes: string; brokerPort: string; controllerPort: string; override: string[]; verbose: boolean }) => {
+  .action(async (opts: { dataDir: string; nodes: string; brokerPort: string; controllerPort: string; httpPort: string; override: string[]; verbose: boolean }) => {
     const num = (name: string, v: string, min: number, max: number): number => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) {
@@ -65,12 +67,15 @@ program
       nodes: num('--nodes', opts.nodes, 1, 9),
       brokerBasePort: num('--broker-port', opts.brokerPort, 1, 65535),
       controllerBasePort: num('--controller-port', opts.controllerPort, 1, 65535),
+      httpBasePort: num('--http-port', opts.httpPort, 1, 65535),
       overrides: opts.override,
       verbose: opts.verbose,
       out: (line) => process.stdout.write(`${line}\n`),
     });
     process.exit(code);
   });
+
+registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`strand: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -16,6 +16,7 @@ export interface DevOptions {
   nodes: number;
   brokerBasePort: number;
   controllerBasePort: number;
+  httpBasePort: number;
   /** Extra key=value overrides for every node. */
   overrides: string[];
   /** Copy node logs to stdout, prefixed. */
@@ -27,6 +28,7 @@ interface DevNode {
   id: number;
   brokerPort: number;
   controllerPort: number;
+  httpPort: number;
   dir: string;
   proc: ChildProcess | null;
 }
@@ -51,6 +53,7 @@ export async function runDevCluster(opts: DevOptions): Promise<number> {
     id: i + 1,
     brokerPort: opts.brokerBasePort + i,
     controllerPort: opts.controllerBasePort + i,
+    httpPort: opts.httpBasePort + i,
     dir: path.resolve(opts.dataDir, `node-${i + 1}`),
     proc: null,
   }));
@@ -69,6 +72,7 @@ export async function runDevCluster(opts: DevOptions): Promise<number> {
       '-o', `controller.quorum.voters=${voters}`,
       '-o', `listeners=BROKER://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}`,
       '-o', `log.dirs=${path.join(n.dir, 'logs')}`,
+      '-o', `http.listener=127.0.0.1:${n.httpPort}`,
       ...opts.overrides.flatMap((o) => ['-o', o]),
     ];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));
@@ -139,6 +143,7 @@ export async function runDevCluster(opts: DevOptions): Promise<number> {
   }
   if (ready) {
     opts.out(`strand dev: cluster ready. Bootstrap servers: ${bootstrap}`);
+    opts.out(`strand dev: metrics and health on ${nodes.map((n) => `http://127.0.0.1:${n.httpPort}/metrics`).join(', ')}`);
     opts.out('strand dev: press Ctrl-C to stop every node.');
   } else if (!stopping) {
     opts.out(`strand dev: the cluster did not become ready within ${READY_TIMEOUT_MS / 1000} s; see the logs under ${path.resolve(opts.dataDir)}`);

@@ -22,6 +22,7 @@ export const SERVER_CONFIG = defineConfig({
   'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
   'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout (randomised in [t, 2t)) (ms).' },
   'controller.quorum.tick.ms': { type: 'int', default: 50, min: 1, doc: 'Strand: Raft tick length; heartbeats go every tick (ms).' },
+  'http.listener': { type: 'string', default: '0.0.0.0:9300', doc: 'host:port of the HTTP endpoint (/metrics, /healthz, /readyz); empty to disable. Port 0 picks a free port.' },
   'log.level': { type: 'string', default: 'info', oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level (pino).' },
   ...CONTROLLER_CONFIG.spec,
   ...BROKER_CONFIG.spec,
@@ -44,6 +45,8 @@ export interface Voter {
 /** A validated server configuration with its structured parts parsed. */
 export interface ResolvedServerConfig {
   values: ServerConfig;
+  /** The HTTP endpoint, or null when disabled. */
+  http: Listener | null;
   roles: { broker: boolean; controller: boolean };
   nodeId: number;
   voters: Voter[];
@@ -181,5 +184,11 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   }
   if (values['log.dirs'].length === 0) invalid('log.dirs', '', 'at least one directory is required');
   const metadataLogDir = path.resolve(values['metadata.log.dir'] !== '' ? values['metadata.log.dir'] : (values['log.dirs'][0] as string));
-  return { values, roles, nodeId, voters, listeners, advertised, metadataLogDir };
+  let http: Listener | null = null;
+  if (values['http.listener'] !== '') {
+    const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(values['http.listener']);
+    if (!m || Number(m[2]) > 65535) invalid('http.listener', values['http.listener'], 'expected host:port');
+    http = { name: 'HTTP', host: (m[1] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
+  }
+  return { values, roles, nodeId, voters, listeners, advertised, metadataLogDir, http };
 }

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as path from 'node:path';
 import { BROKER_CONFIG, BrokerServer } from '@strand/broker';
 import { createLogger, type Logger } from './logger';
+import { createNodeHttp } from './http-server';
 import { startControllerRole, type ControllerRole } from './controller-role';
 import { resolveServerConfig, type Listener, type ResolvedServerConfig } from './server-config';
 
@@ -55,6 +56,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const config = resolveServerConfig({ ...(opts.configFile === undefined ? {} : { file: opts.configFile }), overrides: opts.overrides ?? [], env: opts.env ?? {} });
   const logger = createLogger({ level: config.values['log.level'], pretty: opts.pretty ?? false, name: 'strand', base: { nodeId: config.nodeId } });
   const ports = new Map<string, number>();
+  const nodeHttp = config.http ? createNodeHttp(config.nodeId) : null;
+  if (nodeHttp && config.http) ports.set('HTTP', await nodeHttp.listen(config.http));
   let controller: ControllerRole | null = null;
   let controllerServer: grpc.Server | null = null;
   if (config.roles.controller) {
@@ -82,6 +85,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       advertisedPort: () => (advertised.port === 0 ? boundPort : advertised.port),
       config: brokerConfig,
       logger: logger.child({ role: 'broker' }),
+      ...(nodeHttp ? { metrics: nodeHttp.metricsSink } : {}),
     });
     broker = b;
     b.addTo(brokerServer);
@@ -89,6 +93,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ports.set(listener.name, boundPort);
     await b.start();
   }
+  nodeHttp?.attach({ broker, controller: controller?.controller ?? null });
   logger.info({ roles: config.values['process.roles'], listeners: Object.fromEntries(ports), voters: config.values['controller.quorum.voters'] }, 'strand server started');
   let stopping: Promise<void> | null = null;
   return {
@@ -105,6 +110,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         if (brokerServer) await shutdownServer(brokerServer);
         if (controller) await controller.stop();
         if (controllerServer) await shutdownServer(controllerServer);
+        if (nodeHttp) await nodeHttp.close();
         logger.info({}, 'strand server stopped');
       })();
       return stopping;
