@@ -1,0 +1,1074 @@
+/**
+ * The pure core of a group coordinator: every group of one `__consumer_offsets` partition, their
+ * membership (Kafka's classic protocol) and committed offsets. No I/O, no clock, no randomness:
+ * time arrives as `nowMs` arguments, member ids come from an injected generator, and the outputs
+ * collect in a Ready batch (`takeReady()`) that the driver executes:
+ *
+ * - `replies`: responses to deliver, each tagged with the requestId the driver passed in. A
+ *   JoinGroup is parked until its rebalance completes; a follower's SyncGroup until the leader's
+ *   assignment is persisted; an OffsetCommit until its records are acknowledged.
+ * - `appends`: records for the partition, to be written with acks=all; the driver reports each
+ *   outcome with `onAppended(appendId, error)`. State that must survive a coordinator failover
+ *   (committed offsets, a generation's assignment, a deletion) becomes visible and is answered
+ *   only after that acknowledgement.
+ *
+ * States (Kafka's GroupState):
+ *
+ *   Empty ──join──▶ PreparingRebalance ──all joined / rebalance timeout──▶ CompletingRebalance
+ *     ▲                 ▲        │ (nobody left)                                  │ leader's sync
+ *     │                 │        ▼                                                ▼ persisted
+ *     └──last member────┴──── Empty ◀── member leaves / expires ── Stable ◀──────────┘
+ *   Empty ──offsets expired / DeleteGroups──▶ Dead
+ *
+ * Invariants (checked by `checkInvariants`, which the tests call after every step):
+ * - Empty and Dead groups have no members; the other states have at least one, and a leader
+ *   that is a member.
+ * - every static member's instance id maps to it and back (`staticMembers`).
+ * - a parked join exists only in PreparingRebalance, a parked sync only in CompletingRebalance.
+ * - members + pending members <= group.max.size.
+ * - a committed offset is replaced only by the result of a later append (appendIds grow in log
+ *   order), so an older commit acknowledged late never overwrites a newer one.
+ */
+import type {
+  DescribedGroup,
+  ErrorName,
+  HeartbeatResponse,
+  JoinGroupResponse,
+  LeaveGroupResponse,
+  ListedGroup,
+  OffsetCommitResponse,
+  OffsetFetchResponse,
+  SyncGroupResponse,
+} from '@strand/protocol';
+import { ErrorCode } from '@strand/protocol';
+import {
+  decodeGroupMetadataValue,
+  decodeGroupRecordKey,
+  decodeOffsetCommitValue,
+  encodeGroupMetadataValue,
+  encodeGroupRecordKey,
+  encodeOffsetCommitValue,
+  type GroupMetadataValue,
+  type GroupRecord,
+} from './group-records';
+
+export type GroupStateName = 'Empty' | 'PreparingRebalance' | 'CompletingRebalance' | 'Stable' | 'Dead';
+
+export interface GroupConfig {
+  /** group.min.session.timeout.ms / group.max.session.timeout.ms: allowed member session timeouts (ms). */
+  minSessionTimeoutMs: number;
+  maxSessionTimeoutMs: number;
+  /** group.initial.rebalance.delay.ms: how long the first rebalance of an Empty group waits for more members (ms). */
+  initialRebalanceDelayMs: number;
+  /** group.max.size: members (joined plus awaiting their first join with an id) per group. */
+  maxSize: number;
+  /** group.coordinator.max.groups: groups held by this state machine (one offsets partition). */
+  maxGroups: number;
+  /** offset.metadata.max.bytes: longest metadata string of a commit (UTF-8 bytes). */
+  offsetMetadataMaxBytes: number;
+  /** offsets.retention.minutes in ms: offsets of an Empty group expire this long after it became empty. */
+  offsetsRetentionMs: number;
+}
+
+export interface JoinInput {
+  groupId: string;
+  memberId: string;
+  groupInstanceId?: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  protocolType: string;
+  protocols: { name: string; metadata: Uint8Array }[];
+  clientId: string;
+  clientHost: string;
+}
+
+export interface SyncInput {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string;
+  protocolType: string;
+  protocolName: string;
+  assignments: { memberId: string; assignment: Uint8Array }[];
+}
+
+export interface HeartbeatInput {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string;
+}
+
+export interface LeaveInput {
+  groupId: string;
+  members: { memberId: string; groupInstanceId?: string }[];
+}
+
+export interface CommitInput {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string;
+  topics: { name: string; partitions: { partition: number; committedOffset: number; committedLeaderEpoch: number; metadata: string }[] }[];
+}
+
+export interface FetchInput {
+  groupId: string;
+  /** Empty: every committed partition of the group. */
+  topics: { name: string; partitions: number[] }[];
+}
+
+export type GroupReply =
+  | { requestId: number; kind: 'join'; response: JoinGroupResponse }
+  | { requestId: number; kind: 'sync'; response: SyncGroupResponse }
+  | { requestId: number; kind: 'heartbeat'; response: HeartbeatResponse }
+  | { requestId: number; kind: 'leave'; response: LeaveGroupResponse }
+  | { requestId: number; kind: 'commit'; response: OffsetCommitResponse }
+  | { requestId: number; kind: 'delete'; response: { groupId: string; errorCode: number } };
+
+export interface GroupAppend {
+  appendId: number;
+  records: GroupRecord[];
+}
+
+export interface GroupReady {
+  replies: GroupReply[];
+  appends: GroupAppend[];
+}
+
+interface Member {
+  memberId: string;
+  groupInstanceId: string | undefined;
+  clientId: string;
+  clientHost: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  protocolType: string;
+  protocols: { name: string; metadata: Buffer }[];
+  assignment: Buffer;
+  /** The session ends when no heartbeat (or join/sync/commit) arrives before this. */
+  heartbeatDeadlineMs: number;
+  /** The parked JoinGroup's requestId (only in PreparingRebalance). */
+  joinRequestId: number | null;
+  /** The parked SyncGroup's requestId (only in CompletingRebalance). */
+  syncRequestId: number | null;
+  /** Sent SyncGroup in the current generation (members that never do are removed at the sync deadline). */
+  synced: boolean;
+}
+
+interface CommittedOffset {
+  offset: number;
+  leaderEpoch: number;
+  metadata: string;
+  commitTimestampMs: number;
+  /** The append that wrote it (-1: loaded from the log). Later appends win. */
+  appendId: number;
+}
+
+interface Group {
+  groupId: string;
+  state: GroupStateName;
+  /** When the group entered its current state (Kafka's currentStateTimestamp; offsets expiry base when Empty). */
+  stateSinceMs: number;
+  protocolType: string | null;
+  protocolName: string | null;
+  generationId: number;
+  leaderId: string | null;
+  members: Map<string, Member>;
+  /** group.instance.id -> member id. */
+  staticMembers: Map<string, string>;
+  /** KIP-394: ids handed out with MEMBER_ID_REQUIRED, awaiting their join; value: expiry (ms). */
+  pendingMembers: Map<string, number>;
+  offsets: Map<string, { topic: string; partition: number; value: CommittedOffset }>;
+  /** PreparingRebalance: the join completes by this time even if members are missing. */
+  rebalanceDeadlineMs: number;
+  /** PreparingRebalance from Empty: the join completes no earlier than this (initial delay). */
+  joinNotBeforeMs: number;
+  /** CompletingRebalance: members that have not synced by this time are removed. */
+  syncDeadlineMs: number;
+  /** The append persisting the leader's assignment, while in flight. */
+  assignmentAppendId: number | null;
+}
+
+type PendingAppend =
+  | { kind: 'commit'; groupId: string; requestId: number; entries: { key: string; topic: string; partition: number; value: CommittedOffset }[]; response: OffsetCommitResponse }
+  | { kind: 'assignment'; groupId: string; generationId: number; assignments: Map<string, Buffer> }
+  | { kind: 'delete'; groupId: string; requestId: number }
+  | { kind: 'other' };
+
+const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+function code(name: ErrorName | null): number {
+  return name === null ? 0 : ErrorCode[name];
+}
+
+function sameProtocols(a: readonly { name: string; metadata: Buffer }[], b: readonly { name: string; metadata: Uint8Array }[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.name === b[i]?.name && p.metadata.equals(Buffer.from(b[i]?.metadata ?? new Uint8Array())));
+}
+
+/** Wrong uses of the core (driver bugs) crash; client mistakes are answered with error codes. */
+function assert(cond: boolean, msg: string): asserts cond {
+  if (!cond) throw new Error(`group state machine: ${msg}`);
+}
+
+export class GroupStateMachine {
+  private readonly groups = new Map<string, Group>();
+  private readonly pending = new Map<number, PendingAppend>();
+  private nextAppendId = 1;
+  private ready: GroupReady = { replies: [], appends: [] };
+  private closed = false;
+
+  constructor(
+    private readonly config: GroupConfig,
+    /** A fresh member id (unique across coordinator failovers: the driver uses a UUID). */
+    private readonly newMemberId: (clientId: string) => string,
+  ) {}
+
+  /** The outputs produced since the last call. */
+  takeReady(): GroupReady {
+    const r = this.ready;
+    this.ready = { replies: [], appends: [] };
+    return r;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // loading
+
+  /**
+   * Applies one record read from the partition (in log order) while loading; the last value of
+   * each key wins and a tombstone deletes. Call `finishLoad` once the log has been read.
+   */
+  replay(key: Buffer, value: Buffer | null): void {
+    const k = decodeGroupRecordKey(key);
+    if (k.kind === 'offset') {
+      const g = this.groups.get(k.group);
+      if (value === null) {
+        g?.offsets.delete(offsetKey(k.topic, k.partition));
+        return;
+      }
+      const v = decodeOffsetCommitValue(value);
+      const group = g ?? this.createGroup(k.group, 0);
+      group.offsets.set(offsetKey(k.topic, k.partition), { topic: k.topic, partition: k.partition, value: { ...v, appendId: -1 } });
+      return;
+    }
+    if (value === null) {
+      this.groups.delete(k.group);
+      return;
+    }
+    const v = decodeGroupMetadataValue(value);
+    const prev = this.groups.get(k.group);
+    const group = this.createGroup(k.group, v.currentStateTimestampMs);
+    if (prev !== undefined) for (const [ok, o] of prev.offsets) group.offsets.set(ok, o);
+    group.protocolType = v.protocolType === '' ? null : v.protocolType;
+    group.protocolName = v.protocolName;
+    group.generationId = v.generationId;
+    group.leaderId = v.leaderId;
+    for (const m of v.members) {
+      group.members.set(m.memberId, {
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId ?? undefined,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        sessionTimeoutMs: m.sessionTimeoutMs,
+        rebalanceTimeoutMs: m.rebalanceTimeoutMs,
+        protocolType: v.protocolType,
+        protocols: v.protocolName === null ? [] : [{ name: v.protocolName, metadata: m.subscription }],
+        assignment: m.assignment,
+        heartbeatDeadlineMs: 0,
+        joinRequestId: null,
+        syncRequestId: null,
+        synced: true,
+      });
+      if (m.groupInstanceId !== null) group.staticMembers.set(m.groupInstanceId, m.memberId);
+    }
+    group.state = group.members.size > 0 ? 'Stable' : 'Empty';
+  }
+
+  /** Ends loading: loaded members get a full session from now (their heartbeats went elsewhere). */
+  finishLoad(nowMs: number): void {
+    for (const g of this.groups.values()) {
+      for (const m of g.members.values()) m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
+      if (g.members.size === 0 && g.leaderId !== null) g.leaderId = null;
+      if (g.state === 'Stable' && (g.leaderId === null || !g.members.has(g.leaderId))) g.leaderId = g.members.keys().next().value ?? null;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // JoinGroup
+
+  join(requestId: number, req: JoinInput, nowMs: number): void {
+    const reply = (error: ErrorName, memberId = req.memberId): void =>
+      this.reply({ requestId, kind: 'join', response: { errorCode: code(error), errorMessage: '', generationId: -1, protocolType: '', protocolName: '', leader: '', memberId, members: [] } });
+    if (req.groupId === '') return reply('INVALID_GROUP_ID');
+    if (req.sessionTimeoutMs < this.config.minSessionTimeoutMs || req.sessionTimeoutMs > this.config.maxSessionTimeoutMs) return reply('INVALID_SESSION_TIMEOUT');
+    let group = this.groups.get(req.groupId);
+    if (group === undefined) {
+      if (req.memberId !== '') return reply('UNKNOWN_MEMBER_ID');
+      if (this.groups.size >= this.config.maxGroups) return reply('COORDINATOR_NOT_AVAILABLE');
+      group = this.createGroup(req.groupId, nowMs);
+    }
+    if (group.state === 'Dead') return reply('COORDINATOR_NOT_AVAILABLE');
+    if (!this.protocolsCompatible(group, req)) return reply('INCONSISTENT_GROUP_PROTOCOL');
+    const rebalanceTimeoutMs = req.rebalanceTimeoutMs > 0 ? req.rebalanceTimeoutMs : req.sessionTimeoutMs;
+    const input = { ...req, rebalanceTimeoutMs };
+    if (req.memberId === '') this.joinUnknownMember(requestId, group, input, nowMs);
+    else this.joinKnownMember(requestId, group, input, nowMs);
+  }
+
+  private joinUnknownMember(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
+    const instanceId = req.groupInstanceId;
+    if (instanceId !== undefined && group.staticMembers.has(instanceId)) {
+      this.replaceStaticMember(requestId, group, req, nowMs);
+      return;
+    }
+    if (group.members.size + group.pendingMembers.size >= this.config.maxSize) {
+      this.reply({ requestId, kind: 'join', response: this.joinError('GROUP_MAX_SIZE_REACHED', '', `group ${group.groupId} has group.max.size=${this.config.maxSize} members`) });
+      return;
+    }
+    const memberId = this.newMemberId(req.clientId);
+    if (instanceId !== undefined) {
+      // A new static member joins directly (its instance id already identifies it).
+      this.addMemberAndRebalance(requestId, group, { ...req, memberId }, nowMs);
+      return;
+    }
+    // KIP-394: hand out the id first, so that a client whose JoinGroup times out does not leave a
+    // member behind that the group waits for; the id is forgotten if not used within a session.
+    group.pendingMembers.set(memberId, nowMs + req.sessionTimeoutMs);
+    this.reply({ requestId, kind: 'join', response: this.joinError('MEMBER_ID_REQUIRED', memberId, '') });
+  }
+
+  private joinKnownMember(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
+    if (group.pendingMembers.has(req.memberId)) {
+      group.pendingMembers.delete(req.memberId);
+      this.addMemberAndRebalance(requestId, group, req, nowMs);
+      return;
+    }
+    const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
+    if (fenced !== null) return this.reply({ requestId, kind: 'join', response: this.joinError(fenced, req.memberId, '') });
+    const member = group.members.get(req.memberId);
+    if (member === undefined || group.state === 'Empty') return this.reply({ requestId, kind: 'join', response: this.joinError('UNKNOWN_MEMBER_ID', req.memberId, '') });
+    member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
+    switch (group.state) {
+      case 'PreparingRebalance':
+        this.updateMember(member, req, requestId);
+        this.maybeCompleteJoin(group, nowMs);
+        return;
+      case 'CompletingRebalance':
+        if (sameProtocols(member.protocols, req.protocols)) {
+          // The member lost the join response: send it again (same generation).
+          this.reply({ requestId, kind: 'join', response: this.joinResponse(group, member.memberId) });
+          return;
+        }
+        this.updateMember(member, req, requestId);
+        this.prepareRebalance(group, nowMs);
+        return;
+      case 'Stable':
+        if (member.memberId === group.leaderId || !sameProtocols(member.protocols, req.protocols)) {
+          // The leader rejoins to force a rebalance (e.g. new topics matched its subscription).
+          this.updateMember(member, req, requestId);
+          this.prepareRebalance(group, nowMs);
+          return;
+        }
+        this.reply({ requestId, kind: 'join', response: this.joinResponse(group, member.memberId) });
+        return;
+      default:
+        assert(false, `join in state ${group.state}`);
+    }
+  }
+
+  /**
+   * A static member restarted (same group.instance.id, no member id): it takes the old member's
+   * place under a new member id. In Stable the generation and assignment stay (no rebalance: the
+   * point of static membership); the new id is persisted before the member is answered.
+   */
+  private replaceStaticMember(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
+    const instanceId = req.groupInstanceId;
+    assert(instanceId !== undefined, 'replaceStaticMember without an instance id');
+    const oldId = group.staticMembers.get(instanceId);
+    assert(oldId !== undefined, 'replaceStaticMember of an unknown instance');
+    const old = group.members.get(oldId);
+    assert(old !== undefined, `static member ${oldId} missing`);
+    const newId = this.newMemberId(req.clientId);
+    // The old incarnation's parked requests are fenced.
+    if (old.joinRequestId !== null) this.reply({ requestId: old.joinRequestId, kind: 'join', response: this.joinError('FENCED_INSTANCE_ID', oldId, 'a newer member with this group.instance.id joined') });
+    if (old.syncRequestId !== null) this.reply({ requestId: old.syncRequestId, kind: 'sync', response: this.syncError('FENCED_INSTANCE_ID') });
+    const member: Member = { ...old, memberId: newId, joinRequestId: null, syncRequestId: null, sessionTimeoutMs: req.sessionTimeoutMs, rebalanceTimeoutMs: req.rebalanceTimeoutMs, clientId: req.clientId, clientHost: req.clientHost, heartbeatDeadlineMs: nowMs + req.sessionTimeoutMs };
+    group.members.delete(oldId);
+    group.members.set(newId, member);
+    group.staticMembers.set(instanceId, newId);
+    if (group.leaderId === oldId) group.leaderId = newId;
+    switch (group.state) {
+      case 'Stable': {
+        if (!sameProtocols(old.protocols, req.protocols)) {
+          this.updateMember(member, req, requestId);
+          this.prepareRebalance(group, nowMs);
+          return;
+        }
+        this.append([this.groupMetadataRecord(group)], { kind: 'other' });
+        // Kafka answers after the write too; replying here is safe because a failed write only
+        // loses the new member id, and the member then rejoins as unknown again.
+        this.reply({ requestId, kind: 'join', response: { ...this.joinResponse(group, newId), members: newId === group.leaderId ? this.memberList(group) : [] } });
+        return;
+      }
+      case 'CompletingRebalance':
+        // The leader may already hold the old id in its assignment: start over.
+        this.updateMember(member, req, requestId);
+        this.prepareRebalance(group, nowMs);
+        return;
+      case 'PreparingRebalance':
+        this.updateMember(member, req, requestId);
+        this.maybeCompleteJoin(group, nowMs);
+        return;
+      default:
+        assert(false, `static member in state ${group.state}`);
+    }
+  }
+
+  private addMemberAndRebalance(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
+    const member: Member = {
+      memberId: req.memberId,
+      groupInstanceId: req.groupInstanceId,
+      clientId: req.clientId,
+      clientHost: req.clientHost,
+      sessionTimeoutMs: req.sessionTimeoutMs,
+      rebalanceTimeoutMs: req.rebalanceTimeoutMs,
+      protocolType: req.protocolType,
+      protocols: req.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata) })),
+      assignment: Buffer.alloc(0),
+      heartbeatDeadlineMs: nowMs + req.sessionTimeoutMs,
+      joinRequestId: requestId,
+      syncRequestId: null,
+      synced: false,
+    };
+    if (group.members.size === 0) group.protocolType = req.protocolType;
+    group.members.set(member.memberId, member);
+    if (member.groupInstanceId !== undefined) group.staticMembers.set(member.groupInstanceId, member.memberId);
+    if (group.leaderId === null) group.leaderId = member.memberId;
+    if (group.state === 'PreparingRebalance') {
+      // Kafka's initial delay: each new member of a first rebalance extends the wait (bounded by the rebalance timeout).
+      if (group.joinNotBeforeMs > nowMs) group.joinNotBeforeMs = Math.min(nowMs + this.config.initialRebalanceDelayMs, group.rebalanceDeadlineMs);
+      this.maybeCompleteJoin(group, nowMs);
+    } else {
+      this.prepareRebalance(group, nowMs);
+    }
+  }
+
+  private updateMember(member: Member, req: JoinInput, requestId: number): void {
+    if (member.joinRequestId !== null && member.joinRequestId !== requestId) {
+      // A retried JoinGroup supersedes the parked one (the client has given up on it).
+      this.reply({ requestId: member.joinRequestId, kind: 'join', response: this.joinError('UNKNOWN_MEMBER_ID', member.memberId, 'superseded by a newer JoinGroup of the same member') });
+    }
+    member.protocols = req.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata) }));
+    member.sessionTimeoutMs = req.sessionTimeoutMs;
+    member.rebalanceTimeoutMs = req.rebalanceTimeoutMs;
+    member.joinRequestId = requestId;
+  }
+
+  private prepareRebalance(group: Group, nowMs: number): void {
+    if (group.state === 'CompletingRebalance') this.resetAssignment(group, 'REBALANCE_IN_PROGRESS');
+    const fromEmpty = group.state === 'Empty';
+    const timeout = Math.max(0, ...[...group.members.values()].map((m) => m.rebalanceTimeoutMs));
+    this.transition(group, 'PreparingRebalance', nowMs);
+    group.rebalanceDeadlineMs = nowMs + timeout;
+    group.joinNotBeforeMs = fromEmpty ? Math.min(nowMs + this.config.initialRebalanceDelayMs, group.rebalanceDeadlineMs) : nowMs;
+    this.maybeCompleteJoin(group, nowMs);
+  }
+
+  /** Completes the join phase once every member has rejoined (and the initial delay passed), or at the rebalance deadline. */
+  private maybeCompleteJoin(group: Group, nowMs: number): void {
+    if (group.state !== 'PreparingRebalance') return;
+    const allJoined = [...group.members.values()].every((m) => m.joinRequestId !== null) && group.pendingMembers.size === 0;
+    if (!(allJoined && nowMs >= group.joinNotBeforeMs) && nowMs < group.rebalanceDeadlineMs) return;
+    // Members that did not rejoin in time are out.
+    for (const m of [...group.members.values()]) if (m.joinRequestId === null) this.removeMember(group, m);
+    group.pendingMembers.clear();
+    group.generationId++;
+    if (group.members.size === 0) {
+      group.protocolName = null;
+      group.leaderId = null;
+      this.transition(group, 'Empty', nowMs);
+      this.append([this.groupMetadataRecord(group)], { kind: 'other' });
+      return;
+    }
+    group.protocolName = this.selectProtocol(group);
+    if (group.leaderId === null || !group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value ?? null;
+    this.transition(group, 'CompletingRebalance', nowMs);
+    group.syncDeadlineMs = nowMs + Math.max(0, ...[...group.members.values()].map((m) => m.rebalanceTimeoutMs));
+    for (const m of group.members.values()) {
+      assert(m.joinRequestId !== null, 'a member without a parked join survived the join phase');
+      m.synced = false;
+      m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
+      const response = this.joinResponse(group, m.memberId);
+      this.reply({ requestId: m.joinRequestId, kind: 'join', response: m.memberId === group.leaderId ? { ...response, members: this.memberList(group) } : response });
+      m.joinRequestId = null;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // SyncGroup
+
+  sync(requestId: number, req: SyncInput, nowMs: number): void {
+    const fail = (e: ErrorName): void => this.reply({ requestId, kind: 'sync', response: this.syncError(e) });
+    const group = this.groups.get(req.groupId);
+    if (group === undefined) return fail('UNKNOWN_MEMBER_ID');
+    if (group.state === 'Dead') return fail('COORDINATOR_NOT_AVAILABLE');
+    const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
+    if (fenced !== null) return fail(fenced);
+    const member = group.members.get(req.memberId);
+    if (member === undefined) return fail('UNKNOWN_MEMBER_ID');
+    if (req.generationId !== group.generationId) return fail('ILLEGAL_GENERATION');
+    if ((req.protocolType !== '' && req.protocolType !== group.protocolType) || (req.protocolName !== '' && req.protocolName !== group.protocolName)) return fail('INCONSISTENT_GROUP_PROTOCOL');
+    switch (group.state) {
+      case 'Empty':
+        return fail('UNKNOWN_MEMBER_ID');
+      case 'PreparingRebalance':
+        return fail('REBALANCE_IN_PROGRESS');
+      case 'Stable':
+        member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
+        this.reply({ requestId, kind: 'sync', response: { errorCode: 0, errorMessage: '', protocolType: group.protocolType ?? '', protocolName: group.protocolName ?? '', assignment: member.assignment } });
+        return;
+      case 'CompletingRebalance': {
+        member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
+        if (member.syncRequestId !== null) this.reply({ requestId: member.syncRequestId, kind: 'sync', response: this.syncError('REBALANCE_IN_PROGRESS') });
+        member.syncRequestId = requestId;
+        member.synced = true;
+        if (member.memberId !== group.leaderId || group.assignmentAppendId !== null) return;
+        // The leader's assignment: persist it with the generation, then answer everyone.
+        const assignments = new Map<string, Buffer>();
+        for (const a of req.assignments) if (group.members.has(a.memberId)) assignments.set(a.memberId, Buffer.from(a.assignment));
+        for (const m of group.members.values()) if (!assignments.has(m.memberId)) assignments.set(m.memberId, Buffer.alloc(0));
+        group.assignmentAppendId = this.append([this.groupMetadataRecord(group, assignments)], { kind: 'assignment', groupId: group.groupId, generationId: group.generationId, assignments });
+        return;
+      }
+      default:
+        assert(false, `sync in state ${group.state}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Heartbeat and LeaveGroup
+
+  heartbeat(requestId: number, req: HeartbeatInput, nowMs: number): void {
+    const answer = (e: ErrorName | null): void => this.reply({ requestId, kind: 'heartbeat', response: { errorCode: code(e), errorMessage: '' } });
+    const group = this.groups.get(req.groupId);
+    if (group === undefined) return answer('UNKNOWN_MEMBER_ID');
+    if (group.state === 'Dead') return answer('COORDINATOR_NOT_AVAILABLE');
+    const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
+    if (fenced !== null) return answer(fenced);
+    const member = group.members.get(req.memberId);
+    if (member === undefined || group.state === 'Empty') return answer('UNKNOWN_MEMBER_ID');
+    if (req.generationId !== group.generationId) return answer('ILLEGAL_GENERATION');
+    member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
+    // A heartbeat is how a Stable member learns it must rejoin.
+    answer(group.state === 'PreparingRebalance' ? 'REBALANCE_IN_PROGRESS' : null);
+  }
+
+  leave(requestId: number, req: LeaveInput, nowMs: number): void {
+    const answer = (e: ErrorName | null): void => this.reply({ requestId, kind: 'leave', response: { errorCode: code(e), errorMessage: '' } });
+    const group = this.groups.get(req.groupId);
+    if (group === undefined) return answer('UNKNOWN_MEMBER_ID');
+    if (group.state === 'Dead') return answer('COORDINATOR_NOT_AVAILABLE');
+    let firstError: ErrorName | null = null;
+    let removed = false;
+    for (const who of req.members) {
+      let memberId = who.memberId;
+      if (who.groupInstanceId !== undefined) {
+        const current = group.staticMembers.get(who.groupInstanceId);
+        if (current === undefined) {
+          firstError ??= 'UNKNOWN_MEMBER_ID';
+          continue;
+        }
+        // An empty member id with an instance id is an administrative removal (KIP-345).
+        if (memberId !== '' && memberId !== current) {
+          firstError ??= 'FENCED_INSTANCE_ID';
+          continue;
+        }
+        memberId = current;
+      }
+      if (group.pendingMembers.delete(memberId)) continue;
+      const member = group.members.get(memberId);
+      if (member === undefined) {
+        firstError ??= 'UNKNOWN_MEMBER_ID';
+        continue;
+      }
+      this.removeMember(group, member);
+      removed = true;
+    }
+    if (removed) this.onMembershipShrunk(group, nowMs);
+    else this.maybeCompleteJoin(group, nowMs);
+    answer(firstError);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // offsets
+
+  commit(requestId: number, req: CommitInput, nowMs: number): void {
+    const all = (e: ErrorName): OffsetCommitResponse => ({
+      errorCode: 0,
+      topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode: code(e) })) })),
+    });
+    const fail = (e: ErrorName): void => this.reply({ requestId, kind: 'commit', response: all(e) });
+    if (req.groupId === '') return fail('INVALID_GROUP_ID');
+    let group = this.groups.get(req.groupId);
+    if (group === undefined) {
+      // Only a standalone consumer (generation -1, KIP-?) creates a group by committing.
+      if (req.generationId >= 0) return fail('ILLEGAL_GENERATION');
+      if (this.groups.size >= this.config.maxGroups) return fail('COORDINATOR_NOT_AVAILABLE');
+      group = this.createGroup(req.groupId, nowMs);
+    }
+    if (group.state === 'Dead') return fail('COORDINATOR_NOT_AVAILABLE');
+    if (!(req.generationId < 0 && group.state === 'Empty')) {
+      // SCENARIOS 13: a member of an older generation must not commit over the new owner's offsets.
+      const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
+      if (fenced !== null) return fail(fenced);
+      if (group.state === 'CompletingRebalance') return fail('REBALANCE_IN_PROGRESS');
+      const member = group.members.get(req.memberId);
+      if (member === undefined) return fail('UNKNOWN_MEMBER_ID');
+      if (req.generationId !== group.generationId) return fail('ILLEGAL_GENERATION');
+      member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
+    }
+    const response: OffsetCommitResponse = { errorCode: 0, topics: [] };
+    const entries: { key: string; topic: string; partition: number; value: CommittedOffset }[] = [];
+    const appendId = this.nextAppendId;
+    for (const t of req.topics) {
+      const partitions: { partition: number; errorCode: number }[] = [];
+      for (const p of t.partitions) {
+        if (Buffer.byteLength(p.metadata, 'utf8') > this.config.offsetMetadataMaxBytes) {
+          partitions.push({ partition: p.partition, errorCode: code('OFFSET_METADATA_TOO_LARGE') });
+          continue;
+        }
+        if (t.name === '' || p.partition < 0 || p.committedOffset < 0) {
+          partitions.push({ partition: p.partition, errorCode: code('INVALID_COMMIT_OFFSET_SIZE') });
+          continue;
+        }
+        partitions.push({ partition: p.partition, errorCode: 0 });
+        entries.push({ key: offsetKey(t.name, p.partition), topic: t.name, partition: p.partition, value: { offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.metadata, commitTimestampMs: nowMs, appendId } });
+      }
+      response.topics.push({ name: t.name, partitions });
+    }
+    if (entries.length === 0) return this.reply({ requestId, kind: 'commit', response });
+    const records = entries.map((e) => ({
+      key: encodeGroupRecordKey({ kind: 'offset', group: group.groupId, topic: e.topic, partition: e.partition }),
+      value: encodeOffsetCommitValue({ offset: e.value.offset, leaderEpoch: e.value.leaderEpoch, metadata: e.value.metadata, commitTimestampMs: e.value.commitTimestampMs }),
+    }));
+    const id = this.append(records, { kind: 'commit', groupId: group.groupId, requestId, entries, response });
+    assert(id === appendId, 'append ids out of step');
+  }
+
+  /** Committed offsets (only acknowledged ones: an in-flight commit is not visible). */
+  fetchOffsets(req: FetchInput): OffsetFetchResponse {
+    const group = this.groups.get(req.groupId);
+    const offsets = group?.offsets ?? new Map<string, { topic: string; partition: number; value: CommittedOffset }>();
+    const result = (o: CommittedOffset | undefined, partition: number): OffsetFetchResponse['topics'][number]['partitions'][number] =>
+      o === undefined ? { partition, committedOffset: -1, committedLeaderEpoch: -1, metadata: '', errorCode: 0 } : { partition, committedOffset: o.offset, committedLeaderEpoch: o.leaderEpoch, metadata: o.metadata, errorCode: 0 };
+    if (req.topics.length > 0) {
+      return { errorCode: 0, topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => result(offsets.get(offsetKey(t.name, p))?.value, p)) })) };
+    }
+    const byTopic = new Map<string, { partition: number; value: CommittedOffset }[]>();
+    for (const o of offsets.values()) {
+      const list = byTopic.get(o.topic) ?? [];
+      list.push(o);
+      byTopic.set(o.topic, list);
+    }
+    return {
+      errorCode: 0,
+      topics: [...byTopic.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, list]) => ({ name, partitions: list.sort((a, b) => a.partition - b.partition).map((o) => result(o.value, o.partition)) })),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // administration
+
+  listGroups(statesFilter: readonly string[]): ListedGroup[] {
+    const want = new Set(statesFilter.map((s) => s.toLowerCase()));
+    return [...this.groups.values()]
+      .filter((g) => g.state !== 'Dead' && (want.size === 0 || want.has(g.state.toLowerCase())))
+      .map((g) => ({ groupId: g.groupId, protocolType: g.protocolType ?? '', groupState: g.state }));
+  }
+
+  describeGroup(groupId: string): DescribedGroup {
+    const g = this.groups.get(groupId);
+    if (g === undefined || g.state === 'Dead') return { errorCode: 0, groupId, groupState: 'Dead', protocolType: '', protocolData: '', members: [], generationId: -1 };
+    return {
+      errorCode: 0,
+      groupId,
+      groupState: g.state,
+      protocolType: g.protocolType ?? '',
+      protocolData: g.protocolName ?? '',
+      generationId: g.generationId,
+      members: [...g.members.values()].map((m) => ({
+        memberId: m.memberId,
+        ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }),
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        memberMetadata: m.protocols.find((p) => p.name === g.protocolName)?.metadata ?? Buffer.alloc(0),
+        // Assignments are only meaningful once the generation is Stable.
+        memberAssignment: g.state === 'Stable' ? m.assignment : Buffer.alloc(0),
+      })),
+    };
+  }
+
+  /** DeleteGroups for one group: only an Empty group; its offsets and metadata get tombstones. */
+  deleteGroup(requestId: number, groupId: string): void {
+    const answer = (e: ErrorName | null): void => this.reply({ requestId, kind: 'delete', response: { groupId, errorCode: code(e) } });
+    const g = this.groups.get(groupId);
+    if (g === undefined || g.state === 'Dead') return answer('GROUP_ID_NOT_FOUND');
+    if (g.state !== 'Empty') return answer('NON_EMPTY_GROUP');
+    this.groupDead(g);
+    this.append(this.tombstones(g, [...g.offsets.values()]), { kind: 'delete', groupId, requestId });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // time
+
+  /** Session expiry, rebalance and sync deadlines, pending member expiry. */
+  tick(nowMs: number): void {
+    for (const g of [...this.groups.values()]) {
+      for (const [id, deadline] of [...g.pendingMembers]) {
+        if (deadline <= nowMs) g.pendingMembers.delete(id);
+      }
+      let removed = false;
+      for (const m of [...g.members.values()]) {
+        // A member parked in a join or sync is waiting on the coordinator, not silent.
+        if (m.joinRequestId !== null || m.syncRequestId !== null) continue;
+        if (m.heartbeatDeadlineMs <= nowMs && g.state !== 'Empty' && g.state !== 'Dead') {
+          this.removeMember(g, m);
+          removed = true;
+        }
+      }
+      if (g.state === 'CompletingRebalance' && g.syncDeadlineMs <= nowMs && g.assignmentAppendId === null) {
+        // The leader never sent the assignment (or members never synced): drop the silent ones.
+        for (const m of [...g.members.values()]) {
+          if (!m.synced) {
+            this.removeMember(g, m);
+            removed = true;
+          }
+        }
+        if (!removed) this.prepareRebalance(g, nowMs);
+      }
+      if (removed) this.onMembershipShrunk(g, nowMs);
+      else this.maybeCompleteJoin(g, nowMs);
+    }
+  }
+
+  /**
+   * Offsets expiry (offsets.retention.minutes): a group Empty for longer than the retention loses
+   * its offsets (a standalone group, without a protocol type, counts from each commit instead);
+   * an Empty group left without offsets is deleted. Writes tombstones.
+   */
+  expireOffsets(nowMs: number): void {
+    for (const g of [...this.groups.values()]) {
+      if (g.state !== 'Empty') continue;
+      const expired = [...g.offsets.values()].filter((o) => {
+        const base = g.protocolType === null ? o.value.commitTimestampMs : Math.max(g.stateSinceMs, o.value.commitTimestampMs);
+        return base + this.config.offsetsRetentionMs <= nowMs;
+      });
+      for (const o of expired) g.offsets.delete(offsetKey(o.topic, o.partition));
+      // An Empty group without offsets is forgotten (unless a member id handed out is still unused).
+      const dead = g.offsets.size === 0 && g.pendingMembers.size === 0 && this.groupAppendsSettled(g.groupId);
+      if (dead) this.groups.delete(g.groupId);
+      const records = dead ? this.tombstones(g, expired) : expired.map((o) => ({ key: encodeGroupRecordKey({ kind: 'offset', group: g.groupId, topic: o.topic, partition: o.partition }), value: null }));
+      if (records.length > 0) this.append(records, { kind: 'other' });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // appends
+
+  /** The outcome of an append (null: acknowledged by acks=all). */
+  onAppended(appendId: number, error: ErrorName | null, nowMs: number): void {
+    const p = this.pending.get(appendId);
+    if (this.closed) return; // answered NOT_COORDINATOR by shutdown()
+    assert(p !== undefined, `unknown append ${appendId}`);
+    this.pending.delete(appendId);
+    const failure: ErrorName | null = error === null ? null : coordinatorError(error);
+    switch (p.kind) {
+      case 'commit': {
+        const group = this.groups.get(p.groupId);
+        if (failure === null && group !== undefined && group.state !== 'Dead') {
+          for (const e of p.entries) {
+            const cur = group.offsets.get(e.key);
+            if (cur === undefined || cur.value.appendId < e.value.appendId) group.offsets.set(e.key, { topic: e.topic, partition: e.partition, value: e.value });
+          }
+        }
+        const response: OffsetCommitResponse =
+          failure === null ? p.response : { errorCode: 0, topics: p.response.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((x) => ({ partition: x.partition, errorCode: x.errorCode === 0 ? code(failure) : x.errorCode })) })) };
+        this.reply({ requestId: p.requestId, kind: 'commit', response });
+        return;
+      }
+      case 'assignment': {
+        const group = this.groups.get(p.groupId);
+        if (group === undefined || group.state !== 'CompletingRebalance' || group.generationId !== p.generationId || group.assignmentAppendId !== appendId) return;
+        group.assignmentAppendId = null;
+        if (failure !== null) {
+          this.resetAssignment(group, failure);
+          this.prepareRebalance(group, nowMs);
+          return;
+        }
+        for (const m of group.members.values()) {
+          m.assignment = p.assignments.get(m.memberId) ?? Buffer.alloc(0);
+          if (m.syncRequestId !== null) {
+            this.reply({ requestId: m.syncRequestId, kind: 'sync', response: { errorCode: 0, errorMessage: '', protocolType: group.protocolType ?? '', protocolName: group.protocolName ?? '', assignment: m.assignment } });
+            m.syncRequestId = null;
+          }
+        }
+        this.transition(group, 'Stable', nowMs);
+        return;
+      }
+      case 'delete': {
+        // Dead groups leave the cache either way; after a failed write the group may reappear on
+        // the next load (the client saw the error and can delete again).
+        const g = this.groups.get(p.groupId);
+        if (g !== undefined && g.state === 'Dead') this.groups.delete(p.groupId);
+        this.reply({ requestId: p.requestId, kind: 'delete', response: { groupId: p.groupId, errorCode: code(failure) } });
+        return;
+      }
+      case 'other':
+        return;
+    }
+  }
+
+  /** The coordinator stops (leadership moved): every parked request is answered NOT_COORDINATOR. */
+  shutdown(): void {
+    for (const g of this.groups.values()) {
+      for (const m of g.members.values()) {
+        if (m.joinRequestId !== null) this.reply({ requestId: m.joinRequestId, kind: 'join', response: this.joinError('NOT_COORDINATOR', m.memberId, '') });
+        if (m.syncRequestId !== null) this.reply({ requestId: m.syncRequestId, kind: 'sync', response: this.syncError('NOT_COORDINATOR') });
+        m.joinRequestId = null;
+        m.syncRequestId = null;
+      }
+    }
+    for (const [id, p] of this.pending) {
+      if (p.kind === 'commit' || p.kind === 'delete') this.onAppended(id, 'NOT_LEADER_OR_FOLLOWER', 0);
+    }
+    this.pending.clear();
+    this.groups.clear();
+    this.closed = true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // inspection (tests, metrics)
+
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
+  get pendingAppendCount(): number {
+    return this.pending.size;
+  }
+
+  stateOf(groupId: string): GroupStateName | undefined {
+    return this.groups.get(groupId)?.state;
+  }
+
+  generationOf(groupId: string): number | undefined {
+    return this.groups.get(groupId)?.generationId;
+  }
+
+  leaderOf(groupId: string): string | null | undefined {
+    return this.groups.get(groupId)?.leaderId;
+  }
+
+  membersOf(groupId: string): string[] {
+    return [...(this.groups.get(groupId)?.members.keys() ?? [])];
+  }
+
+  /** Throws when an invariant of the header comment does not hold. */
+  checkInvariants(): void {
+    for (const g of this.groups.values()) {
+      const empty = g.state === 'Empty' || g.state === 'Dead';
+      assert(empty === (g.members.size === 0), `${g.groupId}: ${g.state} with ${g.members.size} members`);
+      if (!empty) assert(g.leaderId !== null && g.members.has(g.leaderId), `${g.groupId}: leader ${g.leaderId} is not a member`);
+      assert(g.members.size + g.pendingMembers.size <= this.config.maxSize, `${g.groupId}: over group.max.size`);
+      for (const [instance, id] of g.staticMembers) assert(g.members.get(id)?.groupInstanceId === instance, `${g.groupId}: static ${instance} -> ${id} broken`);
+      for (const m of g.members.values()) {
+        if (m.groupInstanceId !== undefined) assert(g.staticMembers.get(m.groupInstanceId) === m.memberId, `${g.groupId}: ${m.memberId} not in staticMembers`);
+        if (m.joinRequestId !== null) assert(g.state === 'PreparingRebalance', `${g.groupId}: parked join in ${g.state}`);
+        if (m.syncRequestId !== null) assert(g.state === 'CompletingRebalance', `${g.groupId}: parked sync in ${g.state}`);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // helpers
+
+  private createGroup(groupId: string, nowMs: number): Group {
+    const g: Group = {
+      groupId,
+      state: 'Empty',
+      stateSinceMs: nowMs,
+      protocolType: null,
+      protocolName: null,
+      generationId: 0,
+      leaderId: null,
+      members: new Map(),
+      staticMembers: new Map(),
+      pendingMembers: new Map(),
+      offsets: new Map(),
+      rebalanceDeadlineMs: 0,
+      joinNotBeforeMs: 0,
+      syncDeadlineMs: 0,
+      assignmentAppendId: null,
+    };
+    this.groups.set(groupId, g);
+    return g;
+  }
+
+  private transition(group: Group, to: GroupStateName, nowMs: number): void {
+    group.state = to;
+    group.stateSinceMs = nowMs;
+  }
+
+  private groupDead(g: Group): void {
+    this.transition(g, 'Dead', g.stateSinceMs);
+    g.offsets.clear();
+  }
+
+  private groupAppendsSettled(groupId: string): boolean {
+    for (const p of this.pending.values()) if (p.kind !== 'other' && p.groupId === groupId) return false;
+    return true;
+  }
+
+  private tombstones(g: Group, offsets: readonly { topic: string; partition: number }[]): GroupRecord[] {
+    return [
+      ...offsets.map((o) => ({ key: encodeGroupRecordKey({ kind: 'offset', group: g.groupId, topic: o.topic, partition: o.partition }), value: null })),
+      { key: encodeGroupRecordKey({ kind: 'group', group: g.groupId }), value: null },
+    ];
+  }
+
+  private removeMember(group: Group, m: Member): void {
+    if (m.joinRequestId !== null) this.reply({ requestId: m.joinRequestId, kind: 'join', response: this.joinError('UNKNOWN_MEMBER_ID', m.memberId, 'removed from the group') });
+    if (m.syncRequestId !== null) this.reply({ requestId: m.syncRequestId, kind: 'sync', response: this.syncError('UNKNOWN_MEMBER_ID') });
+    group.members.delete(m.memberId);
+    if (m.groupInstanceId !== undefined) group.staticMembers.delete(m.groupInstanceId);
+    if (group.leaderId === m.memberId) group.leaderId = group.members.keys().next().value ?? null;
+  }
+
+  /** After members left or expired: Stable/CompletingRebalance rebalance; PreparingRebalance may now complete. */
+  private onMembershipShrunk(group: Group, nowMs: number): void {
+    if (group.state === 'Stable' || group.state === 'CompletingRebalance') {
+      this.prepareRebalance(group, nowMs);
+    } else if (group.state === 'PreparingRebalance') {
+      if (group.members.size === 0) group.rebalanceDeadlineMs = nowMs; // nobody to wait for
+      this.maybeCompleteJoin(group, nowMs);
+    }
+  }
+
+  private resetAssignment(group: Group, error: ErrorName): void {
+    group.assignmentAppendId = null;
+    for (const m of group.members.values()) {
+      m.assignment = Buffer.alloc(0);
+      if (m.syncRequestId !== null) {
+        this.reply({ requestId: m.syncRequestId, kind: 'sync', response: this.syncError(error) });
+        m.syncRequestId = null;
+      }
+    }
+  }
+
+  /** FENCED_INSTANCE_ID when the instance id belongs to another member id; null when fine. */
+  private instanceFencing(group: Group, memberId: string, instanceId: string | undefined): ErrorName | null {
+    if (instanceId === undefined) return null;
+    const current = group.staticMembers.get(instanceId);
+    if (current !== undefined && current !== memberId) return 'FENCED_INSTANCE_ID';
+    return null;
+  }
+
+  private protocolsCompatible(group: Group, req: JoinInput): boolean {
+    if (req.protocolType === '' || req.protocols.length === 0) return false;
+    if (group.members.size === 0) return true;
+    if (group.protocolType !== req.protocolType) return false;
+    // Some protocol must be supported by every member, the joiner included (a rejoining member's
+    // old protocols do not count: they are being replaced).
+    const others = [...group.members.values()].filter((m) => m.memberId !== req.memberId);
+    return req.protocols.some((p) => others.every((m) => m.protocols.some((q) => q.name === p.name)));
+  }
+
+  /** Kafka's vote: among protocols every member supports, each member votes its most preferred; most votes win (ties: first candidate). */
+  private selectProtocol(group: Group): string {
+    const members = [...group.members.values()];
+    const first = members[0];
+    assert(first !== undefined, 'selectProtocol on an empty group');
+    const candidates = first.protocols.map((p) => p.name).filter((name) => members.every((m) => m.protocols.some((p) => p.name === name)));
+    assert(candidates.length > 0, `${group.groupId}: no common protocol`);
+    const votes = new Map<string, number>();
+    for (const m of members) {
+      const vote = m.protocols.find((p) => candidates.includes(p.name));
+      if (vote !== undefined) votes.set(vote.name, (votes.get(vote.name) ?? 0) + 1);
+    }
+    let best = candidates[0] as string;
+    for (const c of candidates) if ((votes.get(c) ?? 0) > (votes.get(best) ?? 0)) best = c;
+    return best;
+  }
+
+  private memberList(group: Group): JoinGroupResponse['members'] {
+    return [...group.members.values()].map((m) => ({
+      memberId: m.memberId,
+      ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }),
+      metadata: m.protocols.find((p) => p.name === group.protocolName)?.metadata ?? Buffer.alloc(0),
+    }));
+  }
+
+  private joinResponse(group: Group, memberId: string): JoinGroupResponse {
+    return { errorCode: 0, errorMessage: '', generationId: group.generationId, protocolType: group.protocolType ?? '', protocolName: group.protocolName ?? '', leader: group.leaderId ?? '', memberId, members: [] };
+  }
+
+  private joinError(error: ErrorName, memberId: string, message: string): JoinGroupResponse {
+    return { errorCode: code(error), errorMessage: message, generationId: -1, protocolType: '', protocolName: '', leader: '', memberId, members: [] };
+  }
+
+  private syncError(error: ErrorName): SyncGroupResponse {
+    return { errorCode: code(error), errorMessage: '', protocolType: '', protocolName: '', assignment: Buffer.alloc(0) };
+  }
+
+  private groupMetadataRecord(group: Group, assignments?: Map<string, Buffer>): GroupRecord {
+    const value: GroupMetadataValue = {
+      protocolType: group.protocolType ?? '',
+      generationId: group.generationId,
+      protocolName: group.protocolName,
+      leaderId: group.leaderId,
+      currentStateTimestampMs: group.stateSinceMs,
+      members: [...group.members.values()].map((m) => ({
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId ?? null,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        rebalanceTimeoutMs: m.rebalanceTimeoutMs,
+        sessionTimeoutMs: m.sessionTimeoutMs,
+        subscription: m.protocols.find((p) => p.name === group.protocolName)?.metadata ?? Buffer.alloc(0),
+        assignment: assignments?.get(m.memberId) ?? m.assignment,
+      })),
+    };
+    return { key: encodeGroupRecordKey({ kind: 'group', group: group.groupId }), value: encodeGroupMetadataValue(value) };
+  }
+
+  private append(records: GroupRecord[], purpose: PendingAppend): number {
+    const appendId = this.nextAppendId++;
+    this.pending.set(appendId, purpose);
+    this.ready.appends.push({ appendId, records });
+    return appendId;
+  }
+
+  private reply(r: GroupReply): void {
+    this.ready.replies.push(r);
+  }
+}
+
+/** Kafka's mapping of a failed append to what the group client sees (it retries or rediscovers). */
+export function coordinatorError(appendError: ErrorName): ErrorName {
+  switch (appendError) {
+    case 'UNKNOWN_TOPIC_OR_PARTITION':
+    case 'NOT_ENOUGH_REPLICAS':
+    case 'NOT_ENOUGH_REPLICAS_AFTER_APPEND':
+    case 'REQUEST_TIMED_OUT':
+      return 'COORDINATOR_NOT_AVAILABLE';
+    case 'NOT_LEADER_OR_FOLLOWER':
+    case 'KAFKA_STORAGE_ERROR':
+      return 'NOT_COORDINATOR';
+    case 'MESSAGE_TOO_LARGE':
+    case 'RECORD_LIST_TOO_LARGE':
+    case 'INVALID_FETCH_SIZE':
+      return 'UNKNOWN_SERVER_ERROR';
+    default:
+      return appendError;
+  }
+}

@@ -1,0 +1,645 @@
+/**
+ * The pure group state machine, one transition or rejection path per test. A small driver feeds
+ * requests with an explicit clock, collects the Ready batch (replies by requestId, appends), acks
+ * or fails appends, and checks the machine's invariants after every step. Member ids come from a
+ * counter, so every run is identical.
+ */
+import { ErrorCode, type ErrorName, type JoinGroupResponse } from '@strand/protocol';
+import { GroupStateMachine, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
+import { decodeGroupRecordKey } from '../../src/group/group-records';
+
+const CONFIG: GroupConfig = {
+  minSessionTimeoutMs: 100,
+  maxSessionTimeoutMs: 60_000,
+  initialRebalanceDelayMs: 100,
+  maxSize: 4,
+  maxGroups: 10,
+  offsetMetadataMaxBytes: 16,
+  offsetsRetentionMs: 10_000,
+};
+
+const E = (name: ErrorName): number => ErrorCode[name];
+
+class Driver {
+  readonly sm: GroupStateMachine;
+  now = 0;
+  private nextRequest = 1;
+  private ids = 0;
+  readonly replies = new Map<number, GroupReply>();
+  appends: GroupAppend[] = [];
+  /** Every append ever made, acknowledged or not (what a reload would read if all succeeded). */
+  readonly log: GroupAppend[] = [];
+
+  constructor(config: Partial<GroupConfig> = {}) {
+    this.sm = new GroupStateMachine({ ...CONFIG, ...config }, () => `m${++this.ids}`);
+  }
+
+  private step(): void {
+    const r = this.sm.takeReady();
+    for (const x of r.replies) {
+      expect(this.replies.has(x.requestId)).toBe(false); // every request is answered exactly once
+      this.replies.set(x.requestId, x);
+    }
+    this.appends.push(...r.appends);
+    this.log.push(...r.appends);
+    this.sm.checkInvariants();
+  }
+
+  reply(id: number): GroupReply | undefined {
+    return this.replies.get(id);
+  }
+
+  join(memberId: string, extra: Partial<JoinInput> = {}): number {
+    const id = this.nextRequest++;
+    this.sm.join(id, { groupId: 'g', memberId, sessionTimeoutMs: 1000, rebalanceTimeoutMs: 2000, protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.from('sub') }], clientId: 'c', clientHost: 'h', ...extra }, this.now);
+    this.step();
+    return id;
+  }
+
+  joinResponse(id: number): JoinGroupResponse {
+    const r = this.reply(id);
+    if (r?.kind !== 'join') throw new Error(`no join reply for ${id}: ${JSON.stringify(r)}`);
+    return r.response;
+  }
+
+  /** First join with KIP-394: MEMBER_ID_REQUIRED then a join with the id (parked until the rebalance completes). */
+  joinNew(extra: Partial<JoinInput> = {}): { memberId: string; request: number } {
+    const first = this.joinResponse(this.join('', extra));
+    expect(first.errorCode).toBe(E('MEMBER_ID_REQUIRED'));
+    return { memberId: first.memberId, request: this.join(first.memberId, extra) };
+  }
+
+  sync(memberId: string, generationId: number, assignments: { memberId: string; assignment: Uint8Array }[] = [], extra: { groupInstanceId?: string } = {}): number {
+    const id = this.nextRequest++;
+    this.sm.sync(id, { groupId: 'g', generationId, memberId, protocolType: '', protocolName: '', assignments, ...extra }, this.now);
+    this.step();
+    return id;
+  }
+
+  heartbeat(memberId: string, generationId: number, extra: { groupInstanceId?: string } = {}): number {
+    const id = this.nextRequest++;
+    this.sm.heartbeat(id, { groupId: 'g', generationId, memberId, ...extra }, this.now);
+    this.step();
+    return this.errorOf(id);
+  }
+
+  leave(members: { memberId: string; groupInstanceId?: string }[]): number {
+    const id = this.nextRequest++;
+    this.sm.leave(id, { groupId: 'g', members }, this.now);
+    this.step();
+    return this.errorOf(id);
+  }
+
+  commit(memberId: string, generationId: number, offset: number, extra: { groupInstanceId?: string; metadata?: string; partition?: number } = {}): number {
+    const id = this.nextRequest++;
+    const { metadata = '', partition = 0, ...rest } = extra;
+    this.sm.commit(id, { groupId: 'g', generationId, memberId, topics: [{ name: 't', partitions: [{ partition, committedOffset: offset, committedLeaderEpoch: 1, metadata }] }], ...rest }, this.now);
+    this.step();
+    return id;
+  }
+
+  commitError(id: number): number | undefined {
+    const r = this.reply(id);
+    if (r === undefined) return undefined;
+    if (r.kind !== 'commit') throw new Error('not a commit reply');
+    return r.response.topics[0]?.partitions[0]?.errorCode;
+  }
+
+  errorOf(id: number): number {
+    const r = this.reply(id);
+    if (r === undefined) throw new Error(`request ${id} not answered`);
+    if (r.kind === 'delete') return r.response.errorCode;
+    if (r.kind === 'commit') return r.response.topics[0]?.partitions[0]?.errorCode ?? -999;
+    return r.response.errorCode;
+  }
+
+  ackAll(error: ErrorName | null = null): void {
+    const list = this.appends;
+    this.appends = [];
+    for (const a of list) {
+      this.sm.onAppended(a.appendId, error, this.now);
+      this.step();
+    }
+  }
+
+  tick(toMs: number): void {
+    this.now = toMs;
+    this.sm.tick(this.now);
+    this.step();
+  }
+
+  committed(partition = 0): number {
+    return this.sm.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [partition] }] }).topics[0]?.partitions[0]?.committedOffset ?? -2;
+  }
+
+  /** Two members joined and synced: a Stable generation 1 with m1 the leader. */
+  stableTwo(): { a: string; b: string } {
+    const a = this.joinNew();
+    const b = this.joinNew();
+    // Both joined; the join completes at the end of the initial delay.
+    this.tick(this.now + CONFIG.initialRebalanceDelayMs);
+    expect(this.joinResponse(a.request).generationId).toBe(1);
+    expect(this.joinResponse(b.request).generationId).toBe(1);
+    const leader = this.joinResponse(a.request).leader;
+    expect(leader).toBe(a.memberId);
+    const sa = this.sync(a.memberId, 1, [{ memberId: a.memberId, assignment: Buffer.from('A') }, { memberId: b.memberId, assignment: Buffer.from('B') }]);
+    const sb = this.sync(b.memberId, 1);
+    expect(this.reply(sa)).toBeUndefined(); // answered only after the assignment is persisted
+    this.ackAll();
+    expect(this.sm.stateOf('g')).toBe('Stable');
+    const ra = this.reply(sa);
+    const rb = this.reply(sb);
+    expect(ra?.kind === 'sync' && Buffer.from(ra.response.assignment).toString()).toBe('A');
+    expect(rb?.kind === 'sync' && Buffer.from(rb.response.assignment).toString()).toBe('B');
+    return { a: a.memberId, b: b.memberId };
+  }
+}
+
+describe('JoinGroup', () => {
+  test('KIP-394: the first join gets MEMBER_ID_REQUIRED and an id; the join with it starts a rebalance', () => {
+    const d = new Driver();
+    const first = d.joinResponse(d.join(''));
+    expect(first.errorCode).toBe(E('MEMBER_ID_REQUIRED'));
+    expect(first.memberId).toBe('m1');
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    const j = d.join('m1');
+    expect(d.reply(j)).toBeUndefined();
+    d.tick(100);
+    // Alone in the group at the end of the initial delay: the member is the leader.
+    const r = d.joinResponse(j);
+    expect(r).toMatchObject({ errorCode: 0, generationId: 1, leader: 'm1', memberId: 'm1', protocolName: 'range', protocolType: 'consumer' });
+    expect(r.members.map((m) => m.memberId)).toEqual(['m1']);
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+  });
+
+  test('the initial rebalance delay holds the first join, and each newcomer extends it', () => {
+    const d = new Driver({ initialRebalanceDelayMs: 300 });
+    const a = d.joinNew();
+    expect(d.reply(a.request)).toBeUndefined();
+    d.tick(200);
+    const b = d.joinNew();
+    d.tick(400); // a's delay ended at 300 but b's join extended it to 500
+    expect(d.reply(a.request)).toBeUndefined();
+    d.tick(500);
+    expect(d.joinResponse(a.request).generationId).toBe(1);
+    expect(d.joinResponse(b.request).members).toEqual([]); // followers get no member list
+    expect(d.joinResponse(a.request).members).toHaveLength(2);
+  });
+
+  test('rejections: bad session timeout, unknown member, empty or inconsistent protocols, empty group id', () => {
+    const d = new Driver();
+    expect(d.joinResponse(d.join('', { sessionTimeoutMs: 99 })).errorCode).toBe(E('INVALID_SESSION_TIMEOUT'));
+    expect(d.joinResponse(d.join('', { sessionTimeoutMs: 60_001 })).errorCode).toBe(E('INVALID_SESSION_TIMEOUT'));
+    expect(d.joinResponse(d.join('nobody')).errorCode).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.joinResponse(d.join('', { protocols: [] })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
+    expect(d.joinResponse(d.join('', { protocolType: '' })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
+    expect(d.joinResponse(d.join('', { groupId: '' })).errorCode).toBe(E('INVALID_GROUP_ID'));
+    d.stableTwo();
+    expect(d.joinResponse(d.join('', { protocolType: 'connect' })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
+    expect(d.joinResponse(d.join('', { protocols: [{ name: 'roundrobin', metadata: Buffer.alloc(0) }] })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
+  });
+
+  test('group.max.size counts members and ids awaiting their join; a full group refuses newcomers', () => {
+    const d = new Driver({ maxSize: 2 });
+    d.stableTwo();
+    expect(d.joinResponse(d.join('')).errorCode).toBe(E('GROUP_MAX_SIZE_REACHED'));
+  });
+
+  test('group.coordinator.max.groups bounds the groups of one state machine', () => {
+    const d = new Driver({ maxGroups: 1 });
+    d.joinNew();
+    expect(d.joinResponse(d.join('', { groupId: 'other' })).errorCode).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+  });
+
+  test('protocol selection: among protocols all support, the most voted wins', () => {
+    const d = new Driver();
+    const both = [{ name: 'range', metadata: Buffer.alloc(0) }, { name: 'roundrobin', metadata: Buffer.alloc(0) }];
+    const rrFirst = [{ name: 'roundrobin', metadata: Buffer.alloc(0) }, { name: 'range', metadata: Buffer.alloc(0) }];
+    const a = d.joinNew({ protocols: both });
+    d.joinNew({ protocols: rrFirst });
+    d.joinNew({ protocols: rrFirst });
+    d.tick(100);
+    expect(d.joinResponse(a.request)).toMatchObject({ generationId: 1, protocolName: 'roundrobin' });
+    const alone = new Driver();
+    const x = alone.joinNew({ protocols: both });
+    alone.tick(100);
+    expect(alone.joinResponse(x.request).protocolName).toBe('range');
+  });
+
+  test('Stable: a follower rejoining unchanged gets the current generation; the leader rejoining starts a rebalance', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    const rb = d.joinResponse(d.join(b));
+    expect(rb).toMatchObject({ errorCode: 0, generationId: 1 });
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    const ra = d.join(a);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.reply(ra)).toBeUndefined();
+    expect(d.heartbeat(b, 1)).toBe(E('REBALANCE_IN_PROGRESS'));
+    const rb2 = d.join(b);
+    expect(d.joinResponse(ra).generationId).toBe(2);
+    expect(d.joinResponse(rb2).generationId).toBe(2);
+  });
+
+  test('Stable: a member with changed subscription metadata starts a rebalance', () => {
+    const d = new Driver();
+    const { b } = d.stableTwo();
+    d.join(b, { protocols: [{ name: 'range', metadata: Buffer.from('new-topics') }] });
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+  });
+
+  test('CompletingRebalance: a repeated join gets the same generation again', () => {
+    const d = new Driver();
+    const a = d.joinNew();
+    d.tick(100);
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+    const again = d.joinResponse(d.join(a.memberId));
+    expect(again).toMatchObject({ errorCode: 0, generationId: 1 });
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+  });
+
+  test('the rebalance timeout removes members that do not rejoin', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.now = 100;
+    const ra = d.join(a);
+    // b keeps heartbeating (so its session does not end) but never rejoins.
+    for (let t = 500; t < 2100; t += 500) {
+      d.tick(t);
+      if (t < 2100) d.heartbeat(b, 1);
+    }
+    d.tick(2100); // rebalance timeout 2000 from t=100
+    expect(d.joinResponse(ra)).toMatchObject({ generationId: 2, leader: a });
+    expect(d.sm.membersOf('g')).toEqual([a]);
+    expect(d.heartbeat(b, 1)).toBe(E('UNKNOWN_MEMBER_ID'));
+  });
+
+  test('an unused member id from MEMBER_ID_REQUIRED expires after a session', () => {
+    const d = new Driver({ maxSize: 1 });
+    const first = d.joinResponse(d.join(''));
+    expect(d.joinResponse(d.join('')).errorCode).toBe(E('GROUP_MAX_SIZE_REACHED'));
+    d.tick(1000);
+    expect(d.joinResponse(d.join(first.memberId)).errorCode).toBe(E('UNKNOWN_MEMBER_ID'));
+  });
+});
+
+describe('SyncGroup', () => {
+  test('rejections: unknown member, wrong generation, inconsistent protocol, rebalance in progress', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    expect(d.errorOf(d.sync('nobody', 1))).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.errorOf(d.sync(a, 0))).toBe(E('ILLEGAL_GENERATION'));
+    const id = 999;
+    d.sm.sync(id, { groupId: 'g', generationId: 1, memberId: a, protocolType: 'connect', protocolName: '', assignments: [] }, d.now);
+    expect(d.sm.takeReady().replies[0]?.response.errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
+    d.join(a);
+    expect(d.errorOf(d.sync(b, 1))).toBe(E('REBALANCE_IN_PROGRESS'));
+    const other = 998;
+    d.sm.sync(other, { groupId: 'nope', generationId: 1, memberId: a, protocolType: '', protocolName: '', assignments: [] }, d.now);
+    expect(d.sm.takeReady().replies[0]?.response.errorCode).toBe(E('UNKNOWN_MEMBER_ID'));
+  });
+
+  test('Stable: a sync returns the member\'s stored assignment', () => {
+    const d = new Driver();
+    const { b } = d.stableTwo();
+    const r = d.reply(d.sync(b, 1));
+    expect(r?.kind === 'sync' && Buffer.from(r.response.assignment).toString()).toBe('B');
+  });
+
+  test('a failed assignment write answers the syncs with the error and rebalances', () => {
+    const d = new Driver();
+    const a = d.joinNew();
+    d.tick(100);
+    const s = d.sync(a.memberId, 1, [{ memberId: a.memberId, assignment: Buffer.from('A') }]);
+    d.ackAll('NOT_LEADER_OR_FOLLOWER');
+    expect(d.errorOf(s)).toBe(E('NOT_COORDINATOR'));
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+  });
+
+  test('a leader that never syncs: at the sync deadline silent members are removed', () => {
+    const d = new Driver();
+    // a's session outlives the sync deadline: only the deadline removes it.
+    const a = d.joinNew({ sessionTimeoutMs: 5000 });
+    const b = d.joinNew({ sessionTimeoutMs: 5000 });
+    d.tick(100);
+    expect(d.joinResponse(a.request).generationId).toBe(1);
+    const sb = d.sync(b.memberId, 1);
+    d.tick(2099);
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+    d.tick(2100); // sync deadline: rebalance timeout 2000 after the join completed
+    expect(d.sm.membersOf('g')).toEqual([b.memberId]);
+    expect(d.errorOf(sb)).toBe(E('REBALANCE_IN_PROGRESS'));
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance'); // b must rejoin
+  });
+});
+
+describe('Heartbeat, session timeout, LeaveGroup', () => {
+  test('heartbeat errors: unknown group/member, illegal generation', () => {
+    const d = new Driver();
+    expect(d.heartbeat('x', 0)).toBe(E('UNKNOWN_MEMBER_ID'));
+    const { a } = d.stableTwo();
+    expect(d.heartbeat('x', 1)).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.heartbeat(a, 0)).toBe(E('ILLEGAL_GENERATION'));
+    expect(d.heartbeat(a, 1)).toBe(0);
+  });
+
+  test('a member whose session expires is removed and the group rebalances', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.tick(600);
+    expect(d.heartbeat(a, 1)).toBe(0);
+    d.tick(1100); // b silent for its whole 1000 ms session (last seen at its sync, t=100)
+    expect(d.sm.membersOf('g')).toEqual([a]);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.heartbeat(b, 1)).toBe(E('UNKNOWN_MEMBER_ID'));
+    const ra = d.join(a);
+    expect(d.joinResponse(ra).generationId).toBe(2);
+  });
+
+  test('leave: the group rebalances without the member; the last leaving member empties the group', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    expect(d.leave([{ memberId: b }])).toBe(0);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.leave([{ memberId: 'nobody' }])).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.leave([{ memberId: a }])).toBe(0);
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    expect(d.sm.generationOf('g')).toBe(2);
+    expect(d.log.at(-1)?.records.map((r) => decodeGroupRecordKey(r.key).kind)).toEqual(['group']);
+  });
+
+  test('a member leaving during the join phase lets the join complete for the others', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    const ra = d.join(a);
+    expect(d.reply(ra)).toBeUndefined();
+    d.leave([{ memberId: b }]);
+    expect(d.joinResponse(ra)).toMatchObject({ generationId: 2, leader: a });
+  });
+
+  test('a member parked in a join is not expired while it waits', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    const ra = d.join(a);
+    d.tick(1500); // a's session (1000) passed, but it is waiting on the coordinator
+    expect(d.sm.membersOf('g')).toContain(a);
+    expect(d.sm.membersOf('g')).not.toContain(b); // b neither heartbeat nor rejoined
+    expect(d.joinResponse(ra).generationId).toBe(2);
+  });
+});
+
+describe('static membership (group.instance.id)', () => {
+  test('a restarted static member takes its old place without a rebalance', () => {
+    const d = new Driver();
+    const a = d.joinNew();
+    const s = d.join('', { groupInstanceId: 'pod-b' }); // static members join directly
+    const sId = 'm2';
+    d.tick(100);
+    expect(d.joinResponse(s)).toMatchObject({ generationId: 1, memberId: sId });
+    d.sync(a.memberId, 1, [{ memberId: a.memberId, assignment: Buffer.from('A') }, { memberId: sId, assignment: Buffer.from('S') }]);
+    d.sync(sId, 1, [], { groupInstanceId: 'pod-b' });
+    d.ackAll();
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    // The pod restarts: no member id, same instance id.
+    const again = d.joinResponse(d.join('', { groupInstanceId: 'pod-b' }));
+    expect(again).toMatchObject({ errorCode: 0, generationId: 1 });
+    expect(again.memberId).not.toBe(sId);
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    const r = d.reply(d.sync(again.memberId, 1, [], { groupInstanceId: 'pod-b' }));
+    expect(r?.kind === 'sync' && Buffer.from(r.response.assignment).toString()).toBe('S');
+    // The old incarnation is fenced everywhere.
+    expect(d.heartbeat(sId, 1, { groupInstanceId: 'pod-b' })).toBe(E('FENCED_INSTANCE_ID'));
+    expect(d.errorOf(d.sync(sId, 1, [], { groupInstanceId: 'pod-b' }))).toBe(E('FENCED_INSTANCE_ID'));
+    expect(d.commitError(d.commit(sId, 1, 5, { groupInstanceId: 'pod-b' }))).toBe(E('FENCED_INSTANCE_ID'));
+    expect(d.joinResponse(d.join(sId, { groupInstanceId: 'pod-b' })).errorCode).toBe(E('FENCED_INSTANCE_ID'));
+    expect(d.leave([{ memberId: sId, groupInstanceId: 'pod-b' }])).toBe(E('FENCED_INSTANCE_ID'));
+    // A static member survives its session only by heartbeating, like any other.
+    expect(d.heartbeat(again.memberId, 1, { groupInstanceId: 'pod-b' })).toBe(0);
+  });
+
+  test('an administrative leave by instance id alone removes the static member', () => {
+    const d = new Driver();
+    const s = d.join('', { groupInstanceId: 'pod-a' });
+    d.tick(100);
+    expect(d.joinResponse(s).generationId).toBe(1);
+    expect(d.leave([{ memberId: '', groupInstanceId: 'pod-a' }])).toBe(0);
+    expect(d.sm.stateOf('g')).toBe('Empty');
+  });
+
+  test('a static member replaced while parked in a join: the old request is fenced', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    const s = d.join('', { groupInstanceId: 'pod-c' }); // PreparingRebalance, parked
+    const again = d.join('', { groupInstanceId: 'pod-c' });
+    expect(d.joinResponse(s).errorCode).toBe(E('FENCED_INSTANCE_ID'));
+    expect(d.reply(again)).toBeUndefined();
+    d.join(a);
+    d.tick(2100);
+    expect(d.joinResponse(again).errorCode).toBe(0);
+  });
+});
+
+describe('OffsetCommit and OffsetFetch (SCENARIOS 13: generation fencing)', () => {
+  test('a member of the current generation commits; the offset is visible only once acknowledged', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    const c = d.commit(a, 1, 10);
+    expect(d.reply(c)).toBeUndefined();
+    expect(d.committed()).toBe(-1);
+    d.ackAll();
+    expect(d.commitError(c)).toBe(0);
+    expect(d.committed()).toBe(10);
+  });
+
+  test('a commit of an older generation is ILLEGAL_GENERATION and does not move the offset', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.ackAll();
+    const ra = d.join(a);
+    const rb = d.join(b);
+    expect(d.joinResponse(ra).generationId).toBe(2);
+    expect(d.joinResponse(rb).generationId).toBe(2);
+    // Generation 2 is CompletingRebalance: commits wait for the assignment.
+    expect(d.commitError(d.commit(a, 2, 7))).toBe(E('REBALANCE_IN_PROGRESS'));
+    d.sync(a, 2, [{ memberId: b, assignment: Buffer.from('p0') }]);
+    d.sync(b, 2);
+    d.ackAll();
+    const fresh = d.commit(b, 2, 20);
+    d.ackAll();
+    expect(d.commitError(fresh)).toBe(0);
+    // The old owner of p0 (generation 1) tries to commit a smaller offset: fenced.
+    expect(d.commitError(d.commit(a, 1, 5))).toBe(E('ILLEGAL_GENERATION'));
+    expect(d.commitError(d.commit('stranger', 2, 5))).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.committed()).toBe(20);
+  });
+
+  test('commits of the current generation are accepted during PreparingRebalance (commit on revoke)', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.join(a);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    const c = d.commit(b, 1, 30);
+    d.ackAll();
+    expect(d.commitError(c)).toBe(0);
+  });
+
+  test('generation -1 (standalone consumer) commits only to an Empty or new group', () => {
+    const d = new Driver();
+    const c = d.commit('', -1, 3);
+    d.ackAll();
+    expect(d.commitError(c)).toBe(0);
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    expect(d.committed()).toBe(3);
+    d.stableTwo();
+    expect(d.commitError(d.commit('', -1, 4))).toBe(E('UNKNOWN_MEMBER_ID'));
+    const other = new Driver();
+    expect(other.commitError(other.commit('m', 3, 1))).toBe(E('ILLEGAL_GENERATION'));
+  });
+
+  test('a failed append answers COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR and keeps the old offset', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    const ok = d.commit(a, 1, 10);
+    d.ackAll();
+    const c1 = d.commit(a, 1, 11);
+    d.ackAll('REQUEST_TIMED_OUT');
+    const c2 = d.commit(a, 1, 12);
+    d.ackAll('NOT_LEADER_OR_FOLLOWER');
+    expect(d.commitError(ok)).toBe(0);
+    expect(d.commitError(c1)).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+    expect(d.commitError(c2)).toBe(E('NOT_COORDINATOR'));
+    expect(d.committed()).toBe(10);
+  });
+
+  test('acknowledgements out of order never let an older commit overwrite a newer one', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    d.commit(a, 1, 10);
+    d.commit(a, 1, 20);
+    const [first, second] = d.appends;
+    d.appends = [];
+    d.sm.onAppended(second!.appendId, null, 0);
+    d.sm.onAppended(first!.appendId, null, 0);
+    d.sm.takeReady();
+    expect(d.committed()).toBe(20);
+  });
+
+  test('metadata longer than offset.metadata.max.bytes is refused per partition', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    expect(d.commitError(d.commit(a, 1, 1, { metadata: 'x'.repeat(17) }))).toBe(E('OFFSET_METADATA_TOO_LARGE'));
+  });
+
+  test('fetch of all partitions lists every committed offset, sorted', () => {
+    const d = new Driver();
+    d.commit('', -1, 5, { partition: 2 });
+    d.commit('', -1, 6, { partition: 0 });
+    d.ackAll();
+    const all = d.sm.fetchOffsets({ groupId: 'g', topics: [] });
+    expect(all.topics).toEqual([{ name: 't', partitions: [{ partition: 0, committedOffset: 6, committedLeaderEpoch: 1, metadata: '', errorCode: 0 }, { partition: 2, committedOffset: 5, committedLeaderEpoch: 1, metadata: '', errorCode: 0 }] }]);
+    expect(d.sm.fetchOffsets({ groupId: 'none', topics: [{ name: 't', partitions: [0] }] }).topics[0]?.partitions[0]?.committedOffset).toBe(-1);
+  });
+});
+
+describe('offsets expiry, deletion, listing', () => {
+  test('offsets of an Empty group expire offsets.retention after it became empty; then the group is gone', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.commit(a, 1, 9);
+    d.ackAll();
+    d.now = 5000;
+    d.leave([{ memberId: a }, { memberId: b }]);
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    d.sm.expireOffsets(14_000);
+    d.sm.takeReady();
+    expect(d.committed()).toBe(9); // empty since 5000: expires at 15000
+    d.sm.expireOffsets(15_000);
+    const ready = d.sm.takeReady();
+    expect(ready.appends[0]?.records.map((r) => [decodeGroupRecordKey(r.key).kind, r.value])).toEqual([['offset', null], ['group', null]]);
+    expect(d.sm.stateOf('g')).toBeUndefined();
+  });
+
+  test('offsets of a non-empty group never expire', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    d.commit(a, 1, 9);
+    d.ackAll();
+    d.now = 100_000;
+    d.heartbeat(a, 1);
+    d.sm.expireOffsets(100_000);
+    expect(d.committed()).toBe(9);
+  });
+
+  test('delete: only an Empty group, answered after its tombstones are written', () => {
+    const d = new Driver();
+    d.stableTwo();
+    d.sm.deleteGroup(500, 'g');
+    d.sm.deleteGroup(501, 'none');
+    const r = d.sm.takeReady().replies;
+    expect(r.map((x) => x.response.errorCode)).toEqual([E('NON_EMPTY_GROUP'), E('GROUP_ID_NOT_FOUND')]);
+    const e = new Driver();
+    e.commit('', -1, 1);
+    e.ackAll();
+    e.sm.deleteGroup(7, 'g');
+    expect(e.sm.stateOf('g')).toBe('Dead');
+    const ready = e.sm.takeReady();
+    expect(ready.replies).toEqual([]);
+    // While the delete is in flight the group answers COORDINATOR_NOT_AVAILABLE.
+    expect(e.joinResponse(e.join('')).errorCode).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+    e.sm.onAppended(ready.appends[0]!.appendId, null, 0);
+    expect(e.sm.takeReady().replies).toEqual([{ requestId: 7, kind: 'delete', response: { groupId: 'g', errorCode: 0 } }]);
+    expect(e.sm.stateOf('g')).toBeUndefined();
+  });
+
+  test('list and describe show state, protocol, members and (Stable) assignments', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    expect(d.sm.listGroups([])).toEqual([{ groupId: 'g', protocolType: 'consumer', groupState: 'Stable' }]);
+    expect(d.sm.listGroups(['empty'])).toEqual([]);
+    const desc = d.sm.describeGroup('g');
+    expect(desc).toMatchObject({ groupState: 'Stable', protocolData: 'range', generationId: 1 });
+    expect(Buffer.from(desc.members.find((m) => m.memberId === a)!.memberAssignment).toString()).toBe('A');
+    expect(d.sm.describeGroup('none').groupState).toBe('Dead');
+  });
+});
+
+describe('loading and shutdown', () => {
+  test('a state machine rebuilt from the acknowledged records has the same groups, generation, assignments and offsets', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.commit(a, 1, 42);
+    d.commit(b, 1, 7, { partition: 1 });
+    d.ackAll();
+    const loaded = new GroupStateMachine(CONFIG, () => 'x');
+    for (const ap of d.log) for (const r of ap.records) loaded.replay(r.key, r.value);
+    loaded.finishLoad(0);
+    loaded.checkInvariants();
+    expect(loaded.stateOf('g')).toBe('Stable');
+    expect(loaded.generationOf('g')).toBe(1);
+    expect(loaded.leaderOf('g')).toBe(a);
+    expect(loaded.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [0, 1] }] }).topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([42, 7]);
+    // The reloaded generation still fences: a stale generation cannot commit; the current one can.
+    const ready = (): ReturnType<GroupStateMachine['takeReady']> => loaded.takeReady();
+    loaded.commit(1, { groupId: 'g', generationId: 0, memberId: a, topics: [{ name: 't', partitions: [{ partition: 0, committedOffset: 1, committedLeaderEpoch: -1, metadata: '' }] }] }, 0);
+    const r = ready().replies[0];
+    expect(r?.kind === 'commit' && r.response.topics[0]?.partitions[0]?.errorCode).toBe(E('ILLEGAL_GENERATION'));
+    loaded.sync(2, { groupId: 'g', generationId: 1, memberId: b, protocolType: '', protocolName: '', assignments: [] }, 0);
+    const s = ready().replies[0];
+    expect(s?.kind === 'sync' && Buffer.from(s.response.assignment).toString()).toBe('B');
+  });
+
+  test('shutdown answers parked joins, syncs and in-flight commits with NOT_COORDINATOR', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    const c = d.commit(b, 1, 3);
+    const ra = d.join(a);
+    d.sm.shutdown();
+    const replies = d.sm.takeReady().replies;
+    expect(replies.find((r) => r.requestId === ra)?.response.errorCode).toBe(E('NOT_COORDINATOR'));
+    const cr = replies.find((r) => r.requestId === c);
+    expect(cr?.kind === 'commit' && cr.response.topics[0]?.partitions[0]?.errorCode).toBe(E('NOT_COORDINATOR'));
+    // Late acknowledgements after shutdown are ignored.
+    for (const ap of d.appends) d.sm.onAppended(ap.appendId, null, 0);
+    expect(d.sm.takeReady().replies).toEqual([]);
+  });
+});
