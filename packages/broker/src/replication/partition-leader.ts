@@ -14,7 +14,9 @@
 //   object lives (one leadership term);
 // - a follower's offsets are only taken from a fetch whose last fetched epoch matched this log, so
 //   min(fetchOffset, countableEndOffset) is a prefix of this log that is durable on the follower;
-// - at most one AlterPartition is in flight; at most `maxPendingProduces` produce waiters.
+// - at most one AlterPartition is in flight, and it leaves the maximal ISR only when the
+//   controller's answer or metadata shows what was committed (never on an ambiguous error);
+// - at most `maxPendingProduces` produce waiters.
 
 import type { ErrorName } from '@strand/protocol';
 import { replicationConfig, type ReplicationConfig } from './config';
