@@ -44,7 +44,7 @@ export type FollowerAction =
   | { readonly kind: 'truncate'; readonly offset: number }
   /** Our log is entirely below the leader's log start: empty it and restart at `offset`. */
   | { readonly kind: 'truncate-fully'; readonly offset: number }
-  /** The leader fenced us (or is not leader): do nothing until metadata names a newer epoch. */
+  /** The leader fenced us: do nothing until metadata names a newer epoch. */
   | { readonly kind: 'await-metadata' }
   /** Transient: fetch again after the backoff. */
   | { readonly kind: 'backoff' }
@@ -136,11 +136,14 @@ export class PartitionFollower {
       case 'error':
         switch (decision.error) {
           case 'FENCED_LEADER_EPOCH':
-          case 'NOT_LEADER_OR_FOLLOWER':
+            // Our epoch is stale: only metadata naming a newer one can help (a new follower object).
             this._state = 'awaiting-metadata';
             return { kind: 'await-metadata' };
           case 'UNKNOWN_LEADER_EPOCH':
-            // The leader has not learned of our epoch yet (KIP-279's fast leader changes).
+          case 'NOT_LEADER_OR_FOLLOWER':
+            // The leader has not learned of our epoch yet (KIP-279's fast leader changes), or has
+            // not taken up leadership yet: retry after a backoff (as Kafka's fetcher does). Waiting
+            // for metadata here could wait forever, since no newer epoch may ever come.
             this.notBeforeMs = nowMs + this.retryBackoffMs;
             return { kind: 'backoff' };
           case 'OFFSET_OUT_OF_RANGE':

@@ -1,7 +1,8 @@
 // Checks the follower core: the fetch it builds (fetch offset, last fetched epoch, countable end
 // offset), truncation by leader epoch on diverging answers (KIP-101: to min of both epoch ends;
 // KIP-279: an epoch the follower lacks takes one more round), waiting for metadata on
-// FENCED_LEADER_EPOCH, backing off on UNKNOWN_LEADER_EPOCH, and ignoring stale answers.
+// FENCED_LEADER_EPOCH, backing off on UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER, and
+// ignoring stale answers.
 
 import { PartitionFollower } from '../../src/replication/partition-follower';
 import { SimLog } from '../../src/sim/sim-log';
@@ -56,7 +57,7 @@ describe('PartitionFollower', () => {
     expect(f.highWatermark).toBe(4);
   });
 
-  test('FENCED_LEADER_EPOCH waits for metadata; UNKNOWN_LEADER_EPOCH backs off', () => {
+  test('FENCED_LEADER_EPOCH waits for metadata; UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER back off', () => {
     const log = logWith([1]);
     const f = follower(log);
     let id = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
@@ -66,6 +67,11 @@ describe('PartitionFollower', () => {
     expect(f.onFetchResponse(id, { kind: 'error', error: 'FENCED_LEADER_EPOCH', leaderEpoch: 6, logStartOffset: 0 }, 50)).toEqual({ kind: 'await-metadata' });
     expect(f.state).toBe('awaiting-metadata');
     expect(f.pollFetch(10_000, 1000)).toBeNull();
+    // NOT_LEADER_OR_FOLLOWER (leadership not taken up yet) backs off instead: no newer epoch may come.
+    const g = follower(logWith([1]));
+    const gid = (g.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    expect(g.onFetchResponse(gid, { kind: 'error', error: 'NOT_LEADER_OR_FOLLOWER', leaderEpoch: 5, logStartOffset: 0 }, 0)).toEqual({ kind: 'backoff' });
+    expect(g.pollFetch(50, 1000)).not.toBeNull();
   });
 
   test('stale or duplicated answers are ignored; the HW is capped by the log end', () => {
