@@ -56,6 +56,8 @@ export interface BrokerServerOptions {
 }
 
 const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
+/** How long registration is retried while an earlier incarnation's session is still alive. */
+const REGISTRATION_RETRY_MS = 5 * 60_000;
 const META_PROPERTIES = 'meta.properties';
 
 export class BrokerServer {
@@ -208,7 +210,15 @@ export class BrokerServer {
       clusterId: this.clusterId,
       previousShutdownClean: this.previousShutdownClean,
     };
-    const res = await this.channel.call<RegisterBrokerRequest, RegisterBrokerResponse>((c, r, m, o, cb) => c.registerBroker(r, m, o, cb), req, 60_000);
+    // A previous incarnation killed moments ago still holds a live session: Kafka's brokers retry
+    // until the controller fences it (broker.session.timeout.ms), and so do we.
+    const deadline = performance.now() + REGISTRATION_RETRY_MS;
+    let res = await this.channel.call<RegisterBrokerRequest, RegisterBrokerResponse>((c, r, m, o, cb) => c.registerBroker(r, m, o, cb), req, 60_000);
+    while (res.errorCode === ErrorCode.DUPLICATE_BROKER_REGISTRATION && !this.stopped && performance.now() < deadline) {
+      this.opts.logger.warn({ error: res.errorMessage }, 'waiting for the previous incarnation\'s session to expire');
+      await new Promise((r) => setTimeout(r, 500));
+      res = await this.channel.call<RegisterBrokerRequest, RegisterBrokerResponse>((c, r, m, o, cb) => c.registerBroker(r, m, o, cb), req, 60_000);
+    }
     if (res.errorCode !== 0) throw StrandError.fromCode(res.errorCode, `registration refused: ${res.errorMessage}`);
     this.brokerEpoch = res.brokerEpoch;
     if (this.clusterId === '') {
@@ -221,6 +231,10 @@ export class BrokerServer {
   private onMetadata(d: MetadataDelta): void {
     this.image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : this.image.apply(d.offset, d.records);
     const image = this.image;
+    // Act on metadata only once it includes this incarnation's registration: before that it may
+    // still name this broker leader of partitions its previous incarnation led (the registration
+    // moves them away), and a restarted broker must not lead on stale metadata.
+    if (image.offset < this.brokerEpoch) return;
     // Images are applied in order, one at a time (opening logs is synchronous; closing is not).
     this.applying = this.applying.then(() => this.replicas.applyImage(image)).catch((e: unknown) => {
       this.opts.logger.error({ err: e instanceof Error ? (e.stack ?? e.message) : String(e) }, 'applying metadata failed');
