@@ -43,3 +43,23 @@ export { NO_METRICS } from './server/broker-metrics';
 export type { BrokerMetricsSink, ReplicaSummary } from './server/broker-metrics';
 export { ControllerChannel } from './server/controller-channel';
 export type { ControllerAddress } from './server/controller-channel';
+
+// Consumer groups: the pure membership/offsets state machine, its records, and the coordinator.
+export { GroupStateMachine, coordinatorError } from './group/group-state-machine';
+export type { CommitInput, FetchInput, GroupAppend, GroupConfig, GroupReady, GroupReply, GroupStateName, HeartbeatInput, JoinInput, LeaveInput, SyncInput } from './group/group-state-machine';
+export { GroupCoordinator, OFFSETS_TOPIC, groupConfigOf } from './group/group-coordinator';
+export type { GroupCoordinatorHost, GroupCoordinatorLogger } from './group/group-coordinator';
+export { groupPartitionFor, javaStringHashCode, kafkaAbs } from './group/group-partitioner';
+export {
+  GROUP_METADATA_KEY_VERSION,
+  GROUP_METADATA_VALUE_VERSION,
+  OFFSET_COMMIT_KEY_VERSION,
+  OFFSET_COMMIT_VALUE_VERSION,
+  decodeGroupMetadataValue,
+  decodeGroupRecordKey,
+  decodeOffsetCommitValue,
+  encodeGroupMetadataValue,
+  encodeGroupRecordKey,
+  encodeOffsetCommitValue,
+} from './group/group-records';
+export type { GroupMemberValue, GroupMetadataKey, GroupMetadataValue, GroupRecord, GroupRecordKey, OffsetCommitKey, OffsetCommitValue } from './group/group-records';

@@ -21,6 +21,20 @@ export const BROKER_CONFIG = defineConfig({
   'log.cleaner.backoff.ms': { type: 'int', default: 15_000, min: 10, doc: 'How often compaction looks for compacted topics to clean (ms).' },
   'auto.create.topics.enable': { type: 'boolean', default: false, doc: 'Create a topic on first Metadata request for it (Strand defaults to off: typos should not create topics).' },
   'request.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'Default produce timeout when a request gives none (ms).' },
+  // Consumer groups (the coordinator on the leader of each __consumer_offsets partition).
+  'offsets.topic.num.partitions': { type: 'int', default: 50, min: 1, max: 10_000, doc: 'Partitions of __consumer_offsets, fixed when the topic is created on first FindCoordinator.' },
+  'offsets.topic.replication.factor': { type: 'int', default: 3, min: 1, max: 32, doc: 'Replication factor of __consumer_offsets (capped by the unfenced brokers at creation).' },
+  'offsets.topic.segment.bytes': { type: 'int', default: 100 * 1024 * 1024, min: 1024, doc: 'segment.bytes of __consumer_offsets (bytes; small segments let compaction work).' },
+  'offsets.commit.timeout.ms': { type: 'int', default: 5000, min: 1, doc: 'How long a group write (offset commit, assignment) waits for acks=all before failing with COORDINATOR_NOT_AVAILABLE (ms).' },
+  'offsets.load.buffer.size': { type: 'int', default: 5 * 1024 * 1024, min: 1024, doc: 'Bytes read per step while loading a __consumer_offsets partition (bytes).' },
+  'offsets.retention.minutes': { type: 'int', default: 10_080, min: 1, doc: 'Offsets of a group that has been Empty this long are deleted (minutes; standalone consumers: since the commit).' },
+  'offsets.retention.check.interval.ms': { type: 'int', default: 600_000, min: 10, doc: 'How often expired offsets are looked for (ms).' },
+  'offset.metadata.max.bytes': { type: 'int', default: 4096, min: 0, max: 32_767, doc: 'Longest metadata string of an offset commit (UTF-8 bytes).' },
+  'group.min.session.timeout.ms': { type: 'int', default: 6000, min: 1, doc: 'Smallest session timeout a member may ask for (ms).' },
+  'group.max.session.timeout.ms': { type: 'int', default: 1_800_000, min: 1, doc: 'Largest session timeout a member may ask for (ms).' },
+  'group.initial.rebalance.delay.ms': { type: 'int', default: 3000, min: 0, doc: 'How long the first rebalance of an empty group waits for more members, extended per joiner up to the rebalance timeout (ms).' },
+  'group.max.size': { type: 'int', default: 1000, min: 1, doc: 'Members per group, including ids handed out and awaiting their join (Kafka defaults to unbounded; Strand to 1000).' },
+  'group.coordinator.max.groups': { type: 'int', default: 100_000, min: 1, doc: 'Groups held per __consumer_offsets partition led by this broker (Strand-only); new groups beyond it get COORDINATOR_NOT_AVAILABLE.' },
 });
 
 export type BrokerConfig = ConfigValues<typeof BROKER_CONFIG.spec>;

@@ -22,9 +22,12 @@ import {
   type RegisterBrokerResponse,
   type AllocateProducerIdsRequest,
   type AllocateProducerIdsResponse,
+  type CreateTopicsRequest,
+  type CreateTopicsResponse,
 } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { DirectoryLock } from '@strand/storage';
+import { GroupCoordinator } from '../group/group-coordinator';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
 import { BROKER_CONFIG, type BrokerConfig } from './broker-config';
 import { NO_METRICS, type BrokerMetricsSink, type ReplicaSummary } from './broker-metrics';
@@ -65,6 +68,7 @@ export class BrokerServer {
   private readonly channel: ControllerChannel;
   private readonly replicas: ReplicaManager;
   private readonly fetcher: ReplicaFetcherManager;
+  private readonly groups: GroupCoordinator;
   private readonly lock: DirectoryLock;
   private image: MetadataImage = MetadataImage.EMPTY;
   private brokerEpoch = -1;
@@ -113,6 +117,17 @@ export class BrokerServer {
       logger: opts.logger,
     });
     this.replicas.onChange(() => this.fetcher.update());
+    this.groups = new GroupCoordinator({
+      brokerId: opts.brokerId,
+      config: opts.config,
+      replicas: this.replicas,
+      listenerName: opts.listenerName,
+      image: () => (this.image.offset >= 0 ? this.image : null),
+      createTopics: (req) => this.channel.call<CreateTopicsRequest, CreateTopicsResponse>((c, r, m, o, cb) => c.createTopics(r, m, o, cb), req, 30_000),
+      logger: opts.logger,
+    });
+    // Leadership of __consumer_offsets partitions moves with the metadata: load or drop groups.
+    this.replicas.onChange(() => this.groups.reconcile());
   }
 
   /** Adds the broker API to `server` (the caller binds it). */
@@ -125,6 +140,7 @@ export class BrokerServer {
       listenerName: this.opts.listenerName,
       image: () => (this.image.offset >= 0 ? this.image : null),
       nextProducerId: () => this.nextProducerId(),
+      groups: this.groups,
       logger: this.opts.logger,
       metrics: this.opts.metrics ?? NO_METRICS,
     });
@@ -188,6 +204,7 @@ export class BrokerServer {
       (e) => this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'metadata stream interrupted'),
     );
     this.scheduleHeartbeat(0);
+    this.groups.start();
     this.timers.push(setInterval(() => this.replicas.tick(), 100));
     this.timers.push(setInterval(() => this.safe(() => this.replicas.checkpointHighWatermarks()), this.config['replica.high.watermark.checkpoint.interval.ms']));
     this.timers.push(setInterval(() => this.replicas.applyRetention(), this.config['log.retention.check.interval.ms']));
@@ -340,6 +357,7 @@ export class BrokerServer {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.stopMetadata?.();
+    this.groups.close();
     this.fetcher.close();
     await this.applying;
     await this.replicas.close();

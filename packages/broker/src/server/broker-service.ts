@@ -29,6 +29,7 @@ import {
 } from '@strand/protocol';
 import { toServiceError, topicIdFromBytes, topicIdToBytes, type MetadataImage } from '@strand/controller';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '@strand/storage';
+import type { GroupCoordinator } from '../group/group-coordinator';
 import type { BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
@@ -45,6 +46,8 @@ export interface BrokerServiceContext {
   image(): MetadataImage | null;
   /** Hands out producer ids (blocks allocated by the controller). */
   nextProducerId(): Promise<number>;
+  /** The consumer-group coordinator (FindCoordinator, JoinGroup ... DeleteGroups). */
+  groups: GroupCoordinator;
   logger: { warn(fields: Record<string, unknown>, msg: string): void };
   metrics: BrokerMetricsSink;
 }
@@ -253,7 +256,6 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     return { res: { correlationId: req.correlationId, errorCode: 0, topics }, bytes, urgent };
   };
 
-  // The consumer-group RPCs are not served yet: grpc-js answers UNIMPLEMENTED for them.
   const impl: Pick<
     BrokerServer,
     | 'metadata'
@@ -272,6 +274,16 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'electLeaders'
     | 'describeCluster'
     | 'replicaFetch'
+    | 'findCoordinator'
+    | 'joinGroup'
+    | 'syncGroup'
+    | 'heartbeat'
+    | 'leaveGroup'
+    | 'offsetCommit'
+    | 'offsetFetch'
+    | 'listGroups'
+    | 'describeGroups'
+    | 'deleteGroups'
   > = {
     metadata: unary(metadata, 'Metadata'),
     produce: unary(produce, 'Produce'),
@@ -376,6 +388,24 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     incrementalAlterConfigs: forward((c, r, m, o, cb) => c.incrementalAlterConfigs(r, m, o, cb)),
     electLeaders: forward((c, r, m, o, cb) => c.electLeaders(r, m, o, cb)),
     describeCluster: forward((c, r, m, o, cb) => c.describeCluster(r, m, o, cb)),
+    // Consumer groups: the coordinator owns all group state; handlers only adapt.
+    findCoordinator: unary((req) => ctx.groups.findCoordinator(req)),
+    joinGroup: (call, callback) => {
+      const clientId = call.metadata.get('client-id')[0];
+      const client = { clientId: typeof clientId === 'string' ? clientId : '', clientHost: call.getPeer() };
+      ctx.groups.joinGroup(call.request, client).then(
+        (res) => callback(null, res),
+        (e: unknown) => callback(toServiceError(e)),
+      );
+    },
+    syncGroup: unary((req) => ctx.groups.syncGroup(req)),
+    heartbeat: unary((req) => ctx.groups.heartbeat(req)),
+    leaveGroup: unary((req) => ctx.groups.leaveGroup(req)),
+    offsetCommit: unary((req) => ctx.groups.offsetCommit(req)),
+    offsetFetch: unary((req) => ctx.groups.offsetFetch(req)),
+    listGroups: unary((req) => ctx.groups.listGroups(req)),
+    describeGroups: unary((req) => ctx.groups.describeGroups(req)),
+    deleteGroups: unary((req) => ctx.groups.deleteGroups(req)),
     replicaFetch: (call) => {
       let cancelled = false;
       let queued = 0;
