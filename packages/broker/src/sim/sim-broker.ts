@@ -27,6 +27,8 @@ export interface SimBrokerOptions {
   /** Deadline of an acks=all produce, ms. */
   readonly produceTimeoutMs: number;
   readonly maxLogRecords: number;
+  /** Steps between learning of a leadership and taking it up (drawn per election). Default 0. */
+  readonly takeoverDelaySteps?: () => number;
 }
 
 /** Observations for the checker. */
@@ -57,6 +59,9 @@ export class SimBroker {
   private nextProduceKey = 1;
   private readonly produceKeys = new Map<number, number>();
   private followerGeneration = 0;
+  /** Leadership the metadata gave us, taken up at `atStep` (see takeoverDelaySteps). */
+  private pendingLeadership: { epoch: number; atStep: number } | null = null;
+  private fencedBrokers: readonly ReplicaId[] = [];
   /** Idempotent-producer state: a function of the log, rebuilt after a crash or a truncation. */
   private producers = new ProducerStateManager();
 
@@ -91,6 +96,7 @@ export class SimBroker {
     this.leader = null;
     this.follower = null;
     this.metadata = null;
+    this.pendingLeadership = null;
     this.pendingProduces.clear();
     this.produceKeys.clear();
     this.net.dropTo(this.id);
@@ -123,6 +129,16 @@ export class SimBroker {
   tick(step: number): void {
     const now = step * this.opts.stepMs;
     this.heartbeat(step);
+    const pending = this.pendingLeadership;
+    if (pending !== null && step >= pending.atStep) {
+      this.pendingLeadership = null;
+      const m = this.metadata;
+      if (m !== null && m.leader === this.id && m.leaderEpoch === pending.epoch) {
+        this.becomeLeader(m, now, step);
+        this.leader?.setIneligibleReplicas(this.fencedBrokers);
+        this.drainLeader(step);
+      }
+    }
     if (this.leader !== null) {
       this.leader.tick(now);
       this.drainLeader(step);
@@ -175,18 +191,31 @@ export class SimBroker {
     const m = this.metadata;
     if (m !== null && (state.leaderEpoch < m.leaderEpoch || (state.leaderEpoch === m.leaderEpoch && state.partitionEpoch <= m.partitionEpoch))) {
       // Older or same: only the fenced set may be news.
+      this.fencedBrokers = fenced;
       this.leader?.setIneligibleReplicas(fenced);
       return;
     }
     this.metadata = state;
+    this.fencedBrokers = fenced;
     const now = step * this.opts.stepMs;
     if (state.leader === this.id) {
-      if (this.leader === null || this.leader.leaderEpoch < state.leaderEpoch) this.becomeLeader(state, now, step);
-      else this.leader.onPartitionState(state);
+      if (this.leader === null || this.leader.leaderEpoch < state.leaderEpoch) {
+        const delay = this.opts.takeoverDelaySteps?.() ?? 0;
+        if (delay > 0) {
+          // Taking up leadership takes a while (loading the log, say): meanwhile this broker
+          // knows the new epoch but is not leader, and answers NOT_LEADER_OR_FOLLOWER.
+          this.resignLeadership(step);
+          this.follower = null;
+          this.pendingLeadership = { epoch: state.leaderEpoch, atStep: step + delay };
+          return;
+        }
+        this.becomeLeader(state, now, step);
+      } else this.leader.onPartitionState(state);
       this.leader?.setIneligibleReplicas(fenced);
       this.drainLeader(step);
       return;
     }
+    this.pendingLeadership = null;
     this.resignLeadership(step);
     if (state.leader === null) {
       this.follower = null;

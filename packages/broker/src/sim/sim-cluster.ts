@@ -38,6 +38,8 @@ export interface SimClusterOptions {
   readonly produceRate?: number;
   /** Bound on each log and on the number of writes. Default 5000. */
   readonly maxRecords?: number;
+  /** Up to this many steps between a broker learning it leads and taking up leadership. Default 0. */
+  readonly maxTakeoverDelaySteps?: number;
   /** Idempotent producer (retries with the same sequence) instead of the plain one. Default false. */
   readonly idempotentProducer?: boolean;
   /** Receives one line per notable event (replays with --trace). */
@@ -297,6 +299,7 @@ export class SimCluster {
             fetchTimeoutMs: 10 * STEP_MS,
             produceTimeoutMs: 50 * STEP_MS,
             maxLogRecords: maxRecords,
+            takeoverDelaySteps: () => this.rng.nextInt((opts.maxTakeoverDelaySteps ?? 0) + 1),
           },
           this.net,
           events,

@@ -71,6 +71,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     replicaLagTimeMaxMs: (10 + rng.nextInt(30)) * 10,
     sessionTimeoutSteps: 15 + rng.nextInt(30),
     idempotentProducer: rng.chance(0.5),
+    maxTakeoverDelaySteps: rng.chance(0.5) ? 0 : rng.nextInt(10),
     ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
   };
   const c = new SimCluster(clusterOpts);
