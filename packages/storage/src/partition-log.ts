@@ -56,6 +56,21 @@ export interface PartitionLogOptions {
   /** Topic configs (Kafka names); unknown keys are rejected with INVALID_CONFIG. */
   config?: RawConfig;
   clock?: Clock;
+  /**
+   * Test-only hook (default off), for simulated power loss in chaos tests: called synchronously
+   * with the bytes of each segment file known to be fdatasynced, after every flush that made
+   * data durable (before any waiter is released, so before anything is acknowledged as durable),
+   * after every truncation, and after open. A harness that truncates the files to the last
+   * reported positions (and deletes segment files not reported) reproduces what a power loss
+   * would leave of this log.
+   */
+  onDurablePositions?: (dir: string, segments: DurableSegmentPosition[]) => void;
+}
+
+/** One segment file's durable length, as reported by `PartitionLogOptions.onDurablePositions`. */
+export interface DurableSegmentPosition {
+  baseOffset: number;
+  bytes: number;
 }
 
 export interface AppendInfo {
@@ -102,6 +117,7 @@ export class PartitionLog {
   private config: TopicConfig;
   private readonly clock: Clock;
   private lock: DirectoryLock | null;
+  private onDurablePositions: PartitionLogOptions['onDurablePositions'];
   readonly leaderEpochs: LeaderEpochCache;
   private _logStartOffset = 0;
   private _durableEndOffset = 0;
@@ -145,7 +161,9 @@ export class PartitionLog {
     const lock = DirectoryLock.acquire(dir);
     try {
       const log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
+      log.onDurablePositions = options.onDurablePositions;
       log.load();
+      log.reportDurablePositions();
       return log;
     } catch (e: unknown) {
       lock.release();
@@ -491,6 +509,7 @@ export class PartitionLog {
         return;
       }
       const durable = Math.min(target, this.truncatedDuringFlush, this.logEndOffset);
+      this.reportDurablePositions();
       if (durable > this._durableEndOffset) {
         this._durableEndOffset = durable;
         this.releaseWaiters();
@@ -666,7 +685,14 @@ export class PartitionLog {
     this._durableEndOffset = offset;
   }
 
+  /** The test-only power-loss hook (see `PartitionLogOptions.onDurablePositions`). */
+  private reportDurablePositions(): void {
+    if (this.onDurablePositions === undefined || this.closed) return;
+    this.onDurablePositions(this.dir, this.segments.map((s) => ({ baseOffset: s.baseOffset, bytes: Math.min(s.flushedSize, s.size) })));
+  }
+
   private afterTruncation(): void {
+    this.reportDurablePositions();
     const end = this.logEndOffset;
     this.leaderEpochs.truncateFromEnd(end);
     this.truncatedDuringFlush = Math.min(this.truncatedDuringFlush, end);

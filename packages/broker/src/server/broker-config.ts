@@ -20,6 +20,7 @@ export const BROKER_CONFIG = defineConfig({
   'log.retention.check.interval.ms': { type: 'int', default: 300_000, min: 10, doc: 'How often retention runs over every log (ms).' },
   'log.cleaner.backoff.ms': { type: 'int', default: 15_000, min: 10, doc: 'How often compaction looks for compacted topics to clean (ms).' },
   'auto.create.topics.enable': { type: 'boolean', default: false, doc: 'Create a topic on first Metadata request for it (Strand defaults to off: typos should not create topics).' },
+  'log.test.durable.positions.file': { type: 'string', default: '', doc: 'Strand, tests only (default off): append one JSON line per partition flush/truncation to this file with the fdatasynced length of each segment, so chaos tests can simulate a power loss by truncating the files to it.' },
   'request.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'Default produce timeout when a request gives none (ms).' },
   // Consumer groups (the coordinator on the leader of each __consumer_offsets partition).
   'offsets.topic.num.partitions': { type: 'int', default: 50, min: 1, max: 10_000, doc: 'Partitions of __consumer_offsets, fixed when the topic is created on first FindCoordinator.' },

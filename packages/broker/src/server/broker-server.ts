@@ -100,7 +100,7 @@ export class BrokerServer {
       replicaLagTimeMaxMs: opts.config['replica.lag.time.max.ms'],
       maxPendingProduces: opts.config['queued.max.requests'],
     };
-    this.replicas = new ReplicaManager(opts.logDir, host, opts.logger);
+    this.replicas = new ReplicaManager(opts.logDir, host, opts.logger, opts.config['log.test.durable.positions.file']);
     this.fetcher = new ReplicaFetcherManager({
       brokerId: opts.brokerId,
       brokerEpoch: () => this.brokerEpoch,

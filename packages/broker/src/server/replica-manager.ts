@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, type RawConfig } from '@strand/protocol';
-import { PartitionLog } from '@strand/storage';
+import { PartitionLog, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -37,6 +37,8 @@ export class ReplicaManager {
     private readonly logDir: string,
     private readonly host: PartitionHost,
     private readonly logger: ReplicaManagerLogger,
+    /** `log.test.durable.positions.file` (tests only; empty: off). */
+    private readonly durablePositionsFile = '',
   ) {
     fs.mkdirSync(logDir, { recursive: true });
     this.checkpointed = readHwCheckpoint(path.join(logDir, HW_CHECKPOINT_FILE));
@@ -113,7 +115,7 @@ export class ReplicaManager {
     }
     fs.mkdirSync(dir, { recursive: true });
     if (!fs.existsSync(metaFile)) fs.writeFileSync(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
-    const log = PartitionLog.open(dir, { config });
+    const log = PartitionLog.open(dir, { config, ...(this.durablePositionsFile === '' ? {} : { onDurablePositions: durablePositionsRecorder(this.durablePositionsFile) }) });
     const hw = this.checkpointed.get(`${topic.name}-${partition}`) ?? 0;
     return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
   }
@@ -167,4 +169,13 @@ function readHwCheckpoint(file: string): Map<string, number> {
     if (m) out.set(`${m[1]}-${m[2]}`, Number(m[3]));
   }
   return out;
+}
+
+/**
+ * The test-only power-loss hook (`log.test.durable.positions.file`): appends
+ * `{"dir":..,"segments":[{"baseOffset":..,"bytes":..}]}` lines synchronously, so the line reaches
+ * the page cache before the broker acknowledges anything the flush covered; a kill -9 keeps it.
+ */
+export function durablePositionsRecorder(file: string): (dir: string, segments: DurableSegmentPosition[]) => void {
+  return (dir, segments) => fs.appendFileSync(file, `${JSON.stringify({ dir, segments })}\n`);
 }
