@@ -48,9 +48,9 @@ import {
 } from '@strand/protocol';
 import { ErrorCode } from '@strand/protocol';
 import type { MetadataImage } from '@strand/controller';
+import type { PartitionLog } from '@strand/storage';
 import type { BrokerConfig } from '../server/broker-config';
-import type { Partition } from '../server/partition';
-import type { ReplicaManager } from '../server/replica-manager';
+import type { ProduceResult } from '../server/partition';
 import { groupPartitionFor } from './group-partitioner';
 import { GroupStateMachine, type GroupConfig, type GroupReady, type GroupReply } from './group-state-machine';
 
@@ -70,10 +70,25 @@ export interface GroupCoordinatorLogger {
   warn(fields: Record<string, unknown>, msg: string): void;
 }
 
+/** What the coordinator uses of a hosted __consumer_offsets replica (server/Partition is one). */
+export interface OffsetsPartition {
+  readonly isLeader: boolean;
+  readonly leaderEpoch: number;
+  readonly log: Pick<PartitionLog, 'logStartOffset' | 'logEndOffset' | 'read'>;
+  /** Appends as leader; resolves once acks=all is satisfied, or with the error code. */
+  produce(records: Buffer, acks: -1, timeoutMs: number): Promise<ProduceResult>;
+}
+
+/** What the coordinator uses of the replica manager: the applied image and the hosted replicas. */
+export interface OffsetsReplicas {
+  readonly metadataImage: { topicByName(name: string): { readonly partitions: ReadonlyMap<number, unknown> } | undefined } | null;
+  partitionByName(topic: string, partition: number): OffsetsPartition | undefined;
+}
+
 export interface GroupCoordinatorHost {
   brokerId: number;
   config: BrokerConfig;
-  replicas: ReplicaManager;
+  replicas: OffsetsReplicas;
   /** The listener whose endpoint FindCoordinator answers. */
   listenerName: string;
   image(): MetadataImage | null;
@@ -85,7 +100,7 @@ export interface GroupCoordinatorHost {
 interface Shard {
   partition: number;
   leaderEpoch: number;
-  part: Partition;
+  part: OffsetsPartition;
   /** Null while loading. */
   sm: GroupStateMachine | null;
 }

@@ -1,0 +1,187 @@
+/**
+ * The coordinator driver over a fake __consumer_offsets replica: an in-memory log of real
+ * RecordBatch bytes whose acks=all completions the test releases by hand. Checks routing
+ * (NOT_COORDINATOR when not leading, COORDINATOR_LOAD_IN_PROGRESS while loading), that commits
+ * and assignments are answered only after their write is acknowledged (and fail with the mapped
+ * error when it is not), that losing leadership answers parked requests NOT_COORDINATOR, and that
+ * a new leadership epoch reloads the same groups and offsets from the log (skipping a corrupt
+ * record). No timers run: the coordinator's tick is not started.
+ */
+import { ErrorCode, encodeRecordBatch, readBatchHeader, stampBatch } from '@strand/protocol';
+import { BROKER_CONFIG } from '../../src/server/broker-config';
+import type { ProduceResult } from '../../src/server/partition';
+import { encodeGroupRecordKey } from '../../src/group/group-records';
+import { GroupCoordinator, OFFSETS_TOPIC, type OffsetsPartition, type OffsetsReplicas } from '../../src/group/group-coordinator';
+import { groupPartitionFor } from '../../src/group/group-partitioner';
+
+const NUM_PARTITIONS = 3;
+
+/** A leader replica whose log is an array of stamped batches; produce waits for `release()`. */
+class FakePartition implements OffsetsPartition {
+  isLeader = true;
+  leaderEpoch = 0;
+  private batches: Buffer[] = [];
+  private next = 0;
+  private waiting: { resolve: (r: ProduceResult) => void; baseOffset: number }[] = [];
+
+  readonly log: OffsetsPartition['log'];
+
+  constructor() {
+    const batches = (): Buffer[] => this.batches;
+    const end = (): number => this.next;
+    this.log = {
+      logStartOffset: 0,
+      get logEndOffset(): number {
+        return end();
+      },
+      read: (offset: number) => {
+        const from = batches().filter((b) => readBatchHeader(b).baseOffset >= offset);
+        return { records: Buffer.concat(from), firstOffset: from.length > 0 ? readBatchHeader(from[0] as Buffer).baseOffset : -1, nextOffset: end(), batchCount: from.length };
+      },
+    };
+  }
+
+  /** Appends raw bytes as the next batch (stamped with its base offset), as the leader would. */
+  appendRaw(batch: Buffer): number {
+    const b = Buffer.from(batch);
+    const base = this.next;
+    stampBatch(b, 0, base, this.leaderEpoch);
+    this.batches.push(b);
+    this.next += readBatchHeader(b).lastOffsetDelta + 1;
+    return base;
+  }
+
+  produce(records: Buffer): Promise<ProduceResult> {
+    if (!this.isLeader) return Promise.resolve({ errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, errorMessage: '', baseOffset: -1, logAppendTimeMs: -1, logStartOffset: 0 });
+    const baseOffset = this.appendRaw(records);
+    return new Promise((resolve) => this.waiting.push({ resolve, baseOffset }));
+  }
+
+  get inFlight(): number {
+    return this.waiting.length;
+  }
+
+  /** Completes every waiting produce (in log order) with `errorCode`. */
+  async release(errorCode = 0): Promise<void> {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const x of w) x.resolve({ errorCode, errorMessage: '', baseOffset: errorCode === 0 ? x.baseOffset : -1, logAppendTimeMs: -1, logStartOffset: 0 });
+    await flush();
+  }
+}
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function setup(): { coordinator: GroupCoordinator; part: FakePartition; replicas: { leading: boolean } & OffsetsReplicas; group: string } {
+  const part = new FakePartition();
+  // A group that lands on partition 1 of the offsets topic.
+  const group = ['g-a', 'g-b', 'g-c', 'g-d', 'g-e', 'g-f'].find((g) => groupPartitionFor(g, NUM_PARTITIONS) === 1) as string;
+  const replicas = {
+    leading: true,
+    metadataImage: { topicByName: (name: string) => (name === OFFSETS_TOPIC ? { partitions: new Map([[0, null], [1, null], [2, null]]) } : undefined) },
+    partitionByName: (topic: string, p: number): OffsetsPartition | undefined => (topic === OFFSETS_TOPIC && p === 1 ? part : undefined),
+  };
+  const config = BROKER_CONFIG.parse({ 'group.initial.rebalance.delay.ms': 0, 'group.min.session.timeout.ms': 100 });
+  const logger = { info: (): void => undefined, warn: jest.fn() };
+  const coordinator = new GroupCoordinator({ brokerId: 1, config, replicas, listenerName: 'BROKER', image: () => null, createTopics: () => Promise.reject(new Error('unused')), logger });
+  return { coordinator, part, replicas, group };
+}
+
+const join = (c: GroupCoordinator, group: string, memberId: string): ReturnType<GroupCoordinator['joinGroup']> =>
+  c.joinGroup({ groupId: group, sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, memberId, protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.from('s') }], reason: '' }, { clientId: 'cli', clientHost: 'h' });
+
+const commit = (c: GroupCoordinator, group: string, memberId: string, generationId: number, offset: number): ReturnType<GroupCoordinator['offsetCommit']> =>
+  c.offsetCommit({ groupId: group, generationId, memberId, topics: [{ name: 't', partitions: [{ partition: 0, committedOffset: offset, committedLeaderEpoch: -1, metadata: '' }] }] });
+
+const committed = (c: GroupCoordinator, group: string): number | undefined => c.offsetFetch({ groupId: group, topics: [{ name: 't', partitions: [0] }], requireStable: false }).topics[0]?.partitions[0]?.committedOffset;
+
+test('routing: NOT_COORDINATOR for partitions this broker does not lead, LOAD_IN_PROGRESS while loading', async () => {
+  const { coordinator, part, group } = setup();
+  // Something to load (a tombstone of another group), so loading takes a turn of the event loop.
+  part.appendRaw(encodeRecordBatch({ records: [{ key: encodeGroupRecordKey({ kind: 'group', group: 'old' }), value: null }], baseTimestamp: 0 }));
+  // Not reconciled yet: no shard.
+  expect((await join(coordinator, group, '')).errorCode).toBe(ErrorCode.NOT_COORDINATOR);
+  const other = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'].find((g) => groupPartitionFor(g, NUM_PARTITIONS) !== 1) as string;
+  coordinator.reconcile();
+  expect(coordinator.offsetFetch({ groupId: group, topics: [], requireStable: false }).errorCode).toBe(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS);
+  await flush();
+  expect(coordinator.offsetFetch({ groupId: group, topics: [], requireStable: false }).errorCode).toBe(0);
+  expect((await join(coordinator, other, '')).errorCode).toBe(ErrorCode.NOT_COORDINATOR);
+  coordinator.close();
+});
+
+test('join, sync and commit are answered only after acks=all; a failed write maps to COORDINATOR_NOT_AVAILABLE', async () => {
+  const { coordinator, part, group } = setup();
+  coordinator.reconcile();
+  await flush();
+  const first = await join(coordinator, group, '');
+  expect(first.errorCode).toBe(ErrorCode.MEMBER_ID_REQUIRED);
+  expect(first.memberId.startsWith('cli-')).toBe(true);
+  const joined = await join(coordinator, group, first.memberId);
+  expect(joined).toMatchObject({ errorCode: 0, generationId: 1, leader: first.memberId });
+  let synced = false;
+  const sync = coordinator.syncGroup({ groupId: group, generationId: 1, memberId: first.memberId, protocolType: 'consumer', protocolName: 'range', assignments: [{ memberId: first.memberId, assignment: Buffer.from('A') }] }).then((r) => {
+    synced = true;
+    return r;
+  });
+  await flush();
+  expect(synced).toBe(false);
+  expect(part.inFlight).toBe(1);
+  await part.release();
+  expect(Buffer.from((await sync).assignment).toString()).toBe('A');
+
+  const c1 = commit(coordinator, group, first.memberId, 1, 5);
+  await flush();
+  expect(committed(coordinator, group)).toBe(-1); // not acknowledged: not visible
+  await part.release();
+  expect((await c1).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  expect(committed(coordinator, group)).toBe(5);
+
+  const c2 = commit(coordinator, group, first.memberId, 1, 6);
+  await flush();
+  await part.release(ErrorCode.REQUEST_TIMED_OUT);
+  expect((await c2).topics[0]?.partitions[0]?.errorCode).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
+  expect(committed(coordinator, group)).toBe(5);
+  expect((await commit(coordinator, group, first.memberId, 0, 9)).topics[0]?.partitions[0]?.errorCode).toBe(ErrorCode.ILLEGAL_GENERATION);
+  coordinator.close();
+});
+
+test('leadership lost: parked requests get NOT_COORDINATOR; a new epoch reloads groups and offsets from the log', async () => {
+  const { coordinator, part, group } = setup();
+  coordinator.reconcile();
+  await flush();
+  const id = (await join(coordinator, group, '')).memberId;
+  await join(coordinator, group, id);
+  const sync = coordinator.syncGroup({ groupId: group, generationId: 1, memberId: id, protocolType: '', protocolName: '', assignments: [{ memberId: id, assignment: Buffer.from('A') }] });
+  await flush();
+  await part.release();
+  await sync;
+  const c = commit(coordinator, group, id, 1, 41);
+  await flush();
+  await part.release();
+  expect((await c).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  // A commit in flight when leadership goes.
+  const lost = commit(coordinator, group, id, 1, 42);
+  await flush();
+  part.isLeader = false;
+  coordinator.reconcile();
+  expect((await lost).topics[0]?.partitions[0]?.errorCode).toBe(ErrorCode.NOT_COORDINATOR);
+  expect((await coordinator.heartbeat({ groupId: group, generationId: 1, memberId: id })).errorCode).toBe(ErrorCode.NOT_COORDINATOR);
+  await part.release(); // the old leader's write completes late: ignored
+
+  // A corrupt record in the log must not stop the load.
+  part.appendRaw(encodeRecordBatch({ records: [{ key: Buffer.from([0, 9, 9]), value: Buffer.from('junk') }], baseTimestamp: 0 }));
+  part.isLeader = true;
+  part.leaderEpoch = 1;
+  coordinator.reconcile();
+  await flush();
+  await flush();
+  // The generation and member survived: the same member heartbeats and commits without rejoining.
+  expect((await coordinator.heartbeat({ groupId: group, generationId: 1, memberId: id })).errorCode).toBe(0);
+  expect(committed(coordinator, group)).toBeGreaterThanOrEqual(41);
+  const desc = coordinator.describeGroups({ groups: [group] }).groups[0];
+  expect(desc).toMatchObject({ groupState: 'Stable', generationId: 1 });
+  expect(Buffer.from(desc!.members[0]!.memberAssignment).toString()).toBe('A');
+  expect(coordinator.listGroups({ statesFilter: [] }).groups.map((g) => g.groupId)).toEqual([group]);
+  coordinator.close();
+});
