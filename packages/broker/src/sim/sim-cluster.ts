@@ -1,11 +1,11 @@
-// One partition with its replicas, the controller model, an acks=all producer and the checker,
-// advanced one step at a time. Scenario tests drive it by hand (crash this broker, cut that link,
+// One partition with its replicas, the controller model, an acks=all producer (sim-producer.ts),
+// a consumer (sim-consumer.ts) and the checker, advanced one step at a time. Scenario tests drive it by hand (crash this broker, cut that link,
 // produce now); the seeded simulator drives it with random faults. All randomness (message
 // delays and drops, fsync timing) comes from the seed.
 //
 // A step: deliver due messages (in send order) -> controller session check and metadata push ->
 // each live, unpaused broker: maybe an fsync completes, maybe the HW is checkpointed, then its own
-// tick (heartbeat, leader tick, follower fetch) -> producer tick -> checker.
+// tick (heartbeat, leader tick, follower fetch) -> producer and consumer ticks -> checker.
 
 import type { ReplicaId } from '../replication/types';
 import { ReplicationChecker, SafetyViolation } from './checker';
@@ -13,9 +13,9 @@ import { SeededRng } from './rng';
 import { SimBroker } from './sim-broker';
 import { SimController } from './sim-controller';
 import type { FlushPolicy } from './sim-log';
-import type { ConsumerFetchDecision } from '../replication/types';
-import type { SimRecord } from './sim-log';
 import { CONSUMER_ID, CONTROLLER_ID, PRODUCER_ID, SimNetwork, type Message, type NodeId } from './sim-network';
+import { SimConsumer } from './sim-consumer';
+import { SimProducer } from './sim-producer';
 
 export interface SimClusterOptions {
   readonly seed: number;
@@ -49,197 +49,6 @@ export interface SimClusterOptions {
 export const STEP_MS = 10;
 /** How often (in steps) the controller re-sends metadata even without a change. */
 const METADATA_REFRESH_STEPS = 5;
-
-/**
- * The acks=all producer. Plain mode: unique values, a bounded window of requests, no retries (a
- * retry would be a new write). Idempotent mode (producer id 1, epoch 0): one batch in flight,
- * re-sent with the same value and sequence after a timeout or a retriable error until it is
- * acknowledged — the Kafka client's behaviour; the broker must deduplicate across leader changes.
- */
-export class SimProducer {
-  private leader: ReplicaId | null = null;
-  private leaderEpoch = -1;
-  private readonly inFlight = new Map<number, { value: string; sentStep: number }>();
-  private nextRequestId = 1;
-  writes = 0;
-  acks = 0;
-  errors = 0;
-  enabled = true;
-  /** Step of the last acknowledgement, -1 if none. */
-  lastAckStep = -1;
-  /** value -> 'ok' or the error name; absent while pending or after a timeout. Bounded by maxWrites. */
-  readonly outcomes = new Map<string, string>();
-  /** Idempotent mode: the batch being sent until acknowledged. */
-  private current: { value: string; sequence: number; sentStep: number; retryAtStep: number } | null = null;
-  private nextSequence = 0;
-  /** Set for idempotent mode; receives errors that mean the broker broke idempotence. */
-  idempotent: { onFatal: (error: string, value: string) => void } | null = null;
-  retries = 0;
-
-  constructor(
-    private readonly net: SimNetwork,
-    private readonly rng: SeededRng,
-    private readonly maxInFlight: number,
-    public rate: number,
-    private readonly timeoutSteps: number,
-    private readonly maxWrites: number,
-    private readonly onAck: (offset: number, value: string, step: number) => void,
-  ) {}
-
-  onMetadata(leader: ReplicaId | null, leaderEpoch: number): void {
-    if (leaderEpoch < this.leaderEpoch) return;
-    this.leader = leader;
-    this.leaderEpoch = leaderEpoch;
-  }
-
-  /** Sends a write now if a leader is known and the window allows; returns its value or null. */
-  produce(step: number): string | null {
-    if (this.leader === null || this.inFlight.size >= this.maxInFlight || this.writes >= this.maxWrites) return null;
-    const value = `w${this.writes++}`;
-    const requestId = this.nextRequestId++;
-    this.inFlight.set(requestId, { value, sentStep: step });
-    this.net.send(PRODUCER_ID, this.leader, { type: 'produce', requestId, value }, step);
-    return value;
-  }
-
-  tick(step: number): void {
-    if (this.idempotent !== null) {
-      this.tickIdempotent(step);
-      return;
-    }
-    for (const [id, r] of this.inFlight) if (step - r.sentStep > this.timeoutSteps) this.inFlight.delete(id);
-    if (this.enabled && this.rng.chance(this.rate)) this.produce(step);
-  }
-
-  private tickIdempotent(step: number): void {
-    const c = this.current;
-    if (c === null) {
-      if (!this.enabled || this.leader === null || this.writes >= this.maxWrites || !this.rng.chance(this.rate)) return;
-      this.current = { value: `w${this.writes++}`, sequence: this.nextSequence, sentStep: step, retryAtStep: step + this.timeoutSteps };
-      this.sendCurrent(step);
-      return;
-    }
-    if (step >= c.retryAtStep && this.leader !== null) {
-      this.retries++;
-      this.sendCurrent(step);
-    }
-  }
-
-  private sendCurrent(step: number): void {
-    const c = this.current;
-    if (c === null || this.leader === null) return;
-    c.sentStep = step;
-    c.retryAtStep = step + this.timeoutSteps;
-    const requestId = this.nextRequestId++;
-    // Earlier attempts stay answerable (bounded: attempts of one batch within the timeout window).
-    if (this.inFlight.size >= 64) this.inFlight.clear();
-    this.inFlight.set(requestId, { value: c.value, sentStep: step });
-    this.net.send(PRODUCER_ID, this.leader, { type: 'produce', requestId, value: c.value, producerId: 1, sequence: c.sequence }, step);
-  }
-
-  onResponse(requestId: number, error: string | null, offset: number, step: number): void {
-    const r = this.inFlight.get(requestId);
-    if (r === undefined) return; // timed out already: the outcome stays unknown to this client
-    this.inFlight.delete(requestId);
-    if (this.idempotent !== null) {
-      this.onIdempotentResponse(r.value, error, offset, step);
-      return;
-    }
-    this.outcomes.set(r.value, error ?? 'ok');
-    if (error !== null) {
-      this.errors++;
-      return;
-    }
-    this.acks++;
-    this.lastAckStep = step;
-    this.onAck(offset, r.value, step);
-  }
-
-  private onIdempotentResponse(value: string, error: string | null, offset: number, step: number): void {
-    const c = this.current;
-    if (error === null) {
-      // Any attempt's acknowledgement acknowledges the batch (a late one for an earlier batch too).
-      this.acks++;
-      this.lastAckStep = step;
-      this.outcomes.set(value, 'ok');
-      this.onAck(offset, value, step);
-      if (c !== null && c.value === value) {
-        this.current = null;
-        this.nextSequence++;
-        this.inFlight.clear();
-      }
-      return;
-    }
-    this.errors++;
-    if (error === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || error === 'UNKNOWN_PRODUCER_ID' || error === 'DUPLICATE_SEQUENCE_NUMBER' || error === 'INVALID_PRODUCER_EPOCH') {
-      (this.idempotent as { onFatal: (error: string, value: string) => void }).onFatal(error, value);
-      return;
-    }
-    // Retriable (not leader, not enough replicas, timed out): try again soon.
-    if (c !== null && c.value === value) c.retryAtStep = Math.min(c.retryAtStep, step + 3);
-  }
-}
-
-/**
- * A consumer reading the partition from offset 0 through the leader it learns from metadata,
- * sending its leader epoch with each fetch (KIP-320). What it reads is checked as Jepsen's queue
- * checker would: each offset shows one value forever (inconsistent-offsets), the position only
- * moves forward without gaps (nonmonotonic-poll, poll-skip), and a fetch offset is never beyond a
- * current leader's log (that would mean committed records were lost).
- */
-export class SimConsumer {
-  private leader: ReplicaId | null = null;
-  private leaderEpoch = -1;
-  position = 0;
-  private inFlight: { correlationId: number; sentStep: number } | null = null;
-  private nextCorrelationId = 1;
-  private notBeforeStep = 0;
-  /** offset -> value read (bounded by the log bound: offsets are dense from 0). */
-  readonly read = new Map<number, string>();
-
-  constructor(
-    private readonly net: SimNetwork,
-    private readonly timeoutSteps: number,
-    private readonly committed: ReadonlyMap<number, SimRecord>,
-  ) {}
-
-  onMetadata(leader: ReplicaId | null, leaderEpoch: number): void {
-    if (leaderEpoch < this.leaderEpoch) return;
-    this.leader = leader;
-    this.leaderEpoch = leaderEpoch;
-  }
-
-  tick(step: number): void {
-    if (this.inFlight !== null && step - this.inFlight.sentStep > this.timeoutSteps) this.inFlight = null;
-    if (this.inFlight !== null || this.leader === null || step < this.notBeforeStep) return;
-    const correlationId = this.nextCorrelationId++;
-    this.inFlight = { correlationId, sentStep: step };
-    this.net.send(CONSUMER_ID, this.leader, { type: 'consumer-fetch', correlationId, request: { currentLeaderEpoch: this.leaderEpoch, fetchOffset: this.position } }, step);
-  }
-
-  onResponse(correlationId: number, decision: ConsumerFetchDecision, records: readonly SimRecord[], step: number): void {
-    if (this.inFlight?.correlationId !== correlationId) return;
-    this.inFlight = null;
-    if (decision.kind === 'error') {
-      if (decision.error === 'OFFSET_OUT_OF_RANGE') {
-        throw new SafetyViolation('ACKS', `consumer at offset ${this.position} (epoch ${this.leaderEpoch}) is beyond the leader's log: committed records were lost`);
-      }
-      this.notBeforeStep = step + 3; // stale metadata on one side: try again shortly
-      return;
-    }
-    if (decision.fetchOffset !== this.position) return; // an answer for an older position
-    for (const r of records) {
-      if (r.offset !== this.position) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer expected offset ${this.position} but got ${r.offset} (poll-skip)`);
-      if (r.offset >= decision.maxOffset) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer got offset ${r.offset} at or above the HW ${decision.maxOffset}`);
-      const before = this.read.get(r.offset);
-      if (before !== undefined && before !== r.value) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer read ${before} and later ${r.value} at offset ${r.offset}`);
-      const c = this.committed.get(r.offset);
-      if (c !== undefined && c.value !== r.value) throw new SafetyViolation('CONSISTENT-OFFSETS', `consumer read ${r.value}@${r.offset} but ${c.value} was committed there`);
-      this.read.set(r.offset, r.value);
-      this.position++;
-    }
-  }
-}
 
 export class SimCluster {
   readonly rng: SeededRng;
