@@ -263,6 +263,9 @@ export function alterPartition(image: MetadataImage, brokerId: number, brokerEpo
     }
     if (sameMembers(isr, p.isr)) return null; // nothing to change: answer with the current state
     records.push({ partitionChange: { topicId: topicIdToBytes(topicId), partition: item.partition, isr: { values: isr }, replicas: null, addingReplicas: null, removingReplicas: null } });
+    // An expansion may complete a reassignment: every adding replica is now in sync.
+    const completion = completeReassignment(image, topic, { ...p, isr });
+    if (completion !== null) records.push(completion);
     return null;
   });
   return {
@@ -606,4 +609,73 @@ export function allocateProducerIds(image: MetadataImage, brokerId: number, brok
   if (b === undefined || b.epoch !== brokerEpoch) return done({ ...errorInfo('STALE_BROKER_EPOCH', `broker ${brokerId} epoch ${brokerEpoch} is not registered`), producerIdStart: -1, producerIdLen: 0 });
   const start = image.nextProducerId;
   return done({ ...NO_ERROR, producerIdStart: start, producerIdLen: blockSize }, [{ producerIds: { brokerId, brokerEpoch, nextProducerId: start + blockSize } }]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// partition reassignment
+
+/**
+ * Completes a reassignment whose adding replicas are all in the ISR (in `p`, the state after a
+ * change): the replica set becomes the target (adding replicas in, removing ones out), removed
+ * replicas leave the ISR, and leadership moves if the leader was removed. Null if not ready.
+ */
+export function completeReassignment(image: MetadataImage, topic: TopicState, p: PartitionState): MetadataRecord | null {
+  if (p.addingReplicas.length === 0 && p.removingReplicas.length === 0) return null;
+  if (!p.addingReplicas.every((r) => p.isr.includes(r))) return null;
+  const target = p.replicas.filter((r) => !p.removingReplicas.includes(r));
+  let isr = p.isr.filter((r) => target.includes(r));
+  let leader = p.leader;
+  if (!target.includes(leader)) leader = target.find((r) => isr.includes(r) && image.isActiveBroker(r)) ?? -1;
+  if (isr.length === 0) isr = target.filter((r) => image.isActiveBroker(r)).slice(0, 1);
+  return {
+    partitionChange: {
+      topicId: topicIdToBytes(topic.id),
+      partition: p.partition,
+      ...(leader !== p.leader ? { leader } : {}),
+      isr: { values: isr },
+      replicas: { values: target },
+      addingReplicas: { values: [] },
+      removingReplicas: { values: [] },
+    },
+  };
+}
+
+/**
+ * AlterPartitionReassignments: moves partitions to target replica lists (Kafka's protocol: the
+ * replica set grows to target + removing while the adding replicas catch up and join the ISR,
+ * then shrinks to the target). `replicas: null` cancels a reassignment in progress.
+ */
+export function alterReassignments(image: MetadataImage, targets: readonly { topic: string; partition: number; replicas: readonly number[] | null }[]): Operation<PartitionResultInfo[]> {
+  const records: MetadataRecord[] = [];
+  const results = targets.map((target): PartitionResultInfo => {
+    const base = { topic: target.topic, partition: target.partition };
+    const t = image.topicByName(target.topic);
+    const p = t?.partitions.get(target.partition);
+    if (t === undefined || p === undefined) return { ...base, ...errorInfo('UNKNOWN_TOPIC_OR_PARTITION', `${target.topic}-${target.partition} does not exist`) };
+    const inProgress = p.addingReplicas.length > 0 || p.removingReplicas.length > 0;
+    if (target.replicas === null) {
+      if (!inProgress) return { ...base, ...errorInfo('NO_REASSIGNMENT_IN_PROGRESS', `no reassignment of ${target.topic}-${target.partition} is in progress`) };
+      const original = p.replicas.filter((r) => !p.addingReplicas.includes(r));
+      const isr = p.isr.filter((r) => original.includes(r));
+      const leader = original.includes(p.leader) ? p.leader : (original.find((r) => isr.includes(r) && image.isActiveBroker(r)) ?? -1);
+      records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, ...(leader !== p.leader ? { leader } : {}), isr: { values: isr.length > 0 ? isr : [...p.isr] }, replicas: { values: original }, addingReplicas: { values: [] }, removingReplicas: { values: [] } } });
+      return { ...base, ...NO_ERROR };
+    }
+    const wanted = [...target.replicas];
+    if (wanted.length === 0 || new Set(wanted).size !== wanted.length) return { ...base, ...errorInfo('INVALID_REPLICA_ASSIGNMENT', 'the target replica list must be non-empty without duplicates') };
+    for (const r of wanted) if (!image.brokers.has(r)) return { ...base, ...errorInfo('INVALID_REPLICA_ASSIGNMENT', `broker ${r} is not registered`) };
+    if (inProgress) return { ...base, ...errorInfo('REASSIGNMENT_IN_PROGRESS', `${target.topic}-${target.partition} is already being reassigned; cancel it first`) };
+    const current = p.replicas;
+    if (sameMembers(wanted, current)) return { ...base, ...NO_ERROR };
+    const adding = wanted.filter((r) => !current.includes(r));
+    const removing = current.filter((r) => !wanted.includes(r));
+    const replicas = [...wanted, ...removing];
+    const staged: PartitionState = { ...p, replicas, addingReplicas: adding, removingReplicas: removing };
+    records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, isr: null, replicas: { values: replicas }, addingReplicas: { values: adding }, removingReplicas: { values: removing } } });
+    // Nothing to catch up (a reorder or a pure removal): complete at once.
+    const done2 = completeReassignment(image, t, staged);
+    if (done2 !== null && adding.length === 0) records.push(done2);
+    return { ...base, ...NO_ERROR };
+  });
+  return done(results, records);
 }

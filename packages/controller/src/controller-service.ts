@@ -99,6 +99,18 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
       const targets = req.topics.length === 0 ? 'all' : req.topics.flatMap((t) => t.partitions.map((partition) => ({ topic: t.topic, partition })));
       return { results: await controller.electLeaders(type, targets) };
     }),
+    alterPartitionReassignments: unary(async (req) => ({
+      results: await controller.alterReassignments(req.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition, replicas: p.replicas === null ? null : p.replicas.values })))),
+    })),
+    listPartitionReassignments: unary(async (req) =>
+      controller.read((image) => {
+        const wanted = new Set(req.topics.flatMap((t) => t.partitions.map((p) => `${t.topic}-${p}`)));
+        const reassignments = [...image.allPartitions()]
+          .filter(([t, p]) => (p.addingReplicas.length > 0 || p.removingReplicas.length > 0) && (wanted.size === 0 || wanted.has(`${t.name}-${p.partition}`)))
+          .map(([t, p]) => ({ topic: t.name, partition: p.partition, replicas: [...p.replicas], addingReplicas: [...p.addingReplicas], removingReplicas: [...p.removingReplicas] }));
+        return { reassignments };
+      }),
+    ),
     describeCluster: unary(async () => {
       const image = controller.metadata;
       const status = controller.raftStatus();

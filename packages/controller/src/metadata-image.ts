@@ -299,7 +299,10 @@ class Delta {
       const parts = this.mutPartitions(offset, id);
       const p = parts.get(x.partition);
       if (p === undefined) throw new MetadataError(offset, `unknown partition ${id}-${x.partition}`);
-      const leaderChanged = x.leader !== undefined && x.leader !== p.leader;
+      // A new leader, or a new replica set (reassignment), starts a new leader epoch: brokers then
+      // rebuild their replication state with the new replicas.
+      const replicasChanged = x.replicas !== null && (x.replicas.values.length !== p.replicas.length || x.replicas.values.some((r, i) => r !== p.replicas[i]));
+      const leaderChanged = (x.leader !== undefined && x.leader !== p.leader) || replicasChanged;
       parts.set(x.partition, {
         ...p,
         leader: x.leader ?? p.leader,

@@ -35,6 +35,7 @@ import type { ControllerConfig } from './controller-config';
 import {
   allocateProducerIds,
   alterPartition,
+  alterReassignments,
   alterTopicConfigs,
   autoRebalance,
   brokerHeartbeat,
@@ -369,6 +370,10 @@ export class QuorumController {
 
   alterTopicConfigs(topic: string, changes: readonly ConfigChange[], validateOnly: boolean): Promise<ErrorInfo> {
     return this.write((image) => alterTopicConfigs(image, topic, changes, validateOnly));
+  }
+
+  alterReassignments(targets: readonly { topic: string; partition: number; replicas: readonly number[] | null }[]): Promise<PartitionResultInfo[]> {
+    return this.write((image) => alterReassignments(image, targets));
   }
 
   electLeaders(type: 'preferred' | 'unclean', targets: readonly { topic: string; partition: number }[] | 'all'): Promise<PartitionResultInfo[]> {

@@ -272,6 +272,8 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'describeConfigs'
     | 'incrementalAlterConfigs'
     | 'electLeaders'
+    | 'alterPartitionReassignments'
+    | 'listPartitionReassignments'
     | 'describeCluster'
     | 'replicaFetch'
     | 'findCoordinator'
@@ -387,6 +389,8 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     describeConfigs: forward((c, r, m, o, cb) => c.describeConfigs(r, m, o, cb)),
     incrementalAlterConfigs: forward((c, r, m, o, cb) => c.incrementalAlterConfigs(r, m, o, cb)),
     electLeaders: forward((c, r, m, o, cb) => c.electLeaders(r, m, o, cb)),
+    alterPartitionReassignments: forward((c, r, m, o, cb) => c.alterPartitionReassignments(r, m, o, cb)),
+    listPartitionReassignments: forward((c, r, m, o, cb) => c.listPartitionReassignments(r, m, o, cb)),
     describeCluster: forward((c, r, m, o, cb) => c.describeCluster(r, m, o, cb)),
     // Consumer groups: the coordinator owns all group state; handlers only adapt.
     findCoordinator: unary((req) => ctx.groups.findCoordinator(req)),

@@ -448,6 +448,9 @@ export class MemoryCluster {
     };
     const notCoordinator = (groupId: string): boolean => this.coordinatorOf(groupId).id !== nodeId;
     return {
+      // The memory broker has no replicas to move: reassignments are accepted as no-ops.
+      alterPartitionReassignments: guard('alterPartitionReassignments', () => ({ results: [] })),
+      listPartitionReassignments: guard('listPartitionReassignments', () => ({ reassignments: [] })),
       metadata: guard('metadata', (req) => {
         const names = req.topics.length === 0 ? [...this.topics.keys()] : req.topics;
         return {

@@ -3,8 +3,8 @@
 /* eslint-disable */
 import * as grpc from '@grpc/grpc-js';
 import { messageCodec, toBuffer } from '../proto-runtime';
-import type { CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse } from './controller';
-import { decodeCreatePartitionsRequest, decodeCreatePartitionsResponse, decodeCreateTopicsRequest, decodeCreateTopicsResponse, decodeDeleteTopicsRequest, decodeDeleteTopicsResponse, decodeDescribeClusterRequest, decodeDescribeClusterResponse, decodeDescribeConfigsRequest, decodeDescribeConfigsResponse, decodeElectLeadersRequest, decodeElectLeadersResponse, decodeIncrementalAlterConfigsRequest, decodeIncrementalAlterConfigsResponse, encodeCreatePartitionsRequest, encodeCreatePartitionsResponse, encodeCreateTopicsRequest, encodeCreateTopicsResponse, encodeDeleteTopicsRequest, encodeDeleteTopicsResponse, encodeDescribeClusterRequest, encodeDescribeClusterResponse, encodeDescribeConfigsRequest, encodeDescribeConfigsResponse, encodeElectLeadersRequest, encodeElectLeadersResponse, encodeIncrementalAlterConfigsRequest, encodeIncrementalAlterConfigsResponse } from './controller';
+import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse } from './controller';
+import { decodeAlterPartitionReassignmentsRequest, decodeAlterPartitionReassignmentsResponse, decodeCreatePartitionsRequest, decodeCreatePartitionsResponse, decodeCreateTopicsRequest, decodeCreateTopicsResponse, decodeDeleteTopicsRequest, decodeDeleteTopicsResponse, decodeDescribeClusterRequest, decodeDescribeClusterResponse, decodeDescribeConfigsRequest, decodeDescribeConfigsResponse, decodeElectLeadersRequest, decodeElectLeadersResponse, decodeIncrementalAlterConfigsRequest, decodeIncrementalAlterConfigsResponse, decodeListPartitionReassignmentsRequest, decodeListPartitionReassignmentsResponse, encodeAlterPartitionReassignmentsRequest, encodeAlterPartitionReassignmentsResponse, encodeCreatePartitionsRequest, encodeCreatePartitionsResponse, encodeCreateTopicsRequest, encodeCreateTopicsResponse, encodeDeleteTopicsRequest, encodeDeleteTopicsResponse, encodeDescribeClusterRequest, encodeDescribeClusterResponse, encodeDescribeConfigsRequest, encodeDescribeConfigsResponse, encodeElectLeadersRequest, encodeElectLeadersResponse, encodeIncrementalAlterConfigsRequest, encodeIncrementalAlterConfigsResponse, encodeListPartitionReassignmentsRequest, encodeListPartitionReassignmentsResponse } from './controller';
 
 export enum Acks {
   ACKS_LEADER = 0,
@@ -1127,6 +1127,26 @@ export const BrokerService = {
     responseDeserialize: (b: Buffer): ElectLeadersResponse => decodeElectLeadersResponse(b),
     originalName: 'electLeaders',
   },
+  alterPartitionReassignments: {
+    path: '/strand.broker.Broker/AlterPartitionReassignments',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: AlterPartitionReassignmentsRequest): Buffer => toBuffer(encodeAlterPartitionReassignmentsRequest(m)),
+    requestDeserialize: (b: Buffer): AlterPartitionReassignmentsRequest => decodeAlterPartitionReassignmentsRequest(b),
+    responseSerialize: (m: AlterPartitionReassignmentsResponse): Buffer => toBuffer(encodeAlterPartitionReassignmentsResponse(m)),
+    responseDeserialize: (b: Buffer): AlterPartitionReassignmentsResponse => decodeAlterPartitionReassignmentsResponse(b),
+    originalName: 'alterPartitionReassignments',
+  },
+  listPartitionReassignments: {
+    path: '/strand.broker.Broker/ListPartitionReassignments',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: ListPartitionReassignmentsRequest): Buffer => toBuffer(encodeListPartitionReassignmentsRequest(m)),
+    requestDeserialize: (b: Buffer): ListPartitionReassignmentsRequest => decodeListPartitionReassignmentsRequest(b),
+    responseSerialize: (m: ListPartitionReassignmentsResponse): Buffer => toBuffer(encodeListPartitionReassignmentsResponse(m)),
+    responseDeserialize: (b: Buffer): ListPartitionReassignmentsResponse => decodeListPartitionReassignmentsResponse(b),
+    originalName: 'listPartitionReassignments',
+  },
   describeCluster: {
     path: '/strand.broker.Broker/DescribeCluster',
     requestStream: false,
@@ -1265,6 +1285,8 @@ export interface BrokerServer extends grpc.UntypedServiceImplementation {
   describeConfigs: grpc.handleUnaryCall<DescribeConfigsRequest, DescribeConfigsResponse>;
   incrementalAlterConfigs: grpc.handleUnaryCall<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>;
   electLeaders: grpc.handleUnaryCall<ElectLeadersRequest, ElectLeadersResponse>;
+  alterPartitionReassignments: grpc.handleUnaryCall<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse>;
+  listPartitionReassignments: grpc.handleUnaryCall<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse>;
   describeCluster: grpc.handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
   findCoordinator: grpc.handleUnaryCall<FindCoordinatorRequest, FindCoordinatorResponse>;
   joinGroup: grpc.handleUnaryCall<JoinGroupRequest, JoinGroupResponse>;
@@ -1322,6 +1344,12 @@ export class BrokerClient extends grpc.Client {
   }
   electLeaders(request: ElectLeadersRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ElectLeadersResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.electLeaders.path, BrokerService.electLeaders.requestSerialize, BrokerService.electLeaders.responseDeserialize, request, metadata, options, callback);
+  }
+  alterPartitionReassignments(request: AlterPartitionReassignmentsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<AlterPartitionReassignmentsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.alterPartitionReassignments.path, BrokerService.alterPartitionReassignments.requestSerialize, BrokerService.alterPartitionReassignments.responseDeserialize, request, metadata, options, callback);
+  }
+  listPartitionReassignments(request: ListPartitionReassignmentsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ListPartitionReassignmentsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.listPartitionReassignments.path, BrokerService.listPartitionReassignments.requestSerialize, BrokerService.listPartitionReassignments.responseDeserialize, request, metadata, options, callback);
   }
   describeCluster(request: DescribeClusterRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeClusterResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.describeCluster.path, BrokerService.describeCluster.requestSerialize, BrokerService.describeCluster.responseDeserialize, request, metadata, options, callback);

@@ -3,7 +3,7 @@
 /* eslint-disable */
 import * as grpc from '@grpc/grpc-js';
 import { messageCodec, toBuffer } from '../proto-runtime';
-import type { BrokerEndpointRecord, ConfigResourceType, MetadataRecord } from './metadata';
+import type { BrokerEndpointRecord, ConfigResourceType, Int32List, MetadataRecord } from './metadata';
 
 export enum ConfigSource {
   CONFIG_SOURCE_UNKNOWN = 0,
@@ -552,6 +552,82 @@ export const encodeMetadataDelta: (message: MetadataDelta) => Uint8Array = Metad
 /** Decodes MetadataDelta from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeMetadataDelta: (bytes: Uint8Array) => MetadataDelta = MetadataDeltaCodec.decode;
 
+export interface ReassignablePartition {
+  partition: number;
+  replicas: Int32List | null;
+}
+
+const ReassignablePartitionCodec = messageCodec<ReassignablePartition>('strand.controller.ReassignablePartition');
+/** Encodes ReassignablePartition to protobuf bytes. */
+export const encodeReassignablePartition: (message: ReassignablePartition) => Uint8Array = ReassignablePartitionCodec.encode;
+/** Decodes ReassignablePartition from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReassignablePartition: (bytes: Uint8Array) => ReassignablePartition = ReassignablePartitionCodec.decode;
+
+export interface ReassignableTopic {
+  name: string;
+  partitions: ReassignablePartition[];
+}
+
+const ReassignableTopicCodec = messageCodec<ReassignableTopic>('strand.controller.ReassignableTopic');
+/** Encodes ReassignableTopic to protobuf bytes. */
+export const encodeReassignableTopic: (message: ReassignableTopic) => Uint8Array = ReassignableTopicCodec.encode;
+/** Decodes ReassignableTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeReassignableTopic: (bytes: Uint8Array) => ReassignableTopic = ReassignableTopicCodec.decode;
+
+export interface AlterPartitionReassignmentsRequest {
+  topics: ReassignableTopic[];
+}
+
+const AlterPartitionReassignmentsRequestCodec = messageCodec<AlterPartitionReassignmentsRequest>('strand.controller.AlterPartitionReassignmentsRequest');
+/** Encodes AlterPartitionReassignmentsRequest to protobuf bytes. */
+export const encodeAlterPartitionReassignmentsRequest: (message: AlterPartitionReassignmentsRequest) => Uint8Array = AlterPartitionReassignmentsRequestCodec.encode;
+/** Decodes AlterPartitionReassignmentsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeAlterPartitionReassignmentsRequest: (bytes: Uint8Array) => AlterPartitionReassignmentsRequest = AlterPartitionReassignmentsRequestCodec.decode;
+
+export interface AlterPartitionReassignmentsResponse {
+  results: PartitionResult[];
+}
+
+const AlterPartitionReassignmentsResponseCodec = messageCodec<AlterPartitionReassignmentsResponse>('strand.controller.AlterPartitionReassignmentsResponse');
+/** Encodes AlterPartitionReassignmentsResponse to protobuf bytes. */
+export const encodeAlterPartitionReassignmentsResponse: (message: AlterPartitionReassignmentsResponse) => Uint8Array = AlterPartitionReassignmentsResponseCodec.encode;
+/** Decodes AlterPartitionReassignmentsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeAlterPartitionReassignmentsResponse: (bytes: Uint8Array) => AlterPartitionReassignmentsResponse = AlterPartitionReassignmentsResponseCodec.decode;
+
+export interface ListPartitionReassignmentsRequest {
+  topics: TopicPartitions[];
+}
+
+const ListPartitionReassignmentsRequestCodec = messageCodec<ListPartitionReassignmentsRequest>('strand.controller.ListPartitionReassignmentsRequest');
+/** Encodes ListPartitionReassignmentsRequest to protobuf bytes. */
+export const encodeListPartitionReassignmentsRequest: (message: ListPartitionReassignmentsRequest) => Uint8Array = ListPartitionReassignmentsRequestCodec.encode;
+/** Decodes ListPartitionReassignmentsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeListPartitionReassignmentsRequest: (bytes: Uint8Array) => ListPartitionReassignmentsRequest = ListPartitionReassignmentsRequestCodec.decode;
+
+export interface OngoingReassignment {
+  topic: string;
+  partition: number;
+  replicas: number[];
+  addingReplicas: number[];
+  removingReplicas: number[];
+}
+
+const OngoingReassignmentCodec = messageCodec<OngoingReassignment>('strand.controller.OngoingReassignment');
+/** Encodes OngoingReassignment to protobuf bytes. */
+export const encodeOngoingReassignment: (message: OngoingReassignment) => Uint8Array = OngoingReassignmentCodec.encode;
+/** Decodes OngoingReassignment from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOngoingReassignment: (bytes: Uint8Array) => OngoingReassignment = OngoingReassignmentCodec.decode;
+
+export interface ListPartitionReassignmentsResponse {
+  reassignments: OngoingReassignment[];
+}
+
+const ListPartitionReassignmentsResponseCodec = messageCodec<ListPartitionReassignmentsResponse>('strand.controller.ListPartitionReassignmentsResponse');
+/** Encodes ListPartitionReassignmentsResponse to protobuf bytes. */
+export const encodeListPartitionReassignmentsResponse: (message: ListPartitionReassignmentsResponse) => Uint8Array = ListPartitionReassignmentsResponseCodec.encode;
+/** Decodes ListPartitionReassignmentsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeListPartitionReassignmentsResponse: (bytes: Uint8Array) => ListPartitionReassignmentsResponse = ListPartitionReassignmentsResponseCodec.decode;
+
 export const ControllerService = {
   registerBroker: {
     path: '/strand.controller.Controller/RegisterBroker',
@@ -653,6 +729,26 @@ export const ControllerService = {
     responseDeserialize: (b: Buffer): ElectLeadersResponse => ElectLeadersResponseCodec.decode(b),
     originalName: 'electLeaders',
   },
+  alterPartitionReassignments: {
+    path: '/strand.controller.Controller/AlterPartitionReassignments',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: AlterPartitionReassignmentsRequest): Buffer => toBuffer(AlterPartitionReassignmentsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsRequestCodec.decode(b),
+    responseSerialize: (m: AlterPartitionReassignmentsResponse): Buffer => toBuffer(AlterPartitionReassignmentsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): AlterPartitionReassignmentsResponse => AlterPartitionReassignmentsResponseCodec.decode(b),
+    originalName: 'alterPartitionReassignments',
+  },
+  listPartitionReassignments: {
+    path: '/strand.controller.Controller/ListPartitionReassignments',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: ListPartitionReassignmentsRequest): Buffer => toBuffer(ListPartitionReassignmentsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): ListPartitionReassignmentsRequest => ListPartitionReassignmentsRequestCodec.decode(b),
+    responseSerialize: (m: ListPartitionReassignmentsResponse): Buffer => toBuffer(ListPartitionReassignmentsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): ListPartitionReassignmentsResponse => ListPartitionReassignmentsResponseCodec.decode(b),
+    originalName: 'listPartitionReassignments',
+  },
   describeCluster: {
     path: '/strand.controller.Controller/DescribeCluster',
     requestStream: false,
@@ -687,6 +783,8 @@ export interface ControllerServer extends grpc.UntypedServiceImplementation {
   describeConfigs: grpc.handleUnaryCall<DescribeConfigsRequest, DescribeConfigsResponse>;
   incrementalAlterConfigs: grpc.handleUnaryCall<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>;
   electLeaders: grpc.handleUnaryCall<ElectLeadersRequest, ElectLeadersResponse>;
+  alterPartitionReassignments: grpc.handleUnaryCall<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse>;
+  listPartitionReassignments: grpc.handleUnaryCall<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse>;
   describeCluster: grpc.handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
   fetchMetadata: grpc.handleServerStreamingCall<FetchMetadataRequest, MetadataDelta>;
 }
@@ -722,6 +820,12 @@ export class ControllerClient extends grpc.Client {
   }
   electLeaders(request: ElectLeadersRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ElectLeadersResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(ControllerService.electLeaders.path, ControllerService.electLeaders.requestSerialize, ControllerService.electLeaders.responseDeserialize, request, metadata, options, callback);
+  }
+  alterPartitionReassignments(request: AlterPartitionReassignmentsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<AlterPartitionReassignmentsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(ControllerService.alterPartitionReassignments.path, ControllerService.alterPartitionReassignments.requestSerialize, ControllerService.alterPartitionReassignments.responseDeserialize, request, metadata, options, callback);
+  }
+  listPartitionReassignments(request: ListPartitionReassignmentsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ListPartitionReassignmentsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(ControllerService.listPartitionReassignments.path, ControllerService.listPartitionReassignments.requestSerialize, ControllerService.listPartitionReassignments.responseDeserialize, request, metadata, options, callback);
   }
   describeCluster(request: DescribeClusterRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeClusterResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(ControllerService.describeCluster.path, ControllerService.describeCluster.requestSerialize, ControllerService.describeCluster.responseDeserialize, request, metadata, options, callback);

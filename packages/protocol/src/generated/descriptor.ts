@@ -68,6 +68,14 @@ export const descriptor = {
          "requestType": "strand.controller.ElectLeadersRequest",
          "responseType": "strand.controller.ElectLeadersResponse"
         },
+        "AlterPartitionReassignments": {
+         "requestType": "strand.controller.AlterPartitionReassignmentsRequest",
+         "responseType": "strand.controller.AlterPartitionReassignmentsResponse"
+        },
+        "ListPartitionReassignments": {
+         "requestType": "strand.controller.ListPartitionReassignmentsRequest",
+         "responseType": "strand.controller.ListPartitionReassignmentsResponse"
+        },
         "DescribeCluster": {
          "requestType": "strand.controller.DescribeClusterRequest",
          "responseType": "strand.controller.DescribeClusterResponse"
@@ -1830,6 +1838,14 @@ export const descriptor = {
          "requestType": "ElectLeadersRequest",
          "responseType": "ElectLeadersResponse"
         },
+        "AlterPartitionReassignments": {
+         "requestType": "AlterPartitionReassignmentsRequest",
+         "responseType": "AlterPartitionReassignmentsResponse"
+        },
+        "ListPartitionReassignments": {
+         "requestType": "ListPartitionReassignmentsRequest",
+         "responseType": "ListPartitionReassignmentsResponse"
+        },
         "DescribeCluster": {
          "requestType": "DescribeClusterRequest",
          "responseType": "DescribeClusterResponse"
@@ -2690,6 +2706,96 @@ export const descriptor = {
          "rule": "repeated",
          "type": "strand.metadata.MetadataRecord",
          "id": 3
+        }
+       }
+      },
+      "ReassignablePartition": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "replicas": {
+         "type": "strand.metadata.Int32List",
+         "id": 2
+        }
+       }
+      },
+      "ReassignableTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "ReassignablePartition",
+         "id": 2
+        }
+       }
+      },
+      "AlterPartitionReassignmentsRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "ReassignableTopic",
+         "id": 1
+        }
+       }
+      },
+      "AlterPartitionReassignmentsResponse": {
+       "fields": {
+        "results": {
+         "rule": "repeated",
+         "type": "PartitionResult",
+         "id": 1
+        }
+       }
+      },
+      "ListPartitionReassignmentsRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "TopicPartitions",
+         "id": 1
+        }
+       }
+      },
+      "OngoingReassignment": {
+       "fields": {
+        "topic": {
+         "type": "string",
+         "id": 1
+        },
+        "partition": {
+         "type": "int32",
+         "id": 2
+        },
+        "replicas": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 3
+        },
+        "addingReplicas": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 4,
+         "protoName": "adding_replicas"
+        },
+        "removingReplicas": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 5,
+         "protoName": "removing_replicas"
+        }
+       }
+      },
+      "ListPartitionReassignmentsResponse": {
+       "fields": {
+        "reassignments": {
+         "rule": "repeated",
+         "type": "OngoingReassignment",
+         "id": 1
         }
        }
       }

@@ -1,0 +1,51 @@
+/**
+ * Partition reassignment in the pure controller logic (Kafka's protocol): the replica set grows
+ * to target + removing replicas while the new ones catch up; AlterPartition adding them to the
+ * ISR completes it (removed replicas leave, leadership moves off a removed leader); every replica
+ * set change starts a new leader epoch; a reassignment can be cancelled; bad targets are typed
+ * errors.
+ */
+import { ErrorCode } from '@strand/protocol';
+import { alterPartition, alterReassignments, type PartitionState } from '../src';
+import { clusterWith, run, topic, withTopic } from './fixtures';
+
+describe('partition reassignment', () => {
+  it('stages, catches up through the ISR, then completes', () => {
+    let image = withTopic(clusterWith([1, 2, 3, 4]), { ...topic('t', 1, -1), replicationFactor: -1, numPartitions: -1, assignments: [{ partition: 0, brokerIds: [1, 2] }] });
+    const id = image.topicByName('t')!.id;
+    const before = image.partition(id, 0)!;
+    const staged = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [3, 4] }]));
+    expect(staged.result[0]!.errorCode).toBe(0);
+    image = staged.image;
+    let p: PartitionState = image.partition(id, 0)!;
+    expect(p).toMatchObject({ replicas: [3, 4, 1, 2], addingReplicas: [3, 4], removingReplicas: [1, 2], leader: before.leader });
+    expect(p.leaderEpoch).toBe(before.leaderEpoch + 1);
+    expect(alterReassignments(image, [{ topic: 't', partition: 0, replicas: [1, 3] }]).finish(image)[0]!.errorCode).toBe(ErrorCode.REASSIGNMENT_IN_PROGRESS);
+    // The leader adds the new replicas to the ISR once they caught up: the reassignment completes.
+    const leaderEpoch = image.brokers.get(p.leader)!.epoch;
+    image = run(image, alterPartition(image, p.leader, leaderEpoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr, 3, 4] }])).image;
+    p = image.partition(id, 0)!;
+    expect(p).toMatchObject({ replicas: [3, 4], isr: [3, 4], addingReplicas: [], removingReplicas: [] });
+    expect([3, 4]).toContain(p.leader);
+  });
+
+  it('cancels a reassignment in progress and rejects bad targets', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2] }], configs: [] });
+    const id = image.topicByName('t')!.id;
+    expect(alterReassignments(image, [{ topic: 't', partition: 0, replicas: null }]).finish(image)[0]!.errorCode).toBe(ErrorCode.NO_REASSIGNMENT_IN_PROGRESS);
+    expect(alterReassignments(image, [{ topic: 't', partition: 0, replicas: [1, 1] }]).finish(image)[0]!.errorCode).toBe(ErrorCode.INVALID_REPLICA_ASSIGNMENT);
+    expect(alterReassignments(image, [{ topic: 't', partition: 0, replicas: [9] }]).finish(image)[0]!.errorCode).toBe(ErrorCode.INVALID_REPLICA_ASSIGNMENT);
+    expect(alterReassignments(image, [{ topic: 'x', partition: 0, replicas: [1] }]).finish(image)[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [2, 3] }])).image;
+    image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: null }])).image;
+    // As Kafka's revert: the original members (in the staged order, target first), nothing pending.
+    expect(image.partition(id, 0)).toMatchObject({ replicas: [2, 1], addingReplicas: [], removingReplicas: [] });
+  });
+
+  it('a pure removal completes at once and moves leadership off a removed leader', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [] });
+    const id = image.topicByName('t')!.id;
+    image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [2, 3] }])).image;
+    expect(image.partition(id, 0)).toMatchObject({ replicas: [2, 3], isr: [2, 3], leader: 2, addingReplicas: [], removingReplicas: [] });
+  });
+});
