@@ -752,6 +752,23 @@ export class GroupStateMachine {
   }
 
   /**
+   * The earliest time at which `tick` would change something (a session, pending member id,
+   * initial delay, rebalance or sync deadline), or null when nothing is timed. A driver may sleep
+   * until then instead of ticking on a fixed interval. O(members).
+   */
+  nextDeadlineMs(): number | null {
+    let next = Infinity;
+    for (const g of this.groups.values()) {
+      for (const d of g.pendingMembers.values()) next = Math.min(next, d);
+      if (g.state === 'Empty' || g.state === 'Dead') continue;
+      for (const m of g.members.values()) if (m.joinRequestId === null && m.syncRequestId === null) next = Math.min(next, m.heartbeatDeadlineMs);
+      if (g.state === 'PreparingRebalance') next = Math.min(next, g.rebalanceDeadlineMs, Math.max(g.joinNotBeforeMs, 0));
+      if (g.state === 'CompletingRebalance' && g.assignmentAppendId === null) next = Math.min(next, g.syncDeadlineMs);
+    }
+    return next === Infinity ? null : next;
+  }
+
+  /**
    * Offsets expiry (offsets.retention.minutes): a group Empty for longer than the retention loses
    * its offsets (a standalone group, without a protocol type, counts from each commit instead);
    * an Empty group left without offsets is deleted. Writes tombstones.

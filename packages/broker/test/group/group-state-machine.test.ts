@@ -603,6 +603,28 @@ describe('offsets expiry, deletion, listing', () => {
   });
 });
 
+describe('timers', () => {
+  test('nextDeadlineMs names the next session, initial-delay, rebalance or sync deadline', () => {
+    const d = new Driver();
+    expect(d.sm.nextDeadlineMs()).toBeNull();
+    const a = d.joinNew();
+    expect(d.sm.nextDeadlineMs()).toBe(100); // initial delay (a is parked: its session does not count)
+    d.tick(100);
+    expect(d.joinResponse(a.request).generationId).toBe(1);
+    expect(d.sm.nextDeadlineMs()).toBe(1100); // a's session (1000 ms from the join's completion)
+    d.sync(a.memberId, 1, [{ memberId: a.memberId, assignment: Buffer.alloc(0) }]);
+    d.ackAll();
+    d.now = 400;
+    d.heartbeat(a.memberId, 1);
+    expect(d.sm.nextDeadlineMs()).toBe(1400);
+    // Ticking at the deadline, not before, is what changes the state.
+    d.tick(1399);
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    d.tick(1400);
+    expect(d.sm.stateOf('g')).toBe('Empty');
+  });
+});
+
 describe('loading and shutdown', () => {
   test('a state machine rebuilt from the acknowledged records has the same groups, generation, assignments and offsets', () => {
     const d = new Driver();
