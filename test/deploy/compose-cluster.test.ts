@@ -45,7 +45,7 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs
 
 function httpStatus(port: number, pathName: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: pathName, timeout: 2000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: pathName, timeout: 2000, agent: false }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -187,7 +187,7 @@ test('the compose cluster starts as processes, turns ready, and produces and con
     // docker-compose stop: SIGTERM, brokers first (their controlled shutdown needs the quorum).
     const stopAll = async (rs: Running[]): Promise<void> => {
       for (const r of rs) r.proc.kill('SIGTERM');
-      const codes = await Promise.all(rs.map((r) => Promise.race([r.exit, new Promise<string>((resolve) => setTimeout(() => resolve('no exit within 45 s'), 45_000))])));
+      const codes = await Promise.all(rs.map((r) => Promise.race([r.exit, new Promise<string>((resolve) => setTimeout(() => resolve('no exit within 45 s'), 45_000).unref())])));
       expect(codes).toEqual(rs.map(() => 0));
     };
     const all = [...running.values()];
@@ -201,7 +201,7 @@ test('the compose cluster starts as processes, turns ready, and produces and con
     for (const r of running.values()) {
       if (r.proc.exitCode === null && r.proc.signalCode === null) {
         r.proc.kill('SIGKILL');
-        await Promise.race([r.exit, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+        await Promise.race([r.exit, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
       }
     }
     fs.rmSync(root, { recursive: true, force: true });
