@@ -6,7 +6,7 @@
  * ENTRYPOINT and CMD, in its WORKDIR (a temp directory for /var/lib/strand), turns ready on
  * /readyz, answers /healthz as the HEALTHCHECK asks, and exits 0 on SIGTERM. This catches a
  * runtime dependency that only works today because a dev dependency is hoisted. The Dockerfile is
- * checked to still contain the steps emulated here. Without the packages in the npm cache the
+ * checked to still contain the steps emulated here, and to copy every workspace's manifest. Without the packages in the npm cache the
  * install cannot run offline: the test prints a notice and passes.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -35,6 +35,10 @@ test('the runtime stage (production dependencies only) runs a ready node', async
   expect(dockerfile).toMatch(/cp "\$p\/package\.json" "\/out\/\$p\/" && cp -r "\$p\/dist" "\/out\/\$p\/"/);
   expect(dockerfile).toMatch(/RUN npm ci --omit=dev /);
   expect(dockerfile).toMatch(/^USER node$/m);
+  // The build stage copies every workspace's manifest before `npm ci` (a new workspace must be added there).
+  for (const p of fs.readdirSync(path.join(REPO, 'packages'))) {
+    if (fs.existsSync(path.join(REPO, 'packages', p, 'package.json'))) expect(dockerfile).toContain(`COPY packages/${p}/package.json packages/${p}/`);
+  }
   const image = loadImageSpec();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-image-'));
   const app = path.join(root, 'app');
