@@ -1,0 +1,163 @@
+/**
+ * The chaos checker: a pure function over the recorded history (sends with outcomes, run-time
+ * polls, final reads), in the vocabulary of ../../../shared/SCENARIOS.md (Jepsen's queue
+ * workload):
+ *  - lost: acknowledged, never read, and below the highest offset read of its partition;
+ *  - unseen: acknowledged, not read by the end (and not lost: above every offset read);
+ *  - duplicated: one value at two offsets;
+ *  - inconsistent: one offset holding two values across readers (an acknowledgement counts as an
+ *    observation of its offset);
+ *  - reordered (nonmonotonic-send): one producer's values in a partition not in sequence order;
+ *  - pollSkips / nonmonotonicPolls: a run-time reader jumped over offsets or went backwards;
+ *  - phantom: a value read that was never sent.
+ * Offsets of a non-compacted partition are contiguous, so a reader's jump is a skip.
+ */
+import type { History } from './workload';
+
+export interface Anomaly {
+  kind: 'lost' | 'unseen' | 'duplicated' | 'inconsistent' | 'reordered' | 'poll-skip' | 'nonmonotonic-poll' | 'phantom';
+  partition: string;
+  detail: string;
+}
+
+export interface Verdict {
+  valid: boolean;
+  counts: {
+    sends: number;
+    acked: number;
+    indeterminate: number;
+    read: number;
+    lost: number;
+    unseen: number;
+    duplicated: number;
+    inconsistent: number;
+    reordered: number;
+    pollSkips: number;
+    nonmonotonicPolls: number;
+    phantom: number;
+  };
+  anomalies: Anomaly[];
+}
+
+export function check(history: History): Verdict {
+  const anomalies: Anomaly[] = [];
+  const sent = new Map<string, { seq: number; producerId: number; partition: string }>();
+  for (const s of history.sends) sent.set(s.value, { seq: s.seq, producerId: s.producerId, partition: `${s.topic}/${s.partition}` });
+
+  // Every observation of (partition, offset) -> value: acknowledgements, polls, final reads.
+  const byOffset = new Map<string, Map<number, Set<string>>>();
+  const observe = (part: string, offset: number, value: string): void => {
+    let m = byOffset.get(part);
+    if (m === undefined) byOffset.set(part, (m = new Map()));
+    let vs = m.get(offset);
+    if (vs === undefined) m.set(offset, (vs = new Set()));
+    vs.add(value);
+  };
+  for (const s of history.sends) if (s.outcome === 'ok') observe(`${s.topic}/${s.partition}`, s.offset, s.value);
+  const readValues = new Map<string, Set<string>>();
+  const maxRead = new Map<string, number>();
+  const noteRead = (part: string, offset: number, value: string): void => {
+    observe(part, offset, value);
+    let set = readValues.get(part);
+    if (set === undefined) readValues.set(part, (set = new Set()));
+    set.add(value);
+    maxRead.set(part, Math.max(maxRead.get(part) ?? -1, offset));
+  };
+  for (const poll of history.polls) for (const [o, v] of poll.records) noteRead(`${poll.topic}/${poll.partition}`, o, v);
+  for (const [part, recs] of Object.entries(history.finalReads)) for (const [o, v] of recs) noteRead(part, o, v);
+
+  let inconsistent = 0;
+  for (const [part, m] of byOffset) {
+    for (const [offset, vs] of m) {
+      if (vs.size > 1) {
+        inconsistent++;
+        anomalies.push({ kind: 'inconsistent', partition: part, detail: `offset ${offset} holds ${[...vs].join(' | ')}` });
+      }
+    }
+  }
+
+  // Duplicates: one value at two offsets (any observation).
+  let duplicated = 0;
+  for (const [part, m] of byOffset) {
+    const at = new Map<string, number[]>();
+    for (const [offset, vs] of m) for (const v of vs) at.set(v, [...(at.get(v) ?? []), offset]);
+    for (const [v, offsets] of at) {
+      if (offsets.length > 1) {
+        duplicated++;
+        anomalies.push({ kind: 'duplicated', partition: part, detail: `${v} at offsets ${offsets.sort((a, b) => a - b).join(', ')}` });
+      }
+    }
+  }
+
+  // Phantoms: read, never sent (or sent to another partition).
+  let phantom = 0;
+  for (const [part, vs] of readValues) {
+    for (const v of vs) {
+      const s = sent.get(v);
+      if (s === undefined || s.partition !== part) {
+        phantom++;
+        anomalies.push({ kind: 'phantom', partition: part, detail: `${v} was read but never sent to this partition` });
+      }
+    }
+  }
+
+  // Lost / unseen acknowledged writes.
+  let acked = 0;
+  let lost = 0;
+  let unseen = 0;
+  for (const s of history.sends) {
+    if (s.outcome !== 'ok') continue;
+    acked++;
+    const part = `${s.topic}/${s.partition}`;
+    if (readValues.get(part)?.has(s.value)) continue;
+    if (s.offset <= (maxRead.get(part) ?? -1)) {
+      lost++;
+      anomalies.push({ kind: 'lost', partition: part, detail: `${s.value} acknowledged at offset ${s.offset} (t=${Math.round(s.end)} ms) was never read` });
+    } else {
+      unseen++;
+      anomalies.push({ kind: 'unseen', partition: part, detail: `${s.value} acknowledged at offset ${s.offset} (t=${Math.round(s.end)} ms), above every offset read (${maxRead.get(part) ?? -1})` });
+    }
+  }
+
+  // Reordering: per partition, in offset order (the final read, else the merged observations),
+  // each producer's sequence numbers must increase.
+  let reordered = 0;
+  for (const [part, m] of byOffset) {
+    const lastSeq = new Map<number, { seq: number; offset: number }>();
+    for (const offset of [...m.keys()].sort((a, b) => a - b)) {
+      const vs = m.get(offset) as Set<string>;
+      if (vs.size !== 1) continue; // reported as inconsistent
+      const s = sent.get([...vs][0] as string);
+      if (s === undefined) continue;
+      const prev = lastSeq.get(s.producerId);
+      if (prev !== undefined && s.seq <= prev.seq) {
+        reordered++;
+        anomalies.push({ kind: 'reordered', partition: part, detail: `producer ${s.producerId} seq ${s.seq} at offset ${offset} after seq ${prev.seq} at offset ${prev.offset}` });
+      }
+      if (prev === undefined || s.seq > prev.seq) lastSeq.set(s.producerId, { seq: s.seq, offset });
+    }
+  }
+
+  // Run-time readers: each poll continues where the last ended, offsets contiguous within it.
+  let pollSkips = 0;
+  let nonmonotonicPolls = 0;
+  const readerNext = new Map<string, number>();
+  for (const poll of history.polls) {
+    let expected = readerNext.get(poll.reader) ?? 0;
+    for (const [o] of poll.records) {
+      if (o > expected) {
+        pollSkips++;
+        anomalies.push({ kind: 'poll-skip', partition: `${poll.topic}/${poll.partition}`, detail: `${poll.reader} jumped from ${expected} to ${o} at t=${Math.round(poll.time)} ms` });
+      } else if (o < expected) {
+        nonmonotonicPolls++;
+        anomalies.push({ kind: 'nonmonotonic-poll', partition: `${poll.topic}/${poll.partition}`, detail: `${poll.reader} went back from ${expected} to ${o} at t=${Math.round(poll.time)} ms` });
+      }
+      expected = o + 1;
+    }
+    readerNext.set(poll.reader, expected);
+  }
+
+  const read = [...readValues.values()].reduce((n, s) => n + s.size, 0);
+  const counts = { sends: history.sends.length, acked, indeterminate: history.sends.length - acked, read, lost, unseen, duplicated, inconsistent, reordered, pollSkips, nonmonotonicPolls, phantom };
+  return { valid: anomalies.length === 0, counts, anomalies };
+}
