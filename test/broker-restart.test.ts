@@ -6,7 +6,6 @@
  * restart are all readable.
  */
 import * as http from 'node:http';
-import type { CreateTopicsRequest, CreateTopicsResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 
@@ -37,7 +36,7 @@ test('kill -9 and immediate restart of a leader broker', async () => {
   try {
     cluster.startAll();
     await until('three brokers', async () => ((await brokers.metadata([])).brokers.length === 3 ? true : undefined), 60_000);
-    const res = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(cluster.brokerAddresses()[0] as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), { topics: [{ name: 'r', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] }], validateOnly: false });
+    const res = await brokers.createTopics({ topics: [{ name: 'r', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] }], validateOnly: false });
     expect(res.topics[0]?.errorCode).toBe(0);
     const producer = { id: 5, epoch: 0 };
     let seq = 0;

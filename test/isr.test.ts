@@ -6,7 +6,7 @@
  * Jepsen 2013 guard, SCENARIOS 1); resuming both brings them back into the ISR and acks=all
  * writes are acknowledged again. Every acknowledged record is readable at the end.
  */
-import { Acks, ErrorCode, encodeRecordBatch, type CreateTopicsRequest, type CreateTopicsResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
+import { Acks, ErrorCode, encodeRecordBatch, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 
@@ -32,7 +32,7 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
   try {
     cluster.startAll();
     await until('five brokers', async () => ((await brokers.metadata([])).brokers.length === 5 ? true : undefined), 90_000);
-    const res = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(cluster.brokerAddresses()[0] as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
+    const res = await brokers.createTopics({
       topics: [{ name: 'isr', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [{ name: 'min.insync.replicas', value: '2' }] }],
       validateOnly: false,
     });

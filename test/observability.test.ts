@@ -6,7 +6,6 @@
  * the survivor's controller loses its quorum and /readyz turns 503 with the reason.
  */
 import * as http from 'node:http';
-import { type CreateTopicsRequest, type CreateTopicsResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 
@@ -48,7 +47,7 @@ test('health, readiness and metrics of a running cluster', async () => {
       expect((await until('healthz', async () => get(n.httpPort, '/healthz'), 30_000)).status).toBe(200);
       await until(`node ${n.id} ready`, async () => ((await get(n.httpPort, '/readyz')).status === 200 ? true : undefined), 60_000);
     }
-    const res = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(cluster.brokerAddresses()[0] as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), { topics: [{ name: 'm', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] }], validateOnly: false });
+    const res = await brokers.createTopics({ topics: [{ name: 'm', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] }], validateOnly: false });
     expect(res.topics[0]?.errorCode).toBe(0);
     const producer = { id: 77, epoch: 0 };
     for (let i = 0; i < 10; i++) await brokers.sendIdempotent('m', 0, `x${i}`, producer, i, performance.now() + 30_000);

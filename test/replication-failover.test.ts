@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CreateTopicsRequest, CreateTopicsResponse, InitProducerIdRequest, InitProducerIdResponse } from '@strand/protocol';
+import type { InitProducerIdRequest, InitProducerIdResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 
@@ -40,7 +40,7 @@ test('acks=all survives kill -9 of the leader: nothing lost, nothing duplicated,
   try {
     cluster.startAll();
     await until('three brokers', async () => ((await brokers.metadata([])).brokers.length === 3 ? true : undefined), 60_000);
-    const created = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(cluster.brokerAddresses()[0] as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
+    const created = await brokers.createTopics({
       topics: [{ name: 'orders', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [{ name: 'min.insync.replicas', value: '2' }] }],
       validateOnly: false,
     });

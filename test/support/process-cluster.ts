@@ -36,6 +36,8 @@ export class ProcessCluster {
   private readonly procs = new Map<number, ChildProcess>();
   private readonly logs = new Map<number, string[]>();
   private voters = '';
+  /** Nodes this harness stopped or killed on purpose (their exit is not reported). */
+  private readonly expectedExit = new Set<number>();
 
   private constructor(private readonly opts: ProcessClusterOptions) {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-cluster-'));
@@ -102,7 +104,13 @@ export class ProcessCluster {
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    child.on('exit', () => this.procs.delete(id));
+    child.on('exit', (code, signal) => {
+      this.procs.delete(id);
+      // A node that dies on its own is what a failing test most needs to show: print its log tail.
+      if (!this.expectedExit.delete(id) && (code ?? 0) !== 0) {
+        process.stderr.write(`node ${id} exited unexpectedly (${signal ?? `code ${code}`}); last log lines:\n${log.join('').split('\n').slice(-20).join('\n')}\n`);
+      }
+    });
     this.procs.set(id, child);
   }
 
@@ -121,6 +129,7 @@ export class ProcessCluster {
   private signal(id: number, sig: NodeJS.Signals): ChildProcess {
     const p = this.procs.get(id);
     if (p === undefined) throw new Error(`node ${id} is not running`);
+    if (sig === 'SIGKILL' || sig === 'SIGTERM') this.expectedExit.add(id);
     p.kill(sig);
     return p;
   }
@@ -160,6 +169,7 @@ export class ProcessCluster {
   async close(): Promise<void> {
     for (const [id, p] of [...this.procs]) {
       try {
+        this.expectedExit.add(id);
         p.kill('SIGCONT');
         p.kill('SIGKILL');
         await this.exited(p, 10_000);

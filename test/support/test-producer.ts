@@ -5,7 +5,7 @@
  * The real client library lives in packages/client; this one keeps broker tests independent.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, decodeRecordBatch, encodeRecordBatch, validateBatches, type FetchRequest, type FetchResponse, type MetadataResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
+import { Acks, BrokerClient, decodeRecordBatch, encodeRecordBatch, validateBatches, type CreateTopicsRequest, type CreateTopicsResponse, type FetchRequest, type FetchResponse, type MetadataResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
 
 type Unary<Req, Res> = (c: BrokerClient, req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
 
@@ -34,6 +34,25 @@ export class TestBrokers {
         return await this.call<{ topics: string[] }, MetadataResponse>(a, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics }, 2000);
       } catch (e: unknown) {
         last = e;
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * CreateTopics through whichever bootstrap broker answers (a broker that is still starting, or
+   * whose controller is electing, is skipped), until `timeoutMs` (monotonic) passes.
+   */
+  async createTopics(req: CreateTopicsRequest, timeoutMs = 30_000): Promise<CreateTopicsResponse> {
+    const deadline = performance.now() + timeoutMs;
+    let last: unknown = new Error('no broker answered');
+    for (let i = 0; performance.now() < deadline; i++) {
+      const address = this.bootstrap[i % this.bootstrap.length] as string;
+      try {
+        return await this.call<CreateTopicsRequest, CreateTopicsResponse>(address, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), req, 10_000);
+      } catch (e: unknown) {
+        last = e;
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
     throw last;
