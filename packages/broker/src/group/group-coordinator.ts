@@ -386,8 +386,9 @@ export class GroupCoordinator {
           rebalanceTimeoutMs: req.rebalanceTimeoutMs,
           protocolType: req.protocolType,
           protocols: req.protocols,
-          clientId: client.clientId,
-          clientHost: client.clientHost,
+          // Transport-supplied: cut to a sane length rather than refuse the member.
+          clientId: client.clientId.slice(0, 255),
+          clientHost: client.clientHost.slice(0, 255),
         },
         now,
       ),

@@ -198,6 +198,15 @@ type PendingAppend =
 
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
+/**
+ * Longest group id, instance id, protocol type or name, topic name and client id (UTF-8 bytes)
+ * accepted: they are stored as int16-length strings in the records (at most 32767 bytes), and a
+ * record that cannot be encoded must be refused up front, never half-applied.
+ */
+export const MAX_NAME_BYTES = 4096;
+
+const tooLong = (s: string | undefined): boolean => s !== undefined && Buffer.byteLength(s, 'utf8') > MAX_NAME_BYTES;
+
 function code(name: ErrorName | null): number {
   return name === null ? 0 : ErrorCode[name];
 }
@@ -299,7 +308,8 @@ export class GroupStateMachine {
   join(requestId: number, req: JoinInput, nowMs: number): void {
     const reply = (error: ErrorName, memberId = req.memberId): void =>
       this.reply({ requestId, kind: 'join', response: { errorCode: code(error), errorMessage: '', generationId: -1, protocolType: '', protocolName: '', leader: '', memberId, members: [] } });
-    if (req.groupId === '') return reply('INVALID_GROUP_ID');
+    if (req.groupId === '' || tooLong(req.groupId)) return reply('INVALID_GROUP_ID');
+    if (tooLong(req.groupInstanceId) || tooLong(req.protocolType) || tooLong(req.clientId) || tooLong(req.clientHost) || req.protocols.some((p) => tooLong(p.name))) return reply('INVALID_REQUEST');
     if (req.sessionTimeoutMs < this.config.minSessionTimeoutMs || req.sessionTimeoutMs > this.config.maxSessionTimeoutMs) return reply('INVALID_SESSION_TIMEOUT');
     let group = this.groups.get(req.groupId);
     if (group === undefined) {
@@ -608,7 +618,7 @@ export class GroupStateMachine {
       topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode: code(e) })) })),
     });
     const fail = (e: ErrorName): void => this.reply({ requestId, kind: 'commit', response: all(e) });
-    if (req.groupId === '') return fail('INVALID_GROUP_ID');
+    if (req.groupId === '' || tooLong(req.groupId)) return fail('INVALID_GROUP_ID');
     let group = this.groups.get(req.groupId);
     if (group === undefined) {
       // Only a standalone consumer (generation -1, KIP-?) creates a group by committing.
@@ -637,7 +647,7 @@ export class GroupStateMachine {
           partitions.push({ partition: p.partition, errorCode: code('OFFSET_METADATA_TOO_LARGE') });
           continue;
         }
-        if (t.name === '' || p.partition < 0 || p.committedOffset < 0) {
+        if (t.name === '' || tooLong(t.name) || p.partition < 0 || p.committedOffset < 0) {
           partitions.push({ partition: p.partition, errorCode: code('INVALID_COMMIT_OFFSET_SIZE') });
           continue;
         }

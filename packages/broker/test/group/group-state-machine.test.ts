@@ -5,7 +5,7 @@
  * counter, so every run is identical.
  */
 import { ErrorCode, type ErrorName, type JoinGroupResponse } from '@strand/protocol';
-import { GroupStateMachine, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
+import { GroupStateMachine, MAX_NAME_BYTES, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
 import { decodeGroupRecordKey } from '../../src/group/group-records';
 
 const CONFIG: GroupConfig = {
@@ -197,6 +197,20 @@ describe('JoinGroup', () => {
     d.stableTwo();
     expect(d.joinResponse(d.join('', { protocolType: 'connect' })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
     expect(d.joinResponse(d.join('', { protocols: [{ name: 'roundrobin', metadata: Buffer.alloc(0) }] })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
+  });
+
+  test('names longer than MAX_NAME_BYTES are refused before anything is stored', () => {
+    const d = new Driver();
+    const long = 'x'.repeat(MAX_NAME_BYTES + 1);
+    expect(d.joinResponse(d.join('', { groupId: long })).errorCode).toBe(E('INVALID_GROUP_ID'));
+    expect(d.joinResponse(d.join('', { groupInstanceId: long })).errorCode).toBe(E('INVALID_REQUEST'));
+    expect(d.joinResponse(d.join('', { protocols: [{ name: long, metadata: Buffer.alloc(0) }] })).errorCode).toBe(E('INVALID_REQUEST'));
+    const id = 77;
+    d.sm.commit(id, { groupId: 'g', generationId: -1, memberId: '', topics: [{ name: long, partitions: [{ partition: 0, committedOffset: 1, committedLeaderEpoch: -1, metadata: '' }] }] }, 0);
+    const r = d.sm.takeReady();
+    expect(r.appends).toEqual([]);
+    expect(r.replies[0]?.kind === 'commit' && r.replies[0].response.topics[0]?.partitions[0]?.errorCode).toBe(E('INVALID_COMMIT_OFFSET_SIZE'));
+    expect(d.sm.groupCount).toBeLessThanOrEqual(1);
   });
 
   test('group.max.size counts members and ids awaiting their join; a full group refuses newcomers', () => {
