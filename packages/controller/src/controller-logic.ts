@@ -97,7 +97,10 @@ export function electPartition(image: MetadataImage, topic: TopicState, p: Parti
   }
   let leader = p.leader;
   if (leader === -1 || !isActive(image, leader, ctx) || !isr.includes(leader)) {
-    leader = p.replicas.find((r) => isr.includes(r) && isActive(image, r, ctx)) ?? -1;
+    // KIP-966: among the ISR, a broker whose current incarnation follows an unclean shutdown (it
+    // may have lost unflushed bytes) is chosen only when no cleanly restarted member is there.
+    const eligible = p.replicas.filter((r) => isr.includes(r) && isActive(image, r, ctx));
+    leader = eligible.find((r) => image.brokers.get(r)?.previousShutdownClean !== false) ?? eligible[0] ?? -1;
     if (leader === -1 && uncleanAllowed(image, topic)) {
       leader = p.replicas.find((r) => isActive(image, r, ctx)) ?? -1;
       if (leader !== -1) isr = [leader];

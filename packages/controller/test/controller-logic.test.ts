@@ -123,6 +123,19 @@ describe('broker lifecycle', () => {
     expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
   });
 
+  it('prefers a cleanly restarted ISR member over one that crashed (KIP-966)', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [] });
+    // Broker 2 crashes and comes back with an unclean shutdown; it is unfenced again.
+    image = run(image, registerBroker(image, { brokerId: 2, incarnationId: 'inc-2b', endpoints: [{ listener: 'PLAINTEXT', host: 'h', port: 2 }], clusterId: '', previousShutdownClean: false }, () => false)).image;
+    image = run(image, brokerHeartbeat(image, 2, image.brokers.get(2)!.epoch, image.offset, false)).image;
+    const id = image.topicByName('t')!.id;
+    const p = image.partition(id, 0)!;
+    image = run(image, alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [1, 2, 3] }])).image;
+    // The leader (1) fails: replica order would pick 2, but 3 restarted cleanly.
+    image = run(image, fenceBrokers(image, [1])).image;
+    expect(part(image, 't').leader).toBe(3);
+  });
+
   it('controlled shutdown moves leadership first, then lets the broker stop', () => {
     let image = withTopic(clusterWith([1, 2, 3]), topic('t', 3, 2));
     const leaders = [0, 1, 2].map((p) => part(image, 't', p).leader);
