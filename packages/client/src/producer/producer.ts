@@ -118,6 +118,9 @@ export class Producer {
   private readonly incomplete = new Set<ProducerBatch>();
   private readonly batchWaiters = new Map<ProducerBatch, (() => void)[]>();
   private lastExpiryCheckMs = 0;
+  /** Records accepted by send() but not yet appended (waiting for metadata or memory). */
+  private pendingAppends = 0;
+  private appendWaiters: (() => void)[] = [];
   private refreshing = false;
   private closing = false;
   private closed = false;
@@ -186,9 +189,10 @@ export class Producer {
 
   /** Resolves once every record sent before the call is completed (acknowledged or failed). */
   async flush(): Promise<void> {
+    // Records still waiting for metadata or memory are not in a batch yet: wait until they are.
+    while (this.pendingAppends > 0) await new Promise<void>((resolve) => this.appendWaiters.push(resolve));
     const waits: Promise<void>[] = [];
     for (const b of this.incomplete) waits.push(new Promise<void>((resolve) => this.onBatchDone(b, resolve)));
-    // Records still waiting for memory or metadata are not in a batch yet: wait for them too.
     this.flushing++;
     this.scheduleDrain();
     try {
@@ -223,7 +227,16 @@ export class Producer {
   // ---- append path -------------------------------------------------------------------------
 
   private enqueue(record: ProducerRecord, callback: RecordCallback, slot: { p: number }): void {
-    const fail = (e: unknown): void => callback(e instanceof Error ? e : new Error(String(e)), -1, 0, 0, -1);
+    let pending = false;
+    const settled = (): void => {
+      if (!pending) return;
+      pending = false;
+      if (--this.pendingAppends === 0) for (const w of this.appendWaiters.splice(0)) w();
+    };
+    const fail = (e: unknown): void => {
+      settled();
+      callback(e instanceof Error ? e : new Error(String(e)), -1, 0, 0, -1);
+    };
     if (this.closing || this.closed) return fail(new StrandError('NETWORK_EXCEPTION', 'producer is closed'));
     if (this.fatalError !== undefined) return fail(this.fatalError);
     if (typeof record.topic !== 'string' || record.topic === '') return fail(new StrandError('INVALID_TOPIC_EXCEPTION', 'record has no topic'));
@@ -254,6 +267,7 @@ export class Producer {
       }
       slot.p = partition;
       const append = (): void => {
+        settled();
         const full = this.accumulator.append(record.topic, partition, timestamp, key, value, headers, callback, monotonicMs());
         this.trackNewBatches(record.topic, partition);
         if (full || this.flushing > 0) this.scheduleDrain();
@@ -261,13 +275,22 @@ export class Producer {
       };
       const needed = this.accumulator.bytesNeeded(record.topic, partition, estimate);
       if (this.memoryWaiters.length === 0 && (needed === 0 || this.accumulator.usedBytes + needed <= this.config['buffer.memory'])) append();
-      else this.waitForMemory(append, fail, deadlineMs);
+      else {
+        if (!pending) {
+          pending = true;
+          this.pendingAppends++;
+        }
+        this.waitForMemory(append, fail, deadlineMs);
+      }
     };
     if (topic !== undefined && topic.partitions.length > 0) place(topic);
-    else
+    else {
+      pending = true;
+      this.pendingAppends++;
       this.cluster.topic(record.topic, deadlineMs, this.cluster.closeSignal).then(place, (e: unknown) =>
         fail(e instanceof StrandError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION' ? new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${record.topic} not present in metadata after ${this.config['max.block.ms']} ms`) : e),
       );
+    }
   }
 
   private choosePartition(record: ProducerRecord, t: TopicInfo, key: Buffer | null, value: Buffer | null, estimate: number): number {
