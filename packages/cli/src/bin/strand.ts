@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { StrandError } from '@strand/protocol';
 import { startServer } from '../server/server';
 import { runDevCluster } from '../dev/dev-cluster';
+import { registerClientCommands } from '../commands';
 
 const program = new Command();
 program.name('strand').description('Strand: a Kafka-class distributed commit log').version('0.1.0');
@@ -74,6 +75,7 @@ program
     process.exit(code);
   });
 
+registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`strand: ${e instanceof Error ? e.message : String(e)}\n`);

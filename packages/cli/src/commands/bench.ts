@@ -1,0 +1,226 @@
+/**
+ * `strand bench produce|consume`, in the spirit of kafka-producer-perf-test and
+ * kafka-consumer-perf-test: records/s, MB/s, and latency percentiles from an HDR histogram
+ * (microsecond precision, 3 significant digits). A live progress line is drawn on stderr when it
+ * is a terminal; --json prints one JSON object as the last line of stdout.
+ *
+ * Produce latency is send() to acknowledgement of each record. Consume latency is the record's
+ * create timestamp to its arrival in poll(), meaningful when producer and consumer share a clock.
+ */
+import type { Command } from 'commander';
+import * as hdr from 'hdr-histogram-js';
+import { Admin, Consumer, Producer } from '@strand/client';
+import { StrandError } from '@strand/protocol';
+import { EXIT_OK, EXIT_PARTIAL, UsageError, action, clientConfig, collect, describeError, parseIntArg, parseKeyValues, printJson, withCommon } from './common';
+import type { CommonOptions } from './common';
+
+interface BenchCommon extends CommonOptions {
+  topic: string;
+  records: string;
+  property: string[];
+}
+
+interface ProduceBenchOptions extends BenchCommon {
+  recordSize: string;
+  acks: string;
+  throughput: string;
+  partitions: string;
+  replicationFactor: string;
+  create: boolean;
+}
+
+export interface BenchResult {
+  kind: 'produce' | 'consume';
+  records: number;
+  failed: number;
+  bytes: number;
+  seconds: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+  latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number };
+}
+
+function histogram(): hdr.Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+}
+
+function summarize(kind: 'produce' | 'consume', h: hdr.Histogram, records: number, failed: number, bytes: number, seconds: number): BenchResult {
+  const ms = (us: number): number => Math.round(us) / 1000;
+  return {
+    kind,
+    records,
+    failed,
+    bytes,
+    seconds: Math.round(seconds * 1000) / 1000,
+    recordsPerSec: Math.round(records / Math.max(seconds, 1e-9)),
+    mbPerSec: Math.round((bytes / 1048576 / Math.max(seconds, 1e-9)) * 100) / 100,
+    latencyMs: h.totalCount === 0 ? { p50: 0, p95: 0, p99: 0, p999: 0, max: 0, mean: 0 } : { p50: ms(h.getValueAtPercentile(50)), p95: ms(h.getValueAtPercentile(95)), p99: ms(h.getValueAtPercentile(99)), p999: ms(h.getValueAtPercentile(99.9)), max: ms(h.maxValue), mean: ms(h.mean) },
+  };
+}
+
+function report(r: BenchResult, json: boolean | undefined): void {
+  if (json) {
+    printJson(r);
+    return;
+  }
+  process.stdout.write(
+    `${r.records} records ${r.kind === 'produce' ? 'sent' : 'consumed'} in ${r.seconds} s: ${r.recordsPerSec} records/s (${r.mbPerSec} MB/s)${r.failed > 0 ? `, ${r.failed} failed` : ''}\n` +
+      `latency ms: p50 ${r.latencyMs.p50}, p95 ${r.latencyMs.p95}, p99 ${r.latencyMs.p99}, p99.9 ${r.latencyMs.p999}, max ${r.latencyMs.max}, mean ${r.latencyMs.mean}\n`,
+  );
+}
+
+/** A progress line redrawn about once a second, only on a terminal. */
+function progress(label: () => string): () => void {
+  if (!process.stderr.isTTY) return () => undefined;
+  const timer = setInterval(() => process.stderr.write(`\r\x1b[K${label()}`), 1000);
+  return () => {
+    clearInterval(timer);
+    process.stderr.write('\r\x1b[K');
+  };
+}
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('benchmark producing and consuming (kafka-*-perf-test style)');
+
+  withCommon(bench.command('produce').description('produce records as fast as allowed and report throughput and latency'))
+    .requiredOption('-t, --topic <topic>', 'topic to write')
+    .option('-n, --records <n>', 'records to send', '100000')
+    .option('-s, --record-size <bytes>', 'value size of each record', '100')
+    .option('-a, --acks <acks>', '0, 1 or all', 'all')
+    .option('--throughput <records/s>', 'limit the send rate (-1: unlimited)', '-1')
+    .option('--create', 'create the topic first if it does not exist', false)
+    .option('--partitions <n>', 'partitions when creating', '6')
+    .option('--replication-factor <n>', 'replication factor when creating', '3')
+    .option('-X, --property <key=value>', 'any producer config key (repeatable), e.g. linger.ms=5', collect, [] as string[])
+    .action(
+      action('bench produce', async (opts: ProduceBenchOptions) => {
+        const total = parseIntArg(opts.records, '--records', 1);
+        const size = parseIntArg(opts.recordSize, '--record-size', 0);
+        const rate = Number(opts.throughput);
+        if (!Number.isFinite(rate) || (rate <= 0 && rate !== -1)) throw new UsageError(`--throughput must be a positive rate or -1, got '${opts.throughput}'`);
+        if (!['0', '1', 'all', '-1'].includes(opts.acks)) throw new UsageError(`--acks must be 0, 1 or all, got '${opts.acks}'`);
+        if (opts.create) {
+          const admin = new Admin(clientConfig(opts, { retries: 3 }));
+          try {
+            await admin.createTopic({ name: opts.topic, numPartitions: parseIntArg(opts.partitions, '--partitions', 1), replicationFactor: parseIntArg(opts.replicationFactor, '--replication-factor', 1) });
+          } catch (e: unknown) {
+            if (!(e instanceof StrandError && e.errorName === 'TOPIC_ALREADY_EXISTS')) throw e;
+          } finally {
+            await admin.close();
+          }
+        }
+        const producer = new Producer(clientConfig(opts, { acks: opts.acks, ...parseKeyValues(opts.property, '--property') }));
+        await producer.connect();
+        const value = Buffer.alloc(size, 0x78);
+        const h = histogram();
+        // Bound on records awaiting acknowledgement: keeps the promise count (memory) flat.
+        const window = Math.max(1000, Math.floor(producer.config['buffer.memory'] / Math.max(size + 70, 1)));
+        let sent = 0;
+        let acked = 0;
+        let failed = 0;
+        let firstError: string | undefined;
+        let inFlight = 0;
+        let resumeWaiter: (() => void) | undefined;
+        const started = performance.now();
+        const stopProgress = progress(() => {
+          const s = (performance.now() - started) / 1000;
+          return `${acked}/${total} acked, ${Math.round(acked / s)} records/s, ${(((acked * size) / 1048576) / s).toFixed(1)} MB/s, p99 ${(h.getValueAtPercentile(99) / 1000).toFixed(1)} ms`;
+        });
+        const onDone = (t0: number) => (): void => {
+          acked++;
+          h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        };
+        const onFail = (e: unknown): void => {
+          failed++;
+          firstError ??= describeError(e).message;
+        };
+        const settle = (): void => {
+          inFlight--;
+          if (resumeWaiter !== undefined && inFlight < window / 2) {
+            const r = resumeWaiter;
+            resumeWaiter = undefined;
+            r();
+          }
+        };
+        while (sent < total) {
+          if (inFlight >= window) await new Promise<void>((resolve) => (resumeWaiter = resolve));
+          if (rate > 0) {
+            const due = started + (sent / rate) * 1000;
+            const wait = due - performance.now();
+            if (wait > 1) await new Promise<void>((resolve) => setTimeout(resolve, wait));
+          }
+          // Send in slices, yielding to the event loop so responses are handled meanwhile.
+          const slice = Math.min(total - sent, window - inFlight, rate > 0 ? Math.max(1, Math.ceil(rate / 100)) : 1000);
+          for (let i = 0; i < slice; i++) {
+            const t0 = performance.now();
+            inFlight++;
+            sent++;
+            producer.send({ topic: opts.topic, value }).then(onDone(t0), onFail).finally(settle);
+          }
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        await producer.flush();
+        const seconds = (performance.now() - started) / 1000;
+        stopProgress();
+        await producer.close({ timeoutMs: 1000 });
+        if (firstError !== undefined) process.stderr.write(`strand bench produce: ${failed} records failed; first error: ${firstError}\n`);
+        report(summarize('produce', h, acked, failed, acked * size, seconds), opts.json);
+        return failed > 0 ? EXIT_PARTIAL : EXIT_OK;
+      }),
+    );
+
+  withCommon(bench.command('consume').description('consume records from the beginning and report throughput and latency'))
+    .requiredOption('-t, --topic <topic>', 'topic to read')
+    .option('-n, --records <n>', 'records to read before stopping', '100000')
+    .option('-g, --group <group>', 'read as a member of this group (default: assign all partitions)')
+    .option('--idle-timeout-ms <ms>', 'stop when no record arrived for this long', '10000')
+    .option('-X, --property <key=value>', 'any consumer config key (repeatable)', collect, [] as string[])
+    .action(
+      action('bench consume', async (opts: BenchCommon & { group?: string; idleTimeoutMs: string }) => {
+        const total = parseIntArg(opts.records, '--records', 1);
+        const idle = parseIntArg(opts.idleTimeoutMs, '--idle-timeout-ms', 1);
+        const consumer = new Consumer(clientConfig(opts, { 'auto.offset.reset': 'earliest', 'max.poll.records': 10_000, 'enable.auto.commit': opts.group !== undefined, ...(opts.group !== undefined ? { 'group.id': opts.group } : {}), ...parseKeyValues(opts.property, '--property') }));
+        const h = histogram();
+        let count = 0;
+        let bytes = 0;
+        try {
+          if (opts.group !== undefined) consumer.subscribe([opts.topic]);
+          else {
+            const admin = new Admin(clientConfig(opts, { retries: 3 }));
+            try {
+              const n = (await admin.describeTopics([opts.topic]))[0]?.partitions.length ?? 0;
+              consumer.assign(Array.from({ length: n }, (_, partition) => ({ topic: opts.topic, partition })));
+            } finally {
+              await admin.close();
+            }
+          }
+          const started = performance.now();
+          let last = started;
+          const stopProgress = progress(() => {
+            const s = (performance.now() - started) / 1000;
+            return `${count}/${total} consumed, ${Math.round(count / s)} records/s, ${(bytes / 1048576 / s).toFixed(1)} MB/s`;
+          });
+          let end = started;
+          while (count < total) {
+            const records = await consumer.poll(500);
+            const now = performance.now();
+            const wall = Date.now();
+            for (const r of records) {
+              count++;
+              bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
+              h.recordValue(Math.max(1, (wall - r.timestamp) * 1000));
+            }
+            if (records.length > 0) {
+              last = now;
+              end = now;
+            } else if (now - last >= idle) break;
+          }
+          stopProgress();
+          report(summarize('consume', h, count, 0, bytes, (end - started) / 1000), opts.json);
+        } finally {
+          await consumer.close();
+        }
+        return count < total ? EXIT_PARTIAL : EXIT_OK;
+      }),
+    );
+}

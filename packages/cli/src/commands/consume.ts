@@ -1,0 +1,123 @@
+/**
+ * `strand consume TOPIC`: prints records, values one per line by default, or JSON lines with
+ * --format json (kafka-console-consumer / kcat -C). Without --group it reads every partition (or
+ * --partition) directly; with --group it joins the group and commits as it goes. It stops after
+ * --max-messages, after --idle-timeout-ms without records, or on SIGINT/SIGTERM (exit 0 after a
+ * clean close, so offsets of a group are committed).
+ */
+import type { Command } from 'commander';
+import { Admin, Consumer } from '@strand/client';
+import type { ConsumerRecord } from '@strand/client';
+import { UsageError, action, clientConfig, collect, parseIntArg, parseKeyValues, withCommon } from './common';
+import type { CommonOptions } from './common';
+
+interface ConsumeOptions extends CommonOptions {
+  fromBeginning: boolean;
+  offset?: string;
+  partition?: string;
+  fromTimestamp?: string;
+  group?: string;
+  maxMessages?: string;
+  format: string;
+  idleTimeoutMs?: string;
+  property: string[];
+}
+
+function text(b: Uint8Array | null): string | null {
+  return b === null ? null : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+}
+
+function format(r: ConsumerRecord, how: string): string {
+  if (how === 'value') return text(r.value) ?? '';
+  return JSON.stringify({ topic: r.topic, partition: r.partition, offset: r.offset, timestamp: r.timestamp, key: text(r.key), value: text(r.value), headers: Object.fromEntries(r.headers.map((h) => [h.key, text(h.value)])) });
+}
+
+export function registerConsume(program: Command): void {
+  withCommon(program.command('consume <topic>').description('print records of a topic (values one per line, or JSON lines)'), false)
+    .option('--from-beginning', 'start at the earliest offset (with --group: when nothing is committed)', false)
+    .option('--offset <n>', 'start at offset n of --partition')
+    .option('--partition <p>', 'read only this partition')
+    .option('--from-timestamp <ms>', 'start at the first record at or after this time (ms since the epoch)')
+    .option('-g, --group <group>', 'consume as a member of this consumer group (commits offsets)')
+    .option('-n, --max-messages <n>', 'exit after n records')
+    .option('-f, --format <format>', 'value or json', 'value')
+    .option('--idle-timeout-ms <ms>', 'exit when no record arrived for this long')
+    .option('-X, --property <key=value>', 'any consumer config key (repeatable)', collect, [] as string[])
+    .action(
+      action('consume', async (topic: string, opts: ConsumeOptions) => {
+        if (opts.format !== 'value' && opts.format !== 'json') throw new UsageError(`--format must be value or json, got '${opts.format}'`);
+        if (opts.offset !== undefined && opts.partition === undefined) throw new UsageError('--offset needs --partition');
+        const starts = [opts.fromBeginning, opts.offset !== undefined, opts.fromTimestamp !== undefined].filter(Boolean).length;
+        if (starts > 1) throw new UsageError('give at most one of --from-beginning, --offset, --from-timestamp');
+        if (opts.group !== undefined && (opts.offset !== undefined || opts.partition !== undefined)) throw new UsageError('--offset and --partition cannot be used with --group (reset the group with `strand groups reset-offsets`)');
+        const max = opts.maxMessages === undefined ? Infinity : parseIntArg(opts.maxMessages, '--max-messages', 1);
+        const idle = opts.idleTimeoutMs === undefined ? Infinity : parseIntArg(opts.idleTimeoutMs, '--idle-timeout-ms', 1);
+        const offset = opts.offset === undefined ? undefined : parseIntArg(opts.offset, '--offset', 0);
+        const partition = opts.partition === undefined ? undefined : parseIntArg(opts.partition, '--partition', 0);
+        const fromTs = opts.fromTimestamp === undefined ? undefined : parseIntArg(opts.fromTimestamp, '--from-timestamp', 0);
+        const consumer = new Consumer(
+          clientConfig(opts, {
+            'auto.offset.reset': opts.fromBeginning ? 'earliest' : 'latest',
+            'fetch.max.wait.ms': 500,
+            ...(opts.group !== undefined ? { 'group.id': opts.group } : {}),
+            ...parseKeyValues(opts.property, '--property'),
+          }),
+        );
+        let stopping = false;
+        const stop = (): void => {
+          stopping = true;
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        try {
+          if (opts.group !== undefined) {
+            consumer.subscribe([topic]);
+            if (fromTs !== undefined) throw new UsageError('--from-timestamp cannot be used with --group (reset the group with `strand groups reset-offsets --to-datetime`)');
+          } else {
+            const admin = new Admin(clientConfig(opts, { retries: 3 }));
+            let count: number;
+            try {
+              count = (await admin.describeTopics([topic]))[0]?.partitions.length ?? 0;
+            } finally {
+              await admin.close();
+            }
+            if (partition !== undefined && partition >= count) throw new UsageError(`${topic} has ${count} partitions; there is no partition ${partition}`);
+            const tps = partition !== undefined ? [{ topic, partition }] : Array.from({ length: count }, (_, p) => ({ topic, partition: p }));
+            consumer.assign(tps);
+            if (offset !== undefined) consumer.seek({ topic, partition: partition as number }, offset);
+            else if (fromTs !== undefined) consumer.seekToTimestamp(tps, fromTs);
+          }
+          let seen = 0;
+          let lastRecordMs = performance.now();
+          const out: string[] = [];
+          while (!stopping && seen < max) {
+            const records = await consumer.poll(Math.min(500, idle));
+            const unprinted = new Map<string, ConsumerRecord>();
+            for (const r of records) {
+              if (seen >= max) {
+                // Rewind to the first record not printed, so the group's commit covers only
+                // what was printed.
+                const k = `${r.topic}\u0000${r.partition}`;
+                if (!unprinted.has(k)) unprinted.set(k, r);
+                continue;
+              }
+              out.push(format(r, opts.format));
+              seen++;
+            }
+            for (const r of unprinted.values()) consumer.seek({ topic: r.topic, partition: r.partition }, r.offset);
+            if (out.length > 0) {
+              // Respect the pipe: wait for stdout to drain before asking for more.
+              const ok = process.stdout.write(`${out.join('\n')}\n`);
+              out.length = 0;
+              if (!ok) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+              lastRecordMs = performance.now();
+            } else if (performance.now() - lastRecordMs >= idle) break;
+          }
+        } finally {
+          await consumer.close();
+          process.removeListener('SIGINT', stop);
+          process.removeListener('SIGTERM', stop);
+        }
+      }),
+    );
+}

@@ -1,0 +1,106 @@
+/**
+ * `strand groups list|describe|delete|reset-offsets`, in the spirit of kafka-consumer-groups:
+ * describe shows per-partition committed offset, log end offset and lag (LEO minus committed).
+ * reset-offsets prints the plan unless --execute is given, and needs the group to be empty.
+ */
+import type { Command } from 'commander';
+import type { Admin, GroupOffset } from '@strand/client';
+import { UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
+import type { CommonOptions } from './common';
+import { withAdmin } from './topics';
+
+interface ResetOptions extends CommonOptions {
+  topic: string[];
+  toEarliest?: boolean;
+  toLatest?: boolean;
+  toOffset?: string;
+  toDatetime?: string;
+  shiftBy?: string;
+  execute: boolean;
+}
+
+async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ topic: string; partition: number; current: number; target: number }[]> {
+  const modes = [opts.toEarliest, opts.toLatest, opts.toOffset !== undefined, opts.toDatetime !== undefined, opts.shiftBy !== undefined].filter(Boolean).length;
+  if (modes !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime MS, --shift-by N');
+  if (opts.topic.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions)');
+  const out: { topic: string; partition: number; current: number; target: number }[] = [];
+  for (const spec of opts.topic) {
+    const [topic, parts] = spec.split(':') as [string, string | undefined];
+    const earliest = await admin.listOffsets(topic, 'earliest');
+    const latest = await admin.listOffsets(topic, 'latest');
+    const wanted = parts === undefined ? earliest.map((o) => o.partition) : parts.split(',').map((p) => parseIntArg(p, 'partition', 0));
+    const committed = new Map((await admin.groupOffsets(group, [topic])).map((o: GroupOffset) => [o.partition, o.committedOffset]));
+    const byTime = opts.toDatetime !== undefined ? await admin.listOffsets(topic, { timestamp: parseIntArg(opts.toDatetime, '--to-datetime', 0) }) : [];
+    for (const partition of wanted) {
+      const lo = earliest.find((o) => o.partition === partition)?.offset;
+      const hi = latest.find((o) => o.partition === partition)?.offset;
+      if (lo === undefined || hi === undefined) throw new UsageError(`${topic} has no partition ${partition}`);
+      const current = committed.get(partition) ?? -1;
+      let target: number;
+      if (opts.toEarliest) target = lo;
+      else if (opts.toLatest) target = hi;
+      else if (opts.toOffset !== undefined) target = parseIntArg(opts.toOffset, '--to-offset', 0);
+      else if (opts.toDatetime !== undefined) target = byTime.find((o) => o.partition === partition)?.offset ?? hi;
+      else target = (current < 0 ? lo : current) + parseIntArg(opts.shiftBy as string, '--shift-by', -Number.MAX_SAFE_INTEGER);
+      // Like kafka-consumer-groups: targets outside the log are clamped into it.
+      target = Math.min(hi, Math.max(lo, target));
+      out.push({ topic, partition, current, target });
+    }
+  }
+  return out;
+}
+
+export function registerGroups(program: Command): void {
+  const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups and reset their offsets'));
+
+  withCommon(groups.command('list').description('list consumer groups')).action(
+    action('groups list', async (opts: CommonOptions) => {
+      const list = await withAdmin(opts, (admin) => admin.listGroups());
+      if (opts.json) return printJson(list);
+      printTable(['Group', 'State', 'Protocol'], list.map((g) => [g.groupId, g.state, g.protocolType]));
+    }),
+  );
+
+  withCommon(groups.command('describe <group>').description('state, members and per-partition offsets and lag of a group')).action(
+    action('groups describe', async (group: string, opts: CommonOptions) => {
+      const { desc, offsets } = await withAdmin(opts, async (admin) => ({ desc: await admin.describeGroup(group), offsets: await admin.groupOffsets(group) }));
+      const owner = new Map<string, string>();
+      for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m.memberId);
+      if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`) ?? null })) });
+      process.stdout.write(`Group: ${desc.groupId}\tState: ${desc.state}\tGeneration: ${desc.generationId}\tAssignor: ${desc.protocol || '-'}\tMembers: ${desc.members.length}\n`);
+      printTable(
+        ['Topic', 'Partition', 'Committed', 'LogEnd', 'Lag', 'Member'],
+        offsets.map((o) => [o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset, o.lag < 0 ? '-' : o.lag, owner.get(`${o.topic}-${o.partition}`) ?? '-']),
+      );
+    }),
+  );
+
+  withCommon(groups.command('delete <group>').description('delete an empty group and its committed offsets'), false).action(
+    action('groups delete', async (group: string, opts: CommonOptions) => {
+      const [r] = await withAdmin(opts, (admin) => admin.deleteGroups([group]));
+      if (r?.error !== undefined) throw r.error;
+      process.stdout.write(`Deleted group ${group}.\n`);
+    }),
+  );
+
+  withCommon(groups.command('reset-offsets <group>').description('set committed offsets of an empty group (prints the plan; --execute applies it)'))
+    .option('-t, --topic <topic[:p1,p2]>', 'topic, optionally with partitions (repeatable)', collect, [] as string[])
+    .option('--to-earliest', 'to the log start offset')
+    .option('--to-latest', 'to the log end offset')
+    .option('--to-offset <n>', 'to an absolute offset')
+    .option('--to-datetime <ms>', 'to the first offset at or after a timestamp (ms since the epoch)')
+    .option('--shift-by <n>', 'move the committed offset by n (negative: back)')
+    .option('--execute', 'apply the plan (without it, only print it)', false)
+    .action(
+      action('groups reset-offsets', async (group: string, opts: ResetOptions) => {
+        const rows = await withAdmin(opts, async (admin) => {
+          const p = await plan(admin, group, opts);
+          if (opts.execute) await admin.setGroupOffsets(group, p.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.target })));
+          return p;
+        });
+        if (opts.json) return printJson({ group, executed: opts.execute, partitions: rows });
+        printTable(['Topic', 'Partition', 'Current', 'New'], rows.map((r) => [r.topic, r.partition, r.current < 0 ? '-' : r.current, r.target]));
+        if (!opts.execute) process.stdout.write('(dry run: add --execute to apply)\n');
+      }),
+    );
+}

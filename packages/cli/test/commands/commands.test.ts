@@ -1,0 +1,185 @@
+/**
+ * Checks the client commands of the `strand` CLI end to end: each test spawns the built binary
+ * (`node packages/cli/dist/bin/strand.js ...`, so run `npx tsc -b packages/cli` first) against
+ * the in-memory broker twin of packages/client (real gRPC on a loopback port), and checks
+ * stdout, stderr and the documented exit codes: 0 ok, 1 refused by the cluster, 2 usage,
+ * 3 unreachable, 4 records not acknowledged. Every child has a hard time limit and is killed
+ * if it overstays; the twin is stopped after each test.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { MemoryCluster } from '../../../client/test/support/memory-broker';
+
+const BIN = path.resolve(__dirname, '../../dist/bin/strand.js');
+/** Each CLI run starts a Node process (~1-3 s on a loaded 2-core machine); tests run a dozen. */
+const CLI_TEST_TIMEOUT_MS = 180_000;
+let mem: MemoryCluster;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI with `args` (and `stdin`), killing it after `limitMs`. */
+function strand(args: string[], stdin = '', limitMs = 20_000): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+beforeAll(() => {
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npx tsc -b packages/cli\` before these tests`);
+});
+
+beforeEach(async () => {
+  mem = await MemoryCluster.start({ brokers: 3 });
+});
+
+afterEach(async () => {
+  await mem.stop();
+});
+
+describe('strand topics', () => {
+  it('creates, lists, describes, alters and deletes topics with the documented exit codes', async () => {
+    let r = await strand(['topics', 'create', 'orders', '--partitions', '3', '--replication-factor', '2', '--config', 'retention.ms=60000']);
+    expect([r.code, r.stdout]).toEqual([0, 'Created topic orders.\n']);
+    r = await strand(['topics', 'create', 'orders', '--partitions', '3', '--replication-factor', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/TOPIC_ALREADY_EXISTS/);
+    expect((await strand(['topics', 'create', 'orders', '-p', '3', '-r', '2', '--if-not-exists'])).code).toBe(0);
+    r = await strand(['topics', 'create', 'x', '--partitions', 'many', '--replication-factor', '1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--partitions must be an integer/);
+    expect((await strand(['topics', 'create', 'x', '--replication-factor', '1'])).code).toBe(2);
+    r = await strand(['topics', 'list', '--json']);
+    expect(JSON.parse(r.stdout)).toEqual(['orders']);
+    r = await strand(['topics', 'describe', 'orders', '--json', '--configs']);
+    const [d] = JSON.parse(r.stdout) as { name: string; partitions: { partition: number; leader: number; replicas: number[]; isr: number[] }[]; configs: Record<string, string> }[];
+    expect(d?.partitions.map((p) => [p.partition, p.leader, p.replicas, p.isr])).toEqual([
+      [0, 1, [1, 2], [1, 2]],
+      [1, 2, [2, 3], [2, 3]],
+      [2, 3, [3, 1], [3, 1]],
+    ]);
+    expect(d?.configs['retention.ms']).toBe('60000');
+    r = await strand(['topics', 'describe', 'orders']);
+    expect(r.stdout).toMatch(/Topic: orders\s+TopicId: \w+\s+PartitionCount: 3\s+ReplicationFactor: 2/);
+    expect(r.stdout).toMatch(/Partition\s+Leader\s+Epoch\s+Replicas\s+ISR/);
+    expect((await strand(['topics', 'alter', 'orders', '--config', 'retention.ms=1000', '--partitions', '4'])).code).toBe(0);
+    expect(mem.topics.get('orders')?.partitions.length).toBe(4);
+    expect(mem.topics.get('orders')?.configs.get('retention.ms')).toBe('1000');
+    r = await strand(['topics', 'alter', 'orders', '--config', 'retention.ms=never']);
+    expect(r.code).toBe(2); // a config value the cluster rejects is a usage error
+    expect(r.stderr).toMatch(/INVALID_CONFIG/);
+    expect((await strand(['topics', 'delete', 'orders'])).code).toBe(0);
+    expect((await strand(['topics', 'delete', 'orders'])).code).toBe(1);
+    expect((await strand(['topics', 'delete', 'orders', '--if-exists'])).code).toBe(0);
+  }, CLI_TEST_TIMEOUT_MS);
+});
+
+describe('strand produce and consume', () => {
+  it('round-trips lines with keys and headers, and reads from offsets, partitions and timestamps', async () => {
+    mem.createTopic('t', 2);
+    let r = await strand(['produce', 't', '--key-separator', ':', '--header', 'src=cli', '--acks', 'all'], 'a:1\nb:2\nc:3\nnokey\n');
+    expect(r.code).toBe(0);
+    const all = [...mem.records('t', 0), ...mem.records('t', 1)];
+    expect(all.map((x) => `${x.key ?? '(null)'}=${x.value}`).sort()).toEqual(['(null)=nokey', 'a=1', 'b=2', 'c=3']);
+    expect(all.every((x) => x.headers[0]?.key === 'src' && x.headers[0]?.value === 'cli')).toBe(true);
+    r = await strand(['consume', 't', '--from-beginning', '--max-messages', '4', '--format', 'json']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { key: string | null; value: string; headers: Record<string, string>; partition: number; offset: number });
+    expect(lines.map((l) => l.value).sort()).toEqual(['1', '2', '3', 'nokey']);
+    expect(lines[0]?.headers).toEqual({ src: 'cli' });
+    await strand(['produce', 't', '--partition', '1'], 'p1-a\np1-b\np1-c\n');
+    const p1 = mem.records('t', 1);
+    r = await strand(['consume', 't', '--partition', '1', '--offset', String(p1.length - 2), '--max-messages', '2']);
+    expect(r.stdout).toBe('p1-b\np1-c\n');
+    r = await strand(['consume', 't', '--from-timestamp', String(Date.now() + 60_000), '--idle-timeout-ms', '300']);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    expect((await strand(['consume', 't', '--offset', '3'])).code).toBe(2);
+    expect((await strand(['consume', 't', '--format', 'xml'])).code).toBe(2);
+  });
+
+  it('exits 4 when records are not acknowledged, and 2 for a bad --acks', async () => {
+    let r = await strand(['produce', 'missing', '--timeout-ms', '300'], 'x\ny\n');
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/line 1 not acknowledged: UNKNOWN_TOPIC_OR_PARTITION/);
+    expect(r.stderr).toMatch(/0 of 2 records acknowledged/);
+    r = await strand(['produce', 't', '--acks', '2'], 'x\n');
+    expect(r.code).toBe(2);
+  }, CLI_TEST_TIMEOUT_MS);
+});
+
+describe('strand cluster', () => {
+  it('describes the cluster, and exits 3 when it cannot be reached', async () => {
+    let r = await strand(['cluster', 'describe', '--json']);
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.stdout) as { brokers: { id: number; state: string }[]; activeControllerId: number };
+    expect(d.brokers.map((b) => [b.id, b.state])).toEqual([[1, 'running'], [2, 'running'], [3, 'running']]);
+    r = await strand(['cluster', 'describe']);
+    expect(r.stdout).toMatch(/leader \(active\)/);
+    const s = net.createServer();
+    await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
+    const port = (s.address() as net.AddressInfo).port;
+    await new Promise<void>((res) => s.close(() => res()));
+    r = await strand(['cluster', 'describe', '--bootstrap', `127.0.0.1:${port}`, '--timeout-ms', '500']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/cannot reach the cluster/);
+  }, CLI_TEST_TIMEOUT_MS);
+});
+
+describe('strand groups', () => {
+  it('consumes as a group, then lists, describes with lag, resets offsets and deletes the group', async () => {
+    mem.createTopic('t', 2);
+    await strand(['produce', 't', '--partition', '0'], 'a\nb\nc\nd\n');
+    let r = await strand(['consume', 't', '--group', 'g', '--from-beginning', '--max-messages', '3']);
+    expect([r.code, r.stdout]).toEqual([0, 'a\nb\nc\n']);
+    r = await strand(['groups', 'list', '--json']);
+    expect(JSON.parse(r.stdout)).toEqual([{ groupId: 'g', protocolType: 'consumer', state: 'Empty' }]);
+    r = await strand(['groups', 'describe', 'g', '--json']);
+    const d = JSON.parse(r.stdout) as { state: string; offsets: { partition: number; committedOffset: number; logEndOffset: number; lag: number }[] };
+    expect(d.offsets.find((o) => o.partition === 0)).toMatchObject({ committedOffset: 3, logEndOffset: 4, lag: 1 });
+    r = await strand(['groups', 'describe', 'g']);
+    expect(r.stdout).toMatch(/Topic\s+Partition\s+Committed\s+LogEnd\s+Lag/);
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
+    expect(r.stdout).toMatch(/dry run/);
+    expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--shift-by=-2', '--execute', '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ executed: true, partitions: [{ topic: 't', partition: 0, current: 3, target: 1 }] });
+    r = await strand(['consume', 't', '--group', 'g', '--max-messages', '1']);
+    expect(r.stdout).toBe('b\n');
+    expect((await strand(['groups', 'reset-offsets', 'g', '--topic', 't'])).code).toBe(2);
+    expect((await strand(['groups', 'delete', 'g'])).code).toBe(0);
+    r = await strand(['groups', 'delete', 'g']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/GROUP_ID_NOT_FOUND/);
+  }, CLI_TEST_TIMEOUT_MS);
+});
+
+describe('strand bench', () => {
+  it('reports produce and consume figures as one JSON object on the last line', async () => {
+    let r = await strand(['bench', 'produce', '--topic', 'b', '--create', '--partitions', '3', '--replication-factor', '1', '--records', '3000', '--record-size', '100', '--json'], '', 60_000);
+    expect(r.code).toBe(0);
+    const p = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { kind: string; records: number; recordsPerSec: number; latencyMs: { p50: number; p999: number; max: number } };
+    expect(p).toMatchObject({ kind: 'produce', records: 3000 });
+    expect(p.recordsPerSec).toBeGreaterThan(0);
+    expect(p.latencyMs.max).toBeGreaterThanOrEqual(p.latencyMs.p50);
+    r = await strand(['bench', 'consume', '--topic', 'b', '--records', '3000', '--json'], '', 60_000);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop() as string)).toMatchObject({ kind: 'consume', records: 3000, bytes: 300_000 });
+    r = await strand(['bench', 'produce', '--topic', 'b', '--records', '100', '--throughput', 'fast']);
+    expect(r.code).toBe(2);
+  }, CLI_TEST_TIMEOUT_MS);
+});
