@@ -43,14 +43,23 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
     const [f1, f2] = [1, 2, 3].filter((b) => b !== leader.id) as [number, number];
     const acked: string[] = [];
     let n = 0;
+    // One acks=all produce; a transport failure (not a Kafka error) is retried until a deadline.
     const send = async (): Promise<number> => {
       const value = `r${n++}`;
-      const r = await brokers.call<ProduceRequest, ProduceResponse>(leader.address, (c, q, m, o, cb) => c.produce(q, m, o, cb), {
-        acks: Acks.ACKS_ALL, timeoutMs: 10_000, topics: [{ name: 'isr', partitions: [{ partition: 0, records: encodeRecordBatch({ records: [{ value: Buffer.from(value) }], baseTimestamp: Date.now() }) }] }],
-      }, 15_000);
-      const code = r.topics[0]!.partitions[0]!.errorCode;
-      if (code === 0) acked.push(value);
-      return code;
+      const deadline = performance.now() + 30_000;
+      for (;;) {
+        try {
+          const r = await brokers.call<ProduceRequest, ProduceResponse>(leader.address, (c, q, m, o, cb) => c.produce(q, m, o, cb), {
+            acks: Acks.ACKS_ALL, timeoutMs: 10_000, topics: [{ name: 'isr', partitions: [{ partition: 0, records: encodeRecordBatch({ records: [{ value: Buffer.from(value) }], baseTimestamp: Date.now() }) }] }],
+          }, 15_000);
+          const code = r.topics[0]!.partitions[0]!.errorCode;
+          if (code === 0) acked.push(value);
+          return code;
+        } catch (e: unknown) {
+          if (performance.now() > deadline) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
     };
     expect(await send()).toBe(0);
 
