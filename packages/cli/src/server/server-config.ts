@@ -129,12 +129,15 @@ export function readConfigFile(file: string): Record<string, string> {
   return out;
 }
 
-/** `STRAND_NODE_ID=1` -> `node.id`: every STRAND_* variable must name a known key. */
+/** Variables of the client commands (`strand produce --bootstrap` defaults), not server keys. */
+const CLIENT_ENV = new Set(['STRAND_BOOTSTRAP']);
+
+/** `STRAND_NODE_ID=1` -> `node.id`: every other STRAND_* variable must name a known key. */
 export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   const byEnvName = new Map(SERVER_CONFIG.names().map((k) => [`STRAND_${k.replace(/[.-]/g, '_').toUpperCase()}`, k]));
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('STRAND_') || value === undefined) continue;
+    if (!name.startsWith('STRAND_') || value === undefined || CLIENT_ENV.has(name)) continue;
     const key = byEnvName.get(name);
     if (key === undefined) throw new StrandError('INVALID_CONFIG', `environment variable ${name} does not name a configuration (STRAND_<KEY> with dots as underscores)`);
     out[key] = value;

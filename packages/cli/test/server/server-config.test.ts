@@ -57,6 +57,7 @@ describe('server configuration', () => {
     expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'process.roles=worker'] }))).toMatch(/process\.roles/);
     expect(errorOf(() => resolveServerConfig({ overrides: ['novalue'] }))).toMatch(/key=value/);
     expect(errorOf(() => configFromEnv({ STRAND_NOPE: '1' }))).toMatch(/STRAND_NOPE/);
+    expect(configFromEnv({ STRAND_BOOTSTRAP: '127.0.0.1:9093' })).toEqual({}); // the client commands' variable
     expect(errorOf(() => resolveServerConfig({ file: write('bad.properties', 'just text\n') }))).toMatch(/bad\.properties:1/);
     expect(errorOf(() => resolveServerConfig({ file: path.join(dir, 'missing.properties') }))).toMatch(/cannot read config file/);
   });
