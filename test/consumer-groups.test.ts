@@ -350,6 +350,9 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
     }, 90_000);
     const recoveredMs = Math.round(Math.max(...[...Array(PARTITIONS).keys()].map((p) => obs.acked.find((a) => a.atMs > tKill && a.partition === p)?.atMs ?? 0)) - tKill);
     await sleep(1000);
+    // (Members leaving one by one below start new generations: look at the failover before that.)
+    const tStop = performance.now();
+    const generationsBeforeStop = [...obs.leaderAssignments.keys()];
     for (const m of members) await m.stop(true);
 
     // Final committed offsets, from whichever broker now coordinates.
@@ -385,6 +388,10 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
         if (plan !== undefined) expect(parts).toEqual(plan.get(member));
       }
     }
+    // The coordinator's failover alone caused no rebalance: the new coordinator loaded generation
+    // g5 with its members and assignments, and the members carried on in it.
+    expect(Math.max(...generationsBeforeStop)).toBe(g5);
+    expect(obs.acked.filter((x) => x.atMs > tKill && x.atMs < tStop).every((x) => x.generation === g5)).toBe(true);
     // 2. Acknowledged commits never went backwards, per partition, in acknowledgement order.
     for (let p = 0; p < PARTITIONS; p++) {
       const seq = obs.acked.filter((a) => a.partition === p);
