@@ -11,13 +11,16 @@
  * Afterwards: every generation's assignment (as the leader sent it, and as each member received
  * it) gave each of the 6 partitions to exactly one member; per partition the acknowledged
  * commits, in the order they were acknowledged, never went backwards; and the committed offsets
- * read back at the end are at least the highest acknowledged ones (nothing acknowledged was lost).
+ * read back at the end are at least the highest acknowledged ones (nothing acknowledged was lost);
+ * the group, Empty once all members left, is listed, deleted, and its offsets are gone.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type {
   BrokerClient,
   CreateTopicsRequest,
   CreateTopicsResponse,
+  DeleteGroupsRequest,
+  DeleteGroupsResponse,
   DescribeGroupsRequest,
   DescribeGroupsResponse,
   FindCoordinatorRequest,
@@ -28,6 +31,8 @@ import type {
   JoinGroupResponse,
   LeaveGroupRequest,
   LeaveGroupResponse,
+  ListGroupsRequest,
+  ListGroupsResponse,
   OffsetCommitRequest,
   OffsetCommitResponse,
   OffsetFetchRequest,
@@ -406,6 +411,25 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
       expect({ p, committed: final.get(p) ?? -1 }).toEqual({ p, committed: Math.max(maxAcked, final.get(p) ?? -1) });
       expect(final.get(p)).toBeGreaterThanOrEqual(maxAcked);
     }
+
+    // 4. Administration: the group, Empty once every member left, is listed and deleted, and its
+    // offsets go with it.
+    const coordinator = await until('the coordinator of the empty group', async () => {
+      for (const a of live) {
+        const fc = await brokers.call<FindCoordinatorRequest, FindCoordinatorResponse>(a, (c, r, m, o, cb) => c.findCoordinator(r, m, o, cb), { key: GROUP, keyType: CoordinatorType.COORDINATOR_GROUP }, 2000).catch(() => undefined);
+        if (fc === undefined || fc.errorCode !== 0) continue;
+        const addr = `${fc.host}:${fc.port}`;
+        const d2 = await brokers.call<DescribeGroupsRequest, DescribeGroupsResponse>(addr, (c, r, m, o, cb) => c.describeGroups(r, m, o, cb), { groups: [GROUP] }, 2000);
+        if (d2.groups[0]?.groupState === 'Empty') return addr;
+      }
+      return undefined;
+    }, SESSION_TIMEOUT_MS + 20_000);
+    const listed = await brokers.call<ListGroupsRequest, ListGroupsResponse>(coordinator, (c, r, m, o, cb) => c.listGroups(r, m, o, cb), { statesFilter: [] });
+    expect(listed.groups).toContainEqual({ groupId: GROUP, protocolType: 'consumer', groupState: 'Empty' });
+    const deleted = await brokers.call<DeleteGroupsRequest, DeleteGroupsResponse>(coordinator, (c, r, m, o, cb) => c.deleteGroups(r, m, o, cb), { groups: [GROUP] });
+    expect(deleted.results).toEqual([{ groupId: GROUP, errorCode: 0 }]);
+    const after = await brokers.call<OffsetFetchRequest, OffsetFetchResponse>(coordinator, (c, r, m, o, cb) => c.offsetFetch(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: [0] }], requireStable: false });
+    expect(after.topics[0]?.partitions[0]?.committedOffset).toBe(-1);
   } catch (e: unknown) {
     // The nodes' last log lines explain most failures.
     for (const n of cluster.nodes) process.stdout.write(`--- node ${n.id} ---\n${cluster.logOf(n.id).split('\n').slice(-25).join('\n')}\n`);
