@@ -4,7 +4,8 @@
  *  - kill: kill -9 of a broker (half the time the leader of a random partition), restart later;
  *  - pause: SIGSTOP of a broker or a controller, SIGCONT later;
  *  - controller: kill -9 of the active controller, restart later;
- *  - power: kill -9 of a broker plus loss of everything it had not fdatasynced, restart later;
+ *  - power: kill -9 of a broker (a quarter of the time: of every broker at once) plus loss of
+ *    everything it had not fdatasynced, restart later;
  *  - partition: one node isolated, a majority/minority split, the active controller alone, a
  *    partition leader cut from its followers (not from clients), a one-way cut, or random loss.
  * Recovery is measured from the fault: leader kill -> first acknowledged write on each partition
@@ -163,6 +164,20 @@ export class Nemesis {
     switch (kind) {
       case 'kill':
       case 'power': {
+        if (kind === 'power' && this.rand() < 0.25) {
+          // Every broker at once (the fsync-before-ack default must survive this too).
+          const brokers = this.cluster.brokers().map((b) => b.id);
+          const led = (await Promise.all(brokers.map((b) => this.ledBy(b)))).flat();
+          rec.start = this.opts.now();
+          await Promise.all(brokers.map((b) => this.cluster.kill(b)));
+          const lost = brokers.map((b) => this.cluster.applyPowerLoss(b));
+          rec.detail = `every broker (${brokers.join(',')}): ${lost.reduce((n, l) => n + l.bytesDropped, 0)} unsynced bytes dropped, ${lost.reduce((n, l) => n + l.filesDeleted, 0)} segment files deleted`;
+          recovery = this.recoveryOf(led, rec.start);
+          rec.recoveryWhat = 'first ack on every partition';
+          await sleep(hold);
+          for (const b of brokers) this.cluster.start(b);
+          break;
+        }
         const id = await this.runningBroker();
         const led = await this.ledBy(id);
         rec.start = this.opts.now();

@@ -87,7 +87,7 @@ async function main(): Promise<number> {
     brokers: args.brokers,
     netns: args.netns,
     log,
-    overrides: ['broker:broker.session.timeout.ms=3000', 'broker:broker.heartbeat.interval.ms=300', 'broker:replica.lag.time.max.ms=4000', 'broker:auto.leader.rebalance.enable=false'],
+    overrides: ['broker.session.timeout.ms=3000', 'broker.heartbeat.interval.ms=300', 'broker:replica.lag.time.max.ms=4000', 'auto.leader.rebalance.enable=false'],
   });
   const client = new ChaosClient(cluster.brokerAddresses());
   const topics = Array.from({ length: args.topics }, (_, i) => `chaos-${i}`);
