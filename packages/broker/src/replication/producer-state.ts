@@ -97,8 +97,11 @@ export class ProducerStateManager {
     const e = this.producers.get(producerId);
     if (e === undefined) {
       // Unknown producer: only the start of a sequence is acceptable. (After a restart the state
-      // is rebuilt from the log, so a live producer is known unless evicted.)
-      return firstSeq === 0 ? { kind: 'append' } : { kind: 'error', error: 'UNKNOWN_PRODUCER_ID' };
+      // is rebuilt from the log, so a live producer is known unless evicted.) Kafka answers
+      // OUT_OF_ORDER_SEQUENCE_NUMBER here ("invalid sequence number for new epoch"), which the
+      // producer retries when an earlier batch was still in flight: requests on one gRPC channel
+      // can arrive out of order, so the first batches of a new producer may come second.
+      return firstSeq === 0 ? { kind: 'append' } : { kind: 'error', error: 'OUT_OF_ORDER_SEQUENCE_NUMBER' };
     }
     if (producerEpoch < e.producerEpoch) return { kind: 'error', error: 'INVALID_PRODUCER_EPOCH' };
     if (producerEpoch > e.producerEpoch) {

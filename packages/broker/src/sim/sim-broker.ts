@@ -237,6 +237,9 @@ export class SimBroker {
   }
 
   private becomeLeader(state: PartitionState, now: number, step: number): void {
+    // A leadership taken up now supersedes one scheduled earlier for the same epoch: replacing a
+    // live leader core would drop its in-flight AlterPartition and let the HW pass an ISR member.
+    this.pendingLeadership = null;
     this.resignLeadership(step);
     this.follower = null;
     this.leader = new PartitionLeader({ localReplicaId: this.id, state, log: this.log, highWatermark: this.hw, nowMs: now, config: this.opts.config });

@@ -40,7 +40,7 @@ describe('ProducerStateManager', () => {
 
   test('unknown producers must start at 0; non-idempotent batches always append', () => {
     const m = new ProducerStateManager();
-    expect(m.check(9, 0, 3, 0)).toEqual({ kind: 'error', error: 'UNKNOWN_PRODUCER_ID' });
+    expect(m.check(9, 0, 3, 0)).toEqual({ kind: 'error', error: 'OUT_OF_ORDER_SEQUENCE_NUMBER' });
     expect(m.check(-1, -1, -1, 9)).toEqual({ kind: 'append' });
   });
 

@@ -17,10 +17,13 @@ describe('replication simulator', () => {
   // an ISR member an earlier copy of its proposal had just added; now a deterministic unit test in
   // partition-leader.test.ts) and 50058 with 5000 steps (a checker bug: a paused broker acting on
   // its election after later leaders committed more). The fault profile has grown since, so these
-  // seeds no longer replay those exact runs; they stay as two more long runs.
+  // seeds no longer replay those exact runs; they stay as two more long runs. 496949283 (default
+  // steps): the simulated broker took up a delayed leadership a second time at the same epoch,
+  // replacing a leader core whose ISR expansion was in flight, so the HW passed the new member.
   test.each([
     [902220, 1500],
     [50058, 5000],
+    [496949283, 1500],
   ])('regression seed %i (%i steps)', (seed, safetySteps) => {
     const r = runSeed({ seed, safetySteps });
     if (!r.ok) throw new Error(`seed ${seed} failed (${r.kind ?? ''}): ${r.error ?? ''}`);
