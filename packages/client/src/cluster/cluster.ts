@@ -9,6 +9,7 @@
  * leader we already learnt from another broker. Connections are created on first use, replaced if
  * a broker's address changes, closed when a broker leaves, and all closed by close().
  */
+import { setMaxListeners } from 'node:events';
 import { StrandError } from '@strand/protocol';
 import type { BrokerEndpoint, MetadataResponse } from '@strand/protocol';
 import type { CommonConfig } from '../config';
@@ -72,6 +73,8 @@ export class Cluster {
       if (hp === undefined) throw new StrandError('INVALID_CONFIG', `bootstrap.servers: '${s}' is not host:port`);
       return hp;
     });
+    // Every call in flight listens for close(); their number is bounded by the in-flight limits.
+    setMaxListeners(0, this.closeController.signal);
     const age = config['metadata.max.age.ms'];
     if (age > 0) {
       this.refreshTimer = setInterval(() => {

@@ -9,9 +9,9 @@
  * sequence numbers written into each batch when it is first sent and kept across retries, so the
  * broker drops a retried batch it already has and answers with the original offsets. Retries of a
  * partition go out only when nothing of that partition is in flight, in sequence order; an
- * OUT_OF_ORDER_SEQUENCE_NUMBER is retried only when an earlier batch of the partition was still
- * unacknowledged when this one was sent (it is the echo of that earlier failure), and is fatal
- * otherwise. A batch that fails for good after its sequence was assigned leaves a gap, so the
+ * OUT_OF_ORDER_SEQUENCE_NUMBER (or UNKNOWN_PRODUCER_ID) is retried only when an earlier batch of
+ * the partition was still unacknowledged when this one was sent (it is the echo of that earlier
+ * failure), and is fatal otherwise. A batch that fails for good after its sequence was assigned leaves a gap, so the
  * producer bumps its epoch (KIP-360) before sending more and renumbers waiting batches from 0.
  *
  * Bounds: buffer.memory (send() waits, up to max.block.ms), max.in.flight, max.request.size,
@@ -445,6 +445,11 @@ export class Producer {
           nextWake = Math.min(nextWake, this.accumulator.readyAtMs(q));
           break;
         }
+        // While a batch of this partition is in flight, an open batch keeps filling instead of
+        // going out half empty: under load each batch then holds what arrived during one round
+        // trip (big batches are the throughput lever, TOOLCHAIN.md), and when idle nothing is in
+        // flight so linger.ms alone decides. The response's drain sends it.
+        if (!urgent && !head.sealed && q.inFlight > 0 && q.batches.length === 1 && head.builder.sizeBytes + 64 < head.capacity) break;
         const leader = this.cluster.leaderOf(q.topic, q.partition);
         if (leader === undefined) {
           missingLeader = true;
@@ -571,7 +576,10 @@ export class Producer {
     this.settleInFlight(b);
     if (b.done) return;
     const now = monotonicMs();
-    const outOfOrderEcho = err.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' && this.idempotent && b.sentBehindUnacked;
+    // A sequence error for a batch sent while an earlier batch of the partition was unacknowledged
+    // is the echo of that batch's failure (the broker saw a gap, or no producer state at all
+    // when the first batch never arrived): retry it after its predecessors.
+    const outOfOrderEcho = (err.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || err.errorName === 'UNKNOWN_PRODUCER_ID') && this.idempotent && b.sentBehindUnacked;
     const canRetry = (err.retriable || outOfOrderEcho) && b.attempts < this.config.retries && now - b.createdMs < this.config['delivery.timeout.ms'] && !this.closed;
     if (canRetry) {
       b.retryAtMs = now + backoffMs(b.attempts, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random });

@@ -79,6 +79,19 @@ describe('Producer', () => {
     expect(cluster.records('t', 0).length).toBe(10);
   });
 
+  it('retries batches pipelined behind a failed first batch (UNKNOWN_PRODUCER_ID echo) in order', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    // The first request fails retriably; the batches sent behind it reach a broker that has no
+    // state for the producer yet and answer UNKNOWN_PRODUCER_ID.
+    cluster.produceErrors.set('t-0', [ErrorCode.NOT_ENOUGH_REPLICAS]);
+    const p = producer({ 'linger.ms': 0, 'batch.size': 200, 'batch.size.max': 200 });
+    const sends = Array.from({ length: 200 }, (_, i) => p.send({ topic: 't', value: `value-${i}`.padEnd(40, '.') }));
+    const mds = await Promise.all(sends);
+    expect(mds.map((m) => m.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(cluster.records('t', 0).map((r) => r.value?.slice(0, 10))).toEqual(Array.from({ length: 200 }, (_, i) => `value-${i}`.padEnd(40, '.').slice(0, 10)));
+  });
+
   it('follows a leader move: NOT_LEADER_OR_FOLLOWER with a leader hint, then metadata refresh', async () => {
     cluster = await MemoryCluster.start({ brokers: 3 });
     cluster.createTopic('t', 1, 3);

@@ -266,6 +266,8 @@ export class MemoryCluster {
       if (h.producerId >= 0) {
         let entry = p.producers.get(h.producerId);
         if (entry !== undefined && h.producerEpoch < entry.epoch) return { errorCode: ErrorCode.INVALID_PRODUCER_EPOCH, baseOffset: -1, message: `epoch ${h.producerEpoch} < ${entry.epoch}` };
+        // As Kafka: a producer with no state here must start at sequence 0.
+        if (entry === undefined && h.baseSequence !== 0) return { errorCode: ErrorCode.UNKNOWN_PRODUCER_ID, baseOffset: -1, message: `producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence}: UNKNOWN_PRODUCER_ID` };
         if (entry === undefined || h.producerEpoch > entry.epoch) {
           entry = { epoch: h.producerEpoch, recent: [] };
           p.producers.set(h.producerId, entry);
