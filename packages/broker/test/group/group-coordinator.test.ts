@@ -5,9 +5,11 @@
  * and assignments are answered only after their write is acknowledged (and fail with the mapped
  * error when it is not), that losing leadership answers parked requests NOT_COORDINATOR, and that
  * a new leadership epoch reloads the same groups and offsets from the log (skipping a corrupt
- * record). No timers run: the coordinator's tick is not started.
+ * record). FindCoordinator is checked over real metadata images built with the controller's
+ * operations. No timers run: the coordinator's tick is not started.
  */
-import { ErrorCode, encodeRecordBatch, readBatchHeader, stampBatch } from '@strand/protocol';
+import { CoordinatorType, ErrorCode, encodeRecordBatch, readBatchHeader, stampBatch, type CreateTopicsRequest, type CreateTopicsResponse } from '@strand/protocol';
+import { CONTROLLER_CONFIG, MetadataImage, brokerHeartbeat, createTopics, registerBroker, type Operation } from '@strand/controller';
 import { BROKER_CONFIG } from '../../src/server/broker-config';
 import type { ProduceResult } from '../../src/server/partition';
 import { encodeGroupRecordKey } from '../../src/group/group-records';
@@ -184,4 +186,59 @@ test('leadership lost: parked requests get NOT_COORDINATOR; a new epoch reloads 
   expect(Buffer.from(desc!.members[0]!.memberAssignment).toString()).toBe('A');
   expect(coordinator.listGroups({ statesFilter: [] }).groups.map((g) => g.groupId)).toEqual([group]);
   coordinator.close();
+});
+
+describe('FindCoordinator', () => {
+  /** A real metadata image with brokers 1..n registered and unfenced, built with the controller's own operations. */
+  function clusterImage(n: number): MetadataImage {
+    const apply = <T>(image: MetadataImage, op: Operation<T>): MetadataImage => (op.records.length > 0 ? image.apply(image.offset + 1, op.records) : image);
+    let image = MetadataImage.EMPTY.apply(0, [{ cluster: { clusterId: 'test' } }]);
+    for (let id = 1; id <= n; id++) {
+      image = apply(image, registerBroker(image, { brokerId: id, incarnationId: `i${id}`, endpoints: [{ listener: 'BROKER', host: `host${id}`, port: 9000 + id }], clusterId: '', previousShutdownClean: true }, () => false));
+    }
+    for (let id = 1; id <= n; id++) image = apply(image, brokerHeartbeat(image, id, image.brokers.get(id)!.epoch, image.offset, false));
+    return image;
+  }
+
+  function coordinatorOver(image: () => MetadataImage, created: CreateTopicsRequest[]): GroupCoordinator {
+    const replicas: OffsetsReplicas = { metadataImage: null, partitionByName: () => undefined };
+    const config = BROKER_CONFIG.parse({ 'offsets.topic.num.partitions': 7 });
+    return new GroupCoordinator({
+      brokerId: 1,
+      config,
+      replicas,
+      listenerName: 'BROKER',
+      image,
+      createTopics: (req) => {
+        created.push(req);
+        const res: CreateTopicsResponse = { topics: [{ name: OFFSETS_TOPIC, errorCode: 0, errorMessage: '', topicId: Buffer.alloc(0), numPartitions: 7, replicationFactor: 2 }] };
+        return Promise.resolve(res);
+      },
+      logger: { info: () => undefined, warn: () => undefined },
+    });
+  }
+
+  test('creates __consumer_offsets on first use (compacted, RF capped by the live brokers) and answers COORDINATOR_NOT_AVAILABLE meanwhile', async () => {
+    const created: CreateTopicsRequest[] = [];
+    const c = coordinatorOver(() => clusterImage(2), created);
+    const r = await c.findCoordinator({ key: 'g', keyType: CoordinatorType.COORDINATOR_GROUP });
+    expect(r.errorCode).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
+    expect(created).toHaveLength(1);
+    const t = created[0]!.topics[0]!;
+    expect(t).toMatchObject({ name: OFFSETS_TOPIC, numPartitions: 7, replicationFactor: 2 });
+    expect(Object.fromEntries(t.configs.map((x) => [x.name, x.value]))).toEqual({ 'cleanup.policy': 'compact', 'min.insync.replicas': '1', 'segment.bytes': String(100 * 1024 * 1024) });
+  });
+
+  test('answers the endpoint of the leader of the group\'s partition', async () => {
+    let image = clusterImage(3);
+    const op = createTopics(image, [{ name: OFFSETS_TOPIC, numPartitions: 7, replicationFactor: 3, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), () => 'ab'.repeat(16));
+    image = image.apply(image.offset + 1, op.records);
+    const c = coordinatorOver(() => image, []);
+    for (const g of ['orders', 'billing', 'x']) {
+      const leader = image.topicByName(OFFSETS_TOPIC)!.partitions.get(groupPartitionFor(g, 7))!.leader;
+      expect(await c.findCoordinator({ key: g, keyType: CoordinatorType.COORDINATOR_GROUP })).toEqual({ errorCode: 0, errorMessage: '', nodeId: leader, host: `host${leader}`, port: 9000 + leader });
+    }
+    expect((await c.findCoordinator({ key: '', keyType: CoordinatorType.COORDINATOR_GROUP })).errorCode).toBe(ErrorCode.INVALID_GROUP_ID);
+    expect((await c.findCoordinator({ key: 'tx', keyType: CoordinatorType.COORDINATOR_TRANSACTION })).errorCode).toBe(ErrorCode.INVALID_REQUEST);
+  });
 });
