@@ -389,7 +389,8 @@ export class GroupStateMachine {
   /**
    * A static member restarted (same group.instance.id, no member id): it takes the old member's
    * place under a new member id. In Stable the generation and assignment stay (no rebalance: the
-   * point of static membership); the new id is persisted before the member is answered.
+   * point of static membership) and the group record is rewritten with the new id; unlike Kafka
+   * the answer does not wait for that write (see below).
    */
   private replaceStaticMember(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
     const instanceId = req.groupInstanceId;
