@@ -48,14 +48,14 @@ if (pi >= 0) {
   }
   const rest = args.filter((_, i) => i !== pi && i !== pi + 1);
   // About six minutes: each fault kind alone for 20 s (so every kind surely happens), then all
-  // of them for 40 s. Each run adds ~20 s of start-up and up to 30 s of healing and reading.
+  // of them for 40 s with a two-member consumer group. Each run adds ~20 s of start-up and up to 30 s of healing and reading.
   const runs = [
     ['--seed', '101', '--duration', '20', '--faults', 'kill'],
     ['--seed', '102', '--duration', '20', '--faults', 'pause'],
     ['--seed', '103', '--duration', '20', '--faults', 'controller'],
     ['--seed', '104', '--duration', '20', '--faults', 'power'],
     ['--seed', '105', '--duration', '20', '--faults', 'partition'],
-    ['--seed', '106', '--duration', '40', '--faults', 'kill,pause,partition,controller,power'],
+    ['--seed', '106', '--duration', '40', '--faults', 'kill,pause,partition,controller,power', '--group', '2'],
   ];
   let failed = 0;
   for (const r of runs) if (once([...r, ...rest]) !== 0) failed++;

@@ -44,3 +44,22 @@ test('run-time readers: skips and going backwards', () => {
   expect(check(history(sends, final, [[[0, 'v0']], [[2, 'v2']]])).counts.pollSkips).toBe(1);
   expect(check(history(sends, final, [[[0, 'v0'], [1, 'v1']], [[1, 'v1']]])).counts.nonmonotonicPolls).toBe(1);
 });
+
+test('consumer group: commits going backwards, a skip after an assignment, records never consumed', () => {
+  const h = history([send(0, 0), send(1, 1), send(2, 2)], [[0, 'v0'], [1, 'v1'], [2, 'v2']]);
+  const commit = (member: string, end: number, offset: number) => ({ member, start: end, end, topic: 't', partition: 0, offset, ok: true, error: '' });
+  h.group = {
+    events: [{ member: 'a', time: 0, kind: 'assigned', partitions: ['t/0'] }, { member: 'b', time: 10, kind: 'assigned', partitions: ['t/0'] }],
+    polls: [{ member: 'a', time: 1, records: [['t', 0, 0, 'v0'], ['t', 0, 1, 'v1']] }, { member: 'b', time: 11, records: [['t', 0, 2, 'v2']] }],
+    commits: [commit('a', 2, 2), commit('a', 3, 1)],
+  };
+  const v = check(h);
+  expect(v.counts.commitsBackwards).toBe(1);
+  expect(v.counts.groupPollSkips).toBe(0); // b started at 2, the highest commit
+  expect(v.counts.groupUnseen).toBe(0);
+  h.group.polls = [{ member: 'a', time: 1, records: [['t', 0, 1, 'v1']] }];
+  h.group.commits = [];
+  const w = check(h);
+  expect(w.counts.groupPollSkips).toBe(1); // started at 1 with nothing committed
+  expect(w.counts.groupUnseen).toBe(2);
+});

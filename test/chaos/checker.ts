@@ -9,13 +9,17 @@
  *    observation of its offset);
  *  - reordered (nonmonotonic-send): one producer's values in a partition not in sequence order;
  *  - pollSkips / nonmonotonicPolls: a run-time reader jumped over offsets or went backwards;
- *  - phantom: a value read that was never sent.
+ *  - phantom: a value read that was never sent;
+ *  - consumer group (when it ran): commit-backwards (a partition's successful commits, in
+ *    completion order, going down), group-poll-skip / group-nonmonotonic-poll (a member jumped
+ *    or went back within one assignment; its first offset after an assignment may not pass the
+ *    highest commit so far), group-unseen (acknowledged, never consumed by the group).
  * Offsets of a non-compacted partition are contiguous, so a reader's jump is a skip.
  */
 import type { History } from './workload';
 
 export interface Anomaly {
-  kind: 'lost' | 'unseen' | 'duplicated' | 'inconsistent' | 'reordered' | 'poll-skip' | 'nonmonotonic-poll' | 'phantom';
+  kind: 'lost' | 'unseen' | 'duplicated' | 'inconsistent' | 'reordered' | 'poll-skip' | 'nonmonotonic-poll' | 'phantom' | 'commit-backwards' | 'group-poll-skip' | 'group-nonmonotonic-poll' | 'group-unseen';
   partition: string;
   detail: string;
 }
@@ -35,6 +39,11 @@ export interface Verdict {
     pollSkips: number;
     nonmonotonicPolls: number;
     phantom: number;
+    groupRead: number;
+    commitsBackwards: number;
+    groupPollSkips: number;
+    groupNonmonotonicPolls: number;
+    groupUnseen: number;
   };
   anomalies: Anomaly[];
 }
@@ -65,6 +74,13 @@ export function check(history: History): Verdict {
   };
   for (const poll of history.polls) for (const [o, v] of poll.records) noteRead(`${poll.topic}/${poll.partition}`, o, v);
   for (const [part, recs] of Object.entries(history.finalReads)) for (const [o, v] of recs) noteRead(part, o, v);
+  const groupValues = new Set<string>();
+  for (const poll of history.group?.polls ?? []) {
+    for (const [t, p, o, v] of poll.records) {
+      noteRead(`${t}/${p}`, o, v);
+      groupValues.add(v);
+    }
+  }
 
   let inconsistent = 0;
   for (const [part, m] of byOffset) {
@@ -157,7 +173,63 @@ export function check(history: History): Verdict {
     readerNext.set(poll.reader, expected);
   }
 
+  // Consumer group.
+  let commitsBackwards = 0;
+  let groupPollSkips = 0;
+  let groupNonmonotonicPolls = 0;
+  let groupUnseen = 0;
+  if (history.group !== undefined) {
+    const g = history.group;
+    const okCommits = g.commits.filter((c) => c.ok).sort((a, b) => a.end - b.end);
+    const highest = new Map<string, number>();
+    for (const c of okCommits) {
+      const k = `${c.topic}/${c.partition}`;
+      const h = highest.get(k) ?? -1;
+      if (c.offset < h) {
+        commitsBackwards++;
+        anomalies.push({ kind: 'commit-backwards', partition: k, detail: `${c.member} committed ${c.offset} at t=${Math.round(c.end)} ms after ${h} was committed` });
+      }
+      highest.set(k, Math.max(h, c.offset));
+    }
+    const committedBefore = (k: string, t: number): number => Math.max(0, ...okCommits.filter((c) => c.end <= t && `${c.topic}/${c.partition}` === k).map((c) => c.offset));
+    type Step = { time: number; order: number; ev?: (typeof g.events)[number]; poll?: (typeof g.polls)[number] };
+    const steps: Step[] = [...g.events.map((ev, i) => ({ time: ev.time, order: i, ev })), ...g.polls.map((poll, i) => ({ time: poll.time, order: g.events.length + i, poll }))].sort((a, b) => a.time - b.time || a.order - b.order);
+    const expected = new Map<string, number | undefined>();
+    for (const st of steps) {
+      if (st.ev !== undefined) {
+        if (st.ev.kind === 'assigned') for (const p of st.ev.partitions) expected.set(`${st.ev.member}|${p}`, undefined);
+        continue;
+      }
+      const poll = st.poll as (typeof g.polls)[number];
+      for (const [t, p, o] of poll.records) {
+        const part = `${t}/${p}`;
+        const key = `${poll.member}|${part}`;
+        const exp = expected.get(key);
+        if (exp === undefined) {
+          const c = committedBefore(part, poll.time);
+          if (o > c) {
+            groupPollSkips++;
+            anomalies.push({ kind: 'group-poll-skip', partition: part, detail: `${poll.member} started at ${o} after an assignment, but the highest commit was ${c} (t=${Math.round(poll.time)} ms)` });
+          }
+        } else if (o > exp) {
+          groupPollSkips++;
+          anomalies.push({ kind: 'group-poll-skip', partition: part, detail: `${poll.member} jumped from ${exp} to ${o} (t=${Math.round(poll.time)} ms)` });
+        } else if (o < exp) {
+          groupNonmonotonicPolls++;
+          anomalies.push({ kind: 'group-nonmonotonic-poll', partition: part, detail: `${poll.member} went back from ${exp} to ${o} within one assignment (t=${Math.round(poll.time)} ms)` });
+        }
+        expected.set(key, o + 1);
+      }
+    }
+    for (const s of history.sends) {
+      if (s.outcome === 'ok' && !groupValues.has(s.value)) {
+        groupUnseen++;
+        if (groupUnseen <= 50) anomalies.push({ kind: 'group-unseen', partition: `${s.topic}/${s.partition}`, detail: `${s.value} (offset ${s.offset}) was never consumed by the group` });
+      }
+    }
+  }
+
   const read = [...readValues.values()].reduce((n, s) => n + s.size, 0);
-  const counts = { sends: history.sends.length, acked, indeterminate: history.sends.length - acked, read, lost, unseen, duplicated, inconsistent, reordered, pollSkips, nonmonotonicPolls, phantom };
+  const counts = { sends: history.sends.length, acked, indeterminate: history.sends.length - acked, read, lost, unseen, duplicated, inconsistent, reordered, pollSkips, nonmonotonicPolls, phantom, groupRead: groupValues.size, commitsBackwards, groupPollSkips, groupNonmonotonicPolls, groupUnseen };
   return { valid: anomalies.length === 0, counts, anomalies };
 }

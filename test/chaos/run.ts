@@ -4,6 +4,7 @@
  * producers and readers, lets the seeded nemesis inject faults for the duration, heals
  * everything, reads every partition back, checks the history, prints a summary whose last line
  * is JSON, writes the history and verdict as JSON, and exits non-zero on any anomaly.
+ * `--group N` adds N consumers in one group (subscribe, commit after each poll).
  * scripts/chaos.js compiles this and re-executes it inside `unshare -n` when root (`--netns`).
  */
 import { spawnSync } from 'node:child_process';
@@ -13,7 +14,7 @@ import type { CreateTopicsRequest, CreateTopicsResponse } from '@strand/protocol
 import { ChaosCluster } from './chaos-cluster';
 import { check } from './checker';
 import { FAULT_KINDS, Nemesis, type FaultKind } from './nemesis';
-import { ChaosClient, Workload } from './workload';
+import { ChaosClient, GroupWorkload, Workload } from './workload';
 
 interface Args {
   seed: number;
@@ -26,10 +27,12 @@ interface Args {
   out: string;
   netns: boolean;
   keepData: boolean;
+  /** Members of the consumer-group workload (0: none). */
+  group: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seed: Date.now() % 1_000_000, durationS: 60, faults: [...FAULT_KINDS], controllers: 3, brokers: 3, topics: 2, partitions: 2, out: 'chaos-results', netns: false, keepData: false };
+  const a: Args = { seed: Date.now() % 1_000_000, durationS: 60, faults: [...FAULT_KINDS], controllers: 3, brokers: 3, topics: 2, partitions: 2, out: 'chaos-results', netns: false, keepData: false, group: 0 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i] as string;
     const v = (): string => {
@@ -56,6 +59,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--out') a.out = v();
     else if (k === '--netns') a.netns = true;
     else if (k === '--keep-data') a.keepData = true;
+    else if (k === '--group') a.group = int();
     else throw new Error(`unknown argument ${k}`);
   }
   if (a.brokers < 3) throw new Error('--brokers must be at least 3 (RF=3 topics)');
@@ -87,7 +91,7 @@ async function main(): Promise<number> {
     brokers: args.brokers,
     netns: args.netns,
     log,
-    overrides: ['broker.session.timeout.ms=3000', 'broker.heartbeat.interval.ms=300', 'broker:replica.lag.time.max.ms=4000', 'auto.leader.rebalance.enable=false'],
+    overrides: ['broker.session.timeout.ms=3000', 'broker.heartbeat.interval.ms=300', 'broker:replica.lag.time.max.ms=4000', 'auto.leader.rebalance.enable=false', 'broker:offsets.topic.num.partitions=3'],
   });
   const client = new ChaosClient(cluster.brokerAddresses());
   const topics = Array.from({ length: args.topics }, (_, i) => `chaos-${i}`);
@@ -134,6 +138,8 @@ async function main(): Promise<number> {
     const workload = new Workload(client, { topics, partitions: args.partitions, sendIntervalMs: 20, readers: true, now, onAck: (t, p, time) => nemesis?.onAck(t, p, time) });
     nemesis = new Nemesis(args.seed, cluster, client, { kinds: faults, topics, partitions: args.partitions, now, log, holdMs: [2000, 8000], quietMs: [1000, 5000] });
     await workload.start();
+    const group = args.group > 0 ? new GroupWorkload(cluster.brokerAddresses(), topics, args.group, now, log) : undefined;
+    await group?.start();
     const end = now() + args.durationS * 1000;
     if (faults.length > 0) await nemesis.run(end);
     while (now() < end) await sleep(200);
@@ -147,6 +153,11 @@ async function main(): Promise<number> {
     await workload.stop(30_000);
     const problems = await workload.finalRead(60_000);
     for (const p of problems) log(`WARNING: ${p}`);
+    if (group !== undefined) {
+      const ends = new Map(Object.entries(workload.history.finalReads).map(([k, recs]) => [k, recs.length ? (recs[recs.length - 1] as [number, string])[0] + 1 : 0]));
+      if (!(await group.drainAndStop(ends, 60_000))) log('WARNING: the consumer group did not reach the end of every partition within 60 s');
+      workload.history.group = group.history;
+    }
 
     const verdict = check(workload.history);
     verdictValid = verdict.valid;
@@ -164,6 +175,7 @@ async function main(): Promise<number> {
       pollSkips: verdict.counts.pollSkips,
       nonmonotonicPolls: verdict.counts.nonmonotonicPolls,
       phantom: verdict.counts.phantom,
+      ...(group === undefined ? {} : { groupRead: verdict.counts.groupRead, commitsBackwards: verdict.counts.commitsBackwards, groupPollSkips: verdict.counts.groupPollSkips, groupNonmonotonicPolls: verdict.counts.groupNonmonotonicPolls, groupUnseen: verdict.counts.groupUnseen }),
       indeterminate: verdict.counts.indeterminate,
       faults: nemesis.faults.length,
       faultsByKind: Object.fromEntries(FAULT_KINDS.map((k) => [k, nemesis?.faults.filter((f) => f.kind === k).length ?? 0])),

@@ -40,6 +40,8 @@ export interface History {
   polls: PollRecord[];
   /** Final reads after healing: per `topic/partition`, [offset, value] in offset order. */
   finalReads: Record<string, [number, string][]>;
+  /** The consumer-group workload, when it ran. */
+  group?: GroupHistory;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -249,5 +251,116 @@ export class Workload {
       }
     }
     return problems;
+  }
+}
+
+export interface GroupPollRecord {
+  member: string;
+  time: number;
+  records: [string, number, number, string][];
+}
+
+export interface GroupCommitRecord {
+  member: string;
+  start: number;
+  end: number;
+  topic: string;
+  partition: number;
+  offset: number;
+  ok: boolean;
+  error: string;
+}
+
+export interface GroupEvent {
+  member: string;
+  time: number;
+  kind: 'assigned' | 'revoked' | 'lost';
+  partitions: string[];
+}
+
+export interface GroupHistory {
+  polls: GroupPollRecord[];
+  commits: GroupCommitRecord[];
+  events: GroupEvent[];
+}
+
+/**
+ * Consumers in one group (the client library's Consumer, subscribe + explicit commits after
+ * each poll), recording every poll, every commit attempt with its outcome, and every
+ * assignment change. Stops when asked or, in `drain`, once every partition's final end is
+ * consumed by the group (bounded).
+ */
+export class GroupWorkload {
+  readonly history: GroupHistory = { polls: [], commits: [], events: [] };
+  private stopping = false;
+  private readonly loops: Promise<void>[] = [];
+  private readonly consumed = new Map<string, number>();
+
+  constructor(private readonly bootstrap: string[], private readonly topics: string[], private readonly members: number, private readonly now: () => number, private readonly log: (line: string) => void) {}
+
+  async start(): Promise<void> {
+    // Loaded at run time: the client package is another engineer's and may change shape.
+    const { Consumer } = await import('@strand/client');
+    for (let i = 0; i < this.members; i++) {
+      const member = `member-${i}`;
+      const consumer = new Consumer({
+        'bootstrap.servers': this.bootstrap.join(','),
+        'group.id': 'chaos-group',
+        'enable.auto.commit': 'false',
+        'auto.offset.reset': 'earliest',
+        'session.timeout.ms': '6000',
+        'heartbeat.interval.ms': '1000',
+      });
+      const event = (kind: GroupEvent['kind']) => (ps: { topic: string; partition: number }[]): void => {
+        this.history.events.push({ member, time: this.now(), kind, partitions: ps.map((p) => `${p.topic}/${p.partition}`) });
+      };
+      consumer.subscribe(this.topics, { onPartitionsAssigned: event('assigned'), onPartitionsRevoked: event('revoked'), onPartitionsLost: event('lost') });
+      this.loops.push(this.loop(member, consumer));
+    }
+  }
+
+  private async loop(member: string, consumer: { poll(ms: number): Promise<{ topic: string; partition: number; offset: number; value: Buffer | null }[]>; commit(o: { topic: string; partition: number; offset: number }[]): Promise<void>; close(): Promise<void> }): Promise<void> {
+    let lastError = '';
+    while (!this.stopping) {
+      try {
+        const records = await consumer.poll(500);
+        if (records.length === 0) continue;
+        this.history.polls.push({ member, time: this.now(), records: records.map((r) => [r.topic, r.partition, r.offset, r.value?.toString() ?? '']) });
+        const next = new Map<string, { topic: string; partition: number; offset: number }>();
+        for (const r of records) {
+          next.set(`${r.topic}/${r.partition}`, { topic: r.topic, partition: r.partition, offset: r.offset + 1 });
+          this.consumed.set(`${r.topic}/${r.partition}`, Math.max(this.consumed.get(`${r.topic}/${r.partition}`) ?? 0, r.offset + 1));
+        }
+        const offsets = [...next.values()];
+        const start = this.now();
+        try {
+          await consumer.commit(offsets);
+          for (const o of offsets) this.history.commits.push({ member, start, end: this.now(), ...o, ok: true, error: '' });
+        } catch (e: unknown) {
+          const error = e instanceof Error ? e.message.slice(0, 200) : String(e);
+          for (const o of offsets) this.history.commits.push({ member, start, end: this.now(), ...o, ok: false, error });
+        }
+      } catch (e: unknown) {
+        const msg = e instanceof Error ? e.message.slice(0, 200) : String(e);
+        if (msg !== lastError) this.log(`  ${member}: poll failed: ${msg}`);
+        lastError = msg;
+        await sleep(300);
+      }
+    }
+    await consumer.close().catch(() => undefined);
+  }
+
+  /** Waits (bounded) until the group consumed every partition up to `ends` (`topic/p` -> end offset), then stops. */
+  async drainAndStop(ends: Map<string, number>, timeoutMs: number): Promise<boolean> {
+    const deadline = this.now() + timeoutMs;
+    let done = false;
+    while (this.now() < deadline) {
+      done = [...ends].every(([k, end]) => end === 0 || (this.consumed.get(k) ?? 0) >= end);
+      if (done) break;
+      await sleep(200);
+    }
+    this.stopping = true;
+    await Promise.all(this.loops);
+    return done;
   }
 }
