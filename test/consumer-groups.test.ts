@@ -4,7 +4,8 @@
  * JoinGroup with KIP-394 member ids, a range assignment computed by the leader, SyncGroup,
  * heartbeats, OffsetCommit of a synthetic position every ~100 ms, commit before rejoining).
  * Three members join; a fourth joins and one leaves; one stops without leaving (a crashed
- * consumer: its session expires) and a new one joins; then the coordinator's broker is killed
+ * consumer: its session expires) and a static one (group.instance.id) joins, then restarts and
+ * takes its old place without a rebalance; then the coordinator's broker is killed
  * with SIGKILL while the members commit, and they find the new coordinator (which loads the
  * group from __consumer_offsets) and carry on.
  *
@@ -107,7 +108,13 @@ class TestMember {
     private readonly brokers: TestBrokers,
     private readonly addresses: () => string[],
     private readonly obs: Observations,
+    /** group.instance.id of a static member. */
+    readonly instanceId?: string,
   ) {}
+
+  private inst(): { groupInstanceId?: string } {
+    return this.instanceId === undefined ? {} : { groupInstanceId: this.instanceId };
+  }
 
   start(): void {
     this.loop = this.run();
@@ -160,6 +167,7 @@ class TestMember {
       sessionTimeoutMs: SESSION_TIMEOUT_MS,
       rebalanceTimeoutMs: SESSION_TIMEOUT_MS,
       memberId: this.memberId,
+      ...this.inst(),
       protocolType: 'consumer',
       protocols: [{ name: 'range', metadata: Buffer.from(JSON.stringify({ topics: [TOPIC] })) }],
       reason: '',
@@ -177,17 +185,20 @@ class TestMember {
     let assignments: { memberId: string; assignment: Uint8Array }[] = [];
     if (join.leader === join.memberId) {
       const plan = rangeAssign(join.members.map((m) => m.memberId));
-      this.obs.leaderAssignments.set(join.generationId, plan);
+      // A static leader that restarted gets the member list again for the same generation: the
+      // generation's assignment is the one made when it formed.
+      if (!this.obs.leaderAssignments.has(join.generationId)) this.obs.leaderAssignments.set(join.generationId, plan);
       assignments = [...plan].map(([memberId, parts]) => ({ memberId, assignment: Buffer.from(JSON.stringify(parts)) }));
     }
-    const sync = await this.rpc<SyncGroupRequest, SyncGroupResponse>((c, r, m, o, cb) => c.syncGroup(r, m, o, cb), { groupId: GROUP, generationId: join.generationId, memberId: this.memberId, protocolType: 'consumer', protocolName: 'range', assignments }, SESSION_TIMEOUT_MS + 5000);
+    const sync = await this.rpc<SyncGroupRequest, SyncGroupResponse>((c, r, m, o, cb) => c.syncGroup(r, m, o, cb), { groupId: GROUP, generationId: join.generationId, memberId: this.memberId, ...this.inst(), protocolType: 'consumer', protocolName: 'range', assignments }, SESSION_TIMEOUT_MS + 5000);
     if (sync.errorCode !== 0) {
       this.onError('sync', sync.errorCode);
       return false;
     }
     this.partitions = JSON.parse(Buffer.from(sync.assignment).toString() || '[]') as number[];
     const seen = this.obs.received.get(join.generationId) ?? new Map<string, number[]>();
-    seen.set(this.memberId, this.partitions);
+    // A static member's incarnations are one owner: key by instance id.
+    seen.set(this.instanceId ?? this.memberId, this.partitions);
     this.obs.received.set(join.generationId, seen);
     // Resume from the committed offsets of the new assignment.
     const fetched = await this.rpc<OffsetFetchRequest, OffsetFetchResponse>((c, r, m, o, cb) => c.offsetFetch(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: this.partitions }], requireStable: true });
@@ -208,6 +219,7 @@ class TestMember {
       groupId: GROUP,
       generationId: this.generation,
       memberId: this.memberId,
+      ...this.inst(),
       topics: [{ name: TOPIC, partitions: [...next].map(([partition, offset]) => ({ partition, committedOffset: offset, committedLeaderEpoch: -1, metadata: '' })) }],
     });
     let rejoin = false;
@@ -242,7 +254,7 @@ class TestMember {
         }
         if (performance.now() - lastHeartbeat > 500) {
           lastHeartbeat = performance.now();
-          const hb = await this.rpc<HeartbeatRequest, HeartbeatResponse>((c, r, m, o, cb) => c.heartbeat(r, m, o, cb), { groupId: GROUP, generationId: this.generation, memberId: this.memberId });
+          const hb = await this.rpc<HeartbeatRequest, HeartbeatResponse>((c, r, m, o, cb) => c.heartbeat(r, m, o, cb), { groupId: GROUP, generationId: this.generation, memberId: this.memberId, ...this.inst() });
           if (hb.errorCode === E.REBALANCE_IN_PROGRESS) {
             // Commit on revoke: the current generation may still commit while the group prepares.
             await this.commit();
@@ -295,8 +307,8 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
     }, 30_000);
     expect(created.topics[0]?.errorCode).toBe(0);
 
-    const add = (name: string): TestMember => {
-      const m = new TestMember(name, brokers, () => [...live], obs);
+    const add = (name: string, instanceId?: string): TestMember => {
+      const m = new TestMember(name, brokers, () => [...live], obs, instanceId);
       members.push(m);
       m.start();
       return m;
@@ -330,9 +342,19 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
     await d.stop(false);
     const g4 = await stableWith(2, SESSION_TIMEOUT_MS + 30_000);
     expect(g4).toBeGreaterThan(g3);
-    add('e');
+    const e = add('e', 'pod-e');
     const g5 = await stableWith(3, 60_000);
     expect(g5).toBeGreaterThan(g4);
+    // The static member restarts (same group.instance.id, no member id): it takes its old place,
+    // with the same partitions, and the group does not rebalance.
+    await sleep(1000);
+    const before = [...e.partitions];
+    members.splice(members.indexOf(e), 1);
+    await e.stop(false);
+    const e2 = add('e2', 'pod-e');
+    await until('the restarted static member back in its generation', async () => (e2.generation === g5 && e2.positions.size === before.length ? true : undefined), 30_000);
+    expect(e2.partitions).toEqual(before);
+    expect(e2.memberId).not.toBe(e.memberId);
 
     // Describe through the coordinator: Stable, three members, assignments visible.
     const coord = await brokers.call<FindCoordinatorRequest, FindCoordinatorResponse>(cluster.brokerAddresses()[0] as string, (c, r, m, o, cb) => c.findCoordinator(r, m, o, cb), { key: GROUP, keyType: CoordinatorType.COORDINATOR_GROUP });
@@ -389,12 +411,14 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
           expect({ gen, p, other: owners.get(p) }).toEqual({ gen, p, other: undefined });
           owners.set(p, member);
         }
-        const plan = obs.leaderAssignments.get(gen);
-        if (plan !== undefined) expect(parts).toEqual(plan.get(member));
+        // (Static members are keyed by instance id, the leader's plan by member id.)
+        const planned = obs.leaderAssignments.get(gen)?.get(member);
+        if (planned !== undefined) expect(parts).toEqual(planned);
       }
     }
-    // The coordinator's failover alone caused no rebalance: the new coordinator loaded generation
-    // g5 with its members and assignments, and the members carried on in it.
+    // Neither the static member's restart nor the coordinator's failover caused a rebalance: the
+    // new coordinator loaded generation g5 with its members and assignments, and the members
+    // carried on in it.
     expect(Math.max(...generationsBeforeStop)).toBe(g5);
     expect(obs.acked.filter((x) => x.atMs > tKill && x.atMs < tStop).every((x) => x.generation === g5)).toBe(true);
     // 2. Acknowledged commits never went backwards, per partition, in acknowledgement order.
