@@ -12,8 +12,8 @@
  * issued it is still current: a new leadership epoch means a new shard, loaded from the log).
  *
  * Timers: one interval drives `tick` (sessions, rebalance and sync deadlines) of every shard and,
- * every offsets.retention.check.interval.ms, offsets expiry. Time is wall-clock (Date.now)
- * because commit timestamps and state timestamps are persisted and compared after a failover.
+ * every offsets.retention.check.interval.ms, offsets expiry. Time is wall-clock time (commit and
+ * state timestamps are persisted and compared after a failover), read monotonically (`nowMs`).
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -139,12 +139,23 @@ export class GroupCoordinator {
   private readonly waiters = new Map<number, (r: GroupReply) => void>();
   private nextRequestId = 1;
   private timer: NodeJS.Timeout | null = null;
-  private lastExpiryMs = Date.now();
+  /**
+   * Wall-clock time read monotonically: anchored to Date.now() once, then advanced by
+   * performance.now(). Timestamps persisted in records (commits, state changes) are comparable
+   * across brokers and restarts, while a clock step (NTP) can neither expire every session at once
+   * nor keep dead members alive.
+   */
+  private readonly epochMs = Date.now() - performance.now();
+  private lastExpiryMs = this.nowMs();
   private creating: Promise<void> | null = null;
   private closed = false;
 
   constructor(private readonly host: GroupCoordinatorHost) {
     this.groupConfig = groupConfigOf(host.config);
+  }
+
+  private nowMs(): number {
+    return Math.round(this.epochMs + performance.now());
   }
 
   start(): void {
@@ -221,7 +232,7 @@ export class GroupCoordinator {
       return;
     }
     if (!this.current(shard)) return;
-    sm.finishLoad(Date.now());
+    sm.finishLoad(this.nowMs());
     shard.sm = sm;
     this.host.logger.info({ partition: shard.partition, leaderEpoch: shard.leaderEpoch, records, groups: sm.groupCount, ms: Math.round(performance.now() - t0) }, 'group coordinator loaded');
   }
@@ -252,7 +263,7 @@ export class GroupCoordinator {
   private write(shard: Shard, appendId: number, records: GroupReady['appends'][number]['records']): void {
     const sm = shard.sm;
     if (sm === null) return;
-    const batch = encodeRecordBatch({ records: records.map((r) => ({ key: r.key, value: r.value })), baseTimestamp: Date.now() });
+    const batch = encodeRecordBatch({ records: records.map((r) => ({ key: r.key, value: r.value })), baseTimestamp: this.nowMs() });
     // produce() appends synchronously before its first await: call order is log order.
     shard.part.produce(batch, -1, this.host.config['offsets.commit.timeout.ms']).then(
       (res) => this.appended(shard, sm, appendId, res.errorCode === 0 ? null : StrandError.fromCode(res.errorCode).errorName),
@@ -265,12 +276,12 @@ export class GroupCoordinator {
 
   private appended(shard: Shard, sm: GroupStateMachine, appendId: number, error: ErrorName | null): void {
     if (shard.sm !== sm) return; // unloaded: shutdown() already answered everything
-    sm.onAppended(appendId, error, Date.now());
+    sm.onAppended(appendId, error, this.nowMs());
     this.deliver(sm.takeReady(), shard);
   }
 
   private tick(): void {
-    const now = Date.now();
+    const now = this.nowMs();
     const expire = now - this.lastExpiryMs >= this.host.config['offsets.retention.check.interval.ms'];
     if (expire) this.lastExpiryMs = now;
     for (const shard of [...this.shards.values()]) {
@@ -309,7 +320,7 @@ export class GroupCoordinator {
         if (reply.kind !== kind) throw new Error(`group coordinator: ${kind} request ${requestId} answered with ${reply.kind}`);
         resolve(reply.response as ResponseOf[K]);
       });
-      input(r.sm, requestId, Date.now());
+      input(r.sm, requestId, this.nowMs());
       this.deliver(r.sm.takeReady(), r.shard);
     });
   }
