@@ -60,7 +60,7 @@ const CONSUMER_SPEC = {
   'session.timeout.ms': key({ type: 'int', default: 45_000, min: 1, doc: 'A member that sends no heartbeat for this long is removed from its group (ms).' }),
   'heartbeat.interval.ms': key({ type: 'int', default: 3_000, min: 1, doc: 'Period of group heartbeats (ms); keep it under a third of session.timeout.ms.' }),
   'max.poll.interval.ms': key({ type: 'int', default: 300_000, min: 1, doc: 'Longest gap between polls before the member leaves its group; also the rebalance timeout (ms).' }),
-  'partition.assignment.strategy': key({ type: 'list', default: ['range', 'roundrobin'], oneOf: ['range', 'roundrobin'], doc: 'Assignors offered to the group, in preference order.' }),
+  'partition.assignment.strategy': key({ type: 'list', default: ['range', 'roundrobin'], oneOf: ['range', 'roundrobin', 'cooperative-sticky'], doc: 'Assignors offered to the group, in preference order; cooperative (incremental) rebalancing only when every one listed is cooperative (cooperative-sticky alone).' }),
   'isolation.level': key({ type: 'string', default: 'read_uncommitted', oneOf: ['read_uncommitted', 'read_committed'], doc: 'Whether fetches stop at the last stable offset.' }),
   'check.crcs': key({ type: 'boolean', default: true, doc: 'Verify the CRC-32C of every fetched batch.' }),
 };

@@ -9,7 +9,7 @@ export { murmur2, partitionForKey, toPositive, StickyPartitioner } from './produ
 export type { Partitioner, PartitionerArgs } from './producer/partitioner';
 export { Consumer } from './consumer/consumer';
 export type { ConsumerRecord, RebalanceListener, ConsumerOptions } from './consumer/consumer';
-export { rangeAssignor, roundRobinAssignor, encodeSubscription, decodeSubscription, encodeAssignment, decodeAssignment } from './consumer/assignors';
+export { rangeAssignor, roundRobinAssignor, cooperativeStickyAssignor, encodeSubscription, decodeSubscription, encodeAssignment, decodeAssignment } from './consumer/assignors';
 export type { Assignor, MemberSubscription, TopicPartition } from './consumer/assignors';
 export type { CommittedOffset, OffsetToCommit } from './consumer/group-membership';
 export { Admin } from './admin/admin';

@@ -166,7 +166,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** Leaves the group (if subscribed) and drops every assigned partition. */
   async unsubscribe(): Promise<void> {
     if (this.subscription !== undefined && this.group !== undefined) {
-      await this.revoke(false);
+      await this.revoke();
       await this.group.leave();
     }
     this.subscription = undefined;
@@ -298,17 +298,33 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private async ensureGroupActive(): Promise<void> {
     const group = this.group as GroupMembership;
     if (group.isStable && !(await this.patternChanged())) return;
-    const lost = group.memberLost;
-    await this.revoke(lost);
+    if (group.memberLost) {
+      // Lost, not revoked: another member may own these already, so no commit.
+      await this.listener.onPartitionsLost?.(this.assignment());
+      this.setAssignment([]);
+      group.memberLost = false;
+    } else if (!group.cooperative) await this.revoke();
+    const owned = this.assignment();
     const topics = await this.subscribedTopics();
-    const result = await group.join(topics, (ts) => this.partitionCounts(ts));
+    const result = await group.join(topics, (ts) => this.partitionCounts(ts), owned);
+    const next = new Set(result.assignment.map((tp) => tpKey(tp.topic, tp.partition)));
+    const kept = new Set(owned.map((tp) => tpKey(tp.topic, tp.partition)).filter((k) => next.has(k)));
+    const revoked = owned.filter((tp) => !next.has(tpKey(tp.topic, tp.partition)));
+    if (revoked.length > 0) {
+      // Cooperative: give up only what moves, then rejoin at once so it can be handed out.
+      if (this.config['enable.auto.commit']) await this.commitPartitions(revoked).catch(() => undefined);
+      await this.listener.onPartitionsRevoked?.(revoked);
+      group.rejoinNeeded = true;
+    }
     this.setAssignment(result.assignment);
-    for (const s of this.partitions.values()) {
+    const added = result.assignment.filter((tp) => !kept.has(tpKey(tp.topic, tp.partition)));
+    for (const tp of added) {
+      const s = this.state(tp);
       s.position = undefined;
       s.reset = { kind: 'committed' };
     }
     this.cluster.addInterest(result.assignment.map((tp) => tp.topic));
-    await this.listener.onPartitionsAssigned?.(result.assignment);
+    await this.listener.onPartitionsAssigned?.(added);
   }
 
   private lastPatternTopics = '';
@@ -341,17 +357,22 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     return out;
   }
 
-  /** Gives up the current assignment before a rejoin: commit (unless lost), then tell the app. */
-  private async revoke(lost: boolean): Promise<void> {
+  /** Gives up the whole assignment before an eager rejoin: commit, then tell the app. */
+  private async revoke(): Promise<void> {
     const owned = this.assignment();
-    if (owned.length === 0 && this.group?.generationId === -1) return;
-    if (lost) {
-      await this.listener.onPartitionsLost?.(owned);
-    } else {
-      if (this.config['enable.auto.commit']) await this.commit().catch(() => undefined);
-      await this.listener.onPartitionsRevoked?.(owned);
-    }
+    if (owned.length === 0) return;
+    if (this.config['enable.auto.commit']) await this.commit().catch(() => undefined);
+    await this.listener.onPartitionsRevoked?.(owned);
     this.setAssignment([]);
+  }
+
+  private commitPartitions(tps: readonly TopicPartition[]): Promise<void> {
+    const list: OffsetToCommit[] = [];
+    for (const tp of tps) {
+      const s = this.partitions.get(tpKey(tp.topic, tp.partition));
+      if (s?.position !== undefined) list.push({ topic: tp.topic, partition: tp.partition, offset: s.position, leaderEpoch: s.leaderEpoch });
+    }
+    return (this.group as GroupMembership).commit(list, true);
   }
 
   /** Initializes positions of partitions that have none: committed offset, else the reset policy. */

@@ -69,6 +69,14 @@ export class GroupMembership {
   rejoinNeeded = true;
   /** Set when the member id was lost: partitions are lost, not revoked. */
   memberLost = false;
+
+  /**
+   * Whether this member rebalances cooperatively (KIP-429): only when every assignor it offers
+   * is cooperative, since the group may pick any of them (Kafka's rule).
+   */
+  get cooperative(): boolean {
+    return this.assignors.length > 0 && this.assignors.every((a) => a.rebalanceProtocol === 'cooperative');
+  }
   private coordinator: BrokerConnection | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatInFlight = false;
@@ -124,9 +132,10 @@ export class GroupMembership {
    * Joins (or rejoins) the group and returns this member's assignment. `topics` is the
    * subscription; `partitionsPerTopic` is asked for only when this member leads.
    */
-  async join(topics: readonly string[], partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>, signal?: AbortSignal): Promise<JoinResult> {
+  async join(topics: readonly string[], partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>, owned: readonly TopicPartition[] = [], signal?: AbortSignal): Promise<JoinResult> {
     this.stopHeartbeat();
-    const metadata = encodeSubscription([...topics].sort());
+    // Subscription v1 carries what this member owns: cooperative assignors keep it in place.
+    const metadata = encodeSubscription([...topics].sort(), null, owned);
     for (let attempt = 0; attempt < MAX_JOIN_ATTEMPTS; attempt++) {
       if (this.closed) throw new StrandError('NETWORK_EXCEPTION', 'consumer is closed');
       let conn: BrokerConnection;
@@ -199,7 +208,7 @@ export class GroupMembership {
   }
 
   private heartbeat(): void {
-    if (this.heartbeatInFlight || this.rejoinNeeded || this.closed) return;
+    if (this.heartbeatInFlight || this.closed || this.generationId < 0 || this.memberId === '') return;
     this.heartbeatInFlight = true;
     const req: HeartbeatRequest = { groupId: this.groupId, generationId: this.generationId, memberId: this.memberId, ...(this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
     this.coordinatorConnection()
@@ -217,7 +226,10 @@ export class GroupMembership {
             this.memberId = '';
             this.generationId = -1;
           } else if (err.errorName === 'ILLEGAL_GENERATION') this.memberLost = true;
-          this.stopHeartbeat();
+          // REBALANCE_IN_PROGRESS: keep heartbeating until this member sends its JoinGroup, so
+          // an application that is busy between polls keeps its session (it has the rebalance
+          // timeout, max.poll.interval.ms, to come back), as the Java client's heartbeat thread does.
+          if (err.errorName !== 'REBALANCE_IN_PROGRESS') this.stopHeartbeat();
           this.wake();
         }
       })

@@ -1,10 +1,12 @@
 /**
  * Checks the range and round-robin assignors against hand-computed Kafka results (they are
  * pure functions, so exact expectations), balance and coverage over many member/partition
- * shapes, and the ConsumerProtocol subscription/assignment bytes (round trip, fixed bytes,
+ * shapes, the cooperative-sticky assignor over successive rebalances (members keep what they own,
+ * no partition is ever owned by two members, it converges to a balanced assignment), and the
+ * ConsumerProtocol subscription/assignment bytes (round trip, fixed bytes, v1 owned partitions,
  * truncated input rejected).
  */
-import { decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription, rangeAssignor, roundRobinAssignor } from '../../src/consumer/assignors';
+import { cooperativeStickyAssignor, decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription, rangeAssignor, roundRobinAssignor } from '../../src/consumer/assignors';
 import type { MemberSubscription, TopicPartition } from '../../src/consumer/assignors';
 
 const m = (memberId: string, topics: string[]): MemberSubscription => ({ memberId, topics, userData: null });
@@ -41,10 +43,55 @@ describe('assignors', () => {
     }
   });
 
+  it('cooperative-sticky keeps owned partitions, never double-assigns, and converges balanced', () => {
+    const key = (tp: TopicPartition): string => `${tp.topic}-${tp.partition}`;
+    for (const [parts, before, after] of [
+      [6, ['a'], ['a', 'b']],
+      [7, ['a', 'b'], ['a', 'b', 'c']],
+      [4, ['a', 'b', 'c'], ['a', 'c']],
+      [12, ['a', 'b', 'c', 'd'], ['b', 'e']],
+    ] as [number, string[], string[]][]) {
+      const counts = new Map([['t', parts]]);
+      // Rounds: members report what they own; the assignment becomes their ownership after they
+      // revoke what they lost. Ownership never overlaps and each owner keeps what it is given.
+      let owned = new Map<string, TopicPartition[]>(before.map((id) => [id, []]));
+      const round = (ids: string[]): Map<string, TopicPartition[]> => cooperativeStickyAssignor.assign(ids.map((id) => ({ ...m(id, ['t']), ownedPartitions: owned.get(id) ?? [] })), counts);
+      for (let i = 0; i < 3; i++) owned = round(before);
+      const settled = new Map(owned);
+      let rounds = 0;
+      for (; rounds < 5; rounds++) {
+        const next = round(after);
+        const all = [...next.values()].flat().map(key);
+        expect(new Set(all).size).toBe(all.length);
+        for (const [id, list] of next) {
+          // A partition someone else owned right now cannot be given to this member yet.
+          for (const tp of list) {
+            const holder = [...owned].find(([o, l]) => o !== id && after.includes(o) && l.some((x) => key(x) === key(tp)));
+            expect(holder).toBeUndefined();
+          }
+        }
+        const changed = [...next].some(([id, l]) => l.map(key).join() !== (owned.get(id) ?? []).map(key).join());
+        owned = next;
+        if (!changed && all.length === parts) break;
+      }
+      const sizes = after.map((id) => owned.get(id)?.length ?? 0);
+      expect(sizes.reduce((x, y) => x + y, 0)).toBe(parts);
+      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+      // Sticky: a member that stayed lost only what balance required.
+      for (const id of after.filter((x) => before.includes(x))) {
+        const kept = (settled.get(id) ?? []).filter((tp) => owned.get(id)?.some((x) => key(x) === key(tp))).length;
+        expect(kept).toBeGreaterThanOrEqual(Math.min(settled.get(id)?.length ?? 0, Math.floor(parts / after.length)));
+      }
+    }
+  });
+
   it('encodes Kafka ConsumerProtocol bytes and decodes them back', () => {
     const sub = encodeSubscription(['ab'], null);
     expect(sub.toString('hex')).toBe('0000' + '00000001' + '0002' + '6162' + 'ffffffff');
-    expect(decodeSubscription(sub)).toEqual({ topics: ['ab'], userData: null });
+    expect(decodeSubscription(sub)).toEqual({ topics: ['ab'], userData: null, ownedPartitions: [] });
+    const v1 = encodeSubscription(['ab'], null, [{ topic: 'ab', partition: 3 }]);
+    expect(v1.subarray(0, 2).toString('hex')).toBe('0001');
+    expect(decodeSubscription(v1).ownedPartitions).toEqual([{ topic: 'ab', partition: 3 }]);
     const tps = [{ topic: 'x', partition: 0 }, { topic: 'x', partition: 2 }, { topic: 'y', partition: 1 }];
     expect(decodeAssignment(encodeAssignment(tps))).toEqual(tps);
     expect(decodeAssignment(Buffer.alloc(0))).toEqual([]);

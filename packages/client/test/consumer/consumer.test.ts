@@ -36,6 +36,19 @@ async function produce(topic: string, records: { key?: string; value: string; pa
   await p.close();
 }
 
+/**
+ * Polls each consumer in its own loop (as applications do: a member blocked in a rebalance must
+ * not stop the others from polling) until `done()` or the monotonic deadline.
+ */
+async function pollAll(consumers: Consumer[], done: () => boolean, onRecords: (rs: ConsumerRecord[]) => void = () => undefined, timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  await Promise.all(
+    consumers.map(async (c) => {
+      while (!done() && performance.now() < deadline) onRecords(await c.poll(50));
+    }),
+  );
+}
+
 /** Polls until `n` records arrived or the monotonic deadline passes. */
 async function pollN(c: Consumer, n: number, timeoutMs = 10_000): Promise<ConsumerRecord[]> {
   const out: ConsumerRecord[] = [];
@@ -147,13 +160,10 @@ describe('Consumer groups', () => {
     a.subscribe(['t']);
     b.subscribe(['t']);
     const seen = new Map<string, number>();
-    const deadline = performance.now() + 15_000;
-    // Both poll until the group settled with both members and every record is processed.
-    while (performance.now() < deadline) {
-      const [ra, rb] = await Promise.all([a.poll(100), b.poll(100)]);
-      for (const r of [...ra, ...rb]) seen.set(r.value?.toString() ?? '', (seen.get(r.value?.toString() ?? '') ?? 0) + 1);
-      if (a.assignment().length > 0 && b.assignment().length > 0 && a.groupMetadata()?.generationId === b.groupMetadata()?.generationId && seen.size === 40) break;
-    }
+    const settled = (): boolean => a.assignment().length > 0 && b.assignment().length > 0 && a.groupMetadata()?.generationId === b.groupMetadata()?.generationId && mem.groups.get('g')?.state === 'Stable' && seen.size === 40;
+    await pollAll([a, b], settled, (rs) => {
+      for (const r of rs) seen.set(r.value?.toString() ?? '', (seen.get(r.value?.toString() ?? '') ?? 0) + 1);
+    });
     const owned = [...a.assignment(), ...b.assignment()].map((tp) => tp.partition).sort();
     expect(owned).toEqual([0, 1, 2, 3]);
     expect(a.assignment().length).toBe(2);
@@ -168,6 +178,35 @@ describe('Consumer groups', () => {
     const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
     c.subscribe(['t']);
     expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['new']);
+  });
+
+  it('cooperative-sticky: a joining member takes over only the partitions that move', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 4);
+    const events: string[] = [];
+    const log = (who: string, c: () => Consumer) => ({
+      onPartitionsRevoked: (tps: { partition: number }[]) => void events.push(`${who} gen ${c().groupMetadata()?.generationId} revoked ${tps.map((t) => t.partition).join()}`),
+      onPartitionsAssigned: (tps: { partition: number }[]) => void events.push(`${who} gen ${c().groupMetadata()?.generationId} added ${tps.map((t) => t.partition).join()} owns ${c().assignment().map((t) => t.partition).join()}`),
+    });
+    const cfg = { 'group.id': 'coop', 'auto.offset.reset': 'earliest', 'partition.assignment.strategy': 'cooperative-sticky' };
+    const a = consumer(cfg);
+    a.subscribe(['t'], log('A', () => a));
+    const deadline = performance.now() + 15_000;
+    while (a.assignment().length < 4 && performance.now() < deadline) await a.poll(50);
+    expect(a.assignment().length).toBe(4);
+    const b = consumer(cfg);
+    b.subscribe(['t'], log('B', () => b));
+    await pollAll([a, b], () => a.assignment().length === 2 && b.assignment().length === 2 && a.groupMetadata()?.generationId === b.groupMetadata()?.generationId && a.groupMetadata()?.generationId === mem.groups.get('coop')?.generationId && mem.groups.get('coop')?.state === 'Stable');
+    const owned = [...a.assignment(), ...b.assignment()].map((tp) => tp.partition).sort();
+    expect(owned).toEqual([0, 1, 2, 3]);
+    // A never gave up everything: it revoked exactly the two partitions that moved to B, and B
+    // was given them only in a later generation than A's revocation.
+    expect(events.filter((e) => e.startsWith('A') && e.includes('revoked')).map((e) => e.replace(/gen \d+ /, ''))).toEqual(['A revoked 2,3']);
+    // B received partitions 2 and 3 only in a generation after A's revocation.
+    const revokedAt = Number(events.find((e) => e.startsWith('A') && e.includes('revoked'))?.split(' ')[2]);
+    const bGot = events.find((e) => e.startsWith('B') && e.includes('added 2,3'));
+    expect(Number(bGot?.split(' ')[2])).toBeGreaterThan(revokedAt);
+    expect(events.some((e) => e.startsWith('B') && e.includes('revoked'))).toBe(false);
   });
 
   it('fences a commit from a stale generation and asks the member to rejoin', async () => {
