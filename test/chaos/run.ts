@@ -4,6 +4,7 @@
  * producers and readers, lets the seeded nemesis inject faults for the duration, heals
  * everything, reads every partition back, checks the history, prints a summary whose last line
  * is JSON, writes the history and verdict as JSON, and exits non-zero on any anomaly.
+ * `--topic-config k=v` adds topic configs (`flush.policy=page-cache` is the control that must lose data).
  * `--group N` adds N consumers in one group (subscribe, commit after each poll).
  * scripts/chaos.js compiles this and re-executes it inside `unshare -n` when root (`--netns`).
  */
@@ -29,10 +30,12 @@ interface Args {
   keepData: boolean;
   /** Members of the consumer-group workload (0: none). */
   group: number;
+  /** Extra topic configs (`--topic-config k=v`, repeatable), e.g. flush.policy=page-cache as a control. */
+  topicConfigs: { name: string; value: string }[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seed: Date.now() % 1_000_000, durationS: 60, faults: [...FAULT_KINDS], controllers: 3, brokers: 3, topics: 2, partitions: 2, out: 'chaos-results', netns: false, keepData: false, group: 0 };
+  const a: Args = { seed: Date.now() % 1_000_000, durationS: 60, faults: [...FAULT_KINDS], controllers: 3, brokers: 3, topics: 2, partitions: 2, out: 'chaos-results', netns: false, keepData: false, group: 0, topicConfigs: [] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i] as string;
     const v = (): string => {
@@ -60,6 +63,12 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--netns') a.netns = true;
     else if (k === '--keep-data') a.keepData = true;
     else if (k === '--group') a.group = int();
+    else if (k === '--topic-config') {
+      const kv = v();
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new Error(`--topic-config wants key=value, got ${kv}`);
+      a.topicConfigs.push({ name: kv.slice(0, eq), value: kv.slice(eq + 1) });
+    }
     else throw new Error(`unknown argument ${k}`);
   }
   if (a.brokers < 3) throw new Error('--brokers must be at least 3 (RF=3 topics)');
@@ -112,7 +121,7 @@ async function main(): Promise<number> {
       for (let attempt = 0; ; attempt++) {
         try {
           const r = await client.brokers.call<CreateTopicsRequest, CreateTopicsResponse>(cluster.brokerAddresses()[attempt % args.brokers] as string, (c, q, m, o, cb) => c.createTopics(q, m, o, cb), {
-            topics: [{ name, numPartitions: args.partitions, replicationFactor: 3, assignments: [], configs: [{ name: 'min.insync.replicas', value: '2' }] }],
+            topics: [{ name, numPartitions: args.partitions, replicationFactor: 3, assignments: [], configs: [{ name: 'min.insync.replicas', value: '2' }, ...args.topicConfigs] }],
             validateOnly: false,
           }, 10_000);
           const code = r.topics[0]?.errorCode;
@@ -166,6 +175,7 @@ async function main(): Promise<number> {
       seed: args.seed,
       durationS: args.durationS,
       faultKinds: faults,
+      ...(args.topicConfigs.length ? { topicConfigs: args.topicConfigs.map((c) => `${c.name}=${c.value}`).join(',') } : {}),
       acked: verdict.counts.acked,
       lost: verdict.counts.lost,
       duplicated: verdict.counts.duplicated,
