@@ -77,6 +77,8 @@ export class BrokerServer {
   private timers: NodeJS.Timeout[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private applying: Promise<void> = Promise.resolve();
+  /** The log cleaner's pass in progress, if any. */
+  private cleaning: Promise<void> | null = null;
   private stopped = false;
   private fenced = true;
   private producerIds = { next: 0, end: 0 };
@@ -208,6 +210,14 @@ export class BrokerServer {
     this.timers.push(setInterval(() => this.replicas.tick(), 100));
     this.timers.push(setInterval(() => this.safe(() => this.replicas.checkpointHighWatermarks()), this.config['replica.high.watermark.checkpoint.interval.ms']));
     this.timers.push(setInterval(() => this.replicas.applyRetention(), this.config['log.retention.check.interval.ms']));
+    this.timers.push(
+      setInterval(() => {
+        if (this.cleaning !== null) return; // the previous pass is still running
+        this.cleaning = this.replicas.compactLogs().finally(() => {
+          this.cleaning = null;
+        });
+      }, this.config['log.cleaner.backoff.ms']),
+    );
   }
 
   private safe(f: () => void): void {
@@ -360,6 +370,7 @@ export class BrokerServer {
     this.groups.close();
     this.fetcher.close();
     await this.applying;
+    if (this.cleaning !== null) await this.cleaning;
     await this.replicas.close();
     this.channel.close();
     fs.writeFileSync(path.join(this.opts.logDir, CLEAN_SHUTDOWN_MARKER), '');

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, type RawConfig } from '@strand/protocol';
-import { PartitionLog, type DurableSegmentPosition } from '@strand/storage';
+import { PartitionLog, compactLog, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -143,6 +143,26 @@ export class ReplicaManager {
         p.log.applyRetention(p.highWatermark);
       } catch (e: unknown) {
         this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: String(e) }, 'retention failed');
+      }
+    }
+  }
+
+  /**
+   * One pass of the log cleaner: compacts every hosted log of a compacted topic (cleanup.policy
+   * includes compact) below its high watermark, one log at a time. Passes never overlap (the
+   * caller waits for the previous one) and yield to the event loop, so produce/fetch go on.
+   */
+  async compactLogs(): Promise<void> {
+    for (const p of [...this.partitions.values()]) {
+      if (!p.log.topicConfig['cleanup.policy'].includes('compact') || !this.partitions.has(`${p.key.topicId}:${p.key.partition}`)) continue;
+      try {
+        // Only flushed segments are compacted; under flush.policy=page-cache closed segments may
+        // still be in the page cache, so flush them first (one fdatasync per log and pass).
+        await p.log.flush();
+        const stats = await compactLog(p.log, { upperBoundOffset: p.highWatermark });
+        if (stats.segmentsCleaned > 0) this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, 'compacted');
+      } catch (e: unknown) {
+        this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: e instanceof Error ? e.message : String(e) }, 'compaction failed');
       }
     }
   }

@@ -1,0 +1,72 @@
+/**
+ * ReplicaManager over real logs, in one process: a metadata image naming this broker the only
+ * replica of a compacted topic makes it leader; keyed records produced through the Partition roll
+ * small segments; one log-cleaner pass keeps only the latest record per key below the high
+ * watermark; and an image without the topic deletes the replica's directory.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigResourceType, decodeRecordBatch, encodeRecordBatch, validateBatches, type MetadataRecord } from '@strand/protocol';
+import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { ReplicaManager } from '../../src/server/replica-manager';
+import type { PartitionHost } from '../../src/server/partition';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const topicId = '0123456789abcdef0123456789abcdef';
+const quiet = { info: () => undefined, warn: () => undefined };
+
+function image(withTopic: boolean): MetadataImage {
+  const records: MetadataRecord[] = [
+    { cluster: { clusterId: 'c' } },
+    { registerBroker: { brokerId: 1, incarnationId: 'i', brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
+  ];
+  if (withTopic) {
+    records.push(
+      { topic: { name: 'kv', topicId: topicIdToBytes(topicId) } },
+      { partition: { topicId: topicIdToBytes(topicId), partition: 0, replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } },
+      { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'cleanup.policy', value: 'compact' } },
+      { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'segment.bytes', value: '400' } },
+      { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'flush.policy', value: 'page-cache' } },
+    );
+  }
+  return MetadataImage.fromRecords(withTopic ? 10 : 11, records);
+}
+
+test('leads a compacted topic, cleans it, and deletes it when the topic goes', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
+  dirs.push(dir);
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet);
+  await rm.applyImage(image(true));
+  const p = rm.partitionByName('kv', 0)!;
+  expect(p.isLeader).toBe(true);
+  for (let i = 0; i < 30; i++) {
+    const res = await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from(`k${i % 3}`), value: Buffer.from(`v${i}`) }], baseTimestamp: 1 }), -1, 5000);
+    expect(res.errorCode).toBe(0);
+  }
+  expect(p.log.segmentCount).toBeGreaterThan(2);
+  await rm.compactLogs();
+  const read = p.log.read(0, 1 << 20, { maxOffset: p.highWatermark });
+  const values: string[] = [];
+  let offset = 0;
+  for (let guard = 0; guard < 100 && offset < p.highWatermark; guard++) {
+    const r = p.log.read(offset, 1 << 20, { maxOffset: p.highWatermark });
+    if (r.batchCount === 0) break;
+    for (const v of validateBatches(r.records)) for (const rec of decodeRecordBatch(r.records, v.position).records) values.push(`${rec.key?.toString()}=${rec.value?.toString()}`);
+    offset = r.nextOffset;
+  }
+  expect(read.batchCount).toBeGreaterThan(0);
+  // Older values of each key are gone from the cleaned segments; the latest of each key stays.
+  expect(values.length).toBeLessThan(30);
+  for (const k of ['k0', 'k1', 'k2']) expect(values.filter((v) => v.startsWith(`${k}=`)).pop()).toBe(`${k}=v${27 + Number(k.slice(1))}`);
+  const logDir = p.log.dir;
+  await rm.applyImage(image(false));
+  expect(rm.partitionByName('kv', 0)).toBeUndefined();
+  expect(fs.existsSync(logDir)).toBe(false);
+  await rm.close();
+});
