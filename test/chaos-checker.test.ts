@@ -63,3 +63,11 @@ test('consumer group: commits going backwards, a skip after an assignment, recor
   expect(w.counts.groupPollSkips).toBe(1); // started at 1 with nothing committed
   expect(w.counts.groupUnseen).toBe(2);
 });
+
+test('a write read during the run but missing from the final read is lost, even above the final end', () => {
+  const v = check(history([send(0, 0), send(1, 1)], [[0, 'v0']], [[[0, 'v0'], [1, 'v1']]]));
+  expect(v.counts.lost).toBe(1);
+  expect(v.anomalies[0]?.detail).toContain('gone from the final read');
+  // Everything gone (every replica lost it): all lost, none merely unseen.
+  expect(check(history([send(0, 0), send(1, 1)], [], [[[0, 'v0'], [1, 'v1']]])).counts).toMatchObject({ lost: 2, unseen: 0 });
+});

@@ -2,8 +2,10 @@
  * The chaos checker: a pure function over the recorded history (sends with outcomes, run-time
  * polls, final reads), in the vocabulary of ../../../shared/SCENARIOS.md (Jepsen's queue
  * workload):
- *  - lost: acknowledged, never read, and below the highest offset read of its partition;
- *  - unseen: acknowledged, not read by the end (and not lost: above every offset read);
+ *  - lost: acknowledged and missing from the final read, where either the final read passed its
+ *    offset, or some reader saw it earlier (it was there and is gone), or nobody ever read it and
+ *    it lies below the highest offset read (Jepsen's definition);
+ *  - unseen: acknowledged, not in the final read, never read, above every offset read;
  *  - duplicated: one value at two offsets;
  *  - inconsistent: one offset holding two values across readers (an acknowledgement counts as an
  *    observation of its offset);
@@ -117,7 +119,13 @@ export function check(history: History): Verdict {
     }
   }
 
-  // Lost / unseen acknowledged writes.
+  // Lost / unseen acknowledged writes, judged against the final read.
+  const finalValues = new Map<string, Set<string>>();
+  const finalMaxOffset = new Map<string, number>();
+  for (const [part, recs] of Object.entries(history.finalReads)) {
+    finalValues.set(part, new Set(recs.map(([, v]) => v)));
+    finalMaxOffset.set(part, Math.max(-1, ...recs.map(([o]) => o)));
+  }
   let acked = 0;
   let lost = 0;
   let unseen = 0;
@@ -125,10 +133,14 @@ export function check(history: History): Verdict {
     if (s.outcome !== 'ok') continue;
     acked++;
     const part = `${s.topic}/${s.partition}`;
-    if (readValues.get(part)?.has(s.value)) continue;
-    if (s.offset <= (maxRead.get(part) ?? -1)) {
+    const fin = finalValues.get(part);
+    if (fin?.has(s.value)) continue;
+    const seenBefore = readValues.get(part)?.has(s.value) ?? false;
+    const finalMax = finalMaxOffset.get(part) ?? -1;
+    if (s.offset <= finalMax || seenBefore || s.offset <= (maxRead.get(part) ?? -1)) {
       lost++;
-      anomalies.push({ kind: 'lost', partition: part, detail: `${s.value} acknowledged at offset ${s.offset} (t=${Math.round(s.end)} ms) was never read` });
+      const why = seenBefore ? 'was read during the run but is gone from the final read' : s.offset <= finalMax ? `is missing from the final read (which reached offset ${finalMax})` : 'was never read';
+      anomalies.push({ kind: 'lost', partition: part, detail: `${s.value} acknowledged at offset ${s.offset} (t=${Math.round(s.end)} ms) ${why}` });
     } else {
       unseen++;
       anomalies.push({ kind: 'unseen', partition: part, detail: `${s.value} acknowledged at offset ${s.offset} (t=${Math.round(s.end)} ms), above every offset read (${maxRead.get(part) ?? -1})` });
