@@ -8,7 +8,8 @@
  *    everything it had not fdatasynced, restart later;
  *  - partition: one node isolated, a majority/minority split, the active controller alone, a
  *    partition leader cut from its followers (not from clients), a one-way cut, or random loss.
- * Recovery is measured from the fault: leader kill -> first acknowledged write on each partition
+ * After each heal the nemesis waits (bounded) for every node to be ready and every ISR to be
+ * full before the next fault. Recovery is measured from the fault: leader kill -> first acknowledged write on each partition
  * it led; controller kill -> the next metadata change (a CreateTopics that succeeds).
  */
 import type { CreateTopicsRequest, CreateTopicsResponse } from '@strand/protocol';
@@ -269,6 +270,18 @@ export class Nemesis {
     // Wait (bounded) for every node to be ready before the next fault.
     for (const n of this.cluster.nodes) {
       if (!(await this.cluster.waitReady(n.id, 60_000))) this.opts.log(`  node ${n.id} not ready 60 s after the heal`);
+    }
+    // ...and every partition's ISR to be full again, so that faults do not compound (a
+    // recovery figure then measures one fault, not the tail of the previous one).
+    const isrDeadline = this.opts.now() + 60_000;
+    for (;;) {
+      const md = await this.client.metadata(this.opts.topics).catch(() => undefined);
+      if (md !== undefined && md.topics.every((t) => t.partitions.every((p) => p.leaderId >= 0 && p.isr.length === p.replicas.length))) break;
+      if (this.opts.now() > isrDeadline) {
+        this.opts.log('  ISR not full 60 s after the heal');
+        break;
+      }
+      await sleep(250);
     }
     rec.recoveryMs = await recovery;
     if (rec.recoveryWhat !== '') this.opts.log(`  recovery: ${rec.recoveryMs < 0 ? 'not measured' : `${Math.round(rec.recoveryMs)} ms`} (${rec.recoveryWhat})`);
