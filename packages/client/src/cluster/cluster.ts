@@ -61,6 +61,7 @@ export class Cluster {
   private staleRequested = false;
   private refreshTimer: NodeJS.Timeout | undefined;
   private nextBroker = 0;
+  private nextAny = 0;
   private closed = false;
   private readonly closeController = new AbortController();
 
@@ -278,10 +279,13 @@ export class Cluster {
     return conn;
   }
 
-  /** A connection to some broker (known brokers rotate; bootstrap addresses before any is known). */
+  /**
+   * A connection to some broker: known brokers and bootstrap addresses in turn, so a retry after
+   * a failure goes to another one (a dead first bootstrap address must not be asked forever).
+   */
   anyConnection(): BrokerConnection {
     const c = this.candidateConnections();
-    return c[0] as BrokerConnection;
+    return c[this.nextAny++ % c.length] as BrokerConnection;
   }
 
   /** A connection to host:port (e.g. a group coordinator returned by FindCoordinator). */

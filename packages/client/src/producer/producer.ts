@@ -488,7 +488,9 @@ export class Producer {
       }
     }
     for (const [node, list] of requests) for (const req of list) if (req.batches.length > 0) this.sendRequest(node, req.batches);
-    if (missingLeader) this.refreshSoon();
+    // A stale mark comes from failures (a dead leader's NETWORK_EXCEPTION, NOT_LEADER...): the
+    // cached leader may be wrong even though it is known, so refresh rather than resend to it.
+    if (missingLeader || this.cluster.needsRefresh) this.refreshSoon();
     if (nextWake !== Infinity) this.scheduleWake(nextWake);
   }
 
@@ -585,7 +587,7 @@ export class Producer {
       b.retryAtMs = now + backoffMs(b.attempts, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random });
       b.attempts++;
       this.accumulator.requeue(b);
-      if (err.hasStaleMetadata) this.refreshSoon();
+      if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION' || err.errorName === 'REQUEST_TIMED_OUT') this.refreshSoon();
       this.scheduleWake(b.retryAtMs);
       return;
     }

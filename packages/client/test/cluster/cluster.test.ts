@@ -45,6 +45,14 @@ describe('Cluster metadata', () => {
     expect(c.leaderOf('t', 1)).toBe(2);
   });
 
+  it('hands out connections in turn, so retries skip a dead first bootstrap address', async () => {
+    mem = await MemoryCluster.start();
+    const dead = `127.0.0.1:${await deadPort()}`;
+    const c = make({}, `${dead},127.0.0.1:${mem.nodes[0]?.port}`);
+    const seen = new Set([c.anyConnection().address, c.anyConnection().address]);
+    expect(seen.size).toBe(2);
+  });
+
   it('coalesces concurrent refreshes into one request', async () => {
     mem = await MemoryCluster.start();
     const c = make();

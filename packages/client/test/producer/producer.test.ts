@@ -105,6 +105,18 @@ describe('Producer', () => {
     expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b']);
   });
 
+  it('refreshes metadata when the leader dies without telling anyone (connection errors only)', async () => {
+    cluster = await MemoryCluster.start({ brokers: 2 });
+    cluster.createTopic('t', 1, 2);
+    const p = producer({ 'request.timeout.ms': 2000, 'delivery.timeout.ms': 20_000 });
+    expect((await p.send({ topic: 't', value: 'a' })).offset).toBe(0);
+    const dead = cluster.partition('t', 0).leaderId;
+    cluster.killNode(dead);
+    cluster.moveLeader('t', 0, dead === 1 ? 2 : 1);
+    expect((await p.send({ topic: 't', value: 'b' })).offset).toBe(1);
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b']);
+  });
+
   it('retries retriable partition errors and fails fast on fatal ones', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 2);

@@ -181,6 +181,13 @@ export class MemoryCluster {
     for (const n of this.nodes) n.server.forceShutdown();
   }
 
+  /** Stops one broker's gRPC server abruptly (a crash): its connections reset, calls fail. */
+  killNode(id: number): void {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no broker ${id}`);
+    n.server.forceShutdown();
+  }
+
   createTopic(name: string, partitions: number, replicationFactor = 1, configs: Record<string, string> = {}): MemoryTopic {
     const t: MemoryTopic = { name, topicId: Buffer.from(name.padEnd(16, '_').slice(0, 16)), partitions: [], configs: new Map(Object.entries(configs)) };
     for (let p = 0; p < partitions; p++) t.partitions.push(this.newPartition(p, replicationFactor));
