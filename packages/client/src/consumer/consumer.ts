@@ -543,6 +543,20 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           } else if (err.hasStaleMetadata) this.cluster.requestRefresh();
           continue;
         }
+        const div = p.divergingEpoch;
+        if (div !== null && div !== undefined && div.endOffset >= 0 && div.endOffset < (s.position as number)) {
+          // KIP-320: the leader's log for our last fetched epoch ends before our position (an
+          // unclean election truncated what we read). Continue where the logs agree, or fail
+          // when auto.offset.reset=none, as the Java client's LogTruncationException does.
+          if (this.config['auto.offset.reset'] === 'none') {
+            this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `log truncation detected on ${t.name}-${p.partition}: epoch ${div.epoch} ends at ${div.endOffset}, before position ${s.position}`);
+            continue;
+          }
+          this.dropBuffered(s);
+          s.position = div.endOffset;
+          s.leaderEpoch = -1;
+          continue;
+        }
         if (p.records.length > 0) {
           const bytes = Buffer.isBuffer(p.records) ? p.records : Buffer.from(p.records);
           s.buffered = { bytes, pos: 0, records: [], next: 0, batchLastOffset: -1 };

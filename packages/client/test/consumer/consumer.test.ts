@@ -137,6 +137,21 @@ describe('Consumer with assign()', () => {
     expect((await pollN(c, 1)).map((r) => r.offset)).toEqual([4]);
   });
 
+  it('detects log truncation by leader epoch (KIP-320) and continues where the logs agree', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    // One batch per record, so the truncation below can cut between records.
+    for (let i = 0; i < 10; i++) await produce('t', [{ value: `old-${i}` }]);
+    const c = consumer({ 'auto.offset.reset': 'earliest' });
+    c.assign([{ topic: 't', partition: 0 }]);
+    expect((await pollN(c, 10)).length).toBe(10);
+    // Offsets 6.. vanish in an unclean election; the new leader's log continues from 6 at epoch 1.
+    mem.truncateUnclean('t', 0, 6);
+    await produce('t', Array.from({ length: 8 }, (_, i) => ({ value: `new-${i}` })));
+    const after = await pollN(c, 8);
+    expect(after.map((r) => [r.offset, r.value?.toString(), r.leaderEpoch])).toEqual(Array.from({ length: 8 }, (_, i) => [6 + i, `new-${i}`, 1]));
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);

@@ -71,6 +71,8 @@ export interface MemoryPartition {
   logEndOffset: number;
   producers: Map<number, ProducerEntry>;
   waiters: Set<() => void>;
+  /** [epoch, start offset] of each leader epoch with records, ascending (the leader epoch cache). */
+  epochStarts: [number, number][];
 }
 
 export interface MemoryTopic {
@@ -198,7 +200,7 @@ export class MemoryCluster {
   private newPartition(p: number, rf: number): MemoryPartition {
     const replicas: number[] = [];
     for (let i = 0; i < Math.min(rf, this.nodes.length); i++) replicas.push((this.nodes[(p + i) % this.nodes.length] as Node).id);
-    return { partition: p, leaderId: replicas[0] as number, leaderEpoch: 0, replicas, batches: [], logStartOffset: 0, logEndOffset: 0, producers: new Map(), waiters: new Set() };
+    return { partition: p, leaderId: replicas[0] as number, leaderEpoch: 0, replicas, batches: [], logStartOffset: 0, logEndOffset: 0, producers: new Map(), waiters: new Set(), epochStarts: [] };
   }
 
   partition(topic: string, partition: number): MemoryPartition {
@@ -211,6 +213,20 @@ export class MemoryCluster {
   moveLeader(topic: string, partition: number, leaderId: number): void {
     const p = this.partition(topic, partition);
     p.leaderId = leaderId;
+    p.leaderEpoch++;
+  }
+
+  /**
+   * An unclean election: the log is cut back to `offset` (at batch granularity: batches ending at
+   * or after it go) and a new leader epoch starts there,
+   * so records a consumer may already have read vanish (what KIP-320 detects).
+   */
+  truncateUnclean(topic: string, partition: number, offset: number): void {
+    const p = this.partition(topic, partition);
+    p.batches = p.batches.filter((b) => b.lastOffset < offset);
+    p.logEndOffset = p.batches.length === 0 ? p.logStartOffset : (p.batches[p.batches.length - 1] as StoredBatch).lastOffset + 1;
+    p.epochStarts = p.epochStarts.filter(([, start]) => start < p.logEndOffset);
+    p.producers.clear();
     p.leaderEpoch++;
   }
 
@@ -292,6 +308,8 @@ export class MemoryCluster {
       }
       const bytes = Buffer.from(records.subarray(v.position, v.position + v.size));
       stampBatch(bytes, 0, p.logEndOffset, p.leaderEpoch);
+      const lastEpoch = p.epochStarts[p.epochStarts.length - 1];
+      if (lastEpoch === undefined || lastEpoch[0] < p.leaderEpoch) p.epochStarts.push([p.leaderEpoch, p.logEndOffset]);
       if (firstOffset < 0) firstOffset = p.logEndOffset;
       p.batches.push({ baseOffset: p.logEndOffset, lastOffset: p.logEndOffset + h.lastOffsetDelta, maxTimestamp: h.maxTimestamp, bytes });
       p.logEndOffset += h.lastOffsetDelta + 1;
@@ -308,6 +326,13 @@ export class MemoryCluster {
     if (fp.currentLeaderEpoch >= 0 && fp.currentLeaderEpoch < p.leaderEpoch) return { ...base, errorCode: ErrorCode.FENCED_LEADER_EPOCH };
     if (fp.currentLeaderEpoch > p.leaderEpoch) return { ...base, errorCode: ErrorCode.UNKNOWN_LEADER_EPOCH };
     const marks = { highWatermark: p.logEndOffset, lastStableOffset: p.logEndOffset, logStartOffset: p.logStartOffset };
+    if (fp.lastFetchedEpoch >= 0) {
+      // Where the fetcher's last epoch ends in this log (KIP-320): the start of the next epoch.
+      const next = p.epochStarts.find(([e]) => e > fp.lastFetchedEpoch);
+      const known = [...p.epochStarts].reverse().find(([e]) => e <= fp.lastFetchedEpoch);
+      const endOffset = next === undefined ? p.logEndOffset : next[1];
+      if (fp.fetchOffset > endOffset) return { ...base, ...marks, errorCode: 0, divergingEpoch: { epoch: known?.[0] ?? -1, endOffset } };
+    }
     if (fp.fetchOffset < p.logStartOffset || fp.fetchOffset > p.logEndOffset) return { ...base, ...marks, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE };
     const parts: Buffer[] = [];
     let bytes = 0;
