@@ -197,6 +197,13 @@ export class PartitionLog {
     const clean = fs.existsSync(cleanMarker);
     this.completeInterruptedSwaps();
     const bases = this.listSegmentBases();
+    if (bases.length === 0 && !clean && !fs.existsSync(path.join(this.dir, RECOVERY_POINT_FILE)) && !fs.existsSync(path.join(this.dir, LOG_START_OFFSET_FILE))) {
+      // A brand-new log: nothing to recover or make durable. Skipping the fsyncs matters when a
+      // broker creates a thousand partitions at once; the first flush fsyncs the directory.
+      this.segments.push(LogSegment.create(this.dir, 0, this.segmentConfig()));
+      this.dirDirty = true;
+      return;
+    }
     this.recoveryPoint = readOffsetCheckpoint(path.join(this.dir, RECOVERY_POINT_FILE)) ?? 0;
     const checkpointStart = readOffsetCheckpoint(path.join(this.dir, LOG_START_OFFSET_FILE)) ?? 0;
     let truncated = 0;

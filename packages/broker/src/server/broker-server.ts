@@ -25,7 +25,7 @@ import {
   type CreateTopicsRequest,
   type CreateTopicsResponse,
 } from '@strand/protocol';
-import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { MetadataImage, topicIdFromBytes, topicIdToBytes } from '@strand/controller';
 import { DirectoryLock } from '@strand/storage';
 import { GroupCoordinator } from '../group/group-coordinator';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
@@ -59,6 +59,10 @@ export interface BrokerServerOptions {
 }
 
 const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
+/** Period of the leader housekeeping tick (ms). */
+const LEADER_TICK_MS = 250;
+/** Largest number of partitions in one AlterPartition RPC. */
+const MAX_ALTER_PARTITION_ITEMS = 2000;
 /** How long registration is retried while an earlier incarnation's session is still alive. */
 const REGISTRATION_RETRY_MS = 5 * 60_000;
 const META_PROPERTIES = 'meta.properties';
@@ -84,6 +88,7 @@ export class BrokerServer {
   private producerIds = { next: 0, end: 0 };
   private producerIdsLoading: Promise<void> | null = null;
   private readonly alterInFlight = new Set<string>();
+  private readonly alterQueue: { key: string; partition: Partition; req: AlterPartitionRequest }[] = [];
   private readonly previousShutdownClean: boolean;
 
   constructor(private readonly opts: BrokerServerOptions) {
@@ -207,7 +212,9 @@ export class BrokerServer {
     );
     this.scheduleHeartbeat(0);
     this.groups.start();
-    this.timers.push(setInterval(() => this.replicas.tick(), 100));
+    // Leader housekeeping (ISR shrink after replica.lag.time.max.ms, produce timeouts, AlterPartition
+    // retries) needs no finer clock than this; every tick walks every hosted partition.
+    this.timers.push(setInterval(() => this.replicas.tick(), LEADER_TICK_MS));
     this.timers.push(setInterval(() => this.safe(() => this.replicas.checkpointHighWatermarks()), this.config['replica.high.watermark.checkpoint.interval.ms']));
     this.timers.push(setInterval(() => this.replicas.applyRetention(), this.config['log.retention.check.interval.ms']));
     this.timers.push(
@@ -297,35 +304,62 @@ export class BrokerServer {
     }
   }
 
+  /**
+   * Queues an ISR change for the controller. Proposals made in one event-loop turn go out as ONE
+   * AlterPartition RPC (one Raft entry on the controller): a broker leading many partitions would
+   * otherwise send one RPC per partition, each a separate metadata commit, and a burst (a broker
+   * returning to 1,000 ISRs) would time out and retry in a storm.
+   */
   private sendAlterPartition(p: Partition, req: AlterPartitionRequest): void {
     const key = `${p.key.topicId}:${p.key.partition}`;
     if (this.alterInFlight.has(key)) return; // the core re-proposes after alterPartitionRetryMs
     this.alterInFlight.add(key);
-    const rpc: AlterPartitionRpc = {
-      brokerId: this.opts.brokerId,
-      brokerEpoch: this.brokerEpoch,
-      topics: [{ topicId: topicIdToBytes(p.key.topicId), partitions: [{ partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: [...req.newIsr] }] }],
-    };
     this.opts.logger.info({ topic: p.key.topic, partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: req.newIsr }, 'proposing ISR change');
     (this.opts.metrics ?? NO_METRICS).isrChange(req.newIsr.length < (p.leader?.isr.length ?? 0) ? 'shrink' : 'expand');
+    this.alterQueue.push({ key, partition: p, req });
+    if (this.alterQueue.length === 1) setImmediate(() => this.flushAlterPartitions());
+  }
+
+  private flushAlterPartitions(): void {
+    const batch = this.alterQueue.splice(0, MAX_ALTER_PARTITION_ITEMS);
+    if (this.alterQueue.length > 0) setImmediate(() => this.flushAlterPartitions());
+    if (batch.length === 0) return;
+    const topics = new Map<string, { topicId: Buffer; partitions: AlterPartitionRpc['topics'][number]['partitions'] }>();
+    for (const { partition: p, req } of batch) {
+      let t = topics.get(p.key.topicId);
+      if (t === undefined) {
+        t = { topicId: topicIdToBytes(p.key.topicId), partitions: [] };
+        topics.set(p.key.topicId, t);
+      }
+      t.partitions.push({ partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: [...req.newIsr] });
+    }
+    const rpc: AlterPartitionRpc = { brokerId: this.opts.brokerId, brokerEpoch: this.brokerEpoch, topics: [...topics.values()] };
+    const byKey = new Map(batch.map((b) => [`${b.partition.key.topicId}:${b.partition.key.partition}`, b]));
     this.channel
-      .call<AlterPartitionRpc, AlterPartitionRpcResponse>((c, r, m, o, cb) => c.alterPartition(r, m, o, cb), rpc, 10_000)
+      .call<AlterPartitionRpc, AlterPartitionRpcResponse>((c, r, m, o, cb) => c.alterPartition(r, m, o, cb), rpc, 15_000)
       .then((res) => {
-        const r = res.topics[0]?.partitions[0];
-        if (r === undefined) return;
-        let resp: AlterPartitionResponse;
-        if (r.errorCode === 0) resp = { error: null, leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch, isr: r.isr };
-        else {
-          const name = StrandError.fromCode(r.errorCode).errorName;
-          const known = ['FENCED_LEADER_EPOCH', 'INVALID_UPDATE_VERSION', 'NOT_LEADER_OR_FOLLOWER', 'INELIGIBLE_REPLICA', 'INVALID_REQUEST'] as const;
-          const error = known.find((k) => k === name) ?? 'INVALID_REQUEST';
-          this.opts.logger.warn({ topic: p.key.topic, partition: p.key.partition, error: name, message: r.errorMessage }, 'ISR change refused');
-          resp = { error };
+        for (const t of res.topics) {
+          const topicId = topicIdFromBytes(t.topicId);
+          for (const r of t.partitions) {
+            const item = byKey.get(`${topicId}:${r.partition}`);
+            if (item === undefined) continue;
+            let resp: AlterPartitionResponse;
+            if (r.errorCode === 0) resp = { error: null, leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch, isr: r.isr };
+            else {
+              const name = StrandError.fromCode(r.errorCode).errorName;
+              const known = ['FENCED_LEADER_EPOCH', 'INVALID_UPDATE_VERSION', 'NOT_LEADER_OR_FOLLOWER', 'INELIGIBLE_REPLICA', 'INVALID_REQUEST'] as const;
+              const error = known.find((k) => k === name) ?? 'INVALID_REQUEST';
+              this.opts.logger.warn({ topic: item.partition.key.topic, partition: r.partition, error: name, message: r.errorMessage }, 'ISR change refused');
+              resp = { error };
+            }
+            item.partition.onAlterPartitionResponse(item.req, resp);
+          }
         }
-        p.onAlterPartitionResponse(req, resp);
       })
-      .catch((e: unknown) => this.opts.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: e instanceof Error ? e.message : String(e) }, 'AlterPartition failed; will retry'))
-      .finally(() => this.alterInFlight.delete(key));
+      .catch((e: unknown) => this.opts.logger.warn({ partitions: batch.length, err: e instanceof Error ? e.message : String(e) }, 'AlterPartition failed; will retry'))
+      .finally(() => {
+        for (const b of batch) this.alterInFlight.delete(b.key);
+      });
   }
 
   private async nextProducerId(): Promise<number> {

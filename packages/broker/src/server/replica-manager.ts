@@ -19,6 +19,8 @@ import { Partition, type PartitionHost } from './partition';
 
 export const HW_CHECKPOINT_FILE = 'replication-offset-checkpoint';
 const PARTITION_METADATA_FILE = 'partition.metadata';
+/** Partition logs opened per event-loop turn when applying metadata. */
+const OPENS_PER_TURN = 16;
 
 export interface ReplicaManagerLogger {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -72,6 +74,7 @@ export class ReplicaManager {
     const me = this.host.brokerId;
     const ineligible = [...image.brokers.values()].filter((b) => b.fenced || b.inControlledShutdown).map((b) => b.id);
     const wanted = new Set<string>();
+    let opened = 0;
     for (const topic of image.topics.values()) {
       const config = topicConfig(image, topic);
       for (const p of topic.partitions.values()) {
@@ -80,6 +83,9 @@ export class ReplicaManager {
         wanted.add(key);
         let part = this.partitions.get(key);
         if (part === undefined) {
+          // Opening many logs (a new 1,000-partition topic) must not starve heartbeats and
+          // replication: yield to the event loop every few opens.
+          if (++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
           part = this.open(topic, p.partition, config);
           this.partitions.set(key, part);
           this.byName.set(`${topic.name}-${p.partition}`, part);
