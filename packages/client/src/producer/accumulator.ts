@@ -25,6 +25,10 @@ import type { ProducerHeader } from './batch-builder';
 /** Per-record completion: error, or the batch's base offset and log-append time (-1 if none). */
 export type RecordCallback = (error: Error | null, baseOffset: number, indexInBatch: number, timestamp: number, logAppendTimeMs: number) => void;
 
+/** append() result flags. */
+export const APPEND_FULL = 1;
+export const APPEND_NEW_BATCH = 2;
+
 export class ProducerBatch {
   readonly builder: BatchBuilder;
   readonly callbacks: (RecordCallback | undefined)[] = [];
@@ -176,27 +180,32 @@ export class RecordAccumulator {
     return Math.max(q.batchSize, estimate + 61);
   }
 
+  /** The batch the last append() went into (valid right after append()). */
+  lastBatch: ProducerBatch | undefined;
+
   /**
-   * Appends one record. Returns whether the partition now has a batch that is full (the sender
-   * should drain without waiting for linger).
+   * Appends one record. Returns flags: APPEND_FULL when the partition now has a full batch (the
+   * sender should drain without waiting for linger), APPEND_NEW_BATCH when a batch was opened.
    */
-  append(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: readonly ProducerHeader[] | undefined, callback: RecordCallback | undefined, nowMs: number): boolean {
+  append(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: readonly ProducerHeader[] | undefined, callback: RecordCallback | undefined, nowMs: number): number {
     const q = this.queue(topic, partition);
     const estimate = estimateRecordSize(key, value, headers);
     let last = q.batches[q.batches.length - 1];
-    let full = false;
+    let flags = 0;
     if (last === undefined || last.sealed || !last.builder.tryAppend(timestamp, key, value, headers, estimate)) {
-      if (last !== undefined && !last.sealed) full = true;
+      if (last !== undefined && !last.sealed) flags |= APPEND_FULL;
       last = new ProducerBatch(topic, partition, Math.max(q.batchSize, estimate + 61), nowMs);
       this.usedBytes += last.capacity;
       q.batches.push(last);
       this.nonEmpty.add(q);
+      flags |= APPEND_NEW_BATCH;
       if (!last.builder.tryAppend(timestamp, key, value, headers, estimate)) throw new Error('a fresh batch sized for the record must accept it'); // bug
     }
     last.callbacks.push(callback);
     last.timestamps.push(timestamp);
-    if (last.builder.sizeBytes + 64 >= last.capacity) full = true;
-    return full;
+    if (last.builder.sizeBytes + 64 >= last.capacity) flags |= APPEND_FULL;
+    this.lastBatch = last;
+    return flags;
   }
 
   /** Whether the head batch of `q` may be sent now (ignoring leader and in-flight limits). */

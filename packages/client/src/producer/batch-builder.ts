@@ -141,15 +141,18 @@ export class BatchBuilder {
     buf[pos++] = 0;
     pos = writeVarlong(buf, pos, tsDelta);
     pos = writeVarint(buf, pos, offsetDelta);
+    // TypedArray.set, not Buffer.copy: no C++ call per field (profiled on 100-byte records).
     if (key === null) pos = writeVarint(buf, pos, -1);
     else {
       pos = writeVarint(buf, pos, key.length);
-      pos += key.copy(buf, pos);
+      buf.set(key, pos);
+      pos += key.length;
     }
     if (value === null) pos = writeVarint(buf, pos, -1);
     else {
       pos = writeVarint(buf, pos, value.length);
-      pos += value.copy(buf, pos);
+      buf.set(value, pos);
+      pos += value.length;
     }
     pos = writeVarint(buf, pos, nHeaders);
     if (headers !== undefined) {

@@ -26,7 +26,7 @@ import { parseProducerConfig } from '../config';
 import type { ClientConfigInput, ProducerConfig } from '../config';
 import { throwIfError, toStrandError } from '../errors';
 import { backoffMs, monotonicMs, withRetries } from '../retry';
-import { ProducerBatch, RecordAccumulator } from './accumulator';
+import { APPEND_FULL, APPEND_NEW_BATCH, ProducerBatch, RecordAccumulator } from './accumulator';
 import type { PartitionQueue, RecordCallback } from './accumulator';
 import { estimateRecordSize } from './batch-builder';
 import type { ProducerHeader } from './batch-builder';
@@ -227,19 +227,9 @@ export class Producer {
   // ---- append path -------------------------------------------------------------------------
 
   private enqueue(record: ProducerRecord, callback: RecordCallback, slot: { p: number }): void {
-    let pending = false;
-    const settled = (): void => {
-      if (!pending) return;
-      pending = false;
-      if (--this.pendingAppends === 0) for (const w of this.appendWaiters.splice(0)) w();
-    };
-    const fail = (e: unknown): void => {
-      settled();
-      callback(e instanceof Error ? e : new Error(String(e)), -1, 0, 0, -1);
-    };
-    if (this.closing || this.closed) return fail(new StrandError('NETWORK_EXCEPTION', 'producer is closed'));
-    if (this.fatalError !== undefined) return fail(this.fatalError);
-    if (typeof record.topic !== 'string' || record.topic === '') return fail(new StrandError('INVALID_TOPIC_EXCEPTION', 'record has no topic'));
+    if (this.closing || this.closed) return this.failRecord(callback, new StrandError('NETWORK_EXCEPTION', 'producer is closed'));
+    if (this.fatalError !== undefined) return this.failRecord(callback, this.fatalError);
+    if (typeof record.topic !== 'string' || record.topic === '') return this.failRecord(callback, new StrandError('INVALID_TOPIC_EXCEPTION', 'record has no topic'));
     let key: Buffer | null;
     let value: Buffer | null;
     let headers: ProducerHeader[] | undefined;
@@ -248,16 +238,62 @@ export class Producer {
       value = toBuffer(record.value);
       headers = normalizeHeaders(record.headers);
     } catch (e: unknown) {
-      return fail(new StrandError('INVALID_RECORD', `record fields must be strings or Buffers: ${String(e)}`));
+      return this.failRecord(callback, new StrandError('INVALID_RECORD', `record fields must be strings or Buffers: ${String(e)}`));
     }
     const timestamp = record.timestamp ?? Date.now();
-    if (!Number.isSafeInteger(timestamp) || timestamp < 0) return fail(new StrandError('INVALID_TIMESTAMP', `invalid record timestamp ${String(record.timestamp)}`));
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) return this.failRecord(callback, new StrandError('INVALID_TIMESTAMP', `invalid record timestamp ${String(record.timestamp)}`));
     const estimate = estimateRecordSize(key, value, headers);
     if (estimate > this.config['max.request.size'] || estimate > this.config['buffer.memory']) {
-      return fail(new StrandError('MESSAGE_TOO_LARGE', `record of about ${estimate} bytes is larger than max.request.size (${this.config['max.request.size']}) or buffer.memory (${this.config['buffer.memory']})`));
+      return this.failRecord(callback, new StrandError('MESSAGE_TOO_LARGE', `record of about ${estimate} bytes is larger than max.request.size (${this.config['max.request.size']}) or buffer.memory (${this.config['buffer.memory']})`));
     }
-    const deadlineMs = monotonicMs() + this.config['max.block.ms'];
+    // Fast path, no closures: metadata known, no earlier record still waiting (send order is
+    // append order), and room for the record.
     const topic = this.cluster.topics.get(record.topic);
+    if (topic !== undefined && topic.partitions.length > 0 && this.pendingAppends === 0) {
+      let partition: number;
+      try {
+        partition = this.choosePartition(record, topic, key, value, estimate);
+      } catch (e: unknown) {
+        return this.failRecord(callback, e);
+      }
+      const needed = this.accumulator.bytesNeeded(record.topic, partition, estimate);
+      if (needed === 0 || this.accumulator.usedBytes + needed <= this.config['buffer.memory']) {
+        slot.p = partition;
+        this.appendNow(record.topic, partition, timestamp, key, value, headers, callback);
+        return;
+      }
+    }
+    this.enqueueSlow(record, callback, slot, key, value, headers, timestamp, estimate);
+  }
+
+  private failRecord(callback: RecordCallback, e: unknown): void {
+    callback(e instanceof Error ? e : new Error(String(e)), -1, 0, 0, -1);
+  }
+
+  private appendNow(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, callback: RecordCallback): void {
+    const now = monotonicMs();
+    const flags = this.accumulator.append(topic, partition, timestamp, key, value, headers, callback, now);
+    if ((flags & APPEND_NEW_BATCH) !== 0) {
+      this.incomplete.add(this.accumulator.lastBatch as ProducerBatch);
+      if ((flags & APPEND_FULL) === 0 && this.flushing === 0) this.scheduleWake(now + this.config['linger.ms']);
+    }
+    if ((flags & APPEND_FULL) !== 0 || this.flushing > 0) this.scheduleDrain();
+  }
+
+  /** Records that must wait for the topic's metadata or for buffer memory (FIFO). */
+  private enqueueSlow(record: ProducerRecord, callback: RecordCallback, slot: { p: number }, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, timestamp: number, estimate: number): void {
+    let pending = true;
+    this.pendingAppends++;
+    const settled = (): void => {
+      if (!pending) return;
+      pending = false;
+      if (--this.pendingAppends === 0) for (const w of this.appendWaiters.splice(0)) w();
+    };
+    const fail = (e: unknown): void => {
+      settled();
+      this.failRecord(callback, e);
+    };
+    const deadlineMs = monotonicMs() + this.config['max.block.ms'];
     const place = (t: TopicInfo): void => {
       let partition: number;
       try {
@@ -268,29 +304,18 @@ export class Producer {
       slot.p = partition;
       const append = (): void => {
         settled();
-        const full = this.accumulator.append(record.topic, partition, timestamp, key, value, headers, callback, monotonicMs());
-        this.trackNewBatches(record.topic, partition);
-        if (full || this.flushing > 0) this.scheduleDrain();
-        else this.scheduleWake(monotonicMs() + this.config['linger.ms']);
+        this.appendNow(record.topic, partition, timestamp, key, value, headers, callback);
       };
       const needed = this.accumulator.bytesNeeded(record.topic, partition, estimate);
       if (this.memoryWaiters.length === 0 && (needed === 0 || this.accumulator.usedBytes + needed <= this.config['buffer.memory'])) append();
-      else {
-        if (!pending) {
-          pending = true;
-          this.pendingAppends++;
-        }
-        this.waitForMemory(append, fail, deadlineMs);
-      }
+      else this.waitForMemory(append, fail, deadlineMs);
     };
+    const topic = this.cluster.topics.get(record.topic);
     if (topic !== undefined && topic.partitions.length > 0) place(topic);
-    else {
-      pending = true;
-      this.pendingAppends++;
+    else
       this.cluster.topic(record.topic, deadlineMs, this.cluster.closeSignal).then(place, (e: unknown) =>
         fail(e instanceof StrandError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION' ? new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${record.topic} not present in metadata after ${this.config['max.block.ms']} ms`) : e),
       );
-    }
   }
 
   private choosePartition(record: ProducerRecord, t: TopicInfo, key: Buffer | null, value: Buffer | null, estimate: number): number {
@@ -310,13 +335,6 @@ export class Producer {
     }
     if (key !== null && !this.config['partitioner.ignore.keys']) return partitionForKey(key, count);
     return this.sticky.partition(record.topic, estimate, count, available);
-  }
-
-  /** Registers batches created by the last append (the open batch of the queue). */
-  private trackNewBatches(topic: string, partition: number): void {
-    const q = this.accumulator.queue(topic, partition);
-    const last = q.batches[q.batches.length - 1];
-    if (last !== undefined) this.incomplete.add(last);
   }
 
   private waitForMemory(run: () => void, fail: (e: unknown) => void, deadlineMs: number): void {

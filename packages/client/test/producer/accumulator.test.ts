@@ -6,7 +6,7 @@
  * protocol package's RecordBatch codec (keys, values, headers, timestamps, producer fields, gzip).
  */
 import { CompressionType, decodeRecordBatch } from '@strand/protocol';
-import { RecordAccumulator } from '../../src/producer/accumulator';
+import { APPEND_FULL, APPEND_NEW_BATCH, RecordAccumulator } from '../../src/producer/accumulator';
 import type { ProducerBatch } from '../../src/producer/accumulator';
 
 const opts = { batchSize: 1024, batchSizeMax: 8192, lingerMs: 5, bufferMemory: 1 << 20 };
@@ -18,7 +18,7 @@ describe('RecordAccumulator', () => {
     let full = false;
     let n = 0;
     while (!full) {
-      full = acc.append('t', 0, 1000 + n, null, v(100), undefined, undefined, 0);
+      full = (acc.append('t', 0, 1000 + n, null, v(100), undefined, undefined, 0) & APPEND_FULL) !== 0;
       n++;
     }
     const q = acc.queue('t', 0);
@@ -29,7 +29,8 @@ describe('RecordAccumulator', () => {
 
   it('is ready by linger, by flush, and not before', () => {
     const acc = new RecordAccumulator(opts);
-    acc.append('t', 0, 1, null, v(10), undefined, undefined, 100);
+    expect(acc.append('t', 0, 1, null, v(10), undefined, undefined, 100)).toBe(APPEND_NEW_BATCH);
+    expect(acc.append('t', 0, 1, null, v(10), undefined, undefined, 101)).toBe(0);
     const q = acc.queue('t', 0);
     expect(acc.isReady(q, 104, false)).toBe(false);
     expect(acc.isReady(q, 104, true)).toBe(true);
