@@ -129,12 +129,22 @@ export class BrokerServer {
       config: opts.config,
       replicas: this.replicas,
       listenerName: opts.listenerName,
-      image: () => (this.image.offset >= 0 ? this.image : null),
+      image: () => this.servingImage(),
       createTopics: (req) => this.channel.call<CreateTopicsRequest, CreateTopicsResponse>((c, r, m, o, cb) => c.createTopics(r, m, o, cb), req, 30_000),
       logger: opts.logger,
     });
     // Leadership of __consumer_offsets partitions moves with the metadata: load or drop groups.
     this.replicas.onChange(() => this.groups.reconcile());
+  }
+
+  /**
+   * The image clients may be answered from: none until it includes this incarnation's own
+   * registration. A restarted broker's first snapshot can come from a lagging controller and show
+   * the cluster as it was before the restart (e.g. itself still in ISRs it has since left);
+   * answering Metadata from it would mislead clients, so it answers LEADER_NOT_AVAILABLE instead.
+   */
+  private servingImage(): MetadataImage | null {
+    return this.brokerEpoch >= 0 && this.image.offset >= this.brokerEpoch ? this.image : null;
   }
 
   /** Adds the broker API to `server` (the caller binds it). */
@@ -145,7 +155,7 @@ export class BrokerServer {
       replicas: this.replicas,
       controllers: this.channel,
       listenerName: this.opts.listenerName,
-      image: () => (this.image.offset >= 0 ? this.image : null),
+      image: () => this.servingImage(),
       nextProducerId: () => this.nextProducerId(),
       groups: this.groups,
       logger: this.opts.logger,
