@@ -72,6 +72,8 @@ export class LogSegment {
   firstAppendMs = -1;
   /** Index entries were written since the indexes were last fdatasynced. */
   indexesDirty = false;
+  /** Smallest file size since the in-flight fdatasync(s) started (Infinity when none runs). */
+  private sizeLowWater = Infinity;
   /** Flushes in flight; the fd is not closed until they finish. */
   private flushesInFlight = 0;
   private closeRequested = false;
@@ -310,6 +312,7 @@ export class LogSegment {
     fs.ftruncateSync(this.fd, position);
     this.size = position;
     this.flushedSize = Math.min(this.flushedSize, position);
+    if (this.flushesInFlight > 0) this.sizeLowWater = Math.min(this.sizeLowWater, position);
     // Recompute the tail from what remains (the truncated batch may have held the max timestamp).
     this.index.reset();
     this.timeIndex.reset();
@@ -323,6 +326,9 @@ export class LogSegment {
   async flush(withIndexes: boolean): Promise<number> {
     if (this.closed) return this.flushedSize;
     const target = this.size;
+    // The smallest size the file had while this fdatasync ran: bytes written after a truncation
+    // below `target` are not covered by it, even if the file grew back to `target`.
+    this.sizeLowWater = Math.min(this.sizeLowWater, target);
     this.flushesInFlight++;
     if (withIndexes) this.indexesDirty = false;
     try {
@@ -335,8 +341,11 @@ export class LogSegment {
       this.flushesInFlight--;
       if (this.flushesInFlight === 0 && this.closeRequested) this.doClose();
     }
-    // A truncation during the flush may have shrunk the file: only what remains counts.
-    this.flushedSize = Math.max(this.flushedSize, Math.min(target, this.size));
+    // Only the bytes that were in the file when the fdatasync started and are still there count:
+    // a truncation during the flush (then appends) leaves new, unsynced bytes below `target`.
+    const covered = Math.min(target, this.sizeLowWater, this.size);
+    if (this.flushesInFlight === 0) this.sizeLowWater = Infinity;
+    this.flushedSize = Math.max(this.flushedSize, covered);
     return this.flushedSize;
   }
 
