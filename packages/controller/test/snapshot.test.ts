@@ -1,0 +1,70 @@
+/**
+ * The metadata image travels through Raft snapshots: with a small snapshot interval, a controller
+ * restarted on its own storage restores its image from the snapshot (the log before it is
+ * compacted) plus the entries after it, and ends with exactly the image of the other controllers;
+ * a broker following the metadata stream of that restarted controller gets a snapshot first.
+ */
+import { MemoryNetwork, MemoryStorage } from '@strand/raft';
+import { CONTROLLER_CONFIG, MetadataImage, QuorumController, type ControllerEndpoint } from '../src';
+
+const config = CONTROLLER_CONFIG.parse({ 'broker.session.timeout.ms': '60000', 'auto.leader.rebalance.enable': 'false', 'controller.metadata.retained.batches': '10' });
+
+async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await Promise.resolve(f()).catch(() => undefined);
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('a restarted controller restores its image from a Raft snapshot', async () => {
+  const net = new MemoryNetwork();
+  const voters = new Map<number, ControllerEndpoint>([1, 2, 3].map((i) => [i, { host: '127.0.0.1', port: 9190 + i }]));
+  const storages = new Map([1, 2, 3].map((i) => [i, new MemoryStorage()]));
+  let seq = 0;
+  const make = (i: number): QuorumController =>
+    new QuorumController({ nodeId: i, voters, storage: storages.get(i)!, transport: net.transport(String(i)), config, tickMs: 10, electionTicks: 10, seed: i, snapshotEveryEntries: 5, newTopicId: () => (++seq).toString(16).padStart(32, '0'), clusterId: 'snap' });
+  const controllers = new Map([1, 2, 3].map((i) => [i, make(i)]));
+  try {
+    for (const c of controllers.values()) await c.start();
+    const active = async (): Promise<QuorumController | undefined> => {
+      for (const c of controllers.values()) {
+        try {
+          await c.read(() => true);
+          return c;
+        } catch {
+          // not active
+        }
+      }
+      return undefined;
+    };
+    let leader = await until('an active controller', active);
+    const reg = await leader.registerBroker({ brokerId: 7, incarnationId: 'b7', endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], clusterId: '', previousShutdownClean: true });
+    await leader.brokerHeartbeat({ brokerId: 7, brokerEpoch: reg.brokerEpoch, currentMetadataOffset: reg.brokerEpoch, wantShutDown: false });
+    for (let i = 0; i < 30; i++) {
+      leader = await until('an active controller', active);
+      const res = await leader.createTopics([{ name: `t${i}`, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: 'retention.ms', value: String(1000 + i) }] }], false);
+      expect(res[0]!.errorCode).toBe(0);
+    }
+    const follower = [...controllers.entries()].find(([, c]) => c !== leader)!;
+    expect(follower[1].raftStatus().snapshotIndex).toBeGreaterThan(0);
+    await follower[1].stop();
+    const restarted = make(follower[0]);
+    controllers.set(follower[0], restarted);
+    await restarted.start();
+    const target = leader.metadata.offset;
+    await until('the restarted controller caught up', () => (restarted.metadata.offset >= target ? true : undefined));
+    expect(restarted.metadata.toRecords()).toEqual(leader.metadata.toRecords());
+    // Its retained batches start after the snapshot: a broker from offset 0 gets a snapshot first.
+    const deltas: boolean[] = [];
+    const stop = restarted.subscribe(0, (d) => deltas.push(d.snapshot));
+    stop();
+    expect(deltas[0]).toBe(true);
+    const rebuilt = MetadataImage.fromRecords(restarted.metadata.offset, restarted.metadata.toRecords());
+    expect(rebuilt.topicByName('t29')).toBeDefined();
+  } finally {
+    for (const c of controllers.values()) await c.stop().catch(() => undefined);
+  }
+});
