@@ -1,0 +1,58 @@
+/**
+ * Partition reassignment across real processes (three combined nodes): a partition with data on
+ * broker 1 alone is moved to brokers 2 and 3 with AlterPartitionReassignments (sent to a broker,
+ * forwarded to the controller). The new replicas catch up, join the ISR, the reassignment
+ * completes (ListPartitionReassignments is empty, replicas are [2, 3]), broker 1's copy is
+ * deleted, and every record is still readable from the new leader.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse } from '@strand/protocol';
+import { ProcessCluster } from './support/process-cluster';
+import { TestBrokers } from './support/test-producer';
+
+jest.setTimeout(120_000);
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('moves a partition with its data to other brokers', async () => {
+  const cluster = await ProcessCluster.create({ controllers: 3, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'auto.leader.rebalance.enable=false'] });
+  const brokers = new TestBrokers(cluster.brokerAddresses());
+  try {
+    cluster.startAll();
+    await until('three brokers', async () => ((await brokers.metadata([])).brokers.length === 3 ? true : undefined), 60_000);
+    const created = await brokers.createTopics({ topics: [{ name: 'mv', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1] }], configs: [] }], validateOnly: false });
+    expect(created.topics[0]?.errorCode).toBe(0);
+    const producer = { id: 11, epoch: 0 };
+    const values: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      await brokers.sendIdempotent('mv', 0, `m${i}`, producer, i, performance.now() + 30_000);
+      values.push(`m${i}`);
+    }
+    const oldDir = path.join(cluster.node(1).dataDir, 'logs', 'mv-0');
+    expect(fs.existsSync(oldDir)).toBe(true);
+    const address = cluster.brokerAddresses()[1] as string;
+    const res = await brokers.call<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse>(address, (c, r, m, o, cb) => c.alterPartitionReassignments(r, m, o, cb), {
+      topics: [{ name: 'mv', partitions: [{ partition: 0, replicas: { values: [2, 3] } }] }],
+    });
+    expect(res.results[0]?.errorCode).toBe(0);
+    await until('the reassignment to complete', async () => {
+      const ongoing = await brokers.call<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse>(address, (c, r, m, o, cb) => c.listPartitionReassignments(r, m, o, cb), { topics: [] });
+      const p = (await brokers.metadata(['mv'])).topics[0]?.partitions[0];
+      return ongoing.reassignments.length === 0 && p && [...p.replicas].sort().join() === '2,3' && p.isr.length === 2 ? true : undefined;
+    }, 60_000);
+    await until('the old replica deleted', async () => (!fs.existsSync(oldDir) ? true : undefined), 30_000);
+    expect((await brokers.readAll('mv', 0)).map((r) => r.value)).toEqual(values);
+  } finally {
+    brokers.close();
+    await cluster.close();
+  }
+});
