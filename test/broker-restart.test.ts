@@ -8,18 +8,9 @@
 import * as http from 'node:http';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
+import { until } from './support/until';
 
 jest.setTimeout(120_000);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function status(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {

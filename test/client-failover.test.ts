@@ -11,18 +11,9 @@ import { spawn } from 'node:child_process';
 import { Admin, Consumer, Producer, partitionForKey } from '@strand/client';
 import type { ConsumerRecord, RecordMetadata } from '@strand/client';
 import { ProcessCluster, STRAND_BIN } from './support/process-cluster';
+import { until } from './support/until';
 
 jest.setTimeout(240_000);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function cli(args: string[], bootstrap: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -44,6 +44,7 @@ import type {
 import { CoordinatorType, ErrorCode } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
+import { until } from './support/until';
 
 jest.setTimeout(240_000);
 
@@ -51,16 +52,6 @@ const TOPIC = 'events';
 const PARTITIONS = 6;
 const GROUP = 'g1';
 const SESSION_TIMEOUT_MS = 10_000;
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

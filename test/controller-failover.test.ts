@@ -10,18 +10,9 @@ import { ControllerClient, type MetadataDelta } from '@strand/protocol';
 import { MetadataImage } from '@strand/controller';
 import { ControllerAdmin } from './support/controller-admin';
 import { ProcessCluster } from './support/process-cluster';
+import { until } from './support/until';
 
 jest.setTimeout(120_000);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Reads the metadata stream of one controller until its image reaches `minOffset`. */
 function imageFrom(address: string, minOffset: number, timeoutMs: number): Promise<MetadataImage> {

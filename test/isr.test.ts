@@ -9,18 +9,9 @@
 import { Acks, ErrorCode, encodeRecordBatch, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
+import { until } from './support/until';
 
 jest.setTimeout(180_000);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('a paused follower leaves the ISR and rejoins; acks=all stops below min.insync.replicas and resumes', async () => {
   const cluster = await ProcessCluster.create({

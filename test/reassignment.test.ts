@@ -10,18 +10,9 @@ import * as path from 'node:path';
 import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
+import { until } from './support/until';
 
 jest.setTimeout(120_000);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('moves a partition with its data to other brokers', async () => {
   const cluster = await ProcessCluster.create({ controllers: 3, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'auto.leader.rebalance.enable=false'] });

@@ -11,18 +11,9 @@ import * as path from 'node:path';
 import type { InitProducerIdRequest, InitProducerIdResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
+import { until } from './support/until';
 
 jest.setTimeout(180_000);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function segments(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
