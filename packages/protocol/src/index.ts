@@ -77,6 +77,8 @@ export type {
 export { ConfigDef, TOPIC_CONFIG, defineConfig } from './config';
 export type { ConfigKeyDef, ConfigSpec, ConfigType, ConfigValues, RawConfig, TopicConfig } from './config';
 
+export { KafkaReader, KafkaWriter } from './kafka-wire';
+
 export { messageCodec, toBuffer } from './proto-runtime';
 export type { MessageCodec } from './proto-runtime';
 

@@ -23,7 +23,7 @@
  * Decoders throw CORRUPT_MESSAGE (StrandError) on anything malformed or of an unknown version;
  * encoders never mutate their input.
  */
-import { StrandError } from '@strand/protocol';
+import { KafkaReader, KafkaWriter, StrandError } from '@strand/protocol';
 
 export const OFFSET_COMMIT_KEY_VERSION = 1;
 export const GROUP_METADATA_KEY_VERSION = 2;
@@ -77,103 +77,13 @@ export interface GroupRecord {
   value: Buffer | null;
 }
 
-class Writer {
-  private readonly parts: Buffer[] = [];
-  int16(v: number): this {
-    const b = Buffer.alloc(2);
-    b.writeInt16BE(v);
-    this.parts.push(b);
-    return this;
-  }
-  int32(v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(v);
-    this.parts.push(b);
-    return this;
-  }
-  int64(v: number): this {
-    const b = Buffer.alloc(8);
-    b.writeBigInt64BE(BigInt(v));
-    this.parts.push(b);
-    return this;
-  }
-  string(s: string | null): this {
-    if (s === null) return this.int16(-1);
-    const b = Buffer.from(s, 'utf8');
-    if (b.length > 0x7fff) throw new StrandError('INVALID_REQUEST', `string of ${b.length} bytes does not fit an int16 length`);
-    this.int16(b.length);
-    this.parts.push(b);
-    return this;
-  }
-  bytes(b: Uint8Array): this {
-    this.int32(b.length);
-    this.parts.push(Buffer.from(b));
-    return this;
-  }
-  done(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
-
-class Reader {
-  private pos = 0;
-  constructor(private readonly buf: Buffer) {}
-  private need(n: number): void {
-    if (this.pos + n > this.buf.length) throw new StrandError('CORRUPT_MESSAGE', `group record truncated at byte ${this.pos} (needs ${n} more)`);
-  }
-  int16(): number {
-    this.need(2);
-    const v = this.buf.readInt16BE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-  int32(): number {
-    this.need(4);
-    const v = this.buf.readInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-  int64(): number {
-    this.need(8);
-    const v = this.buf.readBigInt64BE(this.pos);
-    this.pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new StrandError('CORRUPT_MESSAGE', `int64 ${v} out of the safe range`);
-    return Number(v);
-  }
-  nullableString(): string | null {
-    const n = this.int16();
-    if (n === -1) return null;
-    if (n < 0) throw new StrandError('CORRUPT_MESSAGE', `negative string length ${n}`);
-    this.need(n);
-    const s = this.buf.toString('utf8', this.pos, this.pos + n);
-    this.pos += n;
-    return s;
-  }
-  string(): string {
-    const s = this.nullableString();
-    if (s === null) throw new StrandError('CORRUPT_MESSAGE', 'null where a string is required');
-    return s;
-  }
-  bytes(): Buffer {
-    const n = this.int32();
-    if (n < 0) throw new StrandError('CORRUPT_MESSAGE', `negative bytes length ${n}`);
-    this.need(n);
-    const b = Buffer.from(this.buf.subarray(this.pos, this.pos + n));
-    this.pos += n;
-    return b;
-  }
-  end(): void {
-    if (this.pos !== this.buf.length) throw new StrandError('CORRUPT_MESSAGE', `${this.buf.length - this.pos} trailing bytes in a group record`);
-  }
-}
-
 export function encodeGroupRecordKey(key: GroupRecordKey): Buffer {
-  if (key.kind === 'offset') return new Writer().int16(OFFSET_COMMIT_KEY_VERSION).string(key.group).string(key.topic).int32(key.partition).done();
-  return new Writer().int16(GROUP_METADATA_KEY_VERSION).string(key.group).done();
+  if (key.kind === 'offset') return new KafkaWriter().int16(OFFSET_COMMIT_KEY_VERSION).string(key.group).string(key.topic).int32(key.partition).done();
+  return new KafkaWriter().int16(GROUP_METADATA_KEY_VERSION).string(key.group).done();
 }
 
 export function decodeGroupRecordKey(bytes: Buffer): GroupRecordKey {
-  const r = new Reader(bytes);
+  const r = new KafkaReader(bytes, 'CORRUPT_MESSAGE', 'group record');
   const version = r.int16();
   let key: GroupRecordKey;
   // Kafka's key versions 0 and 1 share the offset-commit layout.
@@ -185,11 +95,11 @@ export function decodeGroupRecordKey(bytes: Buffer): GroupRecordKey {
 }
 
 export function encodeOffsetCommitValue(v: OffsetCommitValue): Buffer {
-  return new Writer().int16(OFFSET_COMMIT_VALUE_VERSION).int64(v.offset).int32(v.leaderEpoch).string(v.metadata).int64(v.commitTimestampMs).done();
+  return new KafkaWriter().int16(OFFSET_COMMIT_VALUE_VERSION).int64(v.offset).int32(v.leaderEpoch).string(v.metadata).int64(v.commitTimestampMs).done();
 }
 
 export function decodeOffsetCommitValue(bytes: Buffer): OffsetCommitValue {
-  const r = new Reader(bytes);
+  const r = new KafkaReader(bytes, 'CORRUPT_MESSAGE', 'group record');
   const version = r.int16();
   if (version !== OFFSET_COMMIT_VALUE_VERSION) throw new StrandError('CORRUPT_MESSAGE', `unsupported offset commit value version ${version}`);
   const v = { offset: r.int64(), leaderEpoch: r.int32(), metadata: r.string(), commitTimestampMs: r.int64() };
@@ -198,7 +108,7 @@ export function decodeOffsetCommitValue(bytes: Buffer): OffsetCommitValue {
 }
 
 export function encodeGroupMetadataValue(v: GroupMetadataValue): Buffer {
-  const w = new Writer()
+  const w = new KafkaWriter()
     .int16(GROUP_METADATA_VALUE_VERSION)
     .string(v.protocolType)
     .int32(v.generationId)
@@ -216,7 +126,7 @@ export function encodeGroupMetadataValue(v: GroupMetadataValue): Buffer {
 const MAX_DECODED_MEMBERS = 1_000_000;
 
 export function decodeGroupMetadataValue(bytes: Buffer): GroupMetadataValue {
-  const r = new Reader(bytes);
+  const r = new KafkaReader(bytes, 'CORRUPT_MESSAGE', 'group record');
   const version = r.int16();
   if (version !== GROUP_METADATA_VALUE_VERSION) throw new StrandError('CORRUPT_MESSAGE', `unsupported group metadata value version ${version}`);
   const head = { protocolType: r.string(), generationId: r.int32(), protocolName: r.nullableString(), leaderId: r.nullableString(), currentStateTimestampMs: r.int64() };

@@ -14,7 +14,7 @@
  * Assignors are pure functions of (members, partition counts): deterministic given sorted
  * inputs, which is what lets every test check them exactly.
  */
-import { StrandError } from '@strand/protocol';
+import { KafkaReader, KafkaWriter } from '@strand/protocol';
 
 export interface TopicPartition {
   topic: string;
@@ -158,82 +158,11 @@ export const BUILT_IN_ASSIGNORS: Readonly<Record<string, Assignor>> = { range: r
 
 // ---- ConsumerProtocol bytes ------------------------------------------------------------------
 
-class Writer {
-  private readonly parts: Buffer[] = [];
-  int16(v: number): this {
-    const b = Buffer.allocUnsafe(2);
-    b.writeInt16BE(v);
-    this.parts.push(b);
-    return this;
-  }
-  int32(v: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeInt32BE(v);
-    this.parts.push(b);
-    return this;
-  }
-  string(s: string): this {
-    const b = Buffer.from(s, 'utf8');
-    this.int16(b.length);
-    this.parts.push(b);
-    return this;
-  }
-  bytes(b: Buffer | null): this {
-    if (b === null) return this.int32(-1);
-    this.int32(b.length);
-    this.parts.push(b);
-    return this;
-  }
-  done(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
-
-class Reader {
-  private pos = 0;
-  constructor(private readonly buf: Buffer) {}
-  private need(n: number): void {
-    if (this.pos + n > this.buf.length) throw new StrandError('INCONSISTENT_GROUP_PROTOCOL', 'truncated consumer protocol bytes');
-  }
-  int16(): number {
-    this.need(2);
-    const v = this.buf.readInt16BE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-  int32(): number {
-    this.need(4);
-    const v = this.buf.readInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-  string(): string {
-    const n = this.int16();
-    this.need(n);
-    const s = this.buf.toString('utf8', this.pos, this.pos + n);
-    this.pos += n;
-    return s;
-  }
-  bytes(): Buffer | null {
-    const n = this.int32();
-    if (n < 0) return null;
-    this.need(n);
-    const b = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return b;
-  }
-  count(limit: number): number {
-    const n = this.int32();
-    if (n < -1 || n > limit) throw new StrandError('INCONSISTENT_GROUP_PROTOCOL', `implausible array length ${n} in consumer protocol bytes`);
-    return Math.max(0, n);
-  }
-}
-
 /** Upper bound on array lengths read from the wire (topics, partitions). */
 const MAX_ARRAY = 1_000_000;
 
 export function encodeSubscription(topics: readonly string[], userData: Buffer | null = null, ownedPartitions?: readonly TopicPartition[]): Buffer {
-  const w = new Writer().int16(ownedPartitions === undefined ? 0 : 1).int32(topics.length);
+  const w = new KafkaWriter().int16(ownedPartitions === undefined ? 0 : 1).int32(topics.length);
   for (const t of topics) w.string(t);
   w.bytes(userData);
   if (ownedPartitions !== undefined) writeTopicPartitions(w, ownedPartitions);
@@ -241,7 +170,7 @@ export function encodeSubscription(topics: readonly string[], userData: Buffer |
 }
 
 export function decodeSubscription(bytes: Buffer): { topics: string[]; userData: Buffer | null; ownedPartitions: TopicPartition[] } {
-  const r = new Reader(bytes);
+  const r = new KafkaReader(bytes, 'INCONSISTENT_GROUP_PROTOCOL', 'consumer protocol bytes');
   const version = r.int16();
   const n = r.count(MAX_ARRAY);
   const topics: string[] = [];
@@ -249,7 +178,7 @@ export function decodeSubscription(bytes: Buffer): { topics: string[]; userData:
   let userData: Buffer | null = null;
   let ownedPartitions: TopicPartition[] = [];
   try {
-    userData = r.bytes();
+    userData = r.nullableBytes();
     if (version >= 1) ownedPartitions = readTopicPartitions(r);
   } catch {
     // Some clients omit trailing fields.
@@ -257,7 +186,7 @@ export function decodeSubscription(bytes: Buffer): { topics: string[]; userData:
   return { topics, userData, ownedPartitions };
 }
 
-function writeTopicPartitions(w: Writer, partitions: readonly TopicPartition[]): void {
+function writeTopicPartitions(w: KafkaWriter, partitions: readonly TopicPartition[]): void {
   const byTopic = new Map<string, number[]>();
   for (const tp of partitions) {
     let list = byTopic.get(tp.topic);
@@ -274,7 +203,7 @@ function writeTopicPartitions(w: Writer, partitions: readonly TopicPartition[]):
   }
 }
 
-function readTopicPartitions(r: Reader): TopicPartition[] {
+function readTopicPartitions(r: KafkaReader): TopicPartition[] {
   const out: TopicPartition[] = [];
   const topics = r.count(MAX_ARRAY);
   for (let i = 0; i < topics; i++) {
@@ -286,14 +215,14 @@ function readTopicPartitions(r: Reader): TopicPartition[] {
 }
 
 export function encodeAssignment(partitions: readonly TopicPartition[], userData: Buffer | null = null): Buffer {
-  const w = new Writer().int16(0);
+  const w = new KafkaWriter().int16(0);
   writeTopicPartitions(w, partitions);
   return w.bytes(userData).done();
 }
 
 export function decodeAssignment(bytes: Buffer): TopicPartition[] {
   if (bytes.length === 0) return [];
-  const r = new Reader(bytes);
+  const r = new KafkaReader(bytes, 'INCONSISTENT_GROUP_PROTOCOL', 'consumer protocol bytes');
   r.int16();
   return readTopicPartitions(r);
 }
