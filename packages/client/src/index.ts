@@ -4,7 +4,8 @@
  * names; every expected failure is a StrandError with Kafka's code, name and `retriable` flag.
  */
 export { Producer } from './producer/producer';
-export type { ProducerRecord, RecordMetadata, ProducerOptions, ProducerHeaders } from './producer/producer';
+export type { ProducerRecord, ProducerOptions, ProducerHeaders } from './producer/producer';
+export type { RecordMetadata, SendCallback } from './producer/accumulator';
 export { murmur2, partitionForKey, toPositive, StickyPartitioner } from './producer/partitioner';
 export type { Partitioner, PartitionerArgs } from './producer/partitioner';
 export { Consumer } from './consumer/consumer';

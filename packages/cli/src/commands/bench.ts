@@ -36,6 +36,8 @@ export interface BenchResult {
   failed: number;
   bytes: number;
   seconds: number;
+  /** CPU time (user + system) this client process spent during the run, in seconds. */
+  clientCpuSeconds?: number;
   recordsPerSec: number;
   mbPerSec: number;
   latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number };
@@ -53,14 +55,16 @@ function histogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
 }
 
-function summarize(kind: 'produce' | 'consume', h: hdr.Histogram, records: number, failed: number, bytes: number, seconds: number): BenchResult {
+function summarize(kind: 'produce' | 'consume', h: hdr.Histogram, records: number, failed: number, bytes: number, seconds: number, cpuStart?: NodeJS.CpuUsage): BenchResult {
   const ms = (us: number): number => Math.round(us) / 1000;
+  const cpu = cpuStart === undefined ? undefined : process.cpuUsage(cpuStart);
   return {
     kind,
     records,
     failed,
     bytes,
     seconds: Math.round(seconds * 1000) / 1000,
+    ...(cpu === undefined ? {} : { clientCpuSeconds: Math.round((cpu.user + cpu.system) / 1000) / 1000 }),
     recordsPerSec: Math.round(records / Math.max(seconds, 1e-9)),
     mbPerSec: Math.round((bytes / 1048576 / Math.max(seconds, 1e-9)) * 100) / 100,
     latencyMs: h.totalCount === 0 ? { p50: 0, p95: 0, p99: 0, p999: 0, max: 0, mean: 0 } : { p50: ms(h.getValueAtPercentile(50)), p95: ms(h.getValueAtPercentile(95)), p99: ms(h.getValueAtPercentile(99)), p999: ms(h.getValueAtPercentile(99.9)), max: ms(h.maxValue), mean: ms(h.mean) },
@@ -73,7 +77,7 @@ function report(r: BenchResult, json: boolean | undefined): void {
     return;
   }
   process.stdout.write(
-    `${r.records} records ${r.kind === 'produce' ? 'sent' : 'consumed'} in ${r.seconds} s: ${r.recordsPerSec} records/s (${r.mbPerSec} MB/s)${r.failed > 0 ? `, ${r.failed} failed` : ''}\n` +
+    `${r.records} records ${r.kind === 'produce' ? 'sent' : 'consumed'} in ${r.seconds} s: ${r.recordsPerSec} records/s (${r.mbPerSec} MB/s)${r.failed > 0 ? `, ${r.failed} failed` : ''}${r.clientCpuSeconds !== undefined ? `, client CPU ${r.clientCpuSeconds} s` : ''}\n` +
       `latency ms: p50 ${r.latencyMs.p50}, p95 ${r.latencyMs.p95}, p99 ${r.latencyMs.p99}, p99.9 ${r.latencyMs.p999}, max ${r.latencyMs.max}, mean ${r.latencyMs.mean}\n`,
   );
 }
@@ -132,18 +136,11 @@ export function registerBench(program: Command): void {
         let inFlight = 0;
         let resumeWaiter: (() => void) | undefined;
         const started = performance.now();
+        const cpuStart = process.cpuUsage();
         const stopProgress = progress(() => {
           const s = (performance.now() - started) / 1000;
           return `${acked}/${total} acked, ${Math.round(acked / s)} records/s, ${(((acked * size) / 1048576) / s).toFixed(1)} MB/s, p99 ${(h.getValueAtPercentile(99) / 1000).toFixed(1)} ms`;
         });
-        const onDone = (t0: number) => (): void => {
-          acked++;
-          h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-        };
-        const onFail = (e: unknown): void => {
-          failed++;
-          firstError ??= describeError(e).message;
-        };
         const settle = (): void => {
           inFlight--;
           if (resumeWaiter !== undefined && inFlight < window / 2) {
@@ -152,6 +149,19 @@ export function registerBench(program: Command): void {
             r();
           }
         };
+        // One closure per record (its send time), no promise: the callback form of send().
+        const callbackFor =
+          (t0: number) =>
+          (error: Error | null): void => {
+            if (error === null) {
+              acked++;
+              h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+            } else {
+              failed++;
+              firstError ??= describeError(error).message;
+            }
+            settle();
+          };
         while (sent < total) {
           if (inFlight >= window) await new Promise<void>((resolve) => (resumeWaiter = resolve));
           if (rate > 0) {
@@ -165,7 +175,7 @@ export function registerBench(program: Command): void {
             const t0 = performance.now();
             inFlight++;
             sent++;
-            producer.send({ topic: opts.topic, value }).then(onDone(t0), onFail).finally(settle);
+            producer.send({ topic: opts.topic, value }, callbackFor(t0));
           }
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
@@ -174,7 +184,7 @@ export function registerBench(program: Command): void {
         stopProgress();
         await producer.close({ timeoutMs: 1000 });
         if (firstError !== undefined) process.stderr.write(`strand bench produce: ${failed} records failed; first error: ${firstError}\n`);
-        report(summarize('produce', h, acked, failed, acked * size, seconds), opts.json);
+        report(summarize('produce', h, acked, failed, acked * size, seconds, cpuStart), opts.json);
         return failed > 0 ? EXIT_PARTIAL : EXIT_OK;
       }),
     );

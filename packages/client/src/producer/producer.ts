@@ -27,7 +27,9 @@ import type { ClientConfigInput, ProducerConfig } from '../config';
 import { throwIfError, toStrandError } from '../errors';
 import { backoffMs, monotonicMs, withRetries } from '../retry';
 import { APPEND_FULL, APPEND_NEW_BATCH, ProducerBatch, RecordAccumulator } from './accumulator';
-import type { PartitionQueue, RecordCallback } from './accumulator';
+import type { PartitionQueue, RecordMetadata, SendCallback } from './accumulator';
+
+export type { RecordMetadata, SendCallback } from './accumulator';
 import { estimateRecordSize } from './batch-builder';
 import type { ProducerHeader } from './batch-builder';
 import { StickyPartitioner, partitionForKey } from './partitioner';
@@ -45,15 +47,6 @@ export interface ProducerRecord {
   headers?: ProducerHeaders;
   /** Create time (ms since the epoch); defaults to Date.now(). */
   timestamp?: number;
-}
-
-export interface RecordMetadata {
-  topic: string;
-  partition: number;
-  /** The record's offset, or -1 with acks=0. */
-  offset: number;
-  /** The create time, or the broker's append time for LogAppendTime topics. */
-  timestamp: number;
 }
 
 export interface ProducerOptions {
@@ -152,15 +145,18 @@ export class Producer {
     if (this.idempotent) await this.ensureProducerId();
   }
 
-  /** Sends one record; resolves when it is acknowledged as `acks` asks, rejects on failure. */
-  send(record: ProducerRecord): Promise<RecordMetadata> {
-    // enqueue() fills the slot with the chosen partition before the callback can run.
-    const partitionOf = { p: -1 };
+  /**
+   * Sends one record. Without a callback: a promise that resolves when the record is
+   * acknowledged as `acks` asks and rejects on failure. With a callback (the Java client's
+   * `send(record, callback)`): returns nothing and calls `callback(error, metadata)` once; this
+   * is the cheap form for high rates, with no promise per record.
+   */
+  send(record: ProducerRecord): Promise<RecordMetadata>;
+  send(record: ProducerRecord, callback: SendCallback): void;
+  send(record: ProducerRecord, callback?: SendCallback): Promise<RecordMetadata> | void {
+    if (callback !== undefined) return this.enqueue(record, callback);
     return new Promise<RecordMetadata>((resolve, reject) => {
-      this.enqueue(record, (error, baseOffset, index, timestamp, logAppendTimeMs) => {
-        if (error !== null) reject(error);
-        else resolve({ topic: record.topic, partition: partitionOf.p, offset: baseOffset < 0 ? -1 : baseOffset + index, timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : timestamp });
-      }, partitionOf);
+      this.enqueue(record, (error, metadata) => (error !== null ? reject(error) : resolve(metadata as RecordMetadata)));
     });
   }
 
@@ -172,17 +168,16 @@ export class Producer {
       let failed = false;
       if (pending === 0) resolve(out);
       records.forEach((record, i) => {
-        const slot = { p: -1 };
-        this.enqueue(record, (error, baseOffset, index, timestamp, logAppendTimeMs) => {
+        this.enqueue(record, (error, metadata) => {
           if (failed) return;
           if (error !== null) {
             failed = true;
             reject(error);
             return;
           }
-          out[i] = { topic: record.topic, partition: slot.p, offset: baseOffset < 0 ? -1 : baseOffset + index, timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : timestamp };
+          out[i] = metadata as RecordMetadata;
           if (--pending === 0) resolve(out);
-        }, slot);
+        });
       });
     });
   }
@@ -226,7 +221,7 @@ export class Producer {
 
   // ---- append path -------------------------------------------------------------------------
 
-  private enqueue(record: ProducerRecord, callback: RecordCallback, slot: { p: number }): void {
+  private enqueue(record: ProducerRecord, callback: SendCallback): void {
     if (this.closing || this.closed) return this.failRecord(callback, new StrandError('NETWORK_EXCEPTION', 'producer is closed'));
     if (this.fatalError !== undefined) return this.failRecord(callback, this.fatalError);
     if (typeof record.topic !== 'string' || record.topic === '') return this.failRecord(callback, new StrandError('INVALID_TOPIC_EXCEPTION', 'record has no topic'));
@@ -258,19 +253,18 @@ export class Producer {
       }
       const needed = this.accumulator.bytesNeeded(record.topic, partition, estimate);
       if (needed === 0 || this.accumulator.usedBytes + needed <= this.config['buffer.memory']) {
-        slot.p = partition;
         this.appendNow(record.topic, partition, timestamp, key, value, headers, callback);
         return;
       }
     }
-    this.enqueueSlow(record, callback, slot, key, value, headers, timestamp, estimate);
+    this.enqueueSlow(record, callback, key, value, headers, timestamp, estimate);
   }
 
-  private failRecord(callback: RecordCallback, e: unknown): void {
-    callback(e instanceof Error ? e : new Error(String(e)), -1, 0, 0, -1);
+  private failRecord(callback: SendCallback, e: unknown): void {
+    callback(e instanceof Error ? e : new Error(String(e)), undefined);
   }
 
-  private appendNow(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, callback: RecordCallback): void {
+  private appendNow(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, callback: SendCallback): void {
     const now = monotonicMs();
     const flags = this.accumulator.append(topic, partition, timestamp, key, value, headers, callback, now);
     if ((flags & APPEND_NEW_BATCH) !== 0) {
@@ -281,7 +275,7 @@ export class Producer {
   }
 
   /** Records that must wait for the topic's metadata or for buffer memory (FIFO). */
-  private enqueueSlow(record: ProducerRecord, callback: RecordCallback, slot: { p: number }, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, timestamp: number, estimate: number): void {
+  private enqueueSlow(record: ProducerRecord, callback: SendCallback, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, timestamp: number, estimate: number): void {
     let pending = true;
     this.pendingAppends++;
     const settled = (): void => {
@@ -301,7 +295,6 @@ export class Producer {
       } catch (e: unknown) {
         return fail(e);
       }
-      slot.p = partition;
       const append = (): void => {
         settled();
         this.appendNow(record.topic, partition, timestamp, key, value, headers, callback);

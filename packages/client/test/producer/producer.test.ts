@@ -58,6 +58,33 @@ describe('Producer', () => {
     }
   });
 
+  it('send(record, callback) calls back once per record with its metadata or error, without a promise', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 2);
+    const p = producer({ 'batch.size': 256 });
+    const seen: { error: Error | null; partition: number; offset: number; timestamp: number }[] = [];
+    for (let i = 0; i < 200; i++) {
+      const ret: unknown = p.send({ topic: 't', partition: i % 2, value: String(i), timestamp: 1_700_000_000_000 + i }, (error, md) => {
+        seen[i] = { error, partition: md?.partition ?? -1, offset: md?.offset ?? -1, timestamp: md?.timestamp ?? -1 };
+      });
+      expect(ret).toBeUndefined();
+    }
+    let failure: Error | null = null;
+    let calls = 0;
+    p.send({ topic: 't', partition: 7, value: 'x' }, (error, md) => {
+      calls++;
+      failure = error;
+      expect(md).toBeUndefined();
+    });
+    await p.flush();
+    expect(calls).toBe(1);
+    expect(failure).toBeInstanceOf(StrandError);
+    expect((failure as unknown as StrandError).errorName).toBe('UNKNOWN_TOPIC_OR_PARTITION');
+    expect(seen).toHaveLength(200);
+    seen.forEach((s, i) => expect(s).toEqual({ error: null, partition: i % 2, offset: Math.floor(i / 2), timestamp: 1_700_000_000_000 + i }));
+    for (let part = 0; part < 2; part++) expect(cluster.records('t', part).map((r) => Number(r.value))).toEqual(Array.from({ length: 100 }, (_, i) => i * 2 + part));
+  });
+
   it('retries a batch whose response was lost without writing it twice (idempotence)', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
