@@ -11,7 +11,7 @@ export { NONE, EntryType, ConfChangeType, MessageType, Role, msg } from './core/
 export type { NodeId, Entry, HardState, ConfState, SnapshotMeta, Snapshot, ConfChange, SnapshotChunk, Message, SoftState, ReadState, Ready } from './core/types';
 export { RaftNode } from './node/raft-node';
 export type { StateMachine, RaftNodeOptions, NodeStatus, LeaderChangeListener } from './node/raft-node';
-export { NotLeaderError, ProposalDroppedError, OverloadedError, NodeStoppedError } from './node/errors';
+export { NotLeaderError, ProposalDroppedError, OverloadedError, NodeStoppedError, InvalidRequestError, MembershipChangePendingError } from './node/errors';
 export { MemoryStorage } from './storage/log-storage';
 export type { LogStorage, StorageUpdate } from './storage/log-storage';
 export { LevelStorage } from './storage/level-storage';

@@ -3289,6 +3289,24 @@ export const descriptor = {
          "rule": "repeated",
          "type": "string",
          "id": 2
+        },
+        "contexts": {
+         "rule": "repeated",
+         "type": "RaftMemberContext",
+         "id": 3
+        }
+       }
+      },
+      "RaftMemberContext": {
+       "fields": {
+        "nodeId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "node_id"
+        },
+        "context": {
+         "type": "string",
+         "id": 2
         }
        }
       },

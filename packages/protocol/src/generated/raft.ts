@@ -44,6 +44,7 @@ export const decodeRaftEntry: (bytes: Uint8Array) => RaftEntry = RaftEntryCodec.
 export interface RaftConfState {
   voters: string[];
   learners: string[];
+  contexts: RaftMemberContext[];
 }
 
 const RaftConfStateCodec = messageCodec<RaftConfState>('strand.raft.RaftConfState');
@@ -51,6 +52,17 @@ const RaftConfStateCodec = messageCodec<RaftConfState>('strand.raft.RaftConfStat
 export const encodeRaftConfState: (message: RaftConfState) => Uint8Array = RaftConfStateCodec.encode;
 /** Decodes RaftConfState from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeRaftConfState: (bytes: Uint8Array) => RaftConfState = RaftConfStateCodec.decode;
+
+export interface RaftMemberContext {
+  nodeId: string;
+  context: string;
+}
+
+const RaftMemberContextCodec = messageCodec<RaftMemberContext>('strand.raft.RaftMemberContext');
+/** Encodes RaftMemberContext to protobuf bytes. */
+export const encodeRaftMemberContext: (message: RaftMemberContext) => Uint8Array = RaftMemberContextCodec.encode;
+/** Decodes RaftMemberContext from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeRaftMemberContext: (bytes: Uint8Array) => RaftMemberContext = RaftMemberContextCodec.decode;
 
 export interface RaftSnapshotMeta {
   index: number;

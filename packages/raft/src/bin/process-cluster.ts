@@ -28,6 +28,8 @@ interface Child {
   port: number;
   readonly dataDir: string;
   alive: boolean;
+  /** Bootstraps the cluster (true) or joins it later as a learner (false). */
+  readonly founder: boolean;
 }
 
 type EventListener = (e: ProcessEvent) => void;
@@ -72,7 +74,7 @@ export class ProcessCluster {
   }
 
   async start(timeoutMs = 20_000): Promise<void> {
-    for (const id of this.ids) this.spawn(id, 0);
+    for (const id of this.ids) this.spawn(id, 0, true);
     const ports = await Promise.all(this.ids.map((id) => this.listen(id, timeoutMs)));
     ports.forEach((p, i) => {
       const c = this.children.get(this.ids[i] ?? '');
@@ -81,10 +83,10 @@ export class ProcessCluster {
     await Promise.all(this.ids.map((id) => this.connect(id, timeoutMs)));
   }
 
-  private spawn(id: string, port: number): Child {
+  private spawn(id: string, port: number, founder: boolean): Child {
     const dataDir = join(this.baseDir, id);
     const proc = fork(this.script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
-    const child: Child = { id, proc, port, dataDir, alive: true };
+    const child: Child = { id, proc, port, dataDir, alive: true, founder };
     this.children.set(id, child);
     proc.on('message', (raw: unknown) => this.onMessage(raw as ProcessReply | ProcessEvent));
     proc.on('exit', () => {
@@ -116,12 +118,34 @@ export class ProcessCluster {
     return e.port;
   }
 
+  /**
+   * Every node is configured with the founders' addresses only: a node added later is reached
+   * through the address its conf change carries (from the log or a snapshot), as in production.
+   */
   private async connect(id: string, ms: number): Promise<void> {
     const peers: Record<string, string> = {};
-    for (const c of this.children.values()) peers[c.id] = `127.0.0.1:${c.port}`;
+    for (const c of this.children.values()) if (c.founder) peers[c.id] = `127.0.0.1:${c.port}`;
     const ready = this.waitEvent((x): x is Extract<ProcessEvent, { ev: 'ready' }> => x.ev === 'ready' && x.id === id, ms, `${id} ready`);
-    this.children.get(id)?.proc.send({ op: 'peers', reqId: 0, peers, voters: this.ids } satisfies ProcessRequest);
+    const child = this.children.get(id);
+    child?.proc.send({ op: 'peers', reqId: 0, peers, voters: child.founder ? this.ids : null } satisfies ProcessRequest);
     await ready;
+  }
+
+  /**
+   * Start a new, empty node that will be added to the cluster as a learner (it bootstraps
+   * nothing). Resolves with its address; propose the change with request(leader, { op: 'change' }).
+   */
+  async spawnJoiner(id: string, timeoutMs = 20_000): Promise<string> {
+    if (this.children.has(id)) throw new Error(`node ${id} exists`);
+    const c = this.spawn(id, 0, false);
+    c.port = await this.listen(id, timeoutMs);
+    await this.connect(id, timeoutMs);
+    return `127.0.0.1:${c.port}`;
+  }
+
+  /** Ids of every node ever started (founders and joiners). */
+  allIds(): string[] {
+    return [...this.children.keys()];
   }
 
   private onMessage(m: ProcessReply | ProcessEvent): void {
@@ -168,7 +192,7 @@ export class ProcessCluster {
     const old = this.children.get(id);
     if (old === undefined) throw new Error(`no node ${id}`);
     if (old.alive) throw new Error(`${id} is still running`);
-    const c = this.spawn(id, old.port);
+    const c = this.spawn(id, old.port, old.founder);
     c.port = await this.listen(id, timeoutMs);
     await this.connect(id, timeoutMs);
   }

@@ -17,7 +17,10 @@ export interface StartConfig {
 
 export type ProcessRequest =
   | { readonly op: 'start'; readonly reqId: number; readonly config: StartConfig }
-  | { readonly op: 'peers'; readonly reqId: number; readonly peers: Readonly<Record<string, string>>; readonly voters: readonly string[] }
+  /** Start the node; `voters` bootstraps a new cluster, null starts a node that will be added as a learner. */
+  | { readonly op: 'peers'; readonly reqId: number; readonly peers: Readonly<Record<string, string>>; readonly voters: readonly string[] | null }
+  /** A membership change proposed on this node (the leader); `address` is the added member's host:port. */
+  | { readonly op: 'change'; readonly reqId: number; readonly change: 'add-learner' | 'promote' | 'remove'; readonly nodeId: string; readonly address?: string }
   | { readonly op: 'propose'; readonly reqId: number; readonly data: string }
   | { readonly op: 'status'; readonly reqId: number }
   | { readonly op: 'dump'; readonly reqId: number }
@@ -34,7 +37,7 @@ export interface ErrorInfo {
 export type ProcessReply =
   | { readonly reqId: number; readonly ok: false; readonly error: ErrorInfo }
   | { readonly reqId: number; readonly ok: true; readonly index: number }
-  | { readonly reqId: number; readonly ok: true; readonly status: NodeStatus; readonly metrics: Readonly<Record<string, number>>; readonly transport: TransportStats | null }
+  | { readonly reqId: number; readonly ok: true; readonly status: NodeStatus; readonly metrics: Readonly<Record<string, number>>; readonly transport: TransportStats | null; readonly peers: Readonly<Record<string, string>> }
   | { readonly reqId: number; readonly ok: true; readonly values: readonly string[]; readonly count: number; readonly hash: number }
   | { readonly reqId: number; readonly ok: true; readonly committed: number; readonly failed: number; readonly ms: number }
   | { readonly reqId: number; readonly ok: true; readonly latenciesMs: readonly number[] }

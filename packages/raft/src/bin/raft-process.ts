@@ -74,7 +74,7 @@ async function handle(req: ProcessRequest): Promise<void> {
         storage,
         transport,
         stateMachine: sm,
-        bootstrapVoters: req.voters,
+        ...(req.voters === null ? {} : { bootstrapVoters: req.voters }),
         tickMs: cfg.tickMs,
         electionTicks: cfg.electionTicks,
         snapshotEveryEntries: cfg.snapshotEveryEntries,
@@ -108,7 +108,19 @@ async function handle(req: ProcessRequest): Promise<void> {
     case 'status': {
       const n = node;
       if (n === null) throw new Error('not started');
-      send({ reqId: req.reqId, ok: true, status: n.status(), metrics: { ...n.metrics }, transport: transport === null ? null : { ...transport.stats } });
+      send({ reqId: req.reqId, ok: true, status: n.status(), metrics: { ...n.metrics }, transport: transport === null ? null : { ...transport.stats }, peers: transport?.peers() ?? {} });
+      return;
+    }
+    case 'change': {
+      const n = node;
+      if (n === null) throw new Error('not started');
+      try {
+        const index =
+          req.change === 'add-learner' ? await n.addLearner(req.nodeId, req.address) : req.change === 'promote' ? await n.promoteLearner(req.nodeId, req.address) : await n.removeMember(req.nodeId);
+        send({ reqId: req.reqId, ok: true, index });
+      } catch (e: unknown) {
+        send({ reqId: req.reqId, ok: false, error: errorInfo(e) });
+      }
       return;
     }
     case 'dump': {

@@ -160,6 +160,8 @@ export class RaftCore {
 
   private voters = new Set<NodeId>();
   private learners = new Set<NodeId>();
+  /** Members' conf-change contexts (addresses for RaftNode); part of the snapshot's ConfState. */
+  private contexts = new Map<NodeId, string>();
   /** Leader only: every member's progress, including our own. */
   private readonly prs = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
@@ -452,7 +454,12 @@ export class RaftCore {
   }
 
   confState(): ConfState {
-    return { voters: [...this.voters].sort(), learners: [...this.learners].sort() };
+    const voters = [...this.voters].sort();
+    const learners = [...this.learners].sort();
+    if (this.contexts.size === 0) return { voters, learners };
+    const contexts: Record<NodeId, string> = {};
+    for (const id of [...this.contexts.keys()].sort()) contexts[id] = this.contexts.get(id) ?? '';
+    return { voters, learners, contexts };
   }
 
   progress(): Map<NodeId, ProgressStatus> {
@@ -1071,6 +1078,8 @@ export class RaftCore {
   private applyConfState(cs: ConfState): void {
     this.voters = new Set(cs.voters);
     this.learners = new Set(cs.learners);
+    this.contexts = new Map();
+    for (const [id, ctx] of Object.entries(cs.contexts ?? {})) if (this.voters.has(id) || this.learners.has(id)) this.contexts.set(id, ctx);
     if (this.role === Role.Leader) this.resetProgress();
   }
 
@@ -1079,11 +1088,13 @@ export class RaftCore {
       case ConfChangeType.AddLearner:
         if (this.voters.has(cc.nodeId)) break;
         this.learners.add(cc.nodeId);
+        if (cc.context !== undefined) this.contexts.set(cc.nodeId, cc.context);
         if (this.role === Role.Leader && !this.prs.has(cc.nodeId)) this.addProgress(cc.nodeId, this.log.lastIndex() + 1);
         break;
       case ConfChangeType.AddVoter: {
         this.learners.delete(cc.nodeId);
         this.voters.add(cc.nodeId);
+        if (cc.context !== undefined) this.contexts.set(cc.nodeId, cc.context);
         const pr = this.prs.get(cc.nodeId);
         if (pr !== undefined) pr.isLearner = false;
         else if (this.role === Role.Leader) this.addProgress(cc.nodeId, this.log.lastIndex() + 1);
@@ -1092,6 +1103,7 @@ export class RaftCore {
       case ConfChangeType.RemoveNode:
         this.voters.delete(cc.nodeId);
         this.learners.delete(cc.nodeId);
+        this.contexts.delete(cc.nodeId);
         this.prs.delete(cc.nodeId);
         if (this.leadTransferee === cc.nodeId) this.leadTransferee = NONE;
         break;

@@ -36,6 +36,12 @@ export interface HardState {
 export interface ConfState {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Each member's context from the conf change that added it (RaftNode: its "host:port"
+   * address), so that a node restoring from a snapshot knows how to reach every member.
+   * Absent when no member has one.
+   */
+  readonly contexts?: Readonly<Record<NodeId, string>>;
 }
 
 export interface SnapshotMeta {
@@ -65,6 +71,12 @@ export enum ConfChangeType {
 export interface ConfChange {
   readonly type: ConfChangeType;
   readonly nodeId: NodeId;
+  /**
+   * Opaque to the core, replicated with the change and kept in the membership (ConfState
+   * contexts) while the node is a member. RaftNode puts the member's address here. An AddVoter
+   * without one keeps the learner's.
+   */
+  readonly context?: string;
 }
 
 export enum MessageType {

@@ -38,3 +38,19 @@ export class NodeStoppedError extends StrandError {
     this.name = 'NodeStoppedError';
   }
 }
+
+/** A malformed request: an empty proposal, a bad address, an impossible membership change. */
+export class InvalidRequestError extends StrandError {
+  constructor(message: string) {
+    super('INVALID_REQUEST', message);
+    this.name = 'InvalidRequestError';
+  }
+}
+
+/** Another membership change is not applied yet (one at a time, thesis §4.1). Retriable. */
+export class MembershipChangePendingError extends StrandError {
+  constructor(message: string) {
+    super('CONCURRENT_TRANSACTIONS', message);
+    this.name = 'MembershipChangePendingError';
+  }
+}

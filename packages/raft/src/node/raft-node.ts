@@ -11,10 +11,11 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ProgressStatus, RaftConfig, RaftCore, RaftInitialState, bootstrapState, joinerState, ProposeResult } from '../core/raft';
 import { SeededRng } from '../core/rng';
-import { ConfChange, ConfChangeType, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, SoftState, earlyMessages } from '../core/types';
+import { decodeConfChange } from '../core/conf-change';
+import { ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, SoftState, earlyMessages } from '../core/types';
 import { LogStorage } from '../storage/log-storage';
 import { Transport } from '../transport/transport';
-import { NodeStoppedError, NotLeaderError, OverloadedError, ProposalDroppedError } from './errors';
+import { InvalidRequestError, MembershipChangePendingError, NodeStoppedError, NotLeaderError, OverloadedError, ProposalDroppedError } from './errors';
 
 /** The application's replicated state machine. */
 export interface StateMachine {
@@ -178,6 +179,10 @@ export class RaftNode {
     }
     this.persisted = init.hardState;
     this.latestHardState = init.hardState;
+    // Members' addresses: from the snapshot's membership, then from every conf change in the
+    // log (also uncommitted ones: knowing an address early is harmless).
+    this.learnAddresses(init.snapshot.meta.confState);
+    for (const e of init.entries) this.learnFromEntry(e);
     if (init.snapshot.meta.index > 0) this.opts.stateMachine.restore(init.snapshot.data, init.snapshot.meta.index);
     this.applied = init.snapshot.meta.index;
     this.core = new RaftCore(
@@ -218,7 +223,7 @@ export class RaftNode {
   propose(data: Uint8Array): Promise<number> {
     const err = this.admit();
     if (err !== null) return Promise.reject(err);
-    if (data.byteLength === 0) return Promise.reject(new Error('raft node: empty proposal'));
+    if (data.byteLength === 0) return Promise.reject(new InvalidRequestError('raft node: empty proposal'));
     if (data.byteLength > this.maxProposalBytes) return Promise.reject(new OverloadedError(`proposal of ${data.byteLength} bytes exceeds ${this.maxProposalBytes}`));
     if (this.proposals.length + this.appliedWaiters.size >= this.maxPending) return Promise.reject(new OverloadedError(`${this.maxPending} proposals pending`));
     return new Promise<number>((resolve, reject) => {
@@ -244,22 +249,31 @@ export class RaftNode {
     });
   }
 
-  /** Add a learner, promote a caught-up learner, or remove a member; resolves when applied. */
+  /**
+   * Add a learner, promote a caught-up learner, or remove a member; resolves when applied.
+   * `cc.context` is the member's "host:port" address: every node (and every node restoring from
+   * a later snapshot) hands it to its transport when the change is applied.
+   */
   changeMembership(cc: ConfChange): Promise<number> {
     const err = this.admit();
     if (err !== null) return Promise.reject(err);
+    if (cc.nodeId === '' || cc.nodeId.length > 256) return Promise.reject(new InvalidRequestError(`raft node: bad node id ${JSON.stringify(cc.nodeId)}`));
+    if (cc.context !== undefined && !isAddress(cc.context)) return Promise.reject(new InvalidRequestError(`raft node: bad address ${JSON.stringify(cc.context)} (want host:port)`));
+    if (cc.context !== undefined && cc.type === ConfChangeType.RemoveNode) return Promise.reject(new InvalidRequestError('raft node: a removal carries no address'));
     return new Promise<number>((resolve, reject) => {
       this.confChanges.push({ cc, resolve, reject, deadline: performance.now() + this.timeoutMs });
       this.wake();
     });
   }
 
-  addLearner(id: NodeId): Promise<number> {
-    return this.changeMembership({ type: ConfChangeType.AddLearner, nodeId: id });
+  /** Add `id` as a learner; `address` ("host:port") is replicated to every member's transport. */
+  addLearner(id: NodeId, address?: string): Promise<number> {
+    return this.changeMembership(address === undefined ? { type: ConfChangeType.AddLearner, nodeId: id } : { type: ConfChangeType.AddLearner, nodeId: id, context: address });
   }
 
-  promoteLearner(id: NodeId): Promise<number> {
-    return this.changeMembership({ type: ConfChangeType.AddVoter, nodeId: id });
+  /** Promote a caught-up learner to voter (keeps the address it was added with unless given a new one). */
+  promoteLearner(id: NodeId, address?: string): Promise<number> {
+    return this.changeMembership(address === undefined ? { type: ConfChangeType.AddVoter, nodeId: id } : { type: ConfChangeType.AddVoter, nodeId: id, context: address });
   }
 
   removeMember(id: NodeId): Promise<number> {
@@ -420,8 +434,9 @@ export class RaftNode {
       case 'overloaded':
         return new OverloadedError(res.detail);
       case 'conf-change-pending':
+        return new MembershipChangePendingError(`raft node: ${res.detail}`);
       case 'invalid':
-        return new Error(`raft node: ${res.detail}`);
+        return new InvalidRequestError(`raft node: ${res.detail}`);
     }
   }
 
@@ -456,6 +471,7 @@ export class RaftNode {
     // 3. Apply.
     const sm = this.opts.stateMachine;
     if (rd.snapshot !== null) {
+      this.learnAddresses(rd.snapshot.meta.confState);
       sm.restore(rd.snapshot.data, rd.snapshot.meta.index);
       this.applied = rd.snapshot.meta.index;
       // Proposals at or below the snapshot were decided elsewhere; we cannot tell how.
@@ -467,6 +483,7 @@ export class RaftNode {
     }
     for (const e of rd.committedEntries) {
       if (e.type === EntryType.Normal && e.data.byteLength > 0) sm.apply(e.index, e.data);
+      else if (e.type === EntryType.ConfChange) this.learnFromEntry(e, true);
       this.applied = e.index;
       this.metrics.applied++;
       const w = this.appliedWaiters.get(e.index);
@@ -484,6 +501,26 @@ export class RaftNode {
       this.readsAwaitingApply.push(r);
     }
     if (rd.softState !== null) this.onSoftState(rd.softState);
+  }
+
+  /** Give the transport every member's address in `cs`. */
+  private learnAddresses(cs: ConfState): void {
+    const t = this.opts.transport;
+    if (t.setPeer === undefined) return;
+    for (const [id, addr] of Object.entries(cs.contexts ?? {})) if (id !== this.id && isAddress(addr)) t.setPeer(id, addr);
+  }
+
+  /** A conf-change entry: an added member's address goes to the transport; a removed member's link closes once applied. */
+  private learnFromEntry(e: Entry, applied = false): void {
+    if (e.type !== EntryType.ConfChange) return;
+    const cc = decodeConfChange(e.data);
+    if (cc.nodeId === this.id) return;
+    const t = this.opts.transport;
+    if (cc.type === ConfChangeType.RemoveNode) {
+      if (applied) t.removePeer?.(cc.nodeId);
+    } else if (cc.context !== undefined && isAddress(cc.context)) {
+      t.setPeer?.(cc.nodeId, cc.context);
+    }
   }
 
   private afterApply(): void {
@@ -572,4 +609,12 @@ export class RaftNode {
     settleWith(this.readsAwaitingApply, e);
     this.readsAwaitingApply = [];
   }
+}
+
+/** "host:port" with a port in 1..65535 (the address convention of conf-change contexts). */
+function isAddress(s: string): boolean {
+  const i = s.lastIndexOf(':');
+  if (i <= 0 || s.length > 1024 || /\s/.test(s)) return false;
+  const port = Number(s.slice(i + 1));
+  return Number.isInteger(port) && port > 0 && port <= 65535 && String(port) === s.slice(i + 1);
 }

@@ -72,7 +72,7 @@ class PeerLink {
 
   constructor(
     readonly peer: NodeId,
-    address: string,
+    readonly address: string,
     private readonly t: { id: NodeId; clusterId: string; maxQueued: number; maxBatchBytes: number; minMs: number; maxMs: number; stats: TransportStats },
     maxMessageBytes: number,
   ) {
@@ -261,10 +261,26 @@ export class GrpcTransport implements Transport {
     });
   }
 
-  /** Add or re-point a peer (e.g. when a member is added). */
+  /** Add or re-point a peer (e.g. when a member is added). A no-op for an unchanged address. */
   setPeer(peer: NodeId, address: string): void {
-    this.links.get(peer)?.close();
+    if (peer === this.opts.id) return;
+    const old = this.links.get(peer);
+    if (old !== undefined && old.address === address) return;
+    old?.close();
     this.links.set(peer, new PeerLink(peer, address, this.cfg, this.maxMessageBytes));
+  }
+
+  /** Close the link to a removed member. */
+  removePeer(peer: NodeId): void {
+    this.links.get(peer)?.close();
+    this.links.delete(peer);
+  }
+
+  /** Peer id -> address of every link (for status and tests). */
+  peers(): Record<NodeId, string> {
+    const out: Record<NodeId, string> = {};
+    for (const [id, l] of this.links) out[id] = l.address;
+    return out;
   }
 
   send(messages: readonly Message[]): void {

@@ -9,6 +9,15 @@ export interface Transport {
   send(messages: readonly Message[]): void;
   /** Register the handler for inbound messages (one handler; later calls replace it). */
   onMessage(handler: (m: Message) => void): void;
+  /**
+   * Learn (or re-point) a member's address. RaftNode calls it for every member whose conf
+   * change carried an address (also when replaying the log or restoring a snapshot), so it
+   * must be cheap and idempotent for an unchanged address. Optional: a transport without it
+   * only reaches the peers it was configured with.
+   */
+  setPeer?(peer: NodeId, address: string): void;
+  /** Forget a removed member. Optional, like setPeer. */
+  removePeer?(peer: NodeId): void;
   close(): Promise<void>;
 }
 

@@ -40,7 +40,15 @@ export function toWire(m: Message): RaftMessage {
       s === null
         ? null
         : {
-            meta: { index: s.meta.index, term: s.meta.term, confState: { voters: [...s.meta.confState.voters], learners: [...s.meta.confState.learners] } },
+            meta: {
+              index: s.meta.index,
+              term: s.meta.term,
+              confState: {
+                voters: [...s.meta.confState.voters],
+                learners: [...s.meta.confState.learners],
+                contexts: Object.entries(s.meta.confState.contexts ?? {}).map(([nodeId, context]) => ({ nodeId, context })),
+              },
+            },
             offset: s.offset,
             totalBytes: s.totalBytes,
             data: s.data,
@@ -66,8 +74,19 @@ export function fromWire(w: RaftMessage): Message {
     const offset = u('snapshot.offset', s.offset);
     const totalBytes = u('snapshot.totalBytes', s.totalBytes);
     if (offset + s.data.byteLength > totalBytes) throw new WireError('raft wire: snapshot chunk beyond its total size');
+    const cs = s.meta.confState;
+    const members = new Set([...cs.voters, ...cs.learners]);
+    const contexts: Record<string, string> = {};
+    for (const c of cs.contexts) {
+      if (!members.has(c.nodeId)) throw new WireError(`raft wire: snapshot context for non-member ${c.nodeId}`);
+      contexts[c.nodeId] = c.context;
+    }
     snapshot = {
-      meta: { index: u('snapshot.index', s.meta.index), term: u('snapshot.term', s.meta.term), confState: { voters: s.meta.confState.voters, learners: s.meta.confState.learners } },
+      meta: {
+        index: u('snapshot.index', s.meta.index),
+        term: u('snapshot.term', s.meta.term),
+        confState: cs.contexts.length === 0 ? { voters: cs.voters, learners: cs.learners } : { voters: cs.voters, learners: cs.learners, contexts },
+      },
       offset,
       totalBytes,
       data: s.data,

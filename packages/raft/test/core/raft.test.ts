@@ -167,6 +167,32 @@ describe('RaftCore', () => {
     expect(dec(c.node('n1').appliedData.get(l.log.lastIndex()))).toBe('z');
   });
 
+  test('conf-change contexts (addresses) are kept in the membership, carried by snapshots and dropped on removal', () => {
+    const c = cluster(3, 1, { ids: ['n1', 'n2', 'n3', 'n4'], voters: ['n1', 'n2', 'n3'] });
+    electN1(c);
+    c.tickAll(1);
+    const l = c.node('n1').core!;
+    expect(l.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 'n4', context: '10.0.0.4:9193' }).ok).toBe(true);
+    c.stabilize();
+    c.tickAll(3);
+    for (const id of ['n1', 'n2', 'n3', 'n4']) expect(c.node(id).core!.confState().contexts).toEqual({ n4: '10.0.0.4:9193' });
+    // Promotion without a context keeps the learner's.
+    expect(l.proposeConfChange({ type: ConfChangeType.AddVoter, nodeId: 'n4' }).ok).toBe(true);
+    c.stabilize();
+    c.tickAll(2);
+    expect(l.confState()).toEqual({ voters: ['n1', 'n2', 'n3', 'n4'], learners: [], contexts: { n4: '10.0.0.4:9193' } });
+    // A snapshot carries it; a node restarting from that snapshot alone has it.
+    expect(c.node('n2').compact()).toBe(true);
+    expect(c.node('n2').durable.snapshot.meta.confState.contexts).toEqual({ n4: '10.0.0.4:9193' });
+    c.crash('n2');
+    c.restart('n2');
+    expect(c.node('n2').core!.confState().contexts).toEqual({ n4: '10.0.0.4:9193' });
+    expect(l.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 'n4' }).ok).toBe(true);
+    c.stabilize();
+    c.tickAll(2);
+    expect(l.confState()).toEqual({ voters: ['n1', 'n2', 'n3'], learners: [] });
+  });
+
   test('a leader that removes itself steps down once the change is applied (thesis §4.2.2)', () => {
     const c = cluster(3);
     electN1(c);

@@ -7,8 +7,8 @@
 // elections in the middle of a test. Waits are on events and
 // promises, each bounded by a timeout.
 
-import { Role, SoftState } from '../../src/core/types';
-import { NotLeaderError } from '../../src/node/errors';
+import { ConfChangeType, Role, SoftState } from '../../src/core/types';
+import { InvalidRequestError, NotLeaderError } from '../../src/node/errors';
 import { RaftNode, StateMachine } from '../../src/node/raft-node';
 import { MemoryStorage } from '../../src/storage/log-storage';
 import { MemoryNetwork } from '../../src/transport/transport';
@@ -170,6 +170,21 @@ describe('RaftNode', () => {
     expect(d.sm.items).toContain('after-join');
     await withTimeout(leader.promoteLearner('d'), 5000, 'promote');
     expect(leader.status().voters).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  test('membership changes validate their input with typed errors', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    await expect(leader.addLearner('d', 'no-port')).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(leader.addLearner('d', '127.0.0.1:70000')).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(leader.addLearner('')).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(leader.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: 'b', context: '127.0.0.1:1' })).rejects.toBeInstanceOf(InvalidRequestError);
+    await withTimeout(leader.readBarrier(), 5000, 'read barrier'); // the leader's first entry is applied: changes are allowed
+    // The core's refusals are typed too: a voter must join as a learner first; a removal of a non-member.
+    await expect(leader.promoteLearner('d')).rejects.toMatchObject({ errorName: 'INVALID_REQUEST' });
+    await expect(leader.removeMember('zz')).rejects.toMatchObject({ errorName: 'INVALID_REQUEST' });
+    await expect(leader.propose(new Uint8Array(0))).rejects.toBeInstanceOf(InvalidRequestError);
   });
 
   test('leadership transfer emits leader-change events', async () => {

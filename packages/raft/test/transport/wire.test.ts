@@ -32,6 +32,12 @@ describe('raft wire', () => {
     });
     const sb = fromWire(decodeRaftMessage(encodeRaftMessage(toWire(s))));
     expect(sb.snapshot?.meta).toEqual(s.snapshot?.meta);
+    // Members' addresses travel in the snapshot's membership.
+    const meta = { index: 9, term: 2, confState: { voters: ['a', 'b'], learners: ['c'], contexts: { b: '127.0.0.1:2', c: '127.0.0.1:3' } } };
+    const sc = fromWire(decodeRaftMessage(encodeRaftMessage(toWire({ ...s, snapshot: { meta, offset: 0, totalBytes: 0, data: new Uint8Array(0) } }))));
+    expect(sc.snapshot?.meta).toEqual(meta);
+    const wrong = toWire({ ...s, snapshot: { meta: { ...meta, confState: { ...meta.confState, contexts: { z: '127.0.0.1:9' } } }, offset: 0, totalBytes: 0, data: new Uint8Array(0) } });
+    expect(() => fromWire(wrong)).toThrow(/non-member/);
     expect(Array.from(sb.snapshot?.data ?? [])).toEqual([5, 6]);
     const r = msg({ type: MessageType.AppResp, from: 'b', to: 'a', term: 3, reject: true, rejectHint: 5, logTerm: 2, index: 8 });
     expect(fromWire(decodeRaftMessage(encodeRaftMessage(toWire(r))))).toEqual(r);
@@ -52,6 +58,6 @@ describe('raft wire', () => {
       }),
     ).toThrow(/contiguous/);
     expect(() => fromWire({ ...base, index: 5, entries: [{ index: 7, term: 1, type: 0, data: new Uint8Array(0) }] })).toThrow(/follow/);
-    expect(() => fromWire({ ...base, snapshot: { meta: { index: 1, term: 1, confState: { voters: [], learners: [] } }, offset: 5, totalBytes: 6, data: new Uint8Array(2) } })).toThrow(/beyond/);
+    expect(() => fromWire({ ...base, snapshot: { meta: { index: 1, term: 1, confState: { voters: [], learners: [], contexts: [] } }, offset: 5, totalBytes: 6, data: new Uint8Array(2) } })).toThrow(/beyond/);
   });
 });
