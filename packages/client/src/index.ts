@@ -27,6 +27,8 @@ export type {
   GroupDescription,
   GroupMemberDescription,
   GroupOffset,
+  ReassignmentTarget,
+  PartitionReassignment,
 } from './admin/admin';
 export { Cluster } from './cluster/cluster';
 export type { PartitionInfo, TopicInfo } from './cluster/cluster';

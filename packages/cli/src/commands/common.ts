@@ -8,6 +8,7 @@
  *   2  usage error: bad arguments, options or config values (nothing was sent)
  *   3  the cluster could not be reached (no broker answered within the timeout)
  *   4  partial failure: some records were not acknowledged (produce, bench)
+ *   5  not finished yet: a partition reassignment is still in progress (reassign --verify)
  */
 import { Command, CommanderError, Option } from 'commander';
 import { StrandError } from '@strand/protocol';
@@ -17,6 +18,7 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_UNREACHABLE = 3;
 export const EXIT_PARTIAL = 4;
+export const EXIT_IN_PROGRESS = 5;
 
 /** The `strand dev` broker address (DESIGN.md: broker gRPC 9093). */
 export const DEFAULT_BOOTSTRAP = '127.0.0.1:9093';

@@ -1,5 +1,5 @@
 /**
- * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, bench),
+ * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign, bench),
  * registered on the program by one call from bin/strand.ts.
  */
 import type { Command } from 'commander';
@@ -8,6 +8,7 @@ import { registerCluster } from './cluster';
 import { registerConsume } from './consume';
 import { registerGroups } from './groups';
 import { registerProduce } from './produce';
+import { registerReassign } from './reassign';
 import { registerTopics } from './topics';
 import { usageExit } from './common';
 
@@ -17,9 +18,10 @@ export function registerClientCommands(program: Command): void {
   registerConsume(program);
   registerCluster(program);
   registerGroups(program);
+  registerReassign(program);
   registerBench(program);
   // Usage errors of every client command exit with 2 (documented exit codes).
-  for (const cmd of program.commands) if (['topics', 'produce', 'consume', 'cluster', 'groups', 'bench'].includes(cmd.name())) applyUsageExit(cmd);
+  for (const cmd of program.commands) if (['topics', 'produce', 'consume', 'cluster', 'groups', 'reassign', 'bench'].includes(cmd.name())) applyUsageExit(cmd);
 }
 
 function applyUsageExit(cmd: Command): void {

@@ -9,6 +9,8 @@
  */
 import { AlterConfigOp, ConfigResourceType, CoordinatorType, ElectionType, StrandError } from '@strand/protocol';
 import type {
+  AlterPartitionReassignmentsRequest,
+  AlterPartitionReassignmentsResponse,
   CreatePartitionsRequest,
   CreatePartitionsResponse,
   CreateTopicsRequest,
@@ -33,6 +35,8 @@ import type {
   IncrementalAlterConfigsResponse,
   ListGroupsRequest,
   ListGroupsResponse,
+  ListPartitionReassignmentsRequest,
+  ListPartitionReassignmentsResponse,
   ListOffsetsRequest,
   ListOffsetsResponse,
   MetadataResponse,
@@ -98,6 +102,23 @@ export interface ConfigDescription {
   source: 'dynamic' | 'default' | 'unknown';
   isDefault: boolean;
   documentation: string;
+}
+
+/** A partition's target replica list for alterPartitionReassignments; `null` cancels. */
+export interface ReassignmentTarget {
+  topic: string;
+  partition: number;
+  replicas: readonly number[] | null;
+}
+
+/** A reassignment in progress: the replica set during the move and who joins or leaves. */
+export interface PartitionReassignment {
+  topic: string;
+  partition: number;
+  /** The target replicas followed by those being removed. */
+  replicas: number[];
+  addingReplicas: number[];
+  removingReplicas: number[];
 }
 
 export type OffsetSpec = 'earliest' | 'latest' | { timestamp: number };
@@ -332,6 +353,38 @@ export class Admin {
     for (const tp of partitions) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
     const res = await this.any((c) => c.client.electLeaders as UnaryMethod<ElectLeadersRequest, ElectLeadersResponse>, { type: type === 'unclean' ? ElectionType.ELECTION_UNCLEAN : ElectionType.ELECTION_PREFERRED, topics: [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps })) }, 'ElectLeaders');
     return res.results.map((r) => ({ topic: r.topic, partition: r.partition, ...(r.errorCode !== 0 ? { error: code(r.errorCode, `elect leader of ${r.topic}-${r.partition}`, r.errorMessage) } : {}) }));
+  }
+
+  // ---- reassignments -----------------------------------------------------------------------
+
+  /**
+   * Starts moving partitions to target replica lists (or cancels a move with `replicas: null`).
+   * The controller adds the new replicas, waits for them to join the ISR, then drops the old
+   * ones; this call returns once the move has started. Per-partition errors are returned (e.g.
+   * INVALID_REPLICA_ASSIGNMENT, REASSIGNMENT_IN_PROGRESS, NO_REASSIGNMENT_IN_PROGRESS).
+   */
+  async alterPartitionReassignments(targets: readonly ReassignmentTarget[]): Promise<{ topic: string; partition: number; error?: StrandError }[]> {
+    const byTopic = new Map<string, AlterPartitionReassignmentsRequest['topics'][number]>();
+    for (const t of targets) {
+      let topic = byTopic.get(t.topic);
+      if (topic === undefined) {
+        topic = { name: t.topic, partitions: [] };
+        byTopic.set(t.topic, topic);
+      }
+      topic.partitions.push({ partition: t.partition, replicas: t.replicas === null ? null : { values: [...t.replicas] } });
+    }
+    const res = await this.any((c) => c.client.alterPartitionReassignments as UnaryMethod<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse>, { topics: [...byTopic.values()] }, 'AlterPartitionReassignments');
+    return res.results.map((r) => ({ topic: r.topic, partition: r.partition, ...(r.errorCode !== 0 ? { error: code(r.errorCode, `reassign ${r.topic}-${r.partition}`, r.errorMessage) } : {}) }));
+  }
+
+  /** Reassignments in progress, of `partitions` or of every partition when empty; sorted. */
+  async listPartitionReassignments(partitions: readonly TopicPartition[] = []): Promise<PartitionReassignment[]> {
+    const byTopic = new Map<string, number[]>();
+    for (const tp of partitions) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
+    const res = await this.any((c) => c.client.listPartitionReassignments as UnaryMethod<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse>, { topics: [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps })) }, 'ListPartitionReassignments');
+    return res.reassignments
+      .map((r) => ({ topic: r.topic, partition: r.partition, replicas: [...r.replicas], addingReplicas: [...r.addingReplicas], removingReplicas: [...r.removingReplicas] }))
+      .sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
   }
 
   // ---- groups ------------------------------------------------------------------------------
