@@ -154,6 +154,13 @@ export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest,
     return fail('INCONSISTENT_CLUSTER_ID', `broker ${req.brokerId} belongs to cluster ${req.clusterId}, this is ${image.clusterId}`);
   }
   if (req.endpoints.length === 0) return fail('INVALID_REQUEST', 'a broker must register at least one endpoint');
+  // One endpoint per listener (Kafka's advertised.listeners): Metadata answers pick by name.
+  const listeners = new Set<string>();
+  for (const e of req.endpoints) {
+    if (e.listener === '' || e.host === '' || !Number.isInteger(e.port) || e.port < 1 || e.port > 65535) return fail('INVALID_REQUEST', `broker ${req.brokerId}: endpoint ${e.listener}://${e.host}:${e.port} needs a listener name, a host and a port in 1-65535`);
+    if (listeners.has(e.listener)) return fail('INVALID_REQUEST', `broker ${req.brokerId}: listener ${e.listener} registered twice`);
+    listeners.add(e.listener);
+  }
   const existing = image.brokers.get(req.brokerId);
   if (existing && existing.incarnationId !== req.incarnationId && !existing.fenced && sessionAlive(req.brokerId)) {
     return fail('DUPLICATE_BROKER_REGISTRATION', `broker id ${req.brokerId} is in use by a live incarnation ${existing.incarnationId}`);

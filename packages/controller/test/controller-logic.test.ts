@@ -69,6 +69,18 @@ describe('broker lifecycle', () => {
     expect(registerBroker(image, req, () => false).records).toHaveLength(1);
     expect(registerBroker(image, { ...req, clusterId: 'nope' }, () => false).finish(image).errorCode).toBe(ErrorCode.INCONSISTENT_CLUSTER_ID);
     expect(registerBroker(image, { ...req, endpoints: [] }, () => false).finish(image).errorCode).toBe(ErrorCode.INVALID_REQUEST);
+    const twice = [{ listener: 'INTERNAL', host: 'h', port: 1 }, { listener: 'INTERNAL', host: 'h', port: 2 }];
+    expect(registerBroker(image, { ...req, endpoints: twice }, () => false).finish(image)).toMatchObject({ errorCode: ErrorCode.INVALID_REQUEST, errorMessage: 'broker 1: listener INTERNAL registered twice' });
+    expect(registerBroker(image, { ...req, endpoints: [{ listener: 'INTERNAL', host: 'h', port: 0 }] }, () => false).finish(image).errorCode).toBe(ErrorCode.INVALID_REQUEST);
+    expect(registerBroker(image, { ...req, endpoints: [{ listener: '', host: 'h', port: 1 }] }, () => false).finish(image).errorCode).toBe(ErrorCode.INVALID_REQUEST);
+  });
+
+  it('keeps every listener a broker registers, through a snapshot too', () => {
+    let image = MetadataImage.EMPTY;
+    const endpoints = [{ listener: 'INTERNAL', host: 'broker-1', port: 9093 }, { listener: 'EXTERNAL', host: 'localhost', port: 19093 }];
+    image = run(image, registerBroker(image, { brokerId: 9, incarnationId: 'x', endpoints, clusterId: '', previousShutdownClean: true }, () => false)).image;
+    expect(image.brokers.get(9)!.endpoints).toEqual(endpoints);
+    expect(MetadataImage.fromRecords(image.offset, image.toRecords()).brokers.get(9)!.endpoints).toEqual(endpoints);
   });
 
   it('unfences only once the broker has caught up with its own registration', () => {

@@ -89,7 +89,7 @@ export interface GroupCoordinatorHost {
   brokerId: number;
   config: BrokerConfig;
   replicas: OffsetsReplicas;
-  /** The listener whose endpoint FindCoordinator answers. */
+  /** The listener whose endpoint FindCoordinator answers when the caller names none. */
   listenerName: string;
   image(): MetadataImage | null;
   /** Forwards a CreateTopics to the active controller. */
@@ -328,7 +328,11 @@ export class GroupCoordinator {
   // -------------------------------------------------------------------------------------------
   // the RPCs
 
-  async findCoordinator(req: FindCoordinatorRequest): Promise<FindCoordinatorResponse> {
+  /**
+   * The coordinator's endpoint for `listenerName`, the listener the request arrived on (Kafka: a
+   * coordinator without that listener is not available to this client).
+   */
+  async findCoordinator(req: FindCoordinatorRequest, listenerName = this.host.listenerName): Promise<FindCoordinatorResponse> {
     const fail = (e: ErrorName, message: string): FindCoordinatorResponse => ({ errorCode: code(e), errorMessage: message, nodeId: -1, host: '', port: -1 });
     if (req.keyType !== CoordinatorType.COORDINATOR_GROUP) return fail('INVALID_REQUEST', 'transaction coordinators are not supported yet');
     if (req.key === '') return fail('INVALID_GROUP_ID', 'the group id is empty');
@@ -342,8 +346,9 @@ export class GroupCoordinator {
     const p = groupPartitionFor(req.key, topic.partitions.size);
     const leader = topic.partitions.get(p)?.leader ?? -1;
     const broker = image.brokers.get(leader);
-    const ep = broker?.endpoints.find((e) => e.listener === this.host.listenerName) ?? broker?.endpoints[0];
-    if (leader < 0 || ep === undefined || broker?.fenced === true) return fail('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC}-${p} has no available leader`);
+    const ep = broker?.endpoints.find((e) => e.listener === listenerName);
+    if (leader < 0 || broker === undefined || broker.fenced) return fail('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC}-${p} has no available leader`);
+    if (ep === undefined) return fail('COORDINATOR_NOT_AVAILABLE', `the coordinator, broker ${leader}, has no ${listenerName} listener`);
     return { errorCode: 0, errorMessage: '', nodeId: leader, host: ep.host, port: ep.port };
   }
 

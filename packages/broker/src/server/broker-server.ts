@@ -43,16 +43,26 @@ export interface BrokerLogger {
   error(fields: Record<string, unknown>, msg: string): void;
 }
 
+/** One broker listener: its name and the address it is advertised at. */
+export interface BrokerListenerOptions {
+  name: string;
+  advertisedHost: string;
+  /** The advertised port; resolved after binding when the listener port is 0. */
+  advertisedPort: () => number;
+}
+
 export interface BrokerServerOptions {
   brokerId: number;
   /** The first of log.dirs (more than one directory is not supported yet). */
   logDir: string;
   controllers: readonly ControllerAddress[];
-  /** The name and advertised address clients and other brokers use. */
-  listenerName: string;
-  advertisedHost: string;
-  /** The advertised port; resolved after binding when the listener port is 0. */
-  advertisedPort: () => number;
+  /**
+   * Every broker listener (Kafka's listeners minus the controller's), all registered with the
+   * controller; Metadata answers a client with the endpoints of the listener it connected to.
+   */
+  listeners: readonly BrokerListenerOptions[];
+  /** inter.broker.listener.name: the listener whose endpoints replica fetchers connect to. */
+  interBrokerListenerName: string;
   config: BrokerConfig;
   logger: BrokerLogger;
   metrics?: BrokerMetricsSink;
@@ -111,9 +121,10 @@ export class BrokerServer {
     this.fetcher = new ReplicaFetcherManager({
       brokerId: opts.brokerId,
       brokerEpoch: () => this.brokerEpoch,
+      // Followers connect to leaders on the inter-broker listener only (Kafka: a broker without
+      // it cannot be replicated from; every broker of a cluster is configured with the same one).
       addressOf: (id) => {
-        const b = this.image.brokers.get(id);
-        const ep = b?.endpoints.find((e) => e.listener === opts.listenerName) ?? b?.endpoints[0];
+        const ep = this.image.brokers.get(id)?.endpoints.find((e) => e.listener === opts.interBrokerListenerName);
         return ep === undefined ? undefined : `${ep.host}:${ep.port}`;
       },
       followed: () => this.replicas.all().filter((p) => p.follower !== null),
@@ -128,7 +139,7 @@ export class BrokerServer {
       brokerId: opts.brokerId,
       config: opts.config,
       replicas: this.replicas,
-      listenerName: opts.listenerName,
+      listenerName: opts.interBrokerListenerName,
       image: () => this.servingImage(),
       createTopics: (req) => this.channel.call<CreateTopicsRequest, CreateTopicsResponse>((c, r, m, o, cb) => c.createTopics(r, m, o, cb), req, 30_000),
       logger: opts.logger,
@@ -147,14 +158,18 @@ export class BrokerServer {
     return this.brokerEpoch >= 0 && this.image.offset >= this.brokerEpoch ? this.image : null;
   }
 
-  /** Adds the broker API to `server` (the caller binds it). */
-  addTo(server: grpc.Server): void {
+  /**
+   * Adds the broker API to `server`, the gRPC server bound for listener `listenerName` (the
+   * caller binds it): answers that name endpoints name this listener's addresses.
+   */
+  addTo(server: grpc.Server, listenerName: string): void {
+    if (!this.opts.listeners.some((l) => l.name === listenerName)) throw new Error(`${listenerName} is not a listener of this broker`);
     addBrokerService(server, {
       brokerId: this.opts.brokerId,
       config: this.config,
       replicas: this.replicas,
       controllers: this.channel,
-      listenerName: this.opts.listenerName,
+      listenerName,
       image: () => this.servingImage(),
       nextProducerId: () => this.nextProducerId(),
       groups: this.groups,
@@ -249,7 +264,7 @@ export class BrokerServer {
     const req: RegisterBrokerRequest = {
       brokerId: this.opts.brokerId,
       incarnationId: randomUUID(),
-      endpoints: [{ listener: this.opts.listenerName, host: this.opts.advertisedHost, port: this.opts.advertisedPort() }],
+      endpoints: this.opts.listeners.map((l) => ({ listener: l.name, host: l.advertisedHost, port: l.advertisedPort() })),
       ...(this.config['broker.rack'] === '' ? {} : { rack: this.config['broker.rack'] }),
       clusterId: this.clusterId,
       previousShutdownClean: this.previousShutdownClean,

@@ -13,6 +13,8 @@ import {
   StrandError,
   type BrokerServer,
   type ControllerClient,
+  type DescribeClusterRequest,
+  type DescribeClusterResponse,
   type ErrorName,
   type FetchPartitionResponse,
   type FetchRequest,
@@ -41,7 +43,10 @@ export interface BrokerServiceContext {
   config: BrokerConfig;
   replicas: ReplicaManager;
   controllers: ControllerChannel;
-  /** The listener name brokers register for clients (e.g. BROKER). */
+  /**
+   * The listener this service instance serves (one instance per bound listener): Metadata,
+   * FindCoordinator and DescribeCluster name each broker by its endpoint for this listener.
+   */
   listenerName: string;
   image(): MetadataImage | null;
   /** Hands out producer ids (blocks allocated by the controller). */
@@ -127,7 +132,8 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     const brokers = [...image.brokers.values()]
       .filter((b) => !b.fenced)
       .flatMap((b) => {
-        const ep = b.endpoints.find((e) => e.listener === ctx.listenerName) ?? b.endpoints[0];
+        // Kafka: a broker without the listener this request arrived on is left out.
+        const ep = b.endpoints.find((e) => e.listener === ctx.listenerName);
         return ep === undefined ? [] : [{ nodeId: b.id, host: ep.host, port: ep.port, ...(b.rack === undefined ? {} : { rack: b.rack }) }];
       });
     const names = req.topics.length > 0 ? req.topics : [...image.topicIdsByName.keys()].filter((n) => !n.startsWith('__')).sort();
@@ -391,9 +397,13 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     electLeaders: forward((c, r, m, o, cb) => c.electLeaders(r, m, o, cb)),
     alterPartitionReassignments: forward((c, r, m, o, cb) => c.alterPartitionReassignments(r, m, o, cb)),
     listPartitionReassignments: forward((c, r, m, o, cb) => c.listPartitionReassignments(r, m, o, cb)),
-    describeCluster: forward((c, r, m, o, cb) => c.describeCluster(r, m, o, cb)),
+    // The controller describes every endpoint; a client is told only those of its listener.
+    describeCluster: unary(async (req: DescribeClusterRequest) => {
+      const res = await ctx.controllers.call<DescribeClusterRequest, DescribeClusterResponse>((c, r, m, o, cb) => c.describeCluster(r, m, o, cb), req, 30_000);
+      return { ...res, brokers: res.brokers.flatMap((b) => { const endpoints = b.endpoints.filter((e) => e.listener === ctx.listenerName); return endpoints.length === 0 ? [] : [{ ...b, endpoints }]; }) };
+    }),
     // Consumer groups: the coordinator owns all group state; handlers only adapt.
-    findCoordinator: unary((req) => ctx.groups.findCoordinator(req)),
+    findCoordinator: unary((req) => ctx.groups.findCoordinator(req, ctx.listenerName)),
     joinGroup: (call, callback) => {
       const clientId = call.metadata.get('client-id')[0];
       const client = { clientId: typeof clientId === 'string' ? clientId : '', clientHost: call.getPeer() };

@@ -238,6 +238,9 @@ describe('FindCoordinator', () => {
       const leader = image.topicByName(OFFSETS_TOPIC)!.partitions.get(groupPartitionFor(g, 7))!.leader;
       expect(await c.findCoordinator({ key: g, keyType: CoordinatorType.COORDINATOR_GROUP })).toEqual({ errorCode: 0, errorMessage: '', nodeId: leader, host: `host${leader}`, port: 9000 + leader });
     }
+    expect(await c.findCoordinator({ key: 'orders', keyType: CoordinatorType.COORDINATOR_GROUP }, 'BROKER')).toMatchObject({ errorCode: 0, port: 9000 + image.topicByName(OFFSETS_TOPIC)!.partitions.get(groupPartitionFor('orders', 7))!.leader });
+    // Asked on a listener the coordinator does not have: not available (Kafka), not another listener's address.
+    expect(await c.findCoordinator({ key: 'orders', keyType: CoordinatorType.COORDINATOR_GROUP }, 'EXTERNAL')).toMatchObject({ errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, host: '', port: -1 });
     expect((await c.findCoordinator({ key: '', keyType: CoordinatorType.COORDINATOR_GROUP })).errorCode).toBe(ErrorCode.INVALID_GROUP_ID);
     expect((await c.findCoordinator({ key: 'tx', keyType: CoordinatorType.COORDINATOR_TRANSACTION })).errorCode).toBe(ErrorCode.INVALID_REQUEST);
   });

@@ -16,8 +16,10 @@ export const SERVER_CONFIG = defineConfig({
   'node.id': { type: 'int', default: -1, min: -1, doc: 'This node\'s id, unique in the cluster (required). Controllers use it as their Raft id.' },
   'controller.quorum.voters': { type: 'string', default: '', doc: 'The controller quorum: id@host:port,id@host:port,... (required).' },
   'controller.listener.names': { type: 'string', default: 'CONTROLLER', doc: 'Name of the listener controllers serve Raft and the controller API on.' },
-  'listeners': { type: 'string', default: 'BROKER://0.0.0.0:9093,CONTROLLER://0.0.0.0:9193', doc: 'NAME://host:port for each listener this process binds. Port 0 picks a free port.' },
-  'advertised.listeners': { type: 'string', default: '', doc: 'NAME://host:port that clients and other nodes should use (default: listeners, with 0.0.0.0 replaced by 127.0.0.1).' },
+  'listeners': { type: 'string', default: 'BROKER://0.0.0.0:9093,CONTROLLER://0.0.0.0:9193', doc: 'NAME://host:port for each listener this process binds, each on its own port (port 0 picks a free port). Every listener other than the controller listener serves the broker API.' },
+  'advertised.listeners': { type: 'string', default: '', doc: 'NAME://host:port that clients and other nodes should use, per listener (a listener not named here: its listeners entry, with 0.0.0.0 replaced by 127.0.0.1). Every name must be one of listeners.' },
+  'inter.broker.listener.name': { type: 'string', default: '', doc: 'The broker listener other brokers replicate from (its advertised endpoint); must be one of listeners and not a controller listener (default: the first non-controller listener).' },
+  'listener.security.protocol.map': { type: 'string', default: '', doc: 'NAME:PROTOCOL for each listener (Kafka\'s key). Only PLAINTEXT is supported; when set, every listener must be named (default: every listener is PLAINTEXT).' },
   'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directories holding partition logs.' },
   'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
   'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout (randomised in [t, 2t)) (ms).' },
@@ -52,6 +54,10 @@ export interface ResolvedServerConfig {
   voters: Voter[];
   listeners: Map<string, Listener>;
   advertised: Map<string, Listener>;
+  /** The broker listeners (every listener but the controller's), in the order of `listeners`. */
+  brokerListeners: Listener[];
+  /** inter.broker.listener.name, resolved ('' when this process is not a broker). */
+  interBrokerListener: string;
   metadataLogDir: string;
 }
 
@@ -86,6 +92,26 @@ export function parseListeners(key: string, value: string): Map<string, Listener
     if (port > 65535) invalid(key, value, `port ${port} is out of range`);
     if (out.has(name)) invalid(key, value, `listener ${name} appears twice`);
     out.set(name, { name, host: (m[2] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port });
+  }
+  return out;
+}
+
+/** Kafka's security protocols; Strand speaks PLAINTEXT only (TLS and SASL are not implemented yet). */
+const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'];
+
+/** `NAME:PROTOCOL,NAME:PROTOCOL` (listener.security.protocol.map): every entry must be PLAINTEXT. */
+export function parseSecurityProtocolMap(value: string): Map<string, string> {
+  const key = 'listener.security.protocol.map';
+  const out = new Map<string, string>();
+  for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_]+)$/.exec(item);
+    if (!m) invalid(key, value, `'${item}' is not NAME:PROTOCOL`);
+    const name = (m[1] as string).toUpperCase();
+    const protocol = (m[2] as string).toUpperCase();
+    if (out.has(name)) invalid(key, value, `listener ${name} appears twice`);
+    if (!SECURITY_PROTOCOLS.includes(protocol)) invalid(key, value, `unknown security protocol ${m[2] as string} for listener ${name} (Kafka's are ${SECURITY_PROTOCOLS.join(', ')})`);
+    if (protocol !== 'PLAINTEXT') invalid(key, value, `listener ${name}: security protocol ${protocol} is not supported yet (Strand listeners are PLAINTEXT only)`);
+    out.set(name, protocol);
   }
   return out;
 }
@@ -180,11 +206,38 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
     if (!voters.some((v) => v.id === nodeId)) invalid('controller.quorum.voters', values['controller.quorum.voters'], `this controller's node.id ${nodeId} is not a voter`);
     if (!listeners.has(controllerListener)) invalid('listeners', values['listeners'], `a controller needs a ${controllerListener}:// listener`);
   }
-  if (roles.broker && ![...listeners.keys()].some((n) => n !== controllerListener)) invalid('listeners', values['listeners'], 'a broker needs a listener other than the controller listener');
+  const brokerListeners = [...listeners.values()].filter((l) => l.name !== controllerListener);
+  if (roles.broker && brokerListeners.length === 0) invalid('listeners', values['listeners'], 'a broker needs a listener other than the controller listener');
+  // Kafka: every listener binds its own port (port 0, "any free port", may repeat).
+  const byPort = new Map<number, string>();
+  for (const l of listeners.values()) {
+    const other = byPort.get(l.port);
+    if (l.port !== 0 && other !== undefined) invalid('listeners', values['listeners'], `listeners ${other} and ${l.name} use the same port ${l.port}; each listener needs its own port`);
+    byPort.set(l.port, l.name);
+  }
   const advertised = values['advertised.listeners'] === '' ? new Map<string, Listener>() : parseListeners('advertised.listeners', values['advertised.listeners']);
+  for (const name of advertised.keys()) {
+    if (!listeners.has(name)) invalid('advertised.listeners', values['advertised.listeners'], `listener ${name} is not one of listeners (${[...listeners.keys()].join(', ')})`);
+  }
   for (const [name, l] of listeners) {
     if (!advertised.has(name)) advertised.set(name, { ...l, host: l.host === '0.0.0.0' || l.host === '::' ? '127.0.0.1' : l.host });
   }
+  for (const l of advertised.values()) {
+    if (l.host === '0.0.0.0' || l.host === '::') invalid('advertised.listeners', values['advertised.listeners'], `listener ${l.name} advertises ${l.host}, which nobody can connect to`);
+  }
+  if (values['listener.security.protocol.map'] !== '') {
+    const protocols = parseSecurityProtocolMap(values['listener.security.protocol.map']);
+    for (const name of listeners.keys()) {
+      if (!protocols.has(name)) invalid('listener.security.protocol.map', values['listener.security.protocol.map'], `no security protocol for listener ${name}`);
+    }
+  }
+  let interBrokerListener = '';
+  const ibl = values['inter.broker.listener.name'].trim().toUpperCase();
+  if (ibl !== '') {
+    if (ibl === controllerListener) invalid('inter.broker.listener.name', values['inter.broker.listener.name'], `${ibl} is the controller listener; brokers replicate over a broker listener`);
+    if (!listeners.has(ibl)) invalid('inter.broker.listener.name', values['inter.broker.listener.name'], `listener ${ibl} is not one of listeners (${[...listeners.keys()].join(', ')})`);
+  }
+  if (roles.broker) interBrokerListener = ibl !== '' ? ibl : (brokerListeners[0] as Listener).name;
   if (values['log.dirs'].length === 0) invalid('log.dirs', '', 'at least one directory is required');
   const metadataLogDir = path.resolve(values['metadata.log.dir'] !== '' ? values['metadata.log.dir'] : (values['log.dirs'][0] as string));
   let http: Listener | null = null;
@@ -193,5 +246,5 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
     if (!m || Number(m[2]) > 65535) invalid('http.listener', values['http.listener'], 'expected host:port');
     http = { name: 'HTTP', host: (m[1] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
   }
-  return { values, roles, nodeId, voters, listeners, advertised, metadataLogDir, http };
+  return { values, roles, nodeId, voters, listeners, advertised, brokerListeners, interBrokerListener, metadataLogDir, http };
 }

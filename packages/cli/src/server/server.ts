@@ -68,29 +68,34 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ports.set(name, await bind(controllerServer, listener));
   }
   let broker: BrokerServer | null = null;
-  let brokerServer: grpc.Server | null = null;
+  // One gRPC server per broker listener: each carries a broker service instance that knows its
+  // listener's name, so answers name brokers by the endpoints of the listener the client used.
+  const brokerServers: grpc.Server[] = [];
   if (config.roles.broker) {
-    const controllerName = config.values['controller.listener.names'].toUpperCase();
-    const listener = [...config.listeners.values()].find((l) => l.name !== controllerName) as Listener;
-    const advertised = config.advertised.get(listener.name) as Listener;
-    brokerServer = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
-    let boundPort = listener.port;
+    const boundPorts = new Map<string, number>();
     const brokerConfig = BROKER_CONFIG.parse(Object.fromEntries(BROKER_CONFIG.names().map((k) => [k, (config.values as Record<string, string | number | boolean | string[]>)[k]])));
     const b = new BrokerServer({
       brokerId: config.nodeId,
       logDir: path.resolve(config.values['log.dirs'][0] as string),
       controllers: config.voters,
-      listenerName: listener.name,
-      advertisedHost: advertised.host,
-      advertisedPort: () => (advertised.port === 0 ? boundPort : advertised.port),
+      listeners: config.brokerListeners.map((l) => {
+        const advertised = config.advertised.get(l.name) as Listener;
+        return { name: l.name, advertisedHost: advertised.host, advertisedPort: () => (advertised.port === 0 ? (boundPorts.get(l.name) ?? 0) : advertised.port) };
+      }),
+      interBrokerListenerName: config.interBrokerListener,
       config: brokerConfig,
       logger: logger.child({ role: 'broker' }),
       ...(nodeHttp ? { metrics: nodeHttp.metricsSink } : {}),
     });
     broker = b;
-    b.addTo(brokerServer);
-    boundPort = await bind(brokerServer, listener);
-    ports.set(listener.name, boundPort);
+    for (const listener of config.brokerListeners) {
+      const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+      brokerServers.push(server);
+      b.addTo(server, listener.name);
+      const port = await bind(server, listener);
+      boundPorts.set(listener.name, port);
+      ports.set(listener.name, port);
+    }
     await b.start();
   }
   nodeHttp?.attach({ broker, controller: controller?.controller ?? null });
@@ -107,7 +112,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         logger.info({}, 'strand server stopping');
         // Broker first: its controlled shutdown needs the controller quorum.
         if (broker) await broker.stop(true);
-        if (brokerServer) await shutdownServer(brokerServer);
+        await Promise.all(brokerServers.map((s) => shutdownServer(s)));
         if (controller) await controller.stop();
         if (controllerServer) await shutdownServer(controllerServer);
         if (nodeHttp) await nodeHttp.close();

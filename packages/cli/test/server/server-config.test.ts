@@ -62,6 +62,46 @@ describe('server configuration', () => {
     expect(errorOf(() => resolveServerConfig({ file: path.join(dir, 'missing.properties') }))).toMatch(/cannot read config file/);
   });
 
+  describe('several listeners (Kafka: listeners, advertised.listeners, inter.broker.listener.name, listener.security.protocol.map)', () => {
+    const broker = ['node.id=101', 'controller.quorum.voters=1@127.0.0.1:9193', 'process.roles=broker'];
+    const two = [...broker, 'listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092', 'advertised.listeners=INTERNAL://broker-1:9092,EXTERNAL://localhost:19092'];
+
+    it('resolves every broker listener with its advertised address; the inter-broker listener defaults to the first', () => {
+      const cfg = resolveServerConfig({ overrides: two });
+      expect(cfg.brokerListeners.map((l) => l.name)).toEqual(['INTERNAL', 'EXTERNAL']);
+      expect([...cfg.advertised.values()]).toEqual([{ name: 'INTERNAL', host: 'broker-1', port: 9092 }, { name: 'EXTERNAL', host: 'localhost', port: 19092 }]);
+      expect(cfg.interBrokerListener).toBe('INTERNAL');
+      expect(resolveServerConfig({ overrides: [...two, 'inter.broker.listener.name=external'] }).interBrokerListener).toBe('EXTERNAL');
+      // Combined mode: the controller listener is not a broker listener.
+      const combined = resolveServerConfig({ overrides: ['node.id=1', 'controller.quorum.voters=1@127.0.0.1:9193', 'listeners=CONTROLLER://0.0.0.0:9193,INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092'] });
+      expect(combined.brokerListeners.map((l) => l.name)).toEqual(['INTERNAL', 'EXTERNAL']);
+      expect(combined.interBrokerListener).toBe('INTERNAL');
+      // An advertised listener left out falls back to its listeners entry.
+      expect(resolveServerConfig({ overrides: [...broker, 'listeners=A://0.0.0.0:1,B://10.0.0.5:2', 'advertised.listeners=A://a:1'] }).advertised.get('B')).toEqual({ name: 'B', host: '10.0.0.5', port: 2 });
+      expect(resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:plaintext'] }).brokerListeners).toHaveLength(2);
+    });
+
+    it('a single listener resolves as before', () => {
+      const cfg = resolveServerConfig({ overrides: [...broker, 'listeners=BROKER://0.0.0.0:9093'] });
+      expect(cfg.brokerListeners).toEqual([{ name: 'BROKER', host: '0.0.0.0', port: 9093 }]);
+      expect(cfg.advertised.get('BROKER')).toEqual({ name: 'BROKER', host: '127.0.0.1', port: 9093 });
+      expect(cfg.interBrokerListener).toBe('BROKER');
+    });
+
+    it('rejects bad combinations with errors naming the key', () => {
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'inter.broker.listener.name=REPLICATION'] }))).toBe('Invalid value REPLICATION for configuration inter.broker.listener.name: listener REPLICATION is not one of listeners (INTERNAL, EXTERNAL)');
+      expect(errorOf(() => resolveServerConfig({ overrides: ['node.id=1', 'controller.quorum.voters=1@127.0.0.1:9193', 'listeners=CONTROLLER://:9193,BROKER://:9093', 'inter.broker.listener.name=CONTROLLER'] }))).toMatch(/inter\.broker\.listener\.name: CONTROLLER is the controller listener/);
+      expect(errorOf(() => resolveServerConfig({ overrides: [...broker, 'listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://127.0.0.1:9092'] }))).toBe('Invalid value INTERNAL://0.0.0.0:9092,EXTERNAL://127.0.0.1:9092 for configuration listeners: listeners INTERNAL and EXTERNAL use the same port 9092; each listener needs its own port');
+      expect(resolveServerConfig({ overrides: [...broker, 'listeners=INTERNAL://:0,EXTERNAL://:0'] }).brokerListeners).toHaveLength(2); // port 0: any free port, twice is fine
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'advertised.listeners=INTERNAL://broker-1:9092,PUBLIC://example.com:443'] }))).toBe('Invalid value INTERNAL://broker-1:9092,PUBLIC://example.com:443 for configuration advertised.listeners: listener PUBLIC is not one of listeners (INTERNAL, EXTERNAL)');
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'advertised.listeners=INTERNAL://0.0.0.0:9092'] }))).toMatch(/advertised\.listeners: listener INTERNAL advertises 0\.0\.0\.0/);
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:SSL'] }))).toBe('Invalid value INTERNAL:PLAINTEXT,EXTERNAL:SSL for configuration listener.security.protocol.map: listener EXTERNAL: security protocol SSL is not supported yet (Strand listeners are PLAINTEXT only)');
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:HTTP'] }))).toMatch(/unknown security protocol HTTP for listener EXTERNAL/);
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL:PLAINTEXT'] }))).toMatch(/listener\.security\.protocol\.map: no security protocol for listener EXTERNAL/);
+      expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL=PLAINTEXT'] }))).toMatch(/is not NAME:PROTOCOL/);
+    });
+  });
+
   it('parses voters and listeners', () => {
     expect(parseVoters('1@[::1]:9193')).toEqual([{ id: 1, host: '::1', port: 9193 }]);
     expect(() => parseVoters('1@a:1,1@b:2')).toThrow(/twice/);
