@@ -126,6 +126,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private closed = false;
   private readonly pending = new Set<Promise<unknown>>();
   private pendingError: StrandError | undefined;
+  /** Fires max.poll.interval.ms after the last poll (group members only). */
+  private pollTimer: NodeJS.Timeout | undefined;
+  /** A LeaveGroup sent because the application stopped polling; the next join waits for it. */
+  private leaving: Promise<void> | undefined;
 
   constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
     this.config = parseConsumerConfig(config);
@@ -261,6 +265,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.ensureOpen();
     if (this.polling) throw new StrandError('INVALID_REQUEST', 'poll() is already running: a Consumer is used by one loop at a time');
     this.polling = true;
+    this.touchPollTimer();
     try {
       const deadline = monotonicMs() + timeoutMs;
       for (;;) {
@@ -281,7 +286,43 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
     } finally {
       this.polling = false;
+      this.touchPollTimer();
     }
+  }
+
+  /** Restarts the max.poll.interval.ms countdown (group members only). */
+  private touchPollTimer(): void {
+    if (this.group === undefined || this.closed) return;
+    if (this.pollTimer === undefined) {
+      this.pollTimer = setTimeout(() => this.onPollTimeout(), this.config['max.poll.interval.ms']);
+      this.pollTimer.unref();
+    } else this.pollTimer.refresh();
+  }
+
+  /**
+   * The application did not call poll() within max.poll.interval.ms: like the Java client, the
+   * member leaves the group (LeaveGroup) so the coordinator hands its partitions to live members
+   * at once instead of stalling the group until the session times out. The partitions count as
+   * lost (no commit: they may be someone else's by now); the next poll() calls
+   * onPartitionsLost and rejoins.
+   */
+  private onPollTimeout(): void {
+    const group = this.group;
+    if (this.closed || group === undefined) return;
+    if (this.polling) {
+      this.touchPollTimer();
+      return;
+    }
+    if (this.subscription === undefined || this.leaving !== undefined || group.generationId < 0) return;
+    group.rejoinNeeded = true;
+    group.memberLost = true;
+    this.leaving = group
+      .leave(`consumer poll timeout has expired (no poll() for max.poll.interval.ms=${this.config['max.poll.interval.ms']})`)
+      .finally(() => {
+        group.memberLost = true;
+        this.leaving = undefined;
+      });
+    this.track(this.leaving);
   }
 
   /** `for await (const record of consumer)`: polls forever until close() or break. */
@@ -297,6 +338,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private async ensureGroupActive(): Promise<void> {
     const group = this.group as GroupMembership;
+    if (this.leaving !== undefined) await this.leaving;
     if (group.isStable && !(await this.patternChanged())) return;
     if (group.memberLost) {
       // Lost, not revoked: another member may own these already, so no commit.
@@ -666,15 +708,19 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** Commits (auto commit), leaves the group, and releases connections and timers. */
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     if (this.group !== undefined) {
+      if (this.leaving !== undefined) await this.leaving;
       if (this.config['enable.auto.commit'] && (this.subscription === undefined || this.group.isStable)) await this.commit().catch(() => undefined);
       if (this.subscription !== undefined) {
-        await this.listener.onPartitionsRevoked?.(this.assignment());
+        if (this.group.memberLost) await this.listener.onPartitionsLost?.(this.assignment());
+        else await this.listener.onPartitionsRevoked?.(this.assignment());
         await this.group.leave();
       }
       this.group.close();
     }
     this.closed = true;
+    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     this.wakeup.notify();
     this.cluster.close();
     await Promise.allSettled([...this.pending]);

@@ -310,12 +310,12 @@ export class GroupMembership {
   }
 
   /** Leaves the group (best effort, bounded by request.timeout.ms) and stops heartbeating. */
-  async leave(): Promise<void> {
+  async leave(reason = 'consumer closed'): Promise<void> {
     this.stopHeartbeat();
     if (this.memberId !== '' && this.config['group.instance.id'] === '') {
       try {
         const conn = await this.coordinatorConnection();
-        await conn.unary(conn.client.leaveGroup as UnaryMethod<LeaveGroupRequest, LeaveGroupResponse>, { groupId: this.groupId, members: [{ memberId: this.memberId, reason: 'consumer closed' }] }, this.timeoutMs(), 'LeaveGroup', this.cluster.closeSignal);
+        await conn.unary(conn.client.leaveGroup as UnaryMethod<LeaveGroupRequest, LeaveGroupResponse>, { groupId: this.groupId, members: [{ memberId: this.memberId, reason }] }, this.timeoutMs(), 'LeaveGroup', this.cluster.closeSignal);
       } catch {
         // The session timeout removes us anyway; leaving is only faster.
       }

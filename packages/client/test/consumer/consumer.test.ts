@@ -4,7 +4,8 @@
  * pause/resume, `for await`, long-poll wake-up on new data, a leader move while consuming,
  * OFFSET_OUT_OF_RANGE resets, and consumer groups: disjoint and complete assignments across
  * members, exactly-once processing across a rebalance with commits, resuming from committed
- * offsets, and generation fencing of a stale member's commit. Waiting is by poll() with bounded
+ * offsets, generation fencing of a stale member's commit, and max.poll.interval.ms (a member that
+ * stops polling leaves the group and rejoins at its next poll). Waiting is by poll() with bounded
  * timeouts, never a sleep.
  */
 import { Consumer } from '../../src/consumer/consumer';
@@ -222,6 +223,41 @@ describe('Consumer groups', () => {
     const bGot = events.find((e) => e.startsWith('B') && e.includes('added 2,3'));
     expect(Number(bGot?.split(' ')[2])).toBeGreaterThan(revokedAt);
     expect(events.some((e) => e.startsWith('B') && e.includes('revoked'))).toBe(false);
+  });
+
+  it('max.poll.interval.ms: a member that stops polling leaves the group, and rejoins at its next poll', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 4);
+    const events: string[] = [];
+    // A long session: only the poll timeout can make A leave within this test.
+    const a = consumer({ 'group.id': 'slow', 'auto.offset.reset': 'earliest', 'enable.auto.commit': false, 'max.poll.interval.ms': 300, 'session.timeout.ms': 30_000 });
+    a.subscribe(['t'], {
+      onPartitionsLost: (tps) => void events.push(`lost ${tps.map((t) => t.partition).join()}`),
+      onPartitionsRevoked: (tps) => void events.push(`revoked ${tps.map((t) => t.partition).join()}`),
+      onPartitionsAssigned: (tps) => void events.push(`assigned ${tps.map((t) => t.partition).join()}`),
+    });
+    await pollAll([a], () => a.assignment().length === 4 && mem.groups.get('slow')?.state === 'Stable');
+    expect(a.assignment().length).toBe(4);
+    // A poll that itself lasts longer than the interval is not a missed poll.
+    expect(await a.poll(700)).toEqual([]);
+    expect(mem.calls.get('leaveGroup') ?? 0).toBe(0);
+    const left = performance.now();
+    await mem.waitForCalls('leaveGroup', 1);
+    expect(performance.now() - left).toBeLessThan(10_000);
+    expect(mem.leaveReasons).toEqual([expect.stringMatching(/^consumer poll timeout has expired/)]);
+    expect(mem.groups.get('slow')?.members.size).toBe(0);
+    // Another member gets everything at once, without waiting for A's session to expire.
+    const b = consumer({ 'group.id': 'slow', 'auto.offset.reset': 'earliest', 'enable.auto.commit': false });
+    b.subscribe(['t']);
+    await pollAll([b], () => b.assignment().length === 4 && mem.groups.get('slow')?.state === 'Stable');
+    expect(b.assignment().length).toBe(4);
+    // A's next poll reports its partitions lost (no revoke, no commit) and rejoins.
+    await pollAll([a, b], () => a.assignment().length === 2 && b.assignment().length === 2 && a.groupMetadata()?.generationId === b.groupMetadata()?.generationId && mem.groups.get('slow')?.state === 'Stable');
+    expect(events.slice(0, 2)).toEqual(['assigned 0,1,2,3', 'lost 0,1,2,3']);
+    expect(events.filter((e) => e.startsWith('revoked'))).toEqual([]);
+    expect(a.assignment().length).toBe(2);
+    expect(b.assignment().length).toBe(2);
+    expect(mem.groups.get('slow')?.members.size).toBe(2);
   });
 
   it('fences a commit from a stale generation and asks the member to rejoin', async () => {

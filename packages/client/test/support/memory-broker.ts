@@ -147,6 +147,8 @@ export class MemoryCluster {
   readonly callFailures = new Map<string, { code: number; count: number }>();
   /** RPC call counts per name (tests assert on retries and refreshes). */
   readonly calls = new Map<string, number>();
+  /** The reason of every member that left with LeaveGroup, in order. */
+  readonly leaveReasons: string[] = [];
   private readonly callWaiters: { name: string; count: number; resolve: () => void }[] = [];
   private nextProducerId = 1000;
   private nextMemberId = 1;
@@ -745,6 +747,7 @@ export class MemoryCluster {
         for (const lm of req.members) {
           const m = g.members.get(lm.memberId);
           if (m === undefined) continue;
+          this.leaveReasons.push(lm.reason);
           g.members.delete(lm.memberId);
           m.pendingJoin?.({ errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '', generationId: -1, protocolType: '', protocolName: '', leader: '', memberId: '', members: [] });
           m.pendingSync?.({ errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '', protocolType: '', protocolName: '', assignment: Buffer.alloc(0) });
