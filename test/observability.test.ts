@@ -4,8 +4,12 @@
  * leader, /metrics carries the documented metric names with values that follow what happened
  * (records produced, exactly one active controller, partitions per role). When two nodes stop,
  * the survivor's controller loses its quorum and /readyz turns 503 with the reason.
+ * Consumer-group lag: the coordinator of a group (and only it) exports
+ * strand_consumergroup_lag{group,topic,partition} = high watermark - committed offset, computed
+ * at scrape time both when it leads the partition itself and when it must ask the leader.
  */
 import * as http from 'node:http';
+import { CoordinatorType, type FindCoordinatorRequest, type FindCoordinatorResponse, type OffsetCommitRequest, type OffsetCommitResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
@@ -54,6 +58,43 @@ test('health, readiness and metrics of a running cluster', async () => {
     for (const n of cluster.nodes) active += metric((await get(n.httpPort, '/metrics')).body, 'strand_controller_active_count');
     expect(active).toBe(1);
     expect((await get(leaderHttp, '/nope')).status).toBe(404);
+
+    // Consumer-group lag. Pick one group coordinated by the leader of m-0 (lag read locally) and
+    // one coordinated by another broker (lag asked of the leader with ListOffsets).
+    const address = (id: number): string => `127.0.0.1:${cluster.node(id).brokerPort}`;
+    const coordinatorOf = (group: string): Promise<number> =>
+      until(`coordinator of ${group}`, async () => {
+        const r = await brokers.call<FindCoordinatorRequest, FindCoordinatorResponse>(address(leader.id), (c, q, m, o, cb) => c.findCoordinator(q, m, o, cb), { key: group, keyType: CoordinatorType.COORDINATOR_GROUP }, 5000);
+        return r.errorCode === 0 ? r.nodeId : undefined;
+      }, 60_000);
+    const groups = new Map<'local' | 'remote', { group: string; coordinator: number }>();
+    for (let i = 0; groups.size < 2 && i < 200; i++) {
+      const group = `lag-${i}`;
+      const coordinator = await coordinatorOf(group);
+      const kind = coordinator === leader.id ? 'local' : 'remote';
+      if (!groups.has(kind)) groups.set(kind, { group, coordinator });
+    }
+    expect(groups.size).toBe(2);
+    const commit = async (group: string, coordinator: number, offset: number): Promise<void> => {
+      const r = await brokers.call<OffsetCommitRequest, OffsetCommitResponse>(address(coordinator), (c, q, m, o, cb) => c.offsetCommit(q, m, o, cb), { groupId: group, generationId: -1, memberId: '', topics: [{ name: 'm', partitions: [{ partition: 0, committedOffset: offset, committedLeaderEpoch: -1, metadata: '' }] }] }, 10_000);
+      expect(r.topics[0]?.partitions[0]?.errorCode).toBe(0);
+    };
+    const lagOf = async (node: number, group: string, name = 'strand_consumergroup_lag'): Promise<number> => metric((await get(cluster.node(node).httpPort, '/metrics')).body, name, `group="${group}",`);
+    const { group: localGroup, coordinator: localCoordinator } = groups.get('local')!;
+    const { group: remoteGroup, coordinator: remoteCoordinator } = groups.get('remote')!;
+    await commit(localGroup, localCoordinator, 4);
+    await commit(remoteGroup, remoteCoordinator, 9);
+    expect(await lagOf(localCoordinator, localGroup)).toBe(6);
+    expect(await lagOf(localCoordinator, localGroup, 'strand_consumergroup_current_offset')).toBe(4);
+    expect(await lagOf(remoteCoordinator, remoteGroup)).toBe(1);
+    // Only the coordinator exports a group's series.
+    for (const n of cluster.nodes) if (n.id !== remoteCoordinator) expect((await get(n.httpPort, '/metrics')).body).not.toContain(`group="${remoteGroup}"`);
+    // More records: the next scrape sees the new high watermark (nothing is cached between scrapes).
+    for (let i = 10; i < 15; i++) await brokers.sendIdempotent('m', 0, `x${i}`, producer, i, performance.now() + 30_000);
+    expect(await lagOf(localCoordinator, localGroup)).toBe(11);
+    expect(await lagOf(remoteCoordinator, remoteGroup)).toBe(6);
+    await commit(remoteGroup, remoteCoordinator, 15);
+    expect(await lagOf(remoteCoordinator, remoteGroup)).toBe(0);
 
     // Two nodes stop: the survivor has no quorum and reports it.
     const [a, b, c] = cluster.nodes.map((n) => n.id) as [number, number, number];

@@ -37,7 +37,7 @@ export { chooseLeader } from './sim/sim-controller';
 
 // The broker server layer: gRPC service, replica management, replication fetcher.
 export { BrokerServer, BROKER_CONFIG } from './server/broker-server';
-export type { BrokerLogger, BrokerServerOptions } from './server/broker-server';
+export type { BrokerListenerOptions, BrokerLogger, BrokerServerOptions } from './server/broker-server';
 export type { BrokerConfig } from './server/broker-config';
 export { NO_METRICS } from './server/broker-metrics';
 export type { BrokerMetricsSink, ReplicaSummary } from './server/broker-metrics';
@@ -50,6 +50,8 @@ export type { CommitInput, FetchInput, GroupAppend, GroupConfig, GroupReady, Gro
 export { GroupCoordinator, OFFSETS_TOPIC, groupConfigOf } from './group/group-coordinator';
 export type { GroupCoordinatorHost, GroupCoordinatorLogger } from './group/group-coordinator';
 export { groupPartitionFor, javaStringHashCode, kafkaAbs } from './group/group-partitioner';
+export { GroupLagReader } from './group/group-lag';
+export type { ConsumerGroupLag, GroupLagHost } from './group/group-lag';
 export {
   GROUP_METADATA_KEY_VERSION,
   GROUP_METADATA_VALUE_VERSION,

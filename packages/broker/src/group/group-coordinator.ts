@@ -475,6 +475,19 @@ export class GroupCoordinator {
   }
 
   /** Stops: every shard is unloaded (parked requests answered NOT_COORDINATOR). */
+  /**
+   * The committed offsets of the groups this broker coordinates (loaded shards it still leads),
+   * read on demand by the lag metric.
+   */
+  committedOffsets(): { groupId: string; topic: string; partition: number; offset: number }[] {
+    const out: { groupId: string; topic: string; partition: number; offset: number }[] = [];
+    for (const shard of this.shards.values()) {
+      if (shard.sm === null || !this.current(shard)) continue;
+      for (const o of shard.sm.committedOffsets()) out.push(o);
+    }
+    return out;
+  }
+
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

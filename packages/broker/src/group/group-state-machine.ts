@@ -666,6 +666,13 @@ export class GroupStateMachine {
     assert(id === appendId, 'append ids out of step');
   }
 
+  /** Every acknowledged committed offset of every group (for the lag metric). */
+  *committedOffsets(): Generator<{ groupId: string; topic: string; partition: number; offset: number }> {
+    for (const g of this.groups.values()) {
+      for (const o of g.offsets.values()) yield { groupId: g.groupId, topic: o.topic, partition: o.partition, offset: o.value.offset };
+    }
+  }
+
   /** Committed offsets (only acknowledged ones: an in-flight commit is not visible). */
   fetchOffsets(req: FetchInput): OffsetFetchResponse {
     const group = this.groups.get(req.groupId);

@@ -28,6 +28,7 @@ import {
 import { MetadataImage, topicIdFromBytes, topicIdToBytes } from '@strand/controller';
 import { DirectoryLock } from '@strand/storage';
 import { GroupCoordinator } from '../group/group-coordinator';
+import { GroupLagReader, type ConsumerGroupLag } from '../group/group-lag';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
 import { BROKER_CONFIG, type BrokerConfig } from './broker-config';
 import { NO_METRICS, type BrokerMetricsSink, type ReplicaSummary } from './broker-metrics';
@@ -83,6 +84,7 @@ export class BrokerServer {
   private readonly replicas: ReplicaManager;
   private readonly fetcher: ReplicaFetcherManager;
   private readonly groups: GroupCoordinator;
+  private readonly lag: GroupLagReader;
   private readonly lock: DirectoryLock;
   private image: MetadataImage = MetadataImage.EMPTY;
   private brokerEpoch = -1;
@@ -146,6 +148,18 @@ export class BrokerServer {
     });
     // Leadership of __consumer_offsets partitions moves with the metadata: load or drop groups.
     this.replicas.onChange(() => this.groups.reconcile());
+    this.lag = new GroupLagReader({
+      committedOffsets: () => this.groups.committedOffsets(),
+      localHighWatermark: (topic, partition) => {
+        const p = this.replicas.partitionByName(topic, partition);
+        return p !== undefined && p.isLeader ? p.highWatermark : undefined;
+      },
+      leaderAddress: (topic, partition) => {
+        const leader = this.image.topicByName(topic)?.partitions.get(partition)?.leader ?? -1;
+        const ep = this.image.brokers.get(leader)?.endpoints.find((e) => e.listener === opts.interBrokerListenerName);
+        return leader < 0 || ep === undefined ? undefined : `${ep.host}:${ep.port}`;
+      },
+    });
   }
 
   /**
@@ -217,6 +231,14 @@ export class BrokerServer {
         highWatermark: p.highWatermark,
       };
     });
+  }
+
+  /**
+   * Lag of every partition with a committed offset in the groups this broker coordinates
+   * (high watermark minus committed offset), computed now: for a metrics scrape.
+   */
+  consumerGroupLag(timeoutMs?: number): Promise<ConsumerGroupLag[]> {
+    return this.lag.read(timeoutMs);
   }
 
   /** Partitions without a leader in this broker's metadata (cluster-wide). */
@@ -427,6 +449,7 @@ export class BrokerServer {
     this.timers = [];
     this.stopMetadata?.();
     this.groups.close();
+    this.lag.close();
     this.fetcher.close();
     await this.applying;
     if (this.cleaning !== null) await this.cleaning;

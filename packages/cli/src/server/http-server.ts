@@ -7,7 +7,7 @@
  */
 import * as http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BrokerMetricsSink, BrokerServer } from '@strand/broker';
+import type { BrokerMetricsSink, BrokerServer, ConsumerGroupLag } from '@strand/broker';
 import type { QuorumController } from '@strand/controller';
 import type { Listener } from './server-config';
 
@@ -88,6 +88,39 @@ export function createNodeHttp(nodeId: number): NodeHttp {
     registers: [register],
     collect() {
       this.set(broker?.readiness().ready ? 1 : 0);
+    },
+  });
+  // Consumer-group lag, computed when scraped (no timers): the coordinator's committed offsets
+  // against the partitions' high watermarks. Both gauges of one scrape share one computation.
+  let lagPending: Promise<ConsumerGroupLag[]> | null = null;
+  const groupLag = (): Promise<ConsumerGroupLag[]> => {
+    if (!broker) return Promise.resolve([]);
+    const b = broker;
+    lagPending ??= b.consumerGroupLag().finally(() => {
+      lagPending = null;
+    });
+    return lagPending;
+  };
+  new Gauge({
+    name: 'strand_consumergroup_lag',
+    help: 'Per consumer group and partition: high watermark minus the committed offset; exported by the group\'s coordinator.',
+    labelNames: ['group', 'topic', 'partition'],
+    registers: [register],
+    async collect() {
+      const lag = await groupLag();
+      this.reset();
+      for (const l of lag) this.set({ group: l.group, topic: l.topic, partition: String(l.partition) }, l.lag);
+    },
+  });
+  new Gauge({
+    name: 'strand_consumergroup_current_offset',
+    help: 'Per consumer group and partition: the committed offset; exported by the group\'s coordinator.',
+    labelNames: ['group', 'topic', 'partition'],
+    registers: [register],
+    async collect() {
+      const lag = await groupLag();
+      this.reset();
+      for (const l of lag) this.set({ group: l.group, topic: l.topic, partition: String(l.partition) }, l.committedOffset);
     },
   });
   new Gauge({
