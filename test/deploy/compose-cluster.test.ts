@@ -7,11 +7,14 @@
  * a temp directory). When the server has the `http.listener` key, each service's HTTP listener
  * (compose leaves it at the default 0.0.0.0:9300) is mapped the same way and services start in
  * depends_on order only once their dependencies answer /readyz with 200, as compose's
- * `service_healthy` does; every node must then answer /readyz. Either way, the broker Metadata
- * RPC must list all three brokers at their (mapped) advertised addresses, a topic created without
- * a replication factor gets the compose file's default of 3, and idempotent records produced to
- * every partition are read back in order. Then SIGTERM stops brokers and controllers cleanly
- * (exit code 0), as `docker-compose stop` would. Everything is killed and removed in `finally`.
+ * `service_healthy` does; every node must then answer /readyz. Either way, every broker has two
+ * listeners: Metadata asked on INTERNAL (the compose network) lists all three brokers at their
+ * INTERNAL advertised addresses, and asked on EXTERNAL (the host-published ports) at their
+ * EXTERNAL ones (`localhost:<published port>`, mapped); a topic created without a replication
+ * factor gets the compose file's default of 3 (replicated over INTERNAL); idempotent records
+ * produced to every partition by a client that knows only the EXTERNAL addresses are read back
+ * in order by one that knows only the INTERNAL addresses, and the other way round. Then SIGTERM
+ * stops brokers and controllers cleanly (exit code 0), as `docker-compose stop` would. Everything is killed and removed in `finally`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,7 +24,7 @@ import * as path from 'node:path';
 import type { CreateTopicsRequest, CreateTopicsResponse, InitProducerIdRequest, InitProducerIdResponse } from '@strand/protocol';
 import { freePorts } from '../support/free-port';
 import { TestBrokers } from '../support/test-producer';
-import { APP_DIR, REPO, listenerPorts, loadCompose, loadImageSpec, rewrite, type ComposeService, type PortMap } from './compose';
+import { APP_DIR, REPO, listenerPorts, loadCompose, loadImageSpec, publishedPorts, rewrite, type ComposeService, type PortMap } from './compose';
 
 jest.setTimeout(240_000);
 
@@ -74,14 +77,15 @@ interface Running {
   exit: Promise<number | null>;
 }
 
-test('the compose cluster starts as processes, turns ready, and produces and consumes', async () => {
+test('the compose cluster starts as processes, turns ready, and serves clients on both its INTERNAL and EXTERNAL listeners', async () => {
   const image = loadImageSpec();
   const services = loadCompose().filter((s) => s.profiles.length === 0);
   const names = services.map((s) => s.name);
+  const published = publishedPorts(services);
   const withHttp = await serverHasHttp();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-compose-'));
   const running = new Map<string, Running>();
-  let brokers: TestBrokers | null = null;
+  const clients: TestBrokers[] = [];
   try {
     // Ports: each (service, container port) it binds gets a free loopback port.
     const binds: [string, number][] = [];
@@ -95,7 +99,7 @@ test('the compose cluster starts as processes, turns ready, and produces and con
     const start = (s: ComposeService): Running => {
       const dataDir = path.join(root, s.name);
       fs.mkdirSync(dataDir, { recursive: true });
-      const map = (v: string): string => rewrite(v, s.name, names, ports, dataDir);
+      const map = (v: string): string => rewrite(v, s.name, names, ports, dataDir, published);
       const env: Record<string, string> = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => !e[0].startsWith('STRAND_') && e[1] !== undefined));
       for (const [k, v] of Object.entries(s.environment)) env[k] = map(v);
       let httpPort: number | null = null;
@@ -147,42 +151,54 @@ test('the compose cluster starts as processes, turns ready, and produces and con
     };
     await Promise.all(services.map(launch));
 
-    // Every broker registered at its advertised (mapped) address.
+    // Every broker registered both advertised (mapped) addresses; each listener answers with its own.
     const brokerServices = services.filter((s) => s.environment['STRAND_PROCESS_ROLES'] === 'broker');
-    const expected = brokerServices.map((s) => ({ nodeId: Number(s.environment['STRAND_NODE_ID']), address: rewrite((s.environment['STRAND_ADVERTISED_LISTENERS'] ?? '').replace(/^[A-Z_]+:\/\//, ''), s.name, names, ports, '') })).sort((a, b) => a.nodeId - b.nodeId);
-    const bootstrap = expected.map((e) => e.address);
-    const client = new TestBrokers(bootstrap);
-    brokers = client;
-    await until('all brokers in the metadata', async () => {
-      const md = await client.metadata([]);
-      const seen = md.brokers.map((b) => ({ nodeId: b.nodeId, address: `${b.host}:${b.port}` })).sort((a, b) => a.nodeId - b.nodeId);
-      return JSON.stringify(seen) === JSON.stringify(expected) ? true : undefined;
-    }, 120_000);
+    const advertisedOn = (listener: string): { nodeId: number; address: string }[] =>
+      brokerServices
+        .map((s) => {
+          const entry = (s.environment['STRAND_ADVERTISED_LISTENERS'] ?? '').split(',').find((l) => l.startsWith(`${listener}://`));
+          if (entry === undefined) throw new Error(`${s.name} advertises no ${listener} listener`);
+          return { nodeId: Number(s.environment['STRAND_NODE_ID']), address: rewrite(entry.slice(listener.length + 3), s.name, names, ports, '', published) };
+        })
+        .sort((a, b) => a.nodeId - b.nodeId);
+    const internal = advertisedOn('INTERNAL');
+    const external = advertisedOn('EXTERNAL');
+    expect(new Set([...internal, ...external].map((e) => e.address)).size).toBe(6);
+    const inside = new TestBrokers(internal.map((e) => e.address));
+    const outside = new TestBrokers(external.map((e) => e.address));
+    clients.push(inside, outside);
+    const brokersIn = (md: { brokers: { nodeId: number; host: string; port: number }[] }): string => JSON.stringify(md.brokers.map((b) => ({ nodeId: b.nodeId, address: `${b.host}:${b.port}` })).sort((a, b) => a.nodeId - b.nodeId));
+    await until('all brokers in the INTERNAL metadata', async () => (brokersIn(await inside.metadata([])) === JSON.stringify(internal) ? true : undefined), 120_000);
+    await until('all brokers in the EXTERNAL metadata', async () => (brokersIn(await outside.metadata([])) === JSON.stringify(external) ? true : undefined), 30_000);
     if (withHttp) for (const r of running.values()) expect(await httpStatus(r.httpPort as number, '/readyz')).toBe(200);
 
     // A topic without a replication factor: the brokers' STRAND_DEFAULT_REPLICATION_FACTOR=3.
-    const created = await client.call<CreateTopicsRequest, CreateTopicsResponse>(bootstrap[0] as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
+    const created = await outside.call<CreateTopicsRequest, CreateTopicsResponse>(external[0]?.address as string, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
       topics: [{ name: 'compose', numPartitions: 3, replicationFactor: -1, assignments: [], configs: [] }],
       validateOnly: false,
     }, 30_000);
     expect(created.topics[0]?.errorCode).toBe(0);
     const md = await until('leaders and full ISRs for compose', async () => {
-      const m = await client.metadata(['compose']);
+      const m = await inside.metadata(['compose']);
       const parts = m.topics[0]?.partitions ?? [];
       return parts.length === 3 && parts.every((p) => p.leaderId >= 0 && p.isr.length === 3) ? m : undefined;
     }, 60_000);
     for (const p of md.topics[0]?.partitions ?? []) expect(p.replicas.length).toBe(3);
 
-    const pid = await client.call<InitProducerIdRequest, InitProducerIdResponse>(bootstrap[1] as string, (c, r, m, o, cb) => c.initProducerId(r, m, o, cb), { transactionalId: undefined, transactionTimeoutMs: 0, producerId: -1, producerEpoch: -1 } as InitProducerIdRequest);
-    expect(pid.errorCode).toBe(0);
-    const producer = { id: pid.producerId, epoch: pid.producerEpoch };
-    for (let partition = 0; partition < 3; partition++) {
-      const values = [0, 1, 2, 3].map((i) => `p${partition}-r${i}`);
-      for (const [seq, v] of values.entries()) expect(await client.sendIdempotent('compose', partition, v, producer, seq, performance.now() + 60_000)).toBe(seq);
-      expect(await client.readAll('compose', partition)).toEqual(values.map((value, offset) => ({ offset, value })));
+    // Written from the host (EXTERNAL), read inside the network (INTERNAL), and the other way round.
+    for (const [writer, reader, via] of [[outside, inside, external], [inside, outside, internal]] as const) {
+      const pid = await writer.call<InitProducerIdRequest, InitProducerIdResponse>(via[1]?.address as string, (c, r, m, o, cb) => c.initProducerId(r, m, o, cb), { transactionalId: undefined, transactionTimeoutMs: 0, producerId: -1, producerEpoch: -1 } as InitProducerIdRequest);
+      expect(pid.errorCode).toBe(0);
+      const producer = { id: pid.producerId, epoch: pid.producerEpoch };
+      const base = writer === outside ? 0 : 4;
+      for (let partition = 0; partition < 3; partition++) {
+        const values = [0, 1, 2, 3].map((i) => `p${partition}-r${base + i}`);
+        for (const [seq, v] of values.entries()) expect(await writer.sendIdempotent('compose', partition, v, producer, seq, performance.now() + 60_000)).toBe(base + seq);
+        const all = await reader.readAll('compose', partition);
+        expect(all.slice(base)).toEqual(values.map((value, i) => ({ offset: base + i, value })));
+      }
     }
-    client.close();
-    brokers = null;
+    for (const c of clients.splice(0)) c.close();
 
     // docker-compose stop: SIGTERM, brokers first (their controlled shutdown needs the quorum).
     const stopAll = async (rs: Running[]): Promise<void> => {
@@ -197,7 +213,7 @@ test('the compose cluster starts as processes, turns ready, and produces and con
     for (const r of running.values()) console.log(`--- ${r.service.name} (last output) ---\n${r.log.join('').slice(-3000)}`);
     throw e;
   } finally {
-    brokers?.close();
+    for (const c of clients) c.close();
     for (const r of running.values()) {
       if (r.proc.exitCode === null && r.proc.signalCode === null) {
         r.proc.kill('SIGKILL');

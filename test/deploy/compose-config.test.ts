@@ -86,13 +86,23 @@ test('every STRAND_* variable is a real server key, and the cluster hangs togeth
   const ids = started.map((s) => s.environment['STRAND_NODE_ID']);
   expect(new Set(ids).size).toBe(ids.length);
   for (const s of started) expect(s.environment['STRAND_CONTROLLER_QUORUM_VOTERS']).toBe(controllers.map((c) => `${c.environment['STRAND_NODE_ID']}@${c.name}:${listenerPorts(c.environment['STRAND_LISTENERS'])[0]}`).join(','));
-  // Brokers start after every controller is healthy; each advertises its own name and the port
-  // it binds, and publishes that port unchanged on the host (the address means the same inside
-  // the network and from the host).
+  // Brokers start after every controller is healthy. Each has two listeners: INTERNAL on 9093,
+  // advertised at its service name (the compose network; replication), and EXTERNAL on its own
+  // port, published unchanged on the host and advertised as localhost:<that port> (EXTERNAL_HOST
+  // overrides localhost for clients on other machines).
+  const hostPorts = new Set<number>();
   for (const b of brokers) {
     expect([...b.dependsOn].sort()).toEqual(controllers.map((c) => c.name));
-    const [port] = listenerPorts(b.environment['STRAND_LISTENERS']);
-    expect(b.environment['STRAND_ADVERTISED_LISTENERS']).toBe(`BROKER://${b.name}:${port}`);
-    expect(b.ports).toEqual([`${port}:${port}`]);
+    const [internal, external] = listenerPorts(b.environment['STRAND_LISTENERS']);
+    expect(b.environment['STRAND_LISTENERS']).toBe(`INTERNAL://0.0.0.0:${internal},EXTERNAL://0.0.0.0:${external}`);
+    expect(b.environment['STRAND_ADVERTISED_LISTENERS']).toBe(`INTERNAL://${b.name}:${internal},EXTERNAL://localhost:${external}`);
+    expect(b.environment['STRAND_INTER_BROKER_LISTENER_NAME']).toBe('INTERNAL');
+    expect(b.ports).toEqual([`${external}:${external}`]);
+    hostPorts.add(external as number);
   }
+  expect(hostPorts.size).toBe(brokers.length);
+  expect(fs.readFileSync(COMPOSE_FILE, 'utf8')).toContain('EXTERNAL://${EXTERNAL_HOST:-localhost}:');
+  // Scaled brokers: INTERNAL only.
+  const extra = services.find((s) => s.name === 'broker-extra');
+  expect(extra?.environment['STRAND_LISTENERS']).toBe('INTERNAL://0.0.0.0:9093');
 });

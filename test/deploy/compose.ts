@@ -12,6 +12,11 @@
  *   on 127.0.0.1, and every `host:port` in the environment and arguments is rewritten
  *   consistently: `0.0.0.0:P` in service S and `S:P` anywhere both become `127.0.0.1:<port of
  *   (S, P)>`; a reference to a port that service does not bind is an error;
+ * - a host port a service publishes (`ports: ["19093:19093"]`) is what clients on the host use:
+ *   `localhost:19093` or `127.0.0.1:19093` anywhere becomes `127.0.0.1:<port of (S, 19093's
+ *   container port)>` for the service S that publishes it;
+ * - `${VAR:-default}` in environment values is interpolated as docker-compose does, with the
+ *   default (the test does not read the caller's environment);
  * - `/var/lib/strand` (the data volume) becomes a per-service temporary directory.
  */
 import * as fs from 'node:fs';
@@ -62,6 +67,14 @@ function environment(v: unknown, what: string): Record<string, string> {
   return out;
 }
 
+/** docker-compose interpolation of `${VAR:-default}` / `${VAR-default}`, always with the default. */
+export function interpolate(value: string, what: string): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}/g, (_all, name: string, dflt: string | undefined) => {
+    if (dflt === undefined) throw new Error(`${what}: \${${name}} has no default; give one (\${${name}:-value}) so the file works without it`);
+    return dflt;
+  });
+}
+
 /** The services of a compose file, with merge keys resolved. */
 export function loadCompose(file = COMPOSE_FILE): ComposeService[] {
   const doc: unknown = parseYaml(fs.readFileSync(file, 'utf8'), { merge: true });
@@ -72,7 +85,7 @@ export function loadCompose(file = COMPOSE_FILE): ComposeService[] {
     const dependsOn = Array.isArray(dep) ? dep.map((d) => String(d)) : isRecord(dep) ? Object.keys(dep) : [];
     return {
       name,
-      environment: environment(raw['environment'], `service ${name} environment`),
+      environment: Object.fromEntries(Object.entries(environment(raw['environment'], `service ${name} environment`)).map(([k, x]) => [k, interpolate(x, `service ${name} ${k}`)])),
       command: stringList(raw['command'], `service ${name} command`),
       entrypoint: stringList(raw['entrypoint'], `service ${name} entrypoint`),
       dependsOn,
@@ -127,10 +140,36 @@ export function listenerPorts(value: string | undefined): number[] {
 /** The port map: `${service}:${containerPort}` → host (loopback) port. */
 export type PortMap = Map<string, number>;
 
+/** Published host port → the service publishing it and the container port behind it. */
+export type PublishedPorts = Map<number, { service: string; containerPort: number }>;
+
+/** The `ports:` entries (`HOST:CONTAINER`, optionally `IP:HOST:CONTAINER`) of every service. */
+export function publishedPorts(services: readonly ComposeService[]): PublishedPorts {
+  const out: PublishedPorts = new Map();
+  for (const s of services) {
+    for (const p of s.ports) {
+      const m = /^(?:[\d.]+:)?(\d+):(\d+)$/.exec(p);
+      if (!m) throw new Error(`service ${s.name}: port '${p}' is not HOST:CONTAINER`);
+      const host = Number(m[1]);
+      if (out.has(host)) throw new Error(`host port ${host} is published twice`);
+      out.set(host, { service: s.name, containerPort: Number(m[2]) });
+    }
+  }
+  return out;
+}
+
 /** Rewrites hosts, ports and the data volume in one value for `service` (see the file comment). */
-export function rewrite(value: string, service: string, services: readonly string[], ports: PortMap, dataDir: string): string {
+export function rewrite(value: string, service: string, services: readonly string[], ports: PortMap, dataDir: string, published: PublishedPorts = new Map()): string {
   let out = value.split(DATA_VOLUME).join(dataDir);
-  out = out.replace(/(^|[^A-Za-z0-9.-])(0\.0\.0\.0|[a-z][a-z0-9-]*):(\d+)\b/g, (all, pre: string, host: string, port: string) => {
+  out = out.replace(/(^|[^A-Za-z0-9.-])(0\.0\.0\.0|127\.0\.0\.1|localhost|[a-z][a-z0-9-]*):(\d+)\b/g, (all, pre: string, host: string, port: string) => {
+    if (host === 'localhost' || host === '127.0.0.1') {
+      // A host-published port: the service publishing it, at the container port behind it.
+      const pub = published.get(Number(port));
+      if (pub === undefined) throw new Error(`service ${service} refers to ${host}:${port}, which no service publishes`);
+      const mapped = ports.get(`${pub.service}:${pub.containerPort}`);
+      if (mapped === undefined) throw new Error(`${pub.service} publishes ${port} for container port ${pub.containerPort}, which it does not bind`);
+      return `${pre}127.0.0.1:${mapped}`;
+    }
     if (host !== '0.0.0.0' && !services.includes(host)) return all;
     const owner = host === '0.0.0.0' ? service : host;
     const mapped = ports.get(`${owner}:${port}`);

@@ -7,7 +7,9 @@
  * copies (a wrong type, a missing required field) must fail that validation. The per-pod
  * identity snippet of each StatefulSet is executed with sh for ordinals 0-2, with a stand-in
  * `node` that resolves the configuration with the built server's own resolveServerConfig, so the
- * node ids, voters and advertised addresses a pod would start with are checked end to end.
+ * node ids, voters and advertised addresses a pod would start with are checked end to end,
+ * including each broker's EXTERNAL address, which must match the nodePort of its per-pod
+ * NodePort Service.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -99,8 +101,9 @@ const clone = (o: Obj): Obj => JSON.parse(JSON.stringify(o)) as Obj;
 
 test('the kustomization renders the expected objects, as kubectl kustomize does', () => {
   expect(objects.map((o) => `${String(o['kind'])}/${str(o, 'metadata', 'name')}`).sort()).toEqual([
-    'ConfigMap/strand-config', 'Namespace/strand', 'PodDisruptionBudget/strand-broker', 'PodDisruptionBudget/strand-controller',
-    'Service/strand', 'Service/strand-broker', 'Service/strand-controller', 'StatefulSet/strand-broker', 'StatefulSet/strand-controller',
+    'ConfigMap/strand-broker-external', 'ConfigMap/strand-config', 'Namespace/strand', 'PodDisruptionBudget/strand-broker', 'PodDisruptionBudget/strand-controller',
+    'Service/strand', 'Service/strand-broker', 'Service/strand-broker-0-external', 'Service/strand-broker-1-external', 'Service/strand-broker-2-external', 'Service/strand-controller',
+    'StatefulSet/strand-broker', 'StatefulSet/strand-controller',
   ]);
   const kubectl = spawnSync('kubectl', ['kustomize', DIR], { encoding: 'utf8', timeout: 60_000 });
   if (kubectl.error !== undefined || kubectl.status !== 0) {
@@ -170,15 +173,37 @@ test('the objects refer to each other correctly (what the schemas cannot see)', 
     expect(get(c, 'volumeMounts', 0)).toEqual({ name: str(sts, 'spec', 'volumeClaimTemplates', 0, 'metadata', 'name'), mountPath: '/var/lib/strand' });
     expect(get(c, 'envFrom', 0, 'configMapRef', 'name')).toBe(str(config, 'metadata', 'name'));
   }
+  const brokerSts = named('StatefulSet', 'strand-broker');
+  const brokerLabels = get(brokerSts, 'spec', 'template', 'metadata', 'labels') as Obj;
+  const brokerContainer = get(brokerSts, 'spec', 'template', 'spec', 'containers', 0);
+  const containerPort = (name: string): number => Number((get(brokerContainer, 'ports') as Obj[]).find((p) => p['name'] === name)?.['containerPort']);
+  const brokerEnv = (name: string): string => String((get(brokerContainer, 'env') as Obj[]).find((e) => e['name'] === name)?.['value']);
+  // The client Service and the listeners: INTERNAL for in-cluster clients and replication.
   const client = named('Service', 'strand');
-  expect(get(client, 'spec', 'selector')).toEqual(get(named('StatefulSet', 'strand-broker'), 'spec', 'template', 'metadata', 'labels'));
+  expect(get(client, 'spec', 'selector')).toEqual(brokerLabels);
   expect(get(client, 'spec', 'ports', 0, 'port')).toBe(9093);
+  expect(brokerEnv('STRAND_LISTENERS')).toBe(`INTERNAL://0.0.0.0:${containerPort('internal')},EXTERNAL://0.0.0.0:${containerPort('external')}`);
+  expect(brokerEnv('STRAND_INTER_BROKER_LISTENER_NAME')).toBe('INTERNAL');
+  expect(containerPort(String(get(client, 'spec', 'ports', 0, 'targetPort')))).toBe(9093);
+  // One NodePort Service per broker pod, on its EXTERNAL port, nodePort = EXTERNAL_PORT_BASE + ordinal.
+  const external = get(named('ConfigMap', 'strand-broker-external'), 'data') as Record<string, string>;
+  expect((get(brokerContainer, 'envFrom') as Obj[]).map((e) => get(e, 'configMapRef', 'name'))).toEqual(['strand-config', 'strand-broker-external']);
+  for (let ordinal = 0; ordinal < Number(get(brokerSts, 'spec', 'replicas')); ordinal++) {
+    const svc = named('Service', `strand-broker-${ordinal}-external`);
+    expect(get(svc, 'spec', 'type')).toBe('NodePort');
+    expect(get(svc, 'spec', 'selector')).toEqual({ ...brokerLabels, 'statefulset.kubernetes.io/pod-name': `strand-broker-${ordinal}` });
+    expect(get(svc, 'spec', 'ports')).toEqual([{ name: 'external', port: containerPort('external'), targetPort: 'external', nodePort: Number(external['EXTERNAL_PORT_BASE']) + ordinal }]);
+  }
 });
 
-test('pods derive node id, voters and advertised address from their ordinal and DNS name', () => {
+test('pods derive node id, voters and advertised addresses from their ordinal, DNS name and node', () => {
   const keys = new Set((JSON.parse(execFileSync(process.execPath, ['-e', `console.log(JSON.stringify(require(${JSON.stringify(CLI_DIST)}).SERVER_CONFIG.names()))`], { encoding: 'utf8' })) as string[]).map((k) => `STRAND_${k.replace(/[.-]/g, '_').toUpperCase()}`));
   const configData = get(named('ConfigMap', 'strand-config'), 'data') as Record<string, string>;
   for (const name of Object.keys(configData)) expect({ name, known: keys.has(name) }).toEqual({ name, known: true });
+  // The other ConfigMap holds snippet inputs, never STRAND_* (the server would reject them).
+  const externalData = get(named('ConfigMap', 'strand-broker-external'), 'data') as Record<string, string>;
+  for (const name of Object.keys(externalData)) expect(name.startsWith('STRAND_')).toBe(false);
+  const HOST_IP = '10.1.2.3';
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-k8s-'));
   try {
@@ -196,13 +221,15 @@ console.log(JSON.stringify({ argv: process.argv.slice(2), nodeId: c.nodeId, role
       const script = str(c, 'args', 0);
       // The kubelet expands $(VAR) in command/args; the snippet must not contain any.
       expect(script).not.toContain('$(');
-      for (let ordinal = 0; ordinal < Number(get(sts, 'spec', 'replicas')); ordinal++) {
+      const fromConfigMaps = Object.assign({}, ...(get(c, 'envFrom') as Obj[]).map((e) => get(named('ConfigMap', str(e, 'configMapRef', 'name')), 'data'))) as Record<string, string>;
+      for (const [ordinal, externalHost] of [...Array.from({ length: Number(get(sts, 'spec', 'replicas')) }, (_, i) => [i, ''] as const), [1, 'localhost'] as const]) {
         const pod = `${service}-${ordinal}`;
-        const env: Record<string, string> = { PATH: `${dir}:/usr/bin:/bin`, HOSTNAME: pod, ...configData };
+        const env: Record<string, string> = { PATH: `${dir}:/usr/bin:/bin`, HOSTNAME: pod, ...fromConfigMaps };
+        if (component === 'broker') env['EXTERNAL_HOST'] = externalHost;
         for (const e of get(c, 'env') as Obj[]) {
           const name = String(e['name']);
           const field = get(e, 'valueFrom', 'fieldRef', 'fieldPath');
-          env[name] = field === 'metadata.name' ? pod : field === 'metadata.namespace' ? 'strand' : String(e['value']);
+          env[name] = field === 'metadata.name' ? pod : field === 'metadata.namespace' ? 'strand' : field === 'status.hostIP' ? HOST_IP : String(e['value']);
         }
         const out = execFileSync('/bin/sh', ['-c', script], { env, encoding: 'utf8', timeout: 20_000 });
         const resolved = JSON.parse(out) as { argv: string[]; nodeId: number; roles: { broker: boolean; controller: boolean }; voters: { id: number; host: string; port: number }[]; advertised: { name: string; host: string; port: number }[] };
@@ -210,8 +237,16 @@ console.log(JSON.stringify({ argv: process.argv.slice(2), nodeId: c.nodeId, role
         expect(resolved.nodeId).toBe(firstId + ordinal);
         expect(resolved.roles).toEqual({ broker: component === 'broker', controller: component === 'controller' });
         expect(resolved.voters).toEqual([0, 1, 2].map((i) => ({ id: i + 1, host: `strand-controller-${i}.strand-controller`, port: 9193 })));
-        const listener = component === 'broker' ? 'BROKER' : 'CONTROLLER';
-        expect(resolved.advertised.find((l) => l.name === listener)).toEqual({ name: listener, host: host(pod), port: component === 'broker' ? 9093 : 9193 });
+        if (component === 'controller') {
+          expect(resolved.advertised.find((l) => l.name === 'CONTROLLER')).toEqual({ name: 'CONTROLLER', host: host(pod), port: 9193 });
+        } else {
+          // INTERNAL at the stable DNS name; EXTERNAL at the node (or EXTERNAL_HOST) and the pod's nodePort.
+          const nodePort = Number(get(named('Service', `${pod}-external`), 'spec', 'ports', 0, 'nodePort'));
+          expect(resolved.advertised).toEqual([
+            { name: 'INTERNAL', host: host(pod), port: 9093 },
+            { name: 'EXTERNAL', host: externalHost === '' ? HOST_IP : externalHost, port: nodePort },
+          ]);
+        }
       }
     }
   } finally {
