@@ -96,9 +96,13 @@ export function createNodeHttp(nodeId: number): NodeHttp {
   const groupLag = (): Promise<ConsumerGroupLag[]> => {
     if (!broker) return Promise.resolve([]);
     const b = broker;
-    lagPending ??= b.consumerGroupLag().finally(() => {
-      lagPending = null;
-    });
+    // A failure leaves the group series out of this scrape rather than failing /metrics.
+    lagPending ??= b
+      .consumerGroupLag()
+      .catch(() => [])
+      .finally(() => {
+        lagPending = null;
+      });
     return lagPending;
   };
   new Gauge({
