@@ -15,6 +15,8 @@ export interface ProcessClusterOptions {
   readonly electionTicks?: number;
   readonly snapshotEveryEntries?: number;
   readonly keepValues?: boolean;
+  /** RaftNodeOptions.asyncLeaderWrites of every node (default true). */
+  readonly asyncLeaderWrites?: boolean;
   /** Path of the compiled raft-process.js. Default: next to this file's compiled form. */
   readonly script?: string;
 }
@@ -108,6 +110,7 @@ export class ProcessCluster {
       electionTicks: this.opts.electionTicks ?? 10,
       snapshotEveryEntries: this.opts.snapshotEveryEntries ?? 10_000,
       keepValues: this.opts.keepValues ?? true,
+      asyncLeaderWrites: this.opts.asyncLeaderWrites ?? true,
     };
     proc.send({ op: 'start', reqId: 0, config } satisfies ProcessRequest);
     return child;

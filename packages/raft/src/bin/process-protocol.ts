@@ -13,6 +13,8 @@ export interface StartConfig {
   readonly electionTicks: number;
   readonly snapshotEveryEntries: number;
   readonly keepValues: boolean;
+  /** RaftNodeOptions.asyncLeaderWrites (default true). */
+  readonly asyncLeaderWrites?: boolean;
 }
 
 export type ProcessRequest =

@@ -78,6 +78,7 @@ async function handle(req: ProcessRequest): Promise<void> {
         tickMs: cfg.tickMs,
         electionTicks: cfg.electionTicks,
         snapshotEveryEntries: cfg.snapshotEveryEntries,
+        asyncLeaderWrites: cfg.asyncLeaderWrites ?? true,
       });
       node = n;
       n.onLeaderChange((s) => {

@@ -21,6 +21,11 @@ export class RaftLog {
   applied: number;
   /** Last index the driver has persisted (entries up to it were in an advanced Ready). */
   stableIndex: number;
+  /**
+   * Last index handed to the driver in a Ready (>= stableIndex). Between them are entries whose
+   * write is in flight (a leader persisting asynchronously, see RaftCore.advanceAsync).
+   */
+  inProgressIndex: number;
   /** A snapshot received from the leader that the driver has not persisted yet. */
   unstableSnapshot: Snapshot | null = null;
 
@@ -33,6 +38,7 @@ export class RaftLog {
       if (e.index !== first + i) throw new Error(`raft log: entries not contiguous at ${e.index}, expected ${first + i}`);
     });
     this.stableIndex = this.lastIndex();
+    this.inProgressIndex = this.stableIndex;
     this.committed = Math.max(snapshot.meta.index, Math.min(committed, this.lastIndex()));
     this.applied = snapshot.meta.index;
   }
@@ -148,13 +154,15 @@ export class RaftLog {
       this.entries.length = first - this.firstIndex();
       // The truncated tail may have been persisted: it must be rewritten by the next Ready.
       this.stableIndex = Math.min(this.stableIndex, first - 1);
+      this.inProgressIndex = Math.min(this.inProgressIndex, first - 1);
     }
     for (const e of ents) this.entries.push(e);
     return this.lastIndex();
   }
 
+  /** Entries not yet handed to the driver. */
   unstableEntries(): Entry[] {
-    const from = Math.max(this.stableIndex + 1, this.firstIndex());
+    const from = Math.max(this.inProgressIndex + 1, this.firstIndex());
     return this.entries.slice(from - this.firstIndex());
   }
 
@@ -188,8 +196,11 @@ export class RaftLog {
   }
 
   stableTo(index: number, term: number): void {
-    // If the entry at `index` changed since the Ready was built, the newer entry is still unstable.
-    if (this.matchTerm(index, term) && index > this.stableIndex) this.stableIndex = index;
+    if (index <= this.stableIndex) return;
+    // If the entry at `index` changed since the Ready was built, the newer entry is still
+    // unstable. An index the snapshot covers is committed, so it cannot have changed.
+    if (this.matchTerm(index, term) || (index <= this.snapshot.meta.index && index <= this.inProgressIndex)) this.stableIndex = index;
+    if (this.inProgressIndex < this.stableIndex) this.inProgressIndex = this.stableIndex;
   }
 
   /** Replace the whole log by a snapshot from the leader (Raft §7, receiver steps 6-8). */
@@ -199,6 +210,7 @@ export class RaftLog {
     this.committed = snapshot.meta.index;
     this.applied = snapshot.meta.index;
     this.stableIndex = snapshot.meta.index;
+    this.inProgressIndex = snapshot.meta.index;
     this.unstableSnapshot = snapshot;
   }
 

@@ -139,6 +139,7 @@ interface IncomingSnapshot {
 
 interface ReadyMarks {
   readonly lastEntry: { index: number; term: number } | null;
+  readonly mayPersistAsync: boolean;
   readonly snapshotIndex: number;
   readonly appliedTo: number;
   readonly committedEntries: readonly Entry[];
@@ -370,7 +371,7 @@ export class RaftCore {
       !softStateEqual(ss, this.prevSoftState) ||
       !hardStateEqual(hs, this.prevHardState) ||
       this.log.unstableSnapshot !== null ||
-      this.log.unstableEntries().length > 0 ||
+      this.log.inProgressIndex < this.log.lastIndex() ||
       this.msgs.length > 0 ||
       this.readStates.length > 0 ||
       this.log.applied < this.log.committed
@@ -385,6 +386,7 @@ export class RaftCore {
     const entries = this.log.unstableEntries();
     const committedEntries = this.log.nextCommittedEntries(this.maxApplyBytes);
     const snapshot = this.log.unstableSnapshot;
+    const mayPersistAsync = this.role === Role.Leader && snapshot === null && hs.term === this.prevHardState.term && hs.vote === this.prevHardState.vote;
     const rd: Ready = {
       softState: softStateEqual(ss, this.prevSoftState) ? null : ss,
       hardState: hardStateEqual(hs, this.prevHardState) ? null : hs,
@@ -393,11 +395,14 @@ export class RaftCore {
       messages: this.msgs,
       committedEntries,
       readStates: this.readStates,
+      mayPersistAsync,
     };
     const last = entries[entries.length - 1];
+    if (last !== undefined) this.log.inProgressIndex = last.index;
     const lastCommitted = committedEntries[committedEntries.length - 1];
     this.inReady = {
       lastEntry: last === undefined ? null : { index: last.index, term: last.term },
+      mayPersistAsync,
       snapshotIndex: snapshot?.meta.index ?? 0,
       appliedTo: lastCommitted?.index ?? this.log.applied,
       committedEntries,
@@ -411,17 +416,48 @@ export class RaftCore {
 
   /** The driver persisted, sent and applied the last Ready. */
   advance(): void {
+    const marks = this.endReady();
+    if (marks.lastEntry !== null) this.onStable(marks.lastEntry.index, marks.lastEntry.term);
+    this.afterReady(marks);
+  }
+
+  /**
+   * The driver sent and applied the last Ready (which had `mayPersistAsync`), and is writing its
+   * entries and hard state in the background, after every earlier write. It reports the write
+   * with persisted(); until then this leader does not count itself toward their commit.
+   */
+  advanceAsync(): void {
+    const marks = this.inReady;
+    if (marks === null) throw new Error('raft: advance without ready');
+    if (!marks.mayPersistAsync) throw new Error('raft: advanceAsync on a Ready that must be persisted first');
+    this.endReady();
+    this.afterReady(marks);
+  }
+
+  /** A background write (see advanceAsync) of entries up to (index, term) is durable. */
+  persisted(index: number, term: number): void {
+    this.assertNotInReady();
+    this.onStable(index, term);
+  }
+
+  private endReady(): ReadyMarks {
     const marks = this.inReady;
     if (marks === null) throw new Error('raft: advance without ready');
     this.inReady = null;
-    if (marks.lastEntry !== null) {
-      this.log.stableTo(marks.lastEntry.index, marks.lastEntry.term);
-      const self = this.role === Role.Leader ? this.prs.get(this.id) : undefined;
-      if (self !== undefined && self.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) {
-        this.releaseReadsAwaitingCommit();
-        this.bcastAppend();
-      }
+    return marks;
+  }
+
+  private onStable(index: number, term: number): void {
+    this.log.stableTo(index, term);
+    // Our own copy counts toward commit only once durable (thesis §10.2.1).
+    const self = this.role === Role.Leader ? this.prs.get(this.id) : undefined;
+    if (self !== undefined && self.maybeUpdate(this.log.stableIndex) && this.maybeCommit()) {
+      this.releaseReadsAwaitingCommit();
+      this.bcastAppend();
     }
+  }
+
+  private afterReady(marks: ReadyMarks): void {
     if (this.log.unstableSnapshot !== null && this.log.unstableSnapshot.meta.index === marks.snapshotIndex) {
       this.log.unstableSnapshot = null;
     }

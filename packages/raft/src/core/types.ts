@@ -178,6 +178,15 @@ export interface Ready {
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];
   readonly readStates: readonly ReadState[];
+  /**
+   * A leader's Ready that changes neither term nor vote and holds no snapshot: none of its
+   * messages depends on its entries being durable, so the driver may send everything, apply,
+   * and call advanceAsync(), writing the entries in the background and reporting them with
+   * persisted(index, term) (thesis §10.2.1: the leader writes its log in parallel with
+   * replication, and counts itself toward commit only once its write is durable; a majority of
+   * followers can commit without it).
+   */
+  readonly mayPersistAsync: boolean;
 }
 
 /** Build a message with defaults for the unused fields. */

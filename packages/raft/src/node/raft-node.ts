@@ -12,8 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { ProgressStatus, RaftConfig, RaftCore, RaftInitialState, bootstrapState, joinerState, ProposeResult } from '../core/raft';
 import { SeededRng } from '../core/rng';
 import { decodeConfChange } from '../core/conf-change';
-import { ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, SoftState, earlyMessages } from '../core/types';
-import { LogStorage } from '../storage/log-storage';
+import { ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, Snapshot, SoftState, earlyMessages } from '../core/types';
+import { LogStorage, StorageUpdate } from '../storage/log-storage';
 import { Transport } from '../transport/transport';
 import { InvalidRequestError, MembershipChangePendingError, NodeStoppedError, NotLeaderError, OverloadedError, ProposalDroppedError } from './errors';
 
@@ -57,6 +57,13 @@ export interface RaftNodeOptions {
   readonly maxPendingReads?: number;
   /** A proposal or read not settled within this is rejected (outcome unknown). Default 10_000 ms. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Leader writes its log in the background (thesis §10.2.1): a leader's Ready is sent and
+   * applied at once and its write queued behind earlier ones; the leader counts itself toward
+   * commit only when the write is durable, so two followers can commit an entry before the
+   * leader's own fsync completes. Default true.
+   */
+  readonly asyncLeaderWrites?: boolean;
   /** Seed of the core's PRNG (election jitter). Default: random. */
   readonly seed?: number;
   /** Extra core options (inflight window, message sizes...). */
@@ -79,6 +86,20 @@ export interface NodeStatus {
 }
 
 export type LeaderChangeListener = (s: SoftState) => void;
+
+/** One storage operation in the node's write queue (executed in order, one at a time). */
+type WriteOp =
+  | { kind: 'save'; update: StorageUpdate; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }>; lasts: Array<{ index: number; term: number }> }
+  | { kind: 'compact'; snapshot: Snapshot; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> };
+
+/** Merge `u` into the queued save `into` (later entries replace the suffix from their first index). */
+function mergeUpdate(into: StorageUpdate, u: StorageUpdate): StorageUpdate {
+  const hardState = u.hardState ?? into.hardState;
+  if (u.snapshot !== null) return { hardState, snapshot: u.snapshot, entries: u.entries, sync: true };
+  const first = u.entries[0]?.index;
+  const entries = first === undefined ? into.entries : [...into.entries.filter((e) => e.index < first), ...u.entries];
+  return { hardState, snapshot: into.snapshot, entries, sync: true };
+}
 
 interface ProposalWaiter {
   readonly resolve: (index: number) => void;
@@ -147,8 +168,14 @@ export class RaftNode {
   /** The newest hard state from the core (may differ from `persisted` by its commit index only). */
   private latestHardState: HardState = { term: 0, vote: '', commit: 0 };
   private readonly listeners = new Set<LeaderChangeListener>();
+  private readonly asyncWrites: boolean;
+  /** Storage operations not started yet, in order; `writing` while one runs. */
+  private writeQueue: WriteOp[] = [];
+  private writing: Promise<void> | null = null;
+  /** Background writes that completed: reported to the core (persisted()) on the next loop turn. */
+  private stableReports: Array<{ index: number; term: number }> = [];
   /** Counters for status and benchmarks. */
-  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0 };
+  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0, asyncReadies: 0 };
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
@@ -167,6 +194,7 @@ export class RaftNode {
     this.maxInbox = int('maxInboxMessages', opts.maxInboxMessages, 100_000);
     this.maxReads = int('maxPendingReads', opts.maxPendingReads, 10_000);
     this.timeoutMs = int('requestTimeoutMs', opts.requestTimeoutMs, 10_000);
+    this.asyncWrites = opts.asyncLeaderWrites ?? true;
   }
 
   /** Load (or bootstrap) durable state, restore the state machine, start ticking. */
@@ -208,6 +236,8 @@ export class RaftNode {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     if (this.running !== null) await this.running;
+    // Let queued writes finish: the caller closes the storage next.
+    while (this.writing !== null) await this.writing.catch(() => undefined);
     this.rejectAll(new NodeStoppedError('raft node stopped'));
   }
 
@@ -372,21 +402,27 @@ export class RaftNode {
         this.feed(core);
         if (!core.hasReady()) break;
         const rd = core.ready();
-        await this.handleReady(rd);
-        core.advance();
+        if (this.asyncWrites && rd.mayPersistAsync) {
+          this.handleReadyAsync(rd);
+          core.advanceAsync();
+        } else {
+          await this.handleReady(rd);
+          core.advance();
+        }
         this.afterApply();
         await this.maybeSnapshot(core);
       }
     } catch (e: unknown) {
-      // A failed write leaves us unsure what is durable: fail-stop is the only safe answer.
-      this.fatal = e;
-      this.stopped = true;
-      if (this.timer !== null) clearInterval(this.timer);
-      this.rejectAll(new NodeStoppedError('raft node failed', e));
+      this.fail(e);
     }
   }
 
   private feed(core: RaftCore): void {
+    if (this.stableReports.length > 0) {
+      const reports = this.stableReports;
+      this.stableReports = [];
+      for (const r of reports) core.persisted(r.index, r.term);
+    }
     for (; this.pendingTicks > 0; this.pendingTicks--) core.tick();
     if (this.inbox.length > 0) {
       const inbox = this.inbox;
@@ -457,10 +493,9 @@ export class RaftNode {
     const hs = this.latestHardState;
     const termOrVote = hs.term !== this.persisted.term || hs.vote !== this.persisted.vote;
     if (rd.snapshot !== null || rd.entries.length > 0 || termOrVote) {
-      await this.opts.storage.save({ hardState: hs, snapshot: rd.snapshot, entries: rd.entries, sync: true });
+      // Behind any background writes: storage applies writes in order.
+      await this.enqueueSave({ hardState: hs, snapshot: rd.snapshot, entries: rd.entries, sync: true }, null);
       this.persisted = hs;
-      this.metrics.saves++;
-      this.metrics.entriesPersisted += rd.entries.length;
     }
     // 2. Send.
     const rest = early.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== MessageType.App);
@@ -469,6 +504,100 @@ export class RaftNode {
       this.metrics.messagesSent += rest.length;
     }
     // 3. Apply.
+    this.applyReady(rd);
+  }
+
+  /**
+   * A leader's Ready that changes neither term nor vote (thesis §10.2.1): send everything now,
+   * queue the write behind earlier ones, apply what is committed. The core learns the write is
+   * durable through persisted() on a later loop turn; until then it does not count itself.
+   */
+  private handleReadyAsync(rd: Ready): void {
+    this.metrics.readies++;
+    this.metrics.asyncReadies++;
+    if (rd.messages.length > 0) {
+      this.opts.transport.send(rd.messages);
+      this.metrics.messagesSent += rd.messages.length;
+    }
+    if (rd.hardState !== null) this.latestHardState = rd.hardState;
+    const last = rd.entries[rd.entries.length - 1];
+    if (last !== undefined) {
+      // The commit index rides along; term and vote are unchanged (mayPersistAsync).
+      this.enqueueSave({ hardState: this.latestHardState, snapshot: null, entries: rd.entries, sync: true }, { index: last.index, term: last.term }).then(
+        () => {
+          this.wake();
+        },
+        () => {
+          // fail() already stopped the node.
+        },
+      );
+    }
+    this.applyReady(rd);
+  }
+
+  /**
+   * Queue a save behind earlier storage operations; consecutive queued saves are merged into one
+   * write (one fsync: group commit). `last` is reported to the core once durable.
+   */
+  private enqueueSave(update: StorageUpdate, last: { index: number; term: number } | null): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const tail = this.writeQueue[this.writeQueue.length - 1];
+      if (tail !== undefined && tail.kind === 'save') {
+        tail.update = mergeUpdate(tail.update, update);
+        tail.waiters.push({ resolve, reject });
+        if (last !== null) tail.lasts.push(last);
+      } else {
+        this.writeQueue.push({ kind: 'save', update, waiters: [{ resolve, reject }], lasts: last === null ? [] : [last] });
+      }
+      this.pumpWrites();
+    });
+  }
+
+  private enqueueCompact(snapshot: Snapshot): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.writeQueue.push({ kind: 'compact', snapshot, waiters: [{ resolve, reject }] });
+      this.pumpWrites();
+    });
+  }
+
+  private pumpWrites(): void {
+    if (this.writing !== null) return;
+    const op = this.writeQueue.shift();
+    if (op === undefined) return;
+    const storage = this.opts.storage;
+    const run = op.kind === 'save' ? storage.save(op.update) : storage.compact(op.snapshot);
+    this.writing = run.then(
+      () => {
+        this.writing = null;
+        if (op.kind === 'save') {
+          this.metrics.saves++;
+          this.metrics.entriesPersisted += op.update.entries.length;
+          for (const l of op.lasts) this.stableReports.push(l);
+        }
+        for (const w of op.waiters) w.resolve();
+        this.pumpWrites();
+      },
+      (e: unknown) => {
+        this.writing = null;
+        this.fail(e);
+        for (const w of op.waiters) w.reject(e);
+        for (const q of this.writeQueue) for (const w of q.waiters) w.reject(e);
+        this.writeQueue = [];
+      },
+    );
+  }
+
+  /** A failed write leaves us unsure what is durable: fail-stop is the only safe answer. */
+  private fail(e: unknown): void {
+    if (this.fatal !== null) return;
+    this.fatal = e;
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.rejectAll(new NodeStoppedError('raft node failed', e));
+  }
+
+  private applyReady(rd: Ready): void {
     const sm = this.opts.stateMachine;
     if (rd.snapshot !== null) {
       this.learnAddresses(rd.snapshot.meta.confState);
@@ -560,7 +689,8 @@ export class RaftNode {
     if (this.applied - core.log.snapshot.meta.index < this.snapshotEvery) return;
     if (core.log.applied !== this.applied) return;
     const snap = core.compact(this.opts.stateMachine.snapshot());
-    await this.opts.storage.compact(snap);
+    // Behind the writes of the entries it covers.
+    await this.enqueueCompact(snap);
   }
 
   private expireRequests(): void {

@@ -9,6 +9,8 @@
 // - Leader Completeness: a new leader's log holds every entry committed before its term.
 // - State Machine Safety: no two nodes apply different data at one index; checked through a
 //   rolling hash of the applied state, which also covers snapshot installs.
+// - Durability: an entry a leader commits is durable on a majority of voters (a leader
+//   persisting in the background counts itself only once its write completed).
 // - Monotonicity: commit and applied indexes never go back while a node is up.
 // - Linearizable reads: a ReadIndex answer is at least every commit index any node knew when
 //   the read was issued (thesis §6.4), so the read sees every write committed before it.
@@ -94,6 +96,14 @@ export class SafetyChecker {
       else if (prev !== t) throw new SafetyViolation(`state machine safety: ${node} committed term ${t} at index ${i}, another node committed term ${prev}`);
     }
     if (commit > this.maxCommitted) this.maxCommitted = commit;
+  }
+
+  /** A leader committed `index`, which `held` of `voters` voters hold durably: that must be a majority. */
+  durableQuorum(leader: NodeId, index: number, held: number, voters: number): void {
+    this.checks++;
+    if (held < Math.floor(voters / 2) + 1) {
+      throw new SafetyViolation(`durability: leader ${leader} committed ${index}, durable on only ${held} of ${voters} voters`);
+    }
   }
 
   /** A node became leader: its log must hold every committed entry (Raft §5.4). */

@@ -21,6 +21,11 @@ export interface SimClusterOptions {
   readonly deferReadyRate?: number;
   /** Probability that a node crashes while handling a Ready, after early sends, before persisting. */
   readonly crashMidReadyRate?: number;
+  /**
+   * Probability that a leader's eligible Ready is persisted in the background
+   * (RaftCore.advanceAsync); the write completes later (completeWrites) or is lost in a crash.
+   */
+  readonly asyncPersistRate?: number;
 }
 
 export class SimCluster {
@@ -32,6 +37,7 @@ export class SimCluster {
   now = 0;
   deferReadyRate: number;
   crashMidReadyRate: number;
+  asyncPersistRate: number;
   /** Per-node options overrides (e.g. a node without pre-vote). */
   private readonly coreOptions: CoreOptions;
 
@@ -41,6 +47,7 @@ export class SimCluster {
     this.net = new SimNetwork(this.rng.fork());
     this.deferReadyRate = opts.deferReadyRate ?? 0;
     this.crashMidReadyRate = opts.crashMidReadyRate ?? 0;
+    this.asyncPersistRate = opts.asyncPersistRate ?? 0;
     this.coreOptions = opts.core ?? {};
     const voters = opts.voters ?? this.ids;
     for (const id of this.ids) {
@@ -54,6 +61,7 @@ export class SimCluster {
         () => ({ ...this.coreOptions, id, rng: nodeRng.fork() }),
         this.checker,
       );
+      node.onLeaderCommit = (l, from, to) => this.checkDurableQuorum(l, from, to);
       node.start();
       this.nodes.set(id, node);
     }
@@ -76,7 +84,8 @@ export class SimCluster {
     // Bounded: each Ready consumes pending work; a few rounds drain chained single-node effects.
     for (let i = 0; i < 8; i++) {
       const crash = this.crashMidReadyRate > 0 && this.rng.chance(this.crashMidReadyRate);
-      if (!n.handleReady((m) => this.net.send(m, this.now), crash) || crash) break;
+      const async = this.asyncPersistRate > 0 && this.rng.chance(this.asyncPersistRate);
+      if (!n.handleReady((m) => this.net.send(m, this.now), crash, async) || crash) break;
     }
   }
 
@@ -144,8 +153,32 @@ export class SimCluster {
     }
   }
 
+  /** Crash a node; a random prefix of its background writes reaches the disk first. */
   crash(id: NodeId): void {
-    this.node(id).crash();
+    const n = this.node(id);
+    n.crash(n.pendingWriteCount === 0 ? 0 : this.rng.nextInt(n.pendingWriteCount + 1));
+  }
+
+  /**
+   * Raft's durability promise: an entry a leader commits is on stable storage on a majority of
+   * voters (the leader counting itself only once its own write is durable, thesis §10.2.1).
+   * Entries a snapshot covers count as held.
+   */
+  private checkDurableQuorum(leader: SimNode, from: number, to: number): void {
+    const core = leader.core;
+    if (core === null) return;
+    const voters = core.confState().voters;
+    for (let i = Math.max(from + 1, core.log.firstIndex()); i <= to; i++) {
+      const term = core.log.term(i);
+      let n = 0;
+      for (const v of voters) {
+        const d = this.nodes.get(v)?.durable;
+        if (d === undefined) continue;
+        if (i <= d.snapshot.meta.index) n++;
+        else if (d.entries[i - d.snapshot.meta.index - 1]?.term === term) n++;
+      }
+      this.checker.durableQuorum(leader.id, i, n, voters.length);
+    }
   }
 
   restart(id: NodeId): void {

@@ -8,6 +8,14 @@ import { RaftConfig, RaftCore } from '../core/raft';
 import { Entry, HardState, Message, MessageType, NONE, NodeId, ReadState, Role, Snapshot, earlyMessages } from '../core/types';
 import { SafetyChecker } from './checker';
 
+/** A leader's write in flight (RaftCore.advanceAsync): lost if the node crashes before it completes. */
+interface PendingWrite {
+  readonly entries: readonly Entry[];
+  readonly hardState: HardState | null;
+  /** Term of the entry before each entry, as the log had it when the Ready was built. */
+  readonly prevTerms: ReadonlyArray<number | undefined>;
+}
+
 /** What survives a crash. */
 export interface DurableState {
   hardState: HardState;
@@ -55,6 +63,11 @@ export class SimNode {
   /** Data of every normal entry applied in this life, by index (bounded by the run length). */
   readonly appliedData = new Map<number, Uint8Array>();
   crashes = 0;
+  /** Background writes in flight, oldest first (a storage queue completes them in order). */
+  private pendingWrites: PendingWrite[] = [];
+  asyncReadies = 0;
+  /** Set by SimCluster: checks that what a leader commits is durable on a majority of voters. */
+  onLeaderCommit: ((leader: SimNode, from: number, to: number) => void) | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -80,9 +93,49 @@ export class SimNode {
     this.appliedData.clear();
   }
 
-  crash(): void {
+  /**
+   * A crash loses whatever was not durable. Background writes complete in order, so a crash
+   * keeps a prefix of them: `keepWrites` of the oldest (the rest never reached the disk).
+   */
+  crash(keepWrites = 0): void {
+    for (const w of this.pendingWrites.slice(0, keepWrites)) this.writeDurable(w);
+    this.pendingWrites = [];
     this.core = null;
     this.crashes++;
+  }
+
+  get pendingWriteCount(): number {
+    return this.pendingWrites.length;
+  }
+
+  /** Complete the oldest `n` background writes and tell the core. */
+  completeWrites(n = Infinity): void {
+    const core = this.core;
+    if (core === null) return;
+    const done = this.pendingWrites.splice(0, Math.min(n, this.pendingWrites.length));
+    for (const w of done) this.writeDurable(w);
+    for (const w of done) {
+      const last = w.entries[w.entries.length - 1];
+      if (last !== undefined) core.persisted(last.index, last.term);
+    }
+    if (done.length > 0) this.check();
+  }
+
+  private writeDurable(w: PendingWrite): void {
+    const d = this.durable;
+    if (w.entries.length > 0) {
+      const first = w.entries[0]?.index ?? 0;
+      this.checker.appended(this.id, w.entries, (i) => (i === first - 1 ? w.prevTerms[0] : w.prevTerms[i - first + 1]));
+      d.entries = d.entries.filter((e) => e.index < first);
+      d.entries.push(...w.entries);
+      const expectFirst = d.snapshot.meta.index + 1;
+      // Entries the snapshot already covers were compacted (after this write, in storage order).
+      d.entries = d.entries.filter((e) => e.index >= expectFirst);
+      d.entries.forEach((e, i) => {
+        if (e.index !== expectFirst + i) throw new Error(`sim: ${this.id} durable log not contiguous at ${e.index}`);
+      });
+    }
+    if (w.hardState !== null) d.hardState = w.hardState;
   }
 
   /** Run the invariants that concern this node's in-memory state. */
@@ -100,6 +153,7 @@ export class SimNode {
     this.checker.monotonic(this.id, 'commit', this.commitSeen, commit);
     if (commit > this.commitSeen) {
       this.checker.committed(this.id, this.commitSeen, commit, core.log);
+      if (core.role === Role.Leader) this.onLeaderCommit?.(this, this.commitSeen, commit);
       this.commitSeen = commit;
     }
     this.checker.monotonic(this.id, 'applied', this.appliedSeen, core.log.applied);
@@ -111,18 +165,34 @@ export class SimNode {
    * `crashBeforePersist`, the driver sends what it may send early (a leader's appends) and then
    * the node crashes before the write completes: that Ready's state is lost.
    */
-  handleReady(send: (m: Message) => void, crashBeforePersist = false): boolean {
+  handleReady(send: (m: Message) => void, crashBeforePersist = false, persistAsync = false): boolean {
     const core = this.core;
     if (core === null || !core.hasReady()) return false;
     const rd = core.ready();
     const d = this.durable;
+    if (persistAsync && rd.mayPersistAsync) {
+      // Send everything, apply, and leave the write in flight behind the earlier ones.
+      for (const m of rd.messages) send(m);
+      if (rd.entries.length > 0 || rd.hardState !== null) {
+        const prevTerms = rd.entries.map((e) => core.log.term(e.index - 1));
+        this.pendingWrites.push({ entries: rd.entries, hardState: rd.hardState, prevTerms });
+      }
+      this.applyReady(rd.committedEntries, rd.readStates, null);
+      this.asyncReadies++;
+      core.advanceAsync();
+      this.check();
+      return true;
+    }
     const early = earlyMessages(rd, d.hardState);
     if (crashBeforePersist) {
       for (const m of early) send(m);
       this.crash();
       return true;
     }
-    // 1. Persist.
+    // 1. Persist, after every background write (storage completes writes in order).
+    const flushed = this.pendingWrites;
+    this.pendingWrites = [];
+    for (const w of flushed) this.writeDurable(w);
     if (rd.snapshot !== null) {
       d.snapshot = rd.snapshot;
       d.entries = [];
@@ -144,32 +214,40 @@ export class SimNode {
       send(m);
     }
     // 3. Apply.
-    if (rd.snapshot !== null) {
-      const sm = decodeSmState(rd.snapshot.data);
-      if (sm.index !== rd.snapshot.meta.index) throw new Error(`sim: snapshot state index ${sm.index} != meta index ${rd.snapshot.meta.index}`);
+    this.applyReady(rd.committedEntries, rd.readStates, rd.snapshot);
+    core.advance();
+    for (const w of flushed) {
+      const last = w.entries[w.entries.length - 1];
+      if (last !== undefined) core.persisted(last.index, last.term);
+    }
+    this.check();
+    return true;
+  }
+
+  private applyReady(committedEntries: readonly Entry[], readStates: readonly ReadState[], snapshot: Snapshot | null): void {
+    if (snapshot !== null) {
+      const sm = decodeSmState(snapshot.data);
+      if (sm.index !== snapshot.meta.index) throw new Error(`sim: snapshot state index ${sm.index} != meta index ${snapshot.meta.index}`);
       this.smIndex = sm.index;
       this.smHash = sm.hash;
       this.checker.applied(this.id, sm.index, sm.hash);
     }
-    for (const e of rd.committedEntries) {
+    for (const e of committedEntries) {
       if (e.index !== this.smIndex + 1) throw new Error(`sim: ${this.id} applies ${e.index} after ${this.smIndex}`);
       this.smHash = mixEntry(this.smHash, e);
       this.smIndex = e.index;
       if (e.data.byteLength > 0) this.appliedData.set(e.index, e.data);
       this.checker.applied(this.id, e.index, this.smHash);
     }
-    for (const rs of rd.readStates) {
+    for (const rs of readStates) {
       const floor = this.readFloors.get(rs.requestId);
       if (floor !== undefined) {
         this.readFloors.delete(rs.requestId);
         this.checker.readAnswered(this.id, rs.requestId, floor, rs.index);
       }
     }
-    this.readStates.push(...rd.readStates);
+    this.readStates.push(...readStates);
     if (this.readStates.length > 10_000) this.readStates.splice(0, this.readStates.length - 10_000);
-    core.advance();
-    this.check();
-    return true;
   }
 
   /** Issue a ReadIndex request whose answer the checker will verify. */
@@ -186,6 +264,8 @@ export class SimNode {
     if (core === null || core.hasReady()) return false;
     if (core.log.applied <= core.log.snapshot.meta.index) return false;
     if (this.smIndex !== core.log.applied) throw new Error(`sim: ${this.id} state machine at ${this.smIndex}, core applied ${core.log.applied}`);
+    // Storage order: background writes complete before the snapshot is written.
+    this.completeWrites();
     const snap = core.compact(encodeSmState(this.smIndex, this.smHash));
     // Durable order: the snapshot first, then drop the entries it covers.
     this.durable.snapshot = snap;

@@ -43,6 +43,8 @@ export interface SimRunResult {
     livenessTicks: number;
     /** Membership changes applied by the final leader (bootstrap entries excluded). */
     confChanges: number;
+    /** Leader Readies persisted in the background (RaftCore.advanceAsync). */
+    asyncReadies: number;
   };
 }
 
@@ -78,6 +80,9 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     deferReadyRate: rng.nextInt(40) / 100,
     crashMidReadyRate: rng.chance(0.5) ? 0 : rng.nextInt(20) / 10_000,
     memberRate: membership && rng.chance(0.7) ? (1 + rng.nextInt(20)) / 1000 : 0,
+    // A leader persisting in the background (thesis §10.2.1), and how soon its writes complete.
+    asyncPersistRate: rng.chance(0.25) ? 0 : rng.nextInt(101) / 100,
+    writeCompleteRate: (10 + rng.nextInt(91)) / 100,
   };
 
   const cluster = new SimCluster({
@@ -93,6 +98,7 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     },
     deferReadyRate: profile.deferReadyRate,
     crashMidReadyRate: profile.crashMidReadyRate,
+    asyncPersistRate: profile.asyncPersistRate,
   });
   cluster.net.faults = { dropRate: profile.dropRate, duplicateRate: profile.duplicateRate, maxDelayTicks: profile.maxDelayTicks };
 
@@ -103,14 +109,16 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     let maxTerm = 0;
     let crashes = 0;
     let commits = 0;
+    let asyncReadies = 0;
     for (const node of cluster.nodes.values()) {
+      asyncReadies += node.asyncReadies;
       maxTerm = Math.max(maxTerm, node.term);
       crashes += node.crashes;
       commits = Math.max(commits, node.core?.log.committed ?? 0);
     }
     const cs = cluster.leader()?.core?.confState();
     const confChanges = cs === undefined ? 0 : (cs.learners.includes(spare) ? 1 : cs.voters.includes(spare) ? 2 : 0) + (cs.voters.length < n + (cs.voters.includes(spare) ? 1 : 0) ? 1 : 0);
-    return { ticks: cluster.now, messages: cluster.net.sent, dropped: cluster.net.dropped, commits, maxTerm, crashes, compactions, checks: cluster.checker.checks, livenessTicks: 0, confChanges };
+    return { ticks: cluster.now, messages: cluster.net.sent, dropped: cluster.net.dropped, commits, maxTerm, crashes, compactions, checks: cluster.checker.checks, livenessTicks: 0, confChanges, asyncReadies };
   };
   const pick = <T>(xs: readonly T[]): T => {
     const x = xs[rng.nextInt(xs.length)];
@@ -186,6 +194,14 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
       for (let round = 0; round < 4; round++) {
         if (cluster.deliverDue(true) === 0) break;
       }
+      // Background writes complete in order, some of them now (unless the node crashes first).
+      for (const id of ids) {
+        const node = cluster.node(id);
+        if (node.pendingWriteCount > 0 && rng.chance(profile.writeCompleteRate)) {
+          node.completeWrites(1 + rng.nextInt(node.pendingWriteCount));
+          cluster.processReady(node);
+        }
+      }
       // Deferred readies are eventually handled (unless the node crashes first).
       for (const id of ids) if (!rng.chance(profile.deferReadyRate)) cluster.processReady(cluster.node(id));
     }
@@ -195,6 +211,8 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     cluster.net.faults = NO_FAULTS;
     cluster.deferReadyRate = 0;
     cluster.crashMidReadyRate = 0;
+    cluster.asyncPersistRate = 0;
+    for (const id of ids) cluster.node(id).completeWrites();
     for (const id of ids) cluster.restart(id);
     cluster.processAllReady();
     const start = cluster.now;

@@ -66,6 +66,21 @@ describe('RaftLog', () => {
     expect(l.unstableEntries().length).toBe(1);
   });
 
+  test('entries handed out for a background write are not handed out again; a truncation resets the cursor', () => {
+    const l = new RaftLog(snap0, [], 0);
+    l.append([e(1, 1), e(2, 1), e(3, 1)]);
+    l.inProgressIndex = 3; // what RaftCore.ready() does
+    expect(l.unstableEntries()).toEqual([]);
+    expect(l.stableIndex).toBe(0);
+    l.append([e(3, 2)]);
+    expect(l.inProgressIndex).toBe(2);
+    expect(l.unstableEntries().map((x) => `${x.index}:${x.term}`)).toEqual(['3:2']);
+    l.stableTo(3, 1); // the write of the replaced entry completes: 3 is not stable
+    expect(l.stableIndex).toBe(0);
+    l.stableTo(2, 1);
+    expect(l.stableIndex).toBe(2);
+  });
+
   test('compaction keeps terms at the boundary and slices respect byte limits', () => {
     const l = new RaftLog(snap0, [e(1, 1, 'aaaa'), e(2, 1, 'bbbb'), e(3, 2, 'cccc')], 3);
     l.appliedTo(2);

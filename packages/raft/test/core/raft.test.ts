@@ -167,6 +167,47 @@ describe('RaftCore', () => {
     expect(dec(c.node('n1').appliedData.get(l.log.lastIndex()))).toBe('z');
   });
 
+  test('a leader persisting in the background counts itself only once durable; two followers commit without it (thesis §10.2.1)', () => {
+    const c = cluster(3, 1, { asyncPersistRate: 1 });
+    electN1(c);
+    c.tickAll(1);
+    c.node('n1').completeWrites();
+    c.stabilize();
+    const l = c.node('n1').core!;
+    const before = l.log.committed;
+    // n3 is cut off: the commit needs n2 and the leader's own (pending) write.
+    c.net.cutOneWay('n1', 'n3');
+    expect(c.propose('n1', enc('x')).ok).toBe(true);
+    c.stabilize();
+    expect(c.node('n1').pendingWriteCount).toBeGreaterThan(0);
+    expect(l.log.committed).toBe(before);
+    expect(l.log.stableIndex).toBe(before);
+    c.node('n1').completeWrites();
+    c.stabilize();
+    expect(l.log.committed).toBe(before + 1);
+    // With both followers up, they commit the next entry while the leader's write is in flight.
+    c.heal();
+    expect(c.propose('n1', enc('y')).ok).toBe(true);
+    c.stabilize();
+    expect(c.node('n1').pendingWriteCount).toBeGreaterThan(0);
+    expect(l.log.committed).toBe(before + 2);
+    expect(dec(c.node('n1').appliedData.get(before + 2))).toBe('y');
+    // A crash loses the unfinished write; the entry survives on the followers.
+    c.crash('n1');
+    c.tickAll(40);
+    const nl = c.leader()!;
+    expect(dec(nl.appliedData.get(before + 2)) || dec(nl.core!.log.entry(before + 2)?.data)).toBe('y');
+  });
+
+  test('advanceAsync is refused for a Ready that must be persisted first (a vote, a follower)', () => {
+    const c = cluster(3);
+    const f = c.node('n2').core!;
+    f.step(msg({ type: MessageType.Vote, from: 'n1', to: 'n2', term: 5, index: 3, logTerm: 1 }));
+    const rd = f.ready();
+    expect(rd.mayPersistAsync).toBe(false);
+    expect(() => f.advanceAsync()).toThrow(/persisted first/);
+  });
+
   test('conf-change contexts (addresses) are kept in the membership, carried by snapshots and dropped on removal', () => {
     const c = cluster(3, 1, { ids: ['n1', 'n2', 'n3', 'n4'], voters: ['n1', 'n2', 'n3'] });
     electN1(c);

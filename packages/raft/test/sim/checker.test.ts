@@ -27,6 +27,14 @@ describe('SafetyChecker', () => {
     expect(() => c.voteGranted('a', 2, 'c')).toThrow(/vote safety/);
   });
 
+  test('durability: a committed entry must be durable on a majority of voters', () => {
+    const c = new SafetyChecker();
+    c.durableQuorum('a', 5, 2, 3);
+    c.durableQuorum('a', 5, 3, 5);
+    expect(() => c.durableQuorum('a', 6, 1, 3)).toThrow(/durability/);
+    expect(() => c.durableQuorum('a', 6, 2, 4)).toThrow(/durability/);
+  });
+
   test('log matching: same index and term, different data or different predecessor', () => {
     const c = new SafetyChecker();
     c.appended('a', [e(1, 1, 'x'), e(2, 1, 'y')], (i) => (i === 0 ? 0 : 1));
