@@ -3,6 +3,7 @@
 // compactions, checks the Raft safety properties after every step, then requires liveness once
 // faults heal. Also checks that a run is a pure function of its seed (replayability).
 
+import { runElectionStudy } from '../../src/sim/election-study';
 import { runSeed } from '../../src/sim/simulator';
 
 describe('seeded simulator', () => {
@@ -44,5 +45,19 @@ describe('seeded simulator', () => {
     expect(compactions).toBeGreaterThan(0);
     expect(dropped).toBeGreaterThan(0);
     expect(maxTerm).toBeGreaterThan(3);
+  });
+});
+
+describe('election study (src/sim/election-study.ts)', () => {
+  test('after a leader crash, a new leader is elected within one randomized timeout plus a round, rarely needing a second round', () => {
+    const samples = [];
+    for (let seed = 1; seed <= 30; seed++) samples.push(...runElectionStudy({ seed, nodes: 3, elections: 5 }));
+    expect(samples.length).toBe(150);
+    // Detection takes at most 2n ticks after the last heartbeat; a second round at most 2n more.
+    for (const s of samples) expect(s.ticks).toBeLessThanOrEqual(40);
+    const multi = samples.filter((s) => s.rounds > 1).length;
+    expect(multi / samples.length).toBeLessThan(0.08);
+    // Deterministic per seed.
+    expect(runElectionStudy({ seed: 7, nodes: 5, elections: 3 })).toEqual(runElectionStudy({ seed: 7, nodes: 5, elections: 3 }));
   });
 });
