@@ -19,17 +19,19 @@
  * join it calls onPartitionsAssigned. A lost membership (session expired) calls
  * onPartitionsLost and does not commit: those partitions may already be someone else's.
  */
-import { StrandError, decodeRecordBatch, isControlBatch, readBatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, TimestampType } from '@strand/protocol';
+import { StrandError, isControlBatch, readBatchHeader, validateBatch, BASE_OFFSET_OFFSET, BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD } from '@strand/protocol';
 import type { FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataResponse, RecordHeader } from '@strand/protocol';
 import { Cluster } from '../cluster/cluster';
 import type { UnaryMethod } from '../cluster/connection';
 import { parseConsumerConfig } from '../config';
 import type { ClientConfigInput, ConsumerConfig } from '../config';
 import { toStrandError } from '../errors';
-import { monotonicMs } from '../retry';
+import { backoffMs, monotonicMs } from '../retry';
 import { BUILT_IN_ASSIGNORS } from './assignors';
 import type { Assignor, TopicPartition } from './assignors';
+import { FetchStream } from './fetch-stream';
 import { GroupMembership } from './group-membership';
+import { decodeBatchInto } from './record-decoder';
 import type { CommittedOffset, OffsetToCommit } from './group-membership';
 
 export interface ConsumerRecord {
@@ -71,6 +73,13 @@ interface PartitionState {
   /** Fetched, not yet consumed data of this partition. */
   buffered: Buffered | undefined;
   highWatermark: number;
+  /**
+   * Fetch session of this partition: unique across the consumer's life, renewed whenever its
+   * buffered data is thrown away (seek, reset, truncation, reassignment). A fetch response is
+   * used only if the partition is still in the session the request was sent in, and still wants
+   * data from the offset the request asked for.
+   */
+  session: number;
 }
 
 interface Buffered {
@@ -82,6 +91,28 @@ interface Buffered {
   next: number;
   /** Last offset of the batch being consumed (the position moves past it when done). */
   batchLastOffset: number;
+  /** Later responses, consumed after `bytes` (prefetched while `bytes` was being consumed). */
+  queued: Buffer[];
+  /** Bytes of `bytes` and `queued` (counted in the consumer's buffered total). */
+  size: number;
+  /** Offset after the last complete batch buffered: where the next fetch starts. */
+  endOffset: number;
+  /** Leader epoch of the last complete batch buffered (the next fetch's lastFetchedEpoch). */
+  endEpoch: number;
+}
+
+/** Offset after the last complete batch of fetched `bytes`, and that batch's epoch; undefined if none is complete. */
+function bufferEnd(bytes: Buffer): { endOffset: number; endEpoch: number } | undefined {
+  let pos = 0;
+  let end: { endOffset: number; endEpoch: number } | undefined;
+  while (pos + RECORD_BATCH_OVERHEAD <= bytes.length) {
+    const size = bytes.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+    if (pos + size > bytes.length) break;
+    const base = bytes.readUInt32BE(pos + BASE_OFFSET_OFFSET) * 4294967296 + bytes.readUInt32BE(pos + BASE_OFFSET_OFFSET + 4);
+    end = { endOffset: base + bytes.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET) + 1, endEpoch: bytes.readInt32BE(pos + PARTITION_LEADER_EPOCH_OFFSET) };
+    pos += size;
+  }
+  return end;
 }
 
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -118,6 +149,12 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private readonly group: GroupMembership | undefined;
   private readonly wakeup = new Wakeup();
   private readonly nodeFetchInFlight = new Set<number>();
+  /** One FetchStream per broker, opened on first use. */
+  private readonly streams = new Map<number, FetchStream>();
+  /** Per broker after failed fetches: consecutive failures and when the next fetch may go. */
+  private readonly nodeBackoff = new Map<number, { failures: number; untilMs: number }>();
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private sessionSeq = 0;
   private bufferedBytes = 0;
   private nextAutoCommitMs = 0;
   private autoCommitInFlight = false;
@@ -187,7 +224,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const tp of partitions) {
       const k = tpKey(tp.topic, tp.partition);
       const old = this.partitions.get(k);
-      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1 });
+      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, session: ++this.sessionSeq });
     }
     for (const [k, s] of this.partitions) if (!next.has(k)) this.dropBuffered(s);
     this.partitions.clear();
@@ -200,8 +237,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     return s;
   }
 
+  /** Throws away buffered data and starts a new fetch session (in-flight answers are ignored). */
   private dropBuffered(s: PartitionState): void {
-    if (s.buffered !== undefined) this.bufferedBytes -= s.buffered.bytes.length;
+    this.releaseBuffered(s);
+    s.session = ++this.sessionSeq;
+  }
+
+  /** Forgets buffered data that has been consumed (the fetch session goes on). */
+  private releaseBuffered(s: PartitionState): void {
+    if (s.buffered !== undefined) this.bufferedBytes -= s.buffered.size;
     s.buffered = undefined;
   }
 
@@ -362,6 +406,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const added = result.assignment.filter((tp) => !kept.has(tpKey(tp.topic, tp.partition)));
     for (const tp of added) {
       const s = this.state(tp);
+      this.dropBuffered(s);
       s.position = undefined;
       s.reset = { kind: 'committed' };
     }
@@ -501,19 +546,30 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     return this.config['isolation.level'] === 'read_committed' ? 1 : 0;
   }
 
-  /** Sends a Fetch to each leader with fetchable partitions and no fetch in flight. */
+  /**
+   * Sends a fetch to each leader that has fetchable partitions and no fetch in flight (and is not
+   * backing off after a failure). A partition is fetchable when it has a position, is not paused,
+   * has no fetch in flight and at most one response buffered: while the application consumes a
+   * response, the next one is fetched from where the buffered data ends.
+   */
   private sendFetches(): void {
     if (this.closed || this.bufferedBytes >= this.config['fetch.buffer.max.bytes']) return;
+    const now = monotonicMs();
     const byNode = new Map<number, PartitionState[]>();
     let missingLeader = false;
     for (const s of this.partitions.values()) {
-      if (s.paused || s.position === undefined || s.fetchInFlight || s.buffered !== undefined) continue;
+      if (s.paused || s.position === undefined || s.fetchInFlight || (s.buffered !== undefined && s.buffered.queued.length > 0)) continue;
       const leader = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
       if (leader === undefined) {
         missingLeader = true;
         continue;
       }
       if (this.nodeFetchInFlight.has(leader)) continue;
+      const backoff = this.nodeBackoff.get(leader);
+      if (backoff !== undefined && now < backoff.untilMs) {
+        this.wakeAt(backoff.untilMs);
+        continue;
+      }
       const l = byNode.get(leader) ?? [];
       l.push(s);
       byNode.set(leader, l);
@@ -522,15 +578,31 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const [node, states] of byNode) this.fetchFrom(node, states);
   }
 
+  /** Calls sendFetches() (and wakes poll) at `atMs`, when a broker's backoff ends. */
+  private wakeAt(atMs: number): void {
+    if (this.backoffTimer !== undefined || this.closed) return;
+    this.backoffTimer = setTimeout(
+      () => {
+        this.backoffTimer = undefined;
+        this.sendFetches();
+        this.wakeup.notify();
+      },
+      Math.max(0, atMs - monotonicMs()),
+    );
+    this.backoffTimer.unref();
+  }
+
   private fetchFrom(node: number, states: PartitionState[]): void {
     const topics = new Map<string, FetchRequest['topics'][number]>();
-    const sent = new Map<string, number>();
+    const sent = new Map<PartitionState, { session: number; offset: number }>();
     for (const s of states) {
       const t = topics.get(s.tp.topic) ?? { name: s.tp.topic, partitions: [] };
       const epoch = this.cluster.topics.get(s.tp.topic)?.partitions[s.tp.partition]?.leaderEpoch ?? -1;
-      t.partitions.push({ partition: s.tp.partition, fetchOffset: s.position as number, partitionMaxBytes: this.config['max.partition.fetch.bytes'], currentLeaderEpoch: epoch, lastFetchedEpoch: s.leaderEpoch });
+      const b = s.buffered;
+      const fetchOffset = b !== undefined ? b.endOffset : (s.position as number);
+      t.partitions.push({ partition: s.tp.partition, fetchOffset, partitionMaxBytes: this.config['max.partition.fetch.bytes'], currentLeaderEpoch: epoch, lastFetchedEpoch: b !== undefined ? b.endEpoch : s.leaderEpoch });
       topics.set(s.tp.topic, t);
-      sent.set(tpKey(s.tp.topic, s.tp.partition), s.position as number);
+      sent.set(s, { session: s.session, offset: fetchOffset });
       s.fetchInFlight = true;
     }
     const request: FetchRequest = { maxWaitMs: this.config['fetch.max.wait.ms'], minBytes: this.config['fetch.min.bytes'], maxBytes: this.config['fetch.max.bytes'], isolationLevel: this.isolation(), topics: [...topics.values()], replicaId: -1 };
@@ -538,28 +610,44 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     let p: Promise<FetchResponse>;
     try {
       const conn = this.cluster.connection(node);
-      p = conn.unary(conn.client.fetch as UnaryMethod<FetchRequest, FetchResponse>, request, this.config['fetch.max.wait.ms'] + this.config['request.timeout.ms'], 'Fetch', this.cluster.closeSignal);
+      let stream = this.streams.get(node);
+      if (stream === undefined) {
+        stream = new FetchStream(node);
+        this.streams.set(node, stream);
+      }
+      p = stream.fetch(conn, request, this.config['fetch.max.wait.ms'] + this.config['request.timeout.ms'], this.cluster.closeSignal);
     } catch (e: unknown) {
       p = Promise.reject(e);
     }
     this.track(
       p
         .then(
-          (res) => this.handleFetch(res, sent),
+          (res) => {
+            this.nodeBackoff.delete(node);
+            this.handleFetch(res, sent);
+          },
           (e: unknown) => {
+            if (this.closed) return;
             const err = toStrandError(e, 'Fetch');
-            if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
+            if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION' || err.errorName === 'REQUEST_TIMED_OUT') this.cluster.requestRefresh();
+            // Back off before the next fetch from this broker (the stream reopens then).
+            const b = this.nodeBackoff.get(node) ?? { failures: 0, untilMs: 0 };
+            b.untilMs = monotonicMs() + backoffMs(b.failures, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });
+            b.failures++;
+            this.nodeBackoff.set(node, b);
           },
         )
         .finally(() => {
           this.nodeFetchInFlight.delete(node);
           for (const s of states) s.fetchInFlight = false;
+          // Keep the pipeline full without waiting for the next poll().
+          this.sendFetches();
           this.wakeup.notify();
         }),
     );
   }
 
-  private handleFetch(res: FetchResponse, sent: Map<string, number>): void {
+  private handleFetch(res: FetchResponse, sent: Map<PartitionState, { session: number; offset: number }>): void {
     if (res.errorCode !== 0) {
       const err = StrandError.fromCode(res.errorCode);
       if (err.hasStaleMetadata) this.cluster.requestRefresh();
@@ -567,14 +655,21 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     for (const t of res.topics) {
       for (const p of t.partitions) {
-        const k = tpKey(t.name, p.partition);
-        const s = this.partitions.get(k);
-        // Discard answers for partitions no longer ours or seeked elsewhere meanwhile.
-        if (s === undefined || s.position !== sent.get(k)) continue;
+        const s = this.partitions.get(tpKey(t.name, p.partition));
+        const req = s === undefined ? undefined : sent.get(s);
+        // Discard answers for partitions no longer ours, seeked or reset meanwhile, or asked for
+        // data they no longer want.
+        if (s === undefined || req === undefined || s.session !== req.session || s.position === undefined) continue;
+        if ((s.buffered !== undefined ? s.buffered.endOffset : s.position) !== req.offset) continue;
         s.highWatermark = p.highWatermark;
         if (p.errorCode !== 0) {
           const err = StrandError.fromCode(p.errorCode);
           if (err.errorName === 'OFFSET_OUT_OF_RANGE') {
+            if (s.buffered !== undefined) {
+              // A prefetch past data not consumed yet: start over from the position.
+              this.dropBuffered(s);
+              continue;
+            }
             const policy = this.config['auto.offset.reset'];
             if (policy === 'none') {
               // Surfaced by the next poll(); the application decides where to seek.
@@ -586,24 +681,35 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           continue;
         }
         const div = p.divergingEpoch;
-        if (div !== null && div !== undefined && div.endOffset >= 0 && div.endOffset < (s.position as number)) {
-          // KIP-320: the leader's log for our last fetched epoch ends before our position (an
-          // unclean election truncated what we read). Continue where the logs agree, or fail
-          // when auto.offset.reset=none, as the Java client's LogTruncationException does.
+        if (div !== null && div !== undefined && div.endOffset >= 0 && div.endOffset < req.offset) {
+          // KIP-320: the leader's log for the epoch we last fetched ends before where we asked
+          // (an unclean election truncated it). Prefetched data beyond it is thrown away; if
+          // records already returned are gone too, continue where the logs agree, or fail when
+          // auto.offset.reset=none, as the Java client's LogTruncationException does.
+          this.dropBuffered(s);
+          if (div.endOffset >= s.position) continue;
           if (this.config['auto.offset.reset'] === 'none') {
             this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `log truncation detected on ${t.name}-${p.partition}: epoch ${div.epoch} ends at ${div.endOffset}, before position ${s.position}`);
             continue;
           }
-          this.dropBuffered(s);
           s.position = div.endOffset;
           s.leaderEpoch = -1;
           continue;
         }
-        if (p.records.length > 0) {
-          const bytes = Buffer.isBuffer(p.records) ? p.records : Buffer.from(p.records);
-          s.buffered = { bytes, pos: 0, records: [], next: 0, batchLastOffset: -1 };
-          this.bufferedBytes += bytes.length;
+        if (p.records.length === 0) continue;
+        // A view of the response's bytes, not a copy.
+        const bytes = Buffer.isBuffer(p.records) ? p.records : Buffer.from(p.records.buffer, p.records.byteOffset, p.records.byteLength);
+        const end = bufferEnd(bytes);
+        if (end === undefined) continue;
+        const b = s.buffered;
+        if (b === undefined) s.buffered = { bytes, pos: 0, records: [], next: 0, batchLastOffset: -1, queued: [], size: bytes.length, endOffset: end.endOffset, endEpoch: end.endEpoch };
+        else {
+          b.queued.push(bytes);
+          b.size += bytes.length;
+          b.endOffset = end.endOffset;
+          b.endEpoch = end.endEpoch;
         }
+        this.bufferedBytes += bytes.length;
       }
     }
   }
@@ -625,35 +731,51 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private takeFrom(s: PartitionState, out: ConsumerRecord[], max: number): void {
     const b = s.buffered as Buffered;
     const checkCrc = this.config['check.crcs'];
+    let position = s.position as number;
+    let epoch = s.leaderEpoch;
     while (out.length < max) {
       if (b.next < b.records.length) {
         const r = b.records[b.next++] as ConsumerRecord;
-        if (r.offset < (s.position as number)) continue;
+        if (r.offset < position) continue;
         out.push(r);
-        s.position = r.offset + 1;
-        s.leaderEpoch = r.leaderEpoch;
+        position = r.offset + 1;
+        epoch = r.leaderEpoch;
         continue;
       }
       // The current batch is used up: its last offset is behind us (compaction may leave gaps).
-      if (b.batchLastOffset >= 0 && (s.position as number) <= b.batchLastOffset) s.position = b.batchLastOffset + 1;
-      if (b.pos + RECORD_BATCH_OVERHEAD > b.bytes.length) break;
-      const size = b.bytes.readInt32BE(b.pos + 8) + LOG_OVERHEAD;
-      if (b.pos + size > b.bytes.length) break; // a partial batch at the end of a response
+      if (position <= b.batchLastOffset) position = b.batchLastOffset + 1;
+      const size = b.pos + RECORD_BATCH_OVERHEAD <= b.bytes.length ? b.bytes.readInt32BE(b.pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD : Infinity;
+      if (b.pos + size > b.bytes.length) {
+        // This response is used up (a partial batch at its end is fetched again in full).
+        const nextBytes = b.queued.shift();
+        if (nextBytes === undefined) break;
+        this.bufferedBytes -= b.bytes.length;
+        b.size -= b.bytes.length;
+        b.bytes = nextBytes;
+        b.pos = 0;
+        continue;
+      }
       const header = readBatchHeader(b.bytes, b.pos);
       const batchPos = b.pos;
       b.pos += size;
       b.records = [];
       b.next = 0;
       b.batchLastOffset = header.baseOffset + header.lastOffsetDelta;
-      if (b.batchLastOffset < (s.position as number) || isControlBatch(header.attributes)) continue;
-      const d = decodeRecordBatch(b.bytes, batchPos, { skipCrc: !checkCrc });
-      const tsType = d.timestampType === TimestampType.LogAppendTime ? 'LogAppendTime' : 'CreateTime';
-      for (const r of d.records) {
-        b.records.push({ topic: s.tp.topic, partition: s.tp.partition, offset: r.offset, key: r.key, value: r.value, headers: r.headers, timestamp: tsType === 'LogAppendTime' ? d.maxTimestamp : r.timestamp, timestampType: tsType, leaderEpoch: d.partitionLeaderEpoch });
+      if (b.batchLastOffset < position || isControlBatch(header.attributes)) continue;
+      if (checkCrc) validateBatch(b.bytes, batchPos);
+      decodeBatchInto(b.bytes, batchPos, header, s.tp.topic, s.tp.partition, b.records);
+    }
+    s.position = position;
+    s.leaderEpoch = epoch;
+    if (b.next >= b.records.length && b.queued.length === 0) {
+      if (position <= b.batchLastOffset) position = b.batchLastOffset + 1;
+      if (b.pos + RECORD_BATCH_OVERHEAD > b.bytes.length || b.pos + b.bytes.readInt32BE(b.pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD > b.bytes.length) {
+        // Everything buffered is consumed: the position is where the buffered data ended, so a
+        // prefetch in flight (sent from there) is still wanted.
+        s.position = Math.max(position, b.endOffset);
+        this.releaseBuffered(s);
       }
     }
-    if (b.next >= b.records.length && b.pos + RECORD_BATCH_OVERHEAD > b.bytes.length) this.dropBuffered(s);
-    else if (b.next >= b.records.length && b.pos < b.bytes.length && b.pos + b.bytes.readInt32BE(b.pos + 8) + LOG_OVERHEAD > b.bytes.length) this.dropBuffered(s);
   }
 
   // ---- commits -----------------------------------------------------------------------------
@@ -721,6 +843,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     this.closed = true;
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
+    if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
+    for (const stream of this.streams.values()) stream.close();
     this.wakeup.notify();
     this.cluster.close();
     await Promise.allSettled([...this.pending]);

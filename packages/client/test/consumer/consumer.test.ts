@@ -1,5 +1,7 @@
 /**
- * Checks the Consumer against the in-memory broker twin: manual assignment with seek, typed
+ * Checks the Consumer against the in-memory broker twin: fetching over FetchStream (prefetch while
+ * the application consumes, seek/pause/resume with prefetched data, stream failures and reopening,
+ * the unary Fetch fallback), manual assignment with seek, typed
  * records (key, value, headers, timestamp, leader epoch), auto.offset.reset, seek to timestamp,
  * pause/resume, `for await`, long-poll wake-up on new data, a leader move while consuming,
  * OFFSET_OUT_OF_RANGE resets, and consumer groups: disjoint and complete assignments across
@@ -15,6 +17,7 @@ import { rangeAssignor } from '../../src/consumer/assignors';
 import { Cluster } from '../../src/cluster/cluster';
 import { parseConsumerConfig } from '../../src/config';
 import { Producer } from '../../src/producer/producer';
+import { ErrorCode } from '@strand/protocol';
 import { MemoryCluster } from '../support/memory-broker';
 
 let mem: MemoryCluster;
@@ -162,6 +165,88 @@ describe('Consumer with assign()', () => {
     await expect(c.poll(100)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
     c.seek({ topic: 't', partition: 0 }, 7);
     await expect(pollN(c, 1, 2000)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
+  });
+});
+
+describe('Consumer fetching over FetchStream', () => {
+  const offsetsOf = (rs: ConsumerRecord[], partition: number): number[] => rs.filter((r) => r.partition === partition).map((r) => r.offset);
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+  it('fetches over one stream per broker, prefetching the next response while the application consumes', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    // Ten batches of ten records; one batch per response.
+    for (let b = 0; b < 10; b++) await produce('t', range(0, 10).map((i) => ({ partition: 0, value: `v${b * 10 + i}` })));
+    const c = consumer({ 'max.partition.fetch.bytes': 1, 'max.poll.records': 10 });
+    c.assign([{ topic: 't', partition: 0 }]);
+    c.seekToBeginning();
+    const first = await pollN(c, 10);
+    expect(first.map((r) => r.offset)).toEqual(range(0, 10));
+    // Without another poll(), the consumer already has the next responses coming (the pipeline
+    // refills from the fetch completion, at most two responses ahead per partition).
+    await mem.waitForCalls('fetchStream', 3);
+    const rest = await pollN(c, 90);
+    expect(rest.map((r) => r.offset)).toEqual(range(10, 100));
+    expect(rest.map((r) => r.value?.toString())).toEqual(range(10, 100).map((i) => `v${i}`));
+    expect(mem.calls.get('fetchStreamOpen')).toBe(1);
+    expect(mem.calls.get('fetch') ?? 0).toBe(0);
+  });
+
+  it('a seek, pause and resume with prefetched data return every record once, in order', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    for (let b = 0; b < 5; b++) await produce('t', range(0, 20).map((i) => ({ partition: i % 2, value: `v${b}-${i}` })));
+    const c = consumer({ 'max.partition.fetch.bytes': 1, 'max.poll.records': 7 });
+    const p0 = { topic: 't', partition: 0 };
+    const p1 = { topic: 't', partition: 1 };
+    c.assign([p0, p1]);
+    c.seekToBeginning();
+    const got: ConsumerRecord[] = [];
+    while (offsetsOf(got, 0).length < 5) got.push(...(await c.poll(200)));
+    // Back to offset 3 of partition 0 while later responses are buffered or in flight.
+    c.seek(p0, 3);
+    c.pause([p1]);
+    const afterSeek: ConsumerRecord[] = [];
+    while (offsetsOf(afterSeek, 0).length < 47) afterSeek.push(...(await c.poll(200)));
+    expect(offsetsOf(afterSeek, 0)).toEqual(range(3, 50));
+    // Paused: nothing of partition 1 after the pause, even though it had data prefetched.
+    expect(offsetsOf(afterSeek, 1)).toEqual([]);
+    c.resume([p1]);
+    const p1Seen = offsetsOf(got, 1);
+    const resumed: ConsumerRecord[] = [];
+    while (p1Seen.length + offsetsOf(resumed, 1).length < 50) resumed.push(...(await c.poll(200)));
+    expect([...p1Seen, ...offsetsOf(resumed, 1)]).toEqual(range(0, 50));
+    expect(c.position(p0)).toBe(50);
+    expect(c.position(p1)).toBe(50);
+  });
+
+  it('reopens the stream after stream failures, backing off, and loses or repeats nothing', async () => {
+    mem = await MemoryCluster.start({ brokers: 2 });
+    mem.createTopic('t', 2, 2);
+    await produce('t', range(0, 60).map((i) => ({ partition: i % 2, value: `v${i}` })));
+    mem.callFailures.set('fetchStream', { code: ErrorCode.NETWORK_EXCEPTION, count: 3 });
+    const c = consumer({ 'max.partition.fetch.bytes': 1 });
+    c.assign([{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
+    c.seekToBeginning();
+    const rs = await pollN(c, 60);
+    expect(offsetsOf(rs, 0)).toEqual(range(0, 30));
+    expect(offsetsOf(rs, 1)).toEqual(range(0, 30));
+    expect(mem.callFailures.get('fetchStream')?.count).toBe(0);
+    // Each failure ended its stream; later fetches went over new ones.
+    expect(mem.calls.get('fetchStreamOpen') ?? 0).toBeGreaterThanOrEqual(4);
+    expect(mem.calls.get('fetch') ?? 0).toBe(0);
+  });
+
+  it('falls back to unary Fetch when the broker does not implement FetchStream', async () => {
+    mem = await MemoryCluster.start();
+    mem.fetchStreamEnabled = false;
+    mem.createTopic('t', 1);
+    await produce('t', range(0, 20).map((i) => ({ partition: 0, value: `v${i}` })));
+    const c = consumer();
+    c.assign([{ topic: 't', partition: 0 }]);
+    c.seekToBeginning();
+    expect((await pollN(c, 20)).map((r) => r.value?.toString())).toEqual(range(0, 20).map((i) => `v${i}`));
+    expect(mem.calls.get('fetch') ?? 0).toBeGreaterThan(0);
   });
 });
 

@@ -8,7 +8,8 @@
  * stamped with offsets and the leader epoch like a real leader does), a leader and leader epoch,
  * idempotent-producer dedup (last 5 batches per producer and partition), fetch long-polling,
  * list offsets, the forwarded admin RPCs, and a classic group coordinator (join/sync/heartbeat/
- * leave with generations, session expiry, offset commit fencing).
+ * leave with generations, session expiry, offset commit fencing), and FetchStream (in order, with
+ * injectable stream failures, or switched off to answer UNIMPLEMENTED).
  *
  * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
  * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests, "append
@@ -147,6 +148,8 @@ export class MemoryCluster {
   readonly callFailures = new Map<string, { code: number; count: number }>();
   /** RPC call counts per name (tests assert on retries and refreshes). */
   readonly calls = new Map<string, number>();
+  /** False: FetchStream answers UNIMPLEMENTED (a broker without it; consumers use unary Fetch). */
+  fetchStreamEnabled = true;
   /** The reason of every member that left with LeaveGroup, in order. */
   readonly leaveReasons: string[] = [];
   private readonly callWaiters: { name: string; count: number; resolve: () => void }[] = [];
@@ -530,8 +533,28 @@ export class MemoryCluster {
         this.fetch(nodeId, call.request, (res) => cb(null, res));
       },
       fetchStream: (call) => {
-        call.on('data', (req: FetchRequest) => this.fetch(nodeId, req, (res) => call.write(res)));
-        call.on('end', () => call.end());
+        if (!this.fetchStreamEnabled) {
+          // emit('error') ends the call with this status; destroy() would end it without any.
+          call.emit('error', Object.assign(new Error('FetchStream is not implemented'), { code: grpc.status.UNIMPLEMENTED, details: 'FetchStream is not implemented' }));
+          return;
+        }
+        this.count('fetchStreamOpen');
+        // Like the broker: requests are answered one after another, in order.
+        let chain = Promise.resolve();
+        let failed = false;
+        call.on('data', (req: FetchRequest) => {
+          // An injected failure breaks the whole stream, as a transport error would.
+          if (this.count('fetchStream')) {
+            failed = true;
+            call.emit('error', this.failure('fetchStream'));
+            return;
+          }
+          chain = chain.then(() => new Promise<void>((resolve) => this.fetch(nodeId, req, (res) => {
+            if (!failed && !call.destroyed) call.write(res);
+            resolve();
+          })));
+        });
+        call.on('end', () => void chain.then(() => call.end()));
       },
       listOffsets: guard('listOffsets', (req) => ({
         topics: req.topics.map((t) => ({
