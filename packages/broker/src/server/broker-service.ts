@@ -320,7 +320,9 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           try {
             call.write(await fetch(req, () => cancelled));
           } catch (e: unknown) {
-            call.destroy(toServiceError(e));
+            // emit('error') ends the call with this status; destroy() would end it without one
+            // (grpc-js), leaving the client waiting for an answer until its own timeout.
+            call.emit('error', toServiceError(e));
             cancelled = true;
           }
         });
