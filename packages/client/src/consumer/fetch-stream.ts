@@ -87,7 +87,9 @@ export class FetchStream {
     });
     const onAbort = (): void => this.close();
     signal.addEventListener('abort', onAbort, { once: true });
-    call.on('close', () => signal.removeEventListener('abort', onAbort));
+    const cleanup = (): void => signal.removeEventListener('abort', onAbort);
+    call.on('status', cleanup);
+    call.on('close', cleanup);
     return call;
   }
 

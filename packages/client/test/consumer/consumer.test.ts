@@ -10,6 +10,7 @@
  * stops polling leaves the group and rejoins at its next poll). Waiting is by poll() with bounded
  * timeouts, never a sleep.
  */
+import { getEventListeners } from 'node:events';
 import { Consumer } from '../../src/consumer/consumer';
 import type { ConsumerRecord } from '../../src/consumer/consumer';
 import { GroupMembership } from '../../src/consumer/group-membership';
@@ -235,6 +236,8 @@ describe('Consumer fetching over FetchStream', () => {
     // Each failure ended its stream; later fetches went over new ones.
     expect(mem.calls.get('fetchStreamOpen') ?? 0).toBeGreaterThanOrEqual(4);
     expect(mem.calls.get('fetch') ?? 0).toBe(0);
+    // Ended streams let go of the consumer's close signal: only the live streams listen.
+    expect(getEventListeners(c.cluster.closeSignal, 'abort').length).toBeLessThanOrEqual(2);
   });
 
   it('falls back to unary Fetch when the broker does not implement FetchStream', async () => {
