@@ -76,7 +76,8 @@ export async function runDevCluster(opts: DevOptions): Promise<number> {
       ...opts.overrides.flatMap((o) => ['-o', o]),
     ];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // Node flags given to `strand dev` (e.g. --cpu-prof) apply to every node.
+    const proc = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     n.proc = proc;
     const sink = (chunk: Buffer): void => {
       fs.writeSync(logFile, chunk);

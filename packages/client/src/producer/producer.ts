@@ -141,7 +141,18 @@ export class Producer {
 
   /** Fetches metadata and, when idempotent, a producer id. Optional: send() does it lazily. */
   async connect(): Promise<void> {
-    await this.cluster.refresh();
+    // A broker that answers but has not loaded the cluster metadata yet (LEADER_NOT_AVAILABLE,
+    // right after a cluster starts) is waited for, up to max.block.ms; an unreachable cluster
+    // fails at once.
+    await withRetries(() => this.cluster.refresh(), {
+      retries: 1_000,
+      initialMs: this.config['retry.backoff.ms'],
+      maxMs: this.config['retry.backoff.max.ms'],
+      deadlineMs: monotonicMs() + this.config['max.block.ms'],
+      signal: this.cluster.closeSignal,
+      random: this.random,
+      isRetriable: (e) => e instanceof StrandError && e.retriable && e.errorName !== 'NETWORK_EXCEPTION',
+    });
     if (this.idempotent) await this.ensureProducerId();
   }
 

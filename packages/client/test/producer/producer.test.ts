@@ -85,6 +85,21 @@ describe('Producer', () => {
     for (let part = 0; part < 2; part++) expect(cluster.records('t', part).map((r) => Number(r.value))).toEqual(Array.from({ length: 100 }, (_, i) => i * 2 + part));
   });
 
+  it('connect() waits for a broker that has not loaded the metadata yet (LEADER_NOT_AVAILABLE), and fails fast when nothing answers', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    cluster.callFailures.set('metadata', { code: ErrorCode.LEADER_NOT_AVAILABLE, count: 3 });
+    const p = producer();
+    await p.connect();
+    expect(cluster.callFailures.get('metadata')?.count).toBe(0);
+    await expect(p.send({ topic: 't', value: 'after start-up' })).resolves.toMatchObject({ partition: 0, offset: 0 });
+    const unreachable = new Producer({ 'bootstrap.servers': '127.0.0.1:1', 'max.block.ms': 60_000 });
+    producers.push(unreachable);
+    const t0 = performance.now();
+    await expect(unreachable.connect()).rejects.toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
+    expect(performance.now() - t0).toBeLessThan(30_000);
+  });
+
   it('retries a batch whose response was lost without writing it twice (idempotence)', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
