@@ -168,7 +168,10 @@ export interface ReadState {
  *    messages may be sent before step 1 when the Ready changes neither term nor vote (see
  *    canSendEarly);
  * 3. restore `snapshot` into the state machine, then apply `committedEntries` in order;
- * 4. call `advance(ready)`.
+ * 4. call `advance()`.
+ * Or, when `mayPersistAsync` (a leader's Ready changing neither term nor vote, no snapshot):
+ * send everything, apply, call `advanceAsync()`, write the entries and hard state in the
+ * background after every earlier write, and report completion with `persisted(index, term)`.
  */
 export interface Ready {
   readonly softState: SoftState | null;

@@ -6,6 +6,12 @@
 // Throughput comes from batching, not from concurrency: while one Ready is being persisted,
 // every proposal that arrives waits in a queue, and the next loop turn hands all of them to the
 // core in one propose() call, so they become one append, one level batch and one fsync.
+//
+// A leader does not wait for its own disk (thesis §10.2.1, RaftCore.advanceAsync): its Ready is
+// sent and applied at once and its write joins an ordered write queue (queued saves merge into
+// one batch); the core learns the write is durable through persisted() and only then counts
+// the leader toward commit. Every other storage write (follower entries, votes, snapshots,
+// compactions) goes through the same queue, so storage sees writes in log order.
 
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -37,11 +43,15 @@ export interface RaftNodeOptions {
   readonly stateMachine: StateMachine;
   /** Initial voters when the storage is empty. Omit to start as a node that will be added (as a learner). */
   readonly bootstrapVoters?: readonly NodeId[];
-  /** Length of one tick in ms (monotonic clock). Default 50. */
+  /** Length of one tick in ms (monotonic clock). Default 10. */
   readonly tickMs?: number;
-  /** Election timeout in ticks (randomized in (n, 2n]). Default 10 (550-1000 ms with 50 ms ticks). */
+  /**
+   * Election timeout in ticks (randomized in (n, 2n]). Default 50 (510-1000 ms with 10 ms
+   * ticks). Fine ticks give the randomized timeout 50 distinct values: two survivors of a leader
+   * crash then rarely time out close enough together to split the vote.
+   */
   readonly electionTicks?: number;
-  /** Heartbeat interval in ticks. Default 1. */
+  /** Heartbeat interval in ticks. Default ceil(electionTicks / 10) (50 ms with the defaults). */
   readonly heartbeatTicks?: number;
   /** Take a snapshot and compact the log every this many applied entries. Default 10_000. */
   readonly snapshotEveryEntries?: number;
@@ -185,8 +195,8 @@ export class RaftNode {
       if (!Number.isSafeInteger(x) || x <= 0) throw new Error(`raft node: ${name} must be a positive integer, got ${x}`);
       return x;
     };
-    this.tickMs = int('tickMs', opts.tickMs, 50);
-    this.electionTicks = int('electionTicks', opts.electionTicks, 10);
+    this.tickMs = int('tickMs', opts.tickMs, 10);
+    this.electionTicks = int('electionTicks', opts.electionTicks, 50);
     this.snapshotEvery = int('snapshotEveryEntries', opts.snapshotEveryEntries, 10_000);
     this.maxPending = int('maxPendingProposals', opts.maxPendingProposals, 100_000);
     this.maxBatch = int('maxProposalsPerBatch', opts.maxProposalsPerBatch, 8192);
@@ -218,7 +228,7 @@ export class RaftNode {
         ...this.opts.core,
         id: this.id,
         electionTicks: this.electionTicks,
-        heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+        heartbeatTicks: this.opts.heartbeatTicks ?? Math.ceil(this.electionTicks / 10),
         rng: new SeededRng(this.opts.seed ?? randomInt(0, 2 ** 31)),
       },
       init,

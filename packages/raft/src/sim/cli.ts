@@ -17,10 +17,11 @@ interface CliArgs {
   ticks: number | undefined;
   verbose: boolean;
   elections: number;
+  electionTicks: number;
 }
 
 function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { seeds: 1, nodes: 3, seed: null, ticks: undefined, verbose: false, elections: 0 };
+  const args: CliArgs = { seeds: 1, nodes: 3, seed: null, ticks: undefined, verbose: false, elections: 0, electionTicks: 10 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): number => {
@@ -47,8 +48,11 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--elections':
         args.elections = next();
         break;
+      case '--election-ticks':
+        args.electionTicks = next();
+        break;
       default:
-        throw new Error(`unknown argument ${a ?? ''} (usage: --seeds N [--nodes 3|5] [--seed S] [--ticks T] [--verbose] [--elections K])`);
+        throw new Error(`unknown argument ${a ?? ''} (usage: --seeds N [--nodes 3|5] [--seed S] [--ticks T] [--verbose] [--elections K [--election-ticks N]])`);
     }
   }
   if (args.nodes < 1 || args.nodes > 9) throw new Error('--nodes must be 1..9');
@@ -97,7 +101,7 @@ function electionStudy(args: CliArgs, first: number): number {
     const seed = (first + i) >>> 0;
     let samples;
     try {
-      samples = runElectionStudy({ seed, nodes: args.nodes, elections: args.elections });
+      samples = runElectionStudy({ seed, nodes: args.nodes, elections: args.elections, electionTicks: args.electionTicks });
     } catch (e: unknown) {
       process.stdout.write(`raft-sim: election study seed ${seed} FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
       return 1;
@@ -115,7 +119,7 @@ function electionStudy(args: CliArgs, first: number): number {
   process.stdout.write(
     `raft-sim election study: ${args.seeds} seeds (${first}..${first + args.seeds - 1}), ${args.nodes} nodes, ${total} elections after a leader crash\n` +
       `  needed more than one round: ${multi} (${((100 * multi) / total).toFixed(2)} %); rounds:count ${dist}\n` +
-      `  ticks from crash to new leader (election timeout 10 ticks): p50 ${pct(50)} p99 ${pct(99)} max ${ticks[total - 1] ?? NaN}\n`,
+      `  ticks from crash to new leader (election timeout ${args.electionTicks} ticks): p50 ${pct(50)} p99 ${pct(99)} max ${ticks[total - 1] ?? NaN}\n`,
   );
   return 0;
 }

@@ -1,6 +1,7 @@
 // Election study: how often does an election need more than one round (a split vote, or a
 // campaign that failed for tick-phase reasons)? A fault-free cluster with pre-vote and
-// check-quorum on; its leader is crashed `elections` times (restarted once a successor leads).
+// check-quorum on; its leader is crashed `elections` times (restarted once a successor leads,
+// and the next crash waits until every node has caught up).
 // Clock phase is modelled: every tick the nodes tick in a random order, and messages are
 // delivered after each node's tick, so a campaign can reach a peer before or after that peer's
 // own tick. A round is a tick in which some node started a campaign (sent PreVote or Vote
@@ -30,7 +31,7 @@ export function runElectionStudy(opts: ElectionStudyOptions): ElectionSample[] {
   const electionTicks = opts.electionTicks ?? 10;
   const ids: NodeId[] = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const rng = new SeededRng(opts.seed >>> 0);
-  const cluster = new SimCluster({ ids, seed: rng.nextU32(), core: { electionTicks, heartbeatTicks: 1 } });
+  const cluster = new SimCluster({ ids, seed: rng.nextU32(), core: { electionTicks, heartbeatTicks: Math.ceil(electionTicks / 10) } });
   let campaignTicks = new Set<number>();
   const send = cluster.net.send.bind(cluster.net);
   cluster.net.send = (m: Message, now: number): void => {
@@ -51,13 +52,26 @@ export function runElectionStudy(opts: ElectionStudyOptions): ElectionSample[] {
   };
   const leaderOf = (): NodeId | undefined => ids.find((id) => cluster.node(id).role === Role.Leader);
   const limit = 100 * electionTicks;
+  const caughtUp = (): boolean => {
+    const l = ids.map((id) => cluster.node(id).core).find((c) => c?.role === Role.Leader);
+    if (l === undefined || l === null) return false;
+    return ids.every((id) => {
+      const c = cluster.node(id).core;
+      return c !== null && c.log.lastIndex() === l.log.lastIndex() && c.log.committed === l.log.committed;
+    });
+  };
   for (let t = 0; leaderOf() === undefined; t++) {
     if (t > limit) throw new Error(`election study seed ${opts.seed}: no first leader`);
     step();
   }
   const samples: ElectionSample[] = [];
   for (let k = 0; k < (opts.elections ?? 10); k++) {
-    // Let the cluster settle (heartbeats reach everyone), then crash the leader.
+    // Let the cluster settle: every node caught up with the leader (so an election measures
+    // timing, not a lagging log), then a random part of a heartbeat round; crash the leader.
+    for (let t = 0; !caughtUp(); t++) {
+      if (t > limit) throw new Error(`election study seed ${opts.seed}: nodes did not catch up before crash ${k}`);
+      step();
+    }
     for (let i = 0; i < 1 + rng.nextInt(2 * electionTicks); i++) step();
     const victim = leaderOf();
     if (victim === undefined) throw new Error(`election study seed ${opts.seed}: no leader before crash ${k}`);
