@@ -20,7 +20,10 @@
 //   conf-change <id> add-learner|add-voter|remove <node>
 //   transfer-leadership <from> <to>
 //   read-index <id> <request id>
-//   process-ready <ids|all>        handle each node's Ready: persist, queue messages, apply
+//   process-ready <ids|all> [async] handle each node's Ready: persist, queue messages, apply;
+//                                  with async, a Ready with mayPersistAsync is sent and applied
+//                                  and its write left pending (RaftCore.advanceAsync)
+//   persist <id>                   complete the node's pending writes, in order (persisted())
 //   deliver-msgs <ids|all> [drop]  deliver (or drop) the messages queued for the nodes
 //   stabilize [ids|all]            process-ready and deliver-msgs until nothing is left
 //   isolate <id> / heal            cut a node off (its messages are dropped on delivery)
@@ -146,6 +149,8 @@ interface Node {
   readonly durable: Durable;
   /** Applied normal entries (index:data), the state machine. */
   applied: string[];
+  /** Background writes not completed yet (process-ready ... async). */
+  pending: Array<{ entries: readonly Entry[]; hardState: HardState | null }>;
   readonly opts: Record<string, number | boolean>;
   readonly rng: SeededRng;
 }
@@ -196,8 +201,24 @@ export class Interaction {
         if (!this.core(args[0]).readIndex(Number(args[1]))) out.push('refused: no leader known');
         break;
       case 'process-ready':
-        for (const id of this.targets(args[0])) this.processReady(id, out);
+        for (const id of this.targets(args[0])) this.processReady(id, out, args[1] === 'async');
         break;
+      case 'persist': {
+        const n = this.node(args[0]);
+        const core = this.core(args[0]);
+        const writes = n.pending;
+        n.pending = [];
+        for (const w of writes) {
+          this.writeDurable(n, w.entries, w.hardState);
+          const last = w.entries[w.entries.length - 1];
+          if (last !== undefined) {
+            core.persisted(last.index, last.term);
+            out.push(`${n.id} persisted up to ${last.term}/${last.index}`);
+          }
+        }
+        if (writes.length === 0) out.push(`${n.id} has no pending writes`);
+        break;
+      }
       case 'deliver-msgs':
         for (const id of this.targets(args[0])) this.deliver(id, args[1] === 'drop', out);
         break;
@@ -222,6 +243,7 @@ export class Interaction {
       case 'crash': {
         const n = this.node(args[0]);
         n.core = null;
+        n.pending = [];
         this.inflight = this.inflight.filter((m) => m.to !== n.id);
         out.push(`${n.id} crashed (persisted: term ${n.durable.hardState.term}, vote ${n.durable.hardState.vote || '-'}, last index ${n.durable.snapshot.meta.index + n.durable.entries.length})`);
         break;
@@ -275,7 +297,7 @@ export class Interaction {
       set('snapshotChunkBytes', num('chunk'));
       set('preVote', bool('prevote'));
       set('checkQuorum', bool('checkquorum'));
-      const n: Node = { id, core: null, durable: { hardState: init.hardState, snapshot: init.snapshot, entries: [...init.entries] }, applied: [], opts, rng: new SeededRng(this.order.length + 1) };
+      const n: Node = { id, core: null, durable: { hardState: init.hardState, snapshot: init.snapshot, entries: [...init.entries] }, applied: [], pending: [], opts, rng: new SeededRng(this.order.length + 1) };
       this.nodes.set(id, n);
       this.order.push(id);
       this.start(n, init);
@@ -305,12 +327,20 @@ export class Interaction {
     return arg.split(',');
   }
 
-  private processReady(id: NodeId, out: string[]): boolean {
+  private writeDurable(n: Node, entries: readonly Entry[], hardState: HardState | null): void {
+    const d = n.durable;
+    const first = entries[0]?.index;
+    if (first !== undefined) d.entries = [...d.entries.filter((e) => e.index < first), ...entries];
+    if (hardState !== null) d.hardState = hardState;
+  }
+
+  private processReady(id: NodeId, out: string[], async = false): boolean {
     const n = this.node(id);
     const core = n.core;
     if (core === null || !core.hasReady()) return false;
     const rd: Ready = core.ready();
-    out.push(`> ${id} handling Ready`);
+    const inBackground = async && rd.mayPersistAsync;
+    out.push(`> ${id} handling Ready${inBackground ? ' (write in the background)' : ''}`);
     if (rd.softState !== null) out.push(`  State: ${rd.softState.role}, term ${rd.softState.term}, leader ${rd.softState.leader || '-'}`);
     if (rd.hardState !== null) out.push(`  HardState: term ${rd.hardState.term}, vote ${rd.hardState.vote || '-'}, commit ${rd.hardState.commit}`);
     if (rd.entries.length > 0) out.push(`  Entries: ${rd.entries.map(entryStr).join(', ')}`);
@@ -321,19 +351,31 @@ export class Interaction {
       out.push('  Messages:');
       for (const m of rd.messages) out.push(`    ${msgStr(m)}`);
     }
-    // Persist, send, apply (the synchronous contract).
+    if (inBackground) {
+      this.inflight.push(...rd.messages);
+      if (rd.entries.length > 0 || rd.hardState !== null) n.pending.push({ entries: rd.entries, hardState: rd.hardState });
+      for (const e of rd.committedEntries) if (e.type === EntryType.Normal && e.data.byteLength > 0) n.applied.push(`${e.index}:${dec.decode(e.data)}`);
+      core.advanceAsync();
+      return true;
+    }
+    // Persist (after any background writes), send, apply (the synchronous contract).
+    const flushed = n.pending;
+    n.pending = [];
+    for (const w of flushed) this.writeDurable(n, w.entries, w.hardState);
     const d = n.durable;
     if (rd.snapshot !== null) {
       d.snapshot = rd.snapshot;
       d.entries = [];
       n.applied = JSON.parse(dec.decode(rd.snapshot.data)) as string[];
     }
-    const first = rd.entries[0]?.index;
-    if (first !== undefined) d.entries = [...d.entries.filter((e) => e.index < first), ...rd.entries];
-    if (rd.hardState !== null) d.hardState = rd.hardState;
+    this.writeDurable(n, rd.entries, rd.hardState);
     this.inflight.push(...rd.messages);
     for (const e of rd.committedEntries) if (e.type === EntryType.Normal && e.data.byteLength > 0) n.applied.push(`${e.index}:${dec.decode(e.data)}`);
     core.advance();
+    for (const w of flushed) {
+      const last = w.entries[w.entries.length - 1];
+      if (last !== undefined) core.persisted(last.index, last.term);
+    }
     return true;
   }
 
