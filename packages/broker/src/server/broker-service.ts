@@ -93,6 +93,37 @@ function waitForChange(parts: readonly Partition[], ms: number, cancelled: () =>
   });
 }
 
+/**
+ * Longest extra time the leader holds an idle replica fetch (no bytes, nothing new to tell)
+ * beyond replica.fetch.wait.max.ms. Stays well below the follower's own request timeout
+ * (its wait + 10 s), after which it would reset the stream.
+ */
+const IDLE_REPLICA_FETCH_HOLD_MS = 4_500;
+
+/** What one replica-fetch stream was last told per partition (high watermark, log start). */
+class ToldOffsets {
+  private readonly told = new Map<string, { hw: number; lso: number }>();
+
+  /** Whether answering now would tell the follower a high watermark or log start it lacks. */
+  hasNews(res: ReplicaFetchResponse): boolean {
+    for (const t of res.topics) {
+      const topic = topicIdFromBytes(t.topicId);
+      for (const p of t.partitions) {
+        const last = this.told.get(`${topic}:${p.partition}`);
+        if (last === undefined || last.hw !== p.highWatermark || last.lso !== p.logStartOffset) return true;
+      }
+    }
+    return false;
+  }
+
+  note(res: ReplicaFetchResponse): void {
+    for (const t of res.topics) {
+      const topic = topicIdFromBytes(t.topicId);
+      for (const p of t.partitions) this.told.set(`${topic}:${p.partition}`, { hw: p.highWatermark, lso: p.logStartOffset });
+    }
+  }
+}
+
 export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext): void {
   const unary =
     <Req, Res>(f: (req: Req) => Promise<Res> | Res, api = 'other'): grpc.handleUnaryCall<Req, Res> =>
@@ -423,6 +454,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     describeGroups: unary((req) => ctx.groups.describeGroups(req)),
     deleteGroups: unary((req) => ctx.groups.deleteGroups(req)),
     replicaFetch: (call) => {
+      const told = new ToldOffsets();
       let cancelled = false;
       let queued = 0;
       let chain: Promise<void> = Promise.resolve();
@@ -438,18 +470,35 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           return;
         }
         chain = chain.then(async () => {
-          const deadline = performance.now() + Math.max(0, Math.min(req.maxWaitMs, ctx.config['replica.fetch.wait.max.ms']));
+          const wait = Math.max(0, Math.min(req.maxWaitMs, ctx.config['replica.fetch.wait.max.ms']));
+          const start = performance.now();
+          let deadline = start + wait;
           try {
             for (;;) {
               if (cancelled) return;
               const parts: Partition[] = [];
               const { res, bytes, urgent } = replicaFetchOnce(req, parts);
-              const remaining = deadline - performance.now();
-              if (bytes > 0 || urgent || remaining <= 0) {
+              const now = performance.now();
+              if (bytes > 0 || urgent) {
+                told.note(res);
                 call.write(res);
                 return;
               }
-              await waitForChange(parts, remaining, () => cancelled);
+              if (now >= deadline) {
+                // Nothing to send: answer only if the follower would learn something (a high
+                // watermark or log start it was not told on this stream), else hold the fetch
+                // for another round, up to IDLE_REPLICA_FETCH_HOLD_MS. Each round still ran
+                // replicaFetchOnce (the follower's caught-up time for the ISR moves on), but
+                // idle partitions cost no encode, send, decode and refetch of every partition
+                // twice a second.
+                if (told.hasNews(res) || now - start >= wait + IDLE_REPLICA_FETCH_HOLD_MS) {
+                  told.note(res);
+                  call.write(res);
+                  return;
+                }
+                deadline = now + Math.max(wait, 1);
+              }
+              await waitForChange(parts, deadline - now, () => cancelled);
             }
           } catch (e: unknown) {
             ctx.logger.warn({ replica: req.replicaId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch failed');
