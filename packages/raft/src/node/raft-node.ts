@@ -99,15 +99,25 @@ export type LeaderChangeListener = (s: SoftState) => void;
 
 /** One storage operation in the node's write queue (executed in order, one at a time). */
 type WriteOp =
-  | { kind: 'save'; update: StorageUpdate; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }>; lasts: Array<{ index: number; term: number }> }
+  | { kind: 'save'; update: StorageUpdate & { entries: Entry[] }; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }>; lasts: Array<{ index: number; term: number }> }
   | { kind: 'compact'; snapshot: Snapshot; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> };
 
-/** Merge `u` into the queued save `into` (later entries replace the suffix from their first index). */
-function mergeUpdate(into: StorageUpdate, u: StorageUpdate): StorageUpdate {
+/**
+ * Merge `u` into the queued save `into` (later entries replace the suffix from their first
+ * index). `into.entries` is an array owned by the queue: the common case, an append right after
+ * it, extends it in place.
+ */
+export function mergeUpdate(into: StorageUpdate & { entries: Entry[] }, u: StorageUpdate): StorageUpdate & { entries: Entry[] } {
   const hardState = u.hardState ?? into.hardState;
-  if (u.snapshot !== null) return { hardState, snapshot: u.snapshot, entries: u.entries, sync: true };
+  if (u.snapshot !== null) return { hardState, snapshot: u.snapshot, entries: [...u.entries], sync: true };
   const first = u.entries[0]?.index;
-  const entries = first === undefined ? into.entries : [...into.entries.filter((e) => e.index < first), ...u.entries];
+  const entries = into.entries;
+  if (first !== undefined) {
+    const base = entries[0]?.index;
+    if (base !== undefined && first > base && first <= base + entries.length) entries.length = first - base;
+    else if (base !== undefined && first <= base) entries.length = 0;
+    for (const e of u.entries) entries.push(e);
+  }
   return { hardState, snapshot: into.snapshot, entries, sync: true };
 }
 
@@ -557,7 +567,7 @@ export class RaftNode {
         tail.waiters.push({ resolve, reject });
         if (last !== null) tail.lasts.push(last);
       } else {
-        this.writeQueue.push({ kind: 'save', update, waiters: [{ resolve, reject }], lasts: last === null ? [] : [last] });
+        this.writeQueue.push({ kind: 'save', update: { ...update, entries: [...update.entries] }, waiters: [{ resolve, reject }], lasts: last === null ? [] : [last] });
       }
       this.pumpWrites();
     });

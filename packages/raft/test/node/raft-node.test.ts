@@ -7,9 +7,9 @@
 // elections in the middle of a test. Waits are on events and
 // promises, each bounded by a timeout.
 
-import { ConfChangeType, Role, SoftState } from '../../src/core/types';
+import { ConfChangeType, EntryType, Role, SoftState } from '../../src/core/types';
 import { InvalidRequestError, NotLeaderError } from '../../src/node/errors';
-import { RaftNode, StateMachine } from '../../src/node/raft-node';
+import { RaftNode, StateMachine, mergeUpdate } from '../../src/node/raft-node';
 import { MemoryStorage } from '../../src/storage/log-storage';
 import { MemoryNetwork } from '../../src/transport/transport';
 
@@ -200,5 +200,25 @@ describe('RaftNode', () => {
     leader.transferLeadership(target.id);
     const s = await changed;
     expect(s.leader).toBe(target.id);
+  });
+});
+
+describe('write queue merging (mergeUpdate)', () => {
+  const ent = (index: number, term: number) => ({ index, term, type: EntryType.Normal, data: new Uint8Array([index]) });
+  const hs = (commit: number) => ({ term: 2, vote: 'a', commit });
+  test('appends extend the queued save; a truncating save replaces the suffix; the newest hard state wins', () => {
+    const q = { hardState: hs(1), snapshot: null, entries: [ent(5, 2), ent(6, 2)], sync: true };
+    let m = mergeUpdate(q, { hardState: hs(2), snapshot: null, entries: [ent(7, 2)] });
+    expect(m.entries.map((e) => e.index)).toEqual([5, 6, 7]);
+    expect(m.hardState).toEqual(hs(2));
+    m = mergeUpdate(m, { hardState: null, snapshot: null, entries: [ent(6, 3)] });
+    expect(m.entries.map((e) => `${e.index}:${e.term}`)).toEqual(['5:2', '6:3']);
+    expect(m.hardState).toEqual(hs(2));
+    m = mergeUpdate(m, { hardState: null, snapshot: null, entries: [ent(4, 3), ent(5, 3)] });
+    expect(m.entries.map((e) => `${e.index}:${e.term}`)).toEqual(['4:3', '5:3']);
+    const snapshot = { meta: { index: 9, term: 3, confState: { voters: ['a'], learners: [] } }, data: new Uint8Array(0) };
+    m = mergeUpdate(m, { hardState: null, snapshot, entries: [ent(10, 3)] });
+    expect(m.snapshot).toBe(snapshot);
+    expect(m.entries.map((e) => e.index)).toEqual([10]);
   });
 });
