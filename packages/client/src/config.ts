@@ -33,7 +33,7 @@ const PRODUCER_SPEC = {
   'enable.idempotence': key({ type: 'boolean', default: true, doc: 'Producer ids and sequence numbers so retries never duplicate or reorder; needs acks=all and at most 5 requests in flight.' }),
   'batch.size': key({ type: 'int', default: 16_384, min: 0, max: 64 * MiB, doc: 'Starting size of a partition\'s record batch (bytes); under load it grows toward batch.size.max.' }),
   'batch.size.max': key({ type: 'int', default: MiB, min: 0, max: 64 * MiB, doc: 'Strand: the size a batch may grow to while the partition has batches waiting to be sent (bytes).' }),
-  'linger.ms': key({ type: 'long', default: 5, min: 0, doc: 'How long a batch that is not full waits for more records before it is sent (ms).' }),
+  'linger.ms': key({ type: 'long', default: 0, min: 0, doc: 'How long a batch that is not full waits for more records before it is sent (ms). Default 0 (Kafka before 4.0): a partition\'s batch keeps filling while one of its batches is in flight, so batching under load does not need linger.' }),
   'buffer.memory': key({ type: 'long', default: 32 * MiB, min: 1, doc: 'Bytes of records buffered but not acknowledged; send() waits (up to max.block.ms) while full.' }),
   'max.block.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Longest send() waits for buffer space or for the topic\'s metadata (ms).' }),
   'max.in.flight.requests.per.connection': key({ type: 'int', default: 5, min: 1, doc: 'Unacknowledged produce requests per broker connection (at most 5 with idempotence).' }),
