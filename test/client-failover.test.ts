@@ -7,28 +7,13 @@
  * order kept, headers intact; a group consumer commits it all (lag 0); and the CLI describes the
  * cluster and topic (exit 0). Bounded by monotonic deadlines; the cluster is closed in finally.
  */
-import { spawn } from 'node:child_process';
 import { Admin, Consumer, Producer, partitionForKey } from '@strand/client';
 import type { ConsumerRecord, RecordMetadata } from '@strand/client';
-import { ProcessCluster, STRAND_BIN } from './support/process-cluster';
+import { ProcessCluster } from './support/process-cluster';
+import { cli } from './support/strand-cli';
 import { until } from './support/until';
 
 jest.setTimeout(240_000);
-
-function cli(args: string[], bootstrap: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [STRAND_BIN, ...args, '--bootstrap', bootstrap], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 test('idempotent producer across a leader kill -9: every record once, in key order; consumers read it all', async () => {
   const cluster = await ProcessCluster.create({

@@ -7,31 +7,15 @@
  * finished move is refused (exit 1, NO_REASSIGNMENT_IN_PROGRESS). Bounded by monotonic
  * deadlines; the cluster and temp files are removed in finally.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ProcessCluster, STRAND_BIN } from './support/process-cluster';
+import { ProcessCluster } from './support/process-cluster';
+import { cli } from './support/strand-cli';
 import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
 
 jest.setTimeout(180_000);
-
-function cli(args: string[], bootstrap: string, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [STRAND_BIN, ...args, '--bootstrap', bootstrap], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
-}
 
 test('strand reassign moves a partition with its data and verifies completion', async () => {
   const cluster = await ProcessCluster.create({ controllers: 3, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'auto.leader.rebalance.enable=false'] });
