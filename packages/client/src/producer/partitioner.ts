@@ -82,14 +82,33 @@ export class StickyPartitioner {
 
   partition(topic: string, recordBytes: number, partitionCount: number, available: readonly number[]): number {
     let s = this.state.get(topic);
-    if (s === undefined || s.bytes >= this.batchBytes || s.partition >= partitionCount || !available.includes(s.partition)) {
-      const prev = s?.partition ?? -1;
-      const choices = available.length > 1 ? available.filter((p) => p !== prev) : available.length === 1 ? available : [...Array(partitionCount).keys()];
-      const next = choices[Math.floor(this.random() * choices.length)] as number;
-      s = { partition: next, bytes: 0 };
-      this.state.set(topic, s);
+    if (s === undefined || s.bytes >= this.batchBytes || s.partition >= partitionCount || !available.includes(s.partition)) s = this.choose(topic, s, partitionCount, available);
+    s.bytes += recordBytes;
+    return s.partition;
+  }
+
+  /**
+   * The same choice from the topic's partition metadata (a partition is available when it has a
+   * leader). The list of available partitions is built only when the choice changes, so the
+   * per-record path allocates nothing.
+   */
+  partitionFromMetadata(topic: string, recordBytes: number, partitions: readonly ({ partition: number; leaderId: number } | undefined)[]): number {
+    let s = this.state.get(topic);
+    if (s === undefined || s.bytes >= this.batchBytes || s.partition >= partitions.length || (partitions[s.partition]?.leaderId ?? -1) < 0) {
+      const available: number[] = [];
+      for (const p of partitions) if (p !== undefined && p.leaderId >= 0) available.push(p.partition);
+      s = this.choose(topic, s, partitions.length, available);
     }
     s.bytes += recordBytes;
     return s.partition;
+  }
+
+  private choose(topic: string, s: { partition: number } | undefined, partitionCount: number, available: readonly number[]): { partition: number; bytes: number } {
+    const prev = s?.partition ?? -1;
+    const choices = available.length > 1 ? available.filter((p) => p !== prev) : available.length === 1 ? available : [...Array(partitionCount).keys()];
+    const next = choices[Math.floor(this.random() * choices.length)] as number;
+    const chosen = { partition: next, bytes: 0 };
+    this.state.set(topic, chosen);
+    return chosen;
   }
 }

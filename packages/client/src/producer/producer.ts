@@ -330,15 +330,15 @@ export class Producer {
       }
       return record.partition;
     }
-    const available: number[] = [];
-    for (const p of t.partitions) if (p !== undefined && p.leaderId >= 0) available.push(p.partition);
     if (this.options.partitioner !== undefined) {
+      const available: number[] = [];
+      for (const p of t.partitions) if (p !== undefined && p.leaderId >= 0) available.push(p.partition);
       const p = this.options.partitioner({ topic: record.topic, key, value, partitionCount: count, availablePartitions: available.length > 0 ? available : [...Array(count).keys()] });
       if (!Number.isInteger(p) || p < 0 || p >= count) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `custom partitioner returned ${p} for ${record.topic} with ${count} partitions`);
       return p;
     }
     if (key !== null && !this.config['partitioner.ignore.keys']) return partitionForKey(key, count);
-    return this.sticky.partition(record.topic, estimate, count, available);
+    return this.sticky.partitionFromMetadata(record.topic, estimate, t.partitions);
   }
 
   private waitForMemory(run: () => void, fail: (e: unknown) => void, deadlineMs: number): void {

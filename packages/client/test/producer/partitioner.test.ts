@@ -69,4 +69,16 @@ describe('StickyPartitioner', () => {
     for (let i = 0; i < 50; i++) expect([1, 3]).toContain(sp.partition('a', 20, 4, [1, 3]));
     expect(sp.partition('b', 1, 1, [0])).toBe(0);
   });
+
+  it('partitionFromMetadata makes the same choices from partition metadata and moves off a partition that lost its leader', () => {
+    const parts = [0, 1, 2, 3].map((partition) => ({ partition, leaderId: partition === 2 ? -1 : 7 }));
+    const a = new StickyPartitioner(1000, seeded(3));
+    const b = new StickyPartitioner(1000, seeded(3));
+    for (let i = 0; i < 40; i++) expect(b.partitionFromMetadata('t', 300, parts)).toBe(a.partition('t', 300, 4, [0, 1, 3]));
+    const current = b.partitionFromMetadata('t', 1, parts);
+    (parts[current] as { leaderId: number }).leaderId = -1;
+    const moved = b.partitionFromMetadata('t', 1, parts);
+    expect(moved).not.toBe(current);
+    expect((parts[moved] as { leaderId: number }).leaderId).toBe(7);
+  });
 });
