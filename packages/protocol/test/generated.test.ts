@@ -1,10 +1,15 @@
 /**
  * The code generated from proto/: messages round-trip through protobuf bytes with 64-bit fields
- * as numbers and bytes as Buffers, absent fields decode to defaults, and a typed gRPC service and
- * client talk over a real loopback server.
+ * as numbers and bytes as Buffers, absent fields decode to defaults, big messages encoded into a
+ * buffer sized up front are byte-identical to protobufjs' own encoding, and a typed gRPC service
+ * and client talk over a real loopback server.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, BrokerService, StrandError, decodeFetchPartitionResponse, decodeProduceRequest, encodeFetchPartitionResponse, encodeProduceRequest, type BrokerServer, type MetadataResponse } from '../src';
+import fc from 'fast-check';
+import * as protobuf from 'protobufjs';
+import { descriptor } from '../src/generated/descriptor';
+import { encodedSizeBound } from '../src/proto-runtime';
+import { Acks, BrokerClient, BrokerService, StrandError, decodeFetchPartitionResponse, decodeProduceRequest, decodeReplicaFetchResponse, encodeFetchPartitionResponse, encodeProduceRequest, encodeReplicaFetchResponse, type BrokerServer, type MetadataResponse, type ProduceRequest, type ReplicaFetchResponse } from '../src';
 
 describe('generated messages', () => {
   it('round-trip with int64 as number and bytes as Buffer', () => {
@@ -24,6 +29,41 @@ describe('generated messages', () => {
   });
   it('rejects malformed bytes with CORRUPT_MESSAGE', () => {
     expect(() => decodeProduceRequest(Buffer.from([0x1a, 0xff, 0xff, 0xff, 0x0f]))).toThrow(StrandError);
+  });
+});
+
+describe('encoding big messages into a buffer sized up front', () => {
+  const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
+  const plain = (name: string, m: object): Uint8Array => root.lookupType(name).encode(m).finish();
+  const bytes = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 4000, max: 70_000 }).map((n) => Buffer.alloc(n, n % 251)));
+
+  it('gives the same bytes as protobufjs alone, and the size bound holds', () => {
+    const produce = fc.record({
+      acks: fc.constantFrom(Acks.ACKS_NONE, Acks.ACKS_LEADER, Acks.ACKS_ALL),
+      timeoutMs: fc.nat(),
+      topics: fc.array(fc.record({ name: fc.string({ unit: 'grapheme', maxLength: 20 }), partitions: fc.array(fc.record({ partition: fc.nat(), records: bytes }), { maxLength: 4 }) }), { maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(produce, (m) => {
+        const req = m as ProduceRequest;
+        const ours = encodeProduceRequest(req);
+        expect(Buffer.from(ours).equals(Buffer.from(plain('strand.broker.ProduceRequest', req)))).toBe(true);
+        expect(encodedSizeBound(req)).toBeGreaterThanOrEqual(ours.length);
+        expect(decodeProduceRequest(ours).topics.map((t) => t.partitions.map((p) => p.records.length))).toEqual(req.topics.map((t) => t.partitions.map((p) => p.records.length)));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('round-trips a replica fetch answer of several hundred KiB', () => {
+    const res: ReplicaFetchResponse = {
+      correlationId: 7,
+      errorCode: 0,
+      topics: [{ topicId: Buffer.alloc(16, 1), partitions: [0, 1].map((partition) => ({ partition, errorCode: 0, highWatermark: 2 ** 40, logStartOffset: 3, leaderEpoch: 5, divergingEpoch: null, records: Buffer.alloc(300_000, partition + 1) })) }],
+    };
+    const out = encodeReplicaFetchResponse(res);
+    expect(Buffer.from(out).equals(Buffer.from(plain('strand.broker.ReplicaFetchResponse', res)))).toBe(true);
+    expect(decodeReplicaFetchResponse(out)).toMatchObject({ correlationId: 7, topics: [{ partitions: [{ partition: 0, highWatermark: 2 ** 40 }, { partition: 1, logStartOffset: 3 }] }] });
   });
 });
 
