@@ -4,7 +4,9 @@
  * follower (SIGSTOP) takes it out of the ISR and acks=all writes carry on with two; pausing the
  * second leaves the leader alone and acks=all writes are refused with NOT_ENOUGH_REPLICAS (the
  * Jepsen 2013 guard, SCENARIOS 1); resuming both brings them back into the ISR and acks=all
- * writes are acknowledged again. Every acknowledged record is readable at the end.
+ * writes are acknowledged again. Every acknowledged record is readable at the end. Idle, healthy
+ * followers stay in the ISR (held idle fetches count as of their arrival), and the second pause
+ * happens with nothing written, so an idle dead follower leaves it too.
  */
 import { Acks, ErrorCode, encodeRecordBatch, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
@@ -30,6 +32,11 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
     expect(res.topics[0]?.errorCode).toBe(0);
     const isr = async (): Promise<number[]> => [...((await brokers.metadata(['isr'])).topics[0]?.partitions[0]?.isr ?? [])].sort();
     await until('full ISR', async () => ((await isr()).length === 3 ? true : undefined), 30_000);
+    // Idle, the leader holds follower fetches that have nothing to tell (up to half of
+    // replica.lag.time.max.ms) and counts them as of their arrival: healthy idle followers must
+    // stay in the ISR through three lag periods with nothing written.
+    await new Promise((r) => setTimeout(r, 3 * 1500));
+    expect(await isr()).toHaveLength(3);
     const leader = (await brokers.leaderOf('isr', 0))!;
     const [f1, f2] = [1, 2, 3].filter((b) => b !== leader.id) as [number, number];
     const acked: string[] = [];

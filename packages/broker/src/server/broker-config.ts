@@ -11,7 +11,7 @@ export const BROKER_CONFIG = defineConfig({
   'replica.lag.time.max.ms': { type: 'int', default: 30_000, min: 10, doc: 'A follower that has not caught up with the leader for this long leaves the ISR (ms).' },
   'replica.fetch.max.bytes': { type: 'int', default: 1024 * 1024, min: 1024, doc: 'Bytes a follower asks per partition in one fetch (at least one batch is always returned).' },
   'replica.fetch.response.max.bytes': { type: 'int', default: 10 * 1024 * 1024, min: 1024, doc: 'Bytes in one replica fetch response across partitions.' },
-  'replica.fetch.wait.max.ms': { type: 'int', default: 500, min: 0, doc: 'How long the leader holds a follower fetch that has nothing new (ms); when it has not even a new high watermark or log start to tell, it holds the fetch up to 4.5 s longer.' },
+  'replica.fetch.wait.max.ms': { type: 'int', default: 500, min: 0, doc: 'How long the leader holds a follower fetch that has nothing new (ms); when it has not even a new high watermark or log start to tell, it holds the fetch up to 4.5 s longer (in all at most half of replica.lag.time.max.ms).' },
   'replica.fetch.backoff.ms': { type: 'int', default: 100, min: 0, doc: 'Wait after a failed replica fetch before retrying (ms).' },
   'replica.high.watermark.checkpoint.interval.ms': { type: 'int', default: 5000, min: 10, doc: 'How often high watermarks are written to replication-offset-checkpoint (ms).' },
   'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, doc: 'Largest consumer fetch response (bytes).' },

@@ -95,8 +95,9 @@ function waitForChange(parts: readonly Partition[], ms: number, cancelled: () =>
 
 /**
  * Longest extra time the leader holds an idle replica fetch (no bytes, nothing new to tell)
- * beyond replica.fetch.wait.max.ms. Stays well below the follower's own request timeout
- * (its wait + 10 s), after which it would reset the stream.
+ * beyond replica.fetch.wait.max.ms (and never past half of replica.lag.time.max.ms in all).
+ * Stays well below the follower's own request timeout (its wait + 10 s), after which it would
+ * reset the stream.
  */
 const IDLE_REPLICA_FETCH_HOLD_MS = 4_500;
 
@@ -263,7 +264,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     }
   };
 
-  const replicaFetchOnce = (req: ReplicaFetchRequest, parts: Partition[]): { res: ReplicaFetchResponse; bytes: number; urgent: boolean } => {
+  const replicaFetchOnce = (req: ReplicaFetchRequest, parts: Partition[], fetchTimeMs?: number): { res: ReplicaFetchResponse; bytes: number; urgent: boolean } => {
     let budget = req.maxBytes > 0 ? req.maxBytes : ctx.config['replica.fetch.response.max.bytes'];
     let bytes = 0;
     let urgent = false;
@@ -281,6 +282,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           const r = part.answerFollowerFetch(
             { replicaId: req.replicaId, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset },
             Math.max(1, Math.min(p.partitionMaxBytes, budget)),
+            fetchTimeMs,
           );
           budget -= r.records.length;
           bytes += r.records.length;
@@ -471,13 +473,20 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         }
         chain = chain.then(async () => {
           const wait = Math.max(0, Math.min(req.maxWaitMs, ctx.config['replica.fetch.wait.max.ms']));
+          // A held fetch counts as of its arrival, so the whole hold stays within half of
+          // replica.lag.time.max.ms: a live idle follower fetches again well before it would
+          // count as lagging.
+          const idleHoldMs = Math.min(IDLE_REPLICA_FETCH_HOLD_MS, Math.max(0, ctx.config['replica.lag.time.max.ms'] / 2 - wait));
           const start = performance.now();
           let deadline = start + wait;
+          // Rounds after the first re-examine the same fetch: they count as of its arrival.
+          let fetchTimeMs: number | undefined;
           try {
             for (;;) {
               if (cancelled) return;
               const parts: Partition[] = [];
-              const { res, bytes, urgent } = replicaFetchOnce(req, parts);
+              const { res, bytes, urgent } = replicaFetchOnce(req, parts, fetchTimeMs);
+              fetchTimeMs ??= parts[0]?.nowMs();
               const now = performance.now();
               if (bytes > 0 || urgent) {
                 told.note(res);
@@ -487,11 +496,11 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
               if (now >= deadline) {
                 // Nothing to send: answer only if the follower would learn something (a high
                 // watermark or log start it was not told on this stream), else hold the fetch
-                // for another round, up to IDLE_REPLICA_FETCH_HOLD_MS. Each round still ran
-                // replicaFetchOnce (the follower's caught-up time for the ISR moves on), but
-                // idle partitions cost no encode, send, decode and refetch of every partition
-                // twice a second.
-                if (told.hasNews(res) || now - start >= wait + IDLE_REPLICA_FETCH_HOLD_MS) {
+                // for another round, up to IDLE_REPLICA_FETCH_HOLD_MS. Idle partitions then cost
+                // no encode, send, decode and refetch of every partition twice a second. The
+                // follower counts as caught up as of this fetch's arrival (fetchTimeMs), as if
+                // it had fetched then, so holding does not keep a dead follower in the ISR.
+                if (told.hasNews(res) || now - start >= wait + idleHoldMs) {
                   told.note(res);
                   call.write(res);
                   return;

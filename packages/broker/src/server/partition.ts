@@ -285,11 +285,21 @@ export class Partition {
   // leader: follower fetches
 
   /** Answers one partition of a follower's fetch (no waiting: the caller long-polls). */
-  answerFollowerFetch(req: FollowerFetchRequest, maxBytes: number): ReplicaFetchPartitionResponse {
+  /** The host clock (ms) this partition's replication decisions use. */
+  nowMs(): number {
+    return this.host.nowMs();
+  }
+
+  /**
+   * Answers a follower's fetch. `fetchTimeMs` is when the fetch arrived (default: now): a fetch
+   * the leader holds and re-examines later still counts the follower as caught up only as of its
+   * arrival, so a follower that died while its fetch was held leaves the ISR on time.
+   */
+  answerFollowerFetch(req: FollowerFetchRequest, maxBytes: number, fetchTimeMs?: number): ReplicaFetchPartitionResponse {
     const base: ReplicaFetchPartitionResponse = { partition: this.key.partition, errorCode: 0, highWatermark: -1, logStartOffset: this.log.logStartOffset, leaderEpoch: this.leaderEpoch, divergingEpoch: null, records: EMPTY };
     const leader = this.leaderCore;
     if (leader === null) return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
-    const decision = leader.handleFollowerFetch(req, this.host.nowMs());
+    const decision = leader.handleFollowerFetch(req, fetchTimeMs ?? this.host.nowMs());
     this.drain();
     switch (decision.kind) {
       case 'error':
