@@ -96,7 +96,7 @@ export function parseListeners(key: string, value: string): Map<string, Listener
   return out;
 }
 
-/** Kafka's security protocols; Strand speaks PLAINTEXT only (TLS and SASL are not implemented yet). */
+/** Kafka's security protocols. Strand speaks PLAINTEXT only: the others are refused with an INVALID_CONFIG error naming the key (TLS and SASL are out of scope for now). */
 const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'];
 
 /** `NAME:PROTOCOL,NAME:PROTOCOL` (listener.security.protocol.map): every entry must be PLAINTEXT. */

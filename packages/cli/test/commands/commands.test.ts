@@ -6,38 +6,19 @@
  * 3 unreachable, 4 records not acknowledged. Every child has a hard time limit and is killed
  * if it overstays; the twin is stopped after each test.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { MemoryCluster } from '../../../client/test/support/memory-broker';
+import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
 
-const BIN = path.resolve(__dirname, '../../dist/bin/strand.js');
+const BIN = STRAND_CLI;
 /** Each CLI run starts a Node process (~1-3 s on a loaded 2-core machine); tests run a dozen. */
 const CLI_TEST_TIMEOUT_MS = 180_000;
 let mem: MemoryCluster;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI with `args` (and `stdin`), killing it after `limitMs`. */
-function strand(args: string[], stdin = '', limitMs = 20_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
+/** Runs the CLI with `args` (and `stdin`) against the in-memory cluster, killing it after `limitMs`. */
+function strand(args: string[], stdin = '', limitMs = 20_000): Promise<StrandRun> {
+  return runStrand(args, { stdin, limitMs, env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap } });
 }
 
 beforeAll(() => {

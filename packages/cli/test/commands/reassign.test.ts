@@ -4,15 +4,15 @@
  * files and option combinations before sending anything. The moves themselves are tested across
  * real processes in test/reassign-cli.test.ts.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TopicDescription } from '@strand/client';
 import { parseBrokerList, parseReassignmentJson, parseTopicsToMoveJson, proposeAssignment, reassignMode } from '../../src/commands/reassign';
 import { UsageError } from '../../src/commands/common';
+import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
 
-const BIN = path.resolve(__dirname, '../../dist/bin/strand.js');
+const BIN = STRAND_CLI;
 
 function usage(f: () => unknown): string {
   try {
@@ -111,20 +111,8 @@ describe('the strand reassign binary', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   /** Runs the CLI against a bootstrap address nothing listens on: usage errors must come first. */
-  function run(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, 'reassign', '--bootstrap', '127.0.0.1:1', '--timeout-ms', '500', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.end(stdin);
-    });
+  function run(args: string[], stdin = ''): Promise<StrandRun> {
+    return runStrand(['reassign', '--bootstrap', '127.0.0.1:1', '--timeout-ms', '500', ...args], { stdin });
   }
 
   it('exits 2 with a message naming the problem', async () => {

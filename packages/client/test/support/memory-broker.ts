@@ -535,7 +535,7 @@ export class MemoryCluster {
       fetchStream: (call) => {
         if (!this.fetchStreamEnabled) {
           // emit('error') ends the call with this status; destroy() would end it without any.
-          call.emit('error', Object.assign(new Error('FetchStream is not implemented'), { code: grpc.status.UNIMPLEMENTED, details: 'FetchStream is not implemented' }));
+          call.emit('error', Object.assign(new Error('this twin plays a broker without FetchStream'), { code: grpc.status.UNIMPLEMENTED, details: 'this twin plays a broker without FetchStream (fetchStreamEnabled = false)' }));
           return;
         }
         this.count('fetchStreamOpen');
