@@ -2,8 +2,9 @@
  * The broker's error paths against a real single-node cluster (controller + broker process):
  * unknown topics and partitions, corrupt / wrong-magic / oversize / truncated / empty batches,
  * out-of-range and fenced fetches, idempotent duplicates and sequence gaps, DeleteRecords past the
- * high watermark, and bytes that are not even protobuf. Each gets its Kafka error code, and the
- * log holds exactly the good records afterwards.
+ * high watermark, bytes that are not even protobuf, and the same errors over ProduceStream
+ * (answers tagged with their correlation ids). Each gets its Kafka error code, and the log holds
+ * exactly the good records afterwards.
  */
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -127,4 +128,31 @@ test('bytes that are not protobuf fail the call and the broker keeps serving', a
   client.close();
   expect(err).not.toBeNull();
   expect(await produceCode('t', 0, good('after'))).toBe(0);
+});
+
+test('ProduceStream answers each request with its correlation id, errors per partition, and ends after the last answer', async () => {
+  const before = (await brokers.readAll('t', 0)).length;
+  const call = brokers.client(address).produceStream();
+  const answers = new Map<number, ProduceResponse>();
+  const ended = new Promise<void>((resolve, reject) => {
+    call.on('data', (res: ProduceResponse) => answers.set(res.correlationId ?? -1, res));
+    call.on('end', () => resolve());
+    call.on('error', reject);
+  });
+  const badCrc = good('bad');
+  badCrc[badCrc.length - 1]! ^= 1;
+  const req = (correlationId: number, topic: string, records: Buffer, acks = Acks.ACKS_ALL): ProduceRequest => ({ correlationId, acks, timeoutMs: 5000, topics: [{ name: topic, partitions: [{ partition: 0, records }] }] });
+  call.write(req(7, 't', good('s1')));
+  call.write(req(8, 'nope', good('x')));
+  call.write(req(9, 't', badCrc));
+  call.write(req(10, 't', good('s2'), Acks.ACKS_LEADER));
+  call.end();
+  await ended;
+  expect([...answers.keys()].sort((a, b) => a - b)).toEqual([7, 8, 9, 10]);
+  expect(answers.get(7)!.topics[0]!.partitions[0]!.errorCode).toBe(0);
+  expect(answers.get(8)!.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+  expect(answers.get(9)!.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.CORRUPT_MESSAGE);
+  expect(answers.get(10)!.topics[0]!.partitions[0]!.baseOffset).toBe(answers.get(7)!.topics[0]!.partitions[0]!.baseOffset + 1);
+  const values = (await brokers.readAll('t', 0)).map((r) => r.value);
+  expect(values.slice(before)).toEqual(['s1', 's2']);
 });

@@ -57,6 +57,13 @@ export interface BrokerServiceContext {
   metrics: BrokerMetricsSink;
 }
 
+/**
+ * Bound on produce requests outstanding on one ProduceStream. The producer keeps at most
+ * max.in.flight.requests.per.connection (default 5) there; a stream past this bound is ended
+ * with THROTTLING_QUOTA_EXCEEDED rather than allowed to queue without limit.
+ */
+const MAX_OUTSTANDING_PRODUCES_PER_STREAM = 1_000;
+
 /** Bound on follower fetch requests queued on one stream (a follower sends one at a time). */
 const MAX_QUEUED_REPLICA_FETCHES = 16;
 
@@ -209,7 +216,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         ),
       })),
     );
-    return { topics, throttleTimeMs: 0 };
+    return { topics, throttleTimeMs: 0, correlationId: req.correlationId };
   };
 
   /** One pass over a consumer fetch; `parts` collects the partitions to wait on. */
@@ -300,6 +307,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'metadata'
     | 'produce'
     | 'fetch'
+    | 'produceStream'
     | 'fetchStream'
     | 'listOffsets'
     | 'offsetForLeaderEpoch'
@@ -342,6 +350,48 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           callback(toServiceError(e));
         },
       );
+    },
+    produceStream: (call) => {
+      // Each request starts at once, in arrival order (appends keep the order a producer sent
+      // them in, as on one Kafka connection), and is answered as soon as it completes: an
+      // acks=all request waiting on replication does not hold up the ones behind it.
+      let outstanding = 0;
+      let ended = false;
+      let failed = false;
+      const maybeEnd = (): void => {
+        if (ended && outstanding === 0 && !failed) call.end();
+      };
+      call.on('cancelled', () => (failed = true));
+      call.on('data', (req: ProduceRequest) => {
+        if (failed) return;
+        if (++outstanding > MAX_OUTSTANDING_PRODUCES_PER_STREAM) {
+          failed = true;
+          call.emit('error', toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', `more than ${MAX_OUTSTANDING_PRODUCES_PER_STREAM} produce requests outstanding on one ProduceStream`)));
+          return;
+        }
+        const t0 = performance.now();
+        produce(req).then(
+          (res) => {
+            ctx.metrics.request('Produce', (performance.now() - t0) / 1000, false);
+            outstanding--;
+            if (failed) return;
+            call.write(res);
+            maybeEnd();
+          },
+          (e: unknown) => {
+            ctx.metrics.request('Produce', (performance.now() - t0) / 1000, true);
+            outstanding--;
+            if (failed) return;
+            // emit('error') ends the call with this status; the client fails what is outstanding.
+            failed = true;
+            call.emit('error', toServiceError(e));
+          },
+        );
+      });
+      call.on('end', () => {
+        ended = true;
+        maybeEnd();
+      });
     },
     fetchStream: (call) => {
       let cancelled = false;

@@ -27,6 +27,7 @@ import type { ClientConfigInput, ProducerConfig } from '../config';
 import { throwIfError, toStrandError } from '../errors';
 import { backoffMs, monotonicMs, withRetries } from '../retry';
 import { APPEND_FULL, APPEND_NEW_BATCH, ProducerBatch, RecordAccumulator } from './accumulator';
+import { ProduceStream } from './produce-stream';
 import type { PartitionQueue, RecordMetadata, SendCallback } from './accumulator';
 
 export type { RecordMetadata, SendCallback } from './accumulator';
@@ -102,6 +103,8 @@ export class Producer {
   private fatalError: StrandError | undefined;
 
   private readonly nodeInFlight = new Map<number, number>();
+  /** One ProduceStream per broker, opened on first use. */
+  private readonly streams = new Map<number, ProduceStream>();
   private batchesInFlight = 0;
   private readonly memoryWaiters: MemoryWaiter[] = [];
   private drainScheduled = false;
@@ -227,6 +230,7 @@ export class Producer {
       w.fail(err);
     }
     for (const b of [...this.incomplete]) this.finish(b, err);
+    for (const s of this.streams.values()) s.close();
     this.cluster.close();
   }
 
@@ -549,7 +553,12 @@ export class Producer {
     let promise: Promise<ProduceResponse>;
     try {
       const conn = this.cluster.connection(node);
-      promise = conn.unary(conn.client.produce as UnaryMethod<ProduceRequest, ProduceResponse>, request, this.config['request.timeout.ms'] + 5_000, 'Produce', this.cluster.closeSignal);
+      let stream = this.streams.get(node);
+      if (stream === undefined) {
+        stream = new ProduceStream(node);
+        this.streams.set(node, stream);
+      }
+      promise = stream.produce(conn, request, this.config['request.timeout.ms'] + 5_000, this.cluster.closeSignal);
     } catch (e: unknown) {
       promise = Promise.reject(e);
     }

@@ -3,11 +3,16 @@
  * keyed placement identical to the Java client, headers and timestamps, per-partition order and
  * offsets, idempotent retries after a lost response (no duplicates), NOT_LEADER_OR_FOLLOWER
  * handling with the leader hint and metadata refresh, retriable vs fatal errors, acks=0,
- * buffer.memory back-pressure, the sticky and custom partitioners, config validation, and
- * close(). Each test has its own cluster and producer; all are closed in afterEach.
+ * buffer.memory back-pressure, the sticky and custom partitioners, config validation,
+ * close(), and the ProduceStream transport (out-of-order answers, unary fallback, a broken
+ * stream, a request's deadline). Each test has its own cluster and producer; all are closed in
+ * afterEach.
  */
-import { ErrorCode, StrandError } from '@strand/protocol';
+import { Acks, ErrorCode, StrandError, encodeRecordBatch } from '@strand/protocol';
+import type { ProduceRequest } from '@strand/protocol';
+import { BrokerConnection } from '../../src/cluster/connection';
 import { Producer } from '../../src/producer/producer';
+import { ProduceStream } from '../../src/producer/produce-stream';
 import { partitionForKey } from '../../src/producer/partitioner';
 import { MemoryCluster } from '../support/memory-broker';
 
@@ -230,5 +235,71 @@ describe('Producer', () => {
     await p.send({ topic: 't', value: 'x' });
     await p.close();
     await expect(p.send({ topic: 't', value: 'y' })).rejects.toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
+  });
+});
+
+describe('Producer over ProduceStream', () => {
+  it('sends every request of a broker on one stream and matches answers that come back out of order', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 2);
+    cluster.produceStreamDelays.push(150); // the first request's answer comes last
+    const p = producer({ 'linger.ms': 0 });
+    await p.connect();
+    const order: number[] = [];
+    const first = p.send({ topic: 't', partition: 0, value: 'a' }).then((md) => (order.push(0), md));
+    await cluster.waitForCalls('produce', 1);
+    const second = p.send({ topic: 't', partition: 1, value: 'b' }).then((md) => (order.push(1), md));
+    const [m0, m1] = await Promise.all([first, second]);
+    expect(order).toEqual([1, 0]);
+    expect([m0.partition, m0.offset, m1.partition, m1.offset]).toEqual([0, 0, 1, 0]);
+    expect(cluster.calls.get('produce')).toBe(2);
+    expect(cluster.calls.get('produceStreamOpen')).toBe(1);
+  });
+
+  it('falls back to unary Produce when the broker does not implement ProduceStream', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    cluster.produceStreamEnabled = false;
+    const p = producer();
+    const mds = await Promise.all(Array.from({ length: 20 }, (_, i) => p.send({ topic: 't', value: `v${i}` })));
+    expect(mds.map((m) => m.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(cluster.calls.get('produceStreamOpen')).toBeUndefined();
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(mds.map((_, i) => `v${i}`));
+  });
+
+  it('a broken stream fails what was outstanding; the retry goes out on a new stream', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    cluster.callFailures.set('produce', { code: ErrorCode.NETWORK_EXCEPTION, count: 1 });
+    const p = producer();
+    const mds = await Promise.all(Array.from({ length: 5 }, (_, i) => p.send({ topic: 't', value: `v${i}` })));
+    expect(mds.map((m) => m.offset)).toEqual([0, 1, 2, 3, 4]);
+    expect(cluster.calls.get('produceStreamOpen')).toBe(2);
+  });
+});
+
+describe('ProduceStream', () => {
+  it('fails a request unanswered by its deadline with REQUEST_TIMED_OUT, then reopens for the next', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const [host, port] = cluster.bootstrap.split(':') as [string, string];
+    const conn = new BrokerConnection(1, host, Number(port), { maxReceiveBytes: 1 << 20, maxSendBytes: 1 << 20 });
+    const stream = new ProduceStream(1);
+    const records = encodeRecordBatch({ baseOffset: 0, baseTimestamp: Date.now(), records: [{ value: Buffer.from('x') }] });
+    const request = (): ProduceRequest => ({ acks: Acks.ACKS_LEADER, timeoutMs: 1000, topics: [{ name: 't', partitions: [{ partition: 0, records }] }] });
+    const signal = new AbortController().signal;
+    try {
+      cluster.produceStreamDelays.push(2_000);
+      const t0 = performance.now();
+      await expect(stream.produce(conn, request(), 100, signal)).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+      expect(performance.now() - t0).toBeLessThan(1_500);
+      expect(stream.outstandingCount).toBe(0);
+      const res = await stream.produce(conn, request(), 5_000, signal);
+      expect(res.topics[0]?.partitions[0]).toMatchObject({ errorCode: 0, baseOffset: 1 });
+      expect(cluster.calls.get('produceStreamOpen')).toBe(2);
+    } finally {
+      stream.close();
+      conn.close();
+    }
   });
 });

@@ -8,8 +8,10 @@
  * stamped with offsets and the leader epoch like a real leader does), a leader and leader epoch,
  * idempotent-producer dedup (last 5 batches per producer and partition), fetch long-polling,
  * list offsets, the forwarded admin RPCs, and a classic group coordinator (join/sync/heartbeat/
- * leave with generations, session expiry, offset commit fencing), and FetchStream (in order, with
- * injectable stream failures, or switched off to answer UNIMPLEMENTED).
+ * leave with generations, session expiry, offset commit fencing), FetchStream (in order, with
+ * injectable stream failures, or switched off to answer UNIMPLEMENTED) and ProduceStream
+ * (answers tagged with the request's correlation id, optionally delayed so they come back out
+ * of order; produce failures break the stream; or switched off to answer UNIMPLEMENTED).
  *
  * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
  * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests, "append
@@ -41,6 +43,8 @@ import type {
   JoinGroupResponse,
   SyncGroupResponse,
   ProducePartitionResponse,
+  ProduceRequest,
+  ProduceResponse,
 } from '@strand/protocol';
 
 export interface MemoryBrokerOptions {
@@ -150,6 +154,11 @@ export class MemoryCluster {
   readonly calls = new Map<string, number>();
   /** False: FetchStream answers UNIMPLEMENTED (a broker without it; consumers use unary Fetch). */
   fetchStreamEnabled = true;
+  /** False: ProduceStream answers UNIMPLEMENTED (a broker without it; producers use unary Produce). */
+  produceStreamEnabled = true;
+  /** Delays (ms) for the next ProduceStream responses, in request order: answers then come back out of order. */
+  readonly produceStreamDelays: number[] = [];
+  private readonly delayTimers = new Set<NodeJS.Timeout>();
   /** The reason of every member that left with LeaveGroup, in order. */
   readonly leaveReasons: string[] = [];
   private readonly callWaiters: { name: string; count: number; resolve: () => void }[] = [];
@@ -183,6 +192,8 @@ export class MemoryCluster {
 
   async stop(): Promise<void> {
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    for (const t of this.delayTimers) clearTimeout(t);
+    this.delayTimers.clear();
     for (const t of this.topics.values()) for (const p of t.partitions) for (const w of [...p.waiters]) w();
     await Promise.all(this.nodes.map((n) => new Promise<void>((resolve) => n.server.tryShutdown(() => resolve()))));
     for (const n of this.nodes) n.server.forceShutdown();
@@ -256,6 +267,33 @@ export class MemoryCluster {
   waitForCalls(name: string, count: number): Promise<void> {
     if ((this.calls.get(name) ?? 0) >= count) return Promise.resolve();
     return new Promise<void>((resolve) => this.callWaiters.push({ name, count, resolve }));
+  }
+
+  /** One produce request, unary or on a stream: its response, or the call error it fails with. */
+  private produce(nodeId: number, request: ProduceRequest): { error: grpc.ServiceError; response?: undefined } | { error?: undefined; response: ProduceResponse } {
+    if (this.count('produce')) return { error: this.failure('produce') };
+    let lose = false;
+    const topics = request.topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.map((pp): ProducePartitionResponse => {
+        const res: ProducePartitionResponse = { partition: pp.partition, errorCode: 0, errorMessage: '', baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+        const p = this.topics.get(t.name)?.partitions[pp.partition];
+        if (p === undefined) return { ...res, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+        if (p.leaderId !== nodeId) return { ...res, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, currentLeaderId: p.leaderId, currentLeaderEpoch: p.leaderEpoch };
+        const key = `${t.name}-${pp.partition}`;
+        const injected = this.produceErrors.get(key);
+        if (injected !== undefined && injected.length > 0) return { ...res, errorCode: injected.shift() as number };
+        const r = this.appendToPartition(p, Buffer.from(pp.records));
+        const toLose = this.loseProduceResponses.get(key) ?? 0;
+        if (r.errorCode === 0 && toLose > 0) {
+          this.loseProduceResponses.set(key, toLose - 1);
+          lose = true;
+        }
+        return { ...res, errorCode: r.errorCode, errorMessage: r.message, baseOffset: r.baseOffset, logStartOffset: p.logStartOffset };
+      }),
+    }));
+    if (lose) return { error: callError(ErrorCode.NETWORK_EXCEPTION, 'injected: response lost after append') };
+    return { response: { topics, throttleTimeMs: 0, correlationId: request.correlationId } };
   }
 
   private count(name: string): boolean {
@@ -504,29 +542,39 @@ export class MemoryCluster {
         };
       }),
       produce: (call, cb) => {
-        if (this.count('produce')) return cb(this.failure('produce'));
-        let lose = false;
-        const topics = call.request.topics.map((t) => ({
-          name: t.name,
-          partitions: t.partitions.map((pp): ProducePartitionResponse => {
-            const res: ProducePartitionResponse = { partition: pp.partition, errorCode: 0, errorMessage: '', baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
-            const p = this.topics.get(t.name)?.partitions[pp.partition];
-            if (p === undefined) return { ...res, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
-            if (p.leaderId !== nodeId) return { ...res, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, currentLeaderId: p.leaderId, currentLeaderEpoch: p.leaderEpoch };
-            const key = `${t.name}-${pp.partition}`;
-            const injected = this.produceErrors.get(key);
-            if (injected !== undefined && injected.length > 0) return { ...res, errorCode: injected.shift() as number };
-            const r = this.appendToPartition(p, Buffer.from(pp.records));
-            const toLose = this.loseProduceResponses.get(key) ?? 0;
-            if (r.errorCode === 0 && toLose > 0) {
-              this.loseProduceResponses.set(key, toLose - 1);
-              lose = true;
-            }
-            return { ...res, errorCode: r.errorCode, errorMessage: r.message, baseOffset: r.baseOffset, logStartOffset: p.logStartOffset };
-          }),
-        }));
-        if (lose) return cb(callError(ErrorCode.NETWORK_EXCEPTION, 'injected: response lost after append'));
-        cb(null, { topics, throttleTimeMs: 0 });
+        const r = this.produce(nodeId, call.request);
+        if (r.error !== undefined) cb(r.error);
+        else cb(null, r.response);
+      },
+      produceStream: (call) => {
+        if (!this.produceStreamEnabled) {
+          call.emit('error', Object.assign(new Error('this twin plays a broker without ProduceStream'), { code: grpc.status.UNIMPLEMENTED, details: 'this twin plays a broker without ProduceStream (produceStreamEnabled = false)' }));
+          return;
+        }
+        this.count('produceStreamOpen');
+        let failed = false;
+        call.on('data', (req: ProduceRequest) => {
+          if (failed) return;
+          // Requests count and fail as unary 'produce' calls do; a failure (injected, or a lost
+          // response) breaks the whole stream, as a transport error would.
+          const r = this.produce(nodeId, req);
+          if (r.error !== undefined) {
+            failed = true;
+            call.emit('error', r.error);
+            return;
+          }
+          const delay = this.produceStreamDelays.shift();
+          if (delay === undefined) {
+            call.write(r.response);
+            return;
+          }
+          const timer = setTimeout(() => {
+            this.delayTimers.delete(timer);
+            if (!failed && !call.destroyed) call.write(r.response);
+          }, delay);
+          this.delayTimers.add(timer);
+        });
+        call.on('end', () => call.end());
       },
       fetch: (call, cb) => {
         if (this.count('fetch')) return cb(this.failure('fetch'));

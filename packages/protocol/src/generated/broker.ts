@@ -114,6 +114,7 @@ export interface ProduceRequest {
   timeoutMs: number;
   topics: ProduceTopic[];
   transactionalId?: string;
+  correlationId?: number;
 }
 
 const ProduceRequestCodec = messageCodec<ProduceRequest>('strand.broker.ProduceRequest');
@@ -153,6 +154,7 @@ export const decodeProduceTopicResponse: (bytes: Uint8Array) => ProduceTopicResp
 export interface ProduceResponse {
   topics: ProduceTopicResponse[];
   throttleTimeMs: number;
+  correlationId?: number;
 }
 
 const ProduceResponseCodec = messageCodec<ProduceResponse>('strand.broker.ProduceResponse');
@@ -1007,6 +1009,16 @@ export const BrokerService = {
     responseDeserialize: (b: Buffer): ProduceResponse => ProduceResponseCodec.decode(b),
     originalName: 'produce',
   },
+  produceStream: {
+    path: '/strand.broker.Broker/ProduceStream',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (m: ProduceRequest): Buffer => toBuffer(ProduceRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): ProduceRequest => ProduceRequestCodec.decode(b),
+    responseSerialize: (m: ProduceResponse): Buffer => toBuffer(ProduceResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): ProduceResponse => ProduceResponseCodec.decode(b),
+    originalName: 'produceStream',
+  },
   fetch: {
     path: '/strand.broker.Broker/Fetch',
     requestStream: false,
@@ -1273,6 +1285,7 @@ export const BrokerService = {
 export interface BrokerServer extends grpc.UntypedServiceImplementation {
   metadata: grpc.handleUnaryCall<MetadataRequest, MetadataResponse>;
   produce: grpc.handleUnaryCall<ProduceRequest, ProduceResponse>;
+  produceStream: grpc.handleBidiStreamingCall<ProduceRequest, ProduceResponse>;
   fetch: grpc.handleUnaryCall<FetchRequest, FetchResponse>;
   fetchStream: grpc.handleBidiStreamingCall<FetchRequest, FetchResponse>;
   listOffsets: grpc.handleUnaryCall<ListOffsetsRequest, ListOffsetsResponse>;
@@ -1308,6 +1321,9 @@ export class BrokerClient extends grpc.Client {
   }
   produce(request: ProduceRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<ProduceResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.produce.path, BrokerService.produce.requestSerialize, BrokerService.produce.responseDeserialize, request, metadata, options, callback);
+  }
+  produceStream(metadata: grpc.Metadata = new grpc.Metadata(), options: Partial<grpc.CallOptions> = {}): grpc.ClientDuplexStream<ProduceRequest, ProduceResponse> {
+    return this.makeBidiStreamRequest(BrokerService.produceStream.path, BrokerService.produceStream.requestSerialize, BrokerService.produceStream.responseDeserialize, metadata, options);
   }
   fetch(request: FetchRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<FetchResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.fetch.path, BrokerService.fetch.requestSerialize, BrokerService.fetch.responseDeserialize, request, metadata, options, callback);

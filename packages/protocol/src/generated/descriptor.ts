@@ -18,6 +18,12 @@ export const descriptor = {
          "requestType": "ProduceRequest",
          "responseType": "ProduceResponse"
         },
+        "ProduceStream": {
+         "requestType": "ProduceRequest",
+         "requestStream": true,
+         "responseType": "ProduceResponse",
+         "responseStream": true
+        },
         "Fetch": {
          "requestType": "FetchRequest",
          "responseType": "FetchResponse"
@@ -292,6 +298,11 @@ export const descriptor = {
          "oneof": [
           "transactionalId"
          ]
+        },
+        "_correlationId": {
+         "oneof": [
+          "correlationId"
+         ]
         }
        },
        "fields": {
@@ -313,6 +324,14 @@ export const descriptor = {
          "type": "string",
          "id": 4,
          "protoName": "transactional_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "correlationId": {
+         "type": "int32",
+         "id": 5,
+         "protoName": "correlation_id",
          "options": {
           "proto3_optional": true
          }
@@ -394,6 +413,13 @@ export const descriptor = {
        }
       },
       "ProduceResponse": {
+       "oneofs": {
+        "_correlationId": {
+         "oneof": [
+          "correlationId"
+         ]
+        }
+       },
        "fields": {
         "topics": {
          "rule": "repeated",
@@ -404,6 +430,14 @@ export const descriptor = {
          "type": "int32",
          "id": 2,
          "protoName": "throttle_time_ms"
+        },
+        "correlationId": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "correlation_id",
+         "options": {
+          "proto3_optional": true
+         }
         }
        }
       },
