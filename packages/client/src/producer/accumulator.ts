@@ -21,6 +21,7 @@
 import type { CompressionType } from '@strand/protocol';
 import { BatchBuilder, estimateRecordSize, restamp } from './batch-builder';
 import type { ProducerHeader } from './batch-builder';
+import { monotonicMs } from '../retry';
 
 export interface RecordMetadata {
   topic: string;
@@ -199,15 +200,16 @@ export class RecordAccumulator {
   /**
    * Appends one record. Returns flags: APPEND_FULL when the partition now has a full batch (the
    * sender should drain without waiting for linger), APPEND_NEW_BATCH when a batch was opened.
+   * `nowMs` (monotonic) dates a new batch; without it the clock is read only when one opens.
    */
-  append(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: readonly ProducerHeader[] | undefined, callback: SendCallback | undefined, nowMs: number): number {
+  append(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: readonly ProducerHeader[] | undefined, callback: SendCallback | undefined, nowMs?: number): number {
     const q = this.queue(topic, partition);
     const estimate = estimateRecordSize(key, value, headers);
     let last = q.batches[q.batches.length - 1];
     let flags = 0;
     if (last === undefined || last.sealed || !last.builder.tryAppend(timestamp, key, value, headers, estimate)) {
       if (last !== undefined && !last.sealed) flags |= APPEND_FULL;
-      last = new ProducerBatch(topic, partition, Math.max(q.batchSize, estimate + 61), nowMs);
+      last = new ProducerBatch(topic, partition, Math.max(q.batchSize, estimate + 61), nowMs ?? monotonicMs());
       this.usedBytes += last.capacity;
       q.batches.push(last);
       this.nonEmpty.add(q);

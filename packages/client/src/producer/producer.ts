@@ -280,11 +280,11 @@ export class Producer {
   }
 
   private appendNow(topic: string, partition: number, timestamp: number, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, callback: SendCallback): void {
-    const now = monotonicMs();
-    const flags = this.accumulator.append(topic, partition, timestamp, key, value, headers, callback, now);
+    const flags = this.accumulator.append(topic, partition, timestamp, key, value, headers, callback);
     if ((flags & APPEND_NEW_BATCH) !== 0) {
-      this.incomplete.add(this.accumulator.lastBatch as ProducerBatch);
-      if ((flags & APPEND_FULL) === 0 && this.flushing === 0) this.scheduleWake(now + this.config['linger.ms']);
+      const batch = this.accumulator.lastBatch as ProducerBatch;
+      this.incomplete.add(batch);
+      if ((flags & APPEND_FULL) === 0 && this.flushing === 0) this.scheduleWake(batch.createdMs + this.config['linger.ms']);
     }
     if ((flags & APPEND_FULL) !== 0 || this.flushing > 0) this.scheduleDrain();
   }
