@@ -166,6 +166,9 @@ async function currentAssignment(admin: Admin, partitions: readonly { topic: str
   });
 }
 
+/** How long --verify waits for brokers' metadata to catch up with a finished move. */
+const VERIFY_METADATA_WAIT_MS = 2_000;
+
 type Mode = 'generate' | 'execute' | 'verify' | 'cancel' | 'list';
 
 interface ReassignOptions extends CommonOptions {
@@ -257,7 +260,21 @@ export function registerReassign(program: Command): void {
           return failed.length > 0 ? EXIT_FAILED : EXIT_OK;
         }
         // verify
-        const { current, ongoing } = await withAdmin(opts, async (admin) => ({ current: await currentAssignment(admin, targets), ongoing: await admin.listPartitionReassignments(targets) }));
+        // The controller first, then the brokers' metadata: a move the controller reports as
+        // finished shows its new replicas in a broker's metadata moments later, so while it still
+        // trails (or the move finished between the two reads) the metadata is read again, up to
+        // VERIFY_METADATA_WAIT_MS, before a replica set is reported as a mismatch.
+        const { current, ongoing } = await withAdmin(opts, async (admin) => {
+          const ongoing = await admin.listPartitionReassignments(targets);
+          const moving = new Set(ongoing.map(tpName));
+          const deadline = performance.now() + VERIFY_METADATA_WAIT_MS;
+          let current = await currentAssignment(admin, targets);
+          while (targets.some((t, i) => !moving.has(tpName(t)) && (current[i] as PartitionReplicas).replicas.join(',') !== t.replicas.join(',')) && performance.now() < deadline) {
+            await new Promise<void>((resolve) => setTimeout(resolve, 100));
+            current = await currentAssignment(admin, targets);
+          }
+          return { current, ongoing };
+        });
         const inProgress = new Set(ongoing.map(tpName));
         const statuses = targets.map((t, i) => {
           const cur = (current[i] as PartitionReplicas).replicas;
