@@ -382,6 +382,9 @@ export class Producer {
 
   private scheduleWake(atMs: number): void {
     if (this.closed || atMs >= this.wakeAtMs) return;
+    // Due now (linger.ms=0): drain after the current run of sends, not on a timer, which Node
+    // fires 1 ms later at the earliest.
+    if (atMs <= monotonicMs()) return this.scheduleDrain();
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
     this.wakeAtMs = atMs;
     this.wakeTimer = setTimeout(() => {
