@@ -36,7 +36,7 @@ const PRODUCER_SPEC = {
   'linger.ms': key({ type: 'long', default: 0, min: 0, doc: 'How long a batch that is not full waits for more records before it is sent (ms). Default 0 (Kafka before 4.0): a partition\'s batch keeps filling while one of its batches is in flight, so batching under load does not need linger.' }),
   'buffer.memory': key({ type: 'long', default: 32 * MiB, min: 1, doc: 'Bytes of records buffered but not acknowledged; send() waits (up to max.block.ms) while full.' }),
   'max.block.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Longest send() waits for buffer space or for the topic\'s metadata (ms).' }),
-  'max.in.flight.requests.per.connection': key({ type: 'int', default: 5, min: 1, doc: 'Unacknowledged produce requests per broker connection (at most 5 with idempotence).' }),
+  'max.in.flight.requests.per.connection': key({ type: 'int', default: 5, min: 1, max: 1000, doc: 'Unacknowledged produce requests per broker connection (at most 5 with idempotence; at most 1000, the broker\'s bound per ProduceStream).' }),
   'compression.type': key({ type: 'string', default: 'none', oneOf: ['none', 'gzip'], doc: 'Compression of record batches.' }),
   'delivery.timeout.ms': key({ type: 'long', default: 120_000, min: 1, doc: 'Upper bound on the time from send() to success or failure, retries included (ms).' }),
   'max.request.size': key({ type: 'int', default: MiB, min: 1, doc: 'Largest record (serialized) and largest produce request the producer builds (bytes).' }),
