@@ -341,15 +341,16 @@ export class PartitionLog {
   /**
    * Appends the batches in `records` as the leader: validates them (a bad batch rejects the whole
    * call and nothing is written), assigns offsets from the log end, and stamps `leaderEpoch`.
-   * Takes ownership of `records`: the batches are stamped in place.
+   * Takes ownership of `records`: the batches are stamped in place. `validated`: the views
+   * validateForAppend() returned for these same bytes (they are not validated again).
    */
-  appendAsLeader(records: Buffer, leaderEpoch: number): AppendInfo {
+  appendAsLeader(records: Buffer, leaderEpoch: number, validated?: BatchView[]): AppendInfo {
     this.ensureWritable();
     const latestEpoch = this.leaderEpochs.latest?.epoch ?? -1;
     if (leaderEpoch < latestEpoch) {
       throw new StrandError('FENCED_LEADER_EPOCH', `leader epoch ${leaderEpoch} is older than epoch ${latestEpoch} already in the log`);
     }
-    const views = this.validate(records);
+    const views = validated ?? this.validate(records);
     const now = this.clock.nowMs();
     const logAppendTime = this.config['message.timestamp.type'] === 'LogAppendTime';
     let next = this.logEndOffset;
@@ -385,6 +386,17 @@ export class PartitionLog {
       }
     }
     return this.write(records, views, -1);
+  }
+
+  /**
+   * Validates `records` as appendAsLeader would (complete batches, magic, CRC-32C,
+   * max.message.bytes, segment.bytes) without writing anything. A caller that needs the batch
+   * headers first (the broker's idempotence check) passes the views to appendAsLeader with the
+   * same bytes, so each batch's CRC is computed once; appendAsLeader updates them in place with
+   * the assigned offsets and epoch.
+   */
+  validateForAppend(records: Buffer): BatchView[] {
+    return this.validate(records);
   }
 
   private validate(records: Buffer): BatchView[] {

@@ -23,6 +23,25 @@ function errorName(fn: () => unknown): string {
 }
 
 describe('append and read', () => {
+  it('validateForAppend checks what appendAsLeader would, and its views append without a second check', async () => {
+    const log = PartitionLog.open(tempDir(), { config: { 'max.message.bytes': '200' } });
+    log.appendAsLeader(batch('a', 1), 0);
+    const records = Buffer.concat([batch('b', 2), batch('c', 1)]);
+    const views = log.validateForAppend(records);
+    expect(views.map((v) => v.header.lastOffsetDelta)).toEqual([1, 0]);
+    const info = log.appendAsLeader(records, 3, views);
+    expect([info.firstOffset, info.lastOffset, info.batchCount]).toEqual([1, 3, 2]);
+    // The views now carry the assigned offsets and epoch, as the stamped bytes do.
+    expect(views.map((v) => [v.header.baseOffset, v.header.partitionLeaderEpoch])).toEqual([[1, 3], [3, 3]]);
+    expect(readAll(log).map((r) => [r.offset, r.value, r.epoch])).toEqual([[0, 'a-0', 0], [1, 'b-0', 3], [2, 'b-1', 3], [3, 'c-0', 3]]);
+    const corrupt = batch('x', 1);
+    corrupt[corrupt.length - 1]! ^= 1;
+    expect(errorName(() => log.validateForAppend(corrupt))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => log.validateForAppend(batch('y'.repeat(300), 1)))).toBe('MESSAGE_TOO_LARGE');
+    expect(log.logEndOffset).toBe(4);
+    await log.close();
+  });
+
   it('assigns offsets, stamps the epoch and reads back whole batches', async () => {
     const log = PartitionLog.open(tempDir());
     expect([log.logStartOffset, log.logEndOffset]).toEqual([0, 0]);

@@ -178,8 +178,9 @@ export class Partition {
     if (refusal !== null) return fail(refusal, refusal === 'NOT_ENOUGH_REPLICAS' ? `the ISR of ${this.topicPartition} (${leader.isr.join(',')}) is below min.insync.replicas` : `cannot accept the produce for ${this.topicPartition}`);
     let info;
     try {
-      // Idempotence: a retried batch is answered with the offsets it got the first time.
-      const views = validateBatches(records);
+      // Idempotence: a retried batch is answered with the offsets it got the first time. The
+      // batches are validated (CRC included) once, here, and appended with these views.
+      const views = this.log.validateForAppend(records);
       const first = views[0];
       if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
         if (views.length !== 1) return fail('INVALID_RECORD', 'an idempotent producer sends one batch per partition per request');
@@ -195,7 +196,7 @@ export class Partition {
         }
         if (check.kind === 'error') return fail(check.error, `producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence}: ${check.error}`);
       }
-      info = this.log.appendAsLeader(records, leader.leaderEpoch);
+      info = this.log.appendAsLeader(records, leader.leaderEpoch, views);
       if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
         const h = first.header;
         this.producers.onAppended({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, baseOffset: info.firstOffset, lastOffsetDelta: h.lastOffsetDelta });
