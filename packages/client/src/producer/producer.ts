@@ -86,11 +86,38 @@ function normalizeHeaders(h: ProducerHeaders | undefined): ProducerHeader[] | un
   return out;
 }
 
+/**
+ * Date.now() for record timestamps, read at most once per CLOCK_READS_PER_BURST calls within
+ * one synchronous run of sends and again after any turn of the event loop, so a timestamp is
+ * stale by at most that many sends (tens of microseconds; timestamps have millisecond
+ * resolution). Read per record it was ~7% of the producer's CPU at 900k records/s.
+ */
+const CLOCK_READS_PER_BURST = 64;
+
+class BurstClock {
+  private cached = 0;
+  private budget = 0;
+  private readonly expire = (): void => {
+    this.budget = 0;
+  };
+
+  now(): number {
+    if (this.budget === 0) {
+      this.cached = Date.now();
+      this.budget = CLOCK_READS_PER_BURST;
+      queueMicrotask(this.expire);
+    }
+    this.budget--;
+    return this.cached;
+  }
+}
+
 export class Producer {
   readonly config: ProducerConfig;
   readonly cluster: Cluster;
   private readonly accumulator: RecordAccumulator;
   private readonly sticky: StickyPartitioner;
+  private readonly clock = new BurstClock();
   private readonly acks: Acks;
   private readonly idempotent: boolean;
   private readonly compression: CompressionType;
@@ -250,7 +277,7 @@ export class Producer {
     } catch (e: unknown) {
       return this.failRecord(callback, new StrandError('INVALID_RECORD', `record fields must be strings or Buffers: ${String(e)}`));
     }
-    const timestamp = record.timestamp ?? Date.now();
+    const timestamp = record.timestamp ?? this.clock.now();
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) return this.failRecord(callback, new StrandError('INVALID_TIMESTAMP', `invalid record timestamp ${String(record.timestamp)}`));
     const estimate = estimateRecordSize(key, value, headers);
     if (estimate > this.config['max.request.size'] || estimate > this.config['buffer.memory']) {

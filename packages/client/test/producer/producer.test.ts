@@ -49,6 +49,20 @@ describe('Producer', () => {
     expect(stored?.producerId).toBeGreaterThanOrEqual(0); // idempotent by default
   });
 
+  it('stamps records sent without a timestamp with the wall clock of their send', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer();
+    const before = Date.now();
+    const sends = Array.from({ length: 300 }, (_, i) => p.send({ topic: 't', value: `v${i}` }));
+    const after = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const later = p.send({ topic: 't', value: 'later' });
+    const mds = await Promise.all(sends);
+    for (const md of mds) expect(md.timestamp >= before && md.timestamp <= after).toBe(true);
+    expect((await later).timestamp).toBeGreaterThanOrEqual(after + 4);
+  });
+
   it('keeps per-partition order for many records and flush() waits for all of them', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 3);
