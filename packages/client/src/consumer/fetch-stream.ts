@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { StrandError } from '@strand/protocol';
 import type { FetchRequest, FetchResponse } from '@strand/protocol';
 import type { BrokerConnection, UnaryMethod } from '../cluster/connection';
+import { cancelQuietly, onAbortWhileOpen } from '../cluster/call-lifecycle';
 import { toStrandError } from '../errors';
 
 interface Outstanding {
@@ -85,11 +86,7 @@ export class FetchStream {
     call.on('end', () => {
       if (this.call === call) this.fail(new StrandError('NETWORK_EXCEPTION', `FetchStream to ${conn.address}: the broker ended the stream`));
     });
-    const onAbort = (): void => this.close();
-    signal.addEventListener('abort', onAbort, { once: true });
-    const cleanup = (): void => signal.removeEventListener('abort', onAbort);
-    call.on('status', cleanup);
-    call.on('close', cleanup);
+    onAbortWhileOpen(call, signal, () => this.close());
     return call;
   }
 
@@ -108,11 +105,7 @@ export class FetchStream {
     const call = this.call;
     this.call = undefined;
     this.conn = undefined;
-    if (call !== undefined) {
-      call.removeAllListeners('data');
-      call.on('error', () => undefined); // the cancel below reports CANCELLED: nothing to do
-      call.cancel();
-    }
+    if (call !== undefined) cancelQuietly(call);
   }
 
   /** Fails the outstanding request and ends the stream for good. */

@@ -20,6 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { StrandError } from '@strand/protocol';
 import type { ProduceRequest, ProduceResponse } from '@strand/protocol';
 import type { BrokerConnection, UnaryMethod } from '../cluster/connection';
+import { cancelQuietly, onAbortWhileOpen } from '../cluster/call-lifecycle';
 import { toStrandError } from '../errors';
 
 interface Outstanding {
@@ -103,11 +104,7 @@ export class ProduceStream {
     call.on('end', () => {
       if (this.call === call) this.fail(new StrandError('NETWORK_EXCEPTION', `ProduceStream to ${conn.address}: the broker ended the stream`));
     });
-    const onAbort = (): void => this.close();
-    signal.addEventListener('abort', onAbort, { once: true });
-    const cleanup = (): void => signal.removeEventListener('abort', onAbort);
-    call.on('status', cleanup);
-    call.on('close', cleanup);
+    onAbortWhileOpen(call, signal, () => this.close());
     return call;
   }
 
@@ -147,11 +144,7 @@ export class ProduceStream {
     const call = this.call;
     this.call = undefined;
     this.conn = undefined;
-    if (call !== undefined) {
-      call.removeAllListeners('data');
-      call.on('error', () => undefined); // the cancel below reports CANCELLED: nothing to do
-      call.cancel();
-    }
+    if (call !== undefined) cancelQuietly(call);
   }
 
   /** Fails what is outstanding and ends the stream for good. */
