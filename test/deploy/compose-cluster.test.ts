@@ -101,6 +101,7 @@ test('the compose cluster starts as processes, turns ready, and serves clients o
       fs.mkdirSync(dataDir, { recursive: true });
       const map = (v: string): string => rewrite(v, s.name, names, ports, dataDir, published);
       const env: Record<string, string> = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => !e[0].startsWith('STRAND_') && e[1] !== undefined));
+      Object.assign(env, image.env);
       for (const [k, v] of Object.entries(s.environment)) env[k] = map(v);
       let httpPort: number | null = null;
       if (withHttp) {

@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { COMPOSE_FILE, REPO, listenerPorts, loadCompose, loadImageSpec } from './compose';
+import { withMallocTunables } from '@strand/cli';
 
 const CLI_DIST = path.join(REPO, 'packages/cli/dist/index.js');
 
@@ -76,6 +77,8 @@ test('every STRAND_* variable is a real server key, and the cluster hangs togeth
   const image = loadImageSpec();
   expect(image.entrypoint).toEqual(['node', '/app/packages/cli/dist/bin/strand.js']);
   expect(image.workdir).toBe('/var/lib/strand');
+  // The image runs its node with the malloc settings `strand dev` gives its nodes.
+  expect(image.env['GLIBC_TUNABLES']).toBe(withMallocTunables(undefined));
 
   const started = services.filter((s) => s.profiles.length === 0);
   const controllers = started.filter((s) => s.environment['STRAND_PROCESS_ROLES'] === 'controller');

@@ -99,9 +99,11 @@ export interface ImageSpec {
   entrypoint: string[];
   cmd: string[];
   workdir: string;
+  /** The final stage's ENV (`ENV KEY=VALUE` lines, one key each). */
+  env: Record<string, string>;
 }
 
-/** ENTRYPOINT, CMD (exec form) and the last WORKDIR of the Dockerfile's final stage. */
+/** ENTRYPOINT, CMD (exec form), the last WORKDIR and the ENV of the Dockerfile's final stage. */
 export function loadImageSpec(file = DOCKERFILE): ImageSpec {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   let start = 0;
@@ -109,7 +111,11 @@ export function loadImageSpec(file = DOCKERFILE): ImageSpec {
     if (/^FROM\s/i.test(l)) start = i;
   });
   const spec: Partial<ImageSpec> = {};
+  const env: Record<string, string> = {};
   for (const l of lines.slice(start)) {
+    const e = /^ENV\s+([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/i.exec(l.trim());
+    if (e) env[e[1] as string] = e[2] as string;
+    else if (/^ENV\s/i.test(l.trim())) throw new Error(`${file}: write ENV as KEY=VALUE, one per line: ${l.trim()}`);
     const m = /^(ENTRYPOINT|CMD|WORKDIR)\s+(.*)$/i.exec(l.trim());
     if (!m) continue;
     const kind = (m[1] as string).toUpperCase();
@@ -124,7 +130,7 @@ export function loadImageSpec(file = DOCKERFILE): ImageSpec {
     else spec.cmd = parsed.map((x) => String(x));
   }
   if (!spec.entrypoint || !spec.cmd || !spec.workdir) throw new Error(`${file}: final stage lacks ENTRYPOINT, CMD or WORKDIR`);
-  return { entrypoint: spec.entrypoint, cmd: spec.cmd, workdir: spec.workdir };
+  return { entrypoint: spec.entrypoint, cmd: spec.cmd, workdir: spec.workdir, env };
 }
 
 /** `NAME://host:port,...` → the container ports a service binds. */

@@ -66,7 +66,7 @@ test('the runtime stage (production dependencies only) runs a ready node', async
     const argv = [...image.entrypoint, ...image.cmd].map((a) => (a.startsWith(`${APP_DIR}/`) ? path.join(app, a.slice(APP_DIR.length + 1)) : a));
     expect(argv[0]).toBe('node');
     const env: Record<string, string> = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => !e[0].startsWith('STRAND_') && e[1] !== undefined));
-    Object.assign(env, {
+    Object.assign(env, image.env, {
       NODE_ENV: 'production',
       STRAND_NODE_ID: '1',
       STRAND_PROCESS_ROLES: 'broker,controller',

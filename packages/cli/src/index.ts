@@ -4,3 +4,4 @@ export type { Listener, ResolvedServerConfig, ServerConfig, Voter } from './serv
 export { startServer } from './server/server';
 export type { RunningServer, ServerOptions } from './server/server';
 export { createLogger } from './server/logger';
+export { MALLOC_TUNABLES, withMallocTunables } from './malloc-tunables';

@@ -7,6 +7,7 @@ import { StrandError } from '@strand/protocol';
 import { startServer } from '../server/server';
 import { runDevCluster } from '../dev/dev-cluster';
 import { registerClientCommands } from '../commands';
+import { rerunWithMallocTunables } from '../malloc-tunables';
 
 const program = new Command();
 program.name('strand').description('Strand: a Kafka-class distributed commit log').version('0.1.0');
@@ -77,7 +78,11 @@ program
 
 registerClientCommands(program);
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  process.stderr.write(`strand: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+// `strand bench` measures the cluster, so its own client runs with the malloc settings the
+// nodes get (src/malloc-tunables.ts): in a child process, when this one was started without them.
+if (!(process.argv[2] === 'bench' && rerunWithMallocTunables())) {
+  program.parseAsync(process.argv).catch((e: unknown) => {
+    process.stderr.write(`strand: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}

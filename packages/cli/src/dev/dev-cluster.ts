@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { BrokerClient, type MetadataResponse } from '@strand/protocol';
+import { withMallocTunables } from '../malloc-tunables';
 
 export interface DevOptions {
   dataDir: string;
@@ -76,6 +77,7 @@ export async function runDevCluster(opts: DevOptions): Promise<number> {
       ...opts.overrides.flatMap((o) => ['-o', o]),
     ];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));
+    env['GLIBC_TUNABLES'] = withMallocTunables(env['GLIBC_TUNABLES']);
     // Node flags given to `strand dev` (e.g. --cpu-prof) apply to every node.
     const proc = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     n.proc = proc;
