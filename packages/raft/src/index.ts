@@ -15,6 +15,9 @@ export { NotLeaderError, ProposalDroppedError, OverloadedError, NodeStoppedError
 export { MemoryStorage } from './storage/log-storage';
 export type { LogStorage, StorageUpdate } from './storage/log-storage';
 export { LevelStorage } from './storage/level-storage';
+export { WalStorage } from './storage/wal-storage';
+export { migrateLevelToWal } from './storage/migrate';
+export type { WalStorageOptions } from './storage/wal-storage';
 export { MemoryNetwork } from './transport/transport';
 export { GrpcTransport } from './transport/grpc-transport';
 export type { GrpcTransportOptions, TransportStats } from './transport/grpc-transport';

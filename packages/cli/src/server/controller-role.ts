@@ -1,13 +1,15 @@
 /**
- * The controller role of `strand server`: a QuorumController on a LevelStorage Raft log under
- * `<metadata.log.dir>/__cluster_metadata` (locked against a second process), with Raft and the
- * controller API served on the same gRPC server (the CONTROLLER listener).
+ * The controller role of `strand server`: a QuorumController on a WalStorage Raft log in
+ * `<metadata.log.dir>/__cluster_metadata/raft-wal` (the directory locked against a second
+ * process), with Raft and the controller API served on the same gRPC server (the CONTROLLER
+ * listener). A Raft log left by an earlier version in LevelStorage (`.../raft`) is moved into the
+ * WAL at start-up.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { DirectoryLock } from '@strand/storage';
-import { GrpcTransport, LevelStorage } from '@strand/raft';
+import { GrpcTransport, WalStorage, migrateLevelToWal } from '@strand/raft';
 import { QuorumController, addControllerService } from '@strand/controller';
 import { CONTROLLER_CONFIG } from '@strand/controller';
 import type { Logger } from './logger';
@@ -30,7 +32,9 @@ export async function startControllerRole(cfg: ResolvedServerConfig, server: grp
   const dir = path.join(cfg.metadataLogDir, '__cluster_metadata');
   fs.mkdirSync(dir, { recursive: true });
   const lock = DirectoryLock.acquire(dir);
-  const storage = new LevelStorage(path.join(dir, 'raft'));
+  const walDir = path.join(dir, 'raft-wal');
+  if (await migrateLevelToWal(path.join(dir, 'raft'), walDir)) logger.info({ dir: walDir }, 'moved the Raft log from level to the write-ahead log');
+  const storage = new WalStorage(walDir);
   const peers = Object.fromEntries(cfg.voters.map((v) => [String(v.id), `${v.host}:${v.port}`]));
   const transport = new GrpcTransport({ id: String(cfg.nodeId), clusterId: quorumId(cfg), listen: '', peers, server });
   const controllerConfig = CONTROLLER_CONFIG.parse(Object.fromEntries(CONTROLLER_CONFIG.names().map((k) => [k, String((cfg.values as Record<string, unknown>)[k])])));

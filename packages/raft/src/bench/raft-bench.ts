@@ -1,7 +1,7 @@
 // npm run bench:raft [-- --json] [--count N] [--concurrency C] [--latency-count N] [--bytes B]
 //                    [--elections N]
 //
-// Three raft-process children over gRPC on loopback, LevelStorage with synced writes, default
+// Three raft-process children over gRPC on loopback, WalStorage (one append + fdatasync per write), default
 // timeouts (10 ms ticks, election timeout 50 ticks: 510-1000 ms, heartbeats every 50 ms). Measures, on the leader:
 // - commitsPerSec: pipelined proposals (C in flight) of B bytes, propose -> applied on the leader;
 // - commitLatencyP50Ms / P99Ms: one proposal at a time;

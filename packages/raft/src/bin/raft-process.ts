@@ -1,4 +1,4 @@
-// One Raft node in its own process: LevelStorage in a data directory, GrpcTransport on
+// One Raft node in its own process: WalStorage in a data directory, GrpcTransport on
 // loopback, a small state machine, driven over the IPC channel by a parent (ProcessCluster, used
 // by the multi-process test and the benchmark). Not a production server: the controller will
 // embed RaftNode itself. The process exits when the parent disconnects, so a crashed test
@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { NotLeaderError } from '../node/errors';
 import { RaftNode, StateMachine } from '../node/raft-node';
-import { LevelStorage } from '../storage/level-storage';
+import { WalStorage } from '../storage/wal-storage';
 import { GrpcTransport } from '../transport/grpc-transport';
 import { Role } from '../core/types';
 import { ProcessEvent, ProcessReply, ProcessRequest, StartConfig } from './process-protocol';
@@ -51,7 +51,7 @@ function errorInfo(e: unknown): { name: string; message: string; leaderHint: str
 
 let node: RaftNode | null = null;
 let transport: GrpcTransport | null = null;
-let storage: LevelStorage | null = null;
+let storage: WalStorage | null = null;
 let sm: ValueMachine | null = null;
 let cfg: StartConfig | null = null;
 
@@ -67,7 +67,7 @@ async function handle(req: ProcessRequest): Promise<void> {
     case 'peers': {
       if (cfg === null || transport === null) throw new Error('peers before start');
       for (const [id, addr] of Object.entries(req.peers)) if (id !== cfg.id) transport.setPeer(id, addr);
-      storage = new LevelStorage(join(cfg.dataDir, 'raft'));
+      storage = new WalStorage(join(cfg.dataDir, 'raft-wal'));
       sm = new ValueMachine(cfg.keepValues);
       const n = new RaftNode({
         id: cfg.id,

@@ -20,82 +20,14 @@
 
 import { Level } from 'level';
 import { RaftInitialState } from '../core/raft';
-import { Entry, EntryType, HardState, Snapshot, SnapshotMeta } from '../core/types';
+import { Entry, Snapshot } from '../core/types';
+import { decodeChunk, decodeHardState, decodeSnapshot, encodeChunk, encodeHardState, encodeSnapshot } from './encoding';
 import { LogStorage, StorageUpdate } from './log-storage';
 
 const HARD_STATE_KEY = 'h';
 const SNAPSHOT_KEY = 's';
-const ENTRY_HEADER_BYTES = 13;
-
 function chunkKey(index: number): string {
   return `e${index.toString().padStart(16, '0')}`;
-}
-
-function encodeChunk(ents: readonly Entry[]): Uint8Array {
-  let size = 0;
-  for (const e of ents) size += ENTRY_HEADER_BYTES + e.data.byteLength;
-  const out = new Uint8Array(size);
-  const v = new DataView(out.buffer);
-  let off = 0;
-  for (const e of ents) {
-    v.setFloat64(off, e.term);
-    v.setUint8(off + 8, e.type);
-    v.setUint32(off + 9, e.data.byteLength);
-    out.set(e.data, off + ENTRY_HEADER_BYTES);
-    off += ENTRY_HEADER_BYTES + e.data.byteLength;
-  }
-  return out;
-}
-
-function decodeChunk(first: number, b: Uint8Array): Entry[] {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const out: Entry[] = [];
-  let off = 0;
-  while (off < b.byteLength) {
-    const index = first + out.length;
-    if (off + ENTRY_HEADER_BYTES > b.byteLength) throw new Error(`level storage: chunk at ${first} truncated in entry ${index}`);
-    const term = v.getFloat64(off);
-    const type = v.getUint8(off + 8);
-    const len = v.getUint32(off + 9);
-    if (!Number.isSafeInteger(term) || term < 0) throw new Error(`level storage: entry ${index} has bad term ${term}`);
-    if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new Error(`level storage: entry ${index} has unknown type ${type}`);
-    if (off + ENTRY_HEADER_BYTES + len > b.byteLength) throw new Error(`level storage: entry ${index} data truncated`);
-    out.push({ index, term, type, data: b.slice(off + ENTRY_HEADER_BYTES, off + ENTRY_HEADER_BYTES + len) });
-    off += ENTRY_HEADER_BYTES + len;
-  }
-  return out;
-}
-
-function encodeSnapshot(s: Snapshot): Uint8Array {
-  const meta = new TextEncoder().encode(JSON.stringify(s.meta));
-  const out = new Uint8Array(4 + meta.byteLength + s.data.byteLength);
-  new DataView(out.buffer).setUint32(0, meta.byteLength);
-  out.set(meta, 4);
-  out.set(s.data, 4 + meta.byteLength);
-  return out;
-}
-
-function isSnapshotMeta(x: unknown): x is SnapshotMeta {
-  if (typeof x !== 'object' || x === null) return false;
-  const r = x as Record<string, unknown>;
-  const cs = r['confState'];
-  if (typeof cs !== 'object' || cs === null) return false;
-  const c = cs as Record<string, unknown>;
-  return typeof r['index'] === 'number' && typeof r['term'] === 'number' && Array.isArray(c['voters']) && Array.isArray(c['learners']);
-}
-
-function decodeSnapshot(b: Uint8Array): Snapshot {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const n = v.getUint32(0);
-  const meta: unknown = JSON.parse(new TextDecoder().decode(b.subarray(4, 4 + n)));
-  if (!isSnapshotMeta(meta)) throw new Error('level storage: corrupt snapshot meta');
-  return { meta, data: b.slice(4 + n) };
-}
-
-function isHardState(x: unknown): x is HardState {
-  if (typeof x !== 'object' || x === null) return false;
-  const r = x as Record<string, unknown>;
-  return typeof r['term'] === 'number' && typeof r['vote'] === 'string' && typeof r['commit'] === 'number';
 }
 
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
@@ -121,8 +53,7 @@ export class LevelStorage implements LogStorage {
     const hs = await this.db.get(HARD_STATE_KEY);
     const sb = await this.db.get(SNAPSHOT_KEY);
     if (hs === undefined) return null;
-    const hardState: unknown = JSON.parse(new TextDecoder().decode(hs));
-    if (!isHardState(hardState)) throw new Error('level storage: corrupt hard state');
+    const hardState = decodeHardState(hs);
     const snapshot: Snapshot = sb === undefined ? { meta: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) } : decodeSnapshot(sb);
     const base = snapshot.meta.index;
     let entries: Entry[] = [];
@@ -166,7 +97,7 @@ export class LevelStorage implements LogStorage {
       keep.push({ first, last: first + u.entries.length - 1 });
       chunks = keep;
     }
-    if (u.hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: new TextEncoder().encode(JSON.stringify(u.hardState)) });
+    if (u.hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(u.hardState) });
     if (ops.length === 0) return;
     await this.db.batch(ops, { sync: u.sync !== false });
     this.chunks = chunks;

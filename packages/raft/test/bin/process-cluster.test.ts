@@ -1,5 +1,5 @@
 // Multi-process test (the "Proof" item): three raft-process children over gRPC on
-// loopback, each with LevelStorage in its own temp directory. Four client loops keep proposing
+// loopback, each with WalStorage in its own temp directory. Four client loops keep proposing
 // to the leader; the leader is killed with SIGKILL mid-stream; a new leader must take over, no
 // acknowledged proposal may be lost, and the old leader, restarted on the same port and data
 // directory, must rejoin and converge to the same applied sequence. Requires the compiled

@@ -1,6 +1,6 @@
-// LevelStorage and MemoryStorage (src/storage): the same script runs against both — save,
-// reload, truncate a suffix, install a snapshot, compact — and checks that load() returns what
-// was saved. LevelStorage runs in a fresh temp directory that is removed afterwards.
+// MemoryStorage, LevelStorage and WalStorage (src/storage): the same script runs against each —
+// save, reload, truncate a suffix, install a snapshot, compact — and checks that load() returns
+// what was saved. The durable ones run in a fresh temp directory that is removed afterwards.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Entry, EntryType } from '../../src/core/types';
 import { LevelStorage } from '../../src/storage/level-storage';
 import { LogStorage, MemoryStorage } from '../../src/storage/log-storage';
+import { WalStorage } from '../../src/storage/wal-storage';
 
 const e = (index: number, term: number, s: string): Entry => ({ index, term, type: EntryType.Normal, data: new TextEncoder().encode(s) });
 const text = (ents: readonly Entry[]): string[] => ents.map((x) => `${x.index}:${x.term}:${new TextDecoder().decode(x.data)}`);
@@ -61,6 +62,24 @@ describe('log storage', () => {
           await s.close();
           n++;
           return new LevelStorage(join(dir, 'db'));
+        },
+      );
+      expect(n).toBe(4);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('WalStorage survives reopening', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strand-raft-wal-'));
+    try {
+      let n = 0;
+      await script(
+        () => new WalStorage(join(dir, 'wal')),
+        async (s) => {
+          await s.close();
+          n++;
+          return new WalStorage(join(dir, 'wal'));
         },
       );
       expect(n).toBe(4);

@@ -1,0 +1,156 @@
+// WalStorage (src/storage/wal-storage.ts) beyond the shared script in level-storage.test.ts:
+// torn tails are cut back to the last whole record, damage anywhere else stops load(), segments
+// roll over and compaction removes only what its snapshot covers, the bootstrap snapshot (index 0)
+// keeps its membership, and a LevelStorage log migrates into a WAL.
+
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Entry, EntryType, Snapshot } from '../../src/core/types';
+import { LevelStorage } from '../../src/storage/level-storage';
+import { migrateLevelToWal } from '../../src/storage/migrate';
+import { WalStorage } from '../../src/storage/wal-storage';
+
+const e = (index: number, term: number, s: string): Entry => ({ index, term, type: EntryType.Normal, data: new TextEncoder().encode(s) });
+const text = (ents: readonly Entry[]): string[] => ents.map((x) => `${x.index}:${x.term}:${new TextDecoder().decode(x.data)}`);
+const snap = (index: number, term: number, data: number[]): Snapshot => ({ meta: { index, term, confState: { voters: ['a', 'b', 'c'], learners: [] } }, data: new Uint8Array(data) });
+
+let dir = '';
+beforeEach(() => {
+  dir = fs.mkdtempSync(join(tmpdir(), 'strand-raft-wal-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const segments = (d: string): string[] =>
+  fs
+    .readdirSync(d)
+    .filter((n) => n.endsWith('.wal'))
+    .sort();
+
+async function reopen(s: WalStorage, d: string, segmentBytes?: number): Promise<WalStorage> {
+  await s.close();
+  return new WalStorage(d, segmentBytes === undefined ? {} : { segmentBytes });
+}
+
+describe('WalStorage', () => {
+  test('a torn tail is cut back to the last whole record, and appends go on after it', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d);
+    await s.load();
+    await s.save({ hardState: { term: 1, vote: 'a', commit: 0 }, snapshot: null, entries: [e(1, 1, 'x'), e(2, 1, 'y')] });
+    await s.save({ hardState: { term: 1, vote: 'a', commit: 2 }, snapshot: null, entries: [e(3, 1, 'z')] });
+    await s.close();
+    const file = join(d, segments(d)[0] as string);
+    const whole = fs.statSync(file).size;
+    // A torn second write: its record is half there. Then garbage after a whole record.
+    for (const damage of ['truncate', 'garbage', 'zeros'] as const) {
+      if (damage === 'truncate') fs.truncateSync(file, whole - 5);
+      else fs.appendFileSync(file, damage === 'garbage' ? Buffer.from('not a record at all') : Buffer.alloc(4096));
+      s = new WalStorage(d);
+      const st = await s.load();
+      const expected = damage === 'truncate' ? ['1:1:x', '2:1:y'] : ['1:1:x', '2:1:y', '3:1:z'];
+      expect({ damage, entries: text(st?.entries ?? []) }).toEqual({ damage, entries: expected });
+      expect(fs.statSync(file).size).toBeLessThanOrEqual(whole);
+      if (damage === 'truncate') {
+        // What was cut was never acknowledged; the log goes on from the last whole record.
+        await s.save({ hardState: { term: 1, vote: 'a', commit: 2 }, snapshot: null, entries: [e(3, 1, 'z')] });
+        expect(fs.statSync(file).size).toBe(whole);
+      }
+      await s.close();
+    }
+    s = new WalStorage(d);
+    expect(text((await s.load())?.entries ?? [])).toEqual(['1:1:x', '2:1:y', '3:1:z']);
+    expect((await s.load())?.hardState).toEqual({ term: 1, vote: 'a', commit: 2 });
+    await s.close();
+  });
+
+  test('damage in a segment that is not the last stops load()', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d, { segmentBytes: 64 });
+    await s.load();
+    for (let i = 1; i <= 6; i++) await s.save({ hardState: { term: 1, vote: 'a', commit: i - 1 }, snapshot: null, entries: [e(i, 1, `v${i}`)] });
+    s = await reopen(s, d, 64);
+    expect(text((await s.load())?.entries ?? [])).toHaveLength(6);
+    await s.close();
+    const names = segments(d);
+    expect(names.length).toBeGreaterThan(2);
+    const victim = join(d, names[1] as string);
+    const bytes = fs.readFileSync(victim);
+    bytes[bytes.length - 2] = (bytes[bytes.length - 2] as number) ^ 0xff;
+    fs.writeFileSync(victim, bytes);
+    s = new WalStorage(d, { segmentBytes: 64 });
+    await expect(s.load()).rejects.toThrow(/corrupt/);
+    await s.close();
+  });
+
+  test('segments roll over; compaction removes the ones its snapshot covers and keeps the hard state', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d, { segmentBytes: 100 });
+    await s.load();
+    await s.save({ hardState: { term: 3, vote: 'b', commit: 0 }, snapshot: null, entries: [] });
+    for (let i = 1; i <= 20; i++) await s.save({ hardState: null, snapshot: null, entries: [e(i, 3, `value-${i}`)] });
+    const before = segments(d);
+    expect(before.length).toBeGreaterThan(5);
+    await s.compact(snap(12, 3, [9, 9]));
+    const after = segments(d);
+    expect(after.length).toBeLessThan(before.length);
+    expect(after[after.length - 1]).toBe(before[before.length - 1]);
+    // A stale compaction changes nothing.
+    await s.compact(snap(5, 3, [1]));
+    expect(segments(d)).toEqual(after);
+    s = await reopen(s, d, 100);
+    const st = await s.load();
+    expect(st?.hardState).toEqual({ term: 3, vote: 'b', commit: 0 });
+    expect(st?.snapshot.meta.index).toBe(12);
+    expect(Array.from(st?.snapshot.data ?? [])).toEqual([9, 9]);
+    expect(text(st?.entries ?? [])).toEqual(Array.from({ length: 8 }, (_, k) => `${13 + k}:3:value-${13 + k}`));
+    // Truncation across a segment boundary, after the reopen.
+    await s.save({ hardState: { term: 4, vote: 'c', commit: 12 }, snapshot: null, entries: [e(15, 4, 'new')] });
+    s = await reopen(s, d, 100);
+    expect(text((await s.load())?.entries ?? [])).toEqual(['13:3:value-13', '14:3:value-14', '15:4:new']);
+    await s.close();
+  });
+
+  test('the bootstrap snapshot at index 0 keeps its membership; a leader snapshot replaces the log', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d);
+    expect(await s.load()).toBeNull();
+    await s.save({ hardState: { term: 0, vote: '', commit: 0 }, snapshot: snap(0, 0, []), entries: [] });
+    await s.save({ hardState: { term: 1, vote: 'a', commit: 0 }, snapshot: null, entries: [e(1, 1, 'x'), e(2, 1, 'y')] });
+    s = await reopen(s, d);
+    let st = await s.load();
+    expect(st?.snapshot.meta.confState.voters).toEqual(['a', 'b', 'c']);
+    expect(text(st?.entries ?? [])).toEqual(['1:1:x', '2:1:y']);
+    // The application's snapshot (file) at 1, then the leader's at 30 (record): the newer wins.
+    await s.compact(snap(1, 1, [1]));
+    await s.save({ hardState: { term: 2, vote: 'a', commit: 30 }, snapshot: snap(30, 2, [3]), entries: [e(31, 2, 'w')] });
+    s = await reopen(s, d);
+    st = await s.load();
+    expect(st?.snapshot.meta.index).toBe(30);
+    expect(Array.from(st?.snapshot.data ?? [])).toEqual([3]);
+    expect(text(st?.entries ?? [])).toEqual(['31:2:w']);
+    await s.close();
+  });
+
+  test('a LevelStorage log moves into a WAL, once', async () => {
+    const levelDir = join(dir, 'raft');
+    const walDir = join(dir, 'raft-wal');
+    expect(await migrateLevelToWal(levelDir, walDir)).toBe(false);
+    const level = new LevelStorage(levelDir);
+    await level.load();
+    await level.save({ hardState: { term: 2, vote: 'b', commit: 1 }, snapshot: snap(0, 0, []), entries: [e(1, 1, 'x'), e(2, 2, 'y')] });
+    await level.compact(snap(1, 1, [5]));
+    await level.close();
+    expect(await migrateLevelToWal(levelDir, walDir)).toBe(true);
+    expect(fs.existsSync(levelDir)).toBe(false);
+    expect(fs.existsSync(`${walDir}.migrating`)).toBe(false);
+    const s = new WalStorage(walDir);
+    const st = await s.load();
+    expect(st?.hardState).toEqual({ term: 2, vote: 'b', commit: 1 });
+    expect(st?.snapshot.meta.index).toBe(1);
+    expect(Array.from(st?.snapshot.data ?? [])).toEqual([5]);
+    expect(text(st?.entries ?? [])).toEqual(['2:2:y']);
+    await s.close();
+    expect(await migrateLevelToWal(levelDir, walDir)).toBe(false);
+  });
+});
