@@ -7,11 +7,11 @@
 // elections in the middle of a test. Waits are on events and
 // promises, each bounded by a timeout.
 
-import { ConfChangeType, EntryType, Role, SoftState } from '../../src/core/types';
+import { ConfChangeType, EntryType, Message, MessageType, Role, SoftState } from '../../src/core/types';
 import { InvalidRequestError, NotLeaderError } from '../../src/node/errors';
 import { RaftNode, StateMachine, mergeUpdate } from '../../src/node/raft-node';
 import { MemoryStorage } from '../../src/storage/log-storage';
-import { MemoryNetwork } from '../../src/transport/transport';
+import { MemoryNetwork, Transport } from '../../src/transport/transport';
 
 class ListMachine implements StateMachine {
   items: string[] = [];
@@ -60,6 +60,8 @@ function leaderOf(members: readonly Member[], ms = 5000): Promise<RaftNode> {
 class Cluster {
   readonly net = new MemoryNetwork();
   readonly members = new Map<string, Member>();
+  /** Every transport.send() call of each node, in order. */
+  readonly sends = new Map<string, Message[][]>();
   constructor(readonly ids: string[], readonly snapshotEveryEntries = 10_000) {}
 
   async start(id: string, storage = new MemoryStorage(), bootstrap = true): Promise<Member> {
@@ -67,7 +69,7 @@ class Cluster {
     const node = new RaftNode({
       id,
       storage,
-      transport: this.net.transport(id),
+      transport: this.recording(id),
       stateMachine: sm,
       ...(bootstrap ? { bootstrapVoters: this.ids } : {}),
       tickMs: 30,
@@ -79,6 +81,19 @@ class Cluster {
     const m = { node, sm, storage };
     this.members.set(id, m);
     return m;
+  }
+
+  private recording(id: string): Transport {
+    const t = this.net.transport(id);
+    const calls: Message[][] = [];
+    this.sends.set(id, calls);
+    return {
+      ...t,
+      send: (messages) => {
+        calls.push([...messages]);
+        t.send(messages);
+      },
+    };
   }
 
   async stopAll(): Promise<void> {
@@ -116,6 +131,30 @@ describe('RaftNode', () => {
     expect(st.role).toBe(Role.Leader);
     expect(st.applied).toBeGreaterThanOrEqual(idx);
     expect(Object.keys(st.progress).sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  test('one proposal at a time: the commit-index update leaves in the same send as the next append', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    const calls = c.sends.get(leader.id) as Message[][];
+    const from = calls.length;
+    const n = 40;
+    for (let i = 0; i < n; i++) await withTimeout(leader.propose(enc(`s${i}`)), 5000, 'propose');
+    await withTimeout(leader.readBarrier(), 5000, 'read barrier');
+    const isUpdate = (m: Message): boolean => m.type === MessageType.App && m.entries.length === 0;
+    const isAppend = (m: Message): boolean => m.type === MessageType.App && m.entries.length > 0;
+    let alone = 0;
+    let shared = 0;
+    for (const call of calls.slice(from)) {
+      if (!call.some(isUpdate)) continue;
+      if (call.some(isAppend)) shared++;
+      else alone++;
+    }
+    // Each proposal's append carries the previous commit's update; only the last update (and
+    // any that met no proposal) goes alone.
+    expect(shared).toBeGreaterThanOrEqual(n - 2);
+    expect(alone).toBeLessThanOrEqual(3);
   });
 
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {
