@@ -447,7 +447,7 @@ export class RaftNode {
    */
   private flushHeldSoon(): void {
     setImmediate(() => {
-      if (this.proposals.length > 0 && (this.scheduled || this.running !== null)) return;
+      if (this.stopped || (this.proposals.length > 0 && (this.scheduled || this.running !== null))) return;
       this.send([]);
     });
   }
@@ -550,18 +550,19 @@ export class RaftNode {
 
   /**
    * A leader's Ready that changes neither term nor vote (thesis §10.2.1): send everything now
-   * (commit-index updates by the end of the loop pass), queue the write behind earlier ones,
-   * apply what is committed. The core learns the write is
-   * durable through persisted() on a later loop turn; until then it does not count itself.
+   * (commit-index updates within the next turn), queue the write behind earlier ones, apply what
+   * is committed. The core learns the write is durable through persisted() on a later loop turn;
+   * until then it does not count itself.
    */
   private handleReadyAsync(rd: Ready): void {
     this.metrics.readies++;
     this.metrics.asyncReadies++;
     // Commit-index updates (appends without entries) wait for the next send, or at most until
-    // the event loop's next turn (flushHeldSoon): an application that proposes again as soon as a
-    // proposal resolves does so within this turn, and then both leave in one write per peer. Sent on their own, the append would queue behind the update
-    // in the peer's grpc-js stream (a stream starts a write only once the previous one is done:
-    // ~0.1 ms at the median one proposal at a time) and the follower would wake twice.
+    // the event loop's next turn (flushHeldSoon): an application that proposes again as soon as
+    // a proposal resolves does so within this turn, and then both leave in one write per peer.
+    // Sent on their own, the append would queue behind the update in the peer's grpc-js stream
+    // (a stream starts a write only once the previous one is done: ~0.1 ms at the median, one
+    // proposal at a time) and the follower would wake twice.
     let others: Message[] | null = null;
     for (const m of rd.messages) {
       if (m.type === MessageType.App && m.entries.length === 0) this.heldCommitUpdates.push(m);
