@@ -262,7 +262,11 @@ export class BrokerServer {
     // Leader housekeeping (ISR shrink after replica.lag.time.max.ms, produce timeouts, AlterPartition
     // retries) needs no finer clock than this; every tick walks every hosted partition.
     this.timers.push(setInterval(() => this.replicas.tick(), LEADER_TICK_MS));
-    this.timers.push(setInterval(() => this.safe(() => this.replicas.checkpointHighWatermarks()), this.config['replica.high.watermark.checkpoint.interval.ms']));
+    this.timers.push(
+      setInterval(() => {
+        this.replicas.checkpointHighWatermarksAsync().catch((e: unknown) => this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'high watermark checkpoint failed'));
+      }, this.config['replica.high.watermark.checkpoint.interval.ms']),
+    );
     this.timers.push(setInterval(() => this.replicas.applyRetention(), this.config['log.retention.check.interval.ms']));
     this.timers.push(
       setInterval(() => {
@@ -272,14 +276,6 @@ export class BrokerServer {
         });
       }, this.config['log.cleaner.backoff.ms']),
     );
-  }
-
-  private safe(f: () => void): void {
-    try {
-      f();
-    } catch (e: unknown) {
-      this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'background task failed');
-    }
   }
 
   private async register(): Promise<void> {

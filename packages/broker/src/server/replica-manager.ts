@@ -126,16 +126,49 @@ export class ReplicaManager {
     return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
   }
 
-  /** Writes every partition's high watermark (Kafka's checkpoint format), atomically. */
-  checkpointHighWatermarks(): void {
+  /** Every partition's high watermark in Kafka's checkpoint format. */
+  private hwCheckpointText(): string {
     const entries = this.all().map((p) => `${p.key.topic} ${p.key.partition} ${p.highWatermark}`);
+    return `0\n${entries.length}\n${entries.join('\n')}${entries.length ? '\n' : ''}`;
+  }
+
+  /** Writes every partition's high watermark, atomically, on the event loop (at close). */
+  checkpointHighWatermarks(): void {
     const file = path.join(this.logDir, HW_CHECKPOINT_FILE);
     const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, `0\n${entries.length}\n${entries.join('\n')}${entries.length ? '\n' : ''}`);
+    fs.writeFileSync(tmp, this.hwCheckpointText());
     const fd = fs.openSync(tmp, 'r');
     fs.fdatasyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, file);
+  }
+
+  private hwCheckpointing: Promise<void> | null = null;
+
+  /**
+   * The periodic checkpoint (replica.high.watermark.checkpoint.interval.ms), written off the event
+   * loop: the fdatasync runs on libuv's thread pool, so produce and fetch do not stall behind it
+   * (a synced write takes milliseconds when brokers share a disk). While one is being written a
+   * new call returns it: the next interval writes newer values.
+   */
+  checkpointHighWatermarksAsync(): Promise<void> {
+    if (this.hwCheckpointing !== null) return this.hwCheckpointing;
+    const file = path.join(this.logDir, HW_CHECKPOINT_FILE);
+    const tmp = `${file}.tmp`;
+    const text = this.hwCheckpointText();
+    this.hwCheckpointing = (async () => {
+      const h = await fs.promises.open(tmp, 'w');
+      try {
+        await h.writeFile(text);
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+      await fs.promises.rename(tmp, file);
+    })().finally(() => {
+      this.hwCheckpointing = null;
+    });
+    return this.hwCheckpointing;
   }
 
   tick(): void {
@@ -174,6 +207,8 @@ export class ReplicaManager {
   }
 
   async close(): Promise<void> {
+    // After a periodic checkpoint still in flight (it uses the same temp file).
+    await this.hwCheckpointing?.catch(() => undefined);
     this.checkpointHighWatermarks();
     for (const p of this.partitions.values()) await p.close();
     this.partitions.clear();

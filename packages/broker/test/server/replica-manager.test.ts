@@ -2,7 +2,8 @@
  * ReplicaManager over real logs, in one process: a metadata image naming this broker the only
  * replica of a compacted topic makes it leader; keyed records produced through the Partition roll
  * small segments; one log-cleaner pass keeps only the latest record per key below the high
- * watermark; and an image without the topic deletes the replica's directory.
+ * watermark; and an image without the topic deletes the replica's directory. The periodic high
+ * watermark checkpoint is written off the event loop, one write at a time, and once more at close.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -69,4 +70,27 @@ test('leads a compacted topic, cleans it, and deletes it when the topic goes', a
   expect(rm.partitionByName('kv', 0)).toBeUndefined();
   expect(fs.existsSync(logDir)).toBe(false);
   await rm.close();
+});
+
+test('checkpoints high watermarks off the event loop, one write at a time, and again at close', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
+  dirs.push(dir);
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet);
+  await rm.applyImage(image(true));
+  const p = rm.partitionByName('kv', 0)!;
+  for (let i = 0; i < 3; i++) expect((await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(`v${i}`) }], baseTimestamp: 1 }), -1, 5000)).errorCode).toBe(0);
+  const file = path.join(dir, 'replication-offset-checkpoint');
+  const first = rm.checkpointHighWatermarksAsync();
+  // A second call while the first is being written shares it (no two writers of the temp file).
+  expect(rm.checkpointHighWatermarksAsync()).toBe(first);
+  await first;
+  expect(fs.readFileSync(file, 'utf8')).toBe(`0\n1\nkv 0 ${p.highWatermark}\n`);
+  expect(fs.existsSync(`${file}.tmp`)).toBe(false);
+  // close() waits for a checkpoint in flight, then writes the final one.
+  expect((await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from('last') }], baseTimestamp: 1 }), -1, 5000)).errorCode).toBe(0);
+  const hw = p.highWatermark;
+  void rm.checkpointHighWatermarksAsync();
+  await rm.close();
+  expect(fs.readFileSync(file, 'utf8')).toBe(`0\n1\nkv 0 ${hw}\n`);
 });
