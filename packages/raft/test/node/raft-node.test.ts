@@ -194,10 +194,14 @@ describe('RaftNode', () => {
     const d = await c.start('d', new MemoryStorage(), false);
     await withTimeout(leader.addLearner('d'), 5000, 'add learner');
     const idx = await withTimeout(leader.propose(enc('after-join')), 5000, 'propose');
+    // Caught up as the leader sees it too: d applies entries as soon as it has them (the append
+    // carries a commit index beyond them), before its acknowledgement reaches the leader, and
+    // the leader promotes only a learner whose match has reached its commit index.
     await withTimeout(
       new Promise<void>((resolve) => {
         const check = (): void => {
-          if (d.sm.lastIndex >= idx) resolve();
+          const st = leader.status();
+          if (d.sm.lastIndex >= idx && (st.progress['d']?.match ?? 0) >= st.commit) resolve();
           else setImmediate(check);
         };
         check();
