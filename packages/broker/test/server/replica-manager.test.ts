@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { ConfigResourceType, decodeRecordBatch, encodeRecordBatch, validateBatches, type MetadataRecord } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { ReplicaManager } from '../../src/server/replica-manager';
-import type { PartitionHost } from '../../src/server/partition';
+import type { Partition, PartitionHost } from '../../src/server/partition';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -38,13 +38,18 @@ function image(withTopic: boolean): MetadataImage {
   return MetadataImage.fromRecords(withTopic ? 10 : 11, records);
 }
 
-test('leads a compacted topic, cleans it, and deletes it when the topic goes', async () => {
+/** A ReplicaManager in a fresh directory, leading the compacted topic kv's only partition. */
+async function leadingKv(): Promise<{ dir: string; rm: ReplicaManager; p: Partition }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
   dirs.push(dir);
   const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
   const rm = new ReplicaManager(dir, host, quiet);
   await rm.applyImage(image(true));
-  const p = rm.partitionByName('kv', 0)!;
+  return { dir, rm, p: rm.partitionByName('kv', 0)! };
+}
+
+test('leads a compacted topic, cleans it, and deletes it when the topic goes', async () => {
+  const { rm, p } = await leadingKv();
   expect(p.isLeader).toBe(true);
   for (let i = 0; i < 30; i++) {
     const res = await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from(`k${i % 3}`), value: Buffer.from(`v${i}`) }], baseTimestamp: 1 }), -1, 5000);
@@ -73,12 +78,7 @@ test('leads a compacted topic, cleans it, and deletes it when the topic goes', a
 });
 
 test('checkpoints high watermarks off the event loop, one write at a time, and again at close', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
-  dirs.push(dir);
-  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
-  const rm = new ReplicaManager(dir, host, quiet);
-  await rm.applyImage(image(true));
-  const p = rm.partitionByName('kv', 0)!;
+  const { dir, rm, p } = await leadingKv();
   for (let i = 0; i < 3; i++) expect((await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(`v${i}`) }], baseTimestamp: 1 }), -1, 5000)).errorCode).toBe(0);
   const file = path.join(dir, 'replication-offset-checkpoint');
   const first = rm.checkpointHighWatermarksAsync();

@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LevelStorage } from './level-storage';
-import { WalStorage, fsyncDir } from './wal-storage';
+import { fsyncDir } from '@strand/storage';
+import { WalStorage } from './wal-storage';
 
 /**
  * Copies the Raft log in the LevelStorage directory `levelDir` into a new WalStorage directory

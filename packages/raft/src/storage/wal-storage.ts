@@ -33,6 +33,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@strand/protocol';
+import { fsyncDir, writeFileAtomic } from '@strand/storage';
 import { RaftInitialState } from '../core/raft';
 import { Entry, HardState, Snapshot } from '../core/types';
 import { decodeChunk, decodeHardState, decodeSnapshot, encodeChunk, encodeHardState, encodeSnapshot } from './encoding';
@@ -91,16 +92,6 @@ function segmentName(seq: number): string {
   return `${seq.toString().padStart(16, '0')}${SEGMENT_SUFFIX}`;
 }
 
-/** fsync a directory, so that entries created, renamed or removed in it are durable. */
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** write() until all of `buf` is in the file (a regular file may take less at once, e.g. near ENOSPC). */
 function writeAll(fd: number, buf: Uint8Array): void {
   for (let off = 0; off < buf.byteLength; ) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
@@ -155,17 +146,7 @@ export class WalStorage implements LogStorage {
     return this.serial(() => {
       if (!this.loaded) this.loadNow();
       if (snapshot.meta.index <= this.snapshotIndex) return;
-      const file = path.join(this.dir, SNAPSHOT_FILE);
-      const tmp = `${file}.tmp`;
-      const fd = fs.openSync(tmp, 'w');
-      try {
-        writeAll(fd, encodeSnapshot(snapshot));
-        fs.fdatasyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, file);
-      fsyncDir(this.dir);
+      writeFileAtomic(path.join(this.dir, SNAPSHOT_FILE), encodeSnapshot(snapshot));
       this.snapshotIndex = snapshot.meta.index;
       // The oldest segments whose every entry the snapshot covers (never the one appended to).
       let dropped = 0;
