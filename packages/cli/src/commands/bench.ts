@@ -25,6 +25,7 @@ interface ProduceBenchOptions extends BenchCommon {
   recordSize: string;
   acks: string;
   throughput: string;
+  warmupRecords: string;
   partitions: string;
   replicationFactor: string;
   create: boolean;
@@ -40,7 +41,22 @@ export interface BenchResult {
   clientCpuSeconds?: number;
   recordsPerSec: number;
   mbPerSec: number;
-  latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number };
+  latencyMs: LatencySummary;
+  /**
+   * With --warmup-records: the records sent after the warm-up, timed from the send of the first
+   * of them (Kafka's ProducerPerformance --warmup-records, KIP-1052). The fields above cover the
+   * whole run.
+   */
+  steadyState?: { warmupRecords: number; records: number; seconds: number; recordsPerSec: number; mbPerSec: number; latencyMs: LatencySummary };
+}
+
+interface LatencySummary {
+  p50: number;
+  p95: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
 }
 
 /**
@@ -55,19 +71,30 @@ function histogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
 }
 
-function summarize(kind: 'produce' | 'consume', h: hdr.Histogram, records: number, failed: number, bytes: number, seconds: number, cpuStart?: NodeJS.CpuUsage): BenchResult {
+function latencySummary(h: hdr.Histogram): LatencySummary {
   const ms = (us: number): number => Math.round(us) / 1000;
+  if (h.totalCount === 0) return { p50: 0, p95: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+  return { p50: ms(h.getValueAtPercentile(50)), p95: ms(h.getValueAtPercentile(95)), p99: ms(h.getValueAtPercentile(99)), p999: ms(h.getValueAtPercentile(99.9)), max: ms(h.maxValue), mean: ms(h.mean) };
+}
+
+function rates(records: number, bytes: number, seconds: number): { seconds: number; recordsPerSec: number; mbPerSec: number } {
+  return {
+    seconds: Math.round(seconds * 1000) / 1000,
+    recordsPerSec: Math.round(records / Math.max(seconds, 1e-9)),
+    mbPerSec: Math.round((bytes / 1048576 / Math.max(seconds, 1e-9)) * 100) / 100,
+  };
+}
+
+function summarize(kind: 'produce' | 'consume', h: hdr.Histogram, records: number, failed: number, bytes: number, seconds: number, cpuStart?: NodeJS.CpuUsage): BenchResult {
   const cpu = cpuStart === undefined ? undefined : process.cpuUsage(cpuStart);
   return {
     kind,
     records,
     failed,
     bytes,
-    seconds: Math.round(seconds * 1000) / 1000,
+    ...rates(records, bytes, seconds),
     ...(cpu === undefined ? {} : { clientCpuSeconds: Math.round((cpu.user + cpu.system) / 1000) / 1000 }),
-    recordsPerSec: Math.round(records / Math.max(seconds, 1e-9)),
-    mbPerSec: Math.round((bytes / 1048576 / Math.max(seconds, 1e-9)) * 100) / 100,
-    latencyMs: h.totalCount === 0 ? { p50: 0, p95: 0, p99: 0, p999: 0, max: 0, mean: 0 } : { p50: ms(h.getValueAtPercentile(50)), p95: ms(h.getValueAtPercentile(95)), p99: ms(h.getValueAtPercentile(99)), p999: ms(h.getValueAtPercentile(99.9)), max: ms(h.maxValue), mean: ms(h.mean) },
+    latencyMs: latencySummary(h),
   };
 }
 
@@ -78,8 +105,16 @@ function report(r: BenchResult, json: boolean | undefined): void {
   }
   process.stdout.write(
     `${r.records} records ${r.kind === 'produce' ? 'sent' : 'consumed'} in ${r.seconds} s: ${r.recordsPerSec} records/s (${r.mbPerSec} MB/s)${r.failed > 0 ? `, ${r.failed} failed` : ''}${r.clientCpuSeconds !== undefined ? `, client CPU ${r.clientCpuSeconds} s` : ''}\n` +
-      `latency ms: p50 ${r.latencyMs.p50}, p95 ${r.latencyMs.p95}, p99 ${r.latencyMs.p99}, p99.9 ${r.latencyMs.p999}, max ${r.latencyMs.max}, mean ${r.latencyMs.mean}\n`,
+      latencyLine(r.latencyMs),
   );
+  const s = r.steadyState;
+  if (s !== undefined) {
+    process.stdout.write(`steady state, after ${s.warmupRecords} warm-up records: ${s.records} records in ${s.seconds} s: ${s.recordsPerSec} records/s (${s.mbPerSec} MB/s)\n` + latencyLine(s.latencyMs));
+  }
+}
+
+function latencyLine(l: LatencySummary): string {
+  return `latency ms: p50 ${l.p50}, p95 ${l.p95}, p99 ${l.p99}, p99.9 ${l.p999}, max ${l.max}, mean ${l.mean}\n`;
 }
 
 /** A progress line redrawn about once a second, only on a terminal. */
@@ -101,6 +136,7 @@ export function registerBench(program: Command): void {
     .option('-s, --record-size <bytes>', 'value size of each record', '100')
     .option('-a, --acks <acks>', '0, 1 or all', 'all')
     .option('--throughput <records/s>', 'limit the send rate (-1: unlimited)', '-1')
+    .option('--warmup-records <n>', 'first records to leave out of a second, steady-state summary (Kafka\'s --warmup-records)', '0')
     .option('--max-outstanding <n>', 'most records awaiting acknowledgement (also bounded by buffer.memory)', String(DEFAULT_MAX_OUTSTANDING))
     .option('--create', 'create the topic first if it does not exist', false)
     .option('--partitions <n>', 'partitions when creating', '6')
@@ -111,6 +147,8 @@ export function registerBench(program: Command): void {
         const total = parseIntArg(opts.records, '--records', 1);
         const size = parseIntArg(opts.recordSize, '--record-size', 0);
         const rate = Number(opts.throughput);
+        const warmup = parseIntArg(opts.warmupRecords, '--warmup-records', 0);
+        if (warmup >= total) throw new UsageError(`--warmup-records must be less than --records (${total}), got ${warmup}`);
         if (!Number.isFinite(rate) || (rate <= 0 && rate !== -1)) throw new UsageError(`--throughput must be a positive rate or -1, got '${opts.throughput}'`);
         if (!['0', '1', 'all', '-1'].includes(opts.acks)) throw new UsageError(`--acks must be 0, 1 or all, got '${opts.acks}'`);
         if (opts.create) {
@@ -127,6 +165,10 @@ export function registerBench(program: Command): void {
         await producer.connect();
         const value = Buffer.alloc(size, 0x78);
         const h = histogram();
+        // Steady state: the records sent after the first `warmup` (a slice never straddles).
+        const steady = warmup > 0 ? histogram() : null;
+        let steadyStarted = 0;
+        let steadyAcked = 0;
         // Bound on records awaiting acknowledgement: keeps the promise count (memory) flat.
         const window = Math.min(parseIntArg(opts.maxOutstanding, '--max-outstanding', 1), Math.max(1000, Math.floor(producer.config['buffer.memory'] / Math.max(size + 70, 1))));
         let sent = 0;
@@ -154,8 +196,12 @@ export function registerBench(program: Command): void {
         // per burst), so consecutive callbacks mostly carry the same value and cost one add.
         let runValue = 0;
         let runCount = 0;
+        let runSteady = false;
         const flushRun = (): void => {
-          if (runCount > 0) h.recordValueWithCount(runValue, runCount);
+          if (runCount > 0) {
+            h.recordValueWithCount(runValue, runCount);
+            if (runSteady) steady?.recordValueWithCount(runValue, runCount);
+          }
           runCount = 0;
         };
         let burstNow = -1;
@@ -173,14 +219,16 @@ export function registerBench(program: Command): void {
         // callback form of send(). A slice is sent in one synchronous loop, so its records' send
         // times differ by at most that loop's duration, which the latency then overstates.
         const callbackFor =
-          (t0: number) =>
+          (t0: number, isSteady: boolean) =>
           (error: Error | null): void => {
             if (error === null) {
               acked++;
+              if (isSteady) steadyAcked++;
               const v = Math.max(1, Math.round((ackedAt() - t0) * 1000));
-              if (v !== runValue) {
+              if (v !== runValue || isSteady !== runSteady) {
                 flushRun();
                 runValue = v;
+                runSteady = isSteady;
               }
               runCount++;
             } else {
@@ -198,8 +246,11 @@ export function registerBench(program: Command): void {
             if (wait > 1) await new Promise<void>((resolve) => setTimeout(resolve, wait));
           }
           // Send in slices, yielding to the event loop so responses are handled meanwhile.
-          const slice = Math.min(total - sent, window - inFlight, rate > 0 ? Math.max(1, Math.ceil(rate / 100)) : 1000);
-          const callback = callbackFor(performance.now());
+          const isSteady = steady !== null && sent >= warmup;
+          const slice = Math.min(isSteady || steady === null ? total - sent : warmup - sent, window - inFlight, rate > 0 ? Math.max(1, Math.ceil(rate / 100)) : 1000);
+          const sliceStart = performance.now();
+          if (isSteady && sent === warmup) steadyStarted = sliceStart;
+          const callback = callbackFor(sliceStart, isSteady);
           inFlight += slice;
           sent += slice;
           for (let i = 0; i < slice; i++) producer.send(record, callback);
@@ -211,7 +262,12 @@ export function registerBench(program: Command): void {
         stopProgress();
         await producer.close({ timeoutMs: 1000 });
         if (firstError !== undefined) process.stderr.write(`strand bench produce: ${failed} records failed; first error: ${firstError}\n`);
-        report(summarize('produce', h, acked, failed, acked * size, seconds, cpuStart), opts.json);
+        const result = summarize('produce', h, acked, failed, acked * size, seconds, cpuStart);
+        if (steady !== null) {
+          const steadySeconds = (started + seconds * 1000 - steadyStarted) / 1000;
+          result.steadyState = { warmupRecords: warmup, records: steadyAcked, ...rates(steadyAcked, steadyAcked * size, steadySeconds), latencyMs: latencySummary(steady) };
+        }
+        report(result, opts.json);
         return failed > 0 ? EXIT_PARTIAL : EXIT_OK;
       }),
     );

@@ -163,4 +163,22 @@ describe('strand bench', () => {
     r = await strand(['bench', 'produce', '--topic', 'b', '--records', '100', '--throughput', 'fast']);
     expect(r.code).toBe(2);
   }, CLI_TEST_TIMEOUT_MS);
+
+  it('leaves --warmup-records out of a separate steady-state summary', async () => {
+    let r = await strand(['bench', 'produce', '--topic', 'w', '--create', '--partitions', '1', '--replication-factor', '1', '--records', '2000', '--warmup-records', '500', '--throughput', '20000', '--json'], '', 60_000);
+    expect(r.code).toBe(0);
+    const p = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { records: number; seconds: number; latencyMs: { p50: number; max: number }; steadyState: { warmupRecords: number; records: number; seconds: number; latencyMs: { p50: number; max: number } } };
+    expect(p.records).toBe(2000);
+    expect(p.steadyState).toMatchObject({ warmupRecords: 500, records: 1500 });
+    // The steady state starts once 500 records at 20k/s (25 ms) have been sent.
+    expect(p.steadyState.seconds).toBeLessThanOrEqual(p.seconds - 0.02);
+    expect(p.steadyState.latencyMs.max).toBeLessThanOrEqual(p.latencyMs.max);
+    expect(p.steadyState.latencyMs.p50).toBeGreaterThan(0);
+    r = await strand(['bench', 'produce', '--topic', 'w', '--records', '2000', '--warmup-records', '500', '--throughput', '20000']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^steady state, after 500 warm-up records: 1500 records in [\d.]+ s/m);
+    r = await strand(['bench', 'produce', '--topic', 'w', '--records', '100', '--warmup-records', '100']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--warmup-records must be less than --records/);
+  }, CLI_TEST_TIMEOUT_MS);
 });
