@@ -43,9 +43,9 @@ export interface BenchResult {
   mbPerSec: number;
   latencyMs: LatencySummary;
   /**
-   * With --warmup-records: the records sent after the warm-up, timed from the send of the first
-   * of them (Kafka's ProducerPerformance --warmup-records, KIP-1052). The fields above cover the
-   * whole run.
+   * With --warmup-records: the records after the warm-up, timed from the send (produce) or the
+   * poll (consume) of the first of them (Kafka's ProducerPerformance --warmup-records, KIP-1052).
+   * The fields above cover the whole run.
    */
   steadyState?: { warmupRecords: number; records: number; seconds: number; recordsPerSec: number; mbPerSec: number; latencyMs: LatencySummary };
 }
@@ -83,6 +83,17 @@ function rates(records: number, bytes: number, seconds: number): { seconds: numb
     recordsPerSec: Math.round(records / Math.max(seconds, 1e-9)),
     mbPerSec: Math.round((bytes / 1048576 / Math.max(seconds, 1e-9)) * 100) / 100,
   };
+}
+
+function steadySummary(warmupRecords: number, records: number, bytes: number, seconds: number, h: hdr.Histogram): NonNullable<BenchResult['steadyState']> {
+  return { warmupRecords, records, ...rates(records, bytes, seconds), latencyMs: latencySummary(h) };
+}
+
+/** Parses --warmup-records, which must leave at least one record to measure. */
+function parseWarmup(value: string, total: number): number {
+  const warmup = parseIntArg(value, '--warmup-records', 0);
+  if (warmup >= total) throw new UsageError(`--warmup-records must be less than --records (${total}), got ${warmup}`);
+  return warmup;
 }
 
 function summarize(kind: 'produce' | 'consume', h: hdr.Histogram, records: number, failed: number, bytes: number, seconds: number, cpuStart?: NodeJS.CpuUsage): BenchResult {
@@ -147,8 +158,7 @@ export function registerBench(program: Command): void {
         const total = parseIntArg(opts.records, '--records', 1);
         const size = parseIntArg(opts.recordSize, '--record-size', 0);
         const rate = Number(opts.throughput);
-        const warmup = parseIntArg(opts.warmupRecords, '--warmup-records', 0);
-        if (warmup >= total) throw new UsageError(`--warmup-records must be less than --records (${total}), got ${warmup}`);
+        const warmup = parseWarmup(opts.warmupRecords, total);
         if (!Number.isFinite(rate) || (rate <= 0 && rate !== -1)) throw new UsageError(`--throughput must be a positive rate or -1, got '${opts.throughput}'`);
         if (!['0', '1', 'all', '-1'].includes(opts.acks)) throw new UsageError(`--acks must be 0, 1 or all, got '${opts.acks}'`);
         if (opts.create) {
@@ -264,8 +274,7 @@ export function registerBench(program: Command): void {
         if (firstError !== undefined) process.stderr.write(`strand bench produce: ${failed} records failed; first error: ${firstError}\n`);
         const result = summarize('produce', h, acked, failed, acked * size, seconds, cpuStart);
         if (steady !== null) {
-          const steadySeconds = (started + seconds * 1000 - steadyStarted) / 1000;
-          result.steadyState = { warmupRecords: warmup, records: steadyAcked, ...rates(steadyAcked, steadyAcked * size, steadySeconds), latencyMs: latencySummary(steady) };
+          result.steadyState = steadySummary(warmup, steadyAcked, steadyAcked * size, (started + seconds * 1000 - steadyStarted) / 1000, steady);
         }
         report(result, opts.json);
         return failed > 0 ? EXIT_PARTIAL : EXIT_OK;
@@ -276,11 +285,18 @@ export function registerBench(program: Command): void {
     .requiredOption('-t, --topic <topic>', 'topic to read')
     .option('-n, --records <n>', 'records to read before stopping', '100000')
     .option('-g, --group <group>', 'read as a member of this group (default: assign all partitions)')
+    .option('--warmup-records <n>', 'first records to leave out of a second, steady-state summary', '0')
     .option('--idle-timeout-ms <ms>', 'stop when no record arrived for this long', '10000')
     .option('-X, --property <key=value>', 'any consumer config key (repeatable)', collect, [] as string[])
     .action(
-      action('bench consume', async (opts: BenchCommon & { group?: string; idleTimeoutMs: string }) => {
+      action('bench consume', async (opts: BenchCommon & { group?: string; idleTimeoutMs: string; warmupRecords: string }) => {
         const total = parseIntArg(opts.records, '--records', 1);
+        const warmup = parseWarmup(opts.warmupRecords, total);
+        // Steady state: records after the first `warmup`, timed from the poll that returned the first.
+        const steady = warmup > 0 ? histogram() : null;
+        let steadyStarted = 0;
+        let steadyCount = 0;
+        let steadyBytes = 0;
         const idle = parseIntArg(opts.idleTimeoutMs, '--idle-timeout-ms', 1);
         const consumer = new Consumer(clientConfig(opts, { 'auto.offset.reset': 'earliest', 'max.poll.records': 10_000, 'enable.auto.commit': opts.group !== undefined, ...(opts.group !== undefined ? { 'group.id': opts.group } : {}), ...parseKeyValues(opts.property, '--property') }));
         const h = histogram();
@@ -313,24 +329,40 @@ export function registerBench(program: Command): void {
             // update per run instead of per record keeps the benchmark's own cost out of the way.
             let runTimestamp = 0;
             let run = 0;
+            let runSteady = false;
+            const flushRun = (): void => {
+              if (run === 0) return;
+              const v = Math.max(1, (wall - runTimestamp) * 1000);
+              h.recordValueWithCount(v, run);
+              if (runSteady) steady?.recordValueWithCount(v, run);
+            };
             for (const r of records) {
               count++;
-              bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
-              if (run > 0 && r.timestamp === runTimestamp) run++;
+              const size = (r.value?.length ?? 0) + (r.key?.length ?? 0);
+              bytes += size;
+              const isSteady = steady !== null && count > warmup;
+              if (isSteady) {
+                if (steadyCount++ === 0) steadyStarted = now;
+                steadyBytes += size;
+              }
+              if (run > 0 && r.timestamp === runTimestamp && isSteady === runSteady) run++;
               else {
-                if (run > 0) h.recordValueWithCount(Math.max(1, (wall - runTimestamp) * 1000), run);
+                flushRun();
                 runTimestamp = r.timestamp;
+                runSteady = isSteady;
                 run = 1;
               }
             }
-            if (run > 0) h.recordValueWithCount(Math.max(1, (wall - runTimestamp) * 1000), run);
+            flushRun();
             if (records.length > 0) {
               last = now;
               end = now;
             } else if (now - last >= idle) break;
           }
           stopProgress();
-          report(summarize('consume', h, count, 0, bytes, (end - started) / 1000, cpuStart), opts.json);
+          const result = summarize('consume', h, count, 0, bytes, (end - started) / 1000, cpuStart);
+          if (steady !== null && steadyCount > 0) result.steadyState = steadySummary(warmup, steadyCount, steadyBytes, (end - steadyStarted) / 1000, steady);
+          report(result, opts.json);
         } finally {
           await consumer.close();
         }

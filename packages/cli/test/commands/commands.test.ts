@@ -177,6 +177,11 @@ describe('strand bench', () => {
     r = await strand(['bench', 'produce', '--topic', 'w', '--records', '2000', '--warmup-records', '500', '--throughput', '20000']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^steady state, after 500 warm-up records: 1500 records in [\d.]+ s/m);
+    r = await strand(['bench', 'consume', '--topic', 'w', '--records', '4000', '--warmup-records', '3000', '--json'], '', 60_000);
+    expect(r.code).toBe(0);
+    const c = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { records: number; steadyState: { warmupRecords: number; records: number } };
+    expect(c.records).toBe(4000);
+    expect(c.steadyState).toMatchObject({ warmupRecords: 3000, records: 1000 });
     r = await strand(['bench', 'produce', '--topic', 'w', '--records', '100', '--warmup-records', '100']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--warmup-records must be less than --records/);
