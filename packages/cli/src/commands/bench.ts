@@ -8,7 +8,7 @@
  * create timestamp to its arrival in poll(), meaningful when producer and consumer share a clock.
  */
 import type { Command } from 'commander';
-import * as hdr from 'hdr-histogram-js';
+import type * as hdr from 'hdr-histogram-js';
 import { Admin, Consumer, Producer } from '@strand/client';
 import { StrandError } from '@strand/protocol';
 import { EXIT_OK, EXIT_PARTIAL, UsageError, action, clientConfig, collect, describeError, parseIntArg, parseKeyValues, printJson, withCommon } from './common';
@@ -68,7 +68,9 @@ interface LatencySummary {
 const DEFAULT_MAX_OUTSTANDING = 100_000;
 
 function histogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+  // Loaded on first use: its import builds an Intl.NumberFormat, a cost every strand command paid.
+  const { build } = require('hdr-histogram-js') as typeof hdr;
+  return build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
 }
 
 function latencySummary(h: hdr.Histogram): LatencySummary {
