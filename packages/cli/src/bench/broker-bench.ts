@@ -103,8 +103,13 @@ interface Run {
   stderr: string;
 }
 
+/** `strand` child processes running now (killed if the bench is interrupted). */
+const children = new Set<ChildProcess>();
+
 function run(args: readonly string[]): { proc: ChildProcess; done: Promise<Run> } {
   const proc = spawn(process.execPath, [STRAND, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -226,8 +231,15 @@ class DevCluster {
     return lastJson<BenchResult>(await strand(['bench', ...args, '--json', '-b', this.bootstrap]));
   }
 
-  /** Ctrl-C to strand dev (it stops every node cleanly), then removes the data. */
-  async stop(): Promise<void> {
+  private stopped: Promise<void> | null = null;
+
+  /** Ctrl-C to strand dev (it stops every node cleanly), then removes the data. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
     const pid = this.proc.pid;
     if (pid !== undefined && this.proc.exitCode === null && this.proc.signalCode === null) {
       this.proc.kill('SIGINT');
@@ -254,8 +266,8 @@ async function withCluster<T>(fn: (c: DevCluster) => Promise<T>): Promise<T> {
   try {
     return await fn(c);
   } finally {
-    active = null;
     await c.stop();
+    active = null;
   }
 }
 
@@ -367,6 +379,7 @@ async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const records = (n: number): number => Math.max(1000, Math.round(n * args.scale));
   const onSignal = (sig: NodeJS.Signals): void => {
+    for (const child of children) child.kill('SIGKILL');
     const c = active;
     void (c === null ? Promise.resolve() : c.stop()).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
