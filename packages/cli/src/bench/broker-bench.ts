@@ -164,6 +164,9 @@ function childPids(parent: number): number[] {
   return pids.sort((x, y) => x - y);
 }
 
+/** The cluster of the scenario running now, from its start (stopped on SIGINT/SIGTERM). */
+let active: DevCluster | null = null;
+
 /** A `strand dev` cluster in a temporary directory. */
 class DevCluster {
   private exited: Promise<void>;
@@ -182,6 +185,7 @@ class DevCluster {
     // Its own process group (with the nodes it starts), so nothing outlives a failed run.
     const proc = spawn(process.execPath, [STRAND, 'dev', '--data-dir', dir, '--broker-port', String(base), '--controller-port', String(base + 3), '--http-port', String(base + 6)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const cluster = new DevCluster(dir, [0, 1, 2].map((i) => `127.0.0.1:${base + i}`).join(','), proc);
+    active = cluster;
     let output = '';
     const ready = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), CLUSTER_READY_TIMEOUT_MS);
@@ -257,12 +261,8 @@ class DevCluster {
   }
 }
 
-/** The cluster of the scenario running now (stopped on SIGINT/SIGTERM). */
-let active: DevCluster | null = null;
-
 async function withCluster<T>(fn: (c: DevCluster) => Promise<T>): Promise<T> {
   const c = await DevCluster.start();
-  active = c;
   try {
     return await fn(c);
   } finally {
