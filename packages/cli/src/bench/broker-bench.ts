@@ -131,11 +131,16 @@ function lastJson<T>(stdout: string): T {
   return JSON.parse(stdout.trim().split('\n').pop() ?? '') as T;
 }
 
+/** The fields of /proc/PID/stat after the command name: [0] is field 3 (state), [1] the parent's PID. */
+function statFields(pid: number | string): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** utime + stime of a process, in seconds, and its resident set in bytes (Linux /proc). */
 function procUsage(pid: number): { cpuSeconds: number; rssBytes: number } | null {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const fields = statFields(pid);
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
     return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND, rssBytes: rssKb * 1024 };
@@ -155,8 +160,7 @@ function childPids(parent: number): number[] {
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) pids.push(Number(e));
+      if (Number(statFields(e)[1]) === parent) pids.push(Number(e));
     } catch {
       // exited meanwhile
     }

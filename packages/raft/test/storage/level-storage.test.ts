@@ -52,34 +52,19 @@ describe('log storage', () => {
     );
   });
 
-  test('LevelStorage survives reopening', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'strand-raft-level-'));
+  test.each([
+    ['LevelStorage', 'strand-raft-level-', (dir: string): LogStorage => new LevelStorage(join(dir, 'db'))],
+    ['WalStorage', 'strand-raft-wal-', (dir: string): LogStorage => new WalStorage(join(dir, 'wal'))],
+  ])('%s survives reopening', async (_name, prefix, open) => {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
     try {
       let n = 0;
       await script(
-        () => new LevelStorage(join(dir, 'db')),
+        () => open(dir),
         async (s) => {
           await s.close();
           n++;
-          return new LevelStorage(join(dir, 'db'));
-        },
-      );
-      expect(n).toBe(4);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  test('WalStorage survives reopening', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'strand-raft-wal-'));
-    try {
-      let n = 0;
-      await script(
-        () => new WalStorage(join(dir, 'wal')),
-        async (s) => {
-          await s.close();
-          n++;
-          return new WalStorage(join(dir, 'wal'));
+          return open(dir);
         },
       );
       expect(n).toBe(4);
