@@ -7,8 +7,14 @@
  * writes are acknowledged again. Every acknowledged record is readable at the end. Idle, healthy
  * followers stay in the ISR (held idle fetches count as of their arrival), and the second pause
  * happens with nothing written, so an idle dead follower leaves it too.
+ *
+ * Then DeleteRecords on the leader: the followers adopt its log start from their next fetch
+ * answer (as Kafka's followers do), so after the leader stops and a follower takes over, the
+ * deleted records stay deleted.
  */
-import { Acks, ErrorCode, encodeRecordBatch, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Acks, ErrorCode, encodeRecordBatch, type DeleteRecordsRequest, type DeleteRecordsResponse, type ListOffsetsRequest, type ListOffsetsResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
@@ -77,6 +83,27 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
     expect(await until('acks=all accepted again', async () => ((await send()) === 0 ? true : undefined), 30_000)).toBe(true);
     const read = (await brokers.readAll('isr', 0)).map((r) => r.value);
     for (const v of acked) expect(read).toContain(v);
+
+    // DeleteRecords up to the high watermark (offset -1), on the leader only.
+    const del = await brokers.call<DeleteRecordsRequest, DeleteRecordsResponse>(leader.address, (c, r, m, o, cb) => c.deleteRecords(r, m, o, cb), { topics: [{ name: 'isr', partitions: [{ partition: 0, offset: -1 }] }], timeoutMs: 5_000 });
+    expect(del.topics[0]!.partitions[0]!.errorCode).toBe(0);
+    const deletedBefore = del.topics[0]!.partitions[0]!.lowWatermark;
+    expect(deletedBefore).toBeGreaterThanOrEqual(acked.length);
+    const logStartOf = (id: number): number => {
+      const text = fs.readFileSync(path.join(cluster.node(id).dataDir, 'logs', 'isr-0', 'log-start-offset-checkpoint'), 'utf8');
+      return Number(text.split('\n')[1]);
+    };
+    await until('every replica at the new log start', async () => ([1, 2, 3].every((id) => fs.existsSync(path.join(cluster.node(id).dataDir, 'logs', 'isr-0', 'log-start-offset-checkpoint')) && logStartOf(id) === deletedBefore) ? true : undefined), 30_000);
+    await cluster.stop(leader.id);
+    const next = await until('a new leader', async () => {
+      const l = await brokers.leaderOf('isr', 0).catch(() => undefined);
+      return l !== undefined && l.id !== leader.id ? l : undefined;
+    }, 30_000);
+    const earliest = await brokers.call<ListOffsetsRequest, ListOffsetsResponse>(next.address, (c, r, m, o, cb) => c.listOffsets(r, m, o, cb), {
+      isolationLevel: 0,
+      topics: [{ name: 'isr', partitions: [{ partition: 0, timestamp: -2, currentLeaderEpoch: -1 }] }],
+    });
+    expect(earliest.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, offset: deletedBefore });
   } finally {
     brokers.close();
     await cluster.close();

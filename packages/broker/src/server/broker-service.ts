@@ -465,7 +465,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           const target = p.offset < 0 ? hw : p.offset;
           if (target > hw) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
           try {
-            l.part.log.deleteRecordsBefore(target);
+            l.part.deleteRecordsBefore(target);
           } catch (e: unknown) {
             if (e instanceof StrandError) return { partition: p.partition, errorCode: e.code, lowWatermark: l.part.log.logStartOffset };
             throw e;
@@ -528,7 +528,8 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           // count as lagging.
           const idleHoldMs = Math.min(IDLE_REPLICA_FETCH_HOLD_MS, Math.max(0, ctx.config['replica.lag.time.max.ms'] / 2 - wait));
           const start = performance.now();
-          let deadline = start + wait;
+          const waitEnd = start + wait;
+          const holdEnd = waitEnd + idleHoldMs;
           // Rounds after the first re-examine the same fetch: they count as of its arrival.
           let fetchTimeMs: number | undefined;
           try {
@@ -543,21 +544,22 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
                 call.write(res);
                 return;
               }
-              if (now >= deadline) {
-                // Nothing to send: answer only if the follower would learn something (a high
-                // watermark or log start it was not told on this stream), else hold the fetch
-                // for another round, up to IDLE_REPLICA_FETCH_HOLD_MS. Idle partitions then cost
-                // no encode, send, decode and refetch of every partition twice a second. The
-                // follower counts as caught up as of this fetch's arrival (fetchTimeMs), as if
-                // it had fetched then, so holding does not keep a dead follower in the ISR.
-                if (told.hasNews(res) || now - start >= wait + idleHoldMs) {
-                  told.note(res);
-                  call.write(res);
-                  return;
-                }
-                deadline = now + Math.max(wait, 1);
+              // Nothing to send. After replica.fetch.wait.max.ms, answer only if the follower
+              // would learn something (a high watermark or log start it was not told on this
+              // stream), else hold the fetch until holdEnd. Idle partitions then cost no encode,
+              // send, decode and refetch of every partition twice a second. The follower counts
+              // as caught up as of this fetch's arrival (fetchTimeMs), as if it had fetched
+              // then, so holding does not keep a dead follower in the ISR.
+              if (now >= waitEnd && (now >= holdEnd || told.hasNews(res))) {
+                told.note(res);
+                call.write(res);
+                return;
               }
-              await waitForChange(parts, deadline - now, () => cancelled);
+              // Every change that can matter here (an append, a high watermark or log start
+              // move, a role change, a closed partition) wakes this wait, so the fetch is
+              // re-examined on changes and at the two deadlines only, not every
+              // replica.fetch.wait.max.ms: with 1,000 partitions each round walks all of them.
+              await waitForChange(parts, (now < waitEnd ? waitEnd : holdEnd) - now, () => cancelled);
             }
           } catch (e: unknown) {
             ctx.logger.warn({ replica: req.replicaId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch failed');

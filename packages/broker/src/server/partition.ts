@@ -359,6 +359,10 @@ export class Partition {
           }
         }
         follower.onAppended(r.highWatermark);
+        // The leader's log start (moved by DeleteRecords or its retention) moves ours, as Kafka's
+        // follower does, so deleted records do not come back when this replica becomes leader.
+        // Offsets below the leader's log start are committed, so they are never truncated away.
+        if (r.logStartOffset > this.log.logStartOffset) this.log.deleteRecordsBefore(Math.min(r.logStartOffset, this.log.logEndOffset));
         break;
       case 'truncate':
         this.log.truncateTo(action.offset);
@@ -380,7 +384,24 @@ export class Partition {
   // -------------------------------------------------------------------------------------------
   // waiting (long-poll fetches)
 
-  /** Calls `w` once, on the next change (append, HW move, role change) or never if removed. */
+  /**
+   * DeleteRecords: moves the log start to `offset` (at most the high watermark, checked by the
+   * caller). Waiting fetches wake, so followers learn the new log start at once.
+   */
+  deleteRecordsBefore(offset: number): void {
+    const before = this.log.logStartOffset;
+    this.log.deleteRecordsBefore(offset);
+    if (this.log.logStartOffset !== before) this.wake();
+  }
+
+  /** Retention below the high watermark; waiting fetches wake if the log start moved. */
+  applyRetention(): void {
+    const before = this.log.logStartOffset;
+    this.log.applyRetention(this.highWatermark);
+    if (this.log.logStartOffset !== before) this.wake();
+  }
+
+  /** Calls `w` once, on the next change (append, HW move, log start move, role change) or never if removed. */
   onNextChange(w: Waiter): () => void {
     this.waiters.add(w);
     return () => this.waiters.delete(w);

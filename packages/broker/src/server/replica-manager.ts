@@ -179,7 +179,7 @@ export class ReplicaManager {
   applyRetention(): void {
     for (const p of this.partitions.values()) {
       try {
-        p.log.applyRetention(p.highWatermark);
+        p.applyRetention();
       } catch (e: unknown) {
         this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: String(e) }, 'retention failed');
       }
