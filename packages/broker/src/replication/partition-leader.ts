@@ -94,7 +94,7 @@ interface Waiter {
 export class PartitionLeader {
   readonly localReplicaId: ReplicaId;
   readonly leaderEpoch: number;
-  readonly config: ReplicationConfig;
+  private _config: ReplicationConfig;
   private readonly log: ReplicaLogView;
   private readonly replicas: readonly ReplicaId[];
   private _partitionEpoch: number;
@@ -134,7 +134,7 @@ export class PartitionLeader {
     this._partitionEpoch = s.partitionEpoch;
     this.replicas = [...s.replicas];
     this.committed = canonicalIsr(s.isr);
-    this.config = replicationConfig(init.config);
+    this._config = replicationConfig(init.config);
     this.log = init.log;
     this.hw = Math.max(this.log.logStartOffset, Math.min(init.highWatermark, this.log.logEndOffset));
     this.epochStartOffset = this.log.logEndOffset;
@@ -351,6 +351,19 @@ export class PartitionLeader {
    * partition epoch carries a committed ISR (ours, or the controller's removal of a fenced
    * broker). A newer leader epoch means we are no longer leader: the driver must `resign()`.
    */
+  get config(): ReplicationConfig {
+    return this._config;
+  }
+
+  /**
+   * A new `min.insync.replicas` (IncrementalAlterConfigs) applies from the next acks=all append
+   * and completion on, as Kafka reads it on every append: raising it on a live leader must not
+   * keep acknowledging writes with fewer replicas in sync.
+   */
+  setMinInsyncReplicas(minInsyncReplicas: number): void {
+    if (minInsyncReplicas !== this._config.minInsyncReplicas) this._config = replicationConfig({ ...this._config, minInsyncReplicas });
+  }
+
   onPartitionState(state: PartitionState): void {
     if (this.resigned || state.leaderEpoch !== this.leaderEpoch || state.partitionEpoch <= this._partitionEpoch) return;
     this.commitIsr(state.isr, state.partitionEpoch);

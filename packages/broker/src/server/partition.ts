@@ -132,6 +132,7 @@ export class Partition {
           config: { replicaLagTimeMaxMs: this.host.replicaLagTimeMaxMs, minInsyncReplicas: minIsr, maxPendingProduces: this.host.maxPendingProduces },
         });
       } else {
+        this.leaderCore.setMinInsyncReplicas(minIsr);
         this.leaderCore.onPartitionState(state);
       }
       this.leaderCore.setIneligibleReplicas(ineligible);

@@ -4,11 +4,12 @@
  * small segments; one log-cleaner pass keeps only the latest record per key below the high
  * watermark; and an image without the topic deletes the replica's directory. The periodic high
  * watermark checkpoint is written off the event loop, one write at a time, and once more at close.
+ * A min.insync.replicas change reaches the running leader without a leader change.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigResourceType, decodeRecordBatch, encodeRecordBatch, validateBatches, type MetadataRecord } from '@strand/protocol';
+import { ConfigResourceType, ErrorCode, decodeRecordBatch, encodeRecordBatch, validateBatches, type MetadataRecord } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { ReplicaManager } from '../../src/server/replica-manager';
 import type { Partition, PartitionHost } from '../../src/server/partition';
@@ -21,7 +22,7 @@ afterAll(() => {
 const topicId = '0123456789abcdef0123456789abcdef';
 const quiet = { info: () => undefined, warn: () => undefined };
 
-function image(withTopic: boolean): MetadataImage {
+function image(withTopic: boolean, extra: MetadataRecord[] = [], offset = withTopic ? 10 : 11): MetadataImage {
   const records: MetadataRecord[] = [
     { cluster: { clusterId: 'c' } },
     { registerBroker: { brokerId: 1, incarnationId: 'i', brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
@@ -33,9 +34,10 @@ function image(withTopic: boolean): MetadataImage {
       { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'cleanup.policy', value: 'compact' } },
       { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'segment.bytes', value: '400' } },
       { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'flush.policy', value: 'page-cache' } },
+      ...extra,
     );
   }
-  return MetadataImage.fromRecords(withTopic ? 10 : 11, records);
+  return MetadataImage.fromRecords(offset, records);
 }
 
 /** A ReplicaManager in a fresh directory, leading the compacted topic kv's only partition. */
@@ -93,4 +95,20 @@ test('checkpoints high watermarks off the event loop, one write at a time, and a
   void rm.checkpointHighWatermarksAsync();
   await rm.close();
   expect(fs.readFileSync(file, 'utf8')).toBe(`0\n1\nkv 0 ${hw}\n`);
+});
+
+test('a changed min.insync.replicas applies to the running leader at once (same leader epoch)', async () => {
+  const { rm, p } = await leadingKv();
+  const batch = (v: string): Buffer => encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(v) }], baseTimestamp: 1 });
+  const minIsr = (value: string): MetadataRecord => ({ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'min.insync.replicas', value } });
+  expect((await p.produce(batch('a'), -1, 5000)).errorCode).toBe(0);
+  // Raised above the ISR (1): acks=all is refused at once, acks=1 still written.
+  await rm.applyImage(image(true, [minIsr('2')], 12));
+  expect(p.leaderEpoch).toBe(0);
+  expect((await p.produce(batch('b'), -1, 5000)).errorCode).toBe(ErrorCode.NOT_ENOUGH_REPLICAS);
+  expect((await p.produce(batch('c'), 1, 5000)).errorCode).toBe(0);
+  // Lowered again: acks=all is accepted.
+  await rm.applyImage(image(true, [minIsr('1')], 13));
+  expect((await p.produce(batch('d'), -1, 5000)).errorCode).toBe(0);
+  await rm.close();
 });
