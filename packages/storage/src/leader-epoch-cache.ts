@@ -60,11 +60,22 @@ export class LeaderEpochCache {
     this.persist();
   }
 
-  /** Where `epoch` ends, given the log end offset. */
+  /**
+   * Where `epoch` ends, given the log end offset: the largest epoch <= `epoch` and where the next
+   * one starts (or the log end). An epoch older than every entry (never written here, or gone
+   * with the log start) ends where the first entry starts, as in Kafka's
+   * LeaderEpochFileCache.endOffsetFor: a fetch from before the log start then gets
+   * OFFSET_OUT_OF_RANGE (the follower starts over at the log start, a consumer resets) instead
+   * of a divergence it cannot resolve.
+   */
   endOffsetFor(epoch: number, logEndOffset: number): EpochEndOffset {
+    if (epoch < 0) return { epoch: -1, endOffset: -1 };
     let i = this.entries.length - 1;
     while (i >= 0 && (this.entries[i] as EpochEntry).epoch > epoch) i--;
-    if (i < 0) return { epoch: -1, endOffset: -1 };
+    if (i < 0) {
+      const first = this.entries[0];
+      return first === undefined ? { epoch: -1, endOffset: -1 } : { epoch, endOffset: first.startOffset };
+    }
     const found = this.entries[i] as EpochEntry;
     const next = this.entries[i + 1];
     return { epoch: found.epoch, endOffset: next === undefined ? logEndOffset : next.startOffset };

@@ -232,7 +232,9 @@ describe('leader epochs', () => {
     log.appendAsLeader(batch('a', 2), 1);
     log.appendAsLeader(batch('b', 3), 3);
     log.appendAsLeader(batch('c', 1), 4);
-    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: -1, endOffset: -1 });
+    // Older than every epoch: ends where the first one starts (Kafka's answer).
+    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 0 });
+    expect(log.endOffsetForEpoch(-1)).toEqual({ epoch: -1, endOffset: -1 });
     expect(log.endOffsetForEpoch(1)).toEqual({ epoch: 1, endOffset: 2 });
     expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 1, endOffset: 2 });
     expect(log.endOffsetForEpoch(3)).toEqual({ epoch: 3, endOffset: 5 });

@@ -123,7 +123,10 @@ export class PartitionFollower {
       case 'diverging': {
         const leader = decision.divergingEpoch;
         if (leader.epoch < 0 || leader.endOffset < 0) {
-          // The leader has no epoch at or below ours: nothing of our log is known to match.
+          // The leader has no epoch at or below ours: nothing of our log is known to match. If
+          // its log starts at or past our end, start over there (truncating to our end would
+          // change nothing and the same fetch would get the same answer forever).
+          if (decision.logStartOffset >= this.log.logEndOffset) return { kind: 'truncate-fully', offset: decision.logStartOffset };
           return { kind: 'truncate', offset: Math.max(this.log.logStartOffset, decision.logStartOffset) };
         }
         const own = this.log.endOffsetForEpoch(leader.epoch);
@@ -165,6 +168,15 @@ export class PartitionFollower {
   /** After the driver truncated the log: the HW is capped by the new log end. */
   onTruncated(): void {
     this.hw = Math.min(this.hw, this.log.logEndOffset);
+  }
+
+  /**
+   * Applying the leader's answer failed (a batch the log refused, a disk error): fetch again
+   * only after the retry backoff, so a failure that repeats is not a hot loop.
+   */
+  onApplyFailed(nowMs: number): void {
+    this.inFlight = null;
+    this.notBeforeMs = nowMs + this.retryBackoffMs;
   }
 
   /** The in-flight fetch is known lost (connection reset): allow the next one now. */

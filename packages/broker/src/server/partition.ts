@@ -351,6 +351,12 @@ export class Partition {
       case 'append':
         if (r.records.length > 0) {
           const bytes = Buffer.from(r.records.buffer, r.records.byteOffset, r.records.byteLength);
+          // An empty log that starts inside the leader's first batch (DeleteRecords to an offset
+          // within a batch, then a fresh or fully truncated follower): the leader sends the whole
+          // batch, so start the log at the batch's base offset; the leader's log start, adopted
+          // below, hides the records before it again (Kafka's UnexpectedAppendOffsetException case).
+          const base = readBatchHeader(bytes, 0).baseOffset;
+          if (this.log.logEndOffset === this.log.logStartOffset && base < this.log.logEndOffset) this.log.truncateFullyAndStartAt(base);
           this.log.appendAsFollower(bytes);
           // Followers track producer state too, so a new leader deduplicates retries (scenario 11).
           for (let pos = 0; pos < bytes.length; ) {

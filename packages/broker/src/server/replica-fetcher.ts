@@ -160,7 +160,7 @@ class LeaderLink {
           part.partition.applyFetchResponse(part.correlationId, part.fetchOffset, r);
         } catch (e: unknown) {
           this.opts.logger.warn({ topic: part.partition.key.topic, partition: r.partition, err: e instanceof Error ? e.message : String(e) }, 'applying replicated data failed');
-          part.partition.follower?.onFetchLost();
+          part.partition.follower?.onApplyFailed(performance.now());
         }
         if (part.partition.log.logEndOffset > before) appended.push(part.partition);
       }

@@ -58,11 +58,13 @@ export class SimLog implements ReplicaLogView {
   }
 
   endOffsetForEpoch(epoch: number): EpochEndOffset {
-    // The largest epoch <= `epoch` present, and where the next larger one starts (or the end).
+    // The largest epoch <= `epoch` present, and where the next larger one starts (or the end);
+    // an epoch older than all ends where the first starts (Kafka's LeaderEpochFileCache).
+    if (epoch < 0) return { epoch: -1, endOffset: -1 };
     let found = -1;
     for (let i = 0; i < this.records.length; i++) {
       const e = (this.records[i] as SimRecord).epoch;
-      if (e > epoch) return found < 0 ? { epoch: -1, endOffset: -1 } : { epoch: found, endOffset: i };
+      if (e > epoch) return found < 0 ? { epoch, endOffset: i } : { epoch: found, endOffset: i };
       found = e;
     }
     return found < 0 ? { epoch: -1, endOffset: -1 } : { epoch: found, endOffset: this.records.length };

@@ -47,6 +47,24 @@ describe('PartitionFollower', () => {
     expect(f.onFetchResponse(id, { kind: 'diverging', divergingEpoch: { epoch: 2, endOffset: 6 }, highWatermark: 0, logStartOffset: 0 }, 0)).toEqual({ kind: 'truncate', offset: 2 });
   });
 
+  test('no matching epoch on the leader and its log starts past ours: start over at its log start', () => {
+    const log = logWith([1, 1, 1]);
+    const f = follower(log);
+    const id = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    // Truncating to 8 would leave the log as it is and the same fetch would get the same answer.
+    expect(f.onFetchResponse(id, { kind: 'diverging', divergingEpoch: { epoch: -1, endOffset: -1 }, highWatermark: 9, logStartOffset: 8 }, 0)).toEqual({ kind: 'truncate-fully', offset: 8 });
+    const again = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    expect(f.onFetchResponse(again, { kind: 'diverging', divergingEpoch: { epoch: -1, endOffset: -1 }, highWatermark: 9, logStartOffset: 2 }, 0)).toEqual({ kind: 'truncate', offset: 2 });
+  });
+
+  test('a failed apply backs off before the next fetch', () => {
+    const f = follower(logWith([1]));
+    expect(f.pollFetch(0, 1000)).not.toBeNull();
+    f.onApplyFailed(10);
+    expect(f.pollFetch(30, 1000)).toBeNull();
+    expect(f.pollFetch(60, 1000)).not.toBeNull();
+  });
+
   test('never truncates by its high watermark', () => {
     const log = logWith([1, 1, 1, 1]);
     const f = new PartitionFollower({ localReplicaId: 2, leaderId: 1, leaderEpoch: 5, log, highWatermark: 1 });

@@ -7,7 +7,7 @@ describe('SimLog', () => {
   test('epoch end offsets', () => {
     const log = new SimLog();
     for (const e of [1, 1, 3, 3, 5]) log.appendAsLeader('x', e);
-    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: -1, endOffset: -1 });
+    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 0 });
     expect(log.endOffsetForEpoch(1)).toEqual({ epoch: 1, endOffset: 2 });
     expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 1, endOffset: 2 });
     expect(log.endOffsetForEpoch(4)).toEqual({ epoch: 3, endOffset: 4 });

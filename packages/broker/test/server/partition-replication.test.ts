@@ -1,0 +1,112 @@
+/**
+ * Two brokers' ReplicaManagers in one process, over real logs, with follower fetches pumped by
+ * hand the way the replica fetcher does (follower pollFetch -> leader answerFollowerFetch ->
+ * follower applyFetchResponse). Covers how a follower starts over when the leader's log start
+ * has moved past it:
+ * - DeleteRecords to an offset inside a batch, then a new follower: the leader sends the whole
+ *   batch, the follower starts its log at the batch's base and takes the leader's log start;
+ * - the log start moved past the end of the follower's last epoch (its epoch entry is gone on
+ *   the leader): the leader answers OFFSET_OUT_OF_RANGE (Kafka's endOffsetFor for an epoch
+ *   older than all), not a divergence the follower cannot resolve, so it starts over.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigResourceType, encodeRecordBatch, errorByCode, type MetadataRecord } from '@strand/protocol';
+import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { ReplicaManager } from '../../src/server/replica-manager';
+import type { Partition, PartitionHost } from '../../src/server/partition';
+
+const dirs: string[] = [];
+const managers: ReplicaManager[] = [];
+afterEach(async () => {
+  for (const m of managers.splice(0)) await m.close();
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const topicId = 'fedcba9876543210fedcba9876543210';
+const quiet = { info: () => undefined, warn: () => undefined };
+let clock = 0;
+
+/** Brokers 1 and 2; topic t's partition 0 on both, led by broker 1. */
+function image(offset: number, leaderEpoch: number, isr: number[]): MetadataImage {
+  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+  return MetadataImage.fromRecords(offset, [
+    { cluster: { clusterId: 'c' } },
+    broker(1),
+    broker(2),
+    { topic: { name: 't', topicId: topicIdToBytes(topicId) } },
+    { partition: { topicId: topicIdToBytes(topicId), partition: 0, replicas: [1, 2], isr, leader: 1, leaderEpoch, partitionEpoch: offset, addingReplicas: [], removingReplicas: [] } },
+    { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 't', name: 'flush.policy', value: 'page-cache' } },
+  ]);
+}
+
+async function brokerWith(id: number, img: MetadataImage): Promise<Partition> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strand-repl-${id}-`));
+  dirs.push(dir);
+  const host: PartitionHost = { brokerId: id, nowMs: () => clock, sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet);
+  managers.push(rm);
+  await rm.applyImage(img);
+  return rm.partitionByName('t', 0)!;
+}
+
+/** One replica fetch round trip from `follower` to `leader`: "fetchOffset:what the leader said". */
+function pump(leader: Partition, follower: Partition): string {
+  clock += 200; // past the follower's retry backoff
+  const out = follower.follower!.pollFetch(clock, 30_000);
+  if (out === null) throw new Error('the follower wants no fetch');
+  const q = out.request;
+  const answer = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock);
+  follower.applyFetchResponse(out.correlationId, q.fetchOffset, answer);
+  const what = answer.errorCode !== 0 ? errorByCode(answer.errorCode).name : answer.divergingEpoch !== null ? 'diverging' : 'read';
+  return `${q.fetchOffset}:${what}`;
+}
+
+const batch = (from: number, n: number): Buffer => encodeRecordBatch({ baseTimestamp: 1, records: Array.from({ length: n }, (_, i) => ({ value: Buffer.from(`v${from + i}`) })) });
+
+test('a new follower of a log whose start is inside a batch starts at the batch and takes the leader\'s log start', async () => {
+  const leader = await brokerWith(1, image(10, 0, [1]));
+  expect((await leader.produce(batch(0, 10), -1, 5000)).errorCode).toBe(0);
+  expect(leader.highWatermark).toBe(10);
+  leader.deleteRecordsBefore(5);
+  const follower = await brokerWith(2, image(10, 0, [1]));
+  const offsets: string[] = [];
+  for (let i = 0; i < 4 && follower.log.logEndOffset < 10; i++) offsets.push(pump(leader, follower));
+  // From 0 (out of range), then from the leader's log start 5, which returns the batch 0..9.
+  expect(offsets).toEqual(['0:OFFSET_OUT_OF_RANGE', '5:read']);
+  expect(follower.log.logEndOffset).toBe(10);
+  expect(follower.log.logStartOffset).toBe(5);
+  // Replication goes on normally from there.
+  expect((await leader.produce(batch(10, 2), 1, 5000)).errorCode).toBe(0);
+  pump(leader, follower);
+  expect(follower.log.logEndOffset).toBe(12);
+});
+
+test('a follower whose last epoch went with the leader\'s log start starts over at the log start', async () => {
+  const leader = await brokerWith(1, image(10, 0, [1, 2]));
+  const follower = await brokerWith(2, image(10, 0, [1, 2]));
+  const acked = leader.produce(batch(0, 5), -1, 5000);
+  pump(leader, follower);
+  pump(leader, follower);
+  expect((await acked).errorCode).toBe(0);
+  expect(follower.log.logEndOffset).toBe(5);
+  // Broker 2 is away while broker 1 leads again in epoch 1, appends, and the log start moves
+  // past the start of epoch 1 (so epoch 0's entry is dropped from its cache).
+  await managersOf(leader).applyImage(image(11, 1, [1]));
+  expect((await leader.produce(batch(5, 5), -1, 5000)).errorCode).toBe(0);
+  leader.deleteRecordsBefore(8);
+  await managersOf(follower).applyImage(image(11, 1, [1]));
+  const offsets: string[] = [];
+  for (let i = 0; i < 6 && follower.log.logEndOffset < 10; i++) offsets.push(pump(leader, follower));
+  // 5 with last epoch 0: out of range (not diverging), start over at 8, which returns the batch 5..9.
+  expect(offsets).toEqual(['5:OFFSET_OUT_OF_RANGE', '8:read']);
+  expect(follower.log.logStartOffset).toBe(8);
+  expect(follower.log.logEndOffset).toBe(10);
+});
+
+function managersOf(p: Partition): ReplicaManager {
+  const m = managers.find((x) => x.partitionByName('t', 0) === p);
+  if (m === undefined) throw new Error('no manager');
+  return m;
+}
