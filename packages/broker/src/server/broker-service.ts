@@ -286,9 +286,13 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
             return { partition: p.partition, errorCode: code('NOT_LEADER_OR_FOLLOWER'), highWatermark: -1, logStartOffset: -1, leaderEpoch: -1, divergingEpoch: null, records: Buffer.alloc(0) };
           }
           parts.push(part);
+          // Each partition gets at least one whole batch while the response's budget lasts; once
+          // it is spent the rest are answered without records (their fetch state still counts),
+          // so an answer exceeds replica.fetch.response.max.bytes by one batch at most. The
+          // follower rotates the order of its partitions, so none waits behind the others for long.
           const r = part.answerFollowerFetch(
             { replicaId: req.replicaId, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset },
-            Math.max(1, Math.min(p.partitionMaxBytes, budget)),
+            budget > 0 ? Math.max(1, Math.min(p.partitionMaxBytes, budget)) : 0,
             fetchTimeMs,
           );
           budget -= r.records.length;

@@ -295,7 +295,8 @@ export class Partition {
   /**
    * Answers a follower's fetch. `fetchTimeMs` is when the fetch arrived (default: now): a fetch
    * the leader holds and re-examines later still counts the follower as caught up only as of its
-   * arrival, so a follower that died while its fetch was held leaves the ISR on time.
+   * arrival, so a follower that died while its fetch was held leaves the ISR on time. With
+   * `maxBytes` 0 (the response is full) the fetch is processed but answered without records.
    */
   answerFollowerFetch(req: FollowerFetchRequest, maxBytes: number, fetchTimeMs?: number): ReplicaFetchPartitionResponse {
     const base: ReplicaFetchPartitionResponse = { partition: this.key.partition, errorCode: 0, highWatermark: -1, logStartOffset: this.log.logStartOffset, leaderEpoch: this.leaderEpoch, divergingEpoch: null, records: EMPTY };
@@ -309,6 +310,7 @@ export class Partition {
       case 'diverging':
         return { ...base, highWatermark: decision.highWatermark, logStartOffset: decision.logStartOffset, divergingEpoch: { epoch: decision.divergingEpoch.epoch, endOffset: decision.divergingEpoch.endOffset } };
       case 'read': {
+        if (maxBytes <= 0) return { ...base, highWatermark: decision.highWatermark, logStartOffset: decision.logStartOffset };
         let res: ReadResult;
         try {
           res = this.log.read(decision.fetchOffset, maxBytes);

@@ -102,7 +102,13 @@ class LeaderLink {
     const parts: InFlightPart[] = [];
     const topics = new Map<string, ReplicaFetchTopic>();
     let retryLater = false;
-    for (const p of this.opts.followed()) {
+    // Each fetch starts one partition further on: the leader fills its answer in request order
+    // up to replica.fetch.response.max.bytes, so a fixed order could keep the last partitions
+    // waiting while the first ones have much to send (Kafka's fetch sessions rotate likewise).
+    const followed = this.opts.followed();
+    const start = followed.length === 0 ? 0 : this.nextCorrelation % followed.length;
+    for (let k = 0; k < followed.length; k++) {
+      const p = followed[(start + k) % followed.length] as Partition;
       const f = p.follower;
       if (f === null || f.leaderId !== this.leaderId) continue;
       const out = f.pollFetch(now, requestTimeoutMs(this.opts.maxWaitMs));

@@ -110,3 +110,24 @@ function managersOf(p: Partition): ReplicaManager {
   if (m === undefined) throw new Error('no manager');
   return m;
 }
+
+test('a full replica fetch response answers a partition without records but still counts its fetch', async () => {
+  const leader = await brokerWith(1, image(10, 0, [1, 2]));
+  const follower = await brokerWith(2, image(10, 0, [1, 2]));
+  expect((await leader.produce(batch(0, 3), 1, 5000)).errorCode).toBe(0);
+  pump(leader, follower);
+  expect(follower.log.logEndOffset).toBe(3);
+  expect((await leader.produce(batch(3, 2), 1, 5000)).errorCode).toBe(0);
+  clock += 200;
+  const out = follower.follower!.pollFetch(clock, 30_000)!;
+  const q = out.request;
+  const answer = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 0, clock);
+  expect(answer.errorCode).toBe(0);
+  expect(answer.records.length).toBe(0);
+  // The follower's offset 3 counted: the high watermark moved to it.
+  expect(leader.highWatermark).toBe(3);
+  expect(answer.highWatermark).toBe(3);
+  follower.applyFetchResponse(out.correlationId, q.fetchOffset, answer);
+  pump(leader, follower);
+  expect(follower.log.logEndOffset).toBe(5);
+});
