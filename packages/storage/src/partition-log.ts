@@ -172,15 +172,16 @@ export class PartitionLog {
   }
 
   /**
-   * Recovery's check of the fields outside the CRC. Without compaction, offsets are contiguous;
-   * with it, gaps are legal but offsets still increase. A stamped epoch must be the one the
-   * leader-epoch cache (always written before the batch) holds for that offset.
+   * Recovery's check of the fields outside the CRC: offsets increase (gaps are legal whatever the
+   * topic's cleanup.policy is now, as in Kafka's LogSegment.recover: the log may have been
+   * compacted under an earlier policy, or replicated from a compacted leader, and cutting it at a
+   * gap would drop acknowledged records). A stamped epoch must be the one the leader-epoch cache
+   * (always written before the batch) holds for that offset.
    */
   private batchAcceptor(): BatchAcceptor {
-    const contiguous = !this.config['cleanup.policy'].includes('compact');
     const epochs = this.leaderEpochs;
     return (h, expected) => {
-      if (contiguous ? h.baseOffset !== expected : h.baseOffset < expected) return false;
+      if (h.baseOffset < expected) return false;
       // Batches below the first cached epoch start (the log start moved into a segment) cannot be checked.
       const first = epochs.list()[0];
       if (h.partitionLeaderEpoch >= 0 && first !== undefined && h.baseOffset >= first.startOffset && epochs.epochAt(h.baseOffset) !== h.partitionLeaderEpoch) return false;

@@ -122,6 +122,28 @@ describe('recovery after a crash', () => {
     log.abandon();
   });
 
+  it('keeps offset gaps (a compacted log) when the topic is cleanup.policy=delete now', async () => {
+    // A follower of a compacted leader (or a log compacted under an earlier policy) holds gaps.
+    const dir = tempDir();
+    const log = PartitionLog.open(dir, { config: { ...options.config, 'cleanup.policy': 'compact' } });
+    const at = (baseOffset: number, tag: string, count: number): Buffer => {
+      const b = batch(tag, count);
+      b.writeBigInt64BE(BigInt(baseOffset), 0);
+      return b;
+    };
+    log.appendAsFollower(at(0, 'a', 2));
+    log.appendAsFollower(at(5, 'b', 2));
+    log.appendAsFollower(at(9, 'c', 1));
+    await log.flush();
+    log.abandon();
+    // Nothing checkpointed: recovery scans the whole segment under the new policy.
+    fs.rmSync(path.join(dir, 'recovery-point-offset-checkpoint'), { force: true });
+    const again = PartitionLog.open(dir, { config: { ...options.config, 'cleanup.policy': 'delete' } });
+    expect(again.logEndOffset).toBe(10);
+    expect(readAll(again).map((r) => `${r.offset}:${r.value}`)).toEqual(['0:a-0', '1:a-1', '5:b-0', '6:b-1', '9:c-0']);
+    again.abandon();
+  });
+
   it('rebuilds damaged or missing index files without losing data', () => {
     const { dir, values } = writeLog(80, 5);
     const base = segmentFileName(0, '');
