@@ -119,7 +119,10 @@ export class BrokerServer {
       replicaLagTimeMaxMs: opts.config['replica.lag.time.max.ms'],
       maxPendingProduces: opts.config['queued.max.requests'],
     };
-    this.replicas = new ReplicaManager(opts.logDir, host, opts.logger, opts.config['log.test.durable.positions.file']);
+    this.replicas = new ReplicaManager(opts.logDir, host, opts.logger, opts.config['log.test.durable.positions.file'], {
+      // Kafka's broker-level default of the topic's max.message.bytes.
+      'max.message.bytes': String(opts.config['message.max.bytes']),
+    });
     this.fetcher = new ReplicaFetcherManager({
       brokerId: opts.brokerId,
       brokerEpoch: () => this.brokerEpoch,

@@ -41,6 +41,8 @@ export class ReplicaManager {
     private readonly logger: ReplicaManagerLogger,
     /** `log.test.durable.positions.file` (tests only; empty: off). */
     private readonly durablePositionsFile = '',
+    /** Broker-level defaults of topic configs (a topic's own setting wins), e.g. from message.max.bytes. */
+    private readonly topicDefaults: RawConfig = {},
   ) {
     fs.mkdirSync(logDir, { recursive: true });
     this.checkpointed = readHwCheckpoint(path.join(logDir, HW_CHECKPOINT_FILE));
@@ -76,7 +78,7 @@ export class ReplicaManager {
     const wanted = new Set<string>();
     let opened = 0;
     for (const topic of image.topics.values()) {
-      const config = topicConfig(image, topic);
+      const config = { ...this.topicDefaults, ...topicConfig(image, topic) };
       for (const p of topic.partitions.values()) {
         if (!p.replicas.includes(me)) continue;
         const key = `${topic.id}:${p.partition}`;

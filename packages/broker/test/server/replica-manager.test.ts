@@ -112,3 +112,18 @@ test('a changed min.insync.replicas applies to the running leader at once (same 
   expect((await p.produce(batch('d'), -1, 5000)).errorCode).toBe(0);
   await rm.close();
 });
+
+test('message.max.bytes is the default of a topic without max.message.bytes', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
+  dirs.push(dir);
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet, '', { 'max.message.bytes': '200' });
+  await rm.applyImage(image(true));
+  const p = rm.partitionByName('kv', 0)!;
+  const big = encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.alloc(300, 1) }], baseTimestamp: 1 });
+  expect((await p.produce(big, 1, 5000)).errorCode).toBe(ErrorCode.MESSAGE_TOO_LARGE);
+  // The topic's own setting wins.
+  await rm.applyImage(image(true, [{ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 'kv', name: 'max.message.bytes', value: '1000' } }], 12));
+  expect((await p.produce(big, 1, 5000)).errorCode).toBe(0);
+  await rm.close();
+});
