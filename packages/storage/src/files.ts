@@ -20,7 +20,10 @@ export function writeFileAtomic(file: string, contents: string | Uint8Array): vo
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents);
+    const bytes = typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents;
+    // A regular file may take less than asked at once (near ENOSPC): a short file must never be
+    // renamed into place.
+    for (let off = 0; off < bytes.byteLength; ) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
     fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);

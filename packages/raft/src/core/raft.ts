@@ -132,6 +132,9 @@ interface PendingRead {
 interface IncomingSnapshot {
   readonly index: number;
   readonly term: number;
+  /** Who sends it, in which term: chunks of another leader's copy never continue this one. */
+  readonly from: string;
+  readonly leaderTerm: number;
   readonly totalBytes: number;
   readonly parts: Uint8Array[];
   received: number;
@@ -886,12 +889,16 @@ export class RaftCore {
     }
     let inc = this.incomingSnapshot;
     if (c.offset === 0) {
-      inc = { index: meta.index, term: meta.term, totalBytes: c.totalBytes, parts: [], received: 0 };
+      inc = { index: meta.index, term: meta.term, from: m.from, leaderTerm: m.term, totalBytes: c.totalBytes, parts: [], received: 0 };
       this.incomingSnapshot = inc;
     }
-    if (inc === null || inc.index !== meta.index || inc.term !== meta.term || inc.received !== c.offset || inc.totalBytes !== c.totalBytes) {
-      // Out of order, duplicate or from another snapshot: tell the leader where we are.
-      const expected = inc !== null && inc.index === meta.index && inc.term === meta.term ? inc.received : 0;
+    // Two leaders' snapshots at one index and term hold the same state, but not necessarily the
+    // same bytes: only chunks from the sender and term that started a transfer continue it.
+    const same = inc !== null && inc.index === meta.index && inc.term === meta.term && inc.from === m.from && inc.leaderTerm === m.term;
+    if (!same || inc === null || inc.received !== c.offset || inc.totalBytes !== c.totalBytes || c.offset + c.data.byteLength > c.totalBytes) {
+      // Out of order, duplicate, overlong, or from another snapshot or sender: tell the leader
+      // where we are (from the start unless it is the transfer in progress).
+      const expected = same && inc !== null ? inc.received : 0;
       this.send(msg({ type: MessageType.SnapResp, from: this.id, to: m.from, term: this.term, index: meta.index, reject: true, rejectHint: expected }));
       return;
     }

@@ -61,6 +61,8 @@ interface Segment {
   size: number;
   /** Highest log index any record in the segment mentions (entries or snapshot). */
   maxIndex: number;
+  /** Whether a record in the segment holds a hard state (compaction keeps one on disk). */
+  hasHardState: boolean;
 }
 
 /** One record holding everything a save() writes. */
@@ -90,6 +92,17 @@ function updateRecord(hardState: HardState | null, snapshot: Snapshot | null, en
 
 function segmentName(seq: number): string {
   return `${seq.toString().padStart(16, '0')}${SEGMENT_SUFFIX}`;
+}
+
+/** Offset of the first whole record (length, type and checksum all valid) at or after `from`, or -1. */
+function wholeRecordAt(bytes: Buffer, from: number): number {
+  for (let p = from; p + RECORD_HEADER_BYTES < bytes.length; p++) {
+    const len = bytes.readUInt32LE(p);
+    const end = p + RECORD_HEADER_BYTES + len;
+    if (len === 0 || end > bytes.length || bytes[p + 8] !== RECORD_UPDATE) continue;
+    if (bytes.readUInt32LE(p + 4) === crc32c(bytes.subarray(p + 8, end))) return p;
+  }
+  return -1;
 }
 
 /** write() until all of `buf` is in the file (a regular file may take less at once, e.g. near ENOSPC). */
@@ -136,6 +149,7 @@ export class WalStorage implements LogStorage {
       writeAll(this.fd, buf);
       seg.size += buf.length;
       seg.maxIndex = Math.max(seg.maxIndex, maxIndex);
+      if (hs !== null) seg.hasHardState = true;
       if (u.sync !== false) await fdatasync(this.fd);
       if (hs !== null) this.hardState = hs;
       if (u.snapshot !== null) this.snapshotIndex = Math.max(this.snapshotIndex, u.snapshot.meta.index);
@@ -143,12 +157,24 @@ export class WalStorage implements LogStorage {
   }
 
   compact(snapshot: Snapshot): Promise<void> {
-    return this.serial(() => {
+    return this.serial(async () => {
       if (!this.loaded) this.loadNow();
       if (snapshot.meta.index <= this.snapshotIndex) return;
       writeFileAtomic(path.join(this.dir, SNAPSHOT_FILE), encodeSnapshot(snapshot));
       this.snapshotIndex = snapshot.meta.index;
       // The oldest segments whose every entry the snapshot covers (never the one appended to).
+      // The hard state must stay on disk: if the segment kept last holds none (a crash right
+      // after it was created, before its header was synced, leaves it empty), write it there
+      // first, synced, or a restart would find no term and vote and start as a new node.
+      const last = this.segments[this.segments.length - 1];
+      const dropsAny = this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= snapshot.meta.index;
+      if (dropsAny && last !== undefined && !last.hasHardState && this.hardState !== null && this.fd >= 0) {
+        const rec = updateRecord(this.hardState, null, []);
+        writeAll(this.fd, rec);
+        await fdatasync(this.fd);
+        last.size += rec.length;
+        last.hasHardState = true;
+      }
       let dropped = 0;
       while (this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= snapshot.meta.index) {
         fs.unlinkSync((this.segments.shift() as Segment).file);
@@ -180,7 +206,8 @@ export class WalStorage implements LogStorage {
     fs.rmSync(path.join(this.dir, `${SNAPSHOT_FILE}.tmp`), { force: true });
     let snapshot = EMPTY_SNAPSHOT;
     const snapFile = path.join(this.dir, SNAPSHOT_FILE);
-    if (fs.existsSync(snapFile)) snapshot = decodeSnapshot(fs.readFileSync(snapFile));
+    const snapshotFileFound = fs.existsSync(snapFile);
+    if (snapshotFileFound) snapshot = decodeSnapshot(fs.readFileSync(snapFile));
     let entries: Entry[] = [];
     let hardState: HardState | null = null;
     const names = fs
@@ -194,7 +221,7 @@ export class WalStorage implements LogStorage {
       const name = names[i] as string;
       const file = path.join(this.dir, name);
       const bytes = fs.readFileSync(file);
-      const seg: Segment = { seq: Number(name.slice(0, 16)), file, size: 0, maxIndex: 0 };
+      const seg: Segment = { seq: Number(name.slice(0, 16)), file, size: 0, maxIndex: 0, hasHardState: false };
       let off = 0;
       while (off < bytes.length) {
         const bad = (why: string): never => {
@@ -208,6 +235,11 @@ export class WalStorage implements LogStorage {
         const end = off + RECORD_HEADER_BYTES + len;
         if (end > bytes.length || bytes.readUInt32LE(off + 4) !== crc32c(bytes.subarray(off + 8, end))) {
           if (i < names.length - 1) bad('bad length or checksum');
+          // A torn write is the end of the file: a whole record after the damage means the
+          // damage is in the middle (bit rot, a failed write followed by good ones), and cutting
+          // there would drop synced, acknowledged records. Refuse, as etcd does.
+          const next = wholeRecordAt(bytes, off + 1);
+          if (next >= 0) throw new Error(`raft wal: ${file} is corrupt at byte ${off} (bad length or checksum) with a whole record at byte ${next} after it; not a torn write, refusing to cut it off`);
           break;
         }
         if (bytes[off + 8] !== RECORD_UPDATE) throw new Error(`raft wal: ${file} at byte ${off}: unknown record type ${String(bytes[off + 8])}`);
@@ -244,7 +276,10 @@ export class WalStorage implements LogStorage {
           }
           if (ents.length > 0) seg.maxIndex = Math.max(seg.maxIndex, first + ents.length - 1);
         }
-        if (hs !== null) hardState = hs;
+        if (hs !== null) {
+          hardState = hs;
+          seg.hasHardState = true;
+        }
         off = end;
       }
       if (off < bytes.length) {
@@ -259,7 +294,14 @@ export class WalStorage implements LogStorage {
     const last = this.segments[this.segments.length - 1];
     if (last !== undefined) this.fd = fs.openSync(last.file, 'a');
     this.loaded = true;
-    if (hardState === null) return null;
+    if (hardState === null) {
+      // Only a node that never synced its first save has no hard state. With a snapshot or any
+      // record on disk, starting as a new node would forget the term and vote: refuse.
+      if (snapshotFileFound || this.segments.some((s) => s.size > 0)) {
+        throw new Error(`raft wal: ${this.dir} holds ${snapshotFileFound ? 'a snapshot' : 'records'} but no hard state (term, vote); refusing to start as a new node`);
+      }
+      return null;
+    }
     return { hardState, snapshot, entries };
   }
 
@@ -273,13 +315,14 @@ export class WalStorage implements LogStorage {
       this.fd = -1;
     }
     const seq = last === undefined ? 0 : last.seq + 1;
-    const seg: Segment = { seq, file: path.join(this.dir, segmentName(seq)), size: 0, maxIndex: 0 };
+    const seg: Segment = { seq, file: path.join(this.dir, segmentName(seq)), size: 0, maxIndex: 0, hasHardState: false };
     this.fd = fs.openSync(seg.file, 'a');
     this.segments.push(seg);
     if (this.hardState !== null) {
       const rec = updateRecord(this.hardState, null, []);
       writeAll(this.fd, rec);
       seg.size += rec.length;
+      seg.hasHardState = true;
     }
     fsyncDir(this.dir);
     return seg;

@@ -5,6 +5,8 @@
 
 import { ConfChangeType, MessageType, Role, msg } from '../../src/core/types';
 import { SimCluster } from '../../src/sim/sim-cluster';
+import { RaftCore } from '../../src/core/raft';
+import { SeededRng } from '../../src/core/rng';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined): string => (b === undefined ? '' : new TextDecoder().decode(b));
@@ -273,5 +275,39 @@ describe('RaftCore', () => {
     expect(dec(c.node('n1').appliedData.get(l!.core!.log.lastIndex()))).toBe('kept2');
     expect(rejects).toBeLessThanOrEqual(2);
     expect(msg({ type: MessageType.App, from: 'a', to: 'b' }).entries).toEqual([]);
+  });
+});
+
+describe('InstallSnapshot chunks (Raft §7)', () => {
+  const voters = { voters: ['n1', 'n2', 'n3'], learners: [] };
+  const chunk = (from: string, term: number, offset: number, bytes: number[]): ReturnType<typeof msg> =>
+    msg({ type: MessageType.Snap, from, to: 'n2', term, snapshot: { meta: { index: 10, term: 3, confState: voters }, offset, totalBytes: 8, data: new Uint8Array(bytes) } });
+  const follower = (): RaftCore =>
+    new RaftCore({ id: 'n2', electionTicks: 10, heartbeatTicks: 1, rng: new SeededRng(1) }, { hardState: { term: 4, vote: '', commit: 0 }, snapshot: { meta: { index: 0, term: 0, confState: voters }, data: new Uint8Array(0) }, entries: [] });
+  const replies = (c: RaftCore): string[] => {
+    const r = c.ready();
+    c.advance();
+    return r.messages.filter((m) => m.type === MessageType.SnapResp).map((m) => `${m.to}:${m.reject ? 'reject' : 'ok'}:${m.rejectHint}`);
+  };
+
+  test('a chunk from another leader never continues a transfer in progress', () => {
+    const c = follower();
+    c.step(chunk('n1', 5, 0, [1, 1, 1, 1]));
+    expect(replies(c)).toEqual(['n1:ok:4']);
+    // n3 leads term 6 and sends the second half of its own copy (same index, term and size).
+    c.step(chunk('n3', 6, 4, [2, 2, 2, 2]));
+    expect(replies(c)).toEqual(['n3:reject:0']);
+    c.step(chunk('n3', 6, 0, [2, 2, 2, 2]));
+    c.step(chunk('n3', 6, 4, [2, 2, 2, 2]));
+    const r = c.ready();
+    expect(Array.from(r.snapshot?.data ?? [])).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
+  });
+
+  test('a chunk that runs past the snapshot size is refused', () => {
+    const c = follower();
+    c.step(chunk('n1', 5, 0, [1, 1, 1, 1]));
+    replies(c);
+    c.step(chunk('n1', 5, 4, [1, 1, 1, 1, 1]));
+    expect(replies(c)).toEqual(['n1:reject:4']);
   });
 });

@@ -111,6 +111,49 @@ describe('WalStorage', () => {
     await s.close();
   });
 
+  test('a crash that leaves a new segment empty does not lose the hard state to a later compaction', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d, { segmentBytes: 1 });
+    await s.load();
+    await s.save({ hardState: { term: 7, vote: 'b', commit: 4 }, snapshot: null, entries: [e(1, 7, 'a'), e(2, 7, 'b'), e(3, 7, 'c'), e(4, 7, 'd')] });
+    await s.save({ hardState: null, snapshot: null, entries: [e(5, 7, 'e')] });
+    await s.close();
+    // The crash: the next segment was created (directory synced) but its header never synced.
+    const names = segments(d);
+    const next = Number((names[names.length - 1] as string).slice(0, 16)) + 1;
+    fs.writeFileSync(join(d, `${next.toString().padStart(16, '0')}.wal`), Buffer.alloc(0));
+    s = new WalStorage(d, { segmentBytes: 1 });
+    expect((await s.load())?.hardState).toEqual({ term: 7, vote: 'b', commit: 4 });
+    // A snapshot covering every older segment: they go, the hard state must not.
+    await s.compact(snap(5, 7, [1]));
+    expect(segments(d)).toHaveLength(1);
+    s = await reopen(s, d, 1);
+    const st = await s.load();
+    expect(st?.hardState).toEqual({ term: 7, vote: 'b', commit: 4 });
+    expect(st?.snapshot.meta.index).toBe(5);
+    await s.close();
+  });
+
+  test('damage followed by a whole record in the last segment is corruption, not a torn tail', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d);
+    await s.load();
+    await s.save({ hardState: { term: 1, vote: 'a', commit: 0 }, snapshot: null, entries: [e(1, 1, 'first')] });
+    const afterFirst = fs.statSync(join(d, segments(d)[0] as string)).size;
+    await s.save({ hardState: null, snapshot: null, entries: [e(2, 1, 'second')] });
+    await s.save({ hardState: null, snapshot: null, entries: [e(3, 1, 'third')] });
+    await s.close();
+    const file = join(d, segments(d)[0] as string);
+    const bytes = fs.readFileSync(file);
+    bytes[afterFirst + 12] = (bytes[afterFirst + 12] as number) ^ 0xff; // inside the second record
+    fs.writeFileSync(file, bytes);
+    s = new WalStorage(d);
+    await expect(s.load()).rejects.toThrow(/not a torn write/);
+    await s.close();
+    // Nothing was cut off.
+    expect(fs.statSync(file).size).toBe(bytes.length);
+  });
+
   test('the bootstrap snapshot at index 0 keeps its membership; a leader snapshot replaces the log', async () => {
     const d = join(dir, 'wal');
     let s = new WalStorage(d);
