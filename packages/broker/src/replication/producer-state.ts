@@ -7,9 +7,11 @@
 // - a sequence at or below the last one that is no longer cached is DUPLICATE_SEQUENCE_NUMBER
 //   (surely a duplicate, offsets unknown), distinct from a gap so a client never resets.
 //
-// The state is a pure function of the log: the broker rebuilds it on restart and after a
-// truncation by feeding batch headers in offset order to `load()` (the same transition as
-// `onAppended()`, minus the checks). Limits: `batchesPerProducer` (5, Kafka's bound on
+// The state is a function of the log: the broker rebuilds it on restart and after a truncation
+// by feeding batch headers in offset order to `load()` (the same transition as `onAppended()`,
+// minus the checks), starting from a snapshot (`snapshot()` / `fromSnapshot()`, Kafka's
+// producer-state snapshots) so that producers whose batches retention, DeleteRecords or
+// compaction removed are still known after a restart. Limits: `batchesPerProducer` (5, Kafka's bound on
 // max.in.flight.requests.per.connection) and `maxProducerIds` (least recently written evicted).
 //
 // Sequences are int32 and wrap from 2^31-1 to 0 (Kafka's rule); "at or below the last one" is
@@ -49,6 +51,17 @@ export type SequenceCheck =
   | { readonly kind: 'append' }
   | { readonly kind: 'duplicate'; readonly firstOffset: number; readonly lastOffset: number }
   | { readonly kind: 'error'; readonly error: Extract<ErrorName, 'OUT_OF_ORDER_SEQUENCE_NUMBER' | 'INVALID_PRODUCER_EPOCH' | 'DUPLICATE_SEQUENCE_NUMBER' | 'UNKNOWN_PRODUCER_ID'> };
+
+/**
+ * The state as of a log offset, for the partition's snapshot file: per producer (least recently
+ * written first) [id, epoch, batches as [firstSeq, lastSeq, firstOffset, lastOffset]].
+ */
+export interface ProducerStateSnapshot {
+  readonly version: 1;
+  /** The log end offset the state is as of: replay batches from here. */
+  readonly offset: number;
+  readonly producers: readonly (readonly [number, number, readonly (readonly [number, number, number, number])[]])[];
+}
 
 export interface ProducerStateOptions {
   /** Producer ids remembered per partition; the least recently written is forgotten. Default 10000. */
@@ -144,6 +157,31 @@ export class ProducerStateManager {
       const oldest = this.producers.keys().next();
       if (oldest.done !== true) this.producers.delete(oldest.value);
     }
+  }
+
+  /** The state as of log offset `offset` (the caller's log end). */
+  snapshot(offset: number): ProducerStateSnapshot {
+    const producers = [...this.producers].map(([id, e]) => [id, e.producerEpoch, e.batches.map((b) => [b.firstSeq, b.lastSeq, b.firstOffset, b.lastOffset] as const)] as const);
+    return { version: 1, offset, producers };
+  }
+
+  /** The state a snapshot holds (throws on a malformed one). */
+  static fromSnapshot(s: ProducerStateSnapshot, opts: ProducerStateOptions = {}): ProducerStateManager {
+    const m = new ProducerStateManager(opts);
+    const int = (v: unknown): number => {
+      if (!Number.isSafeInteger(v)) throw new Error(`producer state snapshot: not an integer: ${String(v)}`);
+      return v as number;
+    };
+    if (s.version !== 1 || !Array.isArray(s.producers)) throw new Error('producer state snapshot: unknown version');
+    for (const [id, epoch, batches] of s.producers) {
+      const cached = batches.slice(-m.batchesPerProducer).map((b: readonly [number, number, number, number]): CachedBatch => ({ firstSeq: int(b[0]), lastSeq: int(b[1]), firstOffset: int(b[2]), lastOffset: int(b[3]) }));
+      m.producers.set(int(id), { producerEpoch: int(epoch), batches: cached });
+      if (m.producers.size > m.maxProducerIds) {
+        const oldest = m.producers.keys().next();
+        if (oldest.done !== true) m.producers.delete(oldest.value);
+      }
+    }
+    return m;
   }
 
   /** Forgets everything (before a rebuild from the log). */

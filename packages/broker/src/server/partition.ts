@@ -15,11 +15,13 @@ import {
   type RawConfig,
   type ReplicaFetchPartitionResponse,
 } from '@strand/protocol';
-import type { PartitionLog, ReadResult } from '@strand/storage';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic, type PartitionLog, type ReadResult } from '@strand/storage';
 import { partitionLogView } from '../log/partition-log-view';
 import { PartitionFollower } from '../replication/partition-follower';
 import { PartitionLeader, type Acks } from '../replication/partition-leader';
-import { NO_PRODUCER_ID, ProducerStateManager } from '../replication/producer-state';
+import { NO_PRODUCER_ID, ProducerStateManager, type ProducerStateSnapshot } from '../replication/producer-state';
 import type { AlterPartitionRequest, AlterPartitionResponse, FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaLogView } from '../replication/types';
 
 export interface PartitionKey {
@@ -73,7 +75,7 @@ export class Partition {
   ) {
     this.view = partitionLogView(log);
     this.hw = Math.min(highWatermark, log.logEndOffset);
-    this.producers = rebuildProducerState(log);
+    this.producers = loadProducerState(log);
     this.unsubscribeDurable = log.onDurable(() => this.onLocalLogChanged());
   }
 
@@ -371,16 +373,23 @@ export class Partition {
         // The leader's log start (moved by DeleteRecords or its retention) moves ours, as Kafka's
         // follower does, so deleted records do not come back when this replica becomes leader.
         // Offsets below the leader's log start are committed, so they are never truncated away.
-        if (r.logStartOffset > this.log.logStartOffset) this.log.deleteRecordsBefore(Math.min(r.logStartOffset, this.log.logEndOffset));
+        if (r.logStartOffset > this.log.logStartOffset) {
+          this.log.deleteRecordsBefore(Math.min(r.logStartOffset, this.log.logEndOffset));
+          this.writeProducerSnapshot();
+        }
         break;
       case 'truncate':
         this.log.truncateTo(action.offset);
-        this.producers = rebuildProducerState(this.log);
+        // From the snapshot if it is at or below the new end, else from the log; then a fresh
+        // snapshot, so none describing the cut-off history is left on disk.
+        this.producers = loadProducerState(this.log);
+        this.writeProducerSnapshot();
         follower.onTruncated();
         break;
       case 'truncate-fully':
         this.log.truncateFullyAndStartAt(action.offset);
-        this.producers = rebuildProducerState(this.log);
+        this.producers = new ProducerStateManager();
+        this.writeProducerSnapshot();
         follower.onTruncated();
         break;
       default:
@@ -400,14 +409,31 @@ export class Partition {
   deleteRecordsBefore(offset: number): void {
     const before = this.log.logStartOffset;
     this.log.deleteRecordsBefore(offset);
-    if (this.log.logStartOffset !== before) this.wake();
+    if (this.log.logStartOffset !== before) this.onLogStartMoved();
   }
 
   /** Retention below the high watermark; waiting fetches wake if the log start moved. */
   applyRetention(): void {
     const before = this.log.logStartOffset;
     this.log.applyRetention(this.highWatermark);
-    if (this.log.logStartOffset !== before) this.wake();
+    if (this.log.logStartOffset !== before) this.onLogStartMoved();
+  }
+
+  /** After a compaction pass removed batches: the producers they named stay known. */
+  onCompacted(): void {
+    this.writeProducerSnapshot();
+  }
+
+  private onLogStartMoved(): void {
+    // Batches below the log start are gone from the log, not from the producer state: snapshot
+    // it, so a restart still knows their producers (Kafka keeps producer-state snapshots).
+    this.writeProducerSnapshot();
+    this.wake();
+  }
+
+  /** Writes the producer state as of the log end (atomically, synced). */
+  private writeProducerSnapshot(): void {
+    writeFileAtomic(path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE), JSON.stringify(this.producers.snapshot(this.log.logEndOffset)));
   }
 
   /** Calls `w` once, on the next change (append, HW move, log start move, role change) or never if removed. */
@@ -432,6 +458,11 @@ export class Partition {
     this.produceWaiters.clear();
     this.unsubscribeDurable();
     this.wake();
+    try {
+      this.writeProducerSnapshot();
+    } catch {
+      // Only the producers of removed batches are lost: the rest is rebuilt from the log.
+    }
     await this.log.close();
   }
 }
@@ -442,10 +473,34 @@ function errorNameOf(code: number): ErrorName {
   return StrandError.fromCode(code).errorName;
 }
 
-/** Rebuilds idempotent-producer state from the batch headers in the log (one pass over the log). */
-function rebuildProducerState(log: PartitionLog): ProducerStateManager {
-  const producers = new ProducerStateManager();
-  let offset = log.logStartOffset;
+/** The partition's producer-state snapshot file (JSON, ProducerStateSnapshot). */
+export const PRODUCER_SNAPSHOT_FILE = 'producer-state-snapshot';
+
+/**
+ * The idempotent-producer state of the log: from its snapshot when that is at or below the log
+ * end (a restart after a crash that cut the log below it, or a truncation, rebuilds from the
+ * log instead), then the batch headers after it, in offset order.
+ */
+function loadProducerState(log: PartitionLog): ProducerStateManager {
+  let snap: ProducerStateSnapshot | undefined;
+  try {
+    snap = JSON.parse(fs.readFileSync(path.join(log.dir, PRODUCER_SNAPSHOT_FILE), 'utf8')) as ProducerStateSnapshot;
+  } catch {
+    snap = undefined; // none yet, or unreadable: the log has it all
+  }
+  if (snap !== undefined && Number.isSafeInteger(snap.offset) && snap.offset <= log.logEndOffset) {
+    try {
+      return replayProducerState(log, ProducerStateManager.fromSnapshot(snap), Math.max(snap.offset, log.logStartOffset));
+    } catch {
+      // A malformed snapshot: rebuild from the log below.
+    }
+  }
+  return replayProducerState(log, new ProducerStateManager(), log.logStartOffset);
+}
+
+/** Feeds `producers` the batch headers of the log from `from` (one pass over that part). */
+function replayProducerState(log: PartitionLog, producers: ProducerStateManager, from: number): ProducerStateManager {
+  let offset = from;
   for (let guard = 0; guard < 10_000_000 && offset < log.logEndOffset; guard++) {
     const res = log.read(offset, 4 * 1024 * 1024);
     if (res.batchCount === 0) break;

@@ -201,7 +201,10 @@ export class ReplicaManager {
         // still be in the page cache, so flush them first (one fdatasync per log and pass).
         await p.log.flush();
         const stats = await compactLog(p.log, { upperBoundOffset: p.highWatermark });
-        if (stats.segmentsCleaned > 0) this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, 'compacted');
+        if (stats.segmentsCleaned > 0) {
+          p.onCompacted();
+          this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, 'compacted');
+        }
       } catch (e: unknown) {
         this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: e instanceof Error ? e.message : String(e) }, 'compaction failed');
       }

@@ -108,4 +108,23 @@ describe('ProducerStateManager', () => {
       { seed: 7, numRuns: 200 },
     );
   });
+
+  test('a snapshot round-trips the state, recency order (eviction) included; malformed ones throw', () => {
+    const m = new ProducerStateManager({ maxProducerIds: 2 });
+    m.load({ producerId: 1, producerEpoch: 0, baseSequence: 0, baseOffset: 0, lastOffsetDelta: 1 });
+    m.load({ producerId: 2, producerEpoch: 3, baseSequence: 0, baseOffset: 2, lastOffsetDelta: 0 });
+    m.load({ producerId: 1, producerEpoch: 0, baseSequence: 2, baseOffset: 3, lastOffsetDelta: 0 });
+    const snap = JSON.parse(JSON.stringify(m.snapshot(4)));
+    expect(snap.offset).toBe(4);
+    const back = ProducerStateManager.fromSnapshot(snap, { maxProducerIds: 2 });
+    expect(back.entry(1)).toEqual(m.entry(1));
+    expect(back.entry(2)).toEqual(m.entry(2));
+    expect(back.check(1, 0, 2, 0)).toEqual({ kind: 'duplicate', firstOffset: 3, lastOffset: 3 });
+    // Producer 2 is the least recently written: a third producer evicts it, as in the original.
+    back.load({ producerId: 9, producerEpoch: 0, baseSequence: 0, baseOffset: 4, lastOffsetDelta: 0 });
+    expect(back.entry(2)).toBeUndefined();
+    expect(back.entry(1)).toBeDefined();
+    expect(() => ProducerStateManager.fromSnapshot({ ...snap, version: 2 })).toThrow(/version/);
+    expect(() => ProducerStateManager.fromSnapshot({ ...snap, producers: [[1, 'x', []]] })).toThrow(/integer/);
+  });
 });

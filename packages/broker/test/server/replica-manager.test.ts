@@ -127,3 +127,27 @@ test('message.max.bytes is the default of a topic without max.message.bytes', as
   expect((await p.produce(big, 1, 5000)).errorCode).toBe(0);
   await rm.close();
 });
+
+test('an idempotent producer whose batches DeleteRecords removed is still known after a restart, clean or not', async () => {
+  const { dir, rm, p } = await leadingKv();
+  const idem = (seq: number): Buffer => encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(`s${seq}`) }], baseTimestamp: 1, producerId: 7, producerEpoch: 0, baseSequence: seq });
+  const first = await p.produce(idem(0), -1, 5000);
+  expect(first.errorCode).toBe(0);
+  p.deleteRecordsBefore(p.highWatermark);
+  expect(p.log.logStartOffset).toBe(p.log.logEndOffset);
+  // A crash right now: copy the directory as the disk holds it (minus the live locks).
+  const crashed = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-crash-'));
+  dirs.push(crashed);
+  fs.cpSync(dir, crashed, { recursive: true, filter: (src) => path.basename(src) !== '.lock' });
+  await rm.close();
+  for (const d of [dir, crashed]) {
+    const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+    const again = new ReplicaManager(d, host, quiet);
+    await again.applyImage(image(true));
+    const q = again.partitionByName('kv', 0)!;
+    // A retry of the deleted batch is recognised; the next sequence is accepted, not a gap.
+    expect(await q.produce(idem(0), -1, 5000)).toMatchObject({ errorCode: 0, baseOffset: first.baseOffset });
+    expect((await q.produce(idem(1), -1, 5000)).errorCode).toBe(0);
+    await again.close();
+  }
+});
