@@ -47,6 +47,29 @@ const HAS_ENTRIES = 4;
 const RECORD_HEADER_BYTES = 9;
 const SEGMENT_SUFFIX = '.wal';
 const SNAPSHOT_FILE = 'snapshot';
+/** The snapshot file: magic, crc32c of the rest, length, then the encoded snapshot. */
+const SNAPSHOT_MAGIC = 0x52534e31; // "RSN1"
+const SNAPSHOT_HEADER_BYTES = 12;
+
+function snapshotFileBytes(s: Snapshot): Buffer {
+  const body = encodeSnapshot(s);
+  const out = Buffer.allocUnsafe(SNAPSHOT_HEADER_BYTES + body.byteLength);
+  out.writeUInt32BE(SNAPSHOT_MAGIC, 0);
+  out.writeUInt32BE(body.byteLength, 8);
+  out.set(body, SNAPSHOT_HEADER_BYTES);
+  out.writeUInt32BE(crc32c(out.subarray(8)), 4);
+  return out;
+}
+
+/** Decodes the snapshot file; a file without the magic is the older, unchecksummed format. */
+function snapshotFromFile(file: string, bytes: Buffer): Snapshot {
+  if (bytes.byteLength < SNAPSHOT_HEADER_BYTES || bytes.readUInt32BE(0) !== SNAPSHOT_MAGIC) return decodeSnapshot(bytes);
+  const len = bytes.readUInt32BE(8);
+  if (SNAPSHOT_HEADER_BYTES + len !== bytes.byteLength || bytes.readUInt32BE(4) !== crc32c(bytes.subarray(8))) {
+    throw new Error(`raft wal: ${file} is corrupt (bad length or checksum); refusing to restore from it`);
+  }
+  return decodeSnapshot(bytes.subarray(SNAPSHOT_HEADER_BYTES));
+}
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: '', commit: 0 };
 const EMPTY_SNAPSHOT: Snapshot = { meta: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
 
@@ -160,7 +183,7 @@ export class WalStorage implements LogStorage {
     return this.serial(async () => {
       if (!this.loaded) this.loadNow();
       if (snapshot.meta.index <= this.snapshotIndex) return;
-      writeFileAtomic(path.join(this.dir, SNAPSHOT_FILE), encodeSnapshot(snapshot));
+      writeFileAtomic(path.join(this.dir, SNAPSHOT_FILE), snapshotFileBytes(snapshot));
       this.snapshotIndex = snapshot.meta.index;
       // The oldest segments whose every entry the snapshot covers (never the one appended to).
       // The hard state must stay on disk: if the segment kept last holds none (a crash right
@@ -207,7 +230,7 @@ export class WalStorage implements LogStorage {
     let snapshot = EMPTY_SNAPSHOT;
     const snapFile = path.join(this.dir, SNAPSHOT_FILE);
     const snapshotFileFound = fs.existsSync(snapFile);
-    if (snapshotFileFound) snapshot = decodeSnapshot(fs.readFileSync(snapFile));
+    if (snapshotFileFound) snapshot = snapshotFromFile(snapFile, fs.readFileSync(snapFile));
     let entries: Entry[] = [];
     let hardState: HardState | null = null;
     const names = fs

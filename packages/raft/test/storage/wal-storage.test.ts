@@ -10,6 +10,7 @@ import { Entry, EntryType, Snapshot } from '../../src/core/types';
 import { LevelStorage } from '../../src/storage/level-storage';
 import { migrateLevelToWal } from '../../src/storage/migrate';
 import { WalStorage } from '../../src/storage/wal-storage';
+import { encodeSnapshot } from '../../src/storage/encoding';
 
 const e = (index: number, term: number, s: string): Entry => ({ index, term, type: EntryType.Normal, data: new TextEncoder().encode(s) });
 const text = (ents: readonly Entry[]): string[] => ents.map((x) => `${x.index}:${x.term}:${new TextDecoder().decode(x.data)}`);
@@ -152,6 +153,30 @@ describe('WalStorage', () => {
     await s.close();
     // Nothing was cut off.
     expect(fs.statSync(file).size).toBe(bytes.length);
+  });
+
+  test('the snapshot file is checksummed: a damaged one stops load(); an older unchecksummed one still loads', async () => {
+    const d = join(dir, 'wal');
+    let s = new WalStorage(d, { segmentBytes: 100 });
+    await s.load();
+    await s.save({ hardState: { term: 2, vote: 'a', commit: 6 }, snapshot: null, entries: [] });
+    for (let i = 1; i <= 6; i++) await s.save({ hardState: null, snapshot: null, entries: [e(i, 2, `value-${i}`)] });
+    await s.compact(snap(4, 2, [7, 7, 7]));
+    await s.close();
+    const file = join(d, 'snapshot');
+    const good = fs.readFileSync(file);
+    const bad = Buffer.from(good);
+    bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0x01;
+    fs.writeFileSync(file, bad);
+    s = new WalStorage(d, { segmentBytes: 100 });
+    await expect(s.load()).rejects.toThrow(/snapshot is corrupt/);
+    await s.close();
+    // The format before the checksum: the encoded snapshot alone.
+    fs.writeFileSync(file, encodeSnapshot(snap(4, 2, [7, 7, 7])));
+    s = new WalStorage(d, { segmentBytes: 100 });
+    const st = await s.load();
+    expect(Array.from(st?.snapshot.data ?? [])).toEqual([7, 7, 7]);
+    await s.close();
   });
 
   test('the bootstrap snapshot at index 0 keeps its membership; a leader snapshot replaces the log', async () => {
