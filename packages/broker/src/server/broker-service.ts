@@ -425,6 +425,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           if (l.part === undefined) return { ...base, errorCode: l.errorCode };
           const part = l.part;
           if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== part.leaderEpoch) return { ...base, errorCode: code(p.currentLeaderEpoch < part.leaderEpoch ? 'FENCED_LEADER_EPOCH' : 'UNKNOWN_LEADER_EPOCH') };
+          if (!part.offsetsAvailable) return { ...base, errorCode: code('OFFSET_NOT_AVAILABLE') };
           const hw = part.highWatermark;
           if (p.timestamp === LATEST_TIMESTAMP) return { ...base, errorCode: 0, offset: hw, leaderEpoch: part.leaderEpoch };
           if (p.timestamp === EARLIEST_TIMESTAMP) return { ...base, errorCode: 0, offset: part.log.logStartOffset, leaderEpoch: part.leaderEpoch };

@@ -91,6 +91,16 @@ export class Partition {
     return this.leaderCore !== null;
   }
 
+  /**
+   * Whether ListOffsets may answer: a new leader's high watermark may still be below the start
+   * of its epoch (it learned the old leader's lazily), and offsets answered from it could go
+   * backwards. Kafka answers OFFSET_NOT_AVAILABLE (retriable) until it has caught up.
+   */
+  get offsetsAvailable(): boolean {
+    const l = this.leaderCore;
+    return l !== null && l.highWatermark >= l.leaderEpochStartOffset;
+  }
+
   get leader(): PartitionLeader | null {
     return this.leaderCore;
   }

@@ -8,6 +8,9 @@
  * - the log start moved past the end of the follower's last epoch (its epoch entry is gone on
  *   the leader): the leader answers OFFSET_OUT_OF_RANGE (Kafka's endOffsetFor for an epoch
  *   older than all), not a divergence the follower cannot resolve, so it starts over.
+ * Also: a full replica fetch response answers without records but counts the fetch, and a new
+ * leader answers ListOffsets (OFFSET_NOT_AVAILABLE otherwise) only once its high watermark
+ * reaches the start of its epoch.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -28,15 +31,15 @@ const topicId = 'fedcba9876543210fedcba9876543210';
 const quiet = { info: () => undefined, warn: () => undefined };
 let clock = 0;
 
-/** Brokers 1 and 2; topic t's partition 0 on both, led by broker 1. */
-function image(offset: number, leaderEpoch: number, isr: number[]): MetadataImage {
+/** Brokers 1 and 2; topic t's partition 0 on both, led by `leader` (broker 1 by default). */
+function image(offset: number, leaderEpoch: number, isr: number[], leader = 1): MetadataImage {
   const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
   return MetadataImage.fromRecords(offset, [
     { cluster: { clusterId: 'c' } },
     broker(1),
     broker(2),
     { topic: { name: 't', topicId: topicIdToBytes(topicId) } },
-    { partition: { topicId: topicIdToBytes(topicId), partition: 0, replicas: [1, 2], isr, leader: 1, leaderEpoch, partitionEpoch: offset, addingReplicas: [], removingReplicas: [] } },
+    { partition: { topicId: topicIdToBytes(topicId), partition: 0, replicas: [1, 2], isr, leader, leaderEpoch, partitionEpoch: offset, addingReplicas: [], removingReplicas: [] } },
     { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 't', name: 'flush.policy', value: 'page-cache' } },
   ]);
 }
@@ -130,4 +133,26 @@ test('a full replica fetch response answers a partition without records but stil
   follower.applyFetchResponse(out.correlationId, q.fetchOffset, answer);
   pump(leader, follower);
   expect(follower.log.logEndOffset).toBe(5);
+});
+
+test('a new leader answers ListOffsets only once its high watermark reaches the start of its epoch', async () => {
+  const one = await brokerWith(1, image(10, 0, [1, 2]));
+  const two = await brokerWith(2, image(10, 0, [1, 2]));
+  expect(one.offsetsAvailable).toBe(true);
+  expect((await one.produce(batch(0, 5), 1, 5000)).errorCode).toBe(0);
+  pump(one, two); // broker 2 has offsets 0..4 but learns the high watermark only later
+  expect(two.log.logEndOffset).toBe(5);
+  expect(two.highWatermark).toBe(0);
+  // Broker 2 leads epoch 1: its epoch starts at 5, its high watermark is 0.
+  await managersOf(two).applyImage(image(11, 1, [1, 2], 2));
+  await managersOf(one).applyImage(image(11, 1, [1, 2], 2));
+  expect(two.isLeader).toBe(true);
+  expect(two.offsetsAvailable).toBe(false);
+  // Broker 1 follows and fetches from 5: the high watermark reaches the epoch start.
+  clock += 200;
+  const out = one.follower!.pollFetch(clock, 30_000)!;
+  const q = out.request;
+  one.applyFetchResponse(out.correlationId, q.fetchOffset, two.answerFollowerFetch({ replicaId: 1, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock));
+  expect(two.highWatermark).toBe(5);
+  expect(two.offsetsAvailable).toBe(true);
 });
