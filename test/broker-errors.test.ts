@@ -156,3 +156,18 @@ test('ProduceStream answers each request with its correlation id, errors per par
   const values = (await brokers.readAll('t', 0)).map((r) => r.value);
   expect(values.slice(before)).toEqual(['s1', 's2']);
 });
+
+test('a fetch naming no partitions waits out maxWaitMs without holding up other requests', async () => {
+  const order: string[] = [];
+  const empty = brokers
+    .call<FetchRequest, FetchResponse>(address, (c, r, m, o, cb) => c.fetch(r, m, o, cb), { maxWaitMs: 400, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, replicaId: -1, topics: [] })
+    .then((res) => {
+      order.push('empty fetch');
+      return res;
+    });
+  // Served while the empty fetch waits (before the fix its loop spun and starved the event loop).
+  await brokers.metadata(['t']);
+  order.push('metadata');
+  expect((await empty).topics).toEqual([]);
+  expect(order).toEqual(['metadata', 'empty fetch']);
+});

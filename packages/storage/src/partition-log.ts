@@ -189,6 +189,14 @@ export class PartitionLog {
     };
   }
 
+  /**
+   * The largest batch recovery expects: replicated batches may exceed this broker's
+   * max.message.bytes (see appendAsFollower), never segment.bytes.
+   */
+  private recoveryBatchBytes(): number {
+    return Math.max(this.config['max.message.bytes'], this.config['segment.bytes']);
+  }
+
   private segmentConfig(): SegmentConfig {
     return { indexIntervalBytes: this.config['index.interval.bytes'], maxIndexEntries: Math.max(1, Math.floor(this.config['segment.index.bytes'] / 8)) };
   }
@@ -213,7 +221,7 @@ export class PartitionLog {
       const nextBase = bases[i + 1];
       // A segment needs recovery if it may hold offsets at or past the recovery point.
       const recover = !clean && (nextBase === undefined || nextBase > this.recoveryPoint);
-      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.config['max.message.bytes'], this.batchAcceptor());
+      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.recoveryBatchBytes(), this.batchAcceptor());
       this.segments.push(segment);
       truncated += truncatedBytes;
       if (truncatedBytes > 0) {
@@ -372,7 +380,10 @@ export class PartitionLog {
    */
   appendAsFollower(records: Buffer): AppendInfo {
     this.ensureWritable();
-    const views = this.validate(records);
+    // No max.message.bytes check: the leader accepted the batch under its limit, which this
+    // broker's may not match (message.max.bytes is per broker, a topic's may have been lowered
+    // since); refusing would keep the follower out of the ISR for good (Kafka skips it too).
+    const views = this.validate(records, false);
     let expectAtLeast = this.logEndOffset;
     for (const v of views) {
       if (v.header.baseOffset < expectAtLeast) {
@@ -400,9 +411,8 @@ export class PartitionLog {
     return this.validate(records);
   }
 
-  private validate(records: Buffer): BatchView[] {
-    const maxBatchBytes = this.config['max.message.bytes'];
-    const views = validateBatches(records, { maxBatchBytes });
+  private validate(records: Buffer, checkMessageSize = true): BatchView[] {
+    const views = validateBatches(records, checkMessageSize ? { maxBatchBytes: this.config['max.message.bytes'] } : {});
     if (views.length === 0) throw new StrandError('INVALID_RECORD', 'no record batches to append');
     for (const v of views) {
       if (v.size > this.config['segment.bytes']) {
@@ -814,7 +824,7 @@ export class PartitionLog {
     old.close();
     fs.renameSync(swapFile, old.logFile);
     fsyncDir(this.dir);
-    const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.config['max.message.bytes'], this.batchAcceptor());
+    const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());
     segment.flushSync();
     this.segments[i] = segment;
   }

@@ -79,6 +79,23 @@ describe('append and read', () => {
     await Promise.all([leader.close(), follower.close()]);
   });
 
+  it('a follower keeps batches over its own max.message.bytes (the leader accepted them), also through recovery', async () => {
+    const leader = PartitionLog.open(tempDir());
+    leader.appendAsLeader(batch('big', 1, { values: ['x'.repeat(400)] }), 1);
+    const dir = tempDir();
+    const small = { config: { 'max.message.bytes': '200' } };
+    const follower = PartitionLog.open(dir, small);
+    expect(errorName(() => follower.validateForAppend(Buffer.from(leader.read(0, 1 << 20).records)))).toBe('MESSAGE_TOO_LARGE');
+    follower.appendAsFollower(Buffer.from(leader.read(0, 1 << 20).records));
+    expect(follower.logEndOffset).toBe(1);
+    await follower.flush();
+    follower.abandon();
+    fs.rmSync(path.join(dir, 'recovery-point-offset-checkpoint'), { force: true });
+    const again = PartitionLog.open(dir, small);
+    expect(again.logEndOffset).toBe(1);
+    await Promise.all([leader.close(), again.close()]);
+  });
+
   it('rolls segments by segment.bytes and keeps reads working across them', async () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, { config: { 'segment.bytes': '400', 'index.interval.bytes': '100' } });

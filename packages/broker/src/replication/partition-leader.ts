@@ -346,11 +346,6 @@ export class PartitionLeader {
     this.commitIsr(resp.isr, resp.partitionEpoch);
   }
 
-  /**
-   * Metadata from the controller for this partition. The same leader epoch with a newer
-   * partition epoch carries a committed ISR (ours, or the controller's removal of a fenced
-   * broker). A newer leader epoch means we are no longer leader: the driver must `resign()`.
-   */
   get config(): ReplicationConfig {
     return this._config;
   }
@@ -364,6 +359,11 @@ export class PartitionLeader {
     if (minInsyncReplicas !== this._config.minInsyncReplicas) this._config = replicationConfig({ ...this._config, minInsyncReplicas });
   }
 
+  /**
+   * Metadata from the controller for this partition. The same leader epoch with a newer
+   * partition epoch carries a committed ISR (ours, or the controller's removal of a fenced
+   * broker). A newer leader epoch means we are no longer leader: the driver must `resign()`.
+   */
   onPartitionState(state: PartitionState): void {
     if (this.resigned || state.leaderEpoch !== this.leaderEpoch || state.partitionEpoch <= this._partitionEpoch) return;
     this.commitIsr(state.isr, state.partitionEpoch);

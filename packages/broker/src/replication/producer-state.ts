@@ -184,6 +184,28 @@ export class ProducerStateManager {
     return m;
   }
 
+  /**
+   * The state after the log was truncated at `cut`: `fromLog` (rebuilt from what the log still
+   * holds), plus the producers of `previous` that the log no longer names (their batches went
+   * with the log start) with their batches that end before the cut. Those are the least
+   * recently written, so they come first (evicted first).
+   */
+  static afterTruncation(previous: ProducerStateManager, fromLog: ProducerStateManager, cut: number): ProducerStateManager {
+    const m = new ProducerStateManager({ maxProducerIds: fromLog.maxProducerIds, batchesPerProducer: fromLog.batchesPerProducer });
+    for (const [id, e] of previous.producers) {
+      if (fromLog.producers.has(id)) continue;
+      const kept = e.batches.filter((b) => b.lastOffset < cut);
+      if (kept.length > 0) m.producers.set(id, { producerEpoch: e.producerEpoch, batches: kept });
+    }
+    for (const [id, e] of fromLog.producers) m.producers.set(id, { producerEpoch: e.producerEpoch, batches: [...e.batches] });
+    while (m.producers.size > m.maxProducerIds) {
+      const oldest = m.producers.keys().next();
+      if (oldest.done === true) break;
+      m.producers.delete(oldest.value);
+    }
+    return m;
+  }
+
   /** Forgets everything (before a rebuild from the log). */
   clear(): void {
     this.producers.clear();

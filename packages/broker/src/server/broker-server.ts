@@ -268,6 +268,7 @@ export class BrokerServer {
     this.timers.push(
       setInterval(() => {
         this.replicas.checkpointHighWatermarksAsync().catch((e: unknown) => this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'high watermark checkpoint failed'));
+        void this.replicas.snapshotProducersAsync();
       }, this.config['replica.high.watermark.checkpoint.interval.ms']),
     );
     this.timers.push(setInterval(() => this.replicas.applyRetention(), this.config['log.retention.check.interval.ms']));

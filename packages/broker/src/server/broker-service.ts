@@ -82,10 +82,14 @@ function code(name: ErrorName): number {
   return ErrorCode[name];
 }
 
-/** Waits until any of `parts` changes or `ms` passes; resolves either way. */
-function waitForChange(parts: readonly Partition[], ms: number, cancelled: () => boolean): Promise<void> {
+/**
+ * Waits until any of `parts` changes, `ms` passes or (with `onCancel`) the caller's call is
+ * cancelled; resolves either way. With no partitions it is a plain timer: resolving at once
+ * would let a request naming none spin the caller's loop without yielding to the event loop.
+ */
+function waitForChange(parts: readonly Partition[], ms: number, cancelled: () => boolean, onCancel?: (wake: () => void) => () => void): Promise<void> {
   return new Promise((resolve) => {
-    if (ms <= 0 || parts.length === 0 || cancelled()) return resolve();
+    if (ms <= 0 || cancelled()) return resolve();
     const offs: (() => void)[] = [];
     let done = false;
     const finish = (): void => {
@@ -97,6 +101,7 @@ function waitForChange(parts: readonly Partition[], ms: number, cancelled: () =>
     };
     const timer = setTimeout(finish, ms);
     for (const p of parts) offs.push(p.onNextChange(finish));
+    if (onCancel !== undefined) offs.push(onCancel(finish));
   });
 }
 
@@ -515,8 +520,15 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       let cancelled = false;
       let queued = 0;
       let chain: Promise<void> = Promise.resolve();
+      // A held fetch of a stream that went away stops waiting at once (and drops its listeners).
+      const wakeOnCancel = new Set<() => void>();
+      const onCancel = (wake: () => void): (() => void) => {
+        wakeOnCancel.add(wake);
+        return () => wakeOnCancel.delete(wake);
+      };
       const stop = (): void => {
         cancelled = true;
+        for (const wake of [...wakeOnCancel]) wake();
       };
       call.on('cancelled', stop);
       call.on('error', stop);
@@ -564,7 +576,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
               // move, a role change, a closed partition) wakes this wait, so the fetch is
               // re-examined on changes and at the two deadlines only, not every
               // replica.fetch.wait.max.ms: with 1,000 partitions each round walks all of them.
-              await waitForChange(parts, (now < waitEnd ? waitEnd : holdEnd) - now, () => cancelled);
+              await waitForChange(parts, (now < waitEnd ? waitEnd : holdEnd) - now, () => cancelled, onCancel);
             }
           } catch (e: unknown) {
             ctx.logger.warn({ replica: req.replicaId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch failed');

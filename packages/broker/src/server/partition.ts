@@ -64,6 +64,10 @@ export class Partition {
   private readonly waiters = new Set<Waiter>();
   private unsubscribeDurable: () => void;
   private closed = false;
+  /** Batches left the log since the last producer-state snapshot (log start moved, compaction). */
+  private producerSnapshotDirty = false;
+  /** Bumped by every synchronous snapshot write; a periodic write started before one is dropped. */
+  private producerSnapshotGeneration = 0;
   /** Correlation ids of successive follower cores never overlap (see PartitionFollower). */
   private nextFollowerCorrelation = 1;
 
@@ -75,7 +79,11 @@ export class Partition {
   ) {
     this.view = partitionLogView(log);
     this.hw = Math.min(highWatermark, log.logEndOffset);
-    this.producers = loadProducerState(log);
+    const loaded = loadProducerState(log);
+    this.producers = loaded.producers;
+    // A snapshot past the log end (a crash lost the tail it had counted) must not stay: once
+    // the log grows past it again, under another history, it would be loaded.
+    if (loaded.staleSnapshot) this.writeProducerSnapshot();
     this.unsubscribeDurable = log.onDurable(() => this.onLocalLogChanged());
   }
 
@@ -385,22 +393,24 @@ export class Partition {
         // Offsets below the leader's log start are committed, so they are never truncated away.
         if (r.logStartOffset > this.log.logStartOffset) {
           this.log.deleteRecordsBefore(Math.min(r.logStartOffset, this.log.logEndOffset));
-          this.writeProducerSnapshot();
+          this.producerSnapshotDirty = true;
         }
         break;
-      case 'truncate':
+      case 'truncate': {
         this.log.truncateTo(action.offset);
-        // From the snapshot if it is at or below the new end, else from the log; then a fresh
-        // snapshot, so none describing the cut-off history is left on disk.
-        this.producers = loadProducerState(this.log);
-        this.writeProducerSnapshot();
         follower.onTruncated();
+        // The log's own batches, plus the producers known only from batches already removed
+        // (below the log start) that end before the cut; then a fresh snapshot, so none that
+        // describes the cut-off history is left on disk.
+        this.producers = ProducerStateManager.afterTruncation(this.producers, replayProducerState(this.log, new ProducerStateManager(), this.log.logStartOffset), action.offset);
+        this.writeProducerSnapshot();
         break;
+      }
       case 'truncate-fully':
         this.log.truncateFullyAndStartAt(action.offset);
+        follower.onTruncated();
         this.producers = new ProducerStateManager();
         this.writeProducerSnapshot();
-        follower.onTruncated();
         break;
       default:
         break;
@@ -431,19 +441,66 @@ export class Partition {
 
   /** After a compaction pass removed batches: the producers they named stay known. */
   onCompacted(): void {
-    this.writeProducerSnapshot();
+    this.producerSnapshotDirty = true;
   }
 
   private onLogStartMoved(): void {
-    // Batches below the log start are gone from the log, not from the producer state: snapshot
-    // it, so a restart still knows their producers (Kafka keeps producer-state snapshots).
-    this.writeProducerSnapshot();
+    // Batches below the log start are gone from the log, not from the producer state: the next
+    // periodic snapshot keeps their producers for a restart (Kafka keeps producer-state
+    // snapshots too).
+    this.producerSnapshotDirty = true;
     this.wake();
   }
 
-  /** Writes the producer state as of the log end (atomically, synced). */
+  /**
+   * Writes the producer state as of the log end, atomically and synced, on the event loop:
+   * after truncations (rare; no snapshot of a cut-off history may survive) and at close. Best
+   * effort: a failure loses only the producers of removed batches at the next restart.
+   */
   private writeProducerSnapshot(): void {
-    writeFileAtomic(path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE), JSON.stringify(this.producers.snapshot(this.log.logEndOffset)));
+    this.producerSnapshotGeneration++;
+    this.producerSnapshotDirty = false;
+    try {
+      writeFileAtomic(path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE), JSON.stringify(this.producers.snapshot(this.log.logEndOffset)));
+    } catch {
+      this.producerSnapshotDirty = true;
+    }
+  }
+
+  /**
+   * The periodic snapshot (with the high watermark checkpoint) when batches left the log since
+   * the last one: written and synced off the event loop, then renamed into place unless a
+   * truncation or close wrote a newer one meanwhile (the check and the rename run in one turn).
+   */
+  async writeProducerSnapshotIfDirty(): Promise<void> {
+    if (!this.producerSnapshotDirty || this.closed) return;
+    this.producerSnapshotDirty = false;
+    const generation = this.producerSnapshotGeneration;
+    const file = path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE);
+    const tmp = `${file}.periodic`;
+    const text = JSON.stringify(this.producers.snapshot(this.log.logEndOffset));
+    try {
+      const h = await fs.promises.open(tmp, 'w');
+      try {
+        await h.writeFile(text);
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+      if (generation !== this.producerSnapshotGeneration || this.closed) {
+        await fs.promises.rm(tmp, { force: true });
+        return;
+      }
+      fs.renameSync(tmp, file);
+      const d = await fs.promises.open(this.log.dir, 'r');
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
+    } catch {
+      this.producerSnapshotDirty = true;
+    }
   }
 
   /** Calls `w` once, on the next change (append, HW move, log start move, role change) or never if removed. */
@@ -459,8 +516,11 @@ export class Partition {
     for (const w of ws) w();
   }
 
-  /** Closes the partition (leaving its files): pending produces fail, waiters wake. */
-  async close(): Promise<void> {
+  /**
+   * Closes the partition: pending produces fail, waiters wake. Its files stay, with a fresh
+   * producer-state snapshot, unless `deleting` (the caller removes the directory).
+   */
+  async close(deleting = false): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.stopRole();
@@ -468,11 +528,7 @@ export class Partition {
     this.produceWaiters.clear();
     this.unsubscribeDurable();
     this.wake();
-    try {
-      this.writeProducerSnapshot();
-    } catch {
-      // Only the producers of removed batches are lost: the rest is rebuilt from the log.
-    }
+    if (!deleting) this.writeProducerSnapshot();
     await this.log.close();
   }
 }
@@ -491,7 +547,7 @@ export const PRODUCER_SNAPSHOT_FILE = 'producer-state-snapshot';
  * end (a restart after a crash that cut the log below it, or a truncation, rebuilds from the
  * log instead), then the batch headers after it, in offset order.
  */
-function loadProducerState(log: PartitionLog): ProducerStateManager {
+function loadProducerState(log: PartitionLog): { producers: ProducerStateManager; staleSnapshot: boolean } {
   let snap: ProducerStateSnapshot | undefined;
   try {
     snap = JSON.parse(fs.readFileSync(path.join(log.dir, PRODUCER_SNAPSHOT_FILE), 'utf8')) as ProducerStateSnapshot;
@@ -500,12 +556,12 @@ function loadProducerState(log: PartitionLog): ProducerStateManager {
   }
   if (snap !== undefined && Number.isSafeInteger(snap.offset) && snap.offset <= log.logEndOffset) {
     try {
-      return replayProducerState(log, ProducerStateManager.fromSnapshot(snap), Math.max(snap.offset, log.logStartOffset));
+      return { producers: replayProducerState(log, ProducerStateManager.fromSnapshot(snap), Math.max(snap.offset, log.logStartOffset)), staleSnapshot: false };
     } catch {
       // A malformed snapshot: rebuild from the log below.
     }
   }
-  return replayProducerState(log, new ProducerStateManager(), log.logStartOffset);
+  return { producers: replayProducerState(log, new ProducerStateManager(), log.logStartOffset), staleSnapshot: snap !== undefined };
 }
 
 /** Feeds `producers` the batch headers of the log from `from` (one pass over that part). */

@@ -100,13 +100,16 @@ class LeaderLink {
       this.resetStream();
     }
     const parts: InFlightPart[] = [];
-    const topics = new Map<string, ReplicaFetchTopic>();
+    const topics: ReplicaFetchTopic[] = [];
     let retryLater = false;
     // Each fetch starts one partition further on: the leader fills its answer in request order
     // up to replica.fetch.response.max.bytes, so a fixed order could keep the last partitions
     // waiting while the first ones have much to send (Kafka's fetch sessions rotate likewise).
+    // The request keeps that order across topics: a topic's entry is repeated when the rotation
+    // wraps through it, rather than grouping a topic's partitions where the topic first came.
     const followed = this.opts.followed();
     const start = followed.length === 0 ? 0 : this.nextCorrelation % followed.length;
+    const topicOf = new Map<ReplicaFetchTopic, string>();
     for (let k = 0; k < followed.length; k++) {
       const p = followed[(start + k) % followed.length] as Partition;
       const f = p.follower;
@@ -117,10 +120,11 @@ class LeaderLink {
         continue;
       }
       parts.push({ partition: p, correlationId: out.correlationId, fetchOffset: out.request.fetchOffset });
-      let t = topics.get(p.key.topicId);
-      if (t === undefined) {
+      let t = topics[topics.length - 1];
+      if (t === undefined || topicOf.get(t) !== p.key.topicId) {
         t = { topicId: topicIdToBytes(p.key.topicId), partitions: [] };
-        topics.set(p.key.topicId, t);
+        topicOf.set(t, p.key.topicId);
+        topics.push(t);
       }
       t.partitions.push({
         partition: p.key.partition,
@@ -144,7 +148,7 @@ class LeaderLink {
     const correlationId = this.nextCorrelation++;
     this.inFlight = { correlationId, parts };
     this.inFlightSentAt = now;
-    stream.write({ correlationId, replicaId: this.opts.brokerId, brokerEpoch: this.opts.brokerEpoch(), maxWaitMs: this.opts.maxWaitMs, minBytes: 1, maxBytes: this.opts.responseMaxBytes, topics: [...topics.values()] });
+    stream.write({ correlationId, replicaId: this.opts.brokerId, brokerEpoch: this.opts.brokerEpoch(), maxWaitMs: this.opts.maxWaitMs, minBytes: 1, maxBytes: this.opts.responseMaxBytes, topics });
   }
 
   private inFlightSentAt = 0;

@@ -105,7 +105,7 @@ export class ReplicaManager {
       this.partitions.delete(key);
       this.byName.delete(part.topicPartition);
       this.logger.info({ topic: part.key.topic, partition: part.key.partition }, 'deleting replica (topic removed or reassigned)');
-      await part.close();
+      await part.close(true);
       fs.rmSync(part.log.dir, { recursive: true, force: true });
     }
     for (const l of this.onPartitionsChanged) l();
@@ -146,6 +146,22 @@ export class ReplicaManager {
   }
 
   private hwCheckpointing: Promise<void> | null = null;
+  private producerSnapshotting: Promise<void> | null = null;
+
+  /**
+   * Periodic (with the high watermark checkpoint): the producer-state snapshot of every partition
+   * that lost batches since its last one, written off the event loop, one at a time. A call while
+   * one pass runs returns it.
+   */
+  snapshotProducersAsync(): Promise<void> {
+    if (this.producerSnapshotting !== null) return this.producerSnapshotting;
+    this.producerSnapshotting = (async () => {
+      for (const p of [...this.partitions.values()]) await p.writeProducerSnapshotIfDirty();
+    })().finally(() => {
+      this.producerSnapshotting = null;
+    });
+    return this.producerSnapshotting;
+  }
 
   /**
    * The periodic checkpoint (replica.high.watermark.checkpoint.interval.ms), written off the event
@@ -214,6 +230,7 @@ export class ReplicaManager {
   async close(): Promise<void> {
     // After a periodic checkpoint still in flight (it uses the same temp file).
     await this.hwCheckpointing?.catch(() => undefined);
+    await this.producerSnapshotting;
     this.checkpointHighWatermarks();
     for (const p of this.partitions.values()) await p.close();
     this.partitions.clear();

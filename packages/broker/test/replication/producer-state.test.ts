@@ -127,4 +127,19 @@ describe('ProducerStateManager', () => {
     expect(() => ProducerStateManager.fromSnapshot({ ...snap, version: 2 })).toThrow(/version/);
     expect(() => ProducerStateManager.fromSnapshot({ ...snap, producers: [[1, 'x', []]] })).toThrow(/integer/);
   });
+
+  test('after a truncation: the log\'s producers, plus those known only from removed batches that end before the cut', () => {
+    const previous = new ProducerStateManager();
+    previous.load({ producerId: 1, producerEpoch: 0, baseSequence: 0, baseOffset: 0, lastOffsetDelta: 1 }); // removed (below the log start)
+    previous.load({ producerId: 2, producerEpoch: 0, baseSequence: 0, baseOffset: 2, lastOffsetDelta: 0 }); // removed, then cut
+    previous.load({ producerId: 3, producerEpoch: 0, baseSequence: 0, baseOffset: 3, lastOffsetDelta: 0 }); // in the log
+    previous.load({ producerId: 2, producerEpoch: 0, baseSequence: 1, baseOffset: 6, lastOffsetDelta: 0 });
+    const fromLog = ProducerStateManager.rebuild([{ producerId: 3, producerEpoch: 0, baseSequence: 0, baseOffset: 3, lastOffsetDelta: 0 }]);
+    const m = ProducerStateManager.afterTruncation(previous, fromLog, 5);
+    expect(m.entry(1)?.batches).toHaveLength(1);
+    expect(m.entry(2)?.batches.map((b) => b.firstOffset)).toEqual([2]);
+    expect(m.entry(3)).toEqual(fromLog.entry(3));
+    // Producer 2's batch at 6 was cut: its next sequence is 1 again.
+    expect(m.check(2, 0, 1, 0)).toEqual({ kind: 'append' });
+  });
 });

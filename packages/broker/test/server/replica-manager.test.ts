@@ -128,13 +128,16 @@ test('message.max.bytes is the default of a topic without max.message.bytes', as
   await rm.close();
 });
 
-test('an idempotent producer whose batches DeleteRecords removed is still known after a restart, clean or not', async () => {
+test('an idempotent producer whose batches DeleteRecords removed is still known after a restart, clean or after the periodic snapshot', async () => {
   const { dir, rm, p } = await leadingKv();
   const idem = (seq: number): Buffer => encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(`s${seq}`) }], baseTimestamp: 1, producerId: 7, producerEpoch: 0, baseSequence: seq });
   const first = await p.produce(idem(0), -1, 5000);
   expect(first.errorCode).toBe(0);
   p.deleteRecordsBefore(p.highWatermark);
   expect(p.log.logStartOffset).toBe(p.log.logEndOffset);
+  // The periodic pass (with the high watermark checkpoint) snapshots the producer state.
+  await rm.snapshotProducersAsync();
+  expect(fs.existsSync(path.join(p.log.dir, 'producer-state-snapshot'))).toBe(true);
   // A crash right now: copy the directory as the disk holds it (minus the live locks).
   const crashed = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-crash-'));
   dirs.push(crashed);
