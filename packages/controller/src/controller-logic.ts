@@ -625,18 +625,20 @@ export function allocateProducerIds(image: MetadataImage, brokerId: number, brok
 // partition reassignment
 
 /**
- * Completes a reassignment whose adding replicas are all in the ISR (in `p`, the state after a
- * change): the replica set becomes the target (adding replicas in, removing ones out), removed
- * replicas leave the ISR, and leadership moves if the leader was removed. Null if not ready.
+ * Completes a reassignment once every target replica is in the ISR (in `p`, the state after a
+ * change), as Kafka's KIP-455 rule: the replica set becomes the target (adding replicas in,
+ * removing ones out), removed replicas leave the ISR, and leadership moves within the ISR if
+ * the leader was removed. Null if not ready. A pure removal waits too while a target replica
+ * lags: completing it would leave only out-of-sync replicas (an unclean election) and delete
+ * the in-sync ones.
  */
 export function completeReassignment(image: MetadataImage, topic: TopicState, p: PartitionState): MetadataRecord | null {
   if (p.addingReplicas.length === 0 && p.removingReplicas.length === 0) return null;
-  if (!p.addingReplicas.every((r) => p.isr.includes(r))) return null;
   const target = p.replicas.filter((r) => !p.removingReplicas.includes(r));
-  let isr = p.isr.filter((r) => target.includes(r));
+  if (target.length === 0 || !target.every((r) => p.isr.includes(r))) return null;
+  const isr = p.isr.filter((r) => target.includes(r));
   let leader = p.leader;
   if (!target.includes(leader)) leader = target.find((r) => isr.includes(r) && image.isActiveBroker(r)) ?? -1;
-  if (isr.length === 0) isr = target.filter((r) => image.isActiveBroker(r)).slice(0, 1);
   return {
     partitionChange: {
       topicId: topicIdToBytes(topic.id),

@@ -6,7 +6,7 @@
  * errors.
  */
 import { ErrorCode } from '@strand/protocol';
-import { alterPartition, alterReassignments, type PartitionState } from '../src';
+import { MetadataImage, alterPartition, alterReassignments, topicIdToBytes, type PartitionState } from '../src';
 import { clusterWith, run, topic, withTopic } from './fixtures';
 
 describe('partition reassignment', () => {
@@ -40,6 +40,18 @@ describe('partition reassignment', () => {
     image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: null }])).image;
     // As Kafka's revert: the original members (in the staged order, target first), nothing pending.
     expect(image.partition(id, 0)).toMatchObject({ replicas: [2, 1], addingReplicas: [], removingReplicas: [] });
+  });
+
+  it('a removal waits while a target replica is out of the ISR (no unclean election, the in-sync copies stay)', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [] });
+    const id = image.topicByName('t')!.id;
+    const p = image.partition(id, 0)!;
+    // Only broker 1 in sync.
+    image = MetadataImage.fromRecords(image.offset + 1, [...image.toRecords(), { partitionChange: { topicId: topicIdToBytes(id), partition: 0, isr: { values: [1] }, replicas: null, addingReplicas: null, removingReplicas: null } }]);
+    expect(image.partition(id, 0)).toMatchObject({ leader: p.leader, isr: [1] });
+    image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [2, 3] }])).image;
+    // Staged, not completed: broker 1 stays a replica (and leader) until 2 and 3 are in sync.
+    expect(image.partition(id, 0)).toMatchObject({ replicas: [2, 3, 1], isr: [1], removingReplicas: [1] });
   });
 
   it('a pure removal completes at once and moves leadership off a removed leader', () => {

@@ -310,6 +310,12 @@ export class BrokerServer {
   }
 
   private onMetadata(d: MetadataDelta): void {
+    // Metadata never goes backwards. After a reconnect the stream may come from a controller
+    // that has applied less than this broker has (it answers with a snapshot at its own offset,
+    // then the batches as it applies them): acting on that older image would drop topics created
+    // since, deleting their replicas. What this broker already has is skipped; the stream
+    // continues from the first batch past it.
+    if (d.offset <= this.image.offset) return;
     this.image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : this.image.apply(d.offset, d.records);
     const image = this.image;
     // Act on metadata only once it includes this incarnation's registration: before that it may

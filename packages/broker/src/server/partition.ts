@@ -133,8 +133,10 @@ export class Partition {
    * epoch, or passes ISR/partition-epoch changes to the current leader core.
    */
   applyMetadata(state: PartitionState, topicConfig: RawConfig, ineligible: readonly number[]): void {
-    this.log.updateConfig(topicConfig);
     const prev = this.state;
+    // Leader epochs only grow: an older state is stale metadata, never a reason to step back.
+    if (prev !== null && (state.leaderEpoch < prev.leaderEpoch || (state.leaderEpoch === prev.leaderEpoch && state.partitionEpoch < prev.partitionEpoch))) return;
+    this.log.updateConfig(topicConfig);
     this.state = state;
     const me = this.host.brokerId;
     const minIsr = Number(topicConfig['min.insync.replicas'] ?? 1);
