@@ -236,7 +236,11 @@ describe('Consumer fetching over FetchStream', () => {
     // Each failure ended its stream; later fetches went over new ones.
     expect(mem.calls.get('fetchStreamOpen') ?? 0).toBeGreaterThanOrEqual(4);
     expect(mem.calls.get('fetch') ?? 0).toBe(0);
-    // Ended streams let go of the consumer's close signal: only the live streams listen.
+    // Ended streams let go of the consumer's close signal: only the live streams listen. A
+    // metadata refresh the failures asked for may still be in flight (it listens until it
+    // ends), so wait for that to settle; a leak would keep one listener per ended stream (4+).
+    const deadline = performance.now() + 5_000;
+    while (getEventListeners(c.cluster.closeSignal, 'abort').length > 2 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect(getEventListeners(c.cluster.closeSignal, 'abort').length).toBeLessThanOrEqual(2);
   });
 
