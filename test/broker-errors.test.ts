@@ -3,7 +3,9 @@
  * unknown topics and partitions, corrupt / wrong-magic / oversize / truncated / empty batches,
  * out-of-range and fenced fetches, idempotent duplicates and sequence gaps, DeleteRecords past the
  * high watermark, bytes that are not even protobuf, and the same errors over ProduceStream
- * (answers tagged with their correlation ids). Each gets its Kafka error code, and the log holds
+ * (answers tagged with their correlation ids); hostile fields (a batch claiming more offsets than
+ * records, an undefined acks, writes to the internal __consumer_offsets, a DeleteRecords offset
+ * below -1) and a fetch naming no partitions. Each gets its Kafka error code, and the log holds
  * exactly the good records afterwards.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -170,4 +172,22 @@ test('a fetch naming no partitions waits out maxWaitMs without holding up other 
   order.push('metadata');
   expect((await empty).topics).toEqual([]);
   expect(order).toEqual(['metadata', 'empty fetch']);
+});
+
+test('hostile produce and DeleteRecords fields get Kafka errors and change nothing stored', async () => {
+  const before = (await brokers.readAll('t', 0)).length;
+  // A batch claiming far more offsets than records would make the leader skip 2^31 offsets per
+  // batch (and roll a segment for each).
+  const lying = encodeRecordBatch({ records: [{ value: Buffer.from('x') }], baseTimestamp: 1, lastOffsetDelta: 0x7fffffff });
+  expect(await produceCode('t', 0, lying)).toBe(ErrorCode.INVALID_RECORD);
+  // An acks value the protocol does not define.
+  expect((await produce('t', 0, good('acks'), 7 as Acks)).topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.INVALID_REQUIRED_ACKS);
+  // Clients may not append to the group coordinator's internal topic, nor delete from it.
+  expect(await produceCode('__consumer_offsets', 0, good('forged'))).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
+  const delInternal = await brokers.call<DeleteRecordsRequest, DeleteRecordsResponse>(address, (c, r, m, o, cb) => c.deleteRecords(r, m, o, cb), { topics: [{ name: '__consumer_offsets', partitions: [{ partition: 0, offset: -1 }] }], timeoutMs: 1000 });
+  expect(delInternal.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
+  // Only -1 means "up to the high watermark".
+  const del = await brokers.call<DeleteRecordsRequest, DeleteRecordsResponse>(address, (c, r, m, o, cb) => c.deleteRecords(r, m, o, cb), { topics: [{ name: 't', partitions: [{ partition: 0, offset: -2 }] }], timeoutMs: 1000 });
+  expect(del.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+  expect((await brokers.readAll('t', 0)).length).toBe(before);
 });

@@ -411,9 +411,19 @@ export class PartitionLog {
     return this.validate(records);
   }
 
-  private validate(records: Buffer, checkMessageSize = true): BatchView[] {
-    const views = validateBatches(records, checkMessageSize ? { maxBatchBytes: this.config['max.message.bytes'] } : {});
+  /** `fromProducer`: the leader's checks of a producer's batches (replicated ones skip them). */
+  private validate(records: Buffer, fromProducer = true): BatchView[] {
+    const views = validateBatches(records, fromProducer ? { maxBatchBytes: this.config['max.message.bytes'] } : {});
     if (views.length === 0) throw new StrandError('INVALID_RECORD', 'no record batches to append');
+    if (fromProducer) {
+      for (const v of views) {
+        // A producer's batch holds exactly lastOffsetDelta + 1 records (only compaction leaves
+        // gaps): a larger delta would make the leader skip offsets, up to 2^31 per batch.
+        if (v.header.recordsCount <= 0 || v.header.lastOffsetDelta !== v.header.recordsCount - 1) {
+          throw new StrandError('INVALID_RECORD', `a produced batch must hold lastOffsetDelta + 1 records (recordsCount ${v.header.recordsCount}, lastOffsetDelta ${v.header.lastOffsetDelta})`);
+        }
+      }
+    }
     for (const v of views) {
       if (v.size > this.config['segment.bytes']) {
         throw new StrandError('RECORD_LIST_TOO_LARGE', `record batch of ${v.size} bytes exceeds segment.bytes ${this.config['segment.bytes']}`);

@@ -31,7 +31,7 @@ import {
 } from '@strand/protocol';
 import { toServiceError, topicIdFromBytes, topicIdToBytes, type MetadataImage } from '@strand/controller';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '@strand/storage';
-import type { GroupCoordinator } from '../group/group-coordinator';
+import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/group-coordinator';
 import type { BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
@@ -67,14 +67,17 @@ const MAX_OUTSTANDING_PRODUCES_PER_STREAM = 1_000;
 /** Bound on follower fetch requests queued on one stream (a follower sends one at a time). */
 const MAX_QUEUED_REPLICA_FETCHES = 16;
 
-function acksOf(a: Acks): 0 | 1 | -1 {
+/** The Kafka acks value of the wire enum; null for a value the enum does not define. */
+function acksOf(a: Acks): 0 | 1 | -1 | null {
   switch (a) {
     case Acks.ACKS_NONE:
       return 0;
     case Acks.ACKS_ALL:
       return -1;
-    default:
+    case Acks.ACKS_LEADER:
       return 1;
+    default:
+      return null;
   }
 }
 
@@ -208,8 +211,12 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         name: t.name,
         partitions: await Promise.all(
           t.partitions.map(async (p): Promise<ProducePartitionResponse> => {
-            const l = leaderOf(t.name, p.partition);
             const base = { partition: p.partition, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+            if (acks === null) return { ...base, errorCode: code('INVALID_REQUIRED_ACKS'), errorMessage: `acks ${String(req.acks)} is not 0, 1 or all` };
+            // The group coordinator writes its own records in-process; clients may not append to
+            // internal topics (Kafka: INVALID_TOPIC_EXCEPTION).
+            if (t.name === OFFSETS_TOPIC) return { ...base, errorCode: code('INVALID_TOPIC_EXCEPTION'), errorMessage: `cannot append to internal topic ${t.name}` };
+            const l = leaderOf(t.name, p.partition);
             if (l.part === undefined) {
               return { ...base, errorCode: l.errorCode, errorMessage: l.errorCode === code('NOT_LEADER_OR_FOLLOWER') ? `broker ${ctx.brokerId} is not the leader of ${t.name}-${p.partition} (leader ${l.leaderId})` : `unknown topic or partition ${t.name}-${p.partition}`, ...(l.leaderId >= 0 ? { currentLeaderId: l.leaderId, currentLeaderEpoch: l.leaderEpoch } : {}) };
             }
@@ -469,10 +476,13 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       topics: req.topics.map((t) => ({
         name: t.name,
         partitions: t.partitions.map((p) => {
+          if (t.name === OFFSETS_TOPIC) return { partition: p.partition, errorCode: code('INVALID_TOPIC_EXCEPTION'), lowWatermark: -1 };
           const l = leaderOf(t.name, p.partition);
           if (l.part === undefined) return { partition: p.partition, errorCode: l.errorCode, lowWatermark: -1 };
           const hw = l.part.highWatermark;
-          const target = p.offset < 0 ? hw : p.offset;
+          // Only -1 means "up to the high watermark" (Kafka); any other negative offset is out of range.
+          if (p.offset < -1) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
+          const target = p.offset === -1 ? hw : p.offset;
           if (target > hw) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
           try {
             l.part.deleteRecordsBefore(target);
