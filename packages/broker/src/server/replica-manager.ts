@@ -11,8 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigResourceType, type RawConfig } from '@strand/protocol';
-import { PartitionLog, compactLog, type DurableSegmentPosition } from '@strand/storage';
+import { ConfigResourceType, StrandError, type RawConfig } from '@strand/protocol';
+import { PartitionLog, compactLog, writeFileAtomic, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -76,37 +76,47 @@ export class ReplicaManager {
     const me = this.host.brokerId;
     const ineligible = [...image.brokers.values()].filter((b) => b.fenced || b.inControlledShutdown).map((b) => b.id);
     const wanted = new Set<string>();
+    for (const topic of image.topics.values()) {
+      for (const p of topic.partitions.values()) if (p.replicas.includes(me)) wanted.add(`${topic.id}:${p.partition}`);
+    }
+    // Deletions first: a topic deleted and re-created under the same name in one image reuses
+    // the directory path, so the old log must be closed and gone before the new one opens.
+    for (const [key, part] of [...this.partitions]) {
+      if (wanted.has(key)) continue;
+      this.partitions.delete(key);
+      if (this.byName.get(part.topicPartition) === part) this.byName.delete(part.topicPartition);
+      this.logger.info({ topic: part.key.topic, partition: part.key.partition }, 'deleting replica (topic removed or reassigned)');
+      await part.close(true);
+      fs.rmSync(part.log.dir, { recursive: true, force: true });
+    }
     let opened = 0;
     for (const topic of image.topics.values()) {
       const config = { ...this.topicDefaults, ...topicConfig(image, topic) };
       for (const p of topic.partitions.values()) {
         if (!p.replicas.includes(me)) continue;
         const key = `${topic.id}:${p.partition}`;
-        wanted.add(key);
-        let part = this.partitions.get(key);
-        if (part === undefined) {
-          // Opening many logs (a new 1,000-partition topic) must not starve heartbeats and
-          // replication: yield to the event loop every few opens.
-          if (++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          part = this.open(topic, p.partition, config);
-          this.partitions.set(key, part);
-          this.byName.set(`${topic.name}-${p.partition}`, part);
-        }
-        const state: PartitionState = { leader: p.leader >= 0 ? p.leader : null, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, replicas: p.replicas, isr: p.isr };
-        const before = part.metadata;
-        part.applyMetadata(state, config, ineligible);
-        if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
-          this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');
+        // One partition that cannot be opened or re-roled stays offline (logged, retried with
+        // the next image); the others still follow the metadata.
+        try {
+          let part = this.partitions.get(key);
+          if (part === undefined) {
+            // Opening many logs (a new 1,000-partition topic) must not starve heartbeats and
+            // replication: yield to the event loop every few opens.
+            if (++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+            part = this.open(topic, p.partition, config);
+            this.partitions.set(key, part);
+            this.byName.set(`${topic.name}-${p.partition}`, part);
+          }
+          const state: PartitionState = { leader: p.leader >= 0 ? p.leader : null, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, replicas: p.replicas, isr: p.isr };
+          const before = part.metadata;
+          part.applyMetadata(state, config, ineligible);
+          if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
+            this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');
+          }
+        } catch (e: unknown) {
+          this.logger.warn({ topic: topic.name, partition: p.partition, err: e instanceof Error ? e.message : String(e) }, 'replica offline: cannot open or apply metadata');
         }
       }
-    }
-    for (const [key, part] of [...this.partitions]) {
-      if (wanted.has(key)) continue;
-      this.partitions.delete(key);
-      this.byName.delete(part.topicPartition);
-      this.logger.info({ topic: part.key.topic, partition: part.key.partition }, 'deleting replica (topic removed or reassigned)');
-      await part.close(true);
-      fs.rmSync(part.log.dir, { recursive: true, force: true });
     }
     for (const l of this.onPartitionsChanged) l();
   }
@@ -115,14 +125,20 @@ export class ReplicaManager {
     const dir = path.join(this.logDir, `${topic.name}-${partition}`);
     const metaFile = path.join(dir, PARTITION_METADATA_FILE);
     if (fs.existsSync(metaFile)) {
-      const id = /topic_id:\s*(\S+)/.exec(fs.readFileSync(metaFile, 'utf8'))?.[1];
+      const id = /topic_id:\s*([0-9a-f]{32})\s*$/m.exec(fs.readFileSync(metaFile, 'utf8'))?.[1];
+      // Only a valid id of another topic means the directory is an older topic's. An empty or
+      // damaged file (a power loss right after the partition was created) proves nothing:
+      // refuse rather than delete what may be this topic's acknowledged data (Kafka raises
+      // InconsistentTopicIdException rather than deleting).
+      if (id === undefined) throw new StrandError('KAFKA_STORAGE_ERROR', `${metaFile} holds no valid topic id; not opening ${dir} (check it, then remove the file to adopt the directory)`);
       if (id !== topic.id) {
         this.logger.warn({ dir, found: id, expected: topic.id }, 'removing a log of an older topic with the same name');
         fs.rmSync(dir, { recursive: true, force: true });
       }
     }
     fs.mkdirSync(dir, { recursive: true });
-    if (!fs.existsSync(metaFile)) fs.writeFileSync(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
+    // Written atomically and synced (temp file, fdatasync, rename, directory fsync).
+    if (!fs.existsSync(metaFile)) writeFileAtomic(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
     const log = PartitionLog.open(dir, { config, ...(this.durablePositionsFile === '' ? {} : { onDurablePositions: durablePositionsRecorder(this.durablePositionsFile) }) });
     const hw = this.checkpointed.get(`${topic.name}-${partition}`) ?? 0;
     return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);

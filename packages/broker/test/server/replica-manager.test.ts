@@ -154,3 +154,33 @@ test('an idempotent producer whose batches DeleteRecords removed is still known 
     await again.close();
   }
 });
+
+test('a topic deleted and re-created under the same name in one image starts empty; a partition.metadata without a valid id is refused, not deleted', async () => {
+  const { dir, rm, p } = await leadingKv();
+  expect((await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from('old') }], baseTimestamp: 1 }), -1, 5000)).errorCode).toBe(0);
+  const otherId = 'ffffffffffffffffffffffffffffffff';
+  const recreated = MetadataImage.fromRecords(20, [
+    { cluster: { clusterId: 'c' } },
+    { registerBroker: { brokerId: 1, incarnationId: 'i', brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
+    { topic: { name: 'kv', topicId: topicIdToBytes(otherId) } },
+    { partition: { topicId: topicIdToBytes(otherId), partition: 0, replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } },
+  ]);
+  await rm.applyImage(recreated);
+  const q = rm.partitionByName('kv', 0)!;
+  expect(q).not.toBe(p);
+  expect(q.key.topicId).toBe(otherId);
+  expect(q.log.logEndOffset).toBe(0);
+  expect(fs.readFileSync(path.join(dir, 'kv-0', 'partition.metadata'), 'utf8')).toContain(otherId);
+  await rm.close();
+
+  // A power loss left the file empty: the broker keeps the directory and the partition offline.
+  fs.writeFileSync(path.join(dir, 'kv-0', 'partition.metadata'), '');
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const warnings: string[] = [];
+  const again = new ReplicaManager(dir, host, { info: () => undefined, warn: (_f, msg) => warnings.push(msg) });
+  await again.applyImage(recreated);
+  expect(again.partitionByName('kv', 0)).toBeUndefined();
+  expect(warnings).toContain('replica offline: cannot open or apply metadata');
+  expect(fs.existsSync(path.join(dir, 'kv-0'))).toBe(true);
+  await again.close();
+});
