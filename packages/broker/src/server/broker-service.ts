@@ -66,6 +66,31 @@ const MAX_OUTSTANDING_PRODUCES_PER_STREAM = 1_000;
 
 /** Bound on follower fetch requests queued on one stream (a follower sends one at a time). */
 const MAX_QUEUED_REPLICA_FETCHES = 16;
+/** Consumer fetches queued on one FetchStream (the client keeps one in flight per broker). */
+const MAX_QUEUED_FETCHES = 16;
+
+/** A call's cancellation: a flag, and the waits to wake when it is set. */
+interface Cancellation {
+  readonly cancelled: () => boolean;
+  readonly onCancel: (wake: () => void) => () => void;
+  cancel(): void;
+}
+
+function cancellation(): Cancellation {
+  let cancelled = false;
+  const wakers = new Set<() => void>();
+  return {
+    cancelled: () => cancelled,
+    onCancel: (wake) => {
+      wakers.add(wake);
+      return () => wakers.delete(wake);
+    },
+    cancel: () => {
+      cancelled = true;
+      for (const wake of [...wakers]) wake();
+    },
+  };
+}
 
 /** The Kafka acks value of the wire enum; null for a value the enum does not define. */
 function acksOf(a: Acks): 0 | 1 | -1 | null {
@@ -86,13 +111,13 @@ function code(name: ErrorName): number {
 }
 
 /**
- * Waits until any of `parts` changes, `ms` passes or (with `onCancel`) the caller's call is
- * cancelled; resolves either way. With no partitions it is a plain timer: resolving at once
- * would let a request naming none spin the caller's loop without yielding to the event loop.
+ * Waits until any of `parts` changes, `ms` passes or the caller's call is cancelled; resolves
+ * either way. With no partitions it is a plain timer: resolving at once would let a request
+ * naming none spin the caller's loop without yielding to the event loop.
  */
-function waitForChange(parts: readonly Partition[], ms: number, cancelled: () => boolean, onCancel?: (wake: () => void) => () => void): Promise<void> {
+function waitForChange(parts: readonly Partition[], ms: number, cancel: Cancellation): Promise<void> {
   return new Promise((resolve) => {
-    if (ms <= 0 || cancelled()) return resolve();
+    if (ms <= 0 || cancel.cancelled()) return resolve();
     const offs: (() => void)[] = [];
     let done = false;
     const finish = (): void => {
@@ -104,7 +129,7 @@ function waitForChange(parts: readonly Partition[], ms: number, cancelled: () =>
     };
     const timer = setTimeout(finish, ms);
     for (const p of parts) offs.push(p.onNextChange(finish));
-    if (onCancel !== undefined) offs.push(onCancel(finish));
+    offs.push(cancel.onCancel(finish));
   });
 }
 
@@ -271,15 +296,18 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     return { res: { errorCode: 0, throttleTimeMs: 0, topics }, bytes };
   };
 
-  const fetch = async (req: FetchRequest, cancelled: () => boolean): Promise<FetchResponse> => {
+  const fetch = async (req: FetchRequest, cancel: Cancellation): Promise<FetchResponse> => {
     const deadline = performance.now() + Math.max(0, req.maxWaitMs);
+    // minBytes never above what one answer may hold (Kafka: min(minBytes, fetch max bytes)), or
+    // every change would re-read the whole budget until maxWaitMs.
+    const minBytes = Math.min(Math.max(1, req.minBytes), req.maxBytes > 0 ? Math.min(req.maxBytes, ctx.config['fetch.max.bytes']) : ctx.config['fetch.max.bytes']);
     for (;;) {
       const parts: Partition[] = [];
       const { res, bytes } = fetchOnce(req, parts);
       const anyError = res.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0 || p.divergingEpoch !== null));
       const remaining = deadline - performance.now();
-      if (bytes >= Math.max(1, req.minBytes) || anyError || remaining <= 0 || cancelled()) return res;
-      await waitForChange(parts, remaining, cancelled);
+      if (bytes >= minBytes || anyError || remaining <= 0 || cancel.cancelled()) return res;
+      await waitForChange(parts, remaining, cancel);
     }
   };
 
@@ -353,10 +381,10 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     metadata: unary(metadata, 'Metadata'),
     produce: unary(produce, 'Produce'),
     fetch: (call, callback) => {
-      let cancelled = false;
+      const cancel = cancellation();
       const t0 = performance.now();
-      call.on('cancelled', () => (cancelled = true));
-      fetch(call.request, () => cancelled).then(
+      call.on('cancelled', () => cancel.cancel());
+      fetch(call.request, cancel).then(
         (res) => {
           ctx.metrics.request('Fetch', (performance.now() - t0) / 1000, false);
           callback(null, res);
@@ -410,19 +438,30 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       });
     },
     fetchStream: (call) => {
-      let cancelled = false;
+      const cancel = cancellation();
+      let queued = 0;
       let chain: Promise<void> = Promise.resolve();
-      call.on('cancelled', () => (cancelled = true));
+      call.on('cancelled', () => cancel.cancel());
       call.on('data', (req: FetchRequest) => {
+        if (cancel.cancelled()) return;
+        if (++queued > MAX_QUEUED_FETCHES) {
+          // A client that sends fetches without reading the answers would make the broker
+          // buffer up to fetch.max.bytes for each.
+          call.emit('error', toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'too many fetches queued on one stream')));
+          cancel.cancel();
+          return;
+        }
         chain = chain.then(async () => {
-          if (cancelled) return;
           try {
-            call.write(await fetch(req, () => cancelled));
+            if (cancel.cancelled()) return;
+            call.write(await fetch(req, cancel));
           } catch (e: unknown) {
             // emit('error') ends the call with this status; destroy() would end it without one
             // (grpc-js), leaving the client waiting for an answer until its own timeout.
             call.emit('error', toServiceError(e));
-            cancelled = true;
+            cancel.cancel();
+          } finally {
+            queued--;
           }
         });
       });
@@ -527,24 +566,16 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     deleteGroups: unary((req) => ctx.groups.deleteGroups(req)),
     replicaFetch: (call) => {
       const told = new ToldOffsets();
-      let cancelled = false;
+      // A held fetch of a stream that went away stops waiting at once (and drops its listeners).
+      const cancel = cancellation();
       let queued = 0;
       let chain: Promise<void> = Promise.resolve();
-      // A held fetch of a stream that went away stops waiting at once (and drops its listeners).
-      const wakeOnCancel = new Set<() => void>();
-      const onCancel = (wake: () => void): (() => void) => {
-        wakeOnCancel.add(wake);
-        return () => wakeOnCancel.delete(wake);
-      };
-      const stop = (): void => {
-        cancelled = true;
-        for (const wake of [...wakeOnCancel]) wake();
-      };
+      const stop = (): void => cancel.cancel();
       call.on('cancelled', stop);
       call.on('error', stop);
       call.on('data', (req: ReplicaFetchRequest) => {
         if (++queued > MAX_QUEUED_REPLICA_FETCHES) {
-          cancelled = true;
+          cancel.cancel();
           call.destroy(toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'too many replica fetches queued on one stream')));
           return;
         }
@@ -561,7 +592,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           let fetchTimeMs: number | undefined;
           try {
             for (;;) {
-              if (cancelled) return;
+              if (cancel.cancelled()) return;
               const parts: Partition[] = [];
               const { res, bytes, urgent } = replicaFetchOnce(req, parts, fetchTimeMs);
               fetchTimeMs ??= parts[0]?.nowMs();
@@ -586,11 +617,11 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
               // move, a role change, a closed partition) wakes this wait, so the fetch is
               // re-examined on changes and at the two deadlines only, not every
               // replica.fetch.wait.max.ms: with 1,000 partitions each round walks all of them.
-              await waitForChange(parts, (now < waitEnd ? waitEnd : holdEnd) - now, () => cancelled, onCancel);
+              await waitForChange(parts, (now < waitEnd ? waitEnd : holdEnd) - now, cancel);
             }
           } catch (e: unknown) {
             ctx.logger.warn({ replica: req.replicaId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch failed');
-            cancelled = true;
+            cancel.cancel();
             call.destroy(toServiceError(e));
           } finally {
             queued--;
