@@ -9,9 +9,10 @@
  * library, bootstrapped on EXTERNAL, produces and consumes through EXTERNAL addresses only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type * as grpc from '@grpc/grpc-js';
 import * as path from 'node:path';
 import { Admin, Consumer, Producer, type ConsumerRecord } from '@strand/client';
-import { CoordinatorType, type DescribeClusterRequest, type DescribeClusterResponse, type FindCoordinatorRequest, type FindCoordinatorResponse, type MetadataResponse } from '@strand/protocol';
+import { CoordinatorType, ErrorCode, type DescribeClusterRequest, type DescribeClusterResponse, type FindCoordinatorRequest, type FindCoordinatorResponse, type MetadataResponse } from '@strand/protocol';
 import { freePorts } from './support/free-port';
 import { ProcessCluster, STRAND_BIN } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
@@ -133,6 +134,16 @@ test('a broker answers Metadata, DescribeCluster and FindCoordinator with the ad
       const md = await metadataVia(internalOf(b101), ['two-listeners']);
       expect(md.topics[0]?.partitions.find((p) => p.partition === partition)?.isr.length).toBe(3);
     }
+    // A client on EXTERNAL cannot pose as a follower: ReplicaFetch is served on INTERNAL only.
+    const onExternal = brokers.find((b) => b.external !== null) as BrokerProc;
+    const refused = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const s = tb.client(`127.0.0.1:${onExternal.external}`).replicaFetch();
+      s.on('error', (e: grpc.ServiceError) => resolve(e));
+      s.on('data', () => resolve(null));
+      s.on('end', () => resolve(null));
+      s.write({ correlationId: 1, replicaId: onExternal.id === 101 ? 102 : 101, brokerEpoch: 0, maxWaitMs: 0, minBytes: 1, maxBytes: 1024, topics: [] });
+    });
+    expect(refused?.metadata.get('strand-error-code')[0]).toBe(String(ErrorCode.CLUSTER_AUTHORIZATION_FAILED));
   } catch (e: unknown) {
     for (const b of brokers) console.log(`--- broker ${b.id} (last output) ---\n${b.log.join('').slice(-3000)}`);
     throw e;

@@ -187,6 +187,7 @@ export class BrokerServer {
       replicas: this.replicas,
       controllers: this.channel,
       listenerName,
+      interBrokerListenerName: this.opts.interBrokerListenerName,
       image: () => this.servingImage(),
       nextProducerId: () => this.nextProducerId(),
       groups: this.groups,

@@ -48,6 +48,12 @@ export interface BrokerServiceContext {
    * FindCoordinator and DescribeCluster name each broker by its endpoint for this listener.
    */
   listenerName: string;
+  /**
+   * inter.broker.listener.name: replica fetches are served on that listener only, so a
+   * deployment with a separate client listener keeps clients from posing as followers (a
+   * forged fetch could count offsets toward the high watermark that no follower holds).
+   */
+  interBrokerListenerName: string;
   image(): MetadataImage | null;
   /** Hands out producer ids (blocks allocated by the controller). */
   nextProducerId(): Promise<number>;
@@ -565,6 +571,11 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     describeGroups: unary((req) => ctx.groups.describeGroups(req)),
     deleteGroups: unary((req) => ctx.groups.deleteGroups(req)),
     replicaFetch: (call) => {
+      if (ctx.listenerName !== ctx.interBrokerListenerName) {
+        // emit('error') ends the call with this status (destroy() would end it without one).
+        call.emit('error', toServiceError(new StrandError('CLUSTER_AUTHORIZATION_FAILED', `replica fetches are served on the inter-broker listener ${ctx.interBrokerListenerName} only, not ${ctx.listenerName}`)));
+        return;
+      }
       const told = new ToldOffsets();
       // A held fetch of a stream that went away stops waiting at once (and drops its listeners).
       const cancel = cancellation();
