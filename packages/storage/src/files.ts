@@ -46,3 +46,14 @@ export function readFileIfExists(file: string): string | undefined {
 export function isErrno(e: unknown, code: string): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code;
 }
+
+/** Writes `contents` to `file` and fdatasyncs it, off the event loop (no rename: the caller's). */
+export async function writeFileSyncedAsync(file: string, contents: string | Uint8Array): Promise<void> {
+  const h = await fs.promises.open(file, 'w');
+  try {
+    await h.writeFile(contents);
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
+}

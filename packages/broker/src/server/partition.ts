@@ -17,7 +17,7 @@ import {
 } from '@strand/protocol';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, type PartitionLog, type ReadResult } from '@strand/storage';
+import { writeFileAtomic, writeFileSyncedAsync, type PartitionLog, type ReadResult } from '@strand/storage';
 import { partitionLogView } from '../log/partition-log-view';
 import { PartitionFollower } from '../replication/partition-follower';
 import { PartitionLeader, type Acks } from '../replication/partition-leader';
@@ -482,13 +482,7 @@ export class Partition {
     const tmp = `${file}.periodic`;
     const text = JSON.stringify(this.producers.snapshot(this.log.logEndOffset));
     try {
-      const h = await fs.promises.open(tmp, 'w');
-      try {
-        await h.writeFile(text);
-        await h.datasync();
-      } finally {
-        await h.close();
-      }
+      await writeFileSyncedAsync(tmp, text);
       if (generation !== this.producerSnapshotGeneration || this.closed) {
         await fs.promises.rm(tmp, { force: true });
         return;

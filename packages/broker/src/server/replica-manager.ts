@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, StrandError, type RawConfig } from '@strand/protocol';
-import { PartitionLog, compactLog, writeFileAtomic, type DurableSegmentPosition } from '@strand/storage';
+import { PartitionLog, compactLog, writeFileAtomic, writeFileSyncedAsync, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -191,13 +191,7 @@ export class ReplicaManager {
     const tmp = `${file}.tmp`;
     const text = this.hwCheckpointText();
     this.hwCheckpointing = (async () => {
-      const h = await fs.promises.open(tmp, 'w');
-      try {
-        await h.writeFile(text);
-        await h.datasync();
-      } finally {
-        await h.close();
-      }
+      await writeFileSyncedAsync(tmp, text);
       await fs.promises.rename(tmp, file);
     })().finally(() => {
       this.hwCheckpointing = null;
