@@ -57,3 +57,15 @@ export async function writeFileSyncedAsync(file: string, contents: string | Uint
     await h.close();
   }
 }
+
+/** fsyncDir off the event loop. */
+export function fsyncDirAsync(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(dir, 'r', (err, fd) => {
+      if (err) return reject(err);
+      fs.fsync(fd, (err2) => {
+        fs.close(fd, () => (err2 ? reject(err2) : resolve()));
+      });
+    });
+  });
+}

@@ -40,7 +40,7 @@ import {
 } from '@strand/protocol';
 import { systemClock, type Clock } from './clock';
 import { DirectoryLock } from './dir-lock';
-import { fsyncDir, readFileIfExists, writeFileAtomic } from './files';
+import { fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic } from './files';
 import { LeaderEpochCache, type EpochEndOffset } from './leader-epoch-cache';
 import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type BatchAcceptor, type SegmentConfig } from './segment';
 
@@ -888,16 +888,5 @@ function readOffsetCheckpoint(file: string): number | undefined {
     throw new StrandError('KAFKA_STORAGE_ERROR', `malformed checkpoint file ${file}`);
   }
   return v;
-}
-
-function fsyncDirAsync(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fs.open(dir, 'r', (err, fd) => {
-      if (err) return reject(err);
-      fs.fsync(fd, (err2) => {
-        fs.close(fd, () => (err2 ? reject(err2) : resolve()));
-      });
-    });
-  });
 }
 

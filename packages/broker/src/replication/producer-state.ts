@@ -153,9 +153,15 @@ export class ProducerStateManager {
     entry.batches.push(batch);
     if (entry.batches.length > this.batchesPerProducer) entry.batches.shift();
     this.producers.set(h.producerId, entry);
-    if (this.producers.size > this.maxProducerIds) {
+    this.evictOverLimit();
+  }
+
+  /** Forgets the least recently written producers beyond `maxProducerIds` (Map order = recency). */
+  private evictOverLimit(): void {
+    while (this.producers.size > this.maxProducerIds) {
       const oldest = this.producers.keys().next();
-      if (oldest.done !== true) this.producers.delete(oldest.value);
+      if (oldest.done === true) break;
+      this.producers.delete(oldest.value);
     }
   }
 
@@ -176,11 +182,8 @@ export class ProducerStateManager {
     for (const [id, epoch, batches] of s.producers) {
       const cached = batches.slice(-m.batchesPerProducer).map((b: readonly [number, number, number, number]): CachedBatch => ({ firstSeq: int(b[0]), lastSeq: int(b[1]), firstOffset: int(b[2]), lastOffset: int(b[3]) }));
       m.producers.set(int(id), { producerEpoch: int(epoch), batches: cached });
-      if (m.producers.size > m.maxProducerIds) {
-        const oldest = m.producers.keys().next();
-        if (oldest.done !== true) m.producers.delete(oldest.value);
-      }
     }
+    m.evictOverLimit();
     return m;
   }
 
@@ -198,11 +201,7 @@ export class ProducerStateManager {
       if (kept.length > 0) m.producers.set(id, { producerEpoch: e.producerEpoch, batches: kept });
     }
     for (const [id, e] of fromLog.producers) m.producers.set(id, { producerEpoch: e.producerEpoch, batches: [...e.batches] });
-    while (m.producers.size > m.maxProducerIds) {
-      const oldest = m.producers.keys().next();
-      if (oldest.done === true) break;
-      m.producers.delete(oldest.value);
-    }
+    m.evictOverLimit();
     return m;
   }
 

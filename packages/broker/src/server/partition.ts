@@ -17,7 +17,7 @@ import {
 } from '@strand/protocol';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, writeFileSyncedAsync, type PartitionLog, type ReadResult } from '@strand/storage';
+import { fsyncDirAsync, writeFileAtomic, writeFileSyncedAsync, type PartitionLog, type ReadResult } from '@strand/storage';
 import { partitionLogView } from '../log/partition-log-view';
 import { PartitionFollower } from '../replication/partition-follower';
 import { PartitionLeader, type Acks } from '../replication/partition-leader';
@@ -488,12 +488,7 @@ export class Partition {
         return;
       }
       fs.renameSync(tmp, file);
-      const d = await fs.promises.open(this.log.dir, 'r');
-      try {
-        await d.sync();
-      } finally {
-        await d.close();
-      }
+      await fsyncDirAsync(this.log.dir);
     } catch {
       this.producerSnapshotDirty = true;
     }

@@ -109,7 +109,7 @@ class LeaderLink {
     // wraps through it, rather than grouping a topic's partitions where the topic first came.
     const followed = this.opts.followed();
     const start = followed.length === 0 ? 0 : this.nextCorrelation % followed.length;
-    const topicOf = new Map<ReplicaFetchTopic, string>();
+    let lastTopicId: string | undefined;
     for (let k = 0; k < followed.length; k++) {
       const p = followed[(start + k) % followed.length] as Partition;
       const f = p.follower;
@@ -121,9 +121,9 @@ class LeaderLink {
       }
       parts.push({ partition: p, correlationId: out.correlationId, fetchOffset: out.request.fetchOffset });
       let t = topics[topics.length - 1];
-      if (t === undefined || topicOf.get(t) !== p.key.topicId) {
+      if (t === undefined || lastTopicId !== p.key.topicId) {
         t = { topicId: topicIdToBytes(p.key.topicId), partitions: [] };
-        topicOf.set(t, p.key.topicId);
+        lastTopicId = p.key.topicId;
         topics.push(t);
       }
       t.partitions.push({
