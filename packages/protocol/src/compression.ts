@@ -59,6 +59,12 @@ export function compressionCodec(type: number): CompressionCodec {
   return codec;
 }
 
+/** Whether a codec for the `compression.type` name is installed. */
+export function hasCompressionCodec(name: string): boolean {
+  for (const [id, n] of Object.entries(COMPRESSION_NAMES)) if (n === name) return codecs.has(Number(id) as CompressionType);
+  return false;
+}
+
 /** Parses a `compression.type` name. */
 export function compressionTypeFromName(name: string): CompressionType {
   for (const [id, n] of Object.entries(COMPRESSION_NAMES)) if (n === name) return Number(id) as CompressionType;

@@ -7,6 +7,7 @@
  *   "Invalid value abc for configuration segment.bytes: Not a number of type INT".
  * Raw values may be strings (from files, CLI flags, environment) or already typed values.
  */
+import { hasCompressionCodec } from './compression';
 import { StrandError } from './errors';
 
 export type ConfigType = 'int' | 'long' | 'double' | 'boolean' | 'string' | 'list';
@@ -186,13 +187,21 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 export const TOPIC_CONFIG = defineConfig({
   'cleanup.policy': key({ type: 'list', default: ['delete'], oneOf: ['delete', 'compact'], doc: 'delete: drop whole old segments by retention; compact: keep the latest record per key; both: do both.' }),
-  'compression.type': key({ type: 'string', default: 'producer', oneOf: ['producer', 'none', 'gzip', 'snappy', 'lz4', 'zstd'], doc: 'Final compression of the topic; `producer` keeps what the producer sent.' }),
+  'compression.type': key({
+    type: 'string',
+    default: 'producer',
+    oneOf: ['producer', 'uncompressed', 'none', 'gzip', 'snappy', 'lz4', 'zstd'],
+    validate: (v) => (v === 'producer' || hasCompressionCodec(v === 'uncompressed' ? 'none' : v) ? undefined : `codec '${v}' is not built into this broker (built in: producer, uncompressed, none, gzip)`),
+    doc: 'Final compression of the topic: `producer` keeps what the producer sent; a codec name (`uncompressed` = `none`) makes the leader recompress batches that use another codec.',
+  }),
   'delete.retention.ms': key({ type: 'long', default: DAY_MS, min: 0, doc: 'How long tombstones are kept in compacted topics after compaction reaches them (ms).' }),
   'file.delete.delay.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Delay before a deleted segment file is removed from disk (ms).' }),
   'flush.policy': key({ type: 'string', default: 'fsync', oneOf: ['fsync', 'page-cache'], doc: 'Strand: `fsync` counts a batch toward the high watermark only after it is fdatasynced (group commit); `page-cache` is Kafka\'s classic replication-only durability, which does not survive a simultaneous power loss of the replicas.' }),
   'index.interval.bytes': key({ type: 'int', default: 4096, min: 0, doc: 'Bytes of log between two entries of the sparse offset index.' }),
   'max.compaction.lag.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 1, doc: 'Longest time a record may stay uncompacted (ms).' }),
   'max.message.bytes': key({ type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch the topic accepts (bytes; Kafka\'s default: 1 MiB plus the 12-byte log overhead).' }),
+  'message.timestamp.after.max.ms': key({ type: 'long', default: 60 * 60 * 1000, min: 0, doc: 'CreateTime topics: the leader refuses (INVALID_TIMESTAMP) a record whose timestamp is more than this far ahead of its clock (ms; Kafka 4.0\'s default, one hour).' }),
+  'message.timestamp.before.max.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 0, doc: 'CreateTime topics: the leader refuses (INVALID_TIMESTAMP) a record whose timestamp is more than this far behind its clock (ms; default: no bound).' }),
   'message.timestamp.type': key({ type: 'string', default: 'CreateTime', oneOf: ['CreateTime', 'LogAppendTime'], doc: 'Whether record timestamps are the producer\'s or the broker\'s append time.' }),
   'min.cleanable.dirty.ratio': key({ type: 'double', default: 0.5, min: 0, max: 1, doc: 'Compaction runs when the uncompacted share of the log exceeds this ratio.' }),
   'min.compaction.lag.ms': key({ type: 'long', default: 0, min: 0, doc: 'Shortest time a record stays uncompacted (ms).' }),

@@ -71,6 +71,8 @@ export enum TimestampType {
 export const NO_PRODUCER_ID = -1;
 export const NO_PRODUCER_EPOCH = -1;
 export const NO_SEQUENCE = -1;
+/** A record or batch without a timestamp. */
+export const NO_TIMESTAMP = -1;
 
 /** Upper bound on a decompressed records block, unless the caller passes a tighter one. */
 export const DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
@@ -576,6 +578,159 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
     hasDeleteHorizon,
     records,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// a producer's records, walked without allocating (the leader's LogValidator)
+
+export interface ProducedRecordsOptions {
+  /** Compacted topics: a record without a key is refused with INVALID_RECORD. */
+  requireKeys?: boolean;
+  /**
+   * CreateTime topics (KIP-937): a record whose timestamp is more than `beforeMaxMs` before or
+   * `afterMaxMs` after `nowMs` is refused with INVALID_TIMESTAMP. Omitted: no check.
+   */
+  timestampBounds?: { nowMs: number; beforeMaxMs: number; afterMaxMs: number };
+  /** Bound on a decompressed records block; default DEFAULT_MAX_DECOMPRESSED_BYTES. */
+  maxDecompressedBytes?: number;
+}
+
+// The scan position of the walker below, module-level so reading a varint allocates nothing.
+let scanPos = 0;
+
+function scanVarint(buf: Buffer, end: number): number {
+  let result = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (scanPos >= end) throw corrupt('record runs past its length');
+    const b = buf[scanPos++] as number;
+    result |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) {
+      result >>>= 0;
+      return (result >>> 1) ^ -(result & 1);
+    }
+  }
+  throw corrupt('varint is longer than 5 bytes');
+}
+
+function scanVarlong(buf: Buffer, end: number): number {
+  let result = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (scanPos >= end) throw corrupt('record runs past its length');
+    const b = buf[scanPos++] as number;
+    result += (b & 0x7f) * mul;
+    if ((b & 0x80) === 0) return result % 2 === 0 ? result / 2 : -(result + 1) / 2;
+    mul *= 128;
+  }
+  throw corrupt('varlong is longer than 10 bytes');
+}
+
+/** Skips a varint-prefixed byte field; returns its length (-1 for null). */
+function scanSkipBytes(buf: Buffer, end: number): number {
+  const length = scanVarint(buf, end);
+  if (length < -1) throw corrupt(`invalid field length ${length}`);
+  if (length > 0) {
+    if (scanPos + length > end) throw corrupt('field length runs past the end of its record');
+    scanPos += length;
+  }
+  return length;
+}
+
+/**
+ * Walks every record of a producer's batch (decompressed first if needed), the way Kafka's
+ * LogValidator does before an append: each record must parse exactly within its length, carry
+ * offsetDelta equal to its index, and the records must fill the batch, else CORRUPT_MESSAGE or
+ * INVALID_RECORD; keys and timestamps are checked per `options`. Only lengths are read, nothing
+ * is copied. Returns the largest record timestamp (what the batch's maxTimestamp must be).
+ */
+export function validateProducedRecords(bytes: Uint8Array, view: BatchView, options: ProducedRecordsOptions = {}): number {
+  const buf = asBuffer(bytes);
+  const header = view.header;
+  let block = buf.subarray(view.position + RECORD_BATCH_OVERHEAD, view.position + view.size);
+  const compression = batchCompression(header.attributes);
+  if (compression !== CompressionType.None) {
+    const codec = compressionCodec(compression);
+    try {
+      block = codec.decompress(block, options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES);
+    } catch (e: unknown) {
+      throw new StrandError('CORRUPT_MESSAGE', `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  const bounds = options.timestampBounds;
+  const lowest = bounds === undefined ? -Infinity : bounds.nowMs - bounds.beforeMaxMs;
+  const highest = bounds === undefined ? Infinity : bounds.nowMs + bounds.afterMaxMs;
+  const end = block.length;
+  let maxTimestamp = -1;
+  scanPos = 0;
+  for (let i = 0; i < header.recordsCount; i++) {
+    const length = scanVarint(block, end);
+    if (length < 0) throw corrupt(`negative record length ${length}`);
+    const recordEnd = scanPos + length;
+    if (recordEnd > end) throw corrupt('record runs past the end of its batch');
+    if (scanPos >= recordEnd) throw corrupt('empty record');
+    scanPos++; // attributes: unused in v2
+    const timestamp = header.baseTimestamp + scanVarlong(block, recordEnd);
+    const offsetDelta = scanVarint(block, recordEnd);
+    if (offsetDelta !== i) throw new StrandError('INVALID_RECORD', `record ${i} of a produced batch has offsetDelta ${offsetDelta}; a producer numbers its records 0, 1, 2, ...`);
+    if (scanSkipBytes(block, recordEnd) === -1 && options.requireKeys === true) {
+      throw new StrandError('INVALID_RECORD', `record ${i} has no key: a compacted topic cannot accept records without keys`);
+    }
+    scanSkipBytes(block, recordEnd); // value
+    const headerCount = scanVarint(block, recordEnd);
+    if (headerCount < 0) throw corrupt(`negative header count ${headerCount}`);
+    for (let h = 0; h < headerCount; h++) {
+      if (scanSkipBytes(block, recordEnd) < 0) throw corrupt('null header key');
+      scanSkipBytes(block, recordEnd);
+    }
+    if (scanPos !== recordEnd) throw corrupt(`record length ${length} does not match its contents`);
+    if (timestamp !== NO_TIMESTAMP && (timestamp < lowest || timestamp > highest)) {
+      throw new StrandError('INVALID_TIMESTAMP', `record ${i} has timestamp ${timestamp}, outside [${lowest}, ${highest}] (message.timestamp.before.max.ms / after.max.ms)`);
+    }
+    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
+  }
+  if (scanPos !== end) throw new StrandError('INVALID_RECORD', `${end - scanPos} bytes left after the ${header.recordsCount} records the batch declares`);
+  return maxTimestamp;
+}
+
+/**
+ * Sets the batch at `pos` to CreateTime with `timestampMs` as its maxTimestamp, in place (the
+ * leader corrects a producer's maxTimestamp to the largest record timestamp, as Kafka does, so
+ * the time index and ListOffsets by timestamp cannot be misled). The CRC is recomputed.
+ */
+export function setCreateTimeMaxTimestamp(bytes: Uint8Array, pos: number, timestampMs: number): void {
+  const buf = asBuffer(bytes);
+  const size = buf.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+  buf.writeInt16BE(buf.readInt16BE(pos + ATTRIBUTES_OFFSET) & ~TIMESTAMP_TYPE_BIT, pos + ATTRIBUTES_OFFSET);
+  writeInt64(buf, pos + MAX_TIMESTAMP_OFFSET, timestampMs);
+  buf.writeUInt32BE(crc32c(buf.subarray(pos + ATTRIBUTES_OFFSET, pos + size)), pos + CRC_OFFSET);
+}
+
+/**
+ * Re-encodes the batch at `pos` with `compression` (a topic's `compression.type` differing from
+ * the producer's codec), keeping offsets, timestamps, producer fields and records. Returns a
+ * fresh buffer.
+ */
+export function recompressRecordBatch(bytes: Uint8Array, pos: number, compression: CompressionType, options: DecodeOptions = {}): Buffer {
+  const d = decodeRecordBatch(bytes, pos, options);
+  return encodeRecordBatch({
+    records: d.records.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp, offsetDelta: r.offsetDelta })),
+    baseTimestamp: d.baseTimestamp,
+    baseOffset: d.baseOffset,
+    partitionLeaderEpoch: d.partitionLeaderEpoch,
+    compression,
+    timestampType: d.timestampType,
+    isTransactional: d.isTransactional,
+    isControl: d.isControl,
+    producerId: d.producerId,
+    producerEpoch: d.producerEpoch,
+    baseSequence: d.baseSequence,
+    lastOffsetDelta: d.lastOffsetDelta,
+  });
+}
+
+/** Whether the batch's timestamp type bit says LogAppendTime. */
+export function isLogAppendTimeBatch(attributes: number): boolean {
+  return (attributes & TIMESTAMP_TYPE_BIT) !== 0;
 }
 
 /** Offset of the last record in the batch (baseOffset + lastOffsetDelta). */

@@ -69,3 +69,11 @@ export function fsyncDirAsync(dir: string): Promise<void> {
     });
   });
 }
+
+/** writeFileAtomic off the event loop: temp file written and fdatasynced, renamed, directory fsynced. */
+export async function writeFileAtomicAsync(file: string, contents: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFileSyncedAsync(tmp, contents);
+  await fs.promises.rename(tmp, file);
+  await fsyncDirAsync(path.dirname(file));
+}

@@ -3,7 +3,7 @@
  * recovery, group-committed durability, leader-epoch cache, retention and compaction. No network.
  */
 export { PartitionLog, LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEAN_SHUTDOWN_FILE } from './partition-log';
-export type { AppendInfo, DurableSegmentPosition, PartitionLogOptions, ReadOptions, ReadResult, TimestampOffset } from './partition-log';
+export type { AppendInfo, DurableSegmentPosition, PartitionLogOptions, ReadOptions, ReadResult, TimestampOffset, ValidatedAppend } from './partition-log';
 export { LeaderEpochCache, LEADER_EPOCH_CHECKPOINT } from './leader-epoch-cache';
 export type { EpochEndOffset, EpochEntry } from './leader-epoch-cache';
 export { compactLog } from './compactor';
@@ -12,4 +12,4 @@ export { DirectoryLock } from './dir-lock';
 export { ManualClock, systemClock } from './clock';
 export type { Clock } from './clock';
 export { segmentFileName } from './segment';
-export { fsyncDir, fsyncDirAsync, writeFileAtomic, writeFileSyncedAsync } from './files';
+export { fsyncDir, fsyncDirAsync, writeFileAtomic, writeFileAtomicAsync, writeFileSyncedAsync } from './files';

@@ -28,12 +28,22 @@ import {
   LOG_OVERHEAD,
   StrandError,
   TOPIC_CONFIG,
+  NO_PRODUCER_ID,
+  batchCompression,
+  compressionTypeFromName,
   decodeRecordBatch,
+  isControlBatch,
+  isLogAppendTimeBatch,
+  readBatchHeader,
+  recompressRecordBatch,
+  setCreateTimeMaxTimestamp,
   setLogAppendTime,
   stampBatch,
   validateBatch,
   validateBatches,
+  validateProducedRecords,
   type BatchView,
+  type CompressionType,
   type RawConfig,
   type RecordBatchHeader,
   type TopicConfig,
@@ -71,6 +81,12 @@ export interface PartitionLogOptions {
 export interface DurableSegmentPosition {
   baseOffset: number;
   bytes: number;
+}
+
+/** A producer's batches after validation: the bytes to append (possibly recompressed) and their views. */
+export interface ValidatedAppend {
+  records: Buffer;
+  views: BatchView[];
 }
 
 export interface AppendInfo {
@@ -353,13 +369,13 @@ export class PartitionLog {
    * Takes ownership of `records`: the batches are stamped in place. `validated`: the views
    * validateForAppend() returned for these same bytes (they are not validated again).
    */
-  appendAsLeader(records: Buffer, leaderEpoch: number, validated?: BatchView[]): AppendInfo {
+  appendAsLeader(produced: Buffer, leaderEpoch: number, validated?: ValidatedAppend): AppendInfo {
     this.ensureWritable();
     const latestEpoch = this.leaderEpochs.latest?.epoch ?? -1;
     if (leaderEpoch < latestEpoch) {
       throw new StrandError('FENCED_LEADER_EPOCH', `leader epoch ${leaderEpoch} is older than epoch ${latestEpoch} already in the log`);
     }
-    const views = validated ?? this.validate(records);
+    const { records, views } = validated ?? this.validate(produced);
     const now = this.clock.nowMs();
     const logAppendTime = this.config['message.timestamp.type'] === 'LogAppendTime';
     let next = this.logEndOffset;
@@ -383,7 +399,9 @@ export class PartitionLog {
     // No max.message.bytes check: the leader accepted the batch under its limit, which this
     // broker's may not match (message.max.bytes is per broker, a topic's may have been lowered
     // since); refusing would keep the follower out of the ISR for good (Kafka skips it too).
-    const views = this.validate(records, false);
+    const views = validateBatches(records);
+    if (views.length === 0) throw new StrandError('INVALID_RECORD', 'no record batches to append');
+    this.checkSegmentBytes(views);
     let expectAtLeast = this.logEndOffset;
     for (const v of views) {
       if (v.header.baseOffset < expectAtLeast) {
@@ -401,35 +419,65 @@ export class PartitionLog {
   }
 
   /**
-   * Validates `records` as appendAsLeader would (complete batches, magic, CRC-32C,
-   * max.message.bytes, segment.bytes) without writing anything. A caller that needs the batch
-   * headers first (the broker's idempotence check) passes the views to appendAsLeader with the
-   * same bytes, so each batch's CRC is computed once; appendAsLeader updates them in place with
-   * the assigned offsets and epoch.
+   * Validates a producer's `records` as appendAsLeader would, without writing anything: complete
+   * batches, magic, CRC-32C, max.message.bytes, segment.bytes, and every record (Kafka's
+   * LogValidator: structure, keys on compacted topics, timestamps within
+   * message.timestamp.before/after.max.ms). It corrects each batch's maxTimestamp in place and
+   * recompresses batches whose codec differs from the topic's `compression.type`, so the bytes to
+   * append may be a new buffer. A caller that needs the batch headers first (the broker's
+   * idempotence check) passes the result to appendAsLeader, so each batch is validated once;
+   * appendAsLeader updates the views in place with the assigned offsets and epoch.
    */
-  validateForAppend(records: Buffer): BatchView[] {
+  validateForAppend(records: Buffer): ValidatedAppend {
     return this.validate(records);
   }
 
-  /** `fromProducer`: the leader's checks of a producer's batches (replicated ones skip them). */
-  private validate(records: Buffer, fromProducer = true): BatchView[] {
-    const views = validateBatches(records, fromProducer ? { maxBatchBytes: this.config['max.message.bytes'] } : {});
+  private validate(produced: Buffer): ValidatedAppend {
+    const cfg = this.config;
+    let records = produced;
+    let views = validateBatches(records, { maxBatchBytes: cfg['max.message.bytes'] });
     if (views.length === 0) throw new StrandError('INVALID_RECORD', 'no record batches to append');
-    if (fromProducer) {
-      for (const v of views) {
-        // A producer's batch holds exactly lastOffsetDelta + 1 records (only compaction leaves
-        // gaps): a larger delta would make the leader skip offsets, up to 2^31 per batch.
-        if (v.header.recordsCount <= 0 || v.header.lastOffsetDelta !== v.header.recordsCount - 1) {
-          throw new StrandError('INVALID_RECORD', `a produced batch must hold lastOffsetDelta + 1 records (recordsCount ${v.header.recordsCount}, lastOffsetDelta ${v.header.lastOffsetDelta})`);
-        }
+    const createTime = cfg['message.timestamp.type'] === 'CreateTime';
+    const options = {
+      requireKeys: cfg['cleanup.policy'].includes('compact'),
+      timestampBounds: createTime ? { nowMs: this.clock.nowMs(), beforeMaxMs: cfg['message.timestamp.before.max.ms'], afterMaxMs: cfg['message.timestamp.after.max.ms'] } : undefined,
+    };
+    const codec = cfg['compression.type'];
+    const target = codec === 'producer' ? -1 : compressionTypeFromName(codec === 'uncompressed' ? 'none' : codec);
+    let recompress = false;
+    for (const v of views) {
+      const h = v.header;
+      // A producer's batch holds exactly lastOffsetDelta + 1 records (only compaction leaves
+      // gaps): a larger delta would make the leader skip offsets, up to 2^31 per batch.
+      if (h.recordsCount <= 0 || h.lastOffsetDelta !== h.recordsCount - 1) {
+        throw new StrandError('INVALID_RECORD', `a produced batch must hold lastOffsetDelta + 1 records (recordsCount ${h.recordsCount}, lastOffsetDelta ${h.lastOffsetDelta})`);
       }
+      if (isControlBatch(h.attributes)) throw new StrandError('INVALID_RECORD', 'clients may not write control batches');
+      if (h.producerId !== NO_PRODUCER_ID && h.baseSequence < 0) {
+        throw new StrandError('INVALID_RECORD', `invalid sequence ${h.baseSequence} in a batch of producer ${h.producerId}`);
+      }
+      const maxTimestamp = validateProducedRecords(records, v, options);
+      if (createTime && (maxTimestamp !== h.maxTimestamp || isLogAppendTimeBatch(h.attributes))) {
+        setCreateTimeMaxTimestamp(records, v.position, maxTimestamp);
+        v.header = readBatchHeader(records, v.position);
+      }
+      if (target >= 0 && batchCompression(h.attributes) !== target) recompress = true;
     }
+    if (recompress) {
+      const to = target as CompressionType;
+      records = Buffer.concat(views.map((v) => (batchCompression(v.header.attributes) === to ? records.subarray(v.position, v.position + v.size) : recompressRecordBatch(records, v.position, to, { skipCrc: true }))));
+      views = validateBatches(records, { maxBatchBytes: cfg['max.message.bytes'] });
+    }
+    this.checkSegmentBytes(views);
+    return { records, views };
+  }
+
+  private checkSegmentBytes(views: readonly BatchView[]): void {
     for (const v of views) {
       if (v.size > this.config['segment.bytes']) {
         throw new StrandError('RECORD_LIST_TOO_LARGE', `record batch of ${v.size} bytes exceeds segment.bytes ${this.config['segment.bytes']}`);
       }
     }
-    return views;
   }
 
   private write(records: Buffer, views: BatchView[], logAppendTimeMs: number): AppendInfo {

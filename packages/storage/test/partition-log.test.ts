@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { StrandError, crc32c } from '@strand/protocol';
+import { CompressionType, MAX_TIMESTAMP_OFFSET, StrandError, TOPIC_CONFIG, crc32c, decodeRecordBatch, encodeRecordBatch, validateBatches } from '@strand/protocol';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ManualClock, PartitionLog } from '../src';
 import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
@@ -27,9 +27,11 @@ describe('append and read', () => {
     const log = PartitionLog.open(tempDir(), { config: { 'max.message.bytes': '200' } });
     log.appendAsLeader(batch('a', 1), 0);
     const records = Buffer.concat([batch('b', 2), batch('c', 1)]);
-    const views = log.validateForAppend(records);
+    const validated = log.validateForAppend(records);
+    const views = validated.views;
+    expect(validated.records).toBe(records);
     expect(views.map((v) => v.header.lastOffsetDelta)).toEqual([1, 0]);
-    const info = log.appendAsLeader(records, 3, views);
+    const info = log.appendAsLeader(records, 3, validated);
     expect([info.firstOffset, info.lastOffset, info.batchCount]).toEqual([1, 3, 2]);
     // The views now carry the assigned offsets and epoch, as the stamped bytes do.
     expect(views.map((v) => [v.header.baseOffset, v.header.partitionLeaderEpoch])).toEqual([[1, 3], [3, 3]]);
@@ -40,6 +42,56 @@ describe('append and read', () => {
     expect(errorName(() => log.validateForAppend(batch('y'.repeat(300), 1)))).toBe('MESSAGE_TOO_LARGE');
     expect(log.logEndOffset).toBe(4);
     await log.close();
+  });
+
+  it('checks every record of a produced batch and refuses the whole append on one bad batch (LogValidator)', async () => {
+    const T = 1_700_000_000_000;
+    const clock = new ManualClock(T);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact', 'message.timestamp.before.max.ms': '60000' } });
+    const keyed = (ts = T): Buffer => batch('k', 1, { keys: ['a'], timestamp: ts });
+    log.appendAsLeader(keyed(), 0);
+    // Compacted topic: a keyless record cannot be compacted; the good batch beside it is not written either.
+    expect(errorName(() => log.appendAsLeader(Buffer.concat([keyed(), batch('nokey', 1, { keys: [null] })]), 0))).toBe('INVALID_RECORD');
+    expect(errorName(() => log.appendAsLeader(keyed(T + 3_600_001), 0))).toBe('INVALID_TIMESTAMP');
+    expect(errorName(() => log.appendAsLeader(keyed(T - 60_001), 0))).toBe('INVALID_TIMESTAMP');
+    // Clients may not write control batches, nor idempotent batches without a sequence.
+    const control = encodeRecordBatch({ records: [{ key: Buffer.from('a'), value: null }], baseTimestamp: T, isControl: true });
+    expect(errorName(() => log.appendAsLeader(control, 0))).toBe('INVALID_RECORD');
+    expect(errorName(() => log.appendAsLeader(batch('p', 1, { keys: ['a'], timestamp: T, producerId: 5 }), 0))).toBe('INVALID_RECORD');
+    expect(log.logEndOffset).toBe(1);
+    // A forged maxTimestamp is corrected to the records' largest, so the time index is not misled.
+    const forged = keyed(T + 5);
+    forged.writeBigInt64BE(BigInt(T + 1e9), MAX_TIMESTAMP_OFFSET);
+    forged.writeUInt32BE(crc32c(forged.subarray(21)), 17);
+    log.appendAsLeader(forged, 0);
+    const stored = validateBatches(log.read(1, 1 << 20).records);
+    expect(stored.map((v) => v.header.maxTimestamp)).toEqual([T + 5]);
+    expect(log.offsetForTimestamp(T + 6)).toBeNull();
+    await log.close();
+  });
+
+  it('recompresses batches to the topic compression.type; `producer` keeps them as sent', async () => {
+    const T = 1_700_000_000_000;
+    const clock = new ManualClock(T);
+    const plain = (tag: string): Buffer => batch(tag, 3, { timestamp: T });
+    const gzip = (tag: string): Buffer => encodeRecordBatch({ records: [{ value: Buffer.from(`${tag}-0`) }], baseTimestamp: T, compression: CompressionType.Gzip });
+    const codecs = (log: PartitionLog): number[] => validateBatches(log.read(0, 1 << 20).records).map((v) => v.header.attributes & 7);
+    const toGzip = PartitionLog.open(tempDir(), { clock, config: { 'compression.type': 'gzip' } });
+    const validated = toGzip.validateForAppend(Buffer.concat([plain('a'), gzip('b')]));
+    toGzip.appendAsLeader(validated.records, 0, validated);
+    toGzip.appendAsLeader(plain('c'), 0);
+    expect(codecs(toGzip)).toEqual([CompressionType.Gzip, CompressionType.Gzip, CompressionType.Gzip]);
+    expect(readAll(toGzip).map((r) => [r.offset, r.value])).toEqual([[0, 'a-0'], [1, 'a-1'], [2, 'a-2'], [3, 'b-0'], [4, 'c-0'], [5, 'c-1'], [6, 'c-2']]);
+    const toNone = PartitionLog.open(tempDir(), { clock, config: { 'compression.type': 'uncompressed' } });
+    toNone.appendAsLeader(gzip('d'), 0);
+    expect(codecs(toNone)).toEqual([CompressionType.None]);
+    expect(decodeRecordBatch(toNone.read(0, 1 << 20).records).records.map((r) => r.value?.toString())).toEqual(['d-0']);
+    const asSent = PartitionLog.open(tempDir(), { clock });
+    asSent.appendAsLeader(Buffer.concat([plain('e'), gzip('f')]), 0);
+    expect(codecs(asSent)).toEqual([CompressionType.None, CompressionType.Gzip]);
+    // A codec this build lacks is refused when the topic is configured, not at every produce.
+    expect(() => TOPIC_CONFIG.parse({ 'compression.type': 'zstd' })).toThrow(/not built into this broker/);
+    await Promise.all([toGzip.close(), toNone.close(), asSent.close()]);
   });
 
   it('assigns offsets, stamps the epoch and reads back whole batches', async () => {

@@ -29,7 +29,7 @@ describe('retention', () => {
     log.applyRetention();
     expect(log.logStartOffset).toBe(24);
     expect(log.logEndOffset).toBe(24);
-    expect(log.appendAsLeader(batch('z'), 0).firstOffset).toBe(24);
+    expect(log.appendAsLeader(batch('z', 1, { timestamp: clock.nowMs() }), 0).firstOffset).toBe(24);
     await log.close();
   });
 
@@ -75,7 +75,7 @@ describe('retention', () => {
     const clock = new ManualClock(1_000_000);
     const dir = tempDir();
     const log = PartitionLog.open(dir, { clock, config: { 'segment.bytes': '200', 'retention.bytes': '200' } });
-    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`a${i}`, 2), 0);
+    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`a${i}`, 2, { timestamp: clock.nowMs() }), 0);
     log.applyRetention();
     const start = log.logStartOffset;
     expect(start).toBeGreaterThan(0);

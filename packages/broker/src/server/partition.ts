@@ -203,10 +203,10 @@ export class Partition {
     try {
       // Idempotence: a retried batch is answered with the offsets it got the first time. The
       // batches are validated (CRC included) once, here, and appended with these views.
-      const views = this.log.validateForAppend(records);
-      const first = views[0];
+      const validated = this.log.validateForAppend(records);
+      const first = validated.views[0];
       if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
-        if (views.length !== 1) return fail('INVALID_RECORD', 'an idempotent producer sends one batch per partition per request');
+        if (validated.views.length !== 1) return fail('INVALID_RECORD', 'an idempotent producer sends one batch per partition per request');
         const h = first.header;
         const check = this.producers.check(h.producerId, h.producerEpoch, h.baseSequence, h.lastOffsetDelta);
         if (check.kind === 'duplicate') {
@@ -219,7 +219,7 @@ export class Partition {
         }
         if (check.kind === 'error') return fail(check.error, `producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence}: ${check.error}`);
       }
-      info = this.log.appendAsLeader(records, leader.leaderEpoch, views);
+      info = this.log.appendAsLeader(validated.records, leader.leaderEpoch, validated);
       if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
         const h = first.header;
         this.producers.onAppended({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, baseOffset: info.firstOffset, lastOffsetDelta: h.lastOffsetDelta });
