@@ -33,7 +33,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@strand/protocol';
-import { fsyncDir, writeFileAtomic } from '@strand/storage';
+import { fsyncDirAsync, writeFileAtomicAsync } from '@strand/storage';
 import { RaftInitialState } from '../core/raft';
 import { Entry, HardState, Snapshot } from '../core/types';
 import { decodeChunk, decodeHardState, decodeSnapshot, encodeChunk, encodeHardState, encodeSnapshot } from './encoding';
@@ -183,7 +183,8 @@ export class WalStorage implements LogStorage {
     return this.serial(async () => {
       if (!this.loaded) this.loadNow();
       if (snapshot.meta.index <= this.snapshotIndex) return;
-      writeFileAtomic(path.join(this.dir, SNAPSHOT_FILE), snapshotFileBytes(snapshot));
+      // Off the event loop: a large snapshot's write and fsync must not stall heartbeats.
+      await writeFileAtomicAsync(path.join(this.dir, SNAPSHOT_FILE), snapshotFileBytes(snapshot));
       this.snapshotIndex = snapshot.meta.index;
       // The oldest segments whose every entry the snapshot covers (never the one appended to).
       // The hard state must stay on disk: if the segment kept last holds none (a crash right
@@ -200,10 +201,10 @@ export class WalStorage implements LogStorage {
       }
       let dropped = 0;
       while (this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= snapshot.meta.index) {
-        fs.unlinkSync((this.segments.shift() as Segment).file);
+        await fs.promises.unlink((this.segments.shift() as Segment).file);
         dropped++;
       }
-      if (dropped > 0) fsyncDir(this.dir);
+      if (dropped > 0) await fsyncDirAsync(this.dir);
     });
   }
 
@@ -347,7 +348,7 @@ export class WalStorage implements LogStorage {
       seg.size += rec.length;
       seg.hasHardState = true;
     }
-    fsyncDir(this.dir);
+    await fsyncDirAsync(this.dir);
     return seg;
   }
 }
