@@ -121,8 +121,17 @@ export class PartitionQueue {
   readonly batches: ProducerBatch[] = [];
   /** Batches of this partition in flight. */
   inFlight = 0;
-  /** Next sequence number to assign (idempotence). */
+  /** Next sequence number to assign (idempotence), under `sequenceProducerId`/`sequenceEpoch`. */
   nextSequence = 0;
+  /** The producer id and epoch `nextSequence` counts for; a new identity restarts it at 0. */
+  sequenceProducerId = -1;
+  sequenceEpoch = -1;
+  /**
+   * Set when a batch of this partition failed for good or met a sequence gap: at the next epoch
+   * bump this partition's waiting batches are renumbered from 0 (KIP-360). Other partitions keep
+   * their batches' identity, since those may already be written.
+   */
+  rewriteOnBump = false;
   /** Current target size of new batches (bytes). */
   batchSize: number;
 

@@ -457,9 +457,17 @@ export class Producer {
     this.producerId = res.producerId;
     this.producerEpoch = res.producerEpoch;
     if (this.epochBumpPending) {
-      // Sequence numbers restart at 0 under the new epoch; waiting sealed batches are renumbered.
+      // Only the partitions that asked for the bump (a batch failed for good, or the broker saw a
+      // sequence gap) renumber their waiting batches from 0 under the new epoch: none of those
+      // was written. A waiting batch of another partition may have been written (its answer was
+      // lost), so it is resent with its original identity, where the broker deduplicates it; that
+      // partition's new batches restart at 0 under the new epoch once it has drained (see drain).
       for (const q of this.accumulator.allQueues()) {
+        if (!q.rewriteOnBump) continue;
+        q.rewriteOnBump = false;
         q.nextSequence = 0;
+        q.sequenceProducerId = this.producerId;
+        q.sequenceEpoch = this.producerEpoch;
         for (const b of q.batches) {
           if (!b.sealed) break;
           b.restamp(this.producerId, this.producerEpoch, q.nextSequence);
@@ -515,6 +523,15 @@ export class Producer {
           if (q.inFlight >= MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT) break;
           // A retry goes out only once its predecessors are settled, so order is kept.
           if (head.sealed && q.inFlight > 0) break;
+          if (!head.sealed && (q.sequenceProducerId !== this.producerId || q.sequenceEpoch !== this.producerEpoch)) {
+            // A new producer identity: this partition's sequence restarts at 0, but only after
+            // its batches under the old one are settled (a new-epoch batch written first would
+            // fence them).
+            if (q.inFlight > 0) break;
+            q.nextSequence = 0;
+            q.sequenceProducerId = this.producerId;
+            q.sequenceEpoch = this.producerEpoch;
+          }
         }
         const size = head.sealed ? (head.bytes as Buffer).length : head.builder.sizeBytes;
         let list = requests.get(leader);
@@ -642,9 +659,18 @@ export class Producer {
     // A sequence error for a batch sent while an earlier batch of the partition was unacknowledged
     // is the echo of that batch's failure (the broker saw a gap, or no producer state at all
     // when the first batch never arrived): retry it after its predecessors.
-    const outOfOrderEcho = (err.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || err.errorName === 'UNKNOWN_PRODUCER_ID') && this.idempotent && b.sentBehindUnacked;
-    const canRetry = (err.retriable || outOfOrderEcho) && b.attempts < this.config.retries && now - b.createdMs < this.config['delivery.timeout.ms'] && !this.closed;
+    const sequenceError = (err.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || err.errorName === 'UNKNOWN_PRODUCER_ID') && this.idempotent;
+    const canRetry = (err.retriable || sequenceError) && b.attempts < this.config.retries && now - b.createdMs < this.config['delivery.timeout.ms'] && !this.closed;
     if (canRetry) {
+      // First in line, a sequence error means the broker really has a gap or lost this
+      // producer's state (retention removed its batches, or its producer table evicted it): the
+      // batch was not written, so bump the epoch and renumber this partition from 0, as Kafka's
+      // idempotent producer does (KIP-360). Behind an unacknowledged batch it is that batch's
+      // echo: retry after it without a bump.
+      if (sequenceError && !b.sentBehindUnacked && b.producerId === this.producerId && b.producerEpoch === this.producerEpoch) {
+        this.accumulator.queue(b.topic, b.partition).rewriteOnBump = true;
+        this.epochBumpPending = true;
+      }
       b.retryAtMs = now + backoffMs(b.attempts, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random });
       b.attempts++;
       this.accumulator.requeue(b);
@@ -662,8 +688,11 @@ export class Producer {
     else {
       b.fail(err);
       // A sequence number that will never be acknowledged leaves a gap: bump the epoch.
-      if (this.idempotent && b.sealed && b.producerEpoch === this.producerEpoch && b.producerId === this.producerId) this.epochBumpPending = true;
       const q = this.accumulator.queue(b.topic, b.partition);
+      if (this.idempotent && b.sealed && b.producerEpoch === this.producerEpoch && b.producerId === this.producerId) {
+        this.epochBumpPending = true;
+        q.rewriteOnBump = true;
+      }
       const i = q.batches.indexOf(b);
       if (i >= 0) {
         q.batches.splice(i, 1);

@@ -197,6 +197,40 @@ describe('Producer', () => {
     expect((await p.send({ topic: 't', partition: 1, value: 'z' })).offset).toBe(0);
   });
 
+  it('an epoch bump renumbers only the partition that failed: a batch of another partition whose answer was lost keeps its identity and is not written twice', async () => {
+    cluster = await MemoryCluster.start({ brokers: 2 });
+    cluster.createTopic('t', 2); // partition 0 led by broker 1, partition 1 by broker 2
+    cluster.loseProduceResponses.set('t-0', 1); // written, answer lost: retried after the backoff
+    cluster.produceErrors.set('t-1', [ErrorCode.INVALID_RECORD]); // fails for good: the epoch is bumped
+    const p = producer({ 'retry.backoff.ms': 300, 'retry.backoff.max.ms': 300 });
+    await p.connect();
+    const [a, b] = await Promise.allSettled([p.send({ topic: 't', partition: 0, value: 'a' }), p.send({ topic: 't', partition: 1, value: 'b' })]);
+    expect(b.status).toBe('rejected');
+    expect(a.status === 'fulfilled' ? a.value.offset : a.reason).toBe(0);
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a']);
+    // New records of partition 0 move to the new epoch, numbered from 0 again.
+    expect((await p.send({ topic: 't', partition: 0, value: 'c' })).offset).toBe(1);
+    expect((await p.send({ topic: 't', partition: 1, value: 'd' })).offset).toBe(0);
+    const p0 = cluster.records('t', 0);
+    expect(p0.map((r) => [r.value, r.baseSequence])).toEqual([['a', 0], ['c', 0]]);
+  });
+
+  it('a first-in-line sequence error (the broker lost the producer state) bumps the epoch and retries instead of failing', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer();
+    expect((await p.send({ topic: 't', value: 'a' })).offset).toBe(0);
+    // As after retention removed the producer's batches or its state was evicted: the next batch
+    // (sequence 1) meets a broker with no state for it and is answered UNKNOWN_PRODUCER_ID.
+    cluster.partition('t', 0).producers.clear();
+    expect((await p.send({ topic: 't', value: 'b' })).offset).toBe(1);
+    // A real gap: OUT_OF_ORDER_SEQUENCE_NUMBER for the batch first in line.
+    const entry = [...cluster.partition('t', 0).producers.values()][0] as { recent: [number, number, number][] };
+    (entry.recent[entry.recent.length - 1] as [number, number, number])[1] += 3;
+    expect((await p.send({ topic: 't', value: 'c' })).offset).toBe(2);
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b', 'c']);
+  });
+
   it('fails a record for an unknown topic after max.block.ms', async () => {
     cluster = await MemoryCluster.start();
     const p = producer({ 'max.block.ms': 100 });
