@@ -205,6 +205,15 @@ const offsetKey = (topic: string, partition: number): string => `${topic}\u0000$
  */
 export const MAX_NAME_BYTES = 4096;
 
+/** For each protocol name, how many of `members` list it (each member counted once). */
+function supportCounts(members: readonly { protocols: readonly { name: string }[] }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of members) {
+    for (const name of new Set(m.protocols.map((p) => p.name))) counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return counts;
+}
+
 const tooLong = (s: string | undefined): boolean => s !== undefined && Buffer.byteLength(s, 'utf8') > MAX_NAME_BYTES;
 
 function code(name: ErrorName | null): number {
@@ -418,7 +427,7 @@ export class GroupStateMachine {
         this.append([this.groupMetadataRecord(group)], { kind: 'other' });
         // Kafka answers after the write too; replying here is safe because a failed write only
         // loses the new member id, and the member then rejoins as unknown again.
-        this.reply({ requestId, kind: 'join', response: { ...this.joinResponse(group, newId), members: newId === group.leaderId ? this.memberList(group) : [] } });
+        this.reply({ requestId, kind: 'join', response: this.joinResponse(group, newId) });
         return;
       }
       case 'CompletingRebalance':
@@ -509,8 +518,7 @@ export class GroupStateMachine {
       assert(m.joinRequestId !== null, 'a member without a parked join survived the join phase');
       m.synced = false;
       m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
-      const response = this.joinResponse(group, m.memberId);
-      this.reply({ requestId: m.joinRequestId, kind: 'join', response: m.memberId === group.leaderId ? { ...response, members: this.memberList(group) } : response });
+      this.reply({ requestId: m.joinRequestId, kind: 'join', response: this.joinResponse(group, m.memberId) });
       m.joinRequestId = null;
     }
   }
@@ -521,6 +529,7 @@ export class GroupStateMachine {
   sync(requestId: number, req: SyncInput, nowMs: number): void {
     const fail = (e: ErrorName): void => this.reply({ requestId, kind: 'sync', response: this.syncError(e) });
     const group = this.groups.get(req.groupId);
+    if (req.groupId === '') return fail('INVALID_GROUP_ID');
     if (group === undefined) return fail('UNKNOWN_MEMBER_ID');
     if (group.state === 'Dead') return fail('COORDINATOR_NOT_AVAILABLE');
     const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
@@ -562,6 +571,7 @@ export class GroupStateMachine {
   heartbeat(requestId: number, req: HeartbeatInput, nowMs: number): void {
     const answer = (e: ErrorName | null): void => this.reply({ requestId, kind: 'heartbeat', response: { errorCode: code(e), errorMessage: '' } });
     const group = this.groups.get(req.groupId);
+    if (req.groupId === '') return answer('INVALID_GROUP_ID');
     if (group === undefined) return answer('UNKNOWN_MEMBER_ID');
     if (group.state === 'Dead') return answer('COORDINATOR_NOT_AVAILABLE');
     const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
@@ -577,6 +587,7 @@ export class GroupStateMachine {
   leave(requestId: number, req: LeaveInput, nowMs: number): void {
     const answer = (e: ErrorName | null): void => this.reply({ requestId, kind: 'leave', response: { errorCode: code(e), errorMessage: '' } });
     const group = this.groups.get(req.groupId);
+    if (req.groupId === '') return answer('INVALID_GROUP_ID');
     if (group === undefined) return answer('UNKNOWN_MEMBER_ID');
     if (group.state === 'Dead') return answer('COORDINATOR_NOT_AVAILABLE');
     let firstError: ErrorName | null = null;
@@ -732,8 +743,11 @@ export class GroupStateMachine {
     const g = this.groups.get(groupId);
     if (g === undefined || g.state === 'Dead') return answer('GROUP_ID_NOT_FOUND');
     if (g.state !== 'Empty') return answer('NON_EMPTY_GROUP');
+    // The tombstones are taken before groupDead clears the offsets: without them, compaction
+    // would drop the group tombstone and the offsets would come back at the next load.
+    const records = this.tombstones(g, [...g.offsets.values()]);
     this.groupDead(g);
-    this.append(this.tombstones(g, [...g.offsets.values()]), { kind: 'delete', groupId, requestId });
+    this.append(records, { kind: 'delete', groupId, requestId });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1015,7 +1029,8 @@ export class GroupStateMachine {
     // Some protocol must be supported by every member, the joiner included (a rejoining member's
     // old protocols do not count: they are being replaced).
     const others = [...group.members.values()].filter((m) => m.memberId !== req.memberId);
-    return req.protocols.some((p) => others.every((m) => m.protocols.some((q) => q.name === p.name)));
+    const support = supportCounts(others);
+    return req.protocols.some((p) => (support.get(p.name) ?? 0) === others.length);
   }
 
   /** Kafka's vote: among protocols every member supports, each member votes its most preferred; most votes win (ties: first candidate). */
@@ -1023,11 +1038,14 @@ export class GroupStateMachine {
     const members = [...group.members.values()];
     const first = members[0];
     assert(first !== undefined, 'selectProtocol on an empty group');
-    const candidates = first.protocols.map((p) => p.name).filter((name) => members.every((m) => m.protocols.some((p) => p.name === name)));
+    // Linear in the protocols listed (counts, not nested scans): a member may list thousands.
+    const support = supportCounts(members);
+    const candidates = first.protocols.map((p) => p.name).filter((name) => support.get(name) === members.length);
     assert(candidates.length > 0, `${group.groupId}: no common protocol`);
+    const candidateSet = new Set(candidates);
     const votes = new Map<string, number>();
     for (const m of members) {
-      const vote = m.protocols.find((p) => candidates.includes(p.name));
+      const vote = m.protocols.find((p) => candidateSet.has(p.name));
       if (vote !== undefined) votes.set(vote.name, (votes.get(vote.name) ?? 0) + 1);
     }
     let best = candidates[0] as string;
@@ -1044,7 +1062,10 @@ export class GroupStateMachine {
   }
 
   private joinResponse(group: Group, memberId: string): JoinGroupResponse {
-    return { errorCode: 0, errorMessage: '', generationId: group.generationId, protocolType: group.protocolType ?? '', protocolName: group.protocolName ?? '', leader: group.leaderId ?? '', memberId, members: [] };
+    // The leader needs the member list to compute the assignment, also when the response is
+    // sent again (CompletingRebalance, after a lost response): empty, it would assign nothing.
+    const members = memberId === group.leaderId ? this.memberList(group) : [];
+    return { errorCode: 0, errorMessage: '', generationId: group.generationId, protocolType: group.protocolType ?? '', protocolName: group.protocolName ?? '', leader: group.leaderId ?? '', memberId, members };
   }
 
   private joinError(error: ErrorName, memberId: string, message: string): JoinGroupResponse {

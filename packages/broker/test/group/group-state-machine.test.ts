@@ -194,6 +194,10 @@ describe('JoinGroup', () => {
     expect(d.joinResponse(d.join('', { protocols: [] })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
     expect(d.joinResponse(d.join('', { protocolType: '' })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
     expect(d.joinResponse(d.join('', { groupId: '' })).errorCode).toBe(E('INVALID_GROUP_ID'));
+    d.sm.sync(900, { groupId: '', generationId: 1, memberId: 'm', protocolType: '', protocolName: '', assignments: [] }, 0);
+    d.sm.heartbeat(901, { groupId: '', generationId: 1, memberId: 'm' }, 0);
+    d.sm.leave(902, { groupId: '', members: [{ memberId: 'm' }] }, 0);
+    expect(d.sm.takeReady().replies.map((r) => r.response.errorCode)).toEqual([E('INVALID_GROUP_ID'), E('INVALID_GROUP_ID'), E('INVALID_GROUP_ID')]);
     d.stableTwo();
     expect(d.joinResponse(d.join('', { protocolType: 'connect' })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
     expect(d.joinResponse(d.join('', { protocols: [{ name: 'roundrobin', metadata: Buffer.alloc(0) }] })).errorCode).toBe(E('INCONSISTENT_GROUP_PROTOCOL'));
@@ -270,6 +274,20 @@ describe('JoinGroup', () => {
     const again = d.joinResponse(d.join(a.memberId));
     expect(again).toMatchObject({ errorCode: 0, generationId: 1 });
     expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+  });
+
+  test('CompletingRebalance: the leader repeating its join gets the member list again (else it would assign nothing)', () => {
+    const d = new Driver();
+    const a = d.joinNew();
+    const b = d.joinNew();
+    d.tick(100);
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+    const leader = d.sm.leaderOf('g') as string;
+    const follower = leader === a.memberId ? b.memberId : a.memberId;
+    const again = d.joinResponse(d.join(leader));
+    expect(again).toMatchObject({ errorCode: 0, generationId: 1, leader });
+    expect(again.members.map((m) => m.memberId).sort()).toEqual([a.memberId, b.memberId].sort());
+    expect(d.joinResponse(d.join(follower)).members).toEqual([]);
   });
 
   test('the rebalance timeout removes members that do not rejoin', () => {
@@ -603,6 +621,28 @@ describe('offsets expiry, deletion, listing', () => {
     e.sm.onAppended(ready.appends[0]!.appendId, null, 0);
     expect(e.sm.takeReady().replies).toEqual([{ requestId: 7, kind: 'delete', response: { groupId: 'g', errorCode: 0 } }]);
     expect(e.sm.stateOf('g')).toBeUndefined();
+  });
+
+  test('delete tombstones every offset too: after compaction drops tombstones, a reload has neither group nor offsets', () => {
+    const d = new Driver();
+    d.commit('', -1, 42);
+    d.commit('', -1, 7, { partition: 1 });
+    d.ackAll();
+    d.sm.deleteGroup(9, 'g');
+    const ready = d.sm.takeReady();
+    const keys = ready.appends[0]!.records.map((r) => [decodeGroupRecordKey(r.key), r.value]);
+    expect(keys).toEqual([
+      [{ kind: 'offset', group: 'g', topic: 't', partition: 0 }, null],
+      [{ kind: 'offset', group: 'g', topic: 't', partition: 1 }, null],
+      [{ kind: 'group', group: 'g' }, null],
+    ]);
+    // Compaction: the latest record per key, then tombstones removed (after delete.retention.ms).
+    const latest = new Map<string, Uint8Array | null>();
+    for (const ap of [...d.log, ...ready.appends]) for (const r of ap.records) latest.set(Buffer.from(r.key).toString('hex'), r.value);
+    const loaded = new GroupStateMachine(CONFIG, () => 'x');
+    for (const [k, v] of latest) if (v !== null) loaded.replay(Buffer.from(k, 'hex'), v);
+    loaded.finishLoad(0);
+    expect(loaded.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [0, 1] }] }).topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([-1, -1]);
   });
 
   test('list and describe show state, protocol, members and (Stable) assignments', () => {
