@@ -209,7 +209,10 @@ export class Cluster {
         this.topics.delete(t.name);
         continue;
       }
-      const old = this.topics.get(t.name);
+      const cached = this.topics.get(t.name);
+      // A topic deleted and re-created under the same name has a new id and epochs from 0 again:
+      // the old topic's epochs must not shadow it (Kafka resets them on a topic id change).
+      const old = cached !== undefined && sameTopicId(cached.topicId, t.topicId) ? cached : undefined;
       const partitions: PartitionInfo[] = [];
       for (const p of t.partitions) {
         const prev = old?.partitions[p.partition];
@@ -309,4 +312,10 @@ export class Cluster {
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
   }
+}
+
+/** Whether two topic ids name the same topic (an empty id, from an older broker, matches any). */
+function sameTopicId(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length === 0 || b.length === 0) return true;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }

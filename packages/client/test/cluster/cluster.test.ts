@@ -83,6 +83,14 @@ describe('Cluster metadata', () => {
     expect(c.leaderOf('t', 0)).toBe(1);
     c.updateLeader('t', 0, 2, 3);
     expect(c.leaderOf('t', 0)).toBe(2);
+    // The topic deleted and re-created under the same name: a new id, epochs from 0 again.
+    const brokers = mem.nodes.map((n) => ({ nodeId: n.id, host: '127.0.0.1', port: n.port }));
+    const part = (leaderId: number, leaderEpoch: number) => ({ errorCode: 0, partition: 0, leaderId, leaderEpoch, replicas: [1, 2], isr: [1, 2], offlineReplicas: [] });
+    c.apply({ clusterId: 'x', controllerId: 1, brokers, topics: [{ errorCode: 0, name: 'r', topicId: Buffer.alloc(16, 1), partitions: [part(1, 5)] }] });
+    c.apply({ clusterId: 'x', controllerId: 1, brokers, topics: [{ errorCode: 0, name: 'r', topicId: Buffer.alloc(16, 2), partitions: [part(2, 0)] }] });
+    expect(c.leaderOf('r', 0)).toBe(2);
+    c.apply({ clusterId: 'x', controllerId: 1, brokers, topics: [{ errorCode: 0, name: 'r', topicId: Buffer.alloc(16, 2), partitions: [part(1, 0)] }] });
+    expect(c.topics.get('r')?.partitions[0]).toMatchObject({ leaderId: 1, leaderEpoch: 0 });
   });
 
   it('waits for a topic until its deadline, then names it in the error', async () => {
