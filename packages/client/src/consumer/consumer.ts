@@ -382,6 +382,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private async ensureGroupActive(): Promise<void> {
     const group = this.group as GroupMembership;
+    // Fenced (another process took this group.instance.id): fatal, as in the Java client; the
+    // buffered records of partitions that now belong to the other process are not returned.
+    if (group.fatal !== undefined) throw group.fatal;
     if (this.leaving !== undefined) await this.leaving;
     if (group.isStable && !(await this.patternChanged())) return;
     if (group.memberLost) {

@@ -69,6 +69,13 @@ export class GroupMembership {
   rejoinNeeded = true;
   /** Set when the member id was lost: partitions are lost, not revoked. */
   memberLost = false;
+  /**
+   * A fatal error (FENCED_INSTANCE_ID: another process took this `group.instance.id`): the member
+   * must stop consuming; poll() throws it from then on, as the Java client does.
+   */
+  fatal: StrandError | undefined;
+  /** The last commit: commits are sent one at a time, in call order (see commit()). */
+  private commitTail: Promise<unknown> = Promise.resolve();
 
   /**
    * Whether this member rebalances cooperatively (KIP-429): only when every assignor it offers
@@ -176,7 +183,7 @@ export class GroupMembership {
         if (this.closed) throw err;
         this.coordinatorLost(err);
         if (err.errorName === 'UNKNOWN_MEMBER_ID' || err.errorName === 'FENCED_INSTANCE_ID') {
-          if (err.errorName === 'FENCED_INSTANCE_ID') throw err;
+          if (err.errorName === 'FENCED_INSTANCE_ID') throw this.fence(err);
           this.memberId = '';
           this.generationId = -1;
         } else if (err.errorName === 'ILLEGAL_GENERATION') this.generationId = -1;
@@ -219,6 +226,10 @@ export class GroupMembership {
       .catch((e: unknown) => {
         const err = toStrandError(e, 'Heartbeat');
         this.coordinatorLost(err);
+        if (err.errorName === 'FENCED_INSTANCE_ID') {
+          this.fence(err);
+          return;
+        }
         if (err.needsRejoin) {
           this.rejoinNeeded = true;
           if (err.errorName === 'UNKNOWN_MEMBER_ID') {
@@ -238,12 +249,31 @@ export class GroupMembership {
       });
   }
 
+  /** Marks the member fenced for good: no more heartbeats; poll() throws `err`. */
+  private fence(err: StrandError): StrandError {
+    this.fatal ??= new StrandError('FENCED_INSTANCE_ID', `group ${this.groupId}: another consumer joined with group.instance.id '${this.config['group.instance.id']}'; this one is fenced and must be closed`);
+    this.rejoinNeeded = true;
+    this.stopHeartbeat();
+    this.wake();
+    return this.fatal ?? err;
+  }
+
   /**
    * Commits offsets under the current generation (or as a standalone consumer when not a
    * member). Throws the first partition error; errors needing a rejoin mark the member for it.
+   *
+   * Commits go out one at a time, in call order, each built (generation included) when called:
+   * a retried auto-commit must never land after a newer commit (close(), a revoke, a manual
+   * commit) and move the group's offsets backwards.
    */
-  async commit(offsets: readonly OffsetToCommit[], asMember: boolean, signal?: AbortSignal): Promise<void> {
-    if (offsets.length === 0) return;
+  commit(offsets: readonly OffsetToCommit[], asMember: boolean, signal?: AbortSignal): Promise<void> {
+    if (offsets.length === 0) return Promise.resolve();
+    const run = this.commitTail.then(() => this.sendCommit(this.commitRequest(offsets, asMember), signal));
+    this.commitTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private commitRequest(offsets: readonly OffsetToCommit[], asMember: boolean): OffsetCommitRequest {
     const byTopic = new Map<string, OffsetCommitRequest['topics'][number]>();
     for (const o of offsets) {
       let t = byTopic.get(o.topic);
@@ -253,7 +283,10 @@ export class GroupMembership {
       }
       t.partitions.push({ partition: o.partition, committedOffset: o.offset, committedLeaderEpoch: o.leaderEpoch ?? -1, metadata: o.metadata ?? '' });
     }
-    const req: OffsetCommitRequest = { groupId: this.groupId, generationId: asMember ? this.generationId : -1, memberId: asMember ? this.memberId : '', topics: [...byTopic.values()], ...(asMember && this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
+    return { groupId: this.groupId, generationId: asMember ? this.generationId : -1, memberId: asMember ? this.memberId : '', topics: [...byTopic.values()], ...(asMember && this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
+  }
+
+  private async sendCommit(req: OffsetCommitRequest, signal?: AbortSignal): Promise<void> {
     const deadline = monotonicMs() + this.timeoutMs();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -265,10 +298,15 @@ export class GroupMembership {
       } catch (e: unknown) {
         const err = toStrandError(e, 'OffsetCommit');
         this.coordinatorLost(err);
+        if (err.errorName === 'FENCED_INSTANCE_ID' && req.generationId >= 0) throw this.fence(err);
         if (err.needsRejoin) {
-          this.rejoinNeeded = true;
-          this.wake();
-          throw new StrandError(err.errorName, `commit failed: the group rebalanced and this member's generation ${this.generationId} is no longer current (${err.errorName}); its partitions may now belong to another member`);
+          // A commit built under a generation this member has already left (it waited behind
+          // others while a rebalance completed) says nothing about the current one.
+          if (req.generationId === this.generationId) {
+            this.rejoinNeeded = true;
+            this.wake();
+          }
+          throw new StrandError(err.errorName, `commit failed: the group rebalanced and this member's generation ${req.generationId} is no longer current (${err.errorName}); its partitions may now belong to another member`);
         }
         const wait = this.backoff(attempt);
         if (!err.retriable || monotonicMs() + wait >= deadline || this.closed) throw err;

@@ -384,4 +384,37 @@ describe('Consumer groups', () => {
     expect(m1.rejoinNeeded).toBe(true);
     expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(5);
   });
+
+  it('sends commits one at a time in call order: a retried older commit never lands after a newer one', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    const cfg = parseConsumerConfig({ 'bootstrap.servers': mem.bootstrap, 'group.id': 'g', 'retry.backoff.ms': 100, 'retry.backoff.max.ms': 100 });
+    const cluster = new Cluster(cfg);
+    closers.push(() => cluster.close());
+    const m = new GroupMembership('g', cluster, cfg, [rangeAssignor], () => undefined);
+    closers.push(() => m.close());
+    // The first OffsetCommit fails retriably (as an auto-commit meeting a coordinator move); a
+    // newer commit (close(), a revoke) is issued meanwhile.
+    mem.callFailures.set('offsetCommit', { code: ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, count: 1 });
+    const older = m.commit([{ topic: 't', partition: 0, offset: 100 }], false);
+    await mem.waitForCalls('offsetCommit', 1); // the older one met the failure and waits to retry
+    const newer = m.commit([{ topic: 't', partition: 0, offset: 200 }], false);
+    await Promise.all([older, newer]);
+    expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(200);
+  });
+
+  it('FENCED_INSTANCE_ID from a heartbeat is fatal: poll() throws it (another process took the group.instance.id)', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', [{ value: 'a' }, { value: 'b' }]);
+    const c = consumer({ 'group.id': 'g', 'group.instance.id': 'static-1', 'auto.offset.reset': 'earliest' });
+    c.subscribe(['t']);
+    expect((await pollN(c, 2)).map((r) => r.value?.toString())).toEqual(['a', 'b']);
+    const beats = mem.calls.get('heartbeat') ?? 0;
+    mem.callFailures.set('heartbeat', { code: ErrorCode.FENCED_INSTANCE_ID, count: 1 });
+    await mem.waitForCalls('heartbeat', beats + 1);
+    await produce('t', [{ value: 'c' }]);
+    await expect(pollN(c, 1, 2000)).rejects.toMatchObject({ errorName: 'FENCED_INSTANCE_ID' });
+    await expect(c.poll(10)).rejects.toMatchObject({ errorName: 'FENCED_INSTANCE_ID' });
+  });
 });
