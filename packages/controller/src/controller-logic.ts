@@ -466,8 +466,12 @@ export function deleteTopics(image: MetadataImage, names: readonly string[], con
 export function createPartitions(image: MetadataImage, topics: readonly CreatePartitionsTopic[], validateOnly: boolean): Operation<TopicResultInfo[]> {
   const records: MetadataRecord[] = [];
   let scratch = image;
+  const named = new Map<string, number>();
+  for (const req of topics) named.set(req.name, (named.get(req.name) ?? 0) + 1);
   const results = topics.map((req): TopicResultInfo => {
     try {
+      // Kafka refuses a topic named twice (each entry would place the same new partitions).
+      if ((named.get(req.name) ?? 0) > 1) throw new StrandError('INVALID_REQUEST', `topic '${req.name}' appears more than once in the request`);
       const t = image.topicByName(req.name);
       if (t === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${req.name}' does not exist`);
       const current = t.partitions.size;
@@ -669,8 +673,12 @@ export function alterReassignments(image: MetadataImage, targets: readonly { top
       if (!inProgress) return { ...base, ...errorInfo('NO_REASSIGNMENT_IN_PROGRESS', `no reassignment of ${target.topic}-${target.partition} is in progress`) };
       const original = p.replicas.filter((r) => !p.addingReplicas.includes(r));
       const isr = p.isr.filter((r) => original.includes(r));
+      // Only adding replicas in sync: reverting would drop every in-sync copy (Kafka then picks an
+      // original replica uncleanly). Refused instead; the reassignment can complete, or be
+      // cancelled once an original replica is back in the ISR.
+      if (isr.length === 0) return { ...base, ...errorInfo('INVALID_REPLICA_ASSIGNMENT', `cannot cancel the reassignment of ${target.topic}-${target.partition}: none of its original replicas (${original.join(',')}) is in the ISR (${p.isr.join(',')}), so reverting would lose acknowledged records`) };
       const leader = original.includes(p.leader) ? p.leader : (original.find((r) => isr.includes(r) && image.isActiveBroker(r)) ?? -1);
-      records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, ...(leader !== p.leader ? { leader } : {}), isr: { values: isr.length > 0 ? isr : [...p.isr] }, replicas: { values: original }, addingReplicas: { values: [] }, removingReplicas: { values: [] } } });
+      records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, ...(leader !== p.leader ? { leader } : {}), isr: { values: isr }, replicas: { values: original }, addingReplicas: { values: [] }, removingReplicas: { values: [] } } });
       return { ...base, ...NO_ERROR };
     }
     const wanted = [...target.replicas];

@@ -299,6 +299,10 @@ describe('topics', () => {
     expect(image.topicByName('t')!.partitions.size).toBe(5);
     expect(createPartitions(image, [{ name: 't', count: 5, assignments: [] }], false).finish(image)[0]!.errorCode).toBe(ErrorCode.INVALID_PARTITIONS);
     expect(createPartitions(image, [{ name: 'zz', count: 5, assignments: [] }], false).finish(image)[0]!.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    // A topic named twice would place the same new partitions twice: both entries refused.
+    const twice = run(image, createPartitions(image, [{ name: 't', count: 7, assignments: [] }, { name: 't', count: 6, assignments: [] }], false));
+    expect(twice.result.map((r) => r.errorCode)).toEqual([ErrorCode.INVALID_REQUEST, ErrorCode.INVALID_REQUEST]);
+    expect(twice.image.topicByName('t')!.partitions.size).toBe(5);
   });
 
   it('alters configs atomically: a bad value changes nothing', () => {

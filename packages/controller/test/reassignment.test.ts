@@ -42,6 +42,17 @@ describe('partition reassignment', () => {
     expect(image.partition(id, 0)).toMatchObject({ replicas: [2, 1], addingReplicas: [], removingReplicas: [] });
   });
 
+  it('refuses to cancel when only adding replicas are in sync (reverting would drop every in-sync copy)', () => {
+    let image = withTopic(clusterWith([1, 2, 3, 4]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2] }], configs: [] });
+    const id = image.topicByName('t')!.id;
+    image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [3, 4] }])).image;
+    // Broker 3 caught up and the originals 1 and 2 fell out: only 3 is in sync, and it leads.
+    image = MetadataImage.fromRecords(image.offset + 1, [...image.toRecords(), { partitionChange: { topicId: topicIdToBytes(id), partition: 0, leader: 3, isr: { values: [3] }, replicas: null, addingReplicas: null, removingReplicas: null } }]);
+    const cancel = alterReassignments(image, [{ topic: 't', partition: 0, replicas: null }]).finish(image)[0]!;
+    expect(cancel.errorCode).toBe(ErrorCode.INVALID_REPLICA_ASSIGNMENT);
+    expect(image.partition(id, 0)).toMatchObject({ replicas: [3, 4, 1, 2], isr: [3], leader: 3 });
+  });
+
   it('a removal waits while a target replica is out of the ISR (no unclean election, the in-sync copies stay)', () => {
     let image = withTopic(clusterWith([1, 2, 3]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [] });
     const id = image.topicByName('t')!.id;
