@@ -79,6 +79,8 @@ export interface QuorumControllerOptions {
   tickMs?: number;
   electionTicks?: number;
   snapshotEveryEntries?: number;
+  /** How long a metadata change may take to commit before it fails REQUEST_TIMED_OUT (ms; default 10000). */
+  requestTimeoutMs?: number;
   seed?: number;
   /** Topic ids (default: random UUID bytes). */
   newTopicId?: () => TopicId;
@@ -146,6 +148,7 @@ export class QuorumController {
       ...(opts.electionTicks === undefined ? {} : { electionTicks: opts.electionTicks }),
       ...(opts.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: opts.snapshotEveryEntries }),
       ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+      ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     });
   }
 
@@ -223,6 +226,9 @@ export class QuorumController {
     return leader === '' ? -1 : Number(leader);
   }
 
+  /** Log index of a change of ours that timed out with an unknown outcome (-1: none); see settle(). */
+  private unsettledIndex = -1;
+
   get isActive(): boolean {
     return this.raft.isLeader && this.activeTerm === this.raft.status().term;
   }
@@ -236,10 +242,14 @@ export class QuorumController {
     return new NotControllerError(id === this.opts.nodeId ? -1 : id, this.opts.voters.get(id));
   }
 
-  /** Makes this node ready to decide: leader, everything committed applied, cluster id written. */
+  /**
+   * Makes this node ready to decide: leader, everything committed applied, no change of its own
+   * with an unknown outcome pending, cluster id written.
+   */
   private async ensureActive(): Promise<void> {
     if (this.stopped || !this.raft.isLeader) throw this.notController();
     const term = this.raft.status().term;
+    if (this.unsettledIndex >= 0) await this.settle(term);
     if (this.activeTerm === term) return;
     try {
       await this.raft.readBarrier();
@@ -256,6 +266,28 @@ export class QuorumController {
     if (this.image.clusterId === '') await this.commit([{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }]);
   }
 
+  /**
+   * Waits until the proposal that timed out at `unsettledIndex` is applied (or overwritten): a
+   * decision taken from an image without it could contradict it once it commits (a second
+   * record for a topic the retry of a timed-out CreateTopics already created would crash every
+   * controller applying it). Kafka's controller resigns on such a failure; waiting here keeps
+   * the same guarantee without an election.
+   */
+  private async settle(term: number): Promise<void> {
+    const deadline = performance.now() + (this.opts.requestTimeoutMs ?? 10_000);
+    while (this.raft.status().applied < this.unsettledIndex) {
+      if (this.stopped || !this.raft.isLeader || this.raft.status().term !== term) throw this.notController();
+      if (performance.now() > deadline) throw new StrandError('REQUEST_TIMED_OUT', `an earlier metadata change (log index ${this.unsettledIndex}) is still not settled; retry later`);
+      try {
+        await this.raft.readBarrier();
+      } catch (e: unknown) {
+        throw this.mapRaftError(e);
+      }
+      if (this.raft.status().applied < this.unsettledIndex) await new Promise((r) => setTimeout(r, this.opts.tickMs ?? 50));
+    }
+    this.unsettledIndex = -1;
+  }
+
   private mapRaftError(e: unknown): Error {
     if (e instanceof NotLeaderError) return this.notController();
     if (e instanceof ProposalDroppedError) return new StrandError('REQUEST_TIMED_OUT', `the metadata change may or may not have been committed: ${e.message}`, { cause: e });
@@ -267,6 +299,7 @@ export class QuorumController {
     try {
       await this.raft.propose(encodeMetadataRecordBatch({ records }));
     } catch (e: unknown) {
+      if (e instanceof ProposalDroppedError && e.index >= 0) this.unsettledIndex = Math.max(this.unsettledIndex, e.index);
       throw this.mapRaftError(e);
     }
   }

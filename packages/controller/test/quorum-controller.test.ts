@@ -7,7 +7,8 @@
  * writes (others answer NOT_CONTROLLER naming it), and after the active controller is cut off a
  * new one takes over with every committed change intact.
  */
-import { MemoryNetwork, MemoryStorage } from '@strand/raft';
+import { ErrorCode } from '@strand/protocol';
+import { MemoryNetwork, MemoryStorage, MessageType } from '@strand/raft';
 import { CONTROLLER_CONFIG, MetadataImage, NotControllerError, QuorumController, type HeartbeatResult } from '../src';
 
 const config = CONTROLLER_CONFIG.parse({
@@ -33,7 +34,7 @@ class Cluster {
   private readonly leaderOf = new Map<string, number>();
   private readonly lastEpochs = new Map<string, [number, number]>();
 
-  constructor(n: number) {
+  constructor(n: number, options: { requestTimeoutMs?: number } = {}) {
     const voters = new Map(Array.from({ length: n }, (_, i) => [i + 1, { host: '127.0.0.1', port: 9190 + i }]));
     let topicSeq = 0;
     for (let i = 1; i <= n; i++) {
@@ -49,6 +50,7 @@ class Cluster {
           seed: i,
           newTopicId: () => (++topicSeq).toString(16).padStart(32, '0') + '',
           clusterId: 'sim-cluster',
+          ...options,
         }),
       );
     }
@@ -159,6 +161,35 @@ describe('quorum controller (in-process cluster)', () => {
   afterEach(async () => {
     for (const b of brokers.splice(0)) b.stop();
     await cluster.stop();
+  });
+
+  it('a change that timed out while this controller stayed active is settled before the next decision', async () => {
+    cluster = new Cluster(3, { requestTimeoutMs: 300 });
+    await cluster.start();
+    const active = await until('an active controller', async () => {
+      try {
+        return await cluster.call(async (c) => (await c.read(() => c)) as QuorumController);
+      } catch {
+        return undefined;
+      }
+    });
+    for (let id = 1; id <= 3; id++) brokers.push(new FakeBroker(100 + id, cluster));
+    for (const b of brokers) await b.register();
+    for (const b of brokers) b.start();
+    await until('all brokers unfenced', () => (brokers.every((b) => active.metadata.brokers.get(b.id)?.fenced === false) ? true : undefined));
+    // Appends carrying entries are lost; heartbeats still pass, so the leader keeps its quorum
+    // and its term while the CreateTopics entry neither commits nor goes away.
+    cluster.net.drop = (m) => m.type === MessageType.App && m.entries.length > 0;
+    const create = (): ReturnType<QuorumController['createTopics']> => active.createTopics([{ name: 't', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] }], false);
+    await expect(create()).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+    expect(active.isActive).toBe(true);
+    cluster.net.drop = undefined;
+    // The client's retry: decided only once the first entry is applied, so it sees the topic
+    // instead of writing a second record for it (which every controller would fail to apply).
+    expect((await create())[0]!.errorCode).toBe(ErrorCode.TOPIC_ALREADY_EXISTS);
+    const offset = active.metadata.offset;
+    await until('every controller applied the topic', () => (cluster.controllers.every((c) => c.metadata.offset >= offset && c.metadata.topicByName('t') !== undefined) ? true : undefined));
+    expect((await cluster.call((c) => c.createTopics([{ name: 'u', numPartitions: 1, replicationFactor: 3, assignments: [], configs: [] }], false)))[0]!.errorCode).toBe(0);
   });
 
   it('keeps leaders in live ISRs through fencing, returns and controlled shutdown', async () => {

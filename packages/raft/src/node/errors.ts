@@ -17,7 +17,14 @@ export class NotLeaderError extends StrandError {
  * commands idempotent.
  */
 export class ProposalDroppedError extends StrandError {
-  constructor(message: string) {
+  /**
+   * @param index the proposal's log index when it was appended (a timeout while this node stayed
+   *   leader: the entry may still commit at that index); -1 when unknown or overwritten.
+   */
+  constructor(
+    message: string,
+    readonly index = -1,
+  ) {
     super('REQUEST_TIMED_OUT', message);
     this.name = 'ProposalDroppedError';
   }

@@ -746,11 +746,11 @@ export class RaftNode {
 
   private expireRequests(): void {
     const now = performance.now();
-    const e = (): ProposalDroppedError => new ProposalDroppedError(`not settled within ${this.timeoutMs} ms; outcome unknown`);
+    const e = (index = -1): ProposalDroppedError => new ProposalDroppedError(`not settled within ${this.timeoutMs} ms; outcome unknown`, index);
     // Waiters are in index order, so deadlines are (nearly) increasing: stop at the first live one.
     for (const [idx, w] of this.appliedWaiters) {
       if (w.deadline > now) break;
-      w.reject(e());
+      w.reject(e(idx));
       this.appliedWaiters.delete(idx);
     }
     for (const [id, r] of this.readsByRequest) {

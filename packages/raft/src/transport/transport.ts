@@ -28,12 +28,14 @@ export interface Transport {
 export class MemoryNetwork {
   private readonly handlers = new Map<NodeId, (m: Message) => void>();
   private readonly cuts = new Set<string>();
+  /** Drops every message it returns true for (tests: e.g. appends carrying entries, not heartbeats). */
+  drop: ((m: Message) => boolean) | undefined;
 
   transport(id: NodeId): Transport {
     return {
       send: (messages) => {
         for (const m of messages) {
-          if (this.cuts.has(`${m.from}>${m.to}`) || this.cuts.has(`*>${m.to}`) || this.cuts.has(`${m.from}>*`)) continue;
+          if (this.cuts.has(`${m.from}>${m.to}`) || this.cuts.has(`*>${m.to}`) || this.cuts.has(`${m.from}>*`) || this.drop?.(m) === true) continue;
           setImmediate(() => this.handlers.get(m.to)?.(m));
         }
       },
