@@ -144,6 +144,9 @@ export class Producer {
   /** Records accepted by send() but not yet appended (waiting for metadata or memory). */
   private pendingAppends = 0;
   private appendWaiters: (() => void)[] = [];
+  /** Sequence numbers of the records waiting in enqueueSlow (ascending: insertion order). */
+  private readonly slowAppends = new Set<number>();
+  private slowAppendSeq = 0;
   private refreshing = false;
   private closing = false;
   private closed = false;
@@ -225,8 +228,11 @@ export class Producer {
 
   /** Resolves once every record sent before the call is completed (acknowledged or failed). */
   async flush(): Promise<void> {
-    // Records still waiting for metadata or memory are not in a batch yet: wait until they are.
-    while (this.pendingAppends > 0) await new Promise<void>((resolve) => this.appendWaiters.push(resolve));
+    // Records still waiting for metadata or memory are not in a batch yet: wait until those sent
+    // before this call are (only those: under sustained back-pressure new sends keep the count
+    // above zero, and waiting for it to reach zero could take forever).
+    const mark = this.slowAppendSeq;
+    while ((this.slowAppends.values().next().value ?? Infinity) <= mark) await new Promise<void>((resolve) => this.appendWaiters.push(resolve));
     const waits: Promise<void>[] = [];
     for (const b of this.incomplete) waits.push(new Promise<void>((resolve) => this.onBatchDone(b, resolve)));
     this.flushing++;
@@ -320,10 +326,14 @@ export class Producer {
   private enqueueSlow(record: ProducerRecord, callback: SendCallback, key: Buffer | null, value: Buffer | null, headers: ProducerHeader[] | undefined, timestamp: number, estimate: number): void {
     let pending = true;
     this.pendingAppends++;
+    const seq = ++this.slowAppendSeq;
+    this.slowAppends.add(seq);
     const settled = (): void => {
       if (!pending) return;
       pending = false;
-      if (--this.pendingAppends === 0) for (const w of this.appendWaiters.splice(0)) w();
+      this.pendingAppends--;
+      this.slowAppends.delete(seq);
+      for (const w of this.appendWaiters.splice(0)) w();
     };
     const fail = (e: unknown): void => {
       settled();

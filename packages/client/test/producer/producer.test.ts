@@ -253,6 +253,28 @@ describe('Producer', () => {
     expect(cluster.records('t', 0).map((r) => Number(r.value))).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 
+  it('flush() completes under sustained back-pressure: it waits for the records sent before it, not for the sender to pause', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'buffer.memory': 4096, 'batch.size': 1024, 'batch.size.max': 1024 });
+    let pumping = true;
+    let sent = 0;
+    const pump = (): void => {
+      if (!pumping) return;
+      const i = sent++;
+      p.send({ topic: 't', value: `${i}`.padStart(100, '0') }, () => pump());
+    };
+    for (let i = 0; i < 100; i++) pump(); // 100 outstanding at all times: memory stays full
+    await new Promise((r) => setTimeout(r, 50));
+    const before = sent;
+    const flushed = await Promise.race([p.flush().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    pumping = false;
+    expect(flushed).toBe(true);
+    await p.flush();
+    const values = cluster.records('t', 0).map((r) => Number(r.value));
+    expect(values.slice(0, before)).toEqual(Array.from({ length: before }, (_, i) => i));
+  });
+
   it('sticks null-key records to one partition per batch and honours a custom partitioner', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 4);
