@@ -134,6 +134,8 @@ export class PartitionQueue {
   rewriteOnBump = false;
   /** Current target size of new batches (bytes). */
   batchSize: number;
+  /** Largest batch this partition's leader accepted so far without MESSAGE_TOO_LARGE (bytes; growth stops there). */
+  batchSizeCap = Infinity;
 
   constructor(
     readonly topic: string,
@@ -251,7 +253,7 @@ export class RecordAccumulator {
   takeHead(q: PartitionQueue, nowMs: number): ProducerBatch {
     const head = q.batches.shift() as ProducerBatch;
     if (!head.sealed) {
-      if (q.batches.length > 0) q.batchSize = Math.min(this.options.batchSizeMax, q.batchSize * 2);
+      if (q.batches.length > 0) q.batchSize = Math.max(this.options.batchSize, Math.min(this.options.batchSizeMax, q.batchSizeCap, q.batchSize * 2));
       else if (nowMs - head.createdMs >= this.options.lingerMs && head.builder.sizeBytes * 2 < head.capacity) {
         q.batchSize = Math.max(this.options.batchSize, Math.floor(q.batchSize / 2));
       }
@@ -263,6 +265,23 @@ export class RecordAccumulator {
   /** Returns a completed or failed batch's memory. */
   release(batch: ProducerBatch): void {
     this.usedBytes -= batch.capacity;
+  }
+
+  /**
+   * Replaces `big` (refused with MESSAGE_TOO_LARGE, never written) by `pieces` holding its records
+   * in order, each sealed with its part of `big`'s sequence range and queued for a retry ahead of
+   * later batches. Caps the partition's batch size below the refused size.
+   */
+  splitBack(big: ProducerBatch, pieces: readonly ProducerBatch[]): void {
+    const q = this.queue(big.topic, big.partition);
+    this.usedBytes -= big.capacity;
+    for (const p of pieces) {
+      this.usedBytes += p.capacity;
+      q.requeue(p);
+    }
+    this.nonEmpty.add(q);
+    q.batchSizeCap = Math.min(q.batchSizeCap, Math.max(1024, Math.floor((big.bytes?.length ?? big.capacity) / 2)));
+    q.batchSize = Math.min(q.batchSize, Math.max(this.options.batchSize, q.batchSizeCap));
   }
 
   /** Puts a batch back for a retry. */

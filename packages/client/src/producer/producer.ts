@@ -17,7 +17,7 @@
  * Bounds: buffer.memory (send() waits, up to max.block.ms), max.in.flight, max.request.size,
  * delivery.timeout.ms per batch, retries, and the metadata wait of max.block.ms.
  */
-import { Acks, CompressionType, StrandError } from '@strand/protocol';
+import { Acks, CompressionType, StrandError, decodeRecordBatch } from '@strand/protocol';
 import type { InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProduceTopic } from '@strand/protocol';
 import { Cluster } from '../cluster/cluster';
 import type { TopicInfo } from '../cluster/cluster';
@@ -666,6 +666,12 @@ export class Producer {
     this.settleInFlight(b);
     if (b.done) return;
     const now = monotonicMs();
+    // The topic's max.message.bytes is below this batch: split it and retry the halves, as
+    // Kafka's Sender does (each record alone may fit; failing them all would lose them).
+    if (err.errorName === 'MESSAGE_TOO_LARGE' && b.recordCount > 1 && b.sealed && !this.closed && now - b.createdMs < this.config['delivery.timeout.ms']) {
+      this.split(b);
+      return;
+    }
     // A sequence error for a batch sent while an earlier batch of the partition was unacknowledged
     // is the echo of that batch's failure (the broker saw a gap, or no producer state at all
     // when the first batch never arrived): retry it after its predecessors.
@@ -689,6 +695,41 @@ export class Producer {
       return;
     }
     this.finish(b, err);
+  }
+
+  /** Splits a refused batch in two (see handleFailure); its records, callbacks and sequences carry over. */
+  private split(b: ProducerBatch): void {
+    const records = decodeRecordBatch(b.bytes as Buffer).records;
+    const half = Math.ceil(records.length / 2);
+    const pieces: ProducerBatch[] = [];
+    for (let start = 0; start < records.length; start += half) {
+      const part = records.slice(start, start + half);
+      const headersOf = (r: (typeof part)[number]): ProducerHeader[] | undefined => (r.headers.length === 0 ? undefined : r.headers.map((h) => ({ key: h.key, value: h.value === null ? null : Buffer.from(h.value) })));
+      const estimates = part.map((r) => estimateRecordSize(r.key, r.value, headersOf(r)));
+      const piece = new ProducerBatch(b.topic, b.partition, estimates.reduce((x, y) => x + y, 61), b.createdMs);
+      part.forEach((r, i) => {
+        if (!piece.builder.tryAppend(r.timestamp, r.key, r.value, headersOf(r), estimates[i] as number)) throw new Error('a batch sized for its records must accept them'); // a bug
+        piece.callbacks.push(b.callbacks[start + i]);
+        piece.timestamps.push(b.timestamps[start + i] as number);
+      });
+      piece.attempts = b.attempts;
+      piece.seal(this.compression, b.producerId, b.producerEpoch, b.baseSequence < 0 ? -1 : (b.baseSequence + start) % 2_147_483_648);
+      pieces.push(piece);
+    }
+    b.done = true; // replaced: its records complete through the pieces
+    this.incomplete.delete(b);
+    for (const p of pieces) this.incomplete.add(p);
+    this.accumulator.splitBack(b, pieces);
+    const waiters = this.batchWaiters.get(b);
+    if (waiters !== undefined) {
+      // flush() waiting on the big batch now waits on every piece.
+      this.batchWaiters.delete(b);
+      let left = pieces.length;
+      for (const p of pieces) this.onBatchDone(p, () => {
+        if (--left === 0) for (const w of waiters) w();
+      });
+    }
+    this.scheduleDrain();
   }
 
   /** Completes or fails a batch for good and returns its memory. */

@@ -275,6 +275,23 @@ describe('Producer', () => {
     expect(values.slice(0, before)).toEqual(Array.from({ length: before }, (_, i) => i));
   });
 
+  it('splits a batch refused with MESSAGE_TOO_LARGE and delivers every record in order, idempotence kept', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1, 1, { 'max.message.bytes': '3000' });
+    const p = producer({ 'linger.ms': 50, 'batch.size': 64 * 1024 });
+    await p.connect();
+    // ~100 records of 200 bytes in one 20 KB batch: refused whole, fine once split small enough.
+    const mds = await p.sendBatch(Array.from({ length: 100 }, (_, i) => ({ topic: 't', value: `${i}`.padStart(200, '0') })));
+    expect(mds.map((m) => m.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    const stored = cluster.records('t', 0);
+    expect(stored.map((r) => Number(r.value))).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    // The pieces kept the big batch's sequence range: sequences are contiguous from 0.
+    expect(new Set(stored.map((r) => r.producerId)).size).toBe(1);
+    // A single record above the limit still fails (nothing to split).
+    await expect(p.send({ topic: 't', value: 'x'.repeat(4000) })).rejects.toMatchObject({ errorName: 'MESSAGE_TOO_LARGE' });
+    expect((await p.send({ topic: 't', value: 'after' })).offset).toBe(100);
+  });
+
   it('sticks null-key records to one partition per batch and honours a custom partitioner', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 4);

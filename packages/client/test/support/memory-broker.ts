@@ -283,7 +283,8 @@ export class MemoryCluster {
         const key = `${t.name}-${pp.partition}`;
         const injected = this.produceErrors.get(key);
         if (injected !== undefined && injected.length > 0) return { ...res, errorCode: injected.shift() as number };
-        const r = this.appendToPartition(p, Buffer.from(pp.records));
+        const maxBytes = this.topics.get(t.name)?.configs.get('max.message.bytes');
+        const r = this.appendToPartition(p, Buffer.from(pp.records), maxBytes === undefined ? undefined : Number(maxBytes));
         const toLose = this.loseProduceResponses.get(key) ?? 0;
         if (r.errorCode === 0 && toLose > 0) {
           this.loseProduceResponses.set(key, toLose - 1);
@@ -318,10 +319,10 @@ export class MemoryCluster {
     return callError(f.code, `injected ${name} failure`);
   }
 
-  private appendToPartition(p: MemoryPartition, records: Buffer): { errorCode: number; baseOffset: number; message: string } {
+  private appendToPartition(p: MemoryPartition, records: Buffer, maxBatchBytes?: number): { errorCode: number; baseOffset: number; message: string } {
     let views;
     try {
-      views = validateBatches(records);
+      views = validateBatches(records, maxBatchBytes === undefined ? {} : { maxBatchBytes });
     } catch (e: unknown) {
       return { errorCode: e instanceof StrandError ? e.code : ErrorCode.CORRUPT_MESSAGE, baseOffset: -1, message: String(e) };
     }
