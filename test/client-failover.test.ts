@@ -4,7 +4,8 @@
  * keyed records with headers to an RF=3 topic while the leader of partition 0 is killed with
  * SIGKILL; every send must be acknowledged. Then a Consumer reads everything back: each record
  * exactly once, at the offset its send() reported, keys on the Java client's partition, per-key
- * order kept, headers intact; a group consumer commits it all (lag 0); and the CLI describes the
+ * order kept, headers intact; with the killed broker back (__consumer_offsets needs three live
+ * brokers), a group consumer commits it all (lag 0); and the CLI describes the
  * cluster and topic (exit 0). Bounded by monotonic deadlines; the cluster is closed in finally.
  */
 import { Admin, Consumer, Producer, partitionForKey } from '@strand/client';
@@ -66,7 +67,9 @@ test('idempotent producer across a leader kill -9: every record once, in key ord
       expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
     }
 
-    // A group reads it all and commits: no lag left.
+    // A group reads it all and commits: no lag left. The killed broker comes back first:
+    // __consumer_offsets is created only with offsets.topic.replication.factor (3) live brokers.
+    cluster.start(victim);
     const member = new Consumer({ 'bootstrap.servers': bootstrap, 'group.id': 'checker', 'auto.offset.reset': 'earliest', 'fetch.max.wait.ms': 100, 'enable.auto.commit': false });
     closers.push(() => member.close());
     member.subscribe(['events']);

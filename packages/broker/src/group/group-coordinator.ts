@@ -340,7 +340,12 @@ export class GroupCoordinator {
     if (image === null) return fail('COORDINATOR_NOT_AVAILABLE', 'this broker has not loaded the cluster metadata yet');
     const topic = image.topicByName(OFFSETS_TOPIC);
     if (topic === undefined) {
-      await this.createOffsetsTopic(image);
+      // As Kafka: not created with fewer replicas than configured (a first FindCoordinator while
+      // the other brokers are still starting would fix the group offsets at RF 1 for good).
+      const rf = this.host.config['offsets.topic.replication.factor'];
+      const live = [...image.brokers.values()].filter((b) => !b.fenced).length;
+      if (live < rf) return fail('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC} needs offsets.topic.replication.factor=${rf} live brokers, ${live} are; a smaller cluster must set it lower`);
+      await this.createOffsetsTopic();
       return fail('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC} is being created`);
     }
     const p = groupPartitionFor(req.key, topic.partitions.size);
@@ -353,10 +358,9 @@ export class GroupCoordinator {
   }
 
   /** Creates __consumer_offsets through the controller (once at a time; "already exists" is fine). */
-  private createOffsetsTopic(image: MetadataImage): Promise<void> {
+  private createOffsetsTopic(): Promise<void> {
     this.creating ??= (async () => {
-      const live = [...image.brokers.values()].filter((b) => !b.fenced).length;
-      const rf = Math.max(1, Math.min(this.host.config['offsets.topic.replication.factor'], live));
+      const rf = this.host.config['offsets.topic.replication.factor'];
       // One replica may fail without stopping commits; RF 1-2 cannot afford more than 1.
       const minIsr = rf >= 3 ? 2 : 1;
       const res = await this.host.createTopics({

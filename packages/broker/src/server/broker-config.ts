@@ -24,7 +24,7 @@ export const BROKER_CONFIG = defineConfig({
   'request.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'Default produce timeout when a request gives none (ms).' },
   // Consumer groups (the coordinator on the leader of each __consumer_offsets partition).
   'offsets.topic.num.partitions': { type: 'int', default: 50, min: 1, max: 10_000, doc: 'Partitions of __consumer_offsets, fixed when the topic is created on first FindCoordinator.' },
-  'offsets.topic.replication.factor': { type: 'int', default: 3, min: 1, max: 32, doc: 'Replication factor of __consumer_offsets (capped by the unfenced brokers at creation).' },
+  'offsets.topic.replication.factor': { type: 'int', default: 3, min: 1, max: 32, doc: 'Replication factor of __consumer_offsets; until that many brokers are live, FindCoordinator answers COORDINATOR_NOT_AVAILABLE and the topic is not created (set 1 for a single broker).' },
   'offsets.topic.segment.bytes': { type: 'int', default: 100 * 1024 * 1024, min: 1024, doc: 'segment.bytes of __consumer_offsets (bytes; small segments let compaction work).' },
   'offsets.commit.timeout.ms': { type: 'int', default: 5000, min: 1, doc: 'How long a group write (offset commit, assignment) waits for acks=all before failing with COORDINATOR_NOT_AVAILABLE (ms).' },
   'offsets.load.buffer.size': { type: 'int', default: 5 * 1024 * 1024, min: 1024, doc: 'Bytes read per step while loading a __consumer_offsets partition (bytes).' },

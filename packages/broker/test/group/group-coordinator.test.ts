@@ -218,15 +218,22 @@ describe('FindCoordinator', () => {
     });
   }
 
-  test('creates __consumer_offsets on first use (compacted, RF capped by the live brokers) and answers COORDINATOR_NOT_AVAILABLE meanwhile', async () => {
+  test('creates __consumer_offsets on first use (compacted, RF offsets.topic.replication.factor) and answers COORDINATOR_NOT_AVAILABLE meanwhile', async () => {
     const created: CreateTopicsRequest[] = [];
-    const c = coordinatorOver(() => clusterImage(2), created);
+    let brokers = 2;
+    const c = coordinatorOver(() => clusterImage(brokers), created);
+    // Fewer live brokers than offsets.topic.replication.factor (3): not created at a lower RF.
+    const early = await c.findCoordinator({ key: 'g', keyType: CoordinatorType.COORDINATOR_GROUP });
+    expect(early).toMatchObject({ errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE });
+    expect(early.errorMessage).toMatch(/offsets.topic.replication.factor=3/);
+    expect(created).toHaveLength(0);
+    brokers = 3;
     const r = await c.findCoordinator({ key: 'g', keyType: CoordinatorType.COORDINATOR_GROUP });
     expect(r.errorCode).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
     expect(created).toHaveLength(1);
     const t = created[0]!.topics[0]!;
-    expect(t).toMatchObject({ name: OFFSETS_TOPIC, numPartitions: 7, replicationFactor: 2 });
-    expect(Object.fromEntries(t.configs.map((x) => [x.name, x.value]))).toEqual({ 'cleanup.policy': 'compact', 'min.insync.replicas': '1', 'segment.bytes': String(100 * 1024 * 1024) });
+    expect(t).toMatchObject({ name: OFFSETS_TOPIC, numPartitions: 7, replicationFactor: 3 });
+    expect(Object.fromEntries(t.configs.map((x) => [x.name, x.value]))).toEqual({ 'cleanup.policy': 'compact', 'min.insync.replicas': '2', 'segment.bytes': String(100 * 1024 * 1024) });
   });
 
   test('answers the endpoint of the leader of the group\'s partition', async () => {

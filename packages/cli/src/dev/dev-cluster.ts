@@ -74,6 +74,8 @@ export async function runDevCluster(opts: DevOptions): Promise<number> {
       '-o', `listeners=BROKER://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}`,
       '-o', `log.dirs=${path.join(n.dir, 'logs')}`,
       '-o', `http.listener=127.0.0.1:${n.httpPort}`,
+      // Fewer than 3 nodes: __consumer_offsets could never reach its default RF 3.
+      ...(opts.nodes < 3 ? ['-o', `offsets.topic.replication.factor=${opts.nodes}`] : []),
       ...opts.overrides.flatMap((o) => ['-o', o]),
     ];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));
