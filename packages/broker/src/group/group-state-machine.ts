@@ -231,6 +231,8 @@ function assert(cond: boolean, msg: string): asserts cond {
 
 export class GroupStateMachine {
   private readonly groups = new Map<string, Group>();
+  /** Groups that may have a timer (members, member ids awaiting their join, a rebalance): what tick() walks. */
+  private readonly timed = new Set<Group>();
   private readonly pending = new Map<number, PendingAppend>();
   private nextAppendId = 1;
   private ready: GroupReady = { replies: [], appends: [] };
@@ -300,6 +302,7 @@ export class GroupStateMachine {
       if (m.groupInstanceId !== null) group.staticMembers.set(m.groupInstanceId, m.memberId);
     }
     group.state = group.members.size > 0 ? 'Stable' : 'Empty';
+    if (group.state === 'Stable') this.timed.add(group);
   }
 
   /** Ends loading: loaded members get a full session from now (their heartbeats went elsewhere). */
@@ -353,6 +356,7 @@ export class GroupStateMachine {
     // KIP-394: hand out the id first, so that a client whose JoinGroup times out does not leave a
     // member behind that the group waits for; the id is forgotten if not used within a session.
     group.pendingMembers.set(memberId, nowMs + req.sessionTimeoutMs);
+    this.timed.add(group);
     this.reply({ requestId, kind: 'join', response: this.joinError('MEMBER_ID_REQUIRED', memberId, '') });
   }
 
@@ -755,7 +759,13 @@ export class GroupStateMachine {
 
   /** Session expiry, rebalance and sync deadlines, pending member expiry. */
   tick(nowMs: number): void {
-    for (const g of [...this.groups.values()]) {
+    // Only groups with a timer: an Empty group without member ids awaiting their join (e.g. one
+    // of standalone commits; up to group.coordinator.max.groups of them) costs nothing here.
+    for (const g of this.timed) {
+      if (this.groups.get(g.groupId) !== g || (g.members.size === 0 && g.pendingMembers.size === 0 && (g.state === 'Empty' || g.state === 'Dead'))) {
+        this.timed.delete(g);
+        continue;
+      }
       for (const [id, deadline] of [...g.pendingMembers]) {
         if (deadline <= nowMs) g.pendingMembers.delete(id);
       }
@@ -926,6 +936,7 @@ export class GroupStateMachine {
   checkInvariants(): void {
     for (const g of this.groups.values()) {
       const empty = g.state === 'Empty' || g.state === 'Dead';
+      assert((empty && g.pendingMembers.size === 0) || this.timed.has(g), `${g.groupId}: ${g.state} with ${g.pendingMembers.size} pending ids is not ticked`);
       assert(empty === (g.members.size === 0), `${g.groupId}: ${g.state} with ${g.members.size} members`);
       if (!empty) assert(g.leaderId !== null && g.members.has(g.leaderId), `${g.groupId}: leader ${g.leaderId} is not a member`);
       assert(g.members.size + g.pendingMembers.size <= this.config.maxSize, `${g.groupId}: over group.max.size`);
@@ -966,6 +977,7 @@ export class GroupStateMachine {
   private transition(group: Group, to: GroupStateName, nowMs: number): void {
     group.state = to;
     group.stateSinceMs = nowMs;
+    if (to !== 'Empty' && to !== 'Dead') this.timed.add(group);
   }
 
   private groupDead(g: Group): void {
