@@ -28,6 +28,7 @@ import {
   LOG_OVERHEAD,
   StrandError,
   TOPIC_CONFIG,
+  TimestampType,
   NO_PRODUCER_ID,
   batchCompression,
   compressionTypeFromName,
@@ -104,6 +105,12 @@ export interface AppendInfo {
 export interface ReadOptions {
   /** Exclusive upper bound on offsets returned (e.g. the high watermark); default: log end. */
   maxOffset?: number;
+  /**
+   * Return the first batch even when it is larger than maxBytes (default true, so a reader
+   * always progresses). A fetch answer passes false once an earlier partition returned data:
+   * only the first may exceed the budget (KIP-74).
+   */
+  minOneBatch?: boolean;
 }
 
 export interface ReadResult {
@@ -666,6 +673,7 @@ export class PartitionLog {
       }
       if (header.baseOffset + header.lastOffsetDelta >= bound) return empty;
       const firstSize = header.batchLength + LOG_OVERHEAD;
+      if (firstSize > maxBytes && options.minOneBatch === false) return empty;
       const chunk = seg.read(position, Math.max(maxBytes, firstSize));
       // Keep whole batches below the bound and within maxBytes (the first always).
       let end = 0;
@@ -724,8 +732,12 @@ export class PartitionLog {
       for (const b of seg.scan(position, seg.size, { validate: true })) {
         if (b.header.maxTimestamp < timestamp) continue;
         const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+        // In a LogAppendTime batch every record's timestamp is the batch's append time (its
+        // maxTimestamp), not the producer's create time the record bytes still carry.
+        const appendTime = batch.timestampType === TimestampType.LogAppendTime ? batch.maxTimestamp : undefined;
         for (const r of batch.records) {
-          if (r.offset >= this._logStartOffset && r.timestamp >= timestamp) return { offset: r.offset, timestamp: r.timestamp, leaderEpoch: batch.partitionLeaderEpoch };
+          const ts = appendTime ?? r.timestamp;
+          if (r.offset >= this._logStartOffset && ts >= timestamp) return { offset: r.offset, timestamp: ts, leaderEpoch: batch.partitionLeaderEpoch };
         }
       }
     }

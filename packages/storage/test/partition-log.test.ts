@@ -70,6 +70,20 @@ describe('append and read', () => {
     await log.close();
   });
 
+  it('minOneBatch: false returns nothing rather than a first batch above maxBytes; ListOffsets by time uses the append time of LogAppendTime batches', async () => {
+    const clock = new ManualClock(10_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'message.timestamp.type': 'LogAppendTime' } });
+    log.appendAsLeader(batch('big', 20, { timestamp: 1_000 }), 0);
+    const size = log.read(0, 1).records.length;
+    expect(size).toBeGreaterThan(100);
+    expect(log.read(0, 100, { minOneBatch: false }).records.length).toBe(0);
+    expect(log.read(0, size, { minOneBatch: false }).records.length).toBe(size);
+    // The records were created at 1000 and appended at 10000: by time they are at 10000.
+    expect(log.offsetForTimestamp(10_000)).toEqual({ offset: 0, timestamp: 10_000, leaderEpoch: 0 });
+    expect(log.offsetForTimestamp(10_001)).toBeNull();
+    await log.close();
+  });
+
   it('recompresses batches to the topic compression.type; `producer` keeps them as sent', async () => {
     const T = 1_700_000_000_000;
     const clock = new ManualClock(T);

@@ -288,7 +288,9 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         if (p.fetchOffset < part.log.logStartOffset || p.fetchOffset > part.log.logEndOffset) return { ...out, errorCode: code('OFFSET_OUT_OF_RANGE') };
         if (budget <= 0) return out;
         try {
-          const res = part.log.read(p.fetchOffset, Math.min(p.partitionMaxBytes > 0 ? p.partitionMaxBytes : 1024 * 1024, bytes === 0 ? Math.max(budget, 1) : budget), { maxOffset: hw });
+          // Only the first partition with data may exceed the budget with one batch (KIP-74), so
+          // an answer stays within max(fetch.max.bytes, one batch).
+          const res = part.log.read(p.fetchOffset, Math.min(p.partitionMaxBytes > 0 ? p.partitionMaxBytes : 1024 * 1024, bytes === 0 ? Math.max(budget, 1) : budget), { maxOffset: hw, minOneBatch: bytes === 0 });
           budget -= res.records.length;
           bytes += res.records.length;
           if (res.records.length > 0) ctx.metrics.fetched(t.name, res.records.length, false);
@@ -460,7 +462,17 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         chain = chain.then(async () => {
           try {
             if (cancel.cancelled()) return;
-            call.write(await fetch(req, cancel));
+            const res = await fetch(req, cancel);
+            // The next fetch waits until this answer is handed to HTTP/2: a client that stops
+            // reading holds at most one answer here (Kafka mutes such a channel), instead of
+            // every answer piling up in the stream's buffer.
+            await new Promise<void>((resolve) => {
+              const stop = cancel.onCancel(() => resolve());
+              call.write(res, () => {
+                stop();
+                resolve();
+              });
+            });
           } catch (e: unknown) {
             // emit('error') ends the call with this status; destroy() would end it without one
             // (grpc-js), leaving the client waiting for an answer until its own timeout.
