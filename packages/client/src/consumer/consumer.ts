@@ -156,6 +156,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private backoffTimer: NodeJS.Timeout | undefined;
   private sessionSeq = 0;
   private bufferedBytes = 0;
+  private fetchRotation = 0;
   private nextAutoCommitMs = 0;
   private autoCommitInFlight = false;
   private rotate = 0;
@@ -170,7 +171,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
     this.config = parseConsumerConfig(config);
-    this.cluster = new Cluster(this.config, { maxReceiveBytes: this.config['fetch.max.bytes'] + 4 * 1024 * 1024 });
+    // No receive cap: a fetch answer may exceed fetch.max.bytes by its first batch (KIP-74, up to
+    // the topic's max.message.bytes); capped, the same answer would fail forever.
+    this.cluster = new Cluster(this.config, { maxReceiveBytes: -1 });
     const assignors = { ...BUILT_IN_ASSIGNORS };
     for (const a of options.assignors ?? []) assignors[a.name] = a;
     const chosen = this.config['partition.assignment.strategy'].map((name) => {
@@ -532,6 +535,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
                 if (!err.retriable) throw err;
                 continue;
               }
+              if (p.offset < 0) {
+                // No record at or after the timestamp: continue from the end (Kafka's
+                // offsetsForTimes gives null; KIP-1106's timestamp reset falls back to latest).
+                // Any other -1 would become an OFFSET_OUT_OF_RANGE and a replay.
+                if (s.reset?.kind === 'timestamp') s.reset = { kind: 'latest' };
+                continue;
+              }
               s.position = p.offset;
               s.reset = undefined;
             }
@@ -556,7 +566,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * response, the next one is fetched from where the buffered data ends.
    */
   private sendFetches(): void {
-    if (this.closed || this.bufferedBytes >= this.config['fetch.buffer.max.bytes']) return;
+    if (this.closed) return;
+    if (this.bufferedBytes >= this.config['fetch.buffer.max.bytes']) {
+      // Paused partitions' buffered data waits for resume(); it must not stop the others.
+      let active = this.bufferedBytes;
+      for (const s of this.partitions.values()) if (s.paused && s.buffered !== undefined) active -= s.buffered.size;
+      if (active >= this.config['fetch.buffer.max.bytes']) return;
+    }
     const now = monotonicMs();
     const byNode = new Map<number, PartitionState[]>();
     let missingLeader = false;
@@ -598,7 +614,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private fetchFrom(node: number, states: PartitionState[]): void {
     const topics = new Map<string, FetchRequest['topics'][number]>();
     const sent = new Map<PartitionState, { session: number; offset: number }>();
-    for (const s of states) {
+    // The broker fills the answer in request order and only the first partition with data may
+    // exceed the budget (KIP-74): rotate, so a partition with a deep backlog cannot starve the rest.
+    const shift = this.fetchRotation++ % states.length;
+    for (const s of [...states.slice(shift), ...states.slice(0, shift)]) {
       const t = topics.get(s.tp.topic) ?? { name: s.tp.topic, partitions: [] };
       const epoch = this.cluster.topics.get(s.tp.topic)?.partitions[s.tp.partition]?.leaderEpoch ?? -1;
       const b = s.buffered;
@@ -684,6 +703,23 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           continue;
         }
         const div = p.divergingEpoch;
+        if (div !== null && div !== undefined && (div.endOffset < 0 || div.epoch < 0)) {
+          // The leader knows no epoch at or before the one we last fetched (its history was
+          // replaced): nothing to validate the position against. As Kafka: reset by policy.
+          this.dropBuffered(s);
+          const policy = this.config['auto.offset.reset'];
+          if (policy === 'none') this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `cannot validate position ${s.position} of ${t.name}-${p.partition}: the leader has no history for epoch ${s.leaderEpoch}, and auto.offset.reset=none`);
+          else this.markReset(s, policy === 'earliest' ? { kind: 'earliest' } : { kind: 'latest' });
+          continue;
+        }
+        if (div !== null && div !== undefined && div.endOffset >= req.offset) {
+          // An epoch older than ours runs past where we asked: the position is inside the
+          // leader's history (Kafka completes the validation). Stop sending that epoch, or the
+          // same answer would come back for ever.
+          if (s.buffered !== undefined) s.buffered.endEpoch = -1;
+          else s.leaderEpoch = -1;
+          continue;
+        }
         if (div !== null && div !== undefined && div.endOffset >= 0 && div.endOffset < req.offset) {
           // KIP-320: the leader's log for the epoch we last fetched ends before where we asked
           // (an unclean election truncated it). Prefetched data beyond it is thrown away; if
@@ -760,13 +796,28 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       }
       const header = readBatchHeader(b.bytes, b.pos);
       const batchPos = b.pos;
+      const previousLast = b.batchLastOffset;
       b.pos += size;
       b.records = [];
       b.next = 0;
       b.batchLastOffset = header.baseOffset + header.lastOffsetDelta;
       if (b.batchLastOffset < position || isControlBatch(header.attributes)) continue;
-      if (checkCrc) validateBatch(b.bytes, batchPos);
-      decodeBatchInto(b.bytes, batchPos, header, s.tp.topic, s.tp.partition, b.records);
+      try {
+        if (checkCrc) validateBatch(b.bytes, batchPos);
+        decodeBatchInto(b.bytes, batchPos, header, s.tp.topic, s.tp.partition, b.records);
+      } catch (e: unknown) {
+        // Stay in front of the bad batch: every poll raises it until the application seeks past
+        // it (Kafka); the records taken before it are returned first, not lost.
+        b.pos = batchPos;
+        b.records = [];
+        b.batchLastOffset = previousLast;
+        s.position = position;
+        s.leaderEpoch = epoch;
+        const err = toStrandError(e, 'Fetch');
+        if (out.length === 0) throw err;
+        this.pendingError ??= err;
+        return;
+      }
     }
     s.position = position;
     s.leaderEpoch = epoch;

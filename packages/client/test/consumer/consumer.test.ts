@@ -18,7 +18,7 @@ import { rangeAssignor } from '../../src/consumer/assignors';
 import { Cluster } from '../../src/cluster/cluster';
 import { parseConsumerConfig } from '../../src/config';
 import { Producer } from '../../src/producer/producer';
-import { ErrorCode } from '@strand/protocol';
+import { ErrorCode, encodeRecordBatch } from '@strand/protocol';
 import { MemoryCluster } from '../support/memory-broker';
 
 let mem: MemoryCluster;
@@ -92,6 +92,83 @@ describe('Consumer with assign()', () => {
     expect(late.position({ topic: 't', partition: 0 })).toBe(5);
     late.seekToTimestamp([{ topic: 't', partition: 0 }], 250);
     expect((await pollN(late, 3)).map((r) => r.offset)).toEqual([2, 3, 4]);
+  });
+
+  it('seekToTimestamp past every record continues from the end, not from -1 (which would reset and replay)', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', Array.from({ length: 5 }, (_, i) => ({ value: `v${i}`, timestamp: 100 * (i + 1) })));
+    const c = consumer({ 'auto.offset.reset': 'earliest' });
+    c.assign([{ topic: 't', partition: 0 }]);
+    c.seekToTimestamp([{ topic: 't', partition: 0 }], 10_000);
+    expect(await c.poll(200)).toEqual([]);
+    expect(c.position({ topic: 't', partition: 0 })).toBe(5);
+    await produce('t', [{ value: 'new', timestamp: 20_000 }]);
+    expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['new']);
+  });
+
+  it('reads a batch larger than fetch.max.bytes (and its receive limit): the first batch always comes whole (KIP-74)', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    mem.append('t', 0, encodeRecordBatch({ records: [{ value: Buffer.alloc(6 * 1024 * 1024, 1) }], baseTimestamp: 1 }));
+    mem.append('t', 0, encodeRecordBatch({ records: [{ value: Buffer.from('after') }], baseTimestamp: 2 }));
+    const c = consumer({ 'auto.offset.reset': 'earliest', 'fetch.max.bytes': 1024 * 1024, 'max.partition.fetch.bytes': 1024 * 1024 });
+    c.assign([{ topic: 't', partition: 0 }]);
+    const got = await pollN(c, 2, 10_000);
+    expect(got.map((r) => r.value?.length)).toEqual([6 * 1024 * 1024, 5]);
+  });
+
+  it('buffered data of paused partitions does not stop fetches for the others', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    await produce('t', Array.from({ length: 20 }, (_, i) => ({ partition: 0, value: `${i}`.padStart(1000, '0') })));
+    const p0 = { topic: 't', partition: 0 };
+    const c = consumer({ 'auto.offset.reset': 'earliest', 'fetch.buffer.max.bytes': 8 * 1024, 'max.poll.records': 1 });
+    c.assign([p0]);
+    expect((await pollN(c, 1)).length).toBe(1); // p0's other records stay buffered (over 8 KiB)
+    c.pause([p0]);
+    c.assign([p0, { topic: 't', partition: 1 }]);
+    c.pause([p0]);
+    await produce('t', [{ partition: 1, value: 'p1' }]);
+    expect((await pollN(c, 1, 5000)).map((r) => r.value?.toString())).toEqual(['p1']);
+  });
+
+  it('a corrupt batch is raised on every poll until sought past; the records before it are returned first', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    mem.append('t', 0, encodeRecordBatch({ records: [{ value: Buffer.from('a') }, { value: Buffer.from('b') }], baseTimestamp: 1 }));
+    mem.append('t', 0, encodeRecordBatch({ records: [{ value: Buffer.from('bad') }], baseTimestamp: 1 }));
+    mem.append('t', 0, encodeRecordBatch({ records: [{ value: Buffer.from('c') }], baseTimestamp: 1 }));
+    const stored = mem.partition('t', 0).batches[1]!.bytes;
+    stored[stored.length - 1]! ^= 0xff; // the CRC no longer matches
+    const c = consumer({ 'auto.offset.reset': 'earliest' });
+    c.assign([{ topic: 't', partition: 0 }]);
+    expect((await pollN(c, 2)).map((r) => r.value?.toString())).toEqual(['a', 'b']);
+    await expect(c.poll(500)).rejects.toMatchObject({ errorName: 'CORRUPT_MESSAGE' });
+    await expect(c.poll(500)).rejects.toMatchObject({ errorName: 'CORRUPT_MESSAGE' });
+    expect(c.position({ topic: 't', partition: 0 })).toBe(2);
+    c.seek({ topic: 't', partition: 0 }, 3);
+    expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['c']);
+  });
+
+  it('KIP-320: a divergence answer whose epoch runs past the position completes the validation instead of spinning', async () => {
+    mem = await MemoryCluster.start({ brokers: 2 });
+    mem.createTopic('t', 1, 2);
+    await produce('t', Array.from({ length: 100 }, (_, i) => ({ value: `a${i}` })));
+    mem.moveLeader('t', 0, 2);
+    mem.moveLeader('t', 0, 1);
+    await produce('t', Array.from({ length: 100 }, (_, i) => ({ value: `b${i}` })));
+    // The leader's epochs: 0 from offset 0, 2 from 100. A group resumes at 50 under epoch 1 (the
+    // history it read there was replaced): epoch 0 runs to 100, past 50, so it goes on from 50.
+    const committer = consumer({ 'group.id': 'g', 'enable.auto.commit': false });
+    await committer.commit([{ topic: 't', partition: 0, offset: 50, leaderEpoch: 1 }]);
+    const fetchesBefore = mem.calls.get('fetchStream') ?? 0;
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
+    c.subscribe(['t']);
+    const got = await pollN(c, 150, 10_000);
+    expect(got[0]?.offset).toBe(50);
+    expect(got.length).toBe(150);
+    expect((mem.calls.get('fetchStream') ?? 0) - fetchesBefore).toBeLessThan(50);
   });
 
   it('wakes a waiting poll when records arrive (long-poll), and for-await yields them', async () => {

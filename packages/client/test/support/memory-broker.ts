@@ -370,12 +370,19 @@ export class MemoryCluster {
     if (fp.currentLeaderEpoch >= 0 && fp.currentLeaderEpoch < p.leaderEpoch) return { ...base, errorCode: ErrorCode.FENCED_LEADER_EPOCH };
     if (fp.currentLeaderEpoch > p.leaderEpoch) return { ...base, errorCode: ErrorCode.UNKNOWN_LEADER_EPOCH };
     const marks = { highWatermark: p.logEndOffset, lastStableOffset: p.logEndOffset, logStartOffset: p.logStartOffset };
-    if (fp.lastFetchedEpoch >= 0) {
-      // Where the fetcher's last epoch ends in this log (KIP-320): the start of the next epoch.
+    if (fp.lastFetchedEpoch >= 0 && fp.fetchOffset > 0) {
+      // Where the fetcher's last epoch ends in this log (KIP-320), as the broker's leader epoch
+      // cache answers (Kafka's endOffsetFor): the largest epoch at or below it and the start of
+      // the next epoch; (-1, -1) when no epoch follows or the cache is empty. Diverging when that
+      // epoch is older than the fetcher's or ends before its offset.
       const next = p.epochStarts.find(([e]) => e > fp.lastFetchedEpoch);
       const known = [...p.epochStarts].reverse().find(([e]) => e <= fp.lastFetchedEpoch);
-      const endOffset = next === undefined ? p.logEndOffset : next[1];
-      if (fp.fetchOffset > endOffset) return { ...base, ...marks, errorCode: 0, divergingEpoch: { epoch: known?.[0] ?? -1, endOffset } };
+      const latest = p.epochStarts[p.epochStarts.length - 1];
+      let end: { epoch: number; endOffset: number };
+      if (latest !== undefined && latest[0] === fp.lastFetchedEpoch) end = { epoch: latest[0], endOffset: p.logEndOffset };
+      else if (next === undefined) end = { epoch: -1, endOffset: -1 };
+      else end = { epoch: known?.[0] ?? fp.lastFetchedEpoch, endOffset: next[1] };
+      if (end.epoch < fp.lastFetchedEpoch || end.endOffset < fp.fetchOffset) return { ...base, ...marks, errorCode: 0, divergingEpoch: end };
     }
     if (fp.fetchOffset < p.logStartOffset || fp.fetchOffset > p.logEndOffset) return { ...base, ...marks, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE };
     const parts: Buffer[] = [];
@@ -621,7 +628,8 @@ export class MemoryCluster {
                 if (r.timestamp >= lp.timestamp && r.offset >= p.logStartOffset) return { ...none, errorCode: 0, offset: r.offset, timestamp: r.timestamp, leaderEpoch: p.leaderEpoch };
               }
             }
-            return { ...none, errorCode: 0, offset: p.logEndOffset, leaderEpoch: p.leaderEpoch };
+            // No record at or after the timestamp: offset -1, as the broker (and Kafka) answers.
+            return { ...none, errorCode: 0 };
           }),
         })),
       })),
