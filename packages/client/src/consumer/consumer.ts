@@ -168,6 +168,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private pollTimer: NodeJS.Timeout | undefined;
   /** A LeaveGroup sent because the application stopped polling; the next join waits for it. */
   private leaving: Promise<void> | undefined;
+  /** The group join in progress (ensureGroupActive), possibly outliving the poll() that started it. */
+  private joining: Promise<void> | undefined;
 
   constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
     this.config = parseConsumerConfig(config);
@@ -321,7 +323,13 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           this.pendingError = undefined;
           throw e;
         }
-        if (this.subscription !== undefined) await this.ensureGroupActive();
+        if (this.subscription !== undefined) {
+          // A rebalance (or a coordinator still unavailable) must not hold poll() past its
+          // timeout: it goes on in the background and the next poll() picks it up (Kafka's
+          // poll(Duration) returns empty then). Its failure is raised by the next loop turn.
+          if (!(await this.groupActiveWithin(deadline))) return [];
+          if (this.pendingError !== undefined) continue;
+        }
         await this.initPositions();
         this.maybeAutoCommit();
         const records = this.drainBuffered(this.config['max.poll.records']);
@@ -381,6 +389,24 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       });
       for (const r of records) yield r;
     }
+  }
+
+  /** ensureGroupActive() in the background; whether it finished by `deadline` (monotonic ms). */
+  private async groupActiveWithin(deadline: number): Promise<boolean> {
+    this.joining ??= this.ensureGroupActive().then(
+      () => {
+        this.joining = undefined;
+      },
+      (e: unknown) => {
+        this.joining = undefined;
+        this.pendingError ??= toStrandError(e, 'JoinGroup');
+      },
+    );
+    const joining = this.joining;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([joining.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - monotonicMs()))))]);
+    clearTimeout(timer);
+    return finished;
   }
 
   private async ensureGroupActive(): Promise<void> {

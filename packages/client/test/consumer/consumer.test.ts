@@ -462,6 +462,20 @@ describe('Consumer groups', () => {
     expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(5);
   });
 
+  it('poll() returns at its timeout while the group cannot be joined yet, and the join goes on in the background', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', [{ value: 'a' }]);
+    mem.callFailures.set('findCoordinator', { code: ErrorCode.COORDINATOR_NOT_AVAILABLE, count: 1_000_000 });
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'request.timeout.ms': 30_000 });
+    c.subscribe(['t']);
+    const t0 = performance.now();
+    expect(await c.poll(200)).toEqual([]);
+    expect(performance.now() - t0).toBeLessThan(5_000); // bounded by the timeout, not the join
+    mem.callFailures.delete('findCoordinator');
+    expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['a']);
+  });
+
   it('sends commits one at a time in call order: a retried older commit never lands after a newer one', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
