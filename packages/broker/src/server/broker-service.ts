@@ -13,6 +13,8 @@ import {
   StrandError,
   type BrokerServer,
   type ControllerClient,
+  type CreateTopicsRequest,
+  type CreateTopicsResponse,
   type DescribeClusterRequest,
   type DescribeClusterResponse,
   type ErrorName,
@@ -204,6 +206,22 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     return { part, errorCode: 0, leaderId: meta.leader, leaderEpoch: meta.leaderEpoch };
   };
 
+  const autoCreating = new Set<string>();
+  const autoCreate = (name: string): void => {
+    if (autoCreating.has(name)) return;
+    autoCreating.add(name);
+    ctx.controllers
+      .call<CreateTopicsRequest, CreateTopicsResponse>((c, r, m, o, cb) => c.createTopics(r, m, o, cb), { topics: [{ name, numPartitions: -1, replicationFactor: -1, assignments: [], configs: [] }], validateOnly: false }, 30_000)
+      .then(
+        (res) => {
+          const r = res.topics[0];
+          if (r !== undefined && r.errorCode !== 0 && r.errorCode !== code('TOPIC_ALREADY_EXISTS')) ctx.logger.warn({ topic: name, error: r.errorCode, message: r.errorMessage }, 'auto-creating a topic failed');
+        },
+        (e: unknown) => ctx.logger.warn({ topic: name, err: e instanceof Error ? e.message : String(e) }, 'auto-creating a topic failed'),
+      )
+      .finally(() => autoCreating.delete(name));
+  };
+
   const metadata = (req: { topics: string[] }): MetadataResponse => {
     const image = ctx.image();
     if (image === null) throw new StrandError('LEADER_NOT_AVAILABLE', 'this broker has not loaded the cluster metadata yet');
@@ -217,7 +235,15 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     const names = req.topics.length > 0 ? req.topics : [...image.topicIdsByName.keys()].filter((n) => !n.startsWith('__')).sort();
     const topics: TopicMetadata[] = names.map((name) => {
       const t = image.topicByName(name);
-      if (t === undefined) return { errorCode: code('UNKNOWN_TOPIC_OR_PARTITION'), name, topicId: Buffer.alloc(0), partitions: [] };
+      if (t === undefined) {
+        if (ctx.config['auto.create.topics.enable'] && !name.startsWith('__') && /^[a-zA-Z0-9._-]{1,249}$/.test(name) && name !== '.' && name !== '..') {
+          // Kafka's auto-creation: with the cluster's num.partitions and default.replication.factor;
+          // the client retries LEADER_NOT_AVAILABLE until the topic has leaders.
+          autoCreate(name);
+          return { errorCode: code('LEADER_NOT_AVAILABLE'), name, topicId: Buffer.alloc(0), partitions: [] };
+        }
+        return { errorCode: code('UNKNOWN_TOPIC_OR_PARTITION'), name, topicId: Buffer.alloc(0), partitions: [] };
+      }
       const partitions: PartitionMetadata[] = [...t.partitions.values()]
         .sort((a, b) => a.partition - b.partition)
         .map((p) => ({

@@ -18,18 +18,18 @@ export function registerTopics(program: Command): void {
   const topics = usageExit(program.command('topics').description('create, list, describe, alter and delete topics'));
 
   withCommon(topics.command('create <name>').description('create a topic'), false)
-    .requiredOption('-p, --partitions <n>', 'number of partitions')
-    .requiredOption('-r, --replication-factor <n>', 'replicas per partition')
+    .option('-p, --partitions <n>', 'number of partitions (default: the cluster\'s num.partitions)')
+    .option('-r, --replication-factor <n>', 'replicas per partition (default: the cluster\'s default.replication.factor)')
     .option('-c, --config <key=value>', 'topic config (repeatable), e.g. retention.ms=86400000', collect, [] as string[])
     .option('--if-not-exists', 'succeed if the topic already exists', false)
     .action(
-      action('topics create', async (name: string, opts: CommonOptions & { partitions: string; replicationFactor: string; config: string[]; ifNotExists: boolean }) => {
-        const numPartitions = parseIntArg(opts.partitions, '--partitions', 1);
-        const replicationFactor = parseIntArg(opts.replicationFactor, '--replication-factor', 1);
+      action('topics create', async (name: string, opts: CommonOptions & { partitions?: string; replicationFactor?: string; config: string[]; ifNotExists: boolean }) => {
+        const numPartitions = opts.partitions === undefined ? undefined : parseIntArg(opts.partitions, '--partitions', 1);
+        const replicationFactor = opts.replicationFactor === undefined ? undefined : parseIntArg(opts.replicationFactor, '--replication-factor', 1);
         const configs = parseKeyValues(opts.config, '--config');
         await withAdmin(opts, async (admin) => {
           try {
-            await admin.createTopic({ name, numPartitions, replicationFactor, configs });
+            await admin.createTopic({ name, ...(numPartitions === undefined ? {} : { numPartitions }), ...(replicationFactor === undefined ? {} : { replicationFactor }), configs });
           } catch (e: unknown) {
             if (opts.ifNotExists && e instanceof StrandError && e.errorName === 'TOPIC_ALREADY_EXISTS') return;
             throw e;

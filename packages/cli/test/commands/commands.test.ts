@@ -44,7 +44,11 @@ describe('strand topics', () => {
     r = await strand(['topics', 'create', 'x', '--partitions', 'many', '--replication-factor', '1']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--partitions must be an integer/);
-    expect((await strand(['topics', 'create', 'x', '--replication-factor', '1'])).code).toBe(2);
+    // Without --partitions / --replication-factor: the cluster's num.partitions and
+    // default.replication.factor (the request carries -1, as kafka-topics does).
+    expect((await strand(['topics', 'create', 'x'])).code).toBe(0);
+    expect(mem.topics.get('x')?.partitions.length).toBe(1);
+    expect((await strand(['topics', 'delete', 'x'])).code).toBe(0);
     r = await strand(['topics', 'list', '--json']);
     expect(JSON.parse(r.stdout)).toEqual(['orders']);
     r = await strand(['topics', 'describe', 'orders', '--json', '--configs']);

@@ -56,9 +56,9 @@ import type { TopicPartition } from '../consumer/assignors';
 
 export interface NewTopic {
   name: string;
-  /** Default 1. */
+  /** Default: the cluster's `num.partitions`. */
   numPartitions?: number;
-  /** Default 1. */
+  /** Default: the cluster's `default.replication.factor`. */
   replicationFactor?: number;
   configs?: Readonly<Record<string, string>>;
   /** Explicit replica placement: partition -> broker ids (overrides the counts). */
@@ -209,7 +209,8 @@ export class Admin {
   async createTopics(topics: readonly NewTopic[], options: { validateOnly?: boolean } = {}): Promise<ItemResult[]> {
     const req: CreateTopicsRequest = {
       validateOnly: options.validateOnly ?? false,
-      topics: topics.map((t) => ({ name: t.name, numPartitions: t.assignments !== undefined ? -1 : (t.numPartitions ?? 1), replicationFactor: t.assignments !== undefined ? -1 : (t.replicationFactor ?? 1), assignments: t.assignments?.map((a) => ({ partition: a.partition, brokerIds: a.brokerIds })) ?? [], configs: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })) })),
+      // Omitted counts are -1: the cluster's num.partitions / default.replication.factor (Kafka).
+      topics: topics.map((t) => ({ name: t.name, numPartitions: t.assignments !== undefined ? -1 : (t.numPartitions ?? -1), replicationFactor: t.assignments !== undefined ? -1 : (t.replicationFactor ?? -1), assignments: t.assignments?.map((a) => ({ partition: a.partition, brokerIds: a.brokerIds })) ?? [], configs: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })) })),
     };
     const res = await this.any((c) => c.client.createTopics as UnaryMethod<CreateTopicsRequest, CreateTopicsResponse>, req, 'CreateTopics');
     return res.topics.map((t) => ({ name: t.name, ...(t.errorCode !== 0 ? { error: code(t.errorCode, `create topic ${t.name}`, t.errorMessage) } : {}) }));

@@ -661,7 +661,9 @@ export class MemoryCluster {
         })),
       })),
       createTopics: guard('createTopics', (req) => ({
-        topics: req.topics.map((ct): CreateTopicResult => {
+        topics: req.topics.map((requested): CreateTopicResult => {
+          // -1: the cluster defaults (num.partitions, default.replication.factor), 1 here.
+          const ct = { ...requested, numPartitions: requested.numPartitions === -1 ? 1 : requested.numPartitions, replicationFactor: requested.replicationFactor === -1 ? 1 : requested.replicationFactor };
           const res = { name: ct.name, topicId: Buffer.alloc(0), errorMessage: '', numPartitions: ct.numPartitions, replicationFactor: ct.replicationFactor };
           if (!/^[a-zA-Z0-9._-]{1,249}$/.test(ct.name)) return { ...res, errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, errorMessage: `invalid topic name '${ct.name}'` };
           if (this.topics.has(ct.name)) return { ...res, errorCode: ErrorCode.TOPIC_ALREADY_EXISTS, errorMessage: `Topic '${ct.name}' already exists.` };
