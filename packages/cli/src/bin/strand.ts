@@ -7,6 +7,14 @@ import { StrandError } from '@strand/protocol';
 import { registerClientCommands } from '../commands';
 import { rerunWithMallocTunables } from '../malloc-tunables';
 
+// Output piped into a reader that stops early (`strand topics list | head -1`): end quietly, as
+// Kafka's tools do, instead of an unhandled EPIPE. A command with its own handler (consume, which
+// closes its consumer first) takes care of it itself.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  if (process.stdout.listenerCount('error') === 1) process.exit(0);
+});
+
 const program = new Command();
 program.name('strand').description('Strand: a Kafka-class distributed commit log').version('0.1.0');
 
@@ -20,28 +28,38 @@ program
   .option('--pretty', 'human-readable logs instead of JSON', false)
   .action(async (opts: { config?: string; override: string[]; roles?: string; nodeId?: string; pretty: boolean }) => {
     const overrides = [...(opts.roles ? [`process.roles=${opts.roles}`] : []), ...(opts.nodeId ? [`node.id=${opts.nodeId}`] : []), ...opts.override];
-    let server;
-    try {
-      // Loaded here, not at the top: the client commands start ~40% faster without the node's code.
-      const { startServer } = require('../server/server') as typeof import('../server/server.js');
-      server = await startServer({ ...(opts.config === undefined ? {} : { configFile: opts.config }), overrides, env: process.env, pretty: opts.pretty });
-    } catch (e: unknown) {
-      process.stderr.write(`strand server: ${e instanceof StrandError ? `${e.errorName}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(2);
-    }
-    const running = server;
+    // Handlers from the start: a signal during start-up (which may wait minutes for the
+    // controllers) must end the process, also as PID 1 in a container, where a signal without a
+    // handler is ignored. Nothing is acknowledged before start-up ends, and every store is
+    // crash-safe, so exiting at once is safe; the directory locks of this pid are then stale.
+    let running: Awaited<ReturnType<typeof import('../server/server.js').startServer>> | undefined;
     const shutdown = (signal: string): void => {
-      running.logger.info({ signal }, 'signal received');
-      running.stop().then(
+      if (running === undefined) {
+        process.stderr.write(`strand server: ${signal} during start-up; exiting\n`);
+        process.exit(0);
+      }
+      const server = running;
+      server.logger.info({ signal }, 'signal received');
+      server.stop().then(
         () => process.exit(0),
         (e: unknown) => {
-          running.logger.error({ err: e }, 'error while stopping');
+          server.logger.error({ err: e }, 'error while stopping');
           process.exit(1);
         },
       );
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
+    try {
+      // Loaded here, not at the top: the client commands start ~40% faster without the node's code.
+      const { startServer } = require('../server/server') as typeof import('../server/server.js');
+      running = await startServer({ ...(opts.config === undefined ? {} : { configFile: opts.config }), overrides, env: process.env, pretty: opts.pretty });
+    } catch (e: unknown) {
+      process.stderr.write(`strand server: ${e instanceof StrandError ? `${e.errorName}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n`);
+      // As documented: 2 for a configuration error, 1 for anything else (a locked directory, a
+      // port in use, unreachable controllers).
+      process.exit(e instanceof StrandError && e.errorName === 'INVALID_CONFIG' ? 2 : 1);
+    }
   });
 
 program

@@ -64,11 +64,19 @@ export function registerConsume(program: Command): void {
           }),
         );
         let stopping = false;
+        let wakeWriter: (() => void) | undefined;
         const stop = (): void => {
           stopping = true;
+          wakeWriter?.();
+        };
+        // `strand consume ... | head`: the reader went away. Stop quietly (and commit what was
+        // written, with --group), as kafka-console-consumer does.
+        const onStdoutError = (e: NodeJS.ErrnoException): void => {
+          if (e.code === 'EPIPE') stop();
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        process.stdout.on('error', onStdoutError);
         try {
           if (opts.group !== undefined) {
             consumer.subscribe([topic]);
@@ -109,7 +117,13 @@ export function registerConsume(program: Command): void {
               // Respect the pipe: wait for stdout to drain before asking for more.
               const ok = process.stdout.write(`${out.join('\n')}\n`);
               out.length = 0;
-              if (!ok) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+              if (!ok && !stopping) {
+                await new Promise<void>((resolve) => {
+                  wakeWriter = resolve;
+                  process.stdout.once('drain', resolve);
+                });
+                wakeWriter = undefined;
+              }
               lastRecordMs = performance.now();
             } else if (performance.now() - lastRecordMs >= idle) break;
           }
@@ -117,6 +131,7 @@ export function registerConsume(program: Command): void {
           await consumer.close();
           process.removeListener('SIGINT', stop);
           process.removeListener('SIGTERM', stop);
+          process.stdout.removeListener('error', onStdoutError);
         }
       }),
     );

@@ -20,7 +20,7 @@ export const SERVER_CONFIG = defineConfig({
   'advertised.listeners': { type: 'string', default: '', doc: 'NAME://host:port that clients and other nodes should use, per listener (a listener not named here: its listeners entry, with 0.0.0.0 replaced by 127.0.0.1). Every name must be one of listeners.' },
   'inter.broker.listener.name': { type: 'string', default: '', doc: 'The broker listener other brokers replicate from (its advertised endpoint); must be one of listeners and not a controller listener (default: the first non-controller listener).' },
   'listener.security.protocol.map': { type: 'string', default: '', doc: 'NAME:PROTOCOL for each listener (Kafka\'s key). Only PLAINTEXT is supported; when set, every listener must be named (default: every listener is PLAINTEXT).' },
-  'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directories holding partition logs.' },
+  'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directory holding partition logs (one: several directories, JBOD, are refused).' },
   'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
   'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout (randomised in [t, 2t)) (ms).' },
   'controller.quorum.tick.ms': { type: 'int', default: 50, min: 1, doc: 'Strand: Raft tick length; heartbeats go every tick (ms).' },
@@ -145,14 +145,49 @@ export function readConfigFile(file: string): Record<string, string> {
     walk(doc, '');
     return out;
   }
-  for (const [i, raw] of text.split(/\r?\n/).entries()) {
-    const line = raw.trim();
+  for (const { key, value } of parseProperties(text)) out[key] = value;
+  return out;
+}
+
+/**
+ * A properties file as java.util.Properties.load reads it (Kafka's format): `#`/`!` comments,
+ * `key=value`, `key: value` or `key value`, a line ending in an odd number of backslashes
+ * continues on the next (whose leading blanks are dropped), and the escapes `\=`, `\:`, `\ `,
+ * `\t`, `\n`, `\uXXXX`. Trailing blanks of a value are dropped (Kafka trims values).
+ */
+export function parseProperties(text: string): { key: string; value: string }[] {
+  const out: { key: string; value: string }[] = [];
+  const lines = text.split(/\r\n|\r|\n/);
+  for (let i = 0; i < lines.length; i++) {
+    let line = (lines[i] as string).replace(/^[ \t\f]+/, '');
     if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
-    const m = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(line);
-    if (!m) throw new StrandError('INVALID_CONFIG', `${file}:${i + 1}: expected key=value, got '${line}'`);
-    out[m[1] as string] = (m[2] as string).trim();
+    // Logical line: join continuations (an odd number of trailing backslashes).
+    while (/(^|[^\\])(\\\\)*\\$/.test(line) && i + 1 < lines.length) {
+      line = line.slice(0, -1) + (lines[++i] as string).replace(/^[ \t\f]+/, '');
+    }
+    if (/(^|[^\\])(\\\\)*\\$/.test(line)) line = line.slice(0, -1); // a continuation at the end of the file
+    // The key ends at the first unescaped '=', ':' or blank.
+    let k = 0;
+    while (k < line.length) {
+      const c = line[k] as string;
+      if (c === '\\') k += 2;
+      else if (c === '=' || c === ':' || c === ' ' || c === '\t' || c === '\f') break;
+      else k++;
+    }
+    let v = k;
+    while (v < line.length && /[ \t\f]/.test(line[v] as string)) v++;
+    if (v < line.length && (line[v] === '=' || line[v] === ':')) v++;
+    while (v < line.length && /[ \t\f]/.test(line[v] as string)) v++;
+    out.push({ key: unescapeProperty(line.slice(0, Math.min(k, line.length))), value: unescapeProperty(line.slice(v).replace(/[ \t\f]+$/, '')) });
   }
   return out;
+}
+
+function unescapeProperty(s: string): string {
+  return s.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (_, e: string) => {
+    if (e.length === 5) return String.fromCharCode(Number.parseInt(e.slice(1), 16));
+    return e === 't' ? '\t' : e === 'n' ? '\n' : e === 'r' ? '\r' : e === 'f' ? '\f' : e;
+  });
 }
 
 /** Variables of the client commands (`strand produce --bootstrap` defaults), not server keys. */
@@ -203,8 +238,16 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   const listeners = parseListeners('listeners', values['listeners']);
   const controllerListener = values['controller.listener.names'].toUpperCase();
   if (roles.controller) {
-    if (!voters.some((v) => v.id === nodeId)) invalid('controller.quorum.voters', values['controller.quorum.voters'], `this controller's node.id ${nodeId} is not a voter`);
-    if (!listeners.has(controllerListener)) invalid('listeners', values['listeners'], `a controller needs a ${controllerListener}:// listener`);
+    const self = voters.find((v) => v.id === nodeId);
+    if (self === undefined) invalid('controller.quorum.voters', values['controller.quorum.voters'], `this controller's node.id ${nodeId} is not a voter`);
+    const own = listeners.get(controllerListener);
+    if (own === undefined) invalid('listeners', values['listeners'], `a controller needs a ${controllerListener}:// listener`);
+    // The other voters reach this one at its voter entry: a controller listener on another port
+    // would never be reached, and the quorum would never form.
+    else if (self !== undefined && own.port !== 0 && own.port !== self.port) invalid('listeners', values['listeners'], `the ${controllerListener} listener's port ${own.port} is not the port of this node's voter entry ${nodeId}@${self.host}:${self.port}`);
+  } else if (voters.some((v) => v.id === nodeId)) {
+    // Kafka: node ids are unique across the cluster, and a voter id belongs to a controller.
+    invalid('node.id', String(nodeId), `node.id ${nodeId} is a voter in controller.quorum.voters but process.roles has no controller`);
   }
   const brokerListeners = [...listeners.values()].filter((l) => l.name !== controllerListener);
   if (roles.broker && brokerListeners.length === 0) invalid('listeners', values['listeners'], 'a broker needs a listener other than the controller listener');
@@ -239,6 +282,9 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   }
   if (roles.broker) interBrokerListener = ibl !== '' ? ibl : (brokerListeners[0] as Listener).name;
   if (values['log.dirs'].length === 0) invalid('log.dirs', '', 'at least one directory is required');
+  // JBOD (partitions spread over several directories) is not supported: refused rather than
+  // silently using only the first.
+  if (values['log.dirs'].length > 1) invalid('log.dirs', values['log.dirs'].join(','), 'only one directory is supported (several directories, JBOD, are not)');
   const metadataLogDir = path.resolve(values['metadata.log.dir'] !== '' ? values['metadata.log.dir'] : (values['log.dirs'][0] as string));
   let http: Listener | null = null;
   if (values['http.listener'] !== '') {

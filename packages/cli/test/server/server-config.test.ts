@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { StrandError } from '@strand/protocol';
-import { configFromEnv, parseListeners, parseVoters, resolveServerConfig } from '../../src';
+import { configFromEnv, parseListeners, parseProperties, parseVoters, resolveServerConfig } from '../../src';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-cfg-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -41,10 +41,33 @@ describe('server configuration', () => {
   });
 
   it('reads nested YAML', () => {
-    const file = write('a.yaml', 'node:\n  id: 1\ncontroller:\n  quorum:\n    voters: "1@127.0.0.1:9193"\nprocess.roles: [controller]\nlisteners: CONTROLLER://127.0.0.1:9193\nlog:\n  dirs: [/tmp/a, /tmp/b]\n');
+    const file = write('a.yaml', 'node:\n  id: 1\ncontroller:\n  quorum:\n    voters: "1@127.0.0.1:9193"\nprocess.roles: [controller]\nlisteners: CONTROLLER://127.0.0.1:9193\nlog:\n  dirs: [/tmp/a]\n');
     const cfg = resolveServerConfig({ file });
-    expect(cfg.values['log.dirs']).toEqual(['/tmp/a', '/tmp/b']);
+    expect(cfg.values['log.dirs']).toEqual(['/tmp/a']);
     expect(cfg.metadataLogDir).toBe('/tmp/a');
+  });
+
+  it('reads properties as java.util.Properties does: continuations, escapes, blank or colon separators', () => {
+    expect(parseProperties('# c\n! c\na.b = 1\nc.d:2\ne.f 3\n  g.h\t=\t4  \nvoters=1@h:1,\\\n   2@h:2\nrack=rack\\=a\\u0041\nempty=\n')).toEqual([
+      { key: 'a.b', value: '1' },
+      { key: 'c.d', value: '2' },
+      { key: 'e.f', value: '3' },
+      { key: 'g.h', value: '4' },
+      { key: 'voters', value: '1@h:1,2@h:2' },
+      { key: 'rack', value: 'rack=aA' },
+      { key: 'empty', value: '' },
+    ]);
+    const file = write('java.properties', 'node.id 1\ncontroller.quorum.voters=1@127.0.0.1:9193,\\\n    2@127.0.0.1:9194\nprocess.roles=controller\nlisteners=CONTROLLER://127.0.0.1:9193\n');
+    expect(resolveServerConfig({ file }).voters.map((v) => v.id)).toEqual([1, 2]);
+  });
+
+  it('refuses combinations that could never work', () => {
+    // Several log directories (JBOD) are not supported: refused, not silently reduced to one.
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'log.dirs=/tmp/a,/tmp/b'] }))).toMatch(/log\.dirs.*only one directory/);
+    // The controller listener must be where the other voters look for this node.
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'listeners=CONTROLLER://127.0.0.1:9999'] }))).toMatch(/listeners.*9999.*voter entry/);
+    // A voter id on a broker-only node.
+    expect(errorOf(() => resolveServerConfig({ overrides: ['node.id=1', 'controller.quorum.voters=1@127.0.0.1:9193', 'process.roles=broker', 'listeners=BROKER://127.0.0.1:9092'] }))).toMatch(/node\.id.*voter/);
   });
 
   it('rejects bad input with errors naming the key', () => {
@@ -58,7 +81,7 @@ describe('server configuration', () => {
     expect(errorOf(() => resolveServerConfig({ overrides: ['novalue'] }))).toMatch(/key=value/);
     expect(errorOf(() => configFromEnv({ STRAND_NOPE: '1' }))).toMatch(/STRAND_NOPE/);
     expect(configFromEnv({ STRAND_BOOTSTRAP: '127.0.0.1:9093' })).toEqual({}); // the client commands' variable
-    expect(errorOf(() => resolveServerConfig({ file: write('bad.properties', 'just text\n') }))).toMatch(/bad\.properties:1/);
+    expect(errorOf(() => resolveServerConfig({ file: write('bad.properties', 'just text\n') }))).toBe('Unknown configuration just'); // Java: key 'just', value 'text'
     expect(errorOf(() => resolveServerConfig({ file: path.join(dir, 'missing.properties') }))).toMatch(/cannot read config file/);
   });
 
