@@ -23,7 +23,7 @@ test('a Metadata request for an unknown topic creates it when auto.create.topics
     const created = await until('auto-a created with leaders', async () => {
       const t = (await brokers.metadata(['auto-a'])).topics[0];
       return t !== undefined && t.errorCode === 0 && t.partitions.every((p) => p.leaderId >= 0) ? t : undefined;
-    });
+    }, 30_000);
     expect(created.partitions.map((p) => [p.partition, p.replicas.length])).toEqual([[0, 1], [1, 1]]);
     // Names that are not created.
     const refused = await brokers.metadata(['__internal', 'bad name']);

@@ -640,7 +640,7 @@ describe('offsets expiry, deletion, listing', () => {
     const latest = new Map<string, Uint8Array | null>();
     for (const ap of [...d.log, ...ready.appends]) for (const r of ap.records) latest.set(Buffer.from(r.key).toString('hex'), r.value);
     const loaded = new GroupStateMachine(CONFIG, () => 'x');
-    for (const [k, v] of latest) if (v !== null) loaded.replay(Buffer.from(k, 'hex'), v);
+    for (const [k, v] of latest) if (v !== null) loaded.replay(Buffer.from(k, 'hex'), Buffer.from(v));
     loaded.finishLoad(0);
     expect(loaded.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [0, 1] }] }).topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([-1, -1]);
   });
