@@ -170,6 +170,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private leaving: Promise<void> | undefined;
   /** The group join in progress (ensureGroupActive), possibly outliving the poll() that started it. */
   private joining: Promise<void> | undefined;
+  /** Bumped by subscribe(), unsubscribe() and close(): a join started before is stale. */
+  private subscriptionVersion = 0;
 
   constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
     this.config = parseConsumerConfig(config);
@@ -205,12 +207,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (this.subscription === undefined && this.partitions.size > 0) throw new StrandError('INVALID_REQUEST', 'subscribe() cannot be mixed with assign(); call unsubscribe() first');
     this.subscription = topics instanceof RegExp ? { pattern: topics } : { topics: [...topics] };
     this.listener = listener;
+    this.subscriptionVersion++;
     this.group.rejoinNeeded = true;
     if (!(topics instanceof RegExp)) this.cluster.addInterest(topics);
   }
 
   /** Leaves the group (if subscribed) and drops every assigned partition. */
   async unsubscribe(): Promise<void> {
+    this.subscriptionVersion++;
+    this.group?.cancelJoin();
     if (this.subscription !== undefined && this.group !== undefined) {
       await this.revoke();
       await this.group.leave();
@@ -424,7 +429,21 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     } else if (!group.cooperative) await this.revoke();
     const owned = this.assignment();
     const topics = await this.subscribedTopics();
-    const result = await group.join(topics, (ts) => this.partitionCounts(ts), owned);
+    // The join may outlive the poll() that started it: subscribe(), unsubscribe() or close()
+    // meanwhile make its result stale (a new subscription needs another join; an unsubscribed
+    // or closed consumer must not take partitions).
+    const version = this.subscriptionVersion;
+    let result: Awaited<ReturnType<GroupMembership['join']>>;
+    try {
+      result = await group.join(topics, (ts) => this.partitionCounts(ts), owned);
+    } catch (e: unknown) {
+      if (version !== this.subscriptionVersion || this.closed) return;
+      throw e;
+    }
+    if (version !== this.subscriptionVersion || this.closed) {
+      group.rejoinNeeded = true;
+      return;
+    }
     const next = new Set(result.assignment.map((tp) => tpKey(tp.topic, tp.partition)));
     const kept = new Set(owned.map((tp) => tpKey(tp.topic, tp.partition)).filter((k) => next.has(k)));
     const revoked = owned.filter((tp) => !next.has(tpKey(tp.topic, tp.partition)));
@@ -910,6 +929,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** Commits (auto commit), leaves the group, and releases connections and timers. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.subscriptionVersion++;
+    this.group?.cancelJoin();
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     if (this.group !== undefined) {
       if (this.leaving !== undefined) await this.leaving;

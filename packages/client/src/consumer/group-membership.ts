@@ -74,6 +74,8 @@ export class GroupMembership {
    * must stop consuming; poll() throws it from then on, as the Java client does.
    */
   fatal: StrandError | undefined;
+  /** Bumped by cancelJoin(): a join started under an older value stops. */
+  private joinEpoch = 0;
   /** The last commit: commits are sent one at a time, in call order (see commit()). */
   private commitTail: Promise<unknown> = Promise.resolve();
 
@@ -141,10 +143,14 @@ export class GroupMembership {
    */
   async join(topics: readonly string[], partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>, owned: readonly TopicPartition[] = [], signal?: AbortSignal): Promise<JoinResult> {
     this.stopHeartbeat();
+    const joinEpoch = this.joinEpoch;
     // Subscription v1 carries what this member owns: cooperative assignors keep it in place.
     const metadata = encodeSubscription([...topics].sort(), null, owned);
     for (let attempt = 0; attempt < MAX_JOIN_ATTEMPTS; attempt++) {
       if (this.closed) throw new StrandError('NETWORK_EXCEPTION', 'consumer is closed');
+      // cancelJoin() (unsubscribe, close): stop, rather than rejoin as a new member after the
+      // LeaveGroup that removed this one.
+      if (this.joinEpoch !== joinEpoch) throw new StrandError('REBALANCE_IN_PROGRESS', 'join cancelled');
       let conn: BrokerConnection;
       try {
         conn = await this.coordinatorConnection(signal);
@@ -174,6 +180,7 @@ export class GroupMembership {
         const sync: SyncGroupRequest = { groupId: this.groupId, generationId: jr.generationId, memberId: jr.memberId, protocolType: 'consumer', protocolName: jr.protocolName, assignments, ...(this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
         const sr = await conn.unary(conn.client.syncGroup as UnaryMethod<SyncGroupRequest, SyncGroupResponse>, sync, this.config['max.poll.interval.ms'] + this.timeoutMs(), 'SyncGroup', signal ?? this.cluster.closeSignal);
         if (sr.errorCode !== 0) throw StrandError.fromCode(sr.errorCode, `SyncGroup(${this.groupId}): ${sr.errorMessage}`);
+        if (this.joinEpoch !== joinEpoch) throw new StrandError('REBALANCE_IN_PROGRESS', 'join cancelled');
         this.rejoinNeeded = false;
         this.memberLost = false;
         this.startHeartbeat();
@@ -249,6 +256,11 @@ export class GroupMembership {
       });
   }
 
+  /** Makes a join in progress give up at its next step (see join). */
+  cancelJoin(): void {
+    this.joinEpoch++;
+  }
+
   /** Marks the member fenced for good: no more heartbeats; poll() throws `err`. */
   private fence(err: StrandError): StrandError {
     this.fatal ??= new StrandError('FENCED_INSTANCE_ID', `group ${this.groupId}: another consumer joined with group.instance.id '${this.config['group.instance.id']}'; this one is fenced and must be closed`);
@@ -268,7 +280,10 @@ export class GroupMembership {
    */
   commit(offsets: readonly OffsetToCommit[], asMember: boolean, signal?: AbortSignal): Promise<void> {
     if (offsets.length === 0) return Promise.resolve();
-    const run = this.commitTail.then(() => this.sendCommit(this.commitRequest(offsets, asMember), signal));
+    // Built now: its generation is the one these offsets belong to (sent later, it must still
+    // be fenced by that generation, not pass under a newer one).
+    const req = this.commitRequest(offsets, asMember);
+    const run = this.commitTail.then(() => this.sendCommit(req, signal));
     this.commitTail = run.catch(() => undefined);
     return run;
   }

@@ -494,6 +494,41 @@ describe('Consumer groups', () => {
     expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(200);
   });
 
+  it('a queued commit carries the generation it was made under, not the one current when it is sent', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    const cfg = parseConsumerConfig({ 'bootstrap.servers': mem.bootstrap, 'group.id': 'g', 'heartbeat.interval.ms': 1000, 'retry.backoff.ms': 100, 'retry.backoff.max.ms': 100 });
+    const cluster = new Cluster(cfg);
+    closers.push(() => cluster.close());
+    const m = new GroupMembership('g', cluster, cfg, [rangeAssignor], () => undefined);
+    closers.push(() => m.close());
+    const joined = await m.join(['t'], async () => new Map([['t', 1]]));
+    mem.callFailures.set('offsetCommit', { code: ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, count: 1 });
+    const first = m.commit([{ topic: 't', partition: 0, offset: 1 }], true);
+    await mem.waitForCalls('offsetCommit', 1);
+    const queued = m.commit([{ topic: 't', partition: 0, offset: 2 }], true);
+    // The member moves on before the queued commit is sent (here: only its local generation).
+    m.generationId = joined.generationId + 5;
+    await first;
+    await queued; // sent with the generation it was made under, which the coordinator accepts
+    expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(2);
+  });
+
+  it('unsubscribe() while a join is in progress leaves the consumer with no partitions and no membership', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    mem.callFailures.set('findCoordinator', { code: ErrorCode.COORDINATOR_NOT_AVAILABLE, count: 3 });
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
+    c.subscribe(['t']);
+    expect(await c.poll(20)).toEqual([]); // the join goes on in the background
+    await c.unsubscribe();
+    await new Promise((r) => setTimeout(r, 500)); // the join would have completed by now
+    expect(c.assignment()).toEqual([]);
+    expect(mem.groups.get('g')?.members.size ?? 0).toBe(0);
+    c.assign([{ topic: 't', partition: 0 }]); // a plain assign() is possible again
+    expect(c.assignment()).toEqual([{ topic: 't', partition: 0 }]);
+  });
+
   it('FENCED_INSTANCE_ID from a heartbeat is fatal: poll() throws it (another process took the group.instance.id)', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
