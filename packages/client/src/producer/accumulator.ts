@@ -253,9 +253,11 @@ export class RecordAccumulator {
   takeHead(q: PartitionQueue, nowMs: number): ProducerBatch {
     const head = q.batches.shift() as ProducerBatch;
     if (!head.sealed) {
-      if (q.batches.length > 0) q.batchSize = Math.max(this.options.batchSize, Math.min(this.options.batchSizeMax, q.batchSizeCap, q.batchSize * 2));
+      // Between batch.size and batch.size.max, and never above what the leader accepted
+      // (batchSizeCap, after a MESSAGE_TOO_LARGE split; it may be below batch.size).
+      if (q.batches.length > 0) q.batchSize = Math.min(q.batchSizeCap, Math.max(this.options.batchSize, Math.min(this.options.batchSizeMax, q.batchSize * 2)));
       else if (nowMs - head.createdMs >= this.options.lingerMs && head.builder.sizeBytes * 2 < head.capacity) {
-        q.batchSize = Math.max(this.options.batchSize, Math.floor(q.batchSize / 2));
+        q.batchSize = Math.min(q.batchSizeCap, Math.max(this.options.batchSize, Math.floor(q.batchSize / 2)));
       }
     }
     if (q.batches.length === 0) this.nonEmpty.delete(q);
@@ -281,7 +283,7 @@ export class RecordAccumulator {
     }
     this.nonEmpty.add(q);
     q.batchSizeCap = Math.min(q.batchSizeCap, Math.max(1024, Math.floor((big.bytes?.length ?? big.capacity) / 2)));
-    q.batchSize = Math.min(q.batchSize, Math.max(this.options.batchSize, q.batchSizeCap));
+    q.batchSize = Math.min(q.batchSize, q.batchSizeCap);
   }
 
   /** Puts a batch back for a retry. */

@@ -683,7 +683,9 @@ export class Producer {
       // batch was not written, so bump the epoch and renumber this partition from 0, as Kafka's
       // idempotent producer does (KIP-360). Behind an unacknowledged batch it is that batch's
       // echo: retry after it without a bump.
-      if (sequenceError && !b.sentBehindUnacked && b.producerId === this.producerId && b.producerEpoch === this.producerEpoch) {
+      // Whatever the batch's epoch (a batch resent under the previous one meets the same answer
+      // every time otherwise), as Kafka's canRetry requests the bump for the partition.
+      if (sequenceError && !b.sentBehindUnacked) {
         this.accumulator.queue(b.topic, b.partition).rewriteOnBump = true;
         this.epochBumpPending = true;
       }

@@ -285,8 +285,12 @@ describe('Producer', () => {
     expect(mds.map((m) => m.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     const stored = cluster.records('t', 0);
     expect(stored.map((r) => Number(r.value))).toEqual(Array.from({ length: 100 }, (_, i) => i));
-    // The pieces kept the big batch's sequence range: sequences are contiguous from 0.
+    // The pieces kept the big batch's sequence range: one producer, and each stored batch's base
+    // sequence is the offset of its first record (contiguous from 0).
     expect(new Set(stored.map((r) => r.producerId)).size).toBe(1);
+    const batchStarts = cluster.partition('t', 0).batches.map((b) => b.baseOffset);
+    expect(batchStarts.length).toBeGreaterThan(1);
+    for (const start of batchStarts) expect(stored[start]?.baseSequence).toBe(start);
     // A single record above the limit still fails (nothing to split).
     await expect(p.send({ topic: 't', value: 'x'.repeat(4000) })).rejects.toMatchObject({ errorName: 'MESSAGE_TOO_LARGE' });
     expect((await p.send({ topic: 't', value: 'after' })).offset).toBe(100);

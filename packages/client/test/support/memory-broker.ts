@@ -146,6 +146,8 @@ export class MemoryCluster {
   readonly clusterId: string;
   /** Produce error codes to answer per "topic-partition", consumed one per request. */
   readonly produceErrors = new Map<string, number[]>();
+  /** Per-group error codes DeleteGroups answers first (one per call), as a coordinator that moved would. */
+  readonly deleteGroupErrors = new Map<string, number[]>();
   /** Partitions whose next N appends succeed but whose responses are replaced by a network error. */
   readonly loseProduceResponses = new Map<string, number>();
   /** Whole-call failures per RPC name: the next N calls fail with this Kafka code. */
@@ -372,15 +374,16 @@ export class MemoryCluster {
     const marks = { highWatermark: p.logEndOffset, lastStableOffset: p.logEndOffset, logStartOffset: p.logStartOffset };
     if (fp.lastFetchedEpoch >= 0 && fp.fetchOffset > 0) {
       // Where the fetcher's last epoch ends in this log (KIP-320), as the broker's leader epoch
-      // cache answers (Kafka's endOffsetFor): the largest epoch at or below it and the start of
-      // the next epoch; (-1, -1) when no epoch follows or the cache is empty. Diverging when that
-      // epoch is older than the fetcher's or ends before its offset.
+      // cache answers (LeaderEpochCache.endOffsetFor): the largest epoch at or below it and the
+      // start of the next epoch (the log end for the latest); the requested epoch and the first
+      // start when it is older than all; (-1, -1) for an empty cache. Diverging when that epoch
+      // is older than the fetcher's or ends before its offset.
       const next = p.epochStarts.find(([e]) => e > fp.lastFetchedEpoch);
       const known = [...p.epochStarts].reverse().find(([e]) => e <= fp.lastFetchedEpoch);
       const latest = p.epochStarts[p.epochStarts.length - 1];
       let end: { epoch: number; endOffset: number };
-      if (latest !== undefined && latest[0] === fp.lastFetchedEpoch) end = { epoch: latest[0], endOffset: p.logEndOffset };
-      else if (next === undefined) end = { epoch: -1, endOffset: -1 };
+      if (latest === undefined) end = { epoch: -1, endOffset: -1 };
+      else if (next === undefined) end = { epoch: (known as [number, number])[0], endOffset: p.logEndOffset };
       else end = { epoch: known?.[0] ?? fp.lastFetchedEpoch, endOffset: next[1] };
       if (end.epoch < fp.lastFetchedEpoch || end.endOffset < fp.fetchOffset) return { ...base, ...marks, errorCode: 0, divergingEpoch: end };
     }
@@ -897,6 +900,8 @@ export class MemoryCluster {
       })),
       deleteGroups: guard('deleteGroups', (req) => ({
         results: req.groups.map((id) => {
+          const injected = this.deleteGroupErrors.get(id)?.shift();
+          if (injected !== undefined) return { groupId: id, errorCode: injected };
           const g = this.groups.get(id);
           if (g === undefined) return { groupId: id, errorCode: ErrorCode.GROUP_ID_NOT_FOUND };
           if (g.members.size > 0) return { groupId: id, errorCode: ErrorCode.NON_EMPTY_GROUP };
