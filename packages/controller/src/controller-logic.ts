@@ -20,6 +20,7 @@ import {
   ErrorCode,
   StrandError,
   TOPIC_CONFIG,
+  hasCompressionCodec,
   type AlterPartitionItem,
   type AlterPartitionResult,
   type CreatableTopic,
@@ -386,6 +387,21 @@ function partitionRecord(image: MetadataImage, topicId: TopicId, partition: numb
   };
 }
 
+/**
+ * A compression.type the leaders must apply needs its codec built in. Checked when the key is
+ * set (create, alter), never when configs are read back: a topic set to another codec before
+ * this check existed must still open.
+ */
+function checkCompressionCodec(entries: readonly { name: string; value?: string | undefined }[]): void {
+  for (const e of entries) {
+    if (e.name !== 'compression.type' || e.value === undefined) continue;
+    const v = e.value.trim();
+    if (v !== 'producer' && !hasCompressionCodec(v === 'uncompressed' ? 'none' : v)) {
+      throw new StrandError('INVALID_CONFIG', `Invalid value ${v} for configuration compression.type: codec '${v}' is not built into this broker (built in: producer, uncompressed, none, gzip)`);
+    }
+  }
+}
+
 /** Validates topic configs with Kafka's rules; returns them as name -> canonical string. */
 function validateTopicConfigs(entries: readonly { name: string; value: string }[]): Map<string, string> {
   const raw: Record<string, string> = {};
@@ -424,6 +440,7 @@ export function createTopics(image: MetadataImage, topics: readonly CreatableTop
         if (!Number.isInteger(rf) || rf < 1) throw new StrandError('INVALID_REPLICATION_FACTOR', `replication factor ${rf} must be at least 1`);
         assignment = placeReplicas(scratch, n, rf);
       }
+      checkCompressionCodec(t.configs);
       const configs = validateTopicConfigs(t.configs);
       const minIsr = Number(configs.get('min.insync.replicas') ?? '1');
       if (minIsr > (assignment[0] as number[]).length) {
@@ -520,6 +537,7 @@ export function alterTopicConfigs(image: MetadataImage, topicName: string, chang
       if (c.value === undefined) next.delete(c.name);
       else next.set(c.name, c.value);
     }
+    checkCompressionCodec(changes);
     const validated = validateTopicConfigs([...next].map(([name, value]) => ({ name, value })));
     const rf = (t.partitions.get(0) as PartitionState).replicas.length;
     const minIsr = Number(validated.get('min.insync.replicas') ?? '1');

@@ -305,6 +305,14 @@ describe('topics', () => {
     expect(twice.image.topicByName('t')!.partitions.size).toBe(5);
   });
 
+  it('refuses a compression.type whose codec the brokers lack, when it is set (create or alter)', () => {
+    const image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    const created = createTopics(image, [topic('z', 1, 2, { 'compression.type': 'zstd' })], false, config, nextTopicId).finish(image);
+    expect(created[0]!.errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(alterTopicConfigs(image, 't', [{ name: 'compression.type', value: 'lz4' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(alterTopicConfigs(image, 't', [{ name: 'compression.type', value: 'gzip' }], false).finish(image).errorCode).toBe(0);
+  });
+
   it('alters configs atomically: a bad value changes nothing', () => {
     let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
     image = run(image, alterTopicConfigs(image, 't', [{ name: 'retention.ms', value: '100' }], false)).image;

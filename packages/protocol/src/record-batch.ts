@@ -596,12 +596,21 @@ export interface ProducedRecordsOptions {
 }
 
 // The scan position of the walker below, module-level so reading a varint allocates nothing.
+
+/**
+ * A produced batch whose CRC holds but whose records do not parse: the bytes are what the
+ * client meant to send, so retrying cannot help (INVALID_RECORD, not the retriable
+ * CORRUPT_MESSAGE; Kafka's InvalidRecordException).
+ */
+function badRecord(message: string): StrandError {
+  return new StrandError('INVALID_RECORD', `invalid record in a produced batch: ${message}`);
+}
 let scanPos = 0;
 
 function scanVarint(buf: Buffer, end: number): number {
   let result = 0;
   for (let shift = 0; shift < 35; shift += 7) {
-    if (scanPos >= end) throw corrupt('record runs past its length');
+    if (scanPos >= end) throw badRecord('record runs past its length');
     const b = buf[scanPos++] as number;
     result |= (b & 0x7f) << shift;
     if ((b & 0x80) === 0) {
@@ -609,28 +618,28 @@ function scanVarint(buf: Buffer, end: number): number {
       return (result >>> 1) ^ -(result & 1);
     }
   }
-  throw corrupt('varint is longer than 5 bytes');
+  throw badRecord('varint is longer than 5 bytes');
 }
 
 function scanVarlong(buf: Buffer, end: number): number {
   let result = 0;
   let mul = 1;
   for (let i = 0; i < 10; i++) {
-    if (scanPos >= end) throw corrupt('record runs past its length');
+    if (scanPos >= end) throw badRecord('record runs past its length');
     const b = buf[scanPos++] as number;
     result += (b & 0x7f) * mul;
     if ((b & 0x80) === 0) return result % 2 === 0 ? result / 2 : -(result + 1) / 2;
     mul *= 128;
   }
-  throw corrupt('varlong is longer than 10 bytes');
+  throw badRecord('varlong is longer than 10 bytes');
 }
 
 /** Skips a varint-prefixed byte field; returns its length (-1 for null). */
 function scanSkipBytes(buf: Buffer, end: number): number {
   const length = scanVarint(buf, end);
-  if (length < -1) throw corrupt(`invalid field length ${length}`);
+  if (length < -1) throw badRecord(`invalid field length ${length}`);
   if (length > 0) {
-    if (scanPos + length > end) throw corrupt('field length runs past the end of its record');
+    if (scanPos + length > end) throw badRecord('field length runs past the end of its record');
     scanPos += length;
   }
   return length;
@@ -639,8 +648,8 @@ function scanSkipBytes(buf: Buffer, end: number): number {
 /**
  * Walks every record of a producer's batch (decompressed first if needed), the way Kafka's
  * LogValidator does before an append: each record must parse exactly within its length, carry
- * offsetDelta equal to its index, and the records must fill the batch, else CORRUPT_MESSAGE or
- * INVALID_RECORD; keys and timestamps are checked per `options`. Only lengths are read, nothing
+ * offsetDelta equal to its index, and the records must fill the batch, else INVALID_RECORD;
+ * keys and timestamps are checked per `options`. Only lengths are read, nothing
  * is copied. Returns the largest record timestamp (what the batch's maxTimestamp must be).
  */
 export function validateProducedRecords(bytes: Uint8Array, view: BatchView, options: ProducedRecordsOptions = {}): number {
@@ -653,7 +662,7 @@ export function validateProducedRecords(bytes: Uint8Array, view: BatchView, opti
     try {
       block = codec.decompress(block, options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES);
     } catch (e: unknown) {
-      throw new StrandError('CORRUPT_MESSAGE', `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new StrandError('INVALID_RECORD', `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
   }
   const bounds = options.timestampBounds;
@@ -664,10 +673,10 @@ export function validateProducedRecords(bytes: Uint8Array, view: BatchView, opti
   scanPos = 0;
   for (let i = 0; i < header.recordsCount; i++) {
     const length = scanVarint(block, end);
-    if (length < 0) throw corrupt(`negative record length ${length}`);
+    if (length < 0) throw badRecord(`negative record length ${length}`);
     const recordEnd = scanPos + length;
-    if (recordEnd > end) throw corrupt('record runs past the end of its batch');
-    if (scanPos >= recordEnd) throw corrupt('empty record');
+    if (recordEnd > end) throw badRecord('record runs past the end of its batch');
+    if (scanPos >= recordEnd) throw badRecord('empty record');
     scanPos++; // attributes: unused in v2
     const timestamp = header.baseTimestamp + scanVarlong(block, recordEnd);
     const offsetDelta = scanVarint(block, recordEnd);
@@ -677,12 +686,12 @@ export function validateProducedRecords(bytes: Uint8Array, view: BatchView, opti
     }
     scanSkipBytes(block, recordEnd); // value
     const headerCount = scanVarint(block, recordEnd);
-    if (headerCount < 0) throw corrupt(`negative header count ${headerCount}`);
+    if (headerCount < 0) throw badRecord(`negative header count ${headerCount}`);
     for (let h = 0; h < headerCount; h++) {
-      if (scanSkipBytes(block, recordEnd) < 0) throw corrupt('null header key');
+      if (scanSkipBytes(block, recordEnd) < 0) throw badRecord('null header key');
       scanSkipBytes(block, recordEnd);
     }
-    if (scanPos !== recordEnd) throw corrupt(`record length ${length} does not match its contents`);
+    if (scanPos !== recordEnd) throw badRecord(`record length ${length} does not match its contents`);
     if (timestamp !== NO_TIMESTAMP && (timestamp < lowest || timestamp > highest)) {
       throw new StrandError('INVALID_TIMESTAMP', `record ${i} has timestamp ${timestamp}, outside [${lowest}, ${highest}] (message.timestamp.before.max.ms / after.max.ms)`);
     }

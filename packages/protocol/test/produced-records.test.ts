@@ -101,26 +101,26 @@ describe('validateProducedRecords', () => {
 
   it('refuses records that do not parse within their length, and records missing or left over', () => {
     // A stray byte after the headers, inside the record's length.
-    expect(errorName(() => check(batchOf([...rawRecord({ offsetDelta: 0, extra: [7] }), ...rawRecord({ offsetDelta: 1 })], 2)))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => check(batchOf([...rawRecord({ offsetDelta: 0, extra: [7] }), ...rawRecord({ offsetDelta: 1 })], 2)))).toBe('INVALID_RECORD');
     // A value length running past the record.
     const body = [0, 0, ...zigzag(0), ...zigzag(-1), ...zigzag(50), 1, 2, 3, 0];
-    expect(errorName(() => check(batchOf([...zigzag(body.length), ...body], 1)))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => check(batchOf([...zigzag(body.length), ...body], 1)))).toBe('INVALID_RECORD');
     // The batch declares three records but holds two.
-    expect(errorName(() => check(batchOf([...rawRecord({ offsetDelta: 0 }), ...rawRecord({ offsetDelta: 1 })], 3)))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => check(batchOf([...rawRecord({ offsetDelta: 0 }), ...rawRecord({ offsetDelta: 1 })], 3)))).toBe('INVALID_RECORD');
     // The batch declares one record but holds two: bytes left over.
     expect(errorName(() => check(batchOf([...rawRecord({ offsetDelta: 0 }), ...rawRecord({ offsetDelta: 1 })], 1)))).toBe('INVALID_RECORD');
     // A negative header count, a null header key.
     const negHeaders = [0, 0, ...zigzag(0), ...zigzag(-1), ...zigzag(1), 9, ...zigzag(-2)];
-    expect(errorName(() => check(batchOf([...zigzag(negHeaders.length), ...negHeaders], 1)))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => check(batchOf([...zigzag(negHeaders.length), ...negHeaders], 1)))).toBe('INVALID_RECORD');
     const nullHeaderKey = [0, 0, ...zigzag(0), ...zigzag(-1), ...zigzag(1), 9, ...zigzag(1), ...zigzag(-1), ...zigzag(-1)];
-    expect(errorName(() => check(batchOf([...zigzag(nullHeaderKey.length), ...nullHeaderKey], 1)))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => check(batchOf([...zigzag(nullHeaderKey.length), ...nullHeaderKey], 1)))).toBe('INVALID_RECORD');
     // The same checks apply inside a compressed batch.
     expect(errorName(() => check(batchOf([...rawRecord({ offsetDelta: 0 }), ...rawRecord({ offsetDelta: 0 })], 2, CompressionType.Gzip)))).toBe('INVALID_RECORD');
     // A compressed block that does not decompress.
     const garbage = batchOf([1, 2, 3], 1);
     garbage.writeInt16BE(CompressionType.Gzip, ATTRIBUTES_OFFSET);
     garbage.writeUInt32BE(crc32c(garbage.subarray(ATTRIBUTES_OFFSET)), CRC_OFFSET);
-    expect(errorName(() => check(garbage))).toBe('CORRUPT_MESSAGE');
+    expect(errorName(() => check(garbage))).toBe('INVALID_RECORD');
   });
 
   it('refuses a keyless record only when keys are required (compacted topics)', () => {

@@ -29,9 +29,11 @@ import {
   StrandError,
   TOPIC_CONFIG,
   TimestampType,
+  COMPRESSION_NAMES,
   NO_PRODUCER_ID,
   batchCompression,
   compressionTypeFromName,
+  hasCompressionCodec,
   decodeRecordBatch,
   isControlBatch,
   isLogAppendTimeBatch,
@@ -463,6 +465,9 @@ export class PartitionLog {
       if (h.producerId !== NO_PRODUCER_ID && h.baseSequence < 0) {
         throw new StrandError('INVALID_RECORD', `invalid sequence ${h.baseSequence} in a batch of producer ${h.producerId}`);
       }
+      // A codec this broker lacks (a client registered lz4, say): its records cannot be read
+      // here, so the batch is stored as sent, as before this walk existed.
+      if (!hasCompressionCodec(COMPRESSION_NAMES[batchCompression(h.attributes)] ?? '')) continue;
       const maxTimestamp = validateProducedRecords(records, v, options);
       if (createTime && (maxTimestamp !== h.maxTimestamp || isLogAppendTimeBatch(h.attributes))) {
         setCreateTimeMaxTimestamp(records, v.position, maxTimestamp);
