@@ -476,6 +476,9 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       let queued = 0;
       let chain: Promise<void> = Promise.resolve();
       call.on('cancelled', () => cancel.cancel());
+      // grpc-js drops a message without calling its write callback when the call already ended
+      // (cancelled, an answer above the send limit): the chain must not wait on it for ever.
+      call.on('close', () => cancel.cancel());
       call.on('data', (req: FetchRequest) => {
         if (cancel.cancelled()) return;
         if (++queued > MAX_QUEUED_FETCHES) {
