@@ -461,7 +461,9 @@ export class GroupCoordinator {
 
   describeGroups(req: DescribeGroupsRequest): DescribeGroupsResponse {
     return {
-      groups: req.groups.slice(0, MAX_GROUPS_PER_REQUEST).map((groupId) => {
+      // Every group named gets an answer; past the per-request bound, INVALID_REQUEST.
+      groups: req.groups.map((groupId, i) => {
+        if (i >= MAX_GROUPS_PER_REQUEST) return { errorCode: code('INVALID_REQUEST'), groupId, groupState: '', protocolType: '', protocolData: '', members: [], generationId: -1 };
         const r = this.route(groupId);
         if ('error' in r) return { errorCode: code(r.error), groupId, groupState: '', protocolType: '', protocolData: '', members: [], generationId: -1 };
         return r.sm.describeGroup(groupId);
@@ -471,8 +473,10 @@ export class GroupCoordinator {
 
   async deleteGroups(req: DeleteGroupsRequest): Promise<DeleteGroupsResponse> {
     const results = await Promise.all(
-      req.groups.slice(0, MAX_GROUPS_PER_REQUEST).map((groupId) =>
-        this.request(groupId, 'delete', (e) => ({ groupId, errorCode: code(e) }), (sm, id) => sm.deleteGroup(id, groupId)),
+      req.groups.map((groupId, i) =>
+        i >= MAX_GROUPS_PER_REQUEST
+          ? Promise.resolve({ groupId, errorCode: code('INVALID_REQUEST') })
+          : this.request(groupId, 'delete', (e) => ({ groupId, errorCode: code(e) }), (sm, id) => sm.deleteGroup(id, groupId)),
       ),
     );
     return { results };

@@ -236,6 +236,18 @@ describe('FindCoordinator', () => {
     expect(Object.fromEntries(t.configs.map((x) => [x.name, x.value]))).toEqual({ 'cleanup.policy': 'compact', 'min.insync.replicas': '2', 'segment.bytes': String(100 * 1024 * 1024) });
   });
 
+  test('every group named in DescribeGroups and DeleteGroups gets an answer; past 10,000, INVALID_REQUEST', async () => {
+    const c = coordinatorOver(() => clusterImage(3), []);
+    const ids = Array.from({ length: 10_001 }, (_, i) => `g${i}`);
+    const described = c.describeGroups({ groups: ids });
+    expect(described.groups).toHaveLength(10_001);
+    expect(described.groups[10_000]).toMatchObject({ groupId: 'g10000', errorCode: ErrorCode.INVALID_REQUEST });
+    const deleted = await c.deleteGroups({ groups: ids });
+    expect(deleted.results).toHaveLength(10_001);
+    expect(deleted.results[10_000]).toEqual({ groupId: 'g10000', errorCode: ErrorCode.INVALID_REQUEST });
+    expect(deleted.results[0]!.errorCode).not.toBe(ErrorCode.INVALID_REQUEST);
+  });
+
   test('answers the endpoint of the leader of the group\'s partition', async () => {
     let image = clusterImage(3);
     const op = createTopics(image, [{ name: OFFSETS_TOPIC, numPartitions: 7, replicationFactor: 3, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), () => 'ab'.repeat(16));

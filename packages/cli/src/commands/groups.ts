@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Admin, GroupOffset } from '@strand/client';
+import { StrandError } from '@strand/protocol';
 import { UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 import { withAdmin } from './topics';
@@ -40,8 +41,15 @@ async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ 
       if (opts.toEarliest) target = lo;
       else if (opts.toLatest) target = hi;
       else if (opts.toOffset !== undefined) target = parseIntArg(opts.toOffset, '--to-offset', 0);
-      else if (opts.toDatetime !== undefined) target = byTime.find((o) => o.partition === partition)?.offset ?? hi;
-      else target = (current < 0 ? lo : current) + parseIntArg(opts.shiftBy as string, '--shift-by', -Number.MAX_SAFE_INTEGER);
+      else if (opts.toDatetime !== undefined) {
+        // No record at or after the time (the broker answers -1): the log end, as
+        // kafka-consumer-groups falls back to the latest offset.
+        const found = byTime.find((o) => o.partition === partition)?.offset ?? -1;
+        target = found < 0 ? hi : found;
+      } else {
+        if (current < 0) throw new UsageError(`cannot shift the offset of ${topic}-${partition}: the group has no committed offset there (as kafka-consumer-groups)`);
+        target = current + parseIntArg(opts.shiftBy as string, '--shift-by', -Number.MAX_SAFE_INTEGER);
+      }
       // Like kafka-consumer-groups: targets outside the log are clamped into it.
       target = Math.min(hi, Math.max(lo, target));
       out.push({ topic, partition, current, target });
@@ -63,7 +71,19 @@ export function registerGroups(program: Command): void {
 
   withCommon(groups.command('describe <group>').description('state, members and per-partition offsets and lag of a group')).action(
     action('groups describe', async (group: string, opts: CommonOptions) => {
-      const { desc, offsets } = await withAdmin(opts, async (admin) => ({ desc: await admin.describeGroup(group), offsets: await admin.groupOffsets(group) }));
+      const { desc, offsets } = await withAdmin(opts, async (admin) => {
+        const d = await admin.describeGroup(group);
+        const committed = await admin.groupOffsets(group);
+        if (d.state === 'Dead' && d.members.length === 0 && committed.length === 0) throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
+        // Like kafka-consumer-groups: every assigned partition has a row, committed or not.
+        const have = new Set(committed.map((o) => `${o.topic}\u0000${o.partition}`));
+        const missing = d.members.flatMap((m) => m.assignment).filter((tp) => !have.has(`${tp.topic}\u0000${tp.partition}`));
+        const ends = new Map<string, number>();
+        for (const topic of new Set(missing.map((tp) => tp.topic))) for (const o of await admin.listOffsets(topic, 'latest')) ends.set(`${topic}\u0000${o.partition}`, o.offset);
+        const rows: GroupOffset[] = [...committed, ...missing.map((tp) => ({ topic: tp.topic, partition: tp.partition, committedOffset: -1, logEndOffset: ends.get(`${tp.topic}\u0000${tp.partition}`) ?? -1, lag: -1, metadata: '' }))];
+        rows.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+        return { desc: d, offsets: rows };
+      });
       const owner = new Map<string, string>();
       for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m.memberId);
       if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`) ?? null })) });
@@ -94,6 +114,10 @@ export function registerGroups(program: Command): void {
     .action(
       action('groups reset-offsets', async (group: string, opts: ResetOptions) => {
         const rows = await withAdmin(opts, async (admin) => {
+          // Kafka's tool refuses an active group before planning: its members would overwrite the
+          // new offsets with their next commits (the broker refuses the commit too).
+          const state = (await admin.describeGroup(group)).state;
+          if (state !== 'Empty' && state !== 'Dead') throw new StrandError('NON_EMPTY_GROUP', `offsets can only be reset while group ${group} is inactive; it is ${state} (stop its consumers first)`);
           const p = await plan(admin, group, opts);
           if (opts.execute) await admin.setGroupOffsets(group, p.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.target })));
           return p;

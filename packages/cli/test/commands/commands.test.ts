@@ -141,6 +141,18 @@ describe('strand groups', () => {
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
     expect(r.stdout).toMatch(/dry run/);
     expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);
+    // No record at or after the time: the log end (Kafka's fallback), not the log start.
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-datetime', String(Date.now() + 3_600_000), '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ partitions: [{ partition: 0, current: 3, target: 4 }] });
+    // --shift-by needs a committed offset to shift from.
+    mem.createTopic('u', 1);
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 'u', '--shift-by', '1']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/no committed offset/)]);
+    // An active group is refused before any plan (its members would overwrite the offsets).
+    mem.groups.get('g')!.state = 'Stable';
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/NON_EMPTY_GROUP.*inactive/)]);
+    mem.groups.get('g')!.state = 'Empty';
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--shift-by=-2', '--execute', '--json']);
     expect(JSON.parse(r.stdout)).toMatchObject({ executed: true, partitions: [{ topic: 't', partition: 0, current: 3, target: 1 }] });
     r = await strand(['consume', 't', '--group', 'g', '--max-messages', '1']);
@@ -150,6 +162,8 @@ describe('strand groups', () => {
     r = await strand(['groups', 'delete', 'g']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/GROUP_ID_NOT_FOUND/);
+    r = await strand(['groups', 'describe', 'g']);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/GROUP_ID_NOT_FOUND.*does not exist/)]);
   }, CLI_TEST_TIMEOUT_MS);
 });
 

@@ -396,7 +396,11 @@ export class Admin {
     return this.cluster.connectionTo(r.nodeId, r.host, r.port);
   }
 
-  /** Calls the group's coordinator, rediscovering it on NOT_COORDINATOR and retrying. */
+  /**
+   * Calls the group's coordinator, rediscovering it on NOT_COORDINATOR and retrying. `errorOf`
+   * picks the error to retry on: top-level, or a per-item coordinator error (coordinatorMoved),
+   * which OffsetCommit and DeleteGroups report per item.
+   */
   private onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number): Promise<Res> {
     return this.retry(async () => {
       const conn = await this.coordinator(groupId);
@@ -416,8 +420,13 @@ export class Admin {
     const seen = new Map<string, GroupListing>();
     for (const id of this.cluster.brokers.keys()) {
       const conn = this.cluster.connection(id);
-      const res = await this.retry(() => conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [] }, this.config['request.timeout.ms'], 'ListGroups', this.cluster.closeSignal));
-      if (res.errorCode !== 0) throw code(res.errorCode, 'list groups');
+      // Inside the retry: a broker whose offsets shard is still loading answers
+      // COORDINATOR_LOAD_IN_PROGRESS, retriable, not a reason to fail the whole listing.
+      const res = await this.retry(async () => {
+        const r = await conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [] }, this.config['request.timeout.ms'], 'ListGroups', this.cluster.closeSignal);
+        if (r.errorCode !== 0) throw code(r.errorCode, 'list groups');
+        return r;
+      });
       for (const g of res.groups) seen.set(g.groupId, { groupId: g.groupId, protocolType: g.protocolType, state: g.groupState });
     }
     return [...seen.values()].sort((a, b) => (a.groupId < b.groupId ? -1 : 1));
@@ -452,7 +461,7 @@ export class Admin {
   async deleteGroups(groupIds: readonly string[]): Promise<ItemResult[]> {
     const out: ItemResult[] = [];
     for (const id of groupIds) {
-      const res = await this.onCoordinator(id, (c) => c.client.deleteGroups as UnaryMethod<DeleteGroupsRequest, DeleteGroupsResponse>, { groups: [id] }, 'DeleteGroups', () => 0);
+      const res = await this.onCoordinator(id, (c) => c.client.deleteGroups as UnaryMethod<DeleteGroupsRequest, DeleteGroupsResponse>, { groups: [id] }, 'DeleteGroups', (r) => coordinatorMoved(r.results[0]?.errorCode ?? 0));
       const r = res.results[0];
       out.push({ name: id, ...(r !== undefined && r.errorCode !== 0 ? { error: code(r.errorCode, `delete group ${id}`) } : {}) });
     }
@@ -495,7 +504,7 @@ export class Admin {
       t.partitions.push({ partition: o.partition, committedOffset: o.offset, committedLeaderEpoch: -1, metadata: '' });
       byTopic.set(o.topic, t);
     }
-    const res = await this.onCoordinator(groupId, (c) => c.client.offsetCommit as UnaryMethod<OffsetCommitRequest, OffsetCommitResponse>, { groupId, generationId: -1, memberId: '', topics: [...byTopic.values()] }, 'OffsetCommit', (r) => r.errorCode);
+    const res = await this.onCoordinator(groupId, (c) => c.client.offsetCommit as UnaryMethod<OffsetCommitRequest, OffsetCommitResponse>, { groupId, generationId: -1, memberId: '', topics: [...byTopic.values()] }, 'OffsetCommit', (r) => r.errorCode || coordinatorMoved(r.topics[0]?.partitions[0]?.errorCode ?? 0));
     for (const t of res.topics) for (const p of t.partitions) {
       if (p.errorCode === 25 /* UNKNOWN_MEMBER_ID */) throw new StrandError('NON_EMPTY_GROUP', `group ${groupId} has active members: stop its consumers before resetting offsets`);
       if (p.errorCode !== 0) throw code(p.errorCode, `reset offsets of ${groupId} ${t.name}-${p.partition}`);
@@ -505,4 +514,9 @@ export class Admin {
   async close(): Promise<void> {
     this.cluster.close();
   }
+}
+
+/** A per-item error meaning "ask the coordinator again" (it moved, is loading, or is not up): retried; others are the item's result. */
+function coordinatorMoved(errorCode: number): number {
+  return errorCode === 14 /* COORDINATOR_LOAD_IN_PROGRESS */ || errorCode === 15 /* COORDINATOR_NOT_AVAILABLE */ || errorCode === 16 /* NOT_COORDINATOR */ ? errorCode : 0;
 }
