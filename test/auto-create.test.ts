@@ -18,7 +18,9 @@ test('a Metadata request for an unknown topic creates it when auto.create.topics
     cluster.startAll();
     const brokers = new TestBrokers(cluster.brokerAddresses());
     await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
-    const first = await brokers.metadata(['auto-a']);
+    // An admin lookup (allow_auto_topic_creation unset) does not create it.
+    expect((await brokers.metadata(['auto-a'])).topics[0]?.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    const first = await brokers.metadata(['auto-a'], true);
     expect(first.topics[0]?.errorCode).toBe(ErrorCode.LEADER_NOT_AVAILABLE);
     const created = await until('auto-a created with leaders', async () => {
       const t = (await brokers.metadata(['auto-a'])).topics[0];
@@ -26,7 +28,7 @@ test('a Metadata request for an unknown topic creates it when auto.create.topics
     }, 30_000);
     expect(created.partitions.map((p) => [p.partition, p.replicas.length])).toEqual([[0, 1], [1, 1]]);
     // Names that are not created.
-    const refused = await brokers.metadata(['__internal', 'bad name']);
+    const refused = await brokers.metadata(['__internal', 'bad name'], true);
     expect(refused.topics.map((t) => t.errorCode)).toEqual([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]);
     // The CLI producer to a new name: the client waits through LEADER_NOT_AVAILABLE.
     const bootstrap = cluster.brokerAddresses().join(',');
@@ -34,6 +36,9 @@ test('a Metadata request for an unknown topic creates it when auto.create.topics
     expect([produced.code, produced.stderr]).toEqual([0, '']);
     const consumed = await cli(['consume', 'auto-b', '--from-beginning', '--max-messages', '1'], bootstrap);
     expect([consumed.code, consumed.stdout.trim()]).toEqual([0, 'hello']);
+    // `strand topics describe` is an admin lookup: a typo is not created.
+    expect((await cli(['topics', 'describe', 'typo'], bootstrap)).code).not.toBe(0);
+    expect((await brokers.metadata(['typo'])).topics[0]?.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
   } finally {
     await cluster.close();
   }

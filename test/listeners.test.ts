@@ -73,7 +73,7 @@ test('a broker answers Metadata, DescribeCluster and FindCoordinator with the ad
       brokers.push({ ...s, proc, log });
     }
     const internalOf = (b: { internal: number }): string => `127.0.0.1:${b.internal}`;
-    const metadataVia = (address: string, topics: string[] = []): Promise<MetadataResponse> => tb.call<{ topics: string[] }, MetadataResponse>(address, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics }, 2000);
+    const metadataVia = (address: string, topics: string[] = []): Promise<MetadataResponse> => tb.call<{ topics: string[]; allowAutoTopicCreation: boolean }, MetadataResponse>(address, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics, allowAutoTopicCreation: false }, 2000);
     const b101 = brokers[0] as BrokerProc;
 
     // Over INTERNAL: all three brokers, at their INTERNAL addresses.

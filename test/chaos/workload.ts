@@ -63,7 +63,7 @@ export class ChaosClient {
     for (let i = 0; i < this.bootstrap.length; i++) {
       const a = this.bootstrap[(this.rr++) % this.bootstrap.length] as string;
       try {
-        return await this.brokers.call<{ topics: string[] }, MetadataResponse>(a, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics }, timeoutMs);
+        return await this.brokers.call<{ topics: string[]; allowAutoTopicCreation: boolean }, MetadataResponse>(a, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics, allowAutoTopicCreation: false }, timeoutMs);
       } catch (e: unknown) {
         last = e;
       }

@@ -27,11 +27,11 @@ export class TestBrokers {
   }
 
   /** Metadata from the first bootstrap broker that answers. */
-  async metadata(topics: string[]): Promise<MetadataResponse> {
+  async metadata(topics: string[], allowAutoTopicCreation = false): Promise<MetadataResponse> {
     let last: unknown;
     for (const a of this.bootstrap) {
       try {
-        return await this.call<{ topics: string[] }, MetadataResponse>(a, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics }, 2000);
+        return await this.call<{ topics: string[]; allowAutoTopicCreation: boolean }, MetadataResponse>(a, (c, r, m, o, cb) => c.metadata(r, m, o, cb), { topics, allowAutoTopicCreation }, 2000);
       } catch (e: unknown) {
         last = e;
       }

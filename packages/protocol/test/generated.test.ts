@@ -81,7 +81,7 @@ describe('generated gRPC service and client', () => {
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     const client = new BrokerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     try {
-      const res = await new Promise<MetadataResponse>((resolve, reject) => client.metadata({ topics: ['t'] }, new grpc.Metadata(), {}, (err, r) => (err || !r ? reject(err) : resolve(r))));
+      const res = await new Promise<MetadataResponse>((resolve, reject) => client.metadata({ topics: ['t'], allowAutoTopicCreation: false }, new grpc.Metadata(), {}, (err, r) => (err || !r ? reject(err) : resolve(r))));
       expect(res.clusterId).toBe('c1');
       expect(res.brokers[0]!.rack).toBeUndefined();
       expect(res.topics.map((t) => [t.name, t.errorCode])).toEqual([['t', 3]]);

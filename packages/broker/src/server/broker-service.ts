@@ -222,7 +222,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       .finally(() => autoCreating.delete(name));
   };
 
-  const metadata = (req: { topics: string[] }): MetadataResponse => {
+  const metadata = (req: { topics: string[]; allowAutoTopicCreation?: boolean }): MetadataResponse => {
     const image = ctx.image();
     if (image === null) throw new StrandError('LEADER_NOT_AVAILABLE', 'this broker has not loaded the cluster metadata yet');
     const brokers = [...image.brokers.values()]
@@ -236,7 +236,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     const topics: TopicMetadata[] = names.map((name) => {
       const t = image.topicByName(name);
       if (t === undefined) {
-        if (ctx.config['auto.create.topics.enable'] && !name.startsWith('__') && /^[a-zA-Z0-9._-]{1,249}$/.test(name) && name !== '.' && name !== '..') {
+        if (ctx.config['auto.create.topics.enable'] && req.allowAutoTopicCreation === true && !name.startsWith('__') && /^[a-zA-Z0-9._-]{1,249}$/.test(name) && name !== '.' && name !== '..') {
           // Kafka's auto-creation: with the cluster's num.partitions and default.replication.factor;
           // the client retries LEADER_NOT_AVAILABLE until the topic has leaders.
           autoCreate(name);

@@ -40,7 +40,7 @@ const STOP_GRACE_MS = 20_000;
 function metadataOf(address: string): Promise<MetadataResponse> {
   const client = new BrokerClient(address, grpc.credentials.createInsecure());
   return new Promise<MetadataResponse>((resolve, reject) => {
-    client.metadata({ topics: [] }, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err, res) => {
+    client.metadata({ topics: [], allowAutoTopicCreation: false }, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err, res) => {
       client.close();
       if (err || res === undefined) reject(err ?? new Error('no response'));
       else resolve(res);

@@ -42,6 +42,8 @@ export interface ClusterOptions {
   /** Largest response a connection accepts (bytes). */
   maxReceiveBytes?: number;
   maxSendBytes?: number;
+  /** Metadata requests may auto-create topics (producers and consumers; not admin lookups). */
+  allowAutoTopicCreation?: boolean;
 }
 
 const NO_LEADER = -1;
@@ -138,7 +140,7 @@ export class Cluster {
     this.staleRequested = false;
     for (const conn of candidates) {
       try {
-        const res = await conn.unary(conn.client.metadata as UnaryMethod<{ topics: string[] }, MetadataResponse>, { topics: [...this.interest] }, this.config['request.timeout.ms'], 'Metadata', this.closeSignal);
+        const res = await conn.unary(conn.client.metadata as UnaryMethod<{ topics: string[]; allowAutoTopicCreation: boolean }, MetadataResponse>, { topics: [...this.interest], allowAutoTopicCreation: this.options.allowAutoTopicCreation === true }, this.config['request.timeout.ms'], 'Metadata', this.closeSignal);
         this.apply(res);
         this.lastRefreshMs = monotonicMs();
         return;

@@ -177,7 +177,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.config = parseConsumerConfig(config);
     // No receive cap: a fetch answer may exceed fetch.max.bytes by its first batch (KIP-74, up to
     // the topic's max.message.bytes); capped, the same answer would fail forever.
-    this.cluster = new Cluster(this.config, { maxReceiveBytes: -1 });
+    this.cluster = new Cluster(this.config, { maxReceiveBytes: -1, allowAutoTopicCreation: true });
     const assignors = { ...BUILT_IN_ASSIGNORS };
     for (const a of options.assignors ?? []) assignors[a.name] = a;
     const chosen = this.config['partition.assignment.strategy'].map((name) => {

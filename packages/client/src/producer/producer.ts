@@ -154,7 +154,7 @@ export class Producer {
   constructor(config: ClientConfigInput = {}, private readonly options: ProducerOptions = {}) {
     this.config = parseProducerConfig(config);
     this.random = options.random ?? Math.random;
-    this.cluster = new Cluster(this.config, { maxSendBytes: this.config['max.request.size'] + 1024 * 1024 });
+    this.cluster = new Cluster(this.config, { maxSendBytes: this.config['max.request.size'] + 1024 * 1024, allowAutoTopicCreation: true });
     this.accumulator = new RecordAccumulator({
       batchSize: Math.max(this.config['batch.size'], 1),
       batchSizeMax: Math.max(this.config['batch.size.max'], 1),

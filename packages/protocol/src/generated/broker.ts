@@ -37,6 +37,7 @@ export const decodeBrokerEndpoint: (bytes: Uint8Array) => BrokerEndpoint = Broke
 
 export interface MetadataRequest {
   topics: string[];
+  allowAutoTopicCreation: boolean;
 }
 
 const MetadataRequestCodec = messageCodec<MetadataRequest>('strand.broker.MetadataRequest');

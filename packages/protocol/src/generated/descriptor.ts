@@ -171,6 +171,11 @@ export const descriptor = {
          "rule": "repeated",
          "type": "string",
          "id": 1
+        },
+        "allowAutoTopicCreation": {
+         "type": "bool",
+         "id": 2,
+         "protoName": "allow_auto_topic_creation"
         }
        }
       },
