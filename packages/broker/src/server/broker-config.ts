@@ -19,7 +19,7 @@ export const BROKER_CONFIG = defineConfig({
   'queued.max.requests': { type: 'int', default: 10_000, min: 1, doc: 'Produce requests waiting for acknowledgement per partition before NOT_ENOUGH_REPLICAS... refusals start.' },
   'log.retention.check.interval.ms': { type: 'int', default: 300_000, min: 10, doc: 'How often retention runs over every log (ms).' },
   'log.cleaner.backoff.ms': { type: 'int', default: 15_000, min: 10, doc: 'How often compaction looks for compacted topics to clean (ms).' },
-  'auto.create.topics.enable': { type: 'boolean', default: false, doc: 'Create a topic (num.partitions, default.replication.factor) on the first Metadata request naming it; answered LEADER_NOT_AVAILABLE until it has leaders (Strand defaults to off: typos should not create topics).' },
+  'auto.create.topics.enable': { type: 'boolean', default: false, doc: 'Create a topic (num.partitions, default.replication.factor) on the first Metadata request of a producer or consumer naming it (admin lookups never create); answered LEADER_NOT_AVAILABLE until it has leaders (Strand defaults to off: typos should not create topics).' },
   'log.test.durable.positions.file': { type: 'string', default: '', doc: 'Strand, tests only (default off): append one JSON line per partition flush/truncation to this file with the fdatasynced length of each segment, so chaos tests can simulate a power loss by truncating the files to it.' },
   'request.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'Default produce timeout when a request gives none (ms).' },
   // Consumer groups (the coordinator on the leader of each __consumer_offsets partition).
