@@ -91,6 +91,17 @@ class Cluster {
     }
   }
 
+  /** Waits for a controller that answers a linearizable read as the active one. */
+  activeController(): Promise<QuorumController> {
+    return until('an active controller', async () => {
+      try {
+        return await this.call(async (c) => (await c.read(() => c)) as QuorumController);
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
   active(): QuorumController | undefined {
     return this.controllers.find((c) => c.isActive);
   }
@@ -166,13 +177,7 @@ describe('quorum controller (in-process cluster)', () => {
   it('a change that timed out while this controller stayed active is settled before the next decision', async () => {
     cluster = new Cluster(3, { requestTimeoutMs: 300 });
     await cluster.start();
-    const active = await until('an active controller', async () => {
-      try {
-        return await cluster.call(async (c) => (await c.read(() => c)) as QuorumController);
-      } catch {
-        return undefined;
-      }
-    });
+    const active = await cluster.activeController();
     for (let id = 1; id <= 3; id++) brokers.push(new FakeBroker(100 + id, cluster));
     for (const b of brokers) await b.register();
     for (const b of brokers) b.start();
@@ -195,13 +200,7 @@ describe('quorum controller (in-process cluster)', () => {
   it('keeps leaders in live ISRs through fencing, returns and controlled shutdown', async () => {
     cluster = new Cluster(3);
     await cluster.start();
-    const active = await until('an active controller', async () => {
-      try {
-        return await cluster.call(async (c) => (await c.read(() => c)) as QuorumController);
-      } catch {
-        return undefined;
-      }
-    });
+    const active = await cluster.activeController();
     // Non-active controllers refuse writes and name the active one.
     const other = cluster.controllers.find((c) => c !== active)!;
     await expect(other.createTopics([], false)).rejects.toMatchObject({ errorName: 'NOT_CONTROLLER', activeControllerId: active.nodeId });

@@ -495,6 +495,17 @@ export function validateBatches(bytes: Uint8Array, options: ValidateOptions = {}
 // ---------------------------------------------------------------------------------------------
 // decode
 
+/** A batch's records section, decompressed (bounded) when needed; a failure is `error`. */
+function recordsBlock(block: Buffer, compression: CompressionType, maxBytes: number | undefined, error: 'CORRUPT_MESSAGE' | 'INVALID_RECORD'): Buffer {
+  if (compression === CompressionType.None) return block;
+  const codec = compressionCodec(compression);
+  try {
+    return codec.decompress(block, maxBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES);
+  } catch (e: unknown) {
+    throw new StrandError(error, `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
 export function batchCompression(attributes: number): CompressionType {
   return (attributes & COMPRESSION_MASK) as CompressionType;
 }
@@ -524,15 +535,7 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
   const end = pos + header.batchLength + LOG_OVERHEAD;
   if (end > buf.length) throw corrupt('batch runs past the end of the data');
   const compression = batchCompression(header.attributes);
-  let block = buf.subarray(pos + RECORD_BATCH_OVERHEAD, end);
-  if (compression !== CompressionType.None) {
-    const codec = compressionCodec(compression);
-    try {
-      block = codec.decompress(block, options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES);
-    } catch (e: unknown) {
-      throw new StrandError('CORRUPT_MESSAGE', `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
-  }
+  const block = recordsBlock(buf.subarray(pos + RECORD_BATCH_OVERHEAD, end), compression, options.maxDecompressedBytes, 'CORRUPT_MESSAGE');
   const hasDeleteHorizon = (header.attributes & DELETE_HORIZON_BIT) !== 0;
   const cur = new Cursor(block, 0, block.length);
   const records: DecodedRecord[] = [];
@@ -655,16 +658,7 @@ function scanSkipBytes(buf: Buffer, end: number): number {
 export function validateProducedRecords(bytes: Uint8Array, view: BatchView, options: ProducedRecordsOptions = {}): number {
   const buf = asBuffer(bytes);
   const header = view.header;
-  let block = buf.subarray(view.position + RECORD_BATCH_OVERHEAD, view.position + view.size);
-  const compression = batchCompression(header.attributes);
-  if (compression !== CompressionType.None) {
-    const codec = compressionCodec(compression);
-    try {
-      block = codec.decompress(block, options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES);
-    } catch (e: unknown) {
-      throw new StrandError('INVALID_RECORD', `cannot decompress record batch: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
-  }
+  const block = recordsBlock(buf.subarray(view.position + RECORD_BATCH_OVERHEAD, view.position + view.size), batchCompression(header.attributes), options.maxDecompressedBytes, 'INVALID_RECORD');
   const bounds = options.timestampBounds;
   const lowest = bounds === undefined ? -Infinity : bounds.nowMs - bounds.beforeMaxMs;
   const highest = bounds === undefined ? Infinity : bounds.nowMs + bounds.afterMaxMs;
