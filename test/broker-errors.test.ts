@@ -159,6 +159,14 @@ test('ProduceStream answers each request with its correlation id, errors per par
   expect(values.slice(before)).toEqual(['s1', 's2']);
 });
 
+test('a fetch naming a partition twice is answered at once, the duplicate refused', async () => {
+  const t0 = performance.now();
+  const part = { partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 };
+  const res = await brokers.call<FetchRequest, FetchResponse>(address, (c, r, m, o, cb) => c.fetch(r, m, o, cb), { maxWaitMs: 20_000, minBytes: 1 << 30, maxBytes: 1 << 20, isolationLevel: 0, replicaId: -1, topics: [{ name: 't', partitions: [part, part] }] });
+  expect(res.topics[0]!.partitions.map((p) => p.errorCode)).toEqual([0, ErrorCode.INVALID_REQUEST]);
+  expect(performance.now() - t0).toBeLessThan(15_000); // not held for maxWaitMs
+});
+
 test('a fetch naming no partitions waits out maxWaitMs without holding up other requests', async () => {
   const order: string[] = [];
   const empty = brokers

@@ -292,10 +292,17 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
   const fetchOnce = (req: FetchRequest, parts: Partition[]): { res: FetchResponse; bytes: number } => {
     let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['fetch.max.bytes'], ctx.config['fetch.max.bytes']);
     let bytes = 0;
+    const named = new Set<string>();
     const topics = req.topics.map((t) => ({
       name: t.name,
       partitions: t.partitions.map((p): FetchPartitionResponse => {
         const base: FetchPartitionResponse = { partition: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, divergingEpoch: null, records: Buffer.alloc(0) };
+        // A partition named twice would be read twice on every wake-up of a held fetch (a
+        // cheap multiplier for a hostile client); Kafka's fetch map holds it once. The
+        // duplicate is refused, which also answers the fetch at once.
+        const key = `${t.name}\u0000${p.partition}`;
+        if (named.has(key)) return { ...base, errorCode: code('INVALID_REQUEST') };
+        named.add(key);
         const l = leaderOf(t.name, p.partition);
         if (l.part === undefined) return { ...base, errorCode: l.errorCode };
         const part = l.part;
