@@ -59,9 +59,14 @@ export function compressionCodec(type: number): CompressionCodec {
   return codec;
 }
 
+/** Whether a codec for the id (a batch's attributes bits 0-2) is installed. */
+export function compressionSupported(type: number): boolean {
+  return codecs.has(type as CompressionType);
+}
+
 /** Whether a codec for the `compression.type` name is installed. */
 export function hasCompressionCodec(name: string): boolean {
-  for (const [id, n] of Object.entries(COMPRESSION_NAMES)) if (n === name) return codecs.has(Number(id) as CompressionType);
+  for (const [id, n] of Object.entries(COMPRESSION_NAMES)) if (n === name) return compressionSupported(Number(id));
   return false;
 }
 

@@ -22,6 +22,7 @@ export {
   COMPRESSION_NAMES,
   CompressionType,
   compressionCodec,
+  compressionSupported,
   compressionTypeFromName,
   hasCompressionCodec,
   registerCompressionCodec,

@@ -201,7 +201,8 @@ class Cursor {
   constructor(
     readonly buf: Buffer,
     start: number,
-    readonly end: number,
+    /** Reads past this throw; the produced-batch walker moves it record by record. */
+    public end: number,
   ) {
     this.pos = start;
   }
@@ -245,6 +246,17 @@ class Cursor {
     const out = this.buf.subarray(this.pos, this.pos + length);
     this.pos += length;
     return out;
+  }
+
+  /** Skips a varint-prefixed byte field without a view of it; returns its length (-1 for null). */
+  skipNullable(): number {
+    const length = this.varint();
+    if (length < -1) throw corrupt(`invalid field length ${length}`);
+    if (length > 0) {
+      if (this.pos + length > this.end) throw corrupt('field length runs past the end of its record');
+      this.pos += length;
+    }
+    return length;
   }
 
   nullableBytes(): Buffer | null {
@@ -598,8 +610,6 @@ export interface ProducedRecordsOptions {
   maxDecompressedBytes?: number;
 }
 
-// The scan position of the walker below, module-level so reading a varint allocates nothing.
-
 /**
  * A produced batch whose CRC holds but whose records do not parse: the bytes are what the
  * client meant to send, so retrying cannot help (INVALID_RECORD, not the retriable
@@ -607,45 +617,6 @@ export interface ProducedRecordsOptions {
  */
 function badRecord(message: string): StrandError {
   return new StrandError('INVALID_RECORD', `invalid record in a produced batch: ${message}`);
-}
-let scanPos = 0;
-
-function scanVarint(buf: Buffer, end: number): number {
-  let result = 0;
-  for (let shift = 0; shift < 35; shift += 7) {
-    if (scanPos >= end) throw badRecord('record runs past its length');
-    const b = buf[scanPos++] as number;
-    result |= (b & 0x7f) << shift;
-    if ((b & 0x80) === 0) {
-      result >>>= 0;
-      return (result >>> 1) ^ -(result & 1);
-    }
-  }
-  throw badRecord('varint is longer than 5 bytes');
-}
-
-function scanVarlong(buf: Buffer, end: number): number {
-  let result = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (scanPos >= end) throw badRecord('record runs past its length');
-    const b = buf[scanPos++] as number;
-    result += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) return result % 2 === 0 ? result / 2 : -(result + 1) / 2;
-    mul *= 128;
-  }
-  throw badRecord('varlong is longer than 10 bytes');
-}
-
-/** Skips a varint-prefixed byte field; returns its length (-1 for null). */
-function scanSkipBytes(buf: Buffer, end: number): number {
-  const length = scanVarint(buf, end);
-  if (length < -1) throw badRecord(`invalid field length ${length}`);
-  if (length > 0) {
-    if (scanPos + length > end) throw badRecord('field length runs past the end of its record');
-    scanPos += length;
-  }
-  return length;
 }
 
 /**
@@ -664,34 +635,43 @@ export function validateProducedRecords(bytes: Uint8Array, view: BatchView, opti
   const highest = bounds === undefined ? Infinity : bounds.nowMs + bounds.afterMaxMs;
   const end = block.length;
   let maxTimestamp = -1;
-  scanPos = 0;
-  for (let i = 0; i < header.recordsCount; i++) {
-    const length = scanVarint(block, end);
-    if (length < 0) throw badRecord(`negative record length ${length}`);
-    const recordEnd = scanPos + length;
-    if (recordEnd > end) throw badRecord('record runs past the end of its batch');
-    if (scanPos >= recordEnd) throw badRecord('empty record');
-    scanPos++; // attributes: unused in v2
-    const timestamp = header.baseTimestamp + scanVarlong(block, recordEnd);
-    const offsetDelta = scanVarint(block, recordEnd);
-    if (offsetDelta !== i) throw new StrandError('INVALID_RECORD', `record ${i} of a produced batch has offsetDelta ${offsetDelta}; a producer numbers its records 0, 1, 2, ...`);
-    if (scanSkipBytes(block, recordEnd) === -1 && options.requireKeys === true) {
-      throw new StrandError('INVALID_RECORD', `record ${i} has no key: a compacted topic cannot accept records without keys`);
+  // One cursor for the whole batch (no object per record); its end is moved to each record's.
+  const cur = new Cursor(block, 0, end);
+  try {
+    for (let i = 0; i < header.recordsCount; i++) {
+      cur.end = end;
+      const length = cur.varint();
+      if (length < 0) throw badRecord(`negative record length ${length}`);
+      const recordEnd = cur.pos + length;
+      if (recordEnd > end) throw badRecord('record runs past the end of its batch');
+      cur.end = recordEnd;
+      cur.int8(); // attributes: unused in v2
+      const timestamp = header.baseTimestamp + cur.varlong();
+      const offsetDelta = cur.varint();
+      if (offsetDelta !== i) throw new StrandError('INVALID_RECORD', `record ${i} of a produced batch has offsetDelta ${offsetDelta}; a producer numbers its records 0, 1, 2, ...`);
+      if (cur.skipNullable() === -1 && options.requireKeys === true) {
+        throw new StrandError('INVALID_RECORD', `record ${i} has no key: a compacted topic cannot accept records without keys`);
+      }
+      cur.skipNullable(); // value
+      const headerCount = cur.varint();
+      if (headerCount < 0) throw badRecord(`negative header count ${headerCount}`);
+      for (let h = 0; h < headerCount; h++) {
+        if (cur.skipNullable() < 0) throw badRecord('null header key');
+        cur.skipNullable();
+      }
+      if (cur.pos !== recordEnd) throw badRecord(`record length ${length} does not match its contents`);
+      if (timestamp !== NO_TIMESTAMP && (timestamp < lowest || timestamp > highest)) {
+        throw new StrandError('INVALID_TIMESTAMP', `record ${i} has timestamp ${timestamp}, outside [${lowest}, ${highest}] (message.timestamp.before.max.ms / after.max.ms)`);
+      }
+      if (timestamp > maxTimestamp) maxTimestamp = timestamp;
     }
-    scanSkipBytes(block, recordEnd); // value
-    const headerCount = scanVarint(block, recordEnd);
-    if (headerCount < 0) throw badRecord(`negative header count ${headerCount}`);
-    for (let h = 0; h < headerCount; h++) {
-      if (scanSkipBytes(block, recordEnd) < 0) throw badRecord('null header key');
-      scanSkipBytes(block, recordEnd);
-    }
-    if (scanPos !== recordEnd) throw badRecord(`record length ${length} does not match its contents`);
-    if (timestamp !== NO_TIMESTAMP && (timestamp < lowest || timestamp > highest)) {
-      throw new StrandError('INVALID_TIMESTAMP', `record ${i} has timestamp ${timestamp}, outside [${lowest}, ${highest}] (message.timestamp.before.max.ms / after.max.ms)`);
-    }
-    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
+  } catch (e: unknown) {
+    // The cursor's reads past a bound are CORRUPT_MESSAGE; under a valid CRC they are the
+    // client's bytes, so INVALID_RECORD (see badRecord).
+    if (e instanceof StrandError && e.errorName === 'CORRUPT_MESSAGE') throw badRecord(e.message);
+    throw e;
   }
-  if (scanPos !== end) throw new StrandError('INVALID_RECORD', `${end - scanPos} bytes left after the ${header.recordsCount} records the batch declares`);
+  if (cur.pos !== end) throw new StrandError('INVALID_RECORD', `${end - cur.pos} bytes left after the ${header.recordsCount} records the batch declares`);
   return maxTimestamp;
 }
 

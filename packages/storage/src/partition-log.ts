@@ -29,11 +29,10 @@ import {
   StrandError,
   TOPIC_CONFIG,
   TimestampType,
-  COMPRESSION_NAMES,
   NO_PRODUCER_ID,
   batchCompression,
+  compressionSupported,
   compressionTypeFromName,
-  hasCompressionCodec,
   decodeRecordBatch,
   isControlBatch,
   isLogAppendTimeBatch,
@@ -467,7 +466,7 @@ export class PartitionLog {
       }
       // A codec this broker lacks (a client registered lz4, say): its records cannot be read
       // here, so the batch is stored as sent, as before this walk existed.
-      if (!hasCompressionCodec(COMPRESSION_NAMES[batchCompression(h.attributes)] ?? '')) continue;
+      if (!compressionSupported(batchCompression(h.attributes))) continue;
       const maxTimestamp = validateProducedRecords(records, v, options);
       if (createTime && (maxTimestamp !== h.maxTimestamp || isLogAppendTimeBatch(h.attributes))) {
         setCreateTimeMaxTimestamp(records, v.position, maxTimestamp);
