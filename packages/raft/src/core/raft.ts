@@ -513,6 +513,19 @@ export class RaftCore {
     return this.voters.has(this.id);
   }
 
+  /**
+   * How many more tick() calls until one does something visible (a leader's heartbeat or
+   * check-quorum, a campaign), at least 1; Infinity if ticks only count (a node that cannot
+   * campaign). Until then tick() only counts elapsed time, so a driver may sleep that long and
+   * replay the ticks at once, provided it replays those that elapsed before any message it
+   * steps: message handling reads the elapsed counts (the pre-vote lease, thesis §4.2.3).
+   */
+  ticksUntilNextEvent(): number {
+    if (this.role === Role.Leader) return Math.max(1, Math.min(this.heartbeatTicks - this.heartbeatElapsed, this.electionTicks - this.electionElapsed));
+    if (!this.isPromotable()) return Infinity;
+    return Math.max(1, this.randomizedElectionTimeout - this.electionElapsed);
+  }
+
   // ---------------------------------------------------------------------------------------
   // Role transitions
 

@@ -177,6 +177,8 @@ export class RaftNode {
   private ticksDone = 0;
   private startedAt = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** The tick (counted like ticksDone) the armed timer is for; Infinity when none is armed. */
+  private timerTick = Infinity;
   private scheduled = false;
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -197,7 +199,7 @@ export class RaftNode {
   /** Background writes that completed: reported to the core (persisted()) on the next loop turn. */
   private stableReports: Array<{ index: number; term: number }> = [];
   /** Counters for status and benchmarks. */
-  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0, asyncReadies: 0 };
+  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0, asyncReadies: 0, timerWakeups: 0 };
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
@@ -248,15 +250,13 @@ export class RaftNode {
     this.softState = this.core.softState();
     this.opts.transport.onMessage((m) => this.receive(m));
     this.startedAt = performance.now();
-    this.timer = setInterval(() => this.onTimer(), this.tickMs);
     this.wake();
   }
 
   /** Stop ticking and processing; pending requests are rejected. Storage and transport stay open (the caller owns them). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.disarmTimer();
     if (this.running !== null) await this.running;
     // Let queued writes finish: the caller closes the storage next.
     while (this.writing !== null) await this.writing.catch(() => undefined);
@@ -388,16 +388,52 @@ export class RaftNode {
     this.wake();
   }
 
-  private onTimer(): void {
-    // Count ticks from the monotonic clock, not from timer callbacks, so a late timer does not
-    // stretch timeouts. After a long stall, at most one election timeout of ticks is replayed.
+  /**
+   * Counts the ticks elapsed on the monotonic clock since the last count into pendingTicks (so
+   * a late timer does not stretch timeouts). After a long stall at most one election timeout of
+   * ticks is replayed.
+   */
+  private countTicks(): void {
     const due = Math.floor((performance.now() - this.startedAt) / this.tickMs);
     const n = due - this.ticksDone;
     if (n <= 0) return;
     this.ticksDone = due;
     this.pendingTicks = Math.min(this.pendingTicks + n, this.electionTicks);
+  }
+
+  private onTimer(): void {
+    this.metrics.timerWakeups++;
+    this.timer = null;
+    this.timerTick = Infinity;
+    this.countTicks();
     this.expireRequests();
     this.wake();
+  }
+
+  /**
+   * Arms the timer for the next tick that matters. While requests wait (their deadlines are
+   * checked per tick) that is the next tick; otherwise the core's next timed event (a leader's
+   * heartbeat, a follower's election timeout), but never more than an election timeout away, so
+   * countTicks' cap never drops a tick that was slept through. An idle node thus wakes about
+   * once per heartbeat rather than every tick; feed() counts the ticks slept through before it
+   * steps any message, which keeps the core's view of elapsed time what per-tick timers gave.
+   */
+  private armTimer(core: RaftCore): void {
+    if (this.stopped) return;
+    const busy =
+      this.proposals.length > 0 || this.appliedWaiters.size > 0 || this.readsByRequest.size > 0 || this.readsQueued.length > 0 || this.readsAwaitingApply.length > 0 || this.confChanges.length > 0 || this.transfers.length > 0;
+    const ahead = busy ? 1 : Math.max(1, Math.min(core.ticksUntilNextEvent(), this.electionTicks) - this.pendingTicks);
+    const tick = this.ticksDone + ahead;
+    if (this.timer !== null && this.timerTick <= tick) return;
+    this.disarmTimer();
+    this.timerTick = tick;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(this.startedAt + tick * this.tickMs - performance.now())));
+  }
+
+  private disarmTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerTick = Infinity;
   }
 
   private wake(): void {
@@ -438,6 +474,7 @@ export class RaftNode {
       this.fail(e);
     } finally {
       if (this.heldCommitUpdates.length > 0) this.flushHeldSoon();
+      this.armTimer(core);
     }
   }
 
@@ -453,6 +490,7 @@ export class RaftNode {
   }
 
   private feed(core: RaftCore): void {
+    this.countTicks();
     if (this.stableReports.length > 0) {
       const reports = this.stableReports;
       this.stableReports = [];
@@ -642,8 +680,7 @@ export class RaftNode {
     if (this.fatal !== null) return;
     this.fatal = e;
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.disarmTimer();
     this.rejectAll(new NodeStoppedError('raft node failed', e));
   }
 

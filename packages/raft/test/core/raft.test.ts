@@ -53,6 +53,32 @@ describe('RaftCore', () => {
     }
   });
 
+  test('ticksUntilNextEvent counts the ticks until ticking next does something, so a driver may sleep that long', () => {
+    for (const id of ['n1', 'n2', 'n3']) {
+      const c = cluster(3, 7, { core: { electionTicks: 10, heartbeatTicks: 3 } });
+      electN1(c);
+      c.tickAll(2);
+      const core = c.node(id).core!;
+      for (let round = 0; round < 3; round++) {
+        expect(core.hasReady()).toBe(false);
+        const k = core.ticksUntilNextEvent();
+        expect(k).toBeGreaterThanOrEqual(1);
+        expect(k).toBeLessThanOrEqual(id === 'n1' ? 3 : 21);
+        for (let i = 1; i < k; i++) {
+          core.tick();
+          expect(core.hasReady()).toBe(false);
+        }
+        core.tick();
+        // The leader's heartbeat, or a follower's pre-vote campaign.
+        expect(core.hasReady()).toBe(true);
+        if (id !== 'n1') expect(core.role).toBe(Role.PreCandidate);
+        core.ready();
+        core.advance();
+        if (id !== 'n1') break;
+      }
+    }
+  });
+
   test('a follower refuses proposals and names the leader', () => {
     const c = cluster(3);
     electN1(c);

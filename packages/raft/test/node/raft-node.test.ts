@@ -151,10 +151,31 @@ describe('RaftNode', () => {
       if (call.some(isAppend)) shared++;
       else alone++;
     }
-    // Each proposal's append carries the previous commit's update; only the last update (and
-    // any that met no proposal) goes alone.
-    expect(shared).toBeGreaterThanOrEqual(n - 2);
-    expect(alone).toBeLessThanOrEqual(3);
+    // Each proposal's append carries the previous commit's update; only the last update goes
+    // alone when nothing else interferes. Without the holding every update would go alone (40).
+    // The bounds leave room for a loaded machine: an event-loop stall merges passes (a tick's
+    // heartbeats then take held updates along, and several commits may flush together).
+    expect(shared).toBeGreaterThanOrEqual(n / 2);
+    expect(alone).toBeLessThanOrEqual(n / 4);
+  });
+
+  test('the timer of an idle follower wakes about once per election timeout, not every tick', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    await withTimeout(leader.propose(enc('x')), 5000, 'propose');
+    const followers = c.list().filter((m) => m.node !== leader);
+    const before = followers.map((m) => m.node.metrics.timerWakeups);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 900));
+    const ms = performance.now() - t0;
+    followers.forEach((m, i) => {
+      // The timer sleeps up to an election timeout (10 ticks of 30 ms) while heartbeats arrive;
+      // ticking every 30 ms would have fired ~30 times. The leader stayed leader throughout.
+      expect(m.node.metrics.timerWakeups - (before[i] as number)).toBeLessThanOrEqual(Math.ceil(ms / 300) + 2);
+      expect(m.node.status().leader).toBe(leader.id);
+    });
+    expect(leader.isLeader).toBe(true);
   });
 
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {
