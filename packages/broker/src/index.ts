@@ -36,8 +36,8 @@ export { ReplicationChecker, SafetyViolation } from './sim/checker';
 export { chooseLeader } from './sim/sim-controller';
 
 // The broker server layer: gRPC service, replica management, replication fetcher.
-export { BrokerServer, BROKER_CONFIG } from './server/broker-server';
-export type { BrokerListenerOptions, BrokerLogger, BrokerServerOptions } from './server/broker-server';
+export { BrokerServer, BROKER_CONFIG, configValueString } from './server/broker-server';
+export type { BrokerListenerOptions, BrokerLogger, BrokerServerOptions, NodeConfigEntry } from './server/broker-server';
 export type { BrokerConfig } from './server/broker-config';
 export { NO_METRICS } from './server/broker-metrics';
 export type { BrokerMetricsSink, ReplicaSummary } from './server/broker-metrics';

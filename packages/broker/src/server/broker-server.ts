@@ -67,6 +67,26 @@ export interface BrokerServerOptions {
   config: BrokerConfig;
   logger: BrokerLogger;
   metrics?: BrokerMetricsSink;
+  /**
+   * This node's settings as DescribeConfigs answers them for its broker resource (`strand server`
+   * passes every server key, with whether it was set). Default: the broker keys of `config`,
+   * each counted as set when it differs from its default.
+   */
+  nodeConfigs?: () => readonly NodeConfigEntry[];
+}
+
+/** One setting of this node, for DescribeConfigs of its broker resource. */
+export interface NodeConfigEntry {
+  name: string;
+  value: string;
+  /** Not set by the config file, an override or the environment: the built-in default applies. */
+  isDefault: boolean;
+  doc: string;
+}
+
+/** Config values as DescribeConfigs shows them: lists comma-separated, as in a properties file. */
+export function configValueString(v: unknown): string {
+  return Array.isArray(v) ? v.join(',') : String(v);
 }
 
 const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
@@ -179,6 +199,14 @@ export class BrokerServer {
    * Adds the broker API to `server`, the gRPC server bound for listener `listenerName` (the
    * caller binds it): answers that name endpoints name this listener's addresses.
    */
+  private defaultNodeConfigs(): NodeConfigEntry[] {
+    return BROKER_CONFIG.names().map((name) => {
+      const def = BROKER_CONFIG.spec[name as keyof typeof BROKER_CONFIG.spec];
+      const value = configValueString(this.config[name as keyof BrokerConfig]);
+      return { name, value, isDefault: value === configValueString(def.default), doc: def.doc };
+    });
+  }
+
   addTo(server: grpc.Server, listenerName: string): void {
     if (!this.opts.listeners.some((l) => l.name === listenerName)) throw new Error(`${listenerName} is not a listener of this broker`);
     addBrokerService(server, {
@@ -193,6 +221,7 @@ export class BrokerServer {
       groups: this.groups,
       logger: this.opts.logger,
       metrics: this.opts.metrics ?? NO_METRICS,
+      nodeConfigs: this.opts.nodeConfigs ?? (() => this.defaultNodeConfigs()),
     });
   }
 

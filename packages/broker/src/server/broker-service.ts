@@ -9,6 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import {
   Acks,
   BrokerService,
+  ConfigResourceType,
+  ConfigSource,
   ErrorCode,
   StrandError,
   type BrokerServer,
@@ -17,6 +19,9 @@ import {
   type CreateTopicsResponse,
   type DescribeClusterRequest,
   type DescribeClusterResponse,
+  type DescribeConfigsRequest,
+  type DescribeConfigsResponse,
+  type DescribeConfigsResult,
   type ErrorName,
   type FetchPartitionResponse,
   type FetchRequest,
@@ -37,6 +42,7 @@ import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/group-coordinator
 import type { BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
+import type { NodeConfigEntry } from './broker-server';
 import type { Partition } from './partition';
 import type { ReplicaManager } from './replica-manager';
 
@@ -63,6 +69,8 @@ export interface BrokerServiceContext {
   groups: GroupCoordinator;
   logger: { warn(fields: Record<string, unknown>, msg: string): void };
   metrics: BrokerMetricsSink;
+  /** This node's settings, for DescribeConfigs of its broker resource. */
+  nodeConfigs(): readonly NodeConfigEntry[];
 }
 
 /**
@@ -590,7 +598,27 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     createTopics: forward((c, r, m, o, cb) => c.createTopics(r, m, o, cb)),
     deleteTopics: forward((c, r, m, o, cb) => c.deleteTopics(r, m, o, cb)),
     createPartitions: forward((c, r, m, o, cb) => c.createPartitions(r, m, o, cb)),
-    describeConfigs: forward((c, r, m, o, cb) => c.describeConfigs(r, m, o, cb)),
+    describeConfigs: unary(async (req: DescribeConfigsRequest): Promise<DescribeConfigsResponse> => {
+      // Broker resources are this node's own settings, answered here (Kafka: a broker's static
+      // configs are described by that broker); topic configs live in the controller's metadata.
+      const isBroker = (r: DescribeConfigsRequest['resources'][number]): boolean => r.type === ConfigResourceType.CONFIG_RESOURCE_BROKER;
+      const topics = req.resources.filter((r) => !isBroker(r));
+      const fromController = topics.length === 0 ? [] : (await ctx.controllers.call<DescribeConfigsRequest, DescribeConfigsResponse>((c, r, m, o, cb) => c.describeConfigs(r, m, o, cb), { resources: topics }, 30_000)).results;
+      let next = 0;
+      const results = req.resources.map((r): DescribeConfigsResult => {
+        if (!isBroker(r)) return fromController[next++] ?? { type: r.type, name: r.name, errorCode: code('UNKNOWN_SERVER_ERROR'), errorMessage: 'the controller answered fewer resources than asked', configs: [] };
+        if (r.name !== '' && r.name !== String(ctx.brokerId)) {
+          return { type: r.type, name: r.name, errorCode: code('INVALID_REQUEST'), errorMessage: `broker ${ctx.brokerId} describes its own configs only (asked for broker '${r.name}'); send the request to that broker`, configs: [] };
+        }
+        const keys = new Set(r.keys);
+        const configs = ctx
+          .nodeConfigs()
+          .filter((c) => keys.size === 0 || keys.has(c.name))
+          .map((c) => ({ name: c.name, value: c.value, source: c.isDefault ? ConfigSource.CONFIG_SOURCE_DEFAULT : ConfigSource.CONFIG_SOURCE_STATIC_BROKER, isDefault: c.isDefault, documentation: c.doc }));
+        return { type: r.type, name: r.name, errorCode: 0, errorMessage: '', configs };
+      });
+      return { results };
+    }),
     incrementalAlterConfigs: forward((c, r, m, o, cb) => c.incrementalAlterConfigs(r, m, o, cb)),
     electLeaders: forward((c, r, m, o, cb) => c.electLeaders(r, m, o, cb)),
     alterPartitionReassignments: forward((c, r, m, o, cb) => c.alterPartitionReassignments(r, m, o, cb)),

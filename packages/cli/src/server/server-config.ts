@@ -47,6 +47,8 @@ export interface Voter {
 /** A validated server configuration with its structured parts parsed. */
 export interface ResolvedServerConfig {
   values: ServerConfig;
+  /** The keys set by the config file, an override, the environment or `strand dev` (not defaulted). */
+  explicitKeys: ReadonlySet<string>;
   /** The HTTP endpoint, or null when disabled. */
   http: Listener | null;
   roles: { broker: boolean; controller: boolean };
@@ -229,6 +231,7 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
     ...configFromEnv(sources.env ?? {}),
   };
   const values = SERVER_CONFIG.parse(raw);
+  const explicitKeys = new Set(Object.keys(raw).filter((k) => raw[k] !== undefined && SERVER_CONFIG.has(k)));
   const roles = { broker: values['process.roles'].includes('broker'), controller: values['process.roles'].includes('controller') };
   if (!roles.broker && !roles.controller) invalid('process.roles', '', 'at least one of broker, controller is required');
   const nodeId = values['node.id'];
@@ -292,5 +295,5 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
     if (!m || Number(m[2]) > 65535) invalid('http.listener', values['http.listener'], 'expected host:port');
     http = { name: 'HTTP', host: (m[1] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
   }
-  return { values, roles, nodeId, voters, listeners, advertised, brokerListeners, interBrokerListener, metadataLogDir, http };
+  return { values, explicitKeys, roles, nodeId, voters, listeners, advertised, brokerListeners, interBrokerListener, metadataLogDir, http };
 }

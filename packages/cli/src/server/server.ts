@@ -6,11 +6,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as path from 'node:path';
-import { BROKER_CONFIG, BrokerServer } from '@strand/broker';
+import { BROKER_CONFIG, BrokerServer, configValueString } from '@strand/broker';
 import { createLogger, type Logger } from './logger';
 import { createNodeHttp } from './http-server';
 import { startControllerRole, type ControllerRole } from './controller-role';
-import { resolveServerConfig, type Listener, type ResolvedServerConfig } from './server-config';
+import { SERVER_CONFIG, resolveServerConfig, type Listener, type ResolvedServerConfig } from './server-config';
 
 export interface ServerOptions {
   configFile?: string;
@@ -86,6 +86,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       config: brokerConfig,
       logger: logger.child({ role: 'broker' }),
       ...(nodeHttp ? { metrics: nodeHttp.metricsSink } : {}),
+      nodeConfigs: () =>
+        SERVER_CONFIG.names().map((name) => ({
+          name,
+          value: configValueString((config.values as Record<string, unknown>)[name]),
+          isDefault: !config.explicitKeys.has(name),
+          doc: SERVER_CONFIG.spec[name as keyof typeof SERVER_CONFIG.spec].doc,
+        })),
     });
     broker = b;
     for (const listener of config.brokerListeners) {

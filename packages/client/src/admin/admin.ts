@@ -7,7 +7,7 @@
  * for retriable errors only (`retries`, `retry.backoff.ms`), and per-item errors of batched
  * calls are returned per item (or thrown by the single-item helpers) as StrandErrors.
  */
-import { AlterConfigOp, ConfigResourceType, CoordinatorType, ElectionType, StrandError } from '@strand/protocol';
+import { AlterConfigOp, ConfigResourceType, ConfigSource, CoordinatorType, ElectionType, StrandError } from '@strand/protocol';
 import type {
   AlterPartitionReassignmentsRequest,
   AlterPartitionReassignmentsResponse,
@@ -99,10 +99,17 @@ export interface ClusterDescription {
 export interface ConfigDescription {
   name: string;
   value: string;
-  source: 'dynamic' | 'default' | 'unknown';
+  /** dynamic: set on the topic; static: set in the broker's own configuration; default: neither. */
+  source: 'dynamic' | 'static' | 'default' | 'unknown';
   isDefault: boolean;
   documentation: string;
 }
+
+const CONFIG_SOURCES: Readonly<Partial<Record<number, ConfigDescription['source']>>> = {
+  [ConfigSource.CONFIG_SOURCE_DYNAMIC]: 'dynamic',
+  [ConfigSource.CONFIG_SOURCE_STATIC_BROKER]: 'static',
+  [ConfigSource.CONFIG_SOURCE_DEFAULT]: 'default',
+};
 
 /** A partition's target replica list for alterPartitionReassignments; `null` cancels. */
 export interface ReassignmentTarget {
@@ -278,14 +285,27 @@ export class Admin {
 
   // ---- configs -----------------------------------------------------------------------------
 
-  /** Configs of a topic (or a broker with `type: 'broker'`); all keys when `keys` is empty. */
+  /**
+   * Configs of a topic, or with `type: 'broker'` of the broker whose id is `name` (its own
+   * settings: asked of that broker, as Kafka's admin client does); all keys when `keys` is empty.
+   */
   async describeConfigs(name: string, options: { type?: 'topic' | 'broker'; keys?: string[] } = {}): Promise<ConfigDescription[]> {
-    const type = options.type === 'broker' ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
-    const res = await this.any((c) => c.client.describeConfigs as UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse>, { resources: [{ type, name, keys: options.keys ?? [] }] }, 'DescribeConfigs');
+    const broker = options.type === 'broker';
+    if (broker && !/^\d+$/.test(name)) throw new StrandError('INVALID_REQUEST', `a broker is named by its id, not '${name}'`);
+    const type = broker ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
+    const request: DescribeConfigsRequest = { resources: [{ type, name, keys: options.keys ?? [] }] };
+    const pick = (c: BrokerConnection): UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse> => c.client.describeConfigs as UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse>;
+    const res = broker
+      ? await this.retry(async () => {
+          await this.cluster.refreshIfNeeded();
+          const conn = this.cluster.connection(Number(name));
+          return conn.unary(pick(conn), request, this.config['request.timeout.ms'], 'DescribeConfigs', this.cluster.closeSignal);
+        })
+      : await this.any(pick, request, 'DescribeConfigs');
     const r = res.results[0];
     if (r === undefined) throw new StrandError('UNKNOWN_SERVER_ERROR', 'DescribeConfigs returned no result');
-    if (r.errorCode !== 0) throw code(r.errorCode, `describe configs of ${name}`, r.errorMessage);
-    return r.configs.map((c) => ({ name: c.name, value: c.value, source: c.source === 1 ? 'dynamic' : c.source === 5 ? 'default' : 'unknown', isDefault: c.isDefault, documentation: c.documentation }));
+    if (r.errorCode !== 0) throw code(r.errorCode, `describe configs of ${broker ? 'broker ' : ''}${name}`, r.errorMessage);
+    return r.configs.map((c) => ({ name: c.name, value: c.value, source: CONFIG_SOURCES[c.source] ?? 'unknown', isDefault: c.isDefault, documentation: c.documentation }));
   }
 
   /** Sets and/or deletes topic (or broker) config keys (IncrementalAlterConfigs). */

@@ -2397,6 +2397,7 @@ export const descriptor = {
        "values": {
         "CONFIG_SOURCE_UNKNOWN": 0,
         "CONFIG_SOURCE_DYNAMIC": 1,
+        "CONFIG_SOURCE_STATIC_BROKER": 4,
         "CONFIG_SOURCE_DEFAULT": 5
        }
       },

@@ -1,0 +1,58 @@
+/**
+ * DescribeConfigs of a broker resource on a real node: the broker answers with its own settings
+ * (as kafka-configs --describe --entity-type brokers --all), marking those set by the config
+ * file, an override or STRAND_* as static and the rest as defaults; a broker asked for another
+ * broker's settings refuses with INVALID_REQUEST. `strand cluster configs <id>` prints them.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { BrokerClient, ConfigResourceType, ConfigSource, ErrorCode, type DescribeConfigsRequest, type DescribeConfigsResponse } from '@strand/protocol';
+import { ProcessCluster } from './support/process-cluster';
+import { cli } from './support/strand-cli';
+import { TestBrokers } from './support/test-producer';
+import { until } from './support/until';
+
+jest.setTimeout(120_000);
+
+function describeConfigs(address: string, req: DescribeConfigsRequest): Promise<DescribeConfigsResponse> {
+  const client = new BrokerClient(address, grpc.credentials.createInsecure());
+  return new Promise<DescribeConfigsResponse>((resolve, reject) => client.describeConfigs(req, new grpc.Metadata(), {}, (e: grpc.ServiceError | null, res?: DescribeConfigsResponse) => (e ? reject(e) : resolve(res as DescribeConfigsResponse)))).finally(() => client.close());
+}
+
+test("a broker describes its own settings, static ones marked; another broker's are refused", async () => {
+  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'replica.lag.time.max.ms=12345'] });
+  try {
+    cluster.startAll();
+    const address = cluster.brokerAddresses()[0] as string;
+    const brokers = new TestBrokers([address]);
+    await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
+    const broker = ConfigResourceType.CONFIG_RESOURCE_BROKER;
+    const res = await describeConfigs(address, {
+      resources: [
+        { type: broker, name: '1', keys: ['replica.lag.time.max.ms', 'fetch.max.bytes', 'process.roles'] },
+        { type: ConfigResourceType.CONFIG_RESOURCE_TOPIC, name: 'nope', keys: [] },
+        { type: broker, name: '2', keys: [] },
+      ],
+    });
+    const [own, topic, other] = res.results;
+    expect(own?.errorCode).toBe(0);
+    const byName = new Map(own?.configs.map((c) => [c.name, c]));
+    expect(byName.get('replica.lag.time.max.ms')).toMatchObject({ value: '12345', source: ConfigSource.CONFIG_SOURCE_STATIC_BROKER, isDefault: false });
+    expect(byName.get('fetch.max.bytes')).toMatchObject({ value: String(55 * 1024 * 1024), source: ConfigSource.CONFIG_SOURCE_DEFAULT, isDefault: true });
+    expect(byName.get('process.roles')?.value).toBe('controller,broker');
+    expect(byName.size).toBe(3);
+    // The topic resource went to the controller, in its place in the answer.
+    expect([topic?.name, topic?.errorCode]).toEqual(['nope', ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]);
+    expect([other?.name, other?.errorCode]).toEqual(['2', ErrorCode.INVALID_REQUEST]);
+
+    const json = await cli(['cluster', 'configs', '1', '--json'], address);
+    expect(json.code).toBe(0);
+    const all = JSON.parse(json.stdout) as Record<string, { value: string; source: string }>;
+    expect(all['replica.lag.time.max.ms']).toEqual({ value: '12345', source: 'static' });
+    expect(all['node.id']).toEqual({ value: '1', source: 'static' });
+    expect(all['fetch.max.bytes']?.source).toBe('default');
+    const text = await cli(['cluster', 'configs', '1', '--key', 'replica.lag.time.max.ms'], address);
+    expect([text.code, text.stdout]).toEqual([0, 'replica.lag.time.max.ms=12345 (static)\n']);
+  } finally {
+    await cluster.close();
+  }
+});
