@@ -9,7 +9,9 @@
  * `node` that resolves the configuration with the built server's own resolveServerConfig, so the
  * node ids, voters and advertised addresses a pod would start with are checked end to end,
  * including each broker's EXTERNAL address, which must match the nodePort of its per-pod
- * NodePort Service.
+ * NodePort Service. The snippet runs with the variables the kubelet adds for the namespace's
+ * Services when a pod does not set enableServiceLinks: false (modelled on pkg/kubelet/envvars),
+ * and a copy without that setting must fail to start on them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -196,6 +198,71 @@ test('the objects refer to each other correctly (what the schemas cannot see)', 
   }
 });
 
+/**
+ * The variables the kubelet adds to a container for Services (pkg/kubelet/envvars FromServices and
+ * getServiceEnvVarMap): for every Service of the pod's namespace that has a cluster IP (headless
+ * Services have none), unless the pod spec sets enableServiceLinks: false; and for the `kubernetes`
+ * Service of namespace default always. Names: the Service name upper-cased, '-' and '.' as '_'.
+ * The cluster IPs are made up here (the API server assigns them). The container's own env and
+ * envFrom take precedence over these.
+ */
+function serviceLinkEnv(podSpec: unknown): Record<string, string> {
+  type Port = { name?: string; port: number; protocol?: string };
+  const services: { name: string; ip: string; ports: Port[] }[] = [{ name: 'kubernetes', ip: '10.96.0.1', ports: [{ name: 'https', port: 443 }] }];
+  if (get(podSpec, 'enableServiceLinks') !== false) {
+    byKind('Service').forEach((svc, i) => {
+      if (get(svc, 'spec', 'clusterIP') === 'None') return;
+      services.push({ name: str(svc, 'metadata', 'name'), ip: `10.96.1.${i + 1}`, ports: get(svc, 'spec', 'ports') as Port[] });
+    });
+  }
+  const env: Record<string, string> = {};
+  for (const { name, ip, ports } of services) {
+    const prefix = name.toUpperCase().replace(/[-.]/g, '_').replace(/^[0-9]/, '_$&');
+    env[`${prefix}_SERVICE_HOST`] = ip;
+    env[`${prefix}_SERVICE_PORT`] = String(ports[0]?.port);
+    ports.forEach((p, i) => {
+      const proto = p.protocol ?? 'TCP';
+      const url = `${proto.toLowerCase()}://${ip}:${p.port}`;
+      if (p.name !== undefined) env[`${prefix}_SERVICE_PORT_${p.name.toUpperCase().replace(/[-.]/g, '_')}`] = String(p.port);
+      if (i === 0) env[`${prefix}_PORT`] = url;
+      const portPrefix = `${prefix}_PORT_${p.port}_${proto.toUpperCase()}`;
+      Object.assign(env, { [portPrefix]: url, [`${portPrefix}_PROTO`]: proto.toLowerCase(), [`${portPrefix}_PORT`]: String(p.port), [`${portPrefix}_ADDR`]: ip });
+    });
+  }
+  return env;
+}
+
+const HOST_IP = '10.1.2.3';
+
+/**
+ * Runs a StatefulSet's start-up snippet for one ordinal with the environment the kubelet would
+ * give the container, `node` being `nodeStandIn` (see below).
+ */
+function startPod(sts: Obj, ordinal: number, externalHost: string, binDir: string): ReturnType<typeof spawnSync> & { stdout: string; stderr: string } {
+  const pod = get(sts, 'spec', 'template', 'spec');
+  const c = get(pod, 'containers', 0);
+  const name = `${str(sts, 'metadata', 'name')}-${ordinal}`;
+  const fromConfigMaps = Object.assign({}, ...(get(c, 'envFrom') as Obj[]).map((e) => get(named('ConfigMap', str(e, 'configMapRef', 'name')), 'data'))) as Record<string, string>;
+  const env: Record<string, string> = { ...serviceLinkEnv(pod), PATH: `${binDir}:/usr/bin:/bin`, HOSTNAME: name, ...fromConfigMaps };
+  if (str(sts, 'metadata', 'name') === 'strand-broker') env['EXTERNAL_HOST'] = externalHost;
+  for (const e of get(c, 'env') as Obj[]) {
+    const field = get(e, 'valueFrom', 'fieldRef', 'fieldPath');
+    env[String(e['name'])] = field === 'metadata.name' ? name : field === 'metadata.namespace' ? 'strand' : field === 'status.hostIP' ? HOST_IP : String(e['value']);
+  }
+  return spawnSync('/bin/sh', ['-c', str(c, 'args', 0)], { env, encoding: 'utf8', timeout: 20_000 });
+}
+
+/**
+ * A stand-in for `node` on PATH: resolves the configuration the pod would start with, using the
+ * built server's own resolver, and prints it instead of starting a server.
+ */
+function nodeStandIn(dir: string): void {
+  const helper = path.join(dir, 'resolve.js');
+  fs.writeFileSync(helper, `const c = require(${JSON.stringify(CLI_DIST)}).resolveServerConfig({ env: process.env });
+console.log(JSON.stringify({ argv: process.argv.slice(2), nodeId: c.nodeId, roles: c.roles, voters: c.voters, advertised: [...c.advertised.values()], listeners: [...c.listeners.values()] }));\n`);
+  fs.writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nshift\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(helper)} "$@"\n`, { mode: 0o755 });
+}
+
 test('pods derive node id, voters and advertised addresses from their ordinal, DNS name and node', () => {
   const keys = new Set((JSON.parse(execFileSync(process.execPath, ['-e', `console.log(JSON.stringify(require(${JSON.stringify(CLI_DIST)}).SERVER_CONFIG.names()))`], { encoding: 'utf8' })) as string[]).map((k) => `STRAND_${k.replace(/[.-]/g, '_').toUpperCase()}`));
   const configData = get(named('ConfigMap', 'strand-config'), 'data') as Record<string, string>;
@@ -203,36 +270,21 @@ test('pods derive node id, voters and advertised addresses from their ordinal, D
   // The other ConfigMap holds snippet inputs, never STRAND_* (the server would reject them).
   const externalData = get(named('ConfigMap', 'strand-broker-external'), 'data') as Record<string, string>;
   for (const name of Object.keys(externalData)) expect(name.startsWith('STRAND_')).toBe(false);
-  const HOST_IP = '10.1.2.3';
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-k8s-'));
   try {
-    // A stand-in for `node` on PATH: resolves the configuration the pod would start with, using
-    // the built server's own resolver, and prints it instead of starting a server.
-    const helper = path.join(dir, 'resolve.js');
-    fs.writeFileSync(helper, `const c = require(${JSON.stringify(CLI_DIST)}).resolveServerConfig({ env: process.env });
-console.log(JSON.stringify({ argv: process.argv.slice(2), nodeId: c.nodeId, roles: c.roles, voters: c.voters, advertised: [...c.advertised.values()], listeners: [...c.listeners.values()] }));\n`);
-    fs.writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nshift\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(helper)} "$@"\n`, { mode: 0o755 });
-
+    nodeStandIn(dir);
     for (const [component, firstId, service, host] of [['controller', 1, 'strand-controller', (pod: string) => `${pod}.strand-controller`], ['broker', 100, 'strand-broker', (pod: string) => `${pod}.strand-broker.strand.svc`]] as const) {
       const sts = named('StatefulSet', `strand-${component}`);
       const c = get(sts, 'spec', 'template', 'spec', 'containers', 0);
       expect(get(c, 'command')).toEqual(['/bin/sh', '-c']);
-      const script = str(c, 'args', 0);
       // The kubelet expands $(VAR) in command/args; the snippet must not contain any.
-      expect(script).not.toContain('$(');
-      const fromConfigMaps = Object.assign({}, ...(get(c, 'envFrom') as Obj[]).map((e) => get(named('ConfigMap', str(e, 'configMapRef', 'name')), 'data'))) as Record<string, string>;
+      expect(str(c, 'args', 0)).not.toContain('$(');
       for (const [ordinal, externalHost] of [...Array.from({ length: Number(get(sts, 'spec', 'replicas')) }, (_, i) => [i, ''] as const), [1, 'localhost'] as const]) {
         const pod = `${service}-${ordinal}`;
-        const env: Record<string, string> = { PATH: `${dir}:/usr/bin:/bin`, HOSTNAME: pod, ...fromConfigMaps };
-        if (component === 'broker') env['EXTERNAL_HOST'] = externalHost;
-        for (const e of get(c, 'env') as Obj[]) {
-          const name = String(e['name']);
-          const field = get(e, 'valueFrom', 'fieldRef', 'fieldPath');
-          env[name] = field === 'metadata.name' ? pod : field === 'metadata.namespace' ? 'strand' : field === 'status.hostIP' ? HOST_IP : String(e['value']);
-        }
-        const out = execFileSync('/bin/sh', ['-c', script], { env, encoding: 'utf8', timeout: 20_000 });
-        const resolved = JSON.parse(out) as { argv: string[]; nodeId: number; roles: { broker: boolean; controller: boolean }; voters: { id: number; host: string; port: number }[]; advertised: { name: string; host: string; port: number }[] };
+        const run = startPod(sts, ordinal, externalHost, dir);
+        expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+        const resolved = JSON.parse(run.stdout) as { argv: string[]; nodeId: number; roles: { broker: boolean; controller: boolean }; voters: { id: number; host: string; port: number }[]; advertised: { name: string; host: string; port: number }[] };
         expect(resolved.argv).toEqual(['server']);
         expect(resolved.nodeId).toBe(firstId + ordinal);
         expect(resolved.roles).toEqual({ broker: component === 'broker', controller: component === 'controller' });
@@ -248,6 +300,29 @@ console.log(JSON.stringify({ argv: process.argv.slice(2), nodeId: c.nodeId, role
           ]);
         }
       }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pods disable service links: with them, the STRAND_* variables of Services strand and strand-broker-N-external stop the server', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-k8s-'));
+  try {
+    nodeStandIn(dir);
+    for (const component of ['controller', 'broker']) {
+      const sts = named('StatefulSet', `strand-${component}`);
+      expect(get(sts, 'spec', 'template', 'spec', 'enableServiceLinks')).toBe(false);
+      // The default (the field left out): the kubelet injects the Service variables.
+      const linked = clone(sts);
+      delete (get(linked, 'spec', 'template', 'spec') as Obj)['enableServiceLinks'];
+      const injected = serviceLinkEnv(get(linked, 'spec', 'template', 'spec'));
+      expect(injected).toMatchObject({ STRAND_SERVICE_HOST: expect.any(String), STRAND_SERVICE_PORT_INTERNAL: '9093', STRAND_PORT: expect.stringMatching(/^tcp:\/\//), STRAND_PORT_9093_TCP_PORT: '9093', STRAND_BROKER_0_EXTERNAL_SERVICE_HOST: expect.any(String), STRAND_BROKER_2_EXTERNAL_PORT_9094_TCP_ADDR: expect.any(String) });
+      // Headless Services have no cluster IP, hence no variables.
+      expect(Object.keys(injected).filter((k) => k.startsWith('STRAND_CONTROLLER_') || k.startsWith('STRAND_BROKER_SERVICE') || k.startsWith('STRAND_BROKER_PORT'))).toEqual([]);
+      const run = startPod(linked, 0, '', dir);
+      expect(run.status).not.toBe(0);
+      expect(run.stderr).toMatch(/environment variable STRAND_[A-Z0-9_]+ does not name a configuration/);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
