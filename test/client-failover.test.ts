@@ -5,8 +5,9 @@
  * SIGKILL; every send must be acknowledged. Then a Consumer reads everything back: each record
  * exactly once, at the offset its send() reported, keys on the Java client's partition, per-key
  * order kept, headers intact; with the killed broker back (__consumer_offsets needs three live
- * brokers), a group consumer commits it all (lag 0); and the CLI describes the
- * cluster and topic (exit 0). Bounded by monotonic deadlines; the cluster is closed in finally.
+ * brokers), a group consumer commits it all (lag 0) and DescribeGroups shows its client.id; and
+ * the CLI describes the cluster and topic (exit 0). Bounded by monotonic deadlines; the cluster is
+ * closed in finally.
  */
 import { Admin, Consumer, Producer, partitionForKey } from '@strand/client';
 import type { ConsumerRecord, RecordMetadata } from '@strand/client';
@@ -70,7 +71,7 @@ test('idempotent producer across a leader kill -9: every record once, in key ord
     // A group reads it all and commits: no lag left. The killed broker comes back first:
     // __consumer_offsets is created only with offsets.topic.replication.factor (3) live brokers.
     cluster.start(victim);
-    const member = new Consumer({ 'bootstrap.servers': bootstrap, 'group.id': 'checker', 'auto.offset.reset': 'earliest', 'fetch.max.wait.ms': 100, 'enable.auto.commit': false });
+    const member = new Consumer({ 'bootstrap.servers': bootstrap, 'group.id': 'checker', 'client.id': 'checker-app', 'auto.offset.reset': 'earliest', 'fetch.max.wait.ms': 100, 'enable.auto.commit': false });
     closers.push(() => member.close());
     member.subscribe(['events']);
     let got = 0;
@@ -79,6 +80,8 @@ test('idempotent producer across a leader kill -9: every record once, in key ord
     expect(got).toBe(total);
     await member.commit();
     expect((await admin.groupOffsets('checker', ['events'])).map((o) => o.lag)).toEqual([0, 0, 0]);
+    // The member's client.id reached the coordinator (gRPC metadata client-id on JoinGroup).
+    expect((await admin.describeGroup('checker')).members.map((m) => m.clientId)).toEqual(['checker-app']);
 
     const desc = await cli(['topics', 'describe', 'events', '--json'], bootstrap);
     expect([desc.code, desc.stderr]).toEqual([0, '']);

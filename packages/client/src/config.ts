@@ -19,7 +19,7 @@ const MiB = 1024 * 1024;
 /** Keys every client shares. */
 const COMMON = {
   'bootstrap.servers': key({ type: 'list', default: ['127.0.0.1:9093'], doc: 'Brokers to bootstrap from, host:port, comma-separated; the rest of the cluster is learnt from metadata.', validate: validateServers }),
-  'client.id': key({ type: 'string', default: 'strand-client', doc: 'A name for this client in broker logs and group descriptions.' }),
+  'client.id': key({ type: 'string', default: '', doc: 'A name for this client, sent with every request (gRPC metadata `client-id`); the broker shows it in group member descriptions and member ids. Printable ASCII, at most 255 characters. Empty (the default): `producer-N`, `consumer-<group.id>-N` (`consumer-N` without a group) or `adminclient-N`, N counting from 1 per kind of client in the process, as Kafka does.', validate: validateClientId }),
   'request.timeout.ms': key({ type: 'int', default: 30_000, min: 1, doc: 'Longest wait for one request\'s response (ms) before it fails with REQUEST_TIMED_OUT and may be retried.' }),
   'retry.backoff.ms': key({ type: 'long', default: 100, min: 0, doc: 'First wait before retrying a retriable failure (ms); doubles per attempt with ±20 % jitter.' }),
   'retry.backoff.max.ms': key({ type: 'long', default: 1_000, min: 0, doc: 'Largest wait between retries (ms).' }),
@@ -69,6 +69,31 @@ const ADMIN_SPEC = {
   ...COMMON,
   retries: key({ type: 'int', default: 5, min: 0, doc: 'Retries of a retriable admin failure.' }),
 };
+
+/** Longest client.id: the broker keeps at most this much of it for a group member. */
+const CLIENT_ID_MAX_CHARS = 255;
+
+/** client.id travels as an ASCII gRPC metadata value: printable characters only. */
+function validateClientId(id: string): string | undefined {
+  if (id.length > CLIENT_ID_MAX_CHARS) return `at most ${CLIENT_ID_MAX_CHARS} characters (got ${id.length})`;
+  if (!/^[\x20-\x7e]*$/.test(id)) return 'printable ASCII only (it is sent as gRPC metadata)';
+  return undefined;
+}
+
+/** Per-process counters of the default client ids, one per kind of client (Kafka's *_CLIENT_ID_SEQUENCE). */
+const clientIdSequence = { producer: 0, consumer: 0, adminclient: 0 };
+
+/**
+ * Kafka's client.id for a client configured without one: `producer-N`, `consumer-<groupId>-N`
+ * (`consumer-N` without a group) or `adminclient-N`, N counting from 1 per kind in this process.
+ * Characters of the group id that a metadata value cannot carry are percent-encoded (UTF-8).
+ */
+export function defaultClientId(kind: keyof typeof clientIdSequence, groupId = ''): string {
+  const n = ++clientIdSequence[kind];
+  if (kind !== 'consumer' || groupId === '') return `${kind}-${n}`;
+  const printable = groupId.replace(/[^\x20-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+  return `consumer-${printable}-${n}`;
+}
 
 function validateServers(servers: string[]): string | undefined {
   if (servers.length === 0) return 'at least one host:port is needed';

@@ -47,7 +47,7 @@ import type {
 } from '@strand/protocol';
 import { Cluster } from '../cluster/cluster';
 import type { BrokerConnection, UnaryMethod } from '../cluster/connection';
-import { parseAdminConfig } from '../config';
+import { defaultClientId, parseAdminConfig } from '../config';
 import type { AdminConfig, ClientConfigInput } from '../config';
 import { toStrandError } from '../errors';
 import { monotonicMs, withRetries } from '../retry';
@@ -180,6 +180,7 @@ export class Admin {
 
   constructor(config: ClientConfigInput = {}) {
     this.config = parseAdminConfig(config);
+    if (this.config['client.id'] === '') this.config['client.id'] = defaultClientId('adminclient');
     this.cluster = new Cluster(this.config);
   }
 

@@ -180,6 +180,7 @@ export class Cluster {
     const conn = new BrokerConnection(id, host, port, {
       maxReceiveBytes: this.options.maxReceiveBytes ?? 64 * 1024 * 1024,
       maxSendBytes: this.options.maxSendBytes ?? 64 * 1024 * 1024,
+      clientId: this.config['client.id'],
     });
     this.connections.set(id, conn);
     return conn;

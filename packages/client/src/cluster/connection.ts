@@ -19,6 +19,11 @@ export interface ConnectionOptions {
   maxReceiveBytes: number;
   /** Largest request sent (bytes). */
   maxSendBytes: number;
+  /**
+   * The client's client.id, sent as the `client-id` metadata entry of every call (Kafka sends it
+   * in every request header); the broker records it for group members. Empty: not sent.
+   */
+  clientId: string;
 }
 
 const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -26,6 +31,7 @@ const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 export class BrokerConnection {
   readonly client: BrokerClient;
   private readonly calls = new Set<grpc.ClientUnaryCall>();
+  private readonly clientId: string;
   private closed = false;
 
   constructor(
@@ -35,6 +41,7 @@ export class BrokerConnection {
     readonly port: number,
     options: ConnectionOptions,
   ) {
+    this.clientId = options.clientId;
     this.client = new BrokerClient(`${host}:${port}`, grpc.credentials.createInsecure(), {
       'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
       'grpc.max_receive_message_length': options.maxReceiveBytes,
@@ -52,6 +59,13 @@ export class BrokerConnection {
     return `${this.host}:${this.port}`;
   }
 
+  /** Metadata for one call (unary or stream): the client-id entry. A new object per call. */
+  callMetadata(): grpc.Metadata {
+    const m = new grpc.Metadata();
+    if (this.clientId !== '') m.set('client-id', this.clientId);
+    return m;
+  }
+
   /**
    * One unary call. Rejects with a StrandError: the Kafka error the broker sent, or
    * NETWORK_EXCEPTION / REQUEST_TIMED_OUT for transport failures.
@@ -61,7 +75,7 @@ export class BrokerConnection {
     if (signal?.aborted) return Promise.reject(abortError(signal, what));
     return new Promise<Res>((resolve, reject) => {
       // grpc-js deadlines are wall-clock Dates by API; the bound itself is relative.
-      const call = method.call(this.client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, response?: Res) => {
+      const call = method.call(this.client, request, this.callMetadata(), { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, response?: Res) => {
         this.calls.delete(call);
         signal?.removeEventListener('abort', onAbort);
         if (err !== null) reject(signal?.aborted ? abortError(signal, what) : toStrandError(err, `${what} to ${this.address}`));

@@ -23,7 +23,7 @@ import { StrandError, isControlBatch, readBatchHeader, validateBatch, BASE_OFFSE
 import type { FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataResponse, RecordHeader } from '@strand/protocol';
 import { Cluster } from '../cluster/cluster';
 import type { UnaryMethod } from '../cluster/connection';
-import { parseConsumerConfig } from '../config';
+import { defaultClientId, parseConsumerConfig } from '../config';
 import type { ClientConfigInput, ConsumerConfig } from '../config';
 import { toStrandError } from '../errors';
 import { backoffMs, monotonicMs } from '../retry';
@@ -175,6 +175,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
     this.config = parseConsumerConfig(config);
+    if (this.config['client.id'] === '') this.config['client.id'] = defaultClientId('consumer', this.config['group.id']);
     // No receive cap: a fetch answer may exceed fetch.max.bytes by its first batch (KIP-74, up to
     // the topic's max.message.bytes); capped, the same answer would fail forever.
     this.cluster = new Cluster(this.config, { maxReceiveBytes: -1, allowAutoTopicCreation: true });

@@ -57,7 +57,7 @@ export class FetchStream {
   }
 
   private open(conn: BrokerConnection, signal: AbortSignal): grpc.ClientDuplexStream<FetchRequest, FetchResponse> {
-    const call = conn.client.fetchStream();
+    const call = conn.client.fetchStream(conn.callMetadata());
     this.call = call;
     this.conn = conn;
     call.on('data', (res: FetchResponse) => {

@@ -76,7 +76,7 @@ export class ProduceStream {
   }
 
   private open(conn: BrokerConnection, signal: AbortSignal): grpc.ClientDuplexStream<ProduceRequest, ProduceResponse> {
-    const call = conn.client.produceStream();
+    const call = conn.client.produceStream(conn.callMetadata());
     this.call = call;
     this.conn = conn;
     call.on('data', (res: ProduceResponse) => {

@@ -22,7 +22,7 @@ import type { InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, Pro
 import { Cluster } from '../cluster/cluster';
 import type { TopicInfo } from '../cluster/cluster';
 import type { UnaryMethod } from '../cluster/connection';
-import { parseProducerConfig } from '../config';
+import { defaultClientId, parseProducerConfig } from '../config';
 import type { ClientConfigInput, ProducerConfig } from '../config';
 import { throwIfError, toStrandError } from '../errors';
 import { backoffMs, monotonicMs, withRetries } from '../retry';
@@ -153,6 +153,7 @@ export class Producer {
 
   constructor(config: ClientConfigInput = {}, private readonly options: ProducerOptions = {}) {
     this.config = parseProducerConfig(config);
+    if (this.config['client.id'] === '') this.config['client.id'] = defaultClientId('producer');
     this.random = options.random ?? Math.random;
     this.cluster = new Cluster(this.config, { maxSendBytes: this.config['max.request.size'] + 1024 * 1024, allowAutoTopicCreation: true });
     this.accumulator = new RecordAccumulator({

@@ -379,7 +379,7 @@ describe('ProduceStream', () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
     const [host, port] = cluster.bootstrap.split(':') as [string, string];
-    const conn = new BrokerConnection(1, host, Number(port), { maxReceiveBytes: 1 << 20, maxSendBytes: 1 << 20 });
+    const conn = new BrokerConnection(1, host, Number(port), { maxReceiveBytes: 1 << 20, maxSendBytes: 1 << 20, clientId: '' });
     const stream = new ProduceStream(1);
     const records = encodeRecordBatch({ baseOffset: 0, baseTimestamp: Date.now(), records: [{ value: Buffer.from('x') }] });
     const request = (): ProduceRequest => ({ acks: Acks.ACKS_LEADER, timeoutMs: 1000, topics: [{ name: 't', partitions: [{ partition: 0, records }] }] });

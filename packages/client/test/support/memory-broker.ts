@@ -11,7 +11,9 @@
  * leave with generations, session expiry, offset commit fencing), FetchStream (in order, with
  * injectable stream failures, or switched off to answer UNIMPLEMENTED) and ProduceStream
  * (answers tagged with the request's correlation id, optionally delayed so they come back out
- * of order; produce failures break the stream; or switched off to answer UNIMPLEMENTED).
+ * of order; produce failures break the stream; or switched off to answer UNIMPLEMENTED). The
+ * `client-id` metadata of every call is recorded per RPC, and JoinGroup keeps it as the member's
+ * client id (DescribeGroups shows it), as the broker does.
  *
  * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
  * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests, "append
@@ -154,6 +156,8 @@ export class MemoryCluster {
   readonly callFailures = new Map<string, { code: number; count: number }>();
   /** RPC call counts per name (tests assert on retries and refreshes). */
   readonly calls = new Map<string, number>();
+  /** Per RPC name (streams too), the `client-id` metadata values calls arrived with ('' when absent). */
+  readonly clientIds = new Map<string, Set<string>>();
   /** False: FetchStream answers UNIMPLEMENTED (a broker without it; consumers use unary Fetch). */
   fetchStreamEnabled = true;
   /** False: ProduceStream answers UNIMPLEMENTED (a broker without it; producers use unary Produce). */
@@ -178,7 +182,7 @@ export class MemoryCluster {
     const n = options.brokers ?? 1;
     for (let id = 1; id <= n; id++) {
       const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-      server.addService(BrokerService, c.handlers(id));
+      server.addService(BrokerService, c.recordingClientIds(c.handlers(id)));
       const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
       c.nodes.push({ id, port, server });
     }
@@ -525,6 +529,20 @@ export class MemoryCluster {
 
   // ---- the service -------------------------------------------------------------------------
 
+  /** Every handler, first noting the call's `client-id` metadata in `clientIds`. */
+  private recordingClientIds(handlers: BrokerServer): BrokerServer {
+    const out: Record<string, unknown> = {};
+    for (const [name, handler] of Object.entries(handlers) as [string, (call: { metadata: grpc.Metadata }, ...rest: unknown[]) => void][]) {
+      out[name] = (call: { metadata: grpc.Metadata }, ...rest: unknown[]): void => {
+        const ids = this.clientIds.get(name) ?? new Set<string>();
+        ids.add(clientIdOf(call.metadata));
+        this.clientIds.set(name, ids);
+        handler(call, ...rest);
+      };
+    }
+    return out as unknown as BrokerServer;
+  }
+
   private handlers(nodeId: number): BrokerServer {
     const guard = <Req, Res>(name: string, fn: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> => (call, cb) => {
       if (this.count(name)) return cb(this.failure(name));
@@ -777,7 +795,7 @@ export class MemoryCluster {
         }
         let m = g.members.get(memberId);
         if (m === undefined) {
-          m = { memberId, groupInstanceId: req.groupInstanceId, clientId: 'client', sessionTimeoutMs: req.sessionTimeoutMs, rebalanceTimeoutMs: req.rebalanceTimeoutMs, protocols: [], assignment: Buffer.alloc(0), lastHeartbeatMs: now(), pendingJoin: undefined, pendingSync: undefined };
+          m = { memberId, groupInstanceId: req.groupInstanceId, clientId: clientIdOf(call.metadata), sessionTimeoutMs: req.sessionTimeoutMs, rebalanceTimeoutMs: req.rebalanceTimeoutMs, protocols: [], assignment: Buffer.alloc(0), lastHeartbeatMs: now(), pendingJoin: undefined, pendingSync: undefined };
           g.members.set(memberId, m);
         }
         m.protocols = req.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata) }));
@@ -914,4 +932,10 @@ export class MemoryCluster {
       },
     };
   }
+}
+
+/** The `client-id` metadata entry as the broker reads it (broker-service.ts joinGroup): '' when absent. */
+function clientIdOf(metadata: grpc.Metadata): string {
+  const v = metadata.get('client-id')[0];
+  return typeof v === 'string' ? v : '';
 }
