@@ -16,7 +16,7 @@ export const BROKER_CONFIG = defineConfig({
   'replica.high.watermark.checkpoint.interval.ms': { type: 'int', default: 5000, min: 10, doc: 'How often high watermarks are written to replication-offset-checkpoint (ms).' },
   'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, doc: 'Largest consumer fetch response (bytes).' },
   'message.max.bytes': { type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch accepted when the topic does not set max.message.bytes (bytes).' },
-  'queued.max.requests': { type: 'int', default: 10_000, min: 1, doc: 'Produce requests waiting for acknowledgement per partition before NOT_ENOUGH_REPLICAS... refusals start.' },
+  'queued.max.requests': { type: 'int', default: 10_000, min: 1, doc: 'Strand\'s meaning (Kafka\'s bounds the I/O threads\' request queue): acks=all produces a partition leader holds waiting for the high watermark; at this many, further acks=all produces to the partition are refused, before being appended, with THROTTLING_QUOTA_EXCEEDED (retriable). acks=0 and 1 are not counted.' },
   'log.retention.check.interval.ms': { type: 'int', default: 300_000, min: 10, doc: 'How often retention runs over every log (ms).' },
   'log.cleaner.backoff.ms': { type: 'int', default: 15_000, min: 10, doc: 'How often compaction looks for compacted topics to clean (ms).' },
   'auto.create.topics.enable': { type: 'boolean', default: false, doc: 'Create a topic (num.partitions, default.replication.factor) on the first Metadata request of a producer or consumer naming it (admin lookups never create); answered LEADER_NOT_AVAILABLE until it has leaders (Strand defaults to off: typos should not create topics).' },
