@@ -22,7 +22,7 @@ export const SERVER_CONFIG = defineConfig({
   'listener.security.protocol.map': { type: 'string', default: '', doc: 'NAME:PROTOCOL for each listener (Kafka\'s key). Only PLAINTEXT is supported; when set, every listener must be named (default: every listener is PLAINTEXT).' },
   'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directory holding partition logs (one: several directories, JBOD, are refused).' },
   'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
-  'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout (randomised in [t, 2t)) (ms).' },
+  'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout t (ms): a controller that hears from no leader for a random time in (t, 2t] campaigns. Counted in whole ticks of controller.quorum.tick.ms (t rounded up, at least 2 ticks).' },
   'controller.quorum.tick.ms': { type: 'int', default: 50, min: 1, doc: 'Strand: Raft tick length; heartbeats go every tick (ms).' },
   'http.listener': { type: 'string', default: '0.0.0.0:9300', doc: 'host:port of the HTTP endpoint (/metrics, /healthz, /readyz); empty to disable. Port 0 picks a free port.' },
   'log.level': { type: 'string', default: 'info', oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level (pino).' },
