@@ -75,7 +75,10 @@ export interface QuorumControllerOptions {
   storage: LogStorage;
   transport: Transport;
   config: ControllerConfig;
-  /** Raft tick length (ms) and election timeout (ticks): defaults 50 and 10. */
+  /**
+   * Raft tick length (ms) and election timeout (ticks); omitted, RaftNode's defaults (10 ms, 50
+   * ticks). strand server passes controller.quorum.tick.ms (50) and the election timeout in ticks (20).
+   */
   tickMs?: number;
   electionTicks?: number;
   snapshotEveryEntries?: number;
