@@ -4,7 +4,7 @@
  * With --key-separator, the text before the first separator is the key. Reading pauses while
  * too many records are unacknowledged (bounded memory for any input size). Exits 0 when every
  * record was acknowledged, 4 when some were not (each failure is reported on stderr, up to a
- * limit), 3 when the cluster was unreachable.
+ * limit), 3 when none was and at least one failed because the cluster was unreachable.
  */
 import * as readline from 'node:readline';
 import type { Command } from 'commander';
