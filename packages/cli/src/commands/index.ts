@@ -20,8 +20,9 @@ export function registerClientCommands(program: Command): void {
   registerGroups(program);
   registerReassign(program);
   registerBench(program);
-  // Usage errors of every client command exit with 2 (documented exit codes).
-  for (const cmd of program.commands) if (['topics', 'produce', 'consume', 'cluster', 'groups', 'reassign', 'bench'].includes(cmd.name())) applyUsageExit(cmd);
+  // Usage errors exit with 2 (documented exit codes): of every command (the node commands
+  // `server` and `dev` too, registered before this) and of `strand` itself (unknown command).
+  applyUsageExit(program);
 }
 
 function applyUsageExit(cmd: Command): void {

@@ -125,6 +125,16 @@ describe('strand cluster', () => {
   }, CLI_TEST_TIMEOUT_MS);
 });
 
+describe('usage errors', () => {
+  it('exit 2 for strand itself and for the node commands too', async () => {
+    for (const args of [['--bogus'], ['nosuch'], ['server', '--bogus'], ['dev', '--bogus']]) {
+      const r = await strand(args);
+      expect([args, r.code]).toEqual([args, 2]);
+      expect(r.stderr).toMatch(/unknown (option|command)/);
+    }
+  }, CLI_TEST_TIMEOUT_MS);
+});
+
 describe('strand groups', () => {
   it('consumes as a group, then lists, describes with lag, resets offsets and deletes the group', async () => {
     mem.createTopic('t', 2);
