@@ -77,6 +77,12 @@ export interface PartitionLogOptions {
    * would leave of this log.
    */
   onDurablePositions?: (dir: string, segments: DurableSegmentPosition[]) => void;
+  /**
+   * Called once when an fdatasync of this log fails. The log refuses writes from then on and
+   * never retries (the kernel may have dropped the dirty pages): its owner should stop serving
+   * it, as Kafka takes a failed log directory offline and halts a broker with no other.
+   */
+  onFailure?: (error: StrandError) => void;
 }
 
 /** One segment file's durable length, as reported by `PartitionLogOptions.onDurablePositions`. */
@@ -142,6 +148,7 @@ export class PartitionLog {
   private readonly clock: Clock;
   private lock: DirectoryLock | null;
   private onDurablePositions: PartitionLogOptions['onDurablePositions'];
+  private onFailure: PartitionLogOptions['onFailure'];
   readonly leaderEpochs: LeaderEpochCache;
   private _logStartOffset = 0;
   private _durableEndOffset = 0;
@@ -186,6 +193,7 @@ export class PartitionLog {
     try {
       const log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
       log.onDurablePositions = options.onDurablePositions;
+      log.onFailure = options.onFailure;
       log.load();
       log.reportDurablePositions();
       return log;
@@ -604,7 +612,9 @@ export class PartitionLog {
         if (dirDirty) await fsyncDirAsync(this.dir);
       } catch (e: unknown) {
         // fsync failures are not retried (the kernel may have dropped the dirty pages: "fsyncgate").
-        this.fail(new StrandError('KAFKA_STORAGE_ERROR', `fdatasync failed in ${this.dir}: ${String(e)}`, { cause: e }));
+        const error = new StrandError('KAFKA_STORAGE_ERROR', `fdatasync failed in ${this.dir}: ${String(e)}`, { cause: e });
+        this.fail(error);
+        this.onFailure?.(error);
         return;
       }
       const durable = Math.min(target, this.truncatedDuringFlush, this.logEndOffset);

@@ -262,6 +262,24 @@ describe('truncation and deletion', () => {
 });
 
 describe('durability', () => {
+  it('a failed fdatasync fails the log for good and tells its owner once (onFailure)', async () => {
+    const failures: StrandError[] = [];
+    // page-cache: the append does not start a flush by itself, so the flush below is the first.
+    const log = PartitionLog.open(tempDir(), { config: { 'flush.policy': 'page-cache' }, onFailure: (e) => failures.push(e) });
+    log.appendAsLeader(batch('a', 1), 0);
+    // Make the segment's fdatasync fail: its file descriptor is closed under it (EBADF).
+    const segment = (log as unknown as { activeSegment: { fd: number } }).activeSegment;
+    fs.closeSync(segment.fd);
+    await expect(log.flush()).rejects.toMatchObject({ errorName: 'KAFKA_STORAGE_ERROR' });
+    expect(failures.map((e) => e.errorName)).toEqual(['KAFKA_STORAGE_ERROR']);
+    expect(errorName(() => log.appendAsLeader(batch('b', 1), 0))).toBe('KAFKA_STORAGE_ERROR');
+    await expect(log.waitForDurable(0)).rejects.toMatchObject({ errorName: 'KAFKA_STORAGE_ERROR' });
+    // Only the I/O failure is reported, not the close (the descriptor is reopened so close works).
+    segment.fd = fs.openSync(path.join(log.dir, '00000000000000000000.log'), 'r');
+    await log.close();
+    expect(failures).toHaveLength(1);
+  });
+
   it('group-commits: durableEndOffset follows fdatasync, waiters resolve in order', async () => {
     const log = PartitionLog.open(tempDir());
     const seen: number[] = [];

@@ -171,8 +171,9 @@ export class PartitionFollower {
   }
 
   /**
-   * Applying the leader's answer failed (a batch the log refused, a disk error): fetch again
-   * only after the retry backoff, so a failure that repeats is not a hot loop.
+   * Applying the leader's answer failed (a batch the log refused, a disk error), or the leader
+   * answered with an error other than a leadership or range one (a storage error reading its
+   * log): fetch again only after the retry backoff, so a failure that repeats is not a hot loop.
    */
   onApplyFailed(nowMs: number): void {
     this.inFlight = null;

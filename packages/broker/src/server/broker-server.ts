@@ -73,6 +73,13 @@ export interface BrokerServerOptions {
    * each counted as set when it differs from its default.
    */
   nodeConfigs?: () => readonly NodeConfigEntry[];
+  /**
+   * The broker cannot go on: a partition log's fdatasync failed, and the log refuses writes for
+   * good (its dirty pages may be lost). With a single log directory Kafka halts the broker, so
+   * that the controller fences it and moves its leaderships; `strand server` exits with 1 (no
+   * controlled shutdown). Without this the broker keeps running, that partition refusing writes.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 /** One setting of this node, for DescribeConfigs of its broker resource. */
@@ -138,6 +145,10 @@ export class BrokerServer {
       sendAlterPartition: (p, req) => this.sendAlterPartition(p, req),
       replicaLagTimeMaxMs: opts.config['replica.lag.time.max.ms'],
       maxPendingProduces: opts.config['queued.max.requests'],
+      onLogFailure: (topicPartition, error) => {
+        opts.logger.error({ topicPartition, err: error.message }, 'partition log failed; the broker cannot go on');
+        opts.onFatal?.(error);
+      },
     };
     this.replicas = new ReplicaManager(opts.logDir, host, opts.logger, opts.config['log.test.durable.positions.file'], {
       // Kafka's broker-level default of the topic's max.message.bytes.

@@ -37,6 +37,8 @@ export interface PartitionHost {
   sendAlterPartition(p: Partition, req: AlterPartitionRequest): void;
   replicaLagTimeMaxMs: number;
   maxPendingProduces: number;
+  /** A partition's log failed an fdatasync (PartitionLogOptions.onFailure): it refuses writes for good. */
+  onLogFailure?(topicPartition: string, error: StrandError): void;
 }
 
 export interface ProduceResult {
@@ -205,15 +207,22 @@ export class Partition {
       // batches are validated (CRC included) once, here, and appended with these views.
       const validated = this.log.validateForAppend(records);
       const first = validated.views[0];
+      // Any idempotent batch must be the request's only one for this partition (as the producer
+      // sends them): one behind a plain batch would skip the sequence check below.
+      if (validated.views.length > 1 && validated.views.some((v) => v.header.producerId !== NO_PRODUCER_ID)) return fail('INVALID_RECORD', 'an idempotent producer sends one batch per partition per request');
       if (first !== undefined && first.header.producerId !== NO_PRODUCER_ID) {
-        if (validated.views.length !== 1) return fail('INVALID_RECORD', 'an idempotent producer sends one batch per partition per request');
         const h = first.header;
         const check = this.producers.check(h.producerId, h.producerEpoch, h.baseSequence, h.lastOffsetDelta);
         if (check.kind === 'duplicate') {
           // The original may not be committed yet: acks=all waits for the HW to pass it, exactly as
-          // the original would have (answering at once could acknowledge a write still losable).
+          // the original would have (answering at once could acknowledge a write still losable),
+          // and acks=1 under flush.policy=fsync for the original to be durable here.
           const dup: ProduceResult = { errorCode: 0, errorMessage: '', baseOffset: check.firstOffset, logAppendTimeMs: -1, logStartOffset: this.log.logStartOffset };
-          if (acks !== -1) return dup;
+          if (acks === 0) return dup;
+          if (acks === 1) {
+            if (this.log.topicConfig['flush.policy'] === 'fsync') await this.log.waitForDurable(check.lastOffset);
+            return dup;
+          }
           const error = await this.awaitHighWatermark(leader, check.lastOffset, timeoutMs);
           return error === null ? dup : fail(error, `${this.topicPartition}: duplicate of offsets ${check.firstOffset}..${check.lastOffset} not yet committed: ${error}`);
         }
@@ -362,7 +371,9 @@ export class Partition {
       if (name === 'FENCED_LEADER_EPOCH' || name === 'UNKNOWN_LEADER_EPOCH' || name === 'NOT_LEADER_OR_FOLLOWER' || name === 'OFFSET_OUT_OF_RANGE') {
         decision = { kind: 'error', error: name, leaderEpoch: r.leaderEpoch, logStartOffset: r.logStartOffset };
       } else {
-        follower.onFetchLost();
+        // A storage error on the leader (a corrupt batch) or another refusal: ask again after
+        // the backoff (replica.fetch.backoff.ms), not at once, or leader and follower spin.
+        follower.onApplyFailed(now);
         return;
       }
     } else if (r.divergingEpoch !== null) {

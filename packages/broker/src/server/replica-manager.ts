@@ -139,7 +139,11 @@ export class ReplicaManager {
     fs.mkdirSync(dir, { recursive: true });
     // Written atomically and synced (temp file, fdatasync, rename, directory fsync).
     if (!fs.existsSync(metaFile)) writeFileAtomic(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
-    const log = PartitionLog.open(dir, { config, ...(this.durablePositionsFile === '' ? {} : { onDurablePositions: durablePositionsRecorder(this.durablePositionsFile) }) });
+    const log = PartitionLog.open(dir, {
+      config,
+      onFailure: (e) => this.host.onLogFailure?.(`${topic.name}-${partition}`, e),
+      ...(this.durablePositionsFile === '' ? {} : { onDurablePositions: durablePositionsRecorder(this.durablePositionsFile) }),
+    });
     const hw = this.checkpointed.get(`${topic.name}-${partition}`) ?? 0;
     return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
   }

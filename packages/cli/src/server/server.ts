@@ -93,6 +93,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           isDefault: !config.explicitKeys.has(name),
           doc: SERVER_CONFIG.spec[name as keyof typeof SERVER_CONFIG.spec].doc,
         })),
+      // Kafka halts a broker whose only log directory failed: exit at once (no controlled
+      // shutdown, whose checkpoints would write to the failed disk); the controller fences this
+      // broker when its heartbeats stop, and a restart recovers the logs from what is on disk.
+      onFatal: () => process.exit(1),
     });
     broker = b;
     for (const listener of config.brokerListeners) {
