@@ -77,7 +77,7 @@ export interface QuorumControllerOptions {
   config: ControllerConfig;
   /**
    * Raft tick length (ms) and election timeout (ticks); omitted, RaftNode's defaults (10 ms, 50
-   * ticks). strand server passes controller.quorum.tick.ms (50) and the election timeout in ticks (20).
+   * ticks). strand server passes controller.quorum.tick.ms (10) and the election timeout in ticks (100).
    */
   tickMs?: number;
   electionTicks?: number;
@@ -286,7 +286,7 @@ export class QuorumController {
       } catch (e: unknown) {
         throw this.mapRaftError(e);
       }
-      if (this.raft.status().applied < this.unsettledIndex) await new Promise((r) => setTimeout(r, this.opts.tickMs ?? 50));
+      if (this.raft.status().applied < this.unsettledIndex) await new Promise((r) => setTimeout(r, this.opts.tickMs ?? 10));
     }
     this.unsettledIndex = -1;
   }

@@ -23,7 +23,7 @@ export const SERVER_CONFIG = defineConfig({
   'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directory holding partition logs (one: several directories, JBOD, are refused).' },
   'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
   'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout t (ms): a controller that hears from no leader for a random time in (t, 2t] campaigns. Counted in whole ticks of controller.quorum.tick.ms (t rounded up, at least 2 ticks).' },
-  'controller.quorum.tick.ms': { type: 'int', default: 50, min: 1, doc: 'Strand: the Raft clock\'s unit (ms): election timeouts and heartbeats are whole ticks. The leader heartbeats every ceil(E / 10) ticks, E = the election timeout in ticks (the defaults: E = 20, heartbeats every 2 ticks = 100 ms).' },
+  'controller.quorum.tick.ms': { type: 'int', default: 10, min: 1, doc: 'Strand: the Raft clock\'s unit (ms): election timeouts and heartbeats are whole ticks. The leader heartbeats every ceil(E / 10) ticks, E = the election timeout in ticks (the defaults: E = 100, heartbeats every 10 ticks = 100 ms). Fine ticks give the random timeout more distinct values (fewer split votes); an idle controller does not wake per tick, only for its next heartbeat or election deadline.' },
   'http.listener': { type: 'string', default: '0.0.0.0:9300', doc: 'host:port of the HTTP endpoint (/metrics, /healthz, /readyz); empty to disable. Port 0 picks a free port.' },
   'log.level': { type: 'string', default: 'info', oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level (pino).' },
   ...CONTROLLER_CONFIG.spec,
