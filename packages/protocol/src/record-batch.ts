@@ -109,6 +109,12 @@ export interface RecordBatchInput {
   lastOffsetDelta?: number;
   /** When set, bit 6 is set and baseTimestamp carries the delete horizon (KIP-534). */
   deleteHorizonMs?: number;
+  /**
+   * LogAppendTime batches: the broker's append time, written as maxTimestamp (the timestamp
+   * every record of such a batch reads as). Default: the largest record timestamp. A rewrite of
+   * a stored batch (compaction, recompression) passes the original's, as Kafka's filterTo keeps it.
+   */
+  logAppendTimeMs?: number;
 }
 
 /** The fixed-size header of a batch, read without touching the records. */
@@ -380,7 +386,8 @@ export function encodeRecordBatch(input: RecordBatchInput): Buffer {
   buf.writeInt16BE(attributes, ATTRIBUTES_OFFSET);
   buf.writeInt32BE(lastOffsetDelta, LAST_OFFSET_DELTA_OFFSET);
   writeInt64(buf, BASE_TIMESTAMP_OFFSET, firstTs);
-  writeInt64(buf, MAX_TIMESTAMP_OFFSET, maxTs);
+  const logAppendTime = input.timestampType === TimestampType.LogAppendTime ? input.logAppendTimeMs : undefined;
+  writeInt64(buf, MAX_TIMESTAMP_OFFSET, logAppendTime ?? maxTs);
   writeInt64(buf, PRODUCER_ID_OFFSET, input.producerId ?? NO_PRODUCER_ID);
   buf.writeInt16BE(input.producerEpoch ?? NO_PRODUCER_EPOCH, PRODUCER_EPOCH_OFFSET);
   buf.writeInt32BE(input.baseSequence ?? NO_SEQUENCE, BASE_SEQUENCE_OFFSET);
@@ -690,8 +697,8 @@ export function setCreateTimeMaxTimestamp(bytes: Uint8Array, pos: number, timest
 
 /**
  * Re-encodes the batch at `pos` with `compression` (a topic's `compression.type` differing from
- * the producer's codec), keeping offsets, timestamps, producer fields and records. Returns a
- * fresh buffer.
+ * the producer's codec), keeping offsets, timestamps (a LogAppendTime batch's append time too),
+ * producer fields and records. Returns a fresh buffer.
  */
 export function recompressRecordBatch(bytes: Uint8Array, pos: number, compression: CompressionType, options: DecodeOptions = {}): Buffer {
   const d = decodeRecordBatch(bytes, pos, options);
@@ -708,6 +715,7 @@ export function recompressRecordBatch(bytes: Uint8Array, pos: number, compressio
     producerEpoch: d.producerEpoch,
     baseSequence: d.baseSequence,
     lastOffsetDelta: d.lastOffsetDelta,
+    logAppendTimeMs: d.maxTimestamp,
   });
 }
 

@@ -170,4 +170,11 @@ describe('batch rewrites on the leader', () => {
     expect([d.baseOffset, d.producerId, d.producerEpoch, d.baseSequence, d.lastOffsetDelta, d.maxTimestamp]).toEqual([40, 7, 2, 11, 1, T + 3]);
     expect(d.records.map((r) => [r.offset, r.key?.toString() ?? null, r.value?.toString(), r.timestamp])).toEqual([[40, 'k', 'one', T], [41, null, 'two', T + 3]]);
   });
+
+  it('recompressRecordBatch keeps a LogAppendTime batch\'s append time', () => {
+    const buf = encodeRecordBatch({ records: [{ value: Buffer.from('v'), timestamp: T }] });
+    setLogAppendTime(buf, 0, T + 5000);
+    const d = decodeRecordBatch(recompressRecordBatch(buf, 0, CompressionType.Gzip));
+    expect([d.timestampType, d.maxTimestamp, d.records[0]?.timestamp]).toEqual([TimestampType.LogAppendTime, T + 5000, T]);
+  });
 });

@@ -15,7 +15,9 @@
  *   the first pass that keeps it stamps the batch's delete horizon (KIP-534, attributes bit 6),
  *   and a later pass past that horizon drops it;
  * - a rewritten batch keeps its base offset, last offset delta, leader epoch and producer fields,
- *   so offsets and producer state are unchanged; a batch left with no records is dropped;
+ *   so offsets and producer state are unchanged, and a LogAppendTime batch keeps its append time
+ *   (its maxTimestamp, which its records read as; retention and ListOffsets go by it); a batch
+ *   left with no records is dropped;
  * - batches that lose nothing are copied byte for byte (CRC and compression untouched).
  */
 import * as fs from 'node:fs';
@@ -173,5 +175,6 @@ function rewriteBatch(batch: DecodedRecordBatch, original: Buffer, latest: Map<s
     producerEpoch: batch.producerEpoch,
     baseSequence: batch.baseSequence,
     deleteHorizonMs: tombstonesKept ? (batch.hasDeleteHorizon ? batch.baseTimestamp : now + deleteRetentionMs) : undefined,
+    logAppendTimeMs: batch.maxTimestamp,
   });
 }

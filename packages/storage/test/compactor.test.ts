@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
+import { TimestampType, decodeRecordBatch, encodeRecordBatch, validateBatches } from '@strand/protocol';
 import { ManualClock, PartitionLog, compactLog } from '../src';
 import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
@@ -83,6 +84,36 @@ describe('compaction', () => {
     const values = readAll(log).map((r) => r.value);
     expect(values.filter((v) => v === 'during-0').length).toBe(appendedDuring);
     await log.close();
+  });
+
+  it('keeps the append time of a LogAppendTime batch it rewrites, so retention keeps the latest value', async () => {
+    const T0 = 1_700_000_000_000;
+    const DAY = 24 * 3600 * 1000;
+    const clock = new ManualClock(T0);
+    const dir = tempDir();
+    const cfg = { 'cleanup.policy': 'compact,delete', 'message.timestamp.type': 'LogAppendTime' };
+    const log = PartitionLog.open(dir, { clock, config: cfg });
+    // Create times 30 days old (a mirrored topic, say); the broker stamps T0 on append.
+    const created = T0 - 30 * DAY;
+    const rec = (k: string, v: string): { key: Buffer; value: Buffer } => ({ key: Buffer.from(k), value: Buffer.from(v) });
+    log.appendAsLeader(encodeRecordBatch({ records: [rec('a', 'a1'), rec('b', 'b1')], baseTimestamp: created }), 0);
+    log.rollIfNotEmpty();
+    log.appendAsLeader(encodeRecordBatch({ records: [rec('a', 'a2')], baseTimestamp: created }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock })).recordsRemoved).toBe(1); // a1: its batch is rewritten with b1 alone
+    const res = log.read(0, 1 << 20);
+    const rewritten = decodeRecordBatch(res.records, (validateBatches(res.records)[0] as { position: number }).position);
+    expect([rewritten.timestampType, rewritten.maxTimestamp, rewritten.records.map((r) => r.value?.toString())]).toEqual([TimestampType.LogAppendTime, T0, ['b1']]);
+    expect(log.offsetForTimestamp(T0)?.offset).toBe(1);
+    // retention.ms is 7 days and b1 was appended a day ago: it stays, before and after a reopen.
+    clock.advance(DAY);
+    expect(log.applyRetention()).toBe(0);
+    await log.close();
+    const again = PartitionLog.open(dir, { clock, config: cfg });
+    expect(again.applyRetention()).toBe(0);
+    expect(readAll(again).map((r) => r.value)).toEqual(['b1', 'a2']);
+    await again.close();
   });
 
   it('completes an interrupted swap on reopen', async () => {
