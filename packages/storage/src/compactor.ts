@@ -69,7 +69,7 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     // The compactable range: leading closed segments whose newest record is older than the lag.
     const segments: LogSegment[] = [];
     for (const seg of log.closedSegmentsBelow(upper)) {
-      if (lagMs > 0 && seg.maxTimestamp > now - lagMs) break;
+      if (lagMs > 0 && seg.largestTimestamp > now - lagMs) break;
       segments.push(seg);
     }
     if (segments.length === 0) return stats;

@@ -834,7 +834,8 @@ export class PartitionLog {
   }
 
   /**
-   * Deletes old segments by `retention.ms` (newest record older than now - retention.ms) and
+   * Deletes old segments by `retention.ms` (newest record older than now - retention.ms; the
+   * segment's last write when its records carry no timestamp, as Kafka's largestTimestamp) and
    * `retention.bytes` (oldest first while the log stays at or above the limit), never past
    * `upperBoundOffset` (the high watermark: unreplicated data is never deleted). Only with
    * `cleanup.policy` containing `delete`. Returns the number of segments deleted.
@@ -845,7 +846,7 @@ export class PartitionLog {
     const now = this.clock.nowMs();
     const retentionMs = this.config['retention.ms'];
     const retentionBytes = this.config['retention.bytes'];
-    const expired = (seg: LogSegment): boolean => retentionMs >= 0 && seg.size > 0 && Math.max(seg.maxTimestamp, 0) < now - retentionMs;
+    const expired = (seg: LogSegment): boolean => retentionMs >= 0 && seg.size > 0 && seg.largestTimestamp < now - retentionMs;
     // An expired active segment is rolled so it can go too (as Kafka does).
     const active = this.activeSegment;
     if (expired(active) && active.nextOffset <= upperBoundOffset) this.roll(this.logEndOffset);

@@ -70,6 +70,11 @@ export class LogSegment {
   private bytesSinceIndexEntry = 0;
   /** Wall-clock ms when the segment got its first batch (for `segment.ms`), -1 when empty. */
   firstAppendMs = -1;
+  /**
+   * When the segment was last written (ms, Kafka's LogSegment.lastModified): the log clock's time
+   * of the last append, or the file's mtime for a segment opened from disk.
+   */
+  lastModifiedMs: number;
   /** Index entries were written since the indexes were last fdatasynced. */
   indexesDirty = false;
   /** Smallest file size since the in-flight fdatasync(s) started (Infinity when none runs). */
@@ -90,6 +95,16 @@ export class LogSegment {
     this.index = new OffsetIndex(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
     this.timeIndex = new TimeIndex(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
     this.nextOffset = baseOffset;
+    this.lastModifiedMs = Math.round(fs.fstatSync(this.fd).mtimeMs);
+  }
+
+  /**
+   * The segment's age for retention and min.compaction.lag.ms (Kafka's largestTimestamp): its
+   * newest record timestamp, or its last-modified time when no record has one (records without
+   * a timestamp must not make a segment look 54 years old).
+   */
+  get largestTimestamp(): number {
+    return this.maxTimestamp >= 0 ? this.maxTimestamp : this.lastModifiedMs;
   }
 
   /** Creates an empty segment (truncating leftovers of a previous one with the same base). */
@@ -173,7 +188,7 @@ export class LogSegment {
   private initRollTime(): void {
     if (this.size < RECORD_BATCH_OVERHEAD) return;
     const first = readBatchHeader(this.read(0, RECORD_BATCH_OVERHEAD), 0);
-    this.firstAppendMs = first.maxTimestamp >= 0 ? first.maxTimestamp : fs.fstatSync(this.fd).mtimeMs;
+    this.firstAppendMs = first.maxTimestamp >= 0 ? first.maxTimestamp : this.lastModifiedMs;
   }
 
   private resetTailState(): void {
@@ -216,6 +231,7 @@ export class LogSegment {
     for (const h of headers) this.track(h.header, position + (h.position - start), h.size);
     this.size += end - start;
     if (this.firstAppendMs < 0) this.firstAppendMs = nowMs;
+    this.lastModifiedMs = nowMs;
   }
 
   /** True if `size` more bytes or offsets up to `lastOffset` do not fit this segment. */

@@ -65,6 +65,19 @@ describe('compaction', () => {
     await log.close();
   });
 
+  it('min.compaction.lag.ms protects records without a timestamp by the segment\'s last write', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { ...config, 'min.compaction.lag.ms': '5000' } });
+    for (let i = 0; i < 30; i++) log.appendAsLeader(batch(`b${i}`, 1, { keys: ['same'], timestamp: -1 }), 0);
+    await log.flush();
+    expect(log.segmentCount).toBeGreaterThan(2);
+    clock.advance(4000);
+    expect((await compactLog(log, { clock })).segmentsCleaned).toBe(0);
+    clock.advance(2000);
+    expect((await compactLog(log, { clock })).segmentsCleaned).toBeGreaterThan(0);
+    await log.close();
+  });
+
   it('does not block appends while it runs', async () => {
     const clock = new ManualClock(1_700_000_000_000); // the records' timestamp (helpers' default)
     const log = PartitionLog.open(tempDir(), { clock, config: { ...config, 'segment.bytes': '4000' } });

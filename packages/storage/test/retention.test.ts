@@ -33,6 +33,19 @@ describe('retention', () => {
     await log.close();
   });
 
+  it('by time: a segment whose records carry no timestamp ages from its last write, not from 1970', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'retention.ms': '10000' } });
+    log.appendAsLeader(batch('no-ts', 3, { timestamp: -1 }), 0);
+    clock.advance(9_000);
+    expect(log.applyRetention()).toBe(0);
+    expect(readAll(log).length).toBe(3);
+    clock.advance(2_000); // 11 s after the append
+    expect(log.applyRetention()).toBe(1);
+    expect(log.logStartOffset).toBe(3);
+    await log.close();
+  });
+
   it('by size: matches a model of the oldest-first rule, bounded by the high watermark', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 3000 }), fc.double({ min: 0, max: 1, noNaN: true }), (counts, retentionBytes, hwAt) => {
