@@ -290,10 +290,12 @@ export class PartitionLog {
         fs.rmSync(full, { force: true });
       } else if (name.endsWith(LOG_SUFFIX + SWAP_SUFFIX)) {
         const base = name.slice(0, -(LOG_SUFFIX + SWAP_SUFFIX).length);
-        fs.renameSync(full, path.join(this.dir, base + LOG_SUFFIX));
-        // Its indexes describe the old file: rebuild them from the new one.
+        // The indexes describe the old file: they go first (a missing index is rebuilt on open),
+        // so no crash can leave them beside the new one.
         fs.rmSync(path.join(this.dir, base + INDEX_SUFFIX), { force: true });
         fs.rmSync(path.join(this.dir, base + TIME_INDEX_SUFFIX), { force: true });
+        fsyncDir(this.dir);
+        fs.renameSync(full, path.join(this.dir, base + LOG_SUFFIX));
         // A swap is only written after the recovery point passed it; recover it to be sure.
         this.recoveryPoint = 0;
         fs.rmSync(path.join(this.dir, RECOVERY_POINT_FILE), { force: true });
@@ -900,13 +902,20 @@ export class PartitionLog {
 
   /**
    * Installs a compacted replacement for `old`: the file `swapFile` (complete and fsynced)
-   * becomes the segment's log. Crash-safe: the `.swap` file is renamed over the original, which a
-   * restart completes if interrupted.
+   * becomes the segment's log. Crash-safe: the old indexes are deleted first (durably), then the
+   * `.swap` file is renamed over the original. A crash before the rename leaves the old log,
+   * whose indexes are rebuilt on open, and the `.swap`, which open installs; a crash after it
+   * leaves the new log without indexes, rebuilt on open. No crash leaves the old indexes beside
+   * the new log (they would point into the wrong bytes, and a segment below the recovery point
+   * is not rescanned).
    */
   replaceSegment(old: LogSegment, swapFile: string): void {
     const i = this.segments.indexOf(old);
     if (i < 0 || i === this.segments.length - 1) throw new Error('replaceSegment: not a closed segment of this log'); // a bug
     old.close();
+    fs.rmSync(old.index.file, { force: true });
+    fs.rmSync(old.timeIndex.file, { force: true });
+    fsyncDir(this.dir);
     fs.renameSync(swapFile, old.logFile);
     fsyncDir(this.dir);
     const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());

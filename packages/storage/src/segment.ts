@@ -119,15 +119,17 @@ export class LogSegment {
   /**
    * Opens an existing segment. With `recover`, every batch is validated (length, magic, CRC) and
    * the file truncated at the first invalid one; indexes are rebuilt. Without, the indexes are
-   * loaded (and rebuilt only if they fail their sanity check) and the last batch is located.
-   * Returns the segment and the number of bytes truncated.
+   * loaded (and rebuilt if one is missing or fails its sanity check: a compaction swap deletes
+   * the old indexes before it installs the new log, so a missing index means "rebuild") and the
+   * last batch is located. Returns the segment and the number of bytes truncated.
    */
   static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, maxBatchBytes: number, accept: BatchAcceptor = acceptIncreasing): { segment: LogSegment; truncatedBytes: number } {
+    const indexesExist = fs.existsSync(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX))) && fs.existsSync(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)));
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
     seg.size = fs.fstatSync(seg.fd).size;
     seg.flushedSize = seg.size;
     let truncatedBytes = 0;
-    if (recover || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
+    if (recover || (!indexesExist && seg.size > 0) || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
       truncatedBytes = seg.recover(maxBatchBytes, accept);
     } else {
       seg.restoreTailState();

@@ -1,0 +1,54 @@
+/**
+ * A kill in the middle of installing a compacted segment. The compacted log is renamed over the
+ * original; if the original's indexes were still on disk at that moment, a restart (the segment
+ * lies below the recovery point, so it is not rescanned) would use them against the new bytes
+ * and reads would land on the wrong batches. The test makes the rename of the `.swap` file "kill"
+ * the process right after it happens, then reopens the directory and reads at every offset.
+ *
+ * Like flush-truncate.test.ts it spies on node:fs through the BUILT package (dist/): its CommonJS
+ * `import * as fs` keeps live bindings to the module object, which the swc-transformed sources do
+ * not. `npm test` builds first.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { encodeRecordBatch } from '@strand/protocol';
+import { ManualClock, PartitionLog, compactLog } from '../dist/index.js';
+
+const T0 = 1_700_000_000_000;
+const keyed = (key: string, value: string): Buffer => Buffer.from(encodeRecordBatch({ records: [{ key: Buffer.from(key), value: Buffer.from(value) }], baseTimestamp: T0 }));
+
+test('a kill right after the swap rename leaves no stale index beside the compacted log', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-swap-crash-'));
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  const realRename = nodeFs.renameSync;
+  const spy = jest.spyOn(nodeFs, 'renameSync').mockImplementation((from: fs.PathLike, to: fs.PathLike) => {
+    realRename(from, to);
+    if (String(from).endsWith('.log.swap')) throw new Error('killed right after the swap rename');
+  });
+  try {
+    const clock = new ManualClock(T0);
+    const config = { 'cleanup.policy': 'compact', 'index.interval.bytes': '256' };
+    const log = PartitionLog.open(dir, { clock, config });
+    // 45 distinct keys; k00 is superseded in the next segment, so compaction drops offset 0 and
+    // every later batch of segment 0 moves up by one batch.
+    for (let i = 0; i < 45; i++) log.appendAsLeader(keyed(`k${String(i).padStart(2, '0')}`, `v${i}`), 0);
+    log.rollIfNotEmpty();
+    log.appendAsLeader(keyed('k00', 'new'), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect(fs.statSync(path.join(dir, '00000000000000000000.index')).size).toBeGreaterThan(8);
+    await expect(compactLog(log, { clock })).rejects.toThrow('killed right after the swap rename');
+    log.abandon();
+    spy.mockRestore();
+    const again = PartitionLog.open(dir, { clock, config });
+    for (let offset = 1; offset < 46; offset++) {
+      const res = again.read(offset, 1);
+      expect(res.firstOffset).toBe(offset);
+    }
+    again.abandon();
+  } finally {
+    spy.mockRestore();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
