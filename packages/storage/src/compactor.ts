@@ -4,8 +4,9 @@
  * A pass works only on closed segments (never the active one) below an upper bound (the high
  * watermark), so appends go on untouched while it runs; it yields to the event loop between
  * batches so it never blocks appends for long. Each segment is rewritten to `<base>.log.cleaned`,
- * fsynced, renamed to `.swap` and then installed over the original (a restart completes an
- * interrupted swap and discards an unfinished `.cleaned`).
+ * fsynced, and handed to PartitionLog.replaceSegment, which renames it to `.swap` and installs it
+ * over the original (a restart completes an interrupted swap and discards an unfinished
+ * `.cleaned`).
  *
  * Rules, as Kafka's cleaner:
  * - a keyed record survives if it is the latest for its key in the compacted range (offset map);
@@ -23,9 +24,8 @@
 import * as fs from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { batchCompression, decodeRecordBatch, encodeRecordBatch, isControlBatch, type DecodedRecordBatch, type RecordInput } from '@strand/protocol';
-import { fsyncDir } from './files';
 import type { PartitionLog } from './partition-log';
-import { CLEANED_SUFFIX, SWAP_SUFFIX, type LogSegment } from './segment';
+import { CLEANED_SUFFIX, type LogSegment } from './segment';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
 
@@ -44,6 +44,11 @@ export interface CompactionStats {
   tombstonesRemoved: number;
   bytesBefore: number;
   bytesAfter: number;
+  /**
+   * The pass stopped early because the log was truncated or closed while it ran (Kafka aborts
+   * its cleaner on truncation): segments already installed stay, nothing half-written is left.
+   */
+  aborted: boolean;
 }
 
 /** A key as a latin1 string: a compact, lossless Map key for arbitrary bytes. */
@@ -51,17 +56,33 @@ function keyOf(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
 
+/** Thrown inside a pass when the log changed under it in a way the pass cannot survive. */
+class PassAborted extends Error {}
+
 /**
  * Runs one compaction pass over `log`. Returns what it did; does nothing (zeros) when the log is
  * not compacted or another pass is running.
+ *
+ * The log changes while a pass yields: appends (harmless: only closed segments are compacted),
+ * retention and DeleteRecords deleting leading segments (the pass stops reading a segment the
+ * log no longer holds, and skips it), truncation (the offset map may name truncated records, and
+ * a segment may have become the active one: the pass is aborted) and close (aborted). The checks
+ * run after every yield, and the last one immediately before a segment is replaced, with no
+ * yield in between. Whatever ends a pass, its `.cleaned` file is removed, and replaceSegment never
+ * leaves a `.swap` behind in a log that goes on (the next open would install it over whatever
+ * the log holds by then).
  */
 export async function compactLog(log: PartitionLog, options: CompactionOptions = {}): Promise<CompactionStats> {
-  const stats: CompactionStats = { segmentsCleaned: 0, recordsRead: 0, recordsRemoved: 0, tombstonesRemoved: 0, bytesBefore: 0, bytesAfter: 0 };
+  const stats: CompactionStats = { segmentsCleaned: 0, recordsRead: 0, recordsRemoved: 0, tombstonesRemoved: 0, bytesBefore: 0, bytesAfter: 0, aborted: false };
   const config = log.topicConfig;
   if (!config['cleanup.policy'].includes('compact') || log.compactionInProgress) return stats;
   const clock = options.clock ?? systemClock;
   const sliceMs = options.sliceMs ?? 5;
   log.compactionInProgress = true;
+  const truncations = log.truncationCount;
+  const checkLog = (): void => {
+    if (!log.isOpen || log.truncationCount !== truncations) throw new PassAborted();
+  };
   try {
     const now = clock.nowMs();
     const lagMs = config['min.compaction.lag.ms'];
@@ -74,66 +95,100 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     }
     if (segments.length === 0) return stats;
 
-    // Pass 1: latest offset per key over the range.
-    const latest = new Map<string, number>();
     let sliceStart = performance.now();
     const maybeYield = async (): Promise<void> => {
       if (performance.now() - sliceStart >= sliceMs) {
         await yieldToEventLoop();
         sliceStart = performance.now();
+        checkLog();
       }
     };
+
+    // Pass 1: latest offset per key over the range. A segment deleted meanwhile (retention,
+    // DeleteRecords) is not read further: it was a leading one, so every record left in the log
+    // lies after it and the keys already taken from it are superseded wherever they recur.
+    const latest = new Map<string, number>();
     for (const seg of segments) {
+      if (!log.holdsClosedSegment(seg)) continue;
       for (const b of seg.scan(0, seg.size, { validate: true })) {
-        if (isControlBatch(b.header.attributes)) continue;
-        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-        for (const r of batch.records) if (r.key !== null) latest.set(keyOf(r.key), r.offset);
+        if (!isControlBatch(b.header.attributes)) {
+          const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+          for (const r of batch.records) if (r.key !== null) latest.set(keyOf(r.key), r.offset);
+        }
         await maybeYield();
+        if (!log.holdsClosedSegment(seg)) break;
       }
     }
 
     // Pass 2: rewrite each segment.
     const deleteRetentionMs = config['delete.retention.ms'];
     for (const seg of segments) {
-      if (!log.holds(seg)) continue; // truncated or deleted meanwhile
+      if (!log.holdsClosedSegment(seg)) continue; // deleted meanwhile
       const cleanedFile = seg.logFile + CLEANED_SUFFIX;
-      const fd = fs.openSync(cleanedFile, 'w');
-      let changed = false;
-      let written = 0;
       try {
-        for (const b of seg.scan(0, seg.size, { validate: true })) {
-          stats.bytesBefore += b.size;
-          let out: Buffer | null = b.bytes;
-          if (!isControlBatch(b.header.attributes)) {
-            const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-            out = rewriteBatch(batch, b.bytes, latest, now, deleteRetentionMs, stats);
-            if (out !== b.bytes) changed = true;
-          }
-          if (out !== null) {
-            fs.writeSync(fd, out, 0, out.length, written);
-            written += out.length;
-            stats.bytesAfter += out.length;
-          }
-          await maybeYield();
+        const changed = await writeCleaned(seg, cleanedFile, latest, now, deleteRetentionMs, stats, maybeYield, () => log.holdsClosedSegment(seg));
+        checkLog();
+        if (!changed || !log.holdsClosedSegment(seg)) {
+          fs.rmSync(cleanedFile, { force: true });
+          continue;
         }
-        fs.fdatasyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      if (!changed || !log.holds(seg)) {
+        // No yield since the checks above: the log cannot have changed.
+        log.replaceSegment(seg, cleanedFile);
+        stats.segmentsCleaned++;
+      } catch (e: unknown) {
         fs.rmSync(cleanedFile, { force: true });
-        continue;
+        throw e;
       }
-      const swapFile = seg.logFile + SWAP_SUFFIX;
-      fs.renameSync(cleanedFile, swapFile);
-      fsyncDir(log.dir);
-      log.replaceSegment(seg, swapFile);
-      stats.segmentsCleaned++;
     }
+    return stats;
+  } catch (e: unknown) {
+    if (!(e instanceof PassAborted)) throw e;
+    stats.aborted = true;
     return stats;
   } finally {
     log.compactionInProgress = false;
   }
+}
+
+/**
+ * Writes the compacted copy of `seg` to `cleanedFile`, fdatasynced. Returns whether anything
+ * changed (false also when `stillHeld` turned false while it ran: the copy is then incomplete).
+ */
+async function writeCleaned(
+  seg: LogSegment,
+  cleanedFile: string,
+  latest: Map<string, number>,
+  now: number,
+  deleteRetentionMs: number,
+  stats: CompactionStats,
+  maybeYield: () => Promise<void>,
+  stillHeld: () => boolean,
+): Promise<boolean> {
+  const fd = fs.openSync(cleanedFile, 'w');
+  let changed = false;
+  let written = 0;
+  try {
+    for (const b of seg.scan(0, seg.size, { validate: true })) {
+      stats.bytesBefore += b.size;
+      let out: Buffer | null = b.bytes;
+      if (!isControlBatch(b.header.attributes)) {
+        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+        out = rewriteBatch(batch, b.bytes, latest, now, deleteRetentionMs, stats);
+        if (out !== b.bytes) changed = true;
+      }
+      if (out !== null) {
+        fs.writeSync(fd, out, 0, out.length, written);
+        written += out.length;
+        stats.bytesAfter += out.length;
+      }
+      await maybeYield();
+      if (!stillHeld()) return false;
+    }
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return changed;
 }
 
 /**

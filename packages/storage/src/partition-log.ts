@@ -162,6 +162,7 @@ export class PartitionLog {
   private truncatedDuringFlush = Infinity;
   private failure: StrandError | null = null;
   private closed = false;
+  private truncations = 0;
   /** Set while a compaction pass runs; segments it holds must not be replaced by anything else. */
   compactionInProgress = false;
   /** Bytes truncated by recovery at open (for logs and tests). */
@@ -780,6 +781,7 @@ export class PartitionLog {
       this.truncateFullyAndStartAt(offset < this._logStartOffset ? this._logStartOffset : offset);
       return;
     }
+    this.truncations++;
     while (this.segments.length > 1 && this.activeSegment.baseOffset >= offset) {
       (this.segments.pop() as LogSegment).delete();
       this.dirDirty = true;
@@ -791,6 +793,7 @@ export class PartitionLog {
   /** Deletes everything and restarts the log at `offset` (a replica too far behind the leader's log start). */
   truncateFullyAndStartAt(offset: number): void {
     this.ensureWritable();
+    this.truncations++;
     for (const s of this.segments) s.delete();
     this.segments = [LogSegment.create(this.dir, offset, this.segmentConfig())];
     this.dirDirty = true;
@@ -895,32 +898,72 @@ export class PartitionLog {
     return this.segments.slice(0, -1).filter((s) => s.nextOffset <= upperBoundOffset && s.flushedSize === s.size);
   }
 
-  /** Whether `seg` is still part of this log (compaction checks before swapping). */
-  holds(seg: LogSegment): boolean {
-    return this.segments.includes(seg);
+  /**
+   * Whether `seg` is still a closed (not active) segment of this open log: a compaction pass
+   * checks it after every yield, as retention, DeleteRecords and truncation may have removed the
+   * segment (and closed its file) or made it the active one meanwhile.
+   */
+  holdsClosedSegment(seg: LogSegment): boolean {
+    const i = this.segments.indexOf(seg);
+    return this.isOpen && i >= 0 && i < this.segments.length - 1 && !seg.isClosed;
+  }
+
+  /** Whether the log is open and has not failed. */
+  get isOpen(): boolean {
+    return !this.closed && this.failure === null;
   }
 
   /**
-   * Installs a compacted replacement for `old`: the file `swapFile` (complete and fsynced)
-   * becomes the segment's log. Crash-safe: the old indexes are deleted first (durably), then the
-   * `.swap` file is renamed over the original. A crash before the rename leaves the old log,
-   * whose indexes are rebuilt on open, and the `.swap`, which open installs; a crash after it
-   * leaves the new log without indexes, rebuilt on open. No crash leaves the old indexes beside
-   * the new log (they would point into the wrong bytes, and a segment below the recovery point
-   * is not rescanned).
+   * Truncations so far (truncateTo, truncateFullyAndStartAt). A compaction pass that sees this
+   * change aborts: its offset map may name records that are gone (Kafka aborts its cleaner too).
    */
-  replaceSegment(old: LogSegment, swapFile: string): void {
+  get truncationCount(): number {
+    return this.truncations;
+  }
+
+  /**
+   * Installs `cleanedFile`, a complete and fdatasynced compacted copy of the closed segment
+   * `old`, as that segment's log. Crash-safe: the file is renamed to `.swap` (which an
+   * interrupted open installs), the old indexes are deleted (durably), then the `.swap` is
+   * renamed over the original. A crash before that rename leaves the old log, whose indexes are
+   * rebuilt on open, and the `.swap`, which open installs; a crash after it leaves the new log
+   * without indexes, rebuilt on open. No crash leaves the old indexes beside the new log (they
+   * would point into the wrong bytes, and a segment below the recovery point is not rescanned).
+   * A failure before anything is installed removes the `.swap` (a `.swap` left in a log that goes
+   * on would later be installed over newer data); a failure after that fails the log
+   * (KAFKA_STORAGE_ERROR), and a restart finishes the job.
+   */
+  replaceSegment(old: LogSegment, cleanedFile: string): void {
+    if (!this.holdsClosedSegment(old)) throw new Error('replaceSegment: not a closed segment of this log'); // a bug: the caller checks
     const i = this.segments.indexOf(old);
-    if (i < 0 || i === this.segments.length - 1) throw new Error('replaceSegment: not a closed segment of this log'); // a bug
-    old.close();
-    fs.rmSync(old.index.file, { force: true });
-    fs.rmSync(old.timeIndex.file, { force: true });
-    fsyncDir(this.dir);
-    fs.renameSync(swapFile, old.logFile);
-    fsyncDir(this.dir);
-    const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());
-    segment.flushSync();
-    this.segments[i] = segment;
+    const swapFile = old.logFile + SWAP_SUFFIX;
+    try {
+      fs.renameSync(cleanedFile, swapFile);
+      fsyncDir(this.dir);
+    } catch (e: unknown) {
+      try {
+        fs.rmSync(swapFile, { force: true });
+        fsyncDir(this.dir);
+      } catch (e2: unknown) {
+        this.fail(new StrandError('KAFKA_STORAGE_ERROR', `cannot remove ${swapFile} after a failed compaction swap: ${String(e2)}`, { cause: e2 }));
+      }
+      throw e;
+    }
+    try {
+      old.close();
+      fs.rmSync(old.index.file, { force: true });
+      fs.rmSync(old.timeIndex.file, { force: true });
+      fsyncDir(this.dir);
+      fs.renameSync(swapFile, old.logFile);
+      fsyncDir(this.dir);
+      const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());
+      segment.flushSync();
+      this.segments[i] = segment;
+    } catch (e: unknown) {
+      const failure = new StrandError('KAFKA_STORAGE_ERROR', `installing a compacted segment in ${this.dir} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      this.fail(failure);
+      throw failure;
+    }
   }
 
   // -------------------------------------------------------------------------------------------

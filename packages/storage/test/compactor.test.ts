@@ -129,6 +129,72 @@ describe('compaction', () => {
     await again.close();
   });
 
+  it('aborts a pass when the log is truncated under it, leaving no .swap for the next open to install', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(1_700_000_000_000);
+    const cfg = { 'cleanup.policy': 'compact' };
+    const log = PartitionLog.open(dir, { clock, config: cfg });
+    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`old${i}`, 1, { keys: ['k'] }), 0);
+    log.rollIfNotEmpty();
+    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`j${i}`, 1, { keys: [`j${i}`] }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    const seg0 = path.join(dir, '00000000000000000000.log');
+    const pass = compactLog(log, { clock, sliceMs: 0 });
+    // Wait until the pass has written segment 0's only survivor (offset 9) to its .cleaned copy.
+    while (!(fs.existsSync(`${seg0}.cleaned`) && fs.statSync(`${seg0}.cleaned`).size > 0)) await new Promise((r) => setImmediate(r));
+    // A follower truncating after an unclean election (the new leader's log ends at 5), then new data.
+    log.truncateTo(5);
+    log.appendAsLeader(batch('new', 1, { keys: ['k'] }), 1);
+    const stats = await pass;
+    expect([stats.aborted, stats.segmentsCleaned]).toEqual([true, 0]);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.swap') || f.endsWith('.cleaned'))).toEqual([]);
+    const expected = ['old0-0', 'old1-0', 'old2-0', 'old3-0', 'old4-0', 'new-0'];
+    expect(readAll(log).map((r) => r.value)).toEqual(expected);
+    await log.close();
+    const again = PartitionLog.open(dir, { clock, config: cfg });
+    expect(readAll(again).map((r) => r.value)).toEqual(expected);
+    await again.close();
+  });
+
+  it('stops reading a segment that DeleteRecords deleted under it', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(dir, { clock, config: { 'cleanup.policy': 'compact,delete' } });
+    // 2.4 MB in segment 0: more than one read chunk, so the pass goes back to the file midway.
+    const big = 'x'.repeat(20_000);
+    for (let i = 0; i < 120; i++) log.appendAsLeader(batch('b', 1, { keys: [`k${i % 3}`], values: [big] }), 0);
+    log.rollIfNotEmpty();
+    log.appendAsLeader(batch('c', 1, { keys: ['k0'] }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    const pass = compactLog(log, { clock, sliceMs: 0 });
+    await new Promise((r) => setImmediate(r)); // the pass is reading segment 0
+    log.deleteRecordsBefore(120);
+    const stats = await pass;
+    expect([stats.aborted, stats.segmentsCleaned]).toEqual([false, 0]);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.swap') || f.endsWith('.cleaned'))).toEqual([]);
+    expect(readAll(log).map((r) => r.value)).toEqual(['c-0']);
+    await log.close();
+  });
+
+  it('aborts a pass when the log closes under it', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(dir, { clock, config });
+    for (let i = 0; i < 100; i++) log.appendAsLeader(batch(`b${i}`, 1, { keys: [`k${i % 4}`] }), 0);
+    await log.flush();
+    expect(log.segmentCount).toBeGreaterThan(3);
+    const pass = compactLog(log, { clock, sliceMs: 0 });
+    await new Promise((r) => setImmediate(r));
+    await log.close();
+    expect((await pass).aborted).toBe(true);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.swap') || f.endsWith('.cleaned'))).toEqual([]);
+    const again = PartitionLog.open(dir, { clock, config });
+    expect(again.logEndOffset).toBe(100);
+    await again.close();
+  });
+
   it('completes an interrupted swap on reopen', async () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, { config });

@@ -39,6 +39,8 @@ test('a kill right after the swap rename leaves no stale index beside the compac
     await log.flush();
     expect(fs.statSync(path.join(dir, '00000000000000000000.index')).size).toBeGreaterThan(8);
     await expect(compactLog(log, { clock })).rejects.toThrow('killed right after the swap rename');
+    // The segment's files are in an unknown state: the log fails rather than serve them.
+    expect(() => log.appendAsLeader(keyed('k01', 'after'), 0)).toThrow('killed right after the swap rename');
     log.abandon();
     spy.mockRestore();
     const again = PartitionLog.open(dir, { clock, config });
@@ -47,6 +49,37 @@ test('a kill right after the swap rename leaves no stale index beside the compac
       expect(res.firstOffset).toBe(offset);
     }
     again.abandon();
+  } finally {
+    spy.mockRestore();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a swap that fails before anything is installed leaves no .swap, and the log goes on', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-swap-crash-'));
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  const realRename = nodeFs.renameSync;
+  const spy = jest.spyOn(nodeFs, 'renameSync').mockImplementation((from: fs.PathLike, to: fs.PathLike) => {
+    realRename(from, to);
+    if (String(to).endsWith('.log.swap')) throw new Error('EIO after the .cleaned -> .swap rename');
+  });
+  try {
+    const clock = new ManualClock(T0);
+    const config = { 'cleanup.policy': 'compact' };
+    const log = PartitionLog.open(dir, { clock, config });
+    for (let i = 0; i < 5; i++) log.appendAsLeader(keyed('k', `v${i}`), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    await expect(compactLog(log, { clock })).rejects.toThrow('EIO');
+    spy.mockRestore();
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.swap') || f.endsWith('.cleaned'))).toEqual([]);
+    // Nothing was installed: the log serves the original segment and takes appends.
+    log.appendAsLeader(keyed('k', 'v5'), 0);
+    expect(log.read(0, 1 << 20).firstOffset).toBe(0);
+    await log.close();
+    const again = PartitionLog.open(dir, { clock, config });
+    expect([again.logStartOffset, again.logEndOffset, again.read(0, 1 << 20).firstOffset]).toEqual([0, 6, 0]);
+    await again.close();
   } finally {
     spy.mockRestore();
     fs.rmSync(dir, { recursive: true, force: true });

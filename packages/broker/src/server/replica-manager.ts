@@ -233,7 +233,7 @@ export class ReplicaManager {
         const stats = await compactLog(p.log, { upperBoundOffset: p.highWatermark });
         if (stats.segmentsCleaned > 0) {
           p.onCompacted();
-          this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, 'compacted');
+          this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, stats.aborted ? 'compaction aborted by a truncation or close, after some segments' : 'compacted');
         }
       } catch (e: unknown) {
         this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: e instanceof Error ? e.message : String(e) }, 'compaction failed');
