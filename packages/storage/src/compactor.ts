@@ -184,6 +184,10 @@ async function writeCleaned(
       await maybeYield();
       if (!stillHeld()) return false;
     }
+    // The copy keeps the original's last-modified time (Kafka's cleaner does too): a segment left
+    // with no timestamped record, or none at all, ages for retention from its last append, not
+    // from its compaction.
+    fs.futimesSync(fd, new Date(seg.lastModifiedMs), new Date(seg.lastModifiedMs));
     fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -851,10 +851,12 @@ export class PartitionLog {
     const now = this.clock.nowMs();
     const retentionMs = this.config['retention.ms'];
     const retentionBytes = this.config['retention.bytes'];
-    const expired = (seg: LogSegment): boolean => retentionMs >= 0 && seg.size > 0 && seg.largestTimestamp < now - retentionMs;
+    // An empty segment (compaction removed every record) has no timestamp and ages by its last
+    // write, like Kafka's: skipping it would stop time-based retention at it for good.
+    const expired = (seg: LogSegment): boolean => retentionMs >= 0 && seg.largestTimestamp < now - retentionMs;
     // An expired active segment is rolled so it can go too (as Kafka does).
     const active = this.activeSegment;
-    if (expired(active) && active.nextOffset <= upperBoundOffset) this.roll(this.logEndOffset);
+    if (active.size > 0 && expired(active) && active.nextOffset <= upperBoundOffset) this.roll(this.logEndOffset);
     let size = this.sizeBytes;
     const deleted = this.deleteLeadingSegments((seg) => {
       if (seg.nextOffset > upperBoundOffset) return false;

@@ -1,11 +1,11 @@
 /**
  * Retention deletes whole segments: by retention.ms (newest record older than now - retention.ms,
- * on an injected clock) and by retention.bytes (oldest first while the log stays at or above the
+ * on an injected clock; a segment without timestamps, or emptied by compaction, by its last write) and by retention.bytes (oldest first while the log stays at or above the
  * limit), never at or past an upper bound (the high watermark), never with cleanup.policy=compact
  * alone. Checked against a model of which segments must go, and across reopen.
  */
 import fc from 'fast-check';
-import { ManualClock, PartitionLog } from '../src';
+import { ManualClock, PartitionLog, compactLog } from '../src';
 import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
@@ -44,6 +44,30 @@ describe('retention', () => {
     expect(log.applyRetention()).toBe(1);
     expect(log.logStartOffset).toBe(3);
     await log.close();
+  });
+
+  it('by time: a segment compaction emptied expires by its last write and does not stop retention', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const dir = tempDir();
+    const cfg = { 'cleanup.policy': 'compact,delete', 'retention.ms': '1000' };
+    const log = PartitionLog.open(dir, { clock, config: cfg });
+    log.appendAsLeader(batch('s0', 1, { keys: ['a'], timestamp: clock.nowMs() }), 0);
+    log.rollIfNotEmpty();
+    log.appendAsLeader(batch('s1', 1, { keys: ['a'], timestamp: clock.nowMs() }), 0); // supersedes all of segment 0
+    log.rollIfNotEmpty();
+    log.appendAsLeader(batch('s2', 1, { keys: ['b'], timestamp: clock.nowMs() }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    await compactLog(log, { clock });
+    expect(log.segmentBaseOffsets()).toEqual([0, 1, 2, 3]);
+    expect(log.read(0, 1 << 20).firstOffset).toBe(1); // segment 0 is empty
+    await log.close();
+    const again = PartitionLog.open(dir, { clock, config: cfg });
+    expect(again.applyRetention()).toBe(0);
+    clock.advance(10_000); // every record is 10 s old; retention.ms is 1 s
+    expect(again.applyRetention()).toBe(3);
+    expect(again.logStartOffset).toBe(3);
+    await again.close();
   });
 
   it('by size: matches a model of the oldest-first rule, bounded by the high watermark', () => {
