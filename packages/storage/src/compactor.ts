@@ -10,7 +10,8 @@
  *
  * Rules, as Kafka's cleaner:
  * - a keyed record survives if it is the latest for its key in the compacted range (offset map);
- *   records without a key and control batches are kept;
+ *   records without a key and control batches are kept, and so are batches in a codec this build
+ *   cannot read (copied unchanged: a pass must not fail on them forever);
  * - records newer than `min.compaction.lag.ms` are not compacted (their segments are skipped);
  * - a tombstone (null value) is kept for `delete.retention.ms` after the cleaner first reached it:
  *   the first pass that keeps it stamps the batch's delete horizon (KIP-534, attributes bit 6),
@@ -23,7 +24,7 @@
  */
 import * as fs from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { batchCompression, decodeRecordBatch, encodeRecordBatch, isControlBatch, type DecodedRecordBatch, type RecordInput } from '@strand/protocol';
+import { batchCompression, compressionSupported, decodeRecordBatch, encodeRecordBatch, isControlBatch, type DecodedRecordBatch, type RecordBatchHeader, type RecordInput } from '@strand/protocol';
 import type { PartitionLog } from './partition-log';
 import { CLEANED_SUFFIX, type LogSegment } from './segment';
 import type { Clock } from './clock';
@@ -111,7 +112,7 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     for (const seg of segments) {
       if (!log.holdsClosedSegment(seg)) continue;
       for (const b of seg.scan(0, seg.size, { validate: true })) {
-        if (!isControlBatch(b.header.attributes)) {
+        if (readable(b.header)) {
           const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
           for (const r of batch.records) if (r.key !== null) latest.set(keyOf(r.key), r.offset);
         }
@@ -171,7 +172,7 @@ async function writeCleaned(
     for (const b of seg.scan(0, seg.size, { validate: true })) {
       stats.bytesBefore += b.size;
       let out: Buffer | null = b.bytes;
-      if (!isControlBatch(b.header.attributes)) {
+      if (readable(b.header)) {
         const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
         out = rewriteBatch(batch, b.bytes, latest, now, deleteRetentionMs, stats);
         if (out !== b.bytes) changed = true;
@@ -193,6 +194,15 @@ async function writeCleaned(
     fs.closeSync(fd);
   }
   return changed;
+}
+
+/**
+ * Whether compaction looks into a batch's records. Control batches are kept as they are. So are
+ * batches in a codec this build lacks (produce stores them as sent): their keys are unknown, so
+ * they supersede nothing and nothing in them is removed, which keeps more than needed, never less.
+ */
+function readable(h: RecordBatchHeader): boolean {
+  return !isControlBatch(h.attributes) && compressionSupported(batchCompression(h.attributes));
 }
 
 /**

@@ -737,7 +737,8 @@ export class PartitionLog {
   /**
    * The first offset whose record timestamp is >= `timestamp` (Kafka's ListOffsets), with that
    * record's timestamp and its batch's leader epoch; null if no such record. The sentinels
-   * LATEST_TIMESTAMP (-1) and EARLIEST_TIMESTAMP (-2) give the log end and start.
+   * LATEST_TIMESTAMP (-1) and EARLIEST_TIMESTAMP (-2) give the log end and start. A batch in a
+   * codec this build cannot decode answers with its first offset and header maxTimestamp.
    */
   offsetForTimestamp(timestamp: number): TimestampOffset | null {
     if (timestamp === LATEST_TIMESTAMP) return { offset: this.logEndOffset, timestamp: -1, leaderEpoch: this.leaderEpochs.latest?.epoch ?? -1 };
@@ -748,6 +749,14 @@ export class PartitionLog {
       const { position } = seg.positionOf(startOffset);
       for (const b of seg.scan(position, seg.size, { validate: true })) {
         if (b.header.maxTimestamp < timestamp) continue;
+        if (!compressionSupported(batchCompression(b.header.attributes))) {
+          // A codec this build lacks (stored as produced): its records cannot be read, but its
+          // header says one of them reaches the timestamp. Answer the batch's first offset, a
+          // little early at worst (a consumer seeking there reads the whole batch anyway).
+          const offset = Math.max(b.header.baseOffset, this._logStartOffset);
+          if (offset > b.header.baseOffset + b.header.lastOffsetDelta) continue;
+          return { offset, timestamp: b.header.maxTimestamp, leaderEpoch: b.header.partitionLeaderEpoch };
+        }
         const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
         // In a LogAppendTime batch every record's timestamp is the batch's append time (its
         // maxTimestamp), not the producer's create time the record bytes still carry.

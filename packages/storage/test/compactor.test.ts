@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { TimestampType, decodeRecordBatch, encodeRecordBatch, validateBatches } from '@strand/protocol';
 import { ManualClock, PartitionLog, compactLog } from '../src';
-import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
+import { asUnreadableCodec, batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
 
@@ -193,6 +193,24 @@ describe('compaction', () => {
     const again = PartitionLog.open(dir, { clock, config });
     expect(again.logEndOffset).toBe(100);
     await again.close();
+  });
+
+  it('copies a batch in a codec this build lacks unchanged, and compacts the rest', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact' } });
+    const unreadable = asUnreadableCodec(batch('x', 1, { keys: ['a'] }));
+    log.appendAsLeader(Buffer.from(unreadable), 0); // offset 0
+    for (let i = 0; i < 5; i++) log.appendAsLeader(batch(`v${i}`, 1, { keys: ['a'] }), 0); // 1..5
+    log.rollIfNotEmpty();
+    await log.flush();
+    const stats = await compactLog(log, { clock });
+    expect([stats.recordsRemoved, stats.segmentsCleaned]).toEqual([4, 1]);
+    const res = log.read(0, 1 << 20);
+    const views = validateBatches(res.records);
+    expect(views.map((v) => v.header.baseOffset)).toEqual([0, 5]);
+    // The unreadable batch is byte for byte what was appended (apart from the stamped offset and epoch).
+    expect(res.records.subarray(12 + 4, (views[0] as { size: number }).size).equals(unreadable.subarray(16))).toBe(true);
+    await log.close();
   });
 
   it('completes an interrupted swap on reopen', async () => {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { decodeRecordBatch, encodeRecordBatch, validateBatches, type RecordInput } from '@strand/protocol';
+import { ATTRIBUTES_OFFSET, CRC_OFFSET, CompressionType, compressionSupported, crc32c, decodeRecordBatch, encodeRecordBatch, validateBatches, type RecordInput } from '@strand/protocol';
 import type { PartitionLog } from '../src';
 
 const dirs: string[] = [];
@@ -27,6 +27,18 @@ export function batch(tag: string, count = 1, options: { timestamp?: number; key
     records.push({ key: key === undefined || key === null ? null : Buffer.from(key), value: value === null || value === undefined ? null : Buffer.from(value) });
   }
   return encodeRecordBatch({ records, baseTimestamp: options.timestamp ?? 1_700_000_000_000, producerId: options.producerId });
+}
+
+/**
+ * `bytes` (one batch) relabelled as lz4, a codec this build lacks, with a valid CRC: what a
+ * client with an lz4 library sends, which produce stores as sent.
+ */
+export function asUnreadableCodec(bytes: Buffer): Buffer {
+  if (compressionSupported(CompressionType.Lz4)) throw new Error('this build reads lz4: pick another codec for the test');
+  const out = Buffer.from(bytes);
+  out.writeInt16BE(out.readInt16BE(ATTRIBUTES_OFFSET) | CompressionType.Lz4, ATTRIBUTES_OFFSET);
+  out.writeUInt32BE(crc32c(out.subarray(ATTRIBUTES_OFFSET)), CRC_OFFSET);
+  return out;
 }
 
 export interface ReadRecord {

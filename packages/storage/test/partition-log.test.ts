@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CompressionType, MAX_TIMESTAMP_OFFSET, StrandError, TOPIC_CONFIG, crc32c, decodeRecordBatch, encodeRecordBatch, validateBatches } from '@strand/protocol';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ManualClock, PartitionLog } from '../src';
-import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
+import { asUnreadableCodec, batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
 
@@ -205,6 +205,18 @@ describe('append and read', () => {
     expect(log.offsetForTimestamp(1091)).toBeNull();
     expect(log.offsetForTimestamp(LATEST_TIMESTAMP)?.offset).toBe(20);
     expect(log.offsetForTimestamp(EARLIEST_TIMESTAMP)?.offset).toBe(0);
+    await log.close();
+  });
+
+  it('answers offsets by timestamp past a batch in a codec this build lacks, from its header', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 2, { timestamp: 1000 }), 3);
+    log.appendAsLeader(asUnreadableCodec(batch('u', 3, { timestamp: 2000 })), 3); // offsets 2..4
+    log.appendAsLeader(batch('b', 1, { timestamp: 3000 }), 3);
+    expect(log.offsetForTimestamp(1500)).toEqual({ offset: 2, timestamp: 2000, leaderEpoch: 3 });
+    expect(log.offsetForTimestamp(2500)).toEqual({ offset: 5, timestamp: 3000, leaderEpoch: 3 });
+    log.deleteRecordsBefore(3);
+    expect(log.offsetForTimestamp(1500)?.offset).toBe(3);
     await log.close();
   });
 
