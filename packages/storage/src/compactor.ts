@@ -8,6 +8,10 @@
  * over the original (a restart completes an interrupted swap and discards an unfinished
  * `.cleaned`).
  *
+ * Scheduling, as Kafka's: a pass runs only when the dirty share of the compactable range (bytes
+ * in segments past where the last complete pass ended, over all its bytes, from segment sizes)
+ * exceeds `min.cleanable.dirty.ratio`; it then reads the whole range.
+ *
  * Rules, as Kafka's cleaner:
  * - a keyed record survives if it is the latest for its key in the compacted range (offset map);
  *   records without a key and control batches are kept, and so are batches in a codec this build
@@ -36,6 +40,11 @@ export interface CompactionOptions {
   clock?: Clock;
   /** Yield to the event loop after this much work (ms of wall time); default 5. */
   sliceMs?: number;
+  /**
+   * Run the pass whatever the dirty share (`min.cleanable.dirty.ratio`) is: default false. Kafka
+   * has no such switch (its tests call the cleaner directly); here it is for tests and tools.
+   */
+  force?: boolean;
 }
 
 export interface CompactionStats {
@@ -62,7 +71,7 @@ class PassAborted extends Error {}
 
 /**
  * Runs one compaction pass over `log`. Returns what it did; does nothing (zeros) when the log is
- * not compacted or another pass is running.
+ * not compacted, another pass is running, or too little of it is dirty (see above).
  *
  * The log changes while a pass yields: appends (harmless: only closed segments are compacted),
  * retention and DeleteRecords deleting leading segments (the pass stops reading a segment the
@@ -95,6 +104,20 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
       segments.push(seg);
     }
     if (segments.length === 0) return stats;
+    // Kafka's cleanable ratio, from segment sizes alone (no reads): the bytes written since the
+    // last pass over the whole compactable range. Below min.cleanable.dirty.ratio a pass would
+    // mostly rewrite what is already clean.
+    if (options.force !== true) {
+      const firstDirty = log.firstDirtyOffset;
+      let clean = 0;
+      let dirty = 0;
+      for (const seg of segments) {
+        if (seg.nextOffset > firstDirty) dirty += seg.size;
+        else clean += seg.size;
+      }
+      if (dirty === 0 || dirty / (clean + dirty) <= config['min.cleanable.dirty.ratio']) return stats;
+    }
+    const rangeEnd = (segments[segments.length - 1] as LogSegment).nextOffset;
 
     let sliceStart = performance.now();
     const maybeYield = async (): Promise<void> => {
@@ -141,6 +164,8 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
         throw e;
       }
     }
+    checkLog();
+    log.setCleanedUpTo(rangeEnd);
     return stats;
   } catch (e: unknown) {
     if (!(e instanceof PassAborted)) throw e;

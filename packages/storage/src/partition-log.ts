@@ -58,6 +58,8 @@ import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME
 
 export const RECOVERY_POINT_FILE = 'recovery-point-offset-checkpoint';
 export const LOG_START_OFFSET_FILE = 'log-start-offset-checkpoint';
+/** Where the last compaction pass ended (Kafka's cleaner-offset-checkpoint, for one partition). */
+export const CLEANER_OFFSET_FILE = 'cleaner-offset-checkpoint';
 export const CLEAN_SHUTDOWN_FILE = '.kafka_cleanshutdown';
 
 /** ListOffsets sentinels, as Kafka's. */
@@ -163,6 +165,8 @@ export class PartitionLog {
   private failure: StrandError | null = null;
   private closed = false;
   private truncations = 0;
+  /** End of the range the last complete compaction pass covered (see `firstDirtyOffset`). */
+  private cleanedUpTo = 0;
   /** Set while a compaction pass runs; segments it holds must not be replaced by anything else. */
   compactionInProgress = false;
   /** Bytes truncated by recovery at open (for logs and tests). */
@@ -245,6 +249,11 @@ export class PartitionLog {
       this.segments.push(LogSegment.create(this.dir, 0, this.segmentConfig()));
       this.dirDirty = true;
       return;
+    }
+    try {
+      this.cleanedUpTo = readOffsetCheckpoint(path.join(this.dir, CLEANER_OFFSET_FILE)) ?? 0;
+    } catch {
+      this.cleanedUpTo = 0; // only schedules compaction: a damaged file makes the whole log dirty
     }
     this.recoveryPoint = readOffsetCheckpoint(path.join(this.dir, RECOVERY_POINT_FILE)) ?? 0;
     const checkpointStart = readOffsetCheckpoint(path.join(this.dir, LOG_START_OFFSET_FILE)) ?? 0;
@@ -822,6 +831,8 @@ export class PartitionLog {
   private afterTruncation(): void {
     this.reportDurablePositions();
     const end = this.logEndOffset;
+    // What is appended from here on is dirty.
+    if (this.cleanedUpTo > end) this.setCleanedUpTo(end);
     this.leaderEpochs.truncateFromEnd(end);
     this.truncatedDuringFlush = Math.min(this.truncatedDuringFlush, end);
     if (this._durableEndOffset > end) this._durableEndOffset = end;
@@ -907,6 +918,21 @@ export class PartitionLog {
   /** The segments before the active one whose offsets all lie below `upperBoundOffset`. */
   closedSegmentsBelow(upperBoundOffset: number): readonly LogSegment[] {
     return this.segments.slice(0, -1).filter((s) => s.nextOffset <= upperBoundOffset && s.flushedSize === s.size);
+  }
+
+  /**
+   * Kafka's first dirty offset: where the last complete compaction pass ended, or the log start
+   * if that lies outside the log. Segments before it are "clean" for min.cleanable.dirty.ratio.
+   * Only a scheduling hint: a pass always reads its whole range.
+   */
+  get firstDirtyOffset(): number {
+    return this.cleanedUpTo < this._logStartOffset || this.cleanedUpTo > this.logEndOffset ? this._logStartOffset : this.cleanedUpTo;
+  }
+
+  /** Records (durably) that a compaction pass covered everything below `offset`. */
+  setCleanedUpTo(offset: number): void {
+    this.cleanedUpTo = offset;
+    writeFileAtomic(path.join(this.dir, CLEANER_OFFSET_FILE), `0\n${offset}\n`);
   }
 
   /**

@@ -220,7 +220,8 @@ export class ReplicaManager {
 
   /**
    * One pass of the log cleaner: compacts every hosted log of a compacted topic (cleanup.policy
-   * includes compact) below its high watermark, one log at a time. Passes never overlap (the
+   * includes compact) below its high watermark, one log at a time; compactLog skips a log whose
+   * dirty share is below min.cleanable.dirty.ratio. Passes never overlap (the
    * caller waits for the previous one) and yield to the event loop, so produce/fetch go on.
    */
   async compactLogs(): Promise<void> {
