@@ -198,7 +198,7 @@ export const TOPIC_CONFIG = defineConfig({
   'file.delete.delay.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Delay before a deleted segment file is removed from disk (ms).' }),
   'flush.policy': key({ type: 'string', default: 'fsync', oneOf: ['fsync', 'page-cache'], doc: 'Strand: `fsync` counts a batch toward the high watermark only after it is fdatasynced (group commit); `page-cache` is Kafka\'s classic replication-only durability, which does not survive a simultaneous power loss of the replicas.' }),
   'index.interval.bytes': key({ type: 'int', default: 4096, min: 0, doc: 'Bytes of log between two entries of the sparse offset index.' }),
-  'max.compaction.lag.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 1, doc: 'Longest time a record may stay uncompacted (ms).' }),
+  'max.compaction.lag.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 1, doc: 'Longest time a record may stay uncompacted (ms): the active segment of a compacted topic rolls at this age, and a dirty segment older than it is compacted whatever `min.cleanable.dirty.ratio` says.' }),
   'max.message.bytes': key({ type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch the topic accepts (bytes; Kafka\'s default: 1 MiB plus the 12-byte log overhead).' }),
   'message.timestamp.after.max.ms': key({ type: 'long', default: 60 * 60 * 1000, min: 0, doc: 'CreateTime topics: the leader refuses (INVALID_TIMESTAMP) a record whose timestamp is more than this far ahead of its clock (ms; Kafka 4.0\'s default, one hour).' }),
   'message.timestamp.before.max.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 0, doc: 'CreateTime topics: the leader refuses (INVALID_TIMESTAMP) a record whose timestamp is more than this far behind its clock (ms; default: no bound).' }),
@@ -210,7 +210,7 @@ export const TOPIC_CONFIG = defineConfig({
   'retention.ms': key({ type: 'long', default: 7 * DAY_MS, min: -1, doc: 'Longest time a segment is kept after its newest record (ms; -1 = forever).' }),
   'segment.bytes': key({ type: 'int', default: GiB, min: 14, doc: 'Size at which the active segment rolls (bytes).' }),
   'segment.index.bytes': key({ type: 'int', default: 10 * 1024 * 1024, min: 8, doc: 'Largest size of one segment\'s offset index (bytes); the segment rolls when it is full.' }),
-  'segment.ms': key({ type: 'long', default: 7 * DAY_MS, min: 1, doc: 'Age at which the active segment rolls even if not full (ms).' }),
+  'segment.ms': key({ type: 'long', default: 7 * DAY_MS, min: 1, doc: 'Age at which the active segment rolls even if not full (ms; compacted topics: at most `max.compaction.lag.ms`).' }),
   'unclean.leader.election.enable': key({ type: 'boolean', default: false, doc: 'Allow an out-of-sync replica to become leader (may lose acknowledged data).' }),
 });
 

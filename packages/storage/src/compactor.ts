@@ -10,7 +10,9 @@
  *
  * Scheduling, as Kafka's: a pass runs only when the dirty share of the compactable range (bytes
  * in segments past where the last complete pass ended, over all its bytes, from segment sizes)
- * exceeds `min.cleanable.dirty.ratio`; it then reads the whole range.
+ * exceeds `min.cleanable.dirty.ratio`, or a dirty segment's first record is older than
+ * `max.compaction.lag.ms` (whose active segment rolls at that age too, see PartitionLog); it
+ * then reads the whole range.
  *
  * Rules, as Kafka's cleaner:
  * - a keyed record survives if it is the latest for its key in the compacted range (offset map);
@@ -106,16 +108,23 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     if (segments.length === 0) return stats;
     // Kafka's cleanable ratio, from segment sizes alone (no reads): the bytes written since the
     // last pass over the whole compactable range. Below min.cleanable.dirty.ratio a pass would
-    // mostly rewrite what is already clean.
+    // mostly rewrite what is already clean, unless a dirty segment's first record is older than
+    // max.compaction.lag.ms: then it must be compacted now (Kafka's needCompactionNow).
     if (options.force !== true) {
       const firstDirty = log.firstDirtyOffset;
+      const maxLagMs = config['max.compaction.lag.ms'];
       let clean = 0;
       let dirty = 0;
+      let overdue = false;
       for (const seg of segments) {
-        if (seg.nextOffset > firstDirty) dirty += seg.size;
-        else clean += seg.size;
+        if (seg.nextOffset > firstDirty) {
+          dirty += seg.size;
+          if (seg.firstAppendMs > 0 && seg.firstAppendMs < now - maxLagMs) overdue = true;
+        } else {
+          clean += seg.size;
+        }
       }
-      if (dirty === 0 || dirty / (clean + dirty) <= config['min.cleanable.dirty.ratio']) return stats;
+      if (dirty === 0 || (!overdue && dirty / (clean + dirty) <= config['min.cleanable.dirty.ratio'])) return stats;
     }
     const rangeEnd = (segments[segments.length - 1] as LogSegment).nextOffset;
 

@@ -553,7 +553,17 @@ export class PartitionLog {
     const seg = this.activeSegment;
     if (seg.size === 0) return false;
     if (seg.wouldOverflow(v.size, v.header.baseOffset + v.header.lastOffsetDelta, this.config['segment.bytes'])) return true;
-    return now - seg.firstAppendMs >= this.config['segment.ms'];
+    return now - seg.firstAppendMs >= this.rollMs;
+  }
+
+  /**
+   * Age at which the active segment rolls: `segment.ms`, and for compacted topics at most
+   * `max.compaction.lag.ms` (Kafka's maxSegmentMs): the active segment is never compacted, so a
+   * record could otherwise wait in it longer than the lag allows.
+   */
+  private get rollMs(): number {
+    const c = this.config;
+    return c['cleanup.policy'].includes('compact') ? Math.min(c['segment.ms'], c['max.compaction.lag.ms']) : c['segment.ms'];
   }
 
   /** Starts a new active segment at `baseOffset` (>= the log end). */

@@ -96,6 +96,41 @@ describe('compaction', () => {
     await again.close();
   });
 
+  it('max.compaction.lag.ms rolls the active segment of a compacted topic, so superseded values go', async () => {
+    const T0 = 1_700_000_000_000;
+    const clock = new ManualClock(T0);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact', 'max.compaction.lag.ms': '1000' } });
+    log.appendAsLeader(batch('v1', 1, { keys: ['a'], timestamp: T0 }), 0);
+    clock.advance(5000);
+    log.appendAsLeader(batch('v2', 1, { keys: ['a'], timestamp: T0 + 5000 }), 0); // rolls: segment.ms is 7 days
+    clock.advance(5000);
+    log.appendAsLeader(batch('v3', 1, { keys: ['b'], timestamp: T0 + 10000 }), 0);
+    expect(log.segmentBaseOffsets()).toEqual([0, 1, 2]);
+    await log.flush();
+    await compactLog(log, { clock });
+    expect(readAll(log).map((r) => r.value)).toEqual(['v2-0', 'v3-0']);
+    await log.close();
+  });
+
+  it('max.compaction.lag.ms forces a pass over dirty segments older than it, whatever the dirty ratio', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact', 'min.cleanable.dirty.ratio': '0.9', 'max.compaction.lag.ms': '60000' } });
+    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`old${i}`, 1, { keys: [`k${i}`], timestamp: clock.nowMs() }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock })).recordsRead).toBe(10); // all dirty
+    log.appendAsLeader(batch('new', 1, { keys: ['k0'], timestamp: clock.nowMs() }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock })).recordsRead).toBe(0); // 1 of 11 dirty
+    clock.advance(59_000);
+    expect((await compactLog(log, { clock })).recordsRead).toBe(0);
+    clock.advance(2_000); // 'new' has waited more than a minute
+    expect((await compactLog(log, { clock })).recordsRemoved).toBe(1);
+    expect(readAll(log).map((r) => r.value)).toEqual([...Array.from({ length: 9 }, (_, i) => `old${i + 1}-0`), 'new-0']);
+    await log.close();
+  });
+
   it('min.compaction.lag.ms protects records without a timestamp by the segment\'s last write', async () => {
     const clock = new ManualClock(1_700_000_000_000);
     const log = PartitionLog.open(tempDir(), { clock, config: { ...config, 'min.compaction.lag.ms': '5000' } });
