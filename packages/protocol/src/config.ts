@@ -195,7 +195,7 @@ export const TOPIC_CONFIG = defineConfig({
     doc: 'Final compression of the topic: `producer` keeps what the producer sent; a codec name (`uncompressed` = `none`) makes the leader recompress batches that use another codec.',
   }),
   'delete.retention.ms': key({ type: 'long', default: DAY_MS, min: 0, doc: 'How long tombstones are kept in compacted topics after compaction reaches them (ms).' }),
-  'file.delete.delay.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Delay before a deleted segment file is removed from disk (ms).' }),
+  'file.delete.delay.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Kafka: delay before a deleted segment file is removed from disk (ms). Strand accepts it for compatibility and ignores it: segment files are removed at once (no reader can hold a deleted segment).' }),
   'flush.policy': key({ type: 'string', default: 'fsync', oneOf: ['fsync', 'page-cache'], doc: 'Strand: `fsync` counts a batch toward the high watermark only after it is fdatasynced (group commit); `page-cache` is Kafka\'s classic replication-only durability, which does not survive a simultaneous power loss of the replicas.' }),
   'index.interval.bytes': key({ type: 'int', default: 4096, min: 0, doc: 'Bytes of log between two entries of the sparse offset index.' }),
   'max.compaction.lag.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 1, doc: 'Longest time a record may stay uncompacted (ms): the active segment of a compacted topic rolls at this age, and a dirty segment older than it is compacted whatever `min.cleanable.dirty.ratio` says.' }),
