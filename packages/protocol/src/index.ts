@@ -56,6 +56,7 @@ export {
   batchSizeAt,
   decodeRecordBatch,
   encodeRecordBatch,
+  encodeEmptyRecordBatch,
   isControlBatch,
   isLogAppendTimeBatch,
   isTransactionalBatch,

@@ -397,6 +397,32 @@ export function encodeRecordBatch(input: RecordBatchInput): Buffer {
   return buf;
 }
 
+/**
+ * A batch header with no records (recordsCount 0, uncompressed), standing for a batch whose
+ * records compaction removed: Kafka's cleaner keeps one for the last batch of each producer so
+ * that replicas rebuilding producer state from the log still see its last sequence. Offsets
+ * (baseOffset, lastOffsetDelta), epoch, timestamp type, transactional flag and producer fields
+ * are the original's; both timestamps are its maxTimestamp (Kafka's writeEmptyHeader).
+ */
+export function encodeEmptyRecordBatch(h: Pick<RecordBatchHeader, 'baseOffset' | 'lastOffsetDelta' | 'partitionLeaderEpoch' | 'attributes' | 'maxTimestamp' | 'producerId' | 'producerEpoch' | 'baseSequence'>): Buffer {
+  const buf = Buffer.alloc(RECORD_BATCH_OVERHEAD);
+  const attributes = h.attributes & (TIMESTAMP_TYPE_BIT | TRANSACTIONAL_BIT | CONTROL_BIT);
+  writeInt64(buf, BASE_OFFSET_OFFSET, h.baseOffset);
+  buf.writeInt32BE(RECORD_BATCH_OVERHEAD - LOG_OVERHEAD, BATCH_LENGTH_OFFSET);
+  buf.writeInt32BE(h.partitionLeaderEpoch, PARTITION_LEADER_EPOCH_OFFSET);
+  buf.writeInt8(MAGIC_V2, MAGIC_OFFSET);
+  buf.writeInt16BE(attributes, ATTRIBUTES_OFFSET);
+  buf.writeInt32BE(h.lastOffsetDelta, LAST_OFFSET_DELTA_OFFSET);
+  writeInt64(buf, BASE_TIMESTAMP_OFFSET, h.maxTimestamp);
+  writeInt64(buf, MAX_TIMESTAMP_OFFSET, h.maxTimestamp);
+  writeInt64(buf, PRODUCER_ID_OFFSET, h.producerId);
+  buf.writeInt16BE(h.producerEpoch, PRODUCER_EPOCH_OFFSET);
+  buf.writeInt32BE(h.baseSequence, BASE_SEQUENCE_OFFSET);
+  buf.writeInt32BE(0, RECORDS_COUNT_OFFSET);
+  buf.writeUInt32BE(crc32c(buf.subarray(ATTRIBUTES_OFFSET)), CRC_OFFSET);
+  return buf;
+}
+
 function writeInt64(buf: Buffer, pos: number, value: number): void {
   buf.writeBigInt64BE(BigInt(value), pos);
 }

@@ -18,6 +18,7 @@ import {
   TimestampType,
   crc32c,
   decodeRecordBatch,
+  encodeEmptyRecordBatch,
   encodeRecordBatch,
   readBatchHeader,
   stampBatch,
@@ -155,6 +156,16 @@ describe('kafkajs as an independent peer', () => {
     const ours = encodeRecordBatch({ records, baseTimestamp: 1_650_000_000_000, producerId: 9001, producerEpoch: 2, baseSequence: 100, partitionLeaderEpoch: 4, baseOffset: 77 });
     expect(ours.toString('hex')).toBe(theirs.toString('hex'));
     validateBatch(theirs);
+  });
+
+  it('byte-identical for an empty batch (the header compaction keeps for a producer\'s last batch)', async () => {
+    const T = 1_650_000_000_000;
+    const encoded = await KafkaJsRecordBatch({ compression: 0, firstOffset: Long.fromValue(77), firstTimestamp: T, maxTimestamp: T, partitionLeaderEpoch: 4, lastOffsetDelta: 2, producerId: Long.fromValue(9001), producerEpoch: 2, firstSequence: 100, records: [] });
+    // A gzip batch with a delete horizon: the empty one is uncompressed and has none (Kafka's writeEmptyHeader).
+    const ours = encodeEmptyRecordBatch({ baseOffset: 77, lastOffsetDelta: 2, partitionLeaderEpoch: 4, attributes: CompressionType.Gzip | 0x40, maxTimestamp: T, producerId: 9001, producerEpoch: 2, baseSequence: 100 });
+    expect(ours.toString('hex')).toBe(encoded.buffer.toString('hex'));
+    expect(validateBatch(ours)).toMatchObject({ baseOffset: 77, lastOffsetDelta: 2, recordsCount: 0, attributes: 0, baseSequence: 100 });
+    expect(decodeRecordBatch(ours).records).toEqual([]);
   });
 
   it('decodes a kafkajs gzip batch', async () => {

@@ -25,12 +25,25 @@
  * - a rewritten batch keeps its base offset, last offset delta, leader epoch and producer fields,
  *   so offsets and producer state are unchanged, and a LogAppendTime batch keeps its append time
  *   (its maxTimestamp, which its records read as; retention and ListOffsets go by it); a batch
- *   left with no records is dropped;
+ *   left with no records is dropped, except the last batch of a producer id, whose header stays
+ *   with no records (Kafka's RETAIN_EMPTY): producer state is rebuilt from batch headers;
  * - batches that lose nothing are copied byte for byte (CRC and compression untouched).
  */
 import * as fs from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { batchCompression, compressionSupported, decodeRecordBatch, encodeRecordBatch, isControlBatch, type DecodedRecordBatch, type RecordBatchHeader, type RecordInput } from '@strand/protocol';
+import {
+  NO_PRODUCER_ID,
+  batchCompression,
+  compressionSupported,
+  decodeRecordBatch,
+  encodeEmptyRecordBatch,
+  encodeRecordBatch,
+  isControlBatch,
+  lastOffsetOf,
+  type DecodedRecordBatch,
+  type RecordBatchHeader,
+  type RecordInput,
+} from '@strand/protocol';
 import type { PartitionLog } from './partition-log';
 import { CLEANED_SUFFIX, type LogSegment } from './segment';
 import type { Clock } from './clock';
@@ -47,6 +60,14 @@ export interface CompactionOptions {
    * has no such switch (its tests call the cleaner directly); here it is for tests and tools.
    */
   force?: boolean;
+  /**
+   * The offset of the last record each producer id wrote to the log (Kafka's lastDataOffset of
+   * its active producers), from the broker's producer state; undefined for one it no longer
+   * tracks. A batch ending there that loses all its records is kept as an empty batch (header
+   * only), so a replica rebuilding producer state from the log still learns the producer's last
+   * sequence. Default: each producer's last batch within the compacted range.
+   */
+  producerLastOffset?: (producerId: number) => number | undefined;
 }
 
 export interface CompactionStats {
@@ -141,9 +162,11 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     // DeleteRecords) is not read further: it was a leading one, so every record left in the log
     // lies after it and the keys already taken from it are superseded wherever they recur.
     const latest = new Map<string, number>();
+    const lastInRange = new Map<number, number>(); // producer id -> last offset of its last batch
     for (const seg of segments) {
       if (!log.holdsClosedSegment(seg)) continue;
       for (const b of seg.scan(0, seg.size, { validate: true })) {
+        if (b.header.producerId !== NO_PRODUCER_ID && !isControlBatch(b.header.attributes)) lastInRange.set(b.header.producerId, lastOffsetOf(b.header));
         if (readable(b.header)) {
           const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
           for (const r of batch.records) if (r.key !== null) latest.set(keyOf(r.key), r.offset);
@@ -154,12 +177,18 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     }
 
     // Pass 2: rewrite each segment.
-    const deleteRetentionMs = config['delete.retention.ms'];
+    const producerLast = options.producerLastOffset ?? ((id: number) => lastInRange.get(id));
+    const rules: Rules = {
+      latest,
+      now,
+      deleteRetentionMs: config['delete.retention.ms'],
+      isProducersLast: (h) => h.producerId !== NO_PRODUCER_ID && producerLast(h.producerId) === lastOffsetOf(h),
+    };
     for (const seg of segments) {
       if (!log.holdsClosedSegment(seg)) continue; // deleted meanwhile
       const cleanedFile = seg.logFile + CLEANED_SUFFIX;
       try {
-        const changed = await writeCleaned(seg, cleanedFile, latest, now, deleteRetentionMs, stats, maybeYield, () => log.holdsClosedSegment(seg));
+        const changed = await writeCleaned(seg, cleanedFile, rules, stats, maybeYield, () => log.holdsClosedSegment(seg));
         checkLog();
         if (!changed || !log.holdsClosedSegment(seg)) {
           fs.rmSync(cleanedFile, { force: true });
@@ -192,9 +221,7 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
 async function writeCleaned(
   seg: LogSegment,
   cleanedFile: string,
-  latest: Map<string, number>,
-  now: number,
-  deleteRetentionMs: number,
+  rules: Rules,
   stats: CompactionStats,
   maybeYield: () => Promise<void>,
   stillHeld: () => boolean,
@@ -208,7 +235,7 @@ async function writeCleaned(
       let out: Buffer | null = b.bytes;
       if (readable(b.header)) {
         const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-        out = rewriteBatch(batch, b.bytes, latest, now, deleteRetentionMs, stats);
+        out = rewriteBatch(batch, b.bytes, rules, stats);
         if (out !== b.bytes) changed = true;
       }
       if (out !== null) {
@@ -239,11 +266,23 @@ function readable(h: RecordBatchHeader): boolean {
   return !isControlBatch(h.attributes) && compressionSupported(batchCompression(h.attributes));
 }
 
+/** What a pass keeps, decided in pass 1. */
+interface Rules {
+  /** Latest offset of each key (as keyOf) in the compacted range. */
+  latest: Map<string, number>;
+  now: number;
+  deleteRetentionMs: number;
+  /** Whether the batch is its producer's last: kept as an empty batch if all its records go. */
+  isProducersLast: (h: RecordBatchHeader) => boolean;
+}
+
 /**
  * The batch after compaction: the same bytes if nothing changes, a re-encoded batch with the
- * survivors, or null if nothing survives.
+ * survivors, an empty batch (header only) for a producer's last batch that lost every record, or
+ * null if nothing stays.
  */
-function rewriteBatch(batch: DecodedRecordBatch, original: Buffer, latest: Map<string, number>, now: number, deleteRetentionMs: number, stats: CompactionStats): Buffer | null {
+function rewriteBatch(batch: DecodedRecordBatch, original: Buffer, rules: Rules, stats: CompactionStats): Buffer | null {
+  const { latest, now, deleteRetentionMs } = rules;
   const kept: RecordInput[] = [];
   let tombstonesKept = false;
   const horizonPassed = batch.hasDeleteHorizon && batch.baseTimestamp <= now;
@@ -263,9 +302,12 @@ function rewriteBatch(batch: DecodedRecordBatch, original: Buffer, latest: Map<s
     }
     kept.push({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp, offsetDelta: r.offsetDelta });
   }
+  if (kept.length === 0) {
+    if (!rules.isProducersLast(batch)) return null;
+    return batch.records.length === 0 ? original : encodeEmptyRecordBatch(batch);
+  }
   const needsHorizon = tombstonesKept && !batch.hasDeleteHorizon;
   if (kept.length === batch.records.length && !needsHorizon) return original;
-  if (kept.length === 0) return null;
   return encodeRecordBatch({
     records: kept,
     baseOffset: batch.baseOffset,

@@ -279,6 +279,58 @@ describe('compaction', () => {
     await log.close();
   });
 
+  it('keeps a producer\'s last batch as an empty batch when all its records go, for replicas rebuilding producer state', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(1_700_000_000_000);
+    const cfg = { 'cleanup.policy': 'compact' };
+    const log = PartitionLog.open(dir, { clock, config: cfg });
+    const idem = (keys: string[], seq: number): Buffer => encodeRecordBatch({ records: keys.map((k) => ({ key: Buffer.from(k), value: Buffer.from(`p7-${seq}`) })), baseTimestamp: clock.nowMs(), producerId: 7, producerEpoch: 2, baseSequence: seq });
+    log.appendAsLeader(idem(['a'], 0), 0); // offset 0
+    log.appendAsLeader(idem(['a', 'b'], 1), 0); // offsets 1-2: producer 7's last batch
+    log.appendAsLeader(batch('other', 2, { keys: ['a', 'b'] }), 0); // 3-4: supersede both
+    log.rollIfNotEmpty();
+    await log.flush();
+    const headers = (l: PartitionLog): string[] => {
+      const out: string[] = [];
+      for (let offset = l.logStartOffset, res = l.read(offset, 1 << 20); res.batchCount > 0; offset = res.nextOffset, res = l.read(offset, 1 << 20)) {
+        for (const { header: h } of validateBatches(res.records)) out.push(`${h.baseOffset}+${h.lastOffsetDelta} pid ${h.producerId} seq ${h.baseSequence} n ${h.recordsCount}`);
+      }
+      return out;
+    };
+    expect((await compactLog(log, { clock })).recordsRemoved).toBe(3);
+    expect(headers(log)).toEqual(['1+1 pid 7 seq 1 n 0', '3+1 pid -1 seq -1 n 2']);
+    expect(readAll(log).map((r) => `${r.offset}:${r.value}`)).toEqual(['3:other-0', '4:other-1']);
+    // Every reader of the log takes the empty batch: a reopen that rescans it, a follower's append.
+    log.abandon();
+    fs.rmSync(path.join(dir, 'recovery-point-offset-checkpoint'));
+    const again = PartitionLog.open(dir, { clock, config: cfg });
+    expect(again.recoveredTruncatedBytes).toBe(0);
+    expect(headers(again)).toEqual(['1+1 pid 7 seq 1 n 0', '3+1 pid -1 seq -1 n 2']);
+    const follower = PartitionLog.open(tempDir(), { clock, config: cfg });
+    follower.appendAsFollower(Buffer.from(again.read(0, 1 << 20).records));
+    expect(headers(follower)).toEqual(headers(again));
+    await follower.close();
+    // Once the producer has a later batch, the empty one has nothing left to say and goes.
+    again.appendAsLeader(idem(['c'], 3), 0); // offset 5
+    again.rollIfNotEmpty();
+    await again.flush();
+    await compactLog(again, { clock, force: true });
+    expect(headers(again)).toEqual(['3+1 pid -1 seq -1 n 2', '5+0 pid 7 seq 3 n 1']);
+    await again.close();
+  });
+
+  it('keeps no empty batch for a producer the broker no longer tracks (producerLastOffset)', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact' } });
+    for (const pid of [7, 8]) log.appendAsLeader(encodeRecordBatch({ records: [{ key: Buffer.from('a'), value: Buffer.from(`p${pid}`) }], baseTimestamp: clock.nowMs(), producerId: pid, producerEpoch: 0, baseSequence: 0 }), 0);
+    log.appendAsLeader(batch('other', 1, { keys: ['a'] }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    await compactLog(log, { clock, producerLastOffset: (pid) => (pid === 8 ? 1 : undefined) });
+    expect(validateBatches(log.read(0, 1 << 20).records).map((v) => [v.header.producerId, v.header.recordsCount])).toEqual([[8, 0], [-1, 1]]);
+    await log.close();
+  });
+
   it('completes an interrupted swap on reopen', async () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, { config });

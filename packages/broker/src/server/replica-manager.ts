@@ -231,7 +231,8 @@ export class ReplicaManager {
         // Only flushed segments are compacted; under flush.policy=page-cache closed segments may
         // still be in the page cache, so flush them first (one fdatasync per log and pass).
         await p.log.flush();
-        const stats = await compactLog(p.log, { upperBoundOffset: p.highWatermark });
+        // A producer's last batch is kept (empty if need be) while its state is tracked here.
+        const stats = await compactLog(p.log, { upperBoundOffset: p.highWatermark, producerLastOffset: (id) => p.producers.entry(id)?.batches.at(-1)?.lastOffset });
         if (stats.segmentsCleaned > 0) {
           p.onCompacted();
           this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, stats.aborted ? 'compaction aborted by a truncation or close, after some segments' : 'compacted');

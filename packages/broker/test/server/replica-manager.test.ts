@@ -4,7 +4,8 @@
  * small segments; one log-cleaner pass keeps only the latest record per key below the high
  * watermark; and an image without the topic deletes the replica's directory. The periodic high
  * watermark checkpoint is written off the event loop, one write at a time, and once more at close.
- * A min.insync.replicas change reaches the running leader without a leader change.
+ * A min.insync.replicas change reaches the running leader without a leader change. Idempotent
+ * producers stay known across restarts whose batches DeleteRecords removed or compaction emptied.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -153,6 +154,30 @@ test('an idempotent producer whose batches DeleteRecords removed is still known 
     expect((await q.produce(idem(1), -1, 5000)).errorCode).toBe(0);
     await again.close();
   }
+});
+
+test('an idempotent producer whose last batch compaction emptied is still known to a replica rebuilding from the log', async () => {
+  const { dir, rm, p } = await leadingKv();
+  const idem = (seq: number): Buffer => encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(`s${seq}`) }], baseTimestamp: 1, producerId: 7, producerEpoch: 0, baseSequence: seq });
+  const first = await p.produce(idem(0), -1, 5000);
+  expect(first.errorCode).toBe(0);
+  // Another writer supersedes key k, over several small segments.
+  for (let i = 0; i < 10; i++) expect((await p.produce(encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from(`other${i}`) }], baseTimestamp: 1 }), -1, 5000)).errorCode).toBe(0);
+  expect(p.log.segmentCount).toBeGreaterThan(2);
+  await rm.compactLogs();
+  const kept = validateBatches(p.log.read(0, 1 << 20).records)[0]?.header;
+  expect([kept?.baseOffset, kept?.producerId, kept?.baseSequence, kept?.recordsCount]).toEqual([first.baseOffset, 7, 0, 0]);
+  await rm.close();
+  // No producer snapshot (a new replica, or a lost snapshot): the state comes from the log alone.
+  fs.rmSync(path.join(p.log.dir, 'producer-state-snapshot'), { force: true });
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const again = new ReplicaManager(dir, host, quiet);
+  await again.applyImage(image(true));
+  const q = again.partitionByName('kv', 0)!;
+  // A retry of the emptied batch is recognised; the next sequence is accepted, not a gap.
+  expect(await q.produce(idem(0), -1, 5000)).toMatchObject({ errorCode: 0, baseOffset: first.baseOffset });
+  expect((await q.produce(idem(1), -1, 5000)).errorCode).toBe(0);
+  await again.close();
 });
 
 test('a topic deleted and re-created under the same name in one image starts empty; a partition.metadata without a valid id is refused, not deleted', async () => {

@@ -18,7 +18,7 @@ import { rangeAssignor } from '../../src/consumer/assignors';
 import { Cluster } from '../../src/cluster/cluster';
 import { parseConsumerConfig } from '../../src/config';
 import { Producer } from '../../src/producer/producer';
-import { ErrorCode, encodeRecordBatch } from '@strand/protocol';
+import { ErrorCode, encodeEmptyRecordBatch, encodeRecordBatch } from '@strand/protocol';
 import { MemoryCluster } from '../support/memory-broker';
 
 let mem: MemoryCluster;
@@ -77,6 +77,27 @@ describe('Consumer with assign()', () => {
     expect(recs[0]?.value?.toString()).toBe('v3');
     expect(recs[0]?.headers.map((h) => [h.key, h.value?.toString()])).toEqual([['h', '3']]);
     expect(c.position({ topic: 't', partition: 1 })).toBe(10);
+  });
+
+  it('steps over empty batches (compaction keeps a producer\'s last batch as a header), inside and at the end of the log', async () => {
+    mem = await MemoryCluster.start({ brokers: 1 });
+    mem.createTopic('t', 1, 1);
+    const empty = (lastOffsetDelta: number): Buffer => encodeEmptyRecordBatch({ baseOffset: 0, lastOffsetDelta, partitionLeaderEpoch: -1, attributes: 0, maxTimestamp: 1000, producerId: -1, producerEpoch: -1, baseSequence: -1 });
+    await produce('t', [{ partition: 0, value: 'a' }]); // offset 0
+    mem.append('t', 0, empty(2)); // 1-3
+    await produce('t', [{ partition: 0, value: 'b' }]); // 4
+    mem.append('t', 0, empty(1)); // 5-6
+    const tp = { topic: 't', partition: 0 };
+    const c = consumer();
+    c.assign([tp]);
+    c.seek(tp, 0);
+    expect((await pollN(c, 2)).map((r) => [r.offset, r.value?.toString()])).toEqual([
+      [0, 'a'],
+      [4, 'b'],
+    ]);
+    const deadline = performance.now() + 10_000;
+    while (c.position(tp) !== 7 && performance.now() < deadline) expect(await c.poll(50)).toEqual([]);
+    expect(c.position(tp)).toBe(7);
   });
 
   it('honours auto.offset.reset and seekToTimestamp', async () => {

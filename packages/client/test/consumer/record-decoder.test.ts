@@ -3,7 +3,7 @@
  * gives (keys, values, headers, offsets with gaps, timestamps of both types, compression,
  * large varints), and rejects malformed records with CORRUPT_MESSAGE.
  */
-import { CompressionType, RECORD_BATCH_OVERHEAD, TimestampType, decodeRecordBatch, encodeRecordBatch, readBatchHeader } from '@strand/protocol';
+import { CompressionType, RECORD_BATCH_OVERHEAD, TimestampType, decodeRecordBatch, encodeEmptyRecordBatch, encodeRecordBatch, readBatchHeader } from '@strand/protocol';
 import type { RecordBatchInput } from '@strand/protocol';
 import type { ConsumerRecord } from '../../src/consumer/consumer';
 import { decodeBatchInto } from '../../src/consumer/record-decoder';
@@ -46,6 +46,12 @@ test.each(inputs)('decodes %s exactly like decodeRecordBatch', (_name, input) =>
   // At an offset inside a larger buffer (a fetch response holds many batches).
   const inside = Buffer.concat([Buffer.alloc(13, 1), bytes, Buffer.alloc(5)]);
   expect(viaConsumer(inside, 13)).toEqual(viaProtocol(inside, 13));
+});
+
+test('an empty batch (compaction kept only its header) decodes to no records', () => {
+  const bytes = encodeEmptyRecordBatch({ baseOffset: 40, lastOffsetDelta: 3, partitionLeaderEpoch: 2, attributes: 0, maxTimestamp: 1000, producerId: 7, producerEpoch: 1, baseSequence: 9 });
+  expect(viaConsumer(bytes)).toEqual([]);
+  expect(viaProtocol(bytes)).toEqual([]);
 });
 
 test('appends to the records already in the output', () => {
