@@ -239,7 +239,9 @@ async function writeCleaned(
         if (out !== b.bytes) changed = true;
       }
       if (out !== null) {
-        fs.writeSync(fd, out, 0, out.length, written);
+        // A regular file may take less than asked at once (near ENOSPC): a short copy must never
+        // be installed (recovery would cut it at the torn batch, and with it records).
+        for (let off = 0; off < out.length; ) off += fs.writeSync(fd, out, off, out.length - off, written + off);
         written += out.length;
         stats.bytesAfter += out.length;
       }

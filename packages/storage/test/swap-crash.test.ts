@@ -1,9 +1,12 @@
 /**
- * A kill in the middle of installing a compacted segment. The compacted log is renamed over the
- * original; if the original's indexes were still on disk at that moment, a restart (the segment
- * lies below the recovery point, so it is not rescanned) would use them against the new bytes
- * and reads would land on the wrong batches. The test makes the rename of the `.swap` file "kill"
- * the process right after it happens, then reopens the directory and reads at every offset.
+ * Faults while compaction writes and installs a segment.
+ * - A kill right after the compacted log is renamed over the original: had the original's indexes
+ *   still been on disk, a restart (the segment lies below the recovery point, so it is not
+ *   rescanned) would use them against the new bytes and reads would land on the wrong batches.
+ *   The rename of the `.swap` file "kills" the process right after it happens; the directory is
+ *   reopened and read at every offset.
+ * - A swap that fails before anything is installed leaves no `.swap` behind, and the log goes on.
+ * - A short write into the compacted copy is completed, not installed torn.
  *
  * Like flush-truncate.test.ts it spies on node:fs through the BUILT package (dist/): its CommonJS
  * `import * as fs` keeps live bindings to the module object, which the swc-transformed sources do
@@ -80,6 +83,36 @@ test('a swap that fails before anything is installed leaves no .swap, and the lo
     const again = PartitionLog.open(dir, { clock, config });
     expect([again.logStartOffset, again.logEndOffset, again.read(0, 1 << 20).firstOffset]).toEqual([0, 6, 0]);
     await again.close();
+  } finally {
+    spy.mockRestore();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a short write while copying a segment is completed, not installed torn', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-swap-crash-'));
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  const realWrite = nodeFs.writeSync;
+  // Every write into a .cleaned file takes at most half of what it is given (as near ENOSPC).
+  const spy = jest.spyOn(nodeFs, 'writeSync').mockImplementation(((fd: number, buf: Buffer, off: number, len: number, pos: number) => {
+    const short = fs.readlinkSync(`/proc/self/fd/${fd}`).endsWith('.cleaned') ? Math.ceil(len / 2) : len;
+    return realWrite(fd, buf, off, short, pos);
+  }) as typeof fs.writeSync);
+  try {
+    const clock = new ManualClock(T0);
+    const config = { 'cleanup.policy': 'compact' };
+    const log = PartitionLog.open(dir, { clock, config });
+    for (let i = 0; i < 20; i++) log.appendAsLeader(keyed(`k${i % 4}`, `v${i}`), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock })).recordsRemoved).toBe(16);
+    spy.mockRestore();
+    const offsets: number[] = [];
+    for (let offset = 0, res = log.read(0, 1 << 20); res.batchCount > 0; offset = res.nextOffset, res = log.read(offset, 1 << 20)) {
+      for (let pos = 0; pos < res.records.length; pos += res.records.readInt32BE(pos + 8) + 12) offsets.push(Number(res.records.readBigInt64BE(pos)));
+    }
+    expect(offsets).toEqual([16, 17, 18, 19]);
+    await log.close();
   } finally {
     spy.mockRestore();
     fs.rmSync(dir, { recursive: true, force: true });
