@@ -3,10 +3,10 @@
  *
  * A pass works only on closed segments (never the active one) below an upper bound (the high
  * watermark), so appends go on untouched while it runs; it yields to the event loop between
- * batches so it never blocks appends for long. Each segment is rewritten to `<base>.log.cleaned`,
- * fsynced, and handed to PartitionLog.replaceSegment, which renames it to `.swap` and installs it
- * over the original (a restart completes an interrupted swap and discards an unfinished
- * `.cleaned`).
+ * batches so it never blocks appends for long. Adjacent segments that fit one segment together
+ * (`segment.bytes`, index capacity) are rewritten into one `<first base>.log.cleaned`, fsynced,
+ * and handed to PartitionLog.replaceSegments, which renames it to `.swap` and installs it in
+ * their place (a restart completes an interrupted swap and discards an unfinished `.cleaned`).
  *
  * Scheduling, as Kafka's: a pass runs only when the dirty share of the compactable range (bytes
  * in segments past where the last complete pass ended, over all its bytes, from segment sizes)
@@ -71,6 +71,7 @@ export interface CompactionOptions {
 }
 
 export interface CompactionStats {
+  /** Segments replaced by compacted copies (each of those merged into one counts). */
   segmentsCleaned: number;
   recordsRead: number;
   recordsRemoved: number;
@@ -101,7 +102,7 @@ class PassAborted extends Error {}
  * log no longer holds, and skips it), truncation (the offset map may name truncated records, and
  * a segment may have become the active one: the pass is aborted) and close (aborted). The checks
  * run after every yield, and the last one immediately before a segment is replaced, with no
- * yield in between. Whatever ends a pass, its `.cleaned` file is removed, and replaceSegment never
+ * yield in between. Whatever ends a pass, its `.cleaned` file is removed, and replaceSegments never
  * leaves a `.swap` behind in a log that goes on (the next open would install it over whatever
  * the log holds by then).
  */
@@ -184,19 +185,26 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
       deleteRetentionMs: config['delete.retention.ms'],
       isProducersLast: (h) => h.producerId !== NO_PRODUCER_ID && producerLast(h.producerId) === lastOffsetOf(h),
     };
-    for (const seg of segments) {
-      if (!log.holdsClosedSegment(seg)) continue; // deleted meanwhile
-      const cleanedFile = seg.logFile + CLEANED_SUFFIX;
+    // Adjacent segments are merged while they fit one segment (Kafka's groupSegmentsBySize), so a
+    // compacted log does not keep one small segment (and three open files) per roll.
+    for (const planned of groupBySize(segments, config['segment.bytes'], log.maxIndexEntries)) {
+      // Retention or DeleteRecords may have deleted leading segments meanwhile: the rest of the
+      // group (a suffix of it) is still adjacent.
+      const group = planned.filter((seg) => log.holdsClosedSegment(seg));
+      const first = group[0];
+      if (first === undefined) continue;
+      const cleanedFile = first.logFile + CLEANED_SUFFIX;
       try {
-        const changed = await writeCleaned(seg, cleanedFile, rules, stats, maybeYield, () => log.holdsClosedSegment(seg));
+        const held = (): boolean => group.every((seg) => log.holdsClosedSegment(seg));
+        const changed = await writeCleaned(group, cleanedFile, rules, stats, maybeYield, held);
         checkLog();
-        if (!changed || !log.holdsClosedSegment(seg)) {
+        if (!(changed || group.length > 1) || !held()) {
           fs.rmSync(cleanedFile, { force: true });
           continue;
         }
         // No yield since the checks above: the log cannot have changed.
-        log.replaceSegment(seg, cleanedFile);
-        stats.segmentsCleaned++;
+        log.replaceSegments(group, cleanedFile);
+        stats.segmentsCleaned += group.length;
       } catch (e: unknown) {
         fs.rmSync(cleanedFile, { force: true });
         throw e;
@@ -215,11 +223,47 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
 }
 
 /**
- * Writes the compacted copy of `seg` to `cleanedFile`, fdatasynced. Returns whether anything
- * changed (false also when `stillHeld` turned false while it ran: the copy is then incomplete).
+ * Adjacent runs of `segments` that fit one segment: total size at most `segmentBytes`, index
+ * entries at most `maxIndexEntries` each, offsets within 2^31 of the first base (relative
+ * offsets are 32-bit). A segment alone is always a group.
+ */
+function groupBySize(segments: readonly LogSegment[], segmentBytes: number, maxIndexEntries: number): LogSegment[][] {
+  const groups: LogSegment[][] = [];
+  let group: LogSegment[] = [];
+  let bytes = 0;
+  let offsetEntries = 0;
+  let timeEntries = 0;
+  for (const seg of segments) {
+    const head = group[0];
+    const fits =
+      head !== undefined &&
+      bytes + seg.size <= segmentBytes &&
+      offsetEntries + seg.index.entryCount <= maxIndexEntries &&
+      timeEntries + seg.timeIndex.entryCount <= maxIndexEntries &&
+      seg.nextOffset - 1 - head.baseOffset <= 0x7fffffff;
+    if (!fits) {
+      if (group.length > 0) groups.push(group);
+      group = [];
+      bytes = 0;
+      offsetEntries = 0;
+      timeEntries = 0;
+    }
+    group.push(seg);
+    bytes += seg.size;
+    offsetEntries += seg.index.entryCount;
+    timeEntries += seg.timeIndex.entryCount;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/**
+ * Writes the compacted copy of the segments of `group`, in order, to `cleanedFile`, fdatasynced.
+ * Returns whether any batch changed (false also when `stillHeld` turned false while it ran: the
+ * copy is then incomplete).
  */
 async function writeCleaned(
-  seg: LogSegment,
+  group: readonly LogSegment[],
   cleanedFile: string,
   rules: Rules,
   stats: CompactionStats,
@@ -230,28 +274,31 @@ async function writeCleaned(
   let changed = false;
   let written = 0;
   try {
-    for (const b of seg.scan(0, seg.size, { validate: true })) {
-      stats.bytesBefore += b.size;
-      let out: Buffer | null = b.bytes;
-      if (readable(b.header)) {
-        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-        out = rewriteBatch(batch, b.bytes, rules, stats);
-        if (out !== b.bytes) changed = true;
+    for (const seg of group) {
+      for (const b of seg.scan(0, seg.size, { validate: true })) {
+        stats.bytesBefore += b.size;
+        let out: Buffer | null = b.bytes;
+        if (readable(b.header)) {
+          const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+          out = rewriteBatch(batch, b.bytes, rules, stats);
+          if (out !== b.bytes) changed = true;
+        }
+        if (out !== null) {
+          // A regular file may take less than asked at once (near ENOSPC): a short copy must never
+          // be installed (recovery would cut it at the torn batch, and with it records).
+          for (let off = 0; off < out.length; ) off += fs.writeSync(fd, out, off, out.length - off, written + off);
+          written += out.length;
+          stats.bytesAfter += out.length;
+        }
+        await maybeYield();
+        if (!stillHeld()) return false;
       }
-      if (out !== null) {
-        // A regular file may take less than asked at once (near ENOSPC): a short copy must never
-        // be installed (recovery would cut it at the torn batch, and with it records).
-        for (let off = 0; off < out.length; ) off += fs.writeSync(fd, out, off, out.length - off, written + off);
-        written += out.length;
-        stats.bytesAfter += out.length;
-      }
-      await maybeYield();
-      if (!stillHeld()) return false;
     }
-    // The copy keeps the original's last-modified time (Kafka's cleaner does too): a segment left
-    // with no timestamped record, or none at all, ages for retention from its last append, not
-    // from its compaction.
-    fs.futimesSync(fd, new Date(seg.lastModifiedMs), new Date(seg.lastModifiedMs));
+    // The copy keeps the last-modified time of its last segment (Kafka's cleaner does too): a
+    // segment left with no timestamped record, or none at all, ages for retention from its last
+    // append, not from its compaction.
+    const lastModified = new Date((group[group.length - 1] as LogSegment).lastModifiedMs);
+    fs.futimesSync(fd, lastModified, lastModified);
     fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -26,6 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   LOG_OVERHEAD,
+  RECORD_BATCH_OVERHEAD,
   StrandError,
   TOPIC_CONFIG,
   TimestampType,
@@ -74,7 +75,7 @@ export interface PartitionLogOptions {
    * Test-only hook (default off), for simulated power loss in chaos tests: called synchronously
    * with the bytes of each segment file known to be fdatasynced, after every flush that made
    * data durable (before any waiter is released, so before anything is acknowledged as durable),
-   * after every truncation, and after open. A harness that truncates the files to the last
+   * after every truncation, after a compaction swap, and after open. A harness that truncates the files to the last
    * reported positions (and deletes segment files not reported) reproduces what a power loss
    * would leave of this log.
    */
@@ -234,6 +235,11 @@ export class PartitionLog {
     return Math.max(this.config['max.message.bytes'], this.config['segment.bytes']);
   }
 
+  /** Offset (and time) index capacity of a segment, from `segment.index.bytes`. */
+  get maxIndexEntries(): number {
+    return this.segmentConfig().maxIndexEntries;
+  }
+
   private segmentConfig(): SegmentConfig {
     return { indexIntervalBytes: this.config['index.interval.bytes'], maxIndexEntries: Math.max(1, Math.floor(this.config['segment.index.bytes'] / 8)) };
   }
@@ -300,6 +306,13 @@ export class PartitionLog {
         fs.rmSync(full, { force: true });
       } else if (name.endsWith(LOG_SUFFIX + SWAP_SUFFIX)) {
         const base = name.slice(0, -(LOG_SUFFIX + SWAP_SUFFIX).length);
+        // Segments merged into the swap (their base offsets lie within its offsets) go, if a
+        // crash left them (see replaceSegments).
+        const first = Number(base);
+        const last = lastOffsetInFile(full);
+        for (const other of this.listSegmentBases()) {
+          if (other > first && other <= last) this.deleteSegmentFiles(other);
+        }
         // The indexes describe the old file: they go first (a missing index is rebuilt on open),
         // so no crash can leave them beside the new one.
         fs.rmSync(path.join(this.dir, base + INDEX_SUFFIX), { force: true });
@@ -969,21 +982,26 @@ export class PartitionLog {
   }
 
   /**
-   * Installs `cleanedFile`, a complete and fdatasynced compacted copy of the closed segment
-   * `old`, as that segment's log. Crash-safe: the file is renamed to `.swap` (which an
-   * interrupted open installs), the old indexes are deleted (durably), then the `.swap` is
-   * renamed over the original. A crash before that rename leaves the old log, whose indexes are
-   * rebuilt on open, and the `.swap`, which open installs; a crash after it leaves the new log
-   * without indexes, rebuilt on open. No crash leaves the old indexes beside the new log (they
-   * would point into the wrong bytes, and a segment below the recovery point is not rescanned).
-   * A failure before anything is installed removes the `.swap` (a `.swap` left in a log that goes
-   * on would later be installed over newer data); a failure after that fails the log
-   * (KAFKA_STORAGE_ERROR), and a restart finishes the job.
+   * Installs `cleanedFile`, a complete and fdatasynced compacted copy of the adjacent closed
+   * segments `olds` (one, or several merged), as the log of the first of them; the others go.
+   * Crash-safe: the file is renamed to `.swap` (which an interrupted open installs), the other
+   * segments' files and the first's indexes are deleted (durably), then the `.swap` is renamed
+   * over the first log. A crash before that rename leaves the `.swap`, which open installs,
+   * deleting the segments whose base offsets its offsets cover (the merged ones; any left past
+   * its last offset lost every record to compaction and stay as they were, which is consistent);
+   * a crash after it leaves the new log without indexes, rebuilt on open. No crash leaves old
+   * indexes beside the new log (they would point into the wrong bytes, and a segment below the
+   * recovery point is not rescanned). A failure before anything is deleted removes the `.swap`
+   * (a `.swap` left in a log that goes on would later be installed over newer data); a failure
+   * after that fails the log (KAFKA_STORAGE_ERROR), and a restart finishes the job.
    */
-  replaceSegment(old: LogSegment, cleanedFile: string): void {
-    if (!this.holdsClosedSegment(old)) throw new Error('replaceSegment: not a closed segment of this log'); // a bug: the caller checks
-    const i = this.segments.indexOf(old);
-    const swapFile = old.logFile + SWAP_SUFFIX;
+  replaceSegments(olds: readonly LogSegment[], cleanedFile: string): void {
+    const first = olds[0];
+    const i = first === undefined ? -1 : this.segments.indexOf(first);
+    // A bug if not (the caller checks): closed, adjacent segments of this log.
+    if (i < 0 || !olds.every((s, k) => this.segments[i + k] === s && this.holdsClosedSegment(s))) throw new Error('replaceSegments: not adjacent closed segments of this log');
+    const firstSeg = first as LogSegment;
+    const swapFile = firstSeg.logFile + SWAP_SUFFIX;
     try {
       fs.renameSync(cleanedFile, swapFile);
       fsyncDir(this.dir);
@@ -997,15 +1015,19 @@ export class PartitionLog {
       throw e;
     }
     try {
-      old.close();
-      fs.rmSync(old.index.file, { force: true });
-      fs.rmSync(old.timeIndex.file, { force: true });
+      for (const s of olds) s.close();
+      for (const s of olds.slice(1)) for (const f of [s.logFile, s.index.file, s.timeIndex.file]) fs.rmSync(f, { force: true });
+      fs.rmSync(firstSeg.index.file, { force: true });
+      fs.rmSync(firstSeg.timeIndex.file, { force: true });
       fsyncDir(this.dir);
-      fs.renameSync(swapFile, old.logFile);
+      fs.renameSync(swapFile, firstSeg.logFile);
       fsyncDir(this.dir);
-      const { segment } = LogSegment.open(this.dir, old.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());
+      const { segment } = LogSegment.open(this.dir, firstSeg.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());
       segment.flushSync();
-      this.segments[i] = segment;
+      this.segments.splice(i, olds.length, segment);
+      // The merged file is longer than its first segment was reported: say so before a power
+      // loss harness would cut it back to that.
+      this.reportDurablePositions();
     } catch (e: unknown) {
       const failure = new StrandError('KAFKA_STORAGE_ERROR', `installing a compacted segment in ${this.dir} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       this.fail(failure);
@@ -1050,6 +1072,30 @@ export class PartitionLog {
     this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} was abandoned`));
     this.lock?.release();
     this.lock = null;
+  }
+}
+
+/**
+ * The last offset held by the batches of a log file, found by walking batch headers (no CRC
+ * check: a `.swap` is complete and fdatasynced before it is named so); -1 if none.
+ */
+function lastOffsetInFile(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const header = Buffer.alloc(RECORD_BATCH_OVERHEAD);
+    let last = -1;
+    for (let pos = 0; pos + RECORD_BATCH_OVERHEAD <= size; ) {
+      if (fs.readSync(fd, header, 0, RECORD_BATCH_OVERHEAD, pos) < RECORD_BATCH_OVERHEAD) break;
+      const h = readBatchHeader(header, 0);
+      const next = pos + h.batchLength + LOG_OVERHEAD;
+      if (h.batchLength + LOG_OVERHEAD < RECORD_BATCH_OVERHEAD || next > size) break;
+      last = h.baseOffset + h.lastOffsetDelta;
+      pos = next;
+    }
+    return last;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -331,6 +331,49 @@ describe('compaction', () => {
     await log.close();
   });
 
+  it('merges adjacent small segments while they fit segment.bytes, across reopens', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(1_700_000_000_000);
+    const cfg = { 'cleanup.policy': 'compact', 'segment.bytes': '1000' };
+    const log = PartitionLog.open(dir, { clock, config: cfg });
+    const written: { offset: number; key: string; value: string }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const key = `k${i % 15}`;
+      log.appendAsLeader(batch(`v${i}`, 1, { keys: [key] }), 0);
+      written.push({ offset: i, key, value: `v${i}-0` });
+      log.rollIfNotEmpty(); // a segment per batch, as a busy max.compaction.lag.ms would roll them
+    }
+    await log.flush();
+    expect(log.segmentCount).toBe(41);
+    const stats = await compactLog(log, { clock });
+    expect(stats.segmentsCleaned).toBeGreaterThan(30); // all but a last group of one unchanged segment
+    const latest = new Map(written.map((w) => [w.key, w.offset]));
+    const expected = written.filter((w) => latest.get(w.key) === w.offset).map((w) => `${w.offset}:${w.value}`);
+    const check = (l: PartitionLog): void => {
+      expect(readAll(l).map((r) => `${r.offset}:${r.value}`)).toEqual(expected);
+      for (let o = 25; o < 40; o++) expect(readAll(l, o, 1)[0]?.offset).toBe(o);
+    };
+    check(log);
+    // 25 segments emptied, 15 of about 75 bytes: a few segments of at most 1000 bytes.
+    const bases = log.segmentBaseOffsets();
+    expect(bases.length).toBeLessThan(8);
+    expect(bases[bases.length - 1]).toBe(40);
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.log')).sort();
+    expect(files.length).toBe(bases.length);
+    for (const f of files.slice(0, -1)) expect(fs.statSync(path.join(dir, f)).size).toBeLessThanOrEqual(1000);
+    await log.close();
+    const again = PartitionLog.open(dir, { clock, config: cfg });
+    expect(again.segmentBaseOffsets()).toEqual(bases);
+    check(again);
+    again.abandon();
+    fs.rmSync(path.join(dir, 'recovery-point-offset-checkpoint'));
+    const recovered = PartitionLog.open(dir, { clock, config: cfg });
+    expect(recovered.recoveredTruncatedBytes).toBe(0);
+    check(recovered);
+    expect(recovered.appendAsLeader(batch('after', 1, { keys: ['k0'] }), 0).firstOffset).toBe(40);
+    await recovered.close();
+  });
+
   it('completes an interrupted swap on reopen', async () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, { config });

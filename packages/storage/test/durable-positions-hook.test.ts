@@ -1,12 +1,12 @@
 /**
  * The test-only power-loss hook (`onDurablePositions`, default off): it reports each segment's
- * fdatasynced length after open, after every flush (before durability waiters resolve) and after
- * truncations; truncating the files to the last report and reopening keeps everything that was
+ * fdatasynced length after open, after every flush (before durability waiters resolve), after
+ * truncations and after compaction merged segments; truncating the files to the last report and reopening keeps everything that was
  * reported durable.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PartitionLog, type DurableSegmentPosition } from '../src';
+import { PartitionLog, compactLog, type DurableSegmentPosition } from '../src';
 import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
@@ -50,6 +50,25 @@ test('reports durable segment lengths; truncating to them keeps every durable of
   expect(reopened.logEndOffset).toBe(10);
   expect(readAll(reopened).map((r) => r.value)).toEqual(['v0-0', 'v0-1', 'v1-0', 'v1-1', 'v2-0', 'v2-1', 'v3-0', 'v3-1', 'v4-0', 'v4-1']);
   await reopened.close();
+});
+
+test('reports the segment compaction merged (longer than its first segment was)', async () => {
+  const dir = tempDir();
+  let last: DurableSegmentPosition[] = [];
+  const log = PartitionLog.open(dir, { config: { 'cleanup.policy': 'compact', 'segment.bytes': '1000' }, onDurablePositions: (_d, s) => (last = s) });
+  for (let i = 0; i < 6; i++) {
+    log.appendAsLeader(batch(`v${i}`, 1, { keys: [`k${i}`] }), 1);
+    log.rollIfNotEmpty();
+  }
+  await log.flush();
+  await compactLog(log);
+  expect(log.segmentBaseOffsets()).toEqual([0, 6]);
+  const name = (base: number): string => `${String(base).padStart(20, '0')}.log`;
+  expect(last).toEqual([
+    { baseOffset: 0, bytes: fs.statSync(path.join(dir, name(0))).size },
+    { baseOffset: 6, bytes: 0 },
+  ]);
+  await log.close();
 });
 
 test('off by default: a log opened without the hook reports nothing and behaves as before', async () => {

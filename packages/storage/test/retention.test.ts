@@ -49,7 +49,8 @@ describe('retention', () => {
   it('by time: a segment compaction emptied expires by its last write and does not stop retention', async () => {
     const clock = new ManualClock(1_700_000_000_000);
     const dir = tempDir();
-    const cfg = { 'cleanup.policy': 'compact,delete', 'retention.ms': '1000' };
+    // One batch per segment and no room for two: compaction cannot merge them.
+    const cfg = { 'cleanup.policy': 'compact,delete', 'retention.ms': '1000', 'segment.bytes': '100' };
     const log = PartitionLog.open(dir, { clock, config: cfg });
     log.appendAsLeader(batch('s0', 1, { keys: ['a'], timestamp: clock.nowMs() }), 0);
     log.rollIfNotEmpty();

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeRecordBatch } from '@strand/protocol';
+import { decodeRecordBatch, encodeRecordBatch } from '@strand/protocol';
 import { ManualClock, PartitionLog, compactLog } from '../dist/index.js';
 
 const T0 = 1_700_000_000_000;
@@ -116,5 +116,87 @@ test('a short write while copying a segment is completed, not installed torn', a
   } finally {
     spy.mockRestore();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a kill at any step of installing merged segments leaves a log that opens consistent', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-swap-crash-'));
+  const snapshots: { step: string; dir: string }[] = [];
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  const realRename = nodeFs.renameSync;
+  const realRm = nodeFs.rmSync;
+  let armed = false;
+  // What the disk holds at that moment (the log's page cache survives a kill; the lock does not).
+  const snapshot = (step: string): void => {
+    armed = false;
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-swap-snap-'));
+    fs.cpSync(dir, copy, { recursive: true, filter: (src) => path.basename(src) !== '.lock' });
+    snapshots.push({ step, dir: copy });
+    armed = true;
+  };
+  const renameSpy = jest.spyOn(nodeFs, 'renameSync').mockImplementation((from: fs.PathLike, to: fs.PathLike) => {
+    realRename(from, to);
+    if (armed && `${String(from)} ${String(to)}`.includes('.swap')) snapshot(`after renaming ${path.basename(String(from))} to ${path.basename(String(to))}`);
+  });
+  const rmSpy = jest.spyOn(nodeFs, 'rmSync').mockImplementation((p: fs.PathLike, options?: fs.RmOptions) => {
+    realRm(p, options);
+    if (armed && String(p).endsWith('.log')) snapshot(`after removing ${path.basename(String(p))}`);
+  });
+  try {
+    const clock = new ManualClock(T0);
+    const config = { 'cleanup.policy': 'compact', 'segment.bytes': '1000' };
+    const log = PartitionLog.open(dir, { clock, config });
+    const written = new Map<number, string>();
+    const append = (key: string, value: string): void => {
+      written.set(log.appendAsLeader(keyed(key, value), 0).firstOffset, `${key}=${value}`);
+      log.rollIfNotEmpty();
+    };
+    // Twelve small segments (one group), then k5 again in a segment too big to join them: the
+    // group's last segment (offset 11, k5) loses its only record, so the merged copy ends at 10.
+    for (let i = 0; i < 12; i++) append(`k${i % 6}`, `v${i}`);
+    append('k5', 'x'.repeat(900));
+    await log.flush();
+    armed = true;
+    expect((await compactLog(log, { clock })).segmentsCleaned).toBe(12);
+    armed = false;
+    await log.close();
+    renameSpy.mockRestore();
+    rmSpy.mockRestore();
+    // .cleaned -> .swap, the eleven merged logs removed one by one, .swap -> .log.
+    expect(snapshots.map((x) => x.step.replace(/\d{20}/g, 'N'))).toEqual(['after renaming N.log.cleaned to N.log.swap', ...Array(11).fill('after removing N.log'), 'after renaming N.log.swap to N.log']);
+    const latest = [6, 7, 8, 9, 10, 12];
+    for (const { step, dir: d } of [...snapshots, { step: 'after the pass', dir }]) {
+      const again = PartitionLog.open(d, { clock, config });
+      const got: number[] = [];
+      for (let offset = again.logStartOffset, res = again.read(offset, 1 << 20); res.batchCount > 0; offset = res.nextOffset, res = again.read(offset, 1 << 20)) {
+        for (let pos = 0; pos < res.records.length; pos += res.records.readInt32BE(pos + 8) + 12) {
+          const [r] = decodeRecordBatch(res.records, pos).records;
+          got.push(r!.offset);
+          // Every record read is the one written at its offset...
+          expect([step, `${r!.key?.toString()}=${r!.value?.toString()}`]).toEqual([step, written.get(r!.offset)]);
+        }
+      }
+      // ...in offset order, and the latest record of every key is there; no segment overlaps
+      // the next (reads by offset would not notice: they jump past a segment's last offset).
+      expect([step, got]).toEqual([step, [...got].sort((a, b) => a - b)]);
+      const logs = fs.readdirSync(d).filter((f) => f.endsWith('.log')).sort();
+      for (let i = 0; i + 1 < logs.length; i++) {
+        const bytes = fs.readFileSync(path.join(d, logs[i]!));
+        let last = -1;
+        for (let pos = 0; pos < bytes.length; pos += bytes.readInt32BE(pos + 8) + 12) last = Number(bytes.readBigInt64BE(pos)) + bytes.readInt32BE(pos + 23);
+        expect([step, logs[i], last < Number(logs[i + 1]!.slice(0, 20))]).toEqual([step, logs[i], true]);
+      }
+      expect([step, latest.filter((o) => !got.includes(o))]).toEqual([step, []]);
+      expect([step, fs.readdirSync(d).filter((f) => f.endsWith('.swap') || f.endsWith('.cleaned'))]).toEqual([step, []]);
+      await again.close();
+    }
+    // Installed: the twelve small segments are one (offsets 6-10), then the big one and the active one.
+    const final = PartitionLog.open(dir, { clock, config });
+    expect(final.segmentBaseOffsets()).toEqual([0, 12, 13]);
+    await final.close();
+  } finally {
+    renameSpy.mockRestore();
+    rmSpy.mockRestore();
+    for (const d of [dir, ...snapshots.map((x) => x.dir)]) fs.rmSync(d, { recursive: true, force: true });
   }
 });
