@@ -938,9 +938,19 @@ export class PartitionLog {
   // -------------------------------------------------------------------------------------------
   // compaction support (see compactor.ts)
 
-  /** The segments before the active one whose offsets all lie below `upperBoundOffset`. */
+  /**
+   * The leading segments before the active one whose offsets all lie below `upperBoundOffset`
+   * and whose bytes are fdatasynced: a run from the log start, ending at the first that is not.
+   * Never a later segment past a gap: compacting it without the earlier ones could drop a
+   * tombstone while an older value of its key stays in a segment left out.
+   */
   closedSegmentsBelow(upperBoundOffset: number): readonly LogSegment[] {
-    return this.segments.slice(0, -1).filter((s) => s.nextOffset <= upperBoundOffset && s.flushedSize === s.size);
+    const out: LogSegment[] = [];
+    for (const s of this.segments.slice(0, -1)) {
+      if (s.nextOffset > upperBoundOffset || s.flushedSize !== s.size) break;
+      out.push(s);
+    }
+    return out;
   }
 
   /**

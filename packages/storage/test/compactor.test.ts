@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { TimestampType, decodeRecordBatch, encodeRecordBatch, validateBatches } from '@strand/protocol';
 import { ManualClock, PartitionLog, compactLog } from '../src';
+import { LogSegment } from '../src/segment';
 import { asUnreadableCodec, batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
@@ -372,6 +373,33 @@ describe('compaction', () => {
     check(recovered);
     expect(recovered.appendAsLeader(batch('after', 1, { keys: ['k0'] }), 0).firstOffset).toBe(40);
     await recovered.close();
+  });
+
+  it('compacts only from the log start up to the first segment not yet flushed, so no tombstone outlives what it deletes', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    // Segment 0 is not fdatasynced yet (its flushes cover nothing); the later ones are.
+    const realFlush = LogSegment.prototype.flush;
+    const spy = jest.spyOn(LogSegment.prototype, 'flush').mockImplementation(function (this: LogSegment, withIndexes: boolean) {
+      return this.baseOffset === 0 ? Promise.resolve(this.flushedSize) : realFlush.call(this, withIndexes);
+    });
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact', 'flush.policy': 'page-cache', 'delete.retention.ms': '0' } });
+    try {
+      log.appendAsLeader(batch('old', 1, { keys: ['a'] }), 0);
+      log.rollIfNotEmpty();
+      log.appendAsLeader(batch('tomb', 1, { keys: ['a'], values: [null] }), 0);
+      log.rollIfNotEmpty();
+      log.appendAsLeader(batch('b', 1, { keys: ['b'] }), 0);
+      log.rollIfNotEmpty();
+      await log.flush(); // segments 1 and 2 are fdatasynced, segment 0 is not
+      await compactLog(log, { clock, force: true });
+      clock.advance(1);
+      await compactLog(log, { clock, force: true });
+      // Key a's latest record is still the tombstone: 'old' did not come back.
+      expect(readAll(log).filter((r) => r.key === 'a').pop()?.value).toBeNull();
+    } finally {
+      spy.mockRestore();
+      log.abandon();
+    }
   });
 
   it('completes an interrupted swap on reopen', async () => {
