@@ -9,5 +9,6 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/test/chaos/'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }] },
   moduleNameMapper: { '^@strand/([a-z-]+)$': '<rootDir>/packages/$1/src' },
+  setupFiles: ['<rootDir>/test/support/jest-setup.ts'],
   testTimeout: 60000,
 };
