@@ -169,8 +169,10 @@ test('a fetch naming a partition twice is answered at once, the duplicate refuse
 
 test('a fetch naming no partitions waits out maxWaitMs without holding up other requests', async () => {
   const order: string[] = [];
+  const t0 = performance.now();
+  // 3 s: far longer than the Metadata round trip below, even on a loaded machine.
   const empty = brokers
-    .call<FetchRequest, FetchResponse>(address, (c, r, m, o, cb) => c.fetch(r, m, o, cb), { maxWaitMs: 400, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, replicaId: -1, topics: [] })
+    .call<FetchRequest, FetchResponse>(address, (c, r, m, o, cb) => c.fetch(r, m, o, cb), { maxWaitMs: 3000, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, replicaId: -1, topics: [] })
     .then((res) => {
       order.push('empty fetch');
       return res;
@@ -180,6 +182,7 @@ test('a fetch naming no partitions waits out maxWaitMs without holding up other 
   order.push('metadata');
   expect((await empty).topics).toEqual([]);
   expect(order).toEqual(['metadata', 'empty fetch']);
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(2900); // held for maxWaitMs, not answered at once
 });
 
 test('hostile produce and DeleteRecords fields get Kafka errors and change nothing stored', async () => {

@@ -9,7 +9,7 @@
  * at scrape time both when it leads the partition itself and when it must ask the leader.
  */
 import * as http from 'node:http';
-import { CoordinatorType, type FindCoordinatorRequest, type FindCoordinatorResponse, type OffsetCommitRequest, type OffsetCommitResponse } from '@strand/protocol';
+import { CoordinatorType, ErrorCode, type FindCoordinatorRequest, type FindCoordinatorResponse, type OffsetCommitRequest, type OffsetCommitResponse } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
 import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
@@ -75,9 +75,17 @@ test('health, readiness and metrics of a running cluster', async () => {
       if (!groups.has(kind)) groups.set(kind, { group, coordinator });
     }
     expect(groups.size).toBe(2);
+    // FindCoordinator answers from the metadata image as soon as it names the coordinator; the
+    // coordinator itself may still be opening and loading its __consumer_offsets partition
+    // (COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR meanwhile): retried, as a client does.
+    const retriable = new Set([ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR]);
     const commit = async (group: string, coordinator: number, offset: number): Promise<void> => {
-      const r = await brokers.call<OffsetCommitRequest, OffsetCommitResponse>(address(coordinator), (c, q, m, o, cb) => c.offsetCommit(q, m, o, cb), { groupId: group, generationId: -1, memberId: '', topics: [{ name: 'm', partitions: [{ partition: 0, committedOffset: offset, committedLeaderEpoch: -1, metadata: '' }] }] }, 10_000);
-      expect(r.topics[0]?.partitions[0]?.errorCode).toBe(0);
+      const code = await until(`commit of ${group}`, async () => {
+        const r = await brokers.call<OffsetCommitRequest, OffsetCommitResponse>(address(coordinator), (c, q, m, o, cb) => c.offsetCommit(q, m, o, cb), { groupId: group, generationId: -1, memberId: '', topics: [{ name: 'm', partitions: [{ partition: 0, committedOffset: offset, committedLeaderEpoch: -1, metadata: '' }] }] }, 10_000);
+        const errorCode = r.topics[0]?.partitions[0]?.errorCode ?? -1;
+        return retriable.has(errorCode) ? undefined : errorCode;
+      }, 30_000);
+      expect(code).toBe(0);
     };
     const lagOf = async (node: number, group: string, name = 'strand_consumergroup_lag'): Promise<number> => metric((await get(cluster.node(node).httpPort, '/metrics')).body, name, `group="${group}",`);
     const { group: localGroup, coordinator: localCoordinator } = groups.get('local')!;

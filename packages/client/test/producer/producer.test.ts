@@ -338,13 +338,15 @@ describe('Producer over ProduceStream', () => {
   it('sends every request of a broker on one stream and matches answers that come back out of order', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 2);
-    cluster.produceStreamDelays.push(150); // the first request's answer comes last
+    // The first request's answer is held until the second one's has been received.
+    let release = (): void => undefined;
+    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
     const p = producer({ 'linger.ms': 0 });
     await p.connect();
     const order: number[] = [];
     const first = p.send({ topic: 't', partition: 0, value: 'a' }).then((md) => (order.push(0), md));
     await cluster.waitForCalls('produce', 1);
-    const second = p.send({ topic: 't', partition: 1, value: 'b' }).then((md) => (order.push(1), md));
+    const second = p.send({ topic: 't', partition: 1, value: 'b' }).then((md) => (order.push(1), release(), md));
     const [m0, m1] = await Promise.all([first, second]);
     expect(order).toEqual([1, 0]);
     expect([m0.partition, m0.offset, m1.partition, m1.offset]).toEqual([0, 0, 1, 0]);

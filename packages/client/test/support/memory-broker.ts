@@ -162,8 +162,11 @@ export class MemoryCluster {
   fetchStreamEnabled = true;
   /** False: ProduceStream answers UNIMPLEMENTED (a broker without it; producers use unary Produce). */
   produceStreamEnabled = true;
-  /** Delays (ms) for the next ProduceStream responses, in request order: answers then come back out of order. */
-  readonly produceStreamDelays: number[] = [];
+  /**
+   * Delays for the next ProduceStream responses, in request order: a time (ms), or a promise the
+   * answer waits for (a gate: deterministic reordering). Answers then come back out of order.
+   */
+  readonly produceStreamDelays: (number | Promise<void>)[] = [];
   private readonly delayTimers = new Set<NodeJS.Timeout>();
   /** The reason of every member that left with LeaveGroup, in order. */
   readonly leaveReasons: string[] = [];
@@ -595,6 +598,12 @@ export class MemoryCluster {
           const delay = this.produceStreamDelays.shift();
           if (delay === undefined) {
             call.write(r.response);
+            return;
+          }
+          if (typeof delay !== 'number') {
+            void delay.then(() => {
+              if (!failed && !call.destroyed) call.write(r.response);
+            });
             return;
           }
           const timer = setTimeout(() => {
