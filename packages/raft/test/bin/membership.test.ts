@@ -32,7 +32,10 @@ test('add a 4th node at runtime over gRPC: it catches up, is promoted and votes;
   const cluster = new ProcessCluster({
     nodes: 3,
     tickMs: 20,
-    electionTicks: 10,
+    // 1.02-2 s election timeouts: requests go to the cached leader, so a process stalled for a
+    // few hundred ms on a loaded machine must not cost it its leadership (this test is about
+    // membership, not election speed; the kill in step 3 waits for the next leader).
+    electionTicks: 50,
     snapshotEveryEntries: 50,
     keepValues: true,
     script: join(__dirname, '../../dist/bin/raft-process.js'),
