@@ -38,11 +38,6 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
     expect(res.topics[0]?.errorCode).toBe(0);
     const isr = async (): Promise<number[]> => [...((await brokers.metadata(['isr'])).topics[0]?.partitions[0]?.isr ?? [])].sort();
     await until('full ISR', async () => ((await isr()).length === 3 ? true : undefined), 30_000);
-    // Idle, the leader holds follower fetches that have nothing to tell (up to half of
-    // replica.lag.time.max.ms) and counts them as of their arrival: healthy idle followers must
-    // stay in the ISR through three lag periods with nothing written.
-    await new Promise((r) => setTimeout(r, 3 * 1500));
-    expect(await isr()).toHaveLength(3);
     const leader = (await brokers.leaderOf('isr', 0))!;
     const [f1, f2] = [1, 2, 3].filter((b) => b !== leader.id) as [number, number];
     const acked: string[] = [];
@@ -65,7 +60,13 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
         }
       }
     };
+    // With all three in the ISR, this acks=all write proves both followers are up and fetching.
     expect(await send()).toBe(0);
+    // Idle, the leader holds follower fetches that have nothing to tell (up to half of
+    // replica.lag.time.max.ms) and counts them as of their arrival: healthy idle followers must
+    // stay in the ISR through three lag periods with nothing written.
+    await new Promise((r) => setTimeout(r, 3 * 1500));
+    expect(await isr()).toHaveLength(3);
 
     cluster.pause(f1);
     // The write waits until the ISR shrink commits (KIP-497), then succeeds with two in sync.
