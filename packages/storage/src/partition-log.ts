@@ -648,8 +648,7 @@ export class PartitionLog {
       } catch (e: unknown) {
         // fsync failures are not retried (the kernel may have dropped the dirty pages: "fsyncgate").
         const error = new StrandError('KAFKA_STORAGE_ERROR', `fdatasync failed in ${this.dir}: ${String(e)}`, { cause: e });
-        this.fail(error);
-        this.onFailure?.(error);
+        this.ioFailure(error);
         return;
       }
       const durable = Math.min(target, this.truncatedDuringFlush, this.logEndOffset);
@@ -678,6 +677,13 @@ export class PartitionLog {
     const ready = this.waiters.filter((w) => w.offset < this._durableEndOffset);
     this.waiters = this.waiters.filter((w) => w.offset >= this._durableEndOffset);
     for (const w of ready) w.resolve();
+  }
+
+  /** An I/O failure: the log fails for good, and its owner hears of it once (onFailure). */
+  private ioFailure(error: StrandError): void {
+    const first = this.failure === null;
+    this.fail(error);
+    if (first) this.onFailure?.(error);
   }
 
   private fail(error: StrandError): void {
@@ -1020,7 +1026,7 @@ export class PartitionLog {
         fs.rmSync(swapFile, { force: true });
         fsyncDir(this.dir);
       } catch (e2: unknown) {
-        this.fail(new StrandError('KAFKA_STORAGE_ERROR', `cannot remove ${swapFile} after a failed compaction swap: ${String(e2)}`, { cause: e2 }));
+        this.ioFailure(new StrandError('KAFKA_STORAGE_ERROR', `cannot remove ${swapFile} after a failed compaction swap: ${String(e2)}`, { cause: e2 }));
       }
       throw e;
     }
@@ -1040,7 +1046,7 @@ export class PartitionLog {
       this.reportDurablePositions();
     } catch (e: unknown) {
       const failure = new StrandError('KAFKA_STORAGE_ERROR', `installing a compacted segment in ${this.dir} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-      this.fail(failure);
+      this.ioFailure(failure);
       throw failure;
     }
   }

@@ -1,6 +1,7 @@
 /**
  * Faults while compaction writes and installs a segment.
- * - A kill right after the compacted log is renamed over the original: had the original's indexes
+ * - A kill right after the compacted log is renamed over the original (the log fails and reports
+ *   it through onFailure): had the original's indexes
  *   still been on disk, a restart (the segment lies below the recovery point, so it is not
  *   rescanned) would use them against the new bytes and reads would land on the wrong batches.
  *   The rename of the `.swap` file "kills" the process right after it happens; the directory is
@@ -32,7 +33,8 @@ test('a kill right after the swap rename leaves no stale index beside the compac
   try {
     const clock = new ManualClock(T0);
     const config = { 'cleanup.policy': 'compact', 'index.interval.bytes': '256' };
-    const log = PartitionLog.open(dir, { clock, config });
+    const failures: string[] = [];
+    const log = PartitionLog.open(dir, { clock, config, onFailure: (e) => failures.push(e.errorName) });
     // 45 distinct keys; k00 is superseded in the next segment, so compaction drops offset 0 and
     // every later batch of segment 0 moves up by one batch.
     for (let i = 0; i < 45; i++) log.appendAsLeader(keyed(`k${String(i).padStart(2, '0')}`, `v${i}`), 0);
@@ -44,7 +46,10 @@ test('a kill right after the swap rename leaves no stale index beside the compac
     await expect(compactLog(log, { clock })).rejects.toThrow('killed right after the swap rename');
     // The segment's files are in an unknown state: the log fails rather than serve them.
     expect(() => log.appendAsLeader(keyed('k01', 'after'), 0)).toThrow('killed right after the swap rename');
+    // ... and tells its owner, once (the broker halts, as for a failed fdatasync).
+    expect(failures).toEqual(['KAFKA_STORAGE_ERROR']);
     log.abandon();
+    expect(failures).toHaveLength(1);
     spy.mockRestore();
     const again = PartitionLog.open(dir, { clock, config });
     for (let offset = 1; offset < 46; offset++) {

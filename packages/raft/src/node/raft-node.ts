@@ -408,21 +408,24 @@ export class RaftNode {
     this.countTicks();
     this.expireRequests();
     this.wake();
+    // A loop still running (a slow or stuck storage write) re-arms only when it ends: keep
+    // ticking meanwhile, so request deadlines are still enforced.
+    if (this.running !== null && this.core !== null) this.armTimer(this.core);
   }
 
   /**
    * Arms the timer for the next tick that matters. While requests wait (their deadlines are
    * checked per tick) that is the next tick; otherwise the core's next timed event (a leader's
-   * heartbeat, a follower's election timeout), but never more than an election timeout away, so
-   * countTicks' cap never drops a tick that was slept through. An idle node thus wakes about
-   * once per heartbeat rather than every tick; feed() counts the ticks slept through before it
+   * heartbeat, a follower's election timeout), but never more than half an election timeout
+   * away, so a timer up to that late still loses no tick to countTicks' cap (one election
+   * timeout). An idle node thus wakes about once per heartbeat rather than every tick; feed() counts the ticks slept through before it
    * steps any message, which keeps the core's view of elapsed time what per-tick timers gave.
    */
   private armTimer(core: RaftCore): void {
     if (this.stopped) return;
     const busy =
       this.proposals.length > 0 || this.appliedWaiters.size > 0 || this.readsByRequest.size > 0 || this.readsQueued.length > 0 || this.readsAwaitingApply.length > 0 || this.confChanges.length > 0 || this.transfers.length > 0;
-    const ahead = busy ? 1 : Math.max(1, Math.min(core.ticksUntilNextEvent(), this.electionTicks) - this.pendingTicks);
+    const ahead = busy ? 1 : Math.max(1, Math.min(core.ticksUntilNextEvent(), Math.ceil(this.electionTicks / 2)) - this.pendingTicks);
     const tick = this.ticksDone + ahead;
     if (this.timer !== null && this.timerTick <= tick) return;
     this.disarmTimer();
