@@ -34,7 +34,7 @@ class Cluster {
   private readonly leaderOf = new Map<string, number>();
   private readonly lastEpochs = new Map<string, [number, number]>();
 
-  constructor(n: number, options: { requestTimeoutMs?: number } = {}) {
+  constructor(n: number, options: { requestTimeoutMs?: number; electionTicks?: number } = {}) {
     const voters = new Map(Array.from({ length: n }, (_, i) => [i + 1, { host: '127.0.0.1', port: 9190 + i }]));
     let topicSeq = 0;
     for (let i = 1; i <= n; i++) {
@@ -175,7 +175,9 @@ describe('quorum controller (in-process cluster)', () => {
   });
 
   it('a change that timed out while this controller stayed active is settled before the next decision', async () => {
-    cluster = new Cluster(3, { requestTimeoutMs: 300 });
+    // 0.5-1 s election timeouts: the test needs this controller to stay active throughout, which
+    // 100-200 ms ones would not survive a stall of the test process on a loaded machine.
+    cluster = new Cluster(3, { requestTimeoutMs: 300, electionTicks: 50 });
     await cluster.start();
     const active = await cluster.activeController();
     for (let id = 1; id <= 3; id++) brokers.push(new FakeBroker(100 + id, cluster));
