@@ -36,7 +36,7 @@ import {
   type ReplicaFetchResponse,
   type TopicMetadata,
 } from '@strand/protocol';
-import { toServiceError, topicIdFromBytes, topicIdToBytes, type MetadataImage } from '@strand/controller';
+import { toServiceError, topicIdFromBytes, topicIdToBytes, validateTopicName, type MetadataImage } from '@strand/controller';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '@strand/storage';
 import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/group-coordinator';
 import type { BrokerConfig } from './broker-config';
@@ -84,6 +84,16 @@ const MAX_OUTSTANDING_PRODUCES_PER_STREAM = 1_000;
 const MAX_QUEUED_REPLICA_FETCHES = 16;
 /** Consumer fetches queued on one FetchStream (the client keeps one in flight per broker). */
 const MAX_QUEUED_FETCHES = 16;
+
+/** Kafka's topic name rules (the controller's, which refuses the rest with INVALID_TOPIC_EXCEPTION). */
+function isLegalTopicName(name: string): boolean {
+  try {
+    validateTopicName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A call's cancellation: a flag, and the waits to wake when it is set. */
 interface Cancellation {
@@ -244,7 +254,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     const topics: TopicMetadata[] = names.map((name) => {
       const t = image.topicByName(name);
       if (t === undefined) {
-        if (ctx.config['auto.create.topics.enable'] && req.allowAutoTopicCreation === true && !name.startsWith('__') && /^[a-zA-Z0-9._-]{1,249}$/.test(name) && name !== '.' && name !== '..') {
+        if (ctx.config['auto.create.topics.enable'] && req.allowAutoTopicCreation === true && !name.startsWith('__') && isLegalTopicName(name)) {
           // Kafka's auto-creation: with the cluster's num.partitions and default.replication.factor;
           // the client retries LEADER_NOT_AVAILABLE until the topic has leaders.
           autoCreate(name);
