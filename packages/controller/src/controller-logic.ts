@@ -67,6 +67,13 @@ interface ElectionContext {
   readonly inactive?: ReadonlySet<number>;
   /** Brokers to treat as active regardless of the image (being unfenced). */
   readonly active?: ReadonlySet<number>;
+  /**
+   * Brokers (also in `inactive`) back without their logs (another log directory id): they leave
+   * every ISR, even one they alone held. That ISR is then empty and the partition offline until
+   * an unclean election. (Kafka keeps the last ISR member, so a wiped broker returns as the leader
+   * with no data and the other replicas truncate to nothing.)
+   */
+  readonly storageLost?: ReadonlySet<number>;
 }
 
 function isActive(image: MetadataImage, id: number, ctx: ElectionContext): boolean {
@@ -80,21 +87,32 @@ function uncleanAllowed(image: MetadataImage, topic: TopicState): boolean {
   return v === 'true';
 }
 
+/**
+ * An unclean election's choice: the first replica in replica order on an active broker, taking a
+ * broker back from a replaced log directory only when there is no other (it may hold nothing).
+ */
+function uncleanCandidate(image: MetadataImage, p: PartitionState, active: (id: number) => boolean): number | undefined {
+  const live = p.replicas.filter(active);
+  return live.find((r) => image.brokers.get(r)?.logDirReplaced !== true) ?? live[0];
+}
+
 function sameMembers(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**
  * The partition's state once the brokers in `ctx.inactive` are out (and `ctx.active` in):
- * inactive brokers leave the ISR (never emptying it), the leader stays if still valid, else the
- * first active ISR member in replica order, else (unclean only) the first active replica.
+ * inactive brokers leave the ISR (never emptying it, unless `ctx.storageLost` says their logs are
+ * gone), the leader stays if still valid, else the first active ISR member in replica order, else
+ * (unclean only) the first active replica (see `uncleanCandidate`).
  * Returns null when nothing changes.
  */
 export function electPartition(image: MetadataImage, topic: TopicState, p: PartitionState, ctx: ElectionContext): MetadataRecord | null {
   let isr = p.isr.filter((r) => isActive(image, r, ctx));
   if (isr.length === 0) {
-    // Last replica standing: keep who held the data last (at most the current ISR).
-    isr = [...p.isr];
+    // Last replica standing: keep who held the data last (at most the current ISR), unless its
+    // logs are gone.
+    isr = p.isr.filter((r) => !ctx.storageLost?.has(r));
   }
   let leader = p.leader;
   if (leader === -1 || !isActive(image, leader, ctx) || !isr.includes(leader)) {
@@ -103,7 +121,7 @@ export function electPartition(image: MetadataImage, topic: TopicState, p: Parti
     const eligible = p.replicas.filter((r) => isr.includes(r) && isActive(image, r, ctx));
     leader = eligible.find((r) => image.brokers.get(r)?.previousShutdownClean !== false) ?? eligible[0] ?? -1;
     if (leader === -1 && uncleanAllowed(image, topic)) {
-      leader = p.replicas.find((r) => isActive(image, r, ctx)) ?? -1;
+      leader = uncleanCandidate(image, p, (r) => isActive(image, r, ctx)) ?? -1;
       if (leader !== -1) isr = [leader];
     }
   }
@@ -144,9 +162,11 @@ export interface RegisterResult extends ErrorInfo {
 
 /**
  * Registers a broker incarnation. It starts fenced (unfenced once its heartbeats show it caught
- * up with the metadata); the previous incarnation's leaderships move away at once.
- * `sessionAlive(id)` tells whether the broker id currently has a live session (another process
- * using the same id is refused with DUPLICATE_BROKER_REGISTRATION).
+ * up with the metadata); the previous incarnation's leaderships move away at once, and it leaves
+ * every ISR but those it alone holds. A broker whose log directory id changed has lost its logs
+ * and leaves those too (see `ElectionContext.storageLost`). `sessionAlive(id)` tells whether the
+ * broker id currently has a live session (another process using the same id is refused with
+ * DUPLICATE_BROKER_REGISTRATION).
  */
 export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest, sessionAlive: (id: number) => boolean): Operation<RegisterResult> {
   const fail = (name: ErrorName, msg: string): Operation<RegisterResult> => done({ ...errorInfo(name, msg), brokerEpoch: -1, clusterId: image.clusterId });
@@ -163,6 +183,7 @@ export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest,
     listeners.add(e.listener);
   }
   const existing = image.brokers.get(req.brokerId);
+  const lost = existing !== undefined && existing.logDirId !== '' && req.logDirId !== undefined && req.logDirId !== existing.logDirId;
   if (existing && existing.incarnationId !== req.incarnationId && !existing.fenced && sessionAlive(req.brokerId)) {
     return fail('DUPLICATE_BROKER_REGISTRATION', `broker id ${req.brokerId} is in use by a live incarnation ${existing.incarnationId}`);
   }
@@ -177,10 +198,15 @@ export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest,
         fenced: true,
         inControlledShutdown: false,
         previousShutdownClean: req.previousShutdownClean,
+        ...(req.logDirId === undefined ? {} : { logDirId: req.logDirId }),
+        ...(lost ? { logDirReplaced: true } : {}),
       },
     },
   ];
-  if (existing) records.push(...electAffected(image, { inactive: new Set([req.brokerId]) }));
+  if (existing) {
+    const who = new Set([req.brokerId]);
+    records.push(...electAffected(image, { inactive: who, ...(lost ? { storageLost: who } : {}) }));
+  }
   return {
     records,
     finish: (after) => ({ ...NO_ERROR, brokerEpoch: after.brokers.get(req.brokerId)?.epoch ?? -1, clusterId: after.clusterId }),
@@ -591,7 +617,7 @@ export function electLeaders(image: MetadataImage, type: 'preferred' | 'unclean'
       return { ...target, ...NO_ERROR };
     }
     if (p.leader !== -1 && image.isActiveBroker(p.leader)) return { ...target, ...errorInfo('ELECTION_NOT_NEEDED', 'the partition has a live leader') };
-    const candidate = p.replicas.find((r) => image.isActiveBroker(r));
+    const candidate = uncleanCandidate(image, p, (r) => image.isActiveBroker(r));
     if (candidate === undefined) return { ...target, ...errorInfo('ELIGIBLE_LEADERS_NOT_AVAILABLE', 'no replica is on an active broker') };
     const clean = p.replicas.find((r) => p.isr.includes(r) && image.isActiveBroker(r));
     const leader = clean ?? candidate;

@@ -31,6 +31,10 @@ export interface BrokerRegistration {
   readonly fenced: boolean;
   readonly inControlledShutdown: boolean;
   readonly previousShutdownClean: boolean;
+  /** The id of the broker's log directory; '' when it did not send one. */
+  readonly logDirId: string;
+  /** This incarnation came back with another log directory id than the previous one. */
+  readonly logDirReplaced: boolean;
 }
 
 export interface PartitionState {
@@ -122,6 +126,8 @@ export class MetadataImage {
           fenced: b.fenced,
           inControlledShutdown: b.inControlledShutdown,
           previousShutdownClean: b.previousShutdownClean,
+          ...(b.logDirId === '' ? {} : { logDirId: b.logDirId }),
+          ...(b.logDirReplaced ? { logDirReplaced: true } : {}),
         },
       });
     }
@@ -260,6 +266,8 @@ class Delta {
         fenced: x.fenced,
         inControlledShutdown: x.inControlledShutdown,
         previousShutdownClean: x.previousShutdownClean,
+        logDirId: x.logDirId ?? '',
+        logDirReplaced: x.logDirReplaced ?? false,
       });
     } else if (r.unregisterBroker) {
       this.broker(offset, r.unregisterBroker.brokerId, r.unregisterBroker.brokerEpoch);

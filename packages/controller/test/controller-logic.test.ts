@@ -123,6 +123,36 @@ describe('broker lifecycle', () => {
     expect(part(image, 't').leader).toBe(first);
   });
 
+  it('a broker back with another log directory leaves even the ISR it alone held', () => {
+    const endpoints = (id: number) => [{ listener: 'PLAINTEXT', host: 'h', port: id }];
+    const register = (image: MetadataImage, id: number, inc: string, logDirId: string) =>
+      run(image, registerBroker(image, { brokerId: id, incarnationId: inc, endpoints: endpoints(id), clusterId: 'test-cluster', previousShutdownClean: false, logDirId }, () => false)).image;
+    const unfence = (image: MetadataImage, id: number) => run(image, brokerHeartbeat(image, id, image.brokers.get(id)!.epoch, image.offset, false)).image;
+    let image = clusterWith([]);
+    for (const id of [1, 2]) image = unfence(register(image, id, `inc-${id}`, `dir-${id}`), id);
+    image = withTopic(image, { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2] }], configs: [] });
+    image = run(image, fenceBrokers(image, [2])).image;
+    expect(part(image, 't')).toMatchObject({ leader: 1, isr: [1] });
+    // Broker 1 restarts with its logs: it is still the last replica standing, elected again.
+    const kept = unfence(register(image, 1, 'inc-1b', 'dir-1'), 1);
+    expect(part(kept, 't')).toMatchObject({ leader: 1, isr: [1] });
+    // Broker 1 restarts with a wiped disk (a new directory id): nobody holds the data any more.
+    image = register(image, 1, 'inc-1c', 'dir-1-new');
+    expect(image.brokers.get(1)!.logDirId).toBe('dir-1-new');
+    expect(MetadataImage.fromRecords(image.offset, image.toRecords()).brokers.get(1)).toMatchObject({ logDirId: 'dir-1-new', logDirReplaced: true });
+    expect(part(image, 't')).toMatchObject({ leader: -1, isr: [] });
+    image = unfence(image, 1);
+    image = unfence(register(image, 2, 'inc-2b', 'dir-2'), 2);
+    expect(part(image, 't')).toMatchObject({ leader: -1, isr: [] });
+    // An unclean election is the operator's choice; it takes the replica that kept its logs.
+    expect(image.brokers.get(1)!.logDirReplaced).toBe(true);
+    image = run(image, electLeaders(image, 'unclean', [{ topic: 't', partition: 0 }])).image;
+    expect(part(image, 't')).toMatchObject({ leader: 2, isr: [2] });
+    // Restarted again on the same (new) directory: an ordinary replica from then on.
+    image = register(image, 1, 'inc-1d', 'dir-1-new');
+    expect(image.brokers.get(1)!.logDirReplaced).toBe(false);
+  });
+
   it('elects an out-of-sync replica only where the topic enables unclean election', () => {
     let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
     const p0 = part(image, 't');

@@ -26,7 +26,7 @@ import {
   type CreateTopicsResponse,
 } from '@strand/protocol';
 import { MetadataImage, topicIdFromBytes, topicIdToBytes } from '@strand/controller';
-import { DirectoryLock } from '@strand/storage';
+import { DirectoryLock, writeFileAtomic } from '@strand/storage';
 import { GroupCoordinator } from '../group/group-coordinator';
 import { GroupLagReader, type ConsumerGroupLag } from '../group/group-lag';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
@@ -129,6 +129,9 @@ export class BrokerServer {
   private readonly alterInFlight = new Set<string>();
   private readonly alterQueue: { key: string; partition: Partition; req: AlterPartitionRequest }[] = [];
   private readonly previousShutdownClean: boolean;
+  private readonly logDirId: string;
+  /** Whether meta.properties holds the cluster id and the directory id. */
+  private metaWritten: boolean;
 
   constructor(private readonly opts: BrokerServerOptions) {
     this.config = opts.config;
@@ -137,7 +140,13 @@ export class BrokerServer {
     const marker = path.join(opts.logDir, CLEAN_SHUTDOWN_MARKER);
     this.previousShutdownClean = fs.existsSync(marker) || !fs.existsSync(path.join(opts.logDir, META_PROPERTIES));
     fs.rmSync(marker, { force: true });
-    this.clusterId = /cluster\.id=(\S+)/.exec(readIfExists(path.join(opts.logDir, META_PROPERTIES)))?.[1] ?? '';
+    const meta = readIfExists(path.join(opts.logDir, META_PROPERTIES));
+    this.clusterId = /^cluster\.id=(\S+)/m.exec(meta)?.[1] ?? '';
+    // Kafka's directory.id: made once for a log directory. A wiped or replaced disk gets a new
+    // one, which tells the controller this broker no longer holds what it held.
+    const dirId = /^directory\.id=(\S+)/m.exec(meta)?.[1];
+    this.logDirId = dirId ?? randomUUID();
+    this.metaWritten = dirId !== undefined && this.clusterId !== '';
     this.channel = new ControllerChannel(opts.controllers);
     const host: PartitionHost = {
       brokerId: opts.brokerId,
@@ -331,6 +340,7 @@ export class BrokerServer {
       ...(this.config['broker.rack'] === '' ? {} : { rack: this.config['broker.rack'] }),
       clusterId: this.clusterId,
       previousShutdownClean: this.previousShutdownClean,
+      logDirId: this.logDirId,
     };
     // A previous incarnation killed moments ago still holds a live session: Kafka's brokers retry
     // until the controller fences it (broker.session.timeout.ms), and so do we.
@@ -343,11 +353,12 @@ export class BrokerServer {
     }
     if (res.errorCode !== 0) throw StrandError.fromCode(res.errorCode, `registration refused: ${res.errorMessage}`);
     this.brokerEpoch = res.brokerEpoch;
-    if (this.clusterId === '') {
-      this.clusterId = res.clusterId;
-      fs.writeFileSync(path.join(this.opts.logDir, META_PROPERTIES), `version=1\ncluster.id=${res.clusterId}\nnode.id=${this.opts.brokerId}\n`);
+    if (this.clusterId === '') this.clusterId = res.clusterId;
+    if (!this.metaWritten) {
+      writeFileAtomic(path.join(this.opts.logDir, META_PROPERTIES), `version=1\ncluster.id=${this.clusterId}\nnode.id=${this.opts.brokerId}\ndirectory.id=${this.logDirId}\n`);
+      this.metaWritten = true;
     }
-    this.opts.logger.info({ brokerEpoch: res.brokerEpoch, clusterId: res.clusterId }, 'registered with the controller');
+    this.opts.logger.info({ brokerEpoch: res.brokerEpoch, clusterId: res.clusterId, logDirId: this.logDirId }, 'registered with the controller');
   }
 
   private onMetadata(d: MetadataDelta): void {

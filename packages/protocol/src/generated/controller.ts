@@ -29,6 +29,7 @@ export interface RegisterBrokerRequest {
   rack?: string;
   clusterId: string;
   previousShutdownClean: boolean;
+  logDirId?: string;
 }
 
 const RegisterBrokerRequestCodec = messageCodec<RegisterBrokerRequest>('strand.controller.RegisterBrokerRequest');

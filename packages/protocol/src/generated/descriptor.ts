@@ -1902,6 +1902,11 @@ export const descriptor = {
          "oneof": [
           "rack"
          ]
+        },
+        "_logDirId": {
+         "oneof": [
+          "logDirId"
+         ]
         }
        },
        "fields": {
@@ -1936,6 +1941,14 @@ export const descriptor = {
          "type": "bool",
          "id": 6,
          "protoName": "previous_shutdown_clean"
+        },
+        "logDirId": {
+         "type": "string",
+         "id": 7,
+         "protoName": "log_dir_id",
+         "options": {
+          "proto3_optional": true
+         }
         }
        }
       },
@@ -2883,6 +2896,16 @@ export const descriptor = {
          "oneof": [
           "rack"
          ]
+        },
+        "_logDirId": {
+         "oneof": [
+          "logDirId"
+         ]
+        },
+        "_logDirReplaced": {
+         "oneof": [
+          "logDirReplaced"
+         ]
         }
        },
        "fields": {
@@ -2926,6 +2949,22 @@ export const descriptor = {
          "type": "bool",
          "id": 8,
          "protoName": "previous_shutdown_clean"
+        },
+        "logDirId": {
+         "type": "string",
+         "id": 9,
+         "protoName": "log_dir_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "logDirReplaced": {
+         "type": "bool",
+         "id": 10,
+         "protoName": "log_dir_replaced",
+         "options": {
+          "proto3_optional": true
+         }
         }
        }
       },

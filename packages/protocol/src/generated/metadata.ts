@@ -50,6 +50,8 @@ export interface RegisterBrokerRecord {
   fenced: boolean;
   inControlledShutdown: boolean;
   previousShutdownClean: boolean;
+  logDirId?: string;
+  logDirReplaced?: boolean;
 }
 
 const RegisterBrokerRecordCodec = messageCodec<RegisterBrokerRecord>('strand.metadata.RegisterBrokerRecord');
