@@ -435,7 +435,10 @@ function validateTopicConfigs(entries: readonly { name: string; value: string }[
     if (Object.prototype.hasOwnProperty.call(raw, e.name)) throw new StrandError('INVALID_CONFIG', `configuration ${e.name} is given twice`);
     raw[e.name] = e.value;
   }
-  TOPIC_CONFIG.parse(raw); // throws INVALID_CONFIG naming the key
+  const parsed = TOPIC_CONFIG.parse(raw); // throws INVALID_CONFIG naming the key
+  // Kafka's LogConfig.validateValues (defaults count: 0 and Long.MAX_VALUE).
+  const [minLag, maxLag] = [parsed['min.compaction.lag.ms'], parsed['max.compaction.lag.ms']];
+  if (minLag > maxLag) throw new StrandError('INVALID_CONFIG', `conflict topic config setting min.compaction.lag.ms (${minLag}) > max.compaction.lag.ms (${maxLag})`);
   return new Map(Object.entries(raw).map(([k, v]) => [k, v.trim()]));
 }
 

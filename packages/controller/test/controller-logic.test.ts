@@ -335,6 +335,16 @@ describe('topics', () => {
     expect(twice.image.topicByName('t')!.partitions.size).toBe(5);
   });
 
+  it('refuses min.compaction.lag.ms above max.compaction.lag.ms (Kafka LogConfig.validateValues), on create and alter', () => {
+    const image = withTopic(clusterWith([1]), topic('t', 1, 1, { 'max.compaction.lag.ms': '60000' }));
+    const created = createTopics(image, [topic('z', 1, 1, { 'min.compaction.lag.ms': '2000', 'max.compaction.lag.ms': '1000' })], false, config, nextTopicId).finish(image);
+    expect(created[0]).toMatchObject({ errorCode: ErrorCode.INVALID_CONFIG, errorMessage: expect.stringContaining('min.compaction.lag.ms (2000) > max.compaction.lag.ms (1000)') });
+    // Against the topic's other value as set, or its default.
+    expect(alterTopicConfigs(image, 't', [{ name: 'min.compaction.lag.ms', value: '60001' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(alterTopicConfigs(image, 't', [{ name: 'min.compaction.lag.ms', value: '60000' }], false).finish(image).errorCode).toBe(0);
+    expect(alterTopicConfigs(image, 't', [{ name: 'max.compaction.lag.ms', value: undefined }, { name: 'min.compaction.lag.ms', value: '600000' }], false).finish(image).errorCode).toBe(0);
+  });
+
   it('refuses a compression.type whose codec the brokers lack, when it is set (create or alter)', () => {
     const image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
     const created = createTopics(image, [topic('z', 1, 2, { 'compression.type': 'zstd' })], false, config, nextTopicId).finish(image);
