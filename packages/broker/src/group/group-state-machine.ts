@@ -498,13 +498,25 @@ export class GroupStateMachine {
     this.maybeCompleteJoin(group, nowMs);
   }
 
-  /** Completes the join phase once every member has rejoined (and the initial delay passed), or at the rebalance deadline. */
+  /** Completes the join phase once every member has rejoined (and the initial delay passed), or at the rebalance deadline (static members that are absent then stay members). */
   private maybeCompleteJoin(group: Group, nowMs: number): void {
     if (group.state !== 'PreparingRebalance') return;
     const allJoined = [...group.members.values()].every((m) => m.joinRequestId !== null) && group.pendingMembers.size === 0;
     if (!(allJoined && nowMs >= group.joinNotBeforeMs) && nowMs < group.rebalanceDeadlineMs) return;
-    // Members that did not rejoin in time are out.
-    for (const m of [...group.members.values()]) if (m.joinRequestId === null) this.removeMember(group, m);
+    // Dynamic members that did not rejoin in time are out. Static members (KIP-345) stay, as in
+    // Kafka's onCompleteJoin (`notYetRejoinedDynamicMembers`): a static member is removed only by
+    // its session timeout or a LeaveGroup naming its instance id, so a pod restarting slower than
+    // the rebalance timeout still comes back to its place. It stays in the member list the leader
+    // assigns from (with its last subscription), and its session restarts below like everyone's.
+    for (const m of [...group.members.values()]) if (m.joinRequestId === null && m.groupInstanceId === undefined) this.removeMember(group, m);
+    const joined = [...group.members.values()].filter((m) => m.joinRequestId !== null);
+    if (group.members.size > 0 && joined.length === 0) {
+      // Only absent static members are left: nobody could lead or be answered. Kafka waits another
+      // rebalance timeout (maybeElectNewJoinedLeader fails); their sessions end meanwhile unless
+      // they heartbeat or rejoin, so this cannot go on for a member that is gone.
+      group.rebalanceDeadlineMs = nowMs + Math.max(0, ...[...group.members.values()].map((m) => m.rebalanceTimeoutMs));
+      return;
+    }
     group.pendingMembers.clear();
     group.generationId++;
     if (group.members.size === 0) {
@@ -515,13 +527,16 @@ export class GroupStateMachine {
       return;
     }
     group.protocolName = this.selectProtocol(group);
-    if (group.leaderId === null || !group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value ?? null;
+    // The leader must be a member that is waiting for this answer (Kafka's maybeElectNewJoinedLeader).
+    const leader = group.leaderId === null ? undefined : group.members.get(group.leaderId);
+    if (leader === undefined || leader.joinRequestId === null) group.leaderId = joined[0]?.memberId ?? null;
     this.transition(group, 'CompletingRebalance', nowMs);
     group.syncDeadlineMs = nowMs + Math.max(0, ...[...group.members.values()].map((m) => m.rebalanceTimeoutMs));
     for (const m of group.members.values()) {
-      assert(m.joinRequestId !== null, 'a member without a parked join survived the join phase');
+      assert(m.joinRequestId !== null || m.groupInstanceId !== undefined, 'a dynamic member without a parked join survived the join phase');
       m.synced = false;
       m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
+      if (m.joinRequestId === null) continue; // an absent static member: learns the generation when it rejoins
       this.reply({ requestId: m.joinRequestId, kind: 'join', response: this.joinResponse(group, m.memberId) });
       m.joinRequestId = null;
     }

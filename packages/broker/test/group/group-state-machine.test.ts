@@ -471,6 +471,105 @@ describe('static membership (group.instance.id)', () => {
   });
 });
 
+describe('static members that miss the join deadline (KIP-345: only their session removes them)', () => {
+  /**
+   * Static pod-s (the leader, session 5000) and dynamic b, Stable in generation 1 at t=100; at
+   * t=200 b rejoins with new metadata and pod-s never does: the rebalance deadline is t=2200.
+   */
+  function staticMissesJoin(d: Driver): { s: string; b: string; rb: number } {
+    const s = d.join('', { groupInstanceId: 'pod-s', sessionTimeoutMs: 5000 });
+    const b = d.joinNew();
+    d.tick(100);
+    const sId = d.joinResponse(s).memberId;
+    expect(d.joinResponse(s)).toMatchObject({ generationId: 1, leader: sId });
+    d.sync(sId, 1, [{ memberId: sId, assignment: Buffer.from('S') }, { memberId: b.memberId, assignment: Buffer.from('B') }], { groupInstanceId: 'pod-s' });
+    d.sync(b.memberId, 1);
+    d.ackAll();
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    d.now = 200;
+    const rb = d.join(b.memberId, { protocols: [{ name: 'range', metadata: Buffer.from('sub2') }] });
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    d.tick(2199);
+    expect(d.reply(rb)).toBeUndefined(); // the join waits for the static member until the deadline
+    d.tick(2200);
+    return { s: sId, b: b.memberId, rb };
+  }
+
+  test('the join completes for the others at the deadline; the static member stays, gets an assignment, and restarts without a rebalance', () => {
+    const d = new Driver();
+    const { s, b, rb } = staticMissesJoin(d);
+    // A joined member leads (the old leader did not rejoin) and is told about the static member.
+    const jb = d.joinResponse(rb);
+    expect(jb).toMatchObject({ errorCode: 0, generationId: 2, leader: b });
+    expect(jb.members.map((m) => [m.memberId, m.groupInstanceId, Buffer.from(m.metadata).toString()])).toEqual([
+      [s, 'pod-s', 'sub'],
+      [b, undefined, 'sub2'],
+    ]);
+    expect(d.sm.membersOf('g')).toEqual([s, b]);
+    d.sync(b, 2, [{ memberId: s, assignment: Buffer.from('S2') }, { memberId: b, assignment: Buffer.from('B2') }]);
+    d.ackAll();
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    // The pod comes back within its session: same generation, its assignment, no rebalance.
+    d.now = 3000;
+    expect(d.heartbeat(b, 2)).toBe(0);
+    const again = d.joinResponse(d.join('', { groupInstanceId: 'pod-s', sessionTimeoutMs: 5000 }));
+    expect(again).toMatchObject({ errorCode: 0, generationId: 2, leader: b });
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    const r = d.reply(d.sync(again.memberId, 2, [], { groupInstanceId: 'pod-s' }));
+    expect(r?.kind === 'sync' && Buffer.from(r.response.assignment).toString()).toBe('S2');
+    expect(d.sm.generationOf('g')).toBe(2);
+  });
+
+  test('a static member that is truly gone is removed when its session (restarted at the join) ends, and the group rebalances', () => {
+    const d = new Driver();
+    const { s, b } = staticMissesJoin(d);
+    d.sync(b, 2, [{ memberId: s, assignment: Buffer.from('S2') }, { memberId: b, assignment: Buffer.from('B2') }]);
+    d.ackAll();
+    // b heartbeats; pod-s stays silent. Its session restarted when the join completed (t=2200).
+    for (let t = 2700; t < 7200; t += 500) {
+      d.tick(t);
+      expect(d.heartbeat(b, 2)).toBe(0);
+    }
+    d.tick(7199);
+    expect(d.sm.membersOf('g')).toEqual([s, b]);
+    d.tick(7200);
+    expect(d.sm.membersOf('g')).toEqual([b]);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.joinResponse(d.join(b, { protocols: [{ name: 'range', metadata: Buffer.from('sub2') }] }))).toMatchObject({ errorCode: 0, generationId: 3, leader: b });
+    // Its instance id is free again: a new incarnation joins as a new member.
+    expect(d.heartbeat(s, 2, { groupInstanceId: 'pod-s' })).toBe(E('UNKNOWN_MEMBER_ID'));
+  });
+
+  test('when no member rejoined by the deadline the join phase waits another rebalance timeout (Kafka), then completes for whoever joined', () => {
+    const d = new Driver();
+    const s1 = d.join('', { groupInstanceId: 'pod-1', sessionTimeoutMs: 5000 });
+    const s2 = d.join('', { groupInstanceId: 'pod-2', sessionTimeoutMs: 5000 });
+    d.tick(100);
+    const id1 = d.joinResponse(s1).memberId;
+    const id2 = d.joinResponse(s2).memberId;
+    d.sync(id1, 1, [{ memberId: id1, assignment: Buffer.from('1') }, { memberId: id2, assignment: Buffer.from('2') }], { groupInstanceId: 'pod-1' });
+    d.sync(id2, 1, [], { groupInstanceId: 'pod-2' });
+    d.ackAll();
+    // A newcomer starts a rebalance (deadline 2200) and leaves again; neither static member rejoins.
+    d.now = 200;
+    const n = d.joinNew();
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.leave([{ memberId: n.memberId }])).toBe(0);
+    d.tick(2200);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.sm.generationOf('g')).toBe(1);
+    expect(d.sm.membersOf('g')).toEqual([id1, id2]);
+    // pod-1 rejoins; the postponed deadline (2200 + 2000) completes the join without pod-2.
+    d.now = 3000;
+    const r1 = d.join(id1, { groupInstanceId: 'pod-1', sessionTimeoutMs: 5000 });
+    d.tick(4199);
+    expect(d.reply(r1)).toBeUndefined();
+    d.tick(4200);
+    expect(d.joinResponse(r1)).toMatchObject({ errorCode: 0, generationId: 2, leader: id1 });
+    expect(d.sm.membersOf('g')).toEqual([id1, id2]);
+  });
+});
+
 describe('OffsetCommit and OffsetFetch (SCENARIOS 13: generation fencing)', () => {
   test('a member of the current generation commits; the offset is visible only once acknowledged', () => {
     const d = new Driver();
