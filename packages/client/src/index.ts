@@ -23,6 +23,7 @@ export type {
   ConfigDescription,
   OffsetSpec,
   PartitionOffset,
+  DeletedRecords,
   GroupListing,
   GroupDescription,
   GroupMemberDescription,

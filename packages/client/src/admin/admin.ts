@@ -111,6 +111,15 @@ const CONFIG_SOURCES: Readonly<Partial<Record<number, ConfigDescription['source'
   [ConfigSource.CONFIG_SOURCE_DEFAULT]: 'default',
 };
 
+/** One partition's outcome of deleteRecords: its new log start, or the error that partition got. */
+export interface DeletedRecords {
+  topic: string;
+  partition: number;
+  /** The partition's log start offset after the deletion; -1 when `error` is set. */
+  lowWatermark: number;
+  error?: StrandError;
+}
+
 /** A partition's target replica list for alterPartitionReassignments; `null` cancels. */
 export interface ReassignmentTarget {
   topic: string;
@@ -348,25 +357,64 @@ export class Admin {
     });
   }
 
-  /** Moves log start offsets forward (records before them become unreadable). */
-  async deleteRecords(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<Map<number, number>> {
-    await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms']);
+  /**
+   * Moves log start offsets forward (records before them become unreadable): `beforeOffsets`
+   * maps a partition to the offset that becomes its log start (-1: its high watermark). Each
+   * partition is answered on its own, as Kafka's `DeleteRecordsResult.lowWatermarks()`: its new
+   * log start (`lowWatermark`), or an `error` (lowWatermark -1) such as OFFSET_OUT_OF_RANGE (past
+   * the high watermark), NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION (a partition the topic
+   * does not have) or LEADER_NOT_AVAILABLE, while the other partitions are still deleted. A
+   * request to one leader that fails as a whole fails that leader's partitions with its error.
+   * Sorted by partition. Throws only when the topic's metadata cannot be had (e.g. an unknown
+   * topic: UNKNOWN_TOPIC_OR_PARTITION).
+   */
+  async deleteRecords(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<DeletedRecords[]> {
+    const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
+    const out: DeletedRecords[] = [];
+    const failed = (partition: number, error: StrandError): void => void out.push({ topic, partition, lowWatermark: -1, error });
     const byNode = new Map<number, number[]>();
     for (const partition of beforeOffsets.keys()) {
+      if (!Number.isInteger(partition) || partition < 0 || partition >= info.partitions.length) {
+        failed(partition, new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `delete records of ${topic}-${partition}: the topic has ${info.partitions.length} partitions`));
+        continue;
+      }
       const leader = this.cluster.leaderOf(topic, partition);
-      if (leader === undefined) throw new StrandError('LEADER_NOT_AVAILABLE', `${topic}-${partition} has no leader`);
+      if (leader === undefined) {
+        failed(partition, new StrandError('LEADER_NOT_AVAILABLE', `delete records of ${topic}-${partition}: no leader`));
+        continue;
+      }
       byNode.set(leader, [...(byNode.get(leader) ?? []), partition]);
     }
-    const out = new Map<number, number>();
-    for (const [node, parts] of byNode) {
-      const conn = this.cluster.connection(node);
-      const res = await conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs: this.config['request.timeout.ms'] }, this.config['request.timeout.ms'], 'DeleteRecords', this.cluster.closeSignal);
-      for (const t of res.topics) for (const p of t.partitions) {
-        if (p.errorCode !== 0) throw code(p.errorCode, `delete records of ${topic}-${p.partition}`);
-        out.set(p.partition, p.lowWatermark);
-      }
-    }
-    return out;
+    await Promise.all(
+      [...byNode].map(async ([node, parts]) => {
+        let res: DeleteRecordsResponse;
+        try {
+          const conn = this.cluster.connection(node);
+          res = await conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs: this.config['request.timeout.ms'] }, this.config['request.timeout.ms'], 'DeleteRecords', this.cluster.closeSignal);
+        } catch (e: unknown) {
+          const error = toStrandError(e, 'admin');
+          if (error.hasStaleMetadata || error.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
+          for (const partition of parts) failed(partition, new StrandError(error.errorName, `delete records of ${topic}-${partition}: ${error.message}`));
+          return;
+        }
+        const answered = new Set<number>();
+        for (const t of res.topics) {
+          if (t.name !== topic) continue;
+          for (const p of t.partitions) {
+            if (!parts.includes(p.partition) || answered.has(p.partition)) continue;
+            answered.add(p.partition);
+            const error = code(p.errorCode, `delete records of ${topic}-${p.partition}`);
+            if (error === undefined) out.push({ topic, partition: p.partition, lowWatermark: p.lowWatermark });
+            else {
+              if (error.hasStaleMetadata) this.cluster.requestRefresh();
+              failed(p.partition, error);
+            }
+          }
+        }
+        for (const partition of parts) if (!answered.has(partition)) failed(partition, new StrandError('UNKNOWN_SERVER_ERROR', `delete records of ${topic}-${partition}: broker ${node} did not answer for it`));
+      }),
+    );
+    return out.sort((a, b) => a.partition - b.partition);
   }
 
   /** Preferred (default) or unclean leader election; every partition when `partitions` is empty. */

@@ -1,7 +1,8 @@
 /**
  * Checks Admin against the in-memory broker twin: topic create (with configs, duplicate and
  * invalid cases), list, describe (leaders, replicas, ISR), partitions, configs describe/alter,
- * cluster description, offsets by spec, delete records, preferred leader election, retries of a
+ * cluster description, offsets by spec, delete records (answered per partition: one may fail with
+ * OFFSET_OUT_OF_RANGE while another is deleted), preferred leader election, retries of a
  * retriable whole-call failure, and the group operations (list, describe with decoded
  * assignments, offsets with lag, reset, delete, refusal while members are active).
  */
@@ -69,12 +70,39 @@ describe('Admin', () => {
     await p.close();
     expect((await admin.listOffsets('t', 'latest')).map((o) => o.offset)).toEqual([5, 0]);
     expect((await admin.listOffsets('t', { timestamp: 1003 }))[0]?.offset).toBe(3);
-    expect(await admin.deleteRecords('t', new Map([[0, 2]]))).toEqual(new Map([[0, 2]]));
+    expect(await admin.deleteRecords('t', new Map([[0, 2]]))).toEqual([{ topic: 't', partition: 0, lowWatermark: 2 }]);
     expect((await admin.listOffsets('t', 'earliest'))[0]?.offset).toBe(2);
     mem.moveLeader('t', 1, 3);
     const results = await admin.electLeaders('preferred', [{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
     expect(results.map((r) => [r.partition, r.error?.errorName])).toEqual([[0, 'ELECTION_NOT_NEEDED'], [1, undefined]]);
     expect(mem.partition('t', 1).leaderId).toBe(2);
+  });
+
+  it('deletes records per partition: one partition succeeds while another fails, as Kafka\'s DeleteRecordsResult.lowWatermarks()', async () => {
+    await admin.createTopic({ name: 't', numPartitions: 2 }); // leaders on brokers 1 and 2: one request each
+    const p = new Producer({ 'bootstrap.servers': mem.bootstrap });
+    await p.sendBatch([...Array.from({ length: 5 }, (_, i) => ({ topic: 't', partition: 0, value: `${i}` })), ...Array.from({ length: 3 }, (_, i) => ({ topic: 't', partition: 1, value: `${i}` }))]);
+    await p.close();
+    // Partition 1 has 3 records: offset 10 is beyond its high watermark.
+    const results = await admin.deleteRecords('t', new Map([[1, 10], [0, 2]]));
+    expect(results.map((r) => [r.topic, r.partition, r.lowWatermark, r.error?.errorName])).toEqual([
+      ['t', 0, 2, undefined],
+      ['t', 1, -1, 'OFFSET_OUT_OF_RANGE'],
+    ]);
+    expect(results[1]?.error?.message).toMatch(/t-1/);
+    expect((await admin.listOffsets('t', 'earliest')).map((o) => o.offset)).toEqual([2, 0]);
+    // A partition the topic does not have fails alone too; -1 deletes up to the high watermark.
+    const more = await admin.deleteRecords('t', new Map([[7, 1], [1, -1]]));
+    expect(more.map((r) => [r.partition, r.lowWatermark, r.error?.errorName])).toEqual([
+      [1, 3, undefined],
+      [7, -1, 'UNKNOWN_TOPIC_OR_PARTITION'],
+    ]);
+    expect((await admin.listOffsets('t', 'earliest')).map((o) => o.offset)).toEqual([2, 3]);
+    // A leader's request failing as a whole fails its partitions with that error (not retried).
+    mem.callFailures.set('deleteRecords', { code: ErrorCode.NOT_LEADER_OR_FOLLOWER, count: 1 });
+    const lost = await admin.deleteRecords('t', new Map([[0, 4]]));
+    expect(lost.map((r) => [r.partition, r.lowWatermark, r.error?.errorName])).toEqual([[0, -1, 'NOT_LEADER_OR_FOLLOWER']]);
+    expect((await admin.listOffsets('t', 'earliest')).map((o) => o.offset)).toEqual([2, 3]);
   });
 
   it('retries a retriable whole-call failure and surfaces a fatal one', async () => {
