@@ -1,8 +1,8 @@
-/** `strand topics create|list|describe|delete|alter`. */
+/** `strand topics create|list|describe|delete|alter|delete-records`. */
 import type { Command } from 'commander';
 import { Admin } from '@strand/client';
 import { StrandError } from '@strand/protocol';
-import { EXIT_FAILED, UsageError, action, clientConfig, collect, parseIntArg, parseKeyValues, printJson, printTable, usageExit, withCommon } from './common';
+import { EXIT_FAILED, EXIT_OK, UsageError, action, clientConfig, collect, parseIntArg, parseKeyValues, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 
 async function withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => Promise<T>): Promise<T> {
@@ -15,7 +15,7 @@ async function withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => Promise<T
 }
 
 export function registerTopics(program: Command): void {
-  const topics = usageExit(program.command('topics').description('create, list, describe, alter and delete topics'));
+  const topics = usageExit(program.command('topics').description('create, list, describe, alter and delete topics, and delete records'));
 
   withCommon(topics.command('create <name>').description('create a topic'), false)
     .option('-p, --partitions <n>', 'number of partitions (default: the cluster\'s num.partitions)')
@@ -100,6 +100,39 @@ export function registerTopics(program: Command): void {
         process.stdout.write(`Altered topic ${name}.\n`);
       }),
     );
+
+  withCommon(topics.command('delete-records <name>').description('move partitions\' log start forward: records before the offset are deleted (Kafka\'s kafka-delete-records)'))
+    .option('--offset <partition=offset>', 'a partition and its new log start offset, -1 for its high watermark (repeatable)', collect, [] as string[])
+    .action(
+      action('topics delete-records', async (name: string, opts: CommonOptions & { offset: string[] }) => {
+        const offsets = parseDeleteOffsets(opts.offset);
+        const results = await withAdmin(opts, (admin) => admin.deleteRecords(name, offsets));
+        const failed = results.filter((r) => r.error !== undefined);
+        // Each partition is reported on its own (Kafka's tool prints a low watermark or an error per
+        // partition); any failed partition makes the exit 1, as `reassign --execute` does.
+        if (opts.json) printJson(results.map((r) => ({ topic: r.topic, partition: r.partition, lowWatermark: r.error === undefined ? r.lowWatermark : null, error: r.error?.errorName ?? null, message: r.error?.message ?? null })));
+        else {
+          for (const r of results) if (r.error === undefined) process.stdout.write(`partition: ${r.topic}-${r.partition}\tlow_watermark: ${r.lowWatermark}\n`);
+          for (const r of failed) process.stderr.write(`strand topics delete-records: ${r.topic}-${r.partition}: ${r.error?.errorName}: ${r.error?.message}\n`);
+        }
+        return failed.length > 0 ? EXIT_FAILED : EXIT_OK;
+      }),
+    );
+}
+
+/** Parses repeated `--offset partition=offset` (offset -1: the high watermark); usage errors name the bad one. */
+function parseDeleteOffsets(items: readonly string[]): Map<number, number> {
+  if (items.length === 0) throw new UsageError('nothing to delete: give --offset partition=offset (repeatable; offset -1: up to the high watermark)');
+  const out = new Map<number, number>();
+  for (const item of items) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new UsageError(`--offset expects partition=offset, got '${item}'`);
+    const partition = parseIntArg(item.slice(0, i), '--offset partition', 0);
+    const offset = parseIntArg(item.slice(i + 1), '--offset offset', -1);
+    if (out.has(partition)) throw new UsageError(`--offset names partition ${partition} twice`);
+    out.set(partition, offset);
+  }
+  return out;
 }
 
 export { withAdmin, EXIT_FAILED };

@@ -2,9 +2,10 @@
  * Checks the client commands of the `strand` CLI end to end: each test spawns the built binary
  * (`node packages/cli/dist/bin/strand.js ...`, so run `npx tsc -b packages/cli` first) against
  * the in-memory broker twin of packages/client (real gRPC on a loopback port), and checks
- * stdout, stderr and the documented exit codes: 0 ok, 1 refused by the cluster, 2 usage,
- * 3 unreachable, 4 records not acknowledged. Every child has a hard time limit and is killed
- * if it overstays; the twin is stopped after each test.
+ * stdout, stderr and the documented exit codes: 0 ok, 1 refused by the cluster (for
+ * `topics delete-records`: any partition refused), 2 usage, 3 unreachable, 4 records not
+ * acknowledged. Every child has a hard time limit and is killed if it overstays; the twin is
+ * stopped after each test.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -71,6 +72,28 @@ describe('strand topics', () => {
     expect((await strand(['topics', 'delete', 'orders'])).code).toBe(0);
     expect((await strand(['topics', 'delete', 'orders'])).code).toBe(1);
     expect((await strand(['topics', 'delete', 'orders', '--if-exists'])).code).toBe(0);
+  }, CLI_TEST_TIMEOUT_MS);
+});
+
+describe('strand topics delete-records', () => {
+  it('answers per partition: deletes where it can, reports each failure, exits 1 if any partition failed', async () => {
+    mem.createTopic('d', 2);
+    expect((await strand(['produce', 'd', '--partition', '0'], 'a\nb\nc\nd\ne\n')).code).toBe(0);
+    expect((await strand(['produce', 'd', '--partition', '1'], 'x\ny\nz\n')).code).toBe(0);
+    // Partition 1 has 3 records: offset 10 is past its high watermark.
+    let r = await strand(['topics', 'delete-records', 'd', '--offset', '0=2', '--offset', '1=10']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('partition: d-0\tlow_watermark: 2\n');
+    expect(r.stderr).toMatch(/^strand topics delete-records: d-1: OFFSET_OUT_OF_RANGE: /);
+    expect([mem.partition('d', 0).logStartOffset, mem.partition('d', 1).logStartOffset]).toEqual([2, 0]);
+    r = await strand(['topics', 'delete-records', 'd', '--offset', '1=-1', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([{ topic: 'd', partition: 1, lowWatermark: 3, error: null, message: null }]);
+    expect(mem.partition('d', 1).logStartOffset).toBe(3);
+    for (const bad of [[], ['--offset', '0'], ['--offset', '0=-2'], ['--offset', '0=1', '--offset', '0=2']]) {
+      r = await strand(['topics', 'delete-records', 'd', ...bad]);
+      expect([bad, r.code]).toEqual([bad, 2]);
+    }
   }, CLI_TEST_TIMEOUT_MS);
 });
 
