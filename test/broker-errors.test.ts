@@ -2,7 +2,8 @@
  * The broker's error paths against a real single-node cluster (controller + broker process):
  * unknown topics and partitions, corrupt / wrong-magic / oversize / truncated / empty batches,
  * out-of-range and fenced fetches, idempotent duplicates and sequence gaps, DeleteRecords past the
- * high watermark, bytes that are not even protobuf, and the same errors over ProduceStream
+ * high watermark (also through `strand topics delete-records`, which answers per partition), bytes
+ * that are not even protobuf, and the same errors over ProduceStream
  * (answers tagged with their correlation ids); hostile fields (a batch claiming more offsets than
  * records, an undefined acks, writes to the internal __consumer_offsets, a DeleteRecords offset
  * below -1) and a fetch naming no partitions. Each gets its Kafka error code, and the log holds
@@ -28,6 +29,7 @@ import {
   type ProduceResponse,
 } from '@strand/protocol';
 import { ProcessCluster } from './support/process-cluster';
+import { cli } from './support/strand-cli';
 import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
 
@@ -120,6 +122,32 @@ test('fetch, list offsets and epochs: out of range, fenced, unknown epoch', asyn
   expect(epochs.topics[0]!.partitions[0]).toMatchObject({ errorCode: 0, leaderEpoch: 0, endOffset: hw });
   const del = await brokers.call<DeleteRecordsRequest, DeleteRecordsResponse>(address, (c, r, m, o, cb) => c.deleteRecords(r, m, o, cb), { topics: [{ name: 't', partitions: [{ partition: 0, offset: hw + 1 }] }], timeoutMs: 1000 });
   expect(del.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+});
+
+test('strand topics delete-records: one partition deleted, the other past its high watermark refused, exit 1', async () => {
+  const created = await brokers.call<CreateTopicsRequest, CreateTopicsResponse>(address, (c, r, m, o, cb) => c.createTopics(r, m, o, cb), {
+    topics: [{ name: 'dr', numPartitions: 2, replicationFactor: 1, assignments: [], configs: [] }],
+    validateOnly: false,
+  });
+  expect(created.topics[0]?.errorCode).toBe(0);
+  await until('leaders of dr', async () => ((await brokers.leaderOf('dr', 0)) && (await brokers.leaderOf('dr', 1)) ? true : undefined), 30_000);
+  for (const v of ['a', 'b', 'c']) expect(await produceCode('dr', 0, good(v))).toBe(0);
+  expect(await produceCode('dr', 1, good('x'))).toBe(0);
+  const r = await cli(['topics', 'delete-records', 'dr', '--offset', '0=2', '--offset', '1=5'], address);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toBe('partition: dr-0\tlow_watermark: 2\n');
+  expect(r.stderr).toMatch(/dr-1: OFFSET_OUT_OF_RANGE/);
+  // The records before offset 2 of dr-0 are gone (its log start moved); dr-1 is untouched.
+  const earliest = await brokers.call<ListOffsetsRequest, ListOffsetsResponse>(address, (c, r, m, o, cb) => c.listOffsets(r, m, o, cb), {
+    isolationLevel: 0,
+    topics: [{ name: 'dr', partitions: [{ partition: 0, timestamp: -2, currentLeaderEpoch: -1 }, { partition: 1, timestamp: -2, currentLeaderEpoch: -1 }] }],
+  });
+  expect(earliest.topics[0]!.partitions.map((p) => [p.partition, p.errorCode, p.offset])).toEqual([[0, 0, 2], [1, 0, 0]]);
+  const gone = await brokers.call<FetchRequest, FetchResponse>(address, (c, r, m, o, cb) => c.fetch(r, m, o, cb), {
+    maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, replicaId: -1,
+    topics: [{ name: 'dr', partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
+  });
+  expect(gone.topics[0]!.partitions[0]!.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
 });
 
 test('bytes that are not protobuf fail the call and the broker keeps serving', async () => {
