@@ -7,7 +7,6 @@
  * controller on the next registration that no unflushed data was lost, KIP-966).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import {
@@ -26,7 +25,7 @@ import {
   type CreateTopicsResponse,
 } from '@strand/protocol';
 import { MetadataImage, topicIdFromBytes, topicIdToBytes } from '@strand/controller';
-import { DirectoryLock, writeFileAtomic } from '@strand/storage';
+import { DirectoryLock } from '@strand/storage';
 import { GroupCoordinator } from '../group/group-coordinator';
 import { GroupLagReader, type ConsumerGroupLag } from '../group/group-lag';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
@@ -34,6 +33,7 @@ import { BROKER_CONFIG, type BrokerConfig } from './broker-config';
 import { NO_METRICS, type BrokerMetricsSink, type ReplicaSummary } from './broker-metrics';
 import { addBrokerService } from './broker-service';
 import { ControllerChannel, type ControllerAddress } from './controller-channel';
+import { LogDirMeta } from './log-dir-meta';
 import type { Partition, PartitionHost } from './partition';
 import { ReplicaFetcherManager } from './replica-fetcher';
 import { ReplicaManager } from './replica-manager';
@@ -96,14 +96,12 @@ export function configValueString(v: unknown): string {
   return Array.isArray(v) ? v.join(',') : String(v);
 }
 
-const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
 /** Period of the leader housekeeping tick (ms). */
 const LEADER_TICK_MS = 250;
 /** Largest number of partitions in one AlterPartition RPC. */
 const MAX_ALTER_PARTITION_ITEMS = 2000;
 /** How long registration is retried while an earlier incarnation's session is still alive. */
 const REGISTRATION_RETRY_MS = 5 * 60_000;
-const META_PROPERTIES = 'meta.properties';
 
 export class BrokerServer {
   readonly config: BrokerConfig;
@@ -115,7 +113,6 @@ export class BrokerServer {
   private readonly lock: DirectoryLock;
   private image: MetadataImage = MetadataImage.EMPTY;
   private brokerEpoch = -1;
-  private clusterId = '';
   private stopMetadata: (() => void) | null = null;
   private timers: NodeJS.Timeout[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -128,25 +125,14 @@ export class BrokerServer {
   private producerIdsLoading: Promise<void> | null = null;
   private readonly alterInFlight = new Set<string>();
   private readonly alterQueue: { key: string; partition: Partition; req: AlterPartitionRequest }[] = [];
-  private readonly previousShutdownClean: boolean;
-  private readonly logDirId: string;
-  /** Whether meta.properties holds the cluster id and the directory id. */
-  private metaWritten: boolean;
+  /** meta.properties and the clean-shutdown marker. */
+  private readonly meta: LogDirMeta;
 
   constructor(private readonly opts: BrokerServerOptions) {
     this.config = opts.config;
     fs.mkdirSync(opts.logDir, { recursive: true });
     this.lock = DirectoryLock.acquire(opts.logDir);
-    const marker = path.join(opts.logDir, CLEAN_SHUTDOWN_MARKER);
-    this.previousShutdownClean = fs.existsSync(marker) || !fs.existsSync(path.join(opts.logDir, META_PROPERTIES));
-    fs.rmSync(marker, { force: true });
-    const meta = readIfExists(path.join(opts.logDir, META_PROPERTIES));
-    this.clusterId = /^cluster\.id=(\S+)/m.exec(meta)?.[1] ?? '';
-    // Kafka's directory.id: made once for a log directory. A wiped or replaced disk gets a new
-    // one, which tells the controller this broker no longer holds what it held.
-    const dirId = /^directory\.id=(\S+)/m.exec(meta)?.[1];
-    this.logDirId = dirId ?? randomUUID();
-    this.metaWritten = dirId !== undefined && this.clusterId !== '';
+    this.meta = new LogDirMeta(opts.logDir, opts.brokerId);
     this.channel = new ControllerChannel(opts.controllers);
     const host: PartitionHost = {
       brokerId: opts.brokerId,
@@ -338,9 +324,9 @@ export class BrokerServer {
       incarnationId: randomUUID(),
       endpoints: this.opts.listeners.map((l) => ({ listener: l.name, host: l.advertisedHost, port: l.advertisedPort() })),
       ...(this.config['broker.rack'] === '' ? {} : { rack: this.config['broker.rack'] }),
-      clusterId: this.clusterId,
-      previousShutdownClean: this.previousShutdownClean,
-      logDirId: this.logDirId,
+      clusterId: this.meta.clusterId,
+      previousShutdownClean: this.meta.previousShutdownClean,
+      logDirId: this.meta.directoryId,
     };
     // A previous incarnation killed moments ago still holds a live session: Kafka's brokers retry
     // until the controller fences it (broker.session.timeout.ms), and so do we.
@@ -353,12 +339,8 @@ export class BrokerServer {
     }
     if (res.errorCode !== 0) throw StrandError.fromCode(res.errorCode, `registration refused: ${res.errorMessage}`);
     this.brokerEpoch = res.brokerEpoch;
-    if (this.clusterId === '') this.clusterId = res.clusterId;
-    if (!this.metaWritten) {
-      writeFileAtomic(path.join(this.opts.logDir, META_PROPERTIES), `version=1\ncluster.id=${this.clusterId}\nnode.id=${this.opts.brokerId}\ndirectory.id=${this.logDirId}\n`);
-      this.metaWritten = true;
-    }
-    this.opts.logger.info({ brokerEpoch: res.brokerEpoch, clusterId: res.clusterId, logDirId: this.logDirId }, 'registered with the controller');
+    this.meta.registered(res.clusterId);
+    this.opts.logger.info({ brokerEpoch: res.brokerEpoch, clusterId: res.clusterId, logDirId: this.meta.directoryId }, 'registered with the controller');
   }
 
   private onMetadata(d: MetadataDelta): void {
@@ -513,16 +495,8 @@ export class BrokerServer {
     if (this.cleaning !== null) await this.cleaning;
     await this.replicas.close();
     this.channel.close();
-    fs.writeFileSync(path.join(this.opts.logDir, CLEAN_SHUTDOWN_MARKER), '');
+    this.meta.markCleanShutdown();
     this.lock.release();
-  }
-}
-
-function readIfExists(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
   }
 }
 
