@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run test:chaos -- --seed S --duration SECONDS --faults kill,pause,partition,controller,power`
+// `npm run test:chaos -- --seed S --duration SECONDS --faults kill,pause,partition,controller,power,wipe`
 // Builds the packages (skip with --no-build), compiles test/chaos, and runs one chaos run. As
 // root it re-executes the run inside a private network namespace (`unshare -n`, lo up inside),
 // where each node has its own loopback address and partition faults are possible; nothing
@@ -47,7 +47,7 @@ if (pi >= 0) {
     process.exit(2);
   }
   const rest = args.filter((_, i) => i !== pi && i !== pi + 1);
-  // About six minutes: each fault kind alone for 20 s (so every kind surely happens), then all
+  // About seven minutes: each fault kind alone for 20 s (so every kind surely happens), then all
   // of them for 40 s with a two-member consumer group. Each run adds ~20 s of start-up and up to 30 s of healing and reading.
   const runs = [
     ['--seed', '101', '--duration', '20', '--faults', 'kill'],
@@ -55,7 +55,8 @@ if (pi >= 0) {
     ['--seed', '103', '--duration', '20', '--faults', 'controller'],
     ['--seed', '104', '--duration', '20', '--faults', 'power'],
     ['--seed', '105', '--duration', '20', '--faults', 'partition'],
-    ['--seed', '106', '--duration', '40', '--faults', 'kill,pause,partition,controller,power', '--group', '2'],
+    ['--seed', '107', '--duration', '20', '--faults', 'wipe'],
+    ['--seed', '106', '--duration', '40', '--faults', 'kill,pause,partition,controller,power,wipe', '--group', '2'],
   ];
   let failed = 0;
   for (const r of runs) if (once([...r, ...rest]) !== 0) failed++;

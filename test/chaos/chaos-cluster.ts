@@ -254,6 +254,24 @@ export class ChaosCluster {
     return { bytesDropped, filesDeleted };
   }
 
+  /**
+   * A replaced disk: deletes a (killed) broker's whole log directory, meta.properties included,
+   * and its power-loss record. Returns the bytes deleted.
+   */
+  wipeLogs(id: number): number {
+    if (this.procs.has(id)) throw new Error(`node ${id} is running; kill it first`);
+    const n = this.node(id);
+    const logs = path.join(n.dataDir, 'logs');
+    const size = (p: string): number => {
+      const st = fs.statSync(p);
+      return st.isDirectory() ? fs.readdirSync(p).reduce((sum, f) => sum + size(path.join(p, f)), 0) : st.size;
+    };
+    const bytes = fs.existsSync(logs) ? size(logs) : 0;
+    fs.rmSync(logs, { recursive: true, force: true });
+    fs.rmSync(n.durableFile, { force: true });
+    return bytes;
+  }
+
   /** GET http://node/path; resolves with the status and body (0 when it does not answer). */
   httpGet(id: number, urlPath: string, timeoutMs = 1500): Promise<{ status: number; body: string }> {
     const n = this.node(id);

@@ -6,6 +6,8 @@
  *  - controller: kill -9 of the active controller, restart later;
  *  - power: kill -9 of a broker (a quarter of the time: of every broker at once) plus loss of
  *    everything it had not fdatasynced, restart later;
+ *  - wipe: kill -9 of a broker and deletion of its whole log directory (a replaced disk), restart
+ *    later: it comes back with a new directory id and re-replicates every partition;
  *  - partition: one node isolated, a majority/minority split, the active controller alone, a
  *    partition leader cut from its followers (not from clients), a one-way cut, or random loss.
  * After each heal the nemesis waits (bounded) for every node to be ready and every ISR to be
@@ -16,8 +18,8 @@ import type { CreateTopicsRequest, CreateTopicsResponse } from '@strand/protocol
 import type { ChaosCluster } from './chaos-cluster';
 import type { ChaosClient } from './workload';
 
-export type FaultKind = 'kill' | 'pause' | 'partition' | 'controller' | 'power';
-export const FAULT_KINDS: FaultKind[] = ['kill', 'pause', 'partition', 'controller', 'power'];
+export type FaultKind = 'kill' | 'pause' | 'partition' | 'controller' | 'power' | 'wipe';
+export const FAULT_KINDS: FaultKind[] = ['kill', 'pause', 'partition', 'controller', 'power', 'wipe'];
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -164,7 +166,8 @@ export class Nemesis {
     let restart: number | undefined;
     switch (kind) {
       case 'kill':
-      case 'power': {
+      case 'power':
+      case 'wipe': {
         if (kind === 'power' && this.rand() < 0.25) {
           // Every broker at once (the fsync-before-ack default must survive this too).
           const brokers = this.cluster.brokers().map((b) => b.id);
@@ -187,6 +190,8 @@ export class Nemesis {
         if (kind === 'power') {
           const lost = this.cluster.applyPowerLoss(id);
           rec.detail += `: ${lost.bytesDropped} unsynced bytes dropped, ${lost.filesDeleted} segment files deleted`;
+        } else if (kind === 'wipe') {
+          rec.detail += `: log directory wiped (${this.cluster.wipeLogs(id)} bytes)`;
         }
         recovery = this.recoveryOf(led, rec.start);
         rec.recoveryWhat = 'first ack on the partitions it led';

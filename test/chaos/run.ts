@@ -190,7 +190,7 @@ async function main(): Promise<number> {
       faults: nemesis.faults.length,
       faultsByKind: Object.fromEntries(FAULT_KINDS.map((k) => [k, nemesis?.faults.filter((f) => f.kind === k).length ?? 0])),
       recoveryMsMax: recoveries.length ? Math.round(Math.max(...recoveries)) : -1,
-      recoveryMsMaxLeader: Math.round(Math.max(-1, ...nemesis.faults.filter((f) => f.kind === 'kill' || f.kind === 'power').map((f) => f.recoveryMs))),
+      recoveryMsMaxLeader: Math.round(Math.max(-1, ...nemesis.faults.filter((f) => f.kind === 'kill' || f.kind === 'power' || f.kind === 'wipe').map((f) => f.recoveryMs))),
       recoveryMsMaxController: Math.round(Math.max(-1, ...nemesis.faults.filter((f) => f.kind === 'controller' || f.recoveryWhat.startsWith('next metadata')).map((f) => f.recoveryMs))),
       valid: verdict.valid && problems.length === 0,
     };
