@@ -1,5 +1,8 @@
 /**
- * The leader-epoch cache of a partition: for each leader epoch, the first offset written in it.
+ * The leader-epoch cache of a partition: for each leader epoch, the offset where it starts: its
+ * first batch, or the log end at the moment this replica became its leader (recorded then, before
+ * any batch of it, as Kafka's Partition.makeLeader does; see PartitionLog.assignLeaderEpoch). So
+ * the latest entry is the epoch of the last batch or, on a leader, the epoch it leads.
  * It is what lets a follower truncate by epoch instead of by high watermark (KIP-101/KIP-279):
  * the follower asks the leader where its last epoch ends and truncates there.
  *

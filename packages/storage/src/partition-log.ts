@@ -431,6 +431,23 @@ export class PartitionLog {
   }
 
   /**
+   * Records that this replica leads `epoch` from the log end on, before it writes anything in it
+   * (Kafka's `LeaderEpochFileCache.assign(leaderEpoch, logEndOffset)` in `Partition.makeLeader`):
+   * the epoch's end is then the log end, and an epoch this replica never wrote in ends where it
+   * starts, for OffsetForLeaderEpoch and the divergence check of fetches. Written to the
+   * checkpoint (fsynced) before it returns. The epoch already latest changes nothing; an older
+   * one is FENCED_LEADER_EPOCH. An entry left with no batch of its epoch is dropped by a
+   * truncation to the log end (the replica became a follower) and at reopen.
+   */
+  assignLeaderEpoch(epoch: number): void {
+    this.ensureWritable();
+    const latestEpoch = this.leaderEpochs.latest?.epoch ?? -1;
+    if (epoch < latestEpoch) throw new StrandError('FENCED_LEADER_EPOCH', `leader epoch ${epoch} is older than epoch ${latestEpoch} already in the log`);
+    if (epoch < 0) throw new StrandError('INVALID_REQUEST', `leader epoch ${epoch} is negative`);
+    this.leaderEpochs.assign(epoch, this.logEndOffset);
+  }
+
+  /**
    * Appends batches replicated from the leader, keeping their offsets and epochs. The first batch
    * must start at or after the log end (gaps are legal: compacted leaders) and offsets must
    * increase; otherwise nothing is written and INVALID_RECORD is thrown.
@@ -819,11 +836,16 @@ export class PartitionLog {
   /**
    * Removes every batch holding an offset >= `offset` (a follower truncating to the leader's
    * epoch end). The new log end may be below `offset` if a batch straddled it.
-   * Durability waiters for removed offsets fail with NOT_LEADER_OR_FOLLOWER.
+   * Durability waiters for removed offsets fail with NOT_LEADER_OR_FOLLOWER. At or past the log
+   * end no batch goes, but an epoch recorded at the log end with no batch of it is dropped (as in
+   * Kafka's truncateTo: this replica led that epoch, wrote nothing, and now follows).
    */
   truncateTo(offset: number): void {
     this.ensureWritable();
-    if (offset >= this.logEndOffset) return;
+    if (offset >= this.logEndOffset) {
+      this.leaderEpochs.truncateFromEnd(this.logEndOffset);
+      return;
+    }
     if (offset <= this._logStartOffset) {
       this.truncateFullyAndStartAt(offset < this._logStartOffset ? this._logStartOffset : offset);
       return;

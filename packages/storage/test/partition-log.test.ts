@@ -359,6 +359,70 @@ describe('leader epochs', () => {
     expect(again.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 3, startOffset: 2 }, { epoch: 4, startOffset: 5 }]);
     await again.close();
   });
+
+  it('a new leader records its epoch at the log end before writing in it, persisted (Kafka\'s makeLeader)', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 3), 1);
+    log.assignLeaderEpoch(3);
+    expect(log.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 3, startOffset: 3 }]);
+    // In the checkpoint before any batch of epoch 3 exists (recovery checks batches against it).
+    expect(fs.readFileSync(path.join(log.dir, 'leader-epoch-checkpoint'), 'utf8')).toBe('0\n2\n1 0\n3 3\n');
+    // Its own epoch ends at the log end; an epoch it never wrote in ends where its epoch starts.
+    expect(log.endOffsetForEpoch(3)).toEqual({ epoch: 3, endOffset: 3 });
+    expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 1, endOffset: 3 });
+    expect(log.endOffsetForEpoch(1)).toEqual({ epoch: 1, endOffset: 3 });
+    expect(log.offsetForTimestamp(LATEST_TIMESTAMP)).toEqual({ offset: 3, timestamp: -1, leaderEpoch: 3 });
+    // Appends in that epoch keep its start; the same epoch again changes nothing, an older one is refused.
+    log.appendAsLeader(batch('b', 2), 3);
+    log.assignLeaderEpoch(3);
+    expect(log.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 3, startOffset: 3 }]);
+    expect(log.endOffsetForEpoch(3)).toEqual({ epoch: 3, endOffset: 5 });
+    expect(errorName(() => log.assignLeaderEpoch(2))).toBe('FENCED_LEADER_EPOCH');
+    await log.close();
+  });
+
+  it('an emptied log that becomes leader answers an older epoch with its start, not (-1, -1)', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 3), 0);
+    log.truncateFullyAndStartAt(10);
+    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: -1, endOffset: -1 });
+    log.assignLeaderEpoch(2);
+    // Older than every epoch it knows: ends where the first starts (LeaderEpochFileCache.endOffsetFor).
+    expect(log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 10 });
+    expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 2, endOffset: 10 });
+    await log.close();
+  });
+
+  it('a truncation to the log end drops an epoch recorded there with no batch (a former leader that wrote nothing)', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 3), 1);
+    log.assignLeaderEpoch(2);
+    // Kafka's truncateTo: no batch goes, but the epoch cache is cut at the log end, or the
+    // follower would keep sending epoch 2 as its last fetched epoch and diverge for ever.
+    log.truncateTo(3);
+    expect(log.logEndOffset).toBe(3);
+    expect(log.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }]);
+    log.assignLeaderEpoch(4);
+    log.truncateTo(7);
+    expect(log.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }]);
+    await log.close();
+  });
+
+  it('at reopen an epoch recorded at the log end with no batch is dropped, one with batches stays (Kafka\'s LogLoader)', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 3), 1);
+    log.assignLeaderEpoch(2);
+    await log.close();
+    const again = PartitionLog.open(log.dir);
+    expect(again.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }]);
+    again.assignLeaderEpoch(3);
+    again.appendAsLeader(batch('b', 1), 3);
+    await again.close();
+    const third = PartitionLog.open(log.dir);
+    expect(third.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 3, startOffset: 3 }]);
+    expect(readAll(third).map((r) => [r.offset, r.epoch])).toEqual([[0, 1], [1, 1], [2, 1], [3, 3]]);
+    await third.close();
+  });
 });
 
 describe('directory lock', () => {
