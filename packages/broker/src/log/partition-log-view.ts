@@ -16,8 +16,9 @@ export function partitionLogView(log: PartitionLog): ReplicaLogView {
     get countableEndOffset(): number {
       return log.countableEndOffset;
     },
-    // The cache's latest entry is the epoch of the last batch: appends assign it, truncation
-    // drops entries that start at or after the new end (LeaderEpochCache.truncateFromEnd).
+    // The cache's latest entry: the epoch of the last batch (appends assign it), or the epoch
+    // this replica leads, recorded at election (PartitionLog.assignLeaderEpoch). Truncation,
+    // even to the log end, drops entries that start at or after the new end.
     get latestEpoch(): number {
       return log.leaderEpochs.latest?.epoch ?? -1;
     },

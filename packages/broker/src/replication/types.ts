@@ -26,7 +26,9 @@ export interface EpochEndOffset {
  * `partitionLogView()`; the simulator has its own in-memory twin that can lose unflushed bytes.
  *
  * Invariant expected of an implementation: logStartOffset <= countableEndOffset <= logEndOffset,
- * and `latestEpoch` is the epoch of the last batch in the log (-1 when empty).
+ * and `latestEpoch` is the latest epoch of the leader-epoch cache: the epoch of the last batch
+ * (-1 when empty), or a later one this replica became leader of and recorded at the log end
+ * before writing in it (Kafka's makeLeader); a truncation to the log end drops such an entry.
  */
 export interface ReplicaLogView {
   readonly logStartOffset: number;
@@ -37,7 +39,7 @@ export interface ReplicaLogView {
    * default), the log end with `page-cache`.
    */
   readonly countableEndOffset: number;
-  /** Epoch of the last batch, -1 if the log is empty. */
+  /** Latest epoch of the leader-epoch cache (the last batch's, or the one led since), -1 if none. */
   readonly latestEpoch: number;
   endOffsetForEpoch(epoch: number): EpochEndOffset;
 }

@@ -147,6 +147,12 @@ export class Partition {
       if (epochChanged || this.leaderCore === null) {
         this.hw = this.highWatermark;
         this.stopRole();
+        // The epoch starts at our log end from now on, recorded (and fsynced) before we answer
+        // anything as leader (Kafka's makeLeader): OffsetForLeaderEpoch and the divergence check
+        // of fetches then answer our epoch with the log end and an epoch we never wrote in with
+        // where ours starts, never (-1, -1). If this throws (a failed log), we take no role and
+        // the next metadata retries.
+        this.log.assignLeaderEpoch(state.leaderEpoch);
         this.leaderCore = new PartitionLeader({
           localReplicaId: me,
           state,

@@ -8,6 +8,9 @@
  * - the log start moved past the end of the follower's last epoch (its epoch entry is gone on
  *   the leader): the leader answers OFFSET_OUT_OF_RANGE (Kafka's endOffsetFor for an epoch
  *   older than all), not a divergence the follower cannot resolve, so it starts over.
+ * A new leader records its epoch at the log end at election (Kafka's makeLeader): its epoch and
+ * one it never wrote in end there, also when its log was emptied at the log start (no (-1, -1)
+ * answer), and a former leader that wrote nothing in its epoch drops it when it follows.
  * Also: a full replica fetch response answers without records but counts the fetch, and a new
  * leader answers ListOffsets (OFFSET_NOT_AVAILABLE otherwise) only once its high watermark
  * reaches the start of its epoch. The leader's produce path: idempotent retries answered only
@@ -111,6 +114,85 @@ test('a follower whose last epoch went with the leader\'s log start starts over 
   expect(offsets).toEqual(['5:OFFSET_OUT_OF_RANGE', '8:read']);
   expect(follower.log.logStartOffset).toBe(8);
   expect(follower.log.logEndOffset).toBe(10);
+});
+
+/** One replica fetch round trip from `follower` (broker `followerId`) to `leader`, as `pump`. */
+function pumpAs(leader: Partition, follower: Partition, followerId: number): string {
+  clock += 200;
+  const out = follower.follower!.pollFetch(clock, 30_000);
+  if (out === null) throw new Error('the follower wants no fetch');
+  const q = out.request;
+  const answer = leader.answerFollowerFetch({ replicaId: followerId, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock);
+  follower.applyFetchResponse(out.correlationId, q.fetchOffset, answer);
+  const what = answer.errorCode !== 0 ? errorByCode(answer.errorCode).name : answer.divergingEpoch !== null ? `diverging(${answer.divergingEpoch.epoch},${answer.divergingEpoch.endOffset})` : 'read';
+  return `${q.lastFetchedEpoch}@${q.fetchOffset}:${what}`;
+}
+
+test('a new leader records its epoch at election: its epoch and one it never wrote in end at its log end', async () => {
+  const one = await brokerWith(1, image(10, 0, [1, 2]));
+  const two = await brokerWith(2, image(10, 0, [1, 2]));
+  expect((await one.produce(batch(0, 5), 1, 5000)).errorCode).toBe(0);
+  pump(one, two);
+  expect(two.log.logEndOffset).toBe(5);
+  // Broker 2 leads epoch 2 (epoch 1 was a leadership that wrote nothing): before any write the
+  // cache holds epoch 2 from 5, in the checkpoint on disk too.
+  await managersOf(two).applyImage(image(12, 2, [1, 2], 2));
+  expect(two.isLeader).toBe(true);
+  expect(two.log.leaderEpochs.list()).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 5 }]);
+  expect(fs.readFileSync(path.join(two.log.dir, 'leader-epoch-checkpoint'), 'utf8')).toBe('0\n2\n0 0\n2 5\n');
+  // OffsetForLeaderEpoch (and a fetch's divergence check) as Kafka's LeaderEpochFileCache answers.
+  expect(two.log.endOffsetForEpoch(2)).toEqual({ epoch: 2, endOffset: 5 });
+  expect(two.log.endOffsetForEpoch(1)).toEqual({ epoch: 0, endOffset: 5 });
+  expect(two.log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 5 });
+  // ListOffsets latest names the current epoch.
+  expect(two.log.offsetForTimestamp(-1)?.leaderEpoch).toBe(2);
+  expect((await two.produce(batch(5, 2), 1, 5000)).errorCode).toBe(0);
+  expect(two.log.endOffsetForEpoch(2)).toEqual({ epoch: 2, endOffset: 7 });
+  expect(two.log.leaderEpochs.list()).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 5 }]);
+});
+
+test('a leader elected with a log emptied at the log start answers the previous epoch with its start, not (-1, -1)', async () => {
+  const one = await brokerWith(1, image(10, 0, [1]));
+  expect((await one.produce(batch(0, 10), 1, 5000)).errorCode).toBe(0);
+  one.deleteRecordsBefore(10);
+  // Broker 2 was behind: it starts over at the log start 10 with an empty log and epoch cache.
+  const two = await brokerWith(2, image(10, 0, [1]));
+  expect([pump(one, two), pump(one, two)]).toEqual(['0:OFFSET_OUT_OF_RANGE', '10:read']);
+  expect([two.log.logStartOffset, two.log.logEndOffset]).toEqual([10, 10]);
+  expect(two.log.leaderEpochs.list()).toEqual([]);
+  // Broker 2 leads epoch 1 and writes nothing yet. A consumer at 10 that last fetched epoch 0
+  // from broker 1 is checked with endOffsetForEpoch(0) (Fetch's divergence check, and
+  // OffsetForLeaderEpoch): epoch 0 ends at 10, so its position is valid. (-1, -1) would make it
+  // reset by auto.offset.reset (an error under `none`).
+  await managersOf(two).applyImage(image(11, 1, [1, 2], 2));
+  await managersOf(one).applyImage(image(11, 1, [1, 2], 2));
+  expect(two.log.endOffsetForEpoch(0)).toEqual({ epoch: 0, endOffset: 10 });
+  // Broker 1 follows from 10 with last epoch 0: a plain read, no divergence, nothing truncated.
+  expect(pumpAs(two, one, 1)).toBe('0@10:read');
+  expect([one.log.logStartOffset, one.log.logEndOffset]).toEqual([10, 10]);
+  expect((await two.produce(batch(10, 2), 1, 5000)).errorCode).toBe(0);
+  expect(pumpAs(two, one, 1)).toBe('0@10:read');
+  expect(one.log.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 10 }]);
+});
+
+test('a former leader that wrote nothing in its epoch drops that epoch when it follows and catches up', async () => {
+  const one = await brokerWith(1, image(10, 0, [1, 2]));
+  const two = await brokerWith(2, image(10, 0, [1, 2]));
+  expect((await one.produce(batch(0, 5), 1, 5000)).errorCode).toBe(0);
+  pump(one, two);
+  // Broker 1 leads epoch 1 and writes nothing; broker 2 then leads epoch 2.
+  await managersOf(one).applyImage(image(11, 1, [1, 2], 1));
+  expect(one.log.leaderEpochs.latest).toEqual({ epoch: 1, startOffset: 5 });
+  await managersOf(one).applyImage(image(12, 2, [1, 2], 2));
+  await managersOf(two).applyImage(image(12, 2, [1, 2], 2));
+  expect((await two.produce(batch(5, 3), 1, 5000)).errorCode).toBe(0);
+  // Broker 1's last epoch 1 is unknown on broker 2: epoch 0 ends at 5 there. Truncating to 5
+  // removes no batch but drops epoch 1, so the next fetch names epoch 0 and reads.
+  const rounds: string[] = [];
+  for (let i = 0; i < 4 && one.log.logEndOffset < 8; i++) rounds.push(pumpAs(two, one, 1));
+  expect(rounds).toEqual(['1@5:diverging(0,5)', '0@5:read']);
+  expect(one.log.leaderEpochs.list()).toEqual([{ epoch: 0, startOffset: 0 }, { epoch: 2, startOffset: 5 }]);
+  expect(one.log.logEndOffset).toBe(8);
 });
 
 function managersOf(p: Partition): ReplicaManager {
