@@ -242,6 +242,8 @@ export class SimBroker {
     this.pendingLeadership = null;
     this.resignLeadership(step);
     this.follower = null;
+    // As the real broker (Partition.applyMetadata): the epoch starts at our log end from now on.
+    this.log.assignLeaderEpoch(state.leaderEpoch);
     this.leader = new PartitionLeader({ localReplicaId: this.id, state, log: this.log, highWatermark: this.hw, nowMs: now, config: this.opts.config });
     this.hw = this.leader.highWatermark;
     this.events.onBecomeLeader(this, state.leaderEpoch);

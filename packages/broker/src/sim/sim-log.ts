@@ -1,16 +1,20 @@
 // The simulator's in-memory partition log: the twin of @strand/storage's PartitionLog as far as
 // replication cares. One record per batch (a value string standing for the bytes), stamped with
 // its leader epoch; the leader-epoch cache is derived from the records, so it can never disagree
-// with them. What makes it a faithful model of a disk: a durable end offset that only an explicit
-// `flush()` (the group-committed fdatasync) moves, and `crash()`, which loses every record above
-// it — the power loss of SCENARIOS.md 5.
+// with them, plus at most one epoch recorded at the log end with no record of it yet: the one a
+// new leader records at election (`assignLeaderEpoch`, as PartitionLog and Kafka's makeLeader
+// do). Like the real cache's entry, a truncation to or below the log end drops it, and so does a
+// crash (the real log drops it at reopen). What makes it a faithful model of a disk: a durable
+// end offset that only an explicit `flush()` (the group-committed fdatasync) moves, and
+// `crash()`, which loses every record above it — the power loss of SCENARIOS.md 5.
 //
 // Why not the real PartitionLog in the simulator: it does file I/O and asynchronous fsync, which
 // would make a run neither deterministic nor fast (200 seeds must take seconds). The core only
 // sees the ReplicaLogView interface, which both implement; test/log/partition-log-view.test.ts
 // checks the real log answers the same questions the same way.
 //
-// Invariants: offsets are dense from 0; epochs never decrease along the log;
+// Invariants: offsets are dense from 0; epochs never decrease along the log, and the recorded
+// epoch, if any, is above the last record's;
 // 0 <= durableEndOffset <= logEndOffset <= maxRecords.
 
 import { invariant, type EpochEndOffset, type ReplicaLogView } from '../replication/types';
@@ -30,6 +34,8 @@ export type FlushPolicy = 'fsync' | 'page-cache';
 export class SimLog implements ReplicaLogView {
   private records: SimRecord[] = [];
   private durable = 0;
+  /** An epoch recorded at the log end (startOffset === records.length) with no record of it yet. */
+  private assigned: { epoch: number; startOffset: number } | null = null;
 
   constructor(
     readonly flushPolicy: FlushPolicy = 'fsync',
@@ -54,7 +60,7 @@ export class SimLog implements ReplicaLogView {
   }
 
   get latestEpoch(): number {
-    return this.records[this.records.length - 1]?.epoch ?? -1;
+    return this.assigned?.epoch ?? this.records[this.records.length - 1]?.epoch ?? -1;
   }
 
   endOffsetForEpoch(epoch: number): EpochEndOffset {
@@ -67,7 +73,18 @@ export class SimLog implements ReplicaLogView {
       if (e > epoch) return found < 0 ? { epoch, endOffset: i } : { epoch: found, endOffset: i };
       found = e;
     }
+    const a = this.assigned;
+    if (a !== null && a.epoch > epoch) return found < 0 ? { epoch, endOffset: a.startOffset } : { epoch: found, endOffset: a.startOffset };
+    if (a !== null) found = a.epoch;
     return found < 0 ? { epoch: -1, endOffset: -1 } : { epoch: found, endOffset: this.records.length };
+  }
+
+  /** A new leader of `epoch` records it at the log end before writing in it (PartitionLog.assignLeaderEpoch). */
+  assignLeaderEpoch(epoch: number): void {
+    invariant(epoch >= 0 && epoch >= this.latestEpoch, `leader epoch ${epoch} recorded below the log's latest ${this.latestEpoch}`);
+    const lastRecord = this.records[this.records.length - 1]?.epoch ?? -1;
+    if (epoch === this.latestEpoch) return;
+    this.assigned = epoch > lastRecord ? { epoch, startOffset: this.records.length } : null;
   }
 
   at(offset: number): SimRecord | undefined {
@@ -84,6 +101,7 @@ export class SimLog implements ReplicaLogView {
     invariant(epoch >= this.latestEpoch, `leader append at epoch ${epoch} below the log's latest ${this.latestEpoch}`);
     invariant(this.records.length < this.maxRecords, 'sim log full');
     const offset = this.records.length;
+    this.assigned = null; // the record carries the epoch from here on (it is >= the assigned one)
     this.records.push(producer === undefined ? { offset, epoch, value } : { offset, epoch, value, producerId: producer.producerId, sequence: producer.sequence });
     return offset;
   }
@@ -94,6 +112,7 @@ export class SimLog implements ReplicaLogView {
       invariant(r.offset === this.records.length, `replicated record at ${r.offset} does not follow the log end ${this.records.length}`);
       invariant(r.epoch >= this.latestEpoch, `replicated epoch ${r.epoch} below the log's latest ${this.latestEpoch}`);
       invariant(this.records.length < this.maxRecords, 'sim log full');
+      this.assigned = null;
       this.records.push(r);
     }
   }
@@ -104,6 +123,8 @@ export class SimLog implements ReplicaLogView {
   }
 
   truncateTo(offset: number): void {
+    // Even at or past the log end: the recorded epoch starts there (PartitionLog.truncateTo).
+    this.assigned = null;
     if (offset >= this.records.length) return;
     this.records.length = Math.max(0, offset);
     this.durable = Math.min(this.durable, this.records.length);
@@ -116,6 +137,7 @@ export class SimLog implements ReplicaLogView {
 
   /** Power loss: everything not yet flushed is gone. */
   crash(): void {
+    this.assigned = null;
     this.records.length = this.durable;
   }
 }

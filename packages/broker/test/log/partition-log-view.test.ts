@@ -36,14 +36,27 @@ describe('partitionLogView', () => {
     const same = (): void => {
       expect(view.logEndOffset).toBe(sim.logEndOffset);
       expect(view.latestEpoch).toBe(sim.latestEpoch);
-      for (let e = 0; e <= 8; e++) expect(view.endOffsetForEpoch(e)).toEqual(sim.endOffsetForEpoch(e));
+      for (let e = 0; e <= 10; e++) expect(view.endOffsetForEpoch(e)).toEqual(sim.endOffsetForEpoch(e));
     };
     same();
     log.truncateTo(4);
     sim.truncateTo(4);
     same();
+    // A new leader records its epoch at the log end; a truncation to the log end drops it.
+    log.assignLeaderEpoch(8);
+    sim.assignLeaderEpoch(8);
+    same();
+    expect(view.latestEpoch).toBe(8);
+    log.truncateTo(4);
+    sim.truncateTo(4);
+    same();
+    log.assignLeaderEpoch(9);
+    sim.assignLeaderEpoch(9);
+    log.appendAsLeader(batch('w'), 9);
+    sim.appendAsLeader('w', 9);
+    same();
     await log.flush();
-    expect(view.countableEndOffset).toBe(4);
+    expect(view.countableEndOffset).toBe(5);
     await log.close();
   });
 });

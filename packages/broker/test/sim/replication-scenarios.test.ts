@@ -222,6 +222,42 @@ describe('SCENARIOS.md 4: fast back-to-back leader changes (KIP-279)', () => {
   });
 });
 
+describe('leaders that write nothing in their epochs (Kafka\'s makeLeader records the epoch)', () => {
+  test('each new leader records its epoch at its log end; former leaders follow without a lost record or a livelock', () => {
+    const c = cluster({ minInsyncReplicas: 1, sessionTimeoutSteps: 8 });
+    for (let i = 0; i < 3; i++) expect(produce(c)).not.toBeNull();
+    c.runUntil(() => c.notConvergedBecause() === null, 200);
+    const formerLeaders = new Set<number>();
+    for (let round = 0; round < 3; round++) {
+      const old = c.controller.state.leader as number;
+      formerLeaders.add(old);
+      // Cut the leader off from the controller: fenced, another replica elected; nobody writes.
+      c.net.cutLink(old, CONTROLLER_ID);
+      expect(c.runUntil(() => {
+        const st = c.controller.state;
+        return st.leader !== null && st.leader !== old && c.broker(st.leader).leaderEpoch === st.leaderEpoch;
+      }, 100)).toBe(true);
+      const st = c.controller.state;
+      const log = c.broker(st.leader as number).log;
+      expect(log.latestEpoch).toBe(st.leaderEpoch);
+      expect(log.endOffsetForEpoch(st.leaderEpoch)).toEqual({ epoch: st.leaderEpoch, endOffset: 3 });
+      expect(log.endOffsetForEpoch(st.leaderEpoch - 1).endOffset).toBe(3);
+      c.net.healAll();
+      c.run(2);
+    }
+    expect(formerLeaders.size).toBeGreaterThan(1);
+    // No restarts (a restart would drop the recorded epochs): the former leaders, each holding an
+    // epoch it wrote nothing in, must drop it and take the new leader's write.
+    expect(produce(c)).not.toBeNull();
+    expect(c.runUntil(() => c.notConvergedBecause() === null, 500)).toBe(true);
+    c.checkConverged();
+    for (const id of c.ids) {
+      expect(c.broker(id).log.logEndOffset).toBe(4);
+      expect(c.broker(id).log.latestEpoch).toBe(c.controller.state.leaderEpoch);
+    }
+  });
+});
+
 describe('SCENARIOS.md 5: last replica standing loses its page cache (KIP-966)', () => {
   function lastStanding(flushPolicy: 'fsync' | 'page-cache'): { c: SimCluster; w: string } {
     const c = cluster({ flushPolicy, minInsyncReplicas: 2, flushRate: flushPolicy === 'fsync' ? 1 : 0 });
