@@ -78,7 +78,7 @@ export interface MemoryPartition {
   logEndOffset: number;
   producers: Map<number, ProducerEntry>;
   waiters: Set<() => void>;
-  /** [epoch, start offset] of each leader epoch with records, ascending (the leader epoch cache). */
+  /** [epoch, start offset] of each leader epoch with records, and the current one from its election, ascending (the leader epoch cache). */
   epochStarts: [number, number][];
 }
 
@@ -225,7 +225,7 @@ export class MemoryCluster {
   private newPartition(p: number, rf: number): MemoryPartition {
     const replicas: number[] = [];
     for (let i = 0; i < Math.min(rf, this.nodes.length); i++) replicas.push((this.nodes[(p + i) % this.nodes.length] as Node).id);
-    return { partition: p, leaderId: replicas[0] as number, leaderEpoch: 0, replicas, batches: [], logStartOffset: 0, logEndOffset: 0, producers: new Map(), waiters: new Set(), epochStarts: [] };
+    return { partition: p, leaderId: replicas[0] as number, leaderEpoch: 0, replicas, batches: [], logStartOffset: 0, logEndOffset: 0, producers: new Map(), waiters: new Set(), epochStarts: [[0, 0]] };
   }
 
   partition(topic: string, partition: number): MemoryPartition {
@@ -239,6 +239,7 @@ export class MemoryCluster {
     const p = this.partition(topic, partition);
     p.leaderId = leaderId;
     p.leaderEpoch++;
+    recordLeaderEpoch(p);
   }
 
   /**
@@ -253,6 +254,7 @@ export class MemoryCluster {
     p.epochStarts = p.epochStarts.filter(([, start]) => start < p.logEndOffset);
     p.producers.clear();
     p.leaderEpoch++;
+    recordLeaderEpoch(p);
   }
 
   /** Every record of a partition, decoded (for assertions). */
@@ -947,4 +949,13 @@ export class MemoryCluster {
 function clientIdOf(metadata: grpc.Metadata): string {
   const v = metadata.get('client-id')[0];
   return typeof v === 'string' ? v : '';
+}
+
+/**
+ * A new leader records its epoch at the log end before writing in it, as the broker does
+ * (PartitionLog.assignLeaderEpoch): entries from that offset on go (one led but never written in).
+ */
+function recordLeaderEpoch(p: MemoryPartition): void {
+  p.epochStarts = p.epochStarts.filter(([e, start]) => e < p.leaderEpoch && start < p.logEndOffset);
+  p.epochStarts.push([p.leaderEpoch, p.logEndOffset]);
 }
