@@ -19,7 +19,10 @@ import { Partition, type PartitionHost } from './partition';
 
 export const HW_CHECKPOINT_FILE = 'replication-offset-checkpoint';
 const PARTITION_METADATA_FILE = 'partition.metadata';
-/** Partition logs opened per event-loop turn when applying metadata. */
+/**
+ * Partition logs opened, or leaderships taken up (each records its epoch in the leader-epoch
+ * checkpoint with an fsync), per event-loop turn when applying metadata.
+ */
 const OPENS_PER_TURN = 16;
 
 export interface ReplicaManagerLogger {
@@ -109,6 +112,10 @@ export class ReplicaManager {
           }
           const state: PartitionState = { leader: p.leader >= 0 ? p.leader : null, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, replicas: p.replicas, isr: p.isr };
           const before = part.metadata;
+          // A failover can make this broker leader of many partitions in one image: heartbeats
+          // and fetches get a turn between the checkpoint fsyncs.
+          const takesLeadership = state.leader === me && (!part.isLeader || before === null || before.leaderEpoch !== state.leaderEpoch);
+          if (takesLeadership && ++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
           part.applyMetadata(state, config, ineligible);
           if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
             this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');

@@ -6,6 +6,8 @@
  * watermark checkpoint is written off the event loop, one write at a time, and once more at close.
  * A min.insync.replicas change reaches the running leader without a leader change. Idempotent
  * producers stay known across restarts whose batches DeleteRecords removed or compaction emptied.
+ * Taking up many leaderships in one image (each records its epoch with an fsync) yields to the
+ * event loop every few partitions.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -208,4 +210,32 @@ test('a topic deleted and re-created under the same name in one image starts emp
   expect(warnings).toContain('replica offline: cannot open or apply metadata');
   expect(fs.existsSync(path.join(dir, 'kv-0'))).toBe(true);
   await again.close();
+});
+
+test('taking up many leaderships in one image yields to the event loop (each records its epoch with an fsync)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
+  dirs.push(dir);
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet);
+  const n = 40;
+  const withLeader = (offset: number, leader: number, leaderEpoch: number): MetadataImage => {
+    const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+    const records: MetadataRecord[] = [{ cluster: { clusterId: 'c' } }, broker(1), broker(2), { topic: { name: 'many', topicId: topicIdToBytes(topicId) } }];
+    for (let p = 0; p < n; p++) records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas: [1, 2], isr: [1, 2], leader, leaderEpoch, partitionEpoch: leaderEpoch, addingReplicas: [], removingReplicas: [] } });
+    return MetadataImage.fromRecords(offset, records);
+  };
+  await rm.applyImage(withLeader(10, 2, 0)); // follower of broker 2 everywhere
+  expect(rm.all().filter((p) => p.isLeader)).toHaveLength(0);
+  // Broker 2 fails: this broker leads all 40. Something else waiting for a turn gets one before
+  // the image is fully applied (heartbeats must not wait for 40 checkpoint fsyncs).
+  let leadersWhenTurned = -1;
+  setImmediate(() => {
+    leadersWhenTurned = rm.all().filter((p) => p.isLeader).length;
+  });
+  await rm.applyImage(withLeader(11, 1, 1));
+  expect(rm.all().filter((p) => p.isLeader)).toHaveLength(n);
+  expect(leadersWhenTurned).toBeGreaterThan(0);
+  expect(leadersWhenTurned).toBeLessThan(n);
+  for (const p of rm.all()) expect(p.log.leaderEpochs.latest).toEqual({ epoch: 1, startOffset: 0 });
+  await rm.close();
 });
