@@ -82,9 +82,8 @@ export class SimLog implements ReplicaLogView {
   /** A new leader of `epoch` records it at the log end before writing in it (PartitionLog.assignLeaderEpoch). */
   assignLeaderEpoch(epoch: number): void {
     invariant(epoch >= 0 && epoch >= this.latestEpoch, `leader epoch ${epoch} recorded below the log's latest ${this.latestEpoch}`);
-    const lastRecord = this.records[this.records.length - 1]?.epoch ?? -1;
-    if (epoch === this.latestEpoch) return;
-    this.assigned = epoch > lastRecord ? { epoch, startOffset: this.records.length } : null;
+    // The latest epoch again changes nothing; a newer one replaces one recorded here before.
+    if (epoch > this.latestEpoch) this.assigned = { epoch, startOffset: this.records.length };
   }
 
   at(offset: number): SimRecord | undefined {

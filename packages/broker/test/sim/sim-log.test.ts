@@ -51,6 +51,9 @@ describe('SimLog', () => {
     expect(log.endOffsetForEpoch(2)).toEqual({ epoch: 1, endOffset: 1 });
     expect(log.latestEpoch).toBe(4);
     log.assignLeaderEpoch(5);
+    log.assignLeaderEpoch(6); // led 5, wrote nothing, now leads 6 (the real cache drops 5's entry too)
+    expect(log.endOffsetForEpoch(5)).toEqual({ epoch: 4, endOffset: 2 });
+    expect(log.endOffsetForEpoch(6)).toEqual({ epoch: 6, endOffset: 2 });
     // A replicated record of an older epoch behind it would leave the real cache wrong: a bug.
     expect(() => log.appendAsFollower([{ offset: 2, epoch: 4, value: 'c' }])).toThrow(/invariant/);
   });
