@@ -2,7 +2,7 @@
  * @strand/storage: the partition log. Segments with sparse offset and time indexes, crash
  * recovery, group-committed durability, leader-epoch cache, retention and compaction. No network.
  */
-export { PartitionLog, LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE, CLEAN_SHUTDOWN_FILE } from './partition-log';
+export { PartitionLog, LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, MAX_TIMESTAMP, RECOVERY_POINT_FILE, LOG_START_OFFSET_FILE, CLEANER_OFFSET_FILE, CLEAN_SHUTDOWN_FILE } from './partition-log';
 export type { AppendInfo, DurableSegmentPosition, PartitionLogOptions, ReadOptions, ReadResult, TimestampOffset, ValidatedAppend } from './partition-log';
 export { LeaderEpochCache, LEADER_EPOCH_CHECKPOINT } from './leader-epoch-cache';
 export type { EpochEndOffset, EpochEntry } from './leader-epoch-cache';

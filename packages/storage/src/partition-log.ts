@@ -66,6 +66,8 @@ export const CLEAN_SHUTDOWN_FILE = '.kafka_cleanshutdown';
 /** ListOffsets sentinels, as Kafka's. */
 export const LATEST_TIMESTAMP = -1;
 export const EARLIEST_TIMESTAMP = -2;
+/** ListOffsets sentinel (KIP-734): the offset of the record with the largest timestamp. */
+export const MAX_TIMESTAMP = -3;
 
 export interface PartitionLogOptions {
   /** Topic configs (Kafka names); unknown keys are rejected with INVALID_CONFIG. */
@@ -823,6 +825,45 @@ export class PartitionLog {
       }
     }
     return null;
+  }
+
+  /**
+   * The record with the largest timestamp among offsets in [log start, `before`) (ListOffsets
+   * MAX_TIMESTAMP, KIP-734; `before` is the high watermark, so uncommitted records are not
+   * answered), with its batch's leader epoch; of several records with that timestamp, the first
+   * (as Kafka's `RecordBatch.offsetOfMaxTimestamp`). Null for a log with no such record.
+   * Segments are visited by descending maxTimestamp (an upper bound: it may count records outside
+   * the range), and only segments and batches that could beat the best so far are read. A batch in a
+   * codec this build cannot decode answers with its first readable offset and header maxTimestamp.
+   */
+  offsetOfMaxTimestamp(before: number): TimestampOffset | null {
+    let best: TimestampOffset | null = null;
+    // Whether a record at `offset` with `timestamp` (or a batch or segment starting at `offset`
+    // whose largest timestamp is `timestamp`) can beat `best`: larger, or as large and earlier.
+    const beats = (timestamp: number, offset: number): boolean => best === null || timestamp > best.timestamp || (timestamp === best.timestamp && offset < best.offset);
+    const segments = this.segments
+      .filter((s) => s.nextOffset > this._logStartOffset && s.baseOffset < before && s.maxTimestamp >= 0)
+      .sort((a, b) => b.maxTimestamp - a.maxTimestamp || a.baseOffset - b.baseOffset);
+    for (const seg of segments) {
+      if (!beats(seg.maxTimestamp, seg.baseOffset)) continue;
+      for (const b of seg.scan(0, seg.size, { validate: true })) {
+        const first = Math.max(b.header.baseOffset, this._logStartOffset);
+        const last = Math.min(b.header.baseOffset + b.header.lastOffsetDelta, before - 1);
+        if (first > last || !beats(b.header.maxTimestamp, first)) continue;
+        if (!compressionSupported(batchCompression(b.header.attributes))) {
+          best = { offset: first, timestamp: b.header.maxTimestamp, leaderEpoch: b.header.partitionLeaderEpoch };
+          continue;
+        }
+        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+        const appendTime = batch.timestampType === TimestampType.LogAppendTime ? batch.maxTimestamp : undefined;
+        for (const r of batch.records) {
+          const ts = appendTime ?? r.timestamp;
+          if (r.offset < first || r.offset > last) continue;
+          if (beats(ts, r.offset)) best = { offset: r.offset, timestamp: ts, leaderEpoch: batch.partitionLeaderEpoch };
+        }
+      }
+    }
+    return best;
   }
 
   /** Where `epoch` ends in this log (OffsetsForLeaderEpoch), for follower truncation. */

@@ -208,6 +208,26 @@ describe('append and read', () => {
     await log.close();
   });
 
+  it('answers the first record with the largest timestamp below a bound (MAX_TIMESTAMP, KIP-734)', async () => {
+    const log = PartitionLog.open(tempDir(), { config: { 'segment.bytes': '200' } });
+    expect(log.offsetOfMaxTimestamp(0)).toBeNull();
+    const at = (...ts: number[]): Buffer => encodeRecordBatch({ records: ts.map((timestamp, i) => ({ value: Buffer.from(`v${i}`), timestamp })), baseTimestamp: Math.min(...ts) });
+    log.appendAsLeader(at(1000, 5000, 2000), 1); // offsets 0..2
+    log.appendAsLeader(at(3000, 5000), 2); // 3..4: a tie with offset 1
+    log.appendAsLeader(at(9000), 2); // 5
+    log.appendAsLeader(at(4000), 3); // 6
+    expect(log.segmentCount).toBeGreaterThan(1);
+    expect(log.offsetOfMaxTimestamp(7)).toEqual({ offset: 5, timestamp: 9000, leaderEpoch: 2 });
+    // Offset 5 is not below the bound (say, past the high watermark): the first 5000 answers.
+    expect(log.offsetOfMaxTimestamp(5)).toEqual({ offset: 1, timestamp: 5000, leaderEpoch: 1 });
+    expect(log.offsetOfMaxTimestamp(1)).toEqual({ offset: 0, timestamp: 1000, leaderEpoch: 1 });
+    // Records before the log start are gone: the tie at offset 4 answers, then offset 3's 3000.
+    log.deleteRecordsBefore(2);
+    expect(log.offsetOfMaxTimestamp(5)).toEqual({ offset: 4, timestamp: 5000, leaderEpoch: 2 });
+    expect(log.offsetOfMaxTimestamp(4)).toEqual({ offset: 3, timestamp: 3000, leaderEpoch: 2 });
+    await log.close();
+  });
+
   it('answers offsets by timestamp past a batch in a codec this build lacks, from its header', async () => {
     const log = PartitionLog.open(tempDir());
     log.appendAsLeader(batch('a', 2, { timestamp: 1000 }), 3);

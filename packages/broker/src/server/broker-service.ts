@@ -37,7 +37,7 @@ import {
   type TopicMetadata,
 } from '@strand/protocol';
 import { toServiceError, topicIdFromBytes, topicIdToBytes, validateTopicName, type MetadataImage } from '@strand/controller';
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '@strand/storage';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP } from '@strand/storage';
 import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/group-coordinator';
 import type { BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
@@ -552,6 +552,11 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           const hw = part.highWatermark;
           if (p.timestamp === LATEST_TIMESTAMP) return { ...base, errorCode: 0, offset: hw, leaderEpoch: part.leaderEpoch };
           if (p.timestamp === EARLIEST_TIMESTAMP) return { ...base, errorCode: 0, offset: part.log.logStartOffset, leaderEpoch: part.leaderEpoch };
+          // KIP-734: the committed record with the largest timestamp (offset -1 for none).
+          if (p.timestamp === MAX_TIMESTAMP) {
+            const max = part.log.offsetOfMaxTimestamp(hw);
+            return max === null ? { ...base, errorCode: 0 } : { ...base, errorCode: 0, offset: max.offset, timestamp: max.timestamp, leaderEpoch: max.leaderEpoch };
+          }
           const found = part.log.offsetForTimestamp(p.timestamp);
           if (found === null || found.offset >= hw) return { ...base, errorCode: 0 };
           return { ...base, errorCode: 0, offset: found.offset, timestamp: found.timestamp, leaderEpoch: found.leaderEpoch };

@@ -137,7 +137,13 @@ export interface PartitionReassignment {
   removingReplicas: number[];
 }
 
-export type OffsetSpec = 'earliest' | 'latest' | { timestamp: number };
+/**
+ * What `Admin.listOffsets` looks up per partition: the log start (`earliest`), the high watermark
+ * (`latest`), the record with the largest timestamp (`max-timestamp`, KIP-734; offset -1 in an
+ * empty partition), or the first record whose timestamp is >= `timestamp` (ms since the epoch;
+ * offset -1 when there is none).
+ */
+export type OffsetSpec = 'earliest' | 'latest' | 'max-timestamp' | { timestamp: number };
 
 export interface PartitionOffset {
   partition: number;
@@ -329,9 +335,13 @@ export class Admin {
 
   // ---- offsets, records, elections -----------------------------------------------------------
 
-  /** Offsets of every partition of `topic` for `spec` (earliest, latest, or by timestamp). */
+  /**
+   * Offsets of every partition of `topic` for `spec` (earliest, latest, max-timestamp, or by
+   * timestamp), sorted by partition. A timestamp must be >= 0 (negative ones are the sentinels).
+   */
   async listOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
-    const ts = spec === 'earliest' ? -2 : spec === 'latest' ? -1 : spec.timestamp;
+    if (typeof spec === 'object' && !(Number.isSafeInteger(spec.timestamp) && spec.timestamp >= 0)) throw new StrandError('INVALID_REQUEST', `list offsets of ${topic}: timestamp must be an integer >= 0, got ${spec.timestamp}`);
+    const ts = spec === 'earliest' ? -2 : spec === 'latest' ? -1 : spec === 'max-timestamp' ? -3 : spec.timestamp;
     return this.retry(async () => {
       const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
       const byNode = new Map<number, number[]>();

@@ -70,6 +70,9 @@ describe('Admin', () => {
     await p.close();
     expect((await admin.listOffsets('t', 'latest')).map((o) => o.offset)).toEqual([5, 0]);
     expect((await admin.listOffsets('t', { timestamp: 1003 }))[0]?.offset).toBe(3);
+    // KIP-734: the record with the largest timestamp; none in the empty partition 1.
+    expect((await admin.listOffsets('t', 'max-timestamp')).map((o) => [o.offset, o.timestamp])).toEqual([[4, 1004], [-1, -1]]);
+    await expect(admin.listOffsets('t', { timestamp: -3 })).rejects.toMatchObject({ errorName: 'INVALID_REQUEST' });
     expect(await admin.deleteRecords('t', new Map([[0, 2]]))).toEqual([{ topic: 't', partition: 0, lowWatermark: 2 }]);
     expect((await admin.listOffsets('t', 'earliest'))[0]?.offset).toBe(2);
     mem.moveLeader('t', 1, 3);

@@ -654,6 +654,14 @@ export class MemoryCluster {
             if (p.leaderId !== nodeId) return { ...none, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
             if (lp.timestamp === -1) return { ...none, errorCode: 0, offset: p.logEndOffset, leaderEpoch: p.leaderEpoch };
             if (lp.timestamp === -2) return { ...none, errorCode: 0, offset: p.logStartOffset, leaderEpoch: p.leaderEpoch };
+            if (lp.timestamp === -3) {
+              // KIP-734: the first record with the largest timestamp (-1 in an empty partition).
+              let max: { offset: number; timestamp: number } | undefined;
+              for (const b of p.batches) {
+                for (const r of decodeRecordBatch(b.bytes).records) if (r.offset >= p.logStartOffset && (max === undefined || r.timestamp > max.timestamp)) max = { offset: r.offset, timestamp: r.timestamp };
+              }
+              return max === undefined ? { ...none, errorCode: 0 } : { ...none, errorCode: 0, ...max, leaderEpoch: p.leaderEpoch };
+            }
             for (const b of p.batches) {
               if (b.maxTimestamp < lp.timestamp || b.lastOffset < p.logStartOffset) continue;
               for (const r of decodeRecordBatch(b.bytes).records) {
