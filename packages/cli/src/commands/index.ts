@@ -1,5 +1,6 @@
 /**
- * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign, bench),
+ * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign,
+ * leader-election, bench),
  * registered on the program by one call from bin/strand.ts.
  */
 import type { Command } from 'commander';
@@ -7,6 +8,7 @@ import { registerBench } from './bench';
 import { registerCluster } from './cluster';
 import { registerConsume } from './consume';
 import { registerGroups } from './groups';
+import { registerLeaderElection } from './leader-election';
 import { registerProduce } from './produce';
 import { registerReassign } from './reassign';
 import { registerTopics } from './topics';
@@ -19,6 +21,7 @@ export function registerClientCommands(program: Command): void {
   registerCluster(program);
   registerGroups(program);
   registerReassign(program);
+  registerLeaderElection(program);
   registerBench(program);
   // Usage errors exit with 2 (documented exit codes): of every command (the node commands
   // `server` and `dev` too, registered before this) and of `strand` itself (unknown command).

@@ -43,7 +43,8 @@ export interface ReassignmentJson {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function parseJsonText(text: string, what: string): unknown {
+/** Parses JSON text; empty or invalid text is a usage error naming `what`. */
+export function parseJsonText(text: string, what: string): unknown {
   if (text.trim() === '') throw new UsageError(`${what} is empty`);
   try {
     return JSON.parse(text) as unknown;
@@ -146,7 +147,8 @@ export function reassignmentJson(partitions: readonly PartitionReplicas[]): Reas
   return { version: 1, partitions: partitions.map((p) => ({ topic: p.topic, partition: p.partition, replicas: [...p.replicas] })) };
 }
 
-function readJsonFile(file: string, option: string): string {
+/** Reads a JSON file given to `option` (`-`: stdin); an unreadable file is a usage error. */
+export function readJsonFile(file: string, option: string): string {
   if (file === '-') return fs.readFileSync(0, 'utf8');
   try {
     return fs.readFileSync(file, 'utf8');

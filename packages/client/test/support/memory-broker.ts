@@ -16,8 +16,9 @@
  * client id (DescribeGroups shows it), as the broker does.
  *
  * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
- * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests, "append
- * then lose the response" (the idempotent retry case), and whole-call gRPC failures.
+ * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests,
+ * per-partition election error codes, "append then lose the response" (the idempotent retry
+ * case), and whole-call gRPC failures.
  *
  * It is deliberately simple: one replica's log (the high watermark is the log end offset), no
  * disk, no controller. It is a test double, not a second broker implementation.
@@ -28,6 +29,7 @@ import {
   ConfigResourceType,
   ConfigSource,
   ERROR_CODE_METADATA_KEY,
+  ElectionType,
   ErrorCode,
   GrpcStatus,
   StrandError,
@@ -152,6 +154,11 @@ export class MemoryCluster {
   readonly deleteGroupErrors = new Map<string, number[]>();
   /** Partitions whose next N appends succeed but whose responses are replaced by a network error. */
   readonly loseProduceResponses = new Map<string, number>();
+  /**
+   * Per "topic-partition", the error code ElectLeaders answers instead of electing (e.g.
+   * PREFERRED_LEADER_NOT_AVAILABLE: the preferred replica is out of the ISR), until removed.
+   */
+  readonly electionErrors = new Map<string, number>();
   /** Whole-call failures per RPC name: the next N calls fail with this Kafka code. */
   readonly callFailures = new Map<string, { code: number; count: number }>();
   /** RPC call counts per name (tests assert on retries and refreshes). */
@@ -777,8 +784,11 @@ export class MemoryCluster {
         for (const tp of targets) {
           for (const partition of tp.partitions) {
             const p = this.topics.get(tp.topic)?.partitions[partition];
+            const injected = this.electionErrors.get(`${tp.topic}-${partition}`);
             if (p === undefined) results.push({ topic: tp.topic, partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: '' });
-            else if (p.leaderId === p.replicas[0]) results.push({ topic: tp.topic, partition, errorCode: ErrorCode.ELECTION_NOT_NEEDED, errorMessage: '' });
+            else if (injected !== undefined) results.push({ topic: tp.topic, partition, errorCode: injected, errorMessage: 'injected' });
+            // Every leader here is live: an unclean election is never needed.
+            else if (p.leaderId === p.replicas[0] || req.type === ElectionType.ELECTION_UNCLEAN) results.push({ topic: tp.topic, partition, errorCode: ErrorCode.ELECTION_NOT_NEEDED, errorMessage: '' });
             else {
               this.moveLeader(tp.topic, partition, p.replicas[0] as number);
               results.push({ topic: tp.topic, partition, errorCode: 0, errorMessage: '' });
