@@ -7,10 +7,11 @@
  * Election rules (DESIGN.md, SCENARIOS.md 1 and 5):
  * - a leader is always chosen from the ISR, among active brokers (registered, unfenced, not in
  *   controlled shutdown), in replica order (the first replica is the preferred leader);
- * - a fenced or shutting-down broker leaves every ISR, except that an ISR never becomes empty:
+ * - a fenced or shutting-down broker leaves every ISR, except that an ISR does not become empty:
  *   the last member stays (the "last replica standing" holds the committed data, and with the
  *   fsync default it holds it durably), and the partition goes offline (leader -1) until it
- *   returns;
+ *   returns; only a broker back with another log directory (its logs are gone) leaves even
+ *   then, and the partition waits for an unclean election;
  * - an out-of-sync replica is elected only when the topic sets unclean.leader.election.enable,
  *   and then the ISR restarts as that leader alone;
  * - every change bumps the partition epoch; a leader change bumps the leader epoch (in apply).

@@ -2,7 +2,8 @@
  * The leader-epoch cache of a partition: for each leader epoch, the offset where it starts: its
  * first batch, or the log end at the moment this replica became its leader (recorded then, before
  * any batch of it, as Kafka's Partition.makeLeader does; see PartitionLog.assignLeaderEpoch). So
- * the latest entry is the epoch of the last batch or, on a leader, the epoch it leads.
+ * the latest entry is the epoch of the last batch or, on a leader, the epoch it leads (a former
+ * leader that wrote nothing in it keeps that entry until its first truncation as a follower).
  * It is what lets a follower truncate by epoch instead of by high watermark (KIP-101/KIP-279):
  * the follower asks the leader where its last epoch ends and truncates there.
  *
@@ -59,8 +60,7 @@ export class LeaderEpochCache {
     if (last !== undefined && epoch <= last.epoch) return;
     const kept = this.entries.filter((e) => e.startOffset < startOffset);
     kept.push({ epoch, startOffset });
-    this.entries = kept;
-    this.persist();
+    this.replace(kept);
   }
 
   /**
@@ -94,10 +94,7 @@ export class LeaderEpochCache {
   /** After truncating the log to `endOffset`: drop epochs that start at or after it. */
   truncateFromEnd(endOffset: number): void {
     const kept = this.entries.filter((e) => e.startOffset < endOffset);
-    if (kept.length !== this.entries.length) {
-      this.entries = kept;
-      this.persist();
-    }
+    if (kept.length !== this.entries.length) this.replace(kept);
   }
 
   /** After the log start moved to `startOffset`: the epoch covering it now starts there. */
@@ -108,22 +105,24 @@ export class LeaderEpochCache {
     const first = kept[0];
     if (first !== undefined && first.startOffset < startOffset) kept[0] = { epoch: first.epoch, startOffset };
     const changed = kept.length !== this.entries.length || kept[0]?.startOffset !== this.entries[0]?.startOffset;
-    if (changed) {
-      this.entries = kept;
-      this.persist();
-    }
+    if (changed) this.replace(kept);
   }
 
   /** Forgets everything (the log was emptied). */
   clear(): void {
     if (this.entries.length === 0) return;
-    this.entries = [];
-    this.persist();
+    this.replace([]);
   }
 
-  private persist(): void {
-    const lines = ['0', String(this.entries.length), ...this.entries.map((e) => `${e.epoch} ${e.startOffset}`)];
+  /**
+   * Writes `entries` to the checkpoint, then takes them: a failed write leaves the cache as the
+   * file has it, so a retry writes again instead of finding the change already made (batches of
+   * an epoch the file lacks would be cut off by recovery after a crash).
+   */
+  private replace(entries: EpochEntry[]): void {
+    const lines = ['0', String(entries.length), ...entries.map((e) => `${e.epoch} ${e.startOffset}`)];
     writeFileAtomic(this.file, `${lines.join('\n')}\n`);
+    this.entries = entries;
   }
 }
 

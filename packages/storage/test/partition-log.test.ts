@@ -401,6 +401,25 @@ describe('leader epochs', () => {
     await log.close();
   });
 
+  it('an epoch whose checkpoint write failed is not taken as recorded: the retry writes it, and recovery keeps its batches', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 3), 1);
+    // The atomic write's temp file cannot be created (as on ENOSPC or EIO).
+    const tmp = path.join(log.dir, 'leader-epoch-checkpoint.tmp');
+    fs.mkdirSync(tmp);
+    expect(() => log.assignLeaderEpoch(3)).toThrow();
+    expect(log.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }]);
+    fs.rmdirSync(tmp);
+    log.assignLeaderEpoch(3); // the next metadata retries
+    log.appendAsLeader(batch('b', 2), 3);
+    await log.flush();
+    log.abandon(); // a crash: recovery checks every batch's epoch against the checkpoint
+    const again = PartitionLog.open(log.dir);
+    expect(again.logEndOffset).toBe(5);
+    expect(again.leaderEpochs.list()).toEqual([{ epoch: 1, startOffset: 0 }, { epoch: 3, startOffset: 3 }]);
+    await again.close();
+  });
+
   it('an emptied log that becomes leader answers an older epoch with its start, not (-1, -1)', async () => {
     const log = PartitionLog.open(tempDir());
     log.appendAsLeader(batch('a', 3), 0);
