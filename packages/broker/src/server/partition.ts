@@ -416,8 +416,12 @@ export class Partition {
         }
         break;
       case 'truncate': {
+        const endBefore = this.log.logEndOffset;
         this.log.truncateTo(action.offset);
         follower.onTruncated();
+        // At or past the log end no batch went (a former leader that wrote nothing in its epoch
+        // drops that epoch): the producer state stands, and rebuilding it would read the whole log.
+        if (this.log.logEndOffset === endBefore) break;
         // The log's own batches, plus the producers known only from batches already removed
         // (below the log start) that end before the cut; then a fresh snapshot, so none that
         // describes the cut-off history is left on disk.

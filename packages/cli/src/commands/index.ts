@@ -1,12 +1,13 @@
 /**
  * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign,
- * leader-election, get-offsets, bench),
+ * leader-election, get-offsets, bench) and the offline dump-log,
  * registered on the program by one call from bin/strand.ts.
  */
 import type { Command } from 'commander';
 import { registerBench } from './bench';
 import { registerCluster } from './cluster';
 import { registerConsume } from './consume';
+import { registerDumpLog } from './dump-log';
 import { registerGetOffsets } from './get-offsets';
 import { registerGroups } from './groups';
 import { registerLeaderElection } from './leader-election';
@@ -24,6 +25,7 @@ export function registerClientCommands(program: Command): void {
   registerReassign(program);
   registerLeaderElection(program);
   registerGetOffsets(program);
+  registerDumpLog(program);
   registerBench(program);
   // Usage errors exit with 2 (documented exit codes): of every command (the node commands
   // `server` and `dev` too, registered before this) and of `strand` itself (unknown command).
