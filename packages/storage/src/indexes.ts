@@ -229,6 +229,16 @@ export class TimeIndex extends IndexFile {
     return i < 0 ? this.baseOffset : this.baseOffset + (this.relOffsets[i] as number);
   }
 
+  /**
+   * The last entry whose offset is below `offset`: its timestamp is the largest of every batch
+   * before `offset` up to its own, and its offset is where that timestamp was first reached (so
+   * every earlier batch is older). Undefined when there is none.
+   */
+  lastEntryBefore(offset: number): { timestamp: number; offset: number } | undefined {
+    const i = floorIndex(this.relOffsets, offset - this.baseOffset - 1);
+    return i < 0 ? undefined : { timestamp: this.timestamps[i] as number, offset: this.baseOffset + (this.relOffsets[i] as number) };
+  }
+
   truncateToOffset(offset: number): void {
     let i = this.relOffsets.length;
     while (i > 0 && this.baseOffset + (this.relOffsets[i - 1] as number) >= offset) i--;

@@ -833,8 +833,11 @@ export class PartitionLog {
    * answered), with its batch's leader epoch; of several records with that timestamp, the first
    * (as Kafka's `RecordBatch.offsetOfMaxTimestamp`). Null for a log with no such record.
    * Segments are visited by descending maxTimestamp (an upper bound: it may count records outside
-   * the range), and only segments and batches that could beat the best so far are read. A batch in a
-   * codec this build cannot decode answers with its first readable offset and header maxTimestamp.
+   * the range), and only segments and batches that could beat the best so far are read. Within a
+   * segment the scan starts at its time index's last entry below the bound (every batch before
+   * that entry's offset is older than its timestamp), reads headers only, decodes just the batches
+   * that could win, and stops once it holds the segment's largest timestamp. A batch in a codec
+   * this build cannot decode answers with its first readable offset and header maxTimestamp.
    */
   offsetOfMaxTimestamp(before: number): TimestampOffset | null {
     let best: TimestampOffset | null = null;
@@ -846,21 +849,48 @@ export class PartitionLog {
       .sort((a, b) => b.maxTimestamp - a.maxTimestamp || a.baseOffset - b.baseOffset);
     for (const seg of segments) {
       if (!beats(seg.maxTimestamp, seg.baseOffset)) continue;
-      for (const b of seg.scan(0, seg.size, { validate: true })) {
-        const first = Math.max(b.header.baseOffset, this._logStartOffset);
-        const last = Math.min(b.header.baseOffset + b.header.lastOffsetDelta, before - 1);
-        if (first > last || !beats(b.header.maxTimestamp, first)) continue;
-        if (!compressionSupported(batchCompression(b.header.attributes))) {
-          best = { offset: first, timestamp: b.header.maxTimestamp, leaderEpoch: b.header.partitionLeaderEpoch };
-          continue;
+      const end = Math.min(before, seg.nextOffset);
+      const lo = Math.max(this._logStartOffset, seg.baseOffset);
+      // Visits batches holding offsets in [from, until) (clipped to [lo, end)); returns the largest
+      // timestamp seen in range.
+      const scan = (from: number, until: number): number => {
+        let seen = -1;
+        for (const b of seg.scan(seg.positionOf(from).position, seg.size, { validate: false })) {
+          if (b.header.baseOffset >= until) break;
+          const first = Math.max(b.header.baseOffset, lo);
+          const last = Math.min(b.header.baseOffset + b.header.lastOffsetDelta, end - 1);
+          if (first > last) continue;
+          if (!beats(b.header.maxTimestamp, first)) {
+            seen = Math.max(seen, Math.min(b.header.maxTimestamp, best?.timestamp ?? -1));
+            continue;
+          }
+          if (!compressionSupported(batchCompression(b.header.attributes))) {
+            best = { offset: first, timestamp: b.header.maxTimestamp, leaderEpoch: b.header.partitionLeaderEpoch };
+            seen = Math.max(seen, b.header.maxTimestamp);
+          } else {
+            const batch = decodeRecordBatch(b.bytes, 0);
+            const appendTime = batch.timestampType === TimestampType.LogAppendTime ? batch.maxTimestamp : undefined;
+            for (const r of batch.records) {
+              const ts = appendTime ?? r.timestamp;
+              if (r.offset < first || r.offset > last) continue;
+              seen = Math.max(seen, ts);
+              if (beats(ts, r.offset)) best = { offset: r.offset, timestamp: ts, leaderEpoch: batch.partitionLeaderEpoch };
+            }
+          }
+          // Held here already: nothing later in this segment is larger, and an equal timestamp
+          // later does not win. (A best from a later segment may still lose to an equal one here.)
+          if (best !== null && best.timestamp >= seg.maxTimestamp && best.offset <= last) break;
         }
-        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-        const appendTime = batch.timestampType === TimestampType.LogAppendTime ? batch.maxTimestamp : undefined;
-        for (const r of batch.records) {
-          const ts = appendTime ?? r.timestamp;
-          if (r.offset < first || r.offset > last) continue;
-          if (beats(ts, r.offset)) best = { offset: r.offset, timestamp: ts, leaderEpoch: batch.partitionLeaderEpoch };
-        }
+        return seen;
+      };
+      const entry = seg.timeIndex.lastEntryBefore(end);
+      if (entry === undefined || entry.offset <= lo) {
+        scan(lo, end);
+      } else if (scan(entry.offset, end) < entry.timestamp) {
+        // The bound cut the batch that reached the entry's timestamp (its records in range are
+        // older): the answer may lie before it after all, from the entry before it on (that one's
+        // batch lies wholly in range, so it reaches its timestamp there).
+        scan(Math.max(lo, seg.timeIndex.lastEntryBefore(entry.offset)?.offset ?? lo), entry.offset);
       }
     }
     return best;
