@@ -161,6 +161,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private autoCommitInFlight = false;
   private rotate = 0;
   private polling = false;
+  /** Records the async iterator took from poll(), how many it yielded, and the positions poll() left. */
+  private iteration: { records: ConsumerRecord[]; next: number; marks: Map<PartitionState, { session: number; position: number; epochBefore: number }> } | undefined;
   private closed = false;
   private readonly pending = new Set<Promise<unknown>>();
   private pendingError: StrandError | undefined;
@@ -294,7 +296,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /** The next offset poll() returns for `tp`, or undefined before it is known. */
   position(tp: TopicPartition): number | undefined {
-    return this.state(tp).position;
+    const s = this.state(tp);
+    return this.unyielded().get(s)?.offset ?? s.position;
   }
 
   pause(tps: readonly TopicPartition[]): void {
@@ -386,15 +389,68 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.track(this.leaving);
   }
 
-  /** `for await (const record of consumer)`: polls forever until close() or break. */
+  /**
+   * `for await (const record of consumer)`: polls forever until close() or break. A record counts
+   * as consumed once the loop has received it: poll() moved the positions past every record it
+   * returned, so leaving the loop early (break, a throw) or closing the consumer while the loop
+   * holds records it has not reached yet moves those partitions back to the first record not
+   * handed out, and commit() meanwhile commits only what the loop received. Otherwise a commit
+   * (auto commit on close, or commit()) would count records the application never saw.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<ConsumerRecord> {
-    while (!this.closed) {
-      const records = await this.poll(this.config['fetch.max.wait.ms'] + 500).catch((e: unknown) => {
-        if (this.closed) return [] as ConsumerRecord[];
-        throw e;
-      });
-      for (const r of records) yield r;
+    try {
+      while (!this.closed) {
+        const epochsBefore = new Map<PartitionState, number>();
+        for (const s of this.partitions.values()) epochsBefore.set(s, s.leaderEpoch);
+        const records = await this.poll(this.config['fetch.max.wait.ms'] + 500).catch((e: unknown) => {
+          if (this.closed) return [] as ConsumerRecord[];
+          throw e;
+        });
+        const marks = new Map<PartitionState, { session: number; position: number; epochBefore: number }>();
+        for (const r of records) {
+          const s = this.partitions.get(tpKey(r.topic, r.partition));
+          if (s !== undefined && !marks.has(s)) marks.set(s, { session: s.session, position: s.position as number, epochBefore: epochsBefore.get(s) ?? -1 });
+        }
+        const iteration = { records, next: 0, marks };
+        this.iteration = iteration;
+        while (iteration.next < records.length && !this.closed) yield records[iteration.next++] as ConsumerRecord;
+        this.iteration = undefined;
+      }
+    } finally {
+      this.rewindIteration();
     }
+  }
+
+  /**
+   * Per partition with records the async iterator took from poll() but has not yielded, the
+   * first of those and the leader epoch of the record before it. A partition sought, reset or
+   * read by another poll() since is left out: its position is no longer poll()'s.
+   */
+  private unyielded(): Map<PartitionState, { offset: number; leaderEpoch: number }> {
+    const out = new Map<PartitionState, { offset: number; leaderEpoch: number }>();
+    const it = this.iteration;
+    if (it === undefined) return out;
+    const lastEpoch = new Map<PartitionState, number>();
+    for (let i = 0; i < it.records.length; i++) {
+      const r = it.records[i] as ConsumerRecord;
+      const s = this.partitions.get(tpKey(r.topic, r.partition));
+      if (s === undefined || out.has(s)) continue;
+      const mark = it.marks.get(s);
+      if (mark === undefined || mark.session !== s.session || mark.position !== s.position) continue;
+      if (i < it.next) lastEpoch.set(s, r.leaderEpoch);
+      else out.set(s, { offset: r.offset, leaderEpoch: lastEpoch.get(s) ?? mark.epochBefore });
+    }
+    return out;
+  }
+
+  /** Moves partitions back to the first record the async iterator did not hand out (see above). */
+  private rewindIteration(): void {
+    for (const [s, start] of this.unyielded()) {
+      this.dropBuffered(s);
+      s.position = start.offset;
+      s.leaderEpoch = start.leaderEpoch;
+    }
+    this.iteration = undefined;
   }
 
   /** ensureGroupActive() in the background; whether it finished by `deadline` (monotonic ms). */
@@ -901,7 +957,17 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    */
   async commit(offsets?: readonly OffsetToCommit[]): Promise<void> {
     if (this.group === undefined) throw new StrandError('INVALID_GROUP_ID', 'commit() needs group.id');
-    const list: OffsetToCommit[] = offsets !== undefined ? [...offsets] : [...this.partitions.values()].filter((s) => s.position !== undefined).map((s) => ({ topic: s.tp.topic, partition: s.tp.partition, offset: s.position as number, leaderEpoch: s.leaderEpoch }));
+    // Inside a `for await` loop, only what the loop received counts as consumed.
+    const unyielded = this.unyielded();
+    const list: OffsetToCommit[] =
+      offsets !== undefined
+        ? [...offsets]
+        : [...this.partitions.values()]
+            .filter((s) => s.position !== undefined)
+            .map((s) => {
+              const u = unyielded.get(s);
+              return { topic: s.tp.topic, partition: s.tp.partition, offset: u?.offset ?? (s.position as number), leaderEpoch: u?.leaderEpoch ?? s.leaderEpoch };
+            });
     await this.group.commit(list, this.subscription !== undefined);
   }
 
@@ -933,6 +999,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.subscriptionVersion++;
     this.group?.cancelJoin();
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
+    // Closed from outside a `for await` loop that still holds records: they were not consumed.
+    this.rewindIteration();
     if (this.group !== undefined) {
       if (this.leaving !== undefined) await this.leaving;
       if (this.config['enable.auto.commit'] && (this.subscription === undefined || this.group.isStable)) await this.commit().catch(() => undefined);

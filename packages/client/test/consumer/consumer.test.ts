@@ -209,6 +209,33 @@ describe('Consumer with assign()', () => {
     expect(seen).toEqual(['a', 'b', 'c']);
   });
 
+  it('for-await: leaving the loop early commits (and resumes from) only the records it yielded', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    // One batch of 10: a single poll() returns them all, the loop takes 3.
+    await produce('t', Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` })));
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
+    c.assign([{ topic: 't', partition: 0 }]);
+    const seen: string[] = [];
+    for await (const r of c) {
+      seen.push(r.value?.toString() ?? '');
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual(['v0', 'v1', 'v2']);
+    expect(c.position({ topic: 't', partition: 0 })).toBe(3);
+    expect((await c.poll(1000)).map((r) => r.offset)[0]).toBe(3);
+    c.seek({ topic: 't', partition: 0 }, 0);
+    // A loop that throws: close() (auto commit) must not commit the records never handed out.
+    await expect(
+      (async () => {
+        for await (const r of c) if (r.offset === 4) throw new Error('handler failed');
+      })(),
+    ).rejects.toThrow('handler failed');
+    await c.close();
+    const check = consumer({ 'group.id': 'g' });
+    expect((await check.committed([{ topic: 't', partition: 0 }])).get('t\u00000')?.offset).toBe(5);
+  });
+
   it('pause() holds a partition back and resume() releases it', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 2);
