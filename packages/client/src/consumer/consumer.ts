@@ -1003,7 +1003,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.rewindIteration();
     if (this.group !== undefined) {
       if (this.leaving !== undefined) await this.leaving;
-      if (this.config['enable.auto.commit'] && (this.subscription === undefined || this.group.isStable)) await this.commit().catch(() => undefined);
+      // A member whose group is rebalancing still owns its partitions until it rejoins, and the
+      // coordinator accepts commits of the current generation while it waits for the rejoins (as
+      // Kafka's does; revoke() relies on it too): commit then, or another member re-reads what
+      // this one processed. Only a lost membership must not commit.
+      if (this.config['enable.auto.commit'] && (this.subscription === undefined || (this.group.generationId >= 0 && !this.group.memberLost))) await this.commit().catch(() => undefined);
       if (this.subscription !== undefined) {
         if (this.group.memberLost) await this.listener.onPartitionsLost?.(this.assignment());
         else await this.listener.onPartitionsRevoked?.(this.assignment());

@@ -442,6 +442,28 @@ describe('Consumer groups', () => {
     expect(events.some((e) => e.startsWith('B') && e.includes('revoked'))).toBe(false);
   });
 
+  it('close() during a rebalance still commits what poll() returned (the coordinator accepts the current generation)', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', Array.from({ length: 5 }, (_, i) => ({ value: `v${i}` })));
+    // No periodic commit within the test: only close() can commit.
+    const a = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'auto.commit.interval.ms': 600_000 });
+    a.subscribe(['t']);
+    expect((await pollN(a, 5)).length).toBe(5);
+    // B's JoinGroup puts the group into PreparingRebalance; A hears REBALANCE_IN_PROGRESS on its
+    // next heartbeat and closes before it rejoins.
+    const b = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
+    b.subscribe(['t']);
+    const joins = mem.calls.get('joinGroup') ?? 0;
+    const bPoll = b.poll(100);
+    await mem.waitForCalls('joinGroup', joins + 2);
+    await mem.waitForCalls('heartbeat', (mem.calls.get('heartbeat') ?? 0) + 2);
+    expect(mem.groups.get('g')?.state).toBe('PreparingRebalance');
+    await a.close();
+    await bPoll;
+    expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(5);
+  });
+
   it('max.poll.interval.ms: a member that stops polling leaves the group, and rejoins at its next poll', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 4);
