@@ -57,6 +57,12 @@ export class ProducerBatch {
   retryAtMs = 0;
   /** True when an earlier batch of the partition was unacknowledged when this one was sent. */
   sentBehindUnacked = false;
+  /**
+   * True when the last attempt ended without a definite answer (the request failed as a whole,
+   * or the broker timed out after appending): the broker may have written it. An epoch bump must
+   * not renumber such a batch, which would write it a second time under the new identity.
+   */
+  maybeWritten = false;
   inFlight = false;
   done = false;
 

@@ -12,7 +12,8 @@
  * OUT_OF_ORDER_SEQUENCE_NUMBER (or UNKNOWN_PRODUCER_ID) is retried only when an earlier batch of
  * the partition was still unacknowledged when this one was sent (it is the echo of that earlier
  * failure), and is fatal otherwise. A batch that fails for good after its sequence was assigned leaves a gap, so the
- * producer bumps its epoch (KIP-360) before sending more and renumbers waiting batches from 0.
+ * producer bumps its epoch (KIP-360) before sending more and renumbers waiting batches from 0
+ * (but not one whose answer was lost: it may be written, and is resent under its old identity).
  *
  * Bounds: buffer.memory (send() waits, up to max.block.ms), max.in.flight, max.request.size,
  * delivery.timeout.ms per batch, retries, and the metadata wait of max.block.ms.
@@ -475,6 +476,13 @@ export class Producer {
       // partition's new batches restart at 0 under the new epoch once it has drained (see drain).
       for (const q of this.accumulator.allQueues()) {
         if (!q.rewriteOnBump) continue;
+        // A waiting batch that may already be written (its answer was lost) keeps its identity:
+        // resent under it, the broker deduplicates it if it was written, or answers with a
+        // sequence error if the gap is real, which asks for another bump that renumbers it then.
+        // Renumbered now, a written batch would be written twice (Kafka fails such batches
+        // instead). The partition's new batches still start at 0 under the new epoch once
+        // these have drained (see drain).
+        if (q.batches.some((b) => b.sealed && b.maybeWritten)) continue;
         q.rewriteOnBump = false;
         q.nextSequence = 0;
         q.sequenceProducerId = this.producerId;
@@ -626,7 +634,11 @@ export class Producer {
         (e: unknown) => {
           const err = toStrandError(e, 'Produce');
           if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
-          for (const b of batches) this.handleFailure(b, err);
+          for (const b of batches) {
+            // The request may have reached the broker before the failure.
+            b.maybeWritten = true;
+            this.handleFailure(b, err);
+          }
         },
       )
       .finally(() => {
@@ -651,6 +663,8 @@ export class Producer {
         continue;
       }
       const err = StrandError.fromCode(r.errorCode, `${b.topic}-${b.partition}: ${r.errorMessage !== '' ? r.errorMessage : 'produce failed'}`);
+      // The leader appended before these, and the append may still commit.
+      b.maybeWritten = err.errorName === 'REQUEST_TIMED_OUT' || err.errorName === 'NOT_ENOUGH_REPLICAS_AFTER_APPEND';
       if (r.currentLeaderId !== undefined && r.currentLeaderId >= 0 && r.currentLeaderEpoch !== undefined) this.cluster.updateLeader(b.topic, b.partition, r.currentLeaderId, r.currentLeaderEpoch);
       if (err.hasStaleMetadata) this.cluster.requestRefresh();
       this.handleFailure(b, err);

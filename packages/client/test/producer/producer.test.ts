@@ -215,6 +215,37 @@ describe('Producer', () => {
     expect(p0.map((r) => [r.value, r.baseSequence])).toEqual([['a', 0], ['c', 0]]);
   });
 
+  it('an epoch bump does not renumber a batch that may already be written: behind a batch expired with an unknown outcome, it is resent under its old identity and not duplicated', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    // Monotonic time the test can move forward, so batch A is past delivery.timeout.ms when its
+    // request fails without sleeping that long.
+    const realNow = performance.now.bind(performance);
+    let skewMs = 0;
+    const clock = jest.spyOn(performance, 'now').mockImplementation(() => realNow() + skewMs);
+    try {
+      const p = producer({ 'linger.ms': 0, 'delivery.timeout.ms': 5_000 });
+      await p.connect();
+      // A is written but its answer is held; B, sent behind it, is written and its answer lost,
+      // which breaks the stream: both requests fail with NETWORK_EXCEPTION, outcome unknown.
+      cluster.produceStreamDelays.push(new Promise<void>(() => undefined));
+      const a = p.send({ topic: 't', value: 'a' });
+      await cluster.waitForCalls('produce', 1);
+      skewMs += 10_000; // A is now past delivery.timeout.ms: it fails for good, B is retried.
+      cluster.loseProduceResponses.set('t-0', 1);
+      const b = p.send({ topic: 't', value: 'b' });
+      void p.flush(); // B goes out while A is in flight
+      await expect(a).rejects.toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
+      expect((await b).offset).toBe(1);
+      expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b']);
+      // The partition then moves on under the new epoch.
+      expect((await p.send({ topic: 't', value: 'c' })).offset).toBe(2);
+      expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b', 'c']);
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   it('a first-in-line sequence error (the broker lost the producer state) bumps the epoch and retries instead of failing', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
