@@ -477,7 +477,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     // buffered records of partitions that now belong to the other process are not returned.
     if (group.fatal !== undefined) throw group.fatal;
     if (this.leaving !== undefined) await this.leaving;
-    if (group.isStable && !(await this.patternChanged())) return;
+    if (group.isStable && !this.assignmentOutdated() && !(await this.patternChanged())) return;
     if (group.memberLost) {
       // Lost, not revoked: another member may own these already, so no commit.
       await this.listener.onPartitionsLost?.(this.assignment());
@@ -520,6 +520,19 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     this.cluster.addInterest(result.assignment.map((tp) => tp.topic));
     await this.listener.onPartitionsAssigned?.(added);
+  }
+
+  /**
+   * Whether this member led the last rebalance and the metadata no longer matches what that
+   * assignment was computed from (a subscribed topic gained partitions, was created or deleted):
+   * the group must rebalance, or those partitions would never be consumed (Kafka's leader does
+   * the same; metadata is refreshed every metadata.max.age.ms).
+   */
+  private assignmentOutdated(): boolean {
+    const snapshot = this.group?.assignmentSnapshot;
+    if (snapshot === undefined) return false;
+    for (const [topic, count] of snapshot) if ((this.cluster.topics.get(topic)?.partitions.length ?? 0) !== count) return true;
+    return false;
   }
 
   private lastPatternTopics = '';

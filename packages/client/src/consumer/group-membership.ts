@@ -74,6 +74,13 @@ export class GroupMembership {
    * must stop consuming; poll() throws it from then on, as the Java client does.
    */
   fatal: StrandError | undefined;
+  /**
+   * When this member led the last rebalance: the partition count of every topic the group
+   * subscribes to, as the assignment saw it (0 for a topic without metadata). Kafka's leader
+   * rebalances when the metadata stops matching it (partitions added, a topic created or
+   * deleted); the consumer checks it at each poll(). Undefined when another member leads.
+   */
+  assignmentSnapshot: Map<string, number> | undefined;
   /** Bumped by cancelJoin(): a join started under an older value stops. */
   private joinEpoch = 0;
   /** The last commit: commits are sent one at a time, in call order (see commit()). */
@@ -176,6 +183,7 @@ export class GroupMembership {
         this.protocolName = jr.protocolName;
         const isLeader = jr.leader === jr.memberId;
         let assignments: { memberId: string; assignment: Buffer }[] = [];
+        this.assignmentSnapshot = undefined;
         if (isLeader) assignments = await this.assign(jr, partitionsPerTopic);
         const sync: SyncGroupRequest = { groupId: this.groupId, generationId: jr.generationId, memberId: jr.memberId, protocolType: 'consumer', protocolName: jr.protocolName, assignments, ...(this.config['group.instance.id'] !== '' ? { groupInstanceId: this.config['group.instance.id'] } : {}) };
         const sr = await conn.unary(conn.client.syncGroup as UnaryMethod<SyncGroupRequest, SyncGroupResponse>, sync, this.config['max.poll.interval.ms'] + this.timeoutMs(), 'SyncGroup', signal ?? this.cluster.closeSignal);
@@ -205,8 +213,10 @@ export class GroupMembership {
     const assignor = this.assignors.find((a) => a.name === jr.protocolName);
     if (assignor === undefined) throw new StrandError('INCONSISTENT_GROUP_PROTOCOL', `the group chose assignor '${jr.protocolName}', which this consumer does not have`);
     const members: MemberSubscription[] = jr.members.map((m) => ({ memberId: m.memberId, ...decodeSubscription(Buffer.from(m.metadata)) }));
-    const counts = await partitionsPerTopic([...new Set(members.flatMap((m) => m.topics))]);
+    const topics = [...new Set(members.flatMap((m) => m.topics))];
+    const counts = await partitionsPerTopic(topics);
     const result = assignor.assign(members, counts);
+    this.assignmentSnapshot = new Map(topics.map((t) => [t, counts.get(t) ?? 0]));
     return members.map((m) => ({ memberId: m.memberId, assignment: encodeAssignment(result.get(m.memberId) ?? []) }));
   }
 

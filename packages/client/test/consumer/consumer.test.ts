@@ -18,6 +18,7 @@ import { rangeAssignor } from '../../src/consumer/assignors';
 import { Cluster } from '../../src/cluster/cluster';
 import { parseConsumerConfig } from '../../src/config';
 import { Producer } from '../../src/producer/producer';
+import { Admin } from '../../src/admin/admin';
 import { ErrorCode, encodeEmptyRecordBatch, encodeRecordBatch } from '@strand/protocol';
 import { MemoryCluster } from '../support/memory-broker';
 
@@ -462,6 +463,25 @@ describe('Consumer groups', () => {
     await a.close();
     await bPoll;
     expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(5);
+  });
+
+  it('the leader rebalances when a subscribed topic gains partitions or is created, so their records are consumed', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'metadata.max.age.ms': 100 });
+    c.subscribe(['t', 'later']);
+    const deadline = performance.now() + 10_000;
+    while (c.assignment().length < 2 && performance.now() < deadline) await c.poll(50);
+    expect(c.assignment().length).toBe(2);
+    const admin = new Admin({ 'bootstrap.servers': mem.bootstrap });
+    closers.push(() => admin.close());
+    await admin.createPartitions('t', 3);
+    mem.createTopic('later', 1);
+    await produce('t', [{ partition: 2, value: 'in a new partition' }]);
+    await produce('later', [{ value: 'in a new topic' }]);
+    const got = await pollN(c, 2);
+    expect(got.map((r) => r.value?.toString()).sort()).toEqual(['in a new partition', 'in a new topic']);
+    expect(c.assignment().length).toBe(4);
   });
 
   it('max.poll.interval.ms: a member that stops polling leaves the group, and rejoins at its next poll', async () => {
