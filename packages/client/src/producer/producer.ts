@@ -343,6 +343,9 @@ export class Producer {
     };
     const deadlineMs = monotonicMs() + this.config['max.block.ms'];
     const place = (t: TopicInfo): void => {
+      // The metadata came after close(), which failed everything it knew of: nothing would send
+      // or fail this record any more.
+      if (this.closed) return fail(new StrandError('NETWORK_EXCEPTION', 'producer closed before the record was acknowledged'));
       let partition: number;
       try {
         partition = this.choosePartition(record, t, key, value, estimate);

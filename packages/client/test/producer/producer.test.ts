@@ -363,6 +363,23 @@ describe('Producer', () => {
     await p.close();
     await expect(p.send({ topic: 't', value: 'y' })).rejects.toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
   });
+
+  it('a record whose topic metadata arrives after close() fails instead of waiting for ever', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer();
+    const info = await p.cluster.topic('t', performance.now() + 5_000);
+    p.cluster.topics.delete('t');
+    // The metadata lookup the record waits for answers only once the producer has closed.
+    let answer = (): void => undefined;
+    jest.spyOn(p.cluster, 'topic').mockImplementation(() => new Promise((resolve) => (answer = () => resolve(info))));
+    let result: Error | null | undefined;
+    p.send({ topic: 't', value: 'x' }, (error) => (result = error));
+    await p.close({ timeoutMs: 0 });
+    answer();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(result).toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
+  });
 });
 
 describe('Producer over ProduceStream', () => {
