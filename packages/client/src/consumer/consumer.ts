@@ -161,8 +161,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private autoCommitInFlight = false;
   private rotate = 0;
   private polling = false;
-  /** Records the async iterator took from poll(), how many it yielded, and the positions poll() left. */
-  private iteration: { records: ConsumerRecord[]; next: number; marks: Map<PartitionState, { session: number; position: number; epochBefore: number }> } | undefined;
+  /** Records the async iterator took from poll(), how many it yielded, and per partition the epoch before that poll(). */
+  private iteration: { records: ConsumerRecord[]; next: number; marks: Map<PartitionState, { epochBefore: number }> } | undefined;
   private closed = false;
   private readonly pending = new Set<Promise<unknown>>();
   private pendingError: StrandError | undefined;
@@ -269,6 +269,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new StrandError('INVALID_REQUEST', `seek offset must be a non-negative integer, got ${offset}`);
     const s = this.state(tp);
     this.dropBuffered(s);
+    this.iteration?.marks.delete(s);
     s.position = offset;
     s.leaderEpoch = -1;
     s.reset = undefined;
@@ -289,6 +290,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   private markReset(s: PartitionState, reset: ResetStrategy): void {
     this.dropBuffered(s);
+    this.iteration?.marks.delete(s);
     s.position = undefined;
     s.leaderEpoch = -1;
     s.reset = reset;
@@ -406,10 +408,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           if (this.closed) return [] as ConsumerRecord[];
           throw e;
         });
-        const marks = new Map<PartitionState, { session: number; position: number; epochBefore: number }>();
+        const marks = new Map<PartitionState, { epochBefore: number }>();
         for (const r of records) {
           const s = this.partitions.get(tpKey(r.topic, r.partition));
-          if (s !== undefined && !marks.has(s)) marks.set(s, { session: s.session, position: s.position as number, epochBefore: epochsBefore.get(s) ?? -1 });
+          if (s !== undefined && !marks.has(s)) marks.set(s, { epochBefore: epochsBefore.get(s) ?? -1 });
         }
         const iteration = { records, next: 0, marks };
         this.iteration = iteration;
@@ -423,22 +425,29 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /**
    * Per partition with records the async iterator took from poll() but has not yielded, the
-   * first of those and the leader epoch of the record before it. A partition sought, reset or
-   * read by another poll() since is left out: its position is no longer poll()'s.
+   * first of those and the leader epoch of the record before it, when that is below the
+   * position. A partition sought or reset since (by the application or auto.offset.reset) is
+   * left out: its new position stands.
    */
   private unyielded(): Map<PartitionState, { offset: number; leaderEpoch: number }> {
     const out = new Map<PartitionState, { offset: number; leaderEpoch: number }>();
     const it = this.iteration;
     if (it === undefined) return out;
     const lastEpoch = new Map<PartitionState, number>();
+    const settled = new Set<PartitionState>();
     for (let i = 0; i < it.records.length; i++) {
       const r = it.records[i] as ConsumerRecord;
       const s = this.partitions.get(tpKey(r.topic, r.partition));
-      if (s === undefined || out.has(s)) continue;
+      if (s === undefined || settled.has(s)) continue;
       const mark = it.marks.get(s);
-      if (mark === undefined || mark.session !== s.session || mark.position !== s.position) continue;
-      if (i < it.next) lastEpoch.set(s, r.leaderEpoch);
-      else out.set(s, { offset: r.offset, leaderEpoch: lastEpoch.get(s) ?? mark.epochBefore });
+      if (mark === undefined) continue;
+      if (i < it.next) {
+        lastEpoch.set(s, r.leaderEpoch);
+        continue;
+      }
+      settled.add(s);
+      // Not when a detected truncation already moved the position back to or below it.
+      if (s.position !== undefined && r.offset < s.position) out.set(s, { offset: r.offset, leaderEpoch: lastEpoch.get(s) ?? mark.epochBefore });
     }
     return out;
   }

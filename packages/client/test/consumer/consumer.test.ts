@@ -232,6 +232,15 @@ describe('Consumer with assign()', () => {
         for await (const r of c) if (r.offset === 4) throw new Error('handler failed');
       })(),
     ).rejects.toThrow('handler failed');
+    expect(c.position({ topic: 't', partition: 0 })).toBe(5);
+    // A seek inside the loop is the application's decision: leaving the loop keeps it.
+    c.seek({ topic: 't', partition: 0 }, 0);
+    for await (const r of c) {
+      if (r.offset === 1) c.seek({ topic: 't', partition: 0 }, 8);
+      if (r.offset === 2) break;
+    }
+    expect(c.position({ topic: 't', partition: 0 })).toBe(8);
+    c.seek({ topic: 't', partition: 0 }, 5);
     await c.close();
     const check = consumer({ 'group.id': 'g' });
     expect((await check.committed([{ topic: 't', partition: 0 }])).get('t\u00000')?.offset).toBe(5);
