@@ -74,6 +74,12 @@ interface PartitionState {
   buffered: Buffered | undefined;
   highWatermark: number;
   /**
+   * A fetch error only the application can resolve (out of range, or a detected truncation,
+   * with auto.offset.reset=none): poll() raises it every time until a seek or reset clears it,
+   * and the partition is not fetched meanwhile (the answer would only be the same again).
+   */
+  error: StrandError | undefined;
+  /**
    * Fetch session of this partition: unique across the consumer's life, renewed whenever its
    * buffered data is thrown away (seek, reset, truncation, reassignment). A fetch response is
    * used only if the partition is still in the session the request was sent in, and still wants
@@ -237,7 +243,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const tp of partitions) {
       const k = tpKey(tp.topic, tp.partition);
       const old = this.partitions.get(k);
-      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, session: ++this.sessionSeq });
+      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, error: undefined, session: ++this.sessionSeq });
     }
     for (const [k, s] of this.partitions) if (!next.has(k)) this.dropBuffered(s);
     this.partitions.clear();
@@ -270,6 +276,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const s = this.state(tp);
     this.dropBuffered(s);
     this.iteration?.marks.delete(s);
+    s.error = undefined;
     s.position = offset;
     s.leaderEpoch = -1;
     s.reset = undefined;
@@ -291,6 +298,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private markReset(s: PartitionState, reset: ResetStrategy): void {
     this.dropBuffered(s);
     this.iteration?.marks.delete(s);
+    s.error = undefined;
     s.position = undefined;
     s.leaderEpoch = -1;
     s.reset = reset;
@@ -341,6 +349,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           if (!(await this.groupActiveWithin(deadline))) return [];
           if (this.pendingError !== undefined) continue;
         }
+        for (const s of this.partitions.values()) if (s.error !== undefined && !s.paused) throw s.error;
         await this.initPositions();
         this.maybeAutoCommit();
         const records = this.drainBuffered(this.config['max.poll.records']);
@@ -701,7 +710,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     const byNode = new Map<number, PartitionState[]>();
     let missingLeader = false;
     for (const s of this.partitions.values()) {
-      if (s.paused || s.position === undefined || s.fetchInFlight || (s.buffered !== undefined && s.buffered.queued.length > 0)) continue;
+      if (s.paused || s.position === undefined || s.error !== undefined || s.fetchInFlight || (s.buffered !== undefined && s.buffered.queued.length > 0)) continue;
       const leader = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
       if (leader === undefined) {
         missingLeader = true;
@@ -819,7 +828,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
             const policy = this.config['auto.offset.reset'];
             if (policy === 'none') {
               // Surfaced by the next poll(); the application decides where to seek.
-              this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `offset ${s.position} of ${t.name}-${p.partition} is out of range (log ${p.logStartOffset}..${p.highWatermark}) and auto.offset.reset=none`);
+              s.error = new StrandError('OFFSET_OUT_OF_RANGE', `offset ${s.position} of ${t.name}-${p.partition} is out of range (log ${p.logStartOffset}..${p.highWatermark}) and auto.offset.reset=none`);
               continue;
             }
             this.markReset(s, policy === 'earliest' ? { kind: 'earliest' } : { kind: 'latest' });
@@ -832,7 +841,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           // replaced): nothing to validate the position against. As Kafka: reset by policy.
           this.dropBuffered(s);
           const policy = this.config['auto.offset.reset'];
-          if (policy === 'none') this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `cannot validate position ${s.position} of ${t.name}-${p.partition}: the leader has no history for epoch ${s.leaderEpoch}, and auto.offset.reset=none`);
+          if (policy === 'none') s.error = new StrandError('OFFSET_OUT_OF_RANGE', `cannot validate position ${s.position} of ${t.name}-${p.partition}: the leader has no history for epoch ${s.leaderEpoch}, and auto.offset.reset=none`);
           else this.markReset(s, policy === 'earliest' ? { kind: 'earliest' } : { kind: 'latest' });
           continue;
         }
@@ -852,7 +861,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           this.dropBuffered(s);
           if (div.endOffset >= s.position) continue;
           if (this.config['auto.offset.reset'] === 'none') {
-            this.pendingError = new StrandError('OFFSET_OUT_OF_RANGE', `log truncation detected on ${t.name}-${p.partition}: epoch ${div.epoch} ends at ${div.endOffset}, before position ${s.position}`);
+            s.error = new StrandError('OFFSET_OUT_OF_RANGE', `log truncation detected on ${t.name}-${p.partition}: epoch ${div.epoch} ends at ${div.endOffset}, before position ${s.position}`);
             continue;
           }
           s.position = div.endOffset;

@@ -301,6 +301,14 @@ describe('Consumer with assign()', () => {
     await expect(c.poll(100)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
     c.seek({ topic: 't', partition: 0 }, 7);
     await expect(pollN(c, 1, 2000)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
+    // Until the application seeks, every poll() raises it again and the partition is not
+    // fetched meanwhile (fetching it again would only bring the same answer back, in a loop).
+    const fetches = mem.calls.get('fetchStream');
+    await expect(c.poll(100)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
+    await expect(c.poll(100)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
+    expect(mem.calls.get('fetchStream')).toBe(fetches);
+    c.seek({ topic: 't', partition: 0 }, 0);
+    expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['a']);
   });
 });
 
