@@ -350,7 +350,16 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           if (this.pendingError !== undefined) continue;
         }
         for (const s of this.partitions.values()) if (s.error !== undefined && !s.paused) throw s.error;
-        await this.initPositions();
+        try {
+          await this.initPositions();
+        } catch (e: unknown) {
+          // As the Java client's poll(): a retriable failure (coordinator or leader unavailable)
+          // leaves those positions unknown and is tried again, never thrown; the other partitions
+          // keep being consumed meanwhile.
+          const err = toStrandError(e, 'position lookup');
+          if (!err.retriable) throw err;
+          if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION' || err.errorName === 'REQUEST_TIMED_OUT') this.cluster.requestRefresh();
+        }
         this.maybeAutoCommit();
         const records = this.drainBuffered(this.config['max.poll.records']);
         this.sendFetches();

@@ -292,6 +292,18 @@ describe('Consumer with assign()', () => {
     expect(after.map((r) => [r.offset, r.value?.toString(), r.leaderEpoch])).toEqual(Array.from({ length: 8 }, (_, i) => [6 + i, `new-${i}`, 1]));
   });
 
+  it('a coordinator unavailable for longer than request.timeout.ms delays poll() but does not fail it (a retriable error)', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', [{ value: 'a' }]);
+    // Each OffsetFetch attempt uses up one failure: more than one request.timeout.ms of retries.
+    mem.callFailures.set('offsetFetch', { code: ErrorCode.COORDINATOR_NOT_AVAILABLE, count: 40 });
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'request.timeout.ms': 100 });
+    c.assign([{ topic: 't', partition: 0 }]);
+    expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['a']);
+    expect(mem.callFailures.get('offsetFetch')?.count).toBe(0);
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
