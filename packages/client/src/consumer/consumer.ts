@@ -160,6 +160,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** Per broker after failed fetches: consecutive failures and when the next fetch may go. */
   private readonly nodeBackoff = new Map<number, { failures: number; untilMs: number }>();
   private backoffTimer: NodeJS.Timeout | undefined;
+  /** Set from refreshSoon() until its refresh is done. */
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private lastRefreshStartMs = -Infinity;
   private sessionSeq = 0;
   private bufferedBytes = 0;
   private fetchRotation = 0;
@@ -735,8 +738,32 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       l.push(s);
       byNode.set(leader, l);
     }
-    if (missingLeader || this.cluster.needsRefresh) this.track(this.cluster.refresh().catch(() => undefined).then(() => this.wakeup.notify()));
+    if (missingLeader || this.cluster.needsRefresh) this.refreshSoon();
     for (const [node, states] of byNode) this.fetchFrom(node, states);
+  }
+
+  /**
+   * Refreshes metadata, one refresh at a time and at most one per retry.backoff.ms, then fetches
+   * and wakes poll(). While a partition has no leader (an election) or its leader keeps
+   * answering NOT_LEADER_OR_FOLLOWER, every poll turn and every fetch would otherwise ask again
+   * at once: metadata requests back to back for as long as the election lasts.
+   */
+  private refreshSoon(): void {
+    if (this.refreshTimer !== undefined || this.closed) return;
+    const wait = Math.max(0, this.lastRefreshStartMs + backoffMs(0, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] }) - monotonicMs());
+    this.refreshTimer = setTimeout(() => {
+      this.lastRefreshStartMs = monotonicMs();
+      this.track(
+        this.cluster
+          .refresh()
+          .catch(() => undefined)
+          .finally(() => {
+            this.refreshTimer = undefined;
+            this.sendFetches();
+            this.wakeup.notify();
+          }),
+      );
+    }, wait);
   }
 
   /** Calls sendFetches() (and wakes poll) at `atMs`, when a broker's backoff ends. */
@@ -1058,6 +1085,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.closed = true;
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     if (this.backoffTimer !== undefined) clearTimeout(this.backoffTimer);
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
     for (const stream of this.streams.values()) stream.close();
     this.wakeup.notify();
     this.cluster.close();

@@ -304,6 +304,23 @@ describe('Consumer with assign()', () => {
     expect(mem.callFailures.get('offsetFetch')?.count).toBe(0);
   });
 
+  it('while a partition has no leader, metadata is refreshed with backoff, not in a loop', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', [{ value: 'a' }]);
+    const c = consumer({ 'auto.offset.reset': 'earliest', 'retry.backoff.ms': 50, 'retry.backoff.max.ms': 50 });
+    c.assign([{ topic: 't', partition: 0 }]);
+    expect((await pollN(c, 1)).length).toBe(1);
+    mem.partition('t', 0).leaderId = -1; // an election in progress
+    c.cluster.requestRefresh();
+    const before = mem.calls.get('metadata') ?? 0;
+    const t0 = performance.now();
+    expect(await c.poll(500)).toEqual([]);
+    const elapsed = performance.now() - t0;
+    // One refresh per retry.backoff.ms (±20 % jitter) at most, plus the first.
+    expect((mem.calls.get('metadata') ?? 0) - before).toBeLessThanOrEqual(Math.ceil(elapsed / 40) + 2);
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
