@@ -26,7 +26,7 @@ import type { UnaryMethod } from '../cluster/connection';
 import { defaultClientId, parseProducerConfig } from '../config';
 import type { ClientConfigInput, ProducerConfig } from '../config';
 import { throwIfError, toStrandError } from '../errors';
-import { backoffMs, monotonicMs, withRetries } from '../retry';
+import { backoffMs, monotonicMs, sleep, withRetries } from '../retry';
 import { APPEND_FULL, APPEND_NEW_BATCH, ProducerBatch, RecordAccumulator } from './accumulator';
 import { ProduceStream } from './produce-stream';
 import type { PartitionQueue, RecordMetadata, SendCallback } from './accumulator';
@@ -72,6 +72,11 @@ interface PendingRequest {
   batches: ProducerBatch[];
   bytes: number;
   partitions: Set<PartitionQueue>;
+}
+
+/** Whether the record names a partition the cached metadata of its topic does not have (yet). */
+function partitionBeyond(record: ProducerRecord, t: TopicInfo): boolean {
+  return record.partition !== undefined && Number.isInteger(record.partition) && record.partition >= t.partitions.length;
 }
 
 function toBuffer(v: string | Buffer | null | undefined): Buffer | null {
@@ -294,7 +299,7 @@ export class Producer {
     // Fast path, no closures: metadata known, no earlier record still waiting (send order is
     // append order), and room for the record.
     const topic = this.cluster.topics.get(record.topic);
-    if (topic !== undefined && topic.partitions.length > 0 && this.pendingAppends === 0) {
+    if (topic !== undefined && topic.partitions.length > 0 && !partitionBeyond(record, topic) && this.pendingAppends === 0) {
       let partition: number;
       try {
         partition = this.choosePartition(record, topic, key, value, estimate);
@@ -361,11 +366,31 @@ export class Producer {
       else this.waitForMemory(append, fail, deadlineMs);
     };
     const topic = this.cluster.topics.get(record.topic);
-    if (topic !== undefined && topic.partitions.length > 0) place(topic);
+    if (topic !== undefined && topic.partitions.length > 0 && !partitionBeyond(record, topic)) place(topic);
     else
-      this.cluster.topic(record.topic, deadlineMs, this.cluster.closeSignal).then(place, (e: unknown) =>
+      this.topicWithPartition(record, deadlineMs).then(place, (e: unknown) =>
         fail(e instanceof StrandError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION' ? new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${record.topic} not present in metadata after ${this.config['max.block.ms']} ms`) : e),
       );
+  }
+
+  /**
+   * The topic's metadata once it has the record's explicit partition, refreshing it (with
+   * backoff) until then or until `deadlineMs`, as the Java client's waitOnMetadata: partitions
+   * added since the last refresh are not in the cache yet. Past the deadline it returns what it
+   * has, and place() fails the record with the partition count.
+   */
+  private async topicWithPartition(record: ProducerRecord, deadlineMs: number): Promise<TopicInfo> {
+    for (let attempt = 0; ; attempt++) {
+      const t = await this.cluster.topic(record.topic, deadlineMs, this.cluster.closeSignal);
+      if (!partitionBeyond(record, t)) return t;
+      // The first refresh at once, then with backoff.
+      if (attempt > 0) {
+        const wait = Math.min(backoffMs(attempt - 1, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random }), deadlineMs - monotonicMs());
+        if (wait <= 0) return t;
+        await sleep(wait, this.cluster.closeSignal);
+      }
+      this.cluster.requestRefresh();
+    }
   }
 
   private choosePartition(record: ProducerRecord, t: TopicInfo, key: Buffer | null, value: Buffer | null, estimate: number): number {

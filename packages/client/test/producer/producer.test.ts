@@ -12,6 +12,7 @@ import { Acks, ErrorCode, StrandError, encodeRecordBatch } from '@strand/protoco
 import type { ProduceRequest } from '@strand/protocol';
 import { BrokerConnection } from '../../src/cluster/connection';
 import { Producer } from '../../src/producer/producer';
+import { Admin } from '../../src/admin/admin';
 import { ProduceStream } from '../../src/producer/produce-stream';
 import { partitionForKey } from '../../src/producer/partitioner';
 import { MemoryCluster } from '../support/memory-broker';
@@ -80,7 +81,9 @@ describe('Producer', () => {
   it('send(record, callback) calls back once per record with its metadata or error, without a promise', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 2);
-    const p = producer({ 'batch.size': 256 });
+    // A partition the metadata does not have is waited for up to max.block.ms (it may just have
+    // been added), then fails.
+    const p = producer({ 'batch.size': 256, 'max.block.ms': 200 });
     const seen: { error: Error | null; partition: number; offset: number; timestamp: number }[] = [];
     for (let i = 0; i < 200; i++) {
       const ret: unknown = p.send({ topic: 't', partition: i % 2, value: String(i), timestamp: 1_700_000_000_000 + i }, (error, md) => {
@@ -266,6 +269,21 @@ describe('Producer', () => {
     cluster = await MemoryCluster.start();
     const p = producer({ 'max.block.ms': 100 });
     await expect(p.send({ topic: 'nope', value: 'x' })).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  });
+
+  it('a send to a partition beyond the cached metadata refreshes it (partitions just added), and fails after max.block.ms if it never appears', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 2);
+    const p = producer({ 'max.block.ms': 300 });
+    await p.connect();
+    const admin = new Admin({ 'bootstrap.servers': cluster.bootstrap });
+    try {
+      await admin.createPartitions('t', 4);
+    } finally {
+      await admin.close();
+    }
+    expect(await p.send({ topic: 't', partition: 3, value: 'x' })).toMatchObject({ partition: 3, offset: 0 });
+    await expect(p.send({ topic: 't', partition: 9, value: 'y' })).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' });
   });
 
   it('acks=0 resolves with offset -1', async () => {
