@@ -329,6 +329,11 @@ export class GroupMembership {
           // others while a rebalance completed) says nothing about the current one.
           if (req.generationId === this.generationId) {
             this.rejoinNeeded = true;
+            // Fenced out of its generation: its partitions may be another member's already, so
+            // they are lost, not revoked (no commit, onPartitionsLost), as after the same answer
+            // to a heartbeat (Kafka's resetGenerationOnResponseError). REBALANCE_IN_PROGRESS
+            // leaves the member in its generation.
+            if (err.errorName === 'UNKNOWN_MEMBER_ID' || err.errorName === 'ILLEGAL_GENERATION') this.memberLost = true;
             this.wake();
           }
           throw new StrandError(err.errorName, `commit failed: the group rebalanced and this member's generation ${req.generationId} is no longer current (${err.errorName}); its partitions may now belong to another member`);

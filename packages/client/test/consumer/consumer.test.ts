@@ -595,6 +595,9 @@ describe('Consumer groups', () => {
     m1.generationId = stale - 1; // a zombie from the previous generation
     await expect(m1.commit([{ topic: 't', partition: 0, offset: 9 }], true)).rejects.toMatchObject({ errorName: 'ILLEGAL_GENERATION' });
     expect(m1.rejoinNeeded).toBe(true);
+    // Fenced, its partitions may be another member's already: lost, not revoked (as Kafka's
+    // resetGenerationOnResponseError), so the rejoin neither commits nor calls onPartitionsRevoked.
+    expect(m1.memberLost).toBe(true);
     expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(5);
   });
 
