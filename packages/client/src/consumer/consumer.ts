@@ -26,7 +26,7 @@ import type { UnaryMethod } from '../cluster/connection';
 import { defaultClientId, parseConsumerConfig } from '../config';
 import type { ClientConfigInput, ConsumerConfig } from '../config';
 import { toStrandError } from '../errors';
-import { backoffMs, monotonicMs } from '../retry';
+import { backoffMs, monotonicMs, sleep } from '../retry';
 import { BUILT_IN_ASSIGNORS } from './assignors';
 import type { Assignor, TopicPartition } from './assignors';
 import { FetchStream } from './fetch-stream';
@@ -180,7 +180,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   /** A LeaveGroup sent because the application stopped polling; the next join waits for it. */
   private leaving: Promise<void> | undefined;
   /** The group join in progress (ensureGroupActive), possibly outliving the poll() that started it. */
-  private joining: Promise<void> | undefined;
+  private joining: Promise<'active' | 'failed'> | undefined;
+  /** Consecutive retriable join failures (the backoff before the next attempt). */
+  private joinFailures = 0;
   /** Bumped by subscribe(), unsubscribe() and close(): a join started before is stale. */
   private subscriptionVersion = 0;
 
@@ -349,8 +351,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           // A rebalance (or a coordinator still unavailable) must not hold poll() past its
           // timeout: it goes on in the background and the next poll() picks it up (Kafka's
           // poll(Duration) returns empty then). Its failure is raised by the next loop turn.
-          if (!(await this.groupActiveWithin(deadline))) return [];
-          if (this.pendingError !== undefined) continue;
+          const group = await this.groupActiveWithin(deadline);
+          if (group === 'pending') return [];
+          if (group === 'failed') continue; // thrown at the top of the loop, or joined again
         }
         for (const s of this.partitions.values()) if (s.error !== undefined && !s.paused) throw s.error;
         try {
@@ -484,21 +487,30 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   /** ensureGroupActive() in the background; whether it finished by `deadline` (monotonic ms). */
-  private async groupActiveWithin(deadline: number): Promise<boolean> {
+  private async groupActiveWithin(deadline: number): Promise<'active' | 'failed' | 'pending'> {
     this.joining ??= this.ensureGroupActive().then(
       () => {
         this.joining = undefined;
+        this.joinFailures = 0;
+        return 'active' as const;
       },
-      (e: unknown) => {
+      async (e: unknown) => {
+        const err = toStrandError(e, 'JoinGroup');
+        if (err.retriable && !this.closed) {
+          // As the Java client's poll(): a retriable failure (a metadata or coordinator lookup)
+          // is tried again after a backoff, never thrown.
+          if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION' || err.errorName === 'REQUEST_TIMED_OUT') this.cluster.requestRefresh();
+          await sleep(backoffMs(this.joinFailures++, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] }), this.cluster.closeSignal).catch(() => undefined);
+        } else this.pendingError ??= err;
         this.joining = undefined;
-        this.pendingError ??= toStrandError(e, 'JoinGroup');
+        return 'failed' as const;
       },
     );
     const joining = this.joining;
     let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([joining.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - monotonicMs()))))]);
+    const outcome = await Promise.race([joining, new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), Math.max(0, deadline - monotonicMs()))))]);
     clearTimeout(timer);
-    return finished;
+    return outcome;
   }
 
   private async ensureGroupActive(): Promise<void> {

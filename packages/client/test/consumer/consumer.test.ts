@@ -321,6 +321,17 @@ describe('Consumer with assign()', () => {
     expect((mem.calls.get('metadata') ?? 0) - before).toBeLessThanOrEqual(Math.ceil(elapsed / 40) + 2);
   });
 
+  it('a retriable failure while joining (the pattern\'s metadata lookup) is retried by the next poll(), not thrown', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t1', 1);
+    await produce('t1', [{ value: 'a' }]);
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
+    c.subscribe(/^t\d$/);
+    mem.callFailures.set('metadata', { code: ErrorCode.NETWORK_EXCEPTION, count: 1 });
+    expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['a']);
+    expect(mem.callFailures.get('metadata')?.count).toBe(0);
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
