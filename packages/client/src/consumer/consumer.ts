@@ -634,7 +634,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const committed = await this.group.fetchCommitted(needCommitted.map((s) => s.tp));
       for (const s of needCommitted) {
         const c = committed.get(tpKey(s.tp.topic, s.tp.partition));
-        if (c !== undefined) {
+        // Not over a seek (or a seekTo...) the application made while the lookup was out.
+        if (c !== undefined && s.position === undefined && (s.reset === undefined || s.reset.kind === 'committed')) {
           s.position = c.offset;
           s.leaderEpoch = c.leaderEpoch;
           s.reset = undefined;
@@ -655,6 +656,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   private async listOffsetsInto(targets: Map<PartitionState, number>): Promise<void> {
+    // A seek or another seekTo... while the request is out replaces `reset`: its answer is stale.
+    const resets = new Map([...targets.keys()].map((s) => [s, s.reset]));
     await this.cluster.refreshIfNeeded().catch(() => undefined);
     const byNode = new Map<number, PartitionState[]>();
     for (const s of targets.keys()) {
@@ -685,7 +688,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           for (const t of res.topics) {
             for (const p of t.partitions) {
               const s = this.partitions.get(tpKey(t.name, p.partition));
-              if (s === undefined || s.position !== undefined) continue;
+              if (s === undefined || s.position !== undefined || !resets.has(s) || s.reset !== resets.get(s)) continue;
               if (p.errorCode !== 0) {
                 const err = StrandError.fromCode(p.errorCode);
                 if (err.hasStaleMetadata) this.cluster.requestRefresh();

@@ -332,6 +332,34 @@ describe('Consumer with assign()', () => {
     expect(mem.callFailures.get('metadata')?.count).toBe(0);
   });
 
+  it('a seek made while poll() looks up the committed offset wins over that offset', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', Array.from({ length: 5 }, (_, i) => ({ value: `v${i}` })));
+    const committer = consumer({ 'group.id': 'g' });
+    await committer.commit([{ topic: 't', partition: 0, offset: 1 }]);
+    const c = consumer({ 'group.id': 'g' });
+    c.assign([{ topic: 't', partition: 0 }]);
+    // The OffsetFetch answer reaches poll() only after the application's seek.
+    const group = c['group'] as GroupMembership;
+    const fetchCommitted = group.fetchCommitted.bind(group);
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let asked = (): void => undefined;
+    const lookedUp = new Promise<void>((resolve) => (asked = resolve));
+    jest.spyOn(group, 'fetchCommitted').mockImplementation(async (tps, signal) => {
+      const out = await fetchCommitted(tps, signal);
+      asked();
+      await gate;
+      return out;
+    });
+    const first = c.poll(5000);
+    await lookedUp;
+    c.seek({ topic: 't', partition: 0 }, 3);
+    release();
+    expect((await first).map((r) => r.offset)).toEqual([3, 4]);
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
