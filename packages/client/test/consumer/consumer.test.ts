@@ -7,8 +7,11 @@
  * OFFSET_OUT_OF_RANGE resets, and consumer groups: disjoint and complete assignments across
  * members, exactly-once processing across a rebalance with commits, resuming from committed
  * offsets, generation fencing of a stale member's commit, and max.poll.interval.ms (a member that
- * stops polling leaves the group and rejoins at its next poll). Waiting is by poll() with bounded
- * timeouts, never a sleep.
+ * stops polling leaves the group and rejoins at its next poll), `for await` leaving early (only
+ * yielded records count as consumed), commits on close during a rebalance, the leader's rebalance
+ * when subscribed topics gain partitions, retriable failures that poll() retries instead of
+ * throwing, auto.offset.reset=none raising until a seek, metadata refresh backoff, and a seek made
+ * during a position lookup. Waiting is by poll() with bounded timeouts, never a sleep.
  */
 import { getEventListeners } from 'node:events';
 import { Consumer } from '../../src/consumer/consumer';

@@ -5,8 +5,9 @@
  * handling with the leader hint and metadata refresh, retriable vs fatal errors, acks=0,
  * buffer.memory back-pressure, the sticky and custom partitioners, config validation,
  * close(), and the ProduceStream transport (out-of-order answers, unary fallback, a broken
- * stream, a request's deadline). Each test has its own cluster and producer; all are closed in
- * afterEach.
+ * stream, a request's deadline), epoch bumps that keep a possibly written batch's identity, a
+ * partition missing from cached metadata, and metadata arriving after close(). Each test has its
+ * own cluster and producer; all are closed in afterEach.
  */
 import { Acks, ErrorCode, StrandError, encodeRecordBatch } from '@strand/protocol';
 import type { ProduceRequest } from '@strand/protocol';
