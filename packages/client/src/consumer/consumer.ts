@@ -181,6 +181,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private leaving: Promise<void> | undefined;
   /** The group join in progress (ensureGroupActive), possibly outliving the poll() that started it. */
   private joining: Promise<'active' | 'failed'> | undefined;
+  /** Errors thrown by the rebalance listener (see listen()). */
+  private readonly listenerErrors = new WeakSet<object>();
   /** Consecutive retriable join failures (the backoff before the next attempt). */
   private joinFailures = 0;
   /** Bumped by subscribe(), unsubscribe() and close(): a join started before is stale. */
@@ -496,7 +498,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       },
       async (e: unknown) => {
         const err = toStrandError(e, 'JoinGroup');
-        if (err.retriable && !this.closed) {
+        if (err.retriable && !this.closed && !(typeof e === 'object' && e !== null && this.listenerErrors.has(e))) {
           // As the Java client's poll(): a retriable failure (a metadata or coordinator lookup)
           // is tried again after a backoff, never thrown.
           if (err.hasStaleMetadata || err.errorName === 'NETWORK_EXCEPTION' || err.errorName === 'REQUEST_TIMED_OUT') this.cluster.requestRefresh();
@@ -522,7 +524,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (group.isStable && !this.assignmentOutdated() && !(await this.patternChanged())) return;
     if (group.memberLost) {
       // Lost, not revoked: another member may own these already, so no commit.
-      await this.listener.onPartitionsLost?.(this.assignment());
+      await this.listen(() => this.listener.onPartitionsLost?.(this.assignment()));
       this.setAssignment([]);
       group.memberLost = false;
     } else if (!group.cooperative) await this.revoke();
@@ -549,7 +551,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (revoked.length > 0) {
       // Cooperative: give up only what moves, then rejoin at once so it can be handed out.
       if (this.config['enable.auto.commit']) await this.commitPartitions(revoked).catch(() => undefined);
-      await this.listener.onPartitionsRevoked?.(revoked);
+      await this.listen(() => this.listener.onPartitionsRevoked?.(revoked));
       group.rejoinNeeded = true;
     }
     this.setAssignment(result.assignment);
@@ -561,7 +563,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       s.reset = { kind: 'committed' };
     }
     this.cluster.addInterest(result.assignment.map((tp) => tp.topic));
-    await this.listener.onPartitionsAssigned?.(added);
+    await this.listen(() => this.listener.onPartitionsAssigned?.(added));
   }
 
   /**
@@ -607,12 +609,25 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     return out;
   }
 
+  /**
+   * Calls the application's rebalance listener. What it throws is the application's: poll()
+   * raises it, even a retriable StrandError, which a failure of the client's own would not be.
+   */
+  private async listen(call: () => void | Promise<void>): Promise<void> {
+    try {
+      await call();
+    } catch (e: unknown) {
+      if (typeof e === 'object' && e !== null) this.listenerErrors.add(e);
+      throw e;
+    }
+  }
+
   /** Gives up the whole assignment before an eager rejoin: commit, then tell the app. */
   private async revoke(): Promise<void> {
     const owned = this.assignment();
     if (owned.length === 0) return;
     if (this.config['enable.auto.commit']) await this.commit().catch(() => undefined);
-    await this.listener.onPartitionsRevoked?.(owned);
+    await this.listen(() => this.listener.onPartitionsRevoked?.(owned));
     this.setAssignment([]);
   }
 

@@ -22,7 +22,7 @@ import { Cluster } from '../../src/cluster/cluster';
 import { parseConsumerConfig } from '../../src/config';
 import { Producer } from '../../src/producer/producer';
 import { Admin } from '../../src/admin/admin';
-import { ErrorCode, encodeEmptyRecordBatch, encodeRecordBatch } from '@strand/protocol';
+import { ErrorCode, StrandError, encodeEmptyRecordBatch, encodeRecordBatch } from '@strand/protocol';
 import { MemoryCluster } from '../support/memory-broker';
 
 let mem: MemoryCluster;
@@ -361,6 +361,22 @@ describe('Consumer with assign()', () => {
     c.seek({ topic: 't', partition: 0 }, 3);
     release();
     expect((await first).map((r) => r.offset)).toEqual([3, 4]);
+  });
+
+  it('an error thrown by the rebalance listener is raised by poll(), even a retriable one', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    const c = consumer({ 'group.id': 'g' });
+    let calls = 0;
+    c.subscribe(['t'], {
+      onPartitionsAssigned: () => {
+        if (calls++ === 0) throw new StrandError('REQUEST_TIMED_OUT', 'the application could not load its state');
+      },
+    });
+    const deadline = performance.now() + 10_000;
+    let thrown: unknown;
+    while (thrown === undefined && performance.now() < deadline) await c.poll(50).catch((e: unknown) => (thrown = e));
+    expect(thrown).toMatchObject({ errorName: 'REQUEST_TIMED_OUT', message: 'the application could not load its state' });
   });
 
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
