@@ -79,6 +79,9 @@ interface PartitionState {
    * and the partition is not fetched meanwhile (the answer would only be the same again).
    */
   error: StrandError | undefined;
+  /** After a partition error in a fetch answer: consecutive ones, and when to fetch it again (monotonic ms). */
+  fetchFailures: number;
+  retryAtMs: number;
   /**
    * Fetch session of this partition: unique across the consumer's life, renewed whenever its
    * buffered data is thrown away (seek, reset, truncation, reassignment). A fetch response is
@@ -250,7 +253,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const tp of partitions) {
       const k = tpKey(tp.topic, tp.partition);
       const old = this.partitions.get(k);
-      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, error: undefined, session: ++this.sessionSeq });
+      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, error: undefined, fetchFailures: 0, retryAtMs: 0, session: ++this.sessionSeq });
     }
     for (const [k, s] of this.partitions) if (!next.has(k)) this.dropBuffered(s);
     this.partitions.clear();
@@ -753,6 +756,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     let missingLeader = false;
     for (const s of this.partitions.values()) {
       if (s.paused || s.position === undefined || s.error !== undefined || s.fetchInFlight || (s.buffered !== undefined && s.buffered.queued.length > 0)) continue;
+      if (s.retryAtMs > now) {
+        this.wakeAt(s.retryAtMs);
+        continue;
+      }
       const leader = this.cluster.leaderOf(s.tp.topic, s.tp.partition);
       if (leader === undefined) {
         missingLeader = true;
@@ -898,9 +905,17 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
               continue;
             }
             this.markReset(s, policy === 'earliest' ? { kind: 'earliest' } : { kind: 'latest' });
-          } else if (err.hasStaleMetadata) this.cluster.requestRefresh();
+          } else {
+            if (err.hasStaleMetadata) this.cluster.requestRefresh();
+            // Back off this partition (retry.backoff.ms doubling, as Kafka's fetcher since
+            // KAFKA-15415): a leader that answers at once would otherwise be asked again at once,
+            // for as long as the metadata still names it.
+            s.retryAtMs = monotonicMs() + backoffMs(s.fetchFailures++, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });
+          }
           continue;
         }
+        s.fetchFailures = 0;
+        s.retryAtMs = 0;
         const div = p.divergingEpoch;
         if (div !== null && div !== undefined && (div.endOffset < 0 || div.epoch < 0)) {
           // The leader knows no epoch at or before the one we last fetched (its history was

@@ -379,6 +379,23 @@ describe('Consumer with assign()', () => {
     expect(thrown).toMatchObject({ errorName: 'REQUEST_TIMED_OUT', message: 'the application could not load its state' });
   });
 
+  it('a partition whose leader keeps answering NOT_LEADER_OR_FOLLOWER is fetched again with backoff, not in a loop', async () => {
+    mem = await MemoryCluster.start({ brokers: 2 });
+    mem.createTopic('t', 1, 2);
+    await produce('t', [{ value: 'a' }]);
+    const c = consumer({ 'auto.offset.reset': 'earliest', 'retry.backoff.ms': 50, 'retry.backoff.max.ms': 50 });
+    c.assign([{ topic: 't', partition: 0 }]);
+    expect((await pollN(c, 1)).length).toBe(1);
+    // The consumer's metadata names a broker that is not the leader, and no refresh can fix it.
+    mem.callFailures.set('metadata', { code: ErrorCode.NETWORK_EXCEPTION, count: 1_000_000 });
+    (c.cluster.topics.get('t')?.partitions[0] as { leaderId: number }).leaderId = 2;
+    const before = mem.calls.get('fetchStream') ?? 0;
+    const t0 = performance.now();
+    expect(await c.poll(500)).toEqual([]);
+    const elapsed = performance.now() - t0;
+    expect((mem.calls.get('fetchStream') ?? 0) - before).toBeLessThanOrEqual(Math.ceil(elapsed / 40) + 2);
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
