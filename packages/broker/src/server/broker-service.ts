@@ -22,6 +22,9 @@ import {
   type DescribeConfigsRequest,
   type DescribeConfigsResponse,
   type DescribeConfigsResult,
+  type DescribeLogDirsRequest,
+  type DescribeLogDirsResponse,
+  type DescribeLogDirsTopicResult,
   type ErrorName,
   type FetchPartitionResponse,
   type FetchRequest,
@@ -416,6 +419,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'offsetForLeaderEpoch'
     | 'initProducerId'
     | 'deleteRecords'
+    | 'describeLogDirs'
     | 'createTopics'
     | 'deleteTopics'
     | 'createPartitions'
@@ -610,6 +614,34 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         }),
       })),
     })),
+    describeLogDirs: unary(async (req: DescribeLogDirsRequest): Promise<DescribeLogDirsResponse> => {
+      // Topic -> the partitions asked for (null: all of them). Bad names are refused, not matched
+      // against nothing: a typo should not read as "no replicas here".
+      const asked = new Map<string, Set<number> | null>();
+      for (const t of req.topics) {
+        if (!isLegalTopicName(t.topic)) throw new StrandError('INVALID_TOPIC_EXCEPTION', `DescribeLogDirs: '${t.topic}' is not a legal topic name`);
+        const bad = t.partitions.find((p) => p < 0);
+        if (bad !== undefined) throw new StrandError('INVALID_REQUEST', `DescribeLogDirs: partition ${bad} of ${t.topic} is negative`);
+        const before = asked.get(t.topic);
+        if (t.partitions.length === 0 || before === null) asked.set(t.topic, null);
+        else asked.set(t.topic, new Set([...(before ?? []), ...t.partitions]));
+      }
+      const d = await ctx.replicas.describeLogDir(
+        req.topics.length === 0
+          ? undefined
+          : (topic, partition) => {
+              const parts = asked.get(topic);
+              return parts === null || (parts !== undefined && parts.has(partition));
+            },
+      );
+      const topics: DescribeLogDirsTopicResult[] = [];
+      for (const r of d.replicas) {
+        let t = topics.at(-1);
+        if (t === undefined || t.name !== r.topic) topics.push((t = { name: r.topic, partitions: [] }));
+        t.partitions.push({ partition: r.partition, sizeBytes: r.sizeBytes, offsetLag: r.offsetLag, isFuture: false });
+      }
+      return { results: [{ errorCode: d.error?.code ?? 0, errorMessage: d.error?.message ?? '', logDir: d.path, topics, totalBytes: d.totalBytes, usableBytes: d.usableBytes }] };
+    }, 'DescribeLogDirs'),
     createTopics: forward((c, r, m, o, cb) => c.createTopics(r, m, o, cb)),
     deleteTopics: forward((c, r, m, o, cb) => c.deleteTopics(r, m, o, cb)),
     createPartitions: forward((c, r, m, o, cb) => c.createPartitions(r, m, o, cb)),

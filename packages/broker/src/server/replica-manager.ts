@@ -30,6 +30,34 @@ export interface ReplicaManagerLogger {
   warn(fields: Record<string, unknown>, msg: string): void;
 }
 
+/** A partition replica held in the log directory, as DescribeLogDirs reports it. */
+export interface LogDirReplica {
+  topic: string;
+  partition: number;
+  /** Bytes of its segment files (what retention.bytes counts). */
+  sizeBytes: number;
+  /**
+   * Kafka's offset lag of a current replica (ReplicaManager.getLogEndOffsetLag): max(0, high
+   * watermark - log end offset) as this broker knows them. A leader's high watermark never
+   * passes its log end, and a follower's is capped at its own, so this is 0 in practice, as in
+   * Kafka; how far a follower trails its leader shows in the ISR, not here.
+   */
+  offsetLag: number;
+}
+
+/** The broker's log directory (log.dirs; a Strand broker has one), for DescribeLogDirs. */
+export interface LogDirDescription {
+  /** Absolute path. */
+  path: string;
+  /** Sorted by topic, then partition; empty when `error` is set. */
+  replicas: LogDirReplica[];
+  /** Bytes of the volume holding the directory, and those this process may still write (statfs); -1 when `error` is set. */
+  totalBytes: number;
+  usableBytes: number;
+  /** KAFKA_STORAGE_ERROR: the directory's volume cannot be queried (Kafka then reports no replicas). */
+  error?: StrandError;
+}
+
 export class ReplicaManager {
   /** Keyed by `${topicId}:${partition}`. */
   private readonly partitions = new Map<string, Partition>();
@@ -208,6 +236,26 @@ export class ReplicaManager {
       this.hwCheckpointing = null;
     });
     return this.hwCheckpointing;
+  }
+
+  /**
+   * The log directory and the replicas held in it (those `wanted` accepts; all by default), with
+   * the volume's total and usable bytes (KIP-827). Reads no segment file: sizes are the logs' own
+   * counts. The replica list is taken after the statfs, so it is one consistent snapshot.
+   */
+  async describeLogDir(wanted: (topic: string, partition: number) => boolean = () => true): Promise<LogDirDescription> {
+    const dir = path.resolve(this.logDir);
+    let fsStats: fs.StatsFs;
+    try {
+      fsStats = await fs.promises.statfs(dir);
+    } catch (e: unknown) {
+      return { path: dir, replicas: [], totalBytes: -1, usableBytes: -1, error: new StrandError('KAFKA_STORAGE_ERROR', `cannot read the volume of ${dir}: ${e instanceof Error ? e.message : String(e)}`) };
+    }
+    const replicas = this.all()
+      .filter((p) => wanted(p.key.topic, p.key.partition))
+      .map((p) => ({ topic: p.key.topic, partition: p.key.partition, sizeBytes: p.log.sizeBytes, offsetLag: Math.max(0, p.highWatermark - p.log.logEndOffset) }))
+      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+    return { path: dir, replicas, totalBytes: fsStats.blocks * fsStats.bsize, usableBytes: fsStats.bavail * fsStats.bsize };
   }
 
   tick(): void {

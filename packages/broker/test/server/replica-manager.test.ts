@@ -7,7 +7,9 @@
  * A min.insync.replicas change reaches the running leader without a leader change. Idempotent
  * producers stay known across restarts whose batches DeleteRecords removed or compaction emptied.
  * Taking up many leaderships in one image (each records its epoch with an fsync) yields to the
- * event loop every few partitions.
+ * event loop every few partitions. The log directory's description (DescribeLogDirs) lists every
+ * replica held, leader or follower, with sizes growing as records are appended, filters by topic
+ * and partition, and answers KAFKA_STORAGE_ERROR when the volume cannot be read.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -238,4 +240,54 @@ test('taking up many leaderships in one image yields to the event loop (each rec
   expect(leadersWhenTurned).toBeLessThan(n);
   for (const p of rm.all()) expect(p.log.leaderEpochs.latest).toEqual({ epoch: 1, startOffset: 0 });
   await rm.close();
+});
+
+test('describes its log directory: every replica held, leader or follower, with its size growing as records are appended', async () => {
+  const { dir, rm, p } = await leadingKv();
+  const before = await rm.describeLogDir();
+  expect(before.path).toBe(path.resolve(dir));
+  expect(before.error).toBeUndefined();
+  expect(before.replicas).toEqual([{ topic: 'kv', partition: 0, sizeBytes: 0, offsetLag: 0 }]);
+  // The volume's figures are statfs's: blocks and blocks available to this process.
+  const st = fs.statfsSync(dir);
+  expect(before.totalBytes).toBe(st.blocks * st.bsize);
+  expect(before.usableBytes).toBeGreaterThan(0);
+  expect(before.usableBytes).toBeLessThanOrEqual(before.totalBytes);
+
+  const batch = encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.alloc(100, 7) }], baseTimestamp: 1 });
+  expect((await p.produce(batch, -1, 5000)).errorCode).toBe(0);
+  expect((await p.produce(batch, -1, 5000)).errorCode).toBe(0);
+  // The size is the segment bytes: the two batches as stored (same length as sent).
+  expect((await rm.describeLogDir()).replicas).toEqual([{ topic: 'kv', partition: 0, sizeBytes: 2 * batch.length, offsetLag: 0 }]);
+  expect(p.log.sizeBytes).toBe(2 * batch.length);
+
+  // Broker 2 becomes the leader of a second topic's two partitions, broker 1 (this one) a
+  // follower of partition 1 only: that follower replica is listed, partition 0 is not.
+  const otherId = 'fedcba9876543210fedcba9876543210';
+  const followerImage = image(true, [
+    { registerBroker: { brokerId: 2, incarnationId: 'i2', brokerEpoch: 2, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 2 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
+    { topic: { name: 'followed', topicId: topicIdToBytes(otherId) } },
+    { partition: { topicId: topicIdToBytes(otherId), partition: 0, replicas: [2], isr: [2], leader: 2, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } },
+    { partition: { topicId: topicIdToBytes(otherId), partition: 1, replicas: [2, 1], isr: [2, 1], leader: 2, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } },
+  ], 12);
+  await rm.applyImage(followerImage);
+  expect(rm.partitionByName('followed', 1)?.isLeader).toBe(false);
+  const all = await rm.describeLogDir();
+  expect(all.replicas.map((r) => `${r.topic}-${r.partition}`)).toEqual(['followed-1', 'kv-0']);
+  expect(all.replicas[0]).toEqual({ topic: 'followed', partition: 1, sizeBytes: 0, offsetLag: 0 });
+  // A filter picks replicas by topic and partition.
+  expect((await rm.describeLogDir((topic) => topic === 'followed')).replicas.map((r) => r.partition)).toEqual([1]);
+  expect((await rm.describeLogDir((topic, partition) => topic === 'followed' && partition === 0)).replicas).toEqual([]);
+  await rm.close();
+});
+
+test('a log directory whose volume cannot be read answers KAFKA_STORAGE_ERROR, no replicas and -1 bytes', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
+  dirs.push(dir);
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(path.join(dir, 'logs'), host, quiet);
+  fs.rmSync(path.join(dir, 'logs'), { recursive: true });
+  const d = await rm.describeLogDir();
+  expect([d.path, d.replicas, d.totalBytes, d.usableBytes, d.error?.errorName]).toEqual([path.join(dir, 'logs'), [], -1, -1, 'KAFKA_STORAGE_ERROR']);
+  expect(d.error?.message).toMatch(/cannot read the volume/);
 });

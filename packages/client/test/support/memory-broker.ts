@@ -7,13 +7,14 @@
  * topics of partitions, each a log of RecordBatch v2 bytes (validated with @strand/protocol,
  * stamped with offsets and the leader epoch like a real leader does), a leader and leader epoch,
  * idempotent-producer dedup (last 5 batches per producer and partition), fetch long-polling,
- * list offsets, the forwarded admin RPCs, and a classic group coordinator (join/sync/heartbeat/
- * leave with generations, session expiry, offset commit fencing), FetchStream (in order, with
- * injectable stream failures, or switched off to answer UNIMPLEMENTED) and ProduceStream
- * (answers tagged with the request's correlation id, optionally delayed so they come back out
- * of order; produce failures break the stream; or switched off to answer UNIMPLEMENTED). The
- * `client-id` metadata of every call is recorded per RPC, and JoinGroup keeps it as the member's
- * client id (DescribeGroups shows it), as the broker does.
+ * list offsets, DescribeLogDirs (one directory per broker), the forwarded admin RPCs, and a
+ * classic group coordinator (join/sync/heartbeat/leave with generations, session expiry, offset
+ * commit fencing), FetchStream (in order, with injectable stream failures, or switched off to
+ * answer UNIMPLEMENTED) and ProduceStream (answers tagged with the request's correlation id,
+ * optionally delayed so they come back out of order; produce failures break the stream; or
+ * switched off to answer UNIMPLEMENTED). The `client-id` metadata of every call is recorded per
+ * RPC, and JoinGroup keeps it as the member's client id (DescribeGroups shows it), as the broker
+ * does.
  *
  * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
  * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests,
@@ -707,6 +708,22 @@ export class MemoryCluster {
           }),
         })),
       })),
+      // One log directory per broker, holding every partition this broker is a replica of: size is
+      // the bytes of its batches, the lag 0 (the twin keeps one log per partition), the volume a
+      // fixed 1 TiB with 400 GiB usable. Bad topic names and negative partitions are refused as
+      // the broker refuses them.
+      describeLogDirs: guard('describeLogDirs', (req) => {
+        for (const t of req.topics) {
+          if (!/^[a-zA-Z0-9._-]{1,249}$/.test(t.topic) || t.topic === '.' || t.topic === '..') throw new StrandError('INVALID_TOPIC_EXCEPTION', `DescribeLogDirs: '${t.topic}' is not a legal topic name`);
+          if (t.partitions.some((p) => p < 0)) throw new StrandError('INVALID_REQUEST', `DescribeLogDirs: a partition of ${t.topic} is negative`);
+        }
+        const asked = (topic: string, partition: number): boolean => req.topics.length === 0 || req.topics.some((t) => t.topic === topic && (t.partitions.length === 0 || t.partitions.includes(partition)));
+        const topics = [...this.topics.values()]
+          .sort((a, b) => (a.name < b.name ? -1 : 1))
+          .map((t) => ({ name: t.name, partitions: t.partitions.filter((p) => p.replicas.includes(nodeId) && asked(t.name, p.partition)).map((p) => ({ partition: p.partition, sizeBytes: p.batches.reduce((n, b) => n + b.bytes.length, 0), offsetLag: 0, isFuture: false })) }))
+          .filter((t) => t.partitions.length > 0);
+        return { results: [{ errorCode: 0, errorMessage: '', logDir: `/memory/broker-${nodeId}/logs`, topics, totalBytes: 2 ** 40, usableBytes: 400 * 2 ** 30 }] };
+      }),
       createTopics: guard('createTopics', (req) => ({
         topics: req.topics.map((requested): CreateTopicResult => {
           // -1: the cluster defaults (num.partitions, default.replication.factor), 1 here.

@@ -482,6 +482,76 @@ export const encodeDeleteRecordsResponse: (message: DeleteRecordsResponse) => Ui
 /** Decodes DeleteRecordsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeDeleteRecordsResponse: (bytes: Uint8Array) => DeleteRecordsResponse = DeleteRecordsResponseCodec.decode;
 
+export interface DescribeLogDirsTopic {
+  topic: string;
+  partitions: number[];
+}
+
+const DescribeLogDirsTopicCodec = messageCodec<DescribeLogDirsTopic>('strand.broker.DescribeLogDirsTopic');
+/** Encodes DescribeLogDirsTopic to protobuf bytes. */
+export const encodeDescribeLogDirsTopic: (message: DescribeLogDirsTopic) => Uint8Array = DescribeLogDirsTopicCodec.encode;
+/** Decodes DescribeLogDirsTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeLogDirsTopic: (bytes: Uint8Array) => DescribeLogDirsTopic = DescribeLogDirsTopicCodec.decode;
+
+export interface DescribeLogDirsRequest {
+  topics: DescribeLogDirsTopic[];
+}
+
+const DescribeLogDirsRequestCodec = messageCodec<DescribeLogDirsRequest>('strand.broker.DescribeLogDirsRequest');
+/** Encodes DescribeLogDirsRequest to protobuf bytes. */
+export const encodeDescribeLogDirsRequest: (message: DescribeLogDirsRequest) => Uint8Array = DescribeLogDirsRequestCodec.encode;
+/** Decodes DescribeLogDirsRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeLogDirsRequest: (bytes: Uint8Array) => DescribeLogDirsRequest = DescribeLogDirsRequestCodec.decode;
+
+export interface DescribeLogDirsPartition {
+  partition: number;
+  sizeBytes: number;
+  offsetLag: number;
+  isFuture: boolean;
+}
+
+const DescribeLogDirsPartitionCodec = messageCodec<DescribeLogDirsPartition>('strand.broker.DescribeLogDirsPartition');
+/** Encodes DescribeLogDirsPartition to protobuf bytes. */
+export const encodeDescribeLogDirsPartition: (message: DescribeLogDirsPartition) => Uint8Array = DescribeLogDirsPartitionCodec.encode;
+/** Decodes DescribeLogDirsPartition from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeLogDirsPartition: (bytes: Uint8Array) => DescribeLogDirsPartition = DescribeLogDirsPartitionCodec.decode;
+
+export interface DescribeLogDirsTopicResult {
+  name: string;
+  partitions: DescribeLogDirsPartition[];
+}
+
+const DescribeLogDirsTopicResultCodec = messageCodec<DescribeLogDirsTopicResult>('strand.broker.DescribeLogDirsTopicResult');
+/** Encodes DescribeLogDirsTopicResult to protobuf bytes. */
+export const encodeDescribeLogDirsTopicResult: (message: DescribeLogDirsTopicResult) => Uint8Array = DescribeLogDirsTopicResultCodec.encode;
+/** Decodes DescribeLogDirsTopicResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeLogDirsTopicResult: (bytes: Uint8Array) => DescribeLogDirsTopicResult = DescribeLogDirsTopicResultCodec.decode;
+
+export interface DescribeLogDirsResult {
+  errorCode: number;
+  errorMessage: string;
+  logDir: string;
+  topics: DescribeLogDirsTopicResult[];
+  totalBytes: number;
+  usableBytes: number;
+}
+
+const DescribeLogDirsResultCodec = messageCodec<DescribeLogDirsResult>('strand.broker.DescribeLogDirsResult');
+/** Encodes DescribeLogDirsResult to protobuf bytes. */
+export const encodeDescribeLogDirsResult: (message: DescribeLogDirsResult) => Uint8Array = DescribeLogDirsResultCodec.encode;
+/** Decodes DescribeLogDirsResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeLogDirsResult: (bytes: Uint8Array) => DescribeLogDirsResult = DescribeLogDirsResultCodec.decode;
+
+export interface DescribeLogDirsResponse {
+  results: DescribeLogDirsResult[];
+}
+
+const DescribeLogDirsResponseCodec = messageCodec<DescribeLogDirsResponse>('strand.broker.DescribeLogDirsResponse');
+/** Encodes DescribeLogDirsResponse to protobuf bytes. */
+export const encodeDescribeLogDirsResponse: (message: DescribeLogDirsResponse) => Uint8Array = DescribeLogDirsResponseCodec.encode;
+/** Decodes DescribeLogDirsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeLogDirsResponse: (bytes: Uint8Array) => DescribeLogDirsResponse = DescribeLogDirsResponseCodec.decode;
+
 export interface FindCoordinatorRequest {
   key: string;
   keyType: CoordinatorType;
@@ -1080,6 +1150,16 @@ export const BrokerService = {
     responseDeserialize: (b: Buffer): DeleteRecordsResponse => DeleteRecordsResponseCodec.decode(b),
     originalName: 'deleteRecords',
   },
+  describeLogDirs: {
+    path: '/strand.broker.Broker/DescribeLogDirs',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DescribeLogDirsRequest): Buffer => toBuffer(DescribeLogDirsRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): DescribeLogDirsRequest => DescribeLogDirsRequestCodec.decode(b),
+    responseSerialize: (m: DescribeLogDirsResponse): Buffer => toBuffer(DescribeLogDirsResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): DescribeLogDirsResponse => DescribeLogDirsResponseCodec.decode(b),
+    originalName: 'describeLogDirs',
+  },
   createTopics: {
     path: '/strand.broker.Broker/CreateTopics',
     requestStream: false,
@@ -1293,6 +1373,7 @@ export interface BrokerServer extends grpc.UntypedServiceImplementation {
   offsetForLeaderEpoch: grpc.handleUnaryCall<OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse>;
   initProducerId: grpc.handleUnaryCall<InitProducerIdRequest, InitProducerIdResponse>;
   deleteRecords: grpc.handleUnaryCall<DeleteRecordsRequest, DeleteRecordsResponse>;
+  describeLogDirs: grpc.handleUnaryCall<DescribeLogDirsRequest, DescribeLogDirsResponse>;
   createTopics: grpc.handleUnaryCall<CreateTopicsRequest, CreateTopicsResponse>;
   deleteTopics: grpc.handleUnaryCall<DeleteTopicsRequest, DeleteTopicsResponse>;
   createPartitions: grpc.handleUnaryCall<CreatePartitionsRequest, CreatePartitionsResponse>;
@@ -1343,6 +1424,9 @@ export class BrokerClient extends grpc.Client {
   }
   deleteRecords(request: DeleteRecordsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DeleteRecordsResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.deleteRecords.path, BrokerService.deleteRecords.requestSerialize, BrokerService.deleteRecords.responseDeserialize, request, metadata, options, callback);
+  }
+  describeLogDirs(request: DescribeLogDirsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeLogDirsResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.describeLogDirs.path, BrokerService.describeLogDirs.requestSerialize, BrokerService.describeLogDirs.responseDeserialize, request, metadata, options, callback);
   }
   createTopics(request: CreateTopicsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<CreateTopicsResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.createTopics.path, BrokerService.createTopics.requestSerialize, BrokerService.createTopics.responseDeserialize, request, metadata, options, callback);

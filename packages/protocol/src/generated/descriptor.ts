@@ -50,6 +50,10 @@ export const descriptor = {
          "requestType": "DeleteRecordsRequest",
          "responseType": "DeleteRecordsResponse"
         },
+        "DescribeLogDirs": {
+         "requestType": "DescribeLogDirsRequest",
+         "responseType": "DescribeLogDirsResponse"
+        },
         "CreateTopics": {
          "requestType": "strand.controller.CreateTopicsRequest",
          "responseType": "strand.controller.CreateTopicsResponse"
@@ -919,6 +923,107 @@ export const descriptor = {
         "topics": {
          "rule": "repeated",
          "type": "DeleteRecordsTopicResult",
+         "id": 1
+        }
+       }
+      },
+      "DescribeLogDirsTopic": {
+       "fields": {
+        "topic": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 2
+        }
+       }
+      },
+      "DescribeLogDirsRequest": {
+       "fields": {
+        "topics": {
+         "rule": "repeated",
+         "type": "DescribeLogDirsTopic",
+         "id": 1
+        }
+       }
+      },
+      "DescribeLogDirsPartition": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "sizeBytes": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "size_bytes"
+        },
+        "offsetLag": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "offset_lag"
+        },
+        "isFuture": {
+         "type": "bool",
+         "id": 4,
+         "protoName": "is_future"
+        }
+       }
+      },
+      "DescribeLogDirsTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "DescribeLogDirsPartition",
+         "id": 2
+        }
+       }
+      },
+      "DescribeLogDirsResult": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "logDir": {
+         "type": "string",
+         "id": 3,
+         "protoName": "log_dir"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "DescribeLogDirsTopicResult",
+         "id": 4
+        },
+        "totalBytes": {
+         "type": "int64",
+         "id": 5,
+         "protoName": "total_bytes"
+        },
+        "usableBytes": {
+         "type": "int64",
+         "id": 6,
+         "protoName": "usable_bytes"
+        }
+       }
+      },
+      "DescribeLogDirsResponse": {
+       "fields": {
+        "results": {
+         "rule": "repeated",
+         "type": "DescribeLogDirsResult",
          "id": 1
         }
        }
