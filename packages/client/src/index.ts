@@ -30,6 +30,9 @@ export type {
   GroupOffset,
   ReassignmentTarget,
   PartitionReassignment,
+  BrokerLogDirs,
+  LogDirDescription,
+  LogDirReplica,
 } from './admin/admin';
 export { Cluster } from './cluster/cluster';
 export type { PartitionInfo, TopicInfo } from './cluster/cluster';

@@ -27,6 +27,8 @@ import type {
   DescribeConfigsResponse,
   DescribeGroupsRequest,
   DescribeGroupsResponse,
+  DescribeLogDirsRequest,
+  DescribeLogDirsResponse,
   ElectLeadersRequest,
   ElectLeadersResponse,
   FindCoordinatorRequest,
@@ -117,6 +119,44 @@ export interface DeletedRecords {
   partition: number;
   /** The partition's log start offset after the deletion; -1 when `error` is set. */
   lowWatermark: number;
+  error?: StrandError;
+}
+
+/** A partition replica held in a broker's log directory (describeLogDirs). */
+export interface LogDirReplica {
+  topic: string;
+  partition: number;
+  /** Bytes of the replica's segment files. */
+  sizeBytes: number;
+  /** Kafka's offset lag of a current replica: max(0, high watermark - log end offset) on that broker (0 in practice). */
+  offsetLag: number;
+  /** A replica being moved between directories of one broker: always false (one directory per broker). */
+  isFuture: boolean;
+}
+
+/** One log directory of a broker (describeLogDirs). */
+export interface LogDirDescription {
+  /** Absolute path on the broker. */
+  path: string;
+  /** Set when the broker cannot read the directory (KAFKA_STORAGE_ERROR); `replicas` is then empty. */
+  error?: StrandError;
+  /** Sorted by topic, then partition. */
+  replicas: LogDirReplica[];
+  /** Bytes of the volume holding the directory, and those still writable by the broker (KIP-827); -1 when unknown. */
+  totalBytes: number;
+  usableBytes: number;
+}
+
+/** A broker's answer to describeLogDirs, or why there is none. */
+export interface BrokerLogDirs {
+  brokerId: number;
+  /** One per directory (a Strand broker has one); empty when `error` is set. */
+  logDirs: LogDirDescription[];
+  /**
+   * The broker could not be asked or refused: BROKER_NOT_AVAILABLE (not registered, or not
+   * reachable on the listener this client uses), NETWORK_EXCEPTION / REQUEST_TIMED_OUT (not
+   * answering), INVALID_TOPIC_EXCEPTION (an illegal name in `topics`), ...
+   */
   error?: StrandError;
 }
 
@@ -425,6 +465,52 @@ export class Admin {
       }),
     );
     return out.sort((a, b) => a.partition - b.partition);
+  }
+
+  // ---- log directories ---------------------------------------------------------------------
+
+  /**
+   * The log directories of brokers and the partition replicas held in them, with their sizes
+   * (Kafka's `describeLogDirs`, KIP-113; volume total and usable bytes, KIP-827). Asks each of
+   * `brokerIds` (default: every registered broker, fenced ones included, from DescribeCluster)
+   * directly, all at once; `topics` limits the replicas reported to those topics' (default: all).
+   * Each broker is answered on its own, sorted by id: one that is not registered, cannot be
+   * reached within `request.timeout.ms` (after `retries` for retriable failures) or refuses gets
+   * an `error` and no directories, while the others are still reported. Throws only when the
+   * cluster cannot be asked at all (DescribeCluster fails) or for a broker id that is not an
+   * integer >= 0 (INVALID_REQUEST).
+   */
+  async describeLogDirs(brokerIds?: readonly number[], options: { topics?: readonly string[] } = {}): Promise<BrokerLogDirs[]> {
+    const bad = brokerIds?.find((id) => !Number.isSafeInteger(id) || id < 0);
+    if (bad !== undefined) throw new StrandError('INVALID_REQUEST', `describe log dirs: a broker id is an integer >= 0, not ${bad}`);
+    const registered = (await this.describeCluster()).brokers;
+    const ids = brokerIds === undefined ? registered.map((b) => b.id) : [...new Set(brokerIds)].sort((a, b) => a - b);
+    const request: DescribeLogDirsRequest = { topics: [...new Set(options.topics ?? [])].map((topic) => ({ topic, partitions: [] })) };
+    return Promise.all(
+      ids.map(async (brokerId): Promise<BrokerLogDirs> => {
+        const b = registered.find((r) => r.id === brokerId);
+        if (b === undefined) return { brokerId, logDirs: [], error: new StrandError('BROKER_NOT_AVAILABLE', `describe log dirs of broker ${brokerId}: not registered with the cluster (registered brokers: ${registered.map((r) => r.id).join(',') || 'none'})`) };
+        try {
+          const res = await this.retry(async () => {
+            const conn = this.cluster.connectionTo(b.id, b.host, b.port);
+            return conn.unary(conn.client.describeLogDirs as UnaryMethod<DescribeLogDirsRequest, DescribeLogDirsResponse>, request, this.config['request.timeout.ms'], 'DescribeLogDirs', this.cluster.closeSignal);
+          });
+          return {
+            brokerId,
+            logDirs: res.results.map((d) => ({
+              path: d.logDir,
+              ...(d.errorCode !== 0 ? { error: code(d.errorCode, `log directory ${d.logDir} of broker ${brokerId}`, d.errorMessage) } : {}),
+              replicas: d.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition, sizeBytes: p.sizeBytes, offsetLag: p.offsetLag, isFuture: p.isFuture }))).sort((x, y) => (x.topic < y.topic ? -1 : x.topic > y.topic ? 1 : x.partition - y.partition)),
+              totalBytes: d.totalBytes,
+              usableBytes: d.usableBytes,
+            })),
+          };
+        } catch (e: unknown) {
+          const error = toStrandError(e, 'admin');
+          return { brokerId, logDirs: [], error: new StrandError(error.errorName, `describe log dirs of broker ${brokerId} (${b.host}:${b.port}): ${error.message}`) };
+        }
+      }),
+    );
   }
 
   /** Preferred (default) or unclean leader election; every partition when `partitions` is empty. */

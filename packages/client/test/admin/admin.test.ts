@@ -2,9 +2,10 @@
  * Checks Admin against the in-memory broker twin: topic create (with configs, duplicate and
  * invalid cases), list, describe (leaders, replicas, ISR), partitions, configs describe/alter,
  * cluster description, offsets by spec, delete records (answered per partition: one may fail with
- * OFFSET_OUT_OF_RANGE while another is deleted), preferred leader election, retries of a
- * retriable whole-call failure, and the group operations (list, describe with decoded
- * assignments, offsets with lag, reset, delete, refusal while members are active).
+ * OFFSET_OUT_OF_RANGE while another is deleted), log dirs per broker (replicas with sizes, a
+ * topic filter, per-broker errors for unregistered and unreachable brokers), preferred leader
+ * election, retries of a retriable whole-call failure, and the group operations (list, describe
+ * with decoded assignments, offsets with lag, reset, delete, refusal while members are active).
  */
 import { ErrorCode } from '@strand/protocol';
 import { Admin } from '../../src/admin/admin';
@@ -106,6 +107,52 @@ describe('Admin', () => {
     const lost = await admin.deleteRecords('t', new Map([[0, 4]]));
     expect(lost.map((r) => [r.partition, r.lowWatermark, r.error?.errorName])).toEqual([[0, -1, 'NOT_LEADER_OR_FOLLOWER']]);
     expect((await admin.listOffsets('t', 'earliest')).map((o) => o.offset)).toEqual([2, 3]);
+  });
+
+  it('describes log dirs per broker: replicas with sizes, a topic filter, and per-broker errors for unknown and unreachable brokers', async () => {
+    await admin.createTopic({ name: 'a', numPartitions: 3, replicationFactor: 2 }); // [1,2] [2,3] [3,1]
+    await admin.createTopic({ name: 'b' }); // [1]
+    const p = new Producer({ 'bootstrap.servers': mem.bootstrap });
+    await p.sendBatch(Array.from({ length: 5 }, (_, i) => ({ topic: 'a', partition: 0, value: `v${i}` })));
+    await p.close();
+    const size = mem.partition('a', 0).batches.reduce((n, b) => n + b.bytes.length, 0);
+    expect(size).toBeGreaterThan(0);
+
+    const all = await admin.describeLogDirs();
+    expect(all.map((b) => [b.brokerId, b.error, b.logDirs.map((d) => d.path)])).toEqual([
+      [1, undefined, ['/memory/broker-1/logs']],
+      [2, undefined, ['/memory/broker-2/logs']],
+      [3, undefined, ['/memory/broker-3/logs']],
+    ]);
+    const held = (id: number): [string, number][] => (all.find((b) => b.brokerId === id)?.logDirs[0]?.replicas ?? []).map((r) => [`${r.topic}-${r.partition}`, r.sizeBytes]);
+    expect(held(1)).toEqual([['a-0', size], ['a-2', 0], ['b-0', 0]]);
+    expect(held(2)).toEqual([['a-0', size], ['a-1', 0]]);
+    expect(held(3)).toEqual([['a-1', 0], ['a-2', 0]]);
+    expect(all[0]?.logDirs[0]).toMatchObject({ totalBytes: 2 ** 40, usableBytes: 400 * 2 ** 30 });
+    expect(all[0]?.logDirs[0]?.replicas[0]).toEqual({ topic: 'a', partition: 0, sizeBytes: size, offsetLag: 0, isFuture: false });
+
+    // Named brokers only (sorted, once each); topics filter the replicas; an unregistered id is
+    // that broker's error, the others still answer.
+    const some = await admin.describeLogDirs([3, 9, 1, 3], { topics: ['b'] });
+    expect(some.map((b) => [b.brokerId, b.error?.errorName, b.logDirs[0]?.replicas.map((r) => `${r.topic}-${r.partition}`)])).toEqual([
+      [1, undefined, ['b-0']],
+      [3, undefined, []],
+      [9, 'BROKER_NOT_AVAILABLE', undefined],
+    ]);
+    expect(some[2]?.error?.message).toMatch(/registered brokers: 1,2,3/);
+    // A topic name the broker refuses is each broker's error; a bad broker id fails the call.
+    expect((await admin.describeLogDirs([2], { topics: ['no good'] }))[0]?.error?.errorName).toBe('INVALID_TOPIC_EXCEPTION');
+    await expect(admin.describeLogDirs([-1])).rejects.toMatchObject({ errorName: 'INVALID_REQUEST' });
+
+    // A broker that cannot be reached: its error, after the retries; the others answer.
+    mem.killNode(3);
+    const partial = await admin.describeLogDirs();
+    expect(partial.map((b) => [b.brokerId, b.error?.errorName, b.logDirs.length])).toEqual([
+      [1, undefined, 1],
+      [2, undefined, 1],
+      [3, 'NETWORK_EXCEPTION', 0],
+    ]);
+    expect(partial[2]?.error?.message).toMatch(/broker 3 \(127\.0\.0\.1:\d+\)/);
   });
 
   it('retries a retriable whole-call failure and surfaces a fatal one', async () => {
