@@ -1,6 +1,6 @@
 /**
  * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign,
- * leader-election, get-offsets, bench) and the offline dump-log,
+ * leader-election, get-offsets, log-dirs, bench) and the offline dump-log,
  * registered on the program by one call from bin/strand.ts.
  */
 import type { Command } from 'commander';
@@ -11,6 +11,7 @@ import { registerDumpLog } from './dump-log';
 import { registerGetOffsets } from './get-offsets';
 import { registerGroups } from './groups';
 import { registerLeaderElection } from './leader-election';
+import { registerLogDirs } from './log-dirs';
 import { registerProduce } from './produce';
 import { registerReassign } from './reassign';
 import { registerTopics } from './topics';
@@ -26,6 +27,7 @@ export function registerClientCommands(program: Command): void {
   registerLeaderElection(program);
   registerGetOffsets(program);
   registerDumpLog(program);
+  registerLogDirs(program);
   registerBench(program);
   // Usage errors exit with 2 (documented exit codes): of every command (the node commands
   // `server` and `dev` too, registered before this) and of `strand` itself (unknown command).
