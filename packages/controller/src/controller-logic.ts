@@ -299,6 +299,14 @@ export function alterPartition(image: MetadataImage, brokerId: number, brokerEpo
       if (!p.replicas.includes(r)) return fail('INELIGIBLE_REPLICA', `broker ${r} is not a replica of ${topic.name}-${item.partition}`);
       if (!image.isActiveBroker(r) && !p.isr.includes(r)) return fail('INELIGIBLE_REPLICA', `broker ${r} is fenced or shutting down and cannot join the ISR`);
     }
+    // KIP-903: the leader saw a member's fetches under a broker epoch; a broker registered again
+    // since may have lost what those fetches showed (a wiped disk, lost page cache).
+    for (const m of item.newIsrWithEpochs) {
+      const registered = image.brokers.get(m.brokerId)?.epoch;
+      if (isr.includes(m.brokerId) && m.brokerEpoch >= 0 && registered !== m.brokerEpoch) {
+        return fail('INELIGIBLE_REPLICA', `broker ${m.brokerId} has registered again (epoch ${registered ?? 'none'}) since the leader saw it at epoch ${m.brokerEpoch}`);
+      }
+    }
     if (sameMembers(isr, p.isr)) return null; // nothing to change: answer with the current state
     records.push({ partitionChange: { topicId: topicIdToBytes(topicId), partition: item.partition, isr: { values: isr }, replicas: null, addingReplicas: null, removingReplicas: null } });
     // An expansion may complete a reassignment: every adding replica is now in sync.

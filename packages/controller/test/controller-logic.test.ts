@@ -172,7 +172,7 @@ describe('broker lifecycle', () => {
     image = run(image, brokerHeartbeat(image, 2, image.brokers.get(2)!.epoch, image.offset, false)).image;
     const id = image.topicByName('t')!.id;
     const p = image.partition(id, 0)!;
-    image = run(image, alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [1, 2, 3] }])).image;
+    image = run(image, alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [1, 2, 3], newIsrWithEpochs: [] }])).image;
     // The leader (1) fails: replica order would pick 2, but 3 restarted cleanly.
     image = run(image, fenceBrokers(image, [1])).image;
     expect(part(image, 't').leader).toBe(3);
@@ -200,14 +200,35 @@ describe('AlterPartition', () => {
     return { image, id: t.id, p: t.partitions.get(0)! };
   }
 
+  it('refuses a member whose broker registered again since the leader saw it (KIP-903)', () => {
+    const { image: start, id, p } = setup();
+    const leader = p.leader;
+    const follower = p.isr.find((r) => r !== leader)!;
+    const leaderEpoch = start.brokers.get(leader)!.epoch;
+    const oldFollowerEpoch = start.brokers.get(follower)!.epoch;
+    let image = run(start, fenceBrokers(start, [follower])).image;
+    let q = image.partition(id, 0)!;
+    expect(q.isr).not.toContain(follower);
+    // The follower comes back (say, with a wiped disk) and is unfenced; the partition epoch did
+    // not move. The leader's expansion still names the epoch of the fetches before the restart.
+    image = run(image, registerBroker(image, { brokerId: follower, incarnationId: 'again', endpoints: [{ listener: 'PLAINTEXT', host: 'h', port: 1 }], clusterId: '', previousShutdownClean: false }, () => false)).image;
+    image = run(image, brokerHeartbeat(image, follower, image.brokers.get(follower)!.epoch, image.offset, false)).image;
+    q = image.partition(id, 0)!;
+    const expand = (epochOfFollower: number) => alterPartition(image, leader, leaderEpoch, id, [{ partition: 0, leaderEpoch: q.leaderEpoch, partitionEpoch: q.partitionEpoch, newIsr: [...q.isr, follower].sort(), newIsrWithEpochs: [{ brokerId: follower, brokerEpoch: epochOfFollower }] }]);
+    const stale = expand(oldFollowerEpoch);
+    expect(stale.finish(image)[0]!.errorCode).toBe(ErrorCode.INELIGIBLE_REPLICA);
+    expect(stale.records).toHaveLength(0);
+    expect(run(image, expand(image.brokers.get(follower)!.epoch)).result[0]).toMatchObject({ errorCode: 0 });
+  });
+
   it('shrinks and expands the ISR with epoch checks', () => {
     const { image, id, p } = setup();
     const epoch = image.brokers.get(p.leader)!.epoch;
     const follower = p.isr.find((r) => r !== p.leader)!;
-    const shrink = run(image, alterPartition(image, p.leader, epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: p.isr.filter((r) => r !== follower) }]));
+    const shrink = run(image, alterPartition(image, p.leader, epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: p.isr.filter((r) => r !== follower), newIsrWithEpochs: [] }]));
     expect(shrink.result[0]).toMatchObject({ errorCode: 0, isr: p.isr.filter((r) => r !== follower), partitionEpoch: p.partitionEpoch + 1, leaderEpoch: p.leaderEpoch });
     // A stale partition epoch (e.g. a retried request) is refused.
-    const stale = alterPartition(shrink.image, p.leader, epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr] }]);
+    const stale = alterPartition(shrink.image, p.leader, epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr], newIsrWithEpochs: [] }]);
     expect(stale.finish(shrink.image)[0]!.errorCode).toBe(ErrorCode.INVALID_UPDATE_VERSION);
     expect(stale.records).toHaveLength(0);
   });
@@ -215,15 +236,15 @@ describe('AlterPartition', () => {
   it('rejects stale leaders (zombie), non-leaders, stale broker epochs and ineligible replicas', () => {
     const { image, id, p } = setup();
     const epoch = (b: number): number => image.brokers.get(b)!.epoch;
-    const item = { partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [p.leader] };
+    const item = { partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [p.leader], newIsrWithEpochs: [] };
     const code = (broker: number, brokerEpoch: number, it = item, topicId = id): number => alterPartition(image, broker, brokerEpoch, topicId, [it]).finish(image)[0]!.errorCode;
     expect(code(p.leader, epoch(p.leader), { ...item, leaderEpoch: p.leaderEpoch - 1 })).toBe(ErrorCode.FENCED_LEADER_EPOCH);
     expect(code(p.leader, epoch(p.leader), { ...item, leaderEpoch: p.leaderEpoch + 1 })).toBe(ErrorCode.UNKNOWN_LEADER_EPOCH);
     const other = p.isr.find((r) => r !== p.leader)!;
     expect(code(other, epoch(other))).toBe(ErrorCode.NOT_LEADER_OR_FOLLOWER);
     expect(code(p.leader, epoch(p.leader) + 100)).toBe(ErrorCode.STALE_BROKER_EPOCH);
-    expect(code(p.leader, epoch(p.leader), { ...item, newIsr: [p.leader, 99] })).toBe(ErrorCode.INELIGIBLE_REPLICA);
-    expect(code(p.leader, epoch(p.leader), { ...item, newIsr: [other] })).toBe(ErrorCode.INVALID_REQUEST);
+    expect(code(p.leader, epoch(p.leader), { ...item, newIsr: [p.leader, 99], newIsrWithEpochs: [] })).toBe(ErrorCode.INELIGIBLE_REPLICA);
+    expect(code(p.leader, epoch(p.leader), { ...item, newIsr: [other], newIsrWithEpochs: [] })).toBe(ErrorCode.INVALID_REQUEST);
     expect(code(p.leader, epoch(p.leader), { ...item, partition: 5 })).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
     expect(code(p.leader, epoch(p.leader), item, 'ff'.repeat(16))).toBe(ErrorCode.UNKNOWN_TOPIC_ID);
   });
@@ -233,7 +254,7 @@ describe('AlterPartition', () => {
     const follower = p.isr.find((r) => r !== p.leader)!;
     image = run(image, fenceBrokers(image, [follower])).image;
     p = image.partition(id, 0)!;
-    const res = alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr, follower] }]);
+    const res = alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr, follower], newIsrWithEpochs: [] }]);
     expect(res.finish(image)[0]!.errorCode).toBe(ErrorCode.INELIGIBLE_REPLICA);
   });
 });
@@ -375,7 +396,7 @@ describe('leader elections on request', () => {
     image = run(image, brokerHeartbeat(image, preferred, image.brokers.get(preferred)!.epoch, image.offset, false)).image;
     // Back, but not in the ISR until the leader adds it.
     const p = part(image, 't');
-    image = run(image, alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, image.topicByName('t')!.id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [p.leader, preferred] }])).image;
+    image = run(image, alterPartition(image, p.leader, image.brokers.get(p.leader)!.epoch, image.topicByName('t')!.id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [p.leader, preferred], newIsrWithEpochs: [] }])).image;
     expect(autoRebalance(image, 10)).toHaveLength(1);
     image = run(image, electLeaders(image, 'preferred', 'all')).image;
     expect(part(image, 't').leader).toBe(preferred);

@@ -23,7 +23,7 @@ describe('partition reassignment', () => {
     expect(alterReassignments(image, [{ topic: 't', partition: 0, replicas: [1, 3] }]).finish(image)[0]!.errorCode).toBe(ErrorCode.REASSIGNMENT_IN_PROGRESS);
     // The leader adds the new replicas to the ISR once they caught up: the reassignment completes.
     const leaderEpoch = image.brokers.get(p.leader)!.epoch;
-    image = run(image, alterPartition(image, p.leader, leaderEpoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr, 3, 4] }])).image;
+    image = run(image, alterPartition(image, p.leader, leaderEpoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [...p.isr, 3, 4], newIsrWithEpochs: [] }])).image;
     p = image.partition(id, 0)!;
     expect(p).toMatchObject({ replicas: [3, 4], isr: [3, 4], addingReplicas: [], removingReplicas: [] });
     expect([3, 4]).toContain(p.leader);

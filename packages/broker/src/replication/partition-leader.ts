@@ -83,6 +83,8 @@ interface MutableProgress {
   lastCaughtUpTimeMs: number;
   lastFetchTimeMs: number;
   lastFetchLeaderLogEndOffset: number;
+  /** The follower broker's epoch in its last accepted fetch (KIP-903), -1 if not known. */
+  brokerEpoch: number;
 }
 
 interface Waiter {
@@ -148,6 +150,7 @@ export class PartitionLeader {
         lastCaughtUpTimeMs: this.committed.includes(r) ? init.nowMs : -Infinity,
         lastFetchTimeMs: init.nowMs,
         lastFetchLeaderLogEndOffset: -1,
+        brokerEpoch: -1,
       });
     }
     this.maybeAdvanceHighWatermark();
@@ -268,6 +271,7 @@ export class PartitionLeader {
     p.lastFetchTimeMs = nowMs;
     p.logEndOffset = req.fetchOffset;
     p.matchedDurableOffset = matched;
+    p.brokerEpoch = req.brokerEpoch ?? -1;
     this.maybeExpandIsr(p, nowMs);
     this.maybeAdvanceHighWatermark();
     return { kind: 'read', fetchOffset: req.fetchOffset, highWatermark: this.hw, logStartOffset };
@@ -418,7 +422,11 @@ export class PartitionLeader {
     const isr = canonicalIsr(newIsr);
     invariant(isr.includes(this.localReplicaId), 'a proposed ISR must contain the leader');
     if (sameIds(isr, this.committed)) return;
-    const request: AlterPartitionRequest = { leaderId: this.localReplicaId, leaderEpoch: this.leaderEpoch, partitionEpoch: this._partitionEpoch, newIsr: isr };
+    const newIsrBrokerEpochs = isr.flatMap((replicaId) => {
+      const brokerEpoch = replicaId === this.localReplicaId ? -1 : (this.progress.get(replicaId)?.brokerEpoch ?? -1);
+      return brokerEpoch >= 0 ? [{ replicaId, brokerEpoch }] : [];
+    });
+    const request: AlterPartitionRequest = { leaderId: this.localReplicaId, leaderEpoch: this.leaderEpoch, partitionEpoch: this._partitionEpoch, newIsr: isr, ...(newIsrBrokerEpochs.length > 0 ? { newIsrBrokerEpochs } : {}) };
     this.pending = { request, sentAtMs: nowMs, awaitingMetadata: false };
     this.outAlter = request;
     // An expansion counts the new member at once (it may be elected as soon as it commits).

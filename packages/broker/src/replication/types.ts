@@ -59,6 +59,8 @@ export interface FollowerFetchRequest {
   readonly lastFetchedEpoch: number;
   /** The follower's countable end offset (<= fetchOffset after its own truncation logic). */
   readonly countableEndOffset: number;
+  /** The follower broker's registration epoch (KIP-903), -1 or absent when not known. */
+  readonly brokerEpoch?: number;
 }
 
 /** Errors a leader answers a follower fetch with. */
@@ -97,6 +99,11 @@ export interface AlterPartitionRequest {
   readonly partitionEpoch: number;
   /** The proposed ISR, sorted, always containing the leader. */
   readonly newIsr: readonly ReplicaId[];
+  /**
+   * KIP-903: the broker epoch of each follower in `newIsr` as seen in its last accepted fetch,
+   * where known; the controller refuses a member registered again since.
+   */
+  readonly newIsrBrokerEpochs?: readonly { readonly replicaId: ReplicaId; readonly brokerEpoch: number }[];
 }
 
 /** The controller's answer to an AlterPartition. */

@@ -418,7 +418,7 @@ export class BrokerServer {
         t = { topicId: topicIdToBytes(p.key.topicId), partitions: [] };
         topics.set(p.key.topicId, t);
       }
-      t.partitions.push({ partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: [...req.newIsr] });
+      t.partitions.push({ partition: p.key.partition, leaderEpoch: req.leaderEpoch, partitionEpoch: req.partitionEpoch, newIsr: [...req.newIsr], newIsrWithEpochs: (req.newIsrBrokerEpochs ?? []).map((m) => ({ brokerId: m.replicaId, brokerEpoch: m.brokerEpoch })) });
     }
     const rpc: AlterPartitionRpc = { brokerId: this.opts.brokerId, brokerEpoch: this.brokerEpoch, topics: [...topics.values()] };
     const byKey = new Map(batch.map((b) => [`${b.partition.key.topicId}:${b.partition.key.partition}`, b]));

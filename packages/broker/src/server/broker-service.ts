@@ -393,7 +393,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           // so an answer exceeds replica.fetch.response.max.bytes by one batch at most. The
           // follower rotates the order of its partitions, so none waits behind the others for long.
           const r = part.answerFollowerFetch(
-            { replicaId: req.replicaId, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset },
+            { replicaId: req.replicaId, brokerEpoch: req.brokerEpoch, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset },
             budget > 0 ? Math.max(1, Math.min(p.partitionMaxBytes, budget)) : 0,
             fetchTimeMs,
           );

@@ -137,6 +137,13 @@ describe('PartitionLeader: ISR changes (KIP-497 maximal ISR)', () => {
     expect(leader.isr).toEqual([1, 2]);
   });
 
+  test('an expansion names each follower\'s broker epoch from its last accepted fetch (KIP-903)', () => {
+    const { leader } = setup({ records: 3, isr: [1, 2] });
+    leader.handleFollowerFetch({ ...fetch(2, 3, 3), brokerEpoch: 40 }, 1);
+    leader.handleFollowerFetch({ ...fetch(3, 3, 3), brokerEpoch: 77 }, 1);
+    expect(leader.takeReady().alterPartition).toEqual({ leaderId: 1, leaderEpoch: 1, partitionEpoch: 10, newIsr: [1, 2, 3], newIsrBrokerEpochs: [{ replicaId: 2, brokerEpoch: 40 }, { replicaId: 3, brokerEpoch: 77 }] });
+  });
+
   test('fenced or shutting-down brokers are not proposed in (KIP-841)', () => {
     const { leader } = setup({ records: 1, isr: [1, 2] });
     leader.setIneligibleReplicas([3]);

@@ -83,6 +83,7 @@ export interface AlterPartitionItem {
   leaderEpoch: number;
   partitionEpoch: number;
   newIsr: number[];
+  newIsrWithEpochs: BrokerEpochItem[];
 }
 
 const AlterPartitionItemCodec = messageCodec<AlterPartitionItem>('strand.controller.AlterPartitionItem');
@@ -90,6 +91,17 @@ const AlterPartitionItemCodec = messageCodec<AlterPartitionItem>('strand.control
 export const encodeAlterPartitionItem: (message: AlterPartitionItem) => Uint8Array = AlterPartitionItemCodec.encode;
 /** Decodes AlterPartitionItem from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeAlterPartitionItem: (bytes: Uint8Array) => AlterPartitionItem = AlterPartitionItemCodec.decode;
+
+export interface BrokerEpochItem {
+  brokerId: number;
+  brokerEpoch: number;
+}
+
+const BrokerEpochItemCodec = messageCodec<BrokerEpochItem>('strand.controller.BrokerEpochItem');
+/** Encodes BrokerEpochItem to protobuf bytes. */
+export const encodeBrokerEpochItem: (message: BrokerEpochItem) => Uint8Array = BrokerEpochItemCodec.encode;
+/** Decodes BrokerEpochItem from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeBrokerEpochItem: (bytes: Uint8Array) => BrokerEpochItem = BrokerEpochItemCodec.decode;
 
 export interface AlterPartitionTopic {
   topicId: Uint8Array;

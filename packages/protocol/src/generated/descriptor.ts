@@ -2155,6 +2155,26 @@ export const descriptor = {
          "type": "int32",
          "id": 4,
          "protoName": "new_isr"
+        },
+        "newIsrWithEpochs": {
+         "rule": "repeated",
+         "type": "BrokerEpochItem",
+         "id": 5,
+         "protoName": "new_isr_with_epochs"
+        }
+       }
+      },
+      "BrokerEpochItem": {
+       "fields": {
+        "brokerId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "broker_id"
+        },
+        "brokerEpoch": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "broker_epoch"
         }
        }
       },
