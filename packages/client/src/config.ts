@@ -30,7 +30,7 @@ const COMMON = {
 const PRODUCER_SPEC = {
   ...COMMON,
   acks: key({ type: 'string', default: 'all', oneOf: ['0', '1', 'all', '-1'], doc: 'Acknowledgements a write needs: 0 none, 1 the leader, all (-1) every in-sync replica.' }),
-  'enable.idempotence': key({ type: 'boolean', default: true, doc: 'Producer ids and sequence numbers so retries never duplicate or reorder; needs acks=all and at most 5 requests in flight.' }),
+  'enable.idempotence': key({ type: 'boolean', default: true, doc: 'Producer ids and sequence numbers so retries never duplicate or reorder; needs acks=all, at most 5 requests in flight and retries > 0 (set explicitly against them it is INVALID_CONFIG; by default it is then off).' }),
   'batch.size': key({ type: 'int', default: 16_384, min: 0, max: 64 * MiB, doc: 'Starting size of a partition\'s record batch (bytes); under load it grows toward batch.size.max.' }),
   'batch.size.max': key({ type: 'int', default: MiB, min: 0, max: 64 * MiB, doc: 'Strand: the size a batch may grow to while the partition has batches waiting to be sent (bytes).' }),
   'linger.ms': key({ type: 'long', default: 0, min: 0, doc: 'How long a batch that is not full waits for more records before it is sent (ms). Default 0 (Kafka before 4.0): a partition\'s batch keeps filling while one of its batches is in flight, so batching under load does not need linger.' }),
@@ -38,7 +38,7 @@ const PRODUCER_SPEC = {
   'max.block.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Longest send() waits for buffer space or for the topic\'s metadata (ms).' }),
   'max.in.flight.requests.per.connection': key({ type: 'int', default: 5, min: 1, max: 1000, doc: 'Unacknowledged produce requests per broker connection (at most 5 with idempotence; at most 1000, the broker\'s bound per ProduceStream).' }),
   'compression.type': key({ type: 'string', default: 'none', oneOf: ['none', 'gzip'], doc: 'Compression of record batches.' }),
-  'delivery.timeout.ms': key({ type: 'long', default: 120_000, min: 1, doc: 'Upper bound on the time from send() to success or failure, retries included (ms).' }),
+  'delivery.timeout.ms': key({ type: 'long', default: 120_000, min: 1, doc: 'Upper bound on the time from send() to success or failure, retries included (ms). At least linger.ms + request.timeout.ms: set lower it is INVALID_CONFIG, and the default is raised to that.' }),
   'max.request.size': key({ type: 'int', default: MiB, min: 1, doc: 'Largest record (serialized) and largest produce request the producer builds (bytes).' }),
   retries: key({ type: 'int', default: 2_147_483_647, min: 0, doc: 'Retries of a failed batch (bounded in time by delivery.timeout.ms).' }),
   'partitioner.ignore.keys': key({ type: 'boolean', default: false, doc: 'When true, keyed records are spread by the sticky partitioner too.' }),
@@ -138,7 +138,17 @@ export function parseProducerConfig(raw: ClientConfigInput): ProducerConfig {
     } else if (c['max.in.flight.requests.per.connection'] > 5) {
       if (explicitIdempotence) throw new StrandError('INVALID_CONFIG', `enable.idempotence=true needs max.in.flight.requests.per.connection <= 5 (got ${c['max.in.flight.requests.per.connection']})`);
       c['enable.idempotence'] = false;
+    } else if (c.retries === 0) {
+      if (explicitIdempotence) throw new StrandError('INVALID_CONFIG', 'enable.idempotence=true needs retries > 0 (got retries=0)');
+      c['enable.idempotence'] = false;
     }
+  }
+  // Kafka's KafkaProducer.configureDeliveryTimeout: a send must get at least one linger and one
+  // request's time. Set explicitly too low, that is an error; the default is raised to fit.
+  const floor = c['linger.ms'] + c['request.timeout.ms'];
+  if (c['delivery.timeout.ms'] < floor) {
+    if (raw['delivery.timeout.ms'] !== undefined) throw new StrandError('INVALID_CONFIG', `delivery.timeout.ms (${c['delivery.timeout.ms']}) should be equal to or larger than linger.ms + request.timeout.ms (${floor})`);
+    c['delivery.timeout.ms'] = floor;
   }
   if (c['batch.size.max'] < c['batch.size']) c['batch.size.max'] = c['batch.size'];
   return c;

@@ -228,7 +228,7 @@ describe('Producer', () => {
     let skewMs = 0;
     const clock = jest.spyOn(performance, 'now').mockImplementation(() => realNow() + skewMs);
     try {
-      const p = producer({ 'linger.ms': 0, 'delivery.timeout.ms': 5_000 });
+      const p = producer({ 'linger.ms': 0, 'request.timeout.ms': 4_000, 'delivery.timeout.ms': 5_000 });
       await p.connect();
       // A is written but its answer is held; B, sent behind it, is written and its answer lost,
       // which breaks the stream: both requests fail with NETWORK_EXCEPTION, outcome unknown.
@@ -368,6 +368,9 @@ describe('Producer', () => {
     cluster = undefined as unknown as MemoryCluster;
     expect(() => new Producer({ acks: '2' })).toThrow(/Invalid value 2 for configuration acks/);
     expect(() => new Producer({ 'enable.idempotence': true, acks: '1' })).toThrow(/enable.idempotence=true needs acks=all/);
+    // Kafka's checks: idempotence needs retries; delivery.timeout.ms covers linger + one request.
+    expect(() => new Producer({ 'enable.idempotence': true, retries: 0 })).toThrow(/enable.idempotence=true needs retries > 0/);
+    expect(() => new Producer({ 'delivery.timeout.ms': 1000, 'request.timeout.ms': 1000, 'linger.ms': 5 })).toThrow(/delivery.timeout.ms \(1000\) should be equal to or larger than linger.ms \+ request.timeout.ms \(1005\)/);
     expect(() => new Producer({ 'linger.ms': -1 })).toThrow(/linger.ms: Value must be at least 0/);
     expect(() => new Producer({ 'bootstrap.servers': 'nohost' })).toThrow(/not host:port/);
     expect(() => new Producer({ 'no.such.key': 1 })).toThrow(/Unknown configuration no.such.key/);
