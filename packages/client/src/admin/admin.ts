@@ -52,10 +52,13 @@ import type { BrokerConnection, UnaryMethod } from '../cluster/connection';
 import { defaultClientId, parseAdminConfig } from '../config';
 import type { AdminConfig, ClientConfigInput } from '../config';
 import { toStrandError } from '../errors';
-import { monotonicMs, withRetries } from '../retry';
+import { backoffMs, monotonicMs, sleep, withRetries } from '../retry';
 import { decodeAssignment, decodeSubscription } from '../consumer/assignors';
 import type { TopicPartition } from '../consumer/assignors';
 
+
+/** Per-partition errors `deleteRecords` retries: the partition is there, its leader is not (yet) reachable. */
+const RETRIED_PER_PARTITION: ReadonlySet<string> = new Set(['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'NETWORK_EXCEPTION', 'REQUEST_TIMED_OUT', 'BROKER_NOT_AVAILABLE', 'NOT_ENOUGH_REPLICAS']);
 export interface NewTopic {
   name: string;
   /** Default: the cluster's `num.partitions`. */
@@ -415,10 +418,30 @@ export class Admin {
    * the high watermark), NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION (a partition the topic
    * does not have) or LEADER_NOT_AVAILABLE, while the other partitions are still deleted. A
    * request to one leader that fails as a whole fails that leader's partitions with its error.
-   * Sorted by partition. Throws only when the topic's metadata cannot be had (e.g. an unknown
-   * topic: UNKNOWN_TOPIC_OR_PARTITION).
+   * Partitions failing with a leadership or connection error (NOT_LEADER_OR_FOLLOWER,
+   * LEADER_NOT_AVAILABLE, NETWORK_EXCEPTION, REQUEST_TIMED_OUT, ...) are retried, with fresh
+   * metadata and backoff, up to `retries` times, as Kafka's admin client does; deleting before an
+   * offset twice is harmless. Sorted by partition. Throws only when the topic's metadata cannot
+   * be had (e.g. an unknown topic: UNKNOWN_TOPIC_OR_PARTITION).
    */
   async deleteRecords(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<DeletedRecords[]> {
+    const done: DeletedRecords[] = [];
+    let pending = beforeOffsets;
+    for (let attempt = 0; ; attempt++) {
+      const results = await this.deleteRecordsOnce(topic, pending);
+      const again = results.filter((r) => r.error !== undefined && RETRIED_PER_PARTITION.has(r.error.errorName));
+      done.push(...results.filter((r) => !again.includes(r)));
+      if (again.length === 0 || attempt >= this.config.retries) {
+        done.push(...again);
+        return done.sort((a, b) => a.partition - b.partition);
+      }
+      pending = new Map(again.map((r) => [r.partition, beforeOffsets.get(r.partition) as number]));
+      await sleep(backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] }), this.cluster.closeSignal);
+      await this.cluster.refresh([topic]).catch(() => undefined);
+    }
+  }
+
+  private async deleteRecordsOnce(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<DeletedRecords[]> {
     const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
     const out: DeletedRecords[] = [];
     const failed = (partition: number, error: StrandError): void => void out.push({ topic, partition, lowWatermark: -1, error });
