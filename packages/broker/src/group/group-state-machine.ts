@@ -833,7 +833,11 @@ export class GroupStateMachine {
   expireOffsets(nowMs: number): void {
     for (const g of [...this.groups.values()]) {
       if (g.state !== 'Empty') continue;
-      const expired = [...g.offsets.values()].filter((o) => {
+      // A partition with a commit in flight is not expired (Kafka's pendingOffsetCommits): its
+      // tombstone would follow the commit in the log and delete it at the next load, although
+      // the commit is answered as a success and visible here.
+      const pendingKeys = this.pendingCommitKeys(g.groupId);
+      const expired = [...g.offsets.entries()].filter(([k]) => !pendingKeys.has(k)).map(([, o]) => o).filter((o) => {
         const base = g.protocolType === null ? o.value.commitTimestampMs : Math.max(g.stateSinceMs, o.value.commitTimestampMs);
         return base + this.config.offsetsRetentionMs <= nowMs;
       });
@@ -998,6 +1002,13 @@ export class GroupStateMachine {
   private groupDead(g: Group): void {
     this.transition(g, 'Dead', g.stateSinceMs);
     g.offsets.clear();
+  }
+
+  /** The offset keys of the group's commits still in flight. */
+  private pendingCommitKeys(groupId: string): Set<string> {
+    const keys = new Set<string>();
+    for (const p of this.pending.values()) if (p.kind === 'commit' && p.groupId === groupId) for (const e of p.entries) keys.add(e.key);
+    return keys;
   }
 
   private groupAppendsSettled(groupId: string): boolean {
