@@ -193,7 +193,13 @@ interface Group {
 type PendingAppend =
   | { kind: 'commit'; groupId: string; requestId: number; entries: { key: string; topic: string; partition: number; value: CommittedOffset }[]; response: OffsetCommitResponse }
   | { kind: 'assignment'; groupId: string; generationId: number; assignments: Map<string, Buffer> }
-  | { kind: 'delete'; groupId: string; requestId: number }
+  | {
+      kind: 'delete';
+      groupId: string;
+      requestId: number;
+      /** What the group held when deleted (plus commits acknowledged meanwhile): restored if the tombstones fail. */
+      saved: { stateSinceMs: number; offsets: Map<string, { topic: string; partition: number; value: CommittedOffset }> };
+    }
   | { kind: 'other' };
 
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -763,10 +769,16 @@ export class GroupStateMachine {
     if (g === undefined || g.state === 'Dead') return answer('GROUP_ID_NOT_FOUND');
     if (g.state !== 'Empty') return answer('NON_EMPTY_GROUP');
     // The tombstones are taken before groupDead clears the offsets: without them, compaction
-    // would drop the group tombstone and the offsets would come back at the next load.
-    const records = this.tombstones(g, [...g.offsets.values()]);
+    // would drop the group tombstone and the offsets would come back at the next load. Partitions
+    // whose first commit is still in flight are tombstoned too: that commit precedes the
+    // tombstones in the log, and would otherwise outlive the group once compaction drops them.
+    const keys = new Map<string, { topic: string; partition: number }>();
+    for (const [k, o] of g.offsets) keys.set(k, o);
+    for (const p of this.pending.values()) if (p.kind === 'commit' && p.groupId === groupId) for (const e of p.entries) keys.set(e.key, e);
+    const records = this.tombstones(g, [...keys.values()]);
+    const saved = { stateSinceMs: g.stateSinceMs, offsets: new Map(g.offsets) };
     this.groupDead(g);
-    this.append(records, { kind: 'delete', groupId, requestId });
+    this.append(records, { kind: 'delete', groupId, requestId, saved });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -863,10 +875,12 @@ export class GroupStateMachine {
     switch (p.kind) {
       case 'commit': {
         const group = this.groups.get(p.groupId);
-        if (failure === null && group !== undefined && group.state !== 'Dead') {
+        // A group being deleted keeps what it would hold should the deletion fail.
+        const offsets = group === undefined ? undefined : group.state !== 'Dead' ? group.offsets : this.pendingDeleteOf(p.groupId)?.saved.offsets;
+        if (failure === null && offsets !== undefined) {
           for (const e of p.entries) {
-            const cur = group.offsets.get(e.key);
-            if (cur === undefined || cur.value.appendId < e.value.appendId) group.offsets.set(e.key, { topic: e.topic, partition: e.partition, value: e.value });
+            const cur = offsets.get(e.key);
+            if (cur === undefined || cur.value.appendId < e.value.appendId) offsets.set(e.key, { topic: e.topic, partition: e.partition, value: e.value });
           }
         }
         const response: OffsetCommitResponse =
@@ -894,10 +908,17 @@ export class GroupStateMachine {
         return;
       }
       case 'delete': {
-        // Dead groups leave the cache either way; after a failed write the group may reappear on
-        // the next load (the client saw the error and can delete again).
         const g = this.groups.get(p.groupId);
-        if (g !== undefined && g.state === 'Dead') this.groups.delete(p.groupId);
+        if (g !== undefined && g.state === 'Dead') {
+          if (failure === null) {
+            this.groups.delete(p.groupId);
+          } else {
+            // The tombstones are not known to be in the log: the group stands as the log has it
+            // (Kafka's new coordinator reverts likewise), so its offsets are still served.
+            g.offsets = p.saved.offsets;
+            this.transition(g, 'Empty', p.saved.stateSinceMs);
+          }
+        }
         this.reply({ requestId: p.requestId, kind: 'delete', response: { groupId: p.groupId, errorCode: code(failure) } });
         return;
       }
@@ -1002,6 +1023,11 @@ export class GroupStateMachine {
   private groupDead(g: Group): void {
     this.transition(g, 'Dead', g.stateSinceMs);
     g.offsets.clear();
+  }
+
+  private pendingDeleteOf(groupId: string): Extract<PendingAppend, { kind: 'delete' }> | undefined {
+    for (const p of this.pending.values()) if (p.kind === 'delete' && p.groupId === groupId) return p;
+    return undefined;
   }
 
   /** The offset keys of the group's commits still in flight. */

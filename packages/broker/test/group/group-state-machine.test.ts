@@ -828,6 +828,17 @@ function reload(d: Driver): GroupStateMachine {
   return loaded;
 }
 
+/** The same after compaction: the latest record of each key, tombstones dropped (after delete.retention.ms). */
+function reloadCompacted(d: Driver): GroupStateMachine {
+  const latest = new Map<string, Uint8Array | null>();
+  for (const ap of d.log) for (const r of ap.records) latest.set(Buffer.from(r.key).toString('hex'), r.value);
+  const loaded = new GroupStateMachine(CONFIG, () => 'x');
+  for (const [k, v] of latest) if (v !== null) loaded.replay(Buffer.from(k, 'hex'), Buffer.from(v));
+  loaded.finishLoad(d.now);
+  loaded.checkInvariants();
+  return loaded;
+}
+
 const reloadedOffset = (loaded: GroupStateMachine, partition = 0): number | undefined =>
   loaded.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [partition] }] }).topics[0]?.partitions[0]?.committedOffset;
 
@@ -846,5 +857,43 @@ describe('what a reload sees agrees with what was answered (no acknowledged offs
     expect(d.commitError(c)).toBe(0);
     expect(d.committed()).toBe(5);
     expect(reloadedOffset(reload(d))).toBe(5);
+  });
+
+  test('a failed DeleteGroups write leaves the group and its offsets as they were', () => {
+    const d = new Driver();
+    d.commit('', -1, 1);
+    d.ackAll();
+    const c = d.commit('', -1, 4, { partition: 1 });
+    d.sm.deleteGroup(900, 'g');
+    d.tick(d.now);
+    const [commitAppend, deleteAppend] = d.appends;
+    d.appends = [];
+    // The commit issued before the delete is acknowledged; the tombstones are not.
+    d.sm.onAppended(commitAppend!.appendId, null, d.now);
+    d.sm.onAppended(deleteAppend!.appendId, 'NOT_ENOUGH_REPLICAS', d.now);
+    d.tick(d.now);
+    expect(d.errorOf(c)).toBe(0);
+    expect(d.errorOf(900)).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+    // The tombstones are not in the log as far as anyone knows: the offsets still stand here, as
+    // they would after a reload, the one acknowledged during the delete included.
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    expect(d.committed()).toBe(1);
+    expect(d.committed(1)).toBe(4);
+  });
+
+  test('DeleteGroups while a first commit of a partition is in flight tombstones that partition too (no resurrection at reload)', () => {
+    const d = new Driver();
+    d.commit('', -1, 1);
+    d.ackAll();
+    d.commit('', -1, 2, { partition: 1 });
+    d.sm.deleteGroup(901, 'g');
+    d.tick(d.now);
+    d.ackAll();
+    expect(d.errorOf(901)).toBe(0);
+    expect(d.sm.stateOf('g')).toBeUndefined();
+    for (const loaded of [reload(d), reloadCompacted(d)]) {
+      expect(loaded.stateOf('g')).toBeUndefined();
+      expect(reloadedOffset(loaded, 1)).toBe(-1);
+    }
   });
 });
