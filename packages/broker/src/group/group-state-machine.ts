@@ -193,6 +193,8 @@ interface Group {
 type PendingAppend =
   | { kind: 'commit'; groupId: string; requestId: number; entries: { key: string; topic: string; partition: number; value: CommittedOffset }[]; response: OffsetCommitResponse }
   | { kind: 'assignment'; groupId: string; generationId: number; assignments: Map<string, Buffer> }
+  /** A restarted static member's new id, answered once persisted; `old` is restored if the write fails. */
+  | { kind: 'replace'; groupId: string; requestId: number; generationId: number; instanceId: string; old: Member; newId: string }
   | {
       kind: 'delete';
       groupId: string;
@@ -408,8 +410,10 @@ export class GroupStateMachine {
   /**
    * A static member restarted (same group.instance.id, no member id): it takes the old member's
    * place under a new member id. In Stable the generation and assignment stay (no rebalance: the
-   * point of static membership) and the group record is rewritten with the new id; unlike Kafka
-   * the answer does not wait for that write (see below).
+   * point of static membership) and the group record is rewritten with the new id; as in Kafka
+   * the answer waits for that write, and a failed write restores the old member (else, after a
+   * failover, the log's old id would fence the new incarnation with FENCED_INSTANCE_ID, fatal to
+   * the client, while it was told it is the member).
    */
   private replaceStaticMember(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
     const instanceId = req.groupInstanceId;
@@ -434,10 +438,7 @@ export class GroupStateMachine {
           this.prepareRebalance(group, nowMs);
           return;
         }
-        this.append([this.groupMetadataRecord(group)], { kind: 'other' });
-        // Kafka answers after the write too; replying here is safe because a failed write only
-        // loses the new member id, and the member then rejoins as unknown again.
-        this.reply({ requestId, kind: 'join', response: this.joinResponse(group, newId) });
+        this.append([this.groupMetadataRecord(group)], { kind: 'replace', groupId: group.groupId, requestId, generationId: group.generationId, instanceId, old, newId });
         return;
       }
       case 'CompletingRebalance':
@@ -907,6 +908,24 @@ export class GroupStateMachine {
         this.transition(group, 'Stable', nowMs);
         return;
       }
+      case 'replace': {
+        const g = this.groups.get(p.groupId);
+        const current = g !== undefined && g.staticMembers.get(p.instanceId) === p.newId ? g.members.get(p.newId) : undefined;
+        if (failure === null) {
+          this.reply({ requestId: p.requestId, kind: 'join', response: g !== undefined && current !== undefined ? this.joinResponse(g, p.newId) : this.joinError('UNKNOWN_MEMBER_ID', p.newId, 'removed from the group') });
+          return;
+        }
+        // Restore the old incarnation only if nothing else happened to the group meanwhile (the
+        // same Stable generation): otherwise the group has moved on and the error suffices.
+        if (g !== undefined && current !== undefined && g.state === 'Stable' && g.generationId === p.generationId) {
+          g.members.delete(p.newId);
+          g.members.set(p.old.memberId, { ...p.old, heartbeatDeadlineMs: Math.max(p.old.heartbeatDeadlineMs, nowMs + p.old.sessionTimeoutMs) });
+          g.staticMembers.set(p.instanceId, p.old.memberId);
+          if (g.leaderId === p.newId) g.leaderId = p.old.memberId;
+        }
+        this.reply({ requestId: p.requestId, kind: 'join', response: this.joinError(failure, p.newId, 'the new member id could not be persisted') });
+        return;
+      }
       case 'delete': {
         const g = this.groups.get(p.groupId);
         if (g !== undefined && g.state === 'Dead') {
@@ -938,7 +957,7 @@ export class GroupStateMachine {
       }
     }
     for (const [id, p] of this.pending) {
-      if (p.kind === 'commit' || p.kind === 'delete') this.onAppended(id, 'NOT_LEADER_OR_FOLLOWER', 0);
+      if (p.kind === 'commit' || p.kind === 'delete' || p.kind === 'replace') this.onAppended(id, 'NOT_LEADER_OR_FOLLOWER', 0);
     }
     this.pending.clear();
     this.groups.clear();

@@ -433,7 +433,9 @@ describe('static membership (group.instance.id)', () => {
     d.ackAll();
     expect(d.sm.stateOf('g')).toBe('Stable');
     // The pod restarts: no member id, same instance id.
-    const again = d.joinResponse(d.join('', { groupInstanceId: 'pod-b' }));
+    const rejoin = d.join('', { groupInstanceId: 'pod-b' });
+    d.ackAll(); // answered once the new member id is persisted
+    const again = d.joinResponse(rejoin);
     expect(again).toMatchObject({ errorCode: 0, generationId: 1 });
     expect(again.memberId).not.toBe(sId);
     expect(d.sm.stateOf('g')).toBe('Stable');
@@ -512,7 +514,9 @@ describe('static members that miss the join deadline (KIP-345: only their sessio
     // The pod comes back within its session: same generation, its assignment, no rebalance.
     d.now = 3000;
     expect(d.heartbeat(b, 2)).toBe(0);
-    const again = d.joinResponse(d.join('', { groupInstanceId: 'pod-s', sessionTimeoutMs: 5000 }));
+    const rejoin = d.join('', { groupInstanceId: 'pod-s', sessionTimeoutMs: 5000 });
+    d.ackAll(); // answered once the new member id is persisted
+    const again = d.joinResponse(rejoin);
     expect(again).toMatchObject({ errorCode: 0, generationId: 2, leader: b });
     expect(d.sm.stateOf('g')).toBe('Stable');
     const r = d.reply(d.sync(again.memberId, 2, [], { groupInstanceId: 'pod-s' }));
@@ -895,5 +899,44 @@ describe('what a reload sees agrees with what was answered (no acknowledged offs
       expect(loaded.stateOf('g')).toBeUndefined();
       expect(reloadedOffset(loaded, 1)).toBe(-1);
     }
+  });
+
+  test('a restarted static member is answered only once its new member id is persisted; a failed write keeps the old id (Kafka reverts)', () => {
+    const d = new Driver();
+    const a = d.joinNew();
+    const s = d.join('', { groupInstanceId: 'pod-b' });
+    d.tick(100);
+    const sId = d.joinResponse(s).memberId;
+    d.sync(a.memberId, 1, [{ memberId: a.memberId, assignment: Buffer.from('A') }, { memberId: sId, assignment: Buffer.from('S') }]);
+    d.sync(sId, 1, [], { groupInstanceId: 'pod-b' });
+    d.ackAll();
+    expect(d.sm.stateOf('g')).toBe('Stable');
+
+    // Failed write: the join gets the mapped error and the old incarnation stays the member.
+    const failed = d.join('', { groupInstanceId: 'pod-b' });
+    expect(d.reply(failed)).toBeUndefined();
+    d.ackAll('NOT_ENOUGH_REPLICAS');
+    expect(d.joinResponse(failed).errorCode).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+    expect(d.sm.membersOf('g')).toEqual(expect.arrayContaining([a.memberId, sId]));
+    expect(d.heartbeat(sId, 1, { groupInstanceId: 'pod-b' })).toBe(0);
+
+    // Acknowledged write: answered afterwards, and a reload knows the new id (not fenced after failover).
+    const ok = d.join('', { groupInstanceId: 'pod-b' });
+    expect(d.reply(ok)).toBeUndefined();
+    d.ackAll();
+    const again = d.joinResponse(ok);
+    expect(again).toMatchObject({ errorCode: 0, generationId: 1 });
+    expect(reload(d).membersOf('g')).toContain(again.memberId);
+  });
+
+  test('shutdown answers a static member replacement in flight with NOT_COORDINATOR', () => {
+    const d = new Driver();
+    d.join('', { groupInstanceId: 'pod-b' });
+    d.tick(100);
+    d.sync('m1', 1, [], { groupInstanceId: 'pod-b' });
+    d.ackAll();
+    const j = d.join('', { groupInstanceId: 'pod-b' });
+    d.sm.shutdown();
+    expect(d.sm.takeReady().replies.find((r) => r.requestId === j)?.response.errorCode).toBe(E('NOT_COORDINATOR'));
   });
 });
