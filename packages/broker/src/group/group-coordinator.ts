@@ -148,6 +148,8 @@ export class GroupCoordinator {
   private readonly epochMs = Date.now() - performance.now();
   private lastExpiryMs = this.nowMs();
   private creating: Promise<void> | null = null;
+  /** Topic ids by name of the last metadata image seen (null before the first): what deletions are found against. */
+  private topicIds: MetadataImage['topicIdsByName'] | null = null;
   private closed = false;
 
   constructor(private readonly host: GroupCoordinatorHost) {
@@ -184,6 +186,29 @@ export class GroupCoordinator {
       }
     }
     for (const s of [...this.shards.values()]) if (!seen.has(s.partition)) this.unload(s);
+  }
+
+  /**
+   * Follows topic deletions (call with every metadata image applied, in order). A topic gone
+   * since the last image, or re-created under the same name (a new topic id), loses its committed
+   * offsets in every loaded group, with tombstones (Kafka's onPartitionsDeleted): a re-created
+   * topic must not be consumed from the old topic's positions.
+   */
+  onMetadataImage(image: MetadataImage): void {
+    if (this.closed) return;
+    const before = this.topicIds;
+    this.topicIds = image.topicIdsByName;
+    if (before === null || before === image.topicIdsByName) return;
+    const gone = new Set<string>();
+    for (const [name, id] of before) if (image.topicIdsByName.get(name) !== id) gone.add(name);
+    if (gone.size === 0) return;
+    for (const shard of [...this.shards.values()]) {
+      const sm = shard.sm;
+      if (sm === null || !this.current(shard)) continue;
+      sm.deleteTopicOffsets(gone);
+      this.deliver(sm.takeReady(), shard);
+    }
+    this.host.logger.info({ topics: [...gone] }, 'deleted the committed offsets of deleted topics');
   }
 
   // -------------------------------------------------------------------------------------------

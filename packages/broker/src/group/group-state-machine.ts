@@ -191,7 +191,7 @@ interface Group {
 }
 
 type PendingAppend =
-  | { kind: 'commit'; groupId: string; requestId: number; entries: { key: string; topic: string; partition: number; value: CommittedOffset }[]; response: OffsetCommitResponse }
+  | { kind: 'commit'; groupId: string; requestId: number; entries: PendingCommitEntry[]; response: OffsetCommitResponse }
   | { kind: 'assignment'; groupId: string; generationId: number; assignments: Map<string, Buffer> }
   /** A restarted static member's new id, answered once persisted; `old` is restored if the write fails. */
   | { kind: 'replace'; groupId: string; requestId: number; generationId: number; instanceId: string; old: Member; newId: string }
@@ -203,6 +203,15 @@ type PendingAppend =
       saved: { stateSinceMs: number; offsets: Map<string, { topic: string; partition: number; value: CommittedOffset }> };
     }
   | { kind: 'other' };
+
+/** One partition of a commit in flight; `dropped` once its topic was deleted meanwhile (tombstoned after it). */
+interface PendingCommitEntry {
+  key: string;
+  topic: string;
+  partition: number;
+  value: CommittedOffset;
+  dropped?: boolean;
+}
 
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -676,7 +685,7 @@ export class GroupStateMachine {
       member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
     }
     const response: OffsetCommitResponse = { errorCode: 0, topics: [] };
-    const entries: { key: string; topic: string; partition: number; value: CommittedOffset }[] = [];
+    const entries: PendingCommitEntry[] = [];
     const appendId = this.nextAppendId;
     for (const t of req.topics) {
       const partitions: { partition: number; errorCode: number }[] = [];
@@ -863,6 +872,42 @@ export class GroupStateMachine {
     }
   }
 
+  /**
+   * Topics were deleted (or deleted and re-created: a new topic id under the same name): as Kafka's
+   * onPartitionsDeleted, every group's offsets of them get tombstones, commits of them still in
+   * flight included (their records precede the tombstones in the log, and are not applied when
+   * acknowledged), so a re-created topic is never consumed from the old topic's positions. An
+   * Empty group left without offsets is forgotten, as at expiry.
+   */
+  deleteTopicOffsets(topics: ReadonlySet<string>): void {
+    if (topics.size === 0) return;
+    const inFlight = new Map<string, Map<string, { topic: string; partition: number }>>();
+    for (const p of this.pending.values()) {
+      if (p.kind !== 'commit') continue;
+      for (const e of p.entries) {
+        if (!topics.has(e.topic)) continue;
+        e.dropped = true;
+        const keys = inFlight.get(p.groupId) ?? new Map<string, { topic: string; partition: number }>();
+        keys.set(e.key, e);
+        inFlight.set(p.groupId, keys);
+      }
+    }
+    for (const g of [...this.groups.values()]) {
+      if (g.state === 'Dead') continue;
+      const keys = inFlight.get(g.groupId) ?? new Map<string, { topic: string; partition: number }>();
+      for (const [k, o] of [...g.offsets]) {
+        if (!topics.has(o.topic)) continue;
+        g.offsets.delete(k);
+        keys.set(k, o);
+      }
+      if (keys.size === 0) continue;
+      const dead = g.state === 'Empty' && g.offsets.size === 0 && g.pendingMembers.size === 0 && this.groupAppendsSettled(g.groupId);
+      if (dead) this.groups.delete(g.groupId);
+      const gone = [...keys.values()];
+      this.append(dead ? this.tombstones(g, gone) : gone.map((o) => ({ key: encodeGroupRecordKey({ kind: 'offset', group: g.groupId, topic: o.topic, partition: o.partition }), value: null })), { kind: 'other' });
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // appends
 
@@ -880,6 +925,7 @@ export class GroupStateMachine {
         const offsets = group === undefined ? undefined : group.state !== 'Dead' ? group.offsets : this.pendingDeleteOf(p.groupId)?.saved.offsets;
         if (failure === null && offsets !== undefined) {
           for (const e of p.entries) {
+            if (e.dropped === true) continue;
             const cur = offsets.get(e.key);
             if (cur === undefined || cur.value.appendId < e.value.appendId) offsets.set(e.key, { topic: e.topic, partition: e.partition, value: e.value });
           }

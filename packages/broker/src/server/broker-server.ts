@@ -357,9 +357,15 @@ export class BrokerServer {
     // moves them away), and a restarted broker must not lead on stale metadata.
     if (image.offset < this.brokerEpoch) return;
     // Images are applied in order, one at a time (opening logs is synchronous; closing is not).
-    this.applying = this.applying.then(() => this.replicas.applyImage(image)).catch((e: unknown) => {
-      this.opts.logger.error({ err: e instanceof Error ? (e.stack ?? e.message) : String(e) }, 'applying metadata failed');
-    });
+    this.applying = this.applying
+      .then(async () => {
+        await this.replicas.applyImage(image);
+        // Offsets of deleted (or re-created) topics go, as Kafka's onPartitionsDeleted.
+        this.groups.onMetadataImage(image);
+      })
+      .catch((e: unknown) => {
+        this.opts.logger.error({ err: e instanceof Error ? (e.stack ?? e.message) : String(e) }, 'applying metadata failed');
+      });
   }
 
   private scheduleHeartbeat(delayMs: number, wantShutDown = false): void {

@@ -5,11 +5,12 @@
  * and assignments are answered only after their write is acknowledged (and fail with the mapped
  * error when it is not), that losing leadership answers parked requests NOT_COORDINATOR, and that
  * a new leadership epoch reloads the same groups and offsets from the log (skipping a corrupt
- * record). FindCoordinator is checked over real metadata images built with the controller's
+ * record), and that a deleted or re-created topic's offsets are tombstoned when the metadata image
+ * shows it. FindCoordinator is checked over real metadata images built with the controller's
  * operations. No timers run: the coordinator's tick is not started.
  */
 import { CoordinatorType, ErrorCode, encodeRecordBatch, readBatchHeader, stampBatch, type CreateTopicsRequest, type CreateTopicsResponse } from '@strand/protocol';
-import { CONTROLLER_CONFIG, MetadataImage, brokerHeartbeat, createTopics, registerBroker, type Operation } from '@strand/controller';
+import { CONTROLLER_CONFIG, MetadataImage, brokerHeartbeat, createTopics, deleteTopics, registerBroker, type Operation } from '@strand/controller';
 import { BROKER_CONFIG } from '../../src/server/broker-config';
 import type { ProduceResult } from '../../src/server/partition';
 import { encodeGroupRecordKey } from '../../src/group/group-records';
@@ -74,7 +75,7 @@ class FakePartition implements OffsetsPartition {
 
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function setup(): { coordinator: GroupCoordinator; part: FakePartition; replicas: { leading: boolean } & OffsetsReplicas; group: string } {
+function setup(image: () => MetadataImage | null = () => null): { coordinator: GroupCoordinator; part: FakePartition; replicas: { leading: boolean } & OffsetsReplicas; group: string } {
   const part = new FakePartition();
   // A group that lands on partition 1 of the offsets topic.
   const group = ['g-a', 'g-b', 'g-c', 'g-d', 'g-e', 'g-f'].find((g) => groupPartitionFor(g, NUM_PARTITIONS) === 1) as string;
@@ -85,7 +86,7 @@ function setup(): { coordinator: GroupCoordinator; part: FakePartition; replicas
   };
   const config = BROKER_CONFIG.parse({ 'group.initial.rebalance.delay.ms': 0, 'group.min.session.timeout.ms': 100 });
   const logger = { info: (): void => undefined, warn: jest.fn() };
-  const coordinator = new GroupCoordinator({ brokerId: 1, config, replicas, listenerName: 'BROKER', image: () => null, createTopics: () => Promise.reject(new Error('unused')), logger });
+  const coordinator = new GroupCoordinator({ brokerId: 1, config, replicas, listenerName: 'BROKER', image, createTopics: () => Promise.reject(new Error('unused')), logger });
   return { coordinator, part, replicas, group };
 }
 
@@ -188,18 +189,18 @@ test('leadership lost: parked requests get NOT_COORDINATOR; a new epoch reloads 
   coordinator.close();
 });
 
-describe('FindCoordinator', () => {
-  /** A real metadata image with brokers 1..n registered and unfenced, built with the controller's own operations. */
-  function clusterImage(n: number): MetadataImage {
-    const apply = <T>(image: MetadataImage, op: Operation<T>): MetadataImage => (op.records.length > 0 ? image.apply(image.offset + 1, op.records) : image);
-    let image = MetadataImage.EMPTY.apply(0, [{ cluster: { clusterId: 'test' } }]);
-    for (let id = 1; id <= n; id++) {
-      image = apply(image, registerBroker(image, { brokerId: id, incarnationId: `i${id}`, endpoints: [{ listener: 'BROKER', host: `host${id}`, port: 9000 + id }], clusterId: '', previousShutdownClean: true }, () => false));
-    }
-    for (let id = 1; id <= n; id++) image = apply(image, brokerHeartbeat(image, id, image.brokers.get(id)!.epoch, image.offset, false));
-    return image;
+/** A real metadata image with brokers 1..n registered and unfenced, built with the controller's own operations. */
+function clusterImage(n: number): MetadataImage {
+  const apply = <T>(image: MetadataImage, op: Operation<T>): MetadataImage => (op.records.length > 0 ? image.apply(image.offset + 1, op.records) : image);
+  let image = MetadataImage.EMPTY.apply(0, [{ cluster: { clusterId: 'test' } }]);
+  for (let id = 1; id <= n; id++) {
+    image = apply(image, registerBroker(image, { brokerId: id, incarnationId: `i${id}`, endpoints: [{ listener: 'BROKER', host: `host${id}`, port: 9000 + id }], clusterId: '', previousShutdownClean: true }, () => false));
   }
+  for (let id = 1; id <= n; id++) image = apply(image, brokerHeartbeat(image, id, image.brokers.get(id)!.epoch, image.offset, false));
+  return image;
+}
 
+describe('FindCoordinator', () => {
   function coordinatorOver(image: () => MetadataImage, created: CreateTopicsRequest[]): GroupCoordinator {
     const replicas: OffsetsReplicas = { metadataImage: null, partitionByName: () => undefined };
     const config = BROKER_CONFIG.parse({ 'offsets.topic.num.partitions': 7 });
@@ -263,4 +264,40 @@ describe('FindCoordinator', () => {
     expect((await c.findCoordinator({ key: '', keyType: CoordinatorType.COORDINATOR_GROUP })).errorCode).toBe(ErrorCode.INVALID_GROUP_ID);
     expect((await c.findCoordinator({ key: 'tx', keyType: CoordinatorType.COORDINATOR_TRANSACTION })).errorCode).toBe(ErrorCode.INVALID_REQUEST);
   });
+});
+
+test('offsets of a deleted topic, or of one re-created under the same name, are tombstoned with the image that removes it', async () => {
+  let n = 0;
+  const newId = (): string => (++n).toString(16).padStart(32, '0');
+  const withTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, createTopics(img, [{ name: 't', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), newId).records);
+  const withoutTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, deleteTopics(img, ['t'], CONTROLLER_CONFIG.defaults()).records);
+  let image = withTopic(clusterImage(1));
+  const { coordinator, part, group } = setup(() => image);
+  coordinator.onMetadataImage(image);
+  coordinator.reconcile();
+  await flush();
+  const c = commit(coordinator, group, '', -1, 5);
+  await part.release();
+  expect((await c).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  expect(committed(coordinator, group)).toBe(5);
+
+  // Deleted and re-created between two images: a new topic id under the same name.
+  image = withTopic(withoutTopic(image));
+  coordinator.onMetadataImage(image);
+  expect(committed(coordinator, group)).toBe(-1);
+  expect(part.inFlight).toBe(1); // the tombstones
+  await part.release();
+  // A new leadership epoch reloads from the log: the offset stays gone.
+  part.leaderEpoch = 1;
+  coordinator.reconcile();
+  await flush();
+  expect(committed(coordinator, group)).toBe(-1);
+
+  const again = commit(coordinator, group, '', -1, 2);
+  await part.release();
+  expect((await again).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  image = withoutTopic(image);
+  coordinator.onMetadataImage(image);
+  expect(committed(coordinator, group)).toBe(-1);
+  coordinator.close();
 });

@@ -940,3 +940,32 @@ describe('what a reload sees agrees with what was answered (no acknowledged offs
     expect(d.sm.takeReady().replies.find((r) => r.requestId === j)?.response.errorCode).toBe(E('NOT_COORDINATOR'));
   });
 });
+
+describe('offsets of deleted topics (Kafka: onPartitionsDeleted)', () => {
+  test('are tombstoned and no longer served, commits in flight included; an Empty group left without offsets is forgotten', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    d.commit(a, 1, 9);
+    d.ackAll();
+    const inFlight = d.commit(a, 1, 11, { partition: 1 });
+    d.sm.deleteTopicOffsets(new Set(['t']));
+    d.tick(d.now);
+    d.ackAll();
+    expect(d.commitError(inFlight)).toBe(0);
+    expect(d.committed(0)).toBe(-1);
+    expect(d.committed(1)).toBe(-1);
+    for (const loaded of [reload(d), reloadCompacted(d)]) {
+      expect(reloadedOffset(loaded, 0)).toBe(-1);
+      expect(reloadedOffset(loaded, 1)).toBe(-1);
+    }
+    // A standalone group holding only offsets of the deleted topic goes with them.
+    const e = new Driver();
+    e.commit('', -1, 3);
+    e.ackAll();
+    e.sm.deleteTopicOffsets(new Set(['t']));
+    e.tick(e.now);
+    e.ackAll();
+    expect(e.sm.stateOf('g')).toBeUndefined();
+    expect(reloadCompacted(e).stateOf('g')).toBeUndefined();
+  });
+});
