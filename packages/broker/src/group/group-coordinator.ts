@@ -460,11 +460,27 @@ export class GroupCoordinator {
     );
   }
 
-  offsetCommit(req: OffsetCommitRequest): Promise<OffsetCommitResponse> {
-    const fail = (e: ErrorName): OffsetCommitResponse => ({ errorCode: 0, topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode: code(e) })) })) });
-    return this.request(req.groupId, 'commit', fail, (sm, id, now) =>
-      sm.commit(id, { groupId: req.groupId, generationId: req.generationId, memberId: req.memberId, ...instance(req.groupInstanceId), topics: req.topics }, now),
-    );
+  async offsetCommit(req: OffsetCommitRequest): Promise<OffsetCommitResponse> {
+    // As Kafka's KafkaApis: a partition the metadata does not have is UNKNOWN_TOPIC_OR_PARTITION
+    // (retriable: a topic just created may not be here yet) and is never written, so a consumer
+    // still running after its topic was deleted cannot leave offsets for a re-created topic.
+    const image = this.host.replicas.metadataImage;
+    const exists = (topic: string, partition: number): boolean => image?.topicByName(topic)?.partitions.has(partition) === true;
+    const known = req.topics.map((t) => ({ ...t, partitions: t.partitions.filter((p) => exists(t.name, p.partition)) })).filter((t) => t.partitions.length > 0);
+    const fail = (e: ErrorName): OffsetCommitResponse => ({ errorCode: 0, topics: known.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode: code(e) })) })) });
+    const res =
+      known.length === 0
+        ? { errorCode: 0, topics: [] }
+        : await this.request(req.groupId, 'commit', fail, (sm, id, now) =>
+            sm.commit(id, { groupId: req.groupId, generationId: req.generationId, memberId: req.memberId, ...instance(req.groupInstanceId), topics: known }, now),
+          );
+    // Every partition asked about is answered, in the request's order.
+    const answered = new Map<string, number>();
+    for (const t of res.topics) for (const p of t.partitions) answered.set(`${t.name}\u0000${p.partition}`, p.errorCode);
+    return {
+      errorCode: res.errorCode,
+      topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode: answered.get(`${t.name}\u0000${p.partition}`) ?? code('UNKNOWN_TOPIC_OR_PARTITION') })) })),
+    };
   }
 
   offsetFetch(req: OffsetFetchRequest): OffsetFetchResponse {

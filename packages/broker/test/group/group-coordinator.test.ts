@@ -81,7 +81,8 @@ function setup(image: () => MetadataImage | null = () => null): { coordinator: G
   const group = ['g-a', 'g-b', 'g-c', 'g-d', 'g-e', 'g-f'].find((g) => groupPartitionFor(g, NUM_PARTITIONS) === 1) as string;
   const replicas = {
     leading: true,
-    metadataImage: { topicByName: (name: string) => (name === OFFSETS_TOPIC ? { partitions: new Map([[0, null], [1, null], [2, null]]) } : undefined) },
+    // The offsets topic and `t` (two partitions), the topic the tests commit offsets of.
+    metadataImage: { topicByName: (name: string) => (name === OFFSETS_TOPIC ? { partitions: new Map([[0, null], [1, null], [2, null]]) } : name === 't' ? { partitions: new Map([[0, null], [1, null]]) } : undefined) },
     partitionByName: (topic: string, p: number): OffsetsPartition | undefined => (topic === OFFSETS_TOPIC && p === 1 ? part : undefined),
   };
   const config = BROKER_CONFIG.parse({ 'group.initial.rebalance.delay.ms': 0, 'group.min.session.timeout.ms': 100 });
@@ -299,5 +300,35 @@ test('offsets of a deleted topic, or of one re-created under the same name, are 
   image = withoutTopic(image);
   coordinator.onMetadataImage(image);
   expect(committed(coordinator, group)).toBe(-1);
+  coordinator.close();
+});
+
+test('OffsetCommit for a topic or partition the metadata does not have is UNKNOWN_TOPIC_OR_PARTITION for it (Kafka), the others commit', async () => {
+  const { coordinator, part, group } = setup();
+  coordinator.reconcile();
+  await flush();
+  const res = coordinator.offsetCommit({
+    groupId: group,
+    generationId: -1,
+    memberId: '',
+    topics: [
+      { name: 'gone', partitions: [{ partition: 0, committedOffset: 1, committedLeaderEpoch: -1, metadata: '' }] },
+      { name: 't', partitions: [{ partition: 9, committedOffset: 2, committedLeaderEpoch: -1, metadata: '' }, { partition: 0, committedOffset: 3, committedLeaderEpoch: -1, metadata: '' }] },
+    ],
+  });
+  await part.release();
+  expect(await res).toEqual({
+    errorCode: 0,
+    topics: [
+      { name: 'gone', partitions: [{ partition: 0, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION }] },
+      { name: 't', partitions: [{ partition: 9, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION }, { partition: 0, errorCode: 0 }] },
+    ],
+  });
+  expect(committed(coordinator, group)).toBe(3);
+  expect(coordinator.offsetFetch({ groupId: group, topics: [{ name: 'gone', partitions: [0] }], requireStable: false }).topics[0]?.partitions[0]?.committedOffset).toBe(-1);
+  // Nothing known at all: answered at once, nothing written.
+  const none = await coordinator.offsetCommit({ groupId: group, generationId: -1, memberId: '', topics: [{ name: 'gone', partitions: [{ partition: 0, committedOffset: 1, committedLeaderEpoch: -1, metadata: '' }] }] });
+  expect(none.topics[0]?.partitions[0]?.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+  expect(part.inFlight).toBe(0);
   coordinator.close();
 });
