@@ -124,6 +124,8 @@ export class QuorumController {
   /** Monotonic ms of each broker's last heartbeat, as seen by this (active) controller. */
   private readonly lastContact = new Map<number, number>();
   private timers: NodeJS.Timeout[] = [];
+  /** A fencing write is queued or running. */
+  private fencing = false;
   private stopped = false;
   private readonly newTopicId: () => TopicId;
 
@@ -249,17 +251,12 @@ export class QuorumController {
    * Makes this node ready to decide: leader, everything committed applied, no change of its own
    * with an unknown outcome pending, cluster id written.
    */
-  private async ensureActive(): Promise<void> {
+  private async ensureActive(): Promise<boolean> {
     if (this.stopped || !this.raft.isLeader) throw this.notController();
     const term = this.raft.status().term;
     if (this.unsettledIndex >= 0) await this.settle(term);
-    if (this.activeTerm === term) return;
-    try {
-      await this.raft.readBarrier();
-    } catch (e: unknown) {
-      throw this.mapRaftError(e);
-    }
-    if (!this.raft.isLeader || this.raft.status().term !== term) throw this.notController();
+    if (this.activeTerm === term) return false;
+    await this.confirmLeadership(term);
     this.activeTerm = term;
     // Liveness is not replicated: every broker gets a full session from now.
     const now = performance.now();
@@ -267,6 +264,22 @@ export class QuorumController {
     for (const id of this.image.brokers.keys()) this.lastContact.set(id, now);
     this.opts.logger?.info({ term, metadataOffset: this.image.offset }, 'active controller');
     if (this.image.clusterId === '') await this.commit([{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }]);
+    return true;
+  }
+
+  /**
+   * Passes a read barrier (ReadIndex: a majority still follows this leader, and everything
+   * committed is applied) and checks the term did not change meanwhile. An answer that commits
+   * nothing needs it: a leader deposed without knowing it (cut off, or paused) would otherwise
+   * answer from a stale image.
+   */
+  private async confirmLeadership(term: number): Promise<void> {
+    try {
+      await this.raft.readBarrier();
+    } catch (e: unknown) {
+      throw this.mapRaftError(e);
+    }
+    if (this.stopped || !this.raft.isLeader || this.raft.status().term !== term) throw this.notController();
   }
 
   /**
@@ -310,9 +323,11 @@ export class QuorumController {
   /** Runs one write operation after every earlier one; see the file comment. */
   write<T>(build: (image: MetadataImage) => Operation<T>): Promise<T> {
     const run = async (): Promise<T> => {
-      await this.ensureActive();
+      const confirmed = await this.ensureActive();
+      const term = this.raft.status().term;
       const op = build(this.image);
       if (op.records.length > 0) await this.commit(op.records);
+      else if (!confirmed) await this.confirmLeadership(term);
       return op.finish(this.image);
     };
     const result = this.writeChain.then(run, run);
@@ -322,7 +337,7 @@ export class QuorumController {
 
   /** A linearizable read of the image (fails with NOT_CONTROLLER off the active controller). */
   async read<T>(f: (image: MetadataImage) => T): Promise<T> {
-    await this.ensureActive();
+    if (!(await this.ensureActive())) await this.confirmLeadership(this.raft.status().term);
     return f(this.image);
   }
 
@@ -358,7 +373,9 @@ export class QuorumController {
 
   /** Fences brokers whose sessions expired (runs on a timer while active). */
   private checkSessions(): void {
-    if (!this.isActive) return;
+    // One fencing write at a time: while commits are slow (no quorum, a deposed leader) a write
+    // queued every check would pile up ahead of the heartbeats that keep sessions alive.
+    if (!this.isActive || this.fencing) return;
     const now = performance.now();
     const timeout = this.opts.config['broker.session.timeout.ms'];
     const expired: number[] = [];
@@ -369,10 +386,15 @@ export class QuorumController {
     }
     if (expired.length === 0) return;
     this.opts.logger?.warn({ brokers: expired, sessionTimeoutMs: timeout }, 'fencing brokers whose sessions expired');
+    this.fencing = true;
     void this.write((image) => fenceBrokers(image, expired.filter((id) => {
       const t = this.lastContact.get(id);
       return t === undefined || performance.now() - t >= timeout;
-    }))).catch(() => undefined);
+    })))
+      .catch(() => undefined)
+      .finally(() => {
+        this.fencing = false;
+      });
   }
 
   alterPartition(req: AlterPartitionRequest): Promise<AlterPartitionTopicResult[]> {

@@ -7,8 +7,8 @@
  * writes (others answer NOT_CONTROLLER naming it), and after the active controller is cut off a
  * new one takes over with every committed change intact.
  */
-import { ErrorCode } from '@strand/protocol';
-import { MemoryNetwork, MemoryStorage, MessageType } from '@strand/raft';
+import { ErrorCode, StrandError, type CreatableTopic } from '@strand/protocol';
+import { MemoryNetwork, MemoryStorage, MessageType, Role, type RaftNode } from '@strand/raft';
 import { CONTROLLER_CONFIG, MetadataImage, NotControllerError, QuorumController, type HeartbeatResult } from '../src';
 
 const config = CONTROLLER_CONFIG.parse({
@@ -34,7 +34,7 @@ class Cluster {
   private readonly leaderOf = new Map<string, number>();
   private readonly lastEpochs = new Map<string, [number, number]>();
 
-  constructor(n: number, options: { requestTimeoutMs?: number; electionTicks?: number } = {}) {
+  constructor(n: number, options: { requestTimeoutMs?: number; electionTicks?: number } = {}, perNode: (id: number) => { electionTicks?: number } = () => ({})) {
     const voters = new Map(Array.from({ length: n }, (_, i) => [i + 1, { host: '127.0.0.1', port: 9190 + i }]));
     let topicSeq = 0;
     for (let i = 1; i <= n; i++) {
@@ -51,6 +51,7 @@ class Cluster {
           newTopicId: () => (++topicSeq).toString(16).padStart(32, '0') + '',
           clusterId: 'sim-cluster',
           ...options,
+          ...perNode(i),
         }),
       );
     }
@@ -130,6 +131,7 @@ class FakeBroker {
   alive = true;
   shutdownRequested = false;
   lastResult: HeartbeatResult | undefined;
+  private readonly inFlight = new Set<QuorumController>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -150,14 +152,21 @@ class FakeBroker {
   private async beat(): Promise<void> {
     if (!this.alive) return;
     const offset = Math.max(...this.cluster.controllers.map((c) => c.metadata.offset));
-    try {
-      for (const c of this.cluster.controllers) {
-        if (!c.isActive) continue;
-        this.lastResult = await c.brokerHeartbeat({ brokerId: this.id, brokerEpoch: this.epoch, currentMetadataOffset: offset, wantShutDown: this.shutdownRequested });
-      }
-    } catch {
-      // The controller lost leadership mid-call: the next beat finds the new one.
-    }
+    // Each controller that believes it is active is asked on its own: one that lost leadership
+    // mid-call (or is cut off) fails the call without holding up the others.
+    await Promise.all(
+      this.cluster.controllers
+        .filter((c) => c.isActive && !this.inFlight.has(c))
+        .map((c) => {
+          this.inFlight.add(c);
+          return c.brokerHeartbeat({ brokerId: this.id, brokerEpoch: this.epoch, currentMetadataOffset: offset, wantShutDown: this.shutdownRequested }).then(
+            (r) => {
+              this.lastResult = r;
+            },
+            () => undefined,
+          ).finally(() => this.inFlight.delete(c));
+        }),
+    );
   }
 
   stop(): void {
@@ -278,5 +287,49 @@ describe('quorum controller (in-process cluster)', () => {
     await until('old leader catches up', () => (old.metadata.topicByName('after-failover') ? true : undefined));
     expect(old.metadata.topicByName('zombie')).toBeUndefined();
     expect(cluster.violations).toEqual([]);
+  });
+
+  it('a deposed leader that has not noticed answers nothing from its stale image', async () => {
+    // Controller 1 never times out by itself (no check-quorum step-down, no campaign): it is made
+    // leader by a transfer, then cut off, and keeps believing it leads, as a SIGSTOPped one does.
+    cluster = new Cluster(3, { requestTimeoutMs: 400, electionTicks: 20 }, (id) => (id === 1 ? { electionTicks: 1_000_000 } : {}));
+    await cluster.start();
+    const stale = cluster.controllers[0]!;
+    const raftOf = (c: QuorumController): RaftNode => (c as unknown as { raft: RaftNode }).raft;
+    await until('controller 1 leads', async () => {
+      const leader = cluster.controllers.find((c) => c.raftStatus().role === Role.Leader);
+      if (leader !== undefined && leader !== stale) raftOf(leader).transferLeadership('1');
+      try {
+        return await stale.read(() => true);
+      } catch {
+        return undefined;
+      }
+    });
+    const broker = new FakeBroker(1, cluster);
+    brokers.push(broker);
+    await broker.register();
+    broker.start();
+    await until('broker unfenced', () => (stale.metadata.brokers.get(1)?.fenced === false ? true : undefined));
+    const topic = (name: string): CreatableTopic => ({ name, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] });
+    expect((await stale.createTopics([topic('before')], false))[0]!.errorCode).toBe(0);
+    cluster.net.isolate('1');
+    const next = await until('a new active controller', async () => {
+      for (const c of cluster.controllers.slice(1)) {
+        try {
+          return await c.read(() => c);
+        } catch {
+          // not it
+        }
+      }
+      return undefined;
+    });
+    expect((await next.deleteTopics(['before']))[0]!.errorCode).toBe(0);
+    expect((await next.createTopics([topic('after')], false))[0]!.errorCode).toBe(0);
+    expect(stale.raftStatus().role).toBe(Role.Leader);
+    // Its image still has 'before' and lacks 'after': every answer from it would be wrong.
+    await expect(stale.read((img) => img.topicByName('after') !== undefined)).rejects.toBeInstanceOf(StrandError);
+    await expect(stale.deleteTopics(['after'])).rejects.toBeInstanceOf(StrandError);
+    await expect(stale.createTopics([topic('before')], false)).rejects.toBeInstanceOf(StrandError);
+    cluster.net.heal();
   });
 });
