@@ -233,6 +233,8 @@ export class QuorumController {
 
   /** Log index of a change of ours that timed out with an unknown outcome (-1: none); see settle(). */
   private unsettledIndex = -1;
+  /** The term in which that change was proposed. */
+  private unsettledTerm = -1;
 
   get isActive(): boolean {
     return this.raft.isLeader && this.activeTerm === this.raft.status().term;
@@ -254,9 +256,12 @@ export class QuorumController {
   private async ensureActive(): Promise<boolean> {
     if (this.stopped || !this.raft.isLeader) throw this.notController();
     const term = this.raft.status().term;
-    if (this.unsettledIndex >= 0) await this.settle(term);
+    // Only a change of this term can still be pending: one from an earlier term is either in this
+    // leader's log (committed by the read barrier below) or overwritten for good.
+    if (this.unsettledIndex >= 0 && this.unsettledTerm === term) await this.settle(term);
     if (this.activeTerm === term) return false;
     await this.confirmLeadership(term);
+    this.unsettledIndex = -1;
     this.activeTerm = term;
     // Liveness is not replicated: every broker gets a full session from now.
     const now = performance.now();
@@ -315,7 +320,10 @@ export class QuorumController {
     try {
       await this.raft.propose(encodeMetadataRecordBatch({ records }));
     } catch (e: unknown) {
-      if (e instanceof ProposalDroppedError && e.index >= 0) this.unsettledIndex = Math.max(this.unsettledIndex, e.index);
+      if (e instanceof ProposalDroppedError && e.index >= 0) {
+        this.unsettledIndex = Math.max(this.unsettledIndex, e.index);
+        this.unsettledTerm = this.activeTerm;
+      }
       throw this.mapRaftError(e);
     }
   }

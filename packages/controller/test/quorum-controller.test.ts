@@ -7,7 +7,7 @@
  * writes (others answer NOT_CONTROLLER naming it), and after the active controller is cut off a
  * new one takes over with every committed change intact.
  */
-import { ErrorCode, StrandError, type CreatableTopic } from '@strand/protocol';
+import { ErrorCode, StrandError, encodeMetadataRecordBatch, type CreatableTopic } from '@strand/protocol';
 import { MemoryNetwork, MemoryStorage, MessageType, Role, type RaftNode } from '@strand/raft';
 import { CONTROLLER_CONFIG, MetadataImage, NotControllerError, QuorumController, type HeartbeatResult } from '../src';
 
@@ -331,5 +331,51 @@ describe('quorum controller (in-process cluster)', () => {
     await expect(stale.deleteTopics(['after'])).rejects.toBeInstanceOf(StrandError);
     await expect(stale.createTopics([topic('before')], false)).rejects.toBeInstanceOf(StrandError);
     cluster.net.heal();
+  });
+
+  it('an unknown-outcome change that a later leader overwrote does not block the controller once it leads again', async () => {
+    // 0.5-1 s election timeouts: controller 1 must stay leader while its change times out.
+    cluster = new Cluster(3, { requestTimeoutMs: 300, electionTicks: 50 });
+    await cluster.start();
+    const c1 = cluster.controllers[0]!;
+    const raftOf = (c: QuorumController): RaftNode => (c as unknown as { raft: RaftNode }).raft;
+    const lead1 = (): Promise<true> =>
+      until('controller 1 leads', async () => {
+        const leader = cluster.controllers.find((c) => c.raftStatus().role === Role.Leader);
+        if (leader !== undefined && leader !== c1) raftOf(leader).transferLeadership('1');
+        try {
+          return await c1.read(() => true as const);
+        } catch {
+          return undefined;
+        }
+      });
+    await lead1();
+    const register = (brokerId: number): ReturnType<QuorumController['registerBroker']> =>
+      c1.registerBroker({ brokerId, incarnationId: `inc-${brokerId}`, endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9000 + brokerId }], clusterId: '', previousShutdownClean: true });
+    // Controller 1's entries stop reaching the others: a few entries of its term that never
+    // reach a majority (proposed straight to its Raft node), then a change that times out.
+    cluster.net.drop = (m) => m.from === '1' && m.type === MessageType.App && m.entries.length > 0;
+    const same = encodeMetadataRecordBatch({ records: [{ cluster: { clusterId: 'sim-cluster' } }] });
+    const lost = [1, 2, 3].map(() => raftOf(c1).propose(same).catch(() => undefined));
+    await expect(register(7)).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+    // Another controller takes over; its log, shorter than controller 1's, overwrites those entries.
+    cluster.net.isolate('1');
+    await until('a new active controller', async () => {
+      for (const c of cluster.controllers.slice(1)) {
+        try {
+          return await c.read(() => c);
+        } catch {
+          // not it
+        }
+      }
+      return undefined;
+    });
+    cluster.net.drop = undefined;
+    cluster.net.heal();
+    await Promise.all(lost);
+    // Controller 1 leads again: the timed-out change is settled (overwritten), so it decides again.
+    await lead1();
+    expect((await register(8)).errorCode).toBe(0);
+    expect(c1.metadata.brokers.has(7)).toBe(false);
   });
 });
