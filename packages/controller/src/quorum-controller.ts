@@ -195,8 +195,19 @@ export class QuorumController {
     this.publish({ snapshot: false, offset: index, records: batch.records });
   }
 
+  /**
+   * Hands `delta` to every subscriber. It runs inside the Raft node's apply: a subscriber that
+   * throws would fail-stop this controller's Raft node, so it is dropped (a stream reconnects).
+   */
   private publish(delta: MetadataDelta): void {
-    for (const l of this.listeners) l(delta);
+    for (const l of this.listeners) {
+      try {
+        l(delta);
+      } catch (e: unknown) {
+        this.listeners.delete(l);
+        this.opts.logger?.warn({ err: e instanceof Error ? e.message : String(e), offset: delta.offset }, 'metadata subscriber failed; dropped');
+      }
+    }
   }
 
   /** The applied metadata image (committed state as of `image.offset`). */

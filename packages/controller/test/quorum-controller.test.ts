@@ -378,4 +378,19 @@ describe('quorum controller (in-process cluster)', () => {
     expect((await register(8)).errorCode).toBe(0);
     expect(c1.metadata.brokers.has(7)).toBe(false);
   });
+
+  it('a metadata subscriber that throws neither stops the controller nor the other subscribers', async () => {
+    cluster = new Cluster(1);
+    await cluster.start();
+    const c = await cluster.activeController();
+    c.subscribe(c.metadata.offset, () => {
+      throw new Error('a broken stream');
+    });
+    const seen: number[] = [];
+    c.subscribe(c.metadata.offset, (d) => seen.push(d.offset));
+    const reg = await c.registerBroker({ brokerId: 1, incarnationId: 'inc-1', endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9001 }], clusterId: '', previousShutdownClean: true });
+    expect(reg.errorCode).toBe(0);
+    expect(seen).toContain(reg.brokerEpoch);
+    expect(await c.read((img) => img.brokers.has(1))).toBe(true);
+  });
 });
