@@ -456,6 +456,11 @@ function validateTopicConfigs(entries: readonly { name: string; value: string }[
  * configs) and fails alone with a typed error; valid ones are created in the same batch.
  */
 export function createTopics(image: MetadataImage, topics: readonly CreatableTopic[], validateOnly: boolean, config: ControllerConfig, newTopicId: () => TopicId): Operation<CreateTopicResult[]> {
+  const total = topics.reduce((n, t) => n + (t.assignments.length > 0 ? t.assignments.length : t.numPartitions === -1 ? config['num.partitions'] : Math.max(0, t.numPartitions)), 0);
+  if (total > MAX_PARTITIONS_PER_REQUEST) {
+    const err = tooManyPartitions(total);
+    return { records: [], finish: () => topics.map((t) => ({ name: t.name, topicId: Buffer.alloc(0), numPartitions: -1, replicationFactor: -1, ...err })) };
+  }
   const records: MetadataRecord[] = [];
   const names = new Set<string>();
   // Placement must see the partitions placed earlier in this batch: place on a scratch image.
@@ -517,8 +522,23 @@ export function deleteTopics(image: MetadataImage, names: readonly string[], con
   return done(results, records);
 }
 
+/**
+ * Partitions one CreateTopics or CreatePartitions request may add (Kafka's MAX_PARTITIONS_PER_BATCH,
+ * KAFKA-17870 / KAFKA-19673): each is a record built, proposed and applied in one event-loop turn.
+ */
+export const MAX_PARTITIONS_PER_REQUEST = 10_000;
+
+function tooManyPartitions(total: number): ErrorInfo {
+  return errorInfo('POLICY_VIOLATION', `Excessively large number of partitions per request: ${total} above ${MAX_PARTITIONS_PER_REQUEST}`);
+}
+
 /** Grows topics to a new partition count (Kafka never shrinks them). */
 export function createPartitions(image: MetadataImage, topics: readonly CreatePartitionsTopic[], validateOnly: boolean): Operation<TopicResultInfo[]> {
+  const total = topics.reduce((n, t) => n + Math.max(0, t.count - (image.topicByName(t.name)?.partitions.size ?? 0)), 0);
+  if (total > MAX_PARTITIONS_PER_REQUEST) {
+    const err = tooManyPartitions(total);
+    return { records: [], finish: () => topics.map((t) => ({ name: t.name, ...err })) };
+  }
   const records: MetadataRecord[] = [];
   let scratch = image;
   const named = new Map<string, number>();

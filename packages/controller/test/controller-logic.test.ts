@@ -260,6 +260,22 @@ describe('AlterPartition', () => {
 });
 
 describe('topics', () => {
+  it('refuses a request adding over 10000 partitions at once with POLICY_VIOLATION, before building any record (KAFKA-17870, KAFKA-19673)', () => {
+    const image = withTopic(clusterWith([1, 2, 3]), topic('grow', 1, 1));
+    // 20 topics of 100000 partitions each: built in full, this held the controller's event loop for ~30 s.
+    const huge = createTopics(image, Array.from({ length: 20 }, (_, i) => topic(`big${i}`, 100_000, 3)), false, config, nextTopicId);
+    expect(huge.records).toEqual([]);
+    expect(huge.finish(image).map((r) => r.errorCode)).toEqual(Array(20).fill(ErrorCode.POLICY_VIOLATION));
+    const over = createTopics(image, [topic('a', 5_000, 1), topic('b', 5_001, 1)], true, config, nextTopicId);
+    expect(over.finish(image).map((r) => r.errorCode)).toEqual([ErrorCode.POLICY_VIOLATION, ErrorCode.POLICY_VIOLATION]);
+    const at = createTopics(image, [topic('a', 5_000, 1), topic('b', 5_000, 1)], true, config, nextTopicId);
+    expect(at.finish(image).map((r) => r.errorCode)).toEqual([0, 0]);
+    const grow = createPartitions(image, [{ name: 'grow', count: 10_002, assignments: [] }], false);
+    expect(grow.records).toEqual([]);
+    expect(grow.finish(image)[0]!.errorCode).toBe(ErrorCode.POLICY_VIOLATION);
+    expect(createPartitions(image, [{ name: 'grow', count: 10_001, assignments: [] }], true).finish(image)[0]!.errorCode).toBe(0);
+  });
+
   it('validates names, counts, assignments and configs with typed errors', () => {
     const image = withTopic(clusterWith([1, 2, 3]), topic('exists'));
     const results = createTopics(
