@@ -124,6 +124,8 @@ export class QuorumController {
   /** Monotonic ms of each broker's last heartbeat, as seen by this (active) controller. */
   private readonly lastContact = new Map<number, number>();
   private timers: NodeJS.Timeout[] = [];
+  /** Monotonic ms of the last session check (-1: none yet). */
+  private lastSessionCheck = -1;
   /** A fencing write is queued or running. */
   private fencing = false;
   private stopped = false;
@@ -394,8 +396,14 @@ export class QuorumController {
   private checkSessions(): void {
     // One fencing write at a time: while commits are slow (no quorum, a deposed leader) a write
     // queued every check would pile up ahead of the heartbeats that keep sessions alive.
-    if (!this.isActive || this.fencing) return;
     const now = performance.now();
+    // A stalled process (SIGSTOP, a long pause) heard no heartbeat meanwhile, and the ones that
+    // arrived are still unread: the stall does not count against any session.
+    const interval = this.opts.config['controller.fence.check.interval.ms'];
+    const stall = this.lastSessionCheck < 0 ? 0 : now - this.lastSessionCheck - interval;
+    this.lastSessionCheck = now;
+    if (stall > interval) for (const [id, t] of this.lastContact) this.lastContact.set(id, t + stall);
+    if (!this.isActive || this.fencing) return;
     const timeout = this.opts.config['broker.session.timeout.ms'];
     const expired: number[] = [];
     for (const b of this.image.brokers.values()) {

@@ -131,6 +131,8 @@ class FakeBroker {
   alive = true;
   shutdownRequested = false;
   lastResult: HeartbeatResult | undefined;
+  /** Heartbeats answered. */
+  beats = 0;
   private readonly inFlight = new Set<QuorumController>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -162,6 +164,7 @@ class FakeBroker {
           return c.brokerHeartbeat({ brokerId: this.id, brokerEpoch: this.epoch, currentMetadataOffset: offset, wantShutDown: this.shutdownRequested }).then(
             (r) => {
               this.lastResult = r;
+              this.beats++;
             },
             () => undefined,
           ).finally(() => this.inFlight.delete(c));
@@ -392,5 +395,29 @@ describe('quorum controller (in-process cluster)', () => {
     expect(reg.errorCode).toBe(0);
     expect(seen).toContain(reg.brokerEpoch);
     expect(await c.read((img) => img.brokers.has(1))).toBe(true);
+  });
+
+  it('a controller whose process was stalled past the session timeout does not fence the brokers it could not hear', async () => {
+    cluster = new Cluster(1);
+    await cluster.start();
+    const c = await cluster.activeController();
+    const b = new FakeBroker(1, cluster);
+    brokers.push(b);
+    await b.register();
+    b.start();
+    await until('broker unfenced', () => (c.metadata.brokers.get(1)?.fenced === false ? true : undefined));
+    const fencedAt: number[] = [];
+    c.subscribe(c.metadata.offset, (d) => {
+      if (d.records.some((r) => r.fenceBroker?.brokerId === 1)) fencedAt.push(d.offset);
+    });
+    // The whole process stalls (as under SIGSTOP, or a long GC pause) for longer than a session.
+    const until0 = performance.now() + 2 * config['broker.session.timeout.ms'];
+    while (performance.now() < until0) {
+      // busy: no timer, no heartbeat, no Raft tick runs
+    }
+    const beats = b.beats;
+    await until('five heartbeats answered after the stall', () => (b.beats >= beats + 5 ? true : undefined));
+    expect(fencedAt).toEqual([]);
+    expect(c.metadata.brokers.get(1)?.fenced).toBe(false);
   });
 });
