@@ -292,6 +292,7 @@ export class QuorumController {
    * answer from a stale image.
    */
   private async confirmLeadership(term: number): Promise<void> {
+    if (this.stopped || !this.raft.isLeader || this.raft.status().term !== term) throw this.notController();
     try {
       await this.raft.readBarrier();
     } catch (e: unknown) {
@@ -345,7 +346,9 @@ export class QuorumController {
   write<T>(build: (image: MetadataImage) => Operation<T>): Promise<T> {
     const run = async (): Promise<T> => {
       const confirmed = await this.ensureActive();
-      const term = this.raft.status().term;
+      // The term this controller activated in (-1 if it lost leadership since): a later term it
+      // may lead by now has not passed its activation.
+      const term = this.activeTerm;
       const op = build(this.image);
       if (op.records.length > 0) await this.commit(op.records);
       else if (!confirmed) await this.confirmLeadership(term);
@@ -358,7 +361,7 @@ export class QuorumController {
 
   /** A linearizable read of the image (fails with NOT_CONTROLLER off the active controller). */
   async read<T>(f: (image: MetadataImage) => T): Promise<T> {
-    if (!(await this.ensureActive())) await this.confirmLeadership(this.raft.status().term);
+    if (!(await this.ensureActive())) await this.confirmLeadership(this.activeTerm);
     return f(this.image);
   }
 
