@@ -10,18 +10,8 @@ import * as fs from 'node:fs';
 import { encodeRecordBatch } from '@strand/protocol';
 import { MemoryCluster } from '../../../client/test/support/memory-broker';
 import { parseOffsetSpec, parsePartitionList } from '../../src/commands/get-offsets';
-import { UsageError } from '../../src/commands/common';
 import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
-
-function usage(f: () => unknown): string {
-  try {
-    f();
-  } catch (e: unknown) {
-    if (e instanceof UsageError) return e.message;
-    throw e;
-  }
-  throw new Error('no UsageError thrown');
-}
+import { usage } from '../support/usage';
 
 describe('parseOffsetSpec and parsePartitionList', () => {
   it("reads Kafka's --time values and partition lists", () => {

@@ -9,18 +9,8 @@ import * as fs from 'node:fs';
 import { ErrorCode } from '@strand/protocol';
 import { MemoryCluster } from '../../../client/test/support/memory-broker';
 import { electionPlan, parseElectionJson } from '../../src/commands/leader-election';
-import { UsageError } from '../../src/commands/common';
 import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
-
-function usage(f: () => unknown): string {
-  try {
-    f();
-  } catch (e: unknown) {
-    if (e instanceof UsageError) return e.message;
-    throw e;
-  }
-  throw new Error('no UsageError thrown');
-}
+import { usage } from '../support/usage';
 
 describe('electionPlan', () => {
   it('takes the election type in any case and exactly one way to name partitions', () => {

@@ -9,20 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TopicDescription } from '@strand/client';
 import { parseBrokerList, parseReassignmentJson, parseTopicsToMoveJson, proposeAssignment, reassignMode } from '../../src/commands/reassign';
-import { UsageError } from '../../src/commands/common';
 import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
+import { usage } from '../support/usage';
 
 const BIN = STRAND_CLI;
-
-function usage(f: () => unknown): string {
-  try {
-    f();
-  } catch (e: unknown) {
-    if (e instanceof UsageError) return e.message;
-    throw e;
-  }
-  throw new Error('no UsageError thrown');
-}
 
 describe('parseReassignmentJson', () => {
   it("reads Kafka's format, with or without version and log_dirs", () => {
