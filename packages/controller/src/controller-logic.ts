@@ -200,7 +200,9 @@ export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest,
         inControlledShutdown: false,
         previousShutdownClean: req.previousShutdownClean,
         ...(req.logDirId === undefined ? {} : { logDirId: req.logDirId }),
-        ...(lost ? { logDirReplaced: true } : {}),
+        // Sticky while the directory stays the same: a second registration (a retry, a restart)
+        // does not bring back what the replaced disk held.
+        ...(lost || (existing?.logDirReplaced === true && existing.logDirId === req.logDirId) ? { logDirReplaced: true } : {}),
       },
     },
   ];
