@@ -57,6 +57,7 @@ export {
   decodeRecordBatch,
   encodeRecordBatch,
   encodeEmptyRecordBatch,
+  batchTimestampType,
   isControlBatch,
   isLogAppendTimeBatch,
   isTransactionalBatch,

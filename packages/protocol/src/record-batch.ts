@@ -555,6 +555,11 @@ export function batchCompression(attributes: number): CompressionType {
   return (attributes & COMPRESSION_MASK) as CompressionType;
 }
 
+/** The batch's timestamp type (attribute bit 3): LogAppendTime or CreateTime. */
+export function batchTimestampType(attributes: number): TimestampType {
+  return (attributes & TIMESTAMP_TYPE_BIT) !== 0 ? TimestampType.LogAppendTime : TimestampType.CreateTime;
+}
+
 export function isControlBatch(attributes: number): boolean {
   return (attributes & CONTROL_BIT) !== 0;
 }
@@ -620,7 +625,7 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
   return {
     ...header,
     compression,
-    timestampType: (header.attributes & TIMESTAMP_TYPE_BIT) !== 0 ? TimestampType.LogAppendTime : TimestampType.CreateTime,
+    timestampType: batchTimestampType(header.attributes),
     isTransactional: isTransactionalBatch(header.attributes),
     isControl: isControlBatch(header.attributes),
     hasDeleteHorizon,

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { writeFileAtomic } from '@strand/storage';
+import { readFileIfExists, writeFileAtomic } from '@strand/storage';
 
 export const META_PROPERTIES = 'meta.properties';
 const CLEAN_SHUTDOWN_MARKER = '.strand-clean-shutdown';
@@ -30,11 +30,11 @@ export class LogDirMeta {
   constructor(private readonly logDir: string, private readonly nodeId: number) {
     const metaFile = path.join(logDir, META_PROPERTIES);
     const marker = path.join(logDir, CLEAN_SHUTDOWN_MARKER);
-    const meta = readIfExists(metaFile);
-    this.previousShutdownClean = fs.existsSync(marker) || meta === null;
+    const meta = readFileIfExists(metaFile);
+    this.previousShutdownClean = fs.existsSync(marker) || meta === undefined;
     fs.rmSync(marker, { force: true });
-    this.clusterId = (meta === null ? undefined : /^cluster\.id=(\S+)/m.exec(meta)?.[1]) ?? '';
-    const dirId = meta === null ? undefined : /^directory\.id=(\S+)/m.exec(meta)?.[1];
+    this.clusterId = /^cluster\.id=(\S+)/m.exec(meta ?? '')?.[1] ?? '';
+    const dirId = /^directory\.id=(\S+)/m.exec(meta ?? '')?.[1];
     this.directoryId = dirId ?? randomUUID();
     this.written = dirId !== undefined && this.clusterId !== '';
     if (!this.written && this.clusterId !== '') this.write();
@@ -54,14 +54,5 @@ export class LogDirMeta {
   private write(): void {
     writeFileAtomic(path.join(this.logDir, META_PROPERTIES), `version=1\ncluster.id=${this.clusterId}\nnode.id=${this.nodeId}\ndirectory.id=${this.directoryId}\n`);
     this.written = true;
-  }
-}
-
-function readIfExists(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (e: unknown) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
   }
 }

@@ -23,7 +23,9 @@ import {
   LOG_OVERHEAD,
   RECORD_BATCH_OVERHEAD,
   StrandError,
+  TimestampType,
   batchCompression,
+  batchTimestampType,
   decodeRecordBatch,
   isControlBatch,
   isTransactionalBatch,
@@ -32,8 +34,6 @@ import {
   type RecordBatchHeader,
 } from '@strand/protocol';
 import { EXIT_FAILED, EXIT_OK, UsageError, action } from './common';
-
-const TIMESTAMP_TYPE_BIT = 0x08;
 
 /** One batch of a `.log` file as the dump reports it. */
 export interface DumpedBatch {
@@ -118,7 +118,7 @@ export function dumpLog(file: string, options: { deep?: boolean; data?: boolean 
       const decoded = decodeRecordBatch(bytes, pos, { skipCrc: true });
       batch.records = decoded.records.map((r, i) => ({
         offset: r.offset,
-        timestamp: (header.attributes & TIMESTAMP_TYPE_BIT) !== 0 ? header.maxTimestamp : r.timestamp,
+        timestamp: decoded.timestampType === TimestampType.LogAppendTime ? decoded.maxTimestamp : r.timestamp,
         keySize: r.key === null ? -1 : r.key.length,
         valueSize: r.value === null ? -1 : r.value.length,
         sequence: header.baseSequence < 0 ? -1 : header.baseSequence + i,
@@ -145,7 +145,7 @@ function describe(h: RecordBatchHeader, position: number): DumpedBatch {
     isTransactional: isTransactionalBatch(h.attributes),
     isControl: isControlBatch(h.attributes),
     position,
-    timestampType: (h.attributes & TIMESTAMP_TYPE_BIT) !== 0 ? 'LogAppendTime' : 'CreateTime',
+    timestampType: batchTimestampType(h.attributes) === TimestampType.LogAppendTime ? 'LogAppendTime' : 'CreateTime',
     maxTimestamp: h.maxTimestamp,
     size: h.batchLength + LOG_OVERHEAD,
     magic: h.magic,
