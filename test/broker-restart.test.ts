@@ -11,22 +11,12 @@
  * restarted preferred replica (automatic rebalancing is off, so only the election can), and a
  * second one finds nothing to do.
  */
-import * as http from 'node:http';
 import { ProcessCluster } from './support/process-cluster';
 import { cli } from './support/strand-cli';
 import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
 
 jest.setTimeout(120_000);
-
-function status(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on('error', reject);
-  });
-}
 
 test('kill -9 and immediate restart of a leader broker', async () => {
   const cluster = await ProcessCluster.create({ controllers: 3, combined: true, overrides: ['broker.session.timeout.ms=3000', 'broker.heartbeat.interval.ms=300', 'replica.lag.time.max.ms=3000', 'auto.leader.rebalance.enable=false'] });
@@ -49,7 +39,7 @@ test('kill -9 and immediate restart of a leader broker', async () => {
     await cluster.kill(leader.id);
     cluster.start(leader.id);
     for (let i = 0; i < 10; i++) await send();
-    await until('restarted broker ready', async () => ((await status(cluster.node(leader.id).httpPort, '/readyz')) === 200 ? true : undefined), 60_000);
+    await until('restarted broker ready', async () => ((await cluster.httpStatus(leader.id, '/readyz')) === 200 ? true : undefined), 60_000);
     await until('full ISR', async () => ((await brokers.metadata(['r'])).topics[0]?.partitions[0]?.isr.length === 3 ? true : undefined), 60_000);
     expect((await brokers.readAll('r', 0)).map((r) => r.value)).toEqual(values);
 

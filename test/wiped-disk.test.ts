@@ -6,7 +6,6 @@
  * unclean election, which elects the out-of-sync replica and keeps everything it holds.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { ProcessCluster } from './support/process-cluster';
 import { cli } from './support/strand-cli';
@@ -14,15 +13,6 @@ import { TestBrokers } from './support/test-producer';
 import { until } from './support/until';
 
 jest.setTimeout(120_000);
-
-function readyz(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on('error', reject);
-  });
-}
 
 test('a broker back with a wiped disk is not elected where it was the last replica standing', async () => {
   const cluster = await ProcessCluster.create({ controllers: 3, combined: true, overrides: ['broker.session.timeout.ms=2000', 'broker.heartbeat.interval.ms=200', 'replica.lag.time.max.ms=2000'] });
@@ -56,7 +46,7 @@ test('a broker back with a wiped disk is not elected where it was the last repli
     cluster.start(2);
     // Both new processes registered and unfenced (an old incarnation's session can outlive it
     // for a while, e.g. after the controller on node 1 died with it and sessions restarted).
-    for (const id of [1, 2]) await until(`broker ${id} ready`, async () => ((await readyz(cluster.node(id).httpPort)) === 200 ? true : undefined), 60_000);
+    for (const id of [1, 2]) await until(`broker ${id} ready`, async () => ((await cluster.httpStatus(id, '/readyz')) === 200 ? true : undefined), 60_000);
     // Broker 1's new registration takes it out of leadership (a new leader epoch); once both
     // brokers are unfenced again the partition has settled.
     const back = await until('brokers 1 and 2 registered and unfenced again', async () => {

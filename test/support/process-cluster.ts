@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePorts } from './free-port';
@@ -112,6 +113,16 @@ export class ProcessCluster {
       }
     });
     this.procs.set(id, child);
+  }
+
+  /** The HTTP status of GET `urlPath` on node `id`'s http listener (rejects when it does not answer). */
+  httpStatus(id: number, urlPath: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: this.node(id).httpPort, path: urlPath, timeout: 2000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
   }
 
   startAll(): void {
