@@ -62,6 +62,7 @@ const CONSUMER_SPEC = {
   'max.poll.interval.ms': key({ type: 'int', default: 300_000, min: 1, doc: 'Longest gap between polls before the member leaves its group; also the rebalance timeout (ms).' }),
   'partition.assignment.strategy': key({ type: 'list', default: ['range', 'roundrobin'], oneOf: ['range', 'roundrobin', 'cooperative-sticky'], doc: 'Assignors offered to the group, in preference order; cooperative (incremental) rebalancing only when every one listed is cooperative (cooperative-sticky alone).' }),
   'isolation.level': key({ type: 'string', default: 'read_uncommitted', oneOf: ['read_uncommitted', 'read_committed'], doc: 'Whether fetches stop at the last stable offset.' }),
+  'default.api.timeout.ms': key({ type: 'int', default: 60_000, min: 0, doc: 'How long position() waits for a starting position (committed offset or reset) to be found, retrying retriable failures (ms).' }),
   'check.crcs': key({ type: 'boolean', default: true, doc: 'Verify the CRC-32C of every fetched batch.' }),
 };
 

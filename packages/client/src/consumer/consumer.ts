@@ -314,10 +314,39 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     s.reset = reset;
   }
 
-  /** The next offset poll() returns for `tp`, or undefined before it is known. */
-  position(tp: TopicPartition): number | undefined {
-    const s = this.state(tp);
-    return this.unyielded().get(s)?.offset ?? s.position;
+  /**
+   * The next offset poll() returns for `tp` (an assigned partition). As Kafka's
+   * `position(partition, timeout)`, a partition with no position yet gets it now, without a
+   * poll: its committed offset (group.id set), else `auto.offset.reset` or a pending
+   * seekTo...; with `none` and no commit it throws OFFSET_OUT_OF_RANGE (Kafka's
+   * NoOffsetForPartitionException). Retriable failures (no leader, coordinator moving) are
+   * retried with backoff until `timeoutMs` (default.api.timeout.ms), then REQUEST_TIMED_OUT.
+   */
+  async position(tp: TopicPartition, timeoutMs: number = this.config['default.api.timeout.ms']): Promise<number> {
+    this.ensureOpen();
+    const deadline = monotonicMs() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      const s = this.state(tp);
+      const known = this.unyielded().get(s)?.offset ?? s.position;
+      if (known !== undefined) return known;
+      if (s.error !== undefined) throw s.error;
+      let failure: StrandError | undefined;
+      try {
+        await this.initPositions();
+      } catch (e: unknown) {
+        failure = toStrandError(e, 'position lookup');
+        if (!failure.retriable) throw failure;
+        if (failure.hasStaleMetadata || failure.errorName === 'NETWORK_EXCEPTION' || failure.errorName === 'REQUEST_TIMED_OUT') this.cluster.requestRefresh();
+      }
+      const after = this.state(tp);
+      const found = this.unyielded().get(after)?.offset ?? after.position;
+      if (found !== undefined) return found;
+      const left = deadline - monotonicMs();
+      if (left <= 0 || this.closed) {
+        throw new StrandError('REQUEST_TIMED_OUT', `position of ${tp.topic}-${tp.partition} not known within ${timeoutMs} ms${failure === undefined ? '' : ` (last failure: ${failure.message})`}`);
+      }
+      await sleep(Math.min(left, backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] })), this.cluster.closeSignal).catch(() => undefined);
+    }
   }
 
   pause(tps: readonly TopicPartition[]): void {

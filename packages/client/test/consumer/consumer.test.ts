@@ -80,7 +80,7 @@ describe('Consumer with assign()', () => {
     expect(recs[0]?.key?.toString()).toBe('k3');
     expect(recs[0]?.value?.toString()).toBe('v3');
     expect(recs[0]?.headers.map((h) => [h.key, h.value?.toString()])).toEqual([['h', '3']]);
-    expect(c.position({ topic: 't', partition: 1 })).toBe(10);
+    expect(await c.position({ topic: 't', partition: 1 })).toBe(10);
   });
 
   it('steps over empty batches (compaction keeps a producer\'s last batch as a header), inside and at the end of the log', async () => {
@@ -100,8 +100,8 @@ describe('Consumer with assign()', () => {
       [4, 'b'],
     ]);
     const deadline = performance.now() + 10_000;
-    while (c.position(tp) !== 7 && performance.now() < deadline) expect(await c.poll(50)).toEqual([]);
-    expect(c.position(tp)).toBe(7);
+    while ((await c.position(tp)) !== 7 && performance.now() < deadline) expect(await c.poll(50)).toEqual([]);
+    expect(await c.position(tp)).toBe(7);
   });
 
   it('honours auto.offset.reset and seekToTimestamp', async () => {
@@ -114,7 +114,7 @@ describe('Consumer with assign()', () => {
     const late = consumer({ 'auto.offset.reset': 'latest' });
     late.assign([{ topic: 't', partition: 0 }]);
     expect(await late.poll(100)).toEqual([]);
-    expect(late.position({ topic: 't', partition: 0 })).toBe(5);
+    expect(await late.position({ topic: 't', partition: 0 })).toBe(5);
     late.seekToTimestamp([{ topic: 't', partition: 0 }], 250);
     expect((await pollN(late, 3)).map((r) => r.offset)).toEqual([2, 3, 4]);
   });
@@ -127,9 +127,49 @@ describe('Consumer with assign()', () => {
     c.assign([{ topic: 't', partition: 0 }]);
     c.seekToTimestamp([{ topic: 't', partition: 0 }], 10_000);
     expect(await c.poll(200)).toEqual([]);
-    expect(c.position({ topic: 't', partition: 0 })).toBe(5);
+    expect(await c.position({ topic: 't', partition: 0 })).toBe(5);
     await produce('t', [{ value: 'new', timestamp: 20_000 }]);
     expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['new']);
+  });
+
+  it('position() finds the starting position without a poll, as Kafka\'s: the committed offset, else the reset policy', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 3);
+    await produce('t', [0, 0, 0, 0, 1, 1].map((partition, i) => ({ partition, value: `v${i}` })));
+    const setup = consumer({ 'group.id': 'g', 'enable.auto.commit': false });
+    setup.assign([{ topic: 't', partition: 0 }]);
+    await setup.commit([{ topic: 't', partition: 0, offset: 3 }]);
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'enable.auto.commit': false });
+    const p0 = { topic: 't', partition: 0 };
+    const p1 = { topic: 't', partition: 1 };
+    const p2 = { topic: 't', partition: 2 };
+    c.assign([p0, p1, p2]);
+    expect(await c.position(p0)).toBe(3); // committed
+    expect(await c.position(p1)).toBe(0); // earliest
+    c.seekToEnd([p1]);
+    expect(await c.position(p1)).toBe(2);
+    c.seek(p2, 7);
+    expect(await c.position(p2)).toBe(7); // a seek needs no lookup
+    expect((await pollN(c, 1)).map((r) => [r.partition, r.offset])).toEqual([[0, 3]]);
+    await expect(c.position({ topic: 't', partition: 9 })).rejects.toMatchObject({ errorName: 'INVALID_REQUEST' });
+  });
+
+  it('position() throws NoOffsetForPartition\'s OFFSET_OUT_OF_RANGE with auto.offset.reset=none, and REQUEST_TIMED_OUT when no answer comes in time', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    const tp = { topic: 't', partition: 0 };
+    const none = consumer({ 'group.id': 'g', 'auto.offset.reset': 'none' });
+    none.assign([tp]);
+    await expect(none.position(tp)).rejects.toMatchObject({ errorName: 'OFFSET_OUT_OF_RANGE' });
+    mem.callFailures.set('listOffsets', { code: ErrorCode.LEADER_NOT_AVAILABLE, count: 1_000_000 });
+    const c = consumer({ 'default.api.timeout.ms': 300 });
+    c.assign([tp]);
+    const started = performance.now();
+    await expect(c.position(tp)).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    await expect(c.position(tp, 50)).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+    mem.callFailures.delete('listOffsets');
+    expect(await c.position(tp)).toBe(0);
   });
 
   it('reads a batch larger than fetch.max.bytes (and its receive limit): the first batch always comes whole (KIP-74)', async () => {
@@ -171,7 +211,7 @@ describe('Consumer with assign()', () => {
     expect((await pollN(c, 2)).map((r) => r.value?.toString())).toEqual(['a', 'b']);
     await expect(c.poll(500)).rejects.toMatchObject({ errorName: 'CORRUPT_MESSAGE' });
     await expect(c.poll(500)).rejects.toMatchObject({ errorName: 'CORRUPT_MESSAGE' });
-    expect(c.position({ topic: 't', partition: 0 })).toBe(2);
+    expect(await c.position({ topic: 't', partition: 0 })).toBe(2);
     c.seek({ topic: 't', partition: 0 }, 3);
     expect((await pollN(c, 1)).map((r) => r.value?.toString())).toEqual(['c']);
   });
@@ -226,7 +266,7 @@ describe('Consumer with assign()', () => {
       if (seen.length === 3) break;
     }
     expect(seen).toEqual(['v0', 'v1', 'v2']);
-    expect(c.position({ topic: 't', partition: 0 })).toBe(3);
+    expect(await c.position({ topic: 't', partition: 0 })).toBe(3);
     expect((await c.poll(1000)).map((r) => r.offset)[0]).toBe(3);
     c.seek({ topic: 't', partition: 0 }, 0);
     // A loop that throws: close() (auto commit) must not commit the records never handed out.
@@ -235,14 +275,14 @@ describe('Consumer with assign()', () => {
         for await (const r of c) if (r.offset === 4) throw new Error('handler failed');
       })(),
     ).rejects.toThrow('handler failed');
-    expect(c.position({ topic: 't', partition: 0 })).toBe(5);
+    expect(await c.position({ topic: 't', partition: 0 })).toBe(5);
     // A seek inside the loop is the application's decision: leaving the loop keeps it.
     c.seek({ topic: 't', partition: 0 }, 0);
     for await (const r of c) {
       if (r.offset === 1) c.seek({ topic: 't', partition: 0 }, 8);
       if (r.offset === 2) break;
     }
-    expect(c.position({ topic: 't', partition: 0 })).toBe(8);
+    expect(await c.position({ topic: 't', partition: 0 })).toBe(8);
     c.seek({ topic: 't', partition: 0 }, 5);
     await c.close();
     const check = consumer({ 'group.id': 'g' });
@@ -464,8 +504,8 @@ describe('Consumer fetching over FetchStream', () => {
     const resumed: ConsumerRecord[] = [];
     while (p1Seen.length + offsetsOf(resumed, 1).length < 50) resumed.push(...(await c.poll(200)));
     expect([...p1Seen, ...offsetsOf(resumed, 1)]).toEqual(range(0, 50));
-    expect(c.position(p0)).toBe(50);
-    expect(c.position(p1)).toBe(50);
+    expect(await c.position(p0)).toBe(50);
+    expect(await c.position(p1)).toBe(50);
   });
 
   it('reopens the stream after stream failures, backing off, and loses or repeats nothing', async () => {
