@@ -38,6 +38,14 @@ import { topicIdToBytes, type MetadataImage, type PartitionState, type TopicId, 
 export interface Operation<T> {
   readonly records: MetadataRecord[];
   readonly finish: (after: MetadataImage) => T;
+  /**
+   * False: the records may be committed in several Raft entries when they do not fit one (Kafka's
+   * non-atomic ControllerResult), e.g. fencing a broker that holds 40,000 partitions. Such an
+   * operation orders its records so that any prefix of them, once committed, leaves a state from
+   * which the same trigger builds the rest: the partition changes first, the broker's own record
+   * (registration, fence, unfence, controlled shutdown) last. Default true: all or nothing.
+   */
+  readonly atomic?: boolean;
 }
 
 export interface ErrorInfo {
@@ -56,8 +64,8 @@ function fromError(e: unknown): ErrorInfo {
   throw e;
 }
 
-function done<T>(result: T, records: MetadataRecord[] = []): Operation<T> {
-  return { records, finish: () => result };
+function done<T>(result: T, records: MetadataRecord[] = [], atomic = true): Operation<T> {
+  return { records, finish: () => result, atomic };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +196,10 @@ export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest,
   if (existing && existing.incarnationId !== req.incarnationId && !existing.fenced && sessionAlive(req.brokerId)) {
     return fail('DUPLICATE_BROKER_REGISTRATION', `broker id ${req.brokerId} is in use by a live incarnation ${existing.incarnationId}`);
   }
-  const records: MetadataRecord[] = [
+  // The partition changes come before the registration (see Operation.atomic): until that is
+  // committed a retried registration finds the old directory id again and rebuilds the rest.
+  const records: MetadataRecord[] = existing === undefined ? [] : electAffected(image, { inactive: new Set([req.brokerId]), ...(lost ? { storageLost: new Set([req.brokerId]) } : {}) });
+  records.push(
     {
       registerBroker: {
         brokerId: req.brokerId,
@@ -205,14 +216,11 @@ export function registerBroker(image: MetadataImage, req: RegisterBrokerRequest,
         ...(lost || (existing?.logDirReplaced === true && existing.logDirId === req.logDirId) ? { logDirReplaced: true } : {}),
       },
     },
-  ];
-  if (existing) {
-    const who = new Set([req.brokerId]);
-    records.push(...electAffected(image, { inactive: who, ...(lost ? { storageLost: who } : {}) }));
-  }
+  );
   return {
     records,
     finish: (after) => ({ ...NO_ERROR, brokerEpoch: after.brokers.get(req.brokerId)?.epoch ?? -1, clusterId: after.clusterId }),
+    atomic: false,
   };
 }
 
@@ -239,17 +247,19 @@ export function brokerHeartbeat(image: MetadataImage, brokerId: number, brokerEp
   if (b === undefined) return fail('BROKER_ID_NOT_REGISTERED', `broker ${brokerId} is not registered`);
   if (b.epoch !== brokerEpoch) return fail('STALE_BROKER_EPOCH', `broker ${brokerId} epoch ${brokerEpoch} is not the registered epoch ${b.epoch}`);
   const caughtUp = metadataOffset >= b.epoch;
+  // The broker's own record last (see Operation.atomic).
   const records: MetadataRecord[] = [];
   if (wantShutDown) {
     if (!b.inControlledShutdown && !b.fenced) {
-      records.push({ controlledShutdown: { brokerId, brokerEpoch } });
       records.push(...electAffected(image, { inactive: new Set([brokerId]) }));
+      records.push({ controlledShutdown: { brokerId, brokerEpoch } });
     }
   } else if (b.fenced && caughtUp && !b.inControlledShutdown) {
-    records.push({ unfenceBroker: { brokerId, brokerEpoch } });
     records.push(...electAffected(image, { active: new Set([brokerId]) }));
+    records.push({ unfenceBroker: { brokerId, brokerEpoch } });
   }
   return {
+    atomic: false,
     records,
     finish: (after) => {
       const now = after.brokers.get(brokerId);
@@ -267,9 +277,11 @@ export function fenceBrokers(image: MetadataImage, brokerIds: readonly number[])
     return b !== undefined && !b.fenced;
   });
   if (ids.length === 0) return done(undefined);
-  const records: MetadataRecord[] = ids.map((id) => ({ fenceBroker: { brokerId: id, brokerEpoch: (image.brokers.get(id) as { epoch: number }).epoch } }));
-  records.push(...electAffected(image, { inactive: new Set(ids) }));
-  return done(undefined, records);
+  // The fence records last (see Operation.atomic): a broker fenced with some of its partitions
+  // still to move would never be fenced again to move them.
+  const records = electAffected(image, { inactive: new Set(ids) });
+  for (const id of ids) records.push({ fenceBroker: { brokerId: id, brokerEpoch: (image.brokers.get(id) as { epoch: number }).epoch } });
+  return done(undefined, records, false);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -658,7 +670,7 @@ export function electLeaders(image: MetadataImage, type: 'preferred' | 'unclean'
     records.push({ partitionChange: { topicId: topicIdToBytes(t.id), partition: p.partition, leader, isr: clean === undefined ? { values: [leader] } : null, replicas: null, addingReplicas: null, removingReplicas: null } });
     return { ...target, ...NO_ERROR };
   });
-  return done(results, records);
+  return done(results, records, false);
 }
 
 /**
@@ -673,7 +685,10 @@ export function autoRebalance(image: MetadataImage, imbalancePercent: number): M
     const preferred = p.replicas[0];
     if (preferred === undefined) continue;
     preferredCount.set(preferred, (preferredCount.get(preferred) ?? 0) + 1);
-    if (p.leader !== preferred) notLeading.set(preferred, [...(notLeading.get(preferred) ?? []), [t, p]]);
+    if (p.leader === preferred) continue;
+    const list = notLeading.get(preferred);
+    if (list === undefined) notLeading.set(preferred, [[t, p]]);
+    else list.push([t, p]);
   }
   const records: MetadataRecord[] = [];
   for (const [broker, parts] of notLeading) {

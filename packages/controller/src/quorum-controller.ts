@@ -84,12 +84,43 @@ export interface QuorumControllerOptions {
   snapshotEveryEntries?: number;
   /** How long a metadata change may take to commit before it fails REQUEST_TIMED_OUT (ms; default 10000). */
   requestTimeoutMs?: number;
+  /**
+   * Largest metadata batch (one Raft entry), in bytes; default 1 MiB. Larger non-atomic
+   * changes are committed in several batches (see Operation.atomic), larger atomic ones fail.
+   */
+  maxRecordBatchBytes?: number;
   seed?: number;
   /** Topic ids (default: random UUID bytes). */
   newTopicId?: () => TopicId;
   /** The cluster id written by the first active controller (default: a random UUID). */
   clusterId?: string;
   logger?: ControllerLogger;
+}
+
+/** Kafka's QuorumController.MAX_RECORDS_PER_BATCH: the most records one metadata batch carries. */
+export const MAX_RECORDS_PER_BATCH = 10_000;
+
+const DEFAULT_MAX_RECORD_BATCH_BYTES = 1 << 20;
+
+/**
+ * `records`, in order, encoded as metadata batches of at most MAX_RECORDS_PER_BATCH records and
+ * `maxBytes` bytes each (halving a batch until it fits). A single record over `maxBytes` stays a
+ * batch of its own, which Raft then refuses.
+ */
+export function splitRecordBatches(records: readonly MetadataRecord[], maxBytes: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const split = (from: number, to: number): void => {
+    const batch = encodeMetadataRecordBatch({ records: records.slice(from, to) });
+    if (batch.byteLength <= maxBytes || to - from === 1) {
+      out.push(batch);
+      return;
+    }
+    const mid = from + Math.ceil((to - from) / 2);
+    split(from, mid);
+    split(mid, to);
+  };
+  for (let i = 0; i < records.length; i += MAX_RECORDS_PER_BATCH) split(i, Math.min(records.length, i + MAX_RECORDS_PER_BATCH));
+  return out;
 }
 
 /** Thrown (and sent to clients) when this controller is not the active one. */
@@ -113,6 +144,7 @@ export type DeltaListener = (delta: MetadataDelta) => void;
 export class QuorumController {
   private readonly raft: RaftNode;
   private readonly opts: QuorumControllerOptions;
+  private readonly maxBatchBytes: number;
   private image: MetadataImage = MetadataImage.EMPTY;
   private readonly retained: RetainedBatch[] = [];
   /** The retained batches cover every offset after this one. */
@@ -145,7 +177,9 @@ export class QuorumController {
         this.publish({ snapshot: true, offset: this.image.offset, records: snap.records });
       },
     };
+    this.maxBatchBytes = opts.maxRecordBatchBytes ?? DEFAULT_MAX_RECORD_BATCH_BYTES;
     this.raft = new RaftNode({
+      maxProposalBytes: this.maxBatchBytes,
       id: String(opts.nodeId),
       storage: opts.storage,
       transport: opts.transport,
@@ -170,7 +204,7 @@ export class QuorumController {
     const fenceEvery = this.opts.config['controller.fence.check.interval.ms'];
     this.timers.push(setInterval(() => this.checkSessions(), fenceEvery));
     if (this.opts.config['auto.leader.rebalance.enable']) {
-      this.timers.push(setInterval(() => void this.write((image) => ({ records: autoRebalance(image, this.opts.config['leader.imbalance.per.broker.percentage']), finish: () => undefined })).catch(() => undefined), this.opts.config['leader.imbalance.check.interval.seconds'] * 1000));
+      this.timers.push(setInterval(() => void this.write((image) => ({ records: autoRebalance(image, this.opts.config['leader.imbalance.per.broker.percentage']), finish: () => undefined, atomic: false })).catch(() => undefined), this.opts.config['leader.imbalance.check.interval.seconds'] * 1000));
     }
   }
 
@@ -281,7 +315,7 @@ export class QuorumController {
     this.lastContact.clear();
     for (const id of this.image.brokers.keys()) this.lastContact.set(id, now);
     this.opts.logger?.info({ term, metadataOffset: this.image.offset }, 'active controller');
-    if (this.image.clusterId === '') await this.commit([{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }]);
+    if (this.image.clusterId === '') await this.commit(encodeMetadataRecordBatch({ records: [{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }] }));
     return true;
   }
 
@@ -330,9 +364,9 @@ export class QuorumController {
     return new StrandError('UNKNOWN_SERVER_ERROR', e instanceof Error ? e.message : String(e), { cause: e });
   }
 
-  private async commit(records: MetadataRecord[]): Promise<void> {
+  private async commit(batch: Uint8Array): Promise<void> {
     try {
-      await this.raft.propose(encodeMetadataRecordBatch({ records }));
+      await this.raft.propose(batch);
     } catch (e: unknown) {
       if (e instanceof ProposalDroppedError && e.index >= 0) {
         this.unsettledIndex = Math.max(this.unsettledIndex, e.index);
@@ -350,8 +384,10 @@ export class QuorumController {
       // may lead by now has not passed its activation.
       const term = this.activeTerm;
       const op = build(this.image);
-      if (op.records.length > 0) await this.commit(op.records);
-      else if (!confirmed) await this.confirmLeadership(term);
+      if (op.records.length > 0) {
+        // In order; a failure leaves the earlier entries committed (op.atomic === false only).
+        for (const batch of op.atomic === false ? splitRecordBatches(op.records, this.maxBatchBytes) : [encodeMetadataRecordBatch({ records: op.records })]) await this.commit(batch);
+      } else if (!confirmed) await this.confirmLeadership(term);
       return op.finish(this.image);
     };
     const result = this.writeChain.then(run, run);

@@ -20,6 +20,7 @@ import {
   fenceBrokers,
   placeReplicas,
   registerBroker,
+  topicIdToBytes,
   type PartitionState,
 } from '../src';
 import { TOPIC, clusterWith, config, nextTopicId, run, topic, withTopic } from './fixtures';
@@ -440,5 +441,68 @@ describe('producer ids', () => {
     const b = run(image, allocateProducerIds(image, 2, image.brokers.get(2)!.epoch, 1000));
     expect([a.result.producerIdStart, b.result.producerIdStart]).toEqual([0, 1000]);
     expect(allocateProducerIds(image, 2, 1, 1000).finish(image).errorCode).toBe(ErrorCode.STALE_BROKER_EPOCH);
+  });
+});
+
+describe('non-atomic operations (committed in several Raft entries when large)', () => {
+  type Trigger = (image: MetadataImage) => { records: MetadataRecord[]; atomic?: boolean };
+  const state = (image: MetadataImage): unknown => ({
+    brokers: [...image.brokers.values()].map((b) => [b.id, b.fenced, b.inControlledShutdown, b.logDirId, b.logDirReplaced]),
+    partitions: [...image.allPartitions()].map(([t, p]) => [t.name, p.partition, p.leader, p.isr]),
+  });
+
+  /**
+   * Commits every prefix of the trigger's records, then runs the trigger again on that image (as
+   * the controller does after a failover or a retried request) and commits all it builds: the
+   * outcome is always the one the whole batch gives.
+   */
+  function checkPrefixes(image: MetadataImage, trigger: Trigger): void {
+    const op = trigger(image);
+    expect(op.atomic).toBe(false);
+    expect(op.records.length).toBeGreaterThan(2);
+    const whole = state(image.apply(image.offset + 1, op.records));
+    for (let k = 0; k < op.records.length; k++) {
+      const partial = k === 0 ? image : image.apply(image.offset + 1, op.records.slice(0, k));
+      const rest = trigger(partial).records;
+      expect(state(rest.length === 0 ? partial : partial.apply(partial.offset + 1, rest))).toEqual(whole);
+    }
+  }
+
+  function cluster(): MetadataImage {
+    let image = clusterWith([1, 2, 3, 4]);
+    image = withTopic(image, topic('rf3', 12, 3));
+    image = withTopic(image, topic('rf1', 8, 1));
+    return image;
+  }
+
+  it('fencing a broker: every committed prefix leads to the same outcome (the fence record comes last)', () => {
+    const image = cluster();
+    const op = fenceBrokers(image, [1]);
+    expect(op.records[op.records.length - 1]).toEqual({ fenceBroker: { brokerId: 1, brokerEpoch: image.brokers.get(1)!.epoch } });
+    checkPrefixes(image, (img) => fenceBrokers(img, [1]));
+  });
+
+  it('controlled shutdown and unfencing: the same, with the broker\'s record last', () => {
+    const image = cluster();
+    const epoch = image.brokers.get(2)!.epoch;
+    checkPrefixes(image, (img) => brokerHeartbeat(img, 2, epoch, img.offset, true));
+    const fenced = run(image, fenceBrokers(image, [2])).image;
+    checkPrefixes(fenced, (img) => brokerHeartbeat(img, 2, epoch, img.offset, false));
+  });
+
+  it('a registration from a replaced log directory: the same (a retried registration rebuilds what is left)', () => {
+    let image = cluster();
+    const req = { brokerId: 3, incarnationId: 'inc-3', endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9003 }], clusterId: '', previousShutdownClean: true, logDirId: 'dir-a' };
+    image = run(image, registerBroker(image, req, () => false)).image;
+    image = run(image, brokerHeartbeat(image, 3, image.brokers.get(3)!.epoch, image.offset, false)).image;
+    checkPrefixes(image, (img) => registerBroker(img, { ...req, incarnationId: 'inc-3b', logDirId: 'dir-b' }, () => false));
+  });
+
+  it('preferred elections: the same', () => {
+    let image = cluster();
+    // Every rf3 partition led by its second replica.
+    const moves: MetadataRecord[] = [...image.topicByName('rf3')!.partitions.values()].map((p) => ({ partitionChange: { topicId: topicIdToBytes(p.topicId), partition: p.partition, leader: p.replicas[1]!, isr: null, replicas: null, addingReplicas: null, removingReplicas: null } }));
+    image = image.apply(image.offset + 1, moves);
+    checkPrefixes(image, (img) => electLeaders(img, 'preferred', 'all'));
   });
 });
