@@ -13,6 +13,12 @@ export interface ControllerAddress {
   port: number;
 }
 
+/**
+ * The metadata stream sends a whole image as one message (~1.5 MB per 40,000 partitions), past
+ * grpc-js's default 4 MiB limit in a large cluster; the controller's listener takes as much.
+ */
+const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+
 type Unary<Req, Res> = (c: ControllerClient, req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
 
 /** Retry pause bounds when no controller answers (ms). */
@@ -38,7 +44,7 @@ export class ControllerChannel {
   private client(address: string): ControllerClient {
     let c = this.clients.get(address);
     if (c === undefined) {
-      c = new ControllerClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
+      c = new ControllerClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000, 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES });
       this.clients.set(address, c);
     }
     return c;
