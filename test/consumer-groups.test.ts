@@ -13,7 +13,8 @@
  * it) gave each of the 6 partitions to exactly one member; per partition the acknowledged
  * commits, in the order they were acknowledged, never went backwards; and the committed offsets
  * read back at the end are at least the highest acknowledged ones (nothing acknowledged was lost);
- * the group, Empty once all members left, is listed, deleted, and its offsets are gone.
+ * the group, Empty once all members left, is listed, loses one partition's offset with
+ * OffsetDelete (the others stay), is deleted, and its offsets are gone.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type {
@@ -36,6 +37,8 @@ import type {
   ListGroupsResponse,
   OffsetCommitRequest,
   OffsetCommitResponse,
+  OffsetDeleteRequest,
+  OffsetDeleteResponse,
   OffsetFetchRequest,
   OffsetFetchResponse,
   SyncGroupRequest,
@@ -427,8 +430,8 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
       expect(final.get(p)).toBeGreaterThanOrEqual(maxAcked);
     }
 
-    // 4. Administration: the group, Empty once every member left, is listed and deleted, and its
-    // offsets go with it.
+    // 4. Administration: the group, Empty once every member left, is listed, loses partition 0's
+    // offset with OffsetDelete, then is deleted, and its offsets go with it.
     const coordinator = await until('the coordinator of the empty group', async () => {
       for (const a of live) {
         const fc = await brokers.call<FindCoordinatorRequest, FindCoordinatorResponse>(a, (c, r, m, o, cb) => c.findCoordinator(r, m, o, cb), { key: GROUP, keyType: CoordinatorType.COORDINATOR_GROUP }, 2000).catch(() => undefined);
@@ -441,6 +444,10 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
     }, SESSION_TIMEOUT_MS + 20_000);
     const listed = await brokers.call<ListGroupsRequest, ListGroupsResponse>(coordinator, (c, r, m, o, cb) => c.listGroups(r, m, o, cb), { statesFilter: [] });
     expect(listed.groups).toContainEqual({ groupId: GROUP, protocolType: 'consumer', groupState: 'Empty' });
+    const offsetDeleted = await brokers.call<OffsetDeleteRequest, OffsetDeleteResponse>(coordinator, (c, r, m, o, cb) => c.offsetDelete(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: [0] }] });
+    expect(offsetDeleted).toEqual({ errorCode: 0, topics: [{ name: TOPIC, partitions: [{ partition: 0, errorCode: 0 }] }] });
+    const kept = await brokers.call<OffsetFetchRequest, OffsetFetchResponse>(coordinator, (c, r, m, o, cb) => c.offsetFetch(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: [0, 1] }], requireStable: false });
+    expect(kept.topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([-1, final.get(1)]);
     const deleted = await brokers.call<DeleteGroupsRequest, DeleteGroupsResponse>(coordinator, (c, r, m, o, cb) => c.deleteGroups(r, m, o, cb), { groups: [GROUP] });
     expect(deleted.results).toEqual([{ groupId: GROUP, errorCode: 0 }]);
     const after = await brokers.call<OffsetFetchRequest, OffsetFetchResponse>(coordinator, (c, r, m, o, cb) => c.offsetFetch(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: [0] }], requireStable: false });

@@ -46,7 +46,7 @@ export type { ControllerAddress } from './server/controller-channel';
 
 // Consumer groups: the pure membership/offsets state machine, its records, and the coordinator.
 export { GroupStateMachine, MAX_NAME_BYTES, coordinatorError } from './group/group-state-machine';
-export type { CommitInput, FetchInput, GroupAppend, GroupConfig, GroupReady, GroupReply, GroupStateName, HeartbeatInput, JoinInput, LeaveInput, SyncInput } from './group/group-state-machine';
+export type { CommitInput, DeleteOffsetsInput, FetchInput, GroupAppend, GroupConfig, GroupReady, GroupReply, GroupStateName, HeartbeatInput, JoinInput, LeaveInput, SyncInput } from './group/group-state-machine';
 export { GroupCoordinator, OFFSETS_TOPIC, groupConfigOf } from './group/group-coordinator';
 export type { GroupCoordinatorHost, GroupCoordinatorLogger } from './group/group-coordinator';
 export { groupPartitionFor, javaStringHashCode, kafkaAbs } from './group/group-partitioner';

@@ -41,6 +41,8 @@ import {
   type ListGroupsResponse,
   type OffsetCommitRequest,
   type OffsetCommitResponse,
+  type OffsetDeleteRequest,
+  type OffsetDeleteResponse,
   type OffsetFetchRequest,
   type OffsetFetchResponse,
   type SyncGroupRequest,
@@ -64,6 +66,8 @@ const LOAD_RETRY_MS = 1000;
 const MAX_PARKED_REQUESTS = 100_000;
 /** Bound on groups named in one DescribeGroups / DeleteGroups / LeaveGroup request. */
 const MAX_GROUPS_PER_REQUEST = 10_000;
+/** Bound on partitions named in one OffsetDelete request (their tombstones go as one record batch). */
+const MAX_PARTITIONS_PER_OFFSET_DELETE = 10_000;
 
 export interface GroupCoordinatorLogger {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -115,6 +119,7 @@ interface ResponseOf {
   leave: LeaveGroupResponse;
   commit: OffsetCommitResponse;
   delete: { groupId: string; errorCode: number };
+  deleteOffsets: OffsetDeleteResponse;
 }
 
 /** The GroupConfig of the pure core from the broker's keys. */
@@ -523,7 +528,30 @@ export class GroupCoordinator {
     return { results };
   }
 
-  /** Stops: every shard is unloaded (parked requests answered NOT_COORDINATOR). */
+  /**
+   * OffsetDelete (KIP-496). As Kafka's KafkaApis, a partition the metadata does not have is
+   * answered UNKNOWN_TOPIC_OR_PARTITION and not passed on; the group's coordinator decides the
+   * rest (GroupStateMachine.deleteOffsets), answering once the tombstones are acknowledged. Every
+   * partition asked about is answered, in the request's order, unless the group is (a group-level
+   * error, and no partitions).
+   */
+  async offsetDelete(req: OffsetDeleteRequest): Promise<OffsetDeleteResponse> {
+    const named = req.topics.reduce((n, t) => n + t.partitions.length, 0);
+    if (named > MAX_PARTITIONS_PER_OFFSET_DELETE) return { errorCode: code('INVALID_REQUEST'), topics: [] };
+    const image = this.host.replicas.metadataImage;
+    const exists = (topic: string, partition: number): boolean => image?.topicByName(topic)?.partitions.has(partition) === true;
+    const known = req.topics.map((t) => ({ name: t.name, partitions: t.partitions.filter((p) => exists(t.name, p)) })).filter((t) => t.partitions.length > 0);
+    // Routed even with no known partition, so that the group's own errors are reported (Kafka).
+    const res = await this.request(req.groupId, 'deleteOffsets', (e) => ({ errorCode: code(e), topics: [] }), (sm, id) => sm.deleteOffsets(id, { groupId: req.groupId, topics: known }));
+    if (res.errorCode !== 0) return res;
+    const answered = new Map<string, number>();
+    for (const t of res.topics) for (const p of t.partitions) answered.set(`${t.name}\u0000${p.partition}`, p.errorCode);
+    return {
+      errorCode: 0,
+      topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p, errorCode: answered.get(`${t.name}\u0000${p}`) ?? code('UNKNOWN_TOPIC_OR_PARTITION') })) })),
+    };
+  }
+
   /**
    * The committed offsets of the groups this broker coordinates (loaded shards it still leads),
    * read on demand by the lag metric.
@@ -537,6 +565,7 @@ export class GroupCoordinator {
     return out;
   }
 
+  /** Stops: every shard is unloaded (parked requests answered NOT_COORDINATOR). */
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

@@ -6,7 +6,8 @@
  *
  * - `replies`: responses to deliver, each tagged with the requestId the driver passed in. A
  *   JoinGroup is parked until its rebalance completes; a follower's SyncGroup until the leader's
- *   assignment is persisted; an OffsetCommit until its records are acknowledged.
+ *   assignment is persisted; an OffsetCommit until its records are acknowledged; an OffsetDelete
+ *   until its tombstones are.
  * - `appends`: records for the partition, to be written with acks=all; the driver reports each
  *   outcome with `onAppended(appendId, error)`. State that must survive a coordinator failover
  *   (committed offsets, a generation's assignment, a deletion) becomes visible and is answered
@@ -27,7 +28,8 @@
  * - a parked join exists only in PreparingRebalance, a parked sync only in CompletingRebalance.
  * - members + pending members <= group.max.size.
  * - a committed offset is replaced only by the result of a later append (appendIds grow in log
- *   order), so an older commit acknowledged late never overwrites a newer one.
+ *   order), so an older commit acknowledged late never overwrites a newer one; likewise an
+ *   OffsetDelete removes only offsets its tombstones follow in the log.
  */
 import type {
   DescribedGroup,
@@ -37,10 +39,12 @@ import type {
   LeaveGroupResponse,
   ListedGroup,
   OffsetCommitResponse,
+  OffsetDeleteResponse,
   OffsetFetchResponse,
   SyncGroupResponse,
 } from '@strand/protocol';
 import { ErrorCode } from '@strand/protocol';
+import { CONSUMER_PROTOCOL_TYPE, subscribedTopicsOf } from './consumer-protocol';
 import {
   decodeGroupMetadataValue,
   decodeGroupRecordKey,
@@ -118,13 +122,19 @@ export interface FetchInput {
   topics: { name: string; partitions: number[] }[];
 }
 
+export interface DeleteOffsetsInput {
+  groupId: string;
+  topics: { name: string; partitions: number[] }[];
+}
+
 export type GroupReply =
   | { requestId: number; kind: 'join'; response: JoinGroupResponse }
   | { requestId: number; kind: 'sync'; response: SyncGroupResponse }
   | { requestId: number; kind: 'heartbeat'; response: HeartbeatResponse }
   | { requestId: number; kind: 'leave'; response: LeaveGroupResponse }
   | { requestId: number; kind: 'commit'; response: OffsetCommitResponse }
-  | { requestId: number; kind: 'delete'; response: { groupId: string; errorCode: number } };
+  | { requestId: number; kind: 'delete'; response: { groupId: string; errorCode: number } }
+  | { requestId: number; kind: 'deleteOffsets'; response: OffsetDeleteResponse };
 
 export interface GroupAppend {
   appendId: number;
@@ -180,6 +190,14 @@ interface Group {
   /** KIP-394: ids handed out with MEMBER_ID_REQUIRED, awaiting their join; value: expiry (ms). */
   pendingMembers: Map<string, number>;
   offsets: Map<string, { topic: string; partition: number; value: CommittedOffset }>;
+  /**
+   * The topics the current generation's members subscribe to (Kafka's
+   * GroupMetadata.subscribedTopics: taken when a generation starts or is loaded, so a member that
+   * rejoins with a new subscription does not make its old topics unprotected before the next
+   * generation); null when unknown (a protocol type other than "consumer", or bytes that do not
+   * parse).
+   */
+  subscribedTopics: Set<string> | null;
   /** PreparingRebalance: the join completes by this time even if members are missing. */
   rebalanceDeadlineMs: number;
   /** PreparingRebalance from Empty: the join completes no earlier than this (initial delay). */
@@ -202,6 +220,8 @@ type PendingAppend =
       /** What the group held when deleted (plus commits acknowledged meanwhile): restored if the tombstones fail. */
       saved: { stateSinceMs: number; offsets: Map<string, { topic: string; partition: number; value: CommittedOffset }> };
     }
+  /** OffsetDelete's tombstones of `keys`; `response` is the answer once they are acknowledged. */
+  | { kind: 'deleteOffsets'; groupId: string; requestId: number; keys: Set<string>; response: OffsetDeleteResponse }
   | { kind: 'other' };
 
 /** One partition of a commit in flight; `dropped` once its topic was deleted meanwhile (tombstoned after it). */
@@ -214,6 +234,8 @@ interface PendingCommitEntry {
 }
 
 const offsetKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+const offsetTombstone = (groupId: string, o: { topic: string; partition: number }): GroupRecord => ({ key: encodeGroupRecordKey({ kind: 'offset', group: groupId, topic: o.topic, partition: o.partition }), value: null });
 
 /**
  * Longest group id, instance id, protocol type or name, topic name and client id (UTF-8 bytes)
@@ -318,6 +340,7 @@ export class GroupStateMachine {
       });
       if (m.groupInstanceId !== null) group.staticMembers.set(m.groupInstanceId, m.memberId);
     }
+    group.subscribedTopics = this.generationSubscriptions(group);
     group.state = group.members.size > 0 ? 'Stable' : 'Empty';
     if (group.state === 'Stable') this.timed.add(group);
   }
@@ -538,11 +561,13 @@ export class GroupStateMachine {
     if (group.members.size === 0) {
       group.protocolName = null;
       group.leaderId = null;
+      group.subscribedTopics = this.generationSubscriptions(group);
       this.transition(group, 'Empty', nowMs);
       this.append([this.groupMetadataRecord(group)], { kind: 'other' });
       return;
     }
     group.protocolName = this.selectProtocol(group);
+    group.subscribedTopics = this.generationSubscriptions(group);
     // The leader must be a member that is waiting for this answer (Kafka's maybeElectNewJoinedLeader).
     const leader = group.leaderId === null ? undefined : group.members.get(group.leaderId);
     if (leader === undefined || leader.joinRequestId === null) group.leaderId = joined[0]?.memberId ?? null;
@@ -791,6 +816,47 @@ export class GroupStateMachine {
     this.append(records, { kind: 'delete', groupId, requestId, saved });
   }
 
+  /**
+   * OffsetDelete (KIP-496), as Kafka's GroupCoordinator.handleDeleteOffsets: an Empty group loses
+   * the named partitions' offsets; a "consumer" group with members loses those of topics its
+   * members do not subscribe to, and answers GROUP_SUBSCRIBED_TO_TOPIC for the others (all of
+   * them while a subscription does not parse); a group of another protocol type with members is
+   * NON_EMPTY_GROUP, an unknown or Dead one GROUP_ID_NOT_FOUND. A partition without a committed
+   * offset is answered NONE with nothing written. The others get tombstones (a partition whose
+   * commit is still in flight too: that commit precedes them in the log), and the offsets go from
+   * memory, and the request is answered, only once the tombstones are acknowledged; a failed write
+   * changes nothing and is answered as a group-level error. An Empty group left without offsets
+   * is forgotten by the next expiry pass (`expireOffsets`), with its metadata tombstone.
+   */
+  deleteOffsets(requestId: number, req: DeleteOffsetsInput): void {
+    const fail = (e: ErrorName): void => this.reply({ requestId, kind: 'deleteOffsets', response: { errorCode: code(e), topics: [] } });
+    if (req.groupId === '' || tooLong(req.groupId)) return fail('INVALID_GROUP_ID');
+    const g = this.groups.get(req.groupId);
+    if (g === undefined || g.state === 'Dead') return fail('GROUP_ID_NOT_FOUND');
+    let consumed: ReadonlySet<string> | null = new Set<string>();
+    if (g.state !== 'Empty') {
+      if (g.protocolType !== CONSUMER_PROTOCOL_TYPE) return fail('NON_EMPTY_GROUP');
+      consumed = this.consumedTopics(g);
+    }
+    const inFlight = this.pendingCommitKeys(g.groupId);
+    const gone = new Map<string, { topic: string; partition: number }>();
+    const response: OffsetDeleteResponse = { errorCode: 0, topics: [] };
+    for (const t of req.topics) {
+      const subscribed = consumed === null || consumed.has(t.name);
+      response.topics.push({ name: t.name, partitions: t.partitions.map((partition) => ({ partition, errorCode: subscribed ? code('GROUP_SUBSCRIBED_TO_TOPIC') : 0 })) });
+      if (subscribed) continue;
+      for (const partition of t.partitions) {
+        const k = offsetKey(t.name, partition);
+        if (g.offsets.has(k) || inFlight.has(k)) gone.set(k, { topic: t.name, partition });
+      }
+    }
+    if (gone.size === 0) return this.reply({ requestId, kind: 'deleteOffsets', response });
+    this.append(
+      [...gone.values()].map((o) => offsetTombstone(g.groupId, o)),
+      { kind: 'deleteOffsets', groupId: g.groupId, requestId, keys: new Set(gone.keys()), response },
+    );
+  }
+
   // -------------------------------------------------------------------------------------------
   // time
 
@@ -987,6 +1053,29 @@ export class GroupStateMachine {
         this.reply({ requestId: p.requestId, kind: 'delete', response: { groupId: p.groupId, errorCode: code(failure) } });
         return;
       }
+      case 'deleteOffsets': {
+        if (failure !== null) {
+          // The tombstones are not known to be in the log: the offsets stand, as a reload has them.
+          this.reply({ requestId: p.requestId, kind: 'deleteOffsets', response: { errorCode: code(failure), topics: [] } });
+          return;
+        }
+        const group = this.groups.get(p.groupId);
+        // A group being deleted keeps what it would hold should the deletion fail.
+        const offsets = group === undefined ? undefined : group.state !== 'Dead' ? group.offsets : this.pendingDeleteOf(p.groupId)?.saved.offsets;
+        for (const k of p.keys) {
+          const cur = offsets?.get(k);
+          // A commit appended after the tombstones follows them in the log: it stands.
+          if (cur !== undefined && cur.value.appendId < appendId) offsets?.delete(k);
+        }
+        // Commits appended before the tombstones and not acknowledged yet precede them in the
+        // log: whenever they are acknowledged, they must not be applied.
+        for (const [id, q] of this.pending) {
+          if (id > appendId || q.kind !== 'commit' || q.groupId !== p.groupId) continue;
+          for (const e of q.entries) if (p.keys.has(e.key)) e.dropped = true;
+        }
+        this.reply({ requestId: p.requestId, kind: 'deleteOffsets', response: p.response });
+        return;
+      }
       case 'other':
         return;
     }
@@ -1003,7 +1092,7 @@ export class GroupStateMachine {
       }
     }
     for (const [id, p] of this.pending) {
-      if (p.kind === 'commit' || p.kind === 'delete' || p.kind === 'replace') this.onAppended(id, 'NOT_LEADER_OR_FOLLOWER', 0);
+      if (p.kind === 'commit' || p.kind === 'delete' || p.kind === 'replace' || p.kind === 'deleteOffsets') this.onAppended(id, 'NOT_LEADER_OR_FOLLOWER', 0);
     }
     this.pending.clear();
     this.groups.clear();
@@ -1070,6 +1159,7 @@ export class GroupStateMachine {
       staticMembers: new Map(),
       pendingMembers: new Map(),
       offsets: new Map(),
+      subscribedTopics: new Set(),
       rebalanceDeadlineMs: 0,
       joinNotBeforeMs: 0,
       syncDeadlineMs: 0,
@@ -1105,6 +1195,42 @@ export class GroupStateMachine {
   private groupAppendsSettled(groupId: string): boolean {
     for (const p of this.pending.values()) if (p.kind !== 'other' && p.groupId === groupId) return false;
     return true;
+  }
+
+  /**
+   * The topics the members subscribe to with the group's chosen protocol (Kafka's
+   * computeSubscribedTopics): none without members; null (unknown) for another protocol type
+   * than "consumer" or bytes that do not parse.
+   */
+  private generationSubscriptions(group: Group): Set<string> | null {
+    const topics = new Set<string>();
+    if (group.members.size === 0) return topics;
+    if (group.protocolType !== CONSUMER_PROTOCOL_TYPE) return null;
+    for (const m of group.members.values()) {
+      const p = m.protocols.find((x) => x.name === group.protocolName);
+      const t = p === undefined ? null : subscribedTopicsOf(p.metadata);
+      if (t === null) return null;
+      for (const x of t) topics.add(x);
+    }
+    return topics;
+  }
+
+  /**
+   * What OffsetDelete must leave alone in a group with members: the current generation's topics
+   * and those of every protocol a member joined with since (about to be consumed); null when
+   * some subscription is unknown, meaning every topic.
+   */
+  private consumedTopics(group: Group): Set<string> | null {
+    if (group.subscribedTopics === null) return null;
+    const topics = new Set(group.subscribedTopics);
+    for (const m of group.members.values()) {
+      for (const p of m.protocols) {
+        const t = subscribedTopicsOf(p.metadata);
+        if (t === null) return null;
+        for (const x of t) topics.add(x);
+      }
+    }
+    return topics;
   }
 
   private tombstones(g: Group, offsets: readonly { topic: string; partition: number }[]): GroupRecord[] {

@@ -68,7 +68,7 @@ export interface BrokerServiceContext {
   image(): MetadataImage | null;
   /** Hands out producer ids (blocks allocated by the controller). */
   nextProducerId(): Promise<number>;
-  /** The consumer-group coordinator (FindCoordinator, JoinGroup ... DeleteGroups). */
+  /** The consumer-group coordinator (FindCoordinator, JoinGroup ... DeleteGroups, OffsetDelete). */
   groups: GroupCoordinator;
   logger: { warn(fields: Record<string, unknown>, msg: string): void };
   metrics: BrokerMetricsSink;
@@ -440,6 +440,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'listGroups'
     | 'describeGroups'
     | 'deleteGroups'
+    | 'offsetDelete'
   > = {
     metadata: unary(metadata, 'Metadata'),
     produce: unary(produce, 'Produce'),
@@ -693,6 +694,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     listGroups: unary((req) => ctx.groups.listGroups(req)),
     describeGroups: unary((req) => ctx.groups.describeGroups(req)),
     deleteGroups: unary((req) => ctx.groups.deleteGroups(req)),
+    offsetDelete: unary((req) => ctx.groups.offsetDelete(req)),
     replicaFetch: (call) => {
       if (ctx.listenerName !== ctx.interBrokerListenerName) {
         // emit('error') ends the call with this status (destroy() would end it without one).

@@ -6,8 +6,10 @@
  * error when it is not), that losing leadership answers parked requests NOT_COORDINATOR, and that
  * a new leadership epoch reloads the same groups and offsets from the log (skipping a corrupt
  * record), and that a deleted or re-created topic's offsets are tombstoned when the metadata image
- * shows it. FindCoordinator is checked over real metadata images built with the controller's
- * operations. No timers run: the coordinator's tick is not started.
+ * shows it, and that OffsetDelete follows Kafka's rules end to end through the driver (answered
+ * after its tombstones are acknowledged, which a reload then honours). FindCoordinator is checked
+ * over real metadata images built with the controller's operations. No timers run: the
+ * coordinator's tick is not started.
  */
 import { CoordinatorType, ErrorCode, encodeRecordBatch, readBatchHeader, stampBatch, type CreateTopicsRequest, type CreateTopicsResponse } from '@strand/protocol';
 import { CONTROLLER_CONFIG, MetadataImage, brokerHeartbeat, createTopics, deleteTopics, registerBroker, type Operation } from '@strand/controller';
@@ -16,6 +18,7 @@ import type { ProduceResult } from '../../src/server/partition';
 import { encodeGroupRecordKey } from '../../src/group/group-records';
 import { GroupCoordinator, OFFSETS_TOPIC, type OffsetsPartition, type OffsetsReplicas } from '../../src/group/group-coordinator';
 import { groupPartitionFor } from '../../src/group/group-partitioner';
+import { consumerSubscription } from '../support/consumer-subscription';
 
 const NUM_PARTITIONS = 3;
 
@@ -331,4 +334,120 @@ test('OffsetCommit for a topic or partition the metadata does not have is UNKNOW
   expect(none.topics[0]?.partitions[0]?.errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
   expect(part.inFlight).toBe(0);
   coordinator.close();
+});
+
+describe('OffsetDelete', () => {
+  const deleteOffsets = (c: GroupCoordinator, group: string, topics: { name: string; partitions: number[] }[]): ReturnType<GroupCoordinator['offsetDelete']> => c.offsetDelete({ groupId: group, topics });
+  const standaloneCommit = async (c: GroupCoordinator, part: FakePartition, group: string, partition: number, offset: number): Promise<void> => {
+    const r = c.offsetCommit({ groupId: group, generationId: -1, memberId: '', topics: [{ name: 't', partitions: [{ partition, committedOffset: offset, committedLeaderEpoch: -1, metadata: '' }] }] });
+    await flush();
+    await part.release();
+    expect((await r).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  };
+  const committedAt = (c: GroupCoordinator, group: string, partition: number): number | undefined =>
+    c.offsetFetch({ groupId: group, topics: [{ name: 't', partitions: [partition] }], requireStable: false }).topics[0]?.partitions[0]?.committedOffset;
+
+  test('routing as for every group request: NOT_COORDINATOR, then COORDINATOR_LOAD_IN_PROGRESS while loading; an unknown group is GROUP_ID_NOT_FOUND', async () => {
+    const { coordinator, part, group } = setup();
+    part.appendRaw(encodeRecordBatch({ records: [{ key: encodeGroupRecordKey({ kind: 'group', group: 'old' }), value: null }], baseTimestamp: 0 }));
+    expect(await deleteOffsets(coordinator, group, [{ name: 't', partitions: [0] }])).toEqual({ errorCode: ErrorCode.NOT_COORDINATOR, topics: [] });
+    coordinator.reconcile();
+    expect(await deleteOffsets(coordinator, group, [{ name: 't', partitions: [0] }])).toEqual({ errorCode: ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, topics: [] });
+    await flush();
+    // Reported even when no partition named is known (Kafka asks the coordinator all the same).
+    expect(await deleteOffsets(coordinator, group, [{ name: 'gone', partitions: [0] }])).toEqual({ errorCode: ErrorCode.GROUP_ID_NOT_FOUND, topics: [] });
+    expect(part.inFlight).toBe(0);
+    coordinator.close();
+  });
+
+  test('an Empty group: answered in the request\'s order once the tombstones are acknowledged; unknown topics and partitions are UNKNOWN_TOPIC_OR_PARTITION; a reload keeps them deleted', async () => {
+    const { coordinator, part, group } = setup();
+    coordinator.reconcile();
+    await flush();
+    await standaloneCommit(coordinator, part, group, 0, 5);
+    await standaloneCommit(coordinator, part, group, 1, 6);
+    let answered = false;
+    const res = deleteOffsets(coordinator, group, [{ name: 'gone', partitions: [0] }, { name: 't', partitions: [9, 0] }]).then((r) => {
+      answered = true;
+      return r;
+    });
+    await flush();
+    expect(answered).toBe(false);
+    expect(part.inFlight).toBe(1);
+    expect(committedAt(coordinator, group, 0)).toBe(5); // not acknowledged: still served
+    await part.release();
+    expect(await res).toEqual({
+      errorCode: 0,
+      topics: [
+        { name: 'gone', partitions: [{ partition: 0, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION }] },
+        { name: 't', partitions: [{ partition: 9, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION }, { partition: 0, errorCode: 0 }] },
+      ],
+    });
+    expect([committedAt(coordinator, group, 0), committedAt(coordinator, group, 1)]).toEqual([-1, 6]);
+    // A new leadership epoch reloads from the log: the tombstone holds, the other offset stays.
+    part.leaderEpoch = 1;
+    coordinator.reconcile();
+    await flush();
+    expect([committedAt(coordinator, group, 0), committedAt(coordinator, group, 1)]).toEqual([-1, 6]);
+    coordinator.close();
+  });
+
+  test('a group with members: the topic its member subscribes to is GROUP_SUBSCRIBED_TO_TOPIC, and deletable once the subscription moves to another topic', async () => {
+    const { coordinator, part, group } = setup();
+    coordinator.reconcile();
+    await flush();
+    const joinSubscribed = (memberId: string, topics: string[]): ReturnType<GroupCoordinator['joinGroup']> =>
+      coordinator.joinGroup({ groupId: group, sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, memberId, protocolType: 'consumer', protocols: [{ name: 'range', metadata: consumerSubscription(...topics) }], reason: '' }, { clientId: 'cli', clientHost: 'h' });
+    const syncGeneration = async (memberId: string, generationId: number): Promise<void> => {
+      const s = coordinator.syncGroup({ groupId: group, generationId, memberId, protocolType: 'consumer', protocolName: 'range', assignments: [{ memberId, assignment: Buffer.alloc(0) }] });
+      await flush();
+      await part.release();
+      expect((await s).errorCode).toBe(0);
+    };
+    const id = (await joinSubscribed('', ['t'])).memberId;
+    expect(await joinSubscribed(id, ['t'])).toMatchObject({ errorCode: 0, generationId: 1 });
+    await syncGeneration(id, 1);
+    const c = commit(coordinator, group, id, 1, 7);
+    await flush();
+    await part.release();
+    expect((await c).topics[0]?.partitions[0]?.errorCode).toBe(0);
+
+    expect(await deleteOffsets(coordinator, group, [{ name: 't', partitions: [0, 1] }])).toEqual({ errorCode: 0, topics: [{ name: 't', partitions: [{ partition: 0, errorCode: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC }, { partition: 1, errorCode: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC }] }] });
+    expect(part.inFlight).toBe(0);
+    expect(committedAt(coordinator, group, 0)).toBe(7);
+
+    // The member now subscribes to another topic: generation 2 no longer consumes t.
+    expect(await joinSubscribed(id, ['other'])).toMatchObject({ errorCode: 0, generationId: 2 });
+    await syncGeneration(id, 2);
+    const res = deleteOffsets(coordinator, group, [{ name: 't', partitions: [0] }]);
+    await flush();
+    await part.release();
+    expect(await res).toEqual({ errorCode: 0, topics: [{ name: 't', partitions: [{ partition: 0, errorCode: 0 }] }] });
+    expect(committedAt(coordinator, group, 0)).toBe(-1);
+    expect(coordinator.describeGroups({ groups: [group] }).groups[0]?.groupState).toBe('Stable');
+    coordinator.close();
+  });
+
+  test('a failed write leaves the offsets as they were and answers the mapped error; over 10,000 partitions is INVALID_REQUEST', async () => {
+    const { coordinator, part, group } = setup();
+    coordinator.reconcile();
+    await flush();
+    await standaloneCommit(coordinator, part, group, 0, 5);
+    const res = deleteOffsets(coordinator, group, [{ name: 't', partitions: [0] }]);
+    await flush();
+    await part.release(ErrorCode.NOT_ENOUGH_REPLICAS);
+    expect(await res).toEqual({ errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, topics: [] });
+    expect(committedAt(coordinator, group, 0)).toBe(5);
+    // Leadership lost with the tombstones in flight: NOT_COORDINATOR, and nothing changed here.
+    const lost = deleteOffsets(coordinator, group, [{ name: 't', partitions: [0] }]);
+    await flush();
+    part.isLeader = false;
+    coordinator.reconcile();
+    expect(await lost).toEqual({ errorCode: ErrorCode.NOT_COORDINATOR, topics: [] });
+    part.isLeader = true;
+
+    const many = Array.from({ length: 10_001 }, (_, i) => i);
+    expect(await deleteOffsets(coordinator, group, [{ name: 't', partitions: many }])).toEqual({ errorCode: ErrorCode.INVALID_REQUEST, topics: [] });
+    coordinator.close();
+  });
 });

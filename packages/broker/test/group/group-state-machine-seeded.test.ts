@@ -1,6 +1,7 @@
 /**
  * Seeded random runs of the group state machine: up to five clients (two of them static) join,
  * sync (the leader sends a range assignment), heartbeat, commit, leave, go silent and come back,
+ * and an administrator deletes some partitions' offsets (OffsetDelete; only while the group is Empty),
  * while the clock jumps and appends are acknowledged in log order or fail. After every step:
  * the machine's invariants hold; every SyncGroup answer carries exactly what that generation's
  * leader assigned to that member (so no partition has two owners in one generation); every
@@ -34,7 +35,7 @@ interface Client {
 }
 
 /** Coverage across all runs: the random walk must actually reach the interesting states. */
-const seen = { stableSyncs: 0, commitsOk: 0, fenced: 0, replays: 0 };
+const seen = { stableSyncs: 0, commitsOk: 0, fenced: 0, replays: 0, offsetDeletes: 0 };
 
 function run(seed: number, steps: number): void {
   const rnd = mulberry32(seed);
@@ -64,6 +65,7 @@ function run(seed: number, steps: number): void {
         if (e === 0) seen.commitsOk++;
         if (e === ErrorCode.ILLEGAL_GENERATION || e === ErrorCode.FENCED_INSTANCE_ID) seen.fenced++;
       }
+      if (r.kind === 'deleteOffsets' && r.response.errorCode === 0 && r.response.topics.some((t) => t.partitions.some((p) => p.errorCode === 0))) seen.offsetDeletes++;
       if (who === undefined) continue;
       const c = who.client;
       if (c.inFlight === r.requestId) c.inFlight = null;
@@ -135,6 +137,11 @@ function run(seed: number, steps: number): void {
       c.memberId = '';
       c.inFlight = null;
       c.owned = [];
+    } else if (op < 0.81) {
+      // OffsetDelete of one or two partitions (refused for all while the group has members: their
+      // metadata is not ConsumerProtocol bytes, so every topic counts as subscribed).
+      sm.deleteOffsets(nextRequest++, { groupId: 'g', topics: [{ name: 't', partitions: [...new Set([pick([0, 1, 2, 3]), pick([0, 1, 2, 3])])] }] });
+      drain();
     } else if (op < 0.9) {
       now += Math.floor(rnd() * 800);
       sm.tick(now);
@@ -176,4 +183,5 @@ test('seeded runs keep the invariants, the generation assignments and the writte
   expect(seen.commitsOk).toBeGreaterThan(100);
   expect(seen.fenced).toBeGreaterThan(10);
   expect(seen.replays).toBeGreaterThan(100);
+  expect(seen.offsetDeletes).toBeGreaterThan(20);
 });

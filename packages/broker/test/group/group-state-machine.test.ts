@@ -4,9 +4,10 @@
  * or fails appends, and checks the machine's invariants after every step. Member ids come from a
  * counter, so every run is identical.
  */
-import { ErrorCode, type ErrorName, type JoinGroupResponse } from '@strand/protocol';
+import { ErrorCode, type ErrorName, type JoinGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
 import { GroupStateMachine, MAX_NAME_BYTES, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
 import { decodeGroupRecordKey } from '../../src/group/group-records';
+import { consumerSubscription } from '../support/consumer-subscription';
 
 const CONFIG: GroupConfig = {
   minSessionTimeoutMs: 100,
@@ -90,10 +91,10 @@ class Driver {
     return this.errorOf(id);
   }
 
-  commit(memberId: string, generationId: number, offset: number, extra: { groupInstanceId?: string; metadata?: string; partition?: number } = {}): number {
+  commit(memberId: string, generationId: number, offset: number, extra: { groupInstanceId?: string; metadata?: string; partition?: number; topic?: string } = {}): number {
     const id = this.nextRequest++;
-    const { metadata = '', partition = 0, ...rest } = extra;
-    this.sm.commit(id, { groupId: 'g', generationId, memberId, topics: [{ name: 't', partitions: [{ partition, committedOffset: offset, committedLeaderEpoch: 1, metadata }] }], ...rest }, this.now);
+    const { metadata = '', partition = 0, topic = 't', ...rest } = extra;
+    this.sm.commit(id, { groupId: 'g', generationId, memberId, topics: [{ name: topic, partitions: [{ partition, committedOffset: offset, committedLeaderEpoch: 1, metadata }] }], ...rest }, this.now);
     this.step();
     return id;
   }
@@ -128,8 +129,23 @@ class Driver {
     this.step();
   }
 
-  committed(partition = 0): number {
-    return this.sm.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [partition] }] }).topics[0]?.partitions[0]?.committedOffset ?? -2;
+  committed(partition = 0, topic = 't'): number {
+    return this.sm.fetchOffsets({ groupId: 'g', topics: [{ name: topic, partitions: [partition] }] }).topics[0]?.partitions[0]?.committedOffset ?? -2;
+  }
+
+  deleteOffsets(topics: { name: string; partitions: number[] }[], groupId = 'g'): number {
+    const id = this.nextRequest++;
+    this.sm.deleteOffsets(id, { groupId, topics });
+    this.step();
+    return id;
+  }
+
+  /** The OffsetDelete answer of request `id`, or undefined while its tombstones are in flight. */
+  deleteOffsetsResponse(id: number): OffsetDeleteResponse | undefined {
+    const r = this.reply(id);
+    if (r === undefined) return undefined;
+    if (r.kind !== 'deleteOffsets') throw new Error(`not an OffsetDelete reply: ${JSON.stringify(r)}`);
+    return r.response;
   }
 
   /** Two members joined and synced: a Stable generation 1 with m1 the leader. */
@@ -967,5 +983,211 @@ describe('offsets of deleted topics (Kafka: onPartitionsDeleted)', () => {
     e.ackAll();
     expect(e.sm.stateOf('g')).toBeUndefined();
     expect(reloadCompacted(e).stateOf('g')).toBeUndefined();
+  });
+});
+
+/** One consumer subscribed to `topics`, joined and synced: a Stable generation 1. */
+function stableConsumer(d: Driver, topics: string[], protocolType = 'consumer'): string {
+  const a = d.joinNew({ protocolType, protocols: [{ name: 'range', metadata: consumerSubscription(...topics) }] });
+  d.tick(d.now + CONFIG.initialRebalanceDelayMs);
+  d.sync(a.memberId, 1, [{ memberId: a.memberId, assignment: Buffer.alloc(0) }]);
+  d.ackAll();
+  expect(d.sm.stateOf('g')).toBe('Stable');
+  return a.memberId;
+}
+
+const partitionErrors = (r: OffsetDeleteResponse | undefined): [string, number, number][] => (r?.topics ?? []).flatMap((t) => t.partitions.map((p): [string, number, number] => [t.name, p.partition, p.errorCode]));
+
+describe('OffsetDelete (KIP-496: Kafka\'s handleDeleteOffsets)', () => {
+  test('an Empty group: the named partitions\' offsets get tombstones and go once acknowledged; a partition without one answers NONE', () => {
+    const d = new Driver();
+    d.commit('', -1, 5);
+    d.commit('', -1, 6, { partition: 1 });
+    d.commit('', -1, 7, { topic: 'u' });
+    d.ackAll();
+    const id = d.deleteOffsets([{ name: 't', partitions: [0, 1, 9] }]);
+    // Only the partitions that have an offset are written; nothing changes before the ack.
+    expect(d.appends).toHaveLength(1);
+    expect(d.appends[0]!.records.map((r) => [decodeGroupRecordKey(r.key), r.value])).toEqual([
+      [{ kind: 'offset', group: 'g', topic: 't', partition: 0 }, null],
+      [{ kind: 'offset', group: 'g', topic: 't', partition: 1 }, null],
+    ]);
+    expect(d.deleteOffsetsResponse(id)).toBeUndefined();
+    expect([d.committed(0), d.committed(1)]).toEqual([5, 6]);
+    d.ackAll();
+    expect(d.deleteOffsetsResponse(id)).toEqual({ errorCode: 0, topics: [{ name: 't', partitions: [{ partition: 0, errorCode: 0 }, { partition: 1, errorCode: 0 }, { partition: 9, errorCode: 0 }] }] });
+    expect([d.committed(0), d.committed(1), d.committed(0, 'u')]).toEqual([-1, -1, 7]);
+    for (const loaded of [reload(d), reloadCompacted(d)]) {
+      expect([reloadedOffset(loaded, 0), reloadedOffset(loaded, 1)]).toEqual([-1, -1]);
+      expect(loaded.fetchOffsets({ groupId: 'g', topics: [{ name: 'u', partitions: [0] }] }).topics[0]?.partitions[0]?.committedOffset).toBe(7);
+    }
+    // Nothing committed among the named partitions: answered at once, nothing written.
+    const none = d.deleteOffsets([{ name: 't', partitions: [0] }, { name: 'v', partitions: [3] }]);
+    expect(d.appends).toEqual([]);
+    expect(partitionErrors(d.deleteOffsetsResponse(none))).toEqual([['t', 0, 0], ['v', 3, 0]]);
+  });
+
+  test('a consumer group with members: GROUP_SUBSCRIBED_TO_TOPIC for the topics they subscribe to, the others are deleted', () => {
+    const d = new Driver();
+    const a = stableConsumer(d, ['t']);
+    d.commit(a, 1, 5);
+    d.commit(a, 1, 8, { topic: 'u' });
+    d.ackAll();
+    const id = d.deleteOffsets([{ name: 't', partitions: [0] }, { name: 'u', partitions: [0, 1] }]);
+    expect(d.appends[0]!.records.map((r) => decodeGroupRecordKey(r.key))).toEqual([{ kind: 'offset', group: 'g', topic: 'u', partition: 0 }]);
+    d.ackAll();
+    expect(d.deleteOffsetsResponse(id)).toEqual({
+      errorCode: 0,
+      topics: [
+        { name: 't', partitions: [{ partition: 0, errorCode: E('GROUP_SUBSCRIBED_TO_TOPIC') }] },
+        { name: 'u', partitions: [{ partition: 0, errorCode: 0 }, { partition: 1, errorCode: 0 }] },
+      ],
+    });
+    expect([d.committed(0), d.committed(0, 'u')]).toEqual([5, -1]);
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    // A coordinator that loads the group from the log protects the same topic.
+    const loaded = reload(d);
+    loaded.deleteOffsets(1, { groupId: 'g', topics: [{ name: 't', partitions: [0] }] });
+    const r = loaded.takeReady().replies[0];
+    expect(partitionErrors(r?.kind === 'deleteOffsets' ? r.response : undefined)).toEqual([['t', 0, E('GROUP_SUBSCRIBED_TO_TOPIC')]]);
+    // Once the member has left (Empty), the topic's offsets can go too.
+    d.leave([{ memberId: a }]);
+    const later = d.deleteOffsets([{ name: 't', partitions: [0] }]);
+    d.ackAll();
+    expect(partitionErrors(d.deleteOffsetsResponse(later))).toEqual([['t', 0, 0]]);
+    expect(d.committed(0)).toBe(-1);
+  });
+
+  test('while rebalancing, the generation\'s topics stay protected until the next generation starts, and a rejoin\'s new ones are at once', () => {
+    const d = new Driver();
+    const sub = (...topics: string[]): Partial<JoinInput> => ({ protocols: [{ name: 'range', metadata: consumerSubscription(...topics) }] });
+    const a = d.joinNew(sub('t')).memberId;
+    const b = d.joinNew(sub('w')).memberId;
+    d.tick(d.now + CONFIG.initialRebalanceDelayMs);
+    d.sync(a, 1, [{ memberId: a, assignment: Buffer.alloc(0) }, { memberId: b, assignment: Buffer.alloc(0) }]);
+    d.sync(b, 1);
+    d.ackAll();
+    for (const topic of ['t', 'u', 'v', 'w']) d.commit(a, 1, 5, { topic });
+    d.ackAll();
+    const check = (): [string, number, number][] => {
+      const id = d.deleteOffsets(['t', 'u', 'v', 'w'].map((name) => ({ name, partitions: [0] })));
+      d.ackAll();
+      return partitionErrors(d.deleteOffsetsResponse(id));
+    };
+    const SUBSCRIBED = E('GROUP_SUBSCRIBED_TO_TOPIC');
+    // a rejoins subscribed to u instead of t; b has not rejoined yet.
+    d.join(a, sub('u'));
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    // t: generation 1's (a may still consume it until it is reassigned); u: a's rejoin; w: b's.
+    expect(check()).toEqual([['t', 0, SUBSCRIBED], ['u', 0, SUBSCRIBED], ['v', 0, 0], ['w', 0, SUBSCRIBED]]);
+    d.join(b, sub('w'));
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+    // Generation 2 subscribes to u and w: t is free now.
+    expect(check()).toEqual([['t', 0, 0], ['u', 0, SUBSCRIBED], ['v', 0, 0], ['w', 0, SUBSCRIBED]]);
+    expect(['t', 'u', 'v', 'w'].map((topic) => d.committed(0, topic))).toEqual([-1, 5, -1, 5]);
+  });
+
+  test('a subscription that does not parse protects every topic (Kafka assumes subscribed); another protocol type with members is NON_EMPTY_GROUP', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo(); // metadata 'sub': not ConsumerProtocol bytes
+    d.commit(a, 1, 5);
+    d.ackAll();
+    const id = d.deleteOffsets([{ name: 't', partitions: [0] }, { name: 'elsewhere', partitions: [0] }]);
+    expect(d.appends).toEqual([]);
+    expect(partitionErrors(d.deleteOffsetsResponse(id))).toEqual([['t', 0, E('GROUP_SUBSCRIBED_TO_TOPIC')], ['elsewhere', 0, E('GROUP_SUBSCRIBED_TO_TOPIC')]]);
+    expect(d.committed(0)).toBe(5);
+
+    const c = new Driver();
+    stableConsumer(c, ['t'], 'connect');
+    expect(c.deleteOffsetsResponse(c.deleteOffsets([{ name: 'u', partitions: [0] }]))).toEqual({ errorCode: E('NON_EMPTY_GROUP'), topics: [] });
+  });
+
+  test('unknown, Dead (being deleted) and invalid groups are group-level errors', () => {
+    const d = new Driver();
+    expect(d.deleteOffsetsResponse(d.deleteOffsets([{ name: 't', partitions: [0] }], 'none'))).toEqual({ errorCode: E('GROUP_ID_NOT_FOUND'), topics: [] });
+    expect(d.deleteOffsetsResponse(d.deleteOffsets([{ name: 't', partitions: [0] }], ''))).toEqual({ errorCode: E('INVALID_GROUP_ID'), topics: [] });
+    d.commit('', -1, 5);
+    d.ackAll();
+    d.sm.deleteGroup(900, 'g');
+    expect(d.sm.stateOf('g')).toBe('Dead');
+    expect(d.deleteOffsetsResponse(d.deleteOffsets([{ name: 't', partitions: [0] }]))).toEqual({ errorCode: E('GROUP_ID_NOT_FOUND'), topics: [] });
+  });
+
+  test('a failed write changes nothing: the offsets stand (as a reload has them) and the answer is the mapped group-level error', () => {
+    const d = new Driver();
+    d.commit('', -1, 5);
+    d.ackAll();
+    const id = d.deleteOffsets([{ name: 't', partitions: [0] }]);
+    d.ackAll('NOT_ENOUGH_REPLICAS');
+    expect(d.deleteOffsetsResponse(id)).toEqual({ errorCode: E('COORDINATOR_NOT_AVAILABLE'), topics: [] });
+    expect(d.committed(0)).toBe(5);
+    const lost = d.deleteOffsets([{ name: 't', partitions: [0] }]);
+    d.ackAll('NOT_LEADER_OR_FOLLOWER');
+    expect(d.deleteOffsetsResponse(lost)).toEqual({ errorCode: E('NOT_COORDINATOR'), topics: [] });
+    expect(d.committed(0)).toBe(5);
+  });
+
+  test('commits in flight: one before the tombstones is tombstoned and never applied, one after them stands (reloads agree)', () => {
+    const d = new Driver();
+    d.commit('', -1, 1);
+    d.ackAll();
+    const before = d.commit('', -1, 2);
+    const first = d.commit('', -1, 3, { partition: 1 }); // a first commit of the partition, still in flight
+    const id = d.deleteOffsets([{ name: 't', partitions: [0, 1] }]);
+    const after = d.commit('', -1, 4, { partition: 1 });
+    expect(d.appends[2]!.records.map((r) => decodeGroupRecordKey(r.key))).toEqual([
+      { kind: 'offset', group: 'g', topic: 't', partition: 0 },
+      { kind: 'offset', group: 'g', topic: 't', partition: 1 },
+    ]);
+    // Acknowledged out of order: the later commit first, then the tombstones, the earlier commits last.
+    const [c1, c2, del, c3] = d.appends;
+    d.appends = [];
+    for (const a of [c3!, del!, c1!, c2!]) d.sm.onAppended(a.appendId, null, d.now);
+    d.tick(d.now);
+    expect([d.commitError(before), d.commitError(first), d.commitError(after)]).toEqual([0, 0, 0]);
+    expect(partitionErrors(d.deleteOffsetsResponse(id))).toEqual([['t', 0, 0], ['t', 1, 0]]);
+    expect([d.committed(0), d.committed(1)]).toEqual([-1, 4]);
+    for (const loaded of [reload(d), reloadCompacted(d)]) expect([reloadedOffset(loaded, 0), reloadedOffset(loaded, 1)]).toEqual([-1, 4]);
+  });
+
+  test('a DeleteGroups after it: the deleted offsets stay deleted should the group deletion fail', () => {
+    const d = new Driver();
+    d.commit('', -1, 1);
+    d.commit('', -1, 2, { partition: 1 });
+    d.ackAll();
+    const id = d.deleteOffsets([{ name: 't', partitions: [0] }]);
+    d.sm.deleteGroup(900, 'g');
+    d.tick(d.now);
+    const [del, drop] = d.appends;
+    d.appends = [];
+    d.sm.onAppended(del!.appendId, null, d.now);
+    d.sm.onAppended(drop!.appendId, 'NOT_ENOUGH_REPLICAS', d.now);
+    d.tick(d.now);
+    expect(partitionErrors(d.deleteOffsetsResponse(id))).toEqual([['t', 0, 0]]);
+    expect(d.errorOf(900)).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    expect([d.committed(0), d.committed(1)]).toEqual([-1, 2]);
+  });
+
+  test('an Empty group left without offsets is forgotten by the next expiry pass; shutdown answers a deletion in flight NOT_COORDINATOR', () => {
+    const d = new Driver();
+    d.commit('', -1, 1);
+    d.ackAll();
+    d.deleteOffsets([{ name: 't', partitions: [0] }]);
+    // Not while the tombstones are in flight.
+    d.sm.expireOffsets(d.now);
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    d.ackAll();
+    d.sm.expireOffsets(d.now);
+    d.tick(d.now);
+    expect(d.sm.stateOf('g')).toBeUndefined();
+    expect(d.appends[0]!.records.map((r) => [decodeGroupRecordKey(r.key).kind, r.value])).toEqual([['group', null]]);
+
+    const e = new Driver();
+    e.commit('', -1, 1);
+    e.ackAll();
+    const id = e.deleteOffsets([{ name: 't', partitions: [0] }]);
+    e.sm.shutdown();
+    expect(e.sm.takeReady().replies).toEqual([{ requestId: id, kind: 'deleteOffsets', response: { errorCode: E('NOT_COORDINATOR'), topics: [] } }]);
   });
 });

@@ -9,7 +9,7 @@
  * idempotent-producer dedup (last 5 batches per producer and partition), fetch long-polling,
  * list offsets, DescribeLogDirs (one directory per broker), the forwarded admin RPCs, and a
  * classic group coordinator (join/sync/heartbeat/leave with generations, session expiry, offset
- * commit fencing), FetchStream (in order, with injectable stream failures, or switched off to
+ * commit fencing, OffsetDelete refusing the topics a member subscribes to), FetchStream (in order, with injectable stream failures, or switched off to
  * answer UNIMPLEMENTED) and ProduceStream (answers tagged with the request's correlation id,
  * optionally delayed so they come back out of order; produce failures break the stream; or
  * switched off to answer UNIMPLEMENTED). The `client-id` metadata of every call is recorded per
@@ -51,6 +51,7 @@ import type {
   ProduceRequest,
   ProduceResponse,
 } from '@strand/protocol';
+import { decodeSubscription } from '../../src/consumer/assignors';
 
 export interface MemoryBrokerOptions {
   /** Number of brokers (gRPC servers), ids 1..n. Default 1. */
@@ -153,6 +154,8 @@ export class MemoryCluster {
   readonly produceErrors = new Map<string, number[]>();
   /** Per-group error codes DeleteGroups answers first (one per call), as a coordinator that moved would. */
   readonly deleteGroupErrors = new Map<string, number[]>();
+  /** Per-group top-level error codes OffsetDelete answers first (one per call). */
+  readonly offsetDeleteErrors = new Map<string, number[]>();
   /** Partitions whose next N appends succeed but whose responses are replaced by a network error. */
   readonly loseProduceResponses = new Map<string, number>();
   /**
@@ -973,6 +976,30 @@ export class MemoryCluster {
           return { groupId: id, errorCode: 0 };
         }),
       })),
+      // The broker's rules (GroupStateMachine.deleteOffsets), simplified: a group with members
+      // keeps the offsets of the topics its members subscribe to (decoded from their metadata).
+      offsetDelete: guard('offsetDelete', (req) => {
+        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, topics: [] };
+        const injected = this.offsetDeleteErrors.get(req.groupId)?.shift();
+        if (injected !== undefined) return { errorCode: injected, topics: [] };
+        const g = this.groups.get(req.groupId);
+        if (g === undefined) return { errorCode: ErrorCode.GROUP_ID_NOT_FOUND, topics: [] };
+        if (g.members.size > 0 && g.protocolType !== 'consumer') return { errorCode: ErrorCode.NON_EMPTY_GROUP, topics: [] };
+        const subscribed = new Set<string>();
+        for (const m of g.members.values()) for (const p of m.protocols) for (const t of decodeSubscription(p.metadata).topics) subscribed.add(t);
+        return {
+          errorCode: 0,
+          topics: req.topics.map((t) => ({
+            name: t.name,
+            partitions: t.partitions.map((partition) => {
+              if (this.topics.get(t.name)?.partitions[partition] === undefined) return { partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
+              if (subscribed.has(t.name)) return { partition, errorCode: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC };
+              g.offsets.delete(`${t.name}\u0000${partition}`);
+              return { partition, errorCode: 0 };
+            }),
+          })),
+        };
+      }),
       replicaFetch: (call) => {
         call.destroy(new Error('replication is not part of the memory broker'));
       },

@@ -978,6 +978,61 @@ export const encodeDeleteGroupsResponse: (message: DeleteGroupsResponse) => Uint
 /** Decodes DeleteGroupsResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeDeleteGroupsResponse: (bytes: Uint8Array) => DeleteGroupsResponse = DeleteGroupsResponseCodec.decode;
 
+export interface OffsetDeleteTopic {
+  name: string;
+  partitions: number[];
+}
+
+const OffsetDeleteTopicCodec = messageCodec<OffsetDeleteTopic>('strand.broker.OffsetDeleteTopic');
+/** Encodes OffsetDeleteTopic to protobuf bytes. */
+export const encodeOffsetDeleteTopic: (message: OffsetDeleteTopic) => Uint8Array = OffsetDeleteTopicCodec.encode;
+/** Decodes OffsetDeleteTopic from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetDeleteTopic: (bytes: Uint8Array) => OffsetDeleteTopic = OffsetDeleteTopicCodec.decode;
+
+export interface OffsetDeleteRequest {
+  groupId: string;
+  topics: OffsetDeleteTopic[];
+}
+
+const OffsetDeleteRequestCodec = messageCodec<OffsetDeleteRequest>('strand.broker.OffsetDeleteRequest');
+/** Encodes OffsetDeleteRequest to protobuf bytes. */
+export const encodeOffsetDeleteRequest: (message: OffsetDeleteRequest) => Uint8Array = OffsetDeleteRequestCodec.encode;
+/** Decodes OffsetDeleteRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetDeleteRequest: (bytes: Uint8Array) => OffsetDeleteRequest = OffsetDeleteRequestCodec.decode;
+
+export interface OffsetDeletePartitionResult {
+  partition: number;
+  errorCode: number;
+}
+
+const OffsetDeletePartitionResultCodec = messageCodec<OffsetDeletePartitionResult>('strand.broker.OffsetDeletePartitionResult');
+/** Encodes OffsetDeletePartitionResult to protobuf bytes. */
+export const encodeOffsetDeletePartitionResult: (message: OffsetDeletePartitionResult) => Uint8Array = OffsetDeletePartitionResultCodec.encode;
+/** Decodes OffsetDeletePartitionResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetDeletePartitionResult: (bytes: Uint8Array) => OffsetDeletePartitionResult = OffsetDeletePartitionResultCodec.decode;
+
+export interface OffsetDeleteTopicResult {
+  name: string;
+  partitions: OffsetDeletePartitionResult[];
+}
+
+const OffsetDeleteTopicResultCodec = messageCodec<OffsetDeleteTopicResult>('strand.broker.OffsetDeleteTopicResult');
+/** Encodes OffsetDeleteTopicResult to protobuf bytes. */
+export const encodeOffsetDeleteTopicResult: (message: OffsetDeleteTopicResult) => Uint8Array = OffsetDeleteTopicResultCodec.encode;
+/** Decodes OffsetDeleteTopicResult from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetDeleteTopicResult: (bytes: Uint8Array) => OffsetDeleteTopicResult = OffsetDeleteTopicResultCodec.decode;
+
+export interface OffsetDeleteResponse {
+  errorCode: number;
+  topics: OffsetDeleteTopicResult[];
+}
+
+const OffsetDeleteResponseCodec = messageCodec<OffsetDeleteResponse>('strand.broker.OffsetDeleteResponse');
+/** Encodes OffsetDeleteResponse to protobuf bytes. */
+export const encodeOffsetDeleteResponse: (message: OffsetDeleteResponse) => Uint8Array = OffsetDeleteResponseCodec.encode;
+/** Decodes OffsetDeleteResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeOffsetDeleteResponse: (bytes: Uint8Array) => OffsetDeleteResponse = OffsetDeleteResponseCodec.decode;
+
 export interface ReplicaFetchPartition {
   partition: number;
   currentLeaderEpoch: number;
@@ -1350,6 +1405,16 @@ export const BrokerService = {
     responseDeserialize: (b: Buffer): DeleteGroupsResponse => DeleteGroupsResponseCodec.decode(b),
     originalName: 'deleteGroups',
   },
+  offsetDelete: {
+    path: '/strand.broker.Broker/OffsetDelete',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: OffsetDeleteRequest): Buffer => toBuffer(OffsetDeleteRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): OffsetDeleteRequest => OffsetDeleteRequestCodec.decode(b),
+    responseSerialize: (m: OffsetDeleteResponse): Buffer => toBuffer(OffsetDeleteResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): OffsetDeleteResponse => OffsetDeleteResponseCodec.decode(b),
+    originalName: 'offsetDelete',
+  },
   replicaFetch: {
     path: '/strand.broker.Broker/ReplicaFetch',
     requestStream: true,
@@ -1393,6 +1458,7 @@ export interface BrokerServer extends grpc.UntypedServiceImplementation {
   listGroups: grpc.handleUnaryCall<ListGroupsRequest, ListGroupsResponse>;
   describeGroups: grpc.handleUnaryCall<DescribeGroupsRequest, DescribeGroupsResponse>;
   deleteGroups: grpc.handleUnaryCall<DeleteGroupsRequest, DeleteGroupsResponse>;
+  offsetDelete: grpc.handleUnaryCall<OffsetDeleteRequest, OffsetDeleteResponse>;
   replicaFetch: grpc.handleBidiStreamingCall<ReplicaFetchRequest, ReplicaFetchResponse>;
 }
 
@@ -1484,6 +1550,9 @@ export class BrokerClient extends grpc.Client {
   }
   deleteGroups(request: DeleteGroupsRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DeleteGroupsResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.deleteGroups.path, BrokerService.deleteGroups.requestSerialize, BrokerService.deleteGroups.responseDeserialize, request, metadata, options, callback);
+  }
+  offsetDelete(request: OffsetDeleteRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<OffsetDeleteResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.offsetDelete.path, BrokerService.offsetDelete.requestSerialize, BrokerService.offsetDelete.responseDeserialize, request, metadata, options, callback);
   }
   replicaFetch(metadata: grpc.Metadata = new grpc.Metadata(), options: Partial<grpc.CallOptions> = {}): grpc.ClientDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse> {
     return this.makeBidiStreamRequest(BrokerService.replicaFetch.path, BrokerService.replicaFetch.requestSerialize, BrokerService.replicaFetch.responseDeserialize, metadata, options);

@@ -130,6 +130,10 @@ export const descriptor = {
          "requestType": "DeleteGroupsRequest",
          "responseType": "DeleteGroupsResponse"
         },
+        "OffsetDelete": {
+         "requestType": "OffsetDeleteRequest",
+         "responseType": "OffsetDeleteResponse"
+        },
         "ReplicaFetch": {
          "requestType": "ReplicaFetchRequest",
          "requestStream": true,
@@ -1777,6 +1781,73 @@ export const descriptor = {
          "rule": "repeated",
          "type": "DeleteGroupResult",
          "id": 1
+        }
+       }
+      },
+      "OffsetDeleteTopic": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "int32",
+         "id": 2
+        }
+       }
+      },
+      "OffsetDeleteRequest": {
+       "fields": {
+        "groupId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "group_id"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetDeleteTopic",
+         "id": 2
+        }
+       }
+      },
+      "OffsetDeletePartitionResult": {
+       "fields": {
+        "partition": {
+         "type": "int32",
+         "id": 1
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 2,
+         "protoName": "error_code"
+        }
+       }
+      },
+      "OffsetDeleteTopicResult": {
+       "fields": {
+        "name": {
+         "type": "string",
+         "id": 1
+        },
+        "partitions": {
+         "rule": "repeated",
+         "type": "OffsetDeletePartitionResult",
+         "id": 2
+        }
+       }
+      },
+      "OffsetDeleteResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "topics": {
+         "rule": "repeated",
+         "type": "OffsetDeleteTopicResult",
+         "id": 2
         }
        }
       },
