@@ -44,6 +44,8 @@ import type {
   MetadataResponse,
   OffsetCommitRequest,
   OffsetCommitResponse,
+  OffsetDeleteRequest,
+  OffsetDeleteResponse,
   OffsetFetchRequest,
   OffsetFetchResponse,
 } from '@strand/protocol';
@@ -654,6 +656,26 @@ export class Admin {
       out.push({ name: id, ...(r !== undefined && r.errorCode !== 0 ? { error: code(r.errorCode, `delete group ${id}`) } : {}) });
     }
     return out;
+  }
+
+  /**
+   * Deletes a group's committed offsets of `partitions` (Kafka's deleteConsumerGroupOffsets,
+   * KIP-496), so that its consumers start those partitions over by `auto.offset.reset`. One
+   * result per partition (each once, sorted): no error (deleted, or there was none), or
+   * GROUP_SUBSCRIBED_TO_TOPIC (the group has members subscribed to the topic: stop them first),
+   * or UNKNOWN_TOPIC_OR_PARTITION. Group-level errors are thrown: GROUP_ID_NOT_FOUND,
+   * NON_EMPTY_GROUP (members of a protocol other than `consumer`), INVALID_GROUP_ID. A coordinator
+   * that moved, is loading or could not write (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+   * COORDINATOR_NOT_AVAILABLE) is looked up again and asked again, up to `retries` times.
+   */
+  async deleteConsumerGroupOffsets(groupId: string, partitions: readonly TopicPartition[]): Promise<{ topic: string; partition: number; error?: StrandError }[]> {
+    const byTopic = new Map<string, Set<number>>();
+    for (const tp of partitions) byTopic.set(tp.topic, (byTopic.get(tp.topic) ?? new Set<number>()).add(tp.partition));
+    const req: OffsetDeleteRequest = { groupId, topics: [...byTopic].map(([name, ps]) => ({ name, partitions: [...ps] })) };
+    const res = await this.onCoordinator(groupId, (c) => c.client.offsetDelete as UnaryMethod<OffsetDeleteRequest, OffsetDeleteResponse>, req, 'OffsetDelete', (r) => r.errorCode);
+    return res.topics
+      .flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition, ...(p.errorCode !== 0 ? { error: code(p.errorCode, `delete the offset of ${groupId} on ${t.name}-${p.partition}`) } : {}) })))
+      .sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
   }
 
   /** Committed offsets of a group with each partition's log end offset and lag. */

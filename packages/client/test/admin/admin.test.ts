@@ -5,7 +5,9 @@
  * OFFSET_OUT_OF_RANGE while another is deleted), log dirs per broker (replicas with sizes, a
  * topic filter, per-broker errors for unregistered and unreachable brokers), preferred leader
  * election, retries of a retriable whole-call failure, and the group operations (list, describe
- * with decoded assignments, offsets with lag, reset, delete, refusal while members are active).
+ * with decoded assignments, offsets with lag, reset, delete, refusal while members are active,
+ * and deleting some partitions' offsets: per-partition results, group errors thrown, a moved or
+ * loading coordinator retried).
  */
 import { ErrorCode } from '@strand/protocol';
 import { Admin } from '../../src/admin/admin';
@@ -192,5 +194,32 @@ describe('Admin', () => {
     mem.deleteGroupErrors.set('g1', [ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS]);
     expect(await admin.deleteGroups(['g1'])).toEqual([{ name: 'g1' }]);
     expect((await admin.deleteGroups(['g1']))[0]?.error?.errorName).toBe('GROUP_ID_NOT_FOUND');
+  });
+
+  it('deletes a group\'s offsets per partition: not those of a topic its members consume; group errors are thrown, a moved coordinator retried', async () => {
+    await admin.createTopic({ name: 't', numPartitions: 2 });
+    await admin.createTopic({ name: 'u', numPartitions: 1 });
+    await admin.setGroupOffsets('g1', [{ topic: 't', partition: 0, offset: 1 }, { topic: 'u', partition: 0, offset: 1 }]);
+    // No auto commit: the offsets stay those set above, whatever the consumer's positions.
+    const c = new Consumer({ 'bootstrap.servers': mem.bootstrap, 'group.id': 'g1', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
+    c.subscribe(['t']);
+    const deadline = performance.now() + 10_000;
+    while (mem.groups.get('g1')?.state !== 'Stable' && performance.now() < deadline) await c.poll(50);
+    const results = await admin.deleteConsumerGroupOffsets('g1', [{ topic: 'u', partition: 0 }, { topic: 't', partition: 0 }, { topic: 'nosuch', partition: 0 }, { topic: 'u', partition: 0 }]);
+    expect(results.map((r) => [r.topic, r.partition, r.error?.errorName ?? null])).toEqual([
+      ['nosuch', 0, 'UNKNOWN_TOPIC_OR_PARTITION'],
+      ['t', 0, 'GROUP_SUBSCRIBED_TO_TOPIC'],
+      ['u', 0, null],
+    ]);
+    expect(results.find((r) => r.topic === 't')?.error?.message).toMatch(/g1 on t-0/);
+    expect((await admin.groupOffsets('g1')).map((o) => [o.topic, o.partition])).toEqual([['t', 0]]);
+    await c.close();
+    // Empty now: the topic's offset can go. A coordinator that moved or is loading is asked again.
+    mem.offsetDeleteErrors.set('g1', [ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS]);
+    const before = mem.calls.get('offsetDelete') ?? 0;
+    expect(await admin.deleteConsumerGroupOffsets('g1', [{ topic: 't', partition: 0 }])).toEqual([{ topic: 't', partition: 0 }]);
+    expect((mem.calls.get('offsetDelete') ?? 0) - before).toBe(3);
+    expect(await admin.groupOffsets('g1')).toEqual([]);
+    await expect(admin.deleteConsumerGroupOffsets('none', [{ topic: 't', partition: 0 }])).rejects.toMatchObject({ errorName: 'GROUP_ID_NOT_FOUND' });
   });
 });
