@@ -5,9 +5,9 @@
  * Exit codes (documented in packages/client/README.md):
  *   0  success
  *   1  the cluster refused the operation (a Kafka error such as TOPIC_ALREADY_EXISTS), or, for
- *      per-partition commands (topics delete-records, reassign --execute, leader-election,
- *      get-offsets --partitions), some partition of it, or, for log-dirs, some broker or
- *      directory of it
+ *      per-partition commands (topics delete-records, groups delete-offsets, reassign --execute,
+ *      leader-election, get-offsets --partitions), some partition of it, or, for log-dirs, some
+ *      broker or directory of it
  *   2  usage error: bad arguments, options or config values (nothing was sent)
  *   3  the cluster could not be reached (no broker answered within the timeout)
  *   4  partial failure: some records were not acknowledged (produce, bench)

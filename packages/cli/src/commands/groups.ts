@@ -1,12 +1,16 @@
 /**
- * `strand groups list|describe|delete|reset-offsets`, in the spirit of kafka-consumer-groups:
- * describe shows per-partition committed offset, log end offset and lag (LEO minus committed).
- * reset-offsets prints the plan unless --execute is given, and needs the group to be empty.
+ * `strand groups list|describe|delete|delete-offsets|reset-offsets`, in the spirit of
+ * kafka-consumer-groups: describe shows per-partition committed offset, log end offset and lag
+ * (LEO minus committed). reset-offsets prints the plan unless --execute is given, and needs the
+ * group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
+ * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
+ * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
+ * topic); exit 1 if any partition failed.
  */
 import type { Command } from 'commander';
-import type { Admin, GroupOffset } from '@strand/client';
+import type { Admin, GroupOffset, TopicPartition } from '@strand/client';
 import { StrandError } from '@strand/protocol';
-import { UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
+import { EXIT_FAILED, EXIT_OK, UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 import { withAdmin } from './topics';
 
@@ -58,8 +62,68 @@ async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ 
   return out;
 }
 
+/**
+ * Parses delete-offsets' repeated `--topic T` / `--topic T:P1,P2` (Kafka's --topic of
+ * --delete-offsets): per topic, its partitions in order, each once, or 'all' (a bare T wins over
+ * a list). Usage errors name the bad one.
+ */
+export function parseTopicPartitionSpecs(specs: readonly string[]): Map<string, number[] | 'all'> {
+  if (specs.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions)');
+  const out = new Map<string, number[] | 'all'>();
+  for (const spec of specs) {
+    const i = spec.indexOf(':');
+    const topic = i < 0 ? spec : spec.slice(0, i);
+    if (topic === '') throw new UsageError(`--topic needs a topic name, got '${spec}'`);
+    if (i < 0) {
+      out.set(topic, 'all');
+      continue;
+    }
+    const listed = spec.slice(i + 1).split(',').map((p) => parseIntArg(p, `--topic ${topic} partition`, 0));
+    const cur = out.get(topic);
+    if (cur === 'all') continue;
+    out.set(topic, [...new Set([...(cur ?? []), ...listed])]);
+  }
+  return out;
+}
+
+/** One partition's outcome of delete-offsets; `partition` null: the topic's partitions could not be listed. */
+interface DeletedOffset {
+  topic: string;
+  partition: number | null;
+  error?: StrandError;
+}
+
+async function deleteOffsets(admin: Admin, group: string, specs: Map<string, number[] | 'all'>): Promise<DeletedOffset[]> {
+  const out: DeletedOffset[] = [];
+  const partitions: TopicPartition[] = [];
+  for (const [topic, wanted] of specs) {
+    if (wanted !== 'all') {
+      partitions.push(...wanted.map((partition) => ({ topic, partition })));
+      continue;
+    }
+    // Every partition of the topic, as Kafka's tool lists them (describeTopics); an unknown topic
+    // is reported on its own row without a partition.
+    try {
+      const [d] = await admin.describeTopics([topic]);
+      partitions.push(...(d?.partitions ?? []).map((p) => ({ topic, partition: p.partition })));
+    } catch (e: unknown) {
+      if (!(e instanceof StrandError) || e.errorName !== 'UNKNOWN_TOPIC_OR_PARTITION') throw e;
+      out.push({ topic, partition: null, error: e });
+    }
+  }
+  try {
+    out.push(...(await admin.deleteConsumerGroupOffsets(group, partitions)));
+  } catch (e: unknown) {
+    // The group's own errors, worded as kafka-consumer-groups words them.
+    if (e instanceof StrandError && e.errorName === 'GROUP_ID_NOT_FOUND') throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
+    if (e instanceof StrandError && e.errorName === 'NON_EMPTY_GROUP') throw new StrandError('NON_EMPTY_GROUP', `deleting offsets of consumer group '${group}' is forbidden while it has members (of a protocol other than consumer)`);
+    throw e;
+  }
+  return out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : (a.partition ?? -1) - (b.partition ?? -1)));
+}
+
 export function registerGroups(program: Command): void {
-  const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups and reset their offsets'));
+  const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups, and reset or delete their offsets'));
 
   withCommon(groups.command('list').description('list consumer groups')).action(
     action('groups list', async (opts: CommonOptions) => {
@@ -102,6 +166,23 @@ export function registerGroups(program: Command): void {
       process.stdout.write(`Deleted group ${group}.\n`);
     }),
   );
+
+  withCommon(groups.command('delete-offsets <group>').description('delete committed offsets of some partitions (Kafka\'s --delete-offsets): not of topics the group\'s members consume'))
+    .option('-t, --topic <topic[:p1,p2]>', 'topic, optionally with partitions (repeatable; without: every partition)', collect, [] as string[])
+    .action(
+      action('groups delete-offsets', async (group: string, opts: CommonOptions & { topic: string[] }) => {
+        const specs = parseTopicPartitionSpecs(opts.topic);
+        const results = await withAdmin(opts, (admin) => deleteOffsets(admin, group, specs));
+        const failed = results.filter((r) => r.error !== undefined);
+        if (opts.json) {
+          printJson(results.map((r) => ({ topic: r.topic, partition: r.partition, error: r.error?.errorName ?? null, message: r.error?.message ?? null })));
+        } else {
+          printTable(['TOPIC', 'PARTITION', 'STATUS'], results.map((r) => [r.topic, r.partition ?? '-', r.error === undefined ? 'Successful' : r.error.errorName]));
+          for (const r of failed) process.stderr.write(`strand groups delete-offsets: ${r.topic}${r.partition === null ? '' : `-${r.partition}`}: ${r.error?.errorName}: ${r.error?.message}\n`);
+        }
+        return failed.length > 0 ? EXIT_FAILED : EXIT_OK;
+      }),
+    );
 
   withCommon(groups.command('reset-offsets <group>').description('set committed offsets of an empty group (prints the plan; --execute applies it)'))
     .option('-t, --topic <topic[:p1,p2]>', 'topic, optionally with partitions (repeatable)', collect, [] as string[])

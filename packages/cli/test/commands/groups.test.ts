@@ -1,0 +1,88 @@
+/**
+ * `strand groups delete-offsets` (Kafka's kafka-consumer-groups --delete-offsets): the --topic
+ * specs are checked as a function (usage errors name the bad one), and the built binary runs
+ * against the in-memory broker twin of packages/client while an in-process consumer is a member
+ * of the group: one row per partition (TOPIC PARTITION STATUS, "Successful" or the error),
+ * GROUP_SUBSCRIBED_TO_TOPIC for the topic the member consumes, an unknown topic on its own row,
+ * --json, and exit 0 / 1 (any partition failed, or the group itself) / 2. The broker's own rules
+ * are tested in packages/broker/test/group.
+ */
+import * as fs from 'node:fs';
+import { Consumer } from '@strand/client';
+import { MemoryCluster } from '../../../client/test/support/memory-broker';
+import { parseTopicPartitionSpecs } from '../../src/commands/groups';
+import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
+import { usage } from '../support/usage';
+
+describe('parseTopicPartitionSpecs', () => {
+  it('reads T and T:P1,P2, merges repeats, and lets a bare topic mean every partition', () => {
+    expect(parseTopicPartitionSpecs(['t:1,0', 'u', 't:0,2', 'v:3', 'v'])).toEqual(
+      new Map<string, number[] | 'all'>([
+        ['t', [1, 0, 2]],
+        ['u', 'all'],
+        ['v', 'all'],
+      ]),
+    );
+    expect(usage(() => parseTopicPartitionSpecs([]))).toMatch(/give --topic TOPIC/);
+    expect(usage(() => parseTopicPartitionSpecs([':0']))).toMatch(/--topic needs a topic name, got ':0'/);
+    expect(usage(() => parseTopicPartitionSpecs(['t:']))).toMatch(/--topic t partition must be an integer/);
+    expect(usage(() => parseTopicPartitionSpecs(['t:0,x']))).toMatch(/--topic t partition must be an integer, got 'x'/);
+    expect(usage(() => parseTopicPartitionSpecs(['t:-1']))).toMatch(/--topic t partition must be an integer >= 0/);
+  });
+});
+
+describe('strand groups delete-offsets', () => {
+  let mem: MemoryCluster;
+  const strand = (args: string[]): Promise<StrandRun> => runStrand(args, { limitMs: 20_000, env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap } });
+  const committed = (topic: string, partition: number): number | undefined => mem.groups.get('g')?.offsets.get(`${topic}\u0000${partition}`)?.offset;
+
+  beforeAll(() => {
+    if (!fs.existsSync(STRAND_CLI)) throw new Error(`${STRAND_CLI} is missing: run \`npx tsc -b packages/cli\` before these tests`);
+  });
+
+  beforeEach(async () => {
+    mem = await MemoryCluster.start({ brokers: 3 });
+  });
+
+  afterEach(async () => {
+    await mem.stop();
+  });
+
+  it('deletes per partition, refuses the topics a member consumes, and exits 1 when any partition or the group failed', async () => {
+    mem.createTopic('t', 2);
+    mem.createTopic('u', 1);
+    // A member of g subscribed to t, committing offsets of t and of u (no auto commit: the offsets
+    // stay exactly these).
+    const c = new Consumer({ 'bootstrap.servers': mem.bootstrap, 'group.id': 'g', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
+    try {
+      c.subscribe(['t']);
+      const deadline = performance.now() + 10_000;
+      while (mem.groups.get('g')?.state !== 'Stable' && performance.now() < deadline) await c.poll(50);
+      await c.commit([{ topic: 't', partition: 0, offset: 2 }, { topic: 't', partition: 1, offset: 1 }, { topic: 'u', partition: 0, offset: 4 }]);
+
+      const r = await strand(['groups', 'delete-offsets', 'g', '--topic', 't', '--topic', 'u:0']);
+      expect(r.code).toBe(1);
+      expect(r.stdout.split('\n').map((l) => l.split(/\s+/).join(' '))).toEqual(['TOPIC PARTITION STATUS', 't 0 GROUP_SUBSCRIBED_TO_TOPIC', 't 1 GROUP_SUBSCRIBED_TO_TOPIC', 'u 0 Successful', '']);
+      expect(r.stderr).toMatch(/^strand groups delete-offsets: t-0: GROUP_SUBSCRIBED_TO_TOPIC: delete the offset of g on t-0: /m);
+      expect([committed('t', 0), committed('t', 1), committed('u', 0)]).toEqual([2, 1, undefined]);
+    } finally {
+      await c.close();
+    }
+
+    // Empty now: t's offsets can go.
+    let r = await strand(['groups', 'delete-offsets', 'g', '--topic', 't:0', '--json']);
+    expect([r.code, JSON.parse(r.stdout)]).toEqual([0, [{ topic: 't', partition: 0, error: null, message: null }]]);
+    expect([committed('t', 0), committed('t', 1)]).toEqual([undefined, 1]);
+    // A bare topic means every partition; a topic the cluster does not know is a row of its own.
+    r = await strand(['groups', 'delete-offsets', 'g', '--topic', 't', '--topic', 'nosuch']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').map((l) => l.split(/\s+/).join(' '))).toEqual(['TOPIC PARTITION STATUS', 'nosuch - UNKNOWN_TOPIC_OR_PARTITION', 't 0 Successful', 't 1 Successful', '']);
+    expect(committed('t', 1)).toBeUndefined();
+
+    r = await strand(['groups', 'delete-offsets', 'none', '--topic', 't']);
+    expect([r.code, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toMatch(/GROUP_ID_NOT_FOUND: consumer group 'none' does not exist/);
+    r = await strand(['groups', 'delete-offsets', 'g']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give --topic TOPIC/)]);
+  }, 120_000);
+});
