@@ -7,32 +7,18 @@
  * acknowledged. Every child has a hard time limit and is killed if it overstays; the twin is
  * stopped after each test.
  */
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { MemoryCluster } from '../../../client/test/support/memory-broker';
-import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
+import type { StrandRun } from '../support/run-strand';
+import { useTwinCluster } from '../support/twin-cluster';
 
-const BIN = STRAND_CLI;
 /** Each CLI run starts a Node process (~1-3 s on a loaded 2-core machine); tests run a dozen. */
 const CLI_TEST_TIMEOUT_MS = 180_000;
-let mem: MemoryCluster;
+const twin = useTwinCluster();
 
 /** Runs the CLI with `args` (and `stdin`) against the in-memory cluster, killing it after `limitMs`. */
 function strand(args: string[], stdin = '', limitMs = 20_000): Promise<StrandRun> {
-  return runStrand(args, { stdin, limitMs, env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap } });
+  return twin.strand(args, { stdin, limitMs });
 }
-
-beforeAll(() => {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npx tsc -b packages/cli\` before these tests`);
-});
-
-beforeEach(async () => {
-  mem = await MemoryCluster.start({ brokers: 3 });
-});
-
-afterEach(async () => {
-  await mem.stop();
-});
 
 describe('strand topics', () => {
   it('creates, lists, describes, alters and deletes topics with the documented exit codes', async () => {
@@ -48,7 +34,7 @@ describe('strand topics', () => {
     // Without --partitions / --replication-factor: the cluster's num.partitions and
     // default.replication.factor (the request carries -1, as kafka-topics does).
     expect((await strand(['topics', 'create', 'x'])).code).toBe(0);
-    expect(mem.topics.get('x')?.partitions.length).toBe(1);
+    expect(twin.mem.topics.get('x')?.partitions.length).toBe(1);
     expect((await strand(['topics', 'delete', 'x'])).code).toBe(0);
     r = await strand(['topics', 'list', '--json']);
     expect(JSON.parse(r.stdout)).toEqual(['orders']);
@@ -64,8 +50,8 @@ describe('strand topics', () => {
     expect(r.stdout).toMatch(/Topic: orders\s+TopicId: \w+\s+PartitionCount: 3\s+ReplicationFactor: 2/);
     expect(r.stdout).toMatch(/Partition\s+Leader\s+Epoch\s+Replicas\s+ISR/);
     expect((await strand(['topics', 'alter', 'orders', '--config', 'retention.ms=1000', '--partitions', '4'])).code).toBe(0);
-    expect(mem.topics.get('orders')?.partitions.length).toBe(4);
-    expect(mem.topics.get('orders')?.configs.get('retention.ms')).toBe('1000');
+    expect(twin.mem.topics.get('orders')?.partitions.length).toBe(4);
+    expect(twin.mem.topics.get('orders')?.configs.get('retention.ms')).toBe('1000');
     r = await strand(['topics', 'alter', 'orders', '--config', 'retention.ms=never']);
     expect(r.code).toBe(2); // a config value the cluster rejects is a usage error
     expect(r.stderr).toMatch(/INVALID_CONFIG/);
@@ -77,7 +63,7 @@ describe('strand topics', () => {
 
 describe('strand topics delete-records', () => {
   it('answers per partition: deletes where it can, reports each failure, exits 1 if any partition failed', async () => {
-    mem.createTopic('d', 2);
+    twin.mem.createTopic('d', 2);
     expect((await strand(['produce', 'd', '--partition', '0'], 'a\nb\nc\nd\ne\n')).code).toBe(0);
     expect((await strand(['produce', 'd', '--partition', '1'], 'x\ny\nz\n')).code).toBe(0);
     // Partition 1 has 3 records: offset 10 is past its high watermark.
@@ -85,11 +71,11 @@ describe('strand topics delete-records', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('partition: d-0\tlow_watermark: 2\n');
     expect(r.stderr).toMatch(/^strand topics delete-records: d-1: OFFSET_OUT_OF_RANGE: /);
-    expect([mem.partition('d', 0).logStartOffset, mem.partition('d', 1).logStartOffset]).toEqual([2, 0]);
+    expect([twin.mem.partition('d', 0).logStartOffset, twin.mem.partition('d', 1).logStartOffset]).toEqual([2, 0]);
     r = await strand(['topics', 'delete-records', 'd', '--offset', '1=-1', '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual([{ topic: 'd', partition: 1, lowWatermark: 3, error: null, message: null }]);
-    expect(mem.partition('d', 1).logStartOffset).toBe(3);
+    expect(twin.mem.partition('d', 1).logStartOffset).toBe(3);
     for (const bad of [[], ['--offset', '0'], ['--offset', '0=-2'], ['--offset', '0=1', '--offset', '0=2']]) {
       r = await strand(['topics', 'delete-records', 'd', ...bad]);
       expect([bad, r.code]).toEqual([bad, 2]);
@@ -99,10 +85,10 @@ describe('strand topics delete-records', () => {
 
 describe('strand produce and consume', () => {
   it('round-trips lines with keys and headers, and reads from offsets, partitions and timestamps', async () => {
-    mem.createTopic('t', 2);
+    twin.mem.createTopic('t', 2);
     let r = await strand(['produce', 't', '--key-separator', ':', '--header', 'src=cli', '--acks', 'all'], 'a:1\nb:2\nc:3\nnokey\n');
     expect(r.code).toBe(0);
-    const all = [...mem.records('t', 0), ...mem.records('t', 1)];
+    const all = [...twin.mem.records('t', 0), ...twin.mem.records('t', 1)];
     expect(all.map((x) => `${x.key ?? '(null)'}=${x.value}`).sort()).toEqual(['(null)=nokey', 'a=1', 'b=2', 'c=3']);
     expect(all.every((x) => x.headers[0]?.key === 'src' && x.headers[0]?.value === 'cli')).toBe(true);
     r = await strand(['consume', 't', '--from-beginning', '--max-messages', '4', '--format', 'json']);
@@ -111,7 +97,7 @@ describe('strand produce and consume', () => {
     expect(lines.map((l) => l.value).sort()).toEqual(['1', '2', '3', 'nokey']);
     expect(lines[0]?.headers).toEqual({ src: 'cli' });
     await strand(['produce', 't', '--partition', '1'], 'p1-a\np1-b\np1-c\n');
-    const p1 = mem.records('t', 1);
+    const p1 = twin.mem.records('t', 1);
     r = await strand(['consume', 't', '--partition', '1', '--offset', String(p1.length - 2), '--max-messages', '2']);
     expect(r.stdout).toBe('p1-b\np1-c\n');
     r = await strand(['consume', 't', '--from-timestamp', String(Date.now() + 60_000), '--idle-timeout-ms', '300']);
@@ -160,7 +146,7 @@ describe('usage errors', () => {
 
 describe('strand groups', () => {
   it('consumes as a group, then lists, describes with lag, resets offsets and deletes the group', async () => {
-    mem.createTopic('t', 2);
+    twin.mem.createTopic('t', 2);
     await strand(['produce', 't', '--partition', '0'], 'a\nb\nc\nd\n');
     let r = await strand(['consume', 't', '--group', 'g', '--from-beginning', '--max-messages', '3']);
     expect([r.code, r.stdout]).toEqual([0, 'a\nb\nc\n']);
@@ -173,19 +159,19 @@ describe('strand groups', () => {
     expect(r.stdout).toMatch(/Topic\s+Partition\s+Committed\s+LogEnd\s+Lag/);
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
     expect(r.stdout).toMatch(/dry run/);
-    expect(mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);
+    expect(twin.mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);
     // No record at or after the time: the log end (Kafka's fallback), not the log start.
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-datetime', String(Date.now() + 3_600_000), '--json']);
     expect(JSON.parse(r.stdout)).toMatchObject({ partitions: [{ partition: 0, current: 3, target: 4 }] });
     // --shift-by needs a committed offset to shift from.
-    mem.createTopic('u', 1);
+    twin.mem.createTopic('u', 1);
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 'u', '--shift-by', '1']);
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/no committed offset/)]);
     // An active group is refused before any plan (its members would overwrite the offsets).
-    mem.groups.get('g')!.state = 'Stable';
+    twin.mem.groups.get('g')!.state = 'Stable';
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
     expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/NON_EMPTY_GROUP.*inactive/)]);
-    mem.groups.get('g')!.state = 'Empty';
+    twin.mem.groups.get('g')!.state = 'Empty';
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--shift-by=-2', '--execute', '--json']);
     expect(JSON.parse(r.stdout)).toMatchObject({ executed: true, partitions: [{ topic: 't', partition: 0, current: 3, target: 1 }] });
     r = await strand(['consume', 't', '--group', 'g', '--max-messages', '1']);

@@ -6,11 +6,10 @@
  * partition the topic lacks reported on stderr with exit 1; usage errors exit 2 before anything
  * is sent. Against real processes: test/broker-restart.test.ts.
  */
-import * as fs from 'node:fs';
 import { encodeRecordBatch } from '@strand/protocol';
-import { MemoryCluster } from '../../../client/test/support/memory-broker';
 import { parseOffsetSpec, parsePartitionList } from '../../src/commands/get-offsets';
-import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
+import type { StrandRun } from '../support/run-strand';
+import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
 
 describe('parseOffsetSpec and parsePartitionList', () => {
@@ -32,28 +31,19 @@ describe('parseOffsetSpec and parsePartitionList', () => {
 });
 
 describe('the strand get-offsets binary', () => {
-  let mem: MemoryCluster;
-  beforeAll(() => {
-    if (!fs.existsSync(STRAND_CLI)) throw new Error(`${STRAND_CLI} is missing: run \`npx tsc -b packages/cli\` before these tests`);
-  });
-  beforeEach(async () => {
-    mem = await MemoryCluster.start({ brokers: 3 });
-  });
-  afterEach(async () => {
-    await mem.stop();
-  });
+  const twin = useTwinCluster();
 
   function strand(args: string[]): Promise<StrandRun> {
-    return runStrand(['get-offsets', ...args], { limitMs: 20_000, env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap } });
+    return twin.strand(['get-offsets', ...args]);
   }
   const at = (...ts: number[]): Buffer => encodeRecordBatch({ records: ts.map((timestamp, i) => ({ value: Buffer.from(`v${i}`), timestamp })), baseTimestamp: Math.min(...ts) });
 
   it('prints topic:partition:offset per partition, sorted, for each kind of --time', async () => {
-    mem.createTopic('t', 3);
-    mem.append('t', 0, at(1000, 3000, 2000)); // offsets 0..2; the largest timestamp at 1
-    mem.append('t', 1, at(5000, 5000)); // 0..1: a tie, the first answers
-    mem.append('t', 1, at(4000)); // 2
-    mem.partition('t', 1).logStartOffset = 1; // as after delete-records
+    twin.mem.createTopic('t', 3);
+    twin.mem.append('t', 0, at(1000, 3000, 2000)); // offsets 0..2; the largest timestamp at 1
+    twin.mem.append('t', 1, at(5000, 5000)); // 0..1: a tie, the first answers
+    twin.mem.append('t', 1, at(4000)); // 2
+    twin.mem.partition('t', 1).logStartOffset = 1; // as after delete-records
     // partition 2 stays empty
     const [latest, byDefault, earliest, max, time, late, some] = await Promise.all([
       strand(['--topic', 't', '--time', '-1']),
@@ -80,8 +70,8 @@ describe('the strand get-offsets binary', () => {
   }, 120_000);
 
   it('reports partitions the topic lacks and unknown topics with exit 1, usage errors with exit 2', async () => {
-    mem.createTopic('t', 2);
-    mem.append('t', 0, at(1000));
+    twin.mem.createTopic('t', 2);
+    twin.mem.append('t', 0, at(1000));
     const results = await Promise.all([
       strand(['--topic', 't', '--partitions', '0,7']),
       strand(['--topic', 'nope', '--timeout-ms', '1000']),

@@ -7,11 +7,10 @@
  * --json, and exit 0 / 1 (any partition failed, or the group itself) / 2. The broker's own rules
  * are tested in packages/broker/test/group.
  */
-import * as fs from 'node:fs';
 import { Consumer } from '@strand/client';
-import { MemoryCluster } from '../../../client/test/support/memory-broker';
 import { parseTopicPartitionSpecs } from '../../src/commands/groups';
-import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
+import type { StrandRun } from '../support/run-strand';
+import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
 
 describe('parseTopicPartitionSpecs', () => {
@@ -32,32 +31,21 @@ describe('parseTopicPartitionSpecs', () => {
 });
 
 describe('strand groups delete-offsets', () => {
-  let mem: MemoryCluster;
-  const strand = (args: string[]): Promise<StrandRun> => runStrand(args, { limitMs: 20_000, env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap } });
-  const committed = (topic: string, partition: number): number | undefined => mem.groups.get('g')?.offsets.get(`${topic}\u0000${partition}`)?.offset;
+  const twin = useTwinCluster();
+  const strand = (args: string[]): Promise<StrandRun> => twin.strand(args);
+  const committed = (topic: string, partition: number): number | undefined => twin.mem.groups.get('g')?.offsets.get(`${topic}\u0000${partition}`)?.offset;
 
-  beforeAll(() => {
-    if (!fs.existsSync(STRAND_CLI)) throw new Error(`${STRAND_CLI} is missing: run \`npx tsc -b packages/cli\` before these tests`);
-  });
-
-  beforeEach(async () => {
-    mem = await MemoryCluster.start({ brokers: 3 });
-  });
-
-  afterEach(async () => {
-    await mem.stop();
-  });
 
   it('deletes per partition, refuses the topics a member consumes, and exits 1 when any partition or the group failed', async () => {
-    mem.createTopic('t', 2);
-    mem.createTopic('u', 1);
+    twin.mem.createTopic('t', 2);
+    twin.mem.createTopic('u', 1);
     // A member of g subscribed to t, committing offsets of t and of u (no auto commit: the offsets
     // stay exactly these).
-    const c = new Consumer({ 'bootstrap.servers': mem.bootstrap, 'group.id': 'g', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
+    const c = new Consumer({ 'bootstrap.servers': twin.mem.bootstrap, 'group.id': 'g', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
     try {
       c.subscribe(['t']);
       const deadline = performance.now() + 10_000;
-      while (mem.groups.get('g')?.state !== 'Stable' && performance.now() < deadline) await c.poll(50);
+      while (twin.mem.groups.get('g')?.state !== 'Stable' && performance.now() < deadline) await c.poll(50);
       await c.commit([{ topic: 't', partition: 0, offset: 2 }, { topic: 't', partition: 1, offset: 1 }, { topic: 'u', partition: 0, offset: 4 }]);
 
       const r = await strand(['groups', 'delete-offsets', 'g', '--topic', 't', '--topic', 'u:0']);

@@ -5,11 +5,10 @@
  * needed, failed on stderr), exit 0 / 1 / 2. A preferred election across real processes (after a
  * broker restart) is tested in test/broker-restart.test.ts.
  */
-import * as fs from 'node:fs';
 import { ErrorCode } from '@strand/protocol';
-import { MemoryCluster } from '../../../client/test/support/memory-broker';
 import { electionPlan, parseElectionJson } from '../../src/commands/leader-election';
-import { STRAND_CLI, runStrand, type StrandRun } from '../support/run-strand';
+import type { StrandRun } from '../support/run-strand';
+import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
 
 describe('electionPlan', () => {
@@ -50,39 +49,30 @@ describe('parseElectionJson', () => {
 });
 
 describe('the strand leader-election binary', () => {
-  let mem: MemoryCluster;
-  beforeAll(() => {
-    if (!fs.existsSync(STRAND_CLI)) throw new Error(`${STRAND_CLI} is missing: run \`npx tsc -b packages/cli\` before these tests`);
-  });
-  beforeEach(async () => {
-    mem = await MemoryCluster.start({ brokers: 3 });
-  });
-  afterEach(async () => {
-    await mem.stop();
-  });
+  const twin = useTwinCluster();
 
   function strand(args: string[], stdin = ''): Promise<StrandRun> {
-    return runStrand(['leader-election', ...args], { stdin, limitMs: 20_000, env: { ...process.env, STRAND_BOOTSTRAP: mem.bootstrap } });
+    return twin.strand(['leader-election', ...args], { stdin });
   }
 
   it('reports elected, not-needed and failed partitions, and exits 1 if any failed', async () => {
-    mem.createTopic('t', 4, 2); // preferred leaders: 1, 2, 3, 1
-    mem.moveLeader('t', 0, 2);
-    mem.moveLeader('t', 1, 3);
-    mem.moveLeader('t', 3, 2);
-    mem.electionErrors.set('t-3', ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE);
+    twin.mem.createTopic('t', 4, 2); // preferred leaders: 1, 2, 3, 1
+    twin.mem.moveLeader('t', 0, 2);
+    twin.mem.moveLeader('t', 1, 3);
+    twin.mem.moveLeader('t', 3, 2);
+    twin.mem.electionErrors.set('t-3', ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE);
     const json = JSON.stringify({ partitions: [3, 2, 1, 0].map((partition) => ({ topic: 't', partition })).concat([{ topic: 'nope', partition: 0 }]) });
     let r = await strand(['--election-type', 'PREFERRED', '--path-to-json-file', '-'], json);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('Successfully completed leader election (PREFERRED) for partitions t-0, t-1\nValid replica already elected for partitions t-2\n');
     expect(r.stderr).toMatch(/^Error completing leader election \(PREFERRED\) for partition: nope-0: UNKNOWN_TOPIC_OR_PARTITION: .*\nError completing leader election \(PREFERRED\) for partition: t-3: PREFERRED_LEADER_NOT_AVAILABLE: .*\nstrand leader-election: 2 partition\(s\) could not be elected\n$/);
-    expect([0, 1, 2, 3].map((p) => mem.partition('t', p).leaderId)).toEqual([1, 2, 3, 2]);
+    expect([0, 1, 2, 3].map((p) => twin.mem.partition('t', p).leaderId)).toEqual([1, 2, 3, 2]);
 
     // Only ELECTION_NOT_NEEDED is no failure: exit 0. Unclean elections find every leader live.
-    mem.electionErrors.delete('t-3');
+    twin.mem.electionErrors.delete('t-3');
     r = await strand(['--election-type', 'unclean', '--topic', 't', '--partition', '3', '--json']);
     expect([r.code, JSON.parse(r.stdout)]).toEqual([0, [{ topic: 't', partition: 3, status: 'not-needed', error: 'ELECTION_NOT_NEEDED', message: 'elect leader of t-3: Leader election not needed for topic partition.' }]]);
-    expect(mem.partition('t', 3).leaderId).toBe(2);
+    expect(twin.mem.partition('t', 3).leaderId).toBe(2);
 
     // Every partition: the ones that needed no election are left out, as Kafka's controller does.
     r = await strand(['--election-type', 'preferred', '--all-topic-partitions']);
@@ -109,6 +99,6 @@ describe('the strand leader-election binary', () => {
       expect.stringMatching(/"partitions" is empty/),
       expect.stringMatching(/cannot read \/nonexistent\/election\.json: ENOENT/),
     ]);
-    expect(mem.calls.get('electLeaders') ?? 0).toBe(0);
+    expect(twin.mem.calls.get('electLeaders') ?? 0).toBe(0);
   }, 60_000);
 });
