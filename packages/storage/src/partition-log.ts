@@ -583,8 +583,11 @@ export class PartitionLog {
 
   private shouldRoll(v: BatchView, now: number): boolean {
     const seg = this.activeSegment;
-    if (seg.size === 0) return false;
+    // Even an empty segment rolls for a batch whose offsets its 32-bit relative offsets cannot
+    // hold (a follower of a compacted leader, after a gap of 2^31 offsets), as Kafka's
+    // LogSegment.shouldRoll: written there, recovery would cut the log at that batch.
     if (seg.wouldOverflow(v.size, v.header.baseOffset + v.header.lastOffsetDelta, this.config['segment.bytes'])) return true;
+    if (seg.size === 0) return false;
     return now - seg.firstAppendMs >= this.rollMs;
   }
 

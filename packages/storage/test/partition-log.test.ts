@@ -164,6 +164,29 @@ describe('append and read', () => {
     await Promise.all([leader.close(), again.close()]);
   });
 
+  it('a follower batch far past an empty active segment (a compacted leader) starts its own segment, and survives a crash', async () => {
+    // Relative offsets in a segment are 32-bit: a batch more than 2^31 offsets past the base of
+    // the (empty) active segment must roll, as Kafka's shouldRoll does even for an empty segment.
+    for (const gap of [2 ** 31 + 5, 2 ** 32 + 5]) {
+      const dir = tempDir();
+      const follower = PartitionLog.open(dir);
+      const at = (baseOffset: number, tag: string): Buffer => {
+        const b = batch(tag, 2);
+        b.writeBigInt64BE(BigInt(baseOffset), 0);
+        return b;
+      };
+      follower.appendAsFollower(at(gap, 'far'));
+      follower.appendAsFollower(at(gap + 2, 'next'));
+      expect(follower.logEndOffset).toBe(gap + 4);
+      // Killed before any flush moved the recovery point: the segments are recovered on open.
+      follower.abandon();
+      const again = PartitionLog.open(dir);
+      expect(again.logEndOffset).toBe(gap + 4);
+      expect(readAll(again).map((r) => `${r.offset - gap}:${r.value}`)).toEqual(['0:far-0', '1:far-1', '2:next-0', '3:next-1']);
+      await again.close();
+    }
+  });
+
   it('rolls segments by segment.bytes and keeps reads working across them', async () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, { config: { 'segment.bytes': '400', 'index.interval.bytes': '100' } });
