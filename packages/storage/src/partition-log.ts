@@ -280,12 +280,21 @@ export class PartitionLog {
         break;
       }
     }
+    if (this.segments.length > 0 && this.logEndOffset < checkpointStart) {
+      // Recovery kept less than the checkpointed log start (a power loss after DeleteRecords took
+      // data that was not yet fdatasynced): nothing visible is left, so the log restarts empty at
+      // that start, as Kafka's LogLoader.deleteSegmentsIfLogStartGreaterThanLogEnd does. Starting
+      // it at the recovered end instead would hand out offsets below the checkpoint, which the
+      // next open hides again behind it.
+      for (const s of this.segments) s.delete();
+      this.segments = [];
+      this.leaderEpochs.clear();
+    }
     if (this.segments.length === 0) {
       this.segments.push(LogSegment.create(this.dir, checkpointStart, this.segmentConfig()));
       this.dirDirty = true;
     }
     this._logStartOffset = Math.max(checkpointStart, (this.segments[0] as LogSegment).baseOffset);
-    if (this._logStartOffset > this.logEndOffset) this._logStartOffset = this.logEndOffset;
     this.leaderEpochs.truncateFromEnd(this.logEndOffset);
     this.leaderEpochs.truncateFromStart(this._logStartOffset);
     // Make what recovery kept durable now, so durableEndOffset starts at the log end.

@@ -192,6 +192,27 @@ describe('recovery after a crash', () => {
     again.abandon();
   });
 
+  it('a log start checkpointed past what recovery kept restarts the log there, so later appends stay visible (Kafka\'s LogLoader)', async () => {
+    const dir = tempDir();
+    // page-cache: nothing is fdatasynced before the power loss below.
+    const log = PartitionLog.open(dir, { config: { 'flush.policy': 'page-cache' } });
+    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`b${i}`, 10), 1);
+    log.deleteRecordsBefore(90); // the log start checkpoint is written at once
+    log.abandon();
+    // The power loss kept the first 8 batches (offsets 0-79) of the segment.
+    const file = path.join(dir, segmentFileName(0, '.log'));
+    fs.truncateSync(file, batchEnds(file)[7] as number);
+    const again = PartitionLog.open(dir);
+    expect([again.logStartOffset, again.logEndOffset]).toEqual([90, 90]);
+    const info = again.appendAsLeader(batch('new', 10), 2);
+    await again.close();
+    // What was appended after the recovery is still there after the next restart.
+    const third = PartitionLog.open(dir);
+    expect(third.logStartOffset).toBe(info.firstOffset);
+    expect(readAll(third).map((r) => r.value)).toEqual(Array.from({ length: 10 }, (_, i) => `new-${i}`));
+    await third.close();
+  });
+
   it('a recovered segment keeps its roll time (no roll on the first append after a crash)', () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, options);
