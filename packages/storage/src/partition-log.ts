@@ -198,14 +198,18 @@ export class PartitionLog {
     const config = TOPIC_CONFIG.parse(options.config ?? {});
     fs.mkdirSync(dir, { recursive: true });
     const lock = DirectoryLock.acquire(dir);
+    let log: PartitionLog | undefined;
     try {
-      const log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
+      log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
       log.onDurablePositions = options.onDurablePositions;
       log.onFailure = options.onFailure;
       log.load();
       log.reportDurablePositions();
       return log;
     } catch (e: unknown) {
+      // The segments opened before the failure (a corrupt one further on, say) are closed: the
+      // broker retries a log that failed to open with every metadata image.
+      for (const s of log?.segments ?? []) s.close();
       lock.release();
       throw e;
     }

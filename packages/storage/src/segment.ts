@@ -92,10 +92,19 @@ export class LogSegment {
   ) {
     this.logFile = logFile;
     this.fd = fs.openSync(logFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-    this.index = new OffsetIndex(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
-    this.timeIndex = new TimeIndex(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
+    // A failed open (EMFILE, EIO) must not leave the files opened before it open.
+    let index: OffsetIndex | undefined;
+    try {
+      this.lastModifiedMs = Math.round(fs.fstatSync(this.fd).mtimeMs);
+      index = new OffsetIndex(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
+      this.timeIndex = new TimeIndex(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
+    } catch (e: unknown) {
+      index?.close();
+      fs.closeSync(this.fd);
+      throw e;
+    }
+    this.index = index;
     this.nextOffset = baseOffset;
-    this.lastModifiedMs = Math.round(fs.fstatSync(this.fd).mtimeMs);
   }
 
   /**
@@ -110,9 +119,14 @@ export class LogSegment {
   /** Creates an empty segment (truncating leftovers of a previous one with the same base). */
   static create(dir: string, baseOffset: number, config: SegmentConfig): LogSegment {
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
-    fs.ftruncateSync(seg.fd, 0);
-    seg.index.reset();
-    seg.timeIndex.reset();
+    try {
+      fs.ftruncateSync(seg.fd, 0);
+      seg.index.reset();
+      seg.timeIndex.reset();
+    } catch (e: unknown) {
+      seg.close();
+      throw e;
+    }
     return seg;
   }
 
@@ -126,15 +140,21 @@ export class LogSegment {
   static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, maxBatchBytes: number, accept: BatchAcceptor = acceptIncreasing): { segment: LogSegment; truncatedBytes: number } {
     const indexesExist = fs.existsSync(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX))) && fs.existsSync(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)));
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
-    seg.size = fs.fstatSync(seg.fd).size;
-    seg.flushedSize = seg.size;
-    let truncatedBytes = 0;
-    if (recover || (!indexesExist && seg.size > 0) || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
-      truncatedBytes = seg.recover(maxBatchBytes, accept);
-    } else {
-      seg.restoreTailState();
+    try {
+      seg.size = fs.fstatSync(seg.fd).size;
+      seg.flushedSize = seg.size;
+      let truncatedBytes = 0;
+      if (recover || (!indexesExist && seg.size > 0) || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
+        truncatedBytes = seg.recover(maxBatchBytes, accept);
+      } else {
+        seg.restoreTailState();
+      }
+      return { segment: seg, truncatedBytes };
+    } catch (e: unknown) {
+      // Corrupt data (KAFKA_STORAGE_ERROR) or an I/O error: the caller never gets the segment.
+      seg.close();
+      throw e;
     }
-    return { segment: seg, truncatedBytes };
   }
 
   /**

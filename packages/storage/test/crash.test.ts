@@ -213,6 +213,34 @@ describe('recovery after a crash', () => {
     await third.close();
   });
 
+  it('an open that fails on a corrupt segment leaves no file open (the broker retries it with every metadata image)', async () => {
+    const { dir } = writeLog(80, 3);
+    const log = PartitionLog.open(dir, options);
+    expect(log.segmentCount).toBeGreaterThan(1);
+    await log.close();
+    // A clean shutdown, then the last batch's length is damaged: no recovery runs, and locating
+    // the segment's end fails.
+    const file = lastSegment(dir);
+    const ends = batchEnds(file);
+    const fd = fs.openSync(file, 'r+');
+    const lengthField = Buffer.alloc(4);
+    lengthField.writeInt32BE(1 << 30);
+    fs.writeSync(fd, lengthField, 0, 4, (ends[ends.length - 2] ?? 0) + 8);
+    fs.closeSync(fd);
+    const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      expect(() => PartitionLog.open(dir, options)).toThrow(/corrupt data/);
+    }
+    expect(openFds()).toBe(before);
+    // Nor does a segment whose time index cannot be opened (here EISDIR; EMFILE, EACCES alike).
+    const timeIndex = path.join(dir, segmentFileName(0, '.timeindex'));
+    fs.rmSync(timeIndex);
+    fs.mkdirSync(timeIndex);
+    expect(() => PartitionLog.open(dir, options)).toThrow(/EISDIR/);
+    expect(openFds()).toBe(before);
+  });
+
   it('a recovered segment keeps its roll time (no roll on the first append after a crash)', () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, options);
