@@ -83,9 +83,10 @@ export interface PartitionLogOptions {
    */
   onDurablePositions?: (dir: string, segments: DurableSegmentPosition[]) => void;
   /**
-   * Called once when an fdatasync of this log fails. The log refuses writes from then on and
-   * never retries (the kernel may have dropped the dirty pages): its owner should stop serving
-   * it, as Kafka takes a failed log directory offline and halts a broker with no other.
+   * Called once when an fdatasync or a segment write of this log fails. The log refuses writes
+   * from then on and never retries (the kernel may have dropped the dirty pages): its owner
+   * should stop serving it, as Kafka takes a failed log directory offline and halts a broker
+   * with no other.
    */
   onFailure?: (error: StrandError) => void;
 }
@@ -578,7 +579,17 @@ export class PartitionLog {
       const run = views.slice(i, j);
       const start = (run[0] as BatchView).position;
       const last = run[run.length - 1] as BatchView;
-      seg.append(records, start, last.position + last.size, run, now);
+      try {
+        seg.append(records, start, last.position + last.size, run, now);
+      } catch (e: unknown) {
+        // A write that failed part-way (a short write, then ENOSPC or EIO) leaves bytes past the
+        // segment's end and its in-memory state half updated: the log fails, as Kafka takes the
+        // log directory offline, so that no clean shutdown makes those bytes part of the log
+        // (the next open recovers to the last whole batch).
+        const error = new StrandError('KAFKA_STORAGE_ERROR', `writing to ${seg.logFile} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        this.ioFailure(error);
+        throw error;
+      }
       i = j;
     }
     const lastView = views[views.length - 1] as BatchView;
