@@ -933,7 +933,8 @@ export class PartitionLog {
 
   /**
    * Removes every batch holding an offset >= `offset` (a follower truncating to the leader's
-   * epoch end). The new log end may be below `offset` if a batch straddled it.
+   * epoch end). The new log end may be below `offset` if a batch straddled it, never below the
+   * log start.
    * Durability waiters for removed offsets fail with NOT_LEADER_OR_FOLLOWER. At or past the log
    * end no batch goes, but an epoch recorded at the log end with no batch of it is dropped (as in
    * Kafka's truncateTo: this replica led that epoch, wrote nothing, and now follows).
@@ -954,6 +955,10 @@ export class PartitionLog {
       this.dirDirty = true;
     }
     this.activeSegment.truncateTo(offset);
+    // A batch straddling the log start and `offset` went whole: the log still ends at its start
+    // (below it every record is deleted), never below, or the next leader append would get an
+    // offset no read can reach. An empty segment there keeps that end across a reopen.
+    if (this.logEndOffset < this._logStartOffset) this.roll(this._logStartOffset);
     this.afterTruncation();
   }
 

@@ -290,6 +290,21 @@ describe('truncation and deletion', () => {
     await log.close();
   });
 
+  it('a truncation never leaves the log end below the log start (a batch straddling both)', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 10), 1); // offsets 0-9, one batch
+    log.deleteRecordsBefore(5);
+    log.truncateTo(7); // the whole batch goes, the records below 5 were deleted already
+    expect([log.logStartOffset, log.logEndOffset]).toEqual([5, 5]);
+    expect(log.appendAsLeader(batch('b'), 2).firstOffset).toBe(5);
+    expect(readAll(log).map((r) => `${r.offset}:${r.value}`)).toEqual(['5:b-0']);
+    await log.close();
+    const again = PartitionLog.open(log.dir);
+    expect([again.logStartOffset, again.logEndOffset]).toEqual([5, 6]);
+    expect(readAll(again).map((r) => `${r.offset}:${r.value}`)).toEqual(['5:b-0']);
+    await again.close();
+  });
+
   it('deletes records before an offset and whole segments below it', async () => {
     const log = PartitionLog.open(tempDir(), { config: { 'segment.bytes': '300' } });
     for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`a${i}`, 2), 0);
