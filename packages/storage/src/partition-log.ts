@@ -933,8 +933,8 @@ export class PartitionLog {
 
   /**
    * Removes every batch holding an offset >= `offset` (a follower truncating to the leader's
-   * epoch end). The new log end may be below `offset` if a batch straddled it, never below the
-   * log start.
+   * epoch end). The new log end is `offset`, or the base of a batch that straddled it, never
+   * below the log start.
    * Durability waiters for removed offsets fail with NOT_LEADER_OR_FOLLOWER. At or past the log
    * end no batch goes, but an epoch recorded at the log end with no batch of it is dropped (as in
    * Kafka's truncateTo: this replica led that epoch, wrote nothing, and now follows).
@@ -954,11 +954,16 @@ export class PartitionLog {
       (this.segments.pop() as LogSegment).delete();
       this.dirDirty = true;
     }
+    const straddling = this.activeSegment.positionOf(offset).header;
     this.activeSegment.truncateTo(offset);
-    // A batch straddling the log start and `offset` went whole: the log still ends at its start
-    // (below it every record is deleted), never below, or the next leader append would get an
-    // offset no read can reach. An empty segment there keeps that end across a reopen.
-    if (this.logEndOffset < this._logStartOffset) this.roll(this._logStartOffset);
+    // The log ends at `offset`, or where a batch straddling it began, as Kafka's truncateTo sets
+    // the log end to the target: offsets below it that hold no batch were compacted away (they
+    // were committed, maybe consumed), and the next leader append must not get them again. A
+    // batch straddling the log start went whole: the end stays at the log start (every record
+    // below it is deleted), never below, or the next append would get an offset no read reaches.
+    // When the remaining batches end earlier, an empty segment keeps that end across a reopen.
+    const end = Math.max(this._logStartOffset, straddling === null ? offset : Math.min(offset, straddling.baseOffset));
+    if (this.logEndOffset < end) this.roll(end);
     this.afterTruncation();
   }
 

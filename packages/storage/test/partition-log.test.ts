@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CompressionType, MAX_TIMESTAMP_OFFSET, StrandError, TOPIC_CONFIG, crc32c, decodeRecordBatch, encodeRecordBatch, validateBatches } from '@strand/protocol';
-import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ManualClock, PartitionLog } from '../src';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ManualClock, PartitionLog, compactLog } from '../src';
 import { asUnreadableCodec, batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
@@ -302,6 +302,35 @@ describe('truncation and deletion', () => {
     const again = PartitionLog.open(log.dir);
     expect([again.logStartOffset, again.logEndOffset]).toEqual([5, 6]);
     expect(readAll(again).map((r) => `${r.offset}:${r.value}`)).toEqual(['5:b-0']);
+    await again.close();
+  });
+
+  it('a truncation keeps the log end at the target when compaction left no batch just below it (Kafka\'s truncateTo)', async () => {
+    const clock = new ManualClock();
+    const dir = tempDir();
+    const config = { 'cleanup.policy': 'compact', 'delete.retention.ms': '0' };
+    const log = PartitionLog.open(dir, { clock, config });
+    const keyed = (value: string | null): Buffer => batch('k', 1, { keys: ['a'], values: [value], timestamp: clock.nowMs() });
+    log.appendAsLeader(keyed('1'), 1); // 0
+    log.appendAsLeader(keyed(null), 1); // 1: a tombstone for a
+    log.rollIfNotEmpty();
+    log.appendAsLeader(keyed('2'), 1); // 2: past the high watermark (2)
+    await log.flush();
+    // The first pass removes a=1 and stamps the tombstone's horizon; the next removes it.
+    await compactLog(log, { upperBoundOffset: 2, clock, force: true });
+    clock.advance(1);
+    await compactLog(log, { upperBoundOffset: 2, clock, force: true });
+    expect(log.segmentBaseOffsets()).toEqual([0, 2]);
+    expect(readAll(log).map((r) => r.offset)).toEqual([2]);
+    // A follower cut back to the leader's epoch end, 2: offsets 0 and 1 were committed and
+    // consumed, the log still ends at 2, and the next record (as leader, say) is 2, not 0.
+    log.truncateTo(2);
+    expect(log.logEndOffset).toBe(2);
+    expect(log.appendAsLeader(keyed('3'), 2).firstOffset).toBe(2);
+    await log.close();
+    const again = PartitionLog.open(dir, { clock, config });
+    expect(readAll(again).map((r) => `${r.offset}:${r.value}`)).toEqual(['2:3']);
+    expect(again.logEndOffset).toBe(3);
     await again.close();
   });
 
