@@ -975,10 +975,11 @@ export class PartitionLog {
     this.segments = [LogSegment.create(this.dir, offset, this.segmentConfig())];
     this.dirDirty = true;
     this._logStartOffset = offset;
+    // Nothing lies below the new start. Set before the checkpoint writes, which may fail.
+    this._durableEndOffset = offset;
+    this.afterTruncation();
     writeFileAtomic(path.join(this.dir, LOG_START_OFFSET_FILE), `0\n${offset}\n`);
     this.leaderEpochs.clear();
-    this.afterTruncation();
-    this._durableEndOffset = offset;
   }
 
   /** The test-only power-loss hook (see `PartitionLogOptions.onDurablePositions`). */
@@ -990,16 +991,19 @@ export class PartitionLog {
   private afterTruncation(): void {
     this.reportDurablePositions();
     const end = this.logEndOffset;
-    // What is appended from here on is dirty.
-    if (this.cleanedUpTo > end) this.setCleanedUpTo(end);
-    this.leaderEpochs.truncateFromEnd(end);
+    // Durability first, in memory: a checkpoint write below may fail (ENOSPC, EIO) and throw, and
+    // offsets past the new end must never stay counted as durable (the next appends there would
+    // be, before any fdatasync).
     this.truncatedDuringFlush = Math.min(this.truncatedDuringFlush, end);
     if (this._durableEndOffset > end) this._durableEndOffset = end;
-    if (this.recoveryPoint > end) this.setRecoveryPoint(end);
     const gone = this.waiters.filter((w) => w.offset >= end);
     this.waiters = this.waiters.filter((w) => w.offset < end);
     for (const w of gone) w.reject(new StrandError('NOT_LEADER_OR_FOLLOWER', `offset ${w.offset} was truncated before it became durable`));
     this.scheduleFlush();
+    if (this.recoveryPoint > end) this.setRecoveryPoint(end);
+    // What is appended from here on is dirty.
+    if (this.cleanedUpTo > end) this.setCleanedUpTo(end);
+    this.leaderEpochs.truncateFromEnd(end);
   }
 
   /**

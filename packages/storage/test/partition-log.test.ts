@@ -417,6 +417,35 @@ describe('durability', () => {
     await log.close();
   });
 
+  it('a truncation whose checkpoint write fails still counts nothing past the new end as durable', async () => {
+    const log = PartitionLog.open(tempDir());
+    log.appendAsLeader(batch('a', 10), 1);
+    log.appendAsLeader(batch('b', 5), 2); // offsets 10-14, epoch 2
+    await log.flush();
+    expect(log.durableEndOffset).toBe(15);
+    // The leader-epoch checkpoint cannot be written (ENOSPC, EIO; here its temp file is a directory).
+    const tmp = path.join(log.dir, 'leader-epoch-checkpoint.tmp');
+    fs.mkdirSync(tmp);
+    expect(() => log.truncateTo(10)).toThrow(/EISDIR/);
+    fs.rmdirSync(tmp);
+    expect(log.logEndOffset).toBe(10);
+    expect(log.durableEndOffset).toBeLessThanOrEqual(10);
+    // New records at 10-14 are not durable before an fdatasync covers them.
+    const info = log.appendAsLeader(batch('c', 5), 3);
+    expect(log.durableEndOffset).toBe(10);
+    expect(log.countableEndOffset).toBe(10);
+    await log.waitForDurable(info.lastOffset);
+    expect(log.durableEndOffset).toBe(15);
+    // Likewise when the log start checkpoint cannot be written as the log restarts lower down.
+    const lsoTmp = path.join(log.dir, 'log-start-offset-checkpoint.tmp');
+    fs.mkdirSync(lsoTmp);
+    expect(() => log.truncateFullyAndStartAt(12)).toThrow(/EISDIR/);
+    fs.rmdirSync(lsoTmp);
+    log.appendAsFollower(Buffer.from(encodeRecordBatch({ baseOffset: 12, partitionLeaderEpoch: 4, records: [{ value: Buffer.from('d') }], baseTimestamp: Date.now() })));
+    expect([log.logEndOffset, log.durableEndOffset]).toEqual([13, 12]);
+    await log.close();
+  });
+
   it('fails waiters for offsets removed by truncation', async () => {
     const log = PartitionLog.open(tempDir());
     log.appendAsLeader(batch('a'), 0);
