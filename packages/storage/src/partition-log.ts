@@ -714,7 +714,16 @@ export class PartitionLog {
         }
       }
       recoveryPoint = Math.min(recoveryPoint, this._durableEndOffset);
-      if (recoveryPoint > this.recoveryPoint && !this.closed) this.setRecoveryPoint(recoveryPoint);
+      if (recoveryPoint > this.recoveryPoint && !this.closed) {
+        try {
+          this.setRecoveryPoint(recoveryPoint);
+        } catch (e: unknown) {
+          // Thrown out of this loop it would be an unhandled rejection (no one awaits the loop),
+          // which kills the process; Kafka takes the log directory offline instead.
+          this.ioFailure(new StrandError('KAFKA_STORAGE_ERROR', `writing the recovery point of ${this.dir} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+          return;
+        }
+      }
       if (this._durableEndOffset < this.logEndOffset && (this.config['flush.policy'] === 'fsync' || this.waiters.length > 0)) this.flushRequested = true;
     }
   }

@@ -379,6 +379,21 @@ describe('durability', () => {
     expect(failures).toHaveLength(1);
   });
 
+  it('a recovery point that cannot be written fails the log (onFailure), not the process (an unhandled rejection)', async () => {
+    // (jest fails the test on an unhandled rejection, as Node kills a broker on one.)
+    const failures: StrandError[] = [];
+    const log = PartitionLog.open(tempDir(), { config: { 'segment.bytes': '300' }, onFailure: (e) => failures.push(e) });
+    // The checkpoint cannot be written (ENOSPC, EIO; here its temp file is a directory).
+    fs.mkdirSync(path.join(log.dir, 'recovery-point-offset-checkpoint.tmp'));
+    for (let i = 0; i < 6; i++) log.appendAsLeader(batch(`r${i}`, 2), 0);
+    expect(log.segmentCount).toBeGreaterThan(1); // the flush moves the recovery point past a closed segment
+    await log.flush().catch(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(failures.map((e) => e.errorName)).toEqual(['KAFKA_STORAGE_ERROR']);
+    expect(errorName(() => log.appendAsLeader(batch('x'), 0))).toBe('KAFKA_STORAGE_ERROR');
+    await log.close();
+  });
+
   it('group-commits: durableEndOffset follows fdatasync, waiters resolve in order', async () => {
     const log = PartitionLog.open(tempDir());
     const seen: number[] = [];
