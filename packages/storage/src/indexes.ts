@@ -96,8 +96,11 @@ abstract class IndexFile {
   }
 
   close(): void {
-    this.writePending();
-    fs.closeSync(this.fd);
+    try {
+      this.writePending();
+    } finally {
+      fs.closeSync(this.fd);
+    }
   }
 }
 

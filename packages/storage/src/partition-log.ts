@@ -1209,15 +1209,28 @@ export class PartitionLog {
     }
     if (this.flushing) await this.flushing;
     this.closed = true;
-    if (!this.failure) {
-      for (const s of this.segments) s.flushSync();
-      this.setRecoveryPoint(this.logEndOffset);
-      writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+    try {
+      if (!this.failure) {
+        for (const s of this.segments) s.flushSync();
+        this.setRecoveryPoint(this.logEndOffset);
+        writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+      }
+    } finally {
+      // Whatever failed above (no clean-shutdown marker then: the next open recovers), the files
+      // are closed and the directory released, or they stay held for the life of the process.
+      let closeError: unknown;
+      for (const s of this.segments) {
+        try {
+          s.close();
+        } catch (e: unknown) {
+          closeError ??= e;
+        }
+      }
+      this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`));
+      this.lock?.release();
+      this.lock = null;
+      if (closeError !== undefined) throw closeError;
     }
-    for (const s of this.segments) s.close();
-    this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} is closed`));
-    this.lock?.release();
-    this.lock = null;
   }
 
   /**

@@ -405,9 +405,16 @@ export class LogSegment {
   private doClose(): void {
     if (this.closed) return;
     this.closed = true;
-    fs.closeSync(this.fd);
-    this.index.close();
-    this.timeIndex.close();
+    // Every file is closed even if writing an index's buffered entries fails.
+    try {
+      fs.closeSync(this.fd);
+    } finally {
+      try {
+        this.index.close();
+      } finally {
+        this.timeIndex.close();
+      }
+    }
   }
 
   /** Closes and removes the segment's files. */

@@ -472,6 +472,27 @@ describe('durability', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('a close whose last writes fail still closes its files and releases the directory', async () => {
+    const dir = tempDir();
+    const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const log = PartitionLog.open(dir);
+    log.appendAsLeader(batch('a', 3), 1);
+    // The clean-shutdown marker cannot be written (ENOSPC, EIO; here its temp file is a directory).
+    const tmp = path.join(dir, '.kafka_cleanshutdown.tmp');
+    fs.mkdirSync(tmp);
+    await expect(log.close()).rejects.toThrow(/EISDIR/);
+    expect(openFds()).toBe(before);
+    fs.rmdirSync(tmp);
+    // Not refused as still open in this process; no marker, so it recovers, and keeps everything.
+    const again = PartitionLog.open(dir);
+    expect(again.openedCleanly).toBe(false);
+    expect(readAll(again).map((r) => r.value)).toEqual(['a-0', 'a-1', 'a-2']);
+    await again.close();
+  });
+});
+
 describe('leader epochs', () => {
   it('answers where an epoch ends (OffsetsForLeaderEpoch)', async () => {
     const log = PartitionLog.open(tempDir());

@@ -2,6 +2,7 @@
  * A segment write that fails part-way (a short write, then ENOSPC, as a filling disk gives) must
  * not leave bytes that a later clean shutdown makes part of the log: the log fails, as Kafka takes
  * a log directory offline on an IOException, and the next open recovers to the batches before it.
+ * A close whose index writes fail still closes every file and releases the directory.
  *
  * It spies on fs.writeSync through the BUILT package (dist/): its CommonJS `import * as fs` keeps
  * live bindings to the module object, which the swc-transformed sources do not. `npm test`
@@ -64,6 +65,37 @@ test('a segment write that fails part-way fails the log; a restart keeps the bat
     const third = PartitionLog.open(dir);
     expect(values(third)).toEqual(['a-0', 'a-1', 'a-2', 'a-3', 'a-4', 'd-0']);
     await third.close();
+  } finally {
+    spy.mockRestore();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a close whose index writes fail still closes every file and releases the directory', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-write-failure-'));
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  const realWrite = nodeFs.writeSync;
+  let armed = false;
+  // Armed: writes into index files fail (the entries buffered since the last index flush).
+  const spy = jest.spyOn(nodeFs, 'writeSync').mockImplementation(((fd: number, buf: Buffer, off: number, len: number, pos: number) => {
+    if (armed && /\.(time)?index$/.test(fs.readlinkSync(`/proc/self/fd/${fd}`))) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    return realWrite(fd, buf, off, len, pos);
+  }) as typeof fs.writeSync);
+  try {
+    const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const log = PartitionLog.open(dir);
+    log.appendAsLeader(records('a', 5), 1);
+    await log.flush();
+    armed = true;
+    await expect(log.close()).rejects.toThrow(/ENOSPC/);
+    armed = false;
+    expect(openFds()).toBe(before);
+    // Not refused as still open in this process; no clean-shutdown marker, so it recovers.
+    const again = PartitionLog.open(dir);
+    expect(again.openedCleanly).toBe(false);
+    expect(values(again)).toEqual(['a-0', 'a-1', 'a-2', 'a-3', 'a-4']);
+    await again.close();
   } finally {
     spy.mockRestore();
     fs.rmSync(dir, { recursive: true, force: true });
