@@ -1240,7 +1240,14 @@ export class PartitionLog {
   abandon(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.segments) s.close();
+    for (const s of this.segments) {
+      try {
+        s.close();
+      } catch {
+        // Buffered index entries that cannot be written (a crash loses them too); the files are
+        // closed regardless (LogSegment.doClose) and the directory must still be released.
+      }
+    }
     this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} was abandoned`));
     this.lock?.release();
     this.lock = null;
