@@ -140,7 +140,8 @@ export class ChaosCluster {
       '-o', `log.dirs=${path.join(n.dataDir, 'logs')}`,
       '-o', `metadata.log.dir=${path.join(n.dataDir, 'meta')}`,
       '-o', `http.listener=${n.host}:${n.httpPort}`,
-      '-o', 'log.level=warn',
+      // Info: roles, registrations, ISR changes and elections, to explain a slow recovery.
+      '-o', 'log.level=info',
       ...(n.role === 'broker' ? ['-o', `log.test.durable.positions.file=${n.durableFile}`] : []),
       ...(this.opts.overrides ?? []).filter((o) => n.role === 'broker' || !o.startsWith('broker:')).map((o) => o.replace(/^broker:/, '')).flatMap((o) => ['-o', o]),
     ];
@@ -148,12 +149,17 @@ export class ChaosCluster {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env, ...(n.gid === undefined ? {} : { gid: n.gid }) });
     const tail = this.tails.get(id) ?? [];
     this.tails.set(id, tail);
+    // Every incarnation's output, in the node's data directory (kept with --keep-data).
+    const logFile = fs.createWriteStream(path.join(n.dataDir, 'node.log'), { flags: 'a' });
+    logFile.on('error', () => undefined); // a full disk must not fail the run
     const keep = (chunk: Buffer): void => {
+      logFile.write(chunk);
       tail.push(chunk.toString());
       if (tail.length > 200) tail.splice(0, tail.length - 200);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
+    child.on('close', () => logFile.end());
     child.on('exit', (code, sig) => {
       if (this.procs.get(id) === child) this.procs.delete(id);
       if (sig !== 'SIGKILL' && sig !== 'SIGTERM' && code !== 0) this.opts.log?.(`node ${id} exited on its own: code ${code} signal ${sig}\n${this.tail(id).slice(-2000)}`);
@@ -368,6 +374,7 @@ export class ChaosCluster {
       }
       this.procs.delete(id);
     }
-    if (!keepData) fs.rmSync(this.root, { recursive: true, force: true });
+    if (keepData) this.opts.log?.(`data and node logs kept in ${this.root} (node-N/node.log)`);
+    else fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
