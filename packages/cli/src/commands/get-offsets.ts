@@ -9,8 +9,9 @@
  * the given time. As Kafka's current tool, a partition with no such offset (no record at or
  * after the time, or an empty partition for max-timestamp) is left out of the text output
  * (--json lists it with offset null). --partitions naming a partition the topic lacks prints the
- * others and reports it on stderr (exit 1); an unknown topic or a partition without a leader
- * fails the command (exit 1). Kafka's tiered-storage specs (-4, -5, -6) are usage errors: Strand
+ * others and reports it on stderr (exit 1); so does a partition without a leader, or whose leader
+ * answers with an error, after retries (Kafka's tool skips it with a message on stderr; --json
+ * gives it offset null and its error's name); an unknown topic fails the command (exit 1). Kafka's tiered-storage specs (-4, -5, -6) are usage errors: Strand
  * keeps every segment locally.
  */
 import type { Command } from 'commander';
@@ -49,13 +50,15 @@ export function registerGetOffsets(program: Command): void {
         const topic = opts.topic;
         const spec = parseOffsetSpec(opts.time);
         const wanted = opts.partitions === undefined ? undefined : parsePartitionList(opts.partitions);
-        const offsets = await withAdmin(opts, (admin) => admin.listOffsets(topic, spec));
+        const offsets = await withAdmin(opts, (admin) => admin.listPartitionOffsets(topic, spec));
         const shown = wanted === undefined ? offsets : offsets.filter((o) => wanted.includes(o.partition));
         const missing = wanted === undefined ? [] : wanted.filter((p) => !offsets.some((o) => o.partition === p));
-        if (opts.json) printJson(shown.map((o) => ({ topic, partition: o.partition, offset: o.offset < 0 ? null : o.offset, timestamp: o.offset < 0 || o.timestamp < 0 ? null : o.timestamp })));
+        const failed = shown.filter((o) => o.error !== undefined);
+        if (opts.json) printJson(shown.map((o) => ({ topic, partition: o.partition, offset: o.offset < 0 ? null : o.offset, timestamp: o.offset < 0 || o.timestamp < 0 ? null : o.timestamp, ...(o.error === undefined ? {} : { error: o.error.errorName }) })));
         else for (const o of shown) if (o.offset >= 0) process.stdout.write(`${topic}:${o.partition}:${o.offset}\n`);
+        for (const o of failed) process.stderr.write(`strand get-offsets: skipped ${topic}-${o.partition}: ${o.error?.errorName ?? ''}: ${o.error?.message ?? ''}\n`);
         for (const p of missing) process.stderr.write(`strand get-offsets: ${topic}-${p}: UNKNOWN_TOPIC_OR_PARTITION: the topic has ${offsets.length} partitions\n`);
-        return missing.length > 0 ? EXIT_FAILED : EXIT_OK;
+        return missing.length > 0 || failed.length > 0 ? EXIT_FAILED : EXIT_OK;
       }),
     );
 }

@@ -69,6 +69,22 @@ describe('the strand get-offsets binary', () => {
     expect([some?.code, some?.stdout]).toEqual([0, 't:0:0\nt:2:0\n']);
   }, 120_000);
 
+  it('prints the other partitions when one cannot be answered (its leader is down), reports it on stderr and exits 1, as Kafka\'s tool skips it', async () => {
+    twin.mem.createTopic('t', 3);
+    for (const p of [0, 1, 2]) twin.mem.append('t', p, at(1000, 2000));
+    const down = twin.mem.partition('t', 1).leaderId;
+    expect([0, 2].map((p) => twin.mem.partition('t', p).leaderId)).not.toContain(down);
+    twin.mem.killNode(down);
+    const [text, json] = await Promise.all([strand(['--topic', 't']), strand(['--topic', 't', '--json'])]);
+    expect([text?.code, text?.stdout]).toEqual([1, 't:0:2\nt:2:2\n']);
+    expect(text?.stderr).toMatch(/^strand get-offsets: skipped t-1: NETWORK_EXCEPTION: /);
+    expect([json?.code, JSON.parse(json?.stdout ?? '')]).toEqual([1, [
+      { topic: 't', partition: 0, offset: 2, timestamp: null },
+      { topic: 't', partition: 1, offset: null, timestamp: null, error: 'NETWORK_EXCEPTION' },
+      { topic: 't', partition: 2, offset: 2, timestamp: null },
+    ]]);
+  }, 120_000);
+
   it('reports partitions the topic lacks and unknown topics with exit 1, usage errors with exit 2', async () => {
     twin.mem.createTopic('t', 2);
     twin.mem.append('t', 0, at(1000));

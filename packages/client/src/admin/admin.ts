@@ -60,6 +60,12 @@ import type { TopicPartition } from '../consumer/assignors';
 
 
 /** Per-partition errors `deleteRecords` retries: the partition is there, its leader is not (yet) reachable. */
+/** The ListOffsets timestamp for `spec` (-2 earliest, -1 latest, -3 max-timestamp, or the time). */
+function offsetSpecTimestamp(topic: string, spec: OffsetSpec): number {
+  if (typeof spec === 'object' && !(Number.isSafeInteger(spec.timestamp) && spec.timestamp >= 0)) throw new StrandError('INVALID_REQUEST', `list offsets of ${topic}: timestamp must be an integer >= 0, got ${spec.timestamp}`);
+  return spec === 'earliest' ? -2 : spec === 'latest' ? -1 : spec === 'max-timestamp' ? -3 : spec.timestamp;
+}
+
 const RETRIED_PER_PARTITION: ReadonlySet<string> = new Set(['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'NETWORK_EXCEPTION', 'REQUEST_TIMED_OUT', 'BROKER_NOT_AVAILABLE', 'NOT_ENOUGH_REPLICAS']);
 export interface NewTopic {
   name: string;
@@ -195,6 +201,8 @@ export interface PartitionOffset {
   offset: number;
   timestamp: number;
   leaderEpoch: number;
+  /** listPartitionOffsets only: why this partition has no answer (offset, timestamp and leaderEpoch -1). */
+  error?: StrandError;
 }
 
 export interface GroupListing {
@@ -385,8 +393,7 @@ export class Admin {
    * timestamp), sorted by partition. A timestamp must be >= 0 (negative ones are the sentinels).
    */
   async listOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
-    if (typeof spec === 'object' && !(Number.isSafeInteger(spec.timestamp) && spec.timestamp >= 0)) throw new StrandError('INVALID_REQUEST', `list offsets of ${topic}: timestamp must be an integer >= 0, got ${spec.timestamp}`);
-    const ts = spec === 'earliest' ? -2 : spec === 'latest' ? -1 : spec === 'max-timestamp' ? -3 : spec.timestamp;
+    const ts = offsetSpecTimestamp(topic, spec);
     return this.retry(async () => {
       const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
       const byNode = new Map<number, number[]>();
@@ -410,6 +417,78 @@ export class Admin {
       );
       return out.sort((a, b) => a.partition - b.partition);
     });
+  }
+
+  /**
+   * As listOffsets, but each partition answered on its own, as Kafka's
+   * `ListOffsetsResult.partitionResult()`: a partition without a leader, or whose leader answers
+   * with an error, gets `error` (offset -1) while the others are answered. Leadership and
+   * connection errors are retried per partition, with fresh metadata and backoff, up to
+   * `retries` times. Sorted by partition. Throws only when the topic's metadata cannot be had
+   * (e.g. an unknown topic: UNKNOWN_TOPIC_OR_PARTITION) or for an invalid `spec`.
+   */
+  async listPartitionOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
+    const ts = offsetSpecTimestamp(topic, spec);
+    const done: PartitionOffset[] = [];
+    let pending: readonly number[] | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const results = await this.listPartitionOffsetsOnce(topic, ts, pending);
+      const again = results.filter((r) => r.error !== undefined && RETRIED_PER_PARTITION.has(r.error.errorName));
+      done.push(...results.filter((r) => !again.includes(r)));
+      if (again.length === 0 || attempt >= this.config.retries) {
+        done.push(...again);
+        return done.sort((a, b) => a.partition - b.partition);
+      }
+      pending = again.map((r) => r.partition);
+      await sleep(backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] }), this.cluster.closeSignal);
+      await this.cluster.refresh([topic]).catch(() => undefined);
+    }
+  }
+
+  /** One round of listPartitionOffsets over `partitions` (default: every partition of the topic). */
+  private async listPartitionOffsetsOnce(topic: string, ts: number, partitions: readonly number[] | undefined): Promise<PartitionOffset[]> {
+    const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
+    const out: PartitionOffset[] = [];
+    const failed = (partition: number, error: StrandError): void => void out.push({ partition, offset: -1, timestamp: -1, leaderEpoch: -1, error });
+    const byNode = new Map<number, number[]>();
+    for (const partition of partitions ?? info.partitions.map((p) => p.partition)) {
+      const leader = this.cluster.leaderOf(topic, partition);
+      if (leader === undefined) {
+        failed(partition, new StrandError('LEADER_NOT_AVAILABLE', `list offsets of ${topic}-${partition}: no leader`));
+        continue;
+      }
+      byNode.set(leader, [...(byNode.get(leader) ?? []), partition]);
+    }
+    await Promise.all(
+      [...byNode].map(async ([node, parts]) => {
+        let res: ListOffsetsResponse;
+        try {
+          const conn = this.cluster.connection(node);
+          res = await conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal);
+        } catch (e: unknown) {
+          const error = toStrandError(e, 'admin');
+          if (error.hasStaleMetadata || error.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
+          for (const partition of parts) failed(partition, new StrandError(error.errorName, `list offsets of ${topic}-${partition}: ${error.message}`));
+          return;
+        }
+        const answered = new Set<number>();
+        for (const t of res.topics) {
+          if (t.name !== topic) continue;
+          for (const p of t.partitions) {
+            if (!parts.includes(p.partition) || answered.has(p.partition)) continue;
+            answered.add(p.partition);
+            const error = code(p.errorCode, `list offsets of ${topic}-${p.partition}`);
+            if (error === undefined) out.push({ partition: p.partition, offset: p.offset, timestamp: p.timestamp, leaderEpoch: p.leaderEpoch });
+            else {
+              if (error.hasStaleMetadata) this.cluster.requestRefresh();
+              failed(p.partition, error);
+            }
+          }
+        }
+        for (const partition of parts) if (!answered.has(partition)) failed(partition, new StrandError('UNKNOWN_SERVER_ERROR', `list offsets of ${topic}-${partition}: broker ${node} did not answer for it`));
+      }),
+    );
+    return out;
   }
 
   /**
