@@ -132,13 +132,28 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
       };
     }),
     fetchMetadata: (call) => {
+      // Brokers are served by the active controller only (Kafka's brokers fetch the metadata log
+      // from the quorum leader): a controller cut off from the quorum would otherwise keep a
+      // broker on metadata that no longer moves, for as long as the cut lasts. A broker's stream
+      // ends when its controller stops being active; the broker reconnects to the one the error
+      // names. A tool (broker id -1) may read any controller's own log.
+      // emit('error') ends the call with this status (destroy() would end it without one).
+      const broker = call.request.brokerId >= 0;
+      if (broker && !controller.isActive) {
+        call.emit('error', toServiceError(controller.notControllerError()));
+        return;
+      }
       let closed = false;
+      const unwatch = !broker ? () => undefined : controller.onDeactivate(() => {
+        if (closed) return;
+        stop();
+        call.emit('error', toServiceError(controller.notControllerError()));
+      });
       const unsubscribe = controller.subscribe(call.request.afterOffset, (delta: MetadataDelta) => {
         if (closed) return;
         if (call.writableLength > MAX_BUFFERED_DELTAS) {
-          closed = true;
-          unsubscribe();
-          call.destroy(toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'metadata stream fell too far behind; reconnect from your offset')));
+          stop();
+          call.emit('error', toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'metadata stream fell too far behind; reconnect from your offset')));
           return;
         }
         call.write(delta);
@@ -146,6 +161,7 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
       const stop = (): void => {
         closed = true;
         unsubscribe();
+        unwatch();
       };
       call.on('cancelled', stop);
       call.on('close', stop);

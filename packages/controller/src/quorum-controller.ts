@@ -196,7 +196,10 @@ export class QuorumController {
   async start(): Promise<void> {
     await this.raft.start();
     this.raft.onLeaderChange((s) => {
-      if (s.role !== Role.Leader) this.activeTerm = -1;
+      if (s.role !== Role.Leader && this.activeTerm !== -1) {
+        this.activeTerm = -1;
+        for (const l of [...this.deactivationListeners]) l();
+      }
       this.opts.logger?.info({ quorumRole: s.role, quorumLeader: s.leader, term: s.term }, 'controller quorum role changed');
       // A new leader activates at once (barrier, cluster id, fresh sessions) so brokers are not fenced by a gap.
       if (s.role === Role.Leader) void this.write(() => ({ records: [], finish: () => undefined })).catch(() => undefined);
@@ -283,12 +286,28 @@ export class QuorumController {
   /** The term in which that change was proposed. */
   private unsettledTerm = -1;
 
+  /**
+   * Calls `listener` each time this controller stops being the active one (it was deposed, or
+   * stepped down without a quorum). Returns a function that removes it.
+   */
+  onDeactivate(listener: () => void): () => void {
+    this.deactivationListeners.add(listener);
+    return () => this.deactivationListeners.delete(listener);
+  }
+
+  private readonly deactivationListeners = new Set<() => void>();
+
   get isActive(): boolean {
     return this.raft.isLeader && this.activeTerm === this.raft.status().term;
   }
 
   raftStatus(): ReturnType<RaftNode['status']> {
     return this.raft.status();
+  }
+
+  /** NOT_CONTROLLER, naming the active controller as far as this one knows it. */
+  notControllerError(): NotControllerError {
+    return this.notController();
   }
 
   private notController(): NotControllerError {

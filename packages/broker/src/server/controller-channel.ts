@@ -98,9 +98,13 @@ export class ControllerChannel {
     let timer: NodeJS.Timeout | null = null;
     let backoff = BACKOFF_MIN_MS;
     let index = 0;
+    let hinted: string | undefined;
     const connect = (): void => {
       if (stopped || this.closed) return;
-      const address = this.addresses[index++ % this.addresses.length] as string;
+      // Only the active controller serves the stream: the one a refusal named, else the one
+      // calls last reached, else each in turn.
+      const address = hinted ?? this.active ?? (this.addresses[index++ % this.addresses.length] as string);
+      hinted = undefined;
       const c = this.client(address).fetchMetadata({ afterOffset: afterOffset(), brokerId });
       call = c;
       let ended = false;
@@ -121,6 +125,15 @@ export class ControllerChannel {
         }
       });
       c.on('error', (e: unknown) => {
+        if (isServiceError(e)) {
+          const hint = e.metadata.get('strand-controller-address')[0];
+          if (typeof hint === 'string' && hint !== address) {
+            // NOT_CONTROLLER naming the active one: go there without waiting.
+            hinted = hint;
+            backoff = BACKOFF_MIN_MS;
+          }
+          if (this.active === address) this.active = undefined;
+        }
         if (!stopped) onError(e);
         retry();
       });

@@ -1,10 +1,13 @@
 /**
  * The broker's side of the controller API: the metadata stream carries whole images (a
  * snapshot delta, one message), which outgrow grpc-js's default 4 MiB receive limit in a large
- * cluster (~1.5 MB per 40,000 partitions).
+ * cluster (~1.5 MB per 40,000 partitions). Only the active controller serves the stream, so a
+ * broker never stays on one cut off from the quorum.
  */
 import * as grpc from '@grpc/grpc-js';
-import { ConfigResourceType, ControllerService, type MetadataDelta } from '@strand/protocol';
+import { CONTROLLER_CONFIG, MetadataImage, QuorumController, addControllerService } from '@strand/controller';
+import { ConfigResourceType, ControllerService, ErrorCode, type MetadataDelta } from '@strand/protocol';
+import { MemoryNetwork, MemoryStorage } from '@strand/raft';
 import { ControllerChannel } from '../../src/server/controller-channel';
 
 const servers: grpc.Server[] = [];
@@ -49,4 +52,70 @@ it('receives a metadata image larger than 4 MiB (one snapshot message)', async (
   });
   expect(got.offset).toBe(42);
   expect(got.records).toHaveLength(60);
+});
+
+describe('the metadata stream follows the active controller', () => {
+  const controllers: QuorumController[] = [];
+  afterEach(async () => {
+    for (const c of controllers.splice(0)) await c.stop();
+  });
+
+  async function until<T>(what: string, f: () => T | undefined, timeoutMs = 15_000): Promise<T> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const v = f();
+      if (v !== undefined) return v;
+      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('a broker following a controller that is cut off from the quorum moves to the new active one (no one else serves the stream)', async () => {
+    const net = new MemoryNetwork();
+    const grpcServers = [1, 2, 3].map(() => new grpc.Server());
+    servers.push(...grpcServers);
+    const ports = await Promise.all(grpcServers.map((s) => new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))))));
+    const voters = new Map(ports.map((port, i) => [i + 1, { host: '127.0.0.1', port }]));
+    const config = CONTROLLER_CONFIG.parse({ 'auto.leader.rebalance.enable': 'false' });
+    let topicSeq = 0;
+    for (const id of [1, 2, 3]) {
+      const c = new QuorumController({ nodeId: id, voters, storage: new MemoryStorage(), transport: net.transport(String(id)), config, tickMs: 10, electionTicks: 20, seed: id, clusterId: 'c', newTopicId: () => (++topicSeq).toString(16).padStart(32, '0') });
+      controllers.push(c);
+      addControllerService(grpcServers[id - 1] as grpc.Server, c, voters);
+      await c.start();
+    }
+    const first = await until('an active controller', () => controllers.find((c) => c.isActive));
+    // The broker knows the active controller first, as after its registration.
+    const order = [first.nodeId, ...[1, 2, 3].filter((id) => id !== first.nodeId)];
+    const channel = new ControllerChannel(order.map((id) => ({ id, ...(voters.get(id) as { host: string; port: number }) })));
+    channels.push(channel);
+    let image = MetadataImage.EMPTY;
+    const stop = channel.followMetadata(
+      () => image.offset,
+      9,
+      (d) => {
+        if (d.offset <= image.offset) return;
+        image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : image.apply(d.offset, d.records);
+      },
+      () => undefined,
+    );
+    try {
+      const create = async (c: QuorumController, name: string): Promise<void> => {
+        const [r] = await c.createTopics([{ name, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false);
+        expect(r?.errorCode).toBe(ErrorCode.INVALID_REPLICATION_FACTOR); // no brokers: refused, after a read barrier
+      };
+      await create(first, 'probe');
+      await until('the stream delivering', () => (image.offset >= 0 ? true : undefined));
+      net.isolate(String(first.nodeId));
+      const next = await until('a new active controller', () => controllers.find((c) => c !== first && c.isActive));
+      await until('the cut-off controller stepping down', () => (first.isActive ? undefined : true));
+      // A change only the new active controller can make (the cut-off one has no quorum).
+      const res = await next.registerBroker({ brokerId: 7, incarnationId: 'x', endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9 }], clusterId: '', previousShutdownClean: true });
+      expect(res.errorCode).toBe(0);
+      await until('the broker seeing what the new active controller wrote', () => (image.brokers.has(7) ? true : undefined));
+    } finally {
+      stop();
+      net.heal();
+    }
+  });
 });
