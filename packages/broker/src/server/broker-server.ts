@@ -103,6 +103,26 @@ const MAX_ALTER_PARTITION_ITEMS = 2000;
 /** How long registration is retried while an earlier incarnation's session is still alive. */
 const REGISTRATION_RETRY_MS = 5 * 60_000;
 
+/**
+ * The controller's answer for one partition of an AlterPartition, as the leader core takes it, or
+ * null for an error the core must not act on. The core falls back to the committed ISR on
+ * INELIGIBLE_REPLICA and INVALID_REQUEST, which the controller returns only after checking the
+ * partition epoch ("current epoch, not applied"). Every other error (STALE_BROKER_EPOCH,
+ * UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_LEADER_EPOCH, or one this broker does not
+ * know) comes before that check, so it does not tell whether an earlier copy of the proposal,
+ * whose answer was lost, was applied: the proposal keeps counting in the maximal ISR and the core
+ * sends it again after alterPartitionRetryMs, as Kafka's Partition.handleAlterPartitionError
+ * retries unexpected errors. (Mapping them to INVALID_REQUEST let the high watermark pass a member
+ * the controller may have added.)
+ */
+export function alterPartitionAnswer(r: { errorCode: number; leaderEpoch: number; partitionEpoch: number; isr: readonly number[] }): AlterPartitionResponse | null {
+  if (r.errorCode === 0) return { error: null, leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch, isr: [...r.isr] };
+  const name = StrandError.fromCode(r.errorCode).errorName;
+  const known = ['FENCED_LEADER_EPOCH', 'INVALID_UPDATE_VERSION', 'NOT_LEADER_OR_FOLLOWER', 'INELIGIBLE_REPLICA', 'INVALID_REQUEST'] as const;
+  const error = known.find((k) => k === name);
+  return error === undefined ? null : { error };
+}
+
 export class BrokerServer {
   readonly config: BrokerConfig;
   private readonly channel: ControllerChannel;
@@ -436,16 +456,9 @@ export class BrokerServer {
           for (const r of t.partitions) {
             const item = byKey.get(`${topicId}:${r.partition}`);
             if (item === undefined) continue;
-            let resp: AlterPartitionResponse;
-            if (r.errorCode === 0) resp = { error: null, leaderEpoch: r.leaderEpoch, partitionEpoch: r.partitionEpoch, isr: r.isr };
-            else {
-              const name = StrandError.fromCode(r.errorCode).errorName;
-              const known = ['FENCED_LEADER_EPOCH', 'INVALID_UPDATE_VERSION', 'NOT_LEADER_OR_FOLLOWER', 'INELIGIBLE_REPLICA', 'INVALID_REQUEST'] as const;
-              const error = known.find((k) => k === name) ?? 'INVALID_REQUEST';
-              this.opts.logger.warn({ topic: item.partition.key.topic, partition: r.partition, error: name, message: r.errorMessage }, 'ISR change refused');
-              resp = { error };
-            }
-            item.partition.onAlterPartitionResponse(item.req, resp);
+            if (r.errorCode !== 0) this.opts.logger.warn({ topic: item.partition.key.topic, partition: r.partition, error: StrandError.fromCode(r.errorCode).errorName, message: r.errorMessage }, 'ISR change refused');
+            const resp = alterPartitionAnswer(r);
+            if (resp !== null) item.partition.onAlterPartitionResponse(item.req, resp);
           }
         }
       })
