@@ -449,26 +449,48 @@ export class Admin {
   private async listPartitionOffsetsOnce(topic: string, ts: number, partitions: readonly number[] | undefined): Promise<PartitionOffset[]> {
     const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
     const out: PartitionOffset[] = [];
-    const failed = (partition: number, error: StrandError): void => void out.push({ partition, offset: -1, timestamp: -1, leaderEpoch: -1, error });
+    await this.leaderRound(
+      topic,
+      partitions ?? info.partitions.map((p) => p.partition),
+      'list offsets',
+      (conn, parts) => conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal),
+      (p) => void out.push({ partition: p.partition, offset: p.offset, timestamp: p.timestamp, leaderEpoch: p.leaderEpoch }),
+      (partition, error) => void out.push({ partition, offset: -1, timestamp: -1, leaderEpoch: -1, error }),
+    );
+    return out;
+  }
+
+  /**
+   * One request per leader for `partitions` of `topic` (`send`), each partition answered on its
+   * own: `ok` with its answer, or `failed` with why (no leader: LEADER_NOT_AVAILABLE; the call
+   * failed as a whole: its error; an error code; no answer for it). Stale metadata is refreshed.
+   */
+  private async leaderRound<A extends { partition: number; errorCode: number }>(
+    topic: string,
+    partitions: Iterable<number>,
+    what: string,
+    send: (conn: BrokerConnection, parts: number[]) => Promise<{ topics: { name: string; partitions: A[] }[] }>,
+    ok: (answer: A) => void,
+    failed: (partition: number, error: StrandError) => void,
+  ): Promise<void> {
     const byNode = new Map<number, number[]>();
-    for (const partition of partitions ?? info.partitions.map((p) => p.partition)) {
+    for (const partition of partitions) {
       const leader = this.cluster.leaderOf(topic, partition);
       if (leader === undefined) {
-        failed(partition, new StrandError('LEADER_NOT_AVAILABLE', `list offsets of ${topic}-${partition}: no leader`));
+        failed(partition, new StrandError('LEADER_NOT_AVAILABLE', `${what} of ${topic}-${partition}: no leader`));
         continue;
       }
       byNode.set(leader, [...(byNode.get(leader) ?? []), partition]);
     }
     await Promise.all(
       [...byNode].map(async ([node, parts]) => {
-        let res: ListOffsetsResponse;
+        let res: { topics: { name: string; partitions: A[] }[] };
         try {
-          const conn = this.cluster.connection(node);
-          res = await conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal);
+          res = await send(this.cluster.connection(node), parts);
         } catch (e: unknown) {
           const error = toStrandError(e, 'admin');
           if (error.hasStaleMetadata || error.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
-          for (const partition of parts) failed(partition, new StrandError(error.errorName, `list offsets of ${topic}-${partition}: ${error.message}`));
+          for (const partition of parts) failed(partition, new StrandError(error.errorName, `${what} of ${topic}-${partition}: ${error.message}`));
           return;
         }
         const answered = new Set<number>();
@@ -477,18 +499,17 @@ export class Admin {
           for (const p of t.partitions) {
             if (!parts.includes(p.partition) || answered.has(p.partition)) continue;
             answered.add(p.partition);
-            const error = code(p.errorCode, `list offsets of ${topic}-${p.partition}`);
-            if (error === undefined) out.push({ partition: p.partition, offset: p.offset, timestamp: p.timestamp, leaderEpoch: p.leaderEpoch });
+            const error = code(p.errorCode, `${what} of ${topic}-${p.partition}`);
+            if (error === undefined) ok(p);
             else {
               if (error.hasStaleMetadata) this.cluster.requestRefresh();
               failed(p.partition, error);
             }
           }
         }
-        for (const partition of parts) if (!answered.has(partition)) failed(partition, new StrandError('UNKNOWN_SERVER_ERROR', `list offsets of ${topic}-${partition}: broker ${node} did not answer for it`));
+        for (const partition of parts) if (!answered.has(partition)) failed(partition, new StrandError('UNKNOWN_SERVER_ERROR', `${what} of ${topic}-${partition}: broker ${node} did not answer for it`));
       }),
     );
-    return out;
   }
 
   /**
@@ -526,47 +547,18 @@ export class Admin {
     const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
     const out: DeletedRecords[] = [];
     const failed = (partition: number, error: StrandError): void => void out.push({ topic, partition, lowWatermark: -1, error });
-    const byNode = new Map<number, number[]>();
+    const known: number[] = [];
     for (const partition of beforeOffsets.keys()) {
-      if (!Number.isInteger(partition) || partition < 0 || partition >= info.partitions.length) {
-        failed(partition, new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `delete records of ${topic}-${partition}: the topic has ${info.partitions.length} partitions`));
-        continue;
-      }
-      const leader = this.cluster.leaderOf(topic, partition);
-      if (leader === undefined) {
-        failed(partition, new StrandError('LEADER_NOT_AVAILABLE', `delete records of ${topic}-${partition}: no leader`));
-        continue;
-      }
-      byNode.set(leader, [...(byNode.get(leader) ?? []), partition]);
+      if (Number.isInteger(partition) && partition >= 0 && partition < info.partitions.length) known.push(partition);
+      else failed(partition, new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `delete records of ${topic}-${partition}: the topic has ${info.partitions.length} partitions`));
     }
-    await Promise.all(
-      [...byNode].map(async ([node, parts]) => {
-        let res: DeleteRecordsResponse;
-        try {
-          const conn = this.cluster.connection(node);
-          res = await conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs: this.config['request.timeout.ms'] }, this.config['request.timeout.ms'], 'DeleteRecords', this.cluster.closeSignal);
-        } catch (e: unknown) {
-          const error = toStrandError(e, 'admin');
-          if (error.hasStaleMetadata || error.errorName === 'NETWORK_EXCEPTION') this.cluster.requestRefresh();
-          for (const partition of parts) failed(partition, new StrandError(error.errorName, `delete records of ${topic}-${partition}: ${error.message}`));
-          return;
-        }
-        const answered = new Set<number>();
-        for (const t of res.topics) {
-          if (t.name !== topic) continue;
-          for (const p of t.partitions) {
-            if (!parts.includes(p.partition) || answered.has(p.partition)) continue;
-            answered.add(p.partition);
-            const error = code(p.errorCode, `delete records of ${topic}-${p.partition}`);
-            if (error === undefined) out.push({ topic, partition: p.partition, lowWatermark: p.lowWatermark });
-            else {
-              if (error.hasStaleMetadata) this.cluster.requestRefresh();
-              failed(p.partition, error);
-            }
-          }
-        }
-        for (const partition of parts) if (!answered.has(partition)) failed(partition, new StrandError('UNKNOWN_SERVER_ERROR', `delete records of ${topic}-${partition}: broker ${node} did not answer for it`));
-      }),
+    await this.leaderRound(
+      topic,
+      known,
+      'delete records',
+      (conn, parts) => conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs: this.config['request.timeout.ms'] }, this.config['request.timeout.ms'], 'DeleteRecords', this.cluster.closeSignal),
+      (p) => void out.push({ topic, partition: p.partition, lowWatermark: p.lowWatermark }),
+      failed,
     );
     return out.sort((a, b) => a.partition - b.partition);
   }
