@@ -1,8 +1,10 @@
 /**
  * The broker's connection to the controller quorum: unary calls go to the active controller
  * (following NOT_CONTROLLER answers that name it, trying the voters in turn otherwise, with
- * backoff, until a deadline), and the metadata stream is read from any controller, reconnecting
- * from the last applied offset when it breaks.
+ * backoff, until a deadline), and the metadata stream is read from the active controller only,
+ * reconnecting from the last applied offset when it breaks, and moving to whichever controller
+ * last answered a call when that is another one (a paused or hung controller cannot end the
+ * stream it serves).
  */
 import * as grpc from '@grpc/grpc-js';
 import { ControllerClient, StrandError, type MetadataDelta } from '@strand/protocol';
@@ -35,6 +37,8 @@ export class ControllerChannel {
   private next = 0;
   private closed = false;
   private readonly addresses: string[];
+  /** Told of each controller that answers a call: the active one at that moment. */
+  private readonly answered = new Set<(address: string) => void>();
 
   constructor(voters: readonly ControllerAddress[]) {
     this.addresses = voters.map((v) => `${v.host}:${v.port}`);
@@ -66,6 +70,7 @@ export class ControllerChannel {
           method(this.client(address), req, new grpc.Metadata(), { deadline: Date.now() + perCallMs }, (err, r) => (err || r === undefined ? reject(err ?? new Error('empty response')) : resolve(r)));
         });
         this.active = address;
+        for (const listener of this.answered) listener(address);
         return res;
       } catch (e: unknown) {
         last = e;
@@ -90,7 +95,11 @@ export class ControllerChannel {
   /**
    * Follows the metadata log: opens a FetchMetadata stream to a controller from
    * `afterOffset()`, calls `onDelta` for each delta, and reconnects (to the next controller,
-   * after a backoff) whenever the stream ends. Returns a function that stops it.
+   * after a backoff) whenever the stream ends. When a call is answered by another controller
+   * than the stream's, the stream moves there at once: only the active controller answers
+   * calls, and one that stopped being active without ending its streams (paused, or hung on its
+   * disk) would otherwise leave the broker on stale metadata for as long as it stays stopped,
+   * as Kafka's observers leave a leader whose fetches time out. Returns a function that stops it.
    */
   followMetadata(afterOffset: () => number, brokerId: number, onDelta: (d: MetadataDelta) => void, onError: (e: unknown) => void): () => void {
     let stopped = false;
@@ -99,6 +108,12 @@ export class ControllerChannel {
     let backoff = BACKOFF_MIN_MS;
     let index = 0;
     let hinted: string | undefined;
+    let streamAddress: string | undefined;
+    let moveTo: ((address: string) => void) | undefined;
+    const onAnswered = (address: string): void => {
+      if (address !== streamAddress) moveTo?.(address);
+    };
+    this.answered.add(onAnswered);
     const connect = (): void => {
       if (stopped || this.closed) return;
       // Only the active controller serves the stream: the one a refusal named, else the one
@@ -107,15 +122,31 @@ export class ControllerChannel {
       hinted = undefined;
       const c = this.client(address).fetchMetadata({ afterOffset: afterOffset(), brokerId });
       call = c;
+      streamAddress = address;
       let ended = false;
+      let moved = false;
       const retry = (): void => {
         if (ended) return;
         ended = true;
+        streamAddress = undefined;
+        moveTo = undefined;
         if (stopped || this.closed) return;
         timer = setTimeout(connect, backoff);
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
       };
+      moveTo = (active: string): void => {
+        if (ended) return;
+        ended = true;
+        moved = true;
+        streamAddress = undefined;
+        moveTo = undefined;
+        hinted = active;
+        backoff = BACKOFF_MIN_MS;
+        c.cancel();
+        if (!stopped && !this.closed) connect();
+      };
       c.on('data', (d: MetadataDelta) => {
+        if (moved) return; // the next stream starts from what this one delivered
         backoff = BACKOFF_MIN_MS;
         try {
           onDelta(d);
@@ -125,6 +156,7 @@ export class ControllerChannel {
         }
       });
       c.on('error', (e: unknown) => {
+        if (moved) return; // cancelled here to move to the active controller
         if (isServiceError(e)) {
           const hint = e.metadata.get('strand-controller-address')[0];
           if (typeof hint === 'string' && hint !== address) {
@@ -142,6 +174,7 @@ export class ControllerChannel {
     connect();
     return () => {
       stopped = true;
+      this.answered.delete(onAnswered);
       if (timer) clearTimeout(timer);
       call?.cancel();
     };

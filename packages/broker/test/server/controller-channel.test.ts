@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CONTROLLER_CONFIG, MetadataImage, QuorumController, addControllerService } from '@strand/controller';
-import { ConfigResourceType, ControllerService, ErrorCode, type MetadataDelta } from '@strand/protocol';
+import { ConfigResourceType, ControllerService, ErrorCode, type BrokerHeartbeatRequest, type BrokerHeartbeatResponse, type MetadataDelta } from '@strand/protocol';
 import { MemoryNetwork, MemoryStorage } from '@strand/raft';
 import { ControllerChannel } from '../../src/server/controller-channel';
 
@@ -18,13 +18,18 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise<void>((resolve) => s.tryShutdown(() => resolve()));
 });
 
-/** A controller whose metadata stream sends `delta` and stays open. */
-async function fakeController(delta: MetadataDelta): Promise<number> {
+/**
+ * A controller whose metadata stream sends `delta` and stays open. It answers heartbeats when
+ * `heartbeats` is 'answer', never when 'hang' (a paused process).
+ */
+async function fakeController(delta: MetadataDelta, heartbeats: 'answer' | 'hang' | 'unimplemented' = 'unimplemented'): Promise<number> {
   const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   const unimplemented = (_call: unknown, callback: (e: grpc.ServiceError) => void): void => callback(Object.assign(new Error('not in this fake'), { code: grpc.status.UNIMPLEMENTED, details: 'not in this fake', metadata: new grpc.Metadata() }));
   const impl: grpc.UntypedServiceImplementation = {};
   for (const name of Object.keys(ControllerService)) impl[name] = unimplemented;
   impl['fetchMetadata'] = (call: grpc.ServerWritableStream<unknown, MetadataDelta>) => void call.write(delta);
+  if (heartbeats === 'answer') impl['brokerHeartbeat'] = (_call: unknown, callback: (e: null, r: BrokerHeartbeatResponse) => void) => callback(null, { errorCode: 0, errorMessage: '', isCaughtUp: true, isFenced: false, shouldShutDown: false });
+  if (heartbeats === 'hang') impl['brokerHeartbeat'] = () => undefined;
   server.addService(ControllerService, impl);
   servers.push(server);
   return new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))));
@@ -52,6 +57,42 @@ it('receives a metadata image larger than 4 MiB (one snapshot message)', async (
   });
   expect(got.offset).toBe(42);
   expect(got.records).toHaveLength(60);
+});
+
+it('moves its metadata stream to the controller that answers calls when the one it follows goes silent (paused)', async () => {
+  // `paused` served the stream, then stopped: its stream stays open and silent, its calls hang.
+  const paused = await fakeController({ snapshot: true, offset: 1, records: [] }, 'hang');
+  const active = await fakeController({ snapshot: true, offset: 2, records: [] }, 'answer');
+  const channel = new ControllerChannel([paused, active].map((port, i) => ({ id: i + 1, host: '127.0.0.1', port })));
+  channels.push(channel);
+  const offsets: number[] = [];
+  let caughtUp: () => void = () => undefined;
+  const reached = new Promise<void>((resolve) => (caughtUp = resolve));
+  const stop = channel.followMetadata(
+    () => offsets.at(-1) ?? -1,
+    7,
+    (d) => {
+      offsets.push(d.offset);
+      if (d.offset === 2) caughtUp();
+    },
+    () => undefined,
+  );
+  try {
+    await new Promise<void>((resolve) => {
+      const wait = (): void => void (offsets.length > 0 ? resolve() : setTimeout(wait, 5));
+      wait();
+    });
+    expect(offsets).toEqual([1]);
+    // A heartbeat times out on the paused controller; the next is answered by the active one.
+    const heartbeat = (timeoutMs: number): Promise<BrokerHeartbeatResponse> => channel.call<BrokerHeartbeatRequest, BrokerHeartbeatResponse>((c, r, m, o, cb) => c.brokerHeartbeat(r, m, o, cb), { brokerId: 7, brokerEpoch: 1, currentMetadataOffset: 1, wantShutDown: false }, timeoutMs);
+    await expect(heartbeat(300)).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    expect(offsets).toEqual([1]);
+    expect((await heartbeat(5000)).errorCode).toBe(0);
+    await reached;
+    expect(offsets).toEqual([1, 2]);
+  } finally {
+    stop();
+  }
 });
 
 describe('the metadata stream follows the active controller', () => {
