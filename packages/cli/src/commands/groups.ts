@@ -16,26 +16,59 @@ import { withAdmin } from './topics';
 
 interface ResetOptions extends CommonOptions {
   topic: string[];
+  allTopics?: boolean;
   toEarliest?: boolean;
   toLatest?: boolean;
+  toCurrent?: boolean;
   toOffset?: string;
   toDatetime?: string;
+  byDuration?: string;
   shiftBy?: string;
   execute: boolean;
 }
 
+/**
+ * `--to-datetime`: milliseconds since the epoch, or Kafka's 'YYYY-MM-DDTHH:mm:SS.sss' with an
+ * optional zone ('Z', '+01:00', '+0100'); without one it is local time, as kafka-consumer-groups
+ * reads it.
+ */
+export function parseDatetimeArg(value: string): number {
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return parseIntArg(v, '--to-datetime', 0);
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?)(Z|[+-]\d{2}:?\d{2})?$/.exec(v);
+  const zone = m?.[2] === undefined || m[2] === 'Z' ? (m?.[2] ?? '') : m[2].includes(':') ? m[2] : `${m[2].slice(0, 3)}:${m[2].slice(3)}`;
+  const ms = m === null ? NaN : Date.parse(`${m[1]}${zone}`);
+  if (!Number.isFinite(ms)) throw new UsageError(`--to-datetime must be milliseconds since the epoch or 'YYYY-MM-DDTHH:mm:SS.sss' (optionally with a zone such as Z or +01:00), got '${value}'`);
+  return ms;
+}
+
+/** `--by-duration`: an ISO-8601 duration as Java's Duration.parse reads it (PnDTnHnMn.nS), in ms. */
+export function parseDurationArg(value: string): number {
+  const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d{1,3})?)S)?)?$/i.exec(value.trim());
+  if (m === null || m.slice(1).every((g) => g === undefined) || /T$/i.test(value.trim())) throw new UsageError(`--by-duration must be an ISO-8601 duration such as PT15M, P1DT2H or PT0.5S, got '${value}'`);
+  const [d, h, min, sec] = m.slice(1).map((g) => Number(g ?? 0)) as [number, number, number, number];
+  return Math.round(((d * 24 + h) * 60 + min) * 60_000 + sec * 1000);
+}
+
 async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ topic: string; partition: number; current: number; target: number }[]> {
-  const modes = [opts.toEarliest, opts.toLatest, opts.toOffset !== undefined, opts.toDatetime !== undefined, opts.shiftBy !== undefined].filter(Boolean).length;
-  if (modes !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime MS, --shift-by N');
-  if (opts.topic.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions)');
+  const modes = [opts.toEarliest, opts.toLatest, opts.toCurrent, opts.toOffset !== undefined, opts.toDatetime !== undefined, opts.byDuration !== undefined, opts.shiftBy !== undefined].filter(Boolean).length;
+  if (modes !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-current, --to-offset N, --to-datetime T, --by-duration D, --shift-by N');
+  if (opts.allTopics && opts.topic.length > 0) throw new UsageError('give --topic or --all-topics, not both');
+  if (!opts.allTopics && opts.topic.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions) or --all-topics');
+  // Parsed before any request, so a bad value is a usage error whatever the cluster holds.
+  const toOffset = opts.toOffset === undefined ? undefined : parseIntArg(opts.toOffset, '--to-offset', 0);
+  const shiftBy = opts.shiftBy === undefined ? undefined : parseIntArg(opts.shiftBy, '--shift-by', -Number.MAX_SAFE_INTEGER);
+  const timestamp = opts.toDatetime !== undefined ? parseDatetimeArg(opts.toDatetime) : opts.byDuration !== undefined ? Date.now() - parseDurationArg(opts.byDuration) : undefined;
+  // --all-topics: every topic the group has committed offsets for (Kafka's tool takes those of
+  // the group's offsets, as it must be empty to be reset).
+  const specs = opts.allTopics ? new Map([...new Set((await admin.groupOffsets(group)).map((o) => o.topic))].map((t): [string, 'all'] => [t, 'all'])) : parseTopicPartitionSpecs(opts.topic);
   const out: { topic: string; partition: number; current: number; target: number }[] = [];
-  for (const spec of opts.topic) {
-    const [topic, parts] = spec.split(':') as [string, string | undefined];
+  for (const [topic, parts] of specs) {
     const earliest = await admin.listOffsets(topic, 'earliest');
     const latest = await admin.listOffsets(topic, 'latest');
-    const wanted = parts === undefined ? earliest.map((o) => o.partition) : parts.split(',').map((p) => parseIntArg(p, 'partition', 0));
+    const wanted = parts === 'all' ? earliest.map((o) => o.partition) : parts;
     const committed = new Map((await admin.groupOffsets(group, [topic])).map((o: GroupOffset) => [o.partition, o.committedOffset]));
-    const byTime = opts.toDatetime !== undefined ? await admin.listOffsets(topic, { timestamp: parseIntArg(opts.toDatetime, '--to-datetime', 0) }) : [];
+    const byTime = timestamp !== undefined ? await admin.listOffsets(topic, { timestamp }) : [];
     for (const partition of wanted) {
       const lo = earliest.find((o) => o.partition === partition)?.offset;
       const hi = latest.find((o) => o.partition === partition)?.offset;
@@ -44,15 +77,17 @@ async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ 
       let target: number;
       if (opts.toEarliest) target = lo;
       else if (opts.toLatest) target = hi;
-      else if (opts.toOffset !== undefined) target = parseIntArg(opts.toOffset, '--to-offset', 0);
-      else if (opts.toDatetime !== undefined) {
+      // Kafka's --to-current: a partition without a committed offset goes to the log end.
+      else if (opts.toCurrent) target = current < 0 ? hi : current;
+      else if (toOffset !== undefined) target = toOffset;
+      else if (timestamp !== undefined) {
         // No record at or after the time (the broker answers -1): the log end, as
         // kafka-consumer-groups falls back to the latest offset.
         const found = byTime.find((o) => o.partition === partition)?.offset ?? -1;
         target = found < 0 ? hi : found;
       } else {
         if (current < 0) throw new UsageError(`cannot shift the offset of ${topic}-${partition}: the group has no committed offset there (as kafka-consumer-groups)`);
-        target = current + parseIntArg(opts.shiftBy as string, '--shift-by', -Number.MAX_SAFE_INTEGER);
+        target = current + (shiftBy as number);
       }
       // Like kafka-consumer-groups: targets outside the log are clamped into it.
       target = Math.min(hi, Math.max(lo, target));
@@ -63,9 +98,9 @@ async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ 
 }
 
 /**
- * Parses delete-offsets' repeated `--topic T` / `--topic T:P1,P2` (Kafka's --topic of
- * --delete-offsets): per topic, its partitions in order, each once, or 'all' (a bare T wins over
- * a list). Usage errors name the bad one.
+ * Parses delete-offsets' and reset-offsets' repeated `--topic T` / `--topic T:P1,P2` (Kafka's
+ * --topic of both): per topic, its partitions in order, each once, or 'all' (a bare T wins over a
+ * list). Usage errors name the bad one.
  */
 export function parseTopicPartitionSpecs(specs: readonly string[]): Map<string, number[] | 'all'> {
   if (specs.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions)');
@@ -186,10 +221,13 @@ export function registerGroups(program: Command): void {
 
   withCommon(groups.command('reset-offsets <group>').description('set committed offsets of an empty group (prints the plan; --execute applies it)'))
     .option('-t, --topic <topic[:p1,p2]>', 'topic, optionally with partitions (repeatable)', collect, [] as string[])
+    .option('--all-topics', 'every topic the group has committed offsets for')
     .option('--to-earliest', 'to the log start offset')
     .option('--to-latest', 'to the log end offset')
+    .option('--to-current', 'to the committed offset (the log end where there is none)')
     .option('--to-offset <n>', 'to an absolute offset')
-    .option('--to-datetime <ms>', 'to the first offset at or after a timestamp (ms since the epoch)')
+    .option('--to-datetime <t>', "to the first offset at or after a time: ms since the epoch or 'YYYY-MM-DDTHH:mm:SS.sss' (local time unless it ends with Z or +hh:mm)")
+    .option('--by-duration <d>', 'to the first offset at or after now minus an ISO-8601 duration (PT15M, P1DT2H)')
     .option('--shift-by <n>', 'move the committed offset by n (negative: back)')
     .option('--execute', 'apply the plan (without it, only print it)', false)
     .action(

@@ -174,6 +174,17 @@ describe('strand groups', () => {
     twin.mem.groups.get('g')!.state = 'Empty';
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--shift-by=-2', '--execute', '--json']);
     expect(JSON.parse(r.stdout)).toMatchObject({ executed: true, partitions: [{ topic: 't', partition: 0, current: 3, target: 1 }] });
+    // --all-topics: the topics the group has offsets for; --to-current keeps each committed offset
+    // (the log end where there is none).
+    r = await strand(['groups', 'reset-offsets', 'g', '--all-topics', '--to-current', '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ executed: false, partitions: [{ topic: 't', partition: 0, current: 1, target: 1 }, { topic: 't', partition: 1, target: 0 }] });
+    // --by-duration: the first offset written at or after now minus the duration.
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--by-duration', 'PT1H', '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ partitions: [{ topic: 't', partition: 0, current: 1, target: 0 }] });
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't', '--all-topics', '--to-current']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--topic or --all-topics, not both/)]);
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't', '--by-duration', '15m']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--by-duration must be an ISO-8601 duration/)]);
     r = await strand(['consume', 't', '--group', 'g', '--max-messages', '1']);
     expect(r.stdout).toBe('b\n');
     expect((await strand(['groups', 'reset-offsets', 'g', '--topic', 't'])).code).toBe(2);

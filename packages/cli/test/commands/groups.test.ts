@@ -8,7 +8,7 @@
  * are tested in packages/broker/test/group.
  */
 import { Consumer } from '@strand/client';
-import { parseTopicPartitionSpecs } from '../../src/commands/groups';
+import { parseDatetimeArg, parseDurationArg, parseTopicPartitionSpecs } from '../../src/commands/groups';
 import type { StrandRun } from '../support/run-strand';
 import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
@@ -27,6 +27,25 @@ describe('parseTopicPartitionSpecs', () => {
     expect(usage(() => parseTopicPartitionSpecs(['t:']))).toMatch(/--topic t partition must be an integer/);
     expect(usage(() => parseTopicPartitionSpecs(['t:0,x']))).toMatch(/--topic t partition must be an integer, got 'x'/);
     expect(usage(() => parseTopicPartitionSpecs(['t:-1']))).toMatch(/--topic t partition must be an integer >= 0/);
+  });
+});
+
+describe("reset-offsets' --to-datetime and --by-duration", () => {
+  it("reads milliseconds and Kafka's YYYY-MM-DDTHH:mm:SS.sss with or without a zone (local time without)", () => {
+    expect(parseDatetimeArg('1700000000000')).toBe(1_700_000_000_000);
+    expect(parseDatetimeArg('2020-01-01T00:00:00.000Z')).toBe(Date.UTC(2020, 0, 1));
+    expect(parseDatetimeArg('2020-01-01T01:30:00+01:30')).toBe(Date.UTC(2020, 0, 1));
+    expect(parseDatetimeArg('2020-01-01T02:00:00.5+0200')).toBe(Date.UTC(2020, 0, 1, 0, 0, 0, 500));
+    expect(parseDatetimeArg('2020-01-01T00:00:00')).toBe(new Date(2020, 0, 1).getTime());
+    for (const bad of ['yesterday', '2020-01-01', '2020-13-01T00:00:00', '2020-01-01 00:00:00', '-5']) expect(usage(() => parseDatetimeArg(bad))).toMatch(/--to-datetime must be/);
+  });
+
+  it('reads ISO-8601 durations as Java does (PnDTnHnMn.nS)', () => {
+    expect(parseDurationArg('PT15M')).toBe(15 * 60_000);
+    expect(parseDurationArg('P1DT2H')).toBe(26 * 3_600_000);
+    expect(parseDurationArg('pt0.5s')).toBe(500);
+    expect(parseDurationArg('P2D')).toBe(2 * 86_400_000);
+    for (const bad of ['P', 'PT', 'P1DT', '15M', 'PT-1M', 'P1H']) expect(usage(() => parseDurationArg(bad))).toMatch(/--by-duration must be/);
   });
 });
 
