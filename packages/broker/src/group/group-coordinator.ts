@@ -155,6 +155,11 @@ export class GroupCoordinator {
   private creating: Promise<void> | null = null;
   /** Topic ids by name of the last metadata image seen (null before the first): what deletions are found against. */
   private topicIds: MetadataImage['topicIdsByName'] | null = null;
+  /**
+   * Topics seen deleted since this broker started and not created again: a shard that was not
+   * loaded then (another broker led it, or it was loading) purges their offsets once it loads.
+   */
+  private readonly deletedTopics = new Set<string>();
   private closed = false;
 
   constructor(private readonly host: GroupCoordinatorHost) {
@@ -197,16 +202,19 @@ export class GroupCoordinator {
    * Follows topic deletions (call with every metadata image applied, in order). A topic gone
    * since the last image, or re-created under the same name (a new topic id), loses its committed
    * offsets in every loaded group, with tombstones (Kafka's onPartitionsDeleted): a re-created
-   * topic must not be consumed from the old topic's positions.
+   * topic must not be consumed from the old topic's positions. Shards not loaded at that moment
+   * purge the offsets of topics still missing when they load (see `deletedTopics`).
    */
   onMetadataImage(image: MetadataImage): void {
     if (this.closed) return;
     const before = this.topicIds;
     this.topicIds = image.topicIdsByName;
     if (before === null || before === image.topicIdsByName) return;
+    for (const name of this.deletedTopics) if (image.topicIdsByName.has(name)) this.deletedTopics.delete(name);
     const gone = new Set<string>();
     for (const [name, id] of before) if (image.topicIdsByName.get(name) !== id) gone.add(name);
     if (gone.size === 0) return;
+    for (const name of gone) if (!image.topicIdsByName.has(name)) this.deletedTopics.add(name);
     for (const shard of [...this.shards.values()]) {
       const sm = shard.sm;
       if (sm === null || !this.current(shard)) continue;
@@ -265,6 +273,13 @@ export class GroupCoordinator {
     sm.finishLoad(this.nowMs());
     shard.sm = sm;
     this.host.logger.info({ partition: shard.partition, leaderEpoch: shard.leaderEpoch, records, groups: sm.groupCount, ms: Math.round(performance.now() - t0) }, 'group coordinator loaded');
+    // Deletions this shard missed while it was not loaded (only those this broker saw: its
+    // image may lag the coordinator that accepted a commit, so a topic merely missing from it
+    // is not taken as deleted).
+    if (this.deletedTopics.size > 0) {
+      sm.deleteTopicOffsets(this.deletedTopics);
+      this.deliver(sm.takeReady(), shard);
+    }
   }
 
   private unload(shard: Shard): void {

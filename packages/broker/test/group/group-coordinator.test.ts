@@ -6,7 +6,7 @@
  * error when it is not), that losing leadership answers parked requests NOT_COORDINATOR, and that
  * a new leadership epoch reloads the same groups and offsets from the log (skipping a corrupt
  * record), and that a deleted or re-created topic's offsets are tombstoned when the metadata image
- * shows it, and that OffsetDelete follows Kafka's rules end to end through the driver (answered
+ * shows it (or, for a partition led elsewhere then, when it loads here), and that OffsetDelete follows Kafka's rules end to end through the driver (answered
  * after its tombstones are acknowledged, which a reload then honours). FindCoordinator is checked
  * over real metadata images built with the controller's operations. No timers run: the
  * coordinator's tick is not started.
@@ -302,6 +302,42 @@ test('offsets of a deleted topic, or of one re-created under the same name, are 
   expect((await again).topics[0]?.partitions[0]?.errorCode).toBe(0);
   image = withoutTopic(image);
   coordinator.onMetadataImage(image);
+  expect(committed(coordinator, group)).toBe(-1);
+  coordinator.close();
+});
+
+test('a topic deleted while this broker did not lead the offsets partition loses its offsets when the partition loads here', async () => {
+  let n = 0;
+  const newId = (): string => (++n).toString(16).padStart(32, '0');
+  const withTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, createTopics(img, [{ name: 't', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), newId).records);
+  const withoutTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, deleteTopics(img, ['t'], CONTROLLER_CONFIG.defaults()).records);
+  let image = withTopic(clusterImage(1));
+  const { coordinator, part, group } = setup(() => image);
+  coordinator.onMetadataImage(image);
+  coordinator.reconcile();
+  await flush();
+  const c = commit(coordinator, group, '', -1, 5);
+  await part.release();
+  expect((await c).topics[0]?.partitions[0]?.errorCode).toBe(0);
+
+  // Leadership moves away; the topic is deleted while another broker coordinates the group.
+  part.isLeader = false;
+  coordinator.reconcile();
+  image = withoutTopic(image);
+  coordinator.onMetadataImage(image);
+  expect(part.inFlight).toBe(0);
+
+  // Leading again: the reload finds the old offset in the log, and tombstones it.
+  part.isLeader = true;
+  part.leaderEpoch = 1;
+  coordinator.reconcile();
+  await flush();
+  expect(committed(coordinator, group)).toBe(-1);
+  expect(part.inFlight).toBe(1);
+  await part.release();
+  part.leaderEpoch = 2;
+  coordinator.reconcile();
+  await flush();
   expect(committed(coordinator, group)).toBe(-1);
   coordinator.close();
 });
