@@ -270,24 +270,37 @@ describe('FindCoordinator', () => {
   });
 });
 
-test('offsets of a deleted topic, or of one re-created under the same name, are tombstoned with the image that removes it', async () => {
+/** Images that create or delete topic `t` (each creation a new topic id). */
+function topicImages(): { withTopic: (img: MetadataImage) => MetadataImage; withoutTopic: (img: MetadataImage) => MetadataImage } {
   let n = 0;
   const newId = (): string => (++n).toString(16).padStart(32, '0');
-  const withTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, createTopics(img, [{ name: 't', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), newId).records);
-  const withoutTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, deleteTopics(img, ['t'], CONTROLLER_CONFIG.defaults()).records);
-  let image = withTopic(clusterImage(1));
-  const { coordinator, part, group } = setup(() => image);
-  coordinator.onMetadataImage(image);
-  coordinator.reconcile();
+  return {
+    withTopic: (img) => img.apply(img.offset + 1, createTopics(img, [{ name: 't', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), newId).records),
+    withoutTopic: (img) => img.apply(img.offset + 1, deleteTopics(img, ['t'], CONTROLLER_CONFIG.defaults()).records),
+  };
+}
+
+/** A loaded coordinator whose group committed offset 5 of `t`-0 (acknowledged). */
+async function committedToTopic(): Promise<ReturnType<typeof setup> & ReturnType<typeof topicImages> & { image: { current: MetadataImage } }> {
+  const images = topicImages();
+  const image = { current: images.withTopic(clusterImage(1)) };
+  const s = setup(() => image.current);
+  s.coordinator.onMetadataImage(image.current);
+  s.coordinator.reconcile();
   await flush();
-  const c = commit(coordinator, group, '', -1, 5);
-  await part.release();
+  const c = commit(s.coordinator, s.group, '', -1, 5);
+  await s.part.release();
   expect((await c).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  return { ...s, ...images, image };
+}
+
+test('offsets of a deleted topic, or of one re-created under the same name, are tombstoned with the image that removes it', async () => {
+  const { coordinator, part, group, withTopic, withoutTopic, image } = await committedToTopic();
   expect(committed(coordinator, group)).toBe(5);
 
   // Deleted and re-created between two images: a new topic id under the same name.
-  image = withTopic(withoutTopic(image));
-  coordinator.onMetadataImage(image);
+  image.current = withTopic(withoutTopic(image.current));
+  coordinator.onMetadataImage(image.current);
   expect(committed(coordinator, group)).toBe(-1);
   expect(part.inFlight).toBe(1); // the tombstones
   await part.release();
@@ -300,31 +313,20 @@ test('offsets of a deleted topic, or of one re-created under the same name, are 
   const again = commit(coordinator, group, '', -1, 2);
   await part.release();
   expect((await again).topics[0]?.partitions[0]?.errorCode).toBe(0);
-  image = withoutTopic(image);
-  coordinator.onMetadataImage(image);
+  image.current = withoutTopic(image.current);
+  coordinator.onMetadataImage(image.current);
   expect(committed(coordinator, group)).toBe(-1);
   coordinator.close();
 });
 
 test('a topic deleted while this broker did not lead the offsets partition loses its offsets when the partition loads here', async () => {
-  let n = 0;
-  const newId = (): string => (++n).toString(16).padStart(32, '0');
-  const withTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, createTopics(img, [{ name: 't', numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], false, CONTROLLER_CONFIG.defaults(), newId).records);
-  const withoutTopic = (img: MetadataImage): MetadataImage => img.apply(img.offset + 1, deleteTopics(img, ['t'], CONTROLLER_CONFIG.defaults()).records);
-  let image = withTopic(clusterImage(1));
-  const { coordinator, part, group } = setup(() => image);
-  coordinator.onMetadataImage(image);
-  coordinator.reconcile();
-  await flush();
-  const c = commit(coordinator, group, '', -1, 5);
-  await part.release();
-  expect((await c).topics[0]?.partitions[0]?.errorCode).toBe(0);
+  const { coordinator, part, group, withoutTopic, image } = await committedToTopic();
 
   // Leadership moves away; the topic is deleted while another broker coordinates the group.
   part.isLeader = false;
   coordinator.reconcile();
-  image = withoutTopic(image);
-  coordinator.onMetadataImage(image);
+  image.current = withoutTopic(image.current);
+  coordinator.onMetadataImage(image.current);
   expect(part.inFlight).toBe(0);
 
   // Leading again: the reload finds the old offset in the log, and tombstones it.
