@@ -444,6 +444,9 @@ test('a group of consumers: add and remove members, kill -9 the coordinator whil
     }, SESSION_TIMEOUT_MS + 20_000);
     const listed = await brokers.call<ListGroupsRequest, ListGroupsResponse>(coordinator, (c, r, m, o, cb) => c.listGroups(r, m, o, cb), { statesFilter: [] });
     expect(listed.groups).toContainEqual({ groupId: GROUP, protocolType: 'consumer', groupState: 'Empty' });
+    // LeaveGroup answers each member named (v3+): one no longer in the group is UNKNOWN_MEMBER_ID.
+    const left = await brokers.call<LeaveGroupRequest, LeaveGroupResponse>(coordinator, (c, r, m, o, cb) => c.leaveGroup(r, m, o, cb), { groupId: GROUP, members: [{ memberId: 'gone', reason: 'test' }, { memberId: '', groupInstanceId: 'no-such-pod', reason: 'test' }] });
+    expect(left).toEqual({ errorCode: 0, errorMessage: '', members: [{ memberId: 'gone', errorCode: ErrorCode.UNKNOWN_MEMBER_ID }, { memberId: '', groupInstanceId: 'no-such-pod', errorCode: ErrorCode.UNKNOWN_MEMBER_ID }] });
     const offsetDeleted = await brokers.call<OffsetDeleteRequest, OffsetDeleteResponse>(coordinator, (c, r, m, o, cb) => c.offsetDelete(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: [0] }] });
     expect(offsetDeleted).toEqual({ errorCode: 0, topics: [{ name: TOPIC, partitions: [{ partition: 0, errorCode: 0 }] }] });
     const kept = await brokers.call<OffsetFetchRequest, OffsetFetchResponse>(coordinator, (c, r, m, o, cb) => c.offsetFetch(r, m, o, cb), { groupId: GROUP, topics: [{ name: TOPIC, partitions: [0, 1] }], requireStable: false });

@@ -28,6 +28,8 @@ export type {
   GroupDescription,
   GroupMemberDescription,
   GroupOffset,
+  MemberToRemove,
+  RemovedMember,
   ReassignmentTarget,
   PartitionReassignment,
   BrokerLogDirs,

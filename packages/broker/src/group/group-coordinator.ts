@@ -474,10 +474,13 @@ export class GroupCoordinator {
   }
 
   leaveGroup(req: LeaveGroupRequest): Promise<LeaveGroupResponse> {
-    if (req.members.length > MAX_GROUPS_PER_REQUEST) return Promise.resolve({ errorCode: code('INVALID_REQUEST'), errorMessage: `more than ${MAX_GROUPS_PER_REQUEST} members in one LeaveGroup` });
-    return this.request(req.groupId, 'leave', (e) => ({ errorCode: code(e), errorMessage: '' }), (sm, id, now) =>
-      sm.leave(id, { groupId: req.groupId, members: req.members.map((m) => ({ memberId: m.memberId, ...instance(m.groupInstanceId) })) }, now),
-    );
+    if (req.members.length > MAX_GROUPS_PER_REQUEST) return Promise.resolve({ errorCode: code('INVALID_REQUEST'), errorMessage: `more than ${MAX_GROUPS_PER_REQUEST} members in one LeaveGroup`, members: [] });
+    return this.request(req.groupId, 'leave', (e) => ({ errorCode: code(e), errorMessage: '', members: [] }), (sm, id, now) => {
+      // As Kafka's coordinator, each leaving member's reason is logged (KIP-800): an admin's removal
+      // of a live member is otherwise invisible in the broker's log.
+      for (const m of req.members) this.host.logger.info({ groupId: req.groupId, memberId: m.memberId, groupInstanceId: m.groupInstanceId, reason: m.reason }, 'member leaving group (LeaveGroup)');
+      sm.leave(id, { groupId: req.groupId, members: req.members.map((m) => ({ memberId: m.memberId, ...instance(m.groupInstanceId) })) }, now);
+    });
   }
 
   async offsetCommit(req: OffsetCommitRequest): Promise<OffsetCommitResponse> {

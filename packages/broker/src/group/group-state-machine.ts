@@ -644,41 +644,40 @@ export class GroupStateMachine {
     answer(group.state === 'PreparingRebalance' ? 'REBALANCE_IN_PROGRESS' : null);
   }
 
+  /**
+   * LeaveGroup for one or more members (Kafka's v3+, KIP-345): each member gets its own answer,
+   * and a group this coordinator does not know answers UNKNOWN_MEMBER_ID for each, as Kafka's
+   * GroupCoordinator. An empty member id with an instance id is an administrative removal of
+   * that static member, whoever holds the instance now.
+   */
   leave(requestId: number, req: LeaveInput, nowMs: number): void {
-    const answer = (e: ErrorName | null): void => this.reply({ requestId, kind: 'leave', response: { errorCode: code(e), errorMessage: '' } });
-    const group = this.groups.get(req.groupId);
+    const answer = (e: ErrorName | null, members: LeaveGroupResponse['members'] = []): void => this.reply({ requestId, kind: 'leave', response: { errorCode: code(e), errorMessage: '', members } });
     if (req.groupId === '') return answer('INVALID_GROUP_ID');
-    if (group === undefined) return answer('UNKNOWN_MEMBER_ID');
-    if (group.state === 'Dead') return answer('COORDINATOR_NOT_AVAILABLE');
-    let firstError: ErrorName | null = null;
+    const group = this.groups.get(req.groupId);
+    if (group?.state === 'Dead') return answer('COORDINATOR_NOT_AVAILABLE');
     let removed = false;
-    for (const who of req.members) {
+    const members = req.members.map((who) => {
+      const result = (e: ErrorName | null): LeaveGroupResponse['members'][number] => ({ memberId: who.memberId, ...(who.groupInstanceId === undefined ? {} : { groupInstanceId: who.groupInstanceId }), errorCode: code(e) });
+      if (group === undefined) return result('UNKNOWN_MEMBER_ID');
       let memberId = who.memberId;
       if (who.groupInstanceId !== undefined) {
         const current = group.staticMembers.get(who.groupInstanceId);
-        if (current === undefined) {
-          firstError ??= 'UNKNOWN_MEMBER_ID';
-          continue;
-        }
-        // An empty member id with an instance id is an administrative removal (KIP-345).
-        if (memberId !== '' && memberId !== current) {
-          firstError ??= 'FENCED_INSTANCE_ID';
-          continue;
-        }
+        if (current === undefined) return result('UNKNOWN_MEMBER_ID');
+        if (memberId !== '' && memberId !== current) return result('FENCED_INSTANCE_ID');
         memberId = current;
       }
-      if (group.pendingMembers.delete(memberId)) continue;
+      if (group.pendingMembers.delete(memberId)) return result(null);
       const member = group.members.get(memberId);
-      if (member === undefined) {
-        firstError ??= 'UNKNOWN_MEMBER_ID';
-        continue;
-      }
+      if (member === undefined) return result('UNKNOWN_MEMBER_ID');
       this.removeMember(group, member);
       removed = true;
+      return result(null);
+    });
+    if (group !== undefined) {
+      if (removed) this.onMembershipShrunk(group, nowMs);
+      else this.maybeCompleteJoin(group, nowMs);
     }
-    if (removed) this.onMembershipShrunk(group, nowMs);
-    else this.maybeCompleteJoin(group, nowMs);
-    answer(firstError);
+    answer(null, members);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * or fails appends, and checks the machine's invariants after every step. Member ids come from a
  * counter, so every run is identical.
  */
-import { ErrorCode, type ErrorName, type JoinGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
+import { ErrorCode, type ErrorName, type JoinGroupResponse, type LeaveGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
 import { GroupStateMachine, MAX_NAME_BYTES, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
 import { decodeGroupRecordKey } from '../../src/group/group-records';
 import { consumerSubscription } from '../support/consumer-subscription';
@@ -84,11 +84,19 @@ class Driver {
     return this.errorOf(id);
   }
 
+  /** The LeaveGroup answer's error as Kafka's LeaveGroupResponse.error(): top-level, else the first member's. */
   leave(members: { memberId: string; groupInstanceId?: string }[]): number {
+    const r = this.leaveResponse(members);
+    return r.errorCode !== 0 ? r.errorCode : (r.members.find((m) => m.errorCode !== 0)?.errorCode ?? 0);
+  }
+
+  leaveResponse(members: { memberId: string; groupInstanceId?: string }[], groupId = 'g'): LeaveGroupResponse {
     const id = this.nextRequest++;
-    this.sm.leave(id, { groupId: 'g', members }, this.now);
+    this.sm.leave(id, { groupId, members }, this.now);
     this.step();
-    return this.errorOf(id);
+    const r = this.reply(id);
+    if (r?.kind !== 'leave') throw new Error(`request ${id} not answered with a leave`);
+    return r.response;
   }
 
   commit(memberId: string, generationId: number, offset: number, extra: { groupInstanceId?: string; metadata?: string; partition?: number; topic?: string } = {}): number {
@@ -414,6 +422,32 @@ describe('Heartbeat, session timeout, LeaveGroup', () => {
     expect(d.sm.stateOf('g')).toBe('Empty');
     expect(d.sm.generationOf('g')).toBe(2);
     expect(d.log.at(-1)?.records.map((r) => decodeGroupRecordKey(r.key).kind)).toEqual(['group']);
+  });
+
+  test('leave answers each member on its own (LeaveGroup v3+), and an unknown group each with UNKNOWN_MEMBER_ID', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    const r = d.leaveResponse([{ memberId: 'nobody' }, { memberId: b }, { memberId: '', groupInstanceId: 'no-such-pod' }]);
+    expect(r).toEqual({
+      errorCode: 0,
+      errorMessage: '',
+      members: [
+        { memberId: 'nobody', errorCode: E('UNKNOWN_MEMBER_ID') },
+        { memberId: b, errorCode: 0 },
+        { memberId: '', groupInstanceId: 'no-such-pod', errorCode: E('UNKNOWN_MEMBER_ID') },
+      ],
+    });
+    // The known member left although others in the same request were unknown.
+    expect(d.sm.membersOf('g')).toEqual([a]);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.leaveResponse([{ memberId: 'x' }, { memberId: 'y' }], 'other')).toEqual({
+      errorCode: 0,
+      errorMessage: '',
+      members: [
+        { memberId: 'x', errorCode: E('UNKNOWN_MEMBER_ID') },
+        { memberId: 'y', errorCode: E('UNKNOWN_MEMBER_ID') },
+      ],
+    });
   });
 
   test('a member leaving during the join phase lets the join complete for the others', () => {

@@ -1,18 +1,27 @@
 /**
- * `strand groups list|describe|delete|delete-offsets|reset-offsets`, in the spirit of
+ * `strand groups list|describe|delete|delete-offsets|remove-members|reset-offsets`, in the spirit of
  * kafka-consumer-groups: describe shows per-partition committed offset, log end offset and lag
  * (LEO minus committed). reset-offsets prints the plan unless --execute is given, and needs the
  * group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
  * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
  * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
- * topic); exit 1 if any partition failed.
+ * topic); exit 1 if any partition failed. remove-members (Kafka's Admin
+ * removeMembersFromConsumerGroup, which kafka-consumer-groups lacks) reports each member the same
+ * way (MEMBER-ID GROUP-INSTANCE-ID STATUS).
  */
 import type { Command } from 'commander';
-import type { Admin, GroupOffset, TopicPartition } from '@strand/client';
+import type { Admin, GroupOffset, MemberToRemove, TopicPartition } from '@strand/client';
 import { StrandError } from '@strand/protocol';
 import { EXIT_FAILED, EXIT_OK, UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 import { withAdmin } from './topics';
+
+interface RemoveMembersOptions extends CommonOptions {
+  instanceId: string[];
+  memberId: string[];
+  allMembers?: boolean;
+  reason?: string;
+}
 
 interface ResetOptions extends CommonOptions {
   topic: string[];
@@ -214,6 +223,30 @@ export function registerGroups(program: Command): void {
         } else {
           printTable(['TOPIC', 'PARTITION', 'STATUS'], results.map((r) => [r.topic, r.partition ?? '-', r.error === undefined ? 'Successful' : r.error.errorName]));
           for (const r of failed) process.stderr.write(`strand groups delete-offsets: ${r.topic}${r.partition === null ? '' : `-${r.partition}`}: ${r.error?.errorName}: ${r.error?.message}\n`);
+        }
+        return failed.length > 0 ? EXIT_FAILED : EXIT_OK;
+      }),
+    );
+
+  withCommon(groups.command('remove-members <group>').description("remove members so the group rebalances without them (Kafka's Admin removeMembersFromConsumerGroup): static members by instance id, any by member id, or all"))
+    .option('--instance-id <id>', "a static member's group.instance.id (repeatable)", collect, [] as string[])
+    .option('--member-id <id>', 'a member id as groups describe shows it (repeatable)', collect, [] as string[])
+    .option('--all-members', 'every member the group has now')
+    .option('--reason <text>', "why, for the coordinator's log")
+    .action(
+      action('groups remove-members', async (group: string, opts: RemoveMembersOptions) => {
+        const named: MemberToRemove[] = [...opts.instanceId.map((groupInstanceId) => ({ groupInstanceId })), ...opts.memberId.map((memberId) => ({ memberId }))];
+        if (opts.allMembers === true && named.length > 0) throw new UsageError('give --instance-id / --member-id or --all-members, not both');
+        if (opts.allMembers !== true && named.length === 0) throw new UsageError('give --instance-id ID or --member-id ID (repeatable), or --all-members');
+        const results = await withAdmin(opts, (admin) => admin.removeMembersFromConsumerGroup(group, named, opts.reason === undefined ? {} : { reason: opts.reason }));
+        const failed = results.filter((r) => r.error !== undefined);
+        if (opts.json) {
+          printJson(results.map((r) => ({ memberId: r.memberId, groupInstanceId: r.groupInstanceId ?? null, error: r.error?.errorName ?? null, message: r.error?.message ?? null })));
+        } else if (results.length === 0) {
+          process.stdout.write(`Group ${group} has no members.\n`);
+        } else {
+          printTable(['MEMBER-ID', 'GROUP-INSTANCE-ID', 'STATUS'], results.map((r) => [r.memberId === '' ? '-' : r.memberId, r.groupInstanceId ?? '-', r.error === undefined ? 'Removed' : r.error.errorName]));
+          for (const r of failed) process.stderr.write(`strand groups remove-members: ${r.error?.errorName}: ${r.error?.message}\n`);
         }
         return failed.length > 0 ? EXIT_FAILED : EXIT_OK;
       }),

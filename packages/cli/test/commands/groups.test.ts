@@ -93,3 +93,49 @@ describe('strand groups delete-offsets', () => {
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give --topic TOPIC/)]);
   }, 120_000);
 });
+
+describe('strand groups remove-members', () => {
+  const twin = useTwinCluster();
+  const strand = (args: string[]): Promise<StrandRun> => twin.strand(args);
+  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
+
+  it('removes static members by instance id and any member by id or all of them, one row each, exit 1 when one failed', async () => {
+    twin.mem.createTopic('t', 2);
+    const common = { 'bootstrap.servers': twin.mem.bootstrap, 'group.id': 'g', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 };
+    const pod = new Consumer({ ...common, 'group.instance.id': 'pod-a' });
+    const dyn = new Consumer(common);
+    try {
+      pod.subscribe(['t']);
+      dyn.subscribe(['t']);
+      const g = (): { state: string; ids: string[] } => ({ state: twin.mem.groups.get('g')?.state ?? 'none', ids: [...(twin.mem.groups.get('g')?.members.keys() ?? [])] });
+      const deadline = performance.now() + 10_000;
+      while ((g().state !== 'Stable' || g().ids.length !== 2) && performance.now() < deadline) await Promise.all([pod.poll(50), dyn.poll(50)]);
+      expect(g()).toMatchObject({ state: 'Stable', ids: expect.arrayContaining([expect.any(String), expect.any(String)]) });
+
+      // By instance id: the member holding pod-a goes; an instance nobody holds is UNKNOWN_MEMBER_ID.
+      let r = await strand(['groups', 'remove-members', 'g', '--instance-id', 'pod-a', '--instance-id', 'pod-z', '--reason', 'drained']);
+      expect(r.code).toBe(1);
+      expect(rows(r.stdout)).toEqual(['MEMBER-ID GROUP-INSTANCE-ID STATUS', '- pod-a Removed', '- pod-z UNKNOWN_MEMBER_ID', '']);
+      expect(r.stderr).toMatch(/^strand groups remove-members: UNKNOWN_MEMBER_ID: remove instance pod-z from g: /m);
+      expect(twin.mem.leaveReasons).toContain('member was removed by an admin: drained');
+
+      // All members the group has now, by their ids (whoever has rejoined since).
+      const before = g().ids;
+      expect(before).toHaveLength(1); // pod-a rejoins only when it polls again
+      r = await strand(['groups', 'remove-members', 'g', '--all-members', '--json']);
+      const removed = JSON.parse(r.stdout) as { memberId: string; error: string | null }[];
+      expect(r.code).toBe(0);
+      expect(removed.map((m) => m.error)).toEqual(before.map(() => null));
+      expect(removed.map((m) => m.memberId).sort()).toEqual([...before].sort());
+    } finally {
+      await Promise.all([pod.close(), dyn.close()]);
+    }
+
+    let r = await strand(['groups', 'remove-members', 'g', '--member-id', 'nobody', '--json']);
+    expect([r.code, JSON.parse(r.stdout)]).toEqual([1, [{ memberId: 'nobody', groupInstanceId: null, error: 'UNKNOWN_MEMBER_ID', message: expect.stringMatching(/remove nobody from g/) }]]);
+    r = await strand(['groups', 'remove-members', 'g']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give --instance-id ID or --member-id ID \(repeatable\), or --all-members/)]);
+    r = await strand(['groups', 'remove-members', 'g', '--all-members', '--member-id', 'x']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/not both/)]);
+  }, 120_000);
+});

@@ -7,7 +7,7 @@
  * for retriable errors only (`retries`, `retry.backoff.ms`), and per-item errors of batched
  * calls are returned per item (or thrown by the single-item helpers) as StrandErrors.
  */
-import { AlterConfigOp, ConfigResourceType, ConfigSource, CoordinatorType, ElectionType, StrandError } from '@strand/protocol';
+import { AlterConfigOp, ConfigResourceType, ConfigSource, CoordinatorType, ElectionType, ErrorCode, StrandError } from '@strand/protocol';
 import type {
   AlterPartitionReassignmentsRequest,
   AlterPartitionReassignmentsResponse,
@@ -33,6 +33,8 @@ import type {
   ElectLeadersResponse,
   FindCoordinatorRequest,
   FindCoordinatorResponse,
+  LeaveGroupRequest,
+  LeaveGroupResponse,
   IncrementalAlterConfigsRequest,
   IncrementalAlterConfigsResponse,
   ListGroupsRequest,
@@ -238,6 +240,16 @@ export interface GroupOffset {
   /** logEndOffset - committedOffset (-1 when nothing is committed). */
   lag: number;
   metadata: string;
+}
+
+/** A member to remove from a group: a static member by its instance id (Kafka's MemberToRemove), or any member by its id. */
+export type MemberToRemove = { groupInstanceId: string; memberId?: string } | { memberId: string; groupInstanceId?: undefined };
+
+/** One member's outcome of removeMembersFromConsumerGroup: no error, UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID. */
+export interface RemovedMember {
+  memberId: string;
+  groupInstanceId?: string;
+  error?: StrandError;
 }
 
 const code = (c: number, what: string, message?: string): StrandError | undefined => (c === 0 ? undefined : StrandError.fromCode(c, message !== undefined && message !== '' ? `${what}: ${message}` : `${what}: ${StrandError.fromCode(c).message}`));
@@ -727,6 +739,32 @@ export class Admin {
       out.push({ name: id, ...(r !== undefined && r.errorCode !== 0 ? { error: code(r.errorCode, `delete group ${id}`) } : {}) });
     }
     return out;
+  }
+
+  /**
+   * Removes members from a group (Kafka's removeMembersFromConsumerGroup, KIP-345): the group
+   * rebalances without them, as if they had left. Static members are named by their instance id
+   * (their member id changes with each restart); `members` empty or omitted removes every member
+   * the group has now (KIP-571). One result per member, in order: no error, UNKNOWN_MEMBER_ID (not
+   * in the group) or FENCED_INSTANCE_ID (the instance id belongs to another member id now). A
+   * coordinator that moved or is loading is looked up again and asked again, up to `retries`
+   * times; other group-level errors (INVALID_GROUP_ID, INVALID_REQUEST) are thrown.
+   */
+  async removeMembersFromConsumerGroup(groupId: string, members: readonly MemberToRemove[] = [], options: { reason?: string } = {}): Promise<RemovedMember[]> {
+    const reason = `member was removed by an admin${options.reason === undefined || options.reason === '' ? '' : `: ${options.reason}`}`;
+    const targets =
+      members.length > 0
+        ? members.map((m) => ({ memberId: m.memberId ?? '', ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }) }))
+        : (await this.describeGroup(groupId)).members.map((m) => ({ memberId: m.memberId, ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }) }));
+    if (targets.length === 0) return [];
+    const req: LeaveGroupRequest = { groupId, members: targets.map((t) => ({ ...t, reason })) };
+    const res = await this.onCoordinator(groupId, (c) => c.client.leaveGroup as UnaryMethod<LeaveGroupRequest, LeaveGroupResponse>, req, 'LeaveGroup', (r) => r.errorCode);
+    return targets.map((t, i) => {
+      // The coordinator answers each member, in the request's order.
+      const c = res.members[i]?.errorCode ?? ErrorCode.UNKNOWN_SERVER_ERROR;
+      const who = t.groupInstanceId === undefined ? t.memberId : `instance ${t.groupInstanceId}`;
+      return { ...t, ...(c !== 0 ? { error: code(c, `remove ${who} from ${groupId}`) } : {}) };
+    });
   }
 
   /**

@@ -893,23 +893,31 @@ export class MemoryCluster {
         return { errorCode: 0, errorMessage: '' };
       }),
       leaveGroup: guard('leaveGroup', (req) => {
-        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '' };
+        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '', members: [] };
         const g = this.groups.get(req.groupId);
-        if (g === undefined) return { errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '' };
-        for (const lm of req.members) {
-          const m = g.members.get(lm.memberId);
-          if (m === undefined) continue;
+        // Each member answered on its own (LeaveGroup v3+): an instance id names the static member
+        // holding it, and must match a member id given with it.
+        const members = req.members.map((lm) => {
+          const result = (errorCode: number): { memberId: string; groupInstanceId?: string; errorCode: number } => ({ memberId: lm.memberId, ...(lm.groupInstanceId === undefined ? {} : { groupInstanceId: lm.groupInstanceId }), errorCode });
+          const id = lm.groupInstanceId === undefined ? lm.memberId : [...(g?.members.values() ?? [])].find((x) => x.groupInstanceId === lm.groupInstanceId)?.memberId;
+          if (g === undefined || id === undefined) return result(ErrorCode.UNKNOWN_MEMBER_ID);
+          if (lm.memberId !== '' && lm.memberId !== id) return result(ErrorCode.FENCED_INSTANCE_ID);
+          const m = g.members.get(id);
+          if (m === undefined) return result(ErrorCode.UNKNOWN_MEMBER_ID);
           this.leaveReasons.push(lm.reason);
-          g.members.delete(lm.memberId);
+          g.members.delete(id);
           m.pendingJoin?.({ errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '', generationId: -1, protocolType: '', protocolName: '', leader: '', memberId: '', members: [] });
           m.pendingSync?.({ errorCode: ErrorCode.UNKNOWN_MEMBER_ID, errorMessage: '', protocolType: '', protocolName: '', assignment: Buffer.alloc(0) });
+          return result(0);
+        });
+        if (g !== undefined) {
+          if (g.members.size === 0) g.state = 'Empty';
+          else {
+            this.prepareRebalance(g);
+            this.maybeCompleteJoin(g, false);
+          }
         }
-        if (g.members.size === 0) g.state = 'Empty';
-        else {
-          this.prepareRebalance(g);
-          this.maybeCompleteJoin(g, false);
-        }
-        return { errorCode: 0, errorMessage: '' };
+        return { errorCode: 0, errorMessage: '', members };
       }),
       offsetCommit: guard('offsetCommit', (req) => {
         const all = (errorCode: number): { errorCode: number; topics: { name: string; partitions: { partition: number; errorCode: number }[] }[] } => ({ errorCode: 0, topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode })) })) });

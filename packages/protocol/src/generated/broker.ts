@@ -722,9 +722,22 @@ export const encodeLeaveGroupRequest: (message: LeaveGroupRequest) => Uint8Array
 /** Decodes LeaveGroupRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeLeaveGroupRequest: (bytes: Uint8Array) => LeaveGroupRequest = LeaveGroupRequestCodec.decode;
 
+export interface LeaveGroupMemberResponse {
+  memberId: string;
+  groupInstanceId?: string;
+  errorCode: number;
+}
+
+const LeaveGroupMemberResponseCodec = messageCodec<LeaveGroupMemberResponse>('strand.broker.LeaveGroupMemberResponse');
+/** Encodes LeaveGroupMemberResponse to protobuf bytes. */
+export const encodeLeaveGroupMemberResponse: (message: LeaveGroupMemberResponse) => Uint8Array = LeaveGroupMemberResponseCodec.encode;
+/** Decodes LeaveGroupMemberResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeLeaveGroupMemberResponse: (bytes: Uint8Array) => LeaveGroupMemberResponse = LeaveGroupMemberResponseCodec.decode;
+
 export interface LeaveGroupResponse {
   errorCode: number;
   errorMessage: string;
+  members: LeaveGroupMemberResponse[];
 }
 
 const LeaveGroupResponseCodec = messageCodec<LeaveGroupResponse>('strand.broker.LeaveGroupResponse');

@@ -1394,6 +1394,35 @@ export const descriptor = {
         }
        }
       },
+      "LeaveGroupMemberResponse": {
+       "oneofs": {
+        "_groupInstanceId": {
+         "oneof": [
+          "groupInstanceId"
+         ]
+        }
+       },
+       "fields": {
+        "memberId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "member_id"
+        },
+        "groupInstanceId": {
+         "type": "string",
+         "id": 2,
+         "protoName": "group_instance_id",
+         "options": {
+          "proto3_optional": true
+         }
+        },
+        "errorCode": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "error_code"
+        }
+       }
+      },
       "LeaveGroupResponse": {
        "fields": {
         "errorCode": {
@@ -1405,6 +1434,11 @@ export const descriptor = {
          "type": "string",
          "id": 2,
          "protoName": "error_message"
+        },
+        "members": {
+         "rule": "repeated",
+         "type": "LeaveGroupMemberResponse",
+         "id": 3
         }
        }
       },
