@@ -167,7 +167,7 @@ async function deleteOffsets(admin: Admin, group: string, specs: Map<string, num
 }
 
 export function registerGroups(program: Command): void {
-  const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups, and reset or delete their offsets'));
+  const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups, remove their members, and reset or delete their offsets'));
 
   withCommon(groups.command('list').description('list consumer groups')).action(
     action('groups list', async (opts: CommonOptions) => {
