@@ -29,6 +29,8 @@ export type {
   GroupMemberDescription,
   GroupOffset,
   MemberToRemove,
+  QuorumInfo,
+  QuorumReplica,
   RemovedMember,
   ReassignmentTarget,
   PartitionReassignment,

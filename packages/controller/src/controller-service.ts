@@ -131,6 +131,7 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
         controllers,
       };
     }),
+    describeQuorum: unary(async () => controller.describeQuorum()),
     fetchMetadata: (call) => {
       // Brokers are served by the active controller only (Kafka's brokers fetch the metadata log
       // from the quorum leader): a controller cut off from the quorum would otherwise keep a

@@ -26,7 +26,9 @@ import {
   type CreatableTopic,
   type CreatePartitionsTopic,
   type CreateTopicResult,
+  type DescribeQuorumResponse,
   type MetadataDelta,
+  type QuorumReplicaState,
   type MetadataRecord,
   type RegisterBrokerRequest,
 } from '@strand/protocol';
@@ -155,6 +157,12 @@ export class QuorumController {
   private activeTerm = -1;
   /** Monotonic ms of each broker's last heartbeat, as seen by this (active) controller. */
   private readonly lastContact = new Map<number, number>();
+  /**
+   * Each broker's metadata progress from its heartbeats to this active controller, for
+   * DescribeQuorum's observers: the offset it last reported applied, when (wall clock), and when
+   * that offset last reached ours; only entries of the current Raft term are reported.
+   */
+  private readonly observed = new Map<number, { term: number; offset: number; lastMs: number; caughtUpMs: number }>();
   private timers: NodeJS.Timeout[] = [];
   /** Monotonic ms of the last session check (-1: none yet). */
   private lastSessionCheck = -1;
@@ -445,7 +453,10 @@ export class QuorumController {
   brokerHeartbeat(req: BrokerHeartbeatRequest): Promise<HeartbeatResult> {
     return this.write((image) => {
       const b = image.brokers.get(req.brokerId);
-      if (b !== undefined && b.epoch === req.brokerEpoch) this.lastContact.set(req.brokerId, performance.now());
+      if (b !== undefined && b.epoch === req.brokerEpoch) {
+        this.lastContact.set(req.brokerId, performance.now());
+        this.observe(req.brokerId, req.currentMetadataOffset, image.offset);
+      }
       return brokerHeartbeat(image, req.brokerId, req.brokerEpoch, req.currentMetadataOffset, req.wantShutDown);
     });
   }
@@ -535,6 +546,46 @@ export class QuorumController {
       const dflt = Array.isArray(def.default) ? def.default.join(',') : String(def.default);
       return { name, value: value ?? dflt, isDefault: value === undefined, doc: def.doc };
     });
+  }
+
+  private observe(brokerId: number, offset: number, ours: number): void {
+    const term = this.raft.status().term;
+    const now = Date.now();
+    const prev = this.observed.get(brokerId);
+    const caughtUpMs = offset >= ours ? now : prev !== undefined && prev.term === term ? prev.caughtUpMs : -1;
+    this.observed.set(brokerId, { term, offset, lastMs: now, caughtUpMs });
+  }
+
+  /**
+   * The metadata quorum as this leader sees it (Kafka's DescribeQuorum): voters with their log
+   * end offsets and last contact (the leader itself: its own log end, now), and observers: Raft
+   * learners, and brokers with the metadata offset they last reported in a heartbeat (a broker
+   * follows the metadata log on its own stream even when it shares a process with a voter).
+   * Active controller only.
+   */
+  describeQuorum(): DescribeQuorumResponse {
+    if (!this.isActive) throw this.notController();
+    const status = this.raft.status();
+    const contact = this.raft.peerContact();
+    const now = Date.now();
+    const replica = (id: string): QuorumReplicaState => {
+      if (id === status.id) return { replicaId: Number(id), logEndOffset: status.lastIndex, lastFetchTimestamp: now, lastCaughtUpTimestamp: now };
+      const c = contact.get(id);
+      return { replicaId: Number(id), logEndOffset: status.progress[id]?.match ?? -1, lastFetchTimestamp: c?.lastResponseMs ?? -1, lastCaughtUpTimestamp: c?.lastCaughtUpMs ?? -1 };
+    };
+    const brokers = [...this.image.brokers.keys()].sort((a, b) => a - b).map((id): QuorumReplicaState => {
+      const o = this.observed.get(id);
+      return o === undefined || o.term !== status.term ? { replicaId: id, logEndOffset: -1, lastFetchTimestamp: -1, lastCaughtUpTimestamp: -1 } : { replicaId: id, logEndOffset: o.offset, lastFetchTimestamp: o.lastMs, lastCaughtUpTimestamp: o.caughtUpMs };
+    });
+    return {
+      errorCode: 0,
+      errorMessage: '',
+      leaderId: Number(status.id),
+      leaderEpoch: status.term,
+      highWatermark: status.commit,
+      currentVoters: [...status.voters].sort((a, b) => Number(a) - Number(b)).map(replica),
+      observers: [...[...status.learners].sort((a, b) => Number(a) - Number(b)).map(replica), ...brokers],
+    };
   }
 
   /** Seconds since each broker's last heartbeat, as seen here (active controller only). */

@@ -10,7 +10,7 @@ export { encodeConfChange, decodeConfChange } from './core/conf-change';
 export { NONE, EntryType, ConfChangeType, MessageType, Role, msg } from './core/types';
 export type { NodeId, Entry, HardState, ConfState, SnapshotMeta, Snapshot, ConfChange, SnapshotChunk, Message, SoftState, ReadState, Ready } from './core/types';
 export { RaftNode } from './node/raft-node';
-export type { StateMachine, RaftNodeOptions, NodeStatus, LeaderChangeListener } from './node/raft-node';
+export type { StateMachine, RaftNodeOptions, NodeStatus, LeaderChangeListener, PeerContact } from './node/raft-node';
 export { NotLeaderError, ProposalDroppedError, OverloadedError, NodeStoppedError, InvalidRequestError, MembershipChangePendingError } from './node/errors';
 export { MemoryStorage } from './storage/log-storage';
 export type { LogStorage, StorageUpdate } from './storage/log-storage';

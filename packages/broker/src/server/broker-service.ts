@@ -429,6 +429,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     | 'alterPartitionReassignments'
     | 'listPartitionReassignments'
     | 'describeCluster'
+    | 'describeQuorum'
     | 'replicaFetch'
     | 'findCoordinator'
     | 'joinGroup'
@@ -676,6 +677,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       const res = await ctx.controllers.call<DescribeClusterRequest, DescribeClusterResponse>((c, r, m, o, cb) => c.describeCluster(r, m, o, cb), req, 30_000);
       return { ...res, brokers: res.brokers.flatMap((b) => { const endpoints = b.endpoints.filter((e) => e.listener === ctx.listenerName); return endpoints.length === 0 ? [] : [{ ...b, endpoints }]; }) };
     }),
+    describeQuorum: forward((c, r, m, o, cb) => c.describeQuorum(r, m, o, cb)),
     // Consumer groups: the coordinator owns all group state; handlers only adapt.
     findCoordinator: unary((req) => ctx.groups.findCoordinator(req, ctx.listenerName)),
     joinGroup: (call, callback) => {

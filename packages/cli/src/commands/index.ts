@@ -1,6 +1,6 @@
 /**
  * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign,
- * leader-election, get-offsets, log-dirs, bench) and the offline dump-log,
+ * leader-election, get-offsets, log-dirs, metadata-quorum, bench) and the offline dump-log,
  * registered on the program by one call from bin/strand.ts.
  */
 import type { Command } from 'commander';
@@ -12,6 +12,7 @@ import { registerGetOffsets } from './get-offsets';
 import { registerGroups } from './groups';
 import { registerLeaderElection } from './leader-election';
 import { registerLogDirs } from './log-dirs';
+import { registerMetadataQuorum } from './metadata-quorum';
 import { registerProduce } from './produce';
 import { registerReassign } from './reassign';
 import { registerTopics } from './topics';
@@ -28,6 +29,7 @@ export function registerClientCommands(program: Command): void {
   registerGetOffsets(program);
   registerDumpLog(program);
   registerLogDirs(program);
+  registerMetadataQuorum(program);
   registerBench(program);
   // Usage errors exit with 2 (documented exit codes): of every command (the node commands
   // `server` and `dev` too, registered before this) and of `strand` itself (unknown command).

@@ -29,6 +29,8 @@ import type {
   DescribeGroupsResponse,
   DescribeLogDirsRequest,
   DescribeLogDirsResponse,
+  DescribeQuorumRequest,
+  DescribeQuorumResponse,
   ElectLeadersRequest,
   ElectLeadersResponse,
   FindCoordinatorRequest,
@@ -240,6 +242,26 @@ export interface GroupOffset {
   /** logEndOffset - committedOffset (-1 when nothing is committed). */
   lag: number;
   metadata: string;
+}
+
+/** One replica of the metadata log in describeMetadataQuorum (Kafka's QuorumInfo.ReplicaState). */
+export interface QuorumReplica {
+  replicaId: number;
+  /** As the leader knows it; a broker's is the metadata offset it last reported applied (-1 unknown). */
+  logEndOffset: number;
+  /** Wall-clock ms of the leader's last contact with it; undefined: none since the leader was elected. */
+  lastFetchTimestamp?: number;
+  /** Wall-clock ms when it was last caught up (a voter: at the leader's log end; a broker: at the leader's applied offset). */
+  lastCaughtUpTimestamp?: number;
+}
+
+/** The metadata quorum as its leader (the active controller) sees it (Kafka's QuorumInfo). */
+export interface QuorumInfo {
+  leaderId: number;
+  leaderEpoch: number;
+  highWatermark: number;
+  voters: QuorumReplica[];
+  observers: QuorumReplica[];
 }
 
 /** A member to remove from a group: a static member by its instance id (Kafka's MemberToRemove), or any member by its id. */
@@ -659,6 +681,24 @@ export class Admin {
     return res.reassignments
       .map((r) => ({ topic: r.topic, partition: r.partition, replicas: [...r.replicas], addingReplicas: [...r.addingReplicas], removingReplicas: [...r.removingReplicas] }))
       .sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  }
+
+  /**
+   * The metadata quorum (Kafka's describeMetadataQuorum, KIP-595 / KIP-836), answered by the active
+   * controller through any broker: leader, its Raft term (epoch), the committed offset (high
+   * watermark), and per voter and observer (Raft learners, brokers) the log end offset and the
+   * leader's last contact and caught-up times. What kafka-metadata-quorum describe prints.
+   */
+  async describeMetadataQuorum(): Promise<QuorumInfo> {
+    const r = await this.any((c) => c.client.describeQuorum as UnaryMethod<DescribeQuorumRequest, DescribeQuorumResponse>, {}, 'DescribeQuorum');
+    if (r.errorCode !== 0) throw code(r.errorCode, 'describe the metadata quorum', r.errorMessage);
+    const replica = (q: DescribeQuorumResponse['currentVoters'][number]): QuorumReplica => ({
+      replicaId: q.replicaId,
+      logEndOffset: q.logEndOffset,
+      ...(q.lastFetchTimestamp >= 0 ? { lastFetchTimestamp: q.lastFetchTimestamp } : {}),
+      ...(q.lastCaughtUpTimestamp >= 0 ? { lastCaughtUpTimestamp: q.lastCaughtUpTimestamp } : {}),
+    });
+    return { leaderId: r.leaderId, leaderEpoch: r.leaderEpoch, highWatermark: r.highWatermark, voters: r.currentVoters.map(replica), observers: r.observers.map(replica) };
   }
 
   // ---- groups ------------------------------------------------------------------------------

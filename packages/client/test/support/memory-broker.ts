@@ -43,9 +43,11 @@ import type {
   BrokerServer,
   CreateTopicResult,
   DescribeConfigsResult,
+  DescribeQuorumResponse,
   FetchRequest,
   FetchResponse,
   JoinGroupResponse,
+  QuorumReplicaState,
   SyncGroupResponse,
   ProducePartitionResponse,
   ProduceRequest,
@@ -181,6 +183,8 @@ export class MemoryCluster {
   private readonly delayTimers = new Set<NodeJS.Timeout>();
   /** The reason of every member that left with LeaveGroup, in order. */
   readonly leaveReasons: string[] = [];
+  /** What DescribeQuorum answers (a test sets it); undefined: controller 1001 alone with every broker caught up. */
+  quorum: DescribeQuorumResponse | undefined;
   private readonly callWaiters: { name: string; count: number; resolve: () => void }[] = [];
   private nextProducerId = 1000;
   private nextMemberId = 1;
@@ -825,6 +829,13 @@ export class MemoryCluster {
         brokers: this.nodes.map((n) => ({ brokerId: n.id, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: n.port }], fenced: false, inControlledShutdown: false, lastHeartbeatAgeMs: 5 })),
         controllers: [{ nodeId: 1001, host: '127.0.0.1', port: 9193, role: 'leader', lag: 0 }],
       })),
+      // The twin's quorum: controller 1001 alone, the brokers observing, all at offset 42 (as
+      // describeCluster says), unless a test sets `quorum`.
+      describeQuorum: guard('describeQuorum', () => {
+        if (this.quorum !== undefined) return this.quorum;
+        const at = (replicaId: number): QuorumReplicaState => ({ replicaId, logEndOffset: 42, lastFetchTimestamp: Date.now(), lastCaughtUpTimestamp: Date.now() });
+        return { errorCode: 0, errorMessage: '', leaderId: 1001, leaderEpoch: 1, highWatermark: 42, currentVoters: [at(1001)], observers: this.nodes.map((n) => at(n.id)) };
+      }),
       findCoordinator: guard('findCoordinator', (req) => {
         const n = this.coordinatorOf(req.key);
         return { errorCode: 0, errorMessage: '', nodeId: n.id, host: '127.0.0.1', port: n.port };

@@ -3,8 +3,8 @@
 /* eslint-disable */
 import * as grpc from '@grpc/grpc-js';
 import { messageCodec, toBuffer } from '../proto-runtime';
-import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse } from './controller';
-import { decodeAlterPartitionReassignmentsRequest, decodeAlterPartitionReassignmentsResponse, decodeCreatePartitionsRequest, decodeCreatePartitionsResponse, decodeCreateTopicsRequest, decodeCreateTopicsResponse, decodeDeleteTopicsRequest, decodeDeleteTopicsResponse, decodeDescribeClusterRequest, decodeDescribeClusterResponse, decodeDescribeConfigsRequest, decodeDescribeConfigsResponse, decodeElectLeadersRequest, decodeElectLeadersResponse, decodeIncrementalAlterConfigsRequest, decodeIncrementalAlterConfigsResponse, decodeListPartitionReassignmentsRequest, decodeListPartitionReassignmentsResponse, encodeAlterPartitionReassignmentsRequest, encodeAlterPartitionReassignmentsResponse, encodeCreatePartitionsRequest, encodeCreatePartitionsResponse, encodeCreateTopicsRequest, encodeCreateTopicsResponse, encodeDeleteTopicsRequest, encodeDeleteTopicsResponse, encodeDescribeClusterRequest, encodeDescribeClusterResponse, encodeDescribeConfigsRequest, encodeDescribeConfigsResponse, encodeElectLeadersRequest, encodeElectLeadersResponse, encodeIncrementalAlterConfigsRequest, encodeIncrementalAlterConfigsResponse, encodeListPartitionReassignmentsRequest, encodeListPartitionReassignmentsResponse } from './controller';
+import type { AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse } from './controller';
+import { decodeAlterPartitionReassignmentsRequest, decodeAlterPartitionReassignmentsResponse, decodeCreatePartitionsRequest, decodeCreatePartitionsResponse, decodeCreateTopicsRequest, decodeCreateTopicsResponse, decodeDeleteTopicsRequest, decodeDeleteTopicsResponse, decodeDescribeClusterRequest, decodeDescribeClusterResponse, decodeDescribeConfigsRequest, decodeDescribeConfigsResponse, decodeDescribeQuorumRequest, decodeDescribeQuorumResponse, decodeElectLeadersRequest, decodeElectLeadersResponse, decodeIncrementalAlterConfigsRequest, decodeIncrementalAlterConfigsResponse, decodeListPartitionReassignmentsRequest, decodeListPartitionReassignmentsResponse, encodeAlterPartitionReassignmentsRequest, encodeAlterPartitionReassignmentsResponse, encodeCreatePartitionsRequest, encodeCreatePartitionsResponse, encodeCreateTopicsRequest, encodeCreateTopicsResponse, encodeDeleteTopicsRequest, encodeDeleteTopicsResponse, encodeDescribeClusterRequest, encodeDescribeClusterResponse, encodeDescribeConfigsRequest, encodeDescribeConfigsResponse, encodeDescribeQuorumRequest, encodeDescribeQuorumResponse, encodeElectLeadersRequest, encodeElectLeadersResponse, encodeIncrementalAlterConfigsRequest, encodeIncrementalAlterConfigsResponse, encodeListPartitionReassignmentsRequest, encodeListPartitionReassignmentsResponse } from './controller';
 
 export enum Acks {
   ACKS_LEADER = 0,
@@ -1318,6 +1318,16 @@ export const BrokerService = {
     responseDeserialize: (b: Buffer): DescribeClusterResponse => decodeDescribeClusterResponse(b),
     originalName: 'describeCluster',
   },
+  describeQuorum: {
+    path: '/strand.broker.Broker/DescribeQuorum',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DescribeQuorumRequest): Buffer => toBuffer(encodeDescribeQuorumRequest(m)),
+    requestDeserialize: (b: Buffer): DescribeQuorumRequest => decodeDescribeQuorumRequest(b),
+    responseSerialize: (m: DescribeQuorumResponse): Buffer => toBuffer(encodeDescribeQuorumResponse(m)),
+    responseDeserialize: (b: Buffer): DescribeQuorumResponse => decodeDescribeQuorumResponse(b),
+    originalName: 'describeQuorum',
+  },
   findCoordinator: {
     path: '/strand.broker.Broker/FindCoordinator',
     requestStream: false,
@@ -1461,6 +1471,7 @@ export interface BrokerServer extends grpc.UntypedServiceImplementation {
   alterPartitionReassignments: grpc.handleUnaryCall<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse>;
   listPartitionReassignments: grpc.handleUnaryCall<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse>;
   describeCluster: grpc.handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
+  describeQuorum: grpc.handleUnaryCall<DescribeQuorumRequest, DescribeQuorumResponse>;
   findCoordinator: grpc.handleUnaryCall<FindCoordinatorRequest, FindCoordinatorResponse>;
   joinGroup: grpc.handleUnaryCall<JoinGroupRequest, JoinGroupResponse>;
   syncGroup: grpc.handleUnaryCall<SyncGroupRequest, SyncGroupResponse>;
@@ -1533,6 +1544,9 @@ export class BrokerClient extends grpc.Client {
   }
   describeCluster(request: DescribeClusterRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeClusterResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.describeCluster.path, BrokerService.describeCluster.requestSerialize, BrokerService.describeCluster.responseDeserialize, request, metadata, options, callback);
+  }
+  describeQuorum(request: DescribeQuorumRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeQuorumResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(BrokerService.describeQuorum.path, BrokerService.describeQuorum.requestSerialize, BrokerService.describeQuorum.responseDeserialize, request, metadata, options, callback);
   }
   findCoordinator(request: FindCoordinatorRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<FindCoordinatorResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(BrokerService.findCoordinator.path, BrokerService.findCoordinator.requestSerialize, BrokerService.findCoordinator.responseDeserialize, request, metadata, options, callback);

@@ -543,6 +543,44 @@ export const encodeDescribeClusterResponse: (message: DescribeClusterResponse) =
 /** Decodes DescribeClusterResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
 export const decodeDescribeClusterResponse: (bytes: Uint8Array) => DescribeClusterResponse = DescribeClusterResponseCodec.decode;
 
+export interface DescribeQuorumRequest {
+}
+
+const DescribeQuorumRequestCodec = messageCodec<DescribeQuorumRequest>('strand.controller.DescribeQuorumRequest');
+/** Encodes DescribeQuorumRequest to protobuf bytes. */
+export const encodeDescribeQuorumRequest: (message: DescribeQuorumRequest) => Uint8Array = DescribeQuorumRequestCodec.encode;
+/** Decodes DescribeQuorumRequest from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeQuorumRequest: (bytes: Uint8Array) => DescribeQuorumRequest = DescribeQuorumRequestCodec.decode;
+
+export interface QuorumReplicaState {
+  replicaId: number;
+  logEndOffset: number;
+  lastFetchTimestamp: number;
+  lastCaughtUpTimestamp: number;
+}
+
+const QuorumReplicaStateCodec = messageCodec<QuorumReplicaState>('strand.controller.QuorumReplicaState');
+/** Encodes QuorumReplicaState to protobuf bytes. */
+export const encodeQuorumReplicaState: (message: QuorumReplicaState) => Uint8Array = QuorumReplicaStateCodec.encode;
+/** Decodes QuorumReplicaState from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeQuorumReplicaState: (bytes: Uint8Array) => QuorumReplicaState = QuorumReplicaStateCodec.decode;
+
+export interface DescribeQuorumResponse {
+  errorCode: number;
+  errorMessage: string;
+  leaderId: number;
+  leaderEpoch: number;
+  highWatermark: number;
+  currentVoters: QuorumReplicaState[];
+  observers: QuorumReplicaState[];
+}
+
+const DescribeQuorumResponseCodec = messageCodec<DescribeQuorumResponse>('strand.controller.DescribeQuorumResponse');
+/** Encodes DescribeQuorumResponse to protobuf bytes. */
+export const encodeDescribeQuorumResponse: (message: DescribeQuorumResponse) => Uint8Array = DescribeQuorumResponseCodec.encode;
+/** Decodes DescribeQuorumResponse from protobuf bytes; throws CORRUPT_MESSAGE (StrandError) on malformed input. */
+export const decodeDescribeQuorumResponse: (bytes: Uint8Array) => DescribeQuorumResponse = DescribeQuorumResponseCodec.decode;
+
 export interface FetchMetadataRequest {
   afterOffset: number;
   brokerId: number;
@@ -773,6 +811,16 @@ export const ControllerService = {
     responseDeserialize: (b: Buffer): DescribeClusterResponse => DescribeClusterResponseCodec.decode(b),
     originalName: 'describeCluster',
   },
+  describeQuorum: {
+    path: '/strand.controller.Controller/DescribeQuorum',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: DescribeQuorumRequest): Buffer => toBuffer(DescribeQuorumRequestCodec.encode(m)),
+    requestDeserialize: (b: Buffer): DescribeQuorumRequest => DescribeQuorumRequestCodec.decode(b),
+    responseSerialize: (m: DescribeQuorumResponse): Buffer => toBuffer(DescribeQuorumResponseCodec.encode(m)),
+    responseDeserialize: (b: Buffer): DescribeQuorumResponse => DescribeQuorumResponseCodec.decode(b),
+    originalName: 'describeQuorum',
+  },
   fetchMetadata: {
     path: '/strand.controller.Controller/FetchMetadata',
     requestStream: false,
@@ -800,6 +848,7 @@ export interface ControllerServer extends grpc.UntypedServiceImplementation {
   alterPartitionReassignments: grpc.handleUnaryCall<AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse>;
   listPartitionReassignments: grpc.handleUnaryCall<ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse>;
   describeCluster: grpc.handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
+  describeQuorum: grpc.handleUnaryCall<DescribeQuorumRequest, DescribeQuorumResponse>;
   fetchMetadata: grpc.handleServerStreamingCall<FetchMetadataRequest, MetadataDelta>;
 }
 
@@ -843,6 +892,9 @@ export class ControllerClient extends grpc.Client {
   }
   describeCluster(request: DescribeClusterRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeClusterResponse>): grpc.ClientUnaryCall {
     return this.makeUnaryRequest(ControllerService.describeCluster.path, ControllerService.describeCluster.requestSerialize, ControllerService.describeCluster.responseDeserialize, request, metadata, options, callback);
+  }
+  describeQuorum(request: DescribeQuorumRequest, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: grpc.requestCallback<DescribeQuorumResponse>): grpc.ClientUnaryCall {
+    return this.makeUnaryRequest(ControllerService.describeQuorum.path, ControllerService.describeQuorum.requestSerialize, ControllerService.describeQuorum.responseDeserialize, request, metadata, options, callback);
   }
   fetchMetadata(request: FetchMetadataRequest, metadata: grpc.Metadata = new grpc.Metadata(), options: Partial<grpc.CallOptions> = {}): grpc.ClientReadableStream<MetadataDelta> {
     return this.makeServerStreamRequest(ControllerService.fetchMetadata.path, ControllerService.fetchMetadata.requestSerialize, ControllerService.fetchMetadata.responseDeserialize, request, metadata, options);

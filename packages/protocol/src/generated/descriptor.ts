@@ -90,6 +90,10 @@ export const descriptor = {
          "requestType": "strand.controller.DescribeClusterRequest",
          "responseType": "strand.controller.DescribeClusterResponse"
         },
+        "DescribeQuorum": {
+         "requestType": "strand.controller.DescribeQuorumRequest",
+         "responseType": "strand.controller.DescribeQuorumResponse"
+        },
         "FindCoordinator": {
          "requestType": "FindCoordinatorRequest",
          "responseType": "FindCoordinatorResponse"
@@ -2099,6 +2103,10 @@ export const descriptor = {
          "requestType": "DescribeClusterRequest",
          "responseType": "DescribeClusterResponse"
         },
+        "DescribeQuorum": {
+         "requestType": "DescribeQuorumRequest",
+         "responseType": "DescribeQuorumResponse"
+        },
         "FetchMetadata": {
          "requestType": "FetchMetadataRequest",
          "responseType": "MetadataDelta",
@@ -2958,6 +2966,73 @@ export const descriptor = {
          "rule": "repeated",
          "type": "ControllerDescription",
          "id": 6
+        }
+       }
+      },
+      "DescribeQuorumRequest": {
+       "fields": {}
+      },
+      "QuorumReplicaState": {
+       "fields": {
+        "replicaId": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "replica_id"
+        },
+        "logEndOffset": {
+         "type": "int64",
+         "id": 2,
+         "protoName": "log_end_offset"
+        },
+        "lastFetchTimestamp": {
+         "type": "int64",
+         "id": 3,
+         "protoName": "last_fetch_timestamp"
+        },
+        "lastCaughtUpTimestamp": {
+         "type": "int64",
+         "id": 4,
+         "protoName": "last_caught_up_timestamp"
+        }
+       }
+      },
+      "DescribeQuorumResponse": {
+       "fields": {
+        "errorCode": {
+         "type": "int32",
+         "id": 1,
+         "protoName": "error_code"
+        },
+        "errorMessage": {
+         "type": "string",
+         "id": 2,
+         "protoName": "error_message"
+        },
+        "leaderId": {
+         "type": "int32",
+         "id": 3,
+         "protoName": "leader_id"
+        },
+        "leaderEpoch": {
+         "type": "int64",
+         "id": 4,
+         "protoName": "leader_epoch"
+        },
+        "highWatermark": {
+         "type": "int64",
+         "id": 5,
+         "protoName": "high_watermark"
+        },
+        "currentVoters": {
+         "rule": "repeated",
+         "type": "QuorumReplicaState",
+         "id": 6,
+         "protoName": "current_voters"
+        },
+        "observers": {
+         "rule": "repeated",
+         "type": "QuorumReplicaState",
+         "id": 7
         }
        }
       },

@@ -509,6 +509,11 @@ export class RaftCore {
     return out;
   }
 
+  /** Leader only: the highest index known to be replicated on `id` (undefined: not a member, or not leader). */
+  matchOf(id: NodeId): number | undefined {
+    return this.role === Role.Leader ? this.prs.get(id)?.match : undefined;
+  }
+
   isPromotable(): boolean {
     return this.voters.has(this.id);
   }

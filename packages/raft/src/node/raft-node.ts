@@ -95,6 +95,16 @@ export interface NodeStatus {
   readonly progress: Readonly<Record<NodeId, ProgressStatus>>;
 }
 
+/**
+ * Leader only: when a peer was last heard from and last caught up with the leader's log end
+ * (wall-clock ms since the epoch, -1 never in this term), as Kafka's DescribeQuorum reports
+ * lastFetchTimestamp / lastCaughtUpTimestamp (KIP-836).
+ */
+export interface PeerContact {
+  readonly lastResponseMs: number;
+  readonly lastCaughtUpMs: number;
+}
+
 export type LeaderChangeListener = (s: SoftState) => void;
 
 /** One storage operation in the node's write queue (executed in order, one at a time). */
@@ -192,6 +202,9 @@ export class RaftNode {
   /** The newest hard state from the core (may differ from `persisted` by its commit index only). */
   private latestHardState: HardState = { term: 0, vote: '', commit: 0 };
   private readonly listeners = new Set<LeaderChangeListener>();
+  /** Leader only: each peer's last answer and last caught-up time in `contactTerm` (see PeerContact). */
+  private readonly contact = new Map<NodeId, { lastResponseMs: number; lastCaughtUpMs: number }>();
+  private contactTerm = -1;
   private readonly asyncWrites: boolean;
   /** Storage operations not started yet, in order; `writing` while one runs. */
   private writeQueue: WriteOp[] = [];
@@ -364,6 +377,31 @@ export class RaftNode {
     };
   }
 
+  /** Leader only: each peer's PeerContact in the current term (empty on a follower). */
+  peerContact(): ReadonlyMap<NodeId, PeerContact> {
+    return this.core?.role === Role.Leader && this.contactTerm === this.core.term ? this.contact : new Map();
+  }
+
+  /** Records the answers of this loop's messages (leader only): the peer is alive, and caught up when it matches the log end. */
+  private noteContact(core: RaftCore, inbox: readonly Message[]): void {
+    if (this.contactTerm !== core.term) {
+      this.contact.clear();
+      this.contactTerm = core.term;
+    }
+    const now = Date.now();
+    const last = core.log.lastIndex();
+    for (const m of inbox) {
+      if (m.term !== core.term || (m.type !== MessageType.AppResp && m.type !== MessageType.HeartbeatResp && m.type !== MessageType.SnapResp)) continue;
+      let c = this.contact.get(m.from);
+      if (c === undefined) {
+        c = { lastResponseMs: now, lastCaughtUpMs: -1 };
+        this.contact.set(m.from, c);
+      }
+      c.lastResponseMs = now;
+      if ((core.matchOf(m.from) ?? -1) >= last) c.lastCaughtUpMs = now;
+    }
+  }
+
   get isLeader(): boolean {
     return this.core?.role === Role.Leader;
   }
@@ -504,6 +542,7 @@ export class RaftNode {
       const inbox = this.inbox;
       this.inbox = [];
       for (const m of inbox) core.step(m);
+      if (core.role === Role.Leader) this.noteContact(core, inbox);
     }
     while (this.proposals.length > 0) {
       const batch = this.proposals.length <= this.maxBatch ? this.proposals : this.proposals.slice(0, this.maxBatch);
