@@ -62,6 +62,8 @@ export class PartitionFollower {
   private hw: number;
   private _state: FollowerState = 'fetching';
   private inFlight: number | null = null;
+  /** The last answer taken (its fetch was ours): a failure applying it is still ours to back off for. */
+  private lastTaken: number | null = null;
   private inFlightSentMs = 0;
   private nextCorrelationId = 1;
   private notBeforeMs = -Infinity;
@@ -115,6 +117,7 @@ export class PartitionFollower {
   onFetchResponse(correlationId: number, decision: FollowerFetchDecision, nowMs: number): FollowerAction {
     if (this._state !== 'fetching' || correlationId !== this.inFlight) return { kind: 'ignore' };
     this.inFlight = null;
+    this.lastTaken = correlationId;
     switch (decision.kind) {
       case 'read':
         // The answer must be for our current log end; if the log moved meanwhile, refetch.
@@ -171,18 +174,26 @@ export class PartitionFollower {
   }
 
   /**
-   * Applying the leader's answer failed (a batch the log refused, a disk error), or the leader
-   * answered with an error other than a leadership or range one (a storage error reading its
-   * log): fetch again only after the retry backoff, so a failure that repeats is not a hot loop.
+   * Applying the leader's answer to fetch `correlationId` failed (a batch the log refused, a disk
+   * error), or the leader answered it with an error other than a leadership or range one (a
+   * storage error reading its log): fetch again only after the retry backoff, so a failure that
+   * repeats is not a hot loop. An answer to a fetch that is not ours (a predecessor's, late) is
+   * ignored, as in `onFetchResponse`: it must not cancel our own fetch in flight, whose answer
+   * would then be dropped.
    */
-  onApplyFailed(nowMs: number): void {
-    this.inFlight = null;
+  onApplyFailed(correlationId: number, nowMs: number): void {
+    if (correlationId !== this.inFlight && correlationId !== this.lastTaken) return;
+    if (correlationId === this.inFlight) this.inFlight = null;
     this.notBeforeMs = nowMs + this.retryBackoffMs;
   }
 
-  /** The in-flight fetch is known lost (connection reset): allow the next one now. */
-  onFetchLost(): void {
-    this.inFlight = null;
+  /**
+   * Fetch `correlationId` is known lost (connection reset, or the leader left it unanswered):
+   * allow the next one now. Ignored unless it is the fetch in flight (a predecessor's fetch, lost
+   * on another connection, says nothing about ours).
+   */
+  onFetchLost(correlationId: number): void {
+    if (correlationId === this.inFlight) this.inFlight = null;
   }
 
   private clampHw(hw: number): number {

@@ -379,7 +379,7 @@ export class Partition {
       } else {
         // A storage error on the leader (a corrupt batch) or another refusal: ask again after
         // the backoff (replica.fetch.backoff.ms), not at once, or leader and follower spin.
-        follower.onApplyFailed(now);
+        follower.onApplyFailed(correlationId, now);
         return;
       }
     } else if (r.divergingEpoch !== null) {

@@ -73,7 +73,7 @@ class LeaderLink {
   }
 
   private resetStream(): void {
-    if (this.inFlight) for (const p of this.inFlight.parts) p.partition.follower?.onFetchLost();
+    if (this.inFlight) for (const p of this.inFlight.parts) p.partition.follower?.onFetchLost(p.correlationId);
     this.inFlight = null;
     const s = this.stream;
     this.stream = null;
@@ -141,7 +141,7 @@ class LeaderLink {
     }
     const stream = this.ensureStream();
     if (stream === null) {
-      for (const p of parts) p.partition.follower?.onFetchLost();
+      for (const p of parts) p.partition.follower?.onFetchLost(p.correlationId);
       this.scheduleRetry();
       return;
     }
@@ -170,13 +170,13 @@ class LeaderLink {
           part.partition.applyFetchResponse(part.correlationId, part.fetchOffset, r);
         } catch (e: unknown) {
           this.opts.logger.warn({ topic: part.partition.key.topic, partition: r.partition, err: e instanceof Error ? e.message : String(e) }, 'applying replicated data failed');
-          part.partition.follower?.onApplyFailed(performance.now());
+          part.partition.follower?.onApplyFailed(part.correlationId, performance.now());
         }
         if (part.partition.log.logEndOffset > before) appended.push(part.partition);
       }
     }
     // Partitions the leader did not answer: their fetch is lost; ask again.
-    for (const p of byKey.values()) p.partition.follower?.onFetchLost();
+    for (const p of byKey.values()) p.partition.follower?.onFetchLost(p.correlationId);
     const pending = appended.filter((p) => p.log.durableEndOffset < p.log.logEndOffset && p.log.topicConfig['flush.policy'] === 'fsync');
     if (pending.length === 0) {
       this.kick();

@@ -59,8 +59,8 @@ describe('PartitionFollower', () => {
 
   test('a failed apply backs off before the next fetch', () => {
     const f = follower(logWith([1]));
-    expect(f.pollFetch(0, 1000)).not.toBeNull();
-    f.onApplyFailed(10);
+    const id = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    f.onApplyFailed(id, 10);
     expect(f.pollFetch(30, 1000)).toBeNull();
     expect(f.pollFetch(60, 1000)).not.toBeNull();
   });

@@ -20,7 +20,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigResourceType, encodeRecordBatch, errorByCode, type MetadataRecord } from '@strand/protocol';
+import { ConfigResourceType, ErrorCode, encodeRecordBatch, errorByCode, type MetadataRecord } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { ReplicaManager } from '../../src/server/replica-manager';
 import type { Partition, PartitionHost } from '../../src/server/partition';
@@ -305,3 +305,25 @@ test('a partition log whose fdatasync failed is reported to the host (the broker
   segment.fd = fs.openSync(path.join(leader.log.dir, '00000000000000000000.log'), 'r');
 });
 
+
+test('a late error answer to a previous follower core\'s fetch neither cancels the current fetch nor drops its answer', async () => {
+  const leader = await brokerWith(1, image(10, 0, [1, 2]));
+  const follower = await brokerWith(2, image(10, 0, [1, 2]));
+  expect((await leader.produce(batch(0, 3), 1, 5000)).errorCode).toBe(0);
+  clock += 200;
+  // Epoch 0's fetch goes out, then epoch 1 replaces the follower core (same leader) and its own
+  // fetch goes out while the first is still unanswered.
+  const stale = follower.follower!.pollFetch(clock, 30_000)!;
+  await managersOf(leader).applyImage(image(11, 1, [1, 2]));
+  await managersOf(follower).applyImage(image(11, 1, [1, 2]));
+  const out = follower.follower!.pollFetch(clock, 30_000)!;
+  expect(out.request.currentLeaderEpoch).toBe(1);
+  // The first fetch's late answer: a storage error on the leader (not a leadership error).
+  follower.applyFetchResponse(stale.correlationId, stale.request.fetchOffset, { partition: 0, errorCode: ErrorCode.KAFKA_STORAGE_ERROR, highWatermark: -1, logStartOffset: 0, leaderEpoch: 0, divergingEpoch: null, records: Buffer.alloc(0) });
+  // The same for a lost connection of the first fetch.
+  follower.follower!.onFetchLost(stale.correlationId);
+  expect(follower.follower!.pollFetch(clock, 30_000)).toBeNull(); // still one fetch in flight: ours
+  const q = out.request;
+  follower.applyFetchResponse(out.correlationId, q.fetchOffset, leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock));
+  expect(follower.log.logEndOffset).toBe(3);
+});
