@@ -22,6 +22,12 @@ export interface FetcherOptions {
   partitionMaxBytes: number;
   responseMaxBytes: number;
   backoffMs: number;
+  /**
+   * HTTP/2 keepalive of the link's connection (ms between pings while a fetch is held, and how
+   * long a ping may go unanswered). Defaults 10 000 / 5 000, as the Raft transport's.
+   */
+  keepaliveTimeMs?: number;
+  keepaliveTimeoutMs?: number;
   logger: { warn(fields: Record<string, unknown>, msg: string): void };
 }
 
@@ -57,7 +63,18 @@ class LeaderLink {
     if (this.stream !== null && address === this.address) return this.stream;
     this.resetStream();
     this.address = address;
-    this.client = new BrokerClient(address, grpc.credentials.createInsecure(), { 'grpc-node.flow_control_window': 16 * 1024 * 1024, 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+    // Keepalive: a connection that died without a FIN or RST (the leader's host lost power, a
+    // dropped NAT or firewall entry) would otherwise hold the fetch in flight, and with it this
+    // link's replication, until TCP gives up (minutes) or metadata happens to change; nothing
+    // else times a fetch out. An unanswered ping closes the connection, the stream fails, and
+    // the link reconnects and fetches again (Kafka's fetcher times out the request and
+    // disconnects).
+    this.client = new BrokerClient(address, grpc.credentials.createInsecure(), {
+      'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
+      'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs ?? 10_000,
+      'grpc.keepalive_timeout_ms': this.opts.keepaliveTimeoutMs ?? 5_000,
+    });
     const s = this.client.replicaFetch();
     this.stream = s;
     s.on('data', (res: ReplicaFetchResponse) => this.onResponse(res));
