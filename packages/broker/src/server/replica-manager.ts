@@ -117,8 +117,16 @@ export class ReplicaManager {
       this.partitions.delete(key);
       if (this.byName.get(part.topicPartition) === part) this.byName.delete(part.topicPartition);
       this.logger.info({ topic: part.key.topic, partition: part.key.partition }, 'deleting replica (topic removed or reassigned)');
-      await part.close(true);
-      fs.rmSync(part.log.dir, { recursive: true, force: true });
+      // A deletion that fails (a close or rm error) is logged and left: thrown, it would end this
+      // image's application before any other partition took its new role (a demoted leader
+      // kept accepting acks=1 writes until the next image). The directory stays; a topic
+      // re-created under the name replaces it (its partition.metadata names the old id).
+      try {
+        await part.close(true);
+        fs.rmSync(part.log.dir, { recursive: true, force: true });
+      } catch (e: unknown) {
+        this.logger.warn({ topic: part.key.topic, partition: part.key.partition, dir: part.log.dir, err: e instanceof Error ? e.message : String(e) }, 'deleting a replica failed; its directory is left');
+      }
     }
     let opened = 0;
     for (const topic of image.topics.values()) {

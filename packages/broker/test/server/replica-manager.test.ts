@@ -291,3 +291,25 @@ test('a log directory whose volume cannot be read answers KAFKA_STORAGE_ERROR, n
   expect([d.path, d.replicas, d.totalBytes, d.usableBytes, d.error?.errorName]).toEqual([path.join(dir, 'logs'), [], -1, -1, 'KAFKA_STORAGE_ERROR']);
   expect(d.error?.message).toMatch(/cannot read the volume/);
 });
+
+test('a replica whose deletion fails does not keep the rest of the image from being applied', async () => {
+  const { rm, p: kv } = await leadingKv();
+  const otherId = 'abcdefabcdefabcdefabcdefabcdefab';
+  const other = (leader: number, leaderEpoch: number): MetadataRecord[] => [
+    { registerBroker: { brokerId: 2, incarnationId: 'j', brokerEpoch: 2, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 2 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
+    { topic: { name: 'other', topicId: topicIdToBytes(otherId) } },
+    { partition: { topicId: topicIdToBytes(otherId), partition: 0, replicas: [1, 2], isr: [1, 2], leader, leaderEpoch, partitionEpoch: leaderEpoch, addingReplicas: [], removingReplicas: [] } },
+  ];
+  await rm.applyImage(image(true, other(1, 0), 12));
+  expect(rm.partitionByName('other', 0)!.isLeader).toBe(true);
+  // kv's log cannot be closed (an I/O error); the next image deletes kv and moves other's leadership away.
+  const close = kv.log.close.bind(kv.log);
+  kv.log.close = () => Promise.reject(new Error('EIO: closing the log failed'));
+  await rm.applyImage(image(false, [], 13).apply(14, other(2, 1)));
+  expect(rm.partitionByName('kv', 0)).toBeUndefined();
+  // Broker 1 follows broker 2 now: it must not keep leading (and taking writes) in epoch 0.
+  expect(rm.partitionByName('other', 0)!.isLeader).toBe(false);
+  expect(rm.partitionByName('other', 0)!.follower?.leaderEpoch).toBe(1);
+  await close();
+  await rm.close();
+});
