@@ -8,7 +8,9 @@
 // CPU at 20k entries/s, plus the garbage it made). A chunk is keyed by its first index. Truncating from index k
 // deletes every chunk that starts after k and writes the new chunk at k; a chunk that starts
 // before k and runs past it stays, and load() resolves the overlap by applying chunks in index
-// order, each truncating what came before it (Raft §5.3 log replacement).
+// order, each truncating what came before it (Raft §5.3 log replacement). Such a chunk's live
+// range therefore ends at k - 1, whatever its stored bytes hold: compaction judges it by that
+// range, since once the chunk at k is deleted nothing would truncate the stale tail any more.
 //
 // Layout (keys are UTF-8 strings so that the default ordering is the log order):
 //   "h"                   hard state: JSON {term, vote, commit}
@@ -34,7 +36,13 @@ type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; 
 
 interface Chunk {
   readonly first: number;
-  last: number;
+  /** Last live index: the chunk's own last entry, or the index before a later chunk's first. */
+  readonly last: number;
+}
+
+/** `chunks` followed by a chunk starting at `first`: every chunk reaching `first` now ends before it. */
+function cutAt(chunks: readonly Chunk[], first: number): Chunk[] {
+  return chunks.map((c) => (c.last >= first ? { first: c.first, last: first - 1 } : c));
 }
 
 export class LevelStorage implements LogStorage {
@@ -61,6 +69,7 @@ export class LevelStorage implements LogStorage {
     for await (const [key, value] of this.db.iterator({ gte: 'e', lt: 'f' })) {
       const first = Number(key.slice(1));
       const ents = decodeChunk(first, value);
+      this.chunks = cutAt(this.chunks, first);
       this.chunks.push({ first, last: first + ents.length - 1 });
       // This chunk replaces everything from its first index on.
       const keep = first - base - 1;
@@ -94,8 +103,8 @@ export class LevelStorage implements LogStorage {
         else keep.push(c);
       }
       ops.push({ type: 'put', key: chunkKey(first), value: encodeChunk(u.entries) });
-      keep.push({ first, last: first + u.entries.length - 1 });
-      chunks = keep;
+      chunks = cutAt(keep, first);
+      chunks.push({ first, last: first + u.entries.length - 1 });
     }
     if (u.hardState !== null) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(u.hardState) });
     if (ops.length === 0) return;
@@ -108,8 +117,8 @@ export class LevelStorage implements LogStorage {
     await this.ensureOpen();
     if (snapshot.meta.index <= this.snapshotIndex) return;
     const ops: BatchOp[] = [{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(snapshot) }];
-    // Chunks wholly covered by the snapshot go; one that straddles it stays (load() skips the
-    // covered part).
+    // Chunks whose live range the snapshot covers go; one that straddles it stays (load() skips
+    // the covered part).
     const keep: Chunk[] = [];
     for (const c of this.chunks) {
       if (c.last <= snapshot.meta.index) ops.push({ type: 'del', key: chunkKey(c.first) });

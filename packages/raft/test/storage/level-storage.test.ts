@@ -73,3 +73,38 @@ describe('log storage', () => {
     }
   });
 });
+
+describe('LevelStorage compaction after a truncation', () => {
+  test.each([['in one session', false], ['after a restart', true]])('a chunk whose tail a later chunk truncated does not come back once the later chunk is compacted (%s)', async (_name, restart) => {
+    const dir = mkdtempSync(join(tmpdir(), 'strand-raft-level-'));
+    try {
+      let s = new LevelStorage(join(dir, 'db'));
+      await s.load();
+      // One chunk 1..6 of term 1, then a new leader replaces the suffix from 3 (chunk 3..4, term 2).
+      await s.save({ hardState: { term: 1, vote: 'a', commit: 2 }, snapshot: null, entries: [1, 2, 3, 4, 5, 6].map((i) => e(i, 1, `old${i}`)) });
+      await s.save({ hardState: { term: 2, vote: 'b', commit: 4 }, snapshot: null, entries: [e(3, 2, 'new3'), e(4, 2, 'new4')] });
+      if (restart) {
+        await s.close();
+        s = new LevelStorage(join(dir, 'db'));
+        expect(text((await s.load())?.entries ?? [])).toEqual(['1:1:old1', '2:1:old2', '3:2:new3', '4:2:new4']);
+      }
+      // The application snapshots at 4: the chunk 3..4 is covered; the chunk 1..6 reaches past 4
+      // in its stored bytes, but its entries 5..6 were replaced by the truncation.
+      await s.compact({ meta: { index: 4, term: 2, confState: { voters: ['a', 'b'], learners: [] } }, data: new Uint8Array([4]) });
+      await s.close();
+      s = new LevelStorage(join(dir, 'db'));
+      const st = await s.load();
+      expect(st?.snapshot.meta.index).toBe(4);
+      // Entries 5 and 6 of term 1 after a snapshot of term 2 would break log matching (and make
+      // the node's last term 1: it would vote for a candidate missing committed entries).
+      expect(text(st?.entries ?? [])).toEqual([]);
+      await s.save({ hardState: null, snapshot: null, entries: [e(5, 2, 'new5')] });
+      await s.close();
+      s = new LevelStorage(join(dir, 'db'));
+      expect(text((await s.load())?.entries ?? [])).toEqual(['5:2:new5']);
+      await s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
