@@ -270,6 +270,9 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.stopped = true;
     this.disarmTimer();
+    // Settle requests first: the loop may be waiting on a slow (or hung) write, and nothing it
+    // does after that write can resolve a request we have already rejected (a promise settles once).
+    this.rejectAll(new NodeStoppedError('raft node stopped'));
     if (this.running !== null) await this.running;
     // Let queued writes finish: the caller closes the storage next.
     while (this.writing !== null) await this.writing.catch(() => undefined);
@@ -826,6 +829,10 @@ export class RaftNode {
   private expireRequests(): void {
     const now = performance.now();
     const e = (index = -1): ProposalDroppedError => new ProposalDroppedError(`not settled within ${this.timeoutMs} ms; outcome unknown`, index);
+    // Requests not handed to the core yet: they wait for a loop turn, which a slow or hung
+    // storage write can hold up indefinitely. They never entered the log.
+    if ((this.proposals[0]?.deadline ?? Infinity) <= now) this.proposals = this.expireQueued(this.proposals, now, e);
+    if ((this.confChanges[0]?.deadline ?? Infinity) <= now) this.confChanges = this.expireQueued(this.confChanges, now, e);
     // Waiters are in index order, so deadlines are (nearly) increasing: stop at the first live one.
     for (const [idx, w] of this.appliedWaiters) {
       if (w.deadline > now) break;
@@ -853,6 +860,16 @@ export class RaftNode {
       }
       this.readsAwaitingApply = keep;
     }
+  }
+
+  /** Rejects the items of `queue` whose deadline passed; returns the others, in order. */
+  private expireQueued<T extends ProposalWaiter>(queue: T[], now: number, e: () => Error): T[] {
+    const keep: T[] = [];
+    for (const w of queue) {
+      if (w.deadline <= now) w.reject(e());
+      else keep.push(w);
+    }
+    return keep;
   }
 
   private rejectAll(e: Error): void {

@@ -202,6 +202,49 @@ describe('RaftNode', () => {
     }
   });
 
+  test('requests queued while the loop waits on a hung storage write still time out, and stop() settles them at once', async () => {
+    const storage = new MemoryStorage();
+    let hang = false;
+    const held: Array<() => void> = [];
+    const save = storage.save.bind(storage);
+    storage.save = (u) => (hang ? new Promise<void>((resolve) => held.push(() => void save(u).then(resolve))) : save(u));
+    const node = new RaftNode({ id: 'solo', storage, transport: new MemoryNetwork().transport('solo'), stateMachine: new ListMachine(), bootstrapVoters: ['solo'], tickMs: 10, electionTicks: 10, requestTimeoutMs: 200, asyncLeaderWrites: false, seed: 1 });
+    c = new Cluster([]);
+    c.members.set('solo', { node, sm: new ListMachine(), storage });
+    await node.start();
+    await leaderOf([{ node, sm: new ListMachine(), storage }]);
+    await withTimeout(node.propose(enc('ok')), 5000, 'a first proposal');
+    hang = true;
+    try {
+      // The first proposal's Ready hangs in save(); the next ones wait in the node's queues
+      // (proposals, membership changes) for a loop turn that does not come.
+      const first = node.propose(enc('stuck'));
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          const check = (): void => (held.length > 0 ? resolve() : void setTimeout(check, 5));
+          check();
+        }),
+        5000,
+        'the hung write',
+      );
+      const queued = node.propose(enc('queued'));
+      const cc = node.addLearner('d');
+      await expect(withTimeout(first, 5000, 'the proposal in the hung Ready')).rejects.toThrow(/not settled within 200 ms/);
+      await expect(withTimeout(queued, 5000, 'the queued proposal')).rejects.toThrow(/not settled within 200 ms/);
+      await expect(withTimeout(cc, 5000, 'the queued membership change')).rejects.toThrow(/not settled within 200 ms/);
+      // stop() waits for the write (the caller closes the storage next), but settles requests now.
+      const late = node.propose(enc('late'));
+      const stopping = node.stop();
+      await expect(withTimeout(late, 1000, 'a request queued before stop()')).rejects.toThrow(/stopped/);
+      hang = false;
+      for (const release of held) release();
+      await withTimeout(stopping, 5000, 'stop');
+    } finally {
+      hang = false;
+      for (const release of held) release();
+    }
+  });
+
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {
     c = new Cluster(['a', 'b', 'c']);
     for (const id of c.ids) await c.start(id);
