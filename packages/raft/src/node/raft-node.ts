@@ -156,6 +156,13 @@ interface ReadWaiter {
   index: number;
 }
 
+/** One ReadIndex request to the core, answering every read queued when it was made. */
+interface ReadRequest {
+  readonly waiters: ReadWaiter[];
+  /** The tick (counted like ticksDone) it was made: unanswered for an election timeout, it is made again. */
+  readonly issuedTick: number;
+}
+
 function settleWith<T extends { reject: (e: Error) => void }>(items: Iterable<T>, e: Error): void {
   for (const w of items) w.reject(e);
 }
@@ -179,7 +186,9 @@ export class RaftNode {
   private confChanges: QueuedConfChange[] = [];
   private transfers: NodeId[] = [];
   private readsQueued: ReadWaiter[] = [];
-  private readonly readsByRequest = new Map<number, ReadWaiter>();
+  private readonly readsByRequest = new Map<number, ReadRequest>();
+  /** Reads waiting in readsByRequest (the sum of its waiters). */
+  private readsInFlight = 0;
   private readsAwaitingApply: ReadWaiter[] = [];
   private readonly appliedWaiters = new Map<number, AppliedWaiter>();
   private readSeq = 0;
@@ -308,7 +317,7 @@ export class RaftNode {
   readBarrier(): Promise<number> {
     const err = this.admit();
     if (err !== null) return Promise.reject(err);
-    if (this.readsByRequest.size + this.readsQueued.length + this.readsAwaitingApply.length >= this.maxReads) {
+    if (this.readsInFlight + this.readsQueued.length + this.readsAwaitingApply.length >= this.maxReads) {
       return Promise.reject(new OverloadedError(`${this.maxReads} reads pending`));
     }
     return new Promise<number>((resolve, reject) => {
@@ -564,15 +573,18 @@ export class RaftNode {
         else c.reject(this.refusal(res));
       }
     }
+    this.retryUnansweredReads();
     if (this.readsQueued.length > 0 && (core.role === Role.Leader || core.leader !== '')) {
       // Reads wait here (bounded by their deadline) while no leader is known: a read is always
-      // safe to retry, so there is no reason to fail it during an election.
-      const reads = this.readsQueued;
-      this.readsQueued = [];
-      for (const r of reads) {
-        const id = ++this.readSeq;
-        if (core.readIndex(id)) this.readsByRequest.set(id, r);
-        else this.readsQueued.push(r);
+      // safe to retry, so there is no reason to fail it during an election. Every read queued
+      // now shares one request (as etcd's server batches its linearizable reads): its index is
+      // the commit index when the leader takes it, at least that of each read's call, and the
+      // core holds a bounded number of requests (maxPendingReads), dropping the rest.
+      const id = ++this.readSeq;
+      if (core.readIndex(id)) {
+        this.readsByRequest.set(id, { waiters: this.readsQueued, issuedTick: this.ticksDone });
+        this.readsInFlight += this.readsQueued.length;
+        this.readsQueued = [];
       }
     }
     for (const to of this.transfers) core.transferLeadership(to);
@@ -755,11 +767,12 @@ export class RaftNode {
       }
     }
     for (const rs of rd.readStates) {
-      const r = this.readsByRequest.get(rs.requestId);
-      if (r === undefined) continue;
-      this.readsByRequest.delete(rs.requestId);
-      r.index = rs.index;
-      this.readsAwaitingApply.push(r);
+      const req = this.takeReadRequest(rs.requestId);
+      if (req === undefined) continue;
+      for (const r of req.waiters) {
+        r.index = rs.index;
+        this.readsAwaitingApply.push(r);
+      }
     }
     if (rd.softState !== null) this.onSoftState(rd.softState);
   }
@@ -805,8 +818,7 @@ export class RaftNode {
     }
     if (was.leader !== s.leader || was.term !== s.term) {
       // Reads routed to the old leader will never be answered: ask the new one.
-      for (const r of this.readsByRequest.values()) this.readsQueued.push(r);
-      this.readsByRequest.clear();
+      this.requeueReads(() => true);
     }
     for (const l of this.listeners) {
       try {
@@ -839,10 +851,13 @@ export class RaftNode {
       w.reject(e(idx));
       this.appliedWaiters.delete(idx);
     }
-    for (const [id, r] of this.readsByRequest) {
-      if (r.deadline > now) break;
-      r.reject(e());
-      this.readsByRequest.delete(id);
+    for (const [id, req] of this.readsByRequest) {
+      if ((req.waiters[0]?.deadline ?? Infinity) > now) break;
+      const live = req.waiters.filter((r) => r.deadline > now);
+      for (const r of req.waiters) if (r.deadline <= now) r.reject(e());
+      this.readsInFlight -= req.waiters.length - live.length;
+      if (live.length > 0) this.readsByRequest.set(id, { waiters: live, issuedTick: req.issuedTick });
+      else this.readsByRequest.delete(id);
     }
     if (this.readsQueued.length > 0 && (this.readsQueued[0]?.deadline ?? Infinity) <= now) {
       const keep: ReadWaiter[] = [];
@@ -860,6 +875,39 @@ export class RaftNode {
       }
       this.readsAwaitingApply = keep;
     }
+  }
+
+  private takeReadRequest(id: number): ReadRequest | undefined {
+    const req = this.readsByRequest.get(id);
+    if (req === undefined) return undefined;
+    this.readsByRequest.delete(id);
+    this.readsInFlight -= req.waiters.length;
+    return req;
+  }
+
+  /** Moves the reads of every request `which` selects back to the queue (in order, ahead of newer reads) to be asked again. */
+  private requeueReads(which: (req: ReadRequest) => boolean): void {
+    const again: ReadWaiter[] = [];
+    for (const [id, req] of this.readsByRequest) {
+      if (!which(req)) continue;
+      this.takeReadRequest(id);
+      for (const r of req.waiters) again.push(r);
+    }
+    if (again.length > 0) this.readsQueued = [...again, ...this.readsQueued];
+  }
+
+  /**
+   * A request unanswered for an election timeout is asked again under a new id (etcd's server
+   * retries its ReadIndex the same way): the forwarded request or its answer may have been lost
+   * (a reconnect, a full queue), or every acknowledgement of the leader's confirming heartbeat,
+   * and nothing else would resend them before the reads time out. A late answer to the old id
+   * is ignored; a new request's index is as good (it is taken later).
+   */
+  private retryUnansweredReads(): void {
+    if (this.readsByRequest.size === 0) return;
+    const due = this.ticksDone - this.electionTicks;
+    if ((this.readsByRequest.values().next().value?.issuedTick ?? Infinity) > due) return;
+    this.requeueReads((req) => req.issuedTick <= due);
   }
 
   /** Rejects the items of `queue` whose deadline passed; returns the others, in order. */
@@ -881,8 +929,9 @@ export class RaftNode {
     this.appliedWaiters.clear();
     settleWith(this.readsQueued, e);
     this.readsQueued = [];
-    settleWith(this.readsByRequest.values(), e);
+    for (const req of this.readsByRequest.values()) settleWith(req.waiters, e);
     this.readsByRequest.clear();
+    this.readsInFlight = 0;
     settleWith(this.readsAwaitingApply, e);
     this.readsAwaitingApply = [];
   }

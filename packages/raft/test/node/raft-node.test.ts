@@ -245,6 +245,48 @@ describe('RaftNode', () => {
     }
   });
 
+  test('a read barrier whose ReadIndex request or confirming acknowledgements are lost is asked again, not left to time out', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    await withTimeout(leader.propose(enc('x')), 5000, 'propose');
+    const follower = c.list().find((m) => m.node !== leader)!.node;
+    // The follower's forwarded ReadIndex is lost once (a reconnect, a full transport queue).
+    let lostRequests = 0;
+    c.net.drop = (m) => m.type === MessageType.ReadIndex && lostRequests++ === 0;
+    // Well below the request timeout (10 s): an election timeout is 330-600 ms here.
+    expect(await withTimeout(follower.readBarrier(), 3000, 'follower read barrier')).toBeGreaterThan(0);
+    expect(lostRequests).toBeGreaterThan(1);
+    // The leader's confirmation round is lost: every acknowledgement of its first read heartbeat.
+    let lostAcks = 0;
+    let lostCtx = -1;
+    c.net.drop = (m) => {
+      if (m.type !== MessageType.HeartbeatResp || m.context === 0) return false;
+      if (lostCtx === -1) lostCtx = m.context;
+      if (m.context !== lostCtx) return false;
+      lostAcks++;
+      return true;
+    };
+    expect(await withTimeout(leader.readBarrier(), 3000, 'leader read barrier')).toBeGreaterThan(0);
+    expect(lostAcks).toBe(2);
+    c.net.drop = undefined;
+  });
+
+  test('concurrent read barriers share one ReadIndex round: more than the core holds pending all resolve', async () => {
+    c = new Cluster(['a', 'b', 'c']);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    await withTimeout(leader.propose(enc('x')), 5000, 'propose');
+    const calls = c.sends.get(leader.id) as Message[][];
+    const from = calls.length;
+    // The core holds at most 4096 ReadIndex requests (maxPendingReads) and drops the rest.
+    const n = 5000;
+    const idxs = await withTimeout(Promise.all(Array.from({ length: n }, () => leader.readBarrier())), 5000, 'reads');
+    expect(idxs.every((i) => i > 0)).toBe(true);
+    const readHeartbeats = calls.slice(from).flat().filter((m) => m.type === MessageType.Heartbeat && m.context !== 0).length;
+    expect(readHeartbeats).toBeLessThan(20);
+  });
+
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {
     c = new Cluster(['a', 'b', 'c']);
     for (const id of c.ids) await c.start(id);
