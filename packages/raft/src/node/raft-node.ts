@@ -521,7 +521,7 @@ export class RaftNode {
           core.advance();
         }
         this.afterApply();
-        await this.maybeSnapshot(core);
+        this.maybeSnapshot(core);
       }
     } catch (e: unknown) {
       this.fail(e);
@@ -829,13 +829,17 @@ export class RaftNode {
     }
   }
 
-  private async maybeSnapshot(core: RaftCore): Promise<void> {
+  private maybeSnapshot(core: RaftCore): void {
     if (this.applied - core.log.snapshot.meta.index < this.snapshotEvery) return;
     if (core.log.applied !== this.applied) return;
     const snap = core.compact(this.opts.stateMachine.snapshot());
     this.send([]);
-    // Behind the writes of the entries it covers.
-    await this.enqueueCompact(snap);
+    // Behind the writes of the entries it covers, and ahead of later ones. Not awaited: nothing
+    // the loop does next depends on it (the core already dropped the entries from memory), and
+    // writing a large snapshot can take longer than an election timeout, which a leader's loop
+    // must not sit out (no heartbeats, no acknowledgements counted). A failure fail-stops the
+    // node in pumpWrites.
+    this.enqueueCompact(snap).catch(() => undefined);
   }
 
   private expireRequests(): void {

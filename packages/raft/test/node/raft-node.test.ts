@@ -287,6 +287,35 @@ describe('RaftNode', () => {
     expect(readHeartbeats).toBeLessThan(20);
   });
 
+  test('a slow compaction on the leader does not stop its loop: it keeps leading and committing', async () => {
+    c = new Cluster(['a', 'b', 'c'], 20);
+    for (const id of c.ids) await c.start(id);
+    const leader = await leaderOf(c.list());
+    const storage = (c.members.get(leader.id) as Member).storage;
+    // The leader's compaction (a large snapshot written and synced) takes 1.5 s: longer than an
+    // election timeout (330-600 ms here).
+    let compactions = 0;
+    const compact = storage.compact.bind(storage);
+    storage.compact = async (snap) => {
+      compactions++;
+      await new Promise((r) => setTimeout(r, 1500));
+      await compact(snap);
+    };
+    const term = leader.status().term;
+    const changes: SoftState[] = [];
+    // (Followers may still learn who leads this term: only another leader or term counts.)
+    for (const m of c.list()) m.node.onLeaderChange((s) => (s.term !== term || s.leader !== leader.id) && changes.push(s));
+    const t0 = performance.now();
+    for (let i = 0; i < 30; i++) await withTimeout(leader.propose(enc(`c${i}`)), 5000, 'propose');
+    expect(compactions).toBe(1);
+    // The proposals after the compaction began committed (the followers' copies are a majority)
+    // while it was still running, and nobody else took over.
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(leader.isLeader).toBe(true);
+    expect(changes).toEqual([]);
+    await withTimeout(leader.readBarrier(), 5000, 'read barrier');
+  });
+
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {
     c = new Cluster(['a', 'b', 'c']);
     for (const id of c.ids) await c.start(id);
