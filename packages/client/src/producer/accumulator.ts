@@ -138,6 +138,14 @@ export class PartitionQueue {
    * their batches' identity, since those may already be written.
    */
   rewriteOnBump = false;
+  /**
+   * Batches of this partition that delivery.timeout.ms failed while they were in flight
+   * (idempotence): whether the broker wrote them is unknown until their own late answer, or a
+   * later batch's success, says so. While one is unresolved no new batch of the partition goes
+   * out; one still unresolved once nothing of the partition is in flight makes the producer bump
+   * its epoch for this partition, as Kafka's TransactionManager.maybeResolveSequences.
+   */
+  readonly unresolved = new Set<ProducerBatch>();
   /** Current target size of new batches (bytes). */
   batchSize: number;
   /** Largest batch this partition's leader accepted so far without MESSAGE_TOO_LARGE (bytes; growth stops there). */

@@ -16,7 +16,10 @@
  * (but not one whose answer was lost: it may be written, and is resent under its old identity).
  *
  * Bounds: buffer.memory (send() waits, up to max.block.ms), max.in.flight, max.request.size,
- * delivery.timeout.ms per batch, retries, and the metadata wait of max.block.ms.
+ * delivery.timeout.ms per batch (queued or in flight, as Kafka since KIP-91), retries, and the
+ * metadata wait of max.block.ms. A batch that delivery.timeout.ms fails while in flight leaves
+ * its sequence unresolved: the partition sends nothing new until its requests are answered, and
+ * bumps the epoch unless an answer showed the batch written (Kafka's maybeResolveSequences).
  */
 import { Acks, CompressionType, StrandError, decodeRecordBatch } from '@strand/protocol';
 import type { InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProduceTopic } from '@strand/protocol';
@@ -61,6 +64,13 @@ export interface ProducerOptions {
 const ACKS: Record<string, Acks> = { '0': Acks.ACKS_NONE, '1': Acks.ACKS_LEADER, all: Acks.ACKS_ALL };
 const MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT = 5;
 const EXPIRY_CHECK_INTERVAL_MS = 100;
+const SEQUENCE_SPACE = 2_147_483_648;
+
+/** Whether `earlier` was numbered at or before `later` under the same producer id and epoch (sequences wrap at 2^31). */
+function sameIdentityAtOrBefore(earlier: ProducerBatch, later: ProducerBatch): boolean {
+  if (earlier.producerId !== later.producerId || earlier.producerEpoch !== later.producerEpoch) return false;
+  return (later.baseSequence - earlier.baseSequence + SEQUENCE_SPACE) % SEQUENCE_SPACE < SEQUENCE_SPACE / 2;
+}
 
 interface MemoryWaiter {
   run: () => void;
@@ -147,6 +157,9 @@ export class Producer {
   private readonly incomplete = new Set<ProducerBatch>();
   private readonly batchWaiters = new Map<ProducerBatch, (() => void)[]>();
   private lastExpiryCheckMs = 0;
+  /** Fires at the earliest delivery deadline of a batch in flight (nothing else wakes the sender then). */
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryAtMs = Infinity;
   /** Records accepted by send() but not yet appended (waiting for metadata or memory). */
   private pendingAppends = 0;
   private appendWaiters: (() => void)[] = [];
@@ -264,6 +277,7 @@ export class Producer {
     if (timer !== undefined) clearTimeout(timer);
     this.closed = true;
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     const err = new StrandError('NETWORK_EXCEPTION', 'producer closed before the record was acknowledged');
     for (const w of this.memoryWaiters.splice(0)) {
       clearTimeout(w.timer);
@@ -570,6 +584,9 @@ export class Producer {
           if (q.inFlight >= MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT) break;
           // A retry goes out only once its predecessors are settled, so order is kept.
           if (head.sealed && q.inFlight > 0) break;
+          // No new sequence while an expired batch's fate is unknown: numbered after a gap it
+          // would only meet OUT_OF_ORDER_SEQUENCE_NUMBER (Kafka's accumulator holds it back too).
+          if (!head.sealed && q.unresolved.size > 0) break;
           if (!head.sealed && (q.sequenceProducerId !== this.producerId || q.sequenceEpoch !== this.producerEpoch)) {
             // A new producer identity: this partition's sequence restarts at 0, but only after
             // its batches under the old one are settled (a new-epoch batch written first would
@@ -633,7 +650,9 @@ export class Producer {
 
   private sendRequest(node: number, batches: ProducerBatch[]): void {
     const byTopic = new Map<string, ProduceTopic>();
+    let oldestMs = Infinity;
     for (const b of batches) {
+      oldestMs = Math.min(oldestMs, b.createdMs);
       let t = byTopic.get(b.topic);
       if (t === undefined) {
         t = { name: b.topic, partitions: [] };
@@ -644,6 +663,7 @@ export class Producer {
     const request: ProduceRequest = { acks: this.acks, timeoutMs: this.config['request.timeout.ms'], topics: [...byTopic.values()] };
     this.nodeInFlight.set(node, (this.nodeInFlight.get(node) ?? 0) + 1);
     this.batchesInFlight += batches.length;
+    this.armExpiry(oldestMs + this.config['delivery.timeout.ms']);
     let promise: Promise<ProduceResponse>;
     try {
       const conn = this.cluster.connection(node);
@@ -686,7 +706,9 @@ export class Producer {
         continue;
       }
       if (r.errorCode === 0 || r.errorCode === 46 /* DUPLICATE_SEQUENCE_NUMBER: already written */) {
-        this.settleInFlight(b);
+        // A batch already failed by delivery.timeout.ms only resolves its sequence here: finish()
+        // ignores it, so its records are not completed a second time.
+        this.settleInFlight(b, true);
         this.finish(b, null, this.acks === Acks.ACKS_NONE ? -1 : r.errorCode === 0 ? r.baseOffset : -1, r.logAppendTimeMs ?? -1);
         continue;
       }
@@ -699,10 +721,33 @@ export class Producer {
     }
   }
 
-  private settleInFlight(b: ProducerBatch): void {
+  /** Ends a batch's attempt; `written` when the broker answered that it has the batch. */
+  private settleInFlight(b: ProducerBatch, written = false): void {
     if (!b.inFlight) return;
     b.inFlight = false;
-    this.accumulator.queue(b.topic, b.partition).inFlight--;
+    const q = this.accumulator.queue(b.topic, b.partition);
+    q.inFlight--;
+    if (q.unresolved.size === 0) return;
+    // The broker accepts a producer's batches in sequence order, so a written batch proves every
+    // batch numbered before it under the same identity written as well.
+    if (written) for (const u of q.unresolved) if (sameIdentityAtOrBefore(u, b)) q.unresolved.delete(u);
+    if (q.inFlight === 0) this.resolveSequences(q);
+  }
+
+  /**
+   * Nothing of the partition is in flight any more and an expired batch was never shown written:
+   * it may be, or its sequence may be a gap every later batch would fail on. Numbering on from 0
+   * under a new epoch is right either way (the expired batch is never resent), so request a bump
+   * for this partition, as Kafka's idempotent producer does. A batch of an older identity needs
+   * none: the partition already restarts under the current one.
+   */
+  private resolveSequences(q: PartitionQueue): void {
+    let unknown = false;
+    for (const u of q.unresolved) if (u.producerId === this.producerId && u.producerEpoch === this.producerEpoch) unknown = true;
+    q.unresolved.clear();
+    if (!unknown) return;
+    q.rewriteOnBump = true;
+    this.epochBumpPending = true;
   }
 
   private handleFailure(b: ProducerBatch, err: StrandError): void {
@@ -795,6 +840,11 @@ export class Producer {
         if (q.batches.length === 0) this.accumulator.nonEmpty.delete(q);
       }
     }
+    this.retire(b);
+  }
+
+  /** Returns a completed or failed batch's memory and wakes whoever waits for it. */
+  private retire(b: ProducerBatch): void {
     this.accumulator.release(b);
     this.incomplete.delete(b);
     const waiters = this.batchWaiters.get(b);
@@ -815,15 +865,67 @@ export class Producer {
     list.push(fn);
   }
 
-  /** Fails batches that waited longer than delivery.timeout.ms (never those in flight). */
+  /** Fails batches older than delivery.timeout.ms, queued or in flight. */
   private expireBatches(now: number): void {
     const limit = this.config['delivery.timeout.ms'];
     for (const q of [...this.accumulator.nonEmpty]) {
       for (const b of [...q.batches]) {
         if (now - b.createdMs < limit) break;
-        this.finish(b, new StrandError('REQUEST_TIMED_OUT', `Expiring ${b.recordCount} record(s) for ${b.topic}-${b.partition}: ${Math.round(now - b.createdMs)} ms has passed since batch creation (delivery.timeout.ms ${limit})`));
+        this.finish(b, this.expiryError(b, now));
       }
     }
+    // expiryAtMs is never later than the earliest deadline in flight (armExpiry), so before it
+    // there is nothing to look for.
+    if (this.batchesInFlight > 0 && now >= this.expiryAtMs) this.expireInFlight(now);
+  }
+
+  /** Kafka's TimeoutException message for an expired batch. */
+  private expiryError(b: ProducerBatch, now: number): StrandError {
+    return new StrandError('REQUEST_TIMED_OUT', `Expiring ${b.recordCount} record(s) for ${b.topic}-${b.partition}: ${Math.round(now - b.createdMs)} ms has passed since batch creation (delivery.timeout.ms ${this.config['delivery.timeout.ms']})`);
+  }
+
+  /**
+   * Fails in-flight batches past delivery.timeout.ms at their deadline, as Kafka's
+   * Sender.getExpiredInflightBatches, rather than when their request ends (up to
+   * request.timeout.ms later). The request stays outstanding: the batch counts as in flight for
+   * ordering until it is answered, and that late answer completes nothing (the batch is done).
+   * Under idempotence its sequence is unresolved until then (see settleInFlight).
+   */
+  private expireInFlight(now: number): void {
+    if (this.expiryAtMs <= now) {
+      // This pass does the timer's work: re-armed below for the next deadline.
+      clearTimeout(this.expiryTimer);
+      this.expiryTimer = undefined;
+      this.expiryAtMs = Infinity;
+    }
+    const limit = this.config['delivery.timeout.ms'];
+    const expired: ProducerBatch[] = [];
+    let next = Infinity;
+    for (const b of this.incomplete) {
+      if (!b.inFlight) continue;
+      if (now - b.createdMs >= limit) expired.push(b);
+      else next = Math.min(next, b.createdMs + limit);
+    }
+    for (const b of expired) {
+      if (b.done) continue; // a callback of an earlier one closed the producer
+      if (this.idempotent && b.sealed) this.accumulator.queue(b.topic, b.partition).unresolved.add(b);
+      b.fail(this.expiryError(b, now));
+      this.retire(b);
+    }
+    if (next !== Infinity) this.armExpiry(next);
+  }
+
+  private armExpiry(atMs: number): void {
+    if (this.closed || atMs >= this.expiryAtMs) return;
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryAtMs = atMs;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.expiryAtMs = Infinity;
+      if (!this.closed) this.expireInFlight(monotonicMs());
+    }, Math.max(1, Math.ceil(atMs - monotonicMs())));
+    // An outstanding request keeps the process alive on its own; this timer must not outlive it.
+    this.expiryTimer.unref();
   }
 
   private failAll(err: StrandError): void {

@@ -5,9 +5,10 @@
  * handling with the leader hint and metadata refresh, retriable vs fatal errors, acks=0,
  * buffer.memory back-pressure, the sticky and custom partitioners, config validation,
  * close(), and the ProduceStream transport (out-of-order answers, unary fallback, a broken
- * stream, a request's deadline), epoch bumps that keep a possibly written batch's identity, a
- * partition missing from cached metadata, and metadata arriving after close(). Each test has its
- * own cluster and producer; all are closed in afterEach.
+ * stream, a request's deadline), epoch bumps that keep a possibly written batch's identity,
+ * delivery.timeout.ms for batches in flight (late answers ignored, the sequence resolved by them
+ * or the epoch bumped), a partition missing from cached metadata, and metadata arriving after
+ * close(). Each test has its own cluster and producer; all are closed in afterEach.
  */
 import { Acks, ErrorCode, StrandError, encodeRecordBatch } from '@strand/protocol';
 import type { ProduceRequest } from '@strand/protocol';
@@ -235,10 +236,14 @@ describe('Producer', () => {
       cluster.produceStreamDelays.push(new Promise<void>(() => undefined));
       const a = p.send({ topic: 't', value: 'a' });
       await cluster.waitForCalls('produce', 1);
-      skewMs += 10_000; // A is now past delivery.timeout.ms: it fails for good, B is retried.
+      skewMs += 3_000; // A is 3 s older than B
       cluster.loseProduceResponses.set('t-0', 1);
       const b = p.send({ topic: 't', value: 'b' });
       void p.flush(); // B goes out while A is in flight
+      await cluster.waitForCalls('produce', 2);
+      // Before the producer hears of the broken stream, A is past delivery.timeout.ms and B not:
+      // A fails for good, B is retried.
+      skewMs += 3_000;
       await expect(a).rejects.toMatchObject({ errorName: 'NETWORK_EXCEPTION' });
       expect((await b).offset).toBe(1);
       expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b']);
@@ -264,6 +269,72 @@ describe('Producer', () => {
     (entry.recent[entry.recent.length - 1] as [number, number, number])[1] += 3;
     expect((await p.send({ topic: 't', value: 'c' })).offset).toBe(2);
     expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('fails an in-flight batch at delivery.timeout.ms, not request.timeout.ms later; its late success completes nothing and resolves its sequence without an epoch bump', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'linger.ms': 0, 'request.timeout.ms': 2_000, 'delivery.timeout.ms': 2_000 });
+    await p.connect();
+    // A is written, its answer held past its delivery deadline.
+    let release = (): void => undefined;
+    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+    const outcomes: (Error | null)[] = [];
+    const t0 = performance.now();
+    const error = await new Promise<Error | null>((resolve) =>
+      p.send({ topic: 't', value: 'a' }, (e) => {
+        outcomes.push(e);
+        resolve(e);
+      }),
+    );
+    const elapsed = performance.now() - t0;
+    expect(error).toBeInstanceOf(StrandError);
+    expect((error as StrandError).errorName).toBe('REQUEST_TIMED_OUT');
+    expect((error as StrandError).message).toMatch(/Expiring 1 record\(s\) for t-0: \d+ ms has passed since batch creation/);
+    expect(elapsed).toBeGreaterThanOrEqual(1_990);
+    // Not at delivery.timeout.ms + request.timeout.ms (the request's own deadline is 5 s later still).
+    expect(elapsed).toBeLessThan(4_000);
+    // B waits for A's answer; A's success shows its sequence used, so B continues it, same epoch.
+    const b = p.send({ topic: 't', value: 'b' });
+    release();
+    expect((await b).offset).toBe(1);
+    expect(outcomes).toEqual([error]); // the late success called nobody back
+    const stored = cluster.records('t', 0);
+    expect(stored.map((r) => [r.value, r.baseSequence, r.producerEpoch])).toEqual([
+      ['a', 0, stored[0]?.producerEpoch],
+      ['b', 1, stored[0]?.producerEpoch],
+    ]);
+    expect(cluster.calls.get('produce')).toBe(2);
+  });
+
+  it('after an in-flight batch expires unwritten, the partition bumps its epoch once the late answer is in: the next batch goes out once, from sequence 0, without OUT_OF_ORDER_SEQUENCE_NUMBER or duplicates', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'linger.ms': 0, 'request.timeout.ms': 2_000, 'delivery.timeout.ms': 2_000 });
+    expect((await p.send({ topic: 't', value: 'z' })).offset).toBe(0);
+    // A (sequence 1) is refused, not written, and that answer is held past its delivery deadline.
+    cluster.produceErrors.set('t-0', [ErrorCode.NOT_ENOUGH_REPLICAS]);
+    let release = (): void => undefined;
+    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+    const t0 = performance.now();
+    const a = p.send({ topic: 't', value: 'a' }).catch((e: unknown) => e);
+    await expect(a).resolves.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+    expect(performance.now() - t0).toBeLessThan(4_000);
+    // B is held back while A's fate is unknown, even by flush() (numbered 2 it would meet the gap
+    // at 1), then goes out once under the bumped epoch, numbered from 0.
+    const b = p.send({ topic: 't', value: 'b' });
+    const flushed = p.flush();
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the drain flush() asked for
+    release();
+    await flushed;
+    expect((await b).offset).toBe(1);
+    const stored = cluster.records('t', 0);
+    expect(stored.map((r) => [r.value, r.baseSequence, r.producerEpoch])).toEqual([
+      ['z', 0, stored[0]?.producerEpoch],
+      ['b', 0, (stored[0]?.producerEpoch ?? 0) + 1],
+    ]);
+    expect(cluster.calls.get('produce')).toBe(3); // z, A, B: no OUT_OF_ORDER_SEQUENCE_NUMBER round
+    expect((await p.send({ topic: 't', value: 'c' })).offset).toBe(2);
   });
 
   it('fails a record for an unknown topic after max.block.ms', async () => {

@@ -273,11 +273,11 @@ export class MemoryCluster {
   }
 
   /** Every record of a partition, decoded (for assertions). */
-  records(topic: string, partition: number): { offset: number; key: string | null; value: string | null; headers: { key: string; value: string | null }[]; timestamp: number; producerId: number; baseSequence: number }[] {
+  records(topic: string, partition: number): { offset: number; key: string | null; value: string | null; headers: { key: string; value: string | null }[]; timestamp: number; producerId: number; producerEpoch: number; baseSequence: number }[] {
     const out = [];
     for (const b of this.partition(topic, partition).batches) {
       const d = decodeRecordBatch(b.bytes);
-      for (const r of d.records) out.push({ offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null, headers: r.headers.map((h) => ({ key: h.key, value: h.value?.toString() ?? null })), timestamp: r.timestamp, producerId: d.producerId, baseSequence: d.baseSequence });
+      for (const r of d.records) out.push({ offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null, headers: r.headers.map((h) => ({ key: h.key, value: h.value?.toString() ?? null })), timestamp: r.timestamp, producerId: d.producerId, producerEpoch: d.producerEpoch, baseSequence: d.baseSequence });
     }
     return out;
   }
