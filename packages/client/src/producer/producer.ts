@@ -63,7 +63,6 @@ export interface ProducerOptions {
 
 const ACKS: Record<string, Acks> = { '0': Acks.ACKS_NONE, '1': Acks.ACKS_LEADER, all: Acks.ACKS_ALL };
 const MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT = 5;
-const EXPIRY_CHECK_INTERVAL_MS = 100;
 const SEQUENCE_SPACE = 2_147_483_648;
 
 /** Whether `earlier` was numbered at or before `later` under the same producer id and epoch (sequences wrap at 2^31). */
@@ -156,10 +155,12 @@ export class Producer {
   private flushing = 0;
   private readonly incomplete = new Set<ProducerBatch>();
   private readonly batchWaiters = new Map<ProducerBatch, (() => void)[]>();
-  private lastExpiryCheckMs = 0;
-  /** Fires at the earliest delivery deadline of a batch in flight (nothing else wakes the sender then). */
-  private expiryTimer: NodeJS.Timeout | undefined;
+  /**
+   * The delivery deadline the expiry timer fires at: never later than the earliest deadline of an
+   * incomplete batch, queued or in flight (armed for each new batch, re-armed by every pass).
+   */
   private expiryAtMs = Infinity;
+  private expiryTimer: NodeJS.Timeout | undefined;
   /** Records accepted by send() but not yet appended (waiting for metadata or memory). */
   private pendingAppends = 0;
   private appendWaiters: (() => void)[] = [];
@@ -338,6 +339,7 @@ export class Producer {
     if ((flags & APPEND_NEW_BATCH) !== 0) {
       const batch = this.accumulator.lastBatch as ProducerBatch;
       this.incomplete.add(batch);
+      this.armExpiry(batch.createdMs + this.config['delivery.timeout.ms']);
       if ((flags & APPEND_FULL) === 0 && this.flushing === 0) this.scheduleWake(batch.createdMs + this.config['linger.ms']);
     }
     if ((flags & APPEND_FULL) !== 0 || this.flushing > 0) this.scheduleDrain();
@@ -542,10 +544,7 @@ export class Producer {
   private drain(): void {
     if (this.closed) return;
     const now = monotonicMs();
-    if (now - this.lastExpiryCheckMs >= EXPIRY_CHECK_INTERVAL_MS) {
-      this.lastExpiryCheckMs = now;
-      this.expireBatches(now);
-    }
+    if (now >= this.expiryAtMs) this.expireBatches(now);
     if (this.accumulator.isEmpty) return;
     if (this.idempotent && (this.producerId < 0 || this.epochBumpPending)) {
       // An epoch bump waits until nothing is in flight: answers to the old epoch must land first.
@@ -650,9 +649,7 @@ export class Producer {
 
   private sendRequest(node: number, batches: ProducerBatch[]): void {
     const byTopic = new Map<string, ProduceTopic>();
-    let oldestMs = Infinity;
     for (const b of batches) {
-      oldestMs = Math.min(oldestMs, b.createdMs);
       let t = byTopic.get(b.topic);
       if (t === undefined) {
         t = { name: b.topic, partitions: [] };
@@ -663,7 +660,6 @@ export class Producer {
     const request: ProduceRequest = { acks: this.acks, timeoutMs: this.config['request.timeout.ms'], topics: [...byTopic.values()] };
     this.nodeInFlight.set(node, (this.nodeInFlight.get(node) ?? 0) + 1);
     this.batchesInFlight += batches.length;
-    this.armExpiry(oldestMs + this.config['delivery.timeout.ms']);
     let promise: Promise<ProduceResponse>;
     try {
       const conn = this.cluster.connection(node);
@@ -809,6 +805,7 @@ export class Producer {
     b.done = true; // replaced: its records complete through the pieces
     this.incomplete.delete(b);
     for (const p of pieces) this.incomplete.add(p);
+    this.armExpiry(b.createdMs + this.config['delivery.timeout.ms']);
     this.accumulator.splitBack(b, pieces);
     const waiters = this.batchWaiters.get(b);
     if (waiters !== undefined) {
@@ -865,18 +862,30 @@ export class Producer {
     list.push(fn);
   }
 
-  /** Fails batches older than delivery.timeout.ms, queued or in flight. */
+  /**
+   * Fails every batch older than delivery.timeout.ms, queued or in flight, and re-arms the timer
+   * for the next deadline. Kafka's Sender expires both kinds on each pass
+   * (RecordAccumulator.expiredBatches, Sender.getExpiredInflightBatches) and wakes for the next
+   * expiry; without the timer a batch in flight failed only when its request ended, up to
+   * request.timeout.ms + 5 s later, and a queued one when something else woke the sender.
+   */
   private expireBatches(now: number): void {
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    this.expiryAtMs = Infinity;
     const limit = this.config['delivery.timeout.ms'];
-    for (const q of [...this.accumulator.nonEmpty]) {
-      for (const b of [...q.batches]) {
-        if (now - b.createdMs < limit) break;
-        this.finish(b, this.expiryError(b, now));
-      }
+    const expired: ProducerBatch[] = [];
+    let next = Infinity;
+    for (const b of this.incomplete) {
+      if (now - b.createdMs >= limit) expired.push(b);
+      else next = Math.min(next, b.createdMs + limit);
     }
-    // expiryAtMs is never later than the earliest deadline in flight (armExpiry), so before it
-    // there is nothing to look for.
-    if (this.batchesInFlight > 0 && now >= this.expiryAtMs) this.expireInFlight(now);
+    for (const b of expired) {
+      if (b.done) continue; // a callback of an earlier one closed the producer
+      if (b.inFlight) this.expireInFlight(b, now);
+      else this.finish(b, this.expiryError(b, now));
+    }
+    if (next !== Infinity) this.armExpiry(next);
   }
 
   /** Kafka's TimeoutException message for an expired batch. */
@@ -885,34 +894,14 @@ export class Producer {
   }
 
   /**
-   * Fails in-flight batches past delivery.timeout.ms at their deadline, as Kafka's
-   * Sender.getExpiredInflightBatches, rather than when their request ends (up to
-   * request.timeout.ms later). The request stays outstanding: the batch counts as in flight for
-   * ordering until it is answered, and that late answer completes nothing (the batch is done).
-   * Under idempotence its sequence is unresolved until then (see settleInFlight).
+   * Fails a batch in flight at its deadline. Its request stays outstanding: the batch counts as
+   * in flight for ordering until it is answered, and that late answer completes nothing (the
+   * batch is done). Under idempotence its sequence is unresolved until then (see settleInFlight).
    */
-  private expireInFlight(now: number): void {
-    if (this.expiryAtMs <= now) {
-      // This pass does the timer's work: re-armed below for the next deadline.
-      clearTimeout(this.expiryTimer);
-      this.expiryTimer = undefined;
-      this.expiryAtMs = Infinity;
-    }
-    const limit = this.config['delivery.timeout.ms'];
-    const expired: ProducerBatch[] = [];
-    let next = Infinity;
-    for (const b of this.incomplete) {
-      if (!b.inFlight) continue;
-      if (now - b.createdMs >= limit) expired.push(b);
-      else next = Math.min(next, b.createdMs + limit);
-    }
-    for (const b of expired) {
-      if (b.done) continue; // a callback of an earlier one closed the producer
-      if (this.idempotent && b.sealed) this.accumulator.queue(b.topic, b.partition).unresolved.add(b);
-      b.fail(this.expiryError(b, now));
-      this.retire(b);
-    }
-    if (next !== Infinity) this.armExpiry(next);
+  private expireInFlight(b: ProducerBatch, now: number): void {
+    if (this.idempotent && b.sealed) this.accumulator.queue(b.topic, b.partition).unresolved.add(b);
+    b.fail(this.expiryError(b, now));
+    this.retire(b);
   }
 
   private armExpiry(atMs: number): void {
@@ -921,10 +910,13 @@ export class Producer {
     this.expiryAtMs = atMs;
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = undefined;
-      this.expiryAtMs = Infinity;
-      if (!this.closed) this.expireInFlight(monotonicMs());
+      if (this.closed) return;
+      this.expireBatches(monotonicMs());
+      // A failed sealed batch asks for an epoch bump, which the sender performs.
+      this.scheduleDrain();
     }, Math.max(1, Math.ceil(atMs - monotonicMs())));
-    // An outstanding request keeps the process alive on its own; this timer must not outlive it.
+    // Whatever the producer is waiting on (a request, a metadata refresh, linger) keeps the
+    // process alive; this timer must not, for up to delivery.timeout.ms after the last send.
     this.expiryTimer.unref();
   }
 

@@ -337,6 +337,31 @@ describe('Producer', () => {
     expect((await p.send({ topic: 't', value: 'c' })).offset).toBe(2);
   });
 
+  it('a batch held back behind an expired in-flight batch still fails at its own delivery deadline, not when that request ends', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'linger.ms': 0, 'request.timeout.ms': 2_000, 'delivery.timeout.ms': 2_000 });
+    await p.connect();
+    let release = (): void => undefined;
+    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+    await expect(p.send({ topic: 't', value: 'a' })).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
+    // A's request is outstanding until its own deadline (request.timeout.ms + 5 s after it was
+    // sent); B, created now, waits behind A's unresolved sequence and expires 2 s from now.
+    const t0 = performance.now();
+    const b = await p.send({ topic: 't', value: 'b' }).catch((e: unknown) => e);
+    expect(b).toBeInstanceOf(StrandError);
+    expect((b as StrandError).errorName).toBe('REQUEST_TIMED_OUT');
+    expect((b as StrandError).message).toMatch(/Expiring 1 record\(s\) for t-0: \d+ ms has passed since batch creation/);
+    expect(performance.now() - t0).toBeLessThan(3_500);
+    // A's late success resolves its sequence; B never had one. C continues under the same epoch.
+    release();
+    expect((await p.send({ topic: 't', value: 'c' })).offset).toBe(1);
+    expect(cluster.records('t', 0).map((r) => [r.value, r.baseSequence])).toEqual([
+      ['a', 0],
+      ['c', 1],
+    ]);
+  });
+
   it('fails a record for an unknown topic after max.block.ms', async () => {
     cluster = await MemoryCluster.start();
     const p = producer({ 'max.block.ms': 100 });
