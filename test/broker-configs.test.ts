@@ -56,3 +56,34 @@ test("a broker describes its own settings, static ones marked; another broker's 
     await cluster.close();
   }
 });
+
+test("Kafka's broker-level topic defaults (log.retention.hours, min.insync.replicas, log.segment.bytes) apply to topics that do not set the key, and describe as static", async () => {
+  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'log.retention.hours=24', 'min.insync.replicas=2', 'log.segment.bytes=1048576'] });
+  try {
+    cluster.startAll();
+    const address = cluster.brokerAddresses()[0] as string;
+    const brokers = new TestBrokers([address]);
+    await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
+    const created = await cli(['topics', 'create', 't', '-p', '1', '-r', '1', '-c', 'segment.bytes=2097152'], address);
+    expect([created.code, created.stderr]).toEqual([0, '']);
+
+    // The topic's own setting wins; the broker's defaults fill the rest.
+    const json = await cli(['topics', 'describe', 't', '--configs', '--json'], address);
+    const configs = (JSON.parse(json.stdout) as { configs: Record<string, string> }[])[0]?.configs;
+    expect(configs).toMatchObject({ 'retention.ms': String(24 * 3_600_000), 'min.insync.replicas': '2', 'segment.bytes': '2097152', 'cleanup.policy': 'delete' });
+    const text = await cli(['topics', 'describe', 't', '--configs'], address);
+    expect(text.stdout).toContain(`  retention.ms=${24 * 3_600_000} (static)\n`);
+    expect(text.stdout).toContain('  segment.bytes=2097152 (dynamic)\n');
+    expect(text.stdout).toContain('  cleanup.policy=delete\n');
+
+    // min.insync.replicas=2 from the broker: acks=all to the single replica is refused, acks=1 taken.
+    const all = await cli(['produce', 't', '--acks', 'all', '-X', 'retries=0', '-X', 'enable.idempotence=false'], address, 'x\n');
+    expect(all.code).not.toBe(0);
+    expect(all.stderr).toMatch(/NOT_ENOUGH_REPLICAS/);
+    const one = await cli(['produce', 't', '--acks', '1'], address, 'y\n');
+    expect([one.code, one.stderr]).toEqual([0, '']);
+    brokers.close();
+  } finally {
+    await cluster.close();
+  }
+});

@@ -12,6 +12,13 @@ export const CONTROLLER_CONFIG = defineConfig({
   'leader.imbalance.check.interval.seconds': { type: 'int', default: 300, min: 1, doc: 'How often the automatic preferred-leader check runs (s).' },
   'leader.imbalance.per.broker.percentage': { type: 'int', default: 10, min: 0, max: 100, doc: 'Share of a broker\'s preferred partitions led elsewhere that triggers a rebalance (%).' },
   'delete.topic.enable': { type: 'boolean', default: true, doc: 'Whether DeleteTopics is allowed.' },
+  'unclean.leader.election.enable': {
+    type: 'boolean',
+    default: false,
+    // Accepted so that a Kafka server.properties stating the safe default still starts.
+    validate: (v) => (v ? 'Strand allows unclean leader election per topic only (the topic config unclean.leader.election.enable, e.g. strand topics alter T --config unclean.leader.election.enable=true), not cluster-wide' : undefined),
+    doc: 'Kafka\'s cluster-wide default of the topic config; Strand accepts only false (the default): enable unclean election per topic.',
+  },
   'controller.fence.check.interval.ms': { type: 'int', default: 250, min: 10, doc: 'Strand: how often the active controller checks broker sessions (ms).' },
   'controller.metadata.retained.batches': { type: 'int', default: 10_000, min: 10, doc: 'Strand: metadata batches kept in memory for the metadata stream; a broker further behind gets a snapshot.' },
   'producer.id.block.size': { type: 'int', default: 1000, min: 1, doc: 'Strand: producer ids handed to a broker per AllocateProducerIds.' },

@@ -215,3 +215,88 @@ export const TOPIC_CONFIG = defineConfig({
 });
 
 export type TopicConfig = ConfigValues<typeof TOPIC_CONFIG.spec>;
+
+const HOUR_MS = 60 * 60 * 1000;
+
+/**
+ * Broker-level defaults of topic configs, under Kafka's server.properties names: a topic that does
+ * not set the topic key takes the broker's value (Kafka's LogConfig synonyms, e.g. a broker's
+ * `log.retention.hours=24` is every topic's `retention.ms` unless the topic sets its own). Only
+ * keys set in the node's configuration count (see topicDefaultsFromBroker); the defaults here
+ * equal the topic defaults, so an unset key changes nothing.
+ */
+export const TOPIC_DEFAULTS_CONFIG = defineConfig({
+  'log.segment.bytes': key({ type: 'int', default: GiB, min: 14, doc: 'Broker default of segment.bytes: size at which the active segment rolls (bytes).' }),
+  'log.roll.ms': key({ type: 'long', default: 7 * DAY_MS, min: 1, doc: 'Broker default of segment.ms: age at which the active segment rolls (ms; wins over log.roll.hours).' }),
+  'log.roll.hours': key({ type: 'int', default: 168, min: 1, doc: 'Broker default of segment.ms, in hours.' }),
+  'log.retention.bytes': key({ type: 'long', default: -1, min: -1, doc: 'Broker default of retention.bytes: largest size of a partition before old segments are deleted (bytes; -1 = unlimited).' }),
+  'log.retention.ms': key({ type: 'long', default: 7 * DAY_MS, doc: 'Broker default of retention.ms (ms; negative = forever; wins over log.retention.minutes and log.retention.hours).' }),
+  'log.retention.minutes': key({ type: 'int', default: 7 * 24 * 60, doc: 'Broker default of retention.ms, in minutes (negative = forever; wins over log.retention.hours).' }),
+  'log.retention.hours': key({ type: 'int', default: 168, doc: 'Broker default of retention.ms, in hours (negative = forever).' }),
+  'log.cleanup.policy': key({ type: 'list', default: ['delete'], oneOf: ['delete', 'compact'], doc: 'Broker default of cleanup.policy.' }),
+  'log.cleaner.delete.retention.ms': key({ type: 'long', default: DAY_MS, min: 0, doc: 'Broker default of delete.retention.ms (ms).' }),
+  'log.cleaner.min.compaction.lag.ms': key({ type: 'long', default: 0, min: 0, doc: 'Broker default of min.compaction.lag.ms (ms).' }),
+  'log.cleaner.max.compaction.lag.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 1, doc: 'Broker default of max.compaction.lag.ms (ms).' }),
+  'log.cleaner.min.cleanable.ratio': key({ type: 'double', default: 0.5, min: 0, max: 1, doc: 'Broker default of min.cleanable.dirty.ratio.' }),
+  'log.index.interval.bytes': key({ type: 'int', default: 4096, min: 0, doc: 'Broker default of index.interval.bytes (bytes).' }),
+  'log.index.size.max.bytes': key({ type: 'int', default: 10 * 1024 * 1024, min: 8, doc: 'Broker default of segment.index.bytes (bytes).' }),
+  'log.segment.delete.delay.ms': key({ type: 'long', default: 60_000, min: 0, doc: 'Broker default of file.delete.delay.ms (ms; accepted and ignored, as the topic key).' }),
+  'log.message.timestamp.type': key({ type: 'string', default: 'CreateTime', oneOf: ['CreateTime', 'LogAppendTime'], doc: 'Broker default of message.timestamp.type.' }),
+  'log.message.timestamp.after.max.ms': key({ type: 'long', default: HOUR_MS, min: 0, doc: 'Broker default of message.timestamp.after.max.ms (ms).' }),
+  'log.message.timestamp.before.max.ms': key({ type: 'long', default: Number.MAX_SAFE_INTEGER, min: 0, doc: 'Broker default of message.timestamp.before.max.ms (ms).' }),
+  'log.flush.policy': key({ type: 'string', default: 'fsync', oneOf: ['fsync', 'page-cache'], doc: 'Strand: broker default of flush.policy.' }),
+  'min.insync.replicas': key({ type: 'int', default: 1, min: 1, doc: 'Broker default of min.insync.replicas: with acks=all, the fewest in-sync replicas for which appends are accepted.' }),
+  'compression.type': key({ type: 'string', default: 'producer', oneOf: ['producer', 'uncompressed', 'none', 'gzip', 'snappy', 'lz4', 'zstd'], doc: 'Broker default of compression.type.' }),
+});
+
+/** Each topic key's broker synonyms, most specific first, with the factor to the topic key's unit. */
+const TOPIC_KEY_SYNONYMS: ReadonlyArray<readonly [topicKey: keyof TopicConfig, synonyms: ReadonlyArray<readonly [brokerKey: keyof typeof TOPIC_DEFAULTS_CONFIG.spec, factor: number]>]> = [
+  ['segment.bytes', [['log.segment.bytes', 1]]],
+  ['segment.ms', [['log.roll.ms', 1], ['log.roll.hours', HOUR_MS]]],
+  ['retention.bytes', [['log.retention.bytes', 1]]],
+  ['retention.ms', [['log.retention.ms', 1], ['log.retention.minutes', 60_000], ['log.retention.hours', HOUR_MS]]],
+  ['cleanup.policy', [['log.cleanup.policy', 1]]],
+  ['delete.retention.ms', [['log.cleaner.delete.retention.ms', 1]]],
+  ['min.compaction.lag.ms', [['log.cleaner.min.compaction.lag.ms', 1]]],
+  ['max.compaction.lag.ms', [['log.cleaner.max.compaction.lag.ms', 1]]],
+  ['min.cleanable.dirty.ratio', [['log.cleaner.min.cleanable.ratio', 1]]],
+  ['index.interval.bytes', [['log.index.interval.bytes', 1]]],
+  ['segment.index.bytes', [['log.index.size.max.bytes', 1]]],
+  ['file.delete.delay.ms', [['log.segment.delete.delay.ms', 1]]],
+  ['message.timestamp.type', [['log.message.timestamp.type', 1]]],
+  ['message.timestamp.after.max.ms', [['log.message.timestamp.after.max.ms', 1]]],
+  ['message.timestamp.before.max.ms', [['log.message.timestamp.before.max.ms', 1]]],
+  ['flush.policy', [['log.flush.policy', 1]]],
+  ['min.insync.replicas', [['min.insync.replicas', 1]]],
+  ['compression.type', [['compression.type', 1]]],
+];
+
+/** One topic key's default on this broker: its value and the broker key it came from. */
+export interface BrokerTopicDefault {
+  readonly value: string;
+  readonly synonym: string;
+}
+
+/**
+ * The topic defaults a node's configuration sets: for each topic key, the most specific of its
+ * broker synonyms that was set (`explicit`), converted to the topic key's unit (a negative
+ * retention is -1, forever, as Kafka reads it). Keys not set are absent: the topic default applies.
+ * Throws INVALID_CONFIG naming the broker key when the converted value is not a valid topic value.
+ */
+export function topicDefaultsFromBroker(values: Readonly<Record<string, unknown>>, explicit: ReadonlySet<string>): Map<string, BrokerTopicDefault> {
+  const out = new Map<string, BrokerTopicDefault>();
+  for (const [topicKey, synonyms] of TOPIC_KEY_SYNONYMS) {
+    const set = synonyms.find(([brokerKey]) => explicit.has(brokerKey));
+    if (set === undefined) continue;
+    const [brokerKey, factor] = set;
+    const raw = values[brokerKey];
+    const value = Array.isArray(raw) ? raw.join(',') : typeof raw === 'number' ? String(topicKey === 'retention.ms' && raw < 0 ? -1 : raw * factor) : String(raw);
+    try {
+      TOPIC_CONFIG.parse({ [topicKey]: value });
+    } catch (e: unknown) {
+      throw new StrandError('INVALID_CONFIG', `Invalid value ${String(raw)} for configuration ${brokerKey} (the default of ${topicKey}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+    out.set(topicKey, { value, synonym: brokerKey });
+  }
+  return out;
+}

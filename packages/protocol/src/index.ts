@@ -84,8 +84,8 @@ export type {
   ValidateOptions,
 } from './record-batch';
 
-export { ConfigDef, TOPIC_CONFIG, defineConfig } from './config';
-export type { ConfigKeyDef, ConfigSpec, ConfigType, ConfigValues, RawConfig, TopicConfig } from './config';
+export { ConfigDef, TOPIC_CONFIG, TOPIC_DEFAULTS_CONFIG, defineConfig, topicDefaultsFromBroker } from './config';
+export type { BrokerTopicDefault, ConfigKeyDef, ConfigSpec, ConfigType, ConfigValues, RawConfig, TopicConfig } from './config';
 
 export { KafkaReader, KafkaWriter } from './kafka-wire';
 

@@ -21,6 +21,7 @@ import {
   type RegisterBrokerResponse,
   type AllocateProducerIdsRequest,
   type AllocateProducerIdsResponse,
+  type BrokerTopicDefault,
   type CreateTopicsRequest,
   type CreateTopicsResponse,
 } from '@strand/protocol';
@@ -73,6 +74,12 @@ export interface BrokerServerOptions {
    * each counted as set when it differs from its default.
    */
   nodeConfigs?: () => readonly NodeConfigEntry[];
+  /**
+   * Topic configs this node's settings give a default (Kafka's broker-level synonyms, e.g.
+   * log.retention.hours for retention.ms), by topic key: a topic that does not set the key takes
+   * this value, and DescribeConfigs of a topic shows it as STATIC_BROKER_CONFIG.
+   */
+  topicDefaults?: ReadonlyMap<string, BrokerTopicDefault>;
   /**
    * The broker cannot go on: a partition log's fdatasync failed, and the log refuses writes for
    * good (its dirty pages may be lost). With a single log directory Kafka halts the broker, so
@@ -168,6 +175,7 @@ export class BrokerServer {
     this.replicas = new ReplicaManager(opts.logDir, host, opts.logger, opts.config['log.test.durable.positions.file'], {
       // Kafka's broker-level default of the topic's max.message.bytes.
       'max.message.bytes': String(opts.config['message.max.bytes']),
+      ...Object.fromEntries([...(opts.topicDefaults ?? new Map<string, BrokerTopicDefault>())].map(([k, d]) => [k, d.value])),
     });
     this.fetcher = new ReplicaFetcherManager({
       brokerId: opts.brokerId,
@@ -248,6 +256,7 @@ export class BrokerServer {
       logger: this.opts.logger,
       metrics: this.opts.metrics ?? NO_METRICS,
       nodeConfigs: this.opts.nodeConfigs ?? (() => this.defaultNodeConfigs()),
+      topicDefaults: this.opts.topicDefaults ?? new Map(),
     });
   }
 

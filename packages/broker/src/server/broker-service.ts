@@ -14,6 +14,7 @@ import {
   ErrorCode,
   StrandError,
   type BrokerServer,
+  type BrokerTopicDefault,
   type ControllerClient,
   type CreateTopicsRequest,
   type CreateTopicsResponse,
@@ -74,6 +75,8 @@ export interface BrokerServiceContext {
   metrics: BrokerMetricsSink;
   /** This node's settings, for DescribeConfigs of its broker resource. */
   nodeConfigs(): readonly NodeConfigEntry[];
+  /** Topic defaults set by this node's settings (by topic key), shown by DescribeConfigs of a topic. */
+  topicDefaults: ReadonlyMap<string, BrokerTopicDefault>;
 }
 
 /**
@@ -655,7 +658,13 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       const fromController = topics.length === 0 ? [] : (await ctx.controllers.call<DescribeConfigsRequest, DescribeConfigsResponse>((c, r, m, o, cb) => c.describeConfigs(r, m, o, cb), { resources: topics }, 30_000)).results;
       let next = 0;
       const results = req.resources.map((r): DescribeConfigsResult => {
-        if (!isBroker(r)) return fromController[next++] ?? { type: r.type, name: r.name, errorCode: code('UNKNOWN_SERVER_ERROR'), errorMessage: 'the controller answered fewer resources than asked', configs: [] };
+        if (!isBroker(r)) {
+          const t = fromController[next++];
+          if (t === undefined) return { type: r.type, name: r.name, errorCode: code('UNKNOWN_SERVER_ERROR'), errorMessage: 'the controller answered fewer resources than asked', configs: [] };
+          // A key the topic does not set takes this broker's default where its settings give one
+          // (Kafka: the answering broker's static config, source STATIC_BROKER_CONFIG).
+          return { ...t, configs: t.configs.map((c) => { const d = c.isDefault ? ctx.topicDefaults.get(c.name) : undefined; return d === undefined ? c : { ...c, value: d.value, source: ConfigSource.CONFIG_SOURCE_STATIC_BROKER, isDefault: false }; }) };
+        }
         if (r.name !== '' && r.name !== String(ctx.brokerId)) {
           return { type: r.type, name: r.name, errorCode: code('INVALID_REQUEST'), errorMessage: `broker ${ctx.brokerId} describes its own configs only (asked for broker '${r.name}'); send the request to that broker`, configs: [] };
         }

@@ -69,7 +69,8 @@ export function registerTopics(program: Command): void {
             t.partitions.map((p) => [p.partition, p.leader, p.leaderEpoch, p.replicas.join(','), p.isr.join(','), p.offlineReplicas.join(',') || '-']),
           );
           const c = configs.find((x) => x.topic === t.name);
-          if (c !== undefined) for (const e of c.configs) process.stdout.write(`  ${e.name}=${e.value}${e.isDefault ? '' : ' (dynamic)'}\n`);
+          // (dynamic): set on the topic; (static): a default from the broker's own settings.
+          if (c !== undefined) for (const e of c.configs) process.stdout.write(`  ${e.name}=${e.value}${e.source === 'dynamic' ? ' (dynamic)' : e.source === 'static' ? ' (static)' : ''}\n`);
         }
       }),
     );

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { StrandError, defineConfig, type ConfigValues, type RawConfig } from '@strand/protocol';
+import { StrandError, TOPIC_DEFAULTS_CONFIG, defineConfig, topicDefaultsFromBroker, type BrokerTopicDefault, type ConfigValues, type RawConfig } from '@strand/protocol';
 import { CONTROLLER_CONFIG } from '@strand/controller';
 import { BROKER_CONFIG } from '@strand/broker';
 
@@ -28,6 +28,8 @@ export const SERVER_CONFIG = defineConfig({
   'log.level': { type: 'string', default: 'info', oneOf: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level (pino).' },
   ...CONTROLLER_CONFIG.spec,
   ...BROKER_CONFIG.spec,
+  // Kafka's broker-level defaults of topic configs (log.retention.hours, min.insync.replicas...).
+  ...TOPIC_DEFAULTS_CONFIG.spec,
 });
 
 export type ServerConfig = ConfigValues<typeof SERVER_CONFIG.spec>;
@@ -49,6 +51,8 @@ export interface ResolvedServerConfig {
   values: ServerConfig;
   /** The keys set by the config file, an override, the environment or `strand dev` (not defaulted). */
   explicitKeys: ReadonlySet<string>;
+  /** The topic configs this node's settings give a default (log.retention.hours -> retention.ms...), by topic key. */
+  topicDefaults: ReadonlyMap<string, BrokerTopicDefault>;
   /** The HTTP endpoint, or null when disabled. */
   http: Listener | null;
   roles: { broker: boolean; controller: boolean };
@@ -232,6 +236,7 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   };
   const values = SERVER_CONFIG.parse(raw);
   const explicitKeys = new Set(Object.keys(raw).filter((k) => raw[k] !== undefined && SERVER_CONFIG.has(k)));
+  const topicDefaults = topicDefaultsFromBroker(values, explicitKeys);
   const roles = { broker: values['process.roles'].includes('broker'), controller: values['process.roles'].includes('controller') };
   if (!roles.broker && !roles.controller) invalid('process.roles', '', 'at least one of broker, controller is required');
   const nodeId = values['node.id'];
@@ -295,5 +300,5 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
     if (!m || Number(m[2]) > 65535) invalid('http.listener', values['http.listener'], 'expected host:port');
     http = { name: 'HTTP', host: (m[1] as string).replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
   }
-  return { values, explicitKeys, roles, nodeId, voters, listeners, advertised, brokerListeners, interBrokerListener, metadataLogDir, http };
+  return { values, explicitKeys, topicDefaults, roles, nodeId, voters, listeners, advertised, brokerListeners, interBrokerListener, metadataLogDir, http };
 }

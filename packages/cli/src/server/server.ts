@@ -84,6 +84,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }),
       interBrokerListenerName: config.interBrokerListener,
       config: brokerConfig,
+      topicDefaults: config.topicDefaults,
       logger: logger.child({ role: 'broker' }),
       ...(nodeHttp ? { metrics: nodeHttp.metricsSink } : {}),
       nodeConfigs: () =>

@@ -125,6 +125,25 @@ describe('server configuration', () => {
     });
   });
 
+  it("reads Kafka's broker-level topic defaults (log.retention.hours, min.insync.replicas...): the most specific key set wins", () => {
+    const file = write('defaults.properties', 'log.retention.hours=24\nlog.retention.minutes=90\nlog.roll.hours=2\nlog.cleanup.policy=compact,delete\nmin.insync.replicas=2\nunclean.leader.election.enable=false\n');
+    const cfg = resolveServerConfig({ file, overrides: base });
+    expect(Object.fromEntries([...cfg.topicDefaults].map(([k, d]) => [k, d]))).toEqual({
+      'retention.ms': { value: String(90 * 60_000), synonym: 'log.retention.minutes' },
+      'segment.ms': { value: String(2 * 3_600_000), synonym: 'log.roll.hours' },
+      'cleanup.policy': { value: 'compact,delete', synonym: 'log.cleanup.policy' },
+      'min.insync.replicas': { value: '2', synonym: 'min.insync.replicas' },
+    });
+    // log.retention.ms wins over both; a negative retention is forever (-1), as Kafka reads it.
+    expect(resolveServerConfig({ file, overrides: [...base, 'log.retention.ms=1000'] }).topicDefaults.get('retention.ms')).toEqual({ value: '1000', synonym: 'log.retention.ms' });
+    expect(resolveServerConfig({ overrides: [...base, 'log.retention.hours=-1'] }).topicDefaults.get('retention.ms')?.value).toBe('-1');
+    // Keys left unset give no default: the topic defaults apply.
+    expect(resolveServerConfig({ overrides: base }).topicDefaults.size).toBe(0);
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'min.insync.replicas=0'] }))).toMatch(/min.insync.replicas/);
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'log.cleanup.policy=keep'] }))).toMatch(/log.cleanup.policy/);
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'unclean.leader.election.enable=true'] }))).toMatch(/unclean leader election per topic only/);
+  });
+
   it('parses voters and listeners', () => {
     expect(parseVoters('1@[::1]:9193')).toEqual([{ id: 1, host: '::1', port: 9193 }]);
     expect(() => parseVoters('1@a:1,1@b:2')).toThrow(/twice/);
