@@ -11,6 +11,38 @@ import { StrandError, TOPIC_DEFAULTS_CONFIG, defineConfig, topicDefaultsFromBrok
 import { CONTROLLER_CONFIG } from '@strand/controller';
 import { BROKER_CONFIG } from '@strand/broker';
 
+/**
+ * Kafka server keys that have no effect in Strand, accepted (any value) so that a Kafka
+ * server.properties, such as the one Kafka ships for KRaft, starts as it is; `strand server`
+ * logs a warning naming each one that is set, with why it does nothing here.
+ */
+const IGNORED = (why: string): { type: 'string'; default: string; doc: string } => ({ type: 'string', default: '', doc: `Kafka's key, accepted and ignored: ${why}` });
+const THREADS = 'Strand serves each node from one event loop (gRPC on HTTP/2), with no network, I/O or recovery thread pools to size.';
+const SOCKETS = 'gRPC (HTTP/2 flow control) sizes the socket buffers.';
+const NO_TRANSACTIONS = 'Strand has no transactions (idempotent producers only), so no transaction state log.';
+export const KAFKA_IGNORED_KEYS = {
+  'num.network.threads': IGNORED(THREADS),
+  'num.io.threads': IGNORED(THREADS),
+  'background.threads': IGNORED(THREADS),
+  'num.recovery.threads.per.data.dir': IGNORED(THREADS),
+  'num.replica.fetchers': IGNORED('a follower fetches from each leader broker over one gRPC stream for all partitions.'),
+  'log.cleaner.threads': IGNORED(THREADS),
+  'log.cleaner.enable': IGNORED('compaction always runs for compacted topics (log.cleaner.backoff.ms paces it).'),
+  'log.cleaner.dedupe.buffer.size': IGNORED('compaction builds its key map per segment group in memory.'),
+  'socket.send.buffer.bytes': IGNORED(SOCKETS),
+  'socket.receive.buffer.bytes': IGNORED(SOCKETS),
+  'socket.request.max.bytes': IGNORED('gRPC bounds each message (64 MiB); produce batches are bounded by message.max.bytes / max.message.bytes.'),
+  'replica.socket.receive.buffer.bytes': IGNORED(SOCKETS),
+  'replica.socket.timeout.ms': IGNORED('follower fetches are long polls on a gRPC stream with HTTP/2 keepalive.'),
+  'connections.max.idle.ms': IGNORED('idle gRPC connections are kept (HTTP/2 keepalive detects dead peers).'),
+  'controlled.shutdown.enable': IGNORED('a broker stopped with SIGTERM always shuts down controlled (its leaderships move first).'),
+  'log.flush.interval.messages': IGNORED('Strand fdatasyncs every batch before it counts toward the high watermark (flush.policy=fsync, the default; log.flush.policy sets it).'),
+  'log.flush.interval.ms': IGNORED('Strand fdatasyncs every batch before it counts toward the high watermark (flush.policy=fsync, the default; log.flush.policy sets it).'),
+  'transaction.state.log.replication.factor': IGNORED(NO_TRANSACTIONS),
+  'transaction.state.log.min.isr': IGNORED(NO_TRANSACTIONS),
+  'transaction.state.log.num.partitions': IGNORED(NO_TRANSACTIONS),
+} as const;
+
 export const SERVER_CONFIG = defineConfig({
   'process.roles': { type: 'list', default: ['broker', 'controller'], oneOf: ['broker', 'controller'], doc: 'Roles of this process: broker, controller, or both (combined mode, for development).' },
   'node.id': { type: 'int', default: -1, min: -1, doc: 'This node\'s id, unique in the cluster (required). Controllers use it as their Raft id.' },
@@ -19,7 +51,7 @@ export const SERVER_CONFIG = defineConfig({
   'listeners': { type: 'string', default: 'BROKER://0.0.0.0:9093,CONTROLLER://0.0.0.0:9193', doc: 'NAME://host:port for each listener this process binds, each on its own port (port 0 picks a free port). Every listener other than the controller listener serves the broker API.' },
   'advertised.listeners': { type: 'string', default: '', doc: 'NAME://host:port that clients and other nodes should use, per listener (a listener not named here: its listeners entry, with 0.0.0.0 replaced by 127.0.0.1). Every name must be one of listeners.' },
   'inter.broker.listener.name': { type: 'string', default: '', doc: 'The broker listener other brokers replicate from (its advertised endpoint); must be one of listeners and not a controller listener (default: the first non-controller listener).' },
-  'listener.security.protocol.map': { type: 'string', default: '', doc: 'NAME:PROTOCOL for each listener (Kafka\'s key). Only PLAINTEXT is supported; when set, every listener must be named (default: every listener is PLAINTEXT).' },
+  'listener.security.protocol.map': { type: 'string', default: '', doc: 'NAME:PROTOCOL for each listener (Kafka\'s key). Only PLAINTEXT is supported; when set, every listener in use must be named, as PLAINTEXT (entries for names not in listeners are allowed, as in Kafka\'s sample server.properties; default: every listener is PLAINTEXT).' },
   'log.dirs': { type: 'list', default: ['./data/strand-logs'], doc: 'Directory holding partition logs (one: several directories, JBOD, are refused).' },
   'metadata.log.dir': { type: 'string', default: '', doc: 'Directory of the controller\'s Raft log (default: the first of log.dirs).' },
   'controller.quorum.election.timeout.ms': { type: 'int', default: 1000, min: 10, doc: 'Raft election timeout t (ms): a controller that hears from no leader for a random time in (t, 2t] campaigns. Counted in whole ticks of controller.quorum.tick.ms (t rounded up, at least 2 ticks).' },
@@ -30,6 +62,7 @@ export const SERVER_CONFIG = defineConfig({
   ...BROKER_CONFIG.spec,
   // Kafka's broker-level defaults of topic configs (log.retention.hours, min.insync.replicas...).
   ...TOPIC_DEFAULTS_CONFIG.spec,
+  ...KAFKA_IGNORED_KEYS,
 });
 
 export type ServerConfig = ConfigValues<typeof SERVER_CONFIG.spec>;
@@ -105,7 +138,7 @@ export function parseListeners(key: string, value: string): Map<string, Listener
 /** Kafka's security protocols. Strand speaks PLAINTEXT only: the others are refused with an INVALID_CONFIG error naming the key (TLS and SASL are out of scope for now). */
 const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'];
 
-/** `NAME:PROTOCOL,NAME:PROTOCOL` (listener.security.protocol.map): every entry must be PLAINTEXT. */
+/** `NAME:PROTOCOL,NAME:PROTOCOL` (listener.security.protocol.map): Kafka's protocol names; the caller requires PLAINTEXT for the listeners in use. */
 export function parseSecurityProtocolMap(value: string): Map<string, string> {
   const key = 'listener.security.protocol.map';
   const out = new Map<string, string>();
@@ -116,7 +149,6 @@ export function parseSecurityProtocolMap(value: string): Map<string, string> {
     const protocol = (m[2] as string).toUpperCase();
     if (out.has(name)) invalid(key, value, `listener ${name} appears twice`);
     if (!SECURITY_PROTOCOLS.includes(protocol)) invalid(key, value, `unknown security protocol ${m[2] as string} for listener ${name} (Kafka's are ${SECURITY_PROTOCOLS.join(', ')})`);
-    if (protocol !== 'PLAINTEXT') invalid(key, value, `listener ${name}: security protocol ${protocol} is not supported yet (Strand listeners are PLAINTEXT only)`);
     out.set(name, protocol);
   }
   return out;
@@ -234,6 +266,7 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
     ...parseOverrides(sources.overrides ?? []),
     ...configFromEnv(sources.env ?? {}),
   };
+  if (raw['zookeeper.connect'] !== undefined) throw new StrandError('INVALID_CONFIG', 'zookeeper.connect: Strand runs in KRaft mode only (a Raft quorum of controllers): set process.roles, node.id and controller.quorum.voters instead');
   const values = SERVER_CONFIG.parse(raw);
   const explicitKeys = new Set(Object.keys(raw).filter((k) => raw[k] !== undefined && SERVER_CONFIG.has(k)));
   const topicDefaults = topicDefaultsFromBroker(values, explicitKeys);
@@ -278,8 +311,12 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   }
   if (values['listener.security.protocol.map'] !== '') {
     const protocols = parseSecurityProtocolMap(values['listener.security.protocol.map']);
+    // Entries for listeners this node does not have are allowed, as Kafka's sample
+    // server.properties maps SSL, SASL_PLAINTEXT and SASL_SSL whether or not they are used.
     for (const name of listeners.keys()) {
-      if (!protocols.has(name)) invalid('listener.security.protocol.map', values['listener.security.protocol.map'], `no security protocol for listener ${name}`);
+      const protocol = protocols.get(name);
+      if (protocol === undefined) invalid('listener.security.protocol.map', values['listener.security.protocol.map'], `no security protocol for listener ${name}`);
+      else if (protocol !== 'PLAINTEXT') invalid('listener.security.protocol.map', values['listener.security.protocol.map'], `listener ${name}: security protocol ${protocol} is not supported yet (Strand listeners are PLAINTEXT only)`);
     }
   }
   let interBrokerListener = '';

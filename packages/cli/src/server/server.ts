@@ -10,7 +10,7 @@ import { BROKER_CONFIG, BrokerServer, configValueString } from '@strand/broker';
 import { createLogger, type Logger } from './logger';
 import { createNodeHttp } from './http-server';
 import { startControllerRole, type ControllerRole } from './controller-role';
-import { SERVER_CONFIG, resolveServerConfig, type Listener, type ResolvedServerConfig } from './server-config';
+import { KAFKA_IGNORED_KEYS, SERVER_CONFIG, resolveServerConfig, type Listener, type ResolvedServerConfig } from './server-config';
 
 export interface ServerOptions {
   configFile?: string;
@@ -55,6 +55,9 @@ function shutdownServer(s: grpc.Server): Promise<void> {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const config = resolveServerConfig({ ...(opts.configFile === undefined ? {} : { file: opts.configFile }), overrides: opts.overrides ?? [], env: opts.env ?? {} });
   const logger = createLogger({ level: config.values['log.level'], pretty: opts.pretty ?? false, name: 'strand', base: { nodeId: config.nodeId } });
+  for (const [key, def] of Object.entries(KAFKA_IGNORED_KEYS)) {
+    if (config.explicitKeys.has(key)) logger.warn({ key, value: (config.values as Record<string, unknown>)[key] }, `${key} has no effect: ${def.doc.replace(/^Kafka's key, accepted and ignored: /, '')}`);
+  }
   const ports = new Map<string, number>();
   const nodeHttp = config.http ? createNodeHttp(config.nodeId) : null;
   if (nodeHttp && config.http) ports.set('HTTP', await nodeHttp.listen(config.http));

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { StrandError } from '@strand/protocol';
-import { configFromEnv, parseListeners, parseProperties, parseVoters, resolveServerConfig } from '../../src';
+import { KAFKA_IGNORED_KEYS, configFromEnv, parseListeners, parseProperties, parseVoters, resolveServerConfig } from '../../src';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-cfg-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -123,6 +123,44 @@ describe('server configuration', () => {
       expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL:PLAINTEXT'] }))).toMatch(/listener\.security\.protocol\.map: no security protocol for listener EXTERNAL/);
       expect(errorOf(() => resolveServerConfig({ overrides: [...two, 'listener.security.protocol.map=INTERNAL=PLAINTEXT'] }))).toMatch(/is not NAME:PROTOCOL/);
     });
+  });
+
+  it("starts from the server.properties Kafka ships for KRaft: keys with no effect here are accepted (and listed), SSL entries of unused listeners allowed", () => {
+    const file = write(
+      'kafka.properties',
+      [
+        'process.roles=broker,controller',
+        'node.id=1',
+        'controller.quorum.voters=1@localhost:9093',
+        'listeners=PLAINTEXT://:9092,CONTROLLER://:9093',
+        'inter.broker.listener.name=PLAINTEXT',
+        'advertised.listeners=PLAINTEXT://localhost:9092',
+        'controller.listener.names=CONTROLLER',
+        'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL',
+        'num.network.threads=3',
+        'num.io.threads=8',
+        'socket.send.buffer.bytes=102400',
+        'socket.receive.buffer.bytes=102400',
+        'socket.request.max.bytes=104857600',
+        'log.dirs=/tmp/kraft-combined-logs',
+        'num.partitions=1',
+        'num.recovery.threads.per.data.dir=1',
+        'offsets.topic.replication.factor=1',
+        'transaction.state.log.replication.factor=1',
+        'transaction.state.log.min.isr=1',
+        'log.retention.hours=168',
+        'log.segment.bytes=1073741824',
+        'log.retention.check.interval.ms=300000',
+        '',
+      ].join('\n'),
+    );
+    const cfg = resolveServerConfig({ file });
+    expect(cfg.brokerListeners.map((l) => l.name)).toEqual(['PLAINTEXT']);
+    expect(Object.keys(KAFKA_IGNORED_KEYS).filter((k) => cfg.explicitKeys.has(k)).sort()).toEqual(['num.io.threads', 'num.network.threads', 'num.recovery.threads.per.data.dir', 'socket.receive.buffer.bytes', 'socket.request.max.bytes', 'socket.send.buffer.bytes', 'transaction.state.log.min.isr', 'transaction.state.log.replication.factor']);
+    expect(cfg.topicDefaults.get('retention.ms')?.value).toBe(String(168 * 3_600_000));
+    // A listener in use must still be PLAINTEXT; ZooKeeper mode is refused with what to set instead.
+    expect(errorOf(() => resolveServerConfig({ file, overrides: ['listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:SSL'] }))).toMatch(/listener PLAINTEXT: security protocol SSL is not supported yet/);
+    expect(errorOf(() => resolveServerConfig({ file, overrides: ['zookeeper.connect=localhost:2181'] }))).toMatch(/KRaft mode only .*controller\.quorum\.voters/);
   });
 
   it("reads Kafka's broker-level topic defaults (log.retention.hours, min.insync.replicas...): the most specific key set wins", () => {
