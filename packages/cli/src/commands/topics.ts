@@ -14,6 +14,66 @@ async function withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => Promise<T
   }
 }
 
+/**
+ * `--replica-assignment` of topics create (Kafka's kafka-topics): partitions separated by commas,
+ * each partition's replicas (broker ids, the first the preferred leader) by colons, e.g.
+ * `1:2,2:3,3:1` for three partitions of two replicas. Every partition has the same number of
+ * distinct replicas.
+ */
+export function parseReplicaAssignment(value: string): { partition: number; brokerIds: number[] }[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const out = parts.map((part, partition) => {
+    const brokerIds = part.split(':').map((b) => parseIntArg(b.trim(), `--replica-assignment partition ${partition} broker id`, 0));
+    if (new Set(brokerIds).size !== brokerIds.length) throw new UsageError(`--replica-assignment partition ${partition} names a broker twice: '${part}'`);
+    return { partition, brokerIds };
+  });
+  const rf = out[0]?.brokerIds.length ?? 0;
+  const other = out.find((p) => p.brokerIds.length !== rf);
+  if (other !== undefined) throw new UsageError(`--replica-assignment partition ${other.partition} has ${other.brokerIds.length} replicas, partition 0 has ${rf}: every partition needs the same replication factor`);
+  return out;
+}
+
+/** The partition filters of topics describe (Kafka's kafka-topics --describe options); at most one. */
+export type PartitionFilter = 'under-replicated' | 'under-min-isr' | 'at-min-isr' | 'unavailable';
+
+/**
+ * Whether a partition passes `filter`, as kafka-topics decides it: under-replicated when the ISR is
+ * smaller than the replicas; under (at) min ISR when the ISR is smaller than (equal to) the topic's
+ * min.insync.replicas; unavailable when it has no leader or its leader is not a live broker.
+ */
+export function partitionMatches(filter: PartitionFilter, p: { leader: number; replicas: readonly number[]; isr: readonly number[] }, minIsr: number, liveBrokers: ReadonlySet<number>): boolean {
+  switch (filter) {
+    case 'under-replicated':
+      return p.isr.length < p.replicas.length;
+    case 'under-min-isr':
+      return p.isr.length < minIsr;
+    case 'at-min-isr':
+      return p.isr.length === minIsr;
+    case 'unavailable':
+      return p.leader < 0 || !liveBrokers.has(p.leader);
+  }
+}
+
+interface DescribeOptions extends CommonOptions {
+  configs: boolean;
+  excludeInternal: boolean;
+  underReplicatedPartitions?: boolean;
+  underMinIsrPartitions?: boolean;
+  atMinIsrPartitions?: boolean;
+  unavailablePartitions?: boolean;
+}
+
+function partitionFilter(opts: DescribeOptions): PartitionFilter | undefined {
+  const chosen = ([
+    [opts.underReplicatedPartitions, 'under-replicated'],
+    [opts.underMinIsrPartitions, 'under-min-isr'],
+    [opts.atMinIsrPartitions, 'at-min-isr'],
+    [opts.unavailablePartitions, 'unavailable'],
+  ] as const).filter(([on]) => on === true);
+  if (chosen.length > 1) throw new UsageError('give at most one of --under-replicated-partitions, --under-min-isr-partitions, --at-min-isr-partitions, --unavailable-partitions');
+  return chosen[0]?.[1];
+}
+
 export function registerTopics(program: Command): void {
   const topics = usageExit(program.command('topics').description('create, list, describe, alter and delete topics, and delete records'));
 
@@ -21,15 +81,18 @@ export function registerTopics(program: Command): void {
     .option('-p, --partitions <n>', 'number of partitions (default: the cluster\'s num.partitions)')
     .option('-r, --replication-factor <n>', 'replicas per partition (default: the cluster\'s default.replication.factor)')
     .option('-c, --config <key=value>', 'topic config (repeatable), e.g. retention.ms=86400000', collect, [] as string[])
+    .option('--replica-assignment <list>', 'the replicas of each partition: partitions by commas, broker ids by colons, the first the preferred leader (1:2,2:3,3:1); instead of --partitions and --replication-factor')
     .option('--if-not-exists', 'succeed if the topic already exists', false)
     .action(
-      action('topics create', async (name: string, opts: CommonOptions & { partitions?: string; replicationFactor?: string; config: string[]; ifNotExists: boolean }) => {
+      action('topics create', async (name: string, opts: CommonOptions & { partitions?: string; replicationFactor?: string; replicaAssignment?: string; config: string[]; ifNotExists: boolean }) => {
+        if (opts.replicaAssignment !== undefined && (opts.partitions !== undefined || opts.replicationFactor !== undefined)) throw new UsageError('--replica-assignment names the partitions and their replicas: give it without --partitions and --replication-factor');
+        const assignments = opts.replicaAssignment === undefined ? undefined : parseReplicaAssignment(opts.replicaAssignment);
         const numPartitions = opts.partitions === undefined ? undefined : parseIntArg(opts.partitions, '--partitions', 1);
         const replicationFactor = opts.replicationFactor === undefined ? undefined : parseIntArg(opts.replicationFactor, '--replication-factor', 1);
         const configs = parseKeyValues(opts.config, '--config');
         await withAdmin(opts, async (admin) => {
           try {
-            await admin.createTopic({ name, ...(numPartitions === undefined ? {} : { numPartitions }), ...(replicationFactor === undefined ? {} : { replicationFactor }), configs });
+            await admin.createTopic({ name, ...(numPartitions === undefined ? {} : { numPartitions }), ...(replicationFactor === undefined ? {} : { replicationFactor }), ...(assignments === undefined ? {} : { assignments }), configs });
           } catch (e: unknown) {
             if (opts.ifNotExists && e instanceof StrandError && e.errorName === 'TOPIC_ALREADY_EXISTS') return;
             throw e;
@@ -51,10 +114,25 @@ export function registerTopics(program: Command): void {
 
   withCommon(topics.command('describe [name]').description('partitions of a topic (all topics without a name): leader, epoch, replicas, ISR'))
     .option('--configs', 'also print the topic configs', false)
+    .option('--exclude-internal', 'leave out internal topics (__consumer_offsets) when describing all', false)
+    .option('--under-replicated-partitions', 'only partitions whose ISR is smaller than their replicas')
+    .option('--under-min-isr-partitions', "only partitions whose ISR is smaller than the topic's min.insync.replicas")
+    .option('--at-min-isr-partitions', "only partitions whose ISR is exactly the topic's min.insync.replicas")
+    .option('--unavailable-partitions', 'only partitions without a leader, or whose leader is not a live broker')
     .action(
-      action('topics describe', async (name: string | undefined, opts: CommonOptions & { configs: boolean }) => {
+      action('topics describe', async (name: string | undefined, opts: DescribeOptions) => {
+        const filter = partitionFilter(opts);
+        const shape = new Map<string, { count: number; rf: number }>();
         const { described, configs } = await withAdmin(opts, async (admin) => {
-          const d = await admin.describeTopics(name === undefined ? [] : [name]);
+          let d = (await admin.describeTopics(name === undefined ? [] : [name])).filter((t) => !(opts.excludeInternal && t.internal));
+          for (const t of d) shape.set(t.name, { count: t.partitions.length, rf: t.partitions[0]?.replicas.length ?? 0 });
+          if (filter !== undefined) {
+            // As kafka-topics: the topic's min.insync.replicas and the live brokers decide.
+            const live = filter === 'unavailable' ? new Set((await admin.describeCluster()).brokers.filter((b) => b.state !== 'fenced').map((b) => b.id)) : new Set<number>();
+            const minIsr = new Map<string, number>();
+            if (filter === 'under-min-isr' || filter === 'at-min-isr') for (const t of d) minIsr.set(t.name, Number((await admin.describeConfigs(t.name, { keys: ['min.insync.replicas'] }))[0]?.value ?? '1'));
+            d = d.map((t) => ({ ...t, partitions: t.partitions.filter((p) => partitionMatches(filter, p, minIsr.get(t.name) ?? 1, live)) })).filter((t) => t.partitions.length > 0);
+          }
           const c = opts.configs ? await Promise.all(d.map(async (t) => ({ topic: t.name, configs: await admin.describeConfigs(t.name) }))) : [];
           return { described: d, configs: c };
         });
@@ -63,7 +141,8 @@ export function registerTopics(program: Command): void {
           return;
         }
         for (const t of described) {
-          process.stdout.write(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${t.partitions.length}\tReplicationFactor: ${t.partitions[0]?.replicas.length ?? 0}\n`);
+          // The whole topic's shape, also when a filter leaves only some of its partitions.
+          process.stdout.write(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${shape.get(t.name)?.count ?? 0}\tReplicationFactor: ${shape.get(t.name)?.rf ?? 0}\n`);
           printTable(
             ['Partition', 'Leader', 'Epoch', 'Replicas', 'ISR', 'Offline'],
             t.partitions.map((p) => [p.partition, p.leader, p.leaderEpoch, p.replicas.join(','), p.isr.join(','), p.offlineReplicas.join(',') || '-']),

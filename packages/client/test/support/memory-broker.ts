@@ -79,6 +79,8 @@ export interface MemoryPartition {
   leaderId: number;
   leaderEpoch: number;
   replicas: number[];
+  /** The ISR Metadata reports (a test sets it); undefined: every replica. */
+  isr?: number[];
   batches: StoredBatch[];
   logStartOffset: number;
   logEndOffset: number;
@@ -586,7 +588,7 @@ export class MemoryCluster {
           topics: names.map((name) => {
             const t = this.topics.get(name);
             if (t === undefined) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, topicId: Buffer.alloc(0), partitions: [] };
-            return { errorCode: 0, name, topicId: t.topicId, partitions: t.partitions.map((p) => ({ errorCode: 0, partition: p.partition, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.replicas, offlineReplicas: [] })) };
+            return { errorCode: 0, name, topicId: t.topicId, partitions: t.partitions.map((p) => ({ errorCode: 0, partition: p.partition, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr ?? p.replicas, offlineReplicas: [] })) };
           }),
         };
       }),
@@ -745,6 +747,17 @@ export class MemoryCluster {
             for (const c of ct.configs) configs[c.name] = topicConfigValue(c.name, c.value);
           } catch (e: unknown) {
             return { ...res, errorCode: ErrorCode.INVALID_CONFIG, errorMessage: e instanceof Error ? e.message : String(e) };
+          }
+          if (ct.assignments.length > 0) {
+            // A replica assignment names each partition's replicas (counts are -1 then).
+            const known = new Set(this.nodes.map((n) => n.id));
+            const bad = ct.assignments.find((a, i) => a.partition !== i || a.brokerIds.length === 0 || a.brokerIds.some((b) => !known.has(b)));
+            if (bad !== undefined) return { ...res, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: `invalid replica assignment of partition ${bad.partition}` };
+            if (!req.validateOnly) {
+              const t = this.createTopic(ct.name, ct.assignments.length, 1, configs);
+              for (const [i, a] of ct.assignments.entries()) Object.assign(t.partitions[i] as MemoryPartition, { replicas: [...a.brokerIds], leaderId: a.brokerIds[0] });
+            }
+            return { ...res, errorCode: 0, numPartitions: ct.assignments.length, replicationFactor: ct.assignments[0]?.brokerIds.length ?? 0, topicId: this.topics.get(ct.name)?.topicId ?? Buffer.alloc(0) };
           }
           if (!req.validateOnly) this.createTopic(ct.name, ct.numPartitions, ct.replicationFactor, configs);
           return { ...res, errorCode: 0, topicId: this.topics.get(ct.name)?.topicId ?? Buffer.alloc(0) };

@@ -1,0 +1,79 @@
+/**
+ * kafka-topics options of `strand topics`: create's --replica-assignment (parsed as a function,
+ * usage errors naming the bad partition) and describe's partition filters
+ * (--under-replicated-partitions, --under-min-isr-partitions, --at-min-isr-partitions,
+ * --unavailable-partitions) and --exclude-internal, decided as kafka-topics decides them, then the
+ * built binary against the in-memory twin, whose ISR and leaders the test sets.
+ */
+import { parseReplicaAssignment, partitionMatches } from '../../src/commands/topics';
+import { useTwinCluster } from '../support/twin-cluster';
+import { usage } from '../support/usage';
+
+describe('parseReplicaAssignment', () => {
+  it("reads Kafka's partitions-by-commas, replicas-by-colons form", () => {
+    expect(parseReplicaAssignment('1:2, 2:3 ,3:1')).toEqual([
+      { partition: 0, brokerIds: [1, 2] },
+      { partition: 1, brokerIds: [2, 3] },
+      { partition: 2, brokerIds: [3, 1] },
+    ]);
+    expect(parseReplicaAssignment('3')).toEqual([{ partition: 0, brokerIds: [3] }]);
+    expect(usage(() => parseReplicaAssignment('1:2,3'))).toMatch(/partition 1 has 1 replicas, partition 0 has 2/);
+    expect(usage(() => parseReplicaAssignment('1:1'))).toMatch(/partition 0 names a broker twice/);
+    expect(usage(() => parseReplicaAssignment('1:x'))).toMatch(/--replica-assignment partition 0 broker id must be an integer/);
+    expect(usage(() => parseReplicaAssignment('1,,2'))).toMatch(/partition 1 broker id/);
+  });
+});
+
+describe('partitionMatches', () => {
+  const live = new Set([1, 2, 3]);
+  const p = (leader: number, isr: number[]): { leader: number; replicas: number[]; isr: number[] } => ({ leader, replicas: [1, 2, 3], isr });
+  it('decides each filter as kafka-topics does', () => {
+    expect([partitionMatches('under-replicated', p(1, [1, 2]), 2, live), partitionMatches('under-replicated', p(1, [1, 2, 3]), 2, live)]).toEqual([true, false]);
+    expect([partitionMatches('under-min-isr', p(1, [1]), 2, live), partitionMatches('under-min-isr', p(1, [1, 2]), 2, live)]).toEqual([true, false]);
+    expect([partitionMatches('at-min-isr', p(1, [1, 2]), 2, live), partitionMatches('at-min-isr', p(1, [1, 2, 3]), 2, live)]).toEqual([true, false]);
+    expect([partitionMatches('unavailable', p(-1, []), 2, live), partitionMatches('unavailable', p(4, [4]), 2, live), partitionMatches('unavailable', p(1, [1]), 2, live)]).toEqual([true, true, false]);
+  });
+});
+
+describe('strand topics create --replica-assignment and describe filters', () => {
+  const twin = useTwinCluster();
+  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
+
+  it('creates with the named replicas and shows only the partitions a filter selects', async () => {
+    let r = await twin.strand(['topics', 'create', 'a', '--replica-assignment', '2:3,3:1,1:2']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(twin.mem.topics.get('a')?.partitions.map((p) => [p.leaderId, ...p.replicas])).toEqual([
+      [2, 2, 3],
+      [3, 3, 1],
+      [1, 1, 2],
+    ]);
+    r = await twin.strand(['topics', 'create', 'b', '-p', '2', '--replica-assignment', '1']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/without --partitions and --replication-factor/)]);
+
+    twin.mem.createTopic('m', 2, 3, { 'min.insync.replicas': '2' });
+    twin.mem.createTopic('__consumer_offsets', 1, 3);
+    const a = twin.mem.topics.get('a');
+    const m = twin.mem.topics.get('m');
+    if (a === undefined || m === undefined) throw new Error('topics missing');
+    Object.assign(a.partitions[1] ?? {}, { isr: [3] });
+    Object.assign(m.partitions[0] ?? {}, { isr: [1, 2] });
+    Object.assign(m.partitions[1] ?? {}, { isr: [], leaderId: -1 });
+
+    r = await twin.strand(['topics', 'describe', '--under-replicated-partitions', '--exclude-internal']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const out = rows(r.stdout);
+    // The header keeps the whole topic's shape; only the selected partitions are listed.
+    expect(out.filter((l) => l.startsWith('Topic:')).map((l) => l.split(' ').filter((_, i) => i !== 3).join(' '))).toEqual(['Topic: a TopicId: PartitionCount: 3 ReplicationFactor: 2', 'Topic: m TopicId: PartitionCount: 2 ReplicationFactor: 3']);
+    expect(out.filter((l) => /^\d/.test(l)).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['1 3 0 3,1 3', '0 1 0 1,2,3 1,2', '1 -1 0 2,3,1 -']);
+
+    const partitionsOf = async (flag: string): Promise<string[]> => {
+      const j = await twin.strand(['topics', 'describe', flag, '--json']);
+      return (JSON.parse(j.stdout) as { name: string; partitions: { partition: number }[] }[]).flatMap((t) => t.partitions.map((p) => `${t.name}-${p.partition}`));
+    };
+    expect(await partitionsOf('--under-min-isr-partitions')).toEqual(['m-1']);
+    expect(await partitionsOf('--at-min-isr-partitions')).toEqual(['a-1', 'm-0']); // a: min.insync.replicas 1, its partition 1 down to one replica
+    expect(await partitionsOf('--unavailable-partitions')).toEqual(['m-1']);
+    r = await twin.strand(['topics', 'describe', '--under-replicated-partitions', '--unavailable-partitions']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give at most one of/)]);
+  }, 60_000);
+});
