@@ -383,7 +383,9 @@ export class BrokerServer {
     const image = this.image;
     // Act on metadata only once it includes this incarnation's registration: before that it may
     // still name this broker leader of partitions its previous incarnation led (the registration
-    // moves them away), and a restarted broker must not lead on stale metadata.
+    // moves them away), and a restarted broker must not lead on stale metadata. The first image
+    // applied also removes stray replicas (topics deleted, partitions reassigned away while this
+    // broker was down): it must hold every decision made before this incarnation registered.
     if (image.offset < this.brokerEpoch) return;
     // Images are applied in order, one at a time (opening logs is synchronous; closing is not).
     this.applying = this.applying

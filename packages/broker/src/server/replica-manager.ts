@@ -8,17 +8,30 @@
  * Partition directories are `<log.dir>/<topic>-<partition>` with a `partition.metadata` file
  * holding the topic id: a directory left by a deleted topic of the same name is recognised by
  * its id and removed rather than reused.
+ *
+ * A directory is removed by first renaming it, atomically, to `<topic>-<partition>.<id>-delete`
+ * (or `-stray`), as Kafka's LogManager does, then deleting that in the background: a crash
+ * halfway through a recursive delete could otherwise leave segments without their
+ * `partition.metadata`, which a same-name topic would adopt. Renamed directories left by a crash
+ * are removed at the next start.
  */
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, StrandError, type RawConfig } from '@strand/protocol';
-import { PartitionLog, compactLog, writeFileAtomic, writeFileSyncedAsync, type DurableSegmentPosition } from '@strand/storage';
-import type { MetadataImage, TopicState } from '@strand/controller';
+import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileSyncedAsync, type DurableSegmentPosition } from '@strand/storage';
+import type { MetadataImage, PartitionState as PartitionMetadata, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
 
 export const HW_CHECKPOINT_FILE = 'replication-offset-checkpoint';
 const PARTITION_METADATA_FILE = 'partition.metadata';
+/** `<topic>-<partition>`, with a topic name as the controller allows it (Kafka's log directory name). */
+const PARTITION_DIR = /^([a-zA-Z0-9._-]+)-(\d+)$/;
+/** A partition directory renamed away for removal (Kafka's `-delete` and `-stray` directories). */
+const REMOVED_DIR = /^[a-zA-Z0-9._-]+-\d+\.[0-9a-f]{32}-(?:delete|stray)$/;
+/** Longest file name most file systems take (Kafka caps its renamed directories' names at it). */
+const MAX_DIR_NAME = 255;
 /**
  * Partition logs opened, or leaderships taken up (each records its epoch in the leader-epoch
  * checkpoint with an fsync), per event-loop turn when applying metadata.
@@ -65,6 +78,8 @@ export class ReplicaManager {
   private checkpointed = new Map<string, number>();
   private image: MetadataImage | null = null;
   private readonly onPartitionsChanged = new Set<() => void>();
+  /** Directories renamed away and being deleted in the background. */
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(
     private readonly logDir: string,
@@ -77,6 +92,10 @@ export class ReplicaManager {
   ) {
     fs.mkdirSync(logDir, { recursive: true });
     this.checkpointed = readHwCheckpoint(path.join(logDir, HW_CHECKPOINT_FILE));
+    // Directories renamed for removal before a crash or stop: already decided, finish them.
+    for (const e of fs.readdirSync(logDir, { withFileTypes: true })) {
+      if (e.isDirectory() && REMOVED_DIR.test(e.name)) this.removeLater(path.join(logDir, e.name), {});
+    }
   }
 
   get metadataImage(): MetadataImage | null {
@@ -101,38 +120,48 @@ export class ReplicaManager {
     return () => this.onPartitionsChanged.delete(listener);
   }
 
-  /** Applies a new metadata image: opens, re-roles and removes replicas. */
+  /**
+   * Applies a new metadata image: opens, re-roles and removes replicas. The first image also
+   * removes the stray replicas of the log directory (see removeStrayReplicas), so it must be
+   * one the broker may trust to be complete: BrokerServer applies none before the metadata
+   * includes this incarnation's registration (everything decided while it was down).
+   */
   async applyImage(image: MetadataImage): Promise<void> {
+    const first = this.image === null;
     this.image = image;
     const me = this.host.brokerId;
+    if (first) this.removeStrayReplicas(image);
     const ineligible = [...image.brokers.values()].filter((b) => b.fenced || b.inControlledShutdown).map((b) => b.id);
     const wanted = new Set<string>();
     for (const topic of image.topics.values()) {
-      for (const p of topic.partitions.values()) if (p.replicas.includes(me)) wanted.add(`${topic.id}:${p.partition}`);
+      for (const p of topic.partitions.values()) if (hostsReplica(p, me)) wanted.add(`${topic.id}:${p.partition}`);
     }
     // Deletions first: a topic deleted and re-created under the same name in one image reuses
     // the directory path, so the old log must be closed and gone before the new one opens.
+    const renamed: RenamedDir[] = [];
     for (const [key, part] of [...this.partitions]) {
       if (wanted.has(key)) continue;
       this.partitions.delete(key);
       if (this.byName.get(part.topicPartition) === part) this.byName.delete(part.topicPartition);
-      this.logger.info({ topic: part.key.topic, partition: part.key.partition }, 'deleting replica (topic removed or reassigned)');
-      // A deletion that fails (a close or rm error) is logged and left: thrown, it would end this
-      // image's application before any other partition took its new role (a demoted leader
+      this.logger.info({ topic: part.key.topic, partition: part.key.partition, topicId: part.key.topicId }, 'deleting replica (topic removed or reassigned)');
+      // A deletion that fails (a close or rename error) is logged and left: thrown, it would end
+      // this image's application before any other partition took its new role (a demoted leader
       // kept accepting acks=1 writes until the next image). The directory stays; a topic
-      // re-created under the name replaces it (its partition.metadata names the old id).
+      // re-created under the name replaces it (its partition.metadata names the old id), and the
+      // next start removes it as a stray.
       try {
         await part.close(true);
-        fs.rmSync(part.log.dir, { recursive: true, force: true });
+        renamed.push(this.renameForRemoval(part.log.dir, '-delete', { topic: part.key.topic, partition: part.key.partition, topicId: part.key.topicId }));
       } catch (e: unknown) {
         this.logger.warn({ topic: part.key.topic, partition: part.key.partition, dir: part.log.dir, err: e instanceof Error ? e.message : String(e) }, 'deleting a replica failed; its directory is left');
       }
     }
+    this.removeRenamed(renamed);
     let opened = 0;
     for (const topic of image.topics.values()) {
       const config = { ...this.topicDefaults, ...topicConfig(image, topic) };
       for (const p of topic.partitions.values()) {
-        if (!p.replicas.includes(me)) continue;
+        if (!hostsReplica(p, me)) continue;
         const key = `${topic.id}:${p.partition}`;
         // One partition that cannot be opened or re-roled stays offline (logged, retried with
         // the next image); the others still follow the metadata.
@@ -168,7 +197,7 @@ export class ReplicaManager {
     const dir = path.join(this.logDir, `${topic.name}-${partition}`);
     const metaFile = path.join(dir, PARTITION_METADATA_FILE);
     if (fs.existsSync(metaFile)) {
-      const id = /topic_id:\s*([0-9a-f]{32})\s*$/m.exec(fs.readFileSync(metaFile, 'utf8'))?.[1];
+      const id = parseTopicId(fs.readFileSync(metaFile, 'utf8'));
       // Only a valid id of another topic means the directory is an older topic's. An empty or
       // damaged file (a power loss right after the partition was created) proves nothing:
       // refuse rather than delete what may be this topic's acknowledged data (Kafka raises
@@ -176,7 +205,7 @@ export class ReplicaManager {
       if (id === undefined) throw new StrandError('KAFKA_STORAGE_ERROR', `${metaFile} holds no valid topic id; not opening ${dir} (check it, then remove the file to adopt the directory)`);
       if (id !== topic.id) {
         this.logger.warn({ dir, found: id, expected: topic.id }, 'removing a log of an older topic with the same name');
-        fs.rmSync(dir, { recursive: true, force: true });
+        this.removeRenamed([this.renameForRemoval(dir, '-delete', { topic: topic.name, partition, topicId: id })]);
       }
     }
     fs.mkdirSync(dir, { recursive: true });
@@ -189,6 +218,100 @@ export class ReplicaManager {
     });
     const hw = this.checkpointed.get(`${topic.name}-${partition}`) ?? 0;
     return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
+  }
+
+  /**
+   * Kafka's stray replicas (KAFKA-14616, `LogManager.isStrayKraftReplica` on the first image): a
+   * partition directory whose topic id the metadata no longer has (deleted while this broker
+   * was down), whose partition no longer lists this broker among its replicas (reassigned away;
+   * during a reassignment the replicas include the adding ones), or that has no
+   * `partition.metadata` at all. That file is written and synced before a log is opened, so a
+   * directory without it holds nothing this broker acknowledged: a partition created just
+   * before a crash, or segments an interrupted recursive delete left (open() would adopt those
+   * as the log of a same-name topic hosted here). Nothing else ever opens or removes these
+   * directories: their disk space leaked for good. Each is renamed to `-stray` and deleted
+   * (Kafka keeps `-stray` directories for the operator; here they go, as a deleted topic's do).
+   * A `partition.metadata` without a valid id is left for the operator (the partition's open
+   * refuses it, see open()); so is any directory not shaped like a partition log (one with
+   * subdirectories, say a metadata.log.dir nested here).
+   */
+  private removeStrayReplicas(image: MetadataImage): void {
+    const renamed: RenamedDir[] = [];
+    for (const e of fs.readdirSync(this.logDir, { withFileTypes: true })) {
+      const m = e.isDirectory() ? PARTITION_DIR.exec(e.name) : null;
+      if (m === null || m[1] === undefined) continue;
+      const [topic, partition] = [m[1], Number(m[2])];
+      const dir = path.join(this.logDir, e.name);
+      try {
+        const stray = this.strayReason(dir, topic, partition, image);
+        if (stray === null) continue;
+        this.logger.warn({ topic, partition, topicId: stray.topicId ?? null, dir, reason: stray.reason }, 'removing a stray replica');
+        renamed.push(this.renameForRemoval(dir, '-stray', { topic, partition, topicId: stray.topicId ?? null }));
+      } catch (err: unknown) {
+        this.logger.warn({ topic, partition, dir, err: err instanceof Error ? err.message : String(err) }, 'cannot check or remove a possibly stray replica; its directory is left');
+      }
+    }
+    this.removeRenamed(renamed);
+  }
+
+  /** Why the partition directory is stray in `image`, or null if this broker hosts it (or it is not one to judge). */
+  private strayReason(dir: string, topic: string, partition: number, image: MetadataImage): { reason: string; topicId?: string } | null {
+    const meta = readFileIfExists(path.join(dir, PARTITION_METADATA_FILE));
+    if (meta === undefined) {
+      if (fs.readdirSync(dir, { withFileTypes: true }).some((f) => f.isDirectory())) return null;
+      return { reason: `no ${PARTITION_METADATA_FILE}: never written to, or left by an interrupted delete` };
+    }
+    const topicId = parseTopicId(meta);
+    if (topicId === undefined) {
+      this.logger.warn({ topic, partition, dir }, `${PARTITION_METADATA_FILE} holds no valid topic id; the directory is left for the operator`);
+      return null;
+    }
+    const t = image.topics.get(topicId);
+    if (t === undefined) return { topicId, reason: 'its topic id is not in the metadata (topic deleted)' };
+    const p = t.partitions.get(partition);
+    if (t.name !== topic || p === undefined) return { topicId, reason: `the metadata has no partition ${partition} of topic ${t.name} with this id under this name` };
+    if (!hostsReplica(p, this.host.brokerId)) return { topicId, reason: `this broker is not among the partition's replicas [${p.replicas.join(', ')}] (reassigned away)` };
+    return null;
+  }
+
+  /**
+   * The first step of removing a partition directory: an atomic rename to
+   * `<topic>-<partition>.<uuid><suffix>`, after which no open sees it again.
+   */
+  private renameForRemoval(dir: string, suffix: '-delete' | '-stray', fields: Record<string, unknown>): RenamedDir {
+    const to = path.join(this.logDir, renamedDirName(path.basename(dir), suffix));
+    fs.renameSync(dir, to);
+    return { dir: to, fields };
+  }
+
+  /**
+   * The second step: one fsync of the log directory makes the renames durable before any file
+   * in them is unlinked (a crash must never persist unlinks without the rename), then the
+   * directories are deleted in the background (a large log must not hold up the event loop).
+   * If the fsync fails they stay, renamed, for the next start.
+   */
+  private removeRenamed(renamed: readonly RenamedDir[]): void {
+    if (renamed.length === 0) return;
+    try {
+      fsyncDir(this.logDir);
+    } catch (e: unknown) {
+      this.logger.warn({ dirs: renamed.map((r) => r.dir), err: e instanceof Error ? e.message : String(e) }, 'cannot fsync the log directory; renamed replica directories are left for the next start');
+      return;
+    }
+    for (const r of renamed) this.removeLater(r.dir, r.fields);
+  }
+
+  private removeLater(dir: string, fields: Record<string, unknown>): void {
+    const removal: Promise<void> = fs.promises
+      .rm(dir, { recursive: true, force: true })
+      .catch((e: unknown) => this.logger.warn({ ...fields, dir, err: e instanceof Error ? e.message : String(e) }, 'deleting a removed replica\'s directory failed; the next start retries'))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+
+  /** Resolves once every directory renamed for removal so far is deleted (or failed to be). */
+  async removalsDone(): Promise<void> {
+    while (this.removals.size > 0) await Promise.all([...this.removals]);
   }
 
   /** Every partition's high watermark in Kafka's checkpoint format. */
@@ -314,7 +437,35 @@ export class ReplicaManager {
     for (const p of this.partitions.values()) await p.close();
     this.partitions.clear();
     this.byName.clear();
+    await this.removalsDone();
   }
+}
+
+/** A partition directory renamed for removal, and what its log lines carry. */
+interface RenamedDir {
+  dir: string;
+  fields: Record<string, unknown>;
+}
+
+/** Whether this broker hosts a replica of the partition: during a reassignment `replicas` includes the adding ones (Kafka's rule). */
+function hostsReplica(p: PartitionMetadata, brokerId: number): boolean {
+  return p.replicas.includes(brokerId);
+}
+
+/** The topic id a `partition.metadata` file names, or undefined if it names none validly. */
+function parseTopicId(text: string): string | undefined {
+  return /topic_id:\s*([0-9a-f]{32})\s*$/m.exec(text)?.[1];
+}
+
+/**
+ * Kafka's name for a directory renamed away (`LocalLog.logDirNameWithSuffixCappedLength`):
+ * `<topic>-<partition>.<uuid without dashes><suffix>`, the topic cut short if the name would
+ * pass 255 characters. Unique, so a same-name topic's new directory never meets it.
+ */
+function renamedDirName(dirName: string, suffix: string): string {
+  const cut = dirName.lastIndexOf('-');
+  const fullSuffix = `${dirName.slice(cut)}.${randomUUID().replaceAll('-', '')}${suffix}`;
+  return `${dirName.slice(0, Math.min(cut, MAX_DIR_NAME - fullSuffix.length))}${fullSuffix}`;
 }
 
 /** The topic's dynamic configs as raw key/values (defaults come from TOPIC_CONFIG in the log). */

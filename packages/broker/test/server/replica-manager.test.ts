@@ -9,7 +9,10 @@
  * Taking up many leaderships in one image (each records its epoch with an fsync) yields to the
  * event loop every few partitions. The log directory's description (DescribeLogDirs) lists every
  * replica held, leader or follower, with sizes growing as records are appended, filters by topic
- * and partition, and answers KAFKA_STORAGE_ERROR when the volume cannot be read.
+ * and partition, and answers KAFKA_STORAGE_ERROR when the volume cannot be read. The first image
+ * after a restart removes stray replicas (a deleted topic's, one reassigned away, a re-created
+ * topic's old directories, segments a crash left without partition.metadata, directories renamed
+ * for deletion) and keeps the assigned ones, the re-created topic starting empty.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -312,4 +315,74 @@ test('a replica whose deletion fails does not keep the rest of the image from be
   expect(rm.partitionByName('other', 0)!.follower?.leaderEpoch).toBe(1);
   await close();
   await rm.close();
+});
+
+test('the first image removes stray replicas: a deleted topic\'s, one reassigned away, a re-created topic\'s old ones; assigned ones stay', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-'));
+  dirs.push(dir);
+  const [goneId, movedId, oldKvId, newKvId] = ['11111111111111111111111111111111', '22222222222222222222222222222222', '33333333333333333333333333333333', '44444444444444444444444444444444'];
+  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+  const topic = (name: string, id: string): MetadataRecord => ({ topic: { name, topicId: topicIdToBytes(id) } });
+  const part = (id: string, partition: number, replicas: number[], adding: number[] = [], removing: number[] = []): MetadataRecord => ({
+    partition: { topicId: topicIdToBytes(id), partition, replicas, isr: replicas.filter((r) => !adding.includes(r)), leader: replicas.find((r) => !adding.includes(r))!, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: adding, removingReplicas: removing },
+  });
+  const base: MetadataRecord[] = [{ cluster: { clusterId: 'c' } }, broker(1), broker(2), broker(3)];
+  // Before: this broker (1) hosts everything; moved-2 is being reassigned from broker 2 to it.
+  const before = MetadataImage.fromRecords(10, [
+    ...base,
+    topic('gone', goneId), part(goneId, 0, [1]),
+    topic('moved', movedId), part(movedId, 0, [1]), part(movedId, 1, [1]), part(movedId, 2, [2, 1], [1], [2]),
+    topic('kv', oldKvId), part(oldKvId, 0, [1]), part(oldKvId, 1, [1]), part(oldKvId, 2, [1]),
+  ]);
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet);
+  await rm.applyImage(before);
+  for (const [t, p] of [['gone', 0], ['moved', 0], ['moved', 1], ['kv', 0], ['kv', 1], ['kv', 2]] as const) {
+    const res = await rm.partitionByName(t, p)!.produce(encodeRecordBatch({ records: [{ key: null, value: Buffer.from(`old ${t}-${p}`) }], baseTimestamp: 1 }), 1, 5000);
+    expect(res.errorCode).toBe(0);
+  }
+  await rm.close();
+  // What an earlier recursive delete interrupted by a crash leaves: segments without their
+  // partition.metadata (kv-2), a directory renamed for deletion; and what is not ours to judge.
+  fs.rmSync(path.join(dir, 'kv-2', 'partition.metadata'));
+  fs.mkdirSync(path.join(dir, `kv-7.${'a'.repeat(32)}-delete`));
+  fs.writeFileSync(path.join(dir, `kv-7.${'a'.repeat(32)}-delete`, '00000000000000000000.log'), 'x');
+  fs.mkdirSync(path.join(dir, 'damaged-0'));
+  fs.writeFileSync(path.join(dir, 'damaged-0', 'partition.metadata'), '');
+  fs.mkdirSync(path.join(dir, 'meta-1', '__cluster_metadata'), { recursive: true });
+
+  // While the broker was down: gone deleted, moved-0 reassigned to broker 2, kv deleted and
+  // re-created (a new id) with partitions 0 and 2 here, 1 on broker 2.
+  const after = MetadataImage.fromRecords(20, [
+    ...base,
+    topic('moved', movedId), part(movedId, 0, [2]), part(movedId, 1, [1]), part(movedId, 2, [2, 1], [1], [2]),
+    topic('kv', newKvId), part(newKvId, 0, [1]), part(newKvId, 1, [2]), part(newKvId, 2, [1]),
+  ]);
+  const removed: Array<Record<string, unknown>> = [];
+  const again = new ReplicaManager(dir, host, { info: () => undefined, warn: (f, msg) => (msg === 'removing a stray replica' ? removed.push(f) : undefined) });
+  await again.applyImage(after);
+  await again.removalsDone();
+  expect(removed.map((f) => [f.topic, f.partition, f.topicId]).sort()).toEqual([
+    ['gone', 0, goneId],
+    ['kv', 0, oldKvId],
+    ['kv', 1, oldKvId],
+    ['kv', 2, null],
+    ['moved', 0, movedId],
+  ]);
+  expect(fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort()).toEqual(['damaged-0', 'kv-0', 'kv-2', 'meta-1', 'moved-1', 'moved-2']);
+  const values = (p: Partition): string[] => validateBatches(p.log.read(0, 1 << 20).records).flatMap((v) => decodeRecordBatch(p.log.read(0, 1 << 20).records, v.position).records.map((r) => r.value!.toString()));
+  // The re-created topic's replicas start empty: the old topic's records are never served.
+  for (const p of [0, 2]) {
+    const q = again.partitionByName('kv', p)!;
+    expect([q.key.topicId, q.log.logEndOffset, values(q)]).toEqual([newKvId, 0, []]);
+    expect(fs.readFileSync(path.join(dir, `kv-${p}`, 'partition.metadata'), 'utf8')).toContain(newKvId);
+  }
+  // Still assigned: kept with their data, also the one this broker is being added to.
+  expect(values(again.partitionByName('moved', 1)!)).toEqual(['old moved-1']);
+  expect(again.partitionByName('moved', 2)?.key.topicId).toBe(movedId);
+  // Later images remove nothing more than the replicas they take away.
+  await again.applyImage(MetadataImage.fromRecords(21, [...base, topic('moved', movedId), part(movedId, 1, [1]), part(movedId, 2, [2, 1], [1], [2])]));
+  await again.removalsDone();
+  expect(fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort()).toEqual(['damaged-0', 'meta-1', 'moved-1', 'moved-2']);
+  await again.close();
 });
