@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, StrandError, type RawConfig } from '@strand/protocol';
-import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileSyncedAsync, type DurableSegmentPosition } from '@strand/storage';
+import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, PartitionState as PartitionMetadata, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -320,15 +320,13 @@ export class ReplicaManager {
     return `0\n${entries.length}\n${entries.join('\n')}${entries.length ? '\n' : ''}`;
   }
 
-  /** Writes every partition's high watermark, atomically, on the event loop (at close). */
+  /**
+   * Writes every partition's high watermark, atomically, on the event loop (at close): as Kafka's
+   * CheckpointFile, the synced temp file is renamed over the old one and the log directory
+   * fsynced, so the rename too survives a power loss (else the older checkpoint could return).
+   */
   checkpointHighWatermarks(): void {
-    const file = path.join(this.logDir, HW_CHECKPOINT_FILE);
-    const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, this.hwCheckpointText());
-    const fd = fs.openSync(tmp, 'r');
-    fs.fdatasyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
+    writeFileAtomic(path.join(this.logDir, HW_CHECKPOINT_FILE), this.hwCheckpointText());
   }
 
   private hwCheckpointing: Promise<void> | null = null;
@@ -357,13 +355,9 @@ export class ReplicaManager {
    */
   checkpointHighWatermarksAsync(): Promise<void> {
     if (this.hwCheckpointing !== null) return this.hwCheckpointing;
-    const file = path.join(this.logDir, HW_CHECKPOINT_FILE);
-    const tmp = `${file}.tmp`;
     const text = this.hwCheckpointText();
-    this.hwCheckpointing = (async () => {
-      await writeFileSyncedAsync(tmp, text);
-      await fs.promises.rename(tmp, file);
-    })().finally(() => {
+    // Temp file synced, renamed, log directory fsynced (as checkpointHighWatermarks).
+    this.hwCheckpointing = writeFileAtomicAsync(path.join(this.logDir, HW_CHECKPOINT_FILE), text).finally(() => {
       this.hwCheckpointing = null;
     });
     return this.hwCheckpointing;
