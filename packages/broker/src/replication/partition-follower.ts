@@ -105,6 +105,7 @@ export class PartitionFollower {
         fetchOffset: this.log.logEndOffset,
         lastFetchedEpoch: this.log.latestEpoch,
         countableEndOffset: this.log.countableEndOffset,
+        logStartOffset: this.log.logStartOffset,
       },
     };
   }

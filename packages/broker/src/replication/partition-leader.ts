@@ -16,7 +16,10 @@
 //   min(fetchOffset, countableEndOffset) is a prefix of this log that is durable on the follower;
 // - at most one AlterPartition is in flight, and it leaves the maximal ISR only when the
 //   controller's answer or metadata shows what was committed (never on an ambiguous error);
-// - at most `maxPendingProduces` produce waiters.
+// - at most `maxPendingProduces` produce waiters, and as many DeleteRecords waiters;
+// - a DeleteRecords waiter completes only once the low watermark (the smallest log start offset
+//   over this replica and every follower on a live broker) reaches its offset: no replica that
+//   could be elected still holds the deleted records (Kafka's DelayedDeleteRecords).
 
 import type { ErrorName } from '@strand/protocol';
 import { replicationConfig, type ReplicationConfig } from './config';
@@ -59,12 +62,25 @@ export interface FollowerProgress {
   readonly matchedDurableOffset: number;
   /** Last time the follower was caught up with our log end (Kafka's lastCaughtUpTimeMs). */
   readonly lastCaughtUpTimeMs: number;
+  /** The follower's log start offset from its last accepted fetch, -1 until it fetches in this term. */
+  readonly logStartOffset: number;
 }
 
 export interface ProduceCompletion {
   readonly requestId: number;
   /** null: acknowledged (HW passed the batch with enough in-sync replicas). */
   readonly error: null | Extract<ErrorName, 'NOT_ENOUGH_REPLICAS_AFTER_APPEND' | 'REQUEST_TIMED_OUT' | 'NOT_LEADER_OR_FOLLOWER'>;
+}
+
+export interface DeleteRecordsCompletion {
+  readonly requestId: number;
+  /** null: every live replica's log start reached the offset. */
+  readonly error: null | Extract<ErrorName, 'REQUEST_TIMED_OUT' | 'NOT_LEADER_OR_FOLLOWER'>;
+  /**
+   * What the answer carries (Kafka's): the low watermark at completion; on REQUEST_TIMED_OUT the
+   * one at the request; -1 on NOT_LEADER_OR_FOLLOWER.
+   */
+  readonly lowWatermark: number;
 }
 
 /** The outputs accumulated since the last `takeReady()`. */
@@ -74,6 +90,7 @@ export interface LeaderReady {
   /** An AlterPartition to send to the controller (new or a retry), else null. */
   readonly alterPartition: AlterPartitionRequest | null;
   readonly completedProduces: readonly ProduceCompletion[];
+  readonly completedDeleteRecords: readonly DeleteRecordsCompletion[];
 }
 
 interface MutableProgress {
@@ -85,12 +102,22 @@ interface MutableProgress {
   lastFetchLeaderLogEndOffset: number;
   /** The follower broker's epoch in its last accepted fetch (KIP-903), -1 if not known. */
   brokerEpoch: number;
+  logStartOffset: number;
 }
 
 interface Waiter {
   readonly requestId: number;
   readonly lastOffset: number;
   readonly deadlineMs: number;
+}
+
+interface DeleteWaiter {
+  readonly requestId: number;
+  /** The offset the log start was moved to: complete once the low watermark reaches it. */
+  readonly offset: number;
+  readonly deadlineMs: number;
+  /** Answered on timeout, as Kafka's DelayedDeleteRecords does. */
+  readonly lowWatermarkAtRequest: number;
 }
 
 export class PartitionLeader {
@@ -119,13 +146,17 @@ export class PartitionLeader {
   /** Offset where this leader's epoch starts in its log: a follower must reach it to join the ISR. */
   private readonly epochStartOffset: number;
   private ineligible = new Set<ReplicaId>();
+  /** Brokers not alive in metadata (fenced or unregistered): the low watermark leaves them out. */
+  private fenced = new Set<ReplicaId>();
   /** Sorted by lastOffset ascending. */
   private waiters: Waiter[] = [];
+  private deleteWaiters: DeleteWaiter[] = [];
   private resigned = false;
   // Pending outputs.
   private outHw: number | null = null;
   private outAlter: AlterPartitionRequest | null = null;
   private outCompleted: ProduceCompletion[] = [];
+  private outDeleted: DeleteRecordsCompletion[] = [];
 
   constructor(init: PartitionLeaderInit) {
     const s = init.state;
@@ -151,6 +182,9 @@ export class PartitionLeader {
         lastFetchTimeMs: init.nowMs,
         lastFetchLeaderLogEndOffset: -1,
         brokerEpoch: -1,
+        // Unknown until it fetches in this term (Kafka's resetReplicaState for a new leader):
+        // until then the low watermark cannot pass -1.
+        logStartOffset: -1,
       });
     }
     this.maybeAdvanceHighWatermark();
@@ -185,6 +219,23 @@ export class PartitionLeader {
     return this.waiters.length;
   }
 
+  get pendingDeleteRecordsCount(): number {
+    return this.deleteWaiters.length;
+  }
+
+  /**
+   * Kafka's `Partition.lowWatermarkIfLeader`: the smallest log start offset over this replica and
+   * every follower on a live (not fenced) broker, in the ISR or not, as each reported in its last
+   * accepted fetch (-1 for one that has not fetched in this term). No replica that could still
+   * be elected holds a record below it, so DeleteRecords is answered only once it reaches the
+   * deleted offset: before that, a failover could bring the deleted records back.
+   */
+  get lowWatermark(): number {
+    let lw = this.log.logStartOffset;
+    for (const p of this.progress.values()) if (!this.fenced.has(p.replicaId)) lw = Math.min(lw, p.logStartOffset);
+    return lw;
+  }
+
   /** Where this leader's epoch starts in its log. */
   get leaderEpochStartOffset(): number {
     return this.epochStartOffset;
@@ -208,8 +259,43 @@ export class PartitionLeader {
     return null;
   }
 
+  /** May a DeleteRecords wait for the low watermark now? Waiters are bounded like produce waiters. */
+  checkDeleteRecords(): null | Extract<ErrorName, 'NOT_LEADER_OR_FOLLOWER' | 'THROTTLING_QUOTA_EXCEEDED'> {
+    if (this.resigned) return 'NOT_LEADER_OR_FOLLOWER';
+    if (this.deleteWaiters.length >= this.config.maxPendingProduces) return 'THROTTLING_QUOTA_EXCEEDED';
+    return null;
+  }
+
   // -------------------------------------------------------------------------------------------
   // inputs
+
+  /**
+   * Registers a DeleteRecords whose target `offset` the driver has already made our log start
+   * (Kafka's deleteRecordsOnLeader). It completes when the low watermark reaches `offset` (at
+   * once if it already has), fails with REQUEST_TIMED_OUT at `deadlineMs` and with
+   * NOT_LEADER_OR_FOLLOWER on resignation (Kafka's DelayedDeleteRecords).
+   */
+  addDeleteRecordsWaiter(requestId: number, offset: number, deadlineMs: number): void {
+    invariant(!this.resigned, 'DeleteRecords waiter added to a resigned leader');
+    invariant(offset <= this.log.logStartOffset, `DeleteRecords waiter for offset ${offset} above the log start ${this.log.logStartOffset}: move the log start first`);
+    invariant(this.deleteWaiters.length < this.config.maxPendingProduces, 'checkDeleteRecords() must bound pending DeleteRecords');
+    const lw = this.lowWatermark;
+    if (lw >= offset) this.outDeleted.push({ requestId, error: null, lowWatermark: lw });
+    else this.deleteWaiters.push({ requestId, offset, deadlineMs, lowWatermarkAtRequest: lw });
+  }
+
+  /**
+   * Brokers that are not alive in metadata (fenced, or not registered): the low watermark does
+   * not wait for their replicas, as Kafka's counts only replicas on alive brokers. A fenced
+   * broker has left the ISR (unless it is the last member, which the leader is not), so it cannot
+   * be elected before it fetches from a leader again and adopts its log start.
+   */
+  setFencedReplicas(ids: Iterable<ReplicaId>): void {
+    const next = new Set(ids);
+    const changed = next.size !== this.fenced.size || [...next].some((r) => !this.fenced.has(r));
+    this.fenced = next;
+    if (changed && !this.resigned) this.completeDeleteWaiters();
+  }
 
   /**
    * Registers an acks=all produce whose batch ends at `lastOffset` (already in the local log, or
@@ -234,6 +320,7 @@ export class PartitionLeader {
   onLocalLogChanged(): void {
     if (this.resigned) return;
     this.maybeAdvanceHighWatermark();
+    this.completeDeleteWaiters();
   }
 
   /**
@@ -272,8 +359,12 @@ export class PartitionLeader {
     p.logEndOffset = req.fetchOffset;
     p.matchedDurableOffset = matched;
     p.brokerEpoch = req.brokerEpoch ?? -1;
+    // Kafka takes the latest report, not the largest: a follower that restarted with less (its
+    // disk replaced) holds those records again. It cannot start past its own log end.
+    p.logStartOffset = Math.min(req.logStartOffset, req.fetchOffset);
     this.maybeExpandIsr(p, nowMs);
     this.maybeAdvanceHighWatermark();
+    this.completeDeleteWaiters();
     return { kind: 'read', fetchOffset: req.fetchOffset, highWatermark: this.hw, logStartOffset };
   }
 
@@ -303,6 +394,14 @@ export class PartitionLeader {
         else kept.push(w);
       }
       this.waiters = kept;
+    }
+    if (this.deleteWaiters.some((w) => w.deadlineMs <= nowMs)) {
+      const kept: DeleteWaiter[] = [];
+      for (const w of this.deleteWaiters) {
+        if (w.deadlineMs <= nowMs) this.outDeleted.push({ requestId: w.requestId, error: 'REQUEST_TIMED_OUT', lowWatermark: w.lowWatermarkAtRequest });
+        else kept.push(w);
+      }
+      this.deleteWaiters = kept;
     }
     if (this.pending !== null) {
       if (!this.pending.awaitingMetadata && nowMs - this.pending.sentAtMs >= this.config.alterPartitionRetryMs) {
@@ -382,12 +481,14 @@ export class PartitionLeader {
     if (changed) this.blockedAtPartitionEpoch = null;
   }
 
-  /** Leadership ended: every waiting produce fails with NOT_LEADER_OR_FOLLOWER. */
+  /** Leadership ended: every waiting produce and DeleteRecords fails with NOT_LEADER_OR_FOLLOWER. */
   resign(): void {
     if (this.resigned) return;
     this.resigned = true;
     for (const w of this.waiters) this.outCompleted.push({ requestId: w.requestId, error: 'NOT_LEADER_OR_FOLLOWER' });
     this.waiters = [];
+    for (const w of this.deleteWaiters) this.outDeleted.push({ requestId: w.requestId, error: 'NOT_LEADER_OR_FOLLOWER', lowWatermark: -1 });
+    this.deleteWaiters = [];
     this.pending = null;
   }
 
@@ -397,10 +498,11 @@ export class PartitionLeader {
 
   /** Hands out (and clears) the outputs accumulated since the last call. */
   takeReady(): LeaderReady {
-    const r: LeaderReady = { highWatermark: this.outHw, alterPartition: this.outAlter, completedProduces: this.outCompleted };
+    const r: LeaderReady = { highWatermark: this.outHw, alterPartition: this.outAlter, completedProduces: this.outCompleted, completedDeleteRecords: this.outDeleted };
     this.outHw = null;
     this.outAlter = null;
     this.outCompleted = [];
+    this.outDeleted = [];
     return r;
   }
 
@@ -457,6 +559,18 @@ export class PartitionLeader {
     let n = 0;
     while (n < this.waiters.length && (this.waiters[n] as Waiter).lastOffset < next) n++;
     for (const w of this.waiters.splice(0, n)) this.outCompleted.push(this.completionFor(w.requestId));
+  }
+
+  /** Completes the DeleteRecords waiters the low watermark has reached (at that low watermark). */
+  private completeDeleteWaiters(): void {
+    if (this.deleteWaiters.length === 0) return;
+    const lw = this.lowWatermark;
+    const kept: DeleteWaiter[] = [];
+    for (const w of this.deleteWaiters) {
+      if (w.offset <= lw) this.outDeleted.push({ requestId: w.requestId, error: null, lowWatermark: lw });
+      else kept.push(w);
+    }
+    this.deleteWaiters = kept;
   }
 
   /** Kafka: a batch below the HW is acknowledged, with an error if the ISR is below min.insync.replicas. */

@@ -59,6 +59,11 @@ export interface FollowerFetchRequest {
   readonly lastFetchedEpoch: number;
   /** The follower's countable end offset (<= fetchOffset after its own truncation logic). */
   readonly countableEndOffset: number;
+  /**
+   * The follower's log start offset (Kafka's FetchRequest `log_start_offset`): the leader's low
+   * watermark, which DeleteRecords waits for, is the minimum over the live replicas.
+   */
+  readonly logStartOffset: number;
   /** The follower broker's registration epoch (KIP-903), -1 or absent when not known. */
   readonly brokerEpoch?: number;
 }

@@ -396,14 +396,17 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           // so an answer exceeds replica.fetch.response.max.bytes by one batch at most. The
           // follower rotates the order of its partitions, so none waits behind the others for long.
           const r = part.answerFollowerFetch(
-            { replicaId: req.replicaId, brokerEpoch: req.brokerEpoch, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset },
+            { replicaId: req.replicaId, brokerEpoch: req.brokerEpoch, currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset, lastFetchedEpoch: p.lastFetchedEpoch, countableEndOffset: p.countableEndOffset, logStartOffset: p.logStartOffset },
             budget > 0 ? Math.max(1, Math.min(p.partitionMaxBytes, budget)) : 0,
             fetchTimeMs,
           );
           budget -= r.records.length;
           bytes += r.records.length;
           if (r.records.length > 0) ctx.metrics.fetched(part.key.topic, r.records.length, true);
-          if (r.errorCode !== 0 || r.divergingEpoch !== null) urgent = true;
+          // A follower whose log start is behind ours (DeleteRecords or retention moved it) is
+          // told at once, not after replica.fetch.wait.max.ms: a DeleteRecords is answered only
+          // once every live follower's next fetch reports the new log start.
+          if (r.errorCode !== 0 || r.divergingEpoch !== null || r.logStartOffset > p.logStartOffset) urgent = true;
           return r;
         }),
       };
@@ -597,27 +600,29 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       }
       return { errorCode: 0, errorMessage: '', producerId: await ctx.nextProducerId(), producerEpoch: 0 };
     }),
-    deleteRecords: unary((req) => ({
-      topics: req.topics.map((t) => ({
-        name: t.name,
-        partitions: t.partitions.map((p) => {
-          if (t.name === OFFSETS_TOPIC) return { partition: p.partition, errorCode: code('INVALID_TOPIC_EXCEPTION'), lowWatermark: -1 };
-          const l = leaderOf(t.name, p.partition);
-          if (l.part === undefined) return { partition: p.partition, errorCode: l.errorCode, lowWatermark: -1 };
-          const hw = l.part.highWatermark;
-          // Only -1 means "up to the high watermark" (Kafka); any other negative offset is out of range.
-          if (p.offset < -1) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
-          const target = p.offset === -1 ? hw : p.offset;
-          if (target > hw) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
-          try {
-            l.part.deleteRecordsBefore(target);
-          } catch (e: unknown) {
-            if (e instanceof StrandError) return { partition: p.partition, errorCode: e.code, lowWatermark: l.part.log.logStartOffset };
-            throw e;
-          }
-          return { partition: p.partition, errorCode: 0, lowWatermark: l.part.log.logStartOffset };
-        }),
-      })),
+    // Each partition's log start moves at once (in this turn, in request order); its answer waits
+    // until every live replica's log start has followed, up to the request's timeout (Kafka's
+    // DelayedDeleteRecords, see Partition.deleteRecords). The partitions wait together.
+    deleteRecords: unary(async (req) => ({
+      topics: await Promise.all(
+        req.topics.map(async (t) => ({
+          name: t.name,
+          partitions: await Promise.all(
+            t.partitions.map(async (p) => {
+              if (t.name === OFFSETS_TOPIC) return { partition: p.partition, errorCode: code('INVALID_TOPIC_EXCEPTION'), lowWatermark: -1 };
+              const l = leaderOf(t.name, p.partition);
+              if (l.part === undefined) return { partition: p.partition, errorCode: l.errorCode, lowWatermark: -1 };
+              const hw = l.part.highWatermark;
+              // Only -1 means "up to the high watermark" (Kafka); any other negative offset is out of range.
+              if (p.offset < -1) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
+              const target = p.offset === -1 ? hw : p.offset;
+              if (target > hw) return { partition: p.partition, errorCode: code('OFFSET_OUT_OF_RANGE'), lowWatermark: l.part.log.logStartOffset };
+              const r = await l.part.deleteRecords(target, Math.max(0, req.timeoutMs));
+              return { partition: p.partition, errorCode: r.error === null ? 0 : code(r.error), lowWatermark: r.lowWatermark };
+            }),
+          ),
+        })),
+      ),
     })),
     describeLogDirs: unary(async (req: DescribeLogDirsRequest): Promise<DescribeLogDirsResponse> => {
       // Topic -> the partitions asked for (null: all of them). Bad names are refused, not matched

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { fsyncDirAsync, writeFileAtomic, writeFileSyncedAsync, type PartitionLog, type ReadResult } from '@strand/storage';
 import { partitionLogView } from '../log/partition-log-view';
 import { PartitionFollower } from '../replication/partition-follower';
-import { PartitionLeader, type Acks } from '../replication/partition-leader';
+import { PartitionLeader, type Acks, type DeleteRecordsCompletion } from '../replication/partition-leader';
 import { NO_PRODUCER_ID, ProducerStateManager, type ProducerStateSnapshot } from '../replication/producer-state';
 import type { AlterPartitionRequest, AlterPartitionResponse, FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaLogView } from '../replication/types';
 
@@ -51,6 +51,14 @@ export interface ProduceResult {
   logStartOffset: number;
 }
 
+/** One partition's DeleteRecords answer. */
+export interface DeleteRecordsResult {
+  /** null: deleted, and every live replica's log start has reached the offset. */
+  error: ErrorName | null;
+  message: string;
+  lowWatermark: number;
+}
+
 type Waiter = () => void;
 
 export class Partition {
@@ -62,6 +70,7 @@ export class Partition {
   private state: PartitionState | null = null;
   private hw: number;
   private readonly produceWaiters = new Map<number, (error: ErrorName | null) => void>();
+  private readonly deleteRecordsWaiters = new Map<number, (r: DeleteRecordsResult) => void>();
   private nextRequestId = 1;
   private readonly waiters = new Set<Waiter>();
   private unsubscribeDurable: () => void;
@@ -134,7 +143,7 @@ export class Partition {
    * Applies the controller's view of this partition: becomes leader or follower on a new leader
    * epoch, or passes ISR/partition-epoch changes to the current leader core.
    */
-  applyMetadata(state: PartitionState, topicConfig: RawConfig, ineligible: readonly number[]): void {
+  applyMetadata(state: PartitionState, topicConfig: RawConfig, ineligible: readonly number[], fenced: readonly number[]): void {
     const prev = this.state;
     // Leader epochs only grow: an older state is stale metadata, never a reason to step back.
     if (prev !== null && (state.leaderEpoch < prev.leaderEpoch || (state.leaderEpoch === prev.leaderEpoch && state.partitionEpoch < prev.partitionEpoch))) return;
@@ -166,6 +175,7 @@ export class Partition {
         this.leaderCore.onPartitionState(state);
       }
       this.leaderCore.setIneligibleReplicas(ineligible);
+      this.leaderCore.setFencedReplicas(fenced);
       this.drain();
     } else if (epochChanged || (this.followerCore === null && state.leader !== null && state.leader >= 0)) {
       this.hw = this.highWatermark;
@@ -312,6 +322,13 @@ export class Partition {
         w(c.error);
       }
     }
+    for (const c of ready.completedDeleteRecords) {
+      const w = this.deleteRecordsWaiters.get(c.requestId);
+      if (w) {
+        this.deleteRecordsWaiters.delete(c.requestId);
+        w(this.deleteRecordsResult(c));
+      }
+    }
   }
 
   onAlterPartitionResponse(req: AlterPartitionRequest, resp: AlterPartitionResponse): void {
@@ -446,8 +463,48 @@ export class Partition {
   // waiting (long-poll fetches)
 
   /**
-   * DeleteRecords: moves the log start to `offset` (at most the high watermark, checked by the
-   * caller). Waiting fetches wake, so followers learn the new log start at once.
+   * DeleteRecords as leader (Kafka's deleteRecordsOnLeader and DelayedDeleteRecords): moves the
+   * log start to `offset` (at most the high watermark, checked by the caller), then resolves once
+   * the low watermark — the smallest log start over this replica and every follower on a live
+   * broker — reaches it, answering that low watermark. Answering on our own log start alone let
+   * a failover within a fetch round trip elect a follower that still held the deleted records.
+   * Fails with REQUEST_TIMED_OUT after `timeoutMs` (with the low watermark as of the request),
+   * NOT_LEADER_OR_FOLLOWER when leadership ends, UNKNOWN_TOPIC_OR_PARTITION when the replica is
+   * deleted; the log start stays moved in every case. Never throws for expected failures.
+   */
+  deleteRecords(offset: number, timeoutMs: number): Promise<DeleteRecordsResult> {
+    const leader = this.leaderCore;
+    if (leader === null || this.closed) return Promise.resolve({ error: 'NOT_LEADER_OR_FOLLOWER', message: `broker ${this.host.brokerId} is not the leader of ${this.topicPartition}`, lowWatermark: -1 });
+    const refusal = leader.checkDeleteRecords();
+    if (refusal !== null) return Promise.resolve({ error: refusal, message: `too many DeleteRecords wait on ${this.topicPartition}`, lowWatermark: -1 });
+    try {
+      this.deleteRecordsBefore(offset);
+    } catch (e: unknown) {
+      if (e instanceof StrandError) return Promise.resolve({ error: e.errorName, message: e.message, lowWatermark: this.log.logStartOffset });
+      throw e;
+    }
+    const requestId = this.nextRequestId++;
+    return new Promise<DeleteRecordsResult>((resolve) => {
+      this.deleteRecordsWaiters.set(requestId, resolve);
+      leader.addDeleteRecordsWaiter(requestId, offset, this.host.nowMs() + timeoutMs);
+      this.drain();
+    });
+  }
+
+  private deleteRecordsResult(c: DeleteRecordsCompletion): DeleteRecordsResult {
+    switch (c.error) {
+      case null:
+        return { error: null, message: '', lowWatermark: c.lowWatermark };
+      case 'REQUEST_TIMED_OUT':
+        return { error: c.error, message: `${this.topicPartition}: the log start moved here, but not on every live replica within the timeout (low watermark ${c.lowWatermark})`, lowWatermark: c.lowWatermark };
+      default:
+        return { error: c.error, message: `${this.topicPartition}: leadership ended before every live replica's log start moved`, lowWatermark: c.lowWatermark };
+    }
+  }
+
+  /**
+   * Moves the log start to `offset` (at most the high watermark, checked by the caller). Waiting
+   * fetches wake, so followers learn the new log start at once.
    */
   deleteRecordsBefore(offset: number): void {
     const before = this.log.logStartOffset;
@@ -529,15 +586,23 @@ export class Partition {
   }
 
   /**
-   * Closes the partition: pending produces fail, waiters wake. Its files stay, with a fresh
+   * Closes the partition: pending produces and DeleteRecords fail, waiters wake. Its files stay, with a fresh
    * producer-state snapshot, unless `deleting` (the caller removes the directory).
    */
   async close(deleting = false): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A deleted replica answers its waiting DeleteRecords as Kafka's does for a partition no
+    // longer hosted; otherwise (shutdown) they fail with the resignation below.
+    if (deleting) {
+      for (const [, w] of this.deleteRecordsWaiters) w({ error: 'UNKNOWN_TOPIC_OR_PARTITION', message: `${this.topicPartition} was deleted from this broker`, lowWatermark: -1 });
+      this.deleteRecordsWaiters.clear();
+    }
     this.stopRole();
     for (const [, w] of this.produceWaiters) w('NOT_LEADER_OR_FOLLOWER');
     this.produceWaiters.clear();
+    for (const [, w] of this.deleteRecordsWaiters) w({ error: 'NOT_LEADER_OR_FOLLOWER', message: `${this.topicPartition} was closed`, lowWatermark: -1 });
+    this.deleteRecordsWaiters.clear();
     this.unsubscribeDurable();
     this.wake();
     if (!deleting) this.writeProducerSnapshot();

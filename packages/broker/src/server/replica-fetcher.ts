@@ -150,6 +150,7 @@ class LeaderLink {
         lastFetchedEpoch: out.request.lastFetchedEpoch,
         countableEndOffset: out.request.countableEndOffset,
         partitionMaxBytes: this.opts.partitionMaxBytes,
+        logStartOffset: out.request.logStartOffset,
       });
     }
     if (parts.length === 0) {

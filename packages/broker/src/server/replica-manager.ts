@@ -132,6 +132,9 @@ export class ReplicaManager {
     const me = this.host.brokerId;
     if (first) this.removeStrayReplicas(image);
     const ineligible = [...image.brokers.values()].filter((b) => b.fenced || b.inControlledShutdown).map((b) => b.id);
+    // Kafka's "alive broker" (registered, not fenced): the low watermark DeleteRecords waits for
+    // counts the replicas on these only.
+    const alive = (id: number): boolean => image.brokers.get(id)?.fenced === false;
     const wanted = new Set<string>();
     for (const topic of image.topics.values()) {
       for (const p of topic.partitions.values()) if (hostsReplica(p, me)) wanted.add(`${topic.id}:${p.partition}`);
@@ -181,7 +184,7 @@ export class ReplicaManager {
           // and fetches get a turn between the checkpoint fsyncs.
           const takesLeadership = state.leader === me && (!part.isLeader || before === null || before.leaderEpoch !== state.leaderEpoch);
           if (takesLeadership && ++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          part.applyMetadata(state, config, ineligible);
+          part.applyMetadata(state, config, ineligible, p.replicas.filter((r) => !alive(r)));
           if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
             this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');
           }

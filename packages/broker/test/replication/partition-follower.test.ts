@@ -27,7 +27,7 @@ describe('PartitionFollower', () => {
     const log = logWith([1, 1, 2], 2);
     const f = follower(log);
     const out = f.pollFetch(0, 1000);
-    expect(out?.request).toEqual({ replicaId: 2, currentLeaderEpoch: 5, fetchOffset: 3, lastFetchedEpoch: 2, countableEndOffset: 2 });
+    expect(out?.request).toEqual({ replicaId: 2, currentLeaderEpoch: 5, fetchOffset: 3, lastFetchedEpoch: 2, countableEndOffset: 2, logStartOffset: 0 });
     expect(f.pollFetch(10, 1000)).toBeNull();
     expect(f.pollFetch(1000, 1000)).not.toBeNull(); // the first counts as lost
   });

@@ -1,11 +1,12 @@
 // Checks the leader core's rules one by one, driving PartitionLeader by hand with an in-memory
 // SimLog: fetch fencing and divergence answers, HW = min durable offset over the maximal ISR
 // (KIP-497), ISR shrink after replica.lag.time.max.ms, expansion at the HW, acks=all completion
-// only when HW > the batch's last offset, min.insync.replicas refusal, and the outputs handed out
-// by takeReady().
+// only when HW > the batch's last offset, min.insync.replicas refusal, the low watermark that
+// DeleteRecords waits for (every live replica's log start), and the outputs handed out by
+// takeReady().
 
 import { PartitionLeader, type PartitionLeaderInit } from '../../src/replication/partition-leader';
-import type { AlterPartitionRequest, FollowerFetchRequest, PartitionState } from '../../src/replication/types';
+import type { AlterPartitionRequest, FollowerFetchRequest, PartitionState, ReplicaLogView } from '../../src/replication/types';
 import { SimLog } from '../../src/sim/sim-log';
 
 const LAG = 1000;
@@ -28,7 +29,7 @@ function setup(opts: { isr?: number[]; minIsr?: number; records?: number; epoch?
 }
 
 function fetch(replicaId: number, fetchOffset: number, countable: number, lastFetchedEpoch = 1, currentLeaderEpoch = 1): FollowerFetchRequest {
-  return { replicaId, currentLeaderEpoch, fetchOffset, lastFetchedEpoch, countableEndOffset: countable };
+  return { replicaId, currentLeaderEpoch, fetchOffset, lastFetchedEpoch, countableEndOffset: countable, logStartOffset: 0 };
 }
 
 describe('PartitionLeader: answering follower fetches', () => {
@@ -47,20 +48,20 @@ describe('PartitionLeader: answering follower fetches', () => {
     log.flush();
     const leader = new PartitionLeader({ localReplicaId: 1, state: { leader: 1, leaderEpoch: 3, partitionEpoch: 1, replicas: [1, 2], isr: [1, 2] }, log, highWatermark: 0, nowMs: 0 });
     // Follower has epoch 1 up to offset 3 (one more than the leader's epoch 1).
-    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 3, lastFetchedEpoch: 1, countableEndOffset: 3 }, 0)).toEqual({
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 3, lastFetchedEpoch: 1, countableEndOffset: 3, logStartOffset: 0 }, 0)).toEqual({
       kind: 'diverging',
       divergingEpoch: { epoch: 1, endOffset: 2 },
       highWatermark: 0,
       logStartOffset: 0,
     });
     // Follower has an epoch 2 the leader never had (KIP-279): answered with epoch 1's end.
-    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 3, lastFetchedEpoch: 2, countableEndOffset: 3 }, 0)).toMatchObject({
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 3, lastFetchedEpoch: 2, countableEndOffset: 3, logStartOffset: 0 }, 0)).toMatchObject({
       kind: 'diverging',
       divergingEpoch: { epoch: 1, endOffset: 2 },
     });
     // Matching: read from the fetch offset.
-    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 2, lastFetchedEpoch: 1, countableEndOffset: 2 }, 0)).toMatchObject({ kind: 'read', fetchOffset: 2 });
-    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 9, lastFetchedEpoch: 3, countableEndOffset: 2 }, 0)).toMatchObject({ kind: 'diverging' });
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 2, lastFetchedEpoch: 1, countableEndOffset: 2, logStartOffset: 0 }, 0)).toMatchObject({ kind: 'read', fetchOffset: 2 });
+    expect(leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 3, fetchOffset: 9, lastFetchedEpoch: 3, countableEndOffset: 2, logStartOffset: 0 }, 0)).toMatchObject({ kind: 'diverging' });
   });
 
   test('a fetch offset beyond the log end without an epoch is OFFSET_OUT_OF_RANGE', () => {
@@ -294,5 +295,143 @@ describe('PartitionLeader: consumer fetches (SCENARIOS.md 12)', () => {
     expect(leader.handleConsumerFetch({ currentLeaderEpoch: 1, fetchOffset: log.logEndOffset + 1 })).toMatchObject({ kind: 'error', error: 'OFFSET_OUT_OF_RANGE' });
     leader.resign();
     expect(leader.handleConsumerFetch({ currentLeaderEpoch: 1, fetchOffset: 0 })).toMatchObject({ kind: 'error', error: 'NOT_LEADER_OR_FOLLOWER' });
+  });
+});
+
+/** The leader's log as the core sees it, with a log start DeleteRecords can move (SimLog keeps none). */
+function withLogStart(log: SimLog): { view: ReplicaLogView; moveStart: (offset: number) => void } {
+  let start = 0;
+  const view: ReplicaLogView = {
+    get logStartOffset() {
+      return start;
+    },
+    get logEndOffset() {
+      return log.logEndOffset;
+    },
+    get countableEndOffset() {
+      return log.countableEndOffset;
+    },
+    get latestEpoch() {
+      return log.latestEpoch;
+    },
+    endOffsetForEpoch: (epoch) => log.endOffsetForEpoch(epoch),
+  };
+  return { view, moveStart: (offset) => void (start = offset) };
+}
+
+/** Leader 1 of replicas [1, 2, 3] over 10 records in epoch 1, with a movable log start. */
+function deletable(isr = [1, 2, 3], maxPendingProduces = 100): { leader: PartitionLeader; moveStart: (offset: number) => void } {
+  const log = new SimLog();
+  for (let i = 0; i < 10; i++) log.appendAsLeader(`v${i}`, 1);
+  log.flush();
+  const { view, moveStart } = withLogStart(log);
+  const leader = new PartitionLeader({ localReplicaId: 1, state: { leader: 1, leaderEpoch: 1, partitionEpoch: 10, replicas: [1, 2, 3], isr }, log: view, highWatermark: 0, nowMs: 0, config: { replicaLagTimeMaxMs: LAG, maxPendingProduces } });
+  return { leader, moveStart };
+}
+
+/** An accepted fetch from the log end (10) reporting log start `logStart`. */
+const fetchWithStart = (replicaId: number, logStart: number, fetchOffset = 10): FollowerFetchRequest => ({ ...fetch(replicaId, fetchOffset, fetchOffset), logStartOffset: logStart });
+
+describe('PartitionLeader: low watermark and DeleteRecords (Kafka\'s DelayedDeleteRecords)', () => {
+  test('the low watermark is the smallest log start over the leader and every follower, unknown (-1) until each fetched in this term', () => {
+    const { leader, moveStart } = deletable();
+    expect(leader.lowWatermark).toBe(-1);
+    leader.handleFollowerFetch(fetchWithStart(2, 0), 1);
+    expect(leader.lowWatermark).toBe(-1); // 3 has not fetched yet
+    leader.handleFollowerFetch(fetchWithStart(3, 0), 1);
+    expect(leader.lowWatermark).toBe(0);
+    moveStart(6);
+    leader.addDeleteRecordsWaiter(7, 6, 1000);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([]);
+    leader.handleFollowerFetch(fetchWithStart(2, 6), 2);
+    expect(leader.lowWatermark).toBe(0);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([]);
+    leader.handleFollowerFetch(fetchWithStart(3, 6), 3);
+    expect(leader.lowWatermark).toBe(6);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([{ requestId: 7, error: null, lowWatermark: 6 }]);
+    // Reached already: answered at once, with the low watermark (which may exceed the offset).
+    leader.addDeleteRecordsWaiter(8, 4, 1000);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([{ requestId: 8, error: null, lowWatermark: 6 }]);
+    expect(leader.pendingDeleteRecordsCount).toBe(0);
+  });
+
+  test('a follower that fetches out of range or diverges does not count; its log start never counts past its log end', () => {
+    const { leader, moveStart } = deletable();
+    leader.handleFollowerFetch(fetchWithStart(2, 0), 1);
+    leader.handleFollowerFetch(fetchWithStart(3, 0), 1);
+    moveStart(6);
+    leader.addDeleteRecordsWaiter(1, 6, 1000);
+    leader.handleFollowerFetch(fetchWithStart(2, 6), 2);
+    // Follower 3 restarted with an empty disk: its fetch from 0 is out of range and not taken.
+    expect(leader.handleFollowerFetch({ ...fetch(3, 0, 0, -1), logStartOffset: 0 }, 3)).toMatchObject({ kind: 'error', error: 'OFFSET_OUT_OF_RANGE' });
+    expect(leader.followerProgress(3)?.logStartOffset).toBe(0);
+    // A diverging fetch does not count either (Kafka updates follower state only on a read).
+    expect(leader.handleFollowerFetch({ ...fetch(3, 10, 10, 7), logStartOffset: 9 }, 3)).toMatchObject({ kind: 'diverging' });
+    expect(leader.followerProgress(3)?.logStartOffset).toBe(0);
+    // Started over at our log start: it reports 6 and the DeleteRecords completes.
+    leader.handleFollowerFetch({ ...fetch(3, 6, 6, -1), logStartOffset: 6 }, 4);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([{ requestId: 1, error: null, lowWatermark: 6 }]);
+    // A log start past the fetch offset (no replica has one) counts as its log end.
+    leader.handleFollowerFetch({ ...fetch(3, 8, 8), logStartOffset: 9 }, 5);
+    expect(leader.followerProgress(3)?.logStartOffset).toBe(8);
+  });
+
+  test('the latest report counts, not the largest: a follower restarted with a lower log start lowers the low watermark', () => {
+    const { leader, moveStart } = deletable();
+    moveStart(6);
+    leader.handleFollowerFetch(fetchWithStart(2, 6), 1);
+    leader.handleFollowerFetch(fetchWithStart(3, 6), 1);
+    expect(leader.lowWatermark).toBe(6);
+    leader.handleFollowerFetch({ ...fetchWithStart(3, 4), brokerEpoch: 9 }, 2);
+    expect(leader.lowWatermark).toBe(4);
+    leader.addDeleteRecordsWaiter(1, 6, 1000);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([]);
+  });
+
+  test('a follower outside the ISR holds the low watermark while its broker is alive; a fenced one does not', () => {
+    const { leader, moveStart } = deletable([1, 2]);
+    leader.handleFollowerFetch(fetchWithStart(2, 0), 1);
+    moveStart(5);
+    leader.addDeleteRecordsWaiter(1, 5, 1000);
+    leader.handleFollowerFetch(fetchWithStart(2, 5), 2);
+    // 3 is not in the ISR and has not fetched: Kafka's low watermark still waits for it.
+    expect(leader.takeReady().completedDeleteRecords).toEqual([]);
+    // Shrinking the ISR to the leader changes nothing either.
+    leader.onPartitionState({ leader: 1, leaderEpoch: 1, partitionEpoch: 11, replicas: [1, 2, 3], isr: [1] });
+    expect(leader.takeReady().completedDeleteRecords).toEqual([]);
+    leader.setFencedReplicas([3]);
+    expect(leader.lowWatermark).toBe(5);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([{ requestId: 1, error: null, lowWatermark: 5 }]);
+    // Unfenced again, it counts again (with what it last reported: nothing in this term).
+    leader.setFencedReplicas([]);
+    expect(leader.lowWatermark).toBe(-1);
+  });
+
+  test('an unreached DeleteRecords times out with the low watermark as of the request, or fails on resignation', () => {
+    const { leader, moveStart } = deletable();
+    leader.handleFollowerFetch(fetchWithStart(2, 0), 1);
+    leader.handleFollowerFetch(fetchWithStart(3, 2), 1);
+    moveStart(6);
+    leader.addDeleteRecordsWaiter(1, 6, 500);
+    leader.addDeleteRecordsWaiter(2, 6, 900);
+    leader.handleFollowerFetch(fetchWithStart(2, 3), 2);
+    leader.tick(499);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([]);
+    leader.tick(500);
+    expect(leader.takeReady().completedDeleteRecords).toEqual([{ requestId: 1, error: 'REQUEST_TIMED_OUT', lowWatermark: 0 }]);
+    leader.resign();
+    expect(leader.takeReady().completedDeleteRecords).toEqual([{ requestId: 2, error: 'NOT_LEADER_OR_FOLLOWER', lowWatermark: -1 }]);
+    expect(leader.checkDeleteRecords()).toBe('NOT_LEADER_OR_FOLLOWER');
+  });
+
+  test('waiting DeleteRecords are bounded like produce waiters', () => {
+    const { leader, moveStart } = deletable([1, 2, 3], 2);
+    moveStart(1);
+    expect(leader.checkDeleteRecords()).toBeNull();
+    leader.addDeleteRecordsWaiter(1, 1, 1000);
+    leader.addDeleteRecordsWaiter(2, 1, 1000);
+    expect(leader.checkDeleteRecords()).toBe('THROTTLING_QUOTA_EXCEEDED');
+    expect(() => leader.addDeleteRecordsWaiter(3, 1, 1000)).toThrow(/bound/);
+    expect(() => deletable().leader.addDeleteRecordsWaiter(4, 1, 1000)).toThrow(/log start/);
   });
 });

@@ -30,7 +30,7 @@ function leaderWithPendingExpansion(): { leader: PartitionLeader; request: Alter
     nowMs: 0,
     config: { replicaLagTimeMaxMs: 30_000, alterPartitionRetryMs: RETRY_MS },
   });
-  leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 1, fetchOffset: 2, lastFetchedEpoch: 1, countableEndOffset: 2 }, 0);
+  leader.handleFollowerFetch({ replicaId: 2, currentLeaderEpoch: 1, fetchOffset: 2, lastFetchedEpoch: 1, countableEndOffset: 2, logStartOffset: 0 }, 0);
   const request = leader.takeReady().alterPartition;
   if (request === null) throw new Error('the leader proposed no expansion');
   expect(request.newIsr).toEqual([1, 2]);

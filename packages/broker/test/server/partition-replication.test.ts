@@ -16,6 +16,9 @@
  * reaches the start of its epoch. The leader's produce path: idempotent retries answered only
  * as durably as the original, one idempotent batch per partition per request; a follower backs
  * off after a storage error from the leader; a failed fdatasync is reported to the host.
+ * DeleteRecords (Kafka's DelayedDeleteRecords): answered only once the follower's fetch reports
+ * the new log start, REQUEST_TIMED_OUT if it never does, not waiting for a fenced follower, and
+ * failed on leadership loss (NOT_LEADER_OR_FOLLOWER) and deletion (UNKNOWN_TOPIC_OR_PARTITION).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -39,9 +42,9 @@ const topicId = 'fedcba9876543210fedcba9876543210';
 const quiet = { info: () => undefined, warn: () => undefined };
 let clock = 0;
 
-/** Brokers 1 and 2; topic t's partition 0 on both, led by `leader` (broker 1 by default). */
-function image(offset: number, leaderEpoch: number, isr: number[], leader = 1, flushPolicy = 'page-cache'): MetadataImage {
-  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+/** Brokers 1 and 2 (those in `fenced` fenced); topic t's partition 0 on both, led by `leader` (broker 1 by default). */
+function image(offset: number, leaderEpoch: number, isr: number[], leader = 1, flushPolicy = 'page-cache', fenced: readonly number[] = []): MetadataImage {
+  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: fenced.includes(id), inControlledShutdown: false, previousShutdownClean: true } });
   return MetadataImage.fromRecords(offset, [
     { cluster: { clusterId: 'c' } },
     broker(1),
@@ -50,6 +53,12 @@ function image(offset: number, leaderEpoch: number, isr: number[], leader = 1, f
     { partition: { topicId: topicIdToBytes(topicId), partition: 0, replicas: [1, 2], isr, leader, leaderEpoch, partitionEpoch: offset, addingReplicas: [], removingReplicas: [] } },
     { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 't', name: 'flush.policy', value: flushPolicy } },
   ]);
+}
+
+/** The same brokers with no topic (t was deleted). */
+function imageWithoutTopic(offset: number): MetadataImage {
+  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+  return MetadataImage.fromRecords(offset, [{ cluster: { clusterId: 'c' } }, broker(1), broker(2)]);
 }
 
 async function brokerWith(id: number, img: MetadataImage): Promise<Partition> {
@@ -68,7 +77,7 @@ function pump(leader: Partition, follower: Partition): string {
   const out = follower.follower!.pollFetch(clock, 30_000);
   if (out === null) throw new Error('the follower wants no fetch');
   const q = out.request;
-  const answer = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock);
+  const answer = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset, logStartOffset: q.logStartOffset }, 1 << 20, clock);
   follower.applyFetchResponse(out.correlationId, q.fetchOffset, answer);
   const what = answer.errorCode !== 0 ? errorByCode(answer.errorCode).name : answer.divergingEpoch !== null ? 'diverging' : 'read';
   return `${q.fetchOffset}:${what}`;
@@ -122,7 +131,7 @@ function pumpAs(leader: Partition, follower: Partition, followerId: number): str
   const out = follower.follower!.pollFetch(clock, 30_000);
   if (out === null) throw new Error('the follower wants no fetch');
   const q = out.request;
-  const answer = leader.answerFollowerFetch({ replicaId: followerId, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock);
+  const answer = leader.answerFollowerFetch({ replicaId: followerId, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset, logStartOffset: q.logStartOffset }, 1 << 20, clock);
   follower.applyFetchResponse(out.correlationId, q.fetchOffset, answer);
   const what = answer.errorCode !== 0 ? errorByCode(answer.errorCode).name : answer.divergingEpoch !== null ? `diverging(${answer.divergingEpoch.epoch},${answer.divergingEpoch.endOffset})` : 'read';
   return `${q.lastFetchedEpoch}@${q.fetchOffset}:${what}`;
@@ -211,7 +220,7 @@ test('a full replica fetch response answers a partition without records but stil
   clock += 200;
   const out = follower.follower!.pollFetch(clock, 30_000)!;
   const q = out.request;
-  const answer = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 0, clock);
+  const answer = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset, logStartOffset: q.logStartOffset }, 0, clock);
   expect(answer.errorCode).toBe(0);
   expect(answer.records.length).toBe(0);
   // The follower's offset 3 counted: the high watermark moved to it.
@@ -239,7 +248,7 @@ test('a new leader answers ListOffsets only once its high watermark reaches the 
   clock += 200;
   const out = one.follower!.pollFetch(clock, 30_000)!;
   const q = out.request;
-  one.applyFetchResponse(out.correlationId, q.fetchOffset, two.answerFollowerFetch({ replicaId: 1, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock));
+  one.applyFetchResponse(out.correlationId, q.fetchOffset, two.answerFollowerFetch({ replicaId: 1, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset, logStartOffset: q.logStartOffset }, 1 << 20, clock));
   expect(two.highWatermark).toBe(5);
   expect(two.offsetsAvailable).toBe(true);
 });
@@ -277,7 +286,7 @@ test('a follower answered with a storage error refetches only after the backoff,
     if (out === null) break;
     immediate++;
     const q = out.request;
-    const a = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock);
+    const a = leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset, logStartOffset: q.logStartOffset }, 1 << 20, clock);
     answers.push(errorByCode(a.errorCode).name);
     follower.applyFetchResponse(out.correlationId, q.fetchOffset, a);
   }
@@ -324,6 +333,73 @@ test('a late error answer to a previous follower core\'s fetch neither cancels t
   follower.follower!.onFetchLost(stale.correlationId);
   expect(follower.follower!.pollFetch(clock, 30_000)).toBeNull(); // still one fetch in flight: ours
   const q = out.request;
-  follower.applyFetchResponse(out.correlationId, q.fetchOffset, leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset }, 1 << 20, clock));
+  follower.applyFetchResponse(out.correlationId, q.fetchOffset, leader.answerFollowerFetch({ replicaId: 2, currentLeaderEpoch: q.currentLeaderEpoch, fetchOffset: q.fetchOffset, lastFetchedEpoch: q.lastFetchedEpoch, countableEndOffset: q.countableEndOffset, logStartOffset: q.logStartOffset }, 1 << 20, clock));
   expect(follower.log.logEndOffset).toBe(3);
+});
+
+/** Whether `p` has settled (after letting pending callbacks run). */
+async function settled<T>(p: Promise<T>): Promise<T | 'pending'> {
+  await new Promise((resolve) => setImmediate(resolve));
+  return Promise.race([p, Promise.resolve('pending' as const)]);
+}
+
+describe('DeleteRecords waits for every live replica\'s log start (Kafka\'s DelayedDeleteRecords)', () => {
+  /** Leader 1 and follower 2 in sync over 10 acknowledged records. */
+  async function inSync(): Promise<{ leader: Partition; follower: Partition }> {
+    const leader = await brokerWith(1, image(10, 0, [1, 2]));
+    const follower = await brokerWith(2, image(10, 0, [1, 2]));
+    const acked = leader.produce(batch(0, 10), -1, 5000);
+    pump(leader, follower);
+    pump(leader, follower);
+    expect((await acked).errorCode).toBe(0);
+    return { leader, follower };
+  }
+
+  test('answered only once the follower has fetched, learned the new log start and reported it', async () => {
+    const { leader, follower } = await inSync();
+    const del = leader.deleteRecords(6, 30_000);
+    // The leader's own log start moved at once, but the follower (not fetching) still holds 0..5:
+    // elected now, it would serve the deleted records again.
+    expect(leader.log.logStartOffset).toBe(6);
+    expect(await settled(del)).toBe('pending');
+    pump(leader, follower); // the follower learns the leader's log start and moves its own
+    expect(follower.log.logStartOffset).toBe(6);
+    expect(await settled(del)).toBe('pending');
+    pump(leader, follower); // its next fetch reports it
+    expect(await settled(del)).toEqual({ error: null, message: '', lowWatermark: 6 });
+  });
+
+  test('a follower that never fetches makes it time out with REQUEST_TIMED_OUT and the low watermark as of the request', async () => {
+    const { leader } = await inSync();
+    const del = leader.deleteRecords(6, 1000);
+    clock += 999;
+    leader.tick();
+    expect(await settled(del)).toBe('pending');
+    clock += 1;
+    leader.tick();
+    expect(await settled(del)).toMatchObject({ error: 'REQUEST_TIMED_OUT', lowWatermark: 0 });
+    // The log start stays moved (as in Kafka); a retry is answered once the follower reports it.
+    expect(leader.log.logStartOffset).toBe(6);
+  });
+
+  test('a fenced follower is not waited for; leadership loss and deletion fail the wait', async () => {
+    const { leader, follower } = await inSync();
+    const fencedWait = leader.deleteRecords(3, 30_000);
+    expect(await settled(fencedWait)).toBe('pending');
+    await managersOf(leader).applyImage(image(11, 0, [1, 2], 1, 'page-cache', [2]));
+    expect(await settled(fencedWait)).toEqual({ error: null, message: '', lowWatermark: 3 });
+
+    await managersOf(leader).applyImage(image(12, 0, [1, 2]));
+    const lost = leader.deleteRecords(5, 30_000);
+    expect(await settled(lost)).toBe('pending');
+    await managersOf(leader).applyImage(image(13, 1, [1, 2], 2));
+    expect(await settled(lost)).toMatchObject({ error: 'NOT_LEADER_OR_FOLLOWER', lowWatermark: -1 });
+
+    await managersOf(follower).applyImage(image(14, 2, [1, 2], 2));
+    await managersOf(leader).applyImage(image(14, 2, [1, 2], 2));
+    const gone = follower.deleteRecords(5, 30_000);
+    expect(await settled(gone)).toBe('pending');
+    await managersOf(follower).applyImage(imageWithoutTopic(15));
+    expect(await settled(gone)).toMatchObject({ error: 'UNKNOWN_TOPIC_OR_PARTITION', lowWatermark: -1 });
+  });
 });

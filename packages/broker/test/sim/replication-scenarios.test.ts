@@ -199,7 +199,7 @@ describe('SCENARIOS.md 4: fast back-to-back leader changes (KIP-279)', () => {
     flog.appendAsFollower([{ offset: 0, epoch: 4, value: 'a' }]);
     const follower = new PartitionFollower({ localReplicaId: 2, leaderId: 1, leaderEpoch: 5, log: flog, highWatermark: 0, retryBackoffMs: 10 });
     const out = follower.pollFetch(0, 1000);
-    const action = follower.onFetchResponse(out?.correlationId ?? -1, leader.handleFollowerFetch(out?.request ?? { replicaId: 2, currentLeaderEpoch: 5, fetchOffset: 0, lastFetchedEpoch: -1, countableEndOffset: 0 }, 0), 0);
+    const action = follower.onFetchResponse(out?.correlationId ?? -1, leader.handleFollowerFetch(out?.request ?? { replicaId: 2, currentLeaderEpoch: 5, fetchOffset: 0, lastFetchedEpoch: -1, countableEndOffset: 0, logStartOffset: 0 }, 0), 0);
     expect(action).toEqual({ kind: 'backoff' });
     expect(flog.logEndOffset).toBe(1);
   });

@@ -1053,6 +1053,7 @@ export interface ReplicaFetchPartition {
   lastFetchedEpoch: number;
   countableEndOffset: number;
   partitionMaxBytes: number;
+  logStartOffset: number;
 }
 
 const ReplicaFetchPartitionCodec = messageCodec<ReplicaFetchPartition>('strand.broker.ReplicaFetchPartition');

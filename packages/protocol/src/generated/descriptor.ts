@@ -1919,6 +1919,11 @@ export const descriptor = {
          "type": "int32",
          "id": 6,
          "protoName": "partition_max_bytes"
+        },
+        "logStartOffset": {
+         "type": "int64",
+         "id": 7,
+         "protoName": "log_start_offset"
         }
        }
       },
