@@ -475,6 +475,9 @@ export class Partition {
   deleteRecords(offset: number, timeoutMs: number): Promise<DeleteRecordsResult> {
     const leader = this.leaderCore;
     if (leader === null || this.closed) return Promise.resolve({ error: 'NOT_LEADER_OR_FOLLOWER', message: `broker ${this.host.brokerId} is not the leader of ${this.topicPartition}`, lowWatermark: -1 });
+    // Kafka refuses DeleteRecords on a topic without the delete cleanup policy (UnifiedLog's
+    // maybeIncrementLogStartOffset): a compacted topic is a table, its oldest keys' only copy.
+    if (!this.log.topicConfig['cleanup.policy'].includes('delete')) return Promise.resolve({ error: 'POLICY_VIOLATION', message: `records of ${this.topicPartition} cannot be deleted: its cleanup.policy is compact (DeleteRecords needs delete)`, lowWatermark: this.log.logStartOffset });
     const refusal = leader.checkDeleteRecords();
     if (refusal !== null) return Promise.resolve({ error: refusal, message: `too many DeleteRecords wait on ${this.topicPartition}`, lowWatermark: -1 });
     try {

@@ -369,6 +369,18 @@ describe('DeleteRecords waits for every live replica\'s log start (Kafka\'s Dela
     expect(await settled(del)).toEqual({ error: null, message: '', lowWatermark: 6 });
   });
 
+  test("a compacted topic refuses it with POLICY_VIOLATION and keeps its log start (Kafka's delete-policy rule)", async () => {
+    const { leader } = await inSync();
+    const compact: MetadataRecord = { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 't', name: 'cleanup.policy', value: 'compact' } };
+    await managersOf(leader).applyImage(MetadataImage.fromRecords(11, [...image(11, 0, [1, 2]).toRecords(), compact]));
+    expect(await leader.deleteRecords(6, 30_000)).toMatchObject({ error: 'POLICY_VIOLATION', lowWatermark: 0 });
+    expect(leader.log.logStartOffset).toBe(0);
+    const both: MetadataRecord = { config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: 't', name: 'cleanup.policy', value: 'compact,delete' } };
+    await managersOf(leader).applyImage(MetadataImage.fromRecords(12, [...image(12, 0, [1, 2]).toRecords(), both]));
+    void leader.deleteRecords(6, 30_000);
+    expect(leader.log.logStartOffset).toBe(6);
+  });
+
   test('a follower that never fetches makes it time out with REQUEST_TIMED_OUT and the low watermark as of the request', async () => {
     const { leader } = await inSync();
     const del = leader.deleteRecords(6, 1000);
