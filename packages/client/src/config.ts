@@ -68,7 +68,8 @@ const CONSUMER_SPEC = {
 
 const ADMIN_SPEC = {
   ...COMMON,
-  retries: key({ type: 'int', default: 5, min: 0, doc: 'Retries of a retriable admin failure.' }),
+  retries: key({ type: 'int', default: 2_147_483_647, min: 0, doc: 'Retries of a retriable admin failure (bounded in time by default.api.timeout.ms).' }),
+  'default.api.timeout.ms': key({ type: 'int', default: 60_000, min: 1, doc: 'Upper bound on one admin call, retries included (ms); each request within it waits at most request.timeout.ms. At least request.timeout.ms: set lower it is INVALID_CONFIG, and the default is raised to that.' }),
 };
 
 /** Longest client.id: the broker keeps at most this much of it for a group member. */
@@ -165,5 +166,11 @@ export function parseConsumerConfig(raw: ClientConfigInput): ConsumerConfig {
 }
 
 export function parseAdminConfig(raw: ClientConfigInput): AdminConfig {
-  return ADMIN_CONFIG.parse(raw);
+  const c = ADMIN_CONFIG.parse(raw);
+  // Kafka's admin client: a call must have time for at least one request.
+  if (c['default.api.timeout.ms'] < c['request.timeout.ms']) {
+    if (raw['default.api.timeout.ms'] !== undefined) throw new StrandError('INVALID_CONFIG', `default.api.timeout.ms (${c['default.api.timeout.ms']}) should be equal to or larger than request.timeout.ms (${c['request.timeout.ms']})`);
+    c['default.api.timeout.ms'] = c['request.timeout.ms'];
+  }
+  return c;
 }

@@ -288,17 +288,32 @@ export class Admin {
 
   /** One call to any broker, retried for retriable errors. */
   private async any<Req, Res>(pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string): Promise<Res> {
-    return this.retry(async () => {
+    return this.retry(async (timeoutMs) => {
       const conn = this.cluster.anyConnection();
-      return conn.unary(pick(conn), request, this.config['request.timeout.ms'], what, this.cluster.closeSignal);
+      return conn.unary(pick(conn), request, timeoutMs, what, this.cluster.closeSignal);
     });
   }
 
-  private retry<T>(fn: () => Promise<T>): Promise<T> {
+  /** A new call's deadline (monotonic): default.api.timeout.ms from now, as Kafka's admin calls. */
+  private callDeadline(): number {
+    return monotonicMs() + this.config['default.api.timeout.ms'];
+  }
+
+  /** How long one request may wait: request.timeout.ms, or less when the call has less left (at least 1 ms). */
+  private requestTimeout(deadline: number): number {
+    return Math.max(1, Math.min(this.config['request.timeout.ms'], Math.round(deadline - monotonicMs())));
+  }
+
+  /**
+   * Runs `fn` (given the time its request may take) until it succeeds or fails for good: a
+   * retriable failure is retried with backoff up to `retries` times while the call's deadline
+   * (default.api.timeout.ms) leaves time for another attempt.
+   */
+  private retry<T>(fn: (timeoutMs: number) => Promise<T>, deadline = this.callDeadline()): Promise<T> {
     return withRetries(
       async () => {
         try {
-          return await fn();
+          return await fn(this.requestTimeout(deadline));
         } catch (e: unknown) {
           throw toStrandError(e, 'admin');
         }
@@ -307,7 +322,7 @@ export class Admin {
         retries: this.config.retries,
         initialMs: this.config['retry.backoff.ms'],
         maxMs: this.config['retry.backoff.max.ms'],
-        deadlineMs: monotonicMs() + this.config['request.timeout.ms'] * (this.config.retries + 1),
+        deadlineMs: deadline,
         signal: this.cluster.closeSignal,
         onRetry: () => this.cluster.requestRefresh(),
       },
@@ -399,10 +414,10 @@ export class Admin {
     const request: DescribeConfigsRequest = { resources: [{ type, name, keys: options.keys ?? [] }] };
     const pick = (c: BrokerConnection): UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse> => c.client.describeConfigs as UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse>;
     const res = broker
-      ? await this.retry(async () => {
+      ? await this.retry(async (timeoutMs) => {
           await this.cluster.refreshIfNeeded();
           const conn = this.cluster.connection(Number(name));
-          return conn.unary(pick(conn), request, this.config['request.timeout.ms'], 'DescribeConfigs', this.cluster.closeSignal);
+          return conn.unary(pick(conn), request, timeoutMs, 'DescribeConfigs', this.cluster.closeSignal);
         })
       : await this.any(pick, request, 'DescribeConfigs');
     const r = res.results[0];
@@ -428,8 +443,8 @@ export class Admin {
    */
   async listOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
     const ts = offsetSpecTimestamp(topic, spec);
-    return this.retry(async () => {
-      const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
+    return this.retry(async (timeoutMs) => {
+      const info = await this.cluster.topic(topic, monotonicMs() + timeoutMs, this.cluster.closeSignal);
       const byNode = new Map<number, number[]>();
       for (const p of info.partitions) {
         const leader = this.cluster.leaderOf(topic, p.partition);
@@ -440,7 +455,7 @@ export class Admin {
       await Promise.all(
         [...byNode].map(async ([node, parts]) => {
           const conn = this.cluster.connection(node);
-          const res = await conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal);
+          const res = await conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, timeoutMs, 'ListOffsets', this.cluster.closeSignal);
           for (const t of res.topics) {
             for (const p of t.partitions) {
               if (p.errorCode !== 0) throw code(p.errorCode, `list offsets of ${topic}-${p.partition}`);
@@ -458,36 +473,49 @@ export class Admin {
    * `ListOffsetsResult.partitionResult()`: a partition without a leader, or whose leader answers
    * with an error, gets `error` (offset -1) while the others are answered. Leadership and
    * connection errors are retried per partition, with fresh metadata and backoff, up to
-   * `retries` times. Sorted by partition. Throws only when the topic's metadata cannot be had
+   * `retries` times within default.api.timeout.ms. Sorted by partition. Throws only when the topic's metadata cannot be had
    * (e.g. an unknown topic: UNKNOWN_TOPIC_OR_PARTITION) or for an invalid `spec`.
    */
   async listPartitionOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
     const ts = offsetSpecTimestamp(topic, spec);
-    const done: PartitionOffset[] = [];
+    return this.perPartitionRounds(topic, (pending, timeoutMs) => this.listPartitionOffsetsOnce(topic, ts, pending, timeoutMs));
+  }
+
+  /**
+   * Runs `round` over the partitions still pending (undefined: all) until each has an answer not
+   * worth asking again: a partition failing with a leadership or connection error
+   * (RETRIED_PER_PARTITION) is asked again, with fresh metadata and backoff, up to `retries`
+   * times while the call's deadline (default.api.timeout.ms) leaves time for another round.
+   * Sorted by partition.
+   */
+  private async perPartitionRounds<R extends { partition: number; error?: StrandError }>(topic: string, round: (pending: readonly number[] | undefined, timeoutMs: number) => Promise<R[]>): Promise<R[]> {
+    const deadline = this.callDeadline();
+    const done: R[] = [];
     let pending: readonly number[] | undefined;
     for (let attempt = 0; ; attempt++) {
-      const results = await this.listPartitionOffsetsOnce(topic, ts, pending);
+      const results = await round(pending, this.requestTimeout(deadline));
       const again = results.filter((r) => r.error !== undefined && RETRIED_PER_PARTITION.has(r.error.errorName));
       done.push(...results.filter((r) => !again.includes(r)));
-      if (again.length === 0 || attempt >= this.config.retries) {
+      const wait = backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });
+      if (again.length === 0 || attempt >= this.config.retries || monotonicMs() + wait >= deadline) {
         done.push(...again);
         return done.sort((a, b) => a.partition - b.partition);
       }
       pending = again.map((r) => r.partition);
-      await sleep(backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] }), this.cluster.closeSignal);
+      await sleep(wait, this.cluster.closeSignal);
       await this.cluster.refresh([topic]).catch(() => undefined);
     }
   }
 
   /** One round of listPartitionOffsets over `partitions` (default: every partition of the topic). */
-  private async listPartitionOffsetsOnce(topic: string, ts: number, partitions: readonly number[] | undefined): Promise<PartitionOffset[]> {
-    const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
+  private async listPartitionOffsetsOnce(topic: string, ts: number, partitions: readonly number[] | undefined, timeoutMs: number): Promise<PartitionOffset[]> {
+    const info = await this.cluster.topic(topic, monotonicMs() + timeoutMs, this.cluster.closeSignal);
     const out: PartitionOffset[] = [];
     await this.leaderRound(
       topic,
       partitions ?? info.partitions.map((p) => p.partition),
       'list offsets',
-      (conn, parts) => conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, this.config['request.timeout.ms'], 'ListOffsets', this.cluster.closeSignal),
+      (conn, parts) => conn.unary(conn.client.listOffsets as UnaryMethod<ListOffsetsRequest, ListOffsetsResponse>, { isolationLevel: 0, topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, timestamp: ts, currentLeaderEpoch: -1 })) }] }, timeoutMs, 'ListOffsets', this.cluster.closeSignal),
       (p) => void out.push({ partition: p.partition, offset: p.offset, timestamp: p.timestamp, leaderEpoch: p.leaderEpoch }),
       (partition, error) => void out.push({ partition, offset: -1, timestamp: -1, leaderEpoch: -1, error }),
     );
@@ -556,29 +584,16 @@ export class Admin {
    * request to one leader that fails as a whole fails that leader's partitions with its error.
    * Partitions failing with a leadership or connection error (NOT_LEADER_OR_FOLLOWER,
    * LEADER_NOT_AVAILABLE, NETWORK_EXCEPTION, REQUEST_TIMED_OUT, ...) are retried, with fresh
-   * metadata and backoff, up to `retries` times, as Kafka's admin client does; deleting before an
+   * metadata and backoff, within default.api.timeout.ms, as Kafka's admin client does; deleting before an
    * offset twice is harmless. Sorted by partition. Throws only when the topic's metadata cannot
    * be had (e.g. an unknown topic: UNKNOWN_TOPIC_OR_PARTITION).
    */
   async deleteRecords(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<DeletedRecords[]> {
-    const done: DeletedRecords[] = [];
-    let pending = beforeOffsets;
-    for (let attempt = 0; ; attempt++) {
-      const results = await this.deleteRecordsOnce(topic, pending);
-      const again = results.filter((r) => r.error !== undefined && RETRIED_PER_PARTITION.has(r.error.errorName));
-      done.push(...results.filter((r) => !again.includes(r)));
-      if (again.length === 0 || attempt >= this.config.retries) {
-        done.push(...again);
-        return done.sort((a, b) => a.partition - b.partition);
-      }
-      pending = new Map(again.map((r) => [r.partition, beforeOffsets.get(r.partition) as number]));
-      await sleep(backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] }), this.cluster.closeSignal);
-      await this.cluster.refresh([topic]).catch(() => undefined);
-    }
+    return this.perPartitionRounds(topic, (pending, timeoutMs) => this.deleteRecordsOnce(topic, pending === undefined ? beforeOffsets : new Map(pending.map((p) => [p, beforeOffsets.get(p) as number])), timeoutMs));
   }
 
-  private async deleteRecordsOnce(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<DeletedRecords[]> {
-    const info = await this.cluster.topic(topic, monotonicMs() + this.config['request.timeout.ms'], this.cluster.closeSignal);
+  private async deleteRecordsOnce(topic: string, beforeOffsets: ReadonlyMap<number, number>, timeoutMs: number): Promise<DeletedRecords[]> {
+    const info = await this.cluster.topic(topic, monotonicMs() + timeoutMs, this.cluster.closeSignal);
     const out: DeletedRecords[] = [];
     const failed = (partition: number, error: StrandError): void => void out.push({ topic, partition, lowWatermark: -1, error });
     const known: number[] = [];
@@ -590,7 +605,7 @@ export class Admin {
       topic,
       known,
       'delete records',
-      (conn, parts) => conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs: this.config['request.timeout.ms'] }, this.config['request.timeout.ms'], 'DeleteRecords', this.cluster.closeSignal),
+      (conn, parts) => conn.unary(conn.client.deleteRecords as UnaryMethod<DeleteRecordsRequest, DeleteRecordsResponse>, { topics: [{ name: topic, partitions: parts.map((partition) => ({ partition, offset: beforeOffsets.get(partition) as number })) }], timeoutMs }, timeoutMs, 'DeleteRecords', this.cluster.closeSignal),
       (p) => void out.push({ topic, partition: p.partition, lowWatermark: p.lowWatermark }),
       failed,
     );
@@ -621,9 +636,9 @@ export class Admin {
         const b = registered.find((r) => r.id === brokerId);
         if (b === undefined) return { brokerId, logDirs: [], error: new StrandError('BROKER_NOT_AVAILABLE', `describe log dirs of broker ${brokerId}: not registered with the cluster (registered brokers: ${registered.map((r) => r.id).join(',') || 'none'})`) };
         try {
-          const res = await this.retry(async () => {
+          const res = await this.retry(async (timeoutMs) => {
             const conn = this.cluster.connectionTo(b.id, b.host, b.port);
-            return conn.unary(conn.client.describeLogDirs as UnaryMethod<DescribeLogDirsRequest, DescribeLogDirsResponse>, request, this.config['request.timeout.ms'], 'DescribeLogDirs', this.cluster.closeSignal);
+            return conn.unary(conn.client.describeLogDirs as UnaryMethod<DescribeLogDirsRequest, DescribeLogDirsResponse>, request, timeoutMs, 'DescribeLogDirs', this.cluster.closeSignal);
           });
           return {
             brokerId,
@@ -715,9 +730,9 @@ export class Admin {
    * which OffsetCommit and DeleteGroups report per item.
    */
   private onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number): Promise<Res> {
-    return this.retry(async () => {
+    return this.retry(async (timeoutMs) => {
       const conn = await this.coordinator(groupId);
-      const res = await conn.unary(pick(conn), request, this.config['request.timeout.ms'], what, this.cluster.closeSignal);
+      const res = await conn.unary(pick(conn), request, timeoutMs, what, this.cluster.closeSignal);
       const c = errorOf(res);
       if (c !== 0) throw code(c, `${what}(${groupId})`);
       return res;
@@ -735,8 +750,8 @@ export class Admin {
       const conn = this.cluster.connection(id);
       // Inside the retry: a broker whose offsets shard is still loading answers
       // COORDINATOR_LOAD_IN_PROGRESS, retriable, not a reason to fail the whole listing.
-      const res = await this.retry(async () => {
-        const r = await conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [] }, this.config['request.timeout.ms'], 'ListGroups', this.cluster.closeSignal);
+      const res = await this.retry(async (timeoutMs) => {
+        const r = await conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [] }, timeoutMs, 'ListGroups', this.cluster.closeSignal);
         if (r.errorCode !== 0) throw code(r.errorCode, 'list groups');
         return r;
       });

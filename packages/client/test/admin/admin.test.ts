@@ -20,7 +20,9 @@ let admin: Admin;
 
 beforeEach(async () => {
   mem = await MemoryCluster.start({ brokers: 3 });
-  admin = new Admin({ 'bootstrap.servers': mem.bootstrap, 'retry.backoff.ms': 5 });
+  // A bounded retry count (Kafka's admin default is unbounded, within default.api.timeout.ms), so
+  // the tests can count attempts and an unreachable broker fails fast.
+  admin = new Admin({ 'bootstrap.servers': mem.bootstrap, 'retry.backoff.ms': 5, retries: 5 });
 });
 
 afterEach(async () => {
@@ -112,6 +114,24 @@ describe('Admin', () => {
     const lost = await admin.deleteRecords('t', new Map([[0, 5]]));
     expect(lost.map((r) => [r.partition, r.lowWatermark, r.error?.errorName])).toEqual([[0, -1, 'NOT_LEADER_OR_FOLLOWER']]);
     expect((await admin.listOffsets('t', 'earliest')).map((o) => o.offset)).toEqual([4, 3]);
+
+    // With Kafka's defaults (retries unbounded), the call ends at default.api.timeout.ms, each
+    // request waiting at most request.timeout.ms.
+    const bounded = new Admin({ 'bootstrap.servers': mem.bootstrap, 'retry.backoff.ms': 5, 'retry.backoff.max.ms': 50, 'request.timeout.ms': 200, 'default.api.timeout.ms': 800 });
+    try {
+      mem.callFailures.set('deleteRecords', { code: ErrorCode.NOT_LEADER_OR_FOLLOWER, count: 1_000_000 });
+      const t0 = performance.now();
+      const timedOut = await bounded.deleteRecords('t', new Map([[0, 5]]));
+      const took = performance.now() - t0;
+      expect(timedOut.map((r) => r.error?.errorName)).toEqual(['NOT_LEADER_OR_FOLLOWER']);
+      expect(took).toBeGreaterThanOrEqual(700); // retried until the deadline's last backoff
+      expect(took).toBeLessThan(5_000);
+      mem.callFailures.delete('deleteRecords');
+    } finally {
+      await bounded.close();
+    }
+    expect(() => new Admin({ 'bootstrap.servers': mem.bootstrap, 'request.timeout.ms': 1000, 'default.api.timeout.ms': 999 })).toThrow(/default.api.timeout.ms \(999\) should be equal to or larger than request.timeout.ms \(1000\)/);
+    expect(new Admin({ 'bootstrap.servers': mem.bootstrap, 'request.timeout.ms': 90_000 }).config['default.api.timeout.ms']).toBe(90_000);
   });
 
   it('describes log dirs per broker: replicas with sizes, a topic filter, and per-broker errors for unknown and unreachable brokers', async () => {
