@@ -508,6 +508,10 @@ export class RaftNode {
   private async loop(): Promise<void> {
     const core = this.core;
     if (core === null) return;
+    // A timer must be armed while the loop runs: onTimer re-arms only when it finds a loop
+    // running, so a loop started by its wake() that then hangs in a storage write would leave
+    // none, and the requests queued meanwhile would never meet their deadline.
+    this.armTimer(core);
     try {
       while (!this.stopped) {
         this.feed(core);

@@ -179,7 +179,11 @@ describe('RaftNode', () => {
     expect(leader.isLeader).toBe(true);
   });
 
-  test('a proposal still times out while the loop of the node waits on a storage write that never ends', async () => {
+  /**
+   * A single-node leader (request timeout 200 ms) that has committed one proposal, whose storage
+   * saves hang from now on: `held` collects the hung saves, `release()` lets them (and later ones) finish.
+   */
+  async function soloLeaderWithHungSaves(): Promise<{ node: RaftNode; held: Array<() => void>; release: () => void }> {
     const storage = new MemoryStorage();
     let hang = false;
     const held: Array<() => void> = [];
@@ -192,29 +196,26 @@ describe('RaftNode', () => {
     await leaderOf([{ node, sm: new ListMachine(), storage }]);
     await withTimeout(node.propose(enc('ok')), 5000, 'a first proposal');
     hang = true;
+    const release = (): void => {
+      hang = false;
+      for (const r of held.splice(0)) r();
+    };
+    return { node, held, release };
+  }
+
+  test('a proposal still times out while the loop of the node waits on a storage write that never ends', async () => {
+    const { node, release } = await soloLeaderWithHungSaves();
     try {
       // The loop now waits on the hung save; the request deadline still applies.
       await expect(withTimeout(node.propose(enc('stuck')), 5000, 'the proposal to settle')).rejects.toThrow(/not settled within 200 ms/);
     } finally {
       // Let the write finish so the node can stop (stop() waits for the loop).
-      hang = false;
-      for (const release of held) release();
+      release();
     }
   });
 
   test('requests queued while the loop waits on a hung storage write still time out, and stop() settles them at once', async () => {
-    const storage = new MemoryStorage();
-    let hang = false;
-    const held: Array<() => void> = [];
-    const save = storage.save.bind(storage);
-    storage.save = (u) => (hang ? new Promise<void>((resolve) => held.push(() => void save(u).then(resolve))) : save(u));
-    const node = new RaftNode({ id: 'solo', storage, transport: new MemoryNetwork().transport('solo'), stateMachine: new ListMachine(), bootstrapVoters: ['solo'], tickMs: 10, electionTicks: 10, requestTimeoutMs: 200, asyncLeaderWrites: false, seed: 1 });
-    c = new Cluster([]);
-    c.members.set('solo', { node, sm: new ListMachine(), storage });
-    await node.start();
-    await leaderOf([{ node, sm: new ListMachine(), storage }]);
-    await withTimeout(node.propose(enc('ok')), 5000, 'a first proposal');
-    hang = true;
+    const { node, held, release } = await soloLeaderWithHungSaves();
     try {
       // The first proposal's Ready hangs in save(); the next ones wait in the node's queues
       // (proposals, membership changes) for a loop turn that does not come.
@@ -236,12 +237,10 @@ describe('RaftNode', () => {
       const late = node.propose(enc('late'));
       const stopping = node.stop();
       await expect(withTimeout(late, 1000, 'a request queued before stop()')).rejects.toThrow(/stopped/);
-      hang = false;
-      for (const release of held) release();
+      release();
       await withTimeout(stopping, 5000, 'stop');
     } finally {
-      hang = false;
-      for (const release of held) release();
+      release();
     }
   });
 
