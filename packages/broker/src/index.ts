@@ -38,6 +38,7 @@ export { chooseLeader } from './sim/sim-controller';
 // The broker server layer: gRPC service, replica management, replication fetcher.
 export { BrokerServer, BROKER_CONFIG, configValueString } from './server/broker-server';
 export type { BrokerListenerOptions, BrokerLogger, BrokerServerOptions, NodeConfigEntry } from './server/broker-server';
+export { checkBrokerConfig } from './server/broker-config';
 export type { BrokerConfig } from './server/broker-config';
 export { NO_METRICS } from './server/broker-metrics';
 export type { BrokerMetricsSink, ReplicaSummary } from './server/broker-metrics';

@@ -3,7 +3,7 @@
  * errors that name the key. Topic-level settings (retention, segment size, min.insync.replicas,
  * flush.policy...) are topic configs held by the controller, not here.
  */
-import { defineConfig, type ConfigValues } from '@strand/protocol';
+import { StrandError, defineConfig, type ConfigValues } from '@strand/protocol';
 
 export const BROKER_CONFIG = defineConfig({
   'broker.heartbeat.interval.ms': { type: 'int', default: 2000, min: 10, doc: 'How often the broker heartbeats to the active controller (ms).' },
@@ -12,6 +12,7 @@ export const BROKER_CONFIG = defineConfig({
   'replica.fetch.max.bytes': { type: 'int', default: 1024 * 1024, min: 1024, doc: 'Bytes a follower asks per partition in one fetch (at least one batch is always returned).' },
   'replica.fetch.response.max.bytes': { type: 'int', default: 10 * 1024 * 1024, min: 1024, doc: 'Bytes in one replica fetch response across partitions.' },
   'replica.fetch.wait.max.ms': { type: 'int', default: 500, min: 0, doc: 'How long the leader holds a follower fetch that has nothing new (ms); when it has not even a new high watermark or log start to tell, it holds the fetch up to 4.5 s longer (in all at most half of replica.lag.time.max.ms).' },
+  'replica.socket.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'How long a follower waits for a leader to answer a replica fetch beyond the longest the leader may hold it (replica.fetch.wait.max.ms plus 4.5 s when idle) before it counts the fetch as lost, drops the connection, backs off and reconnects (ms). At least replica.fetch.wait.max.ms, as in Kafka.' },
   'replica.fetch.backoff.ms': { type: 'int', default: 100, min: 0, doc: 'Wait after a failed replica fetch before retrying (ms).' },
   'replica.high.watermark.checkpoint.interval.ms': { type: 'int', default: 5000, min: 10, doc: 'How often high watermarks are written to replication-offset-checkpoint (ms).' },
   'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, doc: 'Largest consumer fetch response (bytes).' },
@@ -39,3 +40,18 @@ export const BROKER_CONFIG = defineConfig({
 });
 
 export type BrokerConfig = ConfigValues<typeof BROKER_CONFIG.spec>;
+
+/**
+ * Longest extra time a leader holds an idle replica fetch (no bytes, nothing new to tell) beyond
+ * replica.fetch.wait.max.ms (and never past half of replica.lag.time.max.ms in all). The
+ * follower's fetch timeout adds it to the wait, so a fetch held this long is never timed out.
+ */
+export const IDLE_REPLICA_FETCH_HOLD_MS = 4_500;
+
+/** Checks across keys, at start-up (an error names the key). */
+export function checkBrokerConfig(config: BrokerConfig): void {
+  // Kafka's KafkaConfig requires the same, so that a held fetch is not taken for a dead leader.
+  if (config['replica.socket.timeout.ms'] < config['replica.fetch.wait.max.ms']) {
+    throw new StrandError('INVALID_CONFIG', `Invalid value ${config['replica.socket.timeout.ms']} for configuration replica.socket.timeout.ms: it must be at least replica.fetch.wait.max.ms (${config['replica.fetch.wait.max.ms']})`);
+  }
+}

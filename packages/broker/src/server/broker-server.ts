@@ -30,7 +30,7 @@ import { DirectoryLock } from '@strand/storage';
 import { GroupCoordinator } from '../group/group-coordinator';
 import { GroupLagReader, type ConsumerGroupLag } from '../group/group-lag';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
-import { BROKER_CONFIG, type BrokerConfig } from './broker-config';
+import { BROKER_CONFIG, checkBrokerConfig, type BrokerConfig } from './broker-config';
 import { NO_METRICS, type BrokerMetricsSink, type ReplicaSummary } from './broker-metrics';
 import { addBrokerService } from './broker-service';
 import { ControllerChannel, type ControllerAddress } from './controller-channel';
@@ -156,6 +156,7 @@ export class BrokerServer {
   private readonly meta: LogDirMeta;
 
   constructor(private readonly opts: BrokerServerOptions) {
+    checkBrokerConfig(opts.config);
     this.config = opts.config;
     fs.mkdirSync(opts.logDir, { recursive: true });
     this.lock = DirectoryLock.acquire(opts.logDir);
@@ -191,6 +192,7 @@ export class BrokerServer {
       partitionMaxBytes: opts.config['replica.fetch.max.bytes'],
       responseMaxBytes: opts.config['replica.fetch.response.max.bytes'],
       backoffMs: opts.config['replica.fetch.backoff.ms'],
+      socketTimeoutMs: opts.config['replica.socket.timeout.ms'],
       logger: opts.logger,
     });
     this.replicas.onChange(() => this.fetcher.update());

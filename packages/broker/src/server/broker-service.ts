@@ -43,7 +43,7 @@ import {
 import { toServiceError, topicIdFromBytes, topicIdToBytes, validateTopicName, type MetadataImage } from '@strand/controller';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP } from '@strand/storage';
 import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/group-coordinator';
-import type { BrokerConfig } from './broker-config';
+import { IDLE_REPLICA_FETCH_HOLD_MS, type BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
 import type { NodeConfigEntry } from './broker-server';
@@ -164,14 +164,6 @@ function waitForChange(parts: readonly Partition[], ms: number, cancel: Cancella
     offs.push(cancel.onCancel(finish));
   });
 }
-
-/**
- * Longest extra time the leader holds an idle replica fetch (no bytes, nothing new to tell)
- * beyond replica.fetch.wait.max.ms (and never past half of replica.lag.time.max.ms in all).
- * Stays well below the follower's own request timeout (its wait + 10 s), after which it would
- * reset the stream.
- */
-const IDLE_REPLICA_FETCH_HOLD_MS = 4_500;
 
 /** What one replica-fetch stream was last told per partition (high watermark, log start). */
 class ToldOffsets {

@@ -5,9 +5,14 @@
  * follows on that leader; the leader long-polls it. After appending, the link waits until the
  * appended bytes are durable (flush.policy=fsync) before fetching again, so the next fetch
  * reports a durable end offset the leader can count toward the high watermark at once.
+ *
+ * A fetch in flight is lost when its stream fails (keepalive included) or when it stays
+ * unanswered past `replicaFetchTimeoutMs` (replica.socket.timeout.ms); either way the link drops
+ * its connection, backs off and reconnects.
  */
 import * as grpc from '@grpc/grpc-js';
 import { BrokerClient, type ReplicaFetchRequest, type ReplicaFetchResponse, type ReplicaFetchTopic } from '@strand/protocol';
+import { IDLE_REPLICA_FETCH_HOLD_MS } from './broker-config';
 import type { Partition } from './partition';
 import { topicIdToBytes, topicIdFromBytes } from '@strand/controller';
 
@@ -22,6 +27,8 @@ export interface FetcherOptions {
   partitionMaxBytes: number;
   responseMaxBytes: number;
   backoffMs: number;
+  /** replica.socket.timeout.ms: how long past the leader's longest hold a fetch may go unanswered. */
+  socketTimeoutMs: number;
   /**
    * HTTP/2 keepalive of the link's connection (ms between pings while a fetch is held, and how
    * long a ping may go unanswered). Defaults 10 000 / 5 000, as the Raft transport's.
@@ -31,9 +38,17 @@ export interface FetcherOptions {
   logger: { warn(fields: Record<string, unknown>, msg: string): void };
 }
 
-/** A fetch unanswered for this long is considered lost (the stream is reset). */
-function requestTimeoutMs(maxWaitMs: number): number {
-  return maxWaitMs + 10_000;
+/**
+ * How long a fetch may go unanswered before it counts as lost (the link's connection is dropped):
+ * the longest a live leader may hold it — the wait, plus IDLE_REPLICA_FETCH_HOLD_MS when it has
+ * nothing to tell — and replica.socket.timeout.ms beyond. Kafka counts its socket timeout from
+ * the send and needs it to be at least the wait; a Strand leader may hold an idle fetch 4.5 s
+ * past the wait, so the timeout is counted from the end of the longest hold instead, and a held
+ * idle fetch is never taken for a dead leader. (The leader holds at most min(its own wait, the
+ * fetch's maxWaitMs), so the follower's own wait bounds it.)
+ */
+export function replicaFetchTimeoutMs(maxWaitMs: number, socketTimeoutMs: number): number {
+  return maxWaitMs + IDLE_REPLICA_FETCH_HOLD_MS + socketTimeoutMs;
 }
 
 interface InFlightPart {
@@ -48,6 +63,8 @@ class LeaderLink {
   private inFlight: { correlationId: number; parts: InFlightPart[] } | null = null;
   private nextCorrelation = 1;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Armed only while a fetch is in flight: it times out that fetch. */
+  private fetchTimer: NodeJS.Timeout | null = null;
   private waitingDurable = false;
   private closed = false;
   private address: string | undefined;
@@ -64,16 +81,22 @@ class LeaderLink {
     this.resetStream();
     this.address = address;
     // Keepalive: a connection that died without a FIN or RST (the leader's host lost power, a
-    // dropped NAT or firewall entry) would otherwise hold the fetch in flight, and with it this
-    // link's replication, until TCP gives up (minutes) or metadata happens to change; nothing
-    // else times a fetch out. An unanswered ping closes the connection, the stream fails, and
-    // the link reconnects and fetches again (Kafka's fetcher times out the request and
-    // disconnects).
+    // dropped NAT or firewall entry), or whose peer process is stopped or its event loop stuck
+    // (SIGSTOP: the kernel still ACKs, the pings go unanswered), is closed after an unanswered
+    // ping, within keepalive time + timeout; the stream fails and the link reconnects. A leader
+    // that answers pings but not the fetch is left to the fetch timeout (armFetchTimer).
+    // A local subchannel pool: grpc-js otherwise shares one connection among the clients of a
+    // process with the same target and options, and close() ends it only when no other client
+    // holds it; while one does (another broker's link in the same process), the client made
+    // after a timeout would get the connection that went silent again. With its own pool, each
+    // client has its own connection, close() ends it, and the next client dials anew (Kafka's
+    // fetcher disconnects on a timed-out request too).
     this.client = new BrokerClient(address, grpc.credentials.createInsecure(), {
       'grpc-node.flow_control_window': 16 * 1024 * 1024,
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs ?? 10_000,
       'grpc.keepalive_timeout_ms': this.opts.keepaliveTimeoutMs ?? 5_000,
+      'grpc.use_local_subchannel_pool': 1,
     });
     const s = this.client.replicaFetch();
     this.stream = s;
@@ -90,6 +113,7 @@ class LeaderLink {
   }
 
   private resetStream(): void {
+    this.clearFetchTimer();
     if (this.inFlight) for (const p of this.inFlight.parts) p.partition.follower?.onFetchLost(p.correlationId);
     this.inFlight = null;
     const s = this.stream;
@@ -97,6 +121,30 @@ class LeaderLink {
     s?.cancel();
     this.client?.close();
     this.client = null;
+  }
+
+  /**
+   * Times out fetch `correlationId` after replicaFetchTimeoutMs: a leader that keeps the
+   * connection alive (answers pings) but never answers the fetch (a wedged handler, or an HTTP/2
+   * proxy between the brokers that answers pings itself) would otherwise stall this link until
+   * metadata changes. One timer per link, as one fetch is in flight per link.
+   */
+  private armFetchTimer(correlationId: number): void {
+    this.clearFetchTimer();
+    const timeoutMs = replicaFetchTimeoutMs(this.opts.maxWaitMs, this.opts.socketTimeoutMs);
+    this.fetchTimer = setTimeout(() => {
+      this.fetchTimer = null;
+      if (this.inFlight?.correlationId !== correlationId) return;
+      this.opts.logger.warn({ leader: this.leaderId, timeoutMs, partitions: this.inFlight.parts.length }, 'replica fetch timed out; reconnecting');
+      this.resetStream();
+      this.scheduleRetry();
+    }, timeoutMs);
+  }
+
+  private clearFetchTimer(): void {
+    if (this.fetchTimer === null) return;
+    clearTimeout(this.fetchTimer);
+    this.fetchTimer = null;
   }
 
   private scheduleRetry(): void {
@@ -110,12 +158,9 @@ class LeaderLink {
   /** Sends the next fetch if none is in flight and some partition wants one. */
   kick(): void {
     if (this.closed || this.waitingDurable) return;
+    // A fetch in flight ends with its answer, its stream's failure or its timeout.
+    if (this.inFlight !== null) return;
     const now = performance.now();
-    if (this.inFlight !== null) {
-      // Replace a fetch that was lost without the stream noticing.
-      if (now - this.inFlightSentAt < requestTimeoutMs(this.opts.maxWaitMs)) return;
-      this.resetStream();
-    }
     const parts: InFlightPart[] = [];
     const topics: ReplicaFetchTopic[] = [];
     let retryLater = false;
@@ -131,7 +176,7 @@ class LeaderLink {
       const p = followed[(start + k) % followed.length] as Partition;
       const f = p.follower;
       if (f === null || f.leaderId !== this.leaderId) continue;
-      const out = f.pollFetch(now, requestTimeoutMs(this.opts.maxWaitMs));
+      const out = f.pollFetch(now, replicaFetchTimeoutMs(this.opts.maxWaitMs, this.opts.socketTimeoutMs));
       if (out === null) {
         if (f.state === 'fetching') retryLater = true;
         continue;
@@ -165,16 +210,15 @@ class LeaderLink {
     }
     const correlationId = this.nextCorrelation++;
     this.inFlight = { correlationId, parts };
-    this.inFlightSentAt = now;
+    this.armFetchTimer(correlationId);
     stream.write({ correlationId, replicaId: this.opts.brokerId, brokerEpoch: this.opts.brokerEpoch(), maxWaitMs: this.opts.maxWaitMs, minBytes: 1, maxBytes: this.opts.responseMaxBytes, topics });
   }
-
-  private inFlightSentAt = 0;
 
   private onResponse(res: ReplicaFetchResponse): void {
     const inFlight = this.inFlight;
     if (inFlight === null || res.correlationId !== inFlight.correlationId) return;
     this.inFlight = null;
+    this.clearFetchTimer();
     const byKey = new Map(inFlight.parts.map((p) => [`${p.partition.key.topicId}:${p.partition.key.partition}`, p]));
     const appended: Partition[] = [];
     for (const t of res.topics) {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { StrandError, TOPIC_DEFAULTS_CONFIG, defineConfig, topicDefaultsFromBroker, type BrokerTopicDefault, type ConfigValues, type RawConfig } from '@strand/protocol';
 import { CONTROLLER_CONFIG } from '@strand/controller';
-import { BROKER_CONFIG } from '@strand/broker';
+import { BROKER_CONFIG, checkBrokerConfig } from '@strand/broker';
 
 /**
  * Kafka server keys that have no effect in Strand, accepted (any value) so that a Kafka
@@ -33,7 +33,6 @@ export const KAFKA_IGNORED_KEYS = {
   'socket.receive.buffer.bytes': IGNORED(SOCKETS),
   'socket.request.max.bytes': IGNORED('gRPC bounds each message (64 MiB); produce batches are bounded by message.max.bytes / max.message.bytes.'),
   'replica.socket.receive.buffer.bytes': IGNORED(SOCKETS),
-  'replica.socket.timeout.ms': IGNORED('follower fetches are long polls on a gRPC stream with HTTP/2 keepalive.'),
   'connections.max.idle.ms': IGNORED('idle gRPC connections are kept (HTTP/2 keepalive detects dead peers).'),
   'controlled.shutdown.enable': IGNORED('a broker stopped with SIGTERM always shuts down controlled (its leaderships move first).'),
   'log.flush.interval.messages': IGNORED('Strand fdatasyncs every batch before it counts toward the high watermark (flush.policy=fsync, the default; log.flush.policy sets it).'),
@@ -268,6 +267,7 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   };
   if (raw['zookeeper.connect'] !== undefined) throw new StrandError('INVALID_CONFIG', 'zookeeper.connect: Strand runs in KRaft mode only (a Raft quorum of controllers): set process.roles, node.id and controller.quorum.voters instead');
   const values = SERVER_CONFIG.parse(raw);
+  checkBrokerConfig(values);
   const explicitKeys = new Set(Object.keys(raw).filter((k) => raw[k] !== undefined && SERVER_CONFIG.has(k)));
   const topicDefaults = topicDefaultsFromBroker(values, explicitKeys);
   const roles = { broker: values['process.roles'].includes('broker'), controller: values['process.roles'].includes('controller') };

@@ -68,6 +68,11 @@ describe('server configuration', () => {
     expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'listeners=CONTROLLER://127.0.0.1:9999'] }))).toMatch(/listeners.*9999.*voter entry/);
     // A voter id on a broker-only node.
     expect(errorOf(() => resolveServerConfig({ overrides: ['node.id=1', 'controller.quorum.voters=1@127.0.0.1:9193', 'process.roles=broker', 'listeners=BROKER://127.0.0.1:9092'] }))).toMatch(/node\.id.*voter/);
+    // Kafka's rule: a replica fetch held replica.fetch.wait.max.ms must not count as timed out.
+    expect(resolveServerConfig({ overrides: base }).values['replica.socket.timeout.ms']).toBe(30_000);
+    expect(resolveServerConfig({ overrides: [...base, 'replica.socket.timeout.ms=500'] }).values['replica.socket.timeout.ms']).toBe(500);
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'replica.socket.timeout.ms=499'] }))).toBe('Invalid value 499 for configuration replica.socket.timeout.ms: it must be at least replica.fetch.wait.max.ms (500)');
+    expect(errorOf(() => resolveServerConfig({ overrides: [...base, 'replica.fetch.wait.max.ms=40000'] }))).toMatch(/replica\.socket\.timeout\.ms: it must be at least replica\.fetch\.wait\.max\.ms \(40000\)/);
   });
 
   it('rejects bad input with errors naming the key', () => {
