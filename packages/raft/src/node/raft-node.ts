@@ -11,7 +11,9 @@
 // sent and applied at once and its write joins an ordered write queue (queued saves merge into
 // one batch); the core learns the write is durable through persisted() and only then counts
 // the leader toward commit. Every other storage write (follower entries, votes, snapshots,
-// compactions) goes through the same queue, so storage sees writes in log order.
+// compactions) goes through the same queue, so storage sees writes in log order. A compaction
+// is started when it reaches the head of the queue but not waited for: the saves behind it go on
+// while its snapshot is written (the storage orders what must be ordered, LogStorage.compact).
 
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -107,7 +109,7 @@ export interface PeerContact {
 
 export type LeaderChangeListener = (s: SoftState) => void;
 
-/** One storage operation in the node's write queue (executed in order, one at a time). */
+/** One storage operation in the node's write queue (started in order; saves one at a time, see pumpWrites). */
 type WriteOp =
   | { kind: 'save'; update: StorageUpdate & { entries: Entry[] }; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }>; lasts: Array<{ index: number; term: number }> }
   | { kind: 'compact'; snapshot: Snapshot; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> };
@@ -215,9 +217,11 @@ export class RaftNode {
   private readonly contact = new Map<NodeId, { lastResponseMs: number; lastCaughtUpMs: number }>();
   private contactTerm = -1;
   private readonly asyncWrites: boolean;
-  /** Storage operations not started yet, in order; `writing` while one runs. */
+  /** Storage operations not started yet, in order; `writing` while a save runs. */
   private writeQueue: WriteOp[] = [];
   private writing: Promise<void> | null = null;
+  /** Compactions started and not finished (they do not hold up the queue). */
+  private readonly compacting = new Set<Promise<void>>();
   /** Background writes that completed: reported to the core (persisted()) on the next loop turn. */
   private stableReports: Array<{ index: number; term: number }> = [];
   /** Counters for status and benchmarks. */
@@ -283,8 +287,10 @@ export class RaftNode {
     // does after that write can resolve a request we have already rejected (a promise settles once).
     this.rejectAll(new NodeStoppedError('raft node stopped'));
     if (this.running !== null) await this.running;
-    // Let queued writes finish: the caller closes the storage next.
-    while (this.writing !== null) await this.writing.catch(() => undefined);
+    // Let queued writes and running compactions finish: the caller closes the storage next.
+    while (this.writing !== null || this.compacting.size > 0) {
+      await Promise.all([this.writing, ...this.compacting].map((w) => w?.catch(() => undefined)));
+    }
     this.rejectAll(new NodeStoppedError('raft node stopped'));
   }
 
@@ -709,31 +715,61 @@ export class RaftNode {
     });
   }
 
+  /**
+   * Starts the queued operations in order: a save runs alone (the next waits for it, so saves
+   * reach the storage in log order, merged while they wait); a compaction is started once the
+   * saves before it are done (the entries it covers are durable first) and the queue moves on
+   * at once. A compaction writes a whole snapshot, which can take longer than an election
+   * timeout: a follower whose next save waited for it would answer nothing meanwhile, and with
+   * every node compacting at about the same applied index, the leader's check-quorum would step
+   * it down. The storage lets later saves run alongside (WalStorage) or orders them itself.
+   */
   private pumpWrites(): void {
-    if (this.writing !== null) return;
-    const op = this.writeQueue.shift();
-    if (op === undefined) return;
-    const storage = this.opts.storage;
-    const run = op.kind === 'save' ? storage.save(op.update) : storage.compact(op.snapshot);
-    this.writing = run.then(
+    while (this.writing === null) {
+      const op = this.writeQueue.shift();
+      if (op === undefined) return;
+      if (op.kind === 'compact') this.startCompact(op);
+      else this.startSave(op);
+    }
+  }
+
+  private startSave(op: Extract<WriteOp, { kind: 'save' }>): void {
+    this.writing = this.opts.storage.save(op.update).then(
       () => {
         this.writing = null;
-        if (op.kind === 'save') {
-          this.metrics.saves++;
-          this.metrics.entriesPersisted += op.update.entries.length;
-          for (const l of op.lasts) this.stableReports.push(l);
-        }
+        this.metrics.saves++;
+        this.metrics.entriesPersisted += op.update.entries.length;
+        for (const l of op.lasts) this.stableReports.push(l);
         for (const w of op.waiters) w.resolve();
         this.pumpWrites();
       },
       (e: unknown) => {
         this.writing = null;
-        this.fail(e);
-        for (const w of op.waiters) w.reject(e);
-        for (const q of this.writeQueue) for (const w of q.waiters) w.reject(e);
-        this.writeQueue = [];
+        this.failWrites(op, e);
       },
     );
+  }
+
+  private startCompact(op: Extract<WriteOp, { kind: 'compact' }>): void {
+    const run: Promise<void> = this.opts.storage.compact(op.snapshot).then(
+      () => {
+        this.compacting.delete(run);
+        for (const w of op.waiters) w.resolve();
+      },
+      (e: unknown) => {
+        this.compacting.delete(run);
+        this.failWrites(op, e);
+      },
+    );
+    this.compacting.add(run);
+  }
+
+  /** A storage operation failed: fail-stop, and nothing queued is written. */
+  private failWrites(op: WriteOp, e: unknown): void {
+    this.fail(e);
+    for (const w of op.waiters) w.reject(e);
+    for (const q of this.writeQueue) for (const w of q.waiters) w.reject(e);
+    this.writeQueue = [];
   }
 
   /** A failed write leaves us unsure what is durable: fail-stop is the only safe answer. */
@@ -838,11 +874,11 @@ export class RaftNode {
     if (core.log.applied !== this.applied) return;
     const snap = core.compact(this.opts.stateMachine.snapshot());
     this.send([]);
-    // Behind the writes of the entries it covers, and ahead of later ones. Not awaited: nothing
-    // the loop does next depends on it (the core already dropped the entries from memory), and
-    // writing a large snapshot can take longer than an election timeout, which a leader's loop
-    // must not sit out (no heartbeats, no acknowledgements counted). A failure fail-stops the
-    // node in pumpWrites.
+    // Behind the writes of the entries it covers; later writes do not wait for it (pumpWrites).
+    // Not awaited either: nothing the loop does next depends on it (the core already dropped the
+    // entries from memory), and writing a large snapshot can take longer than an election
+    // timeout, which a leader's loop must not sit out (no heartbeats, no acknowledgements
+    // counted). A failure fail-stops the node in failWrites.
     this.enqueueCompact(snap).catch(() => undefined);
   }
 

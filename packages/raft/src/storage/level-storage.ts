@@ -19,6 +19,11 @@
 //                         f64 BE term, u8 type, u32 BE data length, data
 //
 // Indexes are written as zero-padded decimal: 16 digits hold every safe integer below 2^53.
+//
+// Operations run one at a time, in call order: the driver may call save() while a compact() is
+// still running, and both rewrite the chunk list. A compaction therefore still delays the saves
+// called after it (its snapshot goes into one synced batch); WalStorage writes its snapshot
+// alongside them.
 
 import { Level } from 'level';
 import { RaftInitialState } from '../core/raft';
@@ -51,12 +56,18 @@ export class LevelStorage implements LogStorage {
   private chunks: Chunk[] = [];
   private snapshotIndex = 0;
   private opened = false;
+  /** The last operation called (see the header: one at a time, in call order). */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(readonly path: string) {
     this.db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' });
   }
 
-  async load(): Promise<RaftInitialState | null> {
+  load(): Promise<RaftInitialState | null> {
+    return this.serial(() => this.loadNow());
+  }
+
+  private async loadNow(): Promise<RaftInitialState | null> {
     await this.ensureOpen();
     const hs = await this.db.get(HARD_STATE_KEY);
     const sb = await this.db.get(SNAPSHOT_KEY);
@@ -85,7 +96,11 @@ export class LevelStorage implements LogStorage {
     return { hardState, snapshot, entries };
   }
 
-  async save(u: StorageUpdate): Promise<void> {
+  save(u: StorageUpdate): Promise<void> {
+    return this.serial(() => this.saveNow(u));
+  }
+
+  private async saveNow(u: StorageUpdate): Promise<void> {
     await this.ensureOpen();
     const ops: BatchOp[] = [];
     let chunks = this.chunks;
@@ -113,7 +128,11 @@ export class LevelStorage implements LogStorage {
     if (u.snapshot !== null) this.snapshotIndex = u.snapshot.meta.index;
   }
 
-  async compact(snapshot: Snapshot): Promise<void> {
+  compact(snapshot: Snapshot): Promise<void> {
+    return this.serial(() => this.compactNow(snapshot));
+  }
+
+  private async compactNow(snapshot: Snapshot): Promise<void> {
     await this.ensureOpen();
     if (snapshot.meta.index <= this.snapshotIndex) return;
     const ops: BatchOp[] = [{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(snapshot) }];
@@ -129,8 +148,14 @@ export class LevelStorage implements LogStorage {
     this.snapshotIndex = snapshot.meta.index;
   }
 
-  async close(): Promise<void> {
-    await this.db.close();
+  close(): Promise<void> {
+    return this.serial(() => this.db.close());
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(op);
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   private async ensureOpen(): Promise<void> {

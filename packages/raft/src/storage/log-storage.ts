@@ -26,7 +26,13 @@ export interface LogStorage {
   load(): Promise<RaftInitialState | null>;
   /** Write the update atomically and durably. */
   save(update: StorageUpdate): Promise<void>;
-  /** Store a snapshot taken by the application and drop the entries it covers (Raft §7). */
+  /**
+   * Store a snapshot taken by the application and drop the entries it covers (Raft §7). The
+   * driver calls it once the saves of the entries it covers are done, and may call save() again
+   * before it resolves (a snapshot can take longer to write than an election timeout): those
+   * saves must come out as if called after it. They never replace an entry the snapshot covers
+   * (it covers applied, so committed, entries), but may install a newer snapshot.
+   */
   compact(snapshot: Snapshot): Promise<void>;
   close(): Promise<void>;
 }

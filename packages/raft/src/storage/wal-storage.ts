@@ -29,11 +29,23 @@
 // else is corruption, and load() refuses to start rather than serve a damaged log. compact()
 // writes the snapshot file first and only then deletes the oldest segments whose every entry it
 // covers.
+//
+// Compaction alongside appends: compact() writes its snapshot file (temp file, fdatasync, rename,
+// directory fsync) while later save()s go on, because a large snapshot can take longer to write
+// than an election timeout and a node whose saves wait for it answers nothing meanwhile. Only
+// the last step, deleting covered segments (and keeping a hard state on disk), runs in line with
+// the saves. This is safe because the snapshot file and the segments never describe the same
+// thing differently: load() reads the file first and lets a record's entries above its index, or
+// a newer installed snapshot in a record, win; a crash before the rename leaves the old file (the
+// temp file is removed on load), one after it leaves segments the snapshot covers, which load()
+// skips. A concurrent save never truncates at or below a compaction's index (the snapshot covers
+// applied, hence committed, entries, and RaftLog refuses to truncate committed ones), and a segment
+// is deleted only if every index it mentions is covered and it is not the one appended to.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@strand/protocol';
-import { fsyncDirAsync, writeFileAtomicAsync } from '@strand/storage';
+import { fsyncDirAsync, writeFileSyncedAsync } from '@strand/storage';
 import { RaftInitialState } from '../core/raft';
 import { Entry, HardState, Snapshot } from '../core/types';
 import { decodeChunk, decodeHardState, decodeSnapshot, encodeChunk, encodeHardState, encodeSnapshot } from './encoding';
@@ -73,9 +85,23 @@ function snapshotFromFile(file: string, bytes: Buffer): Snapshot {
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: '', commit: 0 };
 const EMPTY_SNAPSHOT: Snapshot = { meta: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
 
+/** The steps of compact(), in order (see WalStorageOptions.onCompactStep). */
+export type WalCompactStep =
+  /** The new snapshot is in the temp file, synced; the old snapshot file is still the one in use. */
+  | 'snapshot-synced'
+  /** The new snapshot file is renamed into place and the directory synced; no segment deleted yet. */
+  | 'snapshot-durable'
+  /** The covered segments are deleted (and the directory synced). */
+  | 'segments-dropped';
+
 export interface WalStorageOptions {
   /** A new segment starts once the last one is this large (bytes). Default 64 MiB. */
   readonly segmentBytes?: number;
+  /**
+   * For tests: called after each step of compact(), which waits for it. A slow hook models a slow
+   * disk; copying the directory in it models a crash at that point.
+   */
+  readonly onCompactStep?: (step: WalCompactStep) => void | Promise<void>;
 }
 
 interface Segment {
@@ -145,15 +171,23 @@ export class WalStorage implements LogStorage {
   /** Index of the latest snapshot: the snapshot file's, or one a save() installed. */
   private snapshotIndex = 0;
   private loaded = false;
+  /** close() was called: later calls are refused. */
+  private closing = false;
   private closed = false;
-  /** Operations run one at a time, in call order. */
+  /** Operations run one at a time, in call order (a compaction's snapshot write is not one of them). */
   private tail: Promise<unknown> = Promise.resolve();
+  /** compact() calls, one at a time: each writes the same temp file. */
+  private compacting: Promise<unknown> = Promise.resolve();
+  /** A compaction is writing snapshot.tmp (a load() meanwhile must leave it alone). */
+  private writingSnapshot = false;
+  private readonly onCompactStep: (step: WalCompactStep) => void | Promise<void>;
 
   constructor(
     readonly dir: string,
     options: WalStorageOptions = {},
   ) {
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    this.onCompactStep = options.onCompactStep ?? ((): void => undefined);
   }
 
   load(): Promise<RaftInitialState | null> {
@@ -179,46 +213,89 @@ export class WalStorage implements LogStorage {
     });
   }
 
+  /**
+   * Writes the snapshot file once every operation called before it is done (so the entries it
+   * covers are durable first), without holding up save()s called after it; then, in line with
+   * those saves, deletes the segments it covers. Compactions run one at a time.
+   */
   compact(snapshot: Snapshot): Promise<void> {
-    return this.serial(async () => {
-      if (!this.loaded) this.loadNow();
-      if (snapshot.meta.index <= this.snapshotIndex) return;
-      // Off the event loop: a large snapshot's write and fsync must not stall heartbeats.
-      await writeFileAtomicAsync(path.join(this.dir, SNAPSHOT_FILE), snapshotFileBytes(snapshot));
-      this.snapshotIndex = snapshot.meta.index;
-      // The oldest segments whose every entry the snapshot covers (never the one appended to).
-      // The hard state must stay on disk: if the segment kept last holds none (a crash right
-      // after it was created, before its header was synced, leaves it empty), write it there
-      // first, synced, or a restart would find no term and vote and start as a new node.
-      const last = this.segments[this.segments.length - 1];
-      const dropsAny = this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= snapshot.meta.index;
-      if (dropsAny && last !== undefined && !last.hasHardState && this.hardState !== null && this.fd >= 0) {
-        const rec = updateRecord(this.hardState, null, []);
-        writeAll(this.fd, rec);
-        await fdatasync(this.fd);
-        last.size += rec.length;
-        last.hasHardState = true;
-      }
-      let dropped = 0;
-      while (this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= snapshot.meta.index) {
-        await fs.promises.unlink((this.segments.shift() as Segment).file);
-        dropped++;
-      }
-      if (dropped > 0) await fsyncDirAsync(this.dir);
-    });
+    if (this.closing) return Promise.reject(this.closedError());
+    const run = Promise.all([this.tail, this.compacting]).then(() => this.compactNow(snapshot));
+    this.compacting = run.catch(() => undefined);
+    return run;
   }
 
   close(): Promise<void> {
-    return this.serial(() => {
-      this.closed = true;
-      if (this.fd >= 0) fs.closeSync(this.fd);
-      this.fd = -1;
-    });
+    if (this.closing) return Promise.reject(this.closedError());
+    this.closing = true;
+    // A compaction in progress finishes first: its last step is queued in `tail` when it gets there.
+    return this.compacting.then(() =>
+      this.serial(() => {
+        this.closed = true;
+        if (this.fd >= 0) fs.closeSync(this.fd);
+        this.fd = -1;
+      }, true),
+    );
   }
 
-  private serial<T>(op: () => T | Promise<T>): Promise<T> {
+  private async compactNow(snapshot: Snapshot): Promise<void> {
+    if (this.closed) throw this.closedError();
+    if (!this.loaded) await this.serial(() => this.loaded || this.loadNow(), true);
+    const index = snapshot.meta.index;
+    if (index <= this.snapshotIndex) return;
+    // Off the event loop and outside `tail`: a large snapshot's write and fsync must stall
+    // neither heartbeats nor the saves behind it. Until the rename the old file is the snapshot.
+    const file = path.join(this.dir, SNAPSHOT_FILE);
+    this.writingSnapshot = true;
+    try {
+      await writeFileSyncedAsync(`${file}.tmp`, snapshotFileBytes(snapshot));
+      await this.onCompactStep('snapshot-synced');
+      await fs.promises.rename(`${file}.tmp`, file);
+    } finally {
+      this.writingSnapshot = false;
+    }
+    await fsyncDirAsync(this.dir);
+    // A save may have installed a newer snapshot from the leader meanwhile (load() prefers it).
+    this.snapshotIndex = Math.max(this.snapshotIndex, index);
+    await this.onCompactStep('snapshot-durable');
+    await this.serial(() => this.dropCovered(index), true);
+    await this.onCompactStep('segments-dropped');
+  }
+
+  /**
+   * Deletes the oldest segments whose every index `index` covers (never the one appended to).
+   * Runs in `tail`: it may append a hard state, which must not overtake a save's.
+   */
+  private async dropCovered(index: number): Promise<void> {
+    // The hard state must stay on disk: if the segment kept last holds none (a crash right after
+    // it was created, before its header was synced, leaves it empty), write it there first,
+    // synced, or a restart would find no term and vote and start as a new node.
+    const last = this.segments[this.segments.length - 1];
+    const dropsAny = this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= index;
+    if (dropsAny && last !== undefined && !last.hasHardState && this.hardState !== null && this.fd >= 0) {
+      const rec = updateRecord(this.hardState, null, []);
+      writeAll(this.fd, rec);
+      await fdatasync(this.fd);
+      last.size += rec.length;
+      last.hasHardState = true;
+    }
+    let dropped = 0;
+    while (this.segments.length > 1 && (this.segments[0] as Segment).maxIndex <= index) {
+      await fs.promises.unlink((this.segments.shift() as Segment).file);
+      dropped++;
+    }
+    if (dropped > 0) await fsyncDirAsync(this.dir);
+  }
+
+  private closedError(): Error {
+    return new Error(`raft wal ${this.dir}: closed`);
+  }
+
+  /** Runs `op` after every earlier one; refused once close() was called, unless `internal` (close's own, a compaction's last step). */
+  private serial<T>(op: () => T | Promise<T>, internal = false): Promise<T> {
+    if (this.closing && !internal) return Promise.reject(this.closedError());
     const run = this.tail.then(() => {
-      if (this.closed) throw new Error(`raft wal ${this.dir}: closed`);
+      if (this.closed) throw this.closedError();
       return op();
     });
     this.tail = run.catch(() => undefined);
@@ -227,7 +304,8 @@ export class WalStorage implements LogStorage {
 
   private loadNow(): RaftInitialState | null {
     fs.mkdirSync(this.dir, { recursive: true });
-    fs.rmSync(path.join(this.dir, `${SNAPSHOT_FILE}.tmp`), { force: true });
+    // A compaction's temp file that a crash left behind (the snapshot file is the one in use).
+    if (!this.writingSnapshot) fs.rmSync(path.join(this.dir, `${SNAPSHOT_FILE}.tmp`), { force: true });
     let snapshot = EMPTY_SNAPSHOT;
     const snapFile = path.join(this.dir, SNAPSHOT_FILE);
     const snapshotFileFound = fs.existsSync(snapFile);

@@ -7,10 +7,15 @@
 // elections in the middle of a test. Waits are on events and
 // promises, each bounded by a timeout.
 
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ConfChangeType, EntryType, Message, MessageType, Role, SoftState } from '../../src/core/types';
 import { InvalidRequestError, NotLeaderError } from '../../src/node/errors';
 import { RaftNode, StateMachine, mergeUpdate } from '../../src/node/raft-node';
-import { MemoryStorage } from '../../src/storage/log-storage';
+import { LogStorage, MemoryStorage } from '../../src/storage/log-storage';
+import { WalStorage } from '../../src/storage/wal-storage';
 import { MemoryNetwork, Transport } from '../../src/transport/transport';
 
 class ListMachine implements StateMachine {
@@ -33,7 +38,7 @@ class ListMachine implements StateMachine {
 interface Member {
   node: RaftNode;
   sm: ListMachine;
-  storage: MemoryStorage;
+  storage: LogStorage;
 }
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -64,7 +69,7 @@ class Cluster {
   readonly sends = new Map<string, Message[][]>();
   constructor(readonly ids: string[], readonly snapshotEveryEntries = 10_000) {}
 
-  async start(id: string, storage = new MemoryStorage(), bootstrap = true): Promise<Member> {
+  async start(id: string, storage: LogStorage = new MemoryStorage(), bootstrap = true): Promise<Member> {
     const sm = new ListMachine();
     const node = new RaftNode({
       id,
@@ -313,6 +318,64 @@ describe('RaftNode', () => {
     expect(leader.isLeader).toBe(true);
     expect(changes).toEqual([]);
     await withTimeout(leader.readBarrier(), 5000, 'read barrier');
+  });
+
+  test('slow compactions on the followers do not stop them answering: the leader keeps leading and committing', async () => {
+    // Every node compacts at about the same applied index (20). The followers' snapshot writes
+    // (WalStorage, held after the temp file is synced) outlast an election timeout (330-600 ms
+    // here) while proposals keep coming: each needs a follower's save, and the leader's
+    // check-quorum needs the followers' answers.
+    const dir = fs.mkdtempSync(join(tmpdir(), 'strand-raft-node-wal-'));
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const heldAt = new Map<string, number>();
+    const storages: WalStorage[] = [];
+    try {
+      c = new Cluster(['a', 'b', 'c'], 20);
+      for (const id of c.ids) {
+        const storage = new WalStorage(join(dir, id), {
+          onCompactStep: (step) => {
+            if (step !== 'snapshot-synced') return undefined;
+            heldAt.set(id, performance.now());
+            return gate;
+          },
+        });
+        storages.push(storage);
+        await c.start(id, storage);
+      }
+      const leader = await leaderOf(c.list());
+      const followers = c.ids.filter((id) => id !== leader.id).map((id) => c.members.get(id) as Member);
+      const term = leader.status().term;
+      // Once both followers know the leader, no other leader or term may show up.
+      for (const f of followers) await withTimeout(f.node.readBarrier(), 5000, 'follower read barrier');
+      const changes: SoftState[] = [];
+      for (const m of c.list()) m.node.onLeaderChange((s) => (s.term !== term || s.leader !== leader.id) && changes.push(s));
+      let i = 0;
+      for (; i < 30; i++) await withTimeout(leader.propose(enc(`c${i}`)), 5000, `propose ${i}`);
+      for (const f of followers) await withTimeout(f.node.readBarrier(), 5000, 'follower read barrier');
+      expect(followers.every((f) => heldAt.has(f.node.id))).toBe(true);
+      // Two election timeouts after the last follower's snapshot write began, still held.
+      const since = Math.max(...followers.map((f) => heldAt.get(f.node.id) as number));
+      while (performance.now() - since < 1200) await withTimeout(leader.propose(enc(`c${i++}`)), 5000, `propose ${i}`);
+      expect(leader.isLeader).toBe(true);
+      expect(changes).toEqual([]);
+      release();
+      await c.stopAll();
+      // The held compactions completed (stop() waits for them): a restart loads from the snapshot.
+      for (const st of storages) await st.close();
+      for (const f of followers) {
+        const s = new WalStorage(join(dir, f.node.id));
+        const init = await s.load();
+        await s.close();
+        expect(init?.snapshot.meta.index).toBeGreaterThanOrEqual(20);
+        expect((init?.snapshot.meta.index ?? 0) + (init?.entries.length ?? 0)).toBeGreaterThanOrEqual(i);
+      }
+    } finally {
+      release();
+      await c.stopAll();
+      for (const st of storages) await st.close().catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {

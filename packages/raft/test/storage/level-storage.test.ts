@@ -74,6 +74,40 @@ describe('log storage', () => {
   });
 });
 
+describe('a save called while a compaction runs', () => {
+  test.each([
+    ['MemoryStorage', (): LogStorage => new MemoryStorage(), false],
+    ['LevelStorage', (dir: string): LogStorage => new LevelStorage(join(dir, 'db')), true],
+    ['WalStorage', (dir: string): LogStorage => new WalStorage(join(dir, 'wal'), { segmentBytes: 100 }), true],
+  ])('%s: comes out as if called after it', async (_name, open, durable) => {
+    // RaftNode does not wait for a compaction before its next save (a snapshot can take longer
+    // to write than an election timeout).
+    const dir = mkdtempSync(join(tmpdir(), 'strand-raft-concurrent-'));
+    try {
+      let s = open(dir);
+      await s.load();
+      await s.save({ hardState: { term: 1, vote: 'a', commit: 3 }, snapshot: null, entries: [1, 2, 3, 4, 5, 6].map((i) => e(i, 1, `v${i}`)) });
+      const compaction = s.compact({ meta: { index: 3, term: 1, confState: { voters: ['a', 'b'], learners: [] } }, data: new Uint8Array([3]) });
+      const saved = s.save({ hardState: { term: 1, vote: 'a', commit: 3 }, snapshot: null, entries: [e(7, 1, 'v7'), e(8, 1, 'v8')] });
+      await Promise.all([compaction, saved]);
+      // A new leader replaces the uncommitted tail from 5: the chunk saved alongside the
+      // compaction (7..8) must go with it.
+      await s.save({ hardState: { term: 2, vote: 'b', commit: 3 }, snapshot: null, entries: [e(5, 2, 'new5')] });
+      if (durable) {
+        await s.close();
+        s = open(dir);
+      }
+      const st = await s.load();
+      expect(st?.snapshot.meta.index).toBe(3);
+      expect(text(st?.entries ?? [])).toEqual(['4:1:v4', '5:2:new5']);
+      expect(st?.hardState).toEqual({ term: 2, vote: 'b', commit: 3 });
+      await s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('LevelStorage compaction after a truncation', () => {
   test.each([['in one session', false], ['after a restart', true]])('a chunk whose tail a later chunk truncated does not come back once the later chunk is compacted (%s)', async (_name, restart) => {
     const dir = mkdtempSync(join(tmpdir(), 'strand-raft-level-'));

@@ -1,7 +1,8 @@
 // WalStorage (src/storage/wal-storage.ts) beyond the shared script in level-storage.test.ts:
 // torn tails are cut back to the last whole record, damage anywhere else stops load(), segments
-// roll over and compaction removes only what its snapshot covers, the bootstrap snapshot (index 0)
-// keeps its membership, and a LevelStorage log migrates into a WAL.
+// roll over and compaction removes only what its snapshot covers, a compaction's snapshot write
+// does not hold up later saves and a crash at any step of it loses nothing, the bootstrap
+// snapshot (index 0) keeps its membership, and a LevelStorage log migrates into a WAL.
 
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { Entry, EntryType, Snapshot } from '../../src/core/types';
 import { LevelStorage } from '../../src/storage/level-storage';
 import { migrateLevelToWal } from '../../src/storage/migrate';
-import { WalStorage } from '../../src/storage/wal-storage';
+import { WalCompactStep, WalStorage } from '../../src/storage/wal-storage';
 import { encodeSnapshot } from '../../src/storage/encoding';
 
 const e = (index: number, term: number, s: string): Entry => ({ index, term, type: EntryType.Normal, data: new TextEncoder().encode(s) });
@@ -27,6 +28,28 @@ const segments = (d: string): string[] =>
     .readdirSync(d)
     .filter((n) => n.endsWith('.wal'))
     .sort();
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+/** A compaction that stops at `step` until released: `reached` resolves when it gets there. */
+function holdAt(step: WalCompactStep): { hook: (s: WalCompactStep) => Promise<void> | undefined; reached: Promise<void>; release: () => void } {
+  let arrived = (): void => undefined;
+  let release = (): void => undefined;
+  const reached = new Promise<void>((r) => (arrived = r));
+  const gate = new Promise<void>((r) => (release = r));
+  const hook = (s: WalCompactStep): Promise<void> | undefined => {
+    if (s !== step) return undefined;
+    arrived();
+    return gate;
+  };
+  return { hook, reached, release };
+}
 
 async function reopen(s: WalStorage, d: string, segmentBytes?: number): Promise<WalStorage> {
   await s.close();
@@ -153,6 +176,130 @@ describe('WalStorage', () => {
     await s.close();
     // Nothing was cut off.
     expect(fs.statSync(file).size).toBe(bytes.length);
+  });
+
+  test('a compaction whose snapshot write is slow does not hold up later saves; segments go only once it is durable', async () => {
+    const d = join(dir, 'wal');
+    const held = holdAt('snapshot-synced');
+    let s = new WalStorage(d, { segmentBytes: 100, onCompactStep: held.hook });
+    await s.load();
+    await s.save({ hardState: { term: 3, vote: 'b', commit: 12 }, snapshot: null, entries: [] });
+    for (let i = 1; i <= 20; i++) await s.save({ hardState: null, snapshot: null, entries: [e(i, 3, `value-${i}`)] });
+    const before = segments(d);
+    let compacted = false;
+    const compaction = s.compact(snap(12, 3, [9, 9])).then(() => (compacted = true));
+    await withTimeout(held.reached, 5000, 'the snapshot write');
+    // The snapshot is written (not renamed yet) and the compaction waits: appends, a new term and
+    // a truncation of the uncommitted tail (above the snapshot) all complete meanwhile.
+    for (let i = 21; i <= 25; i++) await withTimeout(s.save({ hardState: null, snapshot: null, entries: [e(i, 3, `value-${i}`)] }), 5000, `save ${i}`);
+    await withTimeout(s.save({ hardState: { term: 4, vote: 'c', commit: 20 }, snapshot: null, entries: [e(23, 4, 'new-23')] }), 5000, 'truncating save');
+    expect(compacted).toBe(false);
+    expect(segments(d).slice(0, before.length)).toEqual(before);
+    held.release();
+    await withTimeout(compaction, 5000, 'the compaction');
+    expect(segments(d).length).toBeLessThan(before.length);
+    s = await reopen(s, d, 100);
+    const st = await s.load();
+    expect(st?.hardState).toEqual({ term: 4, vote: 'c', commit: 20 });
+    expect(st?.snapshot.meta.index).toBe(12);
+    expect(text(st?.entries ?? [])).toEqual([...Array.from({ length: 10 }, (_, k) => `${13 + k}:3:value-${13 + k}`), '23:4:new-23']);
+    await s.close();
+  });
+
+  test.each(['snapshot-synced', 'snapshot-durable', 'segments-dropped'] as const)('a crash at %s, with saves made during the compaction, loses nothing', async (step) => {
+    const d = join(dir, 'wal');
+    const crashed = join(dir, 'crashed');
+    let s = new WalStorage(d, { segmentBytes: 100 });
+    await s.load();
+    await s.save({ hardState: { term: 3, vote: 'b', commit: 12 }, snapshot: null, entries: [] });
+    for (let i = 1; i <= 20; i++) await s.save({ hardState: null, snapshot: null, entries: [e(i, 3, `value-${i}`)] });
+    // The old snapshot, which a crash before the new one is renamed into place must leave usable.
+    await s.compact(snap(5, 3, [5]));
+    await s.close();
+    const held = holdAt(step);
+    s = new WalStorage(d, { segmentBytes: 100, onCompactStep: held.hook });
+    await s.load();
+    const before = segments(d);
+    const compaction = s.compact(snap(12, 3, [9, 9]));
+    await withTimeout(held.reached, 5000, `the compaction at ${step}`);
+    await withTimeout(s.save({ hardState: { term: 4, vote: 'c', commit: 20 }, snapshot: null, entries: [e(21, 4, 'value-21'), e(22, 4, 'value-22')] }), 5000, 'a save');
+    // The crash: what is on disk now is all that survives (every step so far was synced).
+    fs.cpSync(d, crashed, { recursive: true });
+    held.release();
+    await compaction;
+    await s.close();
+    // (The compaction does delete the oldest segment, which the partial image below relies on.)
+    expect(segments(d)).not.toContain(before[0]);
+    const images: Array<[string, string]> = [[step, crashed]];
+    if (step === 'snapshot-durable') {
+      // A crash part-way through the deletions: the oldest covered segment gone, the others not.
+      const partial = join(dir, 'partial');
+      fs.cpSync(crashed, partial, { recursive: true });
+      fs.rmSync(join(partial, before[0] as string));
+      images.push(['part-way through the deletions', partial]);
+    }
+    for (const [what, image] of images) {
+      s = new WalStorage(image, { segmentBytes: 100 });
+      const st = await s.load();
+      const snapshotIndex = step === 'snapshot-synced' ? 5 : 12;
+      expect({ what, index: st?.snapshot.meta.index, data: Array.from(st?.snapshot.data ?? []) }).toEqual({ what, index: snapshotIndex, data: snapshotIndex === 5 ? [5] : [9, 9] });
+      expect(st?.hardState).toEqual({ term: 4, vote: 'c', commit: 20 });
+      const expected = Array.from({ length: 20 - snapshotIndex }, (_, k) => `${snapshotIndex + 1 + k}:3:value-${snapshotIndex + 1 + k}`);
+      expect(text(st?.entries ?? [])).toEqual([...expected, '21:4:value-21', '22:4:value-22']);
+      expect(fs.existsSync(join(image, 'snapshot.tmp'))).toBe(false);
+      // The restarted node goes on: the compaction is taken again, and its segments go.
+      await s.save({ hardState: null, snapshot: null, entries: [e(23, 4, 'value-23')] });
+      await s.compact(snap(12, 3, [9, 9]));
+      s = await reopen(s, image, 100);
+      const after = await s.load();
+      expect(after?.snapshot.meta.index).toBe(12);
+      expect(text(after?.entries ?? [])).toEqual([...Array.from({ length: 8 }, (_, k) => `${13 + k}:3:value-${13 + k}`), '21:4:value-21', '22:4:value-22', '23:4:value-23']);
+      expect(after?.hardState).toEqual({ term: 4, vote: 'c', commit: 20 });
+      await s.close();
+    }
+  });
+
+  test('a snapshot installed from the leader while a compaction is written wins over it', async () => {
+    const d = join(dir, 'wal');
+    const held = holdAt('snapshot-synced');
+    let s = new WalStorage(d, { segmentBytes: 100, onCompactStep: held.hook });
+    await s.load();
+    await s.save({ hardState: { term: 3, vote: 'b', commit: 8 }, snapshot: null, entries: [] });
+    for (let i = 1; i <= 10; i++) await s.save({ hardState: null, snapshot: null, entries: [e(i, 3, `value-${i}`)] });
+    const compaction = s.compact(snap(8, 3, [8]));
+    await withTimeout(held.reached, 5000, 'the snapshot write');
+    await withTimeout(s.save({ hardState: { term: 5, vote: '', commit: 30 }, snapshot: snap(30, 5, [3, 0]), entries: [e(31, 5, 'w')] }), 5000, 'the install');
+    held.release();
+    await compaction;
+    // An older compaction after it changes nothing.
+    await s.compact(snap(20, 5, [2, 0]));
+    s = await reopen(s, d, 100);
+    const st = await s.load();
+    expect(st?.snapshot.meta.index).toBe(30);
+    expect(Array.from(st?.snapshot.data ?? [])).toEqual([3, 0]);
+    expect(text(st?.entries ?? [])).toEqual(['31:5:w']);
+    expect(st?.hardState).toEqual({ term: 5, vote: '', commit: 30 });
+    await s.close();
+  });
+
+  test('close() waits for a compaction in progress and refuses later calls', async () => {
+    const d = join(dir, 'wal');
+    const held = holdAt('snapshot-durable');
+    const s = new WalStorage(d, { segmentBytes: 100, onCompactStep: held.hook });
+    await s.load();
+    await s.save({ hardState: { term: 1, vote: 'a', commit: 6 }, snapshot: null, entries: [] });
+    for (let i = 1; i <= 6; i++) await s.save({ hardState: null, snapshot: null, entries: [e(i, 1, `value-${i}`)] });
+    const compaction = s.compact(snap(6, 1, [6]));
+    await withTimeout(held.reached, 5000, 'the snapshot write');
+    let closed = false;
+    const closing = s.close().then(() => (closed = true));
+    await expect(s.save({ hardState: null, snapshot: null, entries: [e(7, 1, 'late')] })).rejects.toThrow(/closed/);
+    await new Promise((r) => setImmediate(r));
+    expect(closed).toBe(false);
+    held.release();
+    await compaction;
+    await closing;
+    expect(segments(d)).toHaveLength(1);
   });
 
   test('the snapshot file is checksummed: a damaged one stops load(); an older unchecksummed one still loads', async () => {
