@@ -38,15 +38,17 @@ export type PartitionFilter = 'under-replicated' | 'under-min-isr' | 'at-min-isr
 
 /**
  * Whether a partition passes `filter`, as kafka-topics decides it: under-replicated when the ISR is
- * smaller than the replicas; under (at) min ISR when the ISR is smaller than (equal to) the topic's
- * min.insync.replicas; unavailable when it has no leader or its leader is not a live broker.
+ * smaller than the replicas; under min ISR when it has no leader or the ISR is smaller than the
+ * topic's min.insync.replicas (a leaderless partition keeps its last ISR, yet takes no writes); at
+ * min ISR when the ISR equals it; unavailable when it has no leader or its leader is not a live
+ * broker.
  */
 export function partitionMatches(filter: PartitionFilter, p: { leader: number; replicas: readonly number[]; isr: readonly number[] }, minIsr: number, liveBrokers: ReadonlySet<number>): boolean {
   switch (filter) {
     case 'under-replicated':
       return p.isr.length < p.replicas.length;
     case 'under-min-isr':
-      return p.isr.length < minIsr;
+      return p.leader < 0 || p.isr.length < minIsr;
     case 'at-min-isr':
       return p.isr.length === minIsr;
     case 'unavailable':
@@ -116,7 +118,7 @@ export function registerTopics(program: Command): void {
     .option('--configs', 'also print the topic configs', false)
     .option('--exclude-internal', 'leave out internal topics (__consumer_offsets) when describing all', false)
     .option('--under-replicated-partitions', 'only partitions whose ISR is smaller than their replicas')
-    .option('--under-min-isr-partitions', "only partitions whose ISR is smaller than the topic's min.insync.replicas")
+    .option('--under-min-isr-partitions', "only partitions without a leader or whose ISR is smaller than the topic's min.insync.replicas")
     .option('--at-min-isr-partitions', "only partitions whose ISR is exactly the topic's min.insync.replicas")
     .option('--unavailable-partitions', 'only partitions without a leader, or whose leader is not a live broker')
     .action(

@@ -33,6 +33,11 @@ describe('partitionMatches', () => {
     expect([partitionMatches('at-min-isr', p(1, [1, 2]), 2, live), partitionMatches('at-min-isr', p(1, [1, 2, 3]), 2, live)]).toEqual([true, false]);
     expect([partitionMatches('unavailable', p(-1, []), 2, live), partitionMatches('unavailable', p(4, [4]), 2, live), partitionMatches('unavailable', p(1, [1]), 2, live)]).toEqual([true, true, false]);
   });
+
+  it('counts a partition without a leader as under min ISR, whatever its ISR (kafka-topics: !hasLeader || isr < min)', () => {
+    // Leader lost with the ISR kept at its last member(s): no acks=all write can succeed.
+    expect([partitionMatches('under-min-isr', p(-1, [1, 2]), 2, live), partitionMatches('under-min-isr', p(-1, [1, 2, 3]), 1, live)]).toEqual([true, true]);
+  });
 });
 
 describe('strand topics create --replica-assignment and describe filters', () => {
