@@ -38,15 +38,16 @@ export type PartitionFilter = 'under-replicated' | 'under-min-isr' | 'at-min-isr
 
 /**
  * Whether a partition passes `filter`, as kafka-topics decides it: under-replicated when the ISR is
- * smaller than the replicas; under min ISR when it has no leader or the ISR is smaller than the
- * topic's min.insync.replicas (a leaderless partition keeps its last ISR, yet takes no writes); at
- * min ISR when the ISR equals it; unavailable when it has no leader or its leader is not a live
- * broker.
+ * smaller than the replication factor (the replicas less `addingReplicas` while the partition is
+ * being reassigned: those are in the replica set but join the ISR only once caught up); under min
+ * ISR when it has no leader or the ISR is smaller than the topic's min.insync.replicas (a
+ * leaderless partition keeps its last ISR, yet takes no writes); at min ISR when the ISR equals
+ * it; unavailable when it has no leader or its leader is not a live broker.
  */
-export function partitionMatches(filter: PartitionFilter, p: { leader: number; replicas: readonly number[]; isr: readonly number[] }, minIsr: number, liveBrokers: ReadonlySet<number>): boolean {
+export function partitionMatches(filter: PartitionFilter, p: { leader: number; replicas: readonly number[]; isr: readonly number[] }, minIsr: number, liveBrokers: ReadonlySet<number>, addingReplicas: readonly number[] = []): boolean {
   switch (filter) {
     case 'under-replicated':
-      return p.isr.length < p.replicas.length;
+      return p.isr.length < p.replicas.filter((r) => !addingReplicas.includes(r)).length;
     case 'under-min-isr':
       return p.leader < 0 || p.isr.length < minIsr;
     case 'at-min-isr':
@@ -117,7 +118,7 @@ export function registerTopics(program: Command): void {
   withCommon(topics.command('describe [name]').description('partitions of a topic (all topics without a name): leader, epoch, replicas, ISR'))
     .option('--configs', 'also print the topic configs', false)
     .option('--exclude-internal', 'leave out internal topics (__consumer_offsets) when describing all', false)
-    .option('--under-replicated-partitions', 'only partitions whose ISR is smaller than their replicas')
+    .option('--under-replicated-partitions', 'only partitions whose ISR is smaller than their replicas (less those a reassignment is adding)')
     .option('--under-min-isr-partitions', "only partitions without a leader or whose ISR is smaller than the topic's min.insync.replicas")
     .option('--at-min-isr-partitions', "only partitions whose ISR is exactly the topic's min.insync.replicas")
     .option('--unavailable-partitions', 'only partitions without a leader, or whose leader is not a live broker')
@@ -129,11 +130,14 @@ export function registerTopics(program: Command): void {
           let d = (await admin.describeTopics(name === undefined ? [] : [name])).filter((t) => !(opts.excludeInternal && t.internal));
           for (const t of d) shape.set(t.name, { count: t.partitions.length, rf: t.partitions[0]?.replicas.length ?? 0 });
           if (filter !== undefined) {
-            // As kafka-topics: the topic's min.insync.replicas and the live brokers decide.
+            // As kafka-topics: the topic's min.insync.replicas, the live brokers and the
+            // reassignments in progress decide.
             const live = filter === 'unavailable' ? new Set((await admin.describeCluster()).brokers.filter((b) => b.state !== 'fenced').map((b) => b.id)) : new Set<number>();
+            const adding = new Map<string, readonly number[]>();
+            if (filter === 'under-replicated') for (const r of await admin.listPartitionReassignments()) adding.set(`${r.topic}\u0000${r.partition}`, r.addingReplicas);
             const minIsr = new Map<string, number>();
             if (filter === 'under-min-isr' || filter === 'at-min-isr') for (const t of d) minIsr.set(t.name, Number((await admin.describeConfigs(t.name, { keys: ['min.insync.replicas'] }))[0]?.value ?? '1'));
-            d = d.map((t) => ({ ...t, partitions: t.partitions.filter((p) => partitionMatches(filter, p, minIsr.get(t.name) ?? 1, live)) })).filter((t) => t.partitions.length > 0);
+            d = d.map((t) => ({ ...t, partitions: t.partitions.filter((p) => partitionMatches(filter, p, minIsr.get(t.name) ?? 1, live, adding.get(`${t.name}\u0000${p.partition}`))) })).filter((t) => t.partitions.length > 0);
           }
           const c = opts.configs ? await Promise.all(d.map(async (t) => ({ topic: t.name, configs: await admin.describeConfigs(t.name) }))) : [];
           return { described: d, configs: c };

@@ -34,6 +34,12 @@ describe('partitionMatches', () => {
     expect([partitionMatches('unavailable', p(-1, []), 2, live), partitionMatches('unavailable', p(4, [4]), 2, live), partitionMatches('unavailable', p(1, [1]), 2, live)]).toEqual([true, true, false]);
   });
 
+  it('counts a partition being reassigned as under-replicated by its replicas less the adding ones (kafka-topics)', () => {
+    // Replicas 1,2,3 moving to 2,3,4: the replica set is 1,2,3,4 until 4 joins the ISR.
+    const moving = { leader: 1, replicas: [1, 2, 3, 4], isr: [1, 2, 3] };
+    expect([partitionMatches('under-replicated', moving, 2, live, [4]), partitionMatches('under-replicated', { ...moving, isr: [1, 2] }, 2, live, [4]), partitionMatches('under-replicated', moving, 2, live)]).toEqual([false, true, true]);
+  });
+
   it('counts a partition without a leader as under min ISR, whatever its ISR (kafka-topics: !hasLeader || isr < min)', () => {
     // Leader lost with the ISR kept at its last member(s): no acks=all write can succeed.
     expect([partitionMatches('under-min-isr', p(-1, [1, 2]), 2, live), partitionMatches('under-min-isr', p(-1, [1, 2, 3]), 1, live)]).toEqual([true, true]);
