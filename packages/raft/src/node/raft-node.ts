@@ -895,8 +895,10 @@ export class RaftNode {
       w.reject(e(idx));
       this.appliedWaiters.delete(idx);
     }
+    // Not in deadline order: a ReadIndex asked again goes to the end under a new id, with its
+    // old waiters. Few requests are in flight (one per loop turn with reads), so check them all.
     for (const [id, req] of this.readsByRequest) {
-      if ((req.waiters[0]?.deadline ?? Infinity) > now) break;
+      if ((req.waiters[0]?.deadline ?? Infinity) > now) continue;
       const live = req.waiters.filter((r) => r.deadline > now);
       for (const r of req.waiters) if (r.deadline <= now) r.reject(e());
       this.readsInFlight -= req.waiters.length - live.length;
