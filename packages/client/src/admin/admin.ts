@@ -287,11 +287,11 @@ export class Admin {
   }
 
   /** One call to any broker, retried for retriable errors. */
-  private async any<Req, Res>(pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string): Promise<Res> {
+  private async any<Req, Res>(pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, deadline = this.callDeadline()): Promise<Res> {
     return this.retry(async (timeoutMs) => {
       const conn = this.cluster.anyConnection();
       return conn.unary(pick(conn), request, timeoutMs, what, this.cluster.closeSignal);
-    });
+    }, deadline);
   }
 
   /** A new call's deadline (monotonic): default.api.timeout.ms from now, as Kafka's admin calls. */
@@ -478,7 +478,7 @@ export class Admin {
    */
   async listPartitionOffsets(topic: string, spec: OffsetSpec = 'latest'): Promise<PartitionOffset[]> {
     const ts = offsetSpecTimestamp(topic, spec);
-    return this.perPartitionRounds(topic, (pending, timeoutMs) => this.listPartitionOffsetsOnce(topic, ts, pending, timeoutMs));
+    return this.perPartitionRounds(topic, (pending, deadline) => this.listPartitionOffsetsOnce(topic, ts, pending, deadline));
   }
 
   /**
@@ -488,12 +488,12 @@ export class Admin {
    * times while the call's deadline (default.api.timeout.ms) leaves time for another round.
    * Sorted by partition.
    */
-  private async perPartitionRounds<R extends { partition: number; error?: StrandError }>(topic: string, round: (pending: readonly number[] | undefined, timeoutMs: number) => Promise<R[]>): Promise<R[]> {
+  private async perPartitionRounds<R extends { partition: number; error?: StrandError }>(topic: string, round: (pending: readonly number[] | undefined, deadline: number) => Promise<R[]>): Promise<R[]> {
     const deadline = this.callDeadline();
     const done: R[] = [];
     let pending: readonly number[] | undefined;
     for (let attempt = 0; ; attempt++) {
-      const results = await round(pending, this.requestTimeout(deadline));
+      const results = await round(pending, deadline);
       const again = results.filter((r) => r.error !== undefined && RETRIED_PER_PARTITION.has(r.error.errorName));
       done.push(...results.filter((r) => !again.includes(r)));
       const wait = backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });
@@ -508,8 +508,9 @@ export class Admin {
   }
 
   /** One round of listPartitionOffsets over `partitions` (default: every partition of the topic). */
-  private async listPartitionOffsetsOnce(topic: string, ts: number, partitions: readonly number[] | undefined, timeoutMs: number): Promise<PartitionOffset[]> {
-    const info = await this.cluster.topic(topic, monotonicMs() + timeoutMs, this.cluster.closeSignal);
+  private async listPartitionOffsetsOnce(topic: string, ts: number, partitions: readonly number[] | undefined, deadline: number): Promise<PartitionOffset[]> {
+    const info = await this.cluster.topic(topic, monotonicMs() + this.requestTimeout(deadline), this.cluster.closeSignal);
+    const timeoutMs = this.requestTimeout(deadline);
     const out: PartitionOffset[] = [];
     await this.leaderRound(
       topic,
@@ -589,11 +590,12 @@ export class Admin {
    * be had (e.g. an unknown topic: UNKNOWN_TOPIC_OR_PARTITION).
    */
   async deleteRecords(topic: string, beforeOffsets: ReadonlyMap<number, number>): Promise<DeletedRecords[]> {
-    return this.perPartitionRounds(topic, (pending, timeoutMs) => this.deleteRecordsOnce(topic, pending === undefined ? beforeOffsets : new Map(pending.map((p) => [p, beforeOffsets.get(p) as number])), timeoutMs));
+    return this.perPartitionRounds(topic, (pending, deadline) => this.deleteRecordsOnce(topic, pending === undefined ? beforeOffsets : new Map(pending.map((p) => [p, beforeOffsets.get(p) as number])), deadline));
   }
 
-  private async deleteRecordsOnce(topic: string, beforeOffsets: ReadonlyMap<number, number>, timeoutMs: number): Promise<DeletedRecords[]> {
-    const info = await this.cluster.topic(topic, monotonicMs() + timeoutMs, this.cluster.closeSignal);
+  private async deleteRecordsOnce(topic: string, beforeOffsets: ReadonlyMap<number, number>, deadline: number): Promise<DeletedRecords[]> {
+    const info = await this.cluster.topic(topic, monotonicMs() + this.requestTimeout(deadline), this.cluster.closeSignal);
+    const timeoutMs = this.requestTimeout(deadline);
     const out: DeletedRecords[] = [];
     const failed = (partition: number, error: StrandError): void => void out.push({ topic, partition, lowWatermark: -1, error });
     const known: number[] = [];
@@ -718,8 +720,8 @@ export class Admin {
 
   // ---- groups ------------------------------------------------------------------------------
 
-  private async coordinator(groupId: string): Promise<BrokerConnection> {
-    const r = await this.any((c) => c.client.findCoordinator as UnaryMethod<FindCoordinatorRequest, FindCoordinatorResponse>, { key: groupId, keyType: CoordinatorType.COORDINATOR_GROUP }, 'FindCoordinator');
+  private async coordinator(groupId: string, deadline: number): Promise<BrokerConnection> {
+    const r = await this.any((c) => c.client.findCoordinator as UnaryMethod<FindCoordinatorRequest, FindCoordinatorResponse>, { key: groupId, keyType: CoordinatorType.COORDINATOR_GROUP }, 'FindCoordinator', deadline);
     if (r.errorCode !== 0) throw code(r.errorCode, `find coordinator of ${groupId}`, r.errorMessage);
     return this.cluster.connectionTo(r.nodeId, r.host, r.port);
   }
@@ -729,14 +731,14 @@ export class Admin {
    * picks the error to retry on: top-level, or a per-item coordinator error (coordinatorMoved),
    * which OffsetCommit and DeleteGroups report per item.
    */
-  private onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number): Promise<Res> {
-    return this.retry(async (timeoutMs) => {
-      const conn = await this.coordinator(groupId);
-      const res = await conn.unary(pick(conn), request, timeoutMs, what, this.cluster.closeSignal);
+  private onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number, deadline = this.callDeadline()): Promise<Res> {
+    return this.retry(async () => {
+      const conn = await this.coordinator(groupId, deadline);
+      const res = await conn.unary(pick(conn), request, this.requestTimeout(deadline), what, this.cluster.closeSignal);
       const c = errorOf(res);
       if (c !== 0) throw code(c, `${what}(${groupId})`);
       return res;
-    });
+    }, deadline);
   }
 
   /**
@@ -761,7 +763,12 @@ export class Admin {
   }
 
   async describeGroup(groupId: string): Promise<GroupDescription> {
-    const res = await this.onCoordinator(groupId, (c) => c.client.describeGroups as UnaryMethod<DescribeGroupsRequest, DescribeGroupsResponse>, { groups: [groupId] }, 'DescribeGroups', (r) => r.groups[0]?.errorCode ?? 0);
+    return this.describeGroupBefore(groupId, this.callDeadline());
+  }
+
+  /** describeGroup within `deadline` (monotonic), for a call of which it is one step. */
+  private async describeGroupBefore(groupId: string, deadline: number): Promise<GroupDescription> {
+    const res = await this.onCoordinator(groupId, (c) => c.client.describeGroups as UnaryMethod<DescribeGroupsRequest, DescribeGroupsResponse>, { groups: [groupId] }, 'DescribeGroups', (r) => r.groups[0]?.errorCode ?? 0, deadline);
     const g = res.groups[0];
     if (g === undefined) throw new StrandError('GROUP_ID_NOT_FOUND', `group ${groupId} not found`);
     return {
@@ -807,13 +814,15 @@ export class Admin {
    */
   async removeMembersFromConsumerGroup(groupId: string, members: readonly MemberToRemove[] = [], options: { reason?: string } = {}): Promise<RemovedMember[]> {
     const reason = `member was removed by an admin${options.reason === undefined || options.reason === '' ? '' : `: ${options.reason}`}`;
+    // One deadline for both steps (describing the group, then leaving), as one Kafka admin call.
+    const deadline = this.callDeadline();
     const targets =
       members.length > 0
         ? members.map((m) => ({ memberId: m.memberId ?? '', ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }) }))
-        : (await this.describeGroup(groupId)).members.map((m) => ({ memberId: m.memberId, ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }) }));
+        : (await this.describeGroupBefore(groupId, deadline)).members.map((m) => ({ memberId: m.memberId, ...(m.groupInstanceId === undefined ? {} : { groupInstanceId: m.groupInstanceId }) }));
     if (targets.length === 0) return [];
     const req: LeaveGroupRequest = { groupId, members: targets.map((t) => ({ ...t, reason })) };
-    const res = await this.onCoordinator(groupId, (c) => c.client.leaveGroup as UnaryMethod<LeaveGroupRequest, LeaveGroupResponse>, req, 'LeaveGroup', (r) => r.errorCode);
+    const res = await this.onCoordinator(groupId, (c) => c.client.leaveGroup as UnaryMethod<LeaveGroupRequest, LeaveGroupResponse>, req, 'LeaveGroup', (r) => r.errorCode, deadline);
     return targets.map((t, i) => {
       // The coordinator answers each member, in the request's order.
       const c = res.members[i]?.errorCode ?? ErrorCode.UNKNOWN_SERVER_ERROR;
