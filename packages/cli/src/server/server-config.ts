@@ -312,8 +312,10 @@ export function resolveServerConfig(sources: { file?: string; overrides?: readon
   if (values['listener.security.protocol.map'] !== '') {
     const protocols = parseSecurityProtocolMap(values['listener.security.protocol.map']);
     // Entries for listeners this node does not have are allowed, as Kafka's sample
-    // server.properties maps SSL, SASL_PLAINTEXT and SASL_SSL whether or not they are used.
-    for (const name of listeners.keys()) {
+    // server.properties maps SSL, SASL_PLAINTEXT and SASL_SSL whether or not they are used. The
+    // controller listener counts as used even on a broker-only node: it is how the broker
+    // reaches the controllers, which would otherwise be spoken to in plaintext.
+    for (const name of new Set([...listeners.keys(), ...(protocols.has(controllerListener) ? [controllerListener] : [])])) {
       const protocol = protocols.get(name);
       if (protocol === undefined) invalid('listener.security.protocol.map', values['listener.security.protocol.map'], `no security protocol for listener ${name}`);
       else if (protocol !== 'PLAINTEXT') invalid('listener.security.protocol.map', values['listener.security.protocol.map'], `listener ${name}: security protocol ${protocol} is not supported yet (Strand listeners are PLAINTEXT only)`);

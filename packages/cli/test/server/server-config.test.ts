@@ -165,6 +165,10 @@ describe('server configuration', () => {
     expect(cfg.topicDefaults.get('retention.ms')?.value).toBe(String(168 * 3_600_000));
     // A listener in use must still be PLAINTEXT; ZooKeeper mode is refused with what to set instead.
     expect(errorOf(() => resolveServerConfig({ file, overrides: ['listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:SSL'] }))).toMatch(/listener PLAINTEXT: security protocol SSL is not supported yet/);
+    // A broker-only node binds no controller listener, but reaches the controllers through it.
+    const brokerOnly = ['process.roles=broker', 'node.id=4', 'listeners=PLAINTEXT://:9092'];
+    expect(resolveServerConfig({ file, overrides: [...brokerOnly, 'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL'] }).roles).toEqual({ broker: true, controller: false });
+    expect(errorOf(() => resolveServerConfig({ file, overrides: [...brokerOnly, 'listener.security.protocol.map=CONTROLLER:SSL,PLAINTEXT:PLAINTEXT'] }))).toMatch(/listener CONTROLLER: security protocol SSL is not supported yet/);
     expect(errorOf(() => resolveServerConfig({ file, overrides: ['zookeeper.connect=localhost:2181'] }))).toMatch(/KRaft mode only .*controller\.quorum\.voters/);
   });
 
