@@ -150,8 +150,11 @@ async function proxy(port: number): Promise<{ port: number; connections(): numbe
   };
 }
 
-/** Resolves true once `cond` holds (checked at each change of `p`), false after `ms`. */
-async function until(p: Partition, cond: () => boolean, ms: number): Promise<boolean> {
+/**
+ * Resolves true once `cond` holds, checked again each time `subscribe`'s event fires (it returns
+ * an unsubscribe function), false after `ms`.
+ */
+async function untilEvent(subscribe: (listener: () => void) => () => void, cond: () => boolean, ms: number): Promise<boolean> {
   const deadline = performance.now() + ms;
   while (!cond()) {
     const left = deadline - performance.now();
@@ -163,29 +166,23 @@ async function until(p: Partition, cond: () => boolean, ms: number): Promise<boo
         resolve();
       };
       const timer = setTimeout(done, left);
-      const off = p.onNextChange(done);
+      const off = subscribe(done);
     });
   }
   return true;
 }
 
-/** Resolves true once `cond` holds (checked at each event of `service.changed`), false after `ms`. */
-async function untilSeen(service: LeaderService, cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    const left = deadline - performance.now();
-    if (left <= 0) return false;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        service.changed.off('change', done);
-        resolve();
-      };
-      const timer = setTimeout(done, left);
-      service.changed.on('change', done);
-    });
-  }
-  return true;
+/** untilEvent on each change of partition `p`. */
+function until(p: Partition, cond: () => boolean, ms: number): Promise<boolean> {
+  return untilEvent((listener) => p.onNextChange(listener), cond, ms);
+}
+
+/** untilEvent on each event of `service.changed`. */
+function untilSeen(service: LeaderService, cond: () => boolean, ms: number): Promise<boolean> {
+  return untilEvent((listener) => {
+    service.changed.on('change', listener);
+    return () => void service.changed.off('change', listener);
+  }, cond, ms);
 }
 
 /** Broker 2's fetcher from broker 1 at `port`; `warnings` collects its log messages. */

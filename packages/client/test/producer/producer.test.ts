@@ -271,14 +271,24 @@ describe('Producer', () => {
     expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a', 'b', 'c']);
   });
 
-  it('fails an in-flight batch at delivery.timeout.ms, not request.timeout.ms later; its late success completes nothing and resolves its sequence without an epoch bump', async () => {
+  /** A producer with 2 s request and delivery timeouts on a one-partition topic t; `holdNextAnswer()` holds the next produce answer until its release is called. */
+  async function expiringProducer(): Promise<{ p: Producer; holdNextAnswer: () => () => void }> {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
     const p = producer({ 'linger.ms': 0, 'request.timeout.ms': 2_000, 'delivery.timeout.ms': 2_000 });
     await p.connect();
+    const holdNextAnswer = (): (() => void) => {
+      let release = (): void => undefined;
+      cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+      return () => release();
+    };
+    return { p, holdNextAnswer };
+  }
+
+  it('fails an in-flight batch at delivery.timeout.ms, not request.timeout.ms later; its late success completes nothing and resolves its sequence without an epoch bump', async () => {
+    const { p, holdNextAnswer } = await expiringProducer();
     // A is written, its answer held past its delivery deadline.
-    let release = (): void => undefined;
-    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+    const release = holdNextAnswer();
     const outcomes: (Error | null)[] = [];
     const t0 = performance.now();
     const error = await new Promise<Error | null>((resolve) =>
@@ -338,12 +348,8 @@ describe('Producer', () => {
   });
 
   it('a batch held back behind an expired in-flight batch still fails at its own delivery deadline, not when that request ends', async () => {
-    cluster = await MemoryCluster.start();
-    cluster.createTopic('t', 1);
-    const p = producer({ 'linger.ms': 0, 'request.timeout.ms': 2_000, 'delivery.timeout.ms': 2_000 });
-    await p.connect();
-    let release = (): void => undefined;
-    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+    const { p, holdNextAnswer } = await expiringProducer();
+    const release = holdNextAnswer();
     await expect(p.send({ topic: 't', value: 'a' })).rejects.toMatchObject({ errorName: 'REQUEST_TIMED_OUT' });
     // A's request is outstanding until its own deadline (request.timeout.ms + 5 s after it was
     // sent); B, created now, waits behind A's unresolved sequence and expires 2 s from now.
