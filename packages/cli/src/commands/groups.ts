@@ -16,6 +16,19 @@ import { EXIT_FAILED, EXIT_OK, UsageError, action, collect, parseIntArg, printJs
 import type { CommonOptions } from './common';
 import { withAdmin } from './topics';
 
+/** Kafka's consumer group states (ConsumerGroupState), as ListGroups filters them. */
+export const GROUP_STATES = ['Empty', 'PreparingRebalance', 'CompletingRebalance', 'Stable', 'Dead'] as const;
+
+/** `--state S,S`: Kafka's group state names, any case; usage errors name the bad one. */
+export function parseGroupStates(value: string): string[] {
+  return value.split(',').map((raw) => {
+    const s = raw.trim();
+    const known = GROUP_STATES.find((g) => g.toLowerCase() === s.toLowerCase());
+    if (known === undefined) throw new UsageError(`--state must be among ${GROUP_STATES.join(', ')}, got '${s}'`);
+    return known;
+  });
+}
+
 interface RemoveMembersOptions extends CommonOptions {
   instanceId: string[];
   memberId: string[];
@@ -169,39 +182,68 @@ async function deleteOffsets(admin: Admin, group: string, specs: Map<string, num
 export function registerGroups(program: Command): void {
   const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups, remove their members, and reset or delete their offsets'));
 
-  withCommon(groups.command('list').description('list consumer groups')).action(
-    action('groups list', async (opts: CommonOptions) => {
-      const list = await withAdmin(opts, (admin) => admin.listGroups());
-      if (opts.json) return printJson(list);
-      printTable(['Group', 'State', 'Protocol'], list.map((g) => [g.groupId, g.state, g.protocolType]));
-    }),
-  );
+  withCommon(groups.command('list').description('list consumer groups'))
+    .option('--state <states>', `only groups in these states, comma-separated (Kafka's --state: ${GROUP_STATES.join(', ')})`)
+    .action(
+      action('groups list', async (opts: CommonOptions & { state?: string }) => {
+        const states = opts.state === undefined ? [] : parseGroupStates(opts.state);
+        const list = await withAdmin(opts, (admin) => admin.listGroups({ states }));
+        if (opts.json) return printJson(list);
+        printTable(['Group', 'State', 'Protocol'], list.map((g) => [g.groupId, g.state, g.protocolType]));
+      }),
+    );
 
-  withCommon(groups.command('describe <group>').description('state, members and per-partition offsets and lag of a group')).action(
-    action('groups describe', async (group: string, opts: CommonOptions) => {
-      const { desc, offsets } = await withAdmin(opts, async (admin) => {
-        const d = await admin.describeGroup(group);
-        const committed = await admin.groupOffsets(group);
-        if (d.state === 'Dead' && d.members.length === 0 && committed.length === 0) throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
-        // Like kafka-consumer-groups: every assigned partition has a row, committed or not.
-        const have = new Set(committed.map((o) => `${o.topic}\u0000${o.partition}`));
-        const missing = d.members.flatMap((m) => m.assignment).filter((tp) => !have.has(`${tp.topic}\u0000${tp.partition}`));
-        const ends = new Map<string, number>();
-        for (const topic of new Set(missing.map((tp) => tp.topic))) for (const o of await admin.listOffsets(topic, 'latest')) ends.set(`${topic}\u0000${o.partition}`, o.offset);
-        const rows: GroupOffset[] = [...committed, ...missing.map((tp) => ({ topic: tp.topic, partition: tp.partition, committedOffset: -1, logEndOffset: ends.get(`${tp.topic}\u0000${tp.partition}`) ?? -1, lag: -1, metadata: '' }))];
-        rows.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
-        return { desc: d, offsets: rows };
-      });
-      const owner = new Map<string, string>();
-      for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m.memberId);
-      if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`) ?? null })) });
-      process.stdout.write(`Group: ${desc.groupId}\tState: ${desc.state}\tGeneration: ${desc.generationId}\tAssignor: ${desc.protocol || '-'}\tMembers: ${desc.members.length}\n`);
-      printTable(
-        ['Topic', 'Partition', 'Committed', 'LogEnd', 'Lag', 'Member'],
-        offsets.map((o) => [o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset, o.lag < 0 ? '-' : o.lag, owner.get(`${o.topic}-${o.partition}`) ?? '-']),
-      );
-    }),
-  );
+  withCommon(groups.command('describe <group>').description('state, members and per-partition offsets and lag of a group'))
+    .option('--members', "the members (Kafka's --members): CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS")
+    .option('--verbose', 'with --members, also each member\'s assignment')
+    .option('--state', "the group's state (Kafka's --state): COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS")
+    .action(
+      action('groups describe', async (group: string, opts: CommonOptions & { members?: boolean; verbose?: boolean; state?: boolean }) => {
+        if (opts.members === true && opts.state === true) throw new UsageError('give at most one of --members and --state');
+        if (opts.verbose === true && opts.members !== true) throw new UsageError('--verbose goes with --members');
+        if (opts.members === true || opts.state === true) {
+          const d = await withAdmin(opts, (admin) => admin.describeGroup(group));
+          if (d.state === 'Dead' && d.members.length === 0) throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
+          if (opts.state === true) {
+            if (opts.json) return printJson({ group: d.groupId, coordinator: d.coordinator, assignmentStrategy: d.protocol, state: d.state, members: d.members.length });
+            printTable(['GROUP', 'COORDINATOR (ID)', 'ASSIGNMENT-STRATEGY', 'STATE', '#MEMBERS'], [[d.groupId, `${d.coordinator.host}:${d.coordinator.port} (${d.coordinator.id})`, d.protocol || '-', d.state, d.members.length]]);
+            return;
+          }
+          const assignment = (tps: readonly TopicPartition[]): string => {
+            const byTopic = new Map<string, number[]>();
+            for (const tp of tps) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
+            return [...byTopic].sort(([a], [b]) => (a < b ? -1 : 1)).map(([t, ps]) => `${t}(${ps.sort((x, y) => x - y).join(',')})`).join(',') || '-';
+          };
+          if (opts.json) return printJson(d.members.map((m) => ({ group: d.groupId, memberId: m.memberId, groupInstanceId: m.groupInstanceId ?? null, host: m.clientHost, clientId: m.clientId, partitions: m.assignment.length, ...(opts.verbose === true ? { assignment: m.assignment } : {}) })));
+          printTable(
+            ['GROUP', 'CONSUMER-ID', 'GROUP-INSTANCE-ID', 'HOST', 'CLIENT-ID', '#PARTITIONS', ...(opts.verbose === true ? ['ASSIGNMENT'] : [])],
+            d.members.map((m) => [d.groupId, m.memberId, m.groupInstanceId ?? '-', m.clientHost, m.clientId, m.assignment.length, ...(opts.verbose === true ? [assignment(m.assignment)] : [])]),
+          );
+          return;
+        }
+        const { desc, offsets } = await withAdmin(opts, async (admin) => {
+          const d = await admin.describeGroup(group);
+          const committed = await admin.groupOffsets(group);
+          if (d.state === 'Dead' && d.members.length === 0 && committed.length === 0) throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
+          // Like kafka-consumer-groups: every assigned partition has a row, committed or not.
+          const have = new Set(committed.map((o) => `${o.topic}\u0000${o.partition}`));
+          const missing = d.members.flatMap((m) => m.assignment).filter((tp) => !have.has(`${tp.topic}\u0000${tp.partition}`));
+          const ends = new Map<string, number>();
+          for (const topic of new Set(missing.map((tp) => tp.topic))) for (const o of await admin.listOffsets(topic, 'latest')) ends.set(`${topic}\u0000${o.partition}`, o.offset);
+          const rows: GroupOffset[] = [...committed, ...missing.map((tp) => ({ topic: tp.topic, partition: tp.partition, committedOffset: -1, logEndOffset: ends.get(`${tp.topic}\u0000${tp.partition}`) ?? -1, lag: -1, metadata: '' }))];
+          rows.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+          return { desc: d, offsets: rows };
+        });
+        const owner = new Map<string, string>();
+        for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m.memberId);
+        if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`) ?? null })) });
+        process.stdout.write(`Group: ${desc.groupId}\tState: ${desc.state}\tGeneration: ${desc.generationId}\tAssignor: ${desc.protocol || '-'}\tMembers: ${desc.members.length}\n`);
+        printTable(
+          ['Topic', 'Partition', 'Committed', 'LogEnd', 'Lag', 'Member'],
+          offsets.map((o) => [o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset, o.lag < 0 ? '-' : o.lag, owner.get(`${o.topic}-${o.partition}`) ?? '-']),
+        );
+      }),
+    );
 
   withCommon(groups.command('delete <group>').description('delete an empty group and its committed offsets'), false).action(
     action('groups delete', async (group: string, opts: CommonOptions) => {

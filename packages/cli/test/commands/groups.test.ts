@@ -8,7 +8,7 @@
  * are tested in packages/broker/test/group.
  */
 import { Consumer } from '@strand/client';
-import { parseDatetimeArg, parseDurationArg, parseTopicPartitionSpecs } from '../../src/commands/groups';
+import { parseDatetimeArg, parseDurationArg, parseGroupStates, parseTopicPartitionSpecs } from '../../src/commands/groups';
 import type { StrandRun } from '../support/run-strand';
 import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
@@ -138,4 +138,48 @@ describe('strand groups remove-members', () => {
     r = await strand(['groups', 'remove-members', 'g', '--all-members', '--member-id', 'x']);
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/not both/)]);
   }, 120_000);
+});
+
+describe("groups list --state and describe --members / --state (Kafka's kafka-consumer-groups views)", () => {
+  const twin = useTwinCluster();
+  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
+
+  it('parses --state as Kafka names the states, any case', () => {
+    expect(parseGroupStates('stable,Empty, PREPARINGREBALANCE')).toEqual(['Stable', 'Empty', 'PreparingRebalance']);
+    expect(usage(() => parseGroupStates('Stable,Rebalancing'))).toMatch(/--state must be among Empty, PreparingRebalance, CompletingRebalance, Stable, Dead, got 'Rebalancing'/);
+  });
+
+  it('filters the list by state and shows a group\'s members and state', async () => {
+    twin.mem.createTopic('t', 3);
+    const c = new Consumer({ 'bootstrap.servers': twin.mem.bootstrap, 'group.id': 'g', 'client.id': 'reader', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
+    try {
+      c.subscribe(['t']);
+      const deadline = performance.now() + 10_000;
+      while (twin.mem.groups.get('g')?.state !== 'Stable' && performance.now() < deadline) await c.poll(50);
+      await c.commit([{ topic: 't', partition: 0, offset: 1 }]);
+      // A second group with only offsets: Empty.
+      const admin = await twin.strand(['groups', 'reset-offsets', 'h', '--topic', 't:0', '--to-earliest', '--execute']);
+      expect(admin.code).toBe(0);
+
+      let r = await twin.strand(['groups', 'list', '--state', 'stable']);
+      expect(rows(r.stdout)).toEqual(['Group State Protocol', 'g Stable consumer', '']);
+      r = await twin.strand(['groups', 'list', '--state', 'Empty', '--json']);
+      expect(JSON.parse(r.stdout)).toEqual([{ groupId: 'h', protocolType: 'consumer', state: 'Empty' }]);
+
+      const memberId = [...(twin.mem.groups.get('g')?.members.keys() ?? [])][0] as string;
+      r = await twin.strand(['groups', 'describe', 'g', '--members', '--verbose']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(rows(r.stdout)).toEqual(['GROUP CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT', `g ${memberId} - /127.0.0.1 reader 3 t(0,1,2)`, '']);
+      r = await twin.strand(['groups', 'describe', 'g', '--state', '--json']);
+      expect(JSON.parse(r.stdout)).toMatchObject({ group: 'g', assignmentStrategy: 'range', state: 'Stable', members: 1, coordinator: { id: expect.any(Number), host: '127.0.0.1', port: expect.any(Number) } });
+      r = await twin.strand(['groups', 'describe', 'g', '--state']);
+      expect(rows(r.stdout)[1]).toMatch(/^g 127\.0\.0\.1:\d+ \(\d+\) range Stable 1$/);
+      r = await twin.strand(['groups', 'describe', 'g', '--members', '--state']);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/at most one of --members and --state/)]);
+      r = await twin.strand(['groups', 'list', '--state', 'bogus']);
+      expect(r.code).toBe(2);
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
 });

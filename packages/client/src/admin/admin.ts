@@ -226,6 +226,8 @@ export interface GroupMemberDescription {
 
 export interface GroupDescription {
   groupId: string;
+  /** The broker that coordinates the group (it answered the description). */
+  coordinator: { id: number; host: string; port: number };
   state: string;
   protocolType: string;
   protocol: string;
@@ -720,10 +722,10 @@ export class Admin {
 
   // ---- groups ------------------------------------------------------------------------------
 
-  private async coordinator(groupId: string, deadline: number): Promise<BrokerConnection> {
+  private async coordinator(groupId: string, deadline: number): Promise<{ conn: BrokerConnection; node: GroupDescription['coordinator'] }> {
     const r = await this.any((c) => c.client.findCoordinator as UnaryMethod<FindCoordinatorRequest, FindCoordinatorResponse>, { key: groupId, keyType: CoordinatorType.COORDINATOR_GROUP }, 'FindCoordinator', deadline);
     if (r.errorCode !== 0) throw code(r.errorCode, `find coordinator of ${groupId}`, r.errorMessage);
-    return this.cluster.connectionTo(r.nodeId, r.host, r.port);
+    return { conn: this.cluster.connectionTo(r.nodeId, r.host, r.port), node: { id: r.nodeId, host: r.host, port: r.port } };
   }
 
   /**
@@ -731,21 +733,27 @@ export class Admin {
    * picks the error to retry on: top-level, or a per-item coordinator error (coordinatorMoved),
    * which OffsetCommit and DeleteGroups report per item.
    */
-  private onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number, deadline = this.callDeadline()): Promise<Res> {
+  private async onCoordinator<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number, deadline = this.callDeadline()): Promise<Res> {
+    return (await this.onCoordinatorWith(groupId, pick, request, what, errorOf, deadline)).res;
+  }
+
+  /** onCoordinator, also telling which broker (the coordinator) answered. */
+  private onCoordinatorWith<Req, Res>(groupId: string, pick: (c: BrokerConnection) => UnaryMethod<Req, Res>, request: Req, what: string, errorOf: (res: Res) => number, deadline: number): Promise<{ res: Res; node: GroupDescription['coordinator'] }> {
     return this.retry(async () => {
-      const conn = await this.coordinator(groupId, deadline);
+      const { conn, node } = await this.coordinator(groupId, deadline);
       const res = await conn.unary(pick(conn), request, this.requestTimeout(deadline), what, this.cluster.closeSignal);
       const c = errorOf(res);
       if (c !== 0) throw code(c, `${what}(${groupId})`);
-      return res;
+      return { res, node };
     }, deadline);
   }
 
   /**
-   * Every group in the cluster. Groups live on their coordinators, so every broker is asked and
-   * the answers merged.
+   * Every group in the cluster, or those in one of `states` (Kafka's ListGroups states filter,
+   * KIP-518: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead; case-insensitive).
+   * Groups live on their coordinators, so every broker is asked and the answers merged.
    */
-  async listGroups(): Promise<GroupListing[]> {
+  async listGroups(options: { states?: readonly string[] } = {}): Promise<GroupListing[]> {
     await this.metadata([]);
     const seen = new Map<string, GroupListing>();
     for (const id of this.cluster.brokers.keys()) {
@@ -753,7 +761,7 @@ export class Admin {
       // Inside the retry: a broker whose offsets shard is still loading answers
       // COORDINATOR_LOAD_IN_PROGRESS, retriable, not a reason to fail the whole listing.
       const res = await this.retry(async (timeoutMs) => {
-        const r = await conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [] }, timeoutMs, 'ListGroups', this.cluster.closeSignal);
+        const r = await conn.unary(conn.client.listGroups as UnaryMethod<ListGroupsRequest, ListGroupsResponse>, { statesFilter: [...(options.states ?? [])] }, timeoutMs, 'ListGroups', this.cluster.closeSignal);
         if (r.errorCode !== 0) throw code(r.errorCode, 'list groups');
         return r;
       });
@@ -768,11 +776,12 @@ export class Admin {
 
   /** describeGroup within `deadline` (monotonic), for a call of which it is one step. */
   private async describeGroupBefore(groupId: string, deadline: number): Promise<GroupDescription> {
-    const res = await this.onCoordinator(groupId, (c) => c.client.describeGroups as UnaryMethod<DescribeGroupsRequest, DescribeGroupsResponse>, { groups: [groupId] }, 'DescribeGroups', (r) => r.groups[0]?.errorCode ?? 0, deadline);
+    const { res, node } = await this.onCoordinatorWith(groupId, (c) => c.client.describeGroups as UnaryMethod<DescribeGroupsRequest, DescribeGroupsResponse>, { groups: [groupId] }, 'DescribeGroups', (r) => r.groups[0]?.errorCode ?? 0, deadline);
     const g = res.groups[0];
     if (g === undefined) throw new StrandError('GROUP_ID_NOT_FOUND', `group ${groupId} not found`);
     return {
       groupId: g.groupId,
+      coordinator: node,
       state: g.groupState,
       protocolType: g.protocolType,
       protocol: g.protocolData,
