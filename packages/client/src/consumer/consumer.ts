@@ -19,7 +19,7 @@
  * join it calls onPartitionsAssigned. A lost membership (session expired) calls
  * onPartitionsLost and does not commit: those partitions may already be someone else's.
  */
-import { StrandError, isControlBatch, readBatchHeader, validateBatch, BASE_OFFSET_OFFSET, BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD } from '@strand/protocol';
+import { StrandError, isControlBatch, isStrandError, readBatchHeader, validateBatch, BASE_OFFSET_OFFSET, BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD } from '@strand/protocol';
 import type { FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataResponse, RecordHeader } from '@strand/protocol';
 import { Cluster } from '../cluster/cluster';
 import type { UnaryMethod } from '../cluster/connection';
@@ -554,24 +554,32 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (group.fatal !== undefined) throw group.fatal;
     if (this.leaving !== undefined) await this.leaving;
     if (group.isStable && !this.assignmentOutdated() && !(await this.patternChanged())) return;
-    if (group.memberLost) {
-      // Lost, not revoked: another member may own these already, so no commit.
-      await this.listen(() => this.listener.onPartitionsLost?.(this.assignment()));
-      this.setAssignment([]);
-      group.memberLost = false;
-    } else if (!group.cooperative) await this.revoke();
-    const owned = this.assignment();
-    const topics = await this.subscribedTopics();
-    // The join may outlive the poll() that started it: subscribe(), unsubscribe() or close()
-    // meanwhile make its result stale (a new subscription needs another join; an unsubscribed
-    // or closed consumer must not take partitions).
-    const version = this.subscriptionVersion;
+    let owned: TopicPartition[];
+    let version: number;
     let result: Awaited<ReturnType<GroupMembership['join']>>;
-    try {
-      result = await group.join(topics, (ts) => this.partitionCounts(ts), owned);
-    } catch (e: unknown) {
-      if (version !== this.subscriptionVersion || this.closed) return;
-      throw e;
+    for (;;) {
+      if (group.memberLost) {
+        // Lost, not revoked: another member may own these already, so no commit.
+        await this.listen(() => this.listener.onPartitionsLost?.(this.assignment()));
+        this.setAssignment([]);
+        group.memberLost = false;
+      } else if (!group.cooperative) await this.revoke();
+      owned = this.assignment();
+      const topics = await this.subscribedTopics();
+      // The join may outlive the poll() that started it: subscribe(), unsubscribe() or close()
+      // meanwhile make its result stale (a new subscription needs another join; an unsubscribed
+      // or closed consumer must not take partitions).
+      version = this.subscriptionVersion;
+      try {
+        result = await group.join(topics, (ts) => this.partitionCounts(ts), owned);
+        break;
+      } catch (e: unknown) {
+        if (version !== this.subscriptionVersion || this.closed) return;
+        // The join found this member out of the group while it owned partitions: give them up
+        // as lost (above), then join again owning nothing.
+        if (group.memberLost && owned.length > 0 && isStrandError(e) && (e.errorName === 'UNKNOWN_MEMBER_ID' || e.errorName === 'ILLEGAL_GENERATION')) continue;
+        throw e;
+      }
     }
     if (version !== this.subscriptionVersion || this.closed) {
       group.rejoinNeeded = true;

@@ -203,6 +203,15 @@ export class GroupMembership {
           this.generationId = -1;
         } else if (err.errorName === 'ILLEGAL_GENERATION') this.generationId = -1;
         else if (!err.retriable && err.errorName !== 'REBALANCE_IN_PROGRESS') throw err;
+        if ((err.errorName === 'UNKNOWN_MEMBER_ID' || err.errorName === 'ILLEGAL_GENERATION') && owned.length > 0) {
+          // Out of the group (its session expired, say) while it still owned partitions: another
+          // member may have had them since, so they are lost, not owned, as Kafka's
+          // resetStateAndRejoin makes onJoinPrepare report. Rejoining here with them as owned
+          // would keep their stale positions (cooperative) or commit those over the new owner's.
+          this.memberLost = true;
+          this.rejoinNeeded = true;
+          throw new StrandError(err.errorName, `group ${this.groupId}: this member is no longer in the group (${err.errorName}); the partitions it owned are lost`);
+        }
         await sleep(this.backoff(Math.min(attempt, 5)), signal ?? this.cluster.closeSignal);
       }
     }

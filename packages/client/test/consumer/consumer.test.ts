@@ -604,6 +604,40 @@ describe('Consumer groups', () => {
     expect(events.some((e) => e.startsWith('B') && e.includes('revoked'))).toBe(false);
   });
 
+  it('cooperative-sticky: a member its rejoin finds removed from the group reports its partitions lost, and neither keeps nor commits them', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    await produce('t', [0, 1].flatMap((partition) => Array.from({ length: 10 }, (_, i) => ({ partition, value: `a${i}` }))));
+    const events: string[] = [];
+    // No heartbeat within the test (A learns of its removal from its JoinGroup, not from a
+    // heartbeat) and no periodic commit: only a rebalance can commit for A.
+    const cfg = { 'group.id': 'coop', 'auto.offset.reset': 'earliest', 'partition.assignment.strategy': 'cooperative-sticky', 'auto.commit.interval.ms': 600_000 };
+    const a = consumer({ ...cfg, 'session.timeout.ms': 60_000, 'heartbeat.interval.ms': 30_000 });
+    const listener = {
+      onPartitionsLost: (tps: { partition: number }[]) => void events.push(`lost ${tps.map((t) => t.partition).join()}`),
+      onPartitionsRevoked: (tps: { partition: number }[]) => void events.push(`revoked ${tps.map((t) => t.partition).join()}`),
+    };
+    a.subscribe(['t'], listener);
+    expect((await pollN(a, 20)).length).toBe(20);
+    // The coordinator drops A (its session expired, say), and B takes over and commits further.
+    const g = mem.groups.get('coop');
+    g?.members.clear();
+    if (g !== undefined) g.state = 'Empty';
+    await produce('t', [0, 1].flatMap((partition) => Array.from({ length: 5 }, (_, i) => ({ partition, value: `b${i}` }))));
+    const b = consumer(cfg);
+    b.subscribe(['t']);
+    expect((await pollN(b, 30)).length).toBe(30);
+    await b.commit();
+    // A rejoins (here because it subscribes again) before any heartbeat told it it was removed.
+    a.subscribe(['t'], listener);
+    await pollAll([a, b], () => events.length > 0 && a.groupMetadata()?.generationId === mem.groups.get('coop')?.generationId && mem.groups.get('coop')?.state === 'Stable');
+    expect(events).toEqual(['lost 0,1']);
+    expect([0, 1].map((p) => mem.groups.get('coop')?.offsets.get(`t\u0000${p}`)?.offset)).toEqual([15, 15]);
+    // A joined owning nothing (B, their owner since, gives one up for the next round), so no
+    // partition is A's with the position it had before it was removed.
+    expect(a.assignment()).toEqual([]);
+  });
+
   it('close() during a rebalance still commits what poll() returned (the coordinator accepts the current generation)', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);

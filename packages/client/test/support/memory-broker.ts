@@ -190,6 +190,8 @@ export class MemoryCluster {
   private readonly callWaiters: { name: string; count: number; resolve: () => void }[] = [];
   private nextProducerId = 1000;
   private nextMemberId = 1;
+  /** Member ids handed out with MEMBER_ID_REQUIRED and not used to join yet (the broker's pendingMembers). */
+  private readonly pendingMemberIds = new Set<string>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: MemoryBrokerOptions) {
@@ -864,9 +866,14 @@ export class MemoryCluster {
         let memberId = req.memberId;
         if (memberId === '') {
           // KIP-394: hand out an id; the member joins again with it.
-          return fail(ErrorCode.MEMBER_ID_REQUIRED, `member-${this.nextMemberId++}`);
+          const id = `member-${this.nextMemberId++}`;
+          this.pendingMemberIds.add(id);
+          return fail(ErrorCode.MEMBER_ID_REQUIRED, id);
         }
         let m = g.members.get(memberId);
+        // As the broker: an id that is neither a member's nor just handed out belongs to a member
+        // the group removed (session expiry, LeaveGroup); it must join again without one.
+        if (m === undefined && !this.pendingMemberIds.delete(memberId)) return fail(ErrorCode.UNKNOWN_MEMBER_ID);
         if (m === undefined) {
           m = { memberId, groupInstanceId: req.groupInstanceId, clientId: clientIdOf(call.metadata), sessionTimeoutMs: req.sessionTimeoutMs, rebalanceTimeoutMs: req.rebalanceTimeoutMs, protocols: [], assignment: Buffer.alloc(0), lastHeartbeatMs: now(), pendingJoin: undefined, pendingSync: undefined };
           g.members.set(memberId, m);
