@@ -83,6 +83,8 @@ export class GroupMembership {
   assignmentSnapshot: Map<string, number> | undefined;
   /** Bumped by cancelJoin(): a join started under an older value stops. */
   private joinEpoch = 0;
+  /** join() calls running (a commit meanwhile without a generation is REBALANCE_IN_PROGRESS). */
+  private joinsInProgress = 0;
   /** The last commit: commits are sent one at a time, in call order (see commit()). */
   private commitTail: Promise<unknown> = Promise.resolve();
 
@@ -149,6 +151,15 @@ export class GroupMembership {
    * subscription; `partitionsPerTopic` is asked for only when this member leads.
    */
   async join(topics: readonly string[], partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>, owned: readonly TopicPartition[] = [], signal?: AbortSignal): Promise<JoinResult> {
+    this.joinsInProgress++;
+    try {
+      return await this.runJoin(topics, partitionsPerTopic, owned, signal);
+    } finally {
+      this.joinsInProgress--;
+    }
+  }
+
+  private async runJoin(topics: readonly string[], partitionsPerTopic: (topics: string[]) => Promise<Map<string, number>>, owned: readonly TopicPartition[], signal: AbortSignal | undefined): Promise<JoinResult> {
     this.stopHeartbeat();
     const joinEpoch = this.joinEpoch;
     // Subscription v1 carries what this member owns: cooperative assignors keep it in place.
@@ -299,6 +310,19 @@ export class GroupMembership {
    */
   commit(offsets: readonly OffsetToCommit[], asMember: boolean, signal?: AbortSignal): Promise<void> {
     if (offsets.length === 0) return Promise.resolve();
+    if (asMember && this.generationId < 0) {
+      // Not in a generation (left after the poll timeout, session expired, not joined yet): sent
+      // as generation -1 it would pass as a standalone consumer's commit whenever the group is
+      // empty. As the Java client (CommitFailedException, or RebalanceInProgressException while
+      // it joins), the commit fails here; the next poll() rejoins.
+      const joining = this.joinsInProgress > 0;
+      return Promise.reject(
+        new StrandError(
+          joining ? 'REBALANCE_IN_PROGRESS' : 'UNKNOWN_MEMBER_ID',
+          joining ? `commit failed: this member is joining group ${this.groupId}; poll() completes the join, then commit again` : `commit failed: this member is not in group ${this.groupId} (it was likely removed: no poll() within max.poll.interval.ms, or its session expired); poll() rejoins`,
+        ),
+      );
+    }
     // Built now: its generation is the one these offsets belong to (sent later, it must still
     // be fenced by that generation, not pass under a newer one).
     const req = this.commitRequest(offsets, asMember);

@@ -714,6 +714,26 @@ describe('Consumer groups', () => {
     expect(mem.groups.get('slow')?.members.size).toBe(2);
   });
 
+  it('commit() of a member out of the group fails, also when the group is empty and would take a standalone commit', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    await produce('t', Array.from({ length: 5 }, (_, i) => ({ value: `v${i}` })));
+    const a = consumer({ 'group.id': 'alone', 'auto.offset.reset': 'earliest', 'enable.auto.commit': false, 'max.poll.interval.ms': 300, 'session.timeout.ms': 30_000 });
+    a.subscribe(['t']);
+    expect((await pollN(a, 5)).length).toBe(5);
+    // The application takes longer than max.poll.interval.ms: its consumer leaves the group,
+    // which is then empty.
+    await mem.waitForCalls('leaveGroup', 1);
+    // Until the consumer has the LeaveGroup answer (each OffsetFetch a round trip meanwhile).
+    const deadline = performance.now() + 5_000;
+    while (a.groupMetadata()?.generationId !== -1 && performance.now() < deadline) await a.committed([]);
+    expect(a.groupMetadata()?.generationId).toBe(-1);
+    expect(mem.groups.get('alone')?.state).toBe('Empty');
+    // As the Java client's CommitFailedException: not silently committed as a non-member.
+    await expect(a.commit()).rejects.toMatchObject({ errorName: 'UNKNOWN_MEMBER_ID' });
+    expect(mem.groups.get('alone')?.offsets.size).toBe(0);
+  });
+
   it('fences a commit from a stale generation and asks the member to rejoin', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 2);
