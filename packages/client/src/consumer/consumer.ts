@@ -236,7 +236,14 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     this.subscriptionVersion++;
     this.group?.cancelJoin();
     if (this.subscription !== undefined && this.group !== undefined) {
-      await this.revoke();
+      if (this.leaving !== undefined) await this.leaving;
+      if (this.group.memberLost) {
+        // Out of the group already (poll timeout, fenced): lost, not revoked, and no commit, as
+        // close() and Kafka's onLeavePrepare.
+        await this.listen(() => this.listener.onPartitionsLost?.(this.assignment()));
+        this.setAssignment([]);
+        this.group.memberLost = false;
+      } else await this.revoke();
       await this.group.leave();
     }
     this.subscription = undefined;

@@ -734,6 +734,23 @@ describe('Consumer groups', () => {
     expect(mem.groups.get('alone')?.offsets.size).toBe(0);
   });
 
+  it('unsubscribe() after the member was removed reports its partitions lost, not revoked', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    const events: string[] = [];
+    const a = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'max.poll.interval.ms': 300, 'session.timeout.ms': 30_000 });
+    a.subscribe(['t'], {
+      onPartitionsLost: (tps) => void events.push(`lost ${tps.map((t) => t.partition).join()}`),
+      onPartitionsRevoked: (tps) => void events.push(`revoked ${tps.map((t) => t.partition).join()}`),
+      onPartitionsAssigned: (tps) => void events.push(`assigned ${tps.map((t) => t.partition).join()}`),
+    });
+    await pollAll([a], () => a.assignment().length === 1);
+    await mem.waitForCalls('leaveGroup', 1); // no poll() within max.poll.interval.ms
+    await a.unsubscribe();
+    expect(events).toEqual(['assigned 0', 'lost 0']);
+    expect(a.assignment()).toEqual([]);
+  });
+
   it('fences a commit from a stale generation and asks the member to rejoin', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 2);
