@@ -100,6 +100,13 @@ interface Buffered {
   next: number;
   /** Last offset of the batch being consumed (the position moves past it when done). */
   batchLastOffset: number;
+  /**
+   * Leader epoch of the batch being consumed: the position's epoch once it moves past the batch,
+   * also when none of its records is returned (an empty or control batch), as Kafka's
+   * CompletedFetch.lastEpoch. Kept at the last record's epoch, a position past an empty batch
+   * of a newer epoch would present an epoch the leader says ends before it: a false truncation.
+   */
+  batchEpoch: number;
   /** Later responses, consumed after `bytes` (prefetched while `bytes` was being consumed). */
   queued: Buffer[];
   /** Bytes of `bytes` and `queued` (counted in the consumer's buffered total). */
@@ -999,7 +1006,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         const end = bufferEnd(bytes);
         if (end === undefined) continue;
         const b = s.buffered;
-        if (b === undefined) s.buffered = { bytes, pos: 0, records: [], next: 0, batchLastOffset: -1, queued: [], size: bytes.length, endOffset: end.endOffset, endEpoch: end.endEpoch };
+        if (b === undefined) s.buffered = { bytes, pos: 0, records: [], next: 0, batchLastOffset: -1, batchEpoch: -1, queued: [], size: bytes.length, endOffset: end.endOffset, endEpoch: end.endEpoch };
         else {
           b.queued.push(bytes);
           b.size += bytes.length;
@@ -1040,7 +1047,10 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         continue;
       }
       // The current batch is used up: its last offset is behind us (compaction may leave gaps).
-      if (position <= b.batchLastOffset) position = b.batchLastOffset + 1;
+      if (position <= b.batchLastOffset) {
+        position = b.batchLastOffset + 1;
+        epoch = b.batchEpoch;
+      }
       const size = b.pos + RECORD_BATCH_OVERHEAD <= b.bytes.length ? b.bytes.readInt32BE(b.pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD : Infinity;
       if (b.pos + size > b.bytes.length) {
         // This response is used up (a partial batch at its end is fetched again in full).
@@ -1055,10 +1065,12 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const header = readBatchHeader(b.bytes, b.pos);
       const batchPos = b.pos;
       const previousLast = b.batchLastOffset;
+      const previousEpoch = b.batchEpoch;
       b.pos += size;
       b.records = [];
       b.next = 0;
       b.batchLastOffset = header.baseOffset + header.lastOffsetDelta;
+      b.batchEpoch = header.partitionLeaderEpoch;
       if (b.batchLastOffset < position || isControlBatch(header.attributes)) continue;
       try {
         if (checkCrc) validateBatch(b.bytes, batchPos);
@@ -1069,6 +1081,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         b.pos = batchPos;
         b.records = [];
         b.batchLastOffset = previousLast;
+        b.batchEpoch = previousEpoch;
         s.position = position;
         s.leaderEpoch = epoch;
         const err = toStrandError(e, 'Fetch');
@@ -1080,11 +1093,19 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     s.position = position;
     s.leaderEpoch = epoch;
     if (b.next >= b.records.length && b.queued.length === 0) {
-      if (position <= b.batchLastOffset) position = b.batchLastOffset + 1;
+      if (position <= b.batchLastOffset) {
+        position = b.batchLastOffset + 1;
+        epoch = b.batchEpoch;
+      }
       if (b.pos + RECORD_BATCH_OVERHEAD > b.bytes.length || b.pos + b.bytes.readInt32BE(b.pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD > b.bytes.length) {
         // Everything buffered is consumed: the position is where the buffered data ended, so a
         // prefetch in flight (sent from there) is still wanted.
-        s.position = Math.max(position, b.endOffset);
+        if (position < b.endOffset) {
+          position = b.endOffset;
+          epoch = b.endEpoch;
+        }
+        s.position = position;
+        s.leaderEpoch = epoch;
         this.releaseBuffered(s);
       }
     }

@@ -104,6 +104,26 @@ describe('Consumer with assign()', () => {
     expect(await c.position(tp)).toBe(7);
   });
 
+  it('a position past an empty batch of a newer leader epoch carries that epoch: no false truncation (KIP-320)', async () => {
+    mem = await MemoryCluster.start({ brokers: 1 });
+    mem.createTopic('t', 1, 1);
+    await produce('t', [{ partition: 0, value: 'a' }]); // offset 0, epoch 0
+    mem.moveLeader('t', 0, 1); // epoch 1 from offset 1
+    mem.append('t', 0, encodeEmptyRecordBatch({ baseOffset: 0, lastOffsetDelta: 2, partitionLeaderEpoch: -1, attributes: 0, maxTimestamp: 1000, producerId: -1, producerEpoch: -1, baseSequence: -1 })); // 1-3, epoch 1
+    const tp = { topic: 't', partition: 0 };
+    // With none, a truncation detected (rightly or not) fails poll().
+    const c = consumer({ 'auto.offset.reset': 'none' });
+    c.assign([tp]);
+    c.seek(tp, 0);
+    const fetches = mem.calls.get('fetchStream') ?? 0;
+    expect((await pollN(c, 1)).map((r) => [r.offset, r.leaderEpoch])).toEqual([[0, 0]]);
+    // Fetches from 0, from 4 while 0-3 are buffered (as epoch 1), then from 4 with the position's
+    // epoch: it must be 1, not 0, which the leader says ends at 1 (a "truncation").
+    await mem.waitForCalls('fetchStream', fetches + 3);
+    await produce('t', [{ partition: 0, value: 'b' }]);
+    expect((await pollN(c, 1)).map((r) => [r.offset, r.value?.toString()])).toEqual([[4, 'b']]);
+  });
+
   it('honours auto.offset.reset and seekToTimestamp', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
