@@ -89,6 +89,14 @@ interface PartitionState {
    * data from the offset the request asked for.
    */
   session: number;
+  /**
+   * Place in the fetch order (lower first): renewed, so the partition goes to the end, whenever a
+   * fetch answer brings it data or an error, as Kafka's SubscriptionState.movePartitionToEnd. The
+   * broker lets only the first partition with data in a request exceed max.partition.fetch.bytes
+   * (KIP-74); a partition whose next batch is larger stays ahead of those that got data, so it
+   * reaches the front of its broker's next request instead of waiting behind them for ever.
+   */
+  fetchOrder: number;
 }
 
 interface Buffered {
@@ -175,7 +183,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private lastRefreshStartMs = -Infinity;
   private sessionSeq = 0;
   private bufferedBytes = 0;
-  private fetchRotation = 0;
+  private fetchOrderSeq = 0;
   private nextAutoCommitMs = 0;
   private autoCommitInFlight = false;
   private rotate = 0;
@@ -267,7 +275,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     for (const tp of partitions) {
       const k = tpKey(tp.topic, tp.partition);
       const old = this.partitions.get(k);
-      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, error: undefined, fetchFailures: 0, retryAtMs: 0, session: ++this.sessionSeq });
+      next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, error: undefined, fetchFailures: 0, retryAtMs: 0, session: ++this.sessionSeq, fetchOrder: ++this.fetchOrderSeq });
     }
     for (const [k, s] of this.partitions) if (!next.has(k)) this.dropBuffered(s);
     this.partitions.clear();
@@ -869,22 +877,26 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   }
 
   private fetchFrom(node: number, states: PartitionState[]): void {
-    const topics = new Map<string, FetchRequest['topics'][number]>();
+    const topics: FetchRequest['topics'] = [];
     const sent = new Map<PartitionState, { session: number; offset: number }>();
     // The broker fills the answer in request order and only the first partition with data may
-    // exceed the budget (KIP-74): rotate, so a partition with a deep backlog cannot starve the rest.
-    const shift = this.fetchRotation++ % states.length;
-    for (const s of [...states.slice(shift), ...states.slice(0, shift)]) {
-      const t = topics.get(s.tp.topic) ?? { name: s.tp.topic, partitions: [] };
+    // exceed the budget (KIP-74): partitions go in fetch order (those that got data last go
+    // last), so a partition with a deep backlog cannot starve the rest. A topic is repeated
+    // rather than its partitions regrouped, which would undo that order.
+    for (const s of [...states].sort((a, b) => a.fetchOrder - b.fetchOrder)) {
+      let t = topics[topics.length - 1];
+      if (t === undefined || t.name !== s.tp.topic) {
+        t = { name: s.tp.topic, partitions: [] };
+        topics.push(t);
+      }
       const epoch = this.cluster.topics.get(s.tp.topic)?.partitions[s.tp.partition]?.leaderEpoch ?? -1;
       const b = s.buffered;
       const fetchOffset = b !== undefined ? b.endOffset : (s.position as number);
       t.partitions.push({ partition: s.tp.partition, fetchOffset, partitionMaxBytes: this.config['max.partition.fetch.bytes'], currentLeaderEpoch: epoch, lastFetchedEpoch: b !== undefined ? b.endEpoch : s.leaderEpoch });
-      topics.set(s.tp.topic, t);
       sent.set(s, { session: s.session, offset: fetchOffset });
       s.fetchInFlight = true;
     }
-    const request: FetchRequest = { maxWaitMs: this.config['fetch.max.wait.ms'], minBytes: this.config['fetch.min.bytes'], maxBytes: this.config['fetch.max.bytes'], isolationLevel: this.isolation(), topics: [...topics.values()], replicaId: -1 };
+    const request: FetchRequest = { maxWaitMs: this.config['fetch.max.wait.ms'], minBytes: this.config['fetch.min.bytes'], maxBytes: this.config['fetch.max.bytes'], isolationLevel: this.isolation(), topics, replicaId: -1 };
     this.nodeFetchInFlight.add(node);
     let p: Promise<FetchResponse>;
     try {
@@ -941,6 +953,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         if (s === undefined || req === undefined || s.session !== req.session || s.position === undefined) continue;
         if ((s.buffered !== undefined ? s.buffered.endOffset : s.position) !== req.offset) continue;
         s.highWatermark = p.highWatermark;
+        if (p.errorCode !== 0 || p.records.length > 0) s.fetchOrder = ++this.fetchOrderSeq;
         if (p.errorCode !== 0) {
           const err = StrandError.fromCode(p.errorCode);
           if (err.errorName === 'OFFSET_OUT_OF_RANGE') {

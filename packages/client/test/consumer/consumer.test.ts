@@ -203,6 +203,40 @@ describe('Consumer with assign()', () => {
     expect(got.map((r) => r.value?.length)).toEqual([6 * 1024 * 1024, 5]);
   });
 
+  it('a partition whose next batch exceeds max.partition.fetch.bytes is not starved by a busier one on its broker (KIP-74, fetch order per broker)', async () => {
+    mem = await MemoryCluster.start({ brokers: 2 });
+    mem.createTopic('t', 3); // t-0 and t-2 led by broker 1, t-1 by broker 2
+    for (let i = 0; i < 60; i++) mem.append('t', 0, encodeRecordBatch({ records: [{ value: Buffer.alloc(400, 1) }], baseTimestamp: 1 }));
+    mem.append('t', 2, encodeRecordBatch({ records: [{ value: Buffer.alloc(4000, 2) }], baseTimestamp: 1 }));
+    // The brokers' answers alternate: broker 1's k-th waits for broker 2's k-th request, broker
+    // 2's k-th for broker 1's (k+1)-th. One fetch-order counter for both brokers then always put
+    // the same partition first in broker 1's requests.
+    const arrived = new Map<number, number>([[1, 0], [2, 0]]);
+    const waiters: { node: number; count: number; resolve: () => void }[] = [];
+    let released = false;
+    const reached = (node: number, count: number): Promise<void> => (released || (arrived.get(node) ?? 0) >= count ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ node, count, resolve })));
+    const release = (): void => {
+      released = true;
+      for (const w of waiters.splice(0)) w.resolve();
+    };
+    closers.push(release);
+    mem.fetchHook = (node) => {
+      const k = (arrived.get(node) ?? 0) + 1;
+      arrived.set(node, k);
+      for (const w of [...waiters]) if ((arrived.get(w.node) ?? 0) >= w.count) waiters.splice(waiters.indexOf(w), 1)[0]?.resolve();
+      return node === 1 ? reached(2, k) : reached(1, k + 1);
+    };
+    const c = consumer({ 'auto.offset.reset': 'earliest', 'max.partition.fetch.bytes': 1000, 'fetch.max.wait.ms': 5 });
+    c.assign([0, 1, 2].map((partition) => ({ topic: 't', partition })));
+    const got: ConsumerRecord[] = [];
+    const deadline = performance.now() + 10_000;
+    while (!got.some((r) => r.partition === 2) && (arrived.get(1) ?? 0) < 12 && performance.now() < deadline) got.push(...(await c.poll(50)));
+    release();
+    // Broker 1's second request puts t-2 first (t-0 got data in the first), so its batch comes whole.
+    expect(got.filter((r) => r.partition === 2).map((r) => r.value?.length)).toEqual([4000]);
+    expect(arrived.get(1)).toBeLessThanOrEqual(3);
+  });
+
   it('buffered data of paused partitions does not stop fetches for the others', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 2);

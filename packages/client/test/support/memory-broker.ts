@@ -175,6 +175,11 @@ export class MemoryCluster {
   readonly clientIds = new Map<string, Set<string>>();
   /** False: FetchStream answers UNIMPLEMENTED (a broker without it; consumers use unary Fetch). */
   fetchStreamEnabled = true;
+  /**
+   * Awaited before each fetch (unary or on a stream) is answered: a test orders the answers of
+   * different brokers with it (deterministic interleaving). Undefined: answered at once.
+   */
+  fetchHook: ((nodeId: number, request: FetchRequest) => Promise<void>) | undefined;
   /** False: ProduceStream answers UNIMPLEMENTED (a broker without it; producers use unary Produce). */
   produceStreamEnabled = true;
   /**
@@ -392,7 +397,13 @@ export class MemoryCluster {
     return { errorCode: 0, baseOffset: firstOffset, message: '' };
   }
 
-  private fetchPartition(nodeId: number, topic: string, fp: FetchRequest['topics'][number]['partitions'][number]): FetchResponse['topics'][number]['partitions'][number] {
+  /**
+   * One partition of a fetch. `answer` is the whole answer so far: its bytes left (fetch.max.bytes)
+   * and whether a partition already returned data. As the broker (KIP-74): only the first
+   * partition with data may exceed max.partition.fetch.bytes and the answer's budget, by its
+   * first batch; a later partition whose next batch does not fit gets nothing.
+   */
+  private fetchPartition(nodeId: number, topic: string, fp: FetchRequest['topics'][number]['partitions'][number], answer: { budget: number; bytes: number }): FetchResponse['topics'][number]['partitions'][number] {
     const base = { partition: fp.partition, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, divergingEpoch: null as unknown as { epoch: number; endOffset: number }, records: Buffer.alloc(0) };
     const p = this.topics.get(topic)?.partitions[fp.partition];
     if (p === undefined) return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };
@@ -416,21 +427,27 @@ export class MemoryCluster {
       if (end.epoch < fp.lastFetchedEpoch || end.endOffset < fp.fetchOffset) return { ...base, ...marks, errorCode: 0, divergingEpoch: end };
     }
     if (fp.fetchOffset < p.logStartOffset || fp.fetchOffset > p.logEndOffset) return { ...base, ...marks, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE };
+    if (answer.budget <= 0) return { ...base, ...marks, errorCode: 0 };
+    const first = answer.bytes === 0;
+    const limit = Math.min(fp.partitionMaxBytes > 0 ? fp.partitionMaxBytes : 1024 * 1024, first ? Math.max(answer.budget, 1) : answer.budget);
     const parts: Buffer[] = [];
     let bytes = 0;
     for (const b of p.batches) {
       if (b.lastOffset < fp.fetchOffset) continue;
-      if (parts.length > 0 && bytes + b.bytes.length > fp.partitionMaxBytes) break;
+      if ((parts.length > 0 || !first) && bytes + b.bytes.length > limit) break;
       parts.push(b.bytes);
       bytes += b.bytes.length;
     }
+    answer.budget -= bytes;
+    answer.bytes += bytes;
     return { ...base, ...marks, errorCode: 0, records: Buffer.concat(parts) };
   }
 
   private fetch(nodeId: number, req: FetchRequest, done: (res: FetchResponse) => void): void {
     const deadline = now() + req.maxWaitMs;
     const attempt = (final: boolean): void => {
-      const topics = req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((fp) => this.fetchPartition(nodeId, t.name, fp)) }));
+      const answer = { budget: req.maxBytes > 0 ? req.maxBytes : 50 * 1024 * 1024, bytes: 0 };
+      const topics = req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((fp) => this.fetchPartition(nodeId, t.name, fp, answer)) }));
       let total = 0;
       let errors = false;
       for (const t of topics) for (const p of t.partitions) {
@@ -637,7 +654,7 @@ export class MemoryCluster {
       },
       fetch: (call, cb) => {
         if (this.count('fetch')) return cb(this.failure('fetch'));
-        this.fetch(nodeId, call.request, (res) => cb(null, res));
+        void (this.fetchHook?.(nodeId, call.request) ?? Promise.resolve()).then(() => this.fetch(nodeId, call.request, (res) => cb(null, res)));
       },
       fetchStream: (call) => {
         if (!this.fetchStreamEnabled) {
@@ -656,7 +673,7 @@ export class MemoryCluster {
             call.emit('error', this.failure('fetchStream'));
             return;
           }
-          chain = chain.then(() => new Promise<void>((resolve) => this.fetch(nodeId, req, (res) => {
+          chain = chain.then(() => this.fetchHook?.(nodeId, req)).then(() => new Promise<void>((resolve) => this.fetch(nodeId, req, (res) => {
             if (!failed && !call.destroyed) call.write(res);
             resolve();
           })));
