@@ -263,6 +263,12 @@ export class GroupMembership {
       .catch((e: unknown) => {
         const err = toStrandError(e, 'Heartbeat');
         this.coordinatorLost(err);
+        // Sent before a rejoin that has completed since: what the coordinator said about that
+        // generation (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, a rebalance) is
+        // not about the current one, as Kafka's HeartbeatResponseHandler ignores it
+        // (generationUnchanged). Acted on, it would report the new assignment lost and stop its
+        // heartbeat.
+        if (req.generationId !== this.generationId || req.memberId !== this.memberId) return;
         if (err.errorName === 'FENCED_INSTANCE_ID') {
           this.fence(err);
           return;

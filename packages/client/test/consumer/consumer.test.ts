@@ -908,6 +908,49 @@ describe('Consumer groups', () => {
     expect(c.assignment()).toEqual([{ topic: 't', partition: 0 }]);
   });
 
+  it('a heartbeat sent before a rejoin and answered after it (ILLEGAL_GENERATION for the old generation) does not mark the new membership lost', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    mem.createTopic('u', 1);
+    const events: string[] = [];
+    const listener = {
+      onPartitionsAssigned: (ps: { topic: string }[]) => void events.push(`assigned ${ps.map((p) => p.topic).join(',')}`),
+      onPartitionsRevoked: (ps: { topic: string }[]) => void events.push(`revoked ${ps.map((p) => p.topic).join(',')}`),
+      onPartitionsLost: (ps: { topic: string }[]) => void events.push(`lost ${ps.map((p) => p.topic).join(',')}`),
+    };
+    const c = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest' });
+    c.subscribe(['t'], listener);
+    const deadline = performance.now() + 10_000;
+    while (c.assignment().length === 0 && performance.now() < deadline) await c.poll(50);
+    const first = c.groupMetadata()?.generationId ?? -1;
+    expect(first).toBeGreaterThanOrEqual(0);
+    // Hold the next heartbeat; the coordinator answers it only after the member's rejoin.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    closers.push(() => release());
+    const sent = new Promise<void>((resolve) => {
+      mem.heartbeatHook = () => {
+        mem.heartbeatHook = undefined;
+        resolve();
+        return held;
+      };
+    });
+    await sent;
+    c.subscribe(['t', 'u'], listener);
+    // Until the rejoin is complete (synced, the new assignment taken).
+    while (!events.includes('assigned t,u') && performance.now() < deadline) await c.poll(50);
+    const second = c.groupMetadata()?.generationId ?? -1;
+    expect(second).toBeGreaterThan(first);
+    const beats = mem.calls.get('heartbeat') ?? 0;
+    release(); // answered ILLEGAL_GENERATION: generation `first` is over
+    // Two more heartbeats: the late answer was handled, and the heartbeat goes on.
+    while ((mem.calls.get('heartbeat') ?? 0) < beats + 3 && performance.now() < deadline) await c.poll(50);
+    expect(mem.calls.get('heartbeat') ?? 0).toBeGreaterThanOrEqual(beats + 3);
+    expect(c.groupMetadata()?.generationId).toBe(second);
+    expect(events).toEqual(['assigned t', 'revoked t', 'assigned t,u']);
+    expect(mem.groups.get('g')?.generationId).toBe(second);
+  });
+
   it('FENCED_INSTANCE_ID from a heartbeat is fatal: poll() throws it (another process took the group.instance.id)', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);

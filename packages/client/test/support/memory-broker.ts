@@ -46,6 +46,7 @@ import type {
   DescribeQuorumResponse,
   FetchRequest,
   FetchResponse,
+  HeartbeatRequest,
   JoinGroupResponse,
   QuorumReplicaState,
   SyncGroupResponse,
@@ -180,6 +181,8 @@ export class MemoryCluster {
    * different brokers with it (deterministic interleaving). Undefined: answered at once.
    */
   fetchHook: ((nodeId: number, request: FetchRequest) => Promise<void>) | undefined;
+  /** Awaited before each Heartbeat is answered (a test holds one back: a late answer). */
+  heartbeatHook: ((request: HeartbeatRequest) => Promise<void>) | undefined;
   /** False: ProduceStream answers UNIMPLEMENTED (a broker without it; producers use unary Produce). */
   produceStreamEnabled = true;
   /**
@@ -594,6 +597,16 @@ export class MemoryCluster {
       }
     };
     const notCoordinator = (groupId: string): boolean => this.coordinatorOf(groupId).id !== nodeId;
+    // Answered from the group's state when the hook (if any) lets it through, not when it arrived.
+    const heartbeat = guard('heartbeat', (req: HeartbeatRequest) => {
+      if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '' };
+      const g = this.groups.get(req.groupId);
+      const check = this.checkMember(g, req.memberId, req.generationId);
+      if (check !== 0 || g === undefined) return { errorCode: check, errorMessage: '' };
+      (g.members.get(req.memberId) as Member).lastHeartbeatMs = now();
+      if (g.state === 'PreparingRebalance') return { errorCode: ErrorCode.REBALANCE_IN_PROGRESS, errorMessage: '' };
+      return { errorCode: 0, errorMessage: '' };
+    });
     return {
       // The memory broker has no replicas to move: reassignments are accepted as no-ops.
       alterPartitionReassignments: guard('alterPartitionReassignments', () => ({ results: [] })),
@@ -931,15 +944,7 @@ export class MemoryCluster {
         }
         m.pendingSync = (res) => cb(null, res);
       },
-      heartbeat: guard('heartbeat', (req) => {
-        if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '' };
-        const g = this.groups.get(req.groupId);
-        const check = this.checkMember(g, req.memberId, req.generationId);
-        if (check !== 0 || g === undefined) return { errorCode: check, errorMessage: '' };
-        (g.members.get(req.memberId) as Member).lastHeartbeatMs = now();
-        if (g.state === 'PreparingRebalance') return { errorCode: ErrorCode.REBALANCE_IN_PROGRESS, errorMessage: '' };
-        return { errorCode: 0, errorMessage: '' };
-      }),
+      heartbeat: (call, cb) => void (this.heartbeatHook?.(call.request) ?? Promise.resolve()).then(() => heartbeat(call, cb)),
       leaveGroup: guard('leaveGroup', (req) => {
         if (notCoordinator(req.groupId)) return { errorCode: ErrorCode.NOT_COORDINATOR, errorMessage: '', members: [] };
         const g = this.groups.get(req.groupId);
