@@ -141,6 +141,25 @@ function bufferEnd(bytes: Buffer): { endOffset: number; endEpoch: number } | und
 
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
+/**
+ * Partition errors of a fetch answer that are retried (after a backoff, with a metadata refresh
+ * where they say it is stale), as Kafka's FetchCollector.handleInitializeErrors. Any other (such
+ * as TOPIC_AUTHORIZATION_FAILED, CORRUPT_MESSAGE, or a code it does not expect there) is raised
+ * by poll() once per answer that carries it; OFFSET_OUT_OF_RANGE has its own handling.
+ */
+const RETRIED_FETCH_ERRORS: ReadonlySet<string> = new Set([
+  'NOT_LEADER_OR_FOLLOWER',
+  'REPLICA_NOT_AVAILABLE',
+  'KAFKA_STORAGE_ERROR',
+  'FENCED_LEADER_EPOCH',
+  'OFFSET_NOT_AVAILABLE',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'UNKNOWN_TOPIC_ID',
+  'INCONSISTENT_TOPIC_ID',
+  'UNKNOWN_LEADER_EPOCH',
+  'UNKNOWN_SERVER_ERROR',
+]);
+
 /** Resolves on notify() or after a timeout: how poll() waits without busy loops or fixed sleeps. */
 class Wakeup {
   private waiters: (() => void)[] = [];
@@ -975,6 +994,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
             // KAFKA-15415): a leader that answers at once would otherwise be asked again at once,
             // for as long as the metadata still names it.
             s.retryAtMs = monotonicMs() + backoffMs(s.fetchFailures++, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });
+            // Not one a retry can cure: the application hears of it (the partition is still
+            // fetched after the backoff, and raises again while the broker answers the same).
+            if (!RETRIED_FETCH_ERRORS.has(err.errorName)) this.pendingError ??= new StrandError(err.errorName, `fetch of ${t.name}-${p.partition} at offset ${req.offset} failed: ${err.message}`);
           }
           continue;
         }

@@ -490,6 +490,26 @@ describe('Consumer with assign()', () => {
     expect((mem.calls.get('fetchStream') ?? 0) - before).toBeLessThanOrEqual(Math.ceil(elapsed / 40) + 2);
   });
 
+  it('a partition fetch error no retry cures (TOPIC_AUTHORIZATION_FAILED) is raised by poll(); retriable ones (UNKNOWN_SERVER_ERROR, KAFKA_STORAGE_ERROR) are retried, as Kafka\'s FetchCollector', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    await produce('t', [{ partition: 0, value: 'a' }, { partition: 0, value: 'b' }, { partition: 1, value: 'c' }]);
+    mem.fetchErrors.set('t-0', [ErrorCode.TOPIC_AUTHORIZATION_FAILED]);
+    mem.fetchErrors.set('t-1', [ErrorCode.UNKNOWN_SERVER_ERROR, ErrorCode.KAFKA_STORAGE_ERROR]);
+    const c = consumer({ 'auto.offset.reset': 'earliest' });
+    c.assign([{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
+    const got: ConsumerRecord[] = [];
+    const deadline = performance.now() + 5000;
+    let raised: unknown;
+    while (raised === undefined && performance.now() < deadline) got.push(...(await c.poll(50).catch((e: unknown) => ((raised = e), []))));
+    expect(raised).toMatchObject({ errorName: 'TOPIC_AUTHORIZATION_FAILED' });
+    expect(String((raised as Error).message)).toContain('t-0');
+    // Raised once per answer that carries it; once the broker answers, consuming goes on.
+    got.push(...(await pollN(c, 3 - got.length)));
+    expect(got.map((r) => r.value?.toString()).sort()).toEqual(['a', 'b', 'c']);
+    expect(mem.fetchErrors.get('t-1')).toEqual([]);
+  });
+
   it('with auto.offset.reset=none, an out-of-range position fails poll()', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);

@@ -157,6 +157,8 @@ export class MemoryCluster {
   readonly clusterId: string;
   /** Produce error codes to answer per "topic-partition", consumed one per request. */
   readonly produceErrors = new Map<string, number[]>();
+  /** Fetch error codes to answer per "topic-partition", one per fetch answer naming it (after the leader checks). */
+  readonly fetchErrors = new Map<string, number[]>();
   /** Per-group error codes DeleteGroups answers first (one per call), as a coordinator that moved would. */
   readonly deleteGroupErrors = new Map<string, number[]>();
   /** Per-group top-level error codes OffsetDelete answers first (one per call). */
@@ -413,6 +415,8 @@ export class MemoryCluster {
     if (p.leaderId !== nodeId) return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
     if (fp.currentLeaderEpoch >= 0 && fp.currentLeaderEpoch < p.leaderEpoch) return { ...base, errorCode: ErrorCode.FENCED_LEADER_EPOCH };
     if (fp.currentLeaderEpoch > p.leaderEpoch) return { ...base, errorCode: ErrorCode.UNKNOWN_LEADER_EPOCH };
+    const injected = this.fetchErrors.get(`${topic}-${fp.partition}`);
+    if (injected !== undefined && injected.length > 0) return { ...base, errorCode: injected.shift() as number };
     const marks = { highWatermark: p.logEndOffset, lastStableOffset: p.logEndOffset, logStartOffset: p.logStartOffset };
     if (fp.lastFetchedEpoch >= 0 && fp.fetchOffset > 0) {
       // Where the fetcher's last epoch ends in this log (KIP-320), as the broker's leader epoch
