@@ -273,8 +273,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       if (this.leaving !== undefined) await this.leaving;
       if (this.group.memberLost) {
         // Out of the group already (poll timeout, fenced): lost, not revoked, and no commit, as
-        // close() and Kafka's onLeavePrepare.
-        await this.listen(() => this.listener.onPartitionsLost?.(this.assignment()));
+        // close() and Kafka's onLeavePrepare (which calls the listener only when it owns some).
+        const owned = this.assignment();
+        if (owned.length > 0) await this.listen(() => this.listener.onPartitionsLost?.(owned));
         this.setAssignment([]);
         this.group.memberLost = false;
       } else await this.revoke();
@@ -1221,8 +1222,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       // this one processed. Only a lost membership must not commit.
       if (this.config['enable.auto.commit'] && (this.subscription === undefined || (this.group.generationId >= 0 && !this.group.memberLost))) await this.commit().catch(() => undefined);
       if (this.subscription !== undefined) {
-        if (this.group.memberLost) await this.listener.onPartitionsLost?.(this.assignment());
-        else await this.listener.onPartitionsRevoked?.(this.assignment());
+        // As Kafka's onLeavePrepare: the listener is called only when there are partitions to
+        // give up (not for a member that never joined or was assigned nothing).
+        const owned = this.assignment();
+        if (owned.length > 0 && this.group.memberLost) await this.listener.onPartitionsLost?.(owned);
+        else if (owned.length > 0) await this.listener.onPartitionsRevoked?.(owned);
         await this.group.leave();
       }
       this.group.close();

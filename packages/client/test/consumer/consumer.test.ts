@@ -15,7 +15,7 @@
  */
 import { getEventListeners } from 'node:events';
 import { Consumer } from '../../src/consumer/consumer';
-import type { ConsumerRecord } from '../../src/consumer/consumer';
+import type { ConsumerRecord, RebalanceListener } from '../../src/consumer/consumer';
 import { GroupMembership } from '../../src/consumer/group-membership';
 import { rangeAssignor } from '../../src/consumer/assignors';
 import { Cluster } from '../../src/cluster/cluster';
@@ -823,6 +823,48 @@ describe('Consumer groups', () => {
     await a.unsubscribe();
     expect(events).toEqual(['assigned 0', 'lost 0']);
     expect(a.assignment()).toEqual([]);
+  });
+
+  it('close() and unsubscribe() call the rebalance listener only when the member owns partitions, as Kafka\'s onLeavePrepare', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    const events = new Map<string, string[]>();
+    const listener = (name: string): RebalanceListener => {
+      const log: string[] = [];
+      events.set(name, log);
+      return {
+        onPartitionsLost: (tps) => void log.push(`lost ${tps.map((t) => t.partition).join()}`),
+        onPartitionsRevoked: (tps) => void log.push(`revoked ${tps.map((t) => t.partition).join()}`),
+        onPartitionsAssigned: (tps) => void log.push(`assigned ${tps.map((t) => t.partition).join()}`),
+      };
+    };
+    // Never joined (no poll()).
+    const idle = consumer({ 'group.id': 'idle' });
+    idle.subscribe(['t'], listener('idle'));
+    await idle.close();
+    expect(events.get('idle')).toEqual([]);
+    // Two members, one partition: one of them owns nothing.
+    const config = { 'group.id': 'g', 'auto.offset.reset': 'earliest', 'max.poll.interval.ms': 400, 'session.timeout.ms': 30_000 };
+    const [a, b] = [consumer(config), consumer(config)];
+    a.subscribe(['t'], listener('a'));
+    b.subscribe(['t'], listener('b'));
+    await pollAll([a, b], () => a.assignment().length + b.assignment().length === 1 && a.groupMetadata()?.generationId === b.groupMetadata()?.generationId && mem.groups.get('g')?.state === 'Stable');
+    const [owner, other] = a.assignment().length === 1 ? ['a', b] : ['b', a];
+    expect(other.assignment()).toEqual([]);
+    // Both stop polling and are taken out of the group; the one with nothing unsubscribes.
+    await mem.waitForCalls('leaveGroup', 2);
+    await other.unsubscribe();
+    await other.close();
+    expect(events.get(owner === 'a' ? 'b' : 'a')).toEqual(['assigned ']);
+    // A member in the group owning nothing closes.
+    const c = consumer({ ...config, 'max.poll.interval.ms': 30_000 });
+    const d = consumer({ ...config, 'max.poll.interval.ms': 30_000 });
+    c.subscribe(['t'], listener('c'));
+    d.subscribe(['t'], listener('d'));
+    await pollAll([c, d], () => c.assignment().length + d.assignment().length === 1 && c.groupMetadata()?.generationId === d.groupMetadata()?.generationId && mem.groups.get('g')?.state === 'Stable');
+    const empty = c.assignment().length === 0 ? 'c' : 'd';
+    await (empty === 'c' ? c : d).close();
+    expect(events.get(empty)).toEqual(['assigned ']);
   });
 
   it('fences a commit from a stale generation and asks the member to rejoin', async () => {
