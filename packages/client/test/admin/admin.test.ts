@@ -123,7 +123,10 @@ describe('Admin', () => {
       const t0 = performance.now();
       const timedOut = await bounded.deleteRecords('t', new Map([[0, 5]]));
       const took = performance.now() - t0;
-      expect(timedOut.map((r) => r.error?.errorName)).toEqual(['NOT_LEADER_OR_FOLLOWER']);
+      // The last round's error: the broker's, or REQUEST_TIMED_OUT when that round's request had
+      // only what was left of the call (a loaded machine answers too late for it).
+      expect(['NOT_LEADER_OR_FOLLOWER', 'REQUEST_TIMED_OUT']).toContain(timedOut[0]?.error?.errorName);
+      expect(timedOut).toHaveLength(1);
       expect(took).toBeGreaterThanOrEqual(700); // retried until the deadline's last backoff
       expect(took).toBeLessThan(5_000);
       mem.callFailures.delete('deleteRecords');
