@@ -63,8 +63,10 @@ class LeaderLink {
   private inFlight: { correlationId: number; parts: InFlightPart[] } | null = null;
   private nextCorrelation = 1;
   private retryTimer: NodeJS.Timeout | null = null;
-  /** Armed only while a fetch is in flight: it times out that fetch. */
+  /** Armed while fetches are in flight: it times out the one in flight when it fires. */
   private fetchTimer: NodeJS.Timeout | null = null;
+  /** When the fetch in flight was sent (monotonic ms). */
+  private inFlightSentAt = 0;
   private waitingDurable = false;
   private closed = false;
   private address: string | undefined;
@@ -124,21 +126,32 @@ class LeaderLink {
   }
 
   /**
-   * Times out fetch `correlationId` after replicaFetchTimeoutMs: a leader that keeps the
+   * Times out the fetch in flight replicaFetchTimeoutMs after it was sent: a leader that keeps the
    * connection alive (answers pings) but never answers the fetch (a wedged handler, or an HTTP/2
    * proxy between the brokers that answers pings itself) would otherwise stall this link until
-   * metadata changes. One timer per link, as one fetch is in flight per link.
+   * metadata changes. One timer per link, as one fetch is in flight per link. It is not reset per
+   * fetch (fetches follow each other at the replication rate): when it fires it checks the fetch
+   * then in flight and, if that one still has time, waits for the rest of it.
    */
-  private armFetchTimer(correlationId: number): void {
-    this.clearFetchTimer();
-    const timeoutMs = replicaFetchTimeoutMs(this.opts.maxWaitMs, this.opts.socketTimeoutMs);
+  private armFetchTimer(): void {
+    if (this.fetchTimer !== null) return;
+    this.waitForFetchTimeout(replicaFetchTimeoutMs(this.opts.maxWaitMs, this.opts.socketTimeoutMs));
+  }
+
+  private waitForFetchTimeout(ms: number): void {
     this.fetchTimer = setTimeout(() => {
       this.fetchTimer = null;
-      if (this.inFlight?.correlationId !== correlationId) return;
+      if (this.inFlight === null || this.closed) return;
+      const timeoutMs = replicaFetchTimeoutMs(this.opts.maxWaitMs, this.opts.socketTimeoutMs);
+      const left = this.inFlightSentAt + timeoutMs - performance.now();
+      if (left > 0) {
+        this.waitForFetchTimeout(left);
+        return;
+      }
       this.opts.logger.warn({ leader: this.leaderId, timeoutMs, partitions: this.inFlight.parts.length }, 'replica fetch timed out; reconnecting');
       this.resetStream();
       this.scheduleRetry();
-    }, timeoutMs);
+    }, ms);
   }
 
   private clearFetchTimer(): void {
@@ -210,7 +223,8 @@ class LeaderLink {
     }
     const correlationId = this.nextCorrelation++;
     this.inFlight = { correlationId, parts };
-    this.armFetchTimer(correlationId);
+    this.inFlightSentAt = now;
+    this.armFetchTimer();
     stream.write({ correlationId, replicaId: this.opts.brokerId, brokerEpoch: this.opts.brokerEpoch(), maxWaitMs: this.opts.maxWaitMs, minBytes: 1, maxBytes: this.opts.responseMaxBytes, topics });
   }
 
@@ -218,7 +232,6 @@ class LeaderLink {
     const inFlight = this.inFlight;
     if (inFlight === null || res.correlationId !== inFlight.correlationId) return;
     this.inFlight = null;
-    this.clearFetchTimer();
     const byKey = new Map(inFlight.parts.map((p) => [`${p.partition.key.topicId}:${p.partition.key.partition}`, p]));
     const appended: Partition[] = [];
     for (const t of res.topics) {
