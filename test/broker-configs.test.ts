@@ -87,3 +87,75 @@ test("Kafka's broker-level topic defaults (log.retention.hours, min.insync.repli
     await cluster.close();
   }
 });
+
+test('dynamic broker configs (strand configs, kafka-configs): cluster-wide defaults and one broker\'s apply to running topics in that order over static settings, and bad ones are refused', async () => {
+  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'log.retention.hours=24'] });
+  try {
+    cluster.startAll();
+    const address = cluster.brokerAddresses()[0] as string;
+    const brokers = new TestBrokers([address]);
+    await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
+    expect((await cli(['topics', 'create', 't', '-p', '1', '-r', '1'], address)).code).toBe(0);
+    const topicConfigs = async (): Promise<Record<string, { value: string; source: string }>> => {
+      const r = await cli(['configs', '--describe', '--topic', 't', '--all', '--json'], address);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      return JSON.parse(r.stdout) as Record<string, { value: string; source: string }>;
+    };
+    const acksAll = async (): Promise<string> => {
+      const r = await cli(['produce', 't', '--acks', 'all', '-X', 'retries=0', '-X', 'enable.idempotence=false'], address, 'x\n');
+      return r.code === 0 ? 'ok' : /NOT_ENOUGH_REPLICAS/.test(r.stderr) ? 'NOT_ENOUGH_REPLICAS' : r.stderr;
+    };
+    expect(await acksAll()).toBe('ok');
+
+    const set = await cli(['configs', '--alter', '--broker-defaults', '--add-config', 'log.retention.ms=3600000,min.insync.replicas=2,log.roll.hours=2'], address);
+    expect([set.code, set.stdout, set.stderr]).toEqual([0, 'Completed updating default config for brokers in the cluster.\n', '']);
+    // The running partition takes the new min.insync.replicas once the broker has the record.
+    await until('min.insync.replicas=2 in force', async () => ((await acksAll()) === 'NOT_ENOUGH_REPLICAS' ? true : undefined), 30_000);
+    expect(await topicConfigs()).toMatchObject({
+      'retention.ms': { value: '3600000', source: 'DYNAMIC_DEFAULT_BROKER_CONFIG' },
+      'min.insync.replicas': { value: '2', source: 'DYNAMIC_DEFAULT_BROKER_CONFIG' },
+      'segment.ms': { value: String(2 * 3_600_000), source: 'DYNAMIC_DEFAULT_BROKER_CONFIG' },
+      'segment.bytes': { source: 'DEFAULT_CONFIG' },
+    });
+
+    // This broker's own value wins over the cluster default.
+    expect((await cli(['configs', '--alter', '--entity-type', 'brokers', '--entity-name', '1', '--add-config', 'min.insync.replicas=1'], address)).stdout).toBe('Completed updating config for broker 1.\n');
+    await until('min.insync.replicas=1 in force', async () => ((await acksAll()) === 'ok' ? true : undefined), 30_000);
+    expect((await topicConfigs())['min.insync.replicas']).toEqual({ value: '1', source: 'DYNAMIC_BROKER_CONFIG' });
+    const own = await cli(['configs', '--describe', '--broker', '1'], address);
+    expect(own.stdout).toBe('Dynamic configs for broker 1 are:\n  min.insync.replicas=1 source=DYNAMIC_BROKER_CONFIG\n');
+    const defaults = await cli(['configs', '--describe', '--entity-type', 'brokers', '--entity-default'], address);
+    expect(defaults.stdout.split('\n').sort()).toEqual(['', 'Default configs for brokers in the cluster are:', '  log.retention.ms=3600000 source=DYNAMIC_DEFAULT_BROKER_CONFIG', '  log.roll.hours=2 source=DYNAMIC_DEFAULT_BROKER_CONFIG', '  min.insync.replicas=2 source=DYNAMIC_DEFAULT_BROKER_CONFIG'].sort());
+    const all = JSON.parse((await cli(['configs', '--describe', '--broker', '1', '--all', '--json'], address)).stdout) as Record<string, { value: string; source: string }>;
+    expect(all).toMatchObject({
+      'log.retention.hours': { value: '24', source: 'STATIC_BROKER_CONFIG' },
+      'log.retention.ms': { value: '3600000', source: 'DYNAMIC_DEFAULT_BROKER_CONFIG' },
+      'min.insync.replicas': { value: '1', source: 'DYNAMIC_BROKER_CONFIG' },
+    });
+
+    // Refused with the reason (INVALID_CONFIG exits 2, as a usage error), nothing changed: a key
+    // that is not dynamic, a bad value, unclean election for one broker.
+    for (const [args, reason] of [
+      [['--broker-defaults', '--add-config', 'num.io.threads=8'], /INVALID_CONFIG.*num\.io\.threads/],
+      [['--broker-defaults', '--add-config', 'log.retention.ms=soon'], /INVALID_CONFIG.*log\.retention\.ms/],
+      [['--broker', '1', '--add-config', 'unclean.leader.election.enable=true'], /INVALID_CONFIG.*cluster-wide only/],
+    ] as const) {
+      const r = await cli(['configs', '--alter', ...args], address);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(reason);
+    }
+    const usage = await cli(['configs', '--describe', '--topic', 't', '--broker', '1'], address);
+    expect(usage.code).toBe(2);
+
+    // Deleting this broker's value falls back to the cluster default; a topic's own key wins over both.
+    expect((await cli(['configs', '--alter', '--broker', '1', '--delete-config', 'min.insync.replicas'], address)).code).toBe(0);
+    await until('min.insync.replicas=2 again', async () => ((await acksAll()) === 'NOT_ENOUGH_REPLICAS' ? true : undefined), 30_000);
+    expect((await cli(['configs', '--alter', '--topic', 't', '--add-config', 'min.insync.replicas=1,retention.ms=5000'], address)).stdout).toBe('Completed updating config for topic t.\n');
+    await until('the topic\'s own min.insync.replicas', async () => ((await acksAll()) === 'ok' ? true : undefined), 30_000);
+    const topicOwn = await cli(['configs', '--describe', '--topic', 't'], address);
+    expect(topicOwn.stdout.split('\n').sort()).toEqual(['', 'Dynamic configs for topic t are:', '  min.insync.replicas=1 source=DYNAMIC_TOPIC_CONFIG', '  retention.ms=5000 source=DYNAMIC_TOPIC_CONFIG'].sort());
+    brokers.close();
+  } finally {
+    await cluster.close();
+  }
+});

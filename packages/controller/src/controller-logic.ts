@@ -12,16 +12,19 @@
  *   fsync default it holds it durably), and the partition goes offline (leader -1) until it
  *   returns; only a broker back with another log directory (its logs are gone) leaves even
  *   then, and the partition waits for an unclean election;
- * - an out-of-sync replica is elected only when the topic sets unclean.leader.election.enable,
- *   and then the ISR restarts as that leader alone;
+ * - an out-of-sync replica is elected only when the topic sets unclean.leader.election.enable
+ *   (or does not set it and the cluster-wide dynamic default does), and then the ISR restarts as
+ *   that leader alone;
  * - every change bumps the partition epoch; a leader change bumps the leader epoch (in apply).
  */
 import {
   ConfigResourceType,
+  DYNAMIC_BROKER_CONFIG,
   ErrorCode,
   StrandError,
   TOPIC_CONFIG,
   hasCompressionCodec,
+  validateDynamicBrokerConfigs,
   type AlterPartitionItem,
   type AlterPartitionResult,
   type CreatableTopic,
@@ -91,8 +94,9 @@ function isActive(image: MetadataImage, id: number, ctx: ElectionContext): boole
   return image.isActiveBroker(id);
 }
 
+/** The topic's unclean.leader.election.enable, else the cluster-wide dynamic default (KRaft's controller reads the same two). */
 function uncleanAllowed(image: MetadataImage, topic: TopicState): boolean {
-  const v = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic.name).get('unclean.leader.election.enable');
+  const v = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic.name).get('unclean.leader.election.enable') ?? image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, '').get('unclean.leader.election.enable');
   return v === 'true';
 }
 
@@ -618,15 +622,53 @@ export function alterTopicConfigs(image: MetadataImage, topicName: string, chang
       ? []
       : changes.map((c) => ({ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: topicName, name: c.name, ...(c.value === undefined ? {} : { value: validated.get(c.name) as string }) } }));
     // Unclean election just enabled: offline partitions may now get a leader.
-    if (!validateOnly && validated.get('unclean.leader.election.enable') === 'true') {
-      const after = image.apply(image.offset, records);
-      const topic = after.topicByName(topicName) as TopicState;
-      for (const p of topic.partitions.values()) {
-        if (p.leader !== -1) continue;
-        const change = electPartition(after, topic, p, {});
-        if (change) records.push(change);
-      }
+    // (or deleted while the cluster-wide default turns it on).
+    if (!validateOnly && changes.some((c) => c.name === 'unclean.leader.election.enable')) records.push(...electOffline(image.apply(image.offset, records), [topicName]));
+    return done(NO_ERROR, records);
+  } catch (e: unknown) {
+    return done(fromError(e));
+  }
+}
+
+/** Elections for the leaderless partitions of `topics` (all topics when omitted) in `after`. */
+function electOffline(after: MetadataImage, topics?: readonly string[]): MetadataRecord[] {
+  const out: MetadataRecord[] = [];
+  const names = topics ?? [...after.topics.values()].map((t) => t.name);
+  for (const name of names) {
+    const topic = after.topicByName(name);
+    if (topic === undefined) continue;
+    for (const p of topic.partitions.values()) {
+      if (p.leader !== -1) continue;
+      const change = electPartition(after, topic, p, {});
+      if (change) out.push(change);
     }
+  }
+  return out;
+}
+
+/**
+ * IncrementalAlterConfigs on a broker resource (Kafka's dynamic broker configs): `brokerName` ''
+ * is the cluster-wide default, a broker id that broker's own. The resource's resulting set must
+ * validate as a whole (validateDynamicBrokerConfigs); nothing changes on failure. A broker id
+ * need not be registered yet (Kafka's controller checks only that it is an id), so a broker can
+ * be configured before it first starts. Turning the cluster-wide unclean election on elects the
+ * leaderless partitions of topics that do not turn it off.
+ */
+export function alterBrokerConfigs(image: MetadataImage, brokerName: string, changes: readonly ConfigChange[], validateOnly: boolean): Operation<ErrorInfo> {
+  try {
+    if (brokerName !== '' && !/^\d{1,9}$/.test(brokerName)) throw new StrandError('INVALID_REQUEST', `a broker config resource is named by a broker id, or '' for the cluster-wide default, not '${brokerName}'`);
+    const next = new Map(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, brokerName));
+    for (const c of changes) {
+      if (c.value === undefined) next.delete(c.name);
+      else next.set(c.name, c.value);
+    }
+    // Deleting a key that is not a dynamic one is refused as well: nothing could have set it.
+    for (const c of changes) if (c.value === undefined && !DYNAMIC_BROKER_CONFIG.has(c.name)) throw new StrandError('INVALID_CONFIG', `Cannot update configuration ${c.name} dynamically: it is not a dynamic broker config`);
+    const validated = validateDynamicBrokerConfigs(next, brokerName === '');
+    const records: MetadataRecord[] = validateOnly
+      ? []
+      : changes.map((c) => ({ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_BROKER, resourceName: brokerName, name: c.name, ...(c.value === undefined ? {} : { value: validated.get(c.name) as string }) } }));
+    if (!validateOnly && brokerName === '' && validated.get('unclean.leader.election.enable') === 'true') records.push(...electOffline(image.apply(image.offset, records)));
     return done(NO_ERROR, records);
   } catch (e: unknown) {
     return done(fromError(e));

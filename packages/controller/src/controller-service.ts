@@ -85,12 +85,10 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
       const results: AlterConfigsResult[] = [];
       for (const r of req.resources) {
         const base = { type: r.type, name: r.name };
-        if (r.type !== ConfigResourceType.CONFIG_RESOURCE_TOPIC) {
-          results.push({ ...base, ...errorInfo('INVALID_REQUEST', 'only topic configs can be altered') });
-          continue;
-        }
         const changes = r.configs.map((c) => ({ name: c.name, value: c.op === AlterConfigOp.ALTER_CONFIG_DELETE ? undefined : c.value }));
-        results.push({ ...base, ...(await controller.alterTopicConfigs(r.name, changes, req.validateOnly)) });
+        if (r.type === ConfigResourceType.CONFIG_RESOURCE_TOPIC) results.push({ ...base, ...(await controller.alterTopicConfigs(r.name, changes, req.validateOnly)) });
+        else if (r.type === ConfigResourceType.CONFIG_RESOURCE_BROKER) results.push({ ...base, ...(await controller.alterBrokerConfigs(r.name, changes, req.validateOnly)) });
+        else results.push({ ...base, ...errorInfo('INVALID_REQUEST', 'only topic and broker configs can be altered') });
       }
       return { results };
     }),

@@ -8,6 +8,7 @@ export {
   MAX_TOPIC_NAME_LENGTH,
   NO_ERROR,
   allocateProducerIds,
+  alterBrokerConfigs,
   alterPartition,
   alterReassignments,
   alterTopicConfigs,

@@ -38,6 +38,7 @@ import {
   allocateProducerIds,
   alterPartition,
   alterReassignments,
+  alterBrokerConfigs,
   alterTopicConfigs,
   autoRebalance,
   brokerHeartbeat,
@@ -524,6 +525,11 @@ export class QuorumController {
 
   alterTopicConfigs(topic: string, changes: readonly ConfigChange[], validateOnly: boolean): Promise<ErrorInfo> {
     return this.write((image) => alterTopicConfigs(image, topic, changes, validateOnly));
+  }
+
+  /** Dynamic broker configs: `broker` '' is the cluster-wide default, else a broker id. */
+  alterBrokerConfigs(broker: string, changes: readonly ConfigChange[], validateOnly: boolean): Promise<ErrorInfo> {
+    return this.write((image) => alterBrokerConfigs(image, broker, changes, validateOnly));
   }
 
   alterReassignments(targets: readonly { topic: string; partition: number; replicas: readonly number[] | null }[]): Promise<PartitionResultInfo[]> {

@@ -5,10 +5,11 @@
  * AlterPartition's epoch checks, topic creation with placement and validation, configs,
  * preferred and unclean elections, producer id blocks, and snapshot round trips.
  */
-import { ErrorCode, type MetadataRecord } from '@strand/protocol';
+import { ConfigResourceType, ErrorCode, type MetadataRecord } from '@strand/protocol';
 import {
   MetadataImage,
   allocateProducerIds,
+  alterBrokerConfigs,
   alterPartition,
   alterTopicConfigs,
   autoRebalance,
@@ -164,6 +165,32 @@ describe('broker lifecycle', () => {
     expect(part(image, 't').leader).toBe(-1);
     image = run(image, alterTopicConfigs(image, 't', [{ name: 'unclean.leader.election.enable', value: 'true' }], false)).image;
     expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
+  });
+
+  it('elects an out-of-sync replica where the cluster-wide dynamic default enables unclean election, unless the topic turns it off', () => {
+    let image = withTopic(withTopic(clusterWith([1, 2]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2] }], configs: [] }), {
+      name: 'off',
+      numPartitions: -1,
+      replicationFactor: -1,
+      assignments: [{ partition: 0, brokerIds: [1, 2] }],
+      configs: [{ name: 'unclean.leader.election.enable', value: 'false' }],
+    });
+    // Broker 2 leaves the ISRs, then the leader (1) fails: both partitions go offline.
+    image = run(image, fenceBrokers(image, [2])).image;
+    image = run(image, fenceBrokers(image, [1])).image;
+    image = run(image, brokerHeartbeat(image, 2, image.brokers.get(2)!.epoch, image.offset, false)).image;
+    expect([part(image, 't').leader, part(image, 'off').leader]).toEqual([-1, -1]);
+    // For one broker the key is refused: the controller reads it cluster-wide only.
+    expect(run(image, alterBrokerConfigs(image, '2', [{ name: 'unclean.leader.election.enable', value: 'true' }], false)).result.errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    const validated = run(image, alterBrokerConfigs(image, '', [{ name: 'unclean.leader.election.enable', value: 'true' }], true));
+    expect([validated.result.errorCode, part(validated.image, 't').leader]).toEqual([0, -1]);
+    image = run(image, alterBrokerConfigs(image, '', [{ name: 'unclean.leader.election.enable', value: 'TRUE' }], false)).image;
+    expect(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, '').get('unclean.leader.election.enable')).toBe('true');
+    expect(part(image, 't')).toMatchObject({ leader: 2, isr: [2] });
+    expect(part(image, 'off').leader).toBe(-1);
+    // The topic deleting its own 'false' falls back to the cluster default, and elects.
+    image = run(image, alterTopicConfigs(image, 'off', [{ name: 'unclean.leader.election.enable', value: undefined }], false)).image;
+    expect(part(image, 'off')).toMatchObject({ leader: 2, isr: [2] });
   });
 
   it('prefers a cleanly restarted ISR member over one that crashed (KIP-966)', () => {
@@ -400,6 +427,38 @@ describe('topics', () => {
     expect(alterTopicConfigs(image, 't', [{ name: 'min.insync.replicas', value: '3' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
     image = run(image, alterTopicConfigs(image, 't', [{ name: 'retention.ms', value: undefined }], false)).image;
     expect(image.configsOf(TOPIC, 't').has('retention.ms')).toBe(false);
+  });
+});
+
+describe('dynamic broker configs', () => {
+  it('stores valid keys for the cluster default or one broker, normalized, and refuses the rest whole', () => {
+    let image = clusterWith([1, 2, 3]);
+    const alter = (name: string, changes: { name: string; value: string | undefined }[]): { image: MetadataImage; result: { errorCode: number; errorMessage: string } } => run(image, alterBrokerConfigs(image, name, changes, false));
+    let r = alter('', [{ name: 'log.retention.ms', value: ' 3600000 ' }, { name: 'min.insync.replicas', value: '2' }]);
+    expect(r.result).toEqual({ errorCode: 0, errorMessage: '' });
+    image = r.image;
+    r = alter('2', [{ name: 'log.cleanup.policy', value: 'compact, delete' }]);
+    expect(r.result.errorCode).toBe(0);
+    image = r.image;
+    expect(Object.fromEntries(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, ''))).toEqual({ 'log.retention.ms': '3600000', 'min.insync.replicas': '2' });
+    expect(Object.fromEntries(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, '2'))).toEqual({ 'log.cleanup.policy': 'compact,delete' });
+    // Refused as a whole, nothing stored: a key that is not dynamic, a bad value, a bad name.
+    for (const [name, changes, code] of [
+      ['', [{ name: 'log.retention.hours', value: '1' }, { name: 'num.io.threads', value: '8' }], ErrorCode.INVALID_CONFIG],
+      ['', [{ name: 'log.retention.ms', value: 'soon' }], ErrorCode.INVALID_CONFIG],
+      ['', [{ name: 'log.cleanup.policy', value: 'archive' }], ErrorCode.INVALID_CONFIG],
+      ['1', [{ name: 'min.insync.replicas', value: '0' }], ErrorCode.INVALID_CONFIG],
+      ['1', [{ name: 'process.roles', value: undefined }], ErrorCode.INVALID_CONFIG],
+      ['broker-1', [{ name: 'min.insync.replicas', value: '2' }], ErrorCode.INVALID_REQUEST],
+    ] as const) {
+      const bad = alter(name, changes.map((c) => ({ ...c })));
+      expect([name, bad.result.errorCode]).toEqual([name, code]);
+      expect(bad.image.toRecords()).toEqual(image.toRecords());
+    }
+    // Deleting a key returns the resource to what is left; the snapshot keeps both resources.
+    image = alter('', [{ name: 'min.insync.replicas', value: undefined }]).image;
+    expect(Object.fromEntries(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, ''))).toEqual({ 'log.retention.ms': '3600000' });
+    expect(MetadataImage.fromRecords(image.offset, image.toRecords()).toRecords()).toEqual(image.toRecords());
   });
 });
 

@@ -249,8 +249,23 @@ export const TOPIC_DEFAULTS_CONFIG = defineConfig({
   'compression.type': key({ type: 'string', default: 'producer', oneOf: ['producer', 'uncompressed', 'none', 'gzip', 'snappy', 'lz4', 'zstd'], doc: 'Broker default of compression.type.' }),
 });
 
+/**
+ * The broker keys a running cluster may change (Kafka's dynamic broker configs, set with
+ * kafka-configs --entity-type brokers): every broker-level topic default, for one broker (resource
+ * name = its id) or cluster-wide (resource name ''), and `unclean.leader.election.enable`, which
+ * the active controller reads cluster-wide only (as KRaft's controller does). Stored in the
+ * metadata log; a broker applies them to its topics as it applies the image.
+ */
+export const DYNAMIC_BROKER_CONFIG = defineConfig({
+  ...TOPIC_DEFAULTS_CONFIG.spec,
+  'unclean.leader.election.enable': key({ type: 'boolean', default: false, doc: 'Cluster-wide default of unclean.leader.election.enable (dynamic, cluster default only): leaderless partitions of topics that do not set it may elect an out-of-sync replica.' }),
+});
+
+/** Dynamic broker keys that only the cluster-wide default may set (the controller reads them there). */
+export const CLUSTER_DEFAULT_ONLY_KEYS: ReadonlySet<string> = new Set(['unclean.leader.election.enable']);
+
 /** Each topic key's broker synonyms, most specific first, with the factor to the topic key's unit. */
-const TOPIC_KEY_SYNONYMS: ReadonlyArray<readonly [topicKey: keyof TopicConfig, synonyms: ReadonlyArray<readonly [brokerKey: keyof typeof TOPIC_DEFAULTS_CONFIG.spec, factor: number]>]> = [
+const TOPIC_KEY_SYNONYMS: ReadonlyArray<readonly [topicKey: keyof TopicConfig, synonyms: ReadonlyArray<readonly [brokerKey: keyof typeof DYNAMIC_BROKER_CONFIG.spec, factor: number]>]> = [
   ['segment.bytes', [['log.segment.bytes', 1]]],
   ['segment.ms', [['log.roll.ms', 1], ['log.roll.hours', HOUR_MS]]],
   ['retention.bytes', [['log.retention.bytes', 1]]],
@@ -269,6 +284,7 @@ const TOPIC_KEY_SYNONYMS: ReadonlyArray<readonly [topicKey: keyof TopicConfig, s
   ['flush.policy', [['log.flush.policy', 1]]],
   ['min.insync.replicas', [['min.insync.replicas', 1]]],
   ['compression.type', [['compression.type', 1]]],
+  ['unclean.leader.election.enable', [['unclean.leader.election.enable', 1]]],
 ];
 
 /** One topic key's default on this broker: its value and the broker key it came from. */
@@ -289,14 +305,88 @@ export function topicDefaultsFromBroker(values: Readonly<Record<string, unknown>
     const set = synonyms.find(([brokerKey]) => explicit.has(brokerKey));
     if (set === undefined) continue;
     const [brokerKey, factor] = set;
-    const raw = values[brokerKey];
-    const value = Array.isArray(raw) ? raw.join(',') : typeof raw === 'number' ? String(topicKey === 'retention.ms' && raw < 0 ? -1 : raw * factor) : String(raw);
-    try {
-      TOPIC_CONFIG.parse({ [topicKey]: value });
-    } catch (e: unknown) {
-      throw new StrandError('INVALID_CONFIG', `Invalid value ${String(raw)} for configuration ${brokerKey} (the default of ${topicKey}): ${e instanceof Error ? e.message : String(e)}`);
+    out.set(topicKey, { value: synonymValue(topicKey, brokerKey, factor, values[brokerKey]), synonym: brokerKey });
+  }
+  return out;
+}
+
+/** A broker key's typed value as its topic key's value; INVALID_CONFIG naming both when invalid. */
+function synonymValue(topicKey: string, brokerKey: string, factor: number, raw: unknown): string {
+  const value = Array.isArray(raw) ? raw.join(',') : typeof raw === 'number' ? String(topicKey === 'retention.ms' && raw < 0 ? -1 : raw * factor) : String(raw);
+  try {
+    TOPIC_CONFIG.parse({ [topicKey]: value });
+  } catch (e: unknown) {
+    throw new StrandError('INVALID_CONFIG', `Invalid value ${String(raw)} for configuration ${brokerKey} (the default of ${topicKey}): ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return value;
+}
+
+/** Where a topic default comes from: Kafka's STATIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, DYNAMIC_BROKER_CONFIG. */
+export type TopicDefaultSource = 'static' | 'dynamic-default' | 'dynamic-broker';
+
+export interface EffectiveTopicDefault extends BrokerTopicDefault {
+  readonly source: TopicDefaultSource;
+}
+
+/**
+ * Validates the dynamic broker configs one resource would hold after a change (its whole set):
+ * each key must be a dynamic broker key (`clusterDefault`: the '' resource; otherwise one
+ * broker's, which may not set CLUSTER_DEFAULT_ONLY_KEYS) and its value valid both as the broker
+ * key and as the topic key it defaults. Returns the normalized values (as parsed, e.g. ' 5 ' ->
+ * '5'); throws INVALID_CONFIG naming the key otherwise.
+ */
+export function validateDynamicBrokerConfigs(entries: ReadonlyMap<string, string>, clusterDefault: boolean): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, raw] of entries) {
+    if (!DYNAMIC_BROKER_CONFIG.has(name)) throw new StrandError('INVALID_CONFIG', `Cannot update configuration ${name} dynamically: the dynamic broker configs are ${DYNAMIC_BROKER_CONFIG.names().join(', ')}`);
+    if (!clusterDefault && CLUSTER_DEFAULT_ONLY_KEYS.has(name)) throw new StrandError('INVALID_CONFIG', `${name} can be set cluster-wide only (the broker resource named ''), not for one broker`);
+    const typed = DYNAMIC_BROKER_CONFIG.parseValue(name as keyof typeof DYNAMIC_BROKER_CONFIG.spec, raw);
+    const synonym = TOPIC_KEY_SYNONYMS.flatMap(([topicKey, syns]) => syns.filter(([b]) => b === name).map(([, factor]) => [topicKey, factor] as const))[0];
+    if (synonym !== undefined) synonymValue(synonym[0], name, synonym[1], typed);
+    out.set(name, Array.isArray(typed) ? typed.join(',') : String(typed));
+  }
+  return out;
+}
+
+/**
+ * The topic defaults in force on a broker, with Kafka's precedence over the broker keys: a key
+ * set for this broker dynamically wins over the cluster-wide dynamic default, which wins over
+ * the node's static setting (`staticDefaults`, from topicDefaultsFromBroker); then, per topic key,
+ * the most specific synonym set in any of them counts (a static log.retention.ms beats a dynamic
+ * log.retention.hours, as in Kafka, where the layers merge key by key). A dynamic value that does
+ * not validate (written by an older controller) is skipped, never thrown: the image must apply.
+ */
+export function effectiveTopicDefaults(
+  staticDefaults: ReadonlyMap<string, BrokerTopicDefault>,
+  dynamicDefault: ReadonlyMap<string, string>,
+  dynamicBroker: ReadonlyMap<string, string>,
+): Map<string, EffectiveTopicDefault> {
+  const values = new Map<string, unknown>();
+  const sources = new Map<string, TopicDefaultSource>();
+  const layers: [ReadonlyMap<string, string>, TopicDefaultSource, boolean][] = [
+    [dynamicDefault, 'dynamic-default', true],
+    [dynamicBroker, 'dynamic-broker', false],
+  ];
+  for (const [layer, source, clusterDefault] of layers) {
+    for (const [name, raw] of layer) {
+      try {
+        validateDynamicBrokerConfigs(new Map([[name, raw]]), clusterDefault);
+      } catch {
+        continue;
+      }
+      values.set(name, DYNAMIC_BROKER_CONFIG.parseValue(name as keyof typeof DYNAMIC_BROKER_CONFIG.spec, raw));
+      sources.set(name, source);
     }
-    out.set(topicKey, { value, synonym: brokerKey });
+  }
+  const out = new Map<string, EffectiveTopicDefault>();
+  for (const [topicKey, synonyms] of TOPIC_KEY_SYNONYMS) {
+    const fromStatic = staticDefaults.get(topicKey);
+    const set = synonyms.find(([brokerKey]) => sources.has(brokerKey) || fromStatic?.synonym === brokerKey);
+    if (set === undefined) continue;
+    const [brokerKey, factor] = set;
+    const source = sources.get(brokerKey);
+    if (source === undefined) out.set(topicKey, { ...(fromStatic as BrokerTopicDefault), source: 'static' });
+    else out.set(topicKey, { value: synonymValue(topicKey, brokerKey, factor, values.get(brokerKey)), synonym: brokerKey, source });
   }
   return out;
 }

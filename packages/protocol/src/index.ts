@@ -84,8 +84,8 @@ export type {
   ValidateOptions,
 } from './record-batch';
 
-export { ConfigDef, TOPIC_CONFIG, TOPIC_DEFAULTS_CONFIG, defineConfig, topicDefaultsFromBroker } from './config';
-export type { BrokerTopicDefault, ConfigKeyDef, ConfigSpec, ConfigType, ConfigValues, RawConfig, TopicConfig } from './config';
+export { CLUSTER_DEFAULT_ONLY_KEYS, ConfigDef, DYNAMIC_BROKER_CONFIG, TOPIC_CONFIG, TOPIC_DEFAULTS_CONFIG, defineConfig, effectiveTopicDefaults, topicDefaultsFromBroker, validateDynamicBrokerConfigs } from './config';
+export type { BrokerTopicDefault, EffectiveTopicDefault, TopicDefaultSource, ConfigKeyDef, ConfigSpec, ConfigType, ConfigValues, RawConfig, TopicConfig } from './config';
 
 export { KafkaReader, KafkaWriter } from './kafka-wire';
 

@@ -1,5 +1,5 @@
 /** Kafka-style config definitions: defaults, typed parsing from strings, ranges, enumerations and Kafka-worded errors. */
-import { StrandError, TOPIC_CONFIG, defineConfig } from '../src';
+import { StrandError, TOPIC_CONFIG, defineConfig, effectiveTopicDefaults, topicDefaultsFromBroker, validateDynamicBrokerConfigs } from '../src';
 
 function message(fn: () => unknown): string {
   try {
@@ -51,5 +51,46 @@ describe('defineConfig', () => {
   it('runs custom validators', () => {
     const def = defineConfig({ 'a.b': { type: 'string', default: 'ok', doc: 'x', validate: (v: string) => (v.length > 3 ? 'too long' : undefined) } });
     expect(message(() => def.parse({ 'a.b': 'long!' }))).toBe('Invalid value long! for configuration a.b: too long');
+  });
+});
+
+describe('dynamic broker configs', () => {
+  const HOUR = 3_600_000;
+
+  it('layer this broker over the cluster default over static settings, the most specific synonym of any layer winning (as Kafka merges them)', () => {
+    const staticDefaults = topicDefaultsFromBroker({ 'log.retention.hours': 24, 'log.segment.bytes': 1 << 20, 'min.insync.replicas': 2 }, new Set(['log.retention.hours', 'log.segment.bytes', 'min.insync.replicas']));
+    const clusterDefault = new Map([
+      ['log.retention.minutes', '90'],
+      ['min.insync.replicas', '3'],
+      ['unclean.leader.election.enable', 'true'],
+    ]);
+    const own = new Map([['min.insync.replicas', '1']]);
+    const d = effectiveTopicDefaults(staticDefaults, clusterDefault, own);
+    expect(d.get('retention.ms')).toEqual({ value: String(90 * 60_000), synonym: 'log.retention.minutes', source: 'dynamic-default' });
+    expect(d.get('min.insync.replicas')).toEqual({ value: '1', synonym: 'min.insync.replicas', source: 'dynamic-broker' });
+    expect(d.get('segment.bytes')).toEqual({ value: String(1 << 20), synonym: 'log.segment.bytes', source: 'static' });
+    expect(d.get('unclean.leader.election.enable')).toEqual({ value: 'true', synonym: 'unclean.leader.election.enable', source: 'dynamic-default' });
+    expect(d.has('cleanup.policy')).toBe(false);
+
+    // A static log.retention.ms is more specific than a dynamic log.retention.hours, and stays.
+    const staticMs = topicDefaultsFromBroker({ 'log.retention.ms': 5000 }, new Set(['log.retention.ms']));
+    expect(effectiveTopicDefaults(staticMs, new Map([['log.retention.hours', '1']]), new Map()).get('retention.ms')).toEqual({ value: '5000', synonym: 'log.retention.ms', source: 'static' });
+    expect(effectiveTopicDefaults(staticMs, new Map([['log.retention.ms', '7000']]), new Map()).get('retention.ms')?.source).toBe('dynamic-default');
+    // Negative retention is forever (-1) from a dynamic key too.
+    expect(effectiveTopicDefaults(new Map(), new Map([['log.retention.hours', '-5']]), new Map()).get('retention.ms')?.value).toBe('-1');
+    expect(effectiveTopicDefaults(new Map(), new Map(), new Map([['log.retention.hours', '2']])).get('retention.ms')?.value).toBe(String(2 * HOUR));
+  });
+
+  it('skip stored values that do not validate, and unclean election set for one broker, rather than throw', () => {
+    const d = effectiveTopicDefaults(new Map(), new Map([['log.retention.ms', 'soon'], ['num.io.threads', '8']]), new Map([['unclean.leader.election.enable', 'true'], ['log.cleanup.policy', 'compact']]));
+    expect([...d.keys()]).toEqual(['cleanup.policy']);
+  });
+
+  it('validate a resource whole: dynamic keys only, values valid as broker and topic keys, normalized', () => {
+    expect(validateDynamicBrokerConfigs(new Map([['log.cleanup.policy', 'compact, delete'], ['log.retention.ms', ' 10 ']]), false)).toEqual(new Map([['log.cleanup.policy', 'compact,delete'], ['log.retention.ms', '10']]));
+    expect(() => validateDynamicBrokerConfigs(new Map([['node.id', '3']]), true)).toThrow(/Cannot update configuration node.id dynamically/);
+    expect(() => validateDynamicBrokerConfigs(new Map([['log.segment.bytes', '10']]), true)).toThrow(StrandError);
+    expect(() => validateDynamicBrokerConfigs(new Map([['unclean.leader.election.enable', 'true']]), false)).toThrow(/cluster-wide only/);
+    expect(validateDynamicBrokerConfigs(new Map([['unclean.leader.election.enable', 'true']]), true).get('unclean.leader.election.enable')).toBe('true');
   });
 });

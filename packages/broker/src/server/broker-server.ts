@@ -77,7 +77,8 @@ export interface BrokerServerOptions {
   /**
    * Topic configs this node's settings give a default (Kafka's broker-level synonyms, e.g.
    * log.retention.hours for retention.ms), by topic key: a topic that does not set the key takes
-   * this value, and DescribeConfigs of a topic shows it as STATIC_BROKER_CONFIG.
+   * this value, and DescribeConfigs of a topic shows it as STATIC_BROKER_CONFIG. Dynamic broker
+   * configs in the metadata (cluster-wide, or for this broker) win over these.
    */
   topicDefaults?: ReadonlyMap<string, BrokerTopicDefault>;
   /**
@@ -173,11 +174,15 @@ export class BrokerServer {
         opts.onFatal?.(error);
       },
     };
-    this.replicas = new ReplicaManager(opts.logDir, host, opts.logger, opts.config['log.test.durable.positions.file'], {
+    this.replicas = new ReplicaManager(
+      opts.logDir,
+      host,
+      opts.logger,
+      opts.config['log.test.durable.positions.file'],
       // Kafka's broker-level default of the topic's max.message.bytes.
-      'max.message.bytes': String(opts.config['message.max.bytes']),
-      ...Object.fromEntries([...(opts.topicDefaults ?? new Map<string, BrokerTopicDefault>())].map(([k, d]) => [k, d.value])),
-    });
+      { 'max.message.bytes': String(opts.config['message.max.bytes']) },
+      opts.topicDefaults,
+    );
     this.fetcher = new ReplicaFetcherManager({
       brokerId: opts.brokerId,
       brokerEpoch: () => this.brokerEpoch,

@@ -11,6 +11,7 @@ import {
   BrokerService,
   ConfigResourceType,
   ConfigSource,
+  DYNAMIC_BROKER_CONFIG,
   ErrorCode,
   StrandError,
   type BrokerServer,
@@ -38,6 +39,7 @@ import {
   type ReplicaFetchPartitionResponse,
   type ReplicaFetchRequest,
   type ReplicaFetchResponse,
+  type TopicDefaultSource,
   type TopicMetadata,
 } from '@strand/protocol';
 import { toServiceError, topicIdFromBytes, topicIdToBytes, validateTopicName, type MetadataImage } from '@strand/controller';
@@ -48,7 +50,19 @@ import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
 import type { NodeConfigEntry } from './broker-server';
 import type { Partition } from './partition';
-import type { ReplicaManager } from './replica-manager';
+import { topicDefaultsIn, type ReplicaManager } from './replica-manager';
+
+
+/** The DescribeConfigs source of each kind of topic default. */
+const DEFAULT_SOURCES: Readonly<Record<TopicDefaultSource, ConfigSource>> = {
+  static: ConfigSource.CONFIG_SOURCE_STATIC_BROKER,
+  'dynamic-default': ConfigSource.CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER,
+  'dynamic-broker': ConfigSource.CONFIG_SOURCE_DYNAMIC_BROKER,
+};
+
+function dynamicDoc(name: string): string {
+  return DYNAMIC_BROKER_CONFIG.has(name) ? DYNAMIC_BROKER_CONFIG.spec[name as keyof typeof DYNAMIC_BROKER_CONFIG.spec].doc : '';
+}
 
 export interface BrokerServiceContext {
   brokerId: number;
@@ -652,24 +666,43 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       // configs are described by that broker); topic configs live in the controller's metadata.
       const isBroker = (r: DescribeConfigsRequest['resources'][number]): boolean => r.type === ConfigResourceType.CONFIG_RESOURCE_BROKER;
       const topics = req.resources.filter((r) => !isBroker(r));
+      const image = ctx.image();
+      const none: ReadonlyMap<string, string> = new Map();
+      const dynamic = (name: string): ReadonlyMap<string, string> => image?.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, name) ?? none;
+      const defaults = topicDefaultsIn(image, ctx.brokerId, ctx.topicDefaults);
       const fromController = topics.length === 0 ? [] : (await ctx.controllers.call<DescribeConfigsRequest, DescribeConfigsResponse>((c, r, m, o, cb) => c.describeConfigs(r, m, o, cb), { resources: topics }, 30_000)).results;
       let next = 0;
       const results = req.resources.map((r): DescribeConfigsResult => {
         if (!isBroker(r)) {
           const t = fromController[next++];
           if (t === undefined) return { type: r.type, name: r.name, errorCode: code('UNKNOWN_SERVER_ERROR'), errorMessage: 'the controller answered fewer resources than asked', configs: [] };
-          // A key the topic does not set takes this broker's default where its settings give one
-          // (Kafka: the answering broker's static config, source STATIC_BROKER_CONFIG).
-          return { ...t, configs: t.configs.map((c) => { const d = c.isDefault ? ctx.topicDefaults.get(c.name) : undefined; return d === undefined ? c : { ...c, value: d.value, source: ConfigSource.CONFIG_SOURCE_STATIC_BROKER, isDefault: false }; }) };
-        }
-        if (r.name !== '' && r.name !== String(ctx.brokerId)) {
-          return { type: r.type, name: r.name, errorCode: code('INVALID_REQUEST'), errorMessage: `broker ${ctx.brokerId} describes its own configs only (asked for broker '${r.name}'); send the request to that broker`, configs: [] };
+          // A key the topic does not set takes this broker's default where its settings or the
+          // dynamic broker configs give one (Kafka: the answering broker's, with its source).
+          return { ...t, configs: t.configs.map((c) => { const d = c.isDefault ? defaults.get(c.name) : undefined; return d === undefined ? c : { ...c, value: d.value, source: DEFAULT_SOURCES[d.source], isDefault: false }; }) };
         }
         const keys = new Set(r.keys);
-        const configs = ctx
-          .nodeConfigs()
-          .filter((c) => keys.size === 0 || keys.has(c.name))
-          .map((c) => ({ name: c.name, value: c.value, source: c.isDefault ? ConfigSource.CONFIG_SOURCE_DEFAULT : ConfigSource.CONFIG_SOURCE_STATIC_BROKER, isDefault: c.isDefault, documentation: c.doc }));
+        const wanted = (name: string): boolean => keys.size === 0 || keys.has(name);
+        const clusterDefault = dynamic('');
+        // The cluster-wide default resource holds only what was set there (kafka-configs
+        // --entity-default --describe).
+        if (r.name === '') {
+          const configs = [...clusterDefault].filter(([name]) => wanted(name)).map(([name, value]) => ({ name, value, source: ConfigSource.CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER, isDefault: false, documentation: dynamicDoc(name) }));
+          return { type: r.type, name: r.name, errorCode: 0, errorMessage: '', configs };
+        }
+        if (r.name !== String(ctx.brokerId)) {
+          return { type: r.type, name: r.name, errorCode: code('INVALID_REQUEST'), errorMessage: `broker ${ctx.brokerId} describes its own configs only (asked for broker '${r.name}'); send the request to that broker`, configs: [] };
+        }
+        // This broker's settings, a dynamic value over the static one (its own over the cluster's).
+        const own = dynamic(r.name);
+        const node = ctx.nodeConfigs();
+        const onlyDynamic = [...new Set([...clusterDefault.keys(), ...own.keys()])].filter((name) => !node.some((c) => c.name === name)).map((name) => ({ name, value: '', isDefault: true, doc: dynamicDoc(name) }));
+        const configs = [...node, ...onlyDynamic]
+          .filter((c) => wanted(c.name))
+          .map((c) => {
+            const value = own.get(c.name) ?? clusterDefault.get(c.name);
+            if (value !== undefined) return { name: c.name, value, source: own.has(c.name) ? ConfigSource.CONFIG_SOURCE_DYNAMIC_BROKER : ConfigSource.CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER, isDefault: false, documentation: c.doc };
+            return { name: c.name, value: c.value, source: c.isDefault ? ConfigSource.CONFIG_SOURCE_DEFAULT : ConfigSource.CONFIG_SOURCE_STATIC_BROKER, isDefault: c.isDefault, documentation: c.doc };
+          });
         return { type: r.type, name: r.name, errorCode: 0, errorMessage: '', configs };
       });
       return { results };

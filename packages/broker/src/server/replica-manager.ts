@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigResourceType, StrandError, type RawConfig } from '@strand/protocol';
+import { ConfigResourceType, StrandError, effectiveTopicDefaults, type BrokerTopicDefault, type EffectiveTopicDefault, type RawConfig } from '@strand/protocol';
 import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, PartitionState as PartitionMetadata, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
@@ -89,6 +89,11 @@ export class ReplicaManager {
     private readonly durablePositionsFile = '',
     /** Broker-level defaults of topic configs (a topic's own setting wins), e.g. from message.max.bytes. */
     private readonly topicDefaults: RawConfig = {},
+    /**
+     * The topic defaults this node's static settings give (log.retention.hours...); the dynamic
+     * broker configs of each image (cluster-wide and this broker's) win over them, see topicDefaultsIn.
+     */
+    private readonly staticTopicDefaults: ReadonlyMap<string, BrokerTopicDefault> = new Map(),
   ) {
     fs.mkdirSync(logDir, { recursive: true });
     this.checkpointed = readHwCheckpoint(path.join(logDir, HW_CHECKPOINT_FILE));
@@ -161,8 +166,9 @@ export class ReplicaManager {
     }
     this.removeRenamed(renamed);
     let opened = 0;
+    const defaults = { ...this.topicDefaults, ...Object.fromEntries([...topicDefaultsIn(image, me, this.staticTopicDefaults)].map(([k, d]) => [k, d.value])) };
     for (const topic of image.topics.values()) {
-      const config = { ...this.topicDefaults, ...topicConfig(image, topic) };
+      const config = { ...defaults, ...topicConfig(image, topic) };
       for (const p of topic.partitions.values()) {
         if (!hostsReplica(p, me)) continue;
         const key = `${topic.id}:${p.partition}`;
@@ -463,6 +469,16 @@ function renamedDirName(dirName: string, suffix: string): string {
   const cut = dirName.lastIndexOf('-');
   const fullSuffix = `${dirName.slice(cut)}.${randomUUID().replaceAll('-', '')}${suffix}`;
   return `${dirName.slice(0, Math.min(cut, MAX_DIR_NAME - fullSuffix.length))}${fullSuffix}`;
+}
+
+/**
+ * The topic defaults in force on broker `brokerId` with `image`'s dynamic broker configs
+ * (cluster-wide, resource '', and its own, resource = its id) over its static ones.
+ */
+export function topicDefaultsIn(image: MetadataImage | null, brokerId: number, staticDefaults: ReadonlyMap<string, BrokerTopicDefault>): Map<string, EffectiveTopicDefault> {
+  const none: ReadonlyMap<string, string> = new Map();
+  const dynamic = (name: string): ReadonlyMap<string, string> => image?.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, name) ?? none;
+  return effectiveTopicDefaults(staticDefaults, dynamic(''), dynamic(String(brokerId)));
 }
 
 /** The topic's dynamic configs as raw key/values (defaults come from TOPIC_CONFIG in the log). */

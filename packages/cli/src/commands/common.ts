@@ -71,6 +71,22 @@ export function parseKeyValues(items: readonly string[], name: string): Record<s
   return out;
 }
 
+/** How topics describe --configs and cluster configs mark where a value comes from ('' for a default). */
+export function configSourceTag(source: string): string {
+  switch (source) {
+    case 'dynamic':
+      return ' (dynamic)';
+    case 'dynamic-broker':
+      return ' (dynamic broker)';
+    case 'dynamic-default':
+      return ' (dynamic cluster default)';
+    case 'static':
+      return ' (static)';
+    default:
+      return '';
+  }
+}
+
 /** Commander collector for repeatable options. */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

@@ -1,11 +1,12 @@
 /**
- * The client commands of the `strand` CLI (topics, produce, consume, cluster, groups, reassign,
+ * The client commands of the `strand` CLI (topics, produce, consume, cluster, configs, groups, reassign,
  * leader-election, get-offsets, log-dirs, metadata-quorum, bench) and the offline dump-log,
  * registered on the program by one call from bin/strand.ts.
  */
 import type { Command } from 'commander';
 import { registerBench } from './bench';
 import { registerCluster } from './cluster';
+import { registerConfigs } from './configs';
 import { registerConsume } from './consume';
 import { registerDumpLog } from './dump-log';
 import { registerGetOffsets } from './get-offsets';
@@ -23,6 +24,7 @@ export function registerClientCommands(program: Command): void {
   registerProduce(program);
   registerConsume(program);
   registerCluster(program);
+  registerConfigs(program);
   registerGroups(program);
   registerReassign(program);
   registerLeaderElection(program);

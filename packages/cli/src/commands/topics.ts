@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Admin } from '@strand/client';
 import { StrandError } from '@strand/protocol';
-import { EXIT_FAILED, EXIT_OK, UsageError, action, clientConfig, collect, parseIntArg, parseKeyValues, printJson, printTable, usageExit, withCommon } from './common';
+import { EXIT_FAILED, EXIT_OK, UsageError, action, clientConfig, collect, configSourceTag, parseIntArg, parseKeyValues, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 
 async function withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => Promise<T>): Promise<T> {
@@ -155,7 +155,7 @@ export function registerTopics(program: Command): void {
           );
           const c = configs.find((x) => x.topic === t.name);
           // (dynamic): set on the topic; (static): a default from the broker's own settings.
-          if (c !== undefined) for (const e of c.configs) process.stdout.write(`  ${e.name}=${e.value}${e.source === 'dynamic' ? ' (dynamic)' : e.source === 'static' ? ' (static)' : ''}\n`);
+          if (c !== undefined) for (const e of c.configs) process.stdout.write(`  ${e.name}=${e.value}${configSourceTag(e.source)}\n`);
         }
       }),
     );

@@ -116,14 +116,21 @@ export interface ClusterDescription {
 export interface ConfigDescription {
   name: string;
   value: string;
-  /** dynamic: set on the topic; static: set in the broker's own configuration; default: neither. */
-  source: 'dynamic' | 'static' | 'default' | 'unknown';
+  /**
+   * dynamic: set on the topic; dynamic-broker: a dynamic broker config of this broker;
+   * dynamic-default: the cluster-wide dynamic broker default; static: set in the broker's own
+   * configuration; default: none of these (Kafka's DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG,
+   * DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG).
+   */
+  source: 'dynamic' | 'dynamic-broker' | 'dynamic-default' | 'static' | 'default' | 'unknown';
   isDefault: boolean;
   documentation: string;
 }
 
 const CONFIG_SOURCES: Readonly<Partial<Record<number, ConfigDescription['source']>>> = {
   [ConfigSource.CONFIG_SOURCE_DYNAMIC]: 'dynamic',
+  [ConfigSource.CONFIG_SOURCE_DYNAMIC_BROKER]: 'dynamic-broker',
+  [ConfigSource.CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER]: 'dynamic-default',
   [ConfigSource.CONFIG_SOURCE_STATIC_BROKER]: 'static',
   [ConfigSource.CONFIG_SOURCE_DEFAULT]: 'default',
 };
@@ -407,15 +414,17 @@ export class Admin {
 
   /**
    * Configs of a topic, or with `type: 'broker'` of the broker whose id is `name` (its own
-   * settings: asked of that broker, as Kafka's admin client does); all keys when `keys` is empty.
+   * settings, dynamic ones over static ones: asked of that broker, as Kafka's admin client
+   * does), or with `name` '' the cluster-wide dynamic broker defaults (only those set); all keys
+   * when `keys` is empty.
    */
   async describeConfigs(name: string, options: { type?: 'topic' | 'broker'; keys?: string[] } = {}): Promise<ConfigDescription[]> {
     const broker = options.type === 'broker';
-    if (broker && !/^\d+$/.test(name)) throw new StrandError('INVALID_REQUEST', `a broker is named by its id, not '${name}'`);
+    if (broker && name !== '' && !/^\d+$/.test(name)) throw new StrandError('INVALID_REQUEST', `a broker is named by its id (or '' for the cluster-wide defaults), not '${name}'`);
     const type = broker ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
     const request: DescribeConfigsRequest = { resources: [{ type, name, keys: options.keys ?? [] }] };
     const pick = (c: BrokerConnection): UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse> => c.client.describeConfigs as UnaryMethod<DescribeConfigsRequest, DescribeConfigsResponse>;
-    const res = broker
+    const res = broker && name !== ''
       ? await this.retry(async (timeoutMs) => {
           await this.cluster.refreshIfNeeded();
           const conn = this.cluster.connection(Number(name));
@@ -428,7 +437,11 @@ export class Admin {
     return r.configs.map((c) => ({ name: c.name, value: c.value, source: CONFIG_SOURCES[c.source] ?? 'unknown', isDefault: c.isDefault, documentation: c.documentation }));
   }
 
-  /** Sets and/or deletes topic (or broker) config keys (IncrementalAlterConfigs). */
+  /**
+   * Sets and/or deletes config keys (IncrementalAlterConfigs) of a topic, or with `type: 'broker'`
+   * the dynamic broker configs of the broker whose id is `name`, or with `name` '' the
+   * cluster-wide ones (Kafka's --entity-default). Dynamic broker keys: DYNAMIC_BROKER_CONFIG.
+   */
   async alterConfigs(name: string, changes: { set?: Readonly<Record<string, string>>; delete?: readonly string[] }, options: { type?: 'topic' | 'broker'; validateOnly?: boolean } = {}): Promise<void> {
     const type = options.type === 'broker' ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
     const configs = [...Object.entries(changes.set ?? {}).map(([n, value]) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_SET, value })), ...(changes.delete ?? []).map((n) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_DELETE, value: '' }))];

@@ -2653,6 +2653,8 @@ export const descriptor = {
        "values": {
         "CONFIG_SOURCE_UNKNOWN": 0,
         "CONFIG_SOURCE_DYNAMIC": 1,
+        "CONFIG_SOURCE_DYNAMIC_BROKER": 2,
+        "CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER": 3,
         "CONFIG_SOURCE_STATIC_BROKER": 4,
         "CONFIG_SOURCE_DEFAULT": 5
        }
