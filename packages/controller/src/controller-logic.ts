@@ -94,10 +94,17 @@ function isActive(image: MetadataImage, id: number, ctx: ElectionContext): boole
   return image.isActiveBroker(id);
 }
 
+/**
+ * A stored boolean config value as Kafka's ConfigDef reads it: 'true' in any case. Values are
+ * stored as given (trimmed), so 'TRUE' passed validation and must count as true here too.
+ */
+function isTrue(v: string | undefined): boolean {
+  return v !== undefined && v.trim().toLowerCase() === 'true';
+}
+
 /** The topic's unclean.leader.election.enable, else the cluster-wide dynamic default (KRaft's controller reads the same two). */
 function uncleanAllowed(image: MetadataImage, topic: TopicState): boolean {
-  const v = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic.name).get('unclean.leader.election.enable') ?? image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, '').get('unclean.leader.election.enable');
-  return v === 'true';
+  return isTrue(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic.name).get('unclean.leader.election.enable') ?? image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, '').get('unclean.leader.election.enable'));
 }
 
 /**
@@ -307,9 +314,11 @@ export function alterPartition(image: MetadataImage, brokerId: number, brokerEpo
     if (topic === undefined) return fail('UNKNOWN_TOPIC_ID', `unknown topic id ${topicId}`);
     const p = topic.partitions.get(item.partition);
     if (p === undefined) return fail('UNKNOWN_TOPIC_OR_PARTITION', `${topic.name}-${item.partition} does not exist`);
-    if (p.leader !== brokerId) return fail('NOT_LEADER_OR_FOLLOWER', `broker ${brokerId} is not the leader of ${topic.name}-${item.partition} (leader ${p.leader})`);
+    // The leader epoch first, as Kafka's validateAlterPartitionData: a deposed leader (its
+    // epoch is older) is told FENCED_LEADER_EPOCH, whoever leads now.
     if (item.leaderEpoch < p.leaderEpoch) return fail('FENCED_LEADER_EPOCH', `leader epoch ${item.leaderEpoch} is older than ${p.leaderEpoch}`);
     if (item.leaderEpoch > p.leaderEpoch) return fail('UNKNOWN_LEADER_EPOCH', `leader epoch ${item.leaderEpoch} is newer than ${p.leaderEpoch}`);
+    if (p.leader !== brokerId) return fail('NOT_LEADER_OR_FOLLOWER', `broker ${brokerId} is not the leader of ${topic.name}-${item.partition} (leader ${p.leader})`);
     if (item.partitionEpoch !== p.partitionEpoch) return fail('INVALID_UPDATE_VERSION', `partition epoch ${item.partitionEpoch} is not the current ${p.partitionEpoch}`);
     const isr = [...new Set(item.newIsr)];
     if (isr.length !== item.newIsr.length || !isr.includes(brokerId)) return fail('INVALID_REQUEST', 'the new ISR must hold the leader and no duplicates');

@@ -193,6 +193,26 @@ describe('broker lifecycle', () => {
     expect(part(image, 'off')).toMatchObject({ leader: 2, isr: [2] });
   });
 
+  it('reads unclean.leader.election.enable as Kafka does, case-insensitively (TRUE enables it)', () => {
+    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
+    const p0 = part(image, 't');
+    const other = p0.isr.find((r) => r !== p0.leader)!;
+    image = run(image, fenceBrokers(image, [other])).image;
+    image = run(image, fenceBrokers(image, [p0.leader])).image;
+    image = run(image, brokerHeartbeat(image, other, image.brokers.get(other)!.epoch, image.offset, false)).image;
+    expect(part(image, 't').leader).toBe(-1);
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'unclean.leader.election.enable', value: ' TRUE' }], false)).image;
+    expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
+    // And at creation, read by a later election: the leader fails, the out-of-sync replica takes over.
+    image = withTopic(clusterWith([1, 2]), topic('u', 1, 2, { 'unclean.leader.election.enable': 'True' }));
+    const u = part(image, 'u');
+    const follower = u.replicas.find((r) => r !== u.leader)!;
+    image = run(image, fenceBrokers(image, [follower])).image;
+    image = run(image, fenceBrokers(image, [u.leader])).image;
+    image = run(image, brokerHeartbeat(image, follower, image.brokers.get(follower)!.epoch, image.offset, false)).image;
+    expect(part(image, 'u')).toMatchObject({ leader: follower, isr: [follower] });
+  });
+
   it('prefers a cleanly restarted ISR member over one that crashed (KIP-966)', () => {
     let image = withTopic(clusterWith([1, 2, 3]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [] });
     // Broker 2 crashes and comes back with an unclean shutdown; it is unfenced again.
