@@ -297,6 +297,20 @@ describe('AlterPartition', () => {
     expect(code(p.leader, epoch(p.leader), item, 'ff'.repeat(16))).toBe(ErrorCode.UNKNOWN_TOPIC_ID);
   });
 
+  it('answers a deposed leader\'s stale leader epoch with FENCED_LEADER_EPOCH, as Kafka checks the epoch before the leader', () => {
+    const { image: start, id, p } = setup();
+    const old = p.leader;
+    // Leadership moves away from `old` (it is fenced, then back and unfenced): a new leader epoch.
+    let image = run(start, fenceBrokers(start, [old])).image;
+    image = run(image, brokerHeartbeat(image, old, image.brokers.get(old)!.epoch, image.offset, false)).image;
+    const q = image.partition(id, 0)!;
+    expect(q.leader).not.toBe(old);
+    expect(q.leaderEpoch).toBeGreaterThan(p.leaderEpoch);
+    const zombie = alterPartition(image, old, image.brokers.get(old)!.epoch, id, [{ partition: 0, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [old], newIsrWithEpochs: [] }]);
+    expect(zombie.finish(image)[0]!.errorCode).toBe(ErrorCode.FENCED_LEADER_EPOCH);
+    expect(zombie.records).toHaveLength(0);
+  });
+
   it('refuses to add a fenced broker back to the ISR', () => {
     let { image, id, p } = setup();
     const follower = p.isr.find((r) => r !== p.leader)!;
