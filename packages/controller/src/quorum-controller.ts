@@ -441,7 +441,7 @@ export class QuorumController {
     return this.write((image) => {
       const op = registerBroker(image, req, (id) => this.sessionAlive(id));
       return {
-        records: op.records,
+        ...op, // atomic: false, so a registration moving many partitions is committed in several batches
         finish: (after) => {
           const res = op.finish(after);
           if (res.errorCode === 0) this.lastContact.set(req.brokerId, performance.now());

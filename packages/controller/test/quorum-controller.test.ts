@@ -34,7 +34,7 @@ class Cluster {
   private readonly leaderOf = new Map<string, number>();
   private readonly lastEpochs = new Map<string, [number, number]>();
 
-  constructor(n: number, options: { requestTimeoutMs?: number; electionTicks?: number } = {}, perNode: (id: number) => { electionTicks?: number } = () => ({})) {
+  constructor(n: number, options: { requestTimeoutMs?: number; electionTicks?: number; maxRecordBatchBytes?: number } = {}, perNode: (id: number) => { electionTicks?: number } = () => ({})) {
     const voters = new Map(Array.from({ length: n }, (_, i) => [i + 1, { host: '127.0.0.1', port: 9190 + i }]));
     let topicSeq = 0;
     for (let i = 1; i <= n; i++) {
@@ -443,4 +443,24 @@ describe('quorum controller (in-process cluster)', () => {
     }, 60_000);
     expect(cluster.violations).toEqual([]);
   }, 120_000);
+  it('registers a broker whose partition changes do not fit one Raft proposal: committed in several batches, as fencing is', async () => {
+    // 2 KiB batches: 100 single-replica partitions' changes (~3 KiB) do not fit one.
+    cluster = new Cluster(1, { maxRecordBatchBytes: 2048 });
+    await cluster.start();
+    const c = await cluster.activeController();
+    const req = { brokerId: 1, incarnationId: 'inc-a', endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9001 }], clusterId: '', previousShutdownClean: true, logDirId: 'dir-a' };
+    const first = await c.registerBroker(req);
+    expect(first.errorCode).toBe(0);
+    await c.brokerHeartbeat({ brokerId: 1, brokerEpoch: first.brokerEpoch, currentMetadataOffset: c.metadata.offset, wantShutDown: false });
+    expect(c.metadata.brokers.get(1)?.fenced).toBe(false);
+    for (let t = 0; t < 10; t++) expect((await c.createTopics([{ name: `t${t}`, numPartitions: 10, replicationFactor: 1, assignments: [], configs: [] }], false))[0]!.errorCode).toBe(0);
+    // No heartbeats: the session expires and the broker is fenced (its partitions go offline, it
+    // stays their last replica standing). It comes back with a wiped disk (another directory id):
+    // it must leave all 100 ISRs, more records than one batch holds.
+    await until('broker fenced', () => (c.metadata.brokers.get(1)?.fenced === true ? true : undefined));
+    const again = await c.registerBroker({ ...req, incarnationId: 'inc-b', logDirId: 'dir-b' });
+    expect(again.errorCode).toBe(0);
+    expect(c.metadata.brokers.get(1)).toMatchObject({ incarnationId: 'inc-b', logDirReplaced: true });
+    for (const [, p] of c.metadata.allPartitions()) expect(p).toMatchObject({ leader: -1, isr: [] });
+  });
 });
