@@ -335,6 +335,31 @@ export class QuorumController {
     // leader's log (committed by the read barrier below) or overwritten for good.
     if (this.unsettledIndex >= 0 && this.unsettledTerm === term) await this.settle(term);
     if (this.activeTerm === term) return false;
+    // One activation per term. A read (or a second write path) arriving while the first one
+    // activates waits for it instead of activating again: two activations each wrote a cluster
+    // record when there was none, each with its own random id, so a broker registered between
+    // the two kept the first id and was refused (INCONSISTENT_CLUSTER_ID) ever after. The waiter
+    // then passes its own barrier: the activation's was taken before its call.
+    const pending = this.activation;
+    if (pending !== null && pending.term === term) {
+      await pending.done;
+      return false;
+    }
+    const done = this.activate(term);
+    this.activation = { term, done };
+    try {
+      await done;
+    } finally {
+      if (this.activation?.done === done) this.activation = null;
+    }
+    return true;
+  }
+
+  /** The activation in progress, if any (see ensureActive). */
+  private activation: { term: number; done: Promise<void> } | null = null;
+
+  /** Activates this leader in `term`: barrier, fresh broker sessions, the cluster id if none. */
+  private async activate(term: number): Promise<void> {
     await this.confirmLeadership(term);
     this.unsettledIndex = -1;
     this.activeTerm = term;
@@ -344,7 +369,6 @@ export class QuorumController {
     for (const id of this.image.brokers.keys()) this.lastContact.set(id, now);
     this.opts.logger?.info({ term, metadataOffset: this.image.offset }, 'active controller');
     if (this.image.clusterId === '') await this.commit(encodeMetadataRecordBatch({ records: [{ cluster: { clusterId: this.opts.clusterId ?? randomUUID() } }] }));
-    return true;
   }
 
   /**

@@ -463,4 +463,44 @@ describe('quorum controller (in-process cluster)', () => {
     expect(c.metadata.brokers.get(1)).toMatchObject({ incarnationId: 'inc-b', logDirReplaced: true });
     for (const [, p] of c.metadata.allPartitions()) expect(p).toMatchObject({ leader: -1, isr: [] });
   });
+
+  it('activates once per term even when a read arrives while the write path activates (one cluster id record)', async () => {
+    const net = new MemoryNetwork();
+    let c: QuorumController | undefined;
+    const reads: Promise<unknown>[] = [];
+    c = new QuorumController({
+      nodeId: 1,
+      voters: new Map([[1, { host: '127.0.0.1', port: 9190 }]]),
+      storage: new MemoryStorage(),
+      transport: net.transport('1'),
+      config,
+      tickMs: 10,
+      electionTicks: 10,
+      seed: 1,
+      // No clusterId given (as strand server): each activation would draw its own.
+      logger: {
+        info: (fields) => {
+          // A DescribeConfigs (a read) arriving just as this node wins its first election.
+          if (fields.quorumRole === Role.Leader && c !== undefined) reads.push(c.read(() => undefined).catch(() => undefined));
+        },
+        warn: () => undefined,
+      },
+    });
+    const clusterRecords: string[] = [];
+    try {
+      c.subscribe(-1, (d) => {
+        for (const r of d.records) if (r.cluster) clusterRecords.push(r.cluster.clusterId);
+      });
+      await c.start();
+      await until('the controller active', () => (c!.isActive ? true : undefined));
+      await Promise.all(reads);
+      expect(reads.length).toBeGreaterThan(0);
+      // A later read: the activations are over and what they committed is applied.
+      await c.read(() => undefined);
+      expect(clusterRecords).toHaveLength(1);
+      expect(c.metadata.clusterId).toBe(clusterRecords[0]);
+    } finally {
+      await c.stop();
+    }
+  });
 });
