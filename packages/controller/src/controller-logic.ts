@@ -431,6 +431,16 @@ function validateAssignment(image: MetadataImage, assignments: readonly { partit
   });
 }
 
+/**
+ * A topic's replication factor: its partition 0's replica count, less the replicas a reassignment
+ * in progress is removing (while it runs, replicas are target + removing: a move of three
+ * replicas has six).
+ */
+function replicationFactor(t: TopicState): number {
+  const p = t.partitions.get(0) as PartitionState;
+  return p.replicas.length - p.removingReplicas.length;
+}
+
 /** Initial state of a new partition: ISR = the active replicas, leader = the first of them. */
 function partitionRecord(image: MetadataImage, topicId: TopicId, partition: number, replicas: number[]): MetadataRecord {
   const isr = replicas.filter((r) => image.isActiveBroker(r));
@@ -579,7 +589,7 @@ export function createPartitions(image: MetadataImage, topics: readonly CreatePa
       const current = t.partitions.size;
       if (req.count <= current) throw new StrandError('INVALID_PARTITIONS', `topic '${req.name}' has ${current} partitions; the new count ${req.count} must be larger`);
       if (req.count > 100_000) throw new StrandError('INVALID_PARTITIONS', `partition count ${req.count} is above 100000`);
-      const rf = (t.partitions.get(0) as PartitionState).replicas.length;
+      const rf = replicationFactor(t);
       let assignment: number[][];
       if (req.assignments.length > 0) {
         assignment = validateAssignment(image, req.assignments, current);
@@ -624,7 +634,7 @@ export function alterTopicConfigs(image: MetadataImage, topicName: string, chang
     }
     checkCompressionCodec(changes);
     const validated = validateTopicConfigs([...next].map(([name, value]) => ({ name, value })));
-    const rf = (t.partitions.get(0) as PartitionState).replicas.length;
+    const rf = replicationFactor(t);
     const minIsr = Number(validated.get('min.insync.replicas') ?? '1');
     if (minIsr > rf) throw new StrandError('INVALID_CONFIG', `min.insync.replicas ${minIsr} is larger than the replication factor ${rf}`);
     const records: MetadataRecord[] = validateOnly

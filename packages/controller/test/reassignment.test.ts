@@ -6,7 +6,7 @@
  * errors.
  */
 import { ErrorCode } from '@strand/protocol';
-import { MetadataImage, alterPartition, alterReassignments, topicIdToBytes, type PartitionState } from '../src';
+import { MetadataImage, alterPartition, alterReassignments, alterTopicConfigs, createPartitions, topicIdToBytes, type PartitionState } from '../src';
 import { clusterWith, run, topic, withTopic } from './fixtures';
 
 describe('partition reassignment', () => {
@@ -70,5 +70,19 @@ describe('partition reassignment', () => {
     const id = image.topicByName('t')!.id;
     image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [2, 3] }])).image;
     expect(image.partition(id, 0)).toMatchObject({ replicas: [2, 3], isr: [2, 3], leader: 2, addingReplicas: [], removingReplicas: [] });
+  });
+  it('a topic\'s replication factor during a move of its partition 0 is the target\'s, not target + removing (CreatePartitions, min.insync.replicas)', () => {
+    let image = withTopic(clusterWith([1, 2, 3, 4, 5, 6]), { name: 't', numPartitions: -1, replicationFactor: -1, assignments: [{ partition: 0, brokerIds: [1, 2, 3] }], configs: [] });
+    const id = image.topicByName('t')!.id;
+    // Partition 0 moves to 4, 5, 6 (still three replicas): six replicas while they catch up.
+    image = run(image, alterReassignments(image, [{ topic: 't', partition: 0, replicas: [4, 5, 6] }])).image;
+    expect(image.partition(id, 0)!.replicas).toHaveLength(6);
+    const grown = run(image, createPartitions(image, [{ name: 't', count: 2, assignments: [] }], false));
+    expect(grown.result[0]!.errorCode).toBe(0);
+    expect(grown.image.partition(id, 1)!.replicas).toHaveLength(3);
+    const explicit = createPartitions(image, [{ name: 't', count: 2, assignments: [{ partition: 1, brokerIds: [1, 2, 3] }] }], false);
+    expect(explicit.finish(image)[0]!.errorCode).toBe(0);
+    // min.insync.replicas 4 could never be met by three replicas once the move completes.
+    expect(alterTopicConfigs(image, 't', [{ name: 'min.insync.replicas', value: '4' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
   });
 });
