@@ -16,8 +16,8 @@ export const CONTROLLER_CONFIG = defineConfig({
     type: 'boolean',
     default: false,
     // Accepted so that a Kafka server.properties stating the safe default still starts.
-    validate: (v) => (v ? 'Strand allows unclean leader election per topic only (the topic config unclean.leader.election.enable, e.g. strand topics alter T --config unclean.leader.election.enable=true), not cluster-wide' : undefined),
-    doc: 'Kafka\'s cluster-wide default of the topic config; Strand accepts only false (the default): enable unclean election per topic.',
+    validate: (v) => (v ? 'Strand enables unclean leader election per topic (strand topics alter T --config unclean.leader.election.enable=true) or cluster-wide as a dynamic config kept in the metadata, the same on every controller (strand configs --alter --broker-defaults --add-config unclean.leader.election.enable=true), not in a node\'s file' : undefined),
+    doc: 'Kafka\'s cluster-wide default of the topic config; accepted in a node\'s file only as false (the default): enable unclean election per topic, or cluster-wide with strand configs --broker-defaults (dynamic).',
   },
   'controller.fence.check.interval.ms': { type: 'int', default: 250, min: 10, doc: 'Strand: how often the active controller checks broker sessions (ms).' },
   'controller.metadata.retained.batches': { type: 'int', default: 10_000, min: 10, doc: 'Strand: metadata batches kept in memory for the metadata stream; a broker further behind gets a snapshot.' },
