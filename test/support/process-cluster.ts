@@ -79,13 +79,11 @@ export class ProcessCluster {
     return n;
   }
 
-  start(id: number): void {
-    if (this.procs.has(id)) throw new Error(`node ${id} is already running`);
+  /** Node `id`'s configuration as `--override k=v` arguments (for strand server or strand storage). */
+  overrideArgs(id: number): string[] {
     const n = this.node(id);
     const listeners = [n.roles.includes('controller') ? `CONTROLLER://127.0.0.1:${n.controllerPort}` : '', n.roles.includes('broker') ? `BROKER://127.0.0.1:${n.brokerPort}` : ''].filter((s) => s !== '').join(',');
-    const args = [
-      STRAND_BIN,
-      'server',
+    return [
       '--override', `process.roles=${n.roles.join(',')}`,
       '--override', `node.id=${n.id}`,
       '--override', `controller.quorum.voters=${this.voters}`,
@@ -95,6 +93,11 @@ export class ProcessCluster {
       '--override', `http.listener=127.0.0.1:${n.httpPort}`,
       ...(this.opts.overrides ?? []).flatMap((o) => ['--override', o]),
     ];
+  }
+
+  start(id: number): void {
+    if (this.procs.has(id)) throw new Error(`node ${id} is already running`);
+    const args = [STRAND_BIN, 'server', ...this.overrideArgs(id)];
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRAND_')));
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const log: string[] = this.logs.get(id) ?? [];

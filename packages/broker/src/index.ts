@@ -39,6 +39,8 @@ export { chooseLeader } from './sim/sim-controller';
 export { BrokerServer, BROKER_CONFIG, configValueString } from './server/broker-server';
 export type { BrokerListenerOptions, BrokerLogger, BrokerServerOptions, NodeConfigEntry } from './server/broker-server';
 export { checkBrokerConfig } from './server/broker-config';
+export { META_PROPERTIES, formatLogDir, readMetaProperties } from './server/log-dir-meta';
+export type { MetaProperties } from './server/log-dir-meta';
 export type { BrokerConfig } from './server/broker-config';
 export { NO_METRICS } from './server/broker-metrics';
 export type { BrokerMetricsSink, ReplicaSummary } from './server/broker-metrics';

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LogDirMeta, META_PROPERTIES } from '../../src/server/log-dir-meta';
+import { LogDirMeta, META_PROPERTIES, formatLogDir, readMetaProperties } from '../../src/server/log-dir-meta';
 
 let dir: string;
 beforeEach(() => {
@@ -47,4 +47,15 @@ test('a directory from before directory.id keeps its cluster id and records its 
   expect(meta.clusterId).toBe('old');
   expect(metaFile()).toContain(`directory.id=${meta.directoryId}\n`);
   expect(new LogDirMeta(dir, 2).directoryId).toBe(meta.directoryId);
+});
+
+test('a formatted directory (strand storage format): its cluster id and directory id are used, the start counts as clean, and another node\'s directory is refused', () => {
+  const dirId = formatLogDir(dir, 'AAAAAAAAAAAAAAAAAAAAAQ', 2);
+  expect(readMetaProperties(dir)).toEqual({ clusterId: 'AAAAAAAAAAAAAAAAAAAAAQ', nodeId: 2, directoryId: dirId });
+  const meta = new LogDirMeta(dir, 2);
+  expect(meta).toMatchObject({ clusterId: 'AAAAAAAAAAAAAAAAAAAAAQ', directoryId: dirId, previousShutdownClean: true });
+  meta.registered('AAAAAAAAAAAAAAAAAAAAAQ');
+  expect(metaFile()).toBe(`version=1\ncluster.id=AAAAAAAAAAAAAAAAAAAAAQ\nnode.id=2\ndirectory.id=${dirId}\n`);
+  expect(() => new LogDirMeta(dir, 3)).toThrow(/belongs to node 2 .* not to node\.id 3/);
+  expect(readMetaProperties(path.join(dir, 'none'))).toBeUndefined();
 });

@@ -62,6 +62,57 @@ program
     }
   });
 
+const storage = program.command('storage').description("a node's storage before its first start (Kafka's kafka-storage): random-uuid, format, info");
+const storageAction =
+  <A extends unknown[]>(fn: (...args: A) => void) =>
+  (...args: A): void => {
+    try {
+      fn(...args);
+    } catch (e: unknown) {
+      process.stderr.write(`strand storage: ${e instanceof StrandError ? `${e.errorName}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(e instanceof StrandError && e.errorName === 'INVALID_CONFIG' ? 2 : 1);
+    }
+  };
+type StorageCliOptions = { config?: string; override: string[] };
+const storageOpts = (o: StorageCliOptions): import('../server/storage.js').StorageOptions => ({ ...(o.config === undefined ? {} : { configFile: o.config }), overrides: o.override, env: process.env });
+storage
+  .command('random-uuid')
+  .description('print a new cluster id (Kafka\'s 22-character form)')
+  .action(
+    storageAction(() => {
+      const { randomClusterId } = require('../server/storage') as typeof import('../server/storage.js');
+      process.stdout.write(`${randomClusterId()}\n`);
+    }),
+  );
+storage
+  .command('format')
+  .description("write meta.properties (cluster id, node id, directory id) into the node's log.dirs and metadata.log.dir; the node then starts only into that cluster")
+  .requiredOption('-t, --cluster-id <id>', 'the cluster id (from strand storage random-uuid)')
+  .option('-c, --config <file>', 'the node\'s configuration file (as strand server)')
+  .option('-o, --override <key=value>', 'a configuration key (repeatable, as strand server)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('-g, --ignore-formatted', 'leave directories already formatted for this cluster and node as they are, and succeed', false)
+  .action(
+    storageAction((o: StorageCliOptions & { clusterId: string; ignoreFormatted: boolean }) => {
+      const { formatStorage } = require('../server/storage') as typeof import('../server/storage.js');
+      const r = formatStorage({ ...storageOpts(o), clusterId: o.clusterId, ignoreFormatted: o.ignoreFormatted });
+      for (const dir of r.formatted) process.stdout.write(`Formatting ${dir} with cluster.id ${o.clusterId}.\n`);
+      if (r.formatted.length === 0) process.stdout.write('All of the log directories are already formatted.\n');
+    }),
+  );
+storage
+  .command('info')
+  .description("what the node's directories hold: formatted (cluster.id, node.id, directory.id), unformatted, or missing")
+  .option('-c, --config <file>', 'the node\'s configuration file (as strand server)')
+  .option('-o, --override <key=value>', 'a configuration key (repeatable, as strand server)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .action(
+    storageAction((o: StorageCliOptions) => {
+      const { storageInfo } = require('../server/storage') as typeof import('../server/storage.js');
+      for (const d of storageInfo(storageOpts(o))) {
+        process.stdout.write(d.state === 'formatted' ? `${d.dir}: cluster.id=${d.clusterId ?? ''} node.id=${d.nodeId ?? ''} directory.id=${d.directoryId ?? ''}\n` : `${d.dir}: ${d.state}\n`);
+      }
+    }),
+  );
+
 program
   .command('dev')
   .description('run a local three-node development cluster (controller+broker per node) until Ctrl-C')

@@ -12,6 +12,7 @@ import { DirectoryLock } from '@strand/storage';
 import { GrpcTransport, WalStorage, migrateLevelToWal } from '@strand/raft';
 import { QuorumController, addControllerService } from '@strand/controller';
 import { CONTROLLER_CONFIG } from '@strand/controller';
+import { readMetaProperties } from '@strand/broker';
 import type { Logger } from './logger';
 import type { ResolvedServerConfig } from './server-config';
 
@@ -29,6 +30,10 @@ function quorumId(cfg: ResolvedServerConfig): string {
 }
 
 export async function startControllerRole(cfg: ResolvedServerConfig, server: grpc.Server, logger: Logger): Promise<ControllerRole> {
+  // A metadata directory formatted by `strand storage format` names the cluster id the first
+  // active controller writes (unformatted: a random one) and the node it belongs to.
+  const meta = readMetaProperties(cfg.metadataLogDir);
+  if (meta?.nodeId !== undefined && meta.nodeId !== cfg.nodeId) throw new Error(`metadata directory ${cfg.metadataLogDir} belongs to node ${meta.nodeId} (its meta.properties says so), not to node.id ${cfg.nodeId}`);
   const dir = path.join(cfg.metadataLogDir, '__cluster_metadata');
   fs.mkdirSync(dir, { recursive: true });
   const lock = DirectoryLock.acquire(dir);
@@ -50,6 +55,7 @@ export async function startControllerRole(cfg: ResolvedServerConfig, server: grp
     tickMs,
     electionTicks: Math.max(2, Math.ceil(cfg.values['controller.quorum.election.timeout.ms'] / tickMs)),
     logger: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) },
+    ...(meta?.clusterId === undefined ? {} : { clusterId: meta.clusterId }),
   });
   addControllerService(server, controller, voters);
   await controller.start();
