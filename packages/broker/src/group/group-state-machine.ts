@@ -700,12 +700,16 @@ export class GroupStateMachine {
     if (group.state === 'Dead') return fail('COORDINATOR_NOT_AVAILABLE');
     if (!(req.generationId < 0 && group.state === 'Empty')) {
       // SCENARIOS 13: a member of an older generation must not commit over the new owner's offsets.
+      // The order is Kafka's validateOffsetCommit: membership and generation first, so that in
+      // CompletingRebalance only a member of the new generation hears REBALANCE_IN_PROGRESS (it
+      // keeps its generation); a member fenced out of it must hear ILLEGAL_GENERATION or
+      // UNKNOWN_MEMBER_ID, which tell its client that its partitions are lost, not revoked.
       const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
       if (fenced !== null) return fail(fenced);
-      if (group.state === 'CompletingRebalance') return fail('REBALANCE_IN_PROGRESS');
       const member = group.members.get(req.memberId);
       if (member === undefined) return fail('UNKNOWN_MEMBER_ID');
       if (req.generationId !== group.generationId) return fail('ILLEGAL_GENERATION');
+      if (group.state === 'CompletingRebalance') return fail('REBALANCE_IN_PROGRESS');
       member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
     }
     const response: OffsetCommitResponse = { errorCode: 0, topics: [] };

@@ -658,6 +658,23 @@ describe('OffsetCommit and OffsetFetch (SCENARIOS 13: generation fencing)', () =
     expect(d.committed()).toBe(20);
   });
 
+  test('in CompletingRebalance only a current member of the new generation is told REBALANCE_IN_PROGRESS; the others are fenced as in Stable (Kafka validateOffsetCommit)', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.join(a);
+    d.join(b);
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+    expect(d.sm.generationOf('g')).toBe(2);
+    // A member still on generation 1 lost its partitions: ILLEGAL_GENERATION (its client treats
+    // them as lost), not REBALANCE_IN_PROGRESS (which would leave it in its old generation).
+    expect(d.commitError(d.commit(a, 1, 5))).toBe(E('ILLEGAL_GENERATION'));
+    // Neither a removed member nor a standalone consumer is a member of a group with members.
+    expect(d.commitError(d.commit('stranger', 2, 5))).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.commitError(d.commit('', -1, 5))).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.commitError(d.commit(a, 2, 5))).toBe(E('REBALANCE_IN_PROGRESS'));
+    expect(d.appends).toEqual([]);
+  });
+
   test('commits of the current generation are accepted during PreparingRebalance (commit on revoke)', () => {
     const d = new Driver();
     const { a, b } = d.stableTwo();
