@@ -465,7 +465,13 @@ export class GroupStateMachine {
     if (group.leaderId === oldId) group.leaderId = newId;
     switch (group.state) {
       case 'Stable': {
-        if (!sameProtocols(old.protocols, req.protocols)) {
+        // As Kafka's updateStaticMemberThenRebalanceOrCompleteJoin, the new incarnation's protocols
+        // replace the old ones, and only a change of the group's protocol, or (Strand) of what the
+        // member subscribes to, needs a rebalance. The rest of the metadata changes with every
+        // restart (a consumer's owned partitions, v1, are empty again; after a failover only the
+        // chosen protocol's metadata was loaded), so comparing all of it rebalanced every restart.
+        member.protocols = req.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata) }));
+        if (this.selectProtocol(group) !== group.protocolName || this.subscriptionChanged(group, old, member)) {
           this.updateMember(member, req, requestId);
           this.prepareRebalance(group, nowMs);
           return;
@@ -1216,6 +1222,22 @@ export class GroupStateMachine {
       for (const x of t) topics.add(x);
     }
     return topics;
+  }
+
+  /**
+   * Whether `after` subscribes to something else than `before` under the group's protocol: the
+   * topics for a "consumer" group (owned partitions and user data aside), else the metadata bytes.
+   */
+  private subscriptionChanged(group: Group, before: Member, after: Member): boolean {
+    const a = before.protocols.find((p) => p.name === group.protocolName)?.metadata;
+    const b = after.protocols.find((p) => p.name === group.protocolName)?.metadata;
+    if (a === undefined || b === undefined) return true;
+    const ta = group.protocolType === CONSUMER_PROTOCOL_TYPE ? subscribedTopicsOf(a) : null;
+    const tb = group.protocolType === CONSUMER_PROTOCOL_TYPE ? subscribedTopicsOf(b) : null;
+    if (ta === null || tb === null) return !a.equals(b);
+    const sa = new Set(ta);
+    const sb = new Set(tb);
+    return sa.size !== sb.size || [...sa].some((t) => !sb.has(t));
   }
 
   /**

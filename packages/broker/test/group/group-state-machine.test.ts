@@ -4,7 +4,7 @@
  * or fails appends, and checks the machine's invariants after every step. Member ids come from a
  * counter, so every run is identical.
  */
-import { ErrorCode, type ErrorName, type JoinGroupResponse, type LeaveGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
+import { ErrorCode, KafkaWriter, type ErrorName, type JoinGroupResponse, type LeaveGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
 import { GroupStateMachine, MAX_NAME_BYTES, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
 import { decodeGroupRecordKey } from '../../src/group/group-records';
 import { consumerSubscription } from '../support/consumer-subscription';
@@ -520,6 +520,69 @@ describe('static membership (group.instance.id)', () => {
     d.join(a);
     d.tick(2100);
     expect(d.joinResponse(again).errorCode).toBe(0);
+  });
+
+  /** ConsumerProtocol subscription v1 of topic `t`, listing the partitions of `t` the member owns (as a rejoining consumer sends). */
+  const owning = (...partitions: number[]): Buffer => {
+    const w = new KafkaWriter().int16(1).int32(1).string('t').bytes(null).int32(partitions.length > 0 ? 1 : 0);
+    if (partitions.length > 0) {
+      w.string('t').int32(partitions.length);
+      for (const p of partitions) w.int32(p);
+    }
+    return w.done();
+  };
+
+  test('a restart in Stable is no rebalance when only owned partitions or user data differ from the old incarnation\'s last join (Kafka: only a change of protocol rebalances)', () => {
+    const d = new Driver();
+    const proto = (metadata: Buffer): Partial<JoinInput> => ({ groupInstanceId: 'pod-s', sessionTimeoutMs: 5000, protocols: [{ name: 'range', metadata }] });
+    const s = d.join('', proto(owning()));
+    const b = d.joinNew({ protocols: [{ name: 'range', metadata: owning() }] });
+    d.tick(100);
+    const sId = d.joinResponse(s).memberId;
+    d.sync(sId, 1, [{ memberId: sId, assignment: Buffer.from('S1') }, { memberId: b.memberId, assignment: Buffer.from('B1') }], { groupInstanceId: 'pod-s' });
+    d.sync(b.memberId, 1);
+    d.ackAll();
+    // A second generation, which pod-s joins owning partition 0 (its subscription v1 says so).
+    const rs = d.join(sId, proto(owning(0)));
+    const rb = d.join(b.memberId, { protocols: [{ name: 'range', metadata: owning(1) }] });
+    expect(d.joinResponse(rs).generationId).toBe(2);
+    expect(d.joinResponse(rb).generationId).toBe(2);
+    d.sync(sId, 2, [{ memberId: sId, assignment: Buffer.from('S2') }, { memberId: b.memberId, assignment: Buffer.from('B2') }], { groupInstanceId: 'pod-s' });
+    d.sync(b.memberId, 2);
+    d.ackAll();
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    // The pod restarts: same topics, owning nothing yet.
+    d.now = 1000;
+    const restart = d.join('', proto(owning()));
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    d.ackAll();
+    const again = d.joinResponse(restart);
+    expect(again).toMatchObject({ errorCode: 0, generationId: 2, leader: again.memberId });
+    const r = d.reply(d.sync(again.memberId, 2, [], { groupInstanceId: 'pod-s' }));
+    expect(r?.kind === 'sync' && Buffer.from(r.response.assignment).toString()).toBe('S2');
+    // Other topics are another matter: that restart rebalances.
+    d.join('', { ...proto(consumerSubscription('t', 'u')) });
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+  });
+
+  test('after a coordinator failover a static restart offering several assignors is no rebalance either', () => {
+    const d = new Driver();
+    const both = (metadata: Buffer): { name: string; metadata: Buffer }[] => [{ name: 'range', metadata }, { name: 'roundrobin', metadata }];
+    const s = d.join('', { groupInstanceId: 'pod-s', protocols: both(consumerSubscription('t')) });
+    d.tick(100);
+    const sId = d.joinResponse(s).memberId;
+    d.sync(sId, 1, [{ memberId: sId, assignment: Buffer.from('S') }], { groupInstanceId: 'pod-s' });
+    d.ackAll();
+    const loaded = reload(d);
+    loaded.join(1, { groupId: 'g', memberId: '', groupInstanceId: 'pod-s', sessionTimeoutMs: 1000, rebalanceTimeoutMs: 2000, protocolType: 'consumer', protocols: both(consumerSubscription('t')), clientId: 'c', clientHost: 'h' }, d.now);
+    loaded.checkInvariants();
+    expect(loaded.stateOf('g')).toBe('Stable');
+    const ready = loaded.takeReady();
+    expect(ready.replies).toEqual([]); // answered once the new id is persisted
+    expect(ready.appends).toHaveLength(1);
+    loaded.onAppended(ready.appends[0]!.appendId, null, d.now);
+    const r = loaded.takeReady().replies[0];
+    expect(r?.kind === 'join' && r.response).toMatchObject({ errorCode: 0, generationId: 1, protocolName: 'range' });
   });
 });
 
