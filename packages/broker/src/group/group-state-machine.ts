@@ -968,11 +968,14 @@ export class GroupStateMachine {
       }
     }
     for (const g of [...this.groups.values()]) {
-      if (g.state === 'Dead') continue;
       const keys = inFlight.get(g.groupId) ?? new Map<string, { topic: string; partition: number }>();
-      for (const [k, o] of [...g.offsets]) {
+      // A group being deleted holds its offsets in its deletion, to be restored should that write
+      // fail: they go too, with tombstones of their own (those of the deletion may never be written).
+      const offsets = g.state === 'Dead' ? this.pendingDeleteOf(g.groupId)?.saved.offsets : g.offsets;
+      if (offsets === undefined) continue;
+      for (const [k, o] of [...offsets]) {
         if (!topics.has(o.topic)) continue;
-        g.offsets.delete(k);
+        offsets.delete(k);
         keys.set(k, o);
       }
       if (keys.size === 0) continue;

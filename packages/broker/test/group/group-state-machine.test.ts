@@ -1098,6 +1098,32 @@ describe('offsets of deleted topics (Kafka: onPartitionsDeleted)', () => {
     expect(e.sm.stateOf('g')).toBeUndefined();
     expect(reloadCompacted(e).stateOf('g')).toBeUndefined();
   });
+
+  test('a group being deleted loses them too: should its deletion fail, the restored group holds no offset of the deleted topic', () => {
+    const d = new Driver();
+    d.commit('', -1, 5);
+    d.commit('', -1, 6, { topic: 'u' });
+    d.ackAll();
+    d.sm.deleteGroup(900, 'g');
+    d.tick(d.now);
+    d.sm.deleteTopicOffsets(new Set(['t']));
+    d.tick(d.now);
+    const [deleteAppend, ...rest] = d.appends;
+    d.appends = rest;
+    // The group's tombstones never make it to the log (refused: not enough replicas); the rest does.
+    d.sm.onAppended(deleteAppend!.appendId, 'NOT_ENOUGH_REPLICAS', d.now);
+    d.tick(d.now);
+    d.ackAll();
+    expect(d.errorOf(900)).toBe(E('COORDINATOR_NOT_AVAILABLE'));
+    expect(d.sm.stateOf('g')).toBe('Empty');
+    expect(d.committed(0, 'u')).toBe(6);
+    expect(d.committed(0, 't')).toBe(-1);
+    // A new coordinator agrees (the log holds the commits and whatever came after the failed write).
+    const loaded = new GroupStateMachine(CONFIG, () => 'x');
+    for (const a of d.log) if (a !== deleteAppend) for (const r of a.records) loaded.replay(r.key, r.value);
+    loaded.finishLoad(d.now);
+    expect(loaded.fetchOffsets({ groupId: 'g', topics: [] }).topics.map((t) => t.name)).toEqual(['u']);
+  });
 });
 
 /** One consumer subscribed to `topics`, joined and synced: a Stable generation 1. */
