@@ -401,13 +401,15 @@ export class GroupStateMachine {
   }
 
   private joinKnownMember(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
+    // Before the pending ids: a pending id (handed to a dynamic member) joining with an instance id
+    // another member holds would give two members one instance id (Kafka refuses it as well).
+    const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
+    if (fenced !== null) return this.reply({ requestId, kind: 'join', response: this.joinError(fenced, req.memberId, '') });
     if (group.pendingMembers.has(req.memberId)) {
       group.pendingMembers.delete(req.memberId);
       this.addMemberAndRebalance(requestId, group, req, nowMs);
       return;
     }
-    const fenced = this.instanceFencing(group, req.memberId, req.groupInstanceId);
-    if (fenced !== null) return this.reply({ requestId, kind: 'join', response: this.joinError(fenced, req.memberId, '') });
     const member = group.members.get(req.memberId);
     if (member === undefined || group.state === 'Empty') return this.reply({ requestId, kind: 'join', response: this.joinError('UNKNOWN_MEMBER_ID', req.memberId, '') });
     member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;

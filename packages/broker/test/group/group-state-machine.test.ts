@@ -501,6 +501,19 @@ describe('static membership (group.instance.id)', () => {
     expect(d.heartbeat(again.memberId, 1, { groupInstanceId: 'pod-b' })).toBe(0);
   });
 
+  test('a join with a pending member id cannot claim an instance id another member holds (FENCED_INSTANCE_ID)', () => {
+    const d = new Driver();
+    const s = d.join('', { groupInstanceId: 'pod-a' });
+    d.tick(100);
+    const sId = d.joinResponse(s).memberId;
+    const pending = d.joinResponse(d.join('')).memberId; // MEMBER_ID_REQUIRED
+    // A misbehaving client joins with that id and pod-a's instance id: refused, and nothing
+    // changes (two members must never hold one instance id).
+    expect(d.joinResponse(d.join(pending, { groupInstanceId: 'pod-a' })).errorCode).toBe(E('FENCED_INSTANCE_ID'));
+    expect(d.sm.membersOf('g')).toEqual([sId]);
+    expect(d.sm.stateOf('g')).toBe('CompletingRebalance');
+  });
+
   test('an administrative leave by instance id alone removes the static member', () => {
     const d = new Driver();
     const s = d.join('', { groupInstanceId: 'pod-a' });
