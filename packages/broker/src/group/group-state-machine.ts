@@ -222,6 +222,12 @@ type PendingAppend =
     }
   /** OffsetDelete's tombstones of `keys`; `response` is the answer once they are acknowledged. */
   | { kind: 'deleteOffsets'; groupId: string; requestId: number; keys: Set<string>; response: OffsetDeleteResponse }
+  /**
+   * Tombstones of offsets already gone from memory (expired, or of a deleted topic), and of the
+   * group itself when `group`: if the write fails they are written again (`retryTombstones`), or
+   * a reload would bring back what was answered as gone.
+   */
+  | { kind: 'tombstones'; groupId: string; offsets: { topic: string; partition: number }[]; group: boolean }
   | { kind: 'other' };
 
 /** One partition of a commit in flight; `dropped` once its topic was deleted meanwhile (tombstoned after it). */
@@ -273,6 +279,8 @@ export class GroupStateMachine {
   /** Groups that may have a timer (members, member ids awaiting their join, a rebalance): what tick() walks. */
   private readonly timed = new Set<Group>();
   private readonly pending = new Map<number, PendingAppend>();
+  /** Tombstone writes that failed, written again at the next tick (bounded by the groups and offsets they name). */
+  private failedTombstones: Extract<PendingAppend, { kind: 'tombstones' }>[] = [];
   private nextAppendId = 1;
   private ready: GroupReady = { replies: [], appends: [] };
   private closed = false;
@@ -873,6 +881,7 @@ export class GroupStateMachine {
 
   /** Session expiry, rebalance and sync deadlines, pending member expiry. */
   tick(nowMs: number): void {
+    if (this.failedTombstones.length > 0) this.retryTombstones();
     // Only groups with a timer: an Empty group without member ids awaiting their join (e.g. one
     // of standalone commits; up to group.coordinator.max.groups of them) costs nothing here.
     for (const g of this.timed) {
@@ -909,11 +918,13 @@ export class GroupStateMachine {
 
   /**
    * The earliest time at which `tick` would change something (a session, pending member id,
-   * initial delay, rebalance or sync deadline), or null when nothing is timed. A driver may sleep
+   * initial delay, rebalance or sync deadline, a failed tombstone write to repeat), or null when
+   * nothing is timed. A driver may sleep
    * until then instead of ticking on a fixed interval. O(members).
    */
   nextDeadlineMs(): number | null {
-    let next = Infinity;
+    // Failed tombstone writes go out again at the next tick: due at once.
+    let next = this.failedTombstones.length > 0 ? 0 : Infinity;
     for (const g of this.groups.values()) {
       for (const d of g.pendingMembers.values()) next = Math.min(next, d);
       if (g.state === 'Empty' || g.state === 'Dead') continue;
@@ -944,8 +955,7 @@ export class GroupStateMachine {
       // An Empty group without offsets is forgotten (unless a member id handed out is still unused).
       const dead = g.offsets.size === 0 && g.pendingMembers.size === 0 && this.groupAppendsSettled(g.groupId);
       if (dead) this.groups.delete(g.groupId);
-      const records = dead ? this.tombstones(g, expired) : expired.map((o) => ({ key: encodeGroupRecordKey({ kind: 'offset', group: g.groupId, topic: o.topic, partition: o.partition }), value: null }));
-      if (records.length > 0) this.append(records, { kind: 'other' });
+      if (dead || expired.length > 0) this.appendTombstones(g.groupId, expired, dead);
     }
   }
 
@@ -983,8 +993,7 @@ export class GroupStateMachine {
       if (keys.size === 0) continue;
       const dead = g.state === 'Empty' && g.offsets.size === 0 && g.pendingMembers.size === 0 && this.groupAppendsSettled(g.groupId);
       if (dead) this.groups.delete(g.groupId);
-      const gone = [...keys.values()];
-      this.append(dead ? this.tombstones(g, gone) : gone.map((o) => ({ key: encodeGroupRecordKey({ kind: 'offset', group: g.groupId, topic: o.topic, partition: o.partition }), value: null })), { kind: 'other' });
+      this.appendTombstones(g.groupId, [...keys.values()], dead);
     }
   }
 
@@ -1090,8 +1099,37 @@ export class GroupStateMachine {
         this.reply({ requestId: p.requestId, kind: 'deleteOffsets', response: p.response });
         return;
       }
+      case 'tombstones':
+        if (failure !== null) this.failedTombstones.push(p);
+        return;
       case 'other':
         return;
+    }
+  }
+
+  /**
+   * Writes again the tombstones of failed writes (a refused or timed-out write may not be in the
+   * log): those of offsets still gone with no commit of them in flight that will be applied (such
+   * a commit stands, its record after the failed tombstones), and the group's if it is still gone
+   * with nothing in flight. Appended after everything since, they agree with what is served now.
+   */
+  private retryTombstones(): void {
+    const failed = this.failedTombstones;
+    this.failedTombstones = [];
+    for (const p of failed) {
+      const g = this.groups.get(p.groupId);
+      const offsets = g === undefined ? undefined : g.state === 'Dead' ? this.pendingDeleteOf(g.groupId)?.saved.offsets : g.offsets;
+      // A commit in flight stands unless dropped (a dropped one is never applied here: the
+      // tombstone must follow it).
+      const inFlight = new Set<string>();
+      for (const q of this.pending.values()) if (q.kind === 'commit' && q.groupId === p.groupId) for (const e of q.entries) if (e.dropped !== true) inFlight.add(e.key);
+      const missing = p.offsets.filter((o) => offsets?.has(offsetKey(o.topic, o.partition)) !== true);
+      // Those with a commit in flight wait for its outcome: should it fail, they are still due.
+      const waiting = missing.filter((o) => inFlight.has(offsetKey(o.topic, o.partition)));
+      const gone = missing.filter((o) => !inFlight.has(offsetKey(o.topic, o.partition)));
+      const group = p.group && g === undefined && this.groupAppendsSettled(p.groupId);
+      if (gone.length > 0 || group) this.appendTombstones(p.groupId, gone, group);
+      if (waiting.length > 0 || (p.group && !group && g === undefined)) this.failedTombstones.push({ ...p, offsets: waiting, group: p.group && !group && g === undefined });
     }
   }
 
@@ -1207,7 +1245,7 @@ export class GroupStateMachine {
   }
 
   private groupAppendsSettled(groupId: string): boolean {
-    for (const p of this.pending.values()) if (p.kind !== 'other' && p.groupId === groupId) return false;
+    for (const p of this.pending.values()) if (p.kind !== 'other' && p.kind !== 'tombstones' && p.groupId === groupId) return false;
     return true;
   }
 
@@ -1268,6 +1306,13 @@ export class GroupStateMachine {
       ...offsets.map((o) => ({ key: encodeGroupRecordKey({ kind: 'offset', group: g.groupId, topic: o.topic, partition: o.partition }), value: null })),
       { key: encodeGroupRecordKey({ kind: 'group', group: g.groupId }), value: null },
     ];
+  }
+
+  /** Tombstones of offsets gone from memory (and of the group when `group`), written again should the write fail. */
+  private appendTombstones(groupId: string, offsets: { topic: string; partition: number }[], group: boolean): void {
+    const records: GroupRecord[] = offsets.map((o) => offsetTombstone(groupId, o));
+    if (group) records.push({ key: encodeGroupRecordKey({ kind: 'group', group: groupId }), value: null });
+    this.append(records, { kind: 'tombstones', groupId, offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition })), group });
   }
 
   private removeMember(group: Group, m: Member): void {

@@ -837,6 +837,68 @@ describe('offsets expiry, deletion, listing', () => {
     expect(d.sm.stateOf('g')).toBeUndefined();
   });
 
+  /** Acknowledges the appends made so far with `error` (null: written), returning those written. */
+  const settle = (d: Driver, error: ErrorName | null): GroupAppend[] => {
+    const list = d.appends;
+    d.appends = [];
+    for (const a of list) d.sm.onAppended(a.appendId, error, d.now);
+    d.tick(d.now);
+    return error === null ? list : [];
+  };
+
+  const replayOf = (written: readonly GroupAppend[]): GroupStateMachine => {
+    const loaded = new GroupStateMachine(CONFIG, () => 'x');
+    for (const a of written) for (const r of a.records) loaded.replay(r.key, r.value);
+    loaded.finishLoad(0);
+    return loaded;
+  };
+
+  test('expiry tombstones that fail to be written are written again, so a reload does not bring the expired offsets back', () => {
+    const d = new Driver();
+    d.commit('', -1, 9);
+    d.commit('', -1, 4, { partition: 1 });
+    const written = settle(d, null);
+    d.now = 20_000;
+    d.sm.expireOffsets(d.now);
+    d.tick(d.now);
+    expect(d.sm.stateOf('g')).toBeUndefined();
+    settle(d, 'NOT_ENOUGH_REPLICAS'); // refused: not in the log
+    expect(d.appends).toHaveLength(1); // issued again at the next tick
+    written.push(...settle(d, null));
+    expect(d.appends).toEqual([]);
+    const loaded = replayOf(written);
+    expect(loaded.stateOf('g')).toBeUndefined();
+    expect(loaded.fetchOffsets({ groupId: 'g', topics: [] }).topics).toEqual([]);
+  });
+
+  test('deleted-topic tombstones that fail are written again, except for a partition committed again meanwhile', () => {
+    const d = new Driver();
+    const { a } = d.stableTwo();
+    d.commit(a, 1, 9);
+    d.commit(a, 1, 4, { partition: 1 });
+    const written = [...d.log];
+    d.ackAll();
+    d.sm.deleteTopicOffsets(new Set(['t']));
+    d.tick(d.now);
+    const [tombstones] = d.appends;
+    d.appends = [];
+    d.sm.onAppended(tombstones!.appendId, 'REQUEST_TIMED_OUT', d.now);
+    // The topic is re-created and partition 1 committed before the next tick.
+    d.commit(a, 1, 2, { partition: 1 });
+    const commit = d.appends;
+    d.appends = [];
+    d.sm.onAppended(commit[0]!.appendId, null, d.now);
+    written.push(...commit);
+    expect(d.committed(1)).toBe(2);
+    d.tick(d.now);
+    expect(d.appends.flatMap((x) => x.records.map((r) => decodeGroupRecordKey(r.key)))).toEqual([{ kind: 'offset', group: 'g', topic: 't', partition: 0 }]);
+    written.push(...settle(d, null));
+    expect(d.appends).toEqual([]);
+    const loaded = replayOf(written);
+    expect(loaded.fetchOffsets({ groupId: 'g', topics: [{ name: 't', partitions: [0, 1] }] }).topics[0]?.partitions.map((p) => p.committedOffset)).toEqual([-1, 2]);
+    expect(d.committed(0)).toBe(-1);
+  });
+
   test('offsets of a non-empty group never expire', () => {
     const d = new Driver();
     const { a } = d.stableTwo();
