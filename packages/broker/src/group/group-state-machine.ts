@@ -319,7 +319,13 @@ export class GroupStateMachine {
       return;
     }
     if (value === null) {
+      // As Kafka's loader: the tombstone removes the group's metadata, not its offsets, which have
+      // keys (and tombstones) of their own. Offsets whose tombstones never made it to the log (a
+      // failed write) therefore load the same before and after compaction drops this tombstone,
+      // held by a fresh Empty group without a protocol type (expiring by commit time).
+      const prev = this.groups.get(k.group);
       this.groups.delete(k.group);
+      if (prev !== undefined && prev.offsets.size > 0) this.createGroup(k.group, 0).offsets = prev.offsets;
       return;
     }
     const v = decodeGroupMetadataValue(value);

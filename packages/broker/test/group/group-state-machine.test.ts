@@ -6,7 +6,7 @@
  */
 import { ErrorCode, KafkaWriter, type ErrorName, type JoinGroupResponse, type LeaveGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
 import { GroupStateMachine, MAX_NAME_BYTES, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
-import { decodeGroupRecordKey } from '../../src/group/group-records';
+import { decodeGroupRecordKey, encodeGroupRecordKey } from '../../src/group/group-records';
 import { consumerSubscription } from '../support/consumer-subscription';
 
 const CONFIG: GroupConfig = {
@@ -988,6 +988,37 @@ describe('timers', () => {
 });
 
 describe('loading and shutdown', () => {
+  test('a group tombstone removes the group\'s metadata, not offsets with no tombstone of their own (Kafka): a load is the same before and after compaction', () => {
+    const d = new Driver();
+    const { a, b } = d.stableTwo();
+    d.commit(a, 1, 42);
+    d.ackAll();
+    d.leave([{ memberId: a }, { memberId: b }]);
+    d.ackAll();
+    // The log as a failed offset tombstone leaves it: the group's tombstone, not the offset's.
+    const groupTombstone = { key: encodeGroupRecordKey({ kind: 'group', group: 'g' }), value: null };
+    const records = [...d.log.flatMap((x) => x.records), groupTombstone];
+    const load = (rs: readonly { key: Buffer; value: Buffer | null }[]): GroupStateMachine => {
+      const loaded = new GroupStateMachine(CONFIG, () => 'x');
+      for (const r of rs) loaded.replay(r.key, r.value);
+      loaded.finishLoad(0);
+      loaded.checkInvariants();
+      return loaded;
+    };
+    const latest = new Map<string, { key: Buffer; value: Buffer | null }>();
+    for (const r of records) {
+      latest.delete(r.key.toString('hex'));
+      latest.set(r.key.toString('hex'), r);
+    }
+    const compacted = [...latest.values()].filter((r) => r.value !== null);
+    for (const loaded of [load(records), load(compacted)]) {
+      expect(reloadedOffset(loaded)).toBe(42);
+      expect(loaded.stateOf('g')).toBe('Empty');
+    }
+    // The metadata did go: a fresh Empty group (generation 0) holds the offsets.
+    expect(load(records).generationOf('g')).toBe(0);
+  });
+
   test('a state machine rebuilt from the acknowledged records has the same groups, generation, assignments and offsets', () => {
     const d = new Driver();
     const { a, b } = d.stableTwo();
