@@ -516,6 +516,8 @@ export class GroupCoordinator {
     let errorCode = 0;
     const groups: ListGroupsResponse['groups'] = [];
     for (const shard of this.shards.values()) {
+      // A shard whose leadership went, not yet unloaded (reconcile, tick), coordinates nothing.
+      if (!this.current(shard)) continue;
       if (shard.sm === null) errorCode = code('COORDINATOR_LOAD_IN_PROGRESS');
       else groups.push(...shard.sm.listGroups(req.statesFilter));
     }

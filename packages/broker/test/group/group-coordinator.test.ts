@@ -117,6 +117,21 @@ test('routing: NOT_COORDINATOR for partitions this broker does not lead, LOAD_IN
   coordinator.close();
 });
 
+test('ListGroups lists only groups of partitions this broker still leads (as every other group request routes)', async () => {
+  const { coordinator, part, group } = setup();
+  coordinator.reconcile();
+  await flush();
+  const c = commit(coordinator, group, '', -1, 3);
+  await part.release();
+  await c;
+  expect(coordinator.listGroups({ statesFilter: [] }).groups.map((g) => g.groupId)).toEqual([group]);
+  // Leadership gone, before the replica manager's change notice (reconcile) or the next tick.
+  part.isLeader = false;
+  expect(coordinator.describeGroups({ groups: [group] }).groups[0]?.errorCode).toBe(ErrorCode.NOT_COORDINATOR);
+  expect(coordinator.listGroups({ statesFilter: [] }).groups).toEqual([]);
+  coordinator.close();
+});
+
 test('join, sync and commit are answered only after acks=all; a failed write maps to COORDINATOR_NOT_AVAILABLE', async () => {
   const { coordinator, part, group } = setup();
   coordinator.reconcile();
