@@ -361,7 +361,13 @@ export class GroupStateMachine {
 
   /** Ends loading: loaded members get a full session from now (their heartbeats went elsewhere). */
   finishLoad(nowMs: number): void {
-    for (const g of this.groups.values()) {
+    for (const g of [...this.groups.values()]) {
+      // Offsets without metadata made the group; with every one of them tombstoned there is
+      // nothing left of it (Kafka loads only groups with metadata or offsets).
+      if (g.protocolType === null && g.members.size === 0 && g.offsets.size === 0) {
+        this.groups.delete(g.groupId);
+        continue;
+      }
       for (const m of g.members.values()) m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
       if (g.members.size === 0 && g.leaderId !== null) g.leaderId = null;
       if (g.state === 'Stable' && (g.leaderId === null || !g.members.has(g.leaderId))) g.leaderId = g.members.keys().next().value ?? null;

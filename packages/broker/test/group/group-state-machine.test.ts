@@ -988,6 +988,18 @@ describe('timers', () => {
 });
 
 describe('loading and shutdown', () => {
+  test('a group with neither metadata nor offsets left in the log is not loaded (Kafka loads only groups that have either)', () => {
+    const d = new Driver();
+    d.commit('', -1, 5);
+    d.ackAll();
+    const id = d.deleteOffsets([{ name: 't', partitions: [0] }]);
+    d.ackAll();
+    expect(d.deleteOffsetsResponse(id)?.errorCode).toBe(0);
+    // The next expiry pass would forget the group; a failover before it must not list it either.
+    expect(reload(d).stateOf('g')).toBeUndefined();
+    expect(reload(d).listGroups([])).toEqual([]);
+  });
+
   test('a group tombstone removes the group\'s metadata, not offsets with no tombstone of their own (Kafka): a load is the same before and after compaction', () => {
     const d = new Driver();
     const { a, b } = d.stableTwo();
