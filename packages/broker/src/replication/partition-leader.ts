@@ -111,6 +111,12 @@ interface Waiter {
   readonly deadlineMs: number;
 }
 
+/** The waits a core hands to the next epoch's (handOver, adoptWaiters); opaque to the driver. */
+export interface LeaderWaiters {
+  readonly produces: readonly Waiter[];
+  readonly deletes: readonly DeleteWaiter[];
+}
+
 interface DeleteWaiter {
   readonly requestId: number;
   /** The offset the log start was moved to: complete once the low watermark reaches it. */
@@ -479,6 +485,45 @@ export class PartitionLeader {
     this.ineligible = next;
     // An INELIGIBLE_REPLICA rejection may be obsolete now.
     if (changed) this.blockedAtPartitionEpoch = null;
+  }
+
+  /**
+   * A new leader epoch with this broker still the leader (a reassignment changed the replicas):
+   * ends this core like resign(), but returns its waiting produces and DeleteRecords for the new
+   * epoch's core to take over (adoptWaiters) instead of failing them. Kafka's delayed produces
+   * keep waiting across makeLeader while the broker stays leader; failing them made producers
+   * retry every acks=all batch in flight at each reassignment step.
+   */
+  handOver(): LeaderWaiters {
+    invariant(!this.resigned, 'handOver() of a resigned leader');
+    const carried: LeaderWaiters = { produces: this.waiters, deletes: this.deleteWaiters };
+    this.waiters = [];
+    this.deleteWaiters = [];
+    this.resign();
+    return carried;
+  }
+
+  /**
+   * Takes over the previous epoch's waiters (see handOver): each completes under this epoch's
+   * high watermark and ISR, or at its original deadline. A produce whose batch is no longer in
+   * the log (never the case while the same broker stays leader) fails NOT_LEADER_OR_FOLLOWER.
+   */
+  adoptWaiters(carried: LeaderWaiters): void {
+    invariant(!this.resigned, 'waiters adopted by a resigned leader');
+    for (const w of carried.produces) {
+      if (w.lastOffset >= this.log.logEndOffset) this.outCompleted.push({ requestId: w.requestId, error: 'NOT_LEADER_OR_FOLLOWER' });
+      else if (w.lastOffset < this.hw) this.outCompleted.push(this.completionFor(w.requestId));
+      else {
+        let i = this.waiters.length;
+        while (i > 0 && (this.waiters[i - 1] as Waiter).lastOffset > w.lastOffset) i--;
+        this.waiters.splice(i, 0, w);
+      }
+    }
+    for (const d of carried.deletes) {
+      if (d.offset > this.log.logStartOffset) this.outDeleted.push({ requestId: d.requestId, error: 'NOT_LEADER_OR_FOLLOWER', lowWatermark: -1 });
+      else this.deleteWaiters.push(d);
+    }
+    this.completeDeleteWaiters();
   }
 
   /** Leadership ended: every waiting produce and DeleteRecords fails with NOT_LEADER_OR_FOLLOWER. */

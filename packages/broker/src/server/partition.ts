@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { fsyncDirAsync, writeFileAtomic, writeFileSyncedAsync, type PartitionLog, type ReadResult } from '@strand/storage';
 import { partitionLogView } from '../log/partition-log-view';
 import { PartitionFollower } from '../replication/partition-follower';
-import { PartitionLeader, type Acks, type DeleteRecordsCompletion } from '../replication/partition-leader';
+import { PartitionLeader, type Acks, type DeleteRecordsCompletion, type LeaderWaiters } from '../replication/partition-leader';
 import { NO_PRODUCER_ID, ProducerStateManager, type ProducerStateSnapshot } from '../replication/producer-state';
 import type { AlterPartitionRequest, AlterPartitionResponse, FollowerFetchDecision, FollowerFetchRequest, PartitionState, ReplicaLogView } from '../replication/types';
 
@@ -155,13 +155,21 @@ export class Partition {
     if (state.leader === me) {
       if (epochChanged || this.leaderCore === null) {
         this.hw = this.highWatermark;
+        // Still the leader under a new epoch (a reassignment): the waiting acks=all produces and
+        // DeleteRecords carry over to the new epoch's core rather than fail.
+        const carried = this.leaderCore !== null && !this.leaderCore.isResigned ? this.leaderCore.handOver() : null;
         this.stopRole();
         // The epoch starts at our log end from now on, recorded (and fsynced) before we answer
         // anything as leader (Kafka's makeLeader): OffsetForLeaderEpoch and the divergence check
         // of fetches then answer our epoch with the log end and an epoch we never wrote in with
         // where ours starts, never (-1, -1). If this throws (a failed log), we take no role and
         // the next metadata retries.
-        this.log.assignLeaderEpoch(state.leaderEpoch);
+        try {
+          this.log.assignLeaderEpoch(state.leaderEpoch);
+        } catch (e: unknown) {
+          if (carried !== null) this.failCarried(carried);
+          throw e;
+        }
         this.leaderCore = new PartitionLeader({
           localReplicaId: me,
           state,
@@ -170,6 +178,7 @@ export class Partition {
           nowMs: this.host.nowMs(),
           config: { replicaLagTimeMaxMs: this.host.replicaLagTimeMaxMs, minInsyncReplicas: minIsr, maxPendingProduces: this.host.maxPendingProduces },
         });
+        if (carried !== null) this.leaderCore.adoptWaiters(carried);
       } else {
         this.leaderCore.setMinInsyncReplicas(minIsr);
         this.leaderCore.onPartitionState(state);
@@ -187,6 +196,20 @@ export class Partition {
       }
     }
     this.wake();
+  }
+
+  /** Fails waits handed over by a leader core that no new core took (NOT_LEADER_OR_FOLLOWER). */
+  private failCarried(carried: LeaderWaiters): void {
+    for (const w of carried.produces) {
+      const resolve = this.produceWaiters.get(w.requestId);
+      this.produceWaiters.delete(w.requestId);
+      resolve?.('NOT_LEADER_OR_FOLLOWER');
+    }
+    for (const d of carried.deletes) {
+      const resolve = this.deleteRecordsWaiters.get(d.requestId);
+      this.deleteRecordsWaiters.delete(d.requestId);
+      resolve?.({ error: 'NOT_LEADER_OR_FOLLOWER', message: `${this.topicPartition}: leadership ended before every live replica's log start moved`, lowWatermark: -1 });
+    }
   }
 
   /** Stops the current role: a leader fails its waiting produces (NOT_LEADER_OR_FOLLOWER). */

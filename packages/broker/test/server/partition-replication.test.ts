@@ -394,6 +394,25 @@ describe('DeleteRecords waits for every live replica\'s log start (Kafka\'s Dela
     expect(leader.log.logStartOffset).toBe(6);
   });
 
+  test('a new leader epoch with the same leader (a reassignment step) carries the waiting acks=all produce and DeleteRecords over, deadlines kept', async () => {
+    const { leader, follower } = await inSync();
+    const produced = leader.produce(batch(10, 5), -1, 30_000);
+    const del = leader.deleteRecords(4, 30_000);
+    const expiring = leader.produce(batch(15, 1), -1, 1000);
+    expect([await settled(produced), await settled(del), await settled(expiring)]).toEqual(['pending', 'pending', 'pending']);
+    await managersOf(leader).applyImage(image(11, 1, [1, 2]));
+    await managersOf(follower).applyImage(image(11, 1, [1, 2]));
+    // Before, all three failed NOT_LEADER_OR_FOLLOWER here, the broker leading on.
+    expect([await settled(produced), await settled(del), await settled(expiring)]).toEqual(['pending', 'pending', 'pending']);
+    clock += 1000; // the short one's deadline, counted from its request
+    leader.tick();
+    expect((await settled(expiring)) as { errorCode: number }).toMatchObject({ errorCode: ErrorCode.REQUEST_TIMED_OUT });
+    pump(leader, follower);
+    pump(leader, follower);
+    expect((await settled(produced)) as { errorCode: number; baseOffset: number }).toMatchObject({ errorCode: 0, baseOffset: 10 });
+    expect(await settled(del)).toEqual({ error: null, message: '', lowWatermark: 4 });
+  });
+
   test('a fenced follower is not waited for; leadership loss and deletion fail the wait', async () => {
     const { leader, follower } = await inSync();
     const fencedWait = leader.deleteRecords(3, 30_000);
