@@ -52,7 +52,6 @@ import type { NodeConfigEntry } from './broker-server';
 import type { Partition } from './partition';
 import { topicDefaultsIn, type ReplicaManager } from './replica-manager';
 
-
 /** The DescribeConfigs source of each kind of topic default. */
 const DEFAULT_SOURCES: Readonly<Record<TopicDefaultSource, ConfigSource>> = {
   static: ConfigSource.CONFIG_SOURCE_STATIC_BROKER,
