@@ -234,14 +234,6 @@ export class PartitionLog {
     };
   }
 
-  /**
-   * The largest batch recovery expects: replicated batches may exceed this broker's
-   * max.message.bytes (see appendAsFollower), never segment.bytes.
-   */
-  private recoveryBatchBytes(): number {
-    return Math.max(this.config['max.message.bytes'], this.config['segment.bytes']);
-  }
-
   /** Offset (and time) index capacity of a segment, from `segment.index.bytes`. */
   get maxIndexEntries(): number {
     return this.segmentConfig().maxIndexEntries;
@@ -276,7 +268,7 @@ export class PartitionLog {
       const nextBase = bases[i + 1];
       // A segment needs recovery if it may hold offsets at or past the recovery point.
       const recover = !clean && (nextBase === undefined || nextBase > this.recoveryPoint);
-      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.recoveryBatchBytes(), this.batchAcceptor());
+      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.batchAcceptor());
       this.segments.push(segment);
       truncated += truncatedBytes;
       if (truncatedBytes > 0) {
@@ -1181,7 +1173,7 @@ export class PartitionLog {
       fsyncDir(this.dir);
       fs.renameSync(swapFile, firstSeg.logFile);
       fsyncDir(this.dir);
-      const { segment } = LogSegment.open(this.dir, firstSeg.baseOffset, this.segmentConfig(), true, this.recoveryBatchBytes(), this.batchAcceptor());
+      const { segment } = LogSegment.open(this.dir, firstSeg.baseOffset, this.segmentConfig(), true, this.batchAcceptor());
       segment.flushSync();
       this.segments.splice(i, olds.length, segment);
       // The merged file is longer than its first segment was reported: say so before a power

@@ -137,7 +137,7 @@ export class LogSegment {
    * the old indexes before it installs the new log, so a missing index means "rebuild") and the
    * last batch is located. Returns the segment and the number of bytes truncated.
    */
-  static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, maxBatchBytes: number, accept: BatchAcceptor = acceptIncreasing): { segment: LogSegment; truncatedBytes: number } {
+  static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, accept: BatchAcceptor = acceptIncreasing): { segment: LogSegment; truncatedBytes: number } {
     const indexesExist = fs.existsSync(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX))) && fs.existsSync(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)));
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
     try {
@@ -145,7 +145,7 @@ export class LogSegment {
       seg.flushedSize = seg.size;
       let truncatedBytes = 0;
       if (recover || (!indexesExist && seg.size > 0) || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
-        truncatedBytes = seg.recover(maxBatchBytes, accept);
+        truncatedBytes = seg.recover(accept);
       } else {
         seg.restoreTailState();
       }
@@ -160,13 +160,18 @@ export class LogSegment {
   /**
    * Validates every batch from the start, rebuilding indexes and in-memory state; truncates the
    * file at the first torn or corrupt batch. Returns the number of bytes removed.
+   *
+   * A batch's size is no sign of damage as long as the batch lies wholly inside the file and its
+   * CRC holds: the topic's max.message.bytes and segment.bytes may have been lowered since it was
+   * written (AlterConfigs), and cutting the log there would drop acknowledged records (Kafka's
+   * LogSegment.recover has no size limit either). A corrupt length is bounded by the file size.
    */
-  recover(maxBatchBytes: number, accept: BatchAcceptor = acceptIncreasing): number {
+  recover(accept: BatchAcceptor = acceptIncreasing): number {
     this.index.reset();
     this.timeIndex.reset();
     this.resetTailState();
     let validEnd = 0;
-    for (const b of this.scan(0, this.size, { validate: true, maxBatchBytes, stopAtInvalid: true })) {
+    for (const b of this.scan(0, this.size, { validate: true, stopAtInvalid: true })) {
       // baseOffset and partitionLeaderEpoch lie outside the CRC: check them against the log.
       if (!accept(b.header, this.nextOffset) || b.header.baseOffset + b.header.lastOffsetDelta - this.baseOffset > 0x7fffffff) break;
       this.track(b.header, b.position, b.size);
@@ -279,7 +284,7 @@ export class LogSegment {
    * Iterates over the batches in [from, to). With `validate`, checks each batch (length, magic,
    * CRC); an invalid batch ends the scan when `stopAtInvalid`, else throws KAFKA_STORAGE_ERROR.
    */
-  *scan(from: number, to: number, options: { validate: boolean; maxBatchBytes?: number; stopAtInvalid?: boolean }): Generator<ScannedBatch> {
+  *scan(from: number, to: number, options: { validate: boolean; stopAtInvalid?: boolean }): Generator<ScannedBatch> {
     let pos = from;
     let chunk: Buffer = Buffer.alloc(0);
     let chunkStart = from;
@@ -296,8 +301,7 @@ export class LogSegment {
       const rel = pos - chunkStart;
       const batchLength = chunk.readInt32BE(rel + 8);
       const size = batchLength + LOG_OVERHEAD;
-      const tooBig = options.maxBatchBytes !== undefined && size > Math.max(options.maxBatchBytes, SCAN_CHUNK_BYTES) * 4;
-      if (size < RECORD_BATCH_OVERHEAD || pos + size > to || tooBig) {
+      if (size < RECORD_BATCH_OVERHEAD || pos + size > to) {
         if (options.stopAtInvalid) return;
         throw this.corruptAt(pos, `batch length ${batchLength} is invalid`);
       }

@@ -252,6 +252,25 @@ describe('recovery after a crash', () => {
     again.abandon();
   });
 
+  it('keeps a batch larger than the topic now allows (segment.bytes and max.message.bytes lowered since it was written)', async () => {
+    // Written under generous limits, acknowledged (fdatasynced), then both limits lowered, as
+    // AlterConfigs allows. Recovery (a kill, or installing a compacted copy) must keep it: a
+    // batch's size, when it lies wholly inside the file and its CRC holds, is no sign of damage.
+    const dir = tempDir();
+    const big = { config: { 'segment.bytes': String(8 << 20), 'max.message.bytes': String(6 << 20) } };
+    const log = PartitionLog.open(dir, big);
+    log.appendAsLeader(batch('big', 1, { values: ['x'.repeat(5 << 20)] }), 1);
+    log.appendAsLeader(batch('after', 1), 1);
+    await log.flush();
+    log.abandon();
+    const small = { config: { 'segment.bytes': String(1 << 20), 'max.message.bytes': String(1 << 20) } };
+    const again = PartitionLog.open(dir, small);
+    expect(again.recoveredTruncatedBytes).toBe(0);
+    expect(again.logEndOffset).toBe(2);
+    expect(readAll(again, 0, 1 << 20).map((r) => r.value?.length)).toEqual([5 << 20, 7]);
+    await again.close();
+  });
+
   it('an unclean open after a clean one keeps everything', async () => {
     const { dir, values } = writeLog(30, 1);
     const log = PartitionLog.open(dir, options);
