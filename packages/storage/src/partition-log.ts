@@ -911,14 +911,17 @@ export class PartitionLog {
         }
         return seen;
       };
-      const entry = seg.timeIndex.lastEntryBefore(end);
-      if (entry === undefined || entry.offset <= lo) {
-        scan(lo, end);
-      } else if (scan(entry.offset, end) < entry.timestamp) {
-        // The bound cut the batch that reached the entry's timestamp (its records in range are
-        // older): the answer may lie before it after all, from the entry before it on (that one's
-        // batch lies wholly in range, so it reaches its timestamp there).
-        scan(Math.max(lo, seg.timeIndex.lastEntryBefore(entry.offset)?.offset ?? lo), entry.offset);
+      // From the last time index entry below the bound back, one entry at a time, until a range
+      // holds a record as new as its entry's timestamp (every batch before the entry is older).
+      // A range may not: the bound cut the batch that reached the entry's timestamp (its records
+      // in range are older), or that batch is a header with no records (a producer's last batch
+      // compaction emptied keeps its maxTimestamp), and so may the entry before it.
+      for (let until = end, entry = seg.timeIndex.lastEntryBefore(end); ; until = entry.offset, entry = seg.timeIndex.lastEntryBefore(until)) {
+        if (entry === undefined || entry.offset <= lo) {
+          scan(lo, until);
+          break;
+        }
+        if (scan(entry.offset, until) >= entry.timestamp) break;
       }
     }
     return best;
