@@ -1030,11 +1030,17 @@ export class PartitionLog {
    * segment's last write when its records carry no timestamp, as Kafka's largestTimestamp) and
    * `retention.bytes` (oldest first while the log stays at or above the limit), never past
    * `upperBoundOffset` (the high watermark: unreplicated data is never deleted). Only with
-   * `cleanup.policy` containing `delete`. Returns the number of segments deleted.
+   * `cleanup.policy` containing `delete`; segments wholly below the log start go with any policy.
+   * Returns the number of segments deleted.
    */
   applyRetention(upperBoundOffset: number = this.logEndOffset): number {
     this.ensureWritable();
-    if (!this.config['cleanup.policy'].includes('delete')) return 0;
+    // Segments wholly below the log start go whatever the policy (Kafka's
+    // deleteLogStartOffsetBreachedSegments): DeleteRecords checkpoints the new start before it
+    // deletes them, and a crash in between leaves them, for good in a compacted log.
+    const logStart = this._logStartOffset;
+    const belowStart = this.deleteLeadingSegments(() => (this.segments[1] as LogSegment).baseOffset <= logStart);
+    if (!this.config['cleanup.policy'].includes('delete')) return belowStart;
     const now = this.clock.nowMs();
     const retentionMs = this.config['retention.ms'];
     const retentionBytes = this.config['retention.bytes'];
@@ -1062,7 +1068,7 @@ export class PartitionLog {
         this.leaderEpochs.truncateFromStart(start);
       }
     }
-    return deleted;
+    return belowStart + deleted;
   }
 
   /** Deletes segments from the front while `pred` holds, never the active one. */

@@ -4,8 +4,10 @@
  * limit), never at or past an upper bound (the high watermark), never with cleanup.policy=compact
  * alone. Checked against a model of which segments must go, and across reopen.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import fc from 'fast-check';
-import { ManualClock, PartitionLog, compactLog } from '../src';
+import { LOG_START_OFFSET_FILE, ManualClock, PartitionLog, compactLog } from '../src';
 import { batch, cleanupTempDirs, readAll, tempDir } from './helpers';
 
 afterEach(cleanupTempDirs);
@@ -107,6 +109,32 @@ describe('retention', () => {
     expect(log.applyRetention()).toBe(0);
     expect(log.logStartOffset).toBe(0);
     await log.close();
+  });
+
+  it('deletes segments wholly below the log start whatever the policy (a crash between the log start checkpoint and the deletion)', async () => {
+    // DeleteRecords writes the log start checkpoint, then deletes the segments below it; a kill
+    // in between leaves them. Kafka's retention deletes such segments for every cleanup.policy
+    // (deleteLogStartOffsetBreachedSegments); left alone, a compacted log would keep them forever.
+    for (const policy of ['compact', 'delete']) {
+      const dir = tempDir();
+      const config = { 'segment.bytes': '200', 'cleanup.policy': policy, 'retention.ms': '-1' };
+      const log = PartitionLog.open(dir, { config });
+      for (let i = 0; i < 4; i++) {
+        log.appendAsLeader(batch(`a${i}`, 2, { keys: ['k', 'j'] }), 0);
+        log.rollIfNotEmpty();
+      }
+      const bases = log.segmentBaseOffsets();
+      expect(bases.length).toBeGreaterThan(3);
+      await log.close();
+      const start = bases[2] as number;
+      fs.writeFileSync(path.join(dir, LOG_START_OFFSET_FILE), `0\n${start}\n`);
+      const again = PartitionLog.open(dir, { config });
+      expect(again.logStartOffset).toBe(start);
+      expect(again.applyRetention()).toBe(2);
+      expect(again.segmentBaseOffsets()).toEqual(bases.slice(2));
+      expect(again.logStartOffset).toBe(start);
+      await again.close();
+    }
   });
 
   it('survives a reopen with the new log start', async () => {
