@@ -164,6 +164,11 @@ export class PartitionLog {
   private flushing: Promise<void> | null = null;
   private flushRequested = false;
   private dirDirty = false;
+  /**
+   * The log directory was new at open: its entry in the parent directory is not durable until
+   * the parent is fsynced, which the first flush does before anything counts as durable.
+   */
+  private parentDirDirty = false;
   /** Lowest log end offset a truncation left while a flush was in flight (Infinity if none). */
   private truncatedDuringFlush = Infinity;
   private failure: StrandError | null = null;
@@ -250,9 +255,11 @@ export class PartitionLog {
     const bases = this.listSegmentBases();
     if (bases.length === 0 && !clean && !fs.existsSync(path.join(this.dir, RECOVERY_POINT_FILE)) && !fs.existsSync(path.join(this.dir, LOG_START_OFFSET_FILE))) {
       // A brand-new log: nothing to recover or make durable. Skipping the fsyncs matters when a
-      // broker creates a thousand partitions at once; the first flush fsyncs the directory.
+      // broker creates a thousand partitions at once; the first flush fsyncs the directory and
+      // its parent (which holds the directory's own entry).
       this.segments.push(LogSegment.create(this.dir, 0, this.segmentConfig()));
       this.dirDirty = true;
+      this.parentDirDirty = true;
       return;
     }
     try {
@@ -679,10 +686,13 @@ export class PartitionLog {
       const dirty = this.segments.filter((s) => s.flushedSize < s.size || (s !== active && s.indexesDirty));
       const dirDirty = this.dirDirty;
       this.dirDirty = false;
+      const parentDirDirty = this.parentDirDirty;
+      this.parentDirDirty = false;
       this.truncatedDuringFlush = Infinity;
       try {
         await Promise.all(dirty.map((s) => s.flush(s !== active)));
         if (dirDirty) await fsyncDirAsync(this.dir);
+        if (parentDirDirty) await fsyncDirAsync(path.dirname(path.resolve(this.dir)));
       } catch (e: unknown) {
         // fsync failures are not retried (the kernel may have dropped the dirty pages: "fsyncgate").
         const error = new StrandError('KAFKA_STORAGE_ERROR', `fdatasync failed in ${this.dir}: ${String(e)}`, { cause: e });
