@@ -299,8 +299,12 @@ export class PartitionLog {
       this.dirDirty = true;
     }
     this._logStartOffset = Math.max(checkpointStart, (this.segments[0] as LogSegment).baseOffset);
-    this.leaderEpochs.truncateFromEnd(this.logEndOffset);
+    // From the start first, then from the end: an epoch the start moves up to the log end (an
+    // empty log, e.g. truncateFullyAndStartAt killed before it cleared the cache) has no batch
+    // and goes, like any epoch recorded at the log end. The other order kept it there, so a
+    // leader's batch of an older epoch at that offset was never recorded, and recovery cut it off.
     this.leaderEpochs.truncateFromStart(this._logStartOffset);
+    this.leaderEpochs.truncateFromEnd(this.logEndOffset);
     // Make what recovery kept durable now, so durableEndOffset starts at the log end.
     for (const s of this.segments) if (!clean || s.flushedSize < s.size) s.flushSync();
     fsyncDir(this.dir);

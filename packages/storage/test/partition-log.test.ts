@@ -596,6 +596,35 @@ describe('leader epochs', () => {
   });
 });
 
+describe('leader epochs across a crash in truncateFullyAndStartAt', () => {
+  it('a log emptied at a new start keeps no epoch of its old batches, so the leader\'s batches there survive recovery', async () => {
+    // truncateFullyAndStartAt deletes the segments, starts one at the new offset, checkpoints the
+    // log start, then clears the epoch cache. A kill before the clear (here: the log start
+    // checkpoint cannot be written) left epoch 7 of the old batches in the cache; at reopen it
+    // was moved to the new start, so the leader's batch there in an older epoch (3: its log start
+    // lies past everything this replica had, written long before this replica led epoch 7) was
+    // not recorded (not newer than 7), and the next recovery cut it off as a mismatched epoch.
+    const dir = tempDir();
+    const log = PartitionLog.open(dir);
+    log.appendAsLeader(batch('old', 3), 7);
+    await log.flush();
+    fs.mkdirSync(path.join(dir, 'log-start-offset-checkpoint.tmp'));
+    expect(() => log.truncateFullyAndStartAt(500)).toThrow(/EISDIR/);
+    log.abandon();
+    fs.rmdirSync(path.join(dir, 'log-start-offset-checkpoint.tmp'));
+    const again = PartitionLog.open(dir);
+    expect([again.logStartOffset, again.logEndOffset]).toEqual([500, 500]);
+    expect(again.leaderEpochs.list()).toEqual([]);
+    again.appendAsFollower(encodeRecordBatch({ records: [{ value: Buffer.from('leader') }], baseOffset: 500, partitionLeaderEpoch: 3, baseTimestamp: 1_700_000_000_000 }));
+    await again.flush();
+    again.abandon();
+    const third = PartitionLog.open(dir);
+    expect(third.recoveredTruncatedBytes).toBe(0);
+    expect(readAll(third).map((r) => [r.offset, r.value, r.epoch])).toEqual([[500, 'leader', 3]]);
+    await third.close();
+  });
+});
+
 describe('directory lock', () => {
   it('refuses a second open of the same directory', async () => {
     const dir = tempDir();
