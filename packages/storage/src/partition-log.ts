@@ -973,7 +973,11 @@ export class PartitionLog {
       this.dirDirty = true;
     }
     const straddling = this.activeSegment.positionOf(offset).header;
-    this.activeSegment.truncateTo(offset);
+    // Its indexes are rebuilt in memory and reach the disk with a later flush (a kill loses the
+    // entries still buffered), so the recovery point must not stay past it, even when the roll
+    // below makes it a closed segment.
+    const truncated = this.activeSegment;
+    truncated.truncateTo(offset);
     // The log ends at `offset`, or where a batch straddling it began, as Kafka's truncateTo sets
     // the log end to the target: offsets below it that hold no batch were compacted away (they
     // were committed, maybe consumed), and the next leader append must not get them again. A
@@ -982,7 +986,7 @@ export class PartitionLog {
     // When the remaining batches end earlier, an empty segment keeps that end across a reopen.
     const end = Math.max(this._logStartOffset, straddling === null ? offset : Math.min(offset, straddling.baseOffset));
     if (this.logEndOffset < end) this.roll(end);
-    this.afterTruncation();
+    this.afterTruncation(truncated.baseOffset);
   }
 
   /** Deletes everything and restarts the log at `offset` (a replica too far behind the leader's log start). */
@@ -1006,7 +1010,8 @@ export class PartitionLog {
     this.onDurablePositions(this.dir, this.segments.map((s) => ({ baseOffset: s.baseOffset, bytes: Math.min(s.flushedSize, s.size) })));
   }
 
-  private afterTruncation(): void {
+  /** `recoveryCeiling`: the recovery point may not stay above it (default: the new log end). */
+  private afterTruncation(recoveryCeiling = this.logEndOffset): void {
     this.reportDurablePositions();
     const end = this.logEndOffset;
     // Durability first, in memory: a checkpoint write below may fail (ENOSPC, EIO) and throw, and
@@ -1018,7 +1023,8 @@ export class PartitionLog {
     this.waiters = this.waiters.filter((w) => w.offset < end);
     for (const w of gone) w.reject(new StrandError('NOT_LEADER_OR_FOLLOWER', `offset ${w.offset} was truncated before it became durable`));
     this.scheduleFlush();
-    if (this.recoveryPoint > end) this.setRecoveryPoint(end);
+    const recoveryPoint = Math.min(end, recoveryCeiling);
+    if (this.recoveryPoint > recoveryPoint) this.setRecoveryPoint(recoveryPoint);
     // What is appended from here on is dirty.
     if (this.cleanedUpTo > end) this.setCleanedUpTo(end);
     this.leaderEpochs.truncateFromEnd(end);
