@@ -305,8 +305,11 @@ export class PartitionLog {
     // leader's batch of an older epoch at that offset was never recorded, and recovery cut it off.
     this.leaderEpochs.truncateFromStart(this._logStartOffset);
     this.leaderEpochs.truncateFromEnd(this.logEndOffset);
-    // Make what recovery kept durable now, so durableEndOffset starts at the log end.
-    for (const s of this.segments) if (!clean || s.flushedSize < s.size) s.flushSync();
+    // Make what recovery kept durable now, so durableEndOffset starts at the log end, and so are
+    // indexes rebuilt even on a clean open (missing, or failing their check): the recovery point
+    // set below passes every segment, and a kill must not leave one trusted with index files
+    // that hold only the entries written so far.
+    for (const s of this.segments) if (!clean || s.flushedSize < s.size || s.indexesDirty) s.flushSync();
     fsyncDir(this.dir);
     this.dirDirty = false;
     this._durableEndOffset = this.logEndOffset;

@@ -190,6 +190,8 @@ export class LogSegment {
   /** Rebuilds nextOffset/maxTimestamp from the last indexed position to the end (no CRC check). */
   private restoreTailState(): void {
     this.resetTailState();
+    // The indexes are the files as loaded: nothing to write back (only a rebuild dirties them).
+    this.indexesDirty = false;
     // The time index tells the max timestamp up to its last entry; the tail after the last
     // offset index entry is scanned to find the true end.
     const lastTs = this.timeIndex.lastTimestamp;
