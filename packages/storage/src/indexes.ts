@@ -78,6 +78,11 @@ abstract class IndexFile {
     this.pendingBytes = 0;
   }
 
+  /** Drops the entries not yet written (a crash loses them too; see LogSegment.abandon). */
+  discardPending(): void {
+    this.pendingBytes = 0;
+  }
+
   protected truncateEntries(count: number): void {
     this.writePending();
     this.entries = count;

@@ -1258,18 +1258,20 @@ export class PartitionLog {
   }
 
   /**
-   * Drops the log as a crash would: no flush, no clean-shutdown marker, files closed, lock
-   * released. For crash tests and for abandoning a log directory after an I/O failure.
+   * Drops the log as a crash would: no flush, no clean-shutdown marker, buffered index entries
+   * lost, files closed, lock released, and nothing written to its files once this returns (an
+   * fdatasync in flight finishes, writing nothing more, so a reopened log is safe from it). For
+   * crash tests and for abandoning a log directory after an I/O failure.
    */
   abandon(): void {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.segments) {
       try {
-        s.close();
+        s.abandon();
       } catch {
-        // Buffered index entries that cannot be written (a crash loses them too); the files are
-        // closed regardless (LogSegment.doClose) and the directory must still be released.
+        // A close that fails; the other files are closed regardless (LogSegment.doClose) and the
+        // directory must still be released.
       }
     }
     this.fail(new StrandError('KAFKA_STORAGE_ERROR', `log ${this.dir} was abandoned`));

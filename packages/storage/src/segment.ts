@@ -423,6 +423,17 @@ export class LogSegment {
     }
   }
 
+  /**
+   * Closes the segment as a crash would: buffered index entries are dropped, not written, so
+   * nothing reaches its files after this returns. An fdatasync in flight still finishes before
+   * the files close, and by then a reopened log may be using the same index files.
+   */
+  abandon(): void {
+    this.index.discardPending();
+    this.timeIndex.discardPending();
+    this.close();
+  }
+
   /** Closes and removes the segment's files. */
   delete(): void {
     this.close();
