@@ -18,13 +18,25 @@ function describeConfigs(address: string, req: DescribeConfigsRequest): Promise<
   return new Promise<DescribeConfigsResponse>((resolve, reject) => client.describeConfigs(req, new grpc.Metadata(), {}, (e: grpc.ServiceError | null, res?: DescribeConfigsResponse) => (e ? reject(e) : resolve(res as DescribeConfigsResponse)))).finally(() => client.close());
 }
 
-test("a broker describes its own settings, static ones marked; another broker's are refused", async () => {
-  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'replica.lag.time.max.ms=12345'] });
+/** One combined node with `overrides`, started, its broker registered. */
+async function oneNode(overrides: string[]): Promise<{ cluster: ProcessCluster; address: string; brokers: TestBrokers }> {
+  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', ...overrides] });
+  cluster.startAll();
+  const address = cluster.brokerAddresses()[0] as string;
+  const brokers = new TestBrokers([address]);
   try {
-    cluster.startAll();
-    const address = cluster.brokerAddresses()[0] as string;
-    const brokers = new TestBrokers([address]);
     await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
+  } catch (e: unknown) {
+    brokers.close();
+    await cluster.close();
+    throw e;
+  }
+  return { cluster, address, brokers };
+}
+
+test("a broker describes its own settings, static ones marked; another broker's are refused", async () => {
+  const { cluster, address, brokers } = await oneNode(['replica.lag.time.max.ms=12345']);
+  try {
     const broker = ConfigResourceType.CONFIG_RESOURCE_BROKER;
     const res = await describeConfigs(address, {
       resources: [
@@ -53,17 +65,14 @@ test("a broker describes its own settings, static ones marked; another broker's 
     const text = await cli(['cluster', 'configs', '1', '--key', 'replica.lag.time.max.ms'], address);
     expect([text.code, text.stdout]).toEqual([0, 'replica.lag.time.max.ms=12345 (static)\n']);
   } finally {
+    brokers.close();
     await cluster.close();
   }
 });
 
 test("Kafka's broker-level topic defaults (log.retention.hours, min.insync.replicas, log.segment.bytes) apply to topics that do not set the key, and describe as static", async () => {
-  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'log.retention.hours=24', 'min.insync.replicas=2', 'log.segment.bytes=1048576'] });
+  const { cluster, address, brokers } = await oneNode(['log.retention.hours=24', 'min.insync.replicas=2', 'log.segment.bytes=1048576']);
   try {
-    cluster.startAll();
-    const address = cluster.brokerAddresses()[0] as string;
-    const brokers = new TestBrokers([address]);
-    await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
     const created = await cli(['topics', 'create', 't', '-p', '1', '-r', '1', '-c', 'segment.bytes=2097152'], address);
     expect([created.code, created.stderr]).toEqual([0, '']);
 
@@ -82,19 +91,15 @@ test("Kafka's broker-level topic defaults (log.retention.hours, min.insync.repli
     expect(all.stderr).toMatch(/NOT_ENOUGH_REPLICAS/);
     const one = await cli(['produce', 't', '--acks', '1'], address, 'y\n');
     expect([one.code, one.stderr]).toEqual([0, '']);
-    brokers.close();
   } finally {
+    brokers.close();
     await cluster.close();
   }
 });
 
 test('dynamic broker configs (strand configs, kafka-configs): cluster-wide defaults and one broker\'s apply to running topics in that order over static settings, and bad ones are refused', async () => {
-  const cluster = await ProcessCluster.create({ controllers: 1, combined: true, overrides: ['broker.heartbeat.interval.ms=300', 'log.retention.hours=24'] });
+  const { cluster, address, brokers } = await oneNode(['log.retention.hours=24']);
   try {
-    cluster.startAll();
-    const address = cluster.brokerAddresses()[0] as string;
-    const brokers = new TestBrokers([address]);
-    await until('the broker', async () => ((await brokers.metadata([])).brokers.length === 1 ? true : undefined), 60_000);
     expect((await cli(['topics', 'create', 't', '-p', '1', '-r', '1'], address)).code).toBe(0);
     const topicConfigs = async (): Promise<Record<string, { value: string; source: string }>> => {
       const r = await cli(['configs', '--describe', '--topic', 't', '--all', '--json'], address);
@@ -154,8 +159,8 @@ test('dynamic broker configs (strand configs, kafka-configs): cluster-wide defau
     await until('the topic\'s own min.insync.replicas', async () => ((await acksAll()) === 'ok' ? true : undefined), 30_000);
     const topicOwn = await cli(['configs', '--describe', '--topic', 't'], address);
     expect(topicOwn.stdout.split('\n').sort()).toEqual(['', 'Dynamic configs for topic t are:', '  min.insync.replicas=1 source=DYNAMIC_TOPIC_CONFIG', '  retention.ms=5000 source=DYNAMIC_TOPIC_CONFIG'].sort());
-    brokers.close();
   } finally {
+    brokers.close();
     await cluster.close();
   }
 });

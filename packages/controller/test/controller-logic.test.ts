@@ -155,14 +155,19 @@ describe('broker lifecycle', () => {
     expect(image.brokers.get(1)!.logDirReplaced).toBe(true);
   });
 
-  it('elects an out-of-sync replica only where the topic enables unclean election', () => {
-    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
-    const p0 = part(image, 't');
-    const other = p0.isr.find((r) => r !== p0.leader)!;
-    image = run(image, fenceBrokers(image, [other])).image;
+  /** The follower of `name`'s partition 0 leaves the ISR, the leader fails, the follower returns: the partition is offline. */
+  function offline(start: MetadataImage, name: string): { image: MetadataImage; other: number } {
+    const p0 = part(start, name);
+    const other = p0.replicas.find((r) => r !== p0.leader)!;
+    let image = run(start, fenceBrokers(start, [other])).image;
     image = run(image, fenceBrokers(image, [p0.leader])).image;
     image = run(image, brokerHeartbeat(image, other, image.brokers.get(other)!.epoch, image.offset, false)).image;
-    expect(part(image, 't').leader).toBe(-1);
+    expect(part(image, name).leader).toBe(-1);
+    return { image, other };
+  }
+
+  it('elects an out-of-sync replica only where the topic enables unclean election', () => {
+    let { image, other } = offline(withTopic(clusterWith([1, 2]), topic('t', 1, 2)), 't');
     image = run(image, alterTopicConfigs(image, 't', [{ name: 'unclean.leader.election.enable', value: 'true' }], false)).image;
     expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
   });
@@ -194,13 +199,7 @@ describe('broker lifecycle', () => {
   });
 
   it('reads unclean.leader.election.enable as Kafka does, case-insensitively (TRUE enables it)', () => {
-    let image = withTopic(clusterWith([1, 2]), topic('t', 1, 2));
-    const p0 = part(image, 't');
-    const other = p0.isr.find((r) => r !== p0.leader)!;
-    image = run(image, fenceBrokers(image, [other])).image;
-    image = run(image, fenceBrokers(image, [p0.leader])).image;
-    image = run(image, brokerHeartbeat(image, other, image.brokers.get(other)!.epoch, image.offset, false)).image;
-    expect(part(image, 't').leader).toBe(-1);
+    let { image, other } = offline(withTopic(clusterWith([1, 2]), topic('t', 1, 2)), 't');
     image = run(image, alterTopicConfigs(image, 't', [{ name: 'unclean.leader.election.enable', value: ' TRUE' }], false)).image;
     expect(part(image, 't')).toMatchObject({ leader: other, isr: [other] });
     // And at creation, read by a later election: the leader fails, the out-of-sync replica takes over.
