@@ -557,6 +557,9 @@ export class Producer {
     }
     const urgent = this.flushing > 0 || this.closing || this.memoryWaiters.length > 0;
     const maxInFlight = this.config['max.in.flight.requests.per.connection'];
+    // Kafka's ordering promise without idempotence: with one request in flight per connection,
+    // retries cannot reorder a partition (with idempotence, sequence numbers keep the order).
+    const guaranteeOrder = !this.idempotent && maxInFlight === 1;
     const maxRequestBytes = this.config['max.request.size'];
     const requests = new Map<number, PendingRequest[]>();
     let nextWake = Infinity;
@@ -595,6 +598,12 @@ export class Producer {
             q.sequenceProducerId = this.producerId;
             q.sequenceEpoch = this.producerEpoch;
           }
+        } else if (guaranteeOrder && q.inFlight > 0) {
+          // One batch of the partition in flight, whichever broker it went to: the per-broker
+          // limit alone let a batch go to a new leader while the previous one, still in flight
+          // to the old leader, would come back NOT_LEADER_OR_FOLLOWER and be written after it
+          // (Java mutes the partition: Sender's guaranteeMessageOrder).
+          break;
         }
         const size = head.sealed ? (head.bytes as Buffer).length : head.builder.sizeBytes;
         let list = requests.get(leader);
