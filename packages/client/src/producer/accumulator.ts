@@ -18,6 +18,7 @@
  *
  * No I/O and no timers here: time is passed in (monotonic ms), which keeps the rules testable.
  */
+import { RECORD_BATCH_OVERHEAD } from '@strand/protocol';
 import type { CompressionType } from '@strand/protocol';
 import { BatchBuilder, estimateRecordSize, restamp } from './batch-builder';
 import type { ProducerHeader } from './batch-builder';
@@ -216,7 +217,17 @@ export class RecordAccumulator {
     const q = this.queue(topic, partition);
     const last = q.batches[q.batches.length - 1];
     if (last !== undefined && !last.sealed && last.builder.sizeBytes + estimate <= last.capacity) return 0;
-    return Math.max(q.batchSize, estimate + 61);
+    return this.newBatchBytes(q, estimate);
+  }
+
+  /**
+   * Capacity of a new batch for a record: the partition's batch size, but never above
+   * buffer.memory (a batch larger than the whole buffer would wait for memory that an empty
+   * buffer never frees: batch.size may be set above it, and batches grow toward batch.size.max
+   * under load), and never below the record itself in a batch of its own.
+   */
+  private newBatchBytes(q: PartitionQueue, estimate: number): number {
+    return Math.max(Math.min(q.batchSize, this.options.bufferMemory), estimate + RECORD_BATCH_OVERHEAD);
   }
 
   /** The batch the last append() went into (valid right after append()). */
@@ -234,7 +245,7 @@ export class RecordAccumulator {
     let flags = 0;
     if (last === undefined || last.sealed || !last.builder.tryAppend(timestamp, key, value, headers, estimate)) {
       if (last !== undefined && !last.sealed) flags |= APPEND_FULL;
-      last = new ProducerBatch(topic, partition, Math.max(q.batchSize, estimate + 61), nowMs ?? monotonicMs());
+      last = new ProducerBatch(topic, partition, this.newBatchBytes(q, estimate), nowMs ?? monotonicMs());
       this.usedBytes += last.capacity;
       q.batches.push(last);
       this.nonEmpty.add(q);

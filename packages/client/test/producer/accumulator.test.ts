@@ -53,6 +53,25 @@ describe('RecordAccumulator', () => {
     expect(q.batchSize).toBe(4096);
   });
 
+  it('never sizes a new batch above buffer.memory, however far batch.size.max would let it grow', () => {
+    // A batch needing more than the whole buffer waits for memory that nothing frees once the
+    // buffer is empty: the producer's send() then failed after max.block.ms, for ever after.
+    const acc = new RecordAccumulator({ ...opts, batchSizeMax: 1 << 20, bufferMemory: 3000 });
+    for (let i = 0; i < 30; i++) acc.append('t', 0, 1, null, v(100), undefined, undefined, 0);
+    const q = acc.queue('t', 0);
+    while (q.batches.length > 1) acc.takeHead(q, 0);
+    acc.takeHead(q, 0);
+    expect(q.batches).toHaveLength(0);
+    expect(acc.bytesNeeded('t', 0, 100)).toBeLessThanOrEqual(3000);
+    acc.append('t', 0, 1, null, v(100), undefined, undefined, 0);
+    expect(acc.lastBatch?.capacity).toBeLessThanOrEqual(3000);
+    // Batch size still starts at batch.size for a partition when that fits.
+    const small = new RecordAccumulator({ ...opts, bufferMemory: 3000 });
+    expect(small.bytesNeeded('t', 0, 100)).toBe(1024);
+    // A record larger than the cap still gets a batch of its own size.
+    expect(acc.bytesNeeded('u', 0, 2900)).toBe(2900 + 61);
+  });
+
   it('requeues retried batches ahead of new ones, in sequence order', () => {
     const acc = new RecordAccumulator(opts);
     const taken: ProducerBatch[] = [];

@@ -431,6 +431,16 @@ describe('Producer', () => {
     expect(cluster.records('t', 0).map((r) => Number(r.value))).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 
+  it('a batch.size above buffer.memory does not make every send wait max.block.ms for memory', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    // A new batch reserved batch.size bytes, more than the whole buffer: with nothing buffered
+    // nothing would ever free memory, and each send failed after max.block.ms. (The same came
+    // from batches grown toward batch.size.max under load; see accumulator.test.ts.)
+    const p = producer({ 'buffer.memory': 4096, 'batch.size': 16_384, 'max.block.ms': 1000 });
+    await expect(p.send({ topic: 't', value: 'x' })).resolves.toMatchObject({ offset: 0 });
+  });
+
   it('flush() completes under sustained back-pressure: it waits for the records sent before it, not for the sender to pause', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
