@@ -21,7 +21,7 @@
  * its sequence unresolved: the partition sends nothing new until its requests are answered, and
  * bumps the epoch unless an answer showed the batch written (Kafka's maybeResolveSequences).
  */
-import { Acks, CompressionType, StrandError, decodeRecordBatch } from '@strand/protocol';
+import { Acks, CompressionType, RECORD_BATCH_OVERHEAD, StrandError, decodeRecordBatch } from '@strand/protocol';
 import type { InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProduceTopic } from '@strand/protocol';
 import { Cluster } from '../cluster/cluster';
 import type { TopicInfo } from '../cluster/cluster';
@@ -308,8 +308,14 @@ export class Producer {
     const timestamp = record.timestamp ?? this.clock.now();
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) return this.failRecord(callback, new StrandError('INVALID_TIMESTAMP', `invalid record timestamp ${String(record.timestamp)}`));
     const estimate = estimateRecordSize(key, value, headers);
-    if (estimate > this.config['max.request.size'] || estimate > this.config['buffer.memory']) {
-      return this.failRecord(callback, new StrandError('MESSAGE_TOO_LARGE', `record of about ${estimate} bytes is larger than max.request.size (${this.config['max.request.size']}) or buffer.memory (${this.config['buffer.memory']})`));
+    // As Java's ensureValidRecordSize: the record in a batch of its own, header included, must
+    // fit both limits (a batch above buffer.memory would wait for memory nothing frees).
+    const serialized = estimate + RECORD_BATCH_OVERHEAD;
+    if (serialized > this.config['max.request.size']) {
+      return this.failRecord(callback, new StrandError('MESSAGE_TOO_LARGE', `The message is ${serialized} bytes when serialized which is larger than ${this.config['max.request.size']}, which is the value of the max.request.size configuration.`));
+    }
+    if (serialized > this.config['buffer.memory']) {
+      return this.failRecord(callback, new StrandError('MESSAGE_TOO_LARGE', `The message is ${serialized} bytes when serialized which is larger than the total memory buffer you have configured with the buffer.memory configuration (${this.config['buffer.memory']}).`));
     }
     // Fast path, no closures: metadata known, no earlier record still waiting (send order is
     // append order), and room for the record.

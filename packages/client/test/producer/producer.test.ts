@@ -431,6 +431,23 @@ describe('Producer', () => {
     expect(cluster.records('t', 0).map((r) => Number(r.value))).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 
+  it('refuses at once, with MESSAGE_TOO_LARGE, a record whose batch would exceed max.request.size or buffer.memory (the batch header counts, as in Java)', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    // Java's ensureValidRecordSize compares the record's size in a batch of its own (header
+    // included) with both limits. Counting the record alone, one just under buffer.memory waited
+    // max.block.ms for a batch larger than the whole buffer, and one just under max.request.size
+    // went out in a request above it.
+    const tight = producer({ 'buffer.memory': 1000, 'max.block.ms': 5_000 });
+    const t0 = performance.now();
+    await expect(tight.send({ topic: 't', value: 'x'.repeat(950) })).rejects.toMatchObject({ errorName: 'MESSAGE_TOO_LARGE' });
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    const small = producer({ 'max.request.size': 1000 });
+    await expect(small.send({ topic: 't', value: 'x'.repeat(950) })).rejects.toMatchObject({ errorName: 'MESSAGE_TOO_LARGE' });
+    expect(cluster.records('t', 0)).toHaveLength(0);
+    await expect(small.send({ topic: 't', value: 'x'.repeat(900) })).resolves.toMatchObject({ offset: 0 });
+  });
+
   it('a batch.size above buffer.memory does not make every send wait max.block.ms for memory', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
