@@ -59,9 +59,11 @@ export class ProducerBatch {
   /** True when an earlier batch of the partition was unacknowledged when this one was sent. */
   sentBehindUnacked = false;
   /**
-   * True when the last attempt ended without a definite answer (the request failed as a whole,
-   * or the broker timed out after appending): the broker may have written it. An epoch bump must
-   * not renumber such a batch, which would write it a second time under the new identity.
+   * True when an attempt ended without a definite answer (the request failed as a whole, or the
+   * broker timed out after appending): the broker may have written it. A later attempt's
+   * retriable error does not clear it (that answer says nothing about the earlier attempt); only
+   * a sequence error does (the broker has no such batch). An epoch bump must not renumber such a
+   * batch, which would write it a second time under the new identity.
    */
   maybeWritten = false;
   inFlight = false;

@@ -725,7 +725,12 @@ export class Producer {
       }
       const err = StrandError.fromCode(r.errorCode, `${b.topic}-${b.partition}: ${r.errorMessage !== '' ? r.errorMessage : 'produce failed'}`);
       // The leader appended before these, and the append may still commit.
-      b.maybeWritten = err.errorName === 'REQUEST_TIMED_OUT' || err.errorName === 'NOT_ENOUGH_REPLICAS_AFTER_APPEND';
+      if (err.errorName === 'REQUEST_TIMED_OUT' || err.errorName === 'NOT_ENOUGH_REPLICAS_AFTER_APPEND') b.maybeWritten = true;
+      // The broker checked the sequence and has no such batch (it would have answered with the
+      // original offsets), whatever an earlier attempt did.
+      else if (err.errorName === 'OUT_OF_ORDER_SEQUENCE_NUMBER' || err.errorName === 'UNKNOWN_PRODUCER_ID') b.maybeWritten = false;
+      // Any other answer (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS...) says nothing about an
+      // earlier attempt whose answer was lost: that one may still be written, so the flag stays.
       if (r.currentLeaderId !== undefined && r.currentLeaderId >= 0 && r.currentLeaderEpoch !== undefined) this.cluster.updateLeader(b.topic, b.partition, r.currentLeaderId, r.currentLeaderEpoch);
       if (err.hasStaleMetadata) this.cluster.requestRefresh();
       this.handleFailure(b, err);

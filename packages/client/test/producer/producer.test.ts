@@ -281,6 +281,32 @@ describe('Producer', () => {
     }
   });
 
+  it('a batch whose answer was once lost stays possibly written after a later definite retriable error, so an epoch bump does not renumber it and write it twice', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    const p = producer({ 'linger.ms': 0, 'retry.backoff.ms': 100, 'retry.backoff.max.ms': 100 });
+    await p.connect();
+    // Attempt 1 of a: written, its answer lost (the stream breaks): a may be written.
+    cluster.loseProduceResponses.set('t-0', 1);
+    const a = p.send({ topic: 't', value: 'a' });
+    await cluster.waitForCalls('produce', 1);
+    // Attempt 2 of a is answered NOT_ENOUGH_REPLICAS (checked before the duplicate is seen, as
+    // Kafka's leader does), held back until c, pipelined behind it, has failed for good
+    // (INVALID_RECORD), which asks for an epoch bump that renumbers the partition's waiting batches.
+    cluster.produceErrors.set('t-0', [ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.INVALID_RECORD]);
+    let release = (): void => undefined;
+    cluster.produceStreamDelays.push(new Promise<void>((resolve) => (release = resolve)));
+    await cluster.waitForCalls('produce', 2);
+    const c = p.send({ topic: 't', value: 'c' });
+    void p.flush();
+    await expect(c).rejects.toMatchObject({ errorName: 'INVALID_RECORD' });
+    release();
+    // a's answer said nothing about attempt 1: resent under its old identity, it is deduplicated.
+    expect((await a).offset).toBe(0);
+    expect(cluster.records('t', 0).map((r) => r.value)).toEqual(['a']);
+    expect((await p.send({ topic: 't', value: 'd' })).offset).toBe(1);
+  });
+
   it('a first-in-line sequence error (the broker lost the producer state) bumps the epoch and retries instead of failing', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);
