@@ -77,6 +77,17 @@ interface MemoryWaiter {
   timer: NodeJS.Timeout;
 }
 
+/** A record of enqueueSlow waiting for its topic's metadata, or placed behind one that is. */
+interface MetadataWaiter {
+  /** The metadata its wait ended with (undefined: it failed, see `error`). */
+  topic: TopicInfo | undefined;
+  error: unknown;
+  /** Whether its own wait ended. */
+  settled: boolean;
+  place: (t: TopicInfo) => void;
+  fail: (e: unknown) => void;
+}
+
 interface PendingRequest {
   batches: ProducerBatch[];
   bytes: number;
@@ -166,6 +177,8 @@ export class Producer {
   private appendWaiters: (() => void)[] = [];
   /** Sequence numbers of the records waiting in enqueueSlow (ascending: insertion order). */
   private readonly slowAppends = new Set<number>();
+  /** Per topic, the records waiting for its metadata in send order (absent: none waits). */
+  private readonly metadataWaiters = new Map<string, MetadataWaiter[]>();
   private slowAppendSeq = 0;
   private refreshing = false;
   private closing = false;
@@ -388,11 +401,45 @@ export class Producer {
       else this.waitForMemory(append, fail, deadlineMs);
     };
     const topic = this.cluster.topics.get(record.topic);
-    if (topic !== undefined && topic.partitions.length > 0 && !partitionBeyond(record, topic)) place(topic);
+    const ready = topic !== undefined && topic.partitions.length > 0 && !partitionBeyond(record, topic);
+    let waiting = this.metadataWaiters.get(record.topic);
+    if (ready && waiting === undefined) return place(topic);
+    // Behind records of the same topic still waiting for its metadata, or waiting itself: placed
+    // in send order once its own wait ends and every earlier one of the topic is placed (as
+    // Java's send() blocks its caller in waitOnMetadata). Each record waiting on its own timer
+    // was placed in whatever order those waits ended: records sent in order to a topic that had
+    // just been created landed out of order.
+    const w: MetadataWaiter = { topic: undefined, error: undefined, settled: false, place, fail };
+    if (waiting === undefined) {
+      waiting = [];
+      this.metadataWaiters.set(record.topic, waiting);
+    }
+    waiting.push(w);
+    const settle = (t: TopicInfo | undefined, e: unknown): void => {
+      w.settled = true;
+      w.topic = t;
+      w.error = e;
+      this.placeInOrder(record.topic);
+    };
+    if (ready) settle(topic, undefined);
     else
-      this.topicWithPartition(record, deadlineMs).then(place, (e: unknown) =>
-        fail(e instanceof StrandError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION' ? new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${record.topic} not present in metadata after ${this.config['max.block.ms']} ms`) : e),
+      this.topicWithPartition(record, deadlineMs).then(
+        (t) => settle(t, undefined),
+        (e: unknown) => settle(undefined, e instanceof StrandError && e.errorName === 'UNKNOWN_TOPIC_OR_PARTITION' ? new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${record.topic} not present in metadata after ${this.config['max.block.ms']} ms`) : e),
       );
+  }
+
+  /** Places (or fails) the records of `topic` whose metadata wait ended, in send order, up to the first still waiting. */
+  private placeInOrder(topic: string): void {
+    const list = this.metadataWaiters.get(topic);
+    if (list === undefined) return;
+    // A failure callback may send again (to this topic too): the loop sees what it adds.
+    while (list.length > 0 && (list[0] as MetadataWaiter).settled) {
+      const w = list.shift() as MetadataWaiter;
+      if (w.topic !== undefined) w.place(w.topic);
+      else w.fail(w.error);
+    }
+    if (list.length === 0 && this.metadataWaiters.get(topic) === list) this.metadataWaiters.delete(topic);
   }
 
   /**

@@ -420,6 +420,19 @@ describe('Producer', () => {
     ]);
   });
 
+  it('records sent while their topic is not in the metadata yet keep their send order once it appears', async () => {
+    cluster = await MemoryCluster.start();
+    const p = producer({ 'retry.backoff.ms': 10, 'retry.backoff.max.ms': 40 });
+    // Each record waited for the topic on its own, refreshing with its own jittered backoff, and
+    // was appended when its own wait saw the topic: in whatever order the waits ended.
+    const sends = Array.from({ length: 40 }, (_, i) => p.send({ topic: 'late', partition: 0, value: `${i}` }));
+    await cluster.waitForCalls('metadata', 4);
+    cluster.createTopic('late', 1);
+    const mds = await Promise.all(sends);
+    expect(mds.map((m) => m.offset)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(cluster.records('late', 0).map((r) => Number(r.value))).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  });
+
   it('fails a record for an unknown topic after max.block.ms', async () => {
     cluster = await MemoryCluster.start();
     const p = producer({ 'max.block.ms': 100 });
