@@ -257,7 +257,9 @@ export class Cluster {
       if (t !== undefined && t.partitions.length > 0 && !this.staleRequested) return t;
       let lastError: unknown;
       try {
-        await this.refresh([topic]);
+        // A metadata request may hang up to request.timeout.ms per broker asked: the deadline
+        // (the producer's max.block.ms) ends the wait, not the request.
+        await withinDeadline(this.refresh([topic]), deadlineMs);
       } catch (e: unknown) {
         lastError = e;
       }
@@ -315,6 +317,16 @@ export class Cluster {
     for (const c of this.connections.values()) c.close();
     this.connections.clear();
   }
+}
+
+/** Settles as `p` does, or resolves once `deadlineMs` (monotonic) passes first; `p` then runs on unobserved. */
+function withinDeadline(p: Promise<void>, deadlineMs: number): Promise<void> {
+  p.catch(() => undefined);
+  const leftMs = deadlineMs - monotonicMs();
+  if (leftMs <= 0) return Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.ceil(leftMs))));
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 /** Whether two topic ids name the same topic (an empty id, from an older broker, matches any). */

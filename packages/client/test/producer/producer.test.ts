@@ -18,6 +18,7 @@ import { Admin } from '../../src/admin/admin';
 import { ProduceStream } from '../../src/producer/produce-stream';
 import { partitionForKey } from '../../src/producer/partitioner';
 import { MemoryCluster } from '../support/memory-broker';
+import * as net from 'node:net';
 
 let cluster: MemoryCluster;
 const producers: Producer[] = [];
@@ -437,6 +438,26 @@ describe('Producer', () => {
     cluster = await MemoryCluster.start();
     const p = producer({ 'max.block.ms': 100 });
     await expect(p.send({ topic: 'nope', value: 'x' })).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  });
+
+  it('fails a record after max.block.ms even when the metadata request itself hangs (a broker that accepts connections and never answers)', async () => {
+    cluster = await MemoryCluster.start();
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const p = producer({ 'bootstrap.servers': `127.0.0.1:${(silent.address() as net.AddressInfo).port}`, 'max.block.ms': 300, 'request.timeout.ms': 10_000 });
+      const t0 = performance.now();
+      // The wait only checked its deadline between refreshes, each bounded by request.timeout.ms.
+      await expect(p.send({ topic: 't', value: 'x' })).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' });
+      expect(performance.now() - t0).toBeLessThan(3_000);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('a send to a partition beyond the cached metadata refreshes it (partitions just added), and fails after max.block.ms if it never appears', async () => {
