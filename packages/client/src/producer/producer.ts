@@ -181,6 +181,8 @@ export class Producer {
   private readonly metadataWaiters = new Map<string, MetadataWaiter[]>();
   private slowAppendSeq = 0;
   private refreshing = false;
+  /** The pending refreshSoon() timer. */
+  private refreshTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private closed = false;
 
@@ -292,6 +294,7 @@ export class Producer {
     this.closed = true;
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
     const err = new StrandError('NETWORK_EXCEPTION', 'producer closed before the record was acknowledged');
     for (const w of this.memoryWaiters.splice(0)) {
       clearTimeout(w.timer);
@@ -698,7 +701,11 @@ export class Producer {
     this.refreshing = true;
     this.cluster.requestRefresh();
     const wait = backoffMs(0, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'], random: this.random });
-    setTimeout(() => {
+    // Not unref'd: called only while batches wait (for a leader, or to be retried), and between
+    // refreshes this timer may be all that keeps Node running; unref'd, a script awaiting send()
+    // during a leader election exited with the record unsent. close() clears it.
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
       this.cluster
         .refresh()
         .catch(() => undefined)
@@ -706,7 +713,7 @@ export class Producer {
           this.refreshing = false;
           this.scheduleDrain();
         });
-    }, wait).unref();
+    }, wait);
   }
 
   private sendRequest(node: number, batches: ProducerBatch[]): void {

@@ -8,7 +8,11 @@
  * stream, a request's deadline), epoch bumps that keep a possibly written batch's identity,
  * delivery.timeout.ms for batches in flight (late answers ignored, the sequence resolved by them
  * or the epoch bumped), a partition missing from cached metadata, and metadata arriving after
- * close(). Each test has its own cluster and producer; all are closed in afterEach.
+ * close(); ordering with max.in.flight=1 without idempotence across a leader move, buffer.memory
+ * and max.request.size limits counting whole batches, records waiting for a new topic kept in
+ * send order, max.block.ms against a hanging metadata request, and a child process kept alive
+ * while a record waits for a leader. Each test has its own cluster and producer; all are closed
+ * in afterEach.
  */
 import { Acks, ErrorCode, StrandError, encodeRecordBatch } from '@strand/protocol';
 import type { ProduceRequest } from '@strand/protocol';
@@ -19,6 +23,8 @@ import { ProduceStream } from '../../src/producer/produce-stream';
 import { partitionForKey } from '../../src/producer/partitioner';
 import { MemoryCluster } from '../support/memory-broker';
 import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 
 let cluster: MemoryCluster;
 const producers: Producer[] = [];
@@ -432,6 +438,33 @@ describe('Producer', () => {
     const mds = await Promise.all(sends);
     expect(mds.map((m) => m.offset)).toEqual(Array.from({ length: 40 }, (_, i) => i));
     expect(cluster.records('late', 0).map((r) => Number(r.value))).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  });
+
+  it('keeps the process alive while a record waits for its partition to get a leader (a child process running the built client)', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 1);
+    cluster.partition('t', 0).leaderId = -1; // an election in progress
+    // Between metadata refreshes the producer waited on an unref'd timer only: Node exited with
+    // the send() unsettled and the record gone.
+    const script = `const { Producer } = require(${JSON.stringify(path.resolve(__dirname, '../../dist'))});
+const p = new Producer({ 'bootstrap.servers': process.argv[1], 'retry.backoff.ms': 50, 'retry.backoff.max.ms': 50 });
+process.on('exit', () => console.log('exit'));
+p.send({ topic: 't', value: 'x' }).then((md) => { console.log('ok', md.offset); return p.close(); }, (e) => { console.log('failed', e.errorName); return p.close(); });`;
+    const child = spawn(process.execPath, ['-e', script, cluster.bootstrap], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    try {
+      // The leader is elected once the producer has refreshed a few times (or its process is gone).
+      await Promise.race([cluster.waitForCalls('metadata', 4), closed]);
+      cluster.partition('t', 0).leaderId = 1;
+      await closed;
+    } finally {
+      clearTimeout(killer);
+    }
+    expect(out.trim().split('\n')).toEqual(['ok 0', 'exit']);
   });
 
   it('fails a record for an unknown topic after max.block.ms', async () => {
