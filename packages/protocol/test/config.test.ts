@@ -57,7 +57,7 @@ describe('defineConfig', () => {
 describe('dynamic broker configs', () => {
   const HOUR = 3_600_000;
 
-  it('layer this broker over the cluster default over static settings, the most specific synonym of any layer winning (as Kafka merges them)', () => {
+  it('layer this broker over the cluster default over static settings, the most specific synonym set in whichever layer winning (as Kafka merges them)', () => {
     const staticDefaults = topicDefaultsFromBroker({ 'log.retention.hours': 24, 'log.segment.bytes': 1 << 20, 'min.insync.replicas': 2 }, new Set(['log.retention.hours', 'log.segment.bytes', 'min.insync.replicas']));
     const clusterDefault = new Map([
       ['log.retention.minutes', '90'],

@@ -24,6 +24,13 @@ afterEach(cleanupTempDirs);
 const NOW = 1_700_000_000_000;
 const DAY = 86_400_000;
 
+
+/** Runs `code` in a child Node process that must end by SIGKILLing itself, silently. */
+function runUntilKilled(code: string): void {
+  const res = spawnSync(process.execPath, ['-e', code], { cwd: path.resolve(__dirname, '..'), timeout: 30_000, encoding: 'utf8' });
+  expect([res.signal, res.stderr]).toEqual(['SIGKILL', '']);
+}
+
 test('a kill after a truncation into a compaction gap keeps the truncated segment\'s newest timestamp', () => {
   const dir = tempDir();
   const config = { 'index.interval.bytes': '0', 'retention.ms': String(10 * DAY) };
@@ -47,8 +54,7 @@ test('a kill after a truncation into a compaction gap keeps the truncated segmen
       process.kill(process.pid, 'SIGKILL');
     })();
   `;
-  const res = spawnSync(process.execPath, ['-e', child], { cwd: path.resolve(__dirname, '..'), timeout: 30_000, encoding: 'utf8' });
-  expect([res.signal, res.stderr]).toEqual(['SIGKILL', '']);
+  runUntilKilled(child);
   const log = PartitionLog.open(dir, { clock: new ManualClock(NOW), config });
   try {
     expect(log.segmentBaseOffsets()).toEqual([0, 900]);
@@ -78,8 +84,7 @@ test('a kill after a clean open that rebuilt a segment\'s missing indexes keeps 
     PartitionLog.open(${JSON.stringify(dir)}, { clock: new ManualClock(${NOW}), config: ${JSON.stringify(config)} });
     process.kill(process.pid, 'SIGKILL');
   `;
-  const res = spawnSync(process.execPath, ['-e', child], { cwd: path.resolve(__dirname, '..'), timeout: 30_000, encoding: 'utf8' });
-  expect([res.signal, res.stderr]).toEqual(['SIGKILL', '']);
+  runUntilKilled(child);
   const again = PartitionLog.open(dir, { clock: new ManualClock(NOW), config });
   try {
     expect(again.segmentBaseOffsets()).toEqual([0, 800]);
