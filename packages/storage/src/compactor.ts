@@ -4,9 +4,11 @@
  * A pass works only on closed segments (never the active one) below an upper bound (the high
  * watermark), so appends go on untouched while it runs; it yields to the event loop between
  * batches so it never blocks appends for long. Adjacent segments that fit one segment together
- * (`segment.bytes`, index capacity) are rewritten into one `<first base>.log.cleaned`, fsynced,
- * and handed to PartitionLog.replaceSegments, which renames it to `.swap` and installs it in
- * their place (a restart completes an interrupted swap and discards an unfinished `.cleaned`).
+ * (`segment.bytes`, index capacity) are rewritten into one `<first base>.log.cleaned` (its indexes
+ * built as it is written, into `.index.cleaned` and `.timeindex.cleaned`), fdatasynced off the
+ * event loop, and handed to PartitionLog.replaceSegments, which renames it to `.swap` and installs
+ * it and its indexes in their place without rescanning it (a restart completes an interrupted
+ * swap and discards unfinished `.cleaned` files).
  *
  * Scheduling, as Kafka's: a pass runs only when the dirty share of the compactable range (bytes
  * in segments past where the last complete pass ended, over all its bytes, from segment sizes)
@@ -29,7 +31,6 @@
  *   with no records (Kafka's RETAIN_EMPTY): producer state is rebuilt from batch headers;
  * - batches that lose nothing are copied byte for byte (CRC and compression untouched).
  */
-import * as fs from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   NO_PRODUCER_ID,
@@ -40,12 +41,13 @@ import {
   encodeRecordBatch,
   isControlBatch,
   lastOffsetOf,
+  readBatchHeader,
   type DecodedRecordBatch,
   type RecordBatchHeader,
   type RecordInput,
 } from '@strand/protocol';
 import type { PartitionLog } from './partition-log';
-import { CLEANED_SUFFIX, type LogSegment } from './segment';
+import type { LogSegment } from './segment';
 import type { Clock } from './clock';
 import { systemClock } from './clock';
 
@@ -102,7 +104,7 @@ class PassAborted extends Error {}
  * log no longer holds, and skips it), truncation (the offset map may name truncated records, and
  * a segment may have become the active one: the pass is aborted) and close (aborted). The checks
  * run after every yield, and the last one immediately before a segment is replaced, with no
- * yield in between. Whatever ends a pass, its `.cleaned` file is removed, and replaceSegments never
+ * yield in between. Whatever ends a pass, its `.cleaned` files are removed, and replaceSegments never
  * leaves a `.swap` behind in a log that goes on (the next open would install it over whatever
  * the log holds by then).
  */
@@ -193,20 +195,20 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
       const group = planned.filter((seg) => log.holdsClosedSegment(seg));
       const first = group[0];
       if (first === undefined) continue;
-      const cleanedFile = first.logFile + CLEANED_SUFFIX;
+      const cleaned = log.createCleanedSegment(first);
       try {
         const held = (): boolean => group.every((seg) => log.holdsClosedSegment(seg));
-        const changed = await writeCleaned(group, cleanedFile, rules, stats, maybeYield, held);
+        const changed = await writeCleaned(group, cleaned, rules, stats, maybeYield, held);
         checkLog();
         if (!(changed || group.length > 1) || !held()) {
-          fs.rmSync(cleanedFile, { force: true });
+          cleaned.delete();
           continue;
         }
         // No yield since the checks above: the log cannot have changed.
-        log.replaceSegments(group, cleanedFile);
+        log.replaceSegments(group, cleaned);
         stats.segmentsCleaned += group.length;
       } catch (e: unknown) {
-        fs.rmSync(cleanedFile, { force: true });
+        cleaned.delete();
         throw e;
       }
     }
@@ -258,51 +260,44 @@ function groupBySize(segments: readonly LogSegment[], segmentBytes: number, maxI
 }
 
 /**
- * Writes the compacted copy of the segments of `group`, in order, to `cleanedFile`, fdatasynced.
+ * Appends the compacted copy of the segments of `group`, in order, to `cleaned` (which builds its
+ * indexes as it goes), fdatasynced with its indexes, without blocking the event loop on the sync.
  * Returns whether any batch changed (false also when `stillHeld` turned false while it ran: the
  * copy is then incomplete).
  */
 async function writeCleaned(
   group: readonly LogSegment[],
-  cleanedFile: string,
+  cleaned: LogSegment,
   rules: Rules,
   stats: CompactionStats,
   maybeYield: () => Promise<void>,
   stillHeld: () => boolean,
 ): Promise<boolean> {
-  const fd = fs.openSync(cleanedFile, 'w');
   let changed = false;
-  let written = 0;
-  try {
-    for (const seg of group) {
-      for (const b of seg.scan(0, seg.size, { validate: true })) {
-        stats.bytesBefore += b.size;
-        let out: Buffer | null = b.bytes;
-        if (readable(b.header)) {
-          const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-          out = rewriteBatch(batch, b.bytes, rules, stats);
-          if (out !== b.bytes) changed = true;
-        }
-        if (out !== null) {
-          // A regular file may take less than asked at once (near ENOSPC): a short copy must never
-          // be installed (recovery would cut it at the torn batch, and with it records).
-          for (let off = 0; off < out.length; ) off += fs.writeSync(fd, out, off, out.length - off, written + off);
-          written += out.length;
-          stats.bytesAfter += out.length;
-        }
-        await maybeYield();
-        if (!stillHeld()) return false;
+  for (const seg of group) {
+    for (const b of seg.scan(0, seg.size, { validate: true })) {
+      stats.bytesBefore += b.size;
+      let out: Buffer | null = b.bytes;
+      if (readable(b.header)) {
+        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+        out = rewriteBatch(batch, b.bytes, rules, stats);
+        if (out !== b.bytes) changed = true;
       }
+      if (out !== null) {
+        // A rewritten batch's max timestamp (the time index's key) is that of its survivors.
+        const header = out === b.bytes ? b.header : readBatchHeader(out, 0);
+        cleaned.append(out, 0, out.length, [{ position: 0, size: out.length, header }], rules.now);
+        stats.bytesAfter += out.length;
+      }
+      await maybeYield();
+      if (!stillHeld()) return false;
     }
-    // The copy keeps the last-modified time of its last segment (Kafka's cleaner does too): a
-    // segment left with no timestamped record, or none at all, ages for retention from its last
-    // append, not from its compaction.
-    const lastModified = new Date((group[group.length - 1] as LogSegment).lastModifiedMs);
-    fs.futimesSync(fd, lastModified, lastModified);
-    fs.fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
+  // The copy keeps the last-modified time of its last segment (Kafka's cleaner does too): a
+  // segment left with no timestamped record, or none at all, ages for retention from its last
+  // append, not from its compaction.
+  cleaned.setLastModified((group[group.length - 1] as LogSegment).lastModifiedMs);
+  await cleaned.flush(true);
   return changed;
 }
 

@@ -244,6 +244,11 @@ export class PartitionLog {
     return this.segmentConfig().maxIndexEntries;
   }
 
+  /** An empty compacted copy of `first` (see LogSegment.create), for the compactor to fill. */
+  createCleanedSegment(first: LogSegment): LogSegment {
+    return LogSegment.create(this.dir, first.baseOffset, this.segmentConfig(), CLEANED_SUFFIX);
+  }
+
   private segmentConfig(): SegmentConfig {
     return { indexIntervalBytes: this.config['index.interval.bytes'], maxIndexEntries: Math.max(1, Math.floor(this.config['segment.index.bytes'] / 8)) };
   }
@@ -1165,28 +1170,31 @@ export class PartitionLog {
   }
 
   /**
-   * Installs `cleanedFile`, a complete and fdatasynced compacted copy of the adjacent closed
-   * segments `olds` (one, or several merged), as the log of the first of them; the others go.
-   * Crash-safe: the file is renamed to `.swap` (which an interrupted open installs), the other
-   * segments' files and the first's indexes are deleted (durably), then the `.swap` is renamed
-   * over the first log. A crash before that rename leaves the `.swap`, which open installs,
-   * deleting the segments whose base offsets its offsets cover (the merged ones; any left past
-   * its last offset lost every record to compaction and stay as they were, which is consistent);
-   * a crash after it leaves the new log without indexes, rebuilt on open. No crash leaves old
+   * Installs `cleaned` (LogSegment.create with CLEANED_SUFFIX), a complete and fdatasynced
+   * compacted copy of the adjacent closed segments `olds` (one, or several merged) with its
+   * indexes, as the segment of the first of them; the others go. Crash-safe: the copy's log is
+   * renamed to `.swap` (which an interrupted open installs), the other segments' files and the
+   * first's indexes are deleted (durably), then the `.swap` is renamed over the first log and the
+   * copy's indexes over the deleted ones. A crash before the log rename leaves the `.swap`, which
+   * open installs, deleting the segments whose base offsets its offsets cover (the merged ones;
+   * any left past its last offset lost every record to compaction and stay as they were, which is
+   * consistent); a crash after it leaves the new log without (both) indexes, rebuilt on open (the
+   * `.cleaned` indexes are discarded). No crash leaves old
    * indexes beside the new log (they would point into the wrong bytes, and a segment below the
    * recovery point is not rescanned). A failure before anything is deleted removes the `.swap`
    * (a `.swap` left in a log that goes on would later be installed over newer data); a failure
    * after that fails the log (KAFKA_STORAGE_ERROR), and a restart finishes the job.
    */
-  replaceSegments(olds: readonly LogSegment[], cleanedFile: string): void {
+  replaceSegments(olds: readonly LogSegment[], cleaned: LogSegment): void {
     const first = olds[0];
     const i = first === undefined ? -1 : this.segments.indexOf(first);
     // A bug if not (the caller checks): closed, adjacent segments of this log.
     if (i < 0 || !olds.every((s, k) => this.segments[i + k] === s && this.holdsClosedSegment(s))) throw new Error('replaceSegments: not adjacent closed segments of this log');
     const firstSeg = first as LogSegment;
     const swapFile = firstSeg.logFile + SWAP_SUFFIX;
+    cleaned.close();
     try {
-      fs.renameSync(cleanedFile, swapFile);
+      fs.renameSync(cleaned.logFile, swapFile);
       fsyncDir(this.dir);
     } catch (e: unknown) {
       try {
@@ -1204,9 +1212,14 @@ export class PartitionLog {
       fs.rmSync(firstSeg.timeIndex.file, { force: true });
       fsyncDir(this.dir);
       fs.renameSync(swapFile, firstSeg.logFile);
+      // Only now the copy's indexes (built as it was written, fdatasynced with it): beside the
+      // old log they would point into the wrong bytes.
+      fs.renameSync(cleaned.index.file, firstSeg.index.file);
+      fs.renameSync(cleaned.timeIndex.file, firstSeg.timeIndex.file);
       fsyncDir(this.dir);
-      const { segment } = LogSegment.open(this.dir, firstSeg.baseOffset, this.segmentConfig(), true, this.batchAcceptor());
-      segment.flushSync();
+      // No rescan: the indexes are loaded (a damaged one would be rebuilt, and then synced here).
+      const { segment } = LogSegment.open(this.dir, firstSeg.baseOffset, this.segmentConfig(), false, this.batchAcceptor());
+      if (segment.indexesDirty) segment.flushSync();
       this.segments.splice(i, olds.length, segment);
       // The merged file is longer than its first segment was reported: say so before a power
       // loss harness would cut it back to that.

@@ -89,6 +89,8 @@ export class LogSegment {
     readonly baseOffset: number,
     private readonly config: SegmentConfig,
     logFile: string,
+    /** Appended to every file name: CLEANED_SUFFIX for a compacted copy being written. */
+    fileSuffix = '',
   ) {
     this.logFile = logFile;
     this.fd = fs.openSync(logFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
@@ -96,8 +98,8 @@ export class LogSegment {
     let index: OffsetIndex | undefined;
     try {
       this.lastModifiedMs = Math.round(fs.fstatSync(this.fd).mtimeMs);
-      index = new OffsetIndex(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
-      this.timeIndex = new TimeIndex(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)), baseOffset, config.maxIndexEntries);
+      index = new OffsetIndex(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX + fileSuffix)), baseOffset, config.maxIndexEntries);
+      this.timeIndex = new TimeIndex(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX + fileSuffix)), baseOffset, config.maxIndexEntries);
     } catch (e: unknown) {
       index?.close();
       fs.closeSync(this.fd);
@@ -116,9 +118,15 @@ export class LogSegment {
     return this.maxTimestamp >= 0 ? this.maxTimestamp : this.lastModifiedMs;
   }
 
-  /** Creates an empty segment (truncating leftovers of a previous one with the same base). */
-  static create(dir: string, baseOffset: number, config: SegmentConfig): LogSegment {
-    const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
+  /**
+   * Creates an empty segment (truncating leftovers of a previous one with the same base). With
+   * `fileSuffix` CLEANED_SUFFIX it is the compacted copy of the segment with that base:
+   * `<base>.log.cleaned`, `<base>.index.cleaned` and `<base>.timeindex.cleaned`. The compactor
+   * appends the surviving batches, so the indexes are built as it writes and installing the
+   * copy (PartitionLog.replaceSegments, which renames the three files) need not rescan it.
+   */
+  static create(dir: string, baseOffset: number, config: SegmentConfig, fileSuffix = ''): LogSegment {
+    const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX + fileSuffix)), fileSuffix);
     try {
       fs.ftruncateSync(seg.fd, 0);
       seg.index.reset();
@@ -400,6 +408,13 @@ export class LogSegment {
     this.timeIndex.flushSync();
     this.flushedSize = this.size;
     this.indexesDirty = false;
+  }
+
+  /** Sets the log file's modification time (a compacted copy keeps its original's). */
+  setLastModified(ms: number): void {
+    const at = new Date(ms);
+    fs.futimesSync(this.fd, at, at);
+    this.lastModifiedMs = ms;
   }
 
   /** Closes the files (after in-flight flushes finish). */

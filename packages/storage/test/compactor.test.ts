@@ -402,6 +402,41 @@ describe('compaction', () => {
     }
   });
 
+  it('installs the indexes it built while writing the copy: the same bytes a rebuild from the log gives', async () => {
+    const clock = new ManualClock(10_000);
+    const dir = tempDir();
+    const cfg = { 'cleanup.policy': 'compact', 'segment.bytes': '6000', 'index.interval.bytes': '200' };
+    const log = PartitionLog.open(dir, { clock, config: cfg });
+    // Timestamps out of order, and each batch's newest record is the one compaction drops (its
+    // key recurs), so a rewritten batch has a smaller max timestamp than the original.
+    for (let i = 0; i < 150; i++) {
+      const ts = 10_000 + ((i * 7) % 50);
+      const records = [
+        { key: Buffer.from(`k${i % 30}`), value: Buffer.from(`v${i}`), timestamp: ts + 5 },
+        { key: Buffer.from(`u${i}`), value: Buffer.from(`w${i}`), timestamp: ts },
+      ];
+      log.appendAsLeader(Buffer.from(encodeRecordBatch({ records, baseTimestamp: ts })), 0);
+    }
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock, force: true })).segmentsCleaned).toBeGreaterThan(1);
+    await log.close();
+    const indexFiles = (): Record<string, string> =>
+      Object.fromEntries(
+        fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith('index'))
+          .sort()
+          .map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('hex')]),
+      );
+    const built = indexFiles();
+    expect(Object.values(built).filter((hex) => hex.length > 0).length).toBeGreaterThan(2);
+    for (const f of Object.keys(built)) fs.rmSync(path.join(dir, f));
+    const rebuilt = PartitionLog.open(dir, { clock, config: cfg });
+    await rebuilt.close();
+    expect(indexFiles()).toEqual(built);
+  });
+
   it('completes an interrupted swap on reopen', async () => {
     const dir = tempDir();
     const log = PartitionLog.open(dir, { config });

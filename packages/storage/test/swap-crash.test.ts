@@ -141,7 +141,7 @@ test('a kill at any step of installing merged segments leaves a log that opens c
   };
   const renameSpy = jest.spyOn(nodeFs, 'renameSync').mockImplementation((from: fs.PathLike, to: fs.PathLike) => {
     realRename(from, to);
-    if (armed && `${String(from)} ${String(to)}`.includes('.swap')) snapshot(`after renaming ${path.basename(String(from))} to ${path.basename(String(to))}`);
+    if (armed && /\.swap|index\.cleaned/.test(`${String(from)} ${String(to)}`)) snapshot(`after renaming ${path.basename(String(from))} to ${path.basename(String(to))}`);
   });
   const rmSpy = jest.spyOn(nodeFs, 'rmSync').mockImplementation((p: fs.PathLike, options?: fs.RmOptions) => {
     realRm(p, options);
@@ -167,8 +167,15 @@ test('a kill at any step of installing merged segments leaves a log that opens c
     await log.close();
     renameSpy.mockRestore();
     rmSpy.mockRestore();
-    // .cleaned -> .swap, the eleven merged logs removed one by one, .swap -> .log.
-    expect(snapshots.map((x) => x.step.replace(/\d{20}/g, 'N'))).toEqual(['after renaming N.log.cleaned to N.log.swap', ...Array(11).fill('after removing N.log'), 'after renaming N.log.swap to N.log']);
+    // .cleaned -> .swap, the eleven merged logs removed one by one, .swap -> .log, then the
+    // indexes built while the copy was written.
+    expect(snapshots.map((x) => x.step.replace(/\d{20}/g, 'N'))).toEqual([
+      'after renaming N.log.cleaned to N.log.swap',
+      ...Array(11).fill('after removing N.log'),
+      'after renaming N.log.swap to N.log',
+      'after renaming N.index.cleaned to N.index',
+      'after renaming N.timeindex.cleaned to N.timeindex',
+    ]);
     const latest = [6, 7, 8, 9, 10, 12];
     for (const { step, dir: d } of [...snapshots, { step: 'after the pass', dir }]) {
       const again = PartitionLog.open(d, { clock, config });
