@@ -249,6 +249,12 @@ export class Cluster {
   /**
    * The metadata of `topic`, fetching it when unknown; waits (refreshing with backoff) until the
    * topic exists and every partition has a leader, or throws when `deadlineMs` passes.
+   *
+   * A non-retriable topic error in a metadata answer (INVALID_TOPIC_EXCEPTION,
+   * TOPIC_AUTHORIZATION_FAILED...) ends the wait at once with that error, as Kafka's
+   * `Metadata.maybeThrowExceptionForTopic` does in the producer's and consumer's waits: no
+   * refresh would change it before the deadline. Retriable ones (LEADER_NOT_AVAILABLE while a
+   * topic is auto-created, UNKNOWN_TOPIC_OR_PARTITION) keep the wait going.
    */
   async topic(topic: string, deadlineMs: number, signal?: AbortSignal): Promise<TopicInfo> {
     this.interest.add(topic);
@@ -265,6 +271,10 @@ export class Cluster {
       }
       const after = this.topics.get(topic);
       if (after !== undefined && after.partitions.length > 0) return after;
+      if (lastError === undefined && after !== undefined && after.errorCode !== 0) {
+        const err = StrandError.fromCode(after.errorCode);
+        if (!err.retriable) throw new StrandError(err.errorName, `metadata of topic ${topic}: ${err.message}`);
+      }
       if (signal?.aborted) throw abortError(signal, `metadata of ${topic}`);
       if (this.closed) throw new StrandError('NETWORK_EXCEPTION', 'client is closed');
       const wait = backoffMs(attempt, { initialMs: this.config['retry.backoff.ms'], maxMs: this.config['retry.backoff.max.ms'] });

@@ -3,11 +3,13 @@
  * address first, learning every broker, single-flight refreshes, periodic refresh by
  * metadata.max.age.ms (awaited through the twin's call counter, not a sleep), the KIP-320 rule
  * that an older leader epoch never replaces a newer one, leader hints, waiting for a topic with a
- * deadline, and close() failing further calls.
+ * deadline (through retriable topic errors, failing at once on non-retriable ones), and close()
+ * failing further calls.
  */
 import { CONSUMER_CONFIG } from '../../src/config';
 import { Cluster } from '../../src/cluster/cluster';
 import { MemoryCluster } from '../support/memory-broker';
+import { ErrorCode } from '@strand/protocol';
 import * as net from 'node:net';
 
 let mem: MemoryCluster;
@@ -101,6 +103,36 @@ describe('Cluster metadata', () => {
     expect(performance.now() - started).toBeLessThan(2000);
     setImmediate(() => mem.createTopic('late', 2));
     expect((await c.topic('late', performance.now() + 5000)).partitions.length).toBe(2);
+  });
+
+  it('fails at once, with the typed error, when the broker answers a topic with a non-retriable error', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('denied', 2);
+    mem.metadataTopicErrors.set('bad name!', ErrorCode.INVALID_TOPIC_EXCEPTION);
+    mem.metadataTopicErrors.set('denied', ErrorCode.TOPIC_AUTHORIZATION_FAILED);
+    const c = make({ 'retry.backoff.ms': 50, 'retry.backoff.max.ms': 50 });
+    // A deadline far beyond the test's own timeout: only failing fast lets the test pass.
+    await expect(c.topic('bad name!', performance.now() + 600_000)).rejects.toMatchObject({ errorName: 'INVALID_TOPIC_EXCEPTION', message: expect.stringContaining('bad name!') });
+    expect(mem.calls.get('metadata')).toBe(1);
+    await expect(c.topic('denied', performance.now() + 600_000)).rejects.toMatchObject({ errorName: 'TOPIC_AUTHORIZATION_FAILED' });
+    expect(mem.calls.get('metadata')).toBe(2);
+    // Not sticky: once the broker answers the topic, the next wait succeeds (Kafka clears the error too).
+    mem.metadataTopicErrors.delete('denied');
+    expect((await c.topic('denied', performance.now() + 600_000)).partitions.length).toBe(2);
+  });
+
+  it('keeps waiting through retriable topic errors (LEADER_NOT_AVAILABLE while auto-creating) until the topic is ready', async () => {
+    mem = await MemoryCluster.start();
+    mem.metadataTopicErrors.set('auto', ErrorCode.LEADER_NOT_AVAILABLE);
+    const c = make();
+    const waiting = c.topic('auto', performance.now() + 600_000);
+    await mem.waitForCalls('metadata', 3);
+    mem.metadataTopicErrors.delete('auto');
+    mem.createTopic('auto', 3);
+    expect((await waiting).partitions.length).toBe(3);
+    // Still retriable at the deadline: the wait ends there, as it does for a missing topic.
+    mem.metadataTopicErrors.set('gone', ErrorCode.LEADER_NOT_AVAILABLE);
+    await expect(c.topic('gone', performance.now() + 80)).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION', retriable: true });
   });
 
   it('fails calls after close()', async () => {

@@ -10,9 +10,9 @@
  * or the epoch bumped), a partition missing from cached metadata, and metadata arriving after
  * close(); ordering with max.in.flight=1 without idempotence across a leader move, buffer.memory
  * and max.request.size limits counting whole batches, records waiting for a new topic kept in
- * send order, max.block.ms against a hanging metadata request, and a child process kept alive
- * while a record waits for a leader. Each test has its own cluster and producer; all are closed
- * in afterEach.
+ * send order, max.block.ms against a hanging metadata request, non-retriable topic errors
+ * failing a send at once, and a child process kept alive while a record waits for a leader. Each
+ * test has its own cluster and producer; all are closed in afterEach.
  */
 import { Acks, ErrorCode, StrandError, encodeRecordBatch } from '@strand/protocol';
 import type { ProduceRequest } from '@strand/protocol';
@@ -471,6 +471,16 @@ p.send({ topic: 't', value: 'x' }).then((md) => { console.log('ok', md.offset); 
     cluster = await MemoryCluster.start();
     const p = producer({ 'max.block.ms': 100 });
     await expect(p.send({ topic: 'nope', value: 'x' })).rejects.toMatchObject({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  });
+
+  it('fails a record at once, with the typed error, for a topic the broker answers with INVALID_TOPIC_EXCEPTION or TOPIC_AUTHORIZATION_FAILED', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.metadataTopicErrors.set('bad name!', ErrorCode.INVALID_TOPIC_EXCEPTION);
+    cluster.metadataTopicErrors.set('denied', ErrorCode.TOPIC_AUTHORIZATION_FAILED);
+    // max.block.ms far beyond the test's own timeout: only failing fast lets the test pass.
+    const p = producer({ 'max.block.ms': 600_000 });
+    await expect(p.send({ topic: 'bad name!', value: 'x' })).rejects.toMatchObject({ errorName: 'INVALID_TOPIC_EXCEPTION' });
+    await expect(p.send({ topic: 'denied', value: 'x' })).rejects.toMatchObject({ errorName: 'TOPIC_AUTHORIZATION_FAILED' });
   });
 
   it('fails a record after max.block.ms even when the metadata request itself hangs (a broker that accepts connections and never answers)', async () => {

@@ -18,7 +18,7 @@
  *
  * Fault injection for tests: move a partition's leader (epoch bump, old leader answers
  * NOT_LEADER_OR_FOLLOWER), per-partition produce error codes for the next N requests,
- * per-partition election error codes, "append then lose the response" (the idempotent retry
+ * per-partition election error codes, topic-level Metadata error codes, "append then lose the response" (the idempotent retry
  * case), and whole-call gRPC failures.
  *
  * It is deliberately simple: one replica's log (the high watermark is the log end offset), no
@@ -159,6 +159,11 @@ export class MemoryCluster {
   readonly produceErrors = new Map<string, number[]>();
   /** Fetch error codes to answer per "topic-partition", one per fetch answer naming it (after the leader checks). */
   readonly fetchErrors = new Map<string, number[]>();
+  /**
+   * Per topic name, the topic-level error code Metadata answers for it (no partitions) until
+   * removed: INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED, LEADER_NOT_AVAILABLE...
+   */
+  readonly metadataTopicErrors = new Map<string, number>();
   /** Per-group error codes DeleteGroups answers first (one per call), as a coordinator that moved would. */
   readonly deleteGroupErrors = new Map<string, number[]>();
   /** Per-group top-level error codes OffsetDelete answers first (one per call). */
@@ -622,6 +627,8 @@ export class MemoryCluster {
           controllerId: 1,
           brokers: this.nodes.map((n) => ({ nodeId: n.id, host: '127.0.0.1', port: n.port })),
           topics: names.map((name) => {
+            const injected = this.metadataTopicErrors.get(name);
+            if (injected !== undefined) return { errorCode: injected, name, topicId: Buffer.alloc(0), partitions: [] };
             const t = this.topics.get(name);
             if (t === undefined) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, topicId: Buffer.alloc(0), partitions: [] };
             return { errorCode: 0, name, topicId: t.topicId, partitions: t.partitions.map((p) => ({ errorCode: 0, partition: p.partition, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr ?? p.replicas, offlineReplicas: [] })) };
