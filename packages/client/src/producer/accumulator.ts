@@ -175,10 +175,15 @@ export class PartitionQueue {
 }
 
 export interface AccumulatorOptions {
+  /** batch.size: the starting capacity of a partition's batches (bytes). */
   batchSize: number;
+  /** batch.size.max: the capacity batches may grow to under a backlog (bytes). */
   batchSizeMax: number;
   lingerMs: number;
+  /** buffer.memory: the most bytes all batches not yet completed may reserve. */
   bufferMemory: number;
+  /** max.request.size: no batch is built larger, except one holding a single bigger record (bytes). */
+  maxRequestBytes: number;
 }
 
 export class RecordAccumulator {
@@ -226,10 +231,13 @@ export class RecordAccumulator {
    * Capacity of a new batch for a record: the partition's batch size, but never above
    * buffer.memory (a batch larger than the whole buffer would wait for memory that an empty
    * buffer never frees: batch.size may be set above it, and batches grow toward batch.size.max
-   * under load), and never below the record itself in a batch of its own.
+   * under load) nor above max.request.size (a batch goes out whole in one request: a bigger one
+   * would make a request above the limit the producer promises), and never below the record
+   * itself in a batch of its own. The producer refuses a record above either limit before it
+   * gets here, so only such a lone record reaches its own size.
    */
   private newBatchBytes(q: PartitionQueue, estimate: number): number {
-    return Math.max(Math.min(q.batchSize, this.options.bufferMemory), estimate + RECORD_BATCH_OVERHEAD);
+    return Math.max(Math.min(q.batchSize, this.options.bufferMemory, this.options.maxRequestBytes), estimate + RECORD_BATCH_OVERHEAD);
   }
 
   /** The batch the last append() went into (valid right after append()). */

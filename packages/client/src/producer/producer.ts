@@ -196,6 +196,7 @@ export class Producer {
       batchSizeMax: Math.max(this.config['batch.size.max'], 1),
       lingerMs: this.config['linger.ms'],
       bufferMemory: this.config['buffer.memory'],
+      maxRequestBytes: this.config['max.request.size'],
     });
     this.sticky = new StickyPartitioner(Math.max(this.config['batch.size'], 1), this.random);
     this.acks = ACKS[this.config.acks] as Acks;

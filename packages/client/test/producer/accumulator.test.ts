@@ -2,14 +2,15 @@
  * Checks the record accumulator's rules with explicit monotonic times (no timers): batches fill
  * up to their capacity and the next record opens a new batch; readiness by size, linger, flush
  * and retry backoff; batch size doubling while a partition has a backlog and shrinking when idle;
- * memory accounting; retry requeue in sequence order; and that built batches decode with the
- * protocol package's RecordBatch codec (keys, values, headers, timestamps, producer fields, gzip).
+ * no batch above buffer.memory or max.request.size; memory accounting; retry requeue in sequence
+ * order; and that built batches decode with the protocol package's RecordBatch codec (keys,
+ * values, headers, timestamps, producer fields, gzip).
  */
 import { CompressionType, decodeRecordBatch } from '@strand/protocol';
 import { APPEND_FULL, APPEND_NEW_BATCH, RecordAccumulator } from '../../src/producer/accumulator';
 import type { ProducerBatch } from '../../src/producer/accumulator';
 
-const opts = { batchSize: 1024, batchSizeMax: 8192, lingerMs: 5, bufferMemory: 1 << 20 };
+const opts = { batchSize: 1024, batchSizeMax: 8192, lingerMs: 5, bufferMemory: 1 << 20, maxRequestBytes: 1 << 20 };
 const v = (n: number): Buffer => Buffer.alloc(n, 0x61);
 
 describe('RecordAccumulator', () => {
@@ -70,6 +71,21 @@ describe('RecordAccumulator', () => {
     expect(small.bytesNeeded('t', 0, 100)).toBe(1024);
     // A record larger than the cap still gets a batch of its own size.
     expect(acc.bytesNeeded('u', 0, 2900)).toBe(2900 + 61);
+  });
+
+  it('never sizes a new batch above max.request.size, from batch.size or from growth toward batch.size.max', () => {
+    // A batch goes out whole in one request: one built above max.request.size made a request
+    // above it. batch.size itself may be set higher, and growth under a backlog goes beyond it.
+    const acc = new RecordAccumulator({ ...opts, batchSize: 16_384, batchSizeMax: 1 << 20, maxRequestBytes: 4096 });
+    for (let i = 0; i < 200; i++) acc.append('t', 0, 1, null, v(100), undefined, undefined, 0);
+    const q = acc.queue('t', 0);
+    for (const b of q.batches) expect(b.capacity).toBeLessThanOrEqual(4096);
+    while (q.batches.length > 0) acc.takeHead(q, 0);
+    expect(q.batchSize).toBeGreaterThan(4096); // the backlog grew it...
+    acc.append('t', 0, 1, null, v(100), undefined, undefined, 0);
+    expect(acc.lastBatch?.capacity).toBe(4096); // ...but no batch is built above the limit
+    // A partition's first batch too: batch.size is above the limit.
+    expect(acc.bytesNeeded('u', 0, 100)).toBe(4096);
   });
 
   it('requeues retried batches ahead of new ones, in sequence order', () => {

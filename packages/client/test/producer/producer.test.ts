@@ -551,6 +551,31 @@ p.send({ topic: 't', value: 'x' }).then((md) => { console.log('ok', md.offset); 
     await expect(small.send({ topic: 't', value: 'x'.repeat(900) })).resolves.toMatchObject({ offset: 0 });
   });
 
+  it('never builds a batch or a request above max.request.size, even with batch.size and batch.size.max above it', async () => {
+    cluster = await MemoryCluster.start();
+    cluster.createTopic('t', 3);
+    const limit = 4096;
+    // batch.size above the limit: each new batch reserved batch.size and filled to it, so one
+    // batch (alone in its request) was four times max.request.size.
+    const big = producer({ 'max.request.size': limit, 'batch.size': 16_384, 'linger.ms': 20 });
+    await big.sendBatch(Array.from({ length: 150 }, (_, i) => ({ topic: 't', partition: i % 3, value: `${i}`.padStart(200, '0') })));
+    // batch.size below it but batch.size.max above: a backlog (the first round, drained with
+    // batches waiting behind each one) grows the partitions' batch size toward batch.size.max,
+    // which the second round's batches were then built at.
+    const growing = producer({ 'max.request.size': limit, 'batch.size': 1024, 'batch.size.max': 65_536, 'linger.ms': 0 });
+    for (let round = 0; round < 2; round++) {
+      await growing.sendBatch(Array.from({ length: 300 }, (_, i) => ({ topic: 't', partition: i % 3, value: `${150 + round * 300 + i}`.padStart(200, '0') })));
+    }
+    const batches = [0, 1, 2].flatMap((p) => cluster.partition('t', p).batches.map((b) => b.bytes.length));
+    expect(batches.length).toBeGreaterThan(0);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(limit);
+    // Batches of several partitions share a request only while the request stays within the limit.
+    const requests = cluster.produceRequestSizes.map((sizes) => sizes.reduce((a, b) => a + b, 0));
+    expect(Math.max(...requests)).toBeLessThanOrEqual(limit);
+    expect(cluster.produceRequestSizes.some((sizes) => sizes.length > 1)).toBe(true);
+    for (const p of [0, 1, 2]) expect(cluster.records('t', p).map((r) => Number(r.value))).toEqual(Array.from({ length: 250 }, (_, i) => i * 3 + p));
+  });
+
   it('a batch.size above buffer.memory does not make every send wait max.block.ms for memory', async () => {
     cluster = await MemoryCluster.start();
     cluster.createTopic('t', 1);

@@ -177,6 +177,8 @@ export class MemoryCluster {
   readonly electionErrors = new Map<string, number>();
   /** Whole-call failures per RPC name: the next N calls fail with this Kafka code. */
   readonly callFailures = new Map<string, { code: number; count: number }>();
+  /** Per produce request received (unary or on a stream), in arrival order: the record bytes of each partition in it. */
+  readonly produceRequestSizes: number[][] = [];
   /** RPC call counts per name (tests assert on retries and refreshes). */
   readonly calls = new Map<string, number>();
   /** Per RPC name (streams too), the `client-id` metadata values calls arrived with ('' when absent). */
@@ -317,6 +319,7 @@ export class MemoryCluster {
   /** One produce request, unary or on a stream: its response, or the call error it fails with. */
   private produce(nodeId: number, request: ProduceRequest): { error: grpc.ServiceError; response?: undefined } | { error?: undefined; response: ProduceResponse } {
     if (this.count('produce')) return { error: this.failure('produce') };
+    this.produceRequestSizes.push(request.topics.flatMap((t) => t.partitions.map((pp) => pp.records.length)));
     let lose = false;
     const topics = request.topics.map((t) => ({
       name: t.name,
