@@ -497,7 +497,9 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
    * returned, so leaving the loop early (break, a throw) or closing the consumer while the loop
    * holds records it has not reached yet moves those partitions back to the first record not
    * handed out, and commit() meanwhile commits only what the loop received. Otherwise a commit
-   * (auto commit on close, or commit()) would count records the application never saw.
+   * (auto commit on close, or commit()) would count records the application never saw. A seek
+   * (or seekTo...) inside the loop drops the records it still holds for that partition: the next
+   * one it yields is from the new position.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<ConsumerRecord> {
     try {
@@ -515,7 +517,15 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
         }
         const iteration = { records, next: 0, marks };
         this.iteration = iteration;
-        while (iteration.next < records.length && !this.closed) yield records[iteration.next++] as ConsumerRecord;
+        while (iteration.next < records.length && !this.closed) {
+          const r = records[iteration.next++] as ConsumerRecord;
+          // A partition sought or reset inside the loop (its mark is gone) is at its new position:
+          // the records still held for it were fetched before, and Kafka never hands out a record
+          // fetched before a seek.
+          const s = this.partitions.get(tpKey(r.topic, r.partition));
+          if (s === undefined || !marks.has(s)) continue;
+          yield r;
+        }
         this.iteration = undefined;
       }
     } finally {

@@ -11,7 +11,8 @@
  * yielded records count as consumed), commits on close during a rebalance, the leader's rebalance
  * when subscribed topics gain partitions, retriable failures that poll() retries instead of
  * throwing, auto.offset.reset=none raising until a seek, metadata refresh backoff, and a seek made
- * during a position lookup. Waiting is by poll() with bounded timeouts, never a sleep.
+ * during a position lookup, and for-await after a seek inside the loop (no record fetched before
+ * it). Waiting is by poll() with bounded timeouts, never a sleep.
  */
 import { getEventListeners } from 'node:events';
 import { Consumer } from '../../src/consumer/consumer';
@@ -290,6 +291,27 @@ describe('Consumer with assign()', () => {
     expect((mem.calls.get('fetchStream') ?? 0) - fetchesBefore).toBeLessThan(50);
   });
 
+  it('for-await: after a seek or seekToBeginning inside the loop, the next record is the one sought, not one the loop still held', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 1);
+    // One batch of 10: one poll() hands the loop all of them.
+    await produce('t', Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` })));
+    const c = consumer({ 'auto.offset.reset': 'earliest' });
+    const tp = { topic: 't', partition: 0 };
+    c.assign([tp]);
+    const seen: number[] = [];
+    for await (const r of c) {
+      seen.push(r.offset);
+      if (seen.length === 2) c.seek(tp, 6);
+      if (seen.length === 4) c.seekToBeginning([tp]);
+      if (seen.length === 6) break;
+    }
+    // Kafka's poll() never returns a record fetched before a seek; the loop's held records 2..5
+    // and 8..9 came from such a fetch.
+    expect(seen).toEqual([0, 1, 6, 7, 0, 1]);
+    expect(await c.position(tp)).toBe(2);
+  });
+
   it('wakes a waiting poll when records arrive (long-poll), and for-await yields them', async () => {
     mem = await MemoryCluster.start();
     mem.createTopic('t', 1);
@@ -333,8 +355,10 @@ describe('Consumer with assign()', () => {
     // A seek inside the loop is the application's decision: leaving the loop keeps it.
     c.seek({ topic: 't', partition: 0 }, 0);
     for await (const r of c) {
-      if (r.offset === 1) c.seek({ topic: 't', partition: 0 }, 8);
-      if (r.offset === 2) break;
+      if (r.offset === 1) {
+        c.seek({ topic: 't', partition: 0 }, 8);
+        break;
+      }
     }
     expect(await c.position({ topic: 't', partition: 0 })).toBe(8);
     c.seek({ topic: 't', partition: 0 }, 5);
