@@ -391,8 +391,25 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
   }
 
+  /**
+   * Stops returning records of `tps` until resume(); their buffered data is kept. Inside a
+   * `for await` loop the records it still holds for them count as not returned (as poll()
+   * returns nothing of a paused partition): the partition moves back to the first of them, so
+   * resume() brings them again.
+   */
   pause(tps: readonly TopicPartition[]): void {
-    for (const tp of tps) this.state(tp).paused = true;
+    const held = this.unyielded();
+    for (const tp of tps) {
+      const s = this.state(tp);
+      s.paused = true;
+      const start = held.get(s);
+      if (start === undefined) continue;
+      // The buffered data starts after the held records: thrown away, fetched again on resume.
+      this.dropBuffered(s);
+      this.iteration?.marks.delete(s);
+      s.position = start.offset;
+      s.leaderEpoch = start.leaderEpoch;
+    }
   }
 
   resume(tps: readonly TopicPartition[]): void {
@@ -521,7 +538,8 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
           const r = records[iteration.next++] as ConsumerRecord;
           // A partition sought or reset inside the loop (its mark is gone) is at its new position:
           // the records still held for it were fetched before, and Kafka never hands out a record
-          // fetched before a seek.
+          // fetched before a seek. One paused inside the loop was moved back to its first held
+          // record (pause()): they come again after resume().
           const s = this.partitions.get(tpKey(r.topic, r.partition));
           if (s === undefined || !marks.has(s)) continue;
           yield r;

@@ -11,8 +11,8 @@
  * yielded records count as consumed), commits on close during a rebalance, the leader's rebalance
  * when subscribed topics gain partitions, retriable failures that poll() retries instead of
  * throwing, auto.offset.reset=none raising until a seek, metadata refresh backoff, and a seek made
- * during a position lookup, and for-await after a seek inside the loop (no record fetched before
- * it). Waiting is by poll() with bounded timeouts, never a sleep.
+ * during a position lookup, and for-await after a seek or a pause inside the loop (no record
+ * fetched before the seek, none of the paused partition until resume). Waiting is by poll() with bounded timeouts, never a sleep.
  */
 import { getEventListeners } from 'node:events';
 import { Consumer } from '../../src/consumer/consumer';
@@ -310,6 +310,36 @@ describe('Consumer with assign()', () => {
     // and 8..9 came from such a fetch.
     expect(seen).toEqual([0, 1, 6, 7, 0, 1]);
     expect(await c.position(tp)).toBe(2);
+  });
+
+  it('for-await: pause() inside the loop stops the records it still holds for that partition; resume() brings them, each once', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    // One batch of 5 per partition: one poll() may hand the loop all of a partition's records.
+    await produce('t', Array.from({ length: 5 }, (_, i) => ({ partition: 0, value: `a${i}` })));
+    await produce('t', Array.from({ length: 5 }, (_, i) => ({ partition: 1, value: `b${i}` })));
+    const c = consumer({ 'auto.offset.reset': 'earliest' });
+    c.assign([{ topic: 't', partition: 0 }, { topic: 't', partition: 1 }]);
+    const seen: { partition: number; offset: number; resumed: boolean }[] = [];
+    let pausedTp: { topic: string; partition: number } | undefined;
+    let resumed = false;
+    for await (const r of c) {
+      seen.push({ partition: r.partition, offset: r.offset, resumed });
+      if (pausedTp === undefined) {
+        pausedTp = { topic: 't', partition: r.partition };
+        c.pause([pausedTp]);
+      } else if (!resumed && seen.filter((x) => x.partition !== pausedTp?.partition).length === 5) {
+        resumed = true;
+        c.resume([pausedTp]);
+      }
+      if (seen.length === 10) break;
+    }
+    const p = (pausedTp as { partition: number }).partition;
+    // While paused, only the record that came before pause() (as Kafka's poll() returns nothing
+    // of a paused partition); after resume(), the rest of it, from where the loop stopped.
+    expect(seen.filter((x) => x.partition === p && !x.resumed).map((x) => x.offset)).toEqual([0]);
+    expect(seen.filter((x) => x.partition === p).map((x) => x.offset)).toEqual([0, 1, 2, 3, 4]);
+    expect(seen.filter((x) => x.partition !== p).map((x) => x.offset)).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('wakes a waiting poll when records arrive (long-poll), and for-await yields them', async () => {
