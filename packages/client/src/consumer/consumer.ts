@@ -224,6 +224,11 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
   private joinFailures = 0;
   /** Bumped by subscribe(), unsubscribe() and close(): a join started before is stale. */
   private subscriptionVersion = 0;
+  /**
+   * Partitions (tpKey) a rebalance of the current subscription took from this member and has not
+   * given back: commit() refuses offsets of them (see there).
+   */
+  private readonly revoked = new Set<string>();
 
   constructor(config: ClientConfigInput = {}, options: ConsumerOptions = {}) {
     this.config = parseConsumerConfig(config);
@@ -259,6 +264,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     if (!(topics instanceof RegExp) && topics.length === 0) throw new StrandError('INVALID_REQUEST', 'subscribe() needs at least one topic');
     if (this.subscription === undefined && this.partitions.size > 0) throw new StrandError('INVALID_REQUEST', 'subscribe() cannot be mixed with assign(); call unsubscribe() first');
     this.subscription = topics instanceof RegExp ? { pattern: topics } : { topics: [...topics] };
+    this.revoked.clear();
     this.listener = listener;
     this.subscriptionVersion++;
     this.group.rejoinNeeded = true;
@@ -283,6 +289,7 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
     }
     this.subscription = undefined;
     this.setAssignment([]);
+    this.revoked.clear();
   }
 
   /** Currently assigned partitions. */
@@ -297,7 +304,12 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
       const old = this.partitions.get(k);
       next.set(k, old ?? { tp: { topic: tp.topic, partition: tp.partition }, position: undefined, leaderEpoch: -1, paused: false, reset: undefined, fetchInFlight: false, buffered: undefined, highWatermark: -1, error: undefined, fetchFailures: 0, retryAtMs: 0, session: ++this.sessionSeq, fetchOrder: ++this.fetchOrderSeq });
     }
-    for (const [k, s] of this.partitions) if (!next.has(k)) this.dropBuffered(s);
+    for (const [k, s] of this.partitions) {
+      if (next.has(k)) continue;
+      this.dropBuffered(s);
+      if (this.subscription !== undefined) this.revoked.add(k);
+    }
+    for (const k of next.keys()) this.revoked.delete(k);
     this.partitions.clear();
     for (const [k, s] of next) this.partitions.set(k, s);
   }
@@ -1194,10 +1206,26 @@ export class Consumer implements AsyncIterable<ConsumerRecord> {
 
   /**
    * Commits offsets: the given ones, or every assigned partition's position. Under a group
-   * subscription the commit is fenced by this member's generation.
+   * subscription the commit is fenced by this member's generation, and given offsets must not be
+   * of a partition a rebalance took from this member (and did not give back): a rebalance may
+   * complete between two poll() calls here (the join goes on in the background), so the
+   * generation alone would let offsets of records polled before it land under the new
+   * generation, over the new owner's progress. Such a commit fails with REBALANCE_IN_PROGRESS
+   * while this member rejoins and ILLEGAL_GENERATION after (Kafka's RebalanceInProgressException
+   * and CommitFailedException for a commit made across a rebalance); nothing is committed.
+   * Offsets of partitions this member never owned are committed as Kafka does.
    */
   async commit(offsets?: readonly OffsetToCommit[]): Promise<void> {
     if (this.group === undefined) throw new StrandError('INVALID_GROUP_ID', 'commit() needs group.id');
+    if (offsets !== undefined && this.subscription !== undefined && this.revoked.size > 0) {
+      const foreign = offsets.filter((o) => this.revoked.has(tpKey(o.topic, o.partition))).map((o) => `${o.topic}-${o.partition}`);
+      if (foreign.length > 0) {
+        if (this.joining !== undefined || !this.group.isStable) {
+          throw new StrandError('REBALANCE_IN_PROGRESS', `commit failed: ${foreign.join(', ')} was revoked from this member, which is rejoining group ${this.group.groupId}; poll() completes the rebalance`);
+        }
+        throw new StrandError('ILLEGAL_GENERATION', `commit failed: a rebalance of group ${this.group.groupId} took ${foreign.join(', ')} from this member (see onPartitionsRevoked); another member may own it now`);
+      }
+    }
     // Inside a `for await` loop, only what the loop received counts as consumed.
     const unyielded = this.unyielded();
     const list: OffsetToCommit[] =

@@ -12,7 +12,8 @@
  * when subscribed topics gain partitions, retriable failures that poll() retries instead of
  * throwing, auto.offset.reset=none raising until a seek, metadata refresh backoff, and a seek made
  * during a position lookup, and for-await after a seek or a pause inside the loop (no record
- * fetched before the seek, none of the paused partition until resume). Waiting is by poll() with bounded timeouts, never a sleep.
+ * fetched before the seek, none of the paused partition until resume), and a commit refused for
+ * a partition a rebalance took away. Waiting is by poll() with bounded timeouts, never a sleep.
  */
 import { getEventListeners } from 'node:events';
 import { Consumer } from '../../src/consumer/consumer';
@@ -860,6 +861,35 @@ describe('Consumer groups', () => {
     // As the Java client's CommitFailedException: not silently committed as a non-member.
     await expect(a.commit()).rejects.toMatchObject({ errorName: 'UNKNOWN_MEMBER_ID' });
     expect(mem.groups.get('alone')?.offsets.size).toBe(0);
+  });
+
+  it('commit() of offsets for a partition a rebalance took from the member fails, and the new owner\'s offset stands', async () => {
+    mem = await MemoryCluster.start();
+    mem.createTopic('t', 2);
+    await produce('t', Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: `v${i}` })));
+    const a = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'enable.auto.commit': false });
+    a.subscribe(['t']);
+    const fromA: ConsumerRecord[] = [];
+    while (fromA.length < 10) fromA.push(...(await a.poll(200)));
+    // b joins; a rebalance gives it one of a's partitions.
+    const b = consumer({ 'group.id': 'g', 'auto.offset.reset': 'earliest', 'enable.auto.commit': false });
+    b.subscribe(['t']);
+    const settled = (): boolean => a.assignment().length === 1 && b.assignment().length === 1 && a.groupMetadata()?.generationId === b.groupMetadata()?.generationId && mem.groups.get('g')?.state === 'Stable';
+    await pollAll([a, b], settled);
+    expect(settled()).toBe(true);
+    const moved = (b.assignment()[0] as { topic: string; partition: number }).partition;
+    const kept = (a.assignment()[0] as { topic: string; partition: number }).partition;
+    await b.commit([{ topic: 't', partition: moved, offset: 2 }]);
+    // a still holds records of the moved partition from before the rebalance: committing their
+    // offsets under its new generation would overwrite b's progress (Kafka's consumer fails a
+    // commit made across the rebalance: CommitFailedException, RebalanceInProgressException).
+    await expect(a.commit([{ topic: 't', partition: moved, offset: 5 }])).rejects.toMatchObject({ errorName: 'ILLEGAL_GENERATION' });
+    expect(mem.groups.get('g')?.offsets.get(`t\u0000${moved}`)?.offset).toBe(2);
+    // Its own partition commits as before, and so does one it never owned (Kafka checks no
+    // ownership; only a partition taken from it across the rebalance is refused).
+    await a.commit([{ topic: 't', partition: kept, offset: 5 }, { topic: 'other', partition: 0, offset: 7 }]);
+    expect(mem.groups.get('g')?.offsets.get(`t\u0000${kept}`)?.offset).toBe(5);
+    expect(mem.groups.get('g')?.offsets.get('other\u00000')?.offset).toBe(7);
   });
 
   it('unsubscribe() after the member was removed reports its partitions lost, not revoked', async () => {
