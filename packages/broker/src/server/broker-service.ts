@@ -369,8 +369,9 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
   const fetch = async (req: FetchRequest, cancel: Cancellation): Promise<FetchResponse> => {
     const deadline = performance.now() + Math.max(0, req.maxWaitMs);
     // minBytes never above what one answer may hold (Kafka: min(minBytes, fetch max bytes)), or
-    // every change would re-read the whole budget until maxWaitMs.
-    const minBytes = Math.min(Math.max(1, req.minBytes), req.maxBytes > 0 ? Math.min(req.maxBytes, ctx.config['fetch.max.bytes']) : ctx.config['fetch.max.bytes']);
+    // every change would re-read the whole budget until maxWaitMs. minBytes <= 0 answers at once
+    // whatever maxWaitMs says, as in Kafka (every answer holds at least that many bytes).
+    const minBytes = Math.min(req.minBytes, req.maxBytes > 0 ? Math.min(req.maxBytes, ctx.config['fetch.max.bytes']) : ctx.config['fetch.max.bytes']);
     for (;;) {
       const parts: Partition[] = [];
       const { res, bytes } = fetchOnce(req, parts);

@@ -1,0 +1,118 @@
+/**
+ * The broker's client-facing gRPC service (addBrokerService) in one process: a real gRPC server
+ * over a ReplicaManager that leads every partition of topic `t` (fresh log directories), called
+ * through the generated BrokerClient. Checks the request edges Kafka defines: a fetch with
+ * minBytes <= 0 answers at once.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { BrokerClient, type FetchRequest, type FetchResponse, type MetadataRecord, type RawConfig } from '@strand/protocol';
+import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { BROKER_CONFIG } from '../../src/server/broker-config';
+import { NO_METRICS } from '../../src/server/broker-metrics';
+import { addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
+import { ReplicaManager } from '../../src/server/replica-manager';
+import type { Partition, PartitionHost } from '../../src/server/partition';
+
+const quiet = { info: () => undefined, warn: () => undefined };
+const topicId = '0123456789abcdef0123456789abcdef';
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  jest.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** Broker 1, the only replica and leader of each of `partitions` partitions of topic t. */
+function image(partitions: number): MetadataImage {
+  const records: MetadataRecord[] = [
+    { cluster: { clusterId: 'c' } },
+    { registerBroker: { brokerId: 1, incarnationId: 'i1', brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
+    { topic: { name: 't', topicId: topicIdToBytes(topicId) } },
+  ];
+  for (let p = 0; p < partitions; p++) {
+    records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
+  }
+  return MetadataImage.fromRecords(10, records);
+}
+
+interface Served {
+  client: BrokerClient;
+  rm: ReplicaManager;
+  part(partition: number): Partition;
+}
+
+/** The broker service on a free loopback port, with broker settings `config`. */
+async function serve(config: RawConfig = {}, partitions = 2): Promise<Served> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-service-'));
+  const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const rm = new ReplicaManager(dir, host, quiet, '', { 'flush.policy': 'page-cache' });
+  cleanups.push(async () => {
+    await rm.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await rm.applyImage(image(partitions));
+  const server = new grpc.Server();
+  // Only what the client-facing calls used here need: no controller, no group coordinator.
+  const ctx = {
+    brokerId: 1,
+    config: BROKER_CONFIG.parse(config),
+    replicas: rm,
+    controllers: {},
+    listenerName: 'BROKER',
+    interBrokerListenerName: 'BROKER',
+    image: () => rm.metadataImage,
+    nextProducerId: () => Promise.resolve(0),
+    groups: {},
+    logger: quiet,
+    metrics: NO_METRICS,
+    nodeConfigs: () => [],
+    topicDefaults: new Map(),
+  } as unknown as BrokerServiceContext;
+  addBrokerService(server, ctx);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const client = new BrokerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  cleanups.push(() => {
+    client.close();
+    server.forceShutdown();
+  });
+  return {
+    client,
+    rm,
+    part: (partition) => {
+      const p = rm.partitionByName('t', partition);
+      if (p === undefined) throw new Error(`no partition t-${partition}`);
+      return p;
+    },
+  };
+}
+
+/** A unary call with a deadline, so a wrongly held call fails the test instead of hanging it. */
+function call<Req, Res>(method: (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall, req: Req, deadlineMs = 10_000): Promise<Res> {
+  return new Promise((resolve, reject) => method(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err || res === undefined ? reject(err ?? new Error('empty answer')) : resolve(res))));
+}
+
+function fetchRequest(partitions: number[], over: Partial<FetchRequest> = {}): FetchRequest {
+  return {
+    maxWaitMs: 0,
+    minBytes: 1,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    replicaId: -1,
+    topics: [{ name: 't', partitions: partitions.map((partition) => ({ partition, fetchOffset: 0, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })) }],
+    ...over,
+  };
+}
+
+describe('Fetch', () => {
+  test.each([0, -1])('minBytes %d answers at once though nothing is there and maxWaitMs is long (Kafka)', async (minBytes) => {
+    const s = await serve();
+    // A fetch that parks waits on its partitions' next change: this one must never park.
+    const parked = jest.spyOn(s.part(0), 'onNextChange');
+    const res = await call<FetchRequest, FetchResponse>(s.client.fetch.bind(s.client), fetchRequest([0], { minBytes, maxWaitMs: 600_000 }));
+    expect(res.topics[0]?.partitions[0]).toMatchObject({ errorCode: 0, highWatermark: 0 });
+    expect(res.topics[0]?.partitions[0]?.records.length).toBe(0);
+    expect(parked).not.toHaveBeenCalled();
+  });
+});
