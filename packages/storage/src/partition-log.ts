@@ -25,6 +25,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  COMPRESSION_NAMES,
   LOG_OVERHEAD,
   RECORD_BATCH_OVERHEAD,
   StrandError,
@@ -538,6 +539,10 @@ export class PartitionLog {
         throw new StrandError('INVALID_RECORD', `a produced batch must hold lastOffsetDelta + 1 records (recordsCount ${h.recordsCount}, lastOffsetDelta ${h.lastOffsetDelta})`);
       }
       if (isControlBatch(h.attributes)) throw new StrandError('INVALID_RECORD', 'clients may not write control batches');
+      // Kafka defines codec ids 0-4 only; 5-7 name no codec anywhere, so no reader could ever
+      // decode the batch (unlike a defined codec this build lacks, stored as sent below).
+      const codecId = batchCompression(h.attributes);
+      if (COMPRESSION_NAMES[codecId] === undefined) throw new StrandError('INVALID_RECORD', `compression codec id ${codecId} is not defined (Kafka defines 0-4)`);
       if (h.producerId !== NO_PRODUCER_ID && h.baseSequence < 0) {
         throw new StrandError('INVALID_RECORD', `invalid sequence ${h.baseSequence} in a batch of producer ${h.producerId}`);
       }

@@ -2,13 +2,14 @@
  * The broker's client-facing gRPC service (addBrokerService) in one process: a real gRPC server
  * over a ReplicaManager that leads every partition of topic `t` (fresh log directories), called
  * through the generated BrokerClient. Checks the request edges Kafka defines: a fetch with
- * minBytes <= 0 answers at once.
+ * minBytes <= 0 answers at once; a produced batch naming a compression codec Kafka does not
+ * define is refused for its partition alone and nothing of it is stored.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { BrokerClient, type FetchRequest, type FetchResponse, type MetadataRecord, type RawConfig } from '@strand/protocol';
+import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type MetadataRecord, type ProduceRequest, type ProduceResponse, type RawConfig } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
@@ -104,6 +105,33 @@ function fetchRequest(partitions: number[], over: Partial<FetchRequest> = {}): F
     ...over,
   };
 }
+
+const good = (v: string): Buffer => encodeRecordBatch({ records: [{ value: Buffer.from(v) }], baseTimestamp: Date.now() });
+
+/** `batch` with its attributes (bytes 21-22) replaced and its CRC-32C (bytes 17-20, over 21..end) recomputed. */
+function withAttributes(batch: Buffer, attributes: number): Buffer {
+  const out = Buffer.from(batch);
+  out.writeInt16BE(attributes, 21);
+  out.writeUInt32BE(crc32c(out.subarray(21)), 17);
+  return out;
+}
+
+/** One Produce naming `records` per partition of t (acks=all); answers each partition's error code. */
+async function produceCodes(s: Served, records: ReadonlyMap<number, Buffer>, over: Partial<ProduceRequest> = {}): Promise<number[]> {
+  const req: ProduceRequest = { acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ name: 't', partitions: [...records].map(([partition, r]) => ({ partition, records: r })) }], ...over };
+  const res = await call<ProduceRequest, ProduceResponse>(s.client.produce.bind(s.client), req);
+  return res.topics[0]?.partitions.map((p) => p.errorCode) ?? [];
+}
+
+describe('Produce', () => {
+  test.each([5, 6, 7])('a batch naming compression codec %d (undefined in Kafka) is INVALID_RECORD for its partition; nothing is stored', async (codec) => {
+    const s = await serve();
+    const bad = withAttributes(good('x'), codec);
+    expect(await produceCodes(s, new Map([[0, bad], [1, good('y')]]))).toEqual([ErrorCode.INVALID_RECORD, 0]);
+    expect(s.part(0).log.logEndOffset).toBe(0);
+    expect(s.part(1).log.logEndOffset).toBe(1);
+  });
+});
 
 describe('Fetch', () => {
   test.each([0, -1])('minBytes %d answers at once though nothing is there and maxWaitMs is long (Kafka)', async (minBytes) => {
