@@ -7,13 +7,18 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
+  ATTRIBUTES_OFFSET,
   Acks,
+  BATCH_LENGTH_OFFSET,
   BrokerService,
+  LOG_OVERHEAD,
+  RECORD_BATCH_OVERHEAD,
   ConfigResourceType,
   ConfigSource,
   DYNAMIC_BROKER_CONFIG,
   ErrorCode,
   StrandError,
+  isTransactionalBatch,
   type BrokerServer,
   type BrokerTopicDefault,
   type ControllerClient,
@@ -156,6 +161,21 @@ function code(name: ErrorName): number {
 }
 
 /**
+ * Whether any batch of a produced partition's `records` has the transactional attribute bit
+ * (Kafka's ProduceRequest.hasTransactionalRecords). Reads only batch lengths and attributes; a
+ * malformed tail ends the walk (the partition's validation then reports it).
+ */
+function hasTransactionalBatch(records: Buffer): boolean {
+  for (let pos = 0; pos + RECORD_BATCH_OVERHEAD <= records.length; ) {
+    if (isTransactionalBatch(records.readInt16BE(pos + ATTRIBUTES_OFFSET))) return true;
+    const size = records.readInt32BE(pos + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+    if (size < RECORD_BATCH_OVERHEAD) return false;
+    pos += size;
+  }
+  return false;
+}
+
+/**
  * Waits until any of `parts` changes, `ms` passes or the caller's call is cancelled; resolves
  * either way. With no partitions it is a plain timer: resolving at once would let a request
  * naming none spin the caller's loop without yielding to the event loop.
@@ -292,6 +312,20 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
   const produce = async (req: ProduceRequest): Promise<ProduceResponse> => {
     const acks = acksOf(req.acks);
     const timeoutMs = req.timeoutMs > 0 ? req.timeoutMs : ctx.config['request.timeout.ms'];
+    // Strand has no transactions. Kafka answers a request holding transactional batches but no
+    // transactional id with TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, before
+    // looking at them (KafkaApis.handleProduceRequest); with an id, see INVALID_TXN_STATE below.
+    const transactionalId = req.transactionalId ?? '';
+    const withTransactional = (p: { records: Uint8Array }): boolean => hasTransactionalBatch(Buffer.from(p.records.buffer, p.records.byteOffset, p.records.byteLength));
+    if (transactionalId === '' && req.topics.some((t) => t.partitions.some(withTransactional))) {
+      const errorCode = code('TRANSACTIONAL_ID_AUTHORIZATION_FAILED');
+      const errorMessage = 'a produce request with transactional batches must name its transactional id (and Strand has no transactions)';
+      return {
+        topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode, errorMessage, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 })) })),
+        throttleTimeMs: 0,
+        correlationId: req.correlationId,
+      };
+    }
     const topics = await Promise.all(
       req.topics.map(async (t) => ({
         name: t.name,
@@ -306,6 +340,10 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
             if (l.part === undefined) {
               return { ...base, errorCode: l.errorCode, errorMessage: l.errorCode === code('NOT_LEADER_OR_FOLLOWER') ? `broker ${ctx.brokerId} is not the leader of ${t.name}-${p.partition} (leader ${l.leaderId})` : `unknown topic or partition ${t.name}-${p.partition}`, ...(l.leaderId >= 0 ? { currentLeaderId: l.leaderId, currentLeaderEpoch: l.leaderEpoch } : {}) };
             }
+            // No transaction can be ongoing (InitProducerId refuses transactional ids): Kafka's
+            // answer to a transactional write to a partition outside an ongoing transaction
+            // (KIP-890 verification) is INVALID_TXN_STATE.
+            if (withTransactional(p)) return { ...base, errorCode: code('INVALID_TXN_STATE'), errorMessage: `transactional batches for ${t.name}-${p.partition}: transactions are not supported, so no transaction of '${transactionalId}' is ongoing` };
             const records = Buffer.from(p.records.buffer, p.records.byteOffset, p.records.byteLength);
             const r = await l.part.produce(records, acks, timeoutMs);
             ctx.metrics.produced(t.name, records.length, r.records ?? 0, r.errorCode);

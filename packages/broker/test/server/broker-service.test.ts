@@ -3,7 +3,10 @@
  * over a ReplicaManager that leads every partition of topic `t` (fresh log directories), called
  * through the generated BrokerClient. Checks the request edges Kafka defines: a fetch with
  * minBytes <= 0 answers at once; a produced batch naming a compression codec Kafka does not
- * define is refused for its partition alone and nothing of it is stored.
+ * define is refused for its partition alone and nothing of it is stored; Strand has no
+ * transactions, so a transactional batch is refused as Kafka refuses one it cannot accept
+ * (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request without a transactional id,
+ * INVALID_TXN_STATE for its partition with one) and a control batch is INVALID_RECORD.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -130,6 +133,32 @@ describe('Produce', () => {
     expect(await produceCodes(s, new Map([[0, bad], [1, good('y')]]))).toEqual([ErrorCode.INVALID_RECORD, 0]);
     expect(s.part(0).log.logEndOffset).toBe(0);
     expect(s.part(1).log.logEndOffset).toBe(1);
+  });
+
+  const transactional = (v: string): Buffer => encodeRecordBatch({ records: [{ value: Buffer.from(v) }], baseTimestamp: Date.now(), producerId: 7, producerEpoch: 0, baseSequence: 0, isTransactional: true });
+
+  test('a transactional batch without a transactional id fails the whole request with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka); nothing is stored', async () => {
+    const s = await serve();
+    const failed = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    // Kafka answers every partition of such a request with the error, the plain batch's too.
+    expect(await produceCodes(s, new Map([[0, transactional('x')], [1, good('y')]]))).toEqual([failed, failed]);
+    // A transactional batch behind a plain one counts too.
+    expect(await produceCodes(s, new Map([[0, Buffer.concat([good('a'), transactional('b')])]]))).toEqual([failed]);
+    expect(await produceCodes(s, new Map([[0, transactional('x')]]), { transactionalId: '' })).toEqual([failed]);
+    expect([s.part(0).log.logEndOffset, s.part(1).log.logEndOffset]).toEqual([0, 0]);
+  });
+
+  test('with a transactional id, a transactional batch is INVALID_TXN_STATE for its partition (no transaction can be ongoing); nothing of it is stored', async () => {
+    const s = await serve();
+    expect(await produceCodes(s, new Map([[0, transactional('x')], [1, good('y')]]), { transactionalId: 'tx' })).toEqual([ErrorCode.INVALID_TXN_STATE, 0]);
+    expect([s.part(0).log.logEndOffset, s.part(1).log.logEndOffset]).toEqual([0, 1]);
+  });
+
+  test('a control batch from a client is INVALID_RECORD; nothing is stored', async () => {
+    const s = await serve();
+    const control = encodeRecordBatch({ records: [{ key: Buffer.from([0, 0, 0, 0]), value: Buffer.from([0, 0, 0, 0, 0, 0]) }], baseTimestamp: Date.now(), isControl: true });
+    expect(await produceCodes(s, new Map([[0, control]]))).toEqual([ErrorCode.INVALID_RECORD]);
+    expect(s.part(0).log.logEndOffset).toBe(0);
   });
 });
 
