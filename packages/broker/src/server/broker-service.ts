@@ -161,6 +161,17 @@ function code(name: ErrorName): number {
 }
 
 /**
+ * The Kafka error a partition answers for a failure reading its log: a StrandError's own code
+ * (KAFKA_STORAGE_ERROR for corrupt data or a failed log), KAFKA_STORAGE_ERROR for a system error
+ * of the file system (EIO, EBADF... as Kafka maps an IOException); null for anything else (a bug).
+ */
+function readErrorCode(e: unknown): number | null {
+  if (e instanceof StrandError) return e.code;
+  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') return code('KAFKA_STORAGE_ERROR');
+  return null;
+}
+
+/**
  * Whether any batch of a produced partition's `records` has the transactional attribute bit
  * (Kafka's ProduceRequest.hasTransactionalRecords). Reads only batch lengths and attributes; a
  * malformed tail ends the walk (the partition's validation then reports it).
@@ -603,19 +614,30 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           const l = leaderOf(t.name, p.partition);
           if (l.part === undefined) return { ...base, errorCode: l.errorCode };
           const part = l.part;
+          // A failed log is offline (Kafka: its log directory is), whatever the memory still knows.
+          if (!part.log.isOpen) return { ...base, errorCode: code('KAFKA_STORAGE_ERROR') };
           if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== part.leaderEpoch) return { ...base, errorCode: code(p.currentLeaderEpoch < part.leaderEpoch ? 'FENCED_LEADER_EPOCH' : 'UNKNOWN_LEADER_EPOCH') };
           if (!part.offsetsAvailable) return { ...base, errorCode: code('OFFSET_NOT_AVAILABLE') };
           const hw = part.highWatermark;
           if (p.timestamp === LATEST_TIMESTAMP) return { ...base, errorCode: 0, offset: hw, leaderEpoch: part.leaderEpoch };
           if (p.timestamp === EARLIEST_TIMESTAMP) return { ...base, errorCode: 0, offset: part.log.logStartOffset, leaderEpoch: part.leaderEpoch };
-          // KIP-734: the committed record with the largest timestamp (offset -1 for none).
-          if (p.timestamp === MAX_TIMESTAMP) {
-            const max = part.log.offsetOfMaxTimestamp(hw);
-            return max === null ? { ...base, errorCode: 0 } : { ...base, errorCode: 0, offset: max.offset, timestamp: max.timestamp, leaderEpoch: max.leaderEpoch };
+          // Timestamp lookups read the segments: a read that fails answers this partition with
+          // the error (Kafka's per-partition KAFKA_STORAGE_ERROR), never the whole request.
+          try {
+            // KIP-734: the committed record with the largest timestamp (offset -1 for none).
+            if (p.timestamp === MAX_TIMESTAMP) {
+              const max = part.log.offsetOfMaxTimestamp(hw);
+              return max === null ? { ...base, errorCode: 0 } : { ...base, errorCode: 0, offset: max.offset, timestamp: max.timestamp, leaderEpoch: max.leaderEpoch };
+            }
+            const found = part.log.offsetForTimestamp(p.timestamp);
+            if (found === null || found.offset >= hw) return { ...base, errorCode: 0 };
+            return { ...base, errorCode: 0, offset: found.offset, timestamp: found.timestamp, leaderEpoch: found.leaderEpoch };
+          } catch (e: unknown) {
+            const errorCode = readErrorCode(e);
+            if (errorCode === null) throw e;
+            ctx.logger.warn({ topicPartition: part.topicPartition, err: e instanceof Error ? e.message : String(e) }, 'ListOffsets: reading the log failed');
+            return { ...base, errorCode };
           }
-          const found = part.log.offsetForTimestamp(p.timestamp);
-          if (found === null || found.offset >= hw) return { ...base, errorCode: 0 };
-          return { ...base, errorCode: 0, offset: found.offset, timestamp: found.timestamp, leaderEpoch: found.leaderEpoch };
         }),
       })),
     })),

@@ -6,13 +6,15 @@
  * define is refused for its partition alone and nothing of it is stored; Strand has no
  * transactions, so a transactional batch is refused as Kafka refuses one it cannot accept
  * (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request without a transactional id,
- * INVALID_TXN_STATE for its partition with one) and a control batch is INVALID_RECORD.
+ * INVALID_TXN_STATE for its partition with one) and a control batch is INVALID_RECORD. A
+ * ListOffsets partition whose log cannot be read (a read throws, the log failed) answers
+ * KAFKA_STORAGE_ERROR while the others are answered.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type MetadataRecord, type ProduceRequest, type ProduceResponse, type RawConfig } from '@strand/protocol';
+import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type ProduceRequest, type ProduceResponse, type RawConfig } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
@@ -159,6 +161,31 @@ describe('Produce', () => {
     const control = encodeRecordBatch({ records: [{ key: Buffer.from([0, 0, 0, 0]), value: Buffer.from([0, 0, 0, 0, 0, 0]) }], baseTimestamp: Date.now(), isControl: true });
     expect(await produceCodes(s, new Map([[0, control]]))).toEqual([ErrorCode.INVALID_RECORD]);
     expect(s.part(0).log.logEndOffset).toBe(0);
+  });
+});
+
+describe('ListOffsets', () => {
+  async function listOffsets(s: Served, timestamp: number): Promise<[number, number, number][]> {
+    const req: ListOffsetsRequest = { isolationLevel: 0, topics: [{ name: 't', partitions: [0, 1].map((partition) => ({ partition, timestamp, currentLeaderEpoch: -1 })) }] };
+    const res = await call<ListOffsetsRequest, ListOffsetsResponse>(s.client.listOffsets.bind(s.client), req);
+    return res.topics[0]?.partitions.map((p) => [p.partition, p.errorCode, p.offset]) ?? [];
+  }
+
+  test('a partition whose log read fails answers KAFKA_STORAGE_ERROR; the others are answered', async () => {
+    const s = await serve();
+    expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]))).toEqual([0, 0]);
+    // The read of an offline disk: fs throws a system error (EIO), not a StrandError.
+    jest.spyOn(s.part(0).log, 'offsetForTimestamp').mockImplementation(() => {
+      throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+    });
+    expect(await listOffsets(s, 0)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, -1], [1, 0, 0]]);
+  });
+
+  test('a partition whose log has failed answers KAFKA_STORAGE_ERROR, even for the latest offset', async () => {
+    const s = await serve();
+    expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]))).toEqual([0, 0]);
+    jest.spyOn(s.part(0).log, 'isOpen', 'get').mockReturnValue(false);
+    expect(await listOffsets(s, -1)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, -1], [1, 0, 1]]);
   });
 });
 
