@@ -27,9 +27,9 @@ test('a Metadata request for an unknown topic creates it when auto.create.topics
       return t !== undefined && t.errorCode === 0 && t.partitions.every((p) => p.leaderId >= 0) ? t : undefined;
     }, 30_000);
     expect(created.partitions.map((p) => [p.partition, p.replicas.length])).toEqual([[0, 1], [1, 1]]);
-    // Names that are not created.
+    // Names that are not created: an internal one is unknown, an illegal one invalid (Kafka).
     const refused = await brokers.metadata(['__internal', 'bad name'], true);
-    expect(refused.topics.map((t) => t.errorCode)).toEqual([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]);
+    expect(refused.topics.map((t) => t.errorCode)).toEqual([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_TOPIC_EXCEPTION]);
     // The CLI producer to a new name: the client waits through LEADER_NOT_AVAILABLE.
     const bootstrap = cluster.brokerAddresses().join(',');
     const produced = await cli(['produce', 'auto-b'], bootstrap, 'hello\n');

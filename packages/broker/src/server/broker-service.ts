@@ -296,7 +296,10 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     const topics: TopicMetadata[] = names.map((name) => {
       const t = image.topicByName(name);
       if (t === undefined) {
-        if (ctx.config['auto.create.topics.enable'] && req.allowAutoTopicCreation === true && !name.startsWith('__') && isLegalTopicName(name)) {
+        // Kafka (KafkaApis.getTopicMetadata): a name no topic may have is INVALID_TOPIC_EXCEPTION,
+        // neither unknown nor created.
+        if (!isLegalTopicName(name)) return { errorCode: code('INVALID_TOPIC_EXCEPTION'), name, topicId: Buffer.alloc(0), partitions: [] };
+        if (ctx.config['auto.create.topics.enable'] && req.allowAutoTopicCreation === true && !name.startsWith('__')) {
           // Kafka's auto-creation: with the cluster's num.partitions and default.replication.factor;
           // the client retries LEADER_NOT_AVAILABLE until the topic has leaders.
           autoCreate(name);

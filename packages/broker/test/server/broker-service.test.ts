@@ -8,17 +8,19 @@
  * (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request without a transactional id,
  * INVALID_TXN_STATE for its partition with one) and a control batch is INVALID_RECORD. A
  * ListOffsets partition whose log cannot be read (a read throws, the log failed) answers
- * KAFKA_STORAGE_ERROR while the others are answered.
+ * KAFKA_STORAGE_ERROR while the others are answered. Metadata for an illegal topic name answers
+ * INVALID_TOPIC_EXCEPTION, and auto-creation never asks the controller for it.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type ProduceRequest, type ProduceResponse, type RawConfig } from '@strand/protocol';
+import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
 import { addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
+import type { ControllerChannel } from '../../src/server/controller-channel';
 import { ReplicaManager } from '../../src/server/replica-manager';
 import type { Partition, PartitionHost } from '../../src/server/partition';
 
@@ -49,8 +51,8 @@ interface Served {
   part(partition: number): Partition;
 }
 
-/** The broker service on a free loopback port, with broker settings `config`. */
-async function serve(config: RawConfig = {}, partitions = 2): Promise<Served> {
+/** The broker service on a free loopback port, with broker settings `config` (and context fields `over`). */
+async function serve(config: RawConfig = {}, partitions = 2, over: Partial<BrokerServiceContext> = {}): Promise<Served> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-service-'));
   const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
   const rm = new ReplicaManager(dir, host, quiet, '', { 'flush.policy': 'page-cache' });
@@ -75,6 +77,7 @@ async function serve(config: RawConfig = {}, partitions = 2): Promise<Served> {
     metrics: NO_METRICS,
     nodeConfigs: () => [],
     topicDefaults: new Map(),
+    ...over,
   } as unknown as BrokerServiceContext;
   addBrokerService(server, ctx);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -161,6 +164,25 @@ describe('Produce', () => {
     const control = encodeRecordBatch({ records: [{ key: Buffer.from([0, 0, 0, 0]), value: Buffer.from([0, 0, 0, 0, 0, 0]) }], baseTimestamp: Date.now(), isControl: true });
     expect(await produceCodes(s, new Map([[0, control]]))).toEqual([ErrorCode.INVALID_RECORD]);
     expect(s.part(0).log.logEndOffset).toBe(0);
+  });
+});
+
+describe('Metadata', () => {
+  const illegal = ['', '.', '..', 'a b', 'bad/name', 'ü', 'x'.repeat(250)];
+
+  test.each([false, true])('an illegal topic name answers INVALID_TOPIC_EXCEPTION and is never auto-created (allowAutoTopicCreation %s)', async (allowAutoTopicCreation) => {
+    // The controller would be asked to create the topic: none may be asked for an illegal name.
+    const asked: unknown[] = [];
+    const controllers = { call: (_method: unknown, req: unknown) => (asked.push(req), Promise.resolve({ topics: [] })) } as unknown as ControllerChannel;
+    const s = await serve({ 'auto.create.topics.enable': true }, 2, { controllers });
+    const req: MetadataRequest = { topics: [...illegal, 'x'.repeat(249)], allowAutoTopicCreation };
+    const res = await call<MetadataRequest, MetadataResponse>(s.client.metadata.bind(s.client), req);
+    expect(res.topics.map((t) => [t.name, t.errorCode])).toEqual([
+      ...illegal.map((name) => [name, ErrorCode.INVALID_TOPIC_EXCEPTION]),
+      // The longest legal name: unknown, or being created.
+      ['x'.repeat(249), allowAutoTopicCreation ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION],
+    ]);
+    expect(asked).toHaveLength(allowAutoTopicCreation ? 1 : 0);
   });
 });
 
