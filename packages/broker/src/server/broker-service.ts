@@ -534,6 +534,23 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       const maybeEnd = (): void => {
         if (ended && outstanding === 0 && !failed) call.end();
       };
+      // Back-pressure toward a client that does not read its answers: once the stream holds its
+      // high-water mark of answers not yet handed to HTTP/2 (write() returns false), no further
+      // request is taken from it until they drain. Paused, grpc-js stops reading the HTTP/2
+      // stream, whose flow control then stops the client (Kafka mutes such a channel). Answers
+      // of produces already in flight still queue: at most MAX_OUTSTANDING_PRODUCES_PER_STREAM.
+      let paused = false;
+      const send = (res: ProduceResponse): void => {
+        if (!call.write(res) && !paused) {
+          paused = true;
+          call.pause();
+        }
+      };
+      call.on('drain', () => {
+        if (!paused) return;
+        paused = false;
+        call.resume();
+      });
       call.on('cancelled', () => (failed = true));
       call.on('data', (req: ProduceRequest) => {
         if (failed) return;
@@ -548,7 +565,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
             ctx.metrics.request('Produce', (performance.now() - t0) / 1000, false);
             outstanding--;
             if (failed) return;
-            call.write(res);
+            send(res);
             maybeEnd();
           },
           (e: unknown) => {
@@ -813,6 +830,19 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       const stop = (): void => cancel.cancel();
       call.on('cancelled', stop);
       call.on('error', stop);
+      // grpc-js drops a message without calling its write callback once the call has ended.
+      call.on('close', stop);
+      // The next fetch waits until this answer is handed to HTTP/2: a follower that stops
+      // reading holds at most one answer here (as FetchStream), not one per fetch it sends.
+      const send = (res: ReplicaFetchResponse): Promise<void> =>
+        new Promise<void>((resolve) => {
+          told.note(res);
+          const off = cancel.onCancel(() => resolve());
+          call.write(res, () => {
+            off();
+            resolve();
+          });
+        });
       call.on('data', (req: ReplicaFetchRequest) => {
         if (++queued > MAX_QUEUED_REPLICA_FETCHES) {
           cancel.cancel();
@@ -838,8 +868,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
               fetchTimeMs ??= parts[0]?.nowMs();
               const now = performance.now();
               if (bytes > 0 || urgent) {
-                told.note(res);
-                call.write(res);
+                await send(res);
                 return;
               }
               // Nothing to send. After replica.fetch.wait.max.ms, answer only if the follower
@@ -849,8 +878,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
               // as caught up as of this fetch's arrival (fetchTimeMs), as if it had fetched
               // then, so holding does not keep a dead follower in the ISR.
               if (now >= waitEnd && (now >= holdEnd || told.hasNews(res))) {
-                told.note(res);
-                call.write(res);
+                await send(res);
                 return;
               }
               // Every change that can matter here (an append, a high watermark or log start

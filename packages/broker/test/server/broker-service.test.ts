@@ -9,13 +9,17 @@
  * INVALID_TXN_STATE for its partition with one) and a control batch is INVALID_RECORD. A
  * ListOffsets partition whose log cannot be read (a read throws, the log failed) answers
  * KAFKA_STORAGE_ERROR while the others are answered. Metadata for an illegal topic name answers
- * INVALID_TOPIC_EXCEPTION, and auto-creation never asks the controller for it.
+ * INVALID_TOPIC_EXCEPTION, and auto-creation never asks the controller for it. ProduceStream and
+ * ReplicaFetch, driven through a scripted stream whose writes are handed to HTTP/2 only when the
+ * test says so (a slow reader): ProduceStream stops reading requests while its answers back up,
+ * and ReplicaFetch holds at most one answer not yet handed over.
  */
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig } from '@strand/protocol';
+import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
@@ -51,8 +55,8 @@ interface Served {
   part(partition: number): Partition;
 }
 
-/** The broker service on a free loopback port, with broker settings `config` (and context fields `over`). */
-async function serve(config: RawConfig = {}, partitions = 2, over: Partial<BrokerServiceContext> = {}): Promise<Served> {
+/** A ReplicaManager in a fresh directory leading `partitions` partitions of t. */
+async function replicaManager(partitions: number): Promise<ReplicaManager> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-service-'));
   const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
   const rm = new ReplicaManager(dir, host, quiet, '', { 'flush.policy': 'page-cache' });
@@ -61,9 +65,12 @@ async function serve(config: RawConfig = {}, partitions = 2, over: Partial<Broke
     fs.rmSync(dir, { recursive: true, force: true });
   });
   await rm.applyImage(image(partitions));
-  const server = new grpc.Server();
-  // Only what the client-facing calls used here need: no controller, no group coordinator.
-  const ctx = {
+  return rm;
+}
+
+/** The service context over `rm`: only what the calls used here need (no controller, no groups). */
+function context(rm: ReplicaManager, config: RawConfig, over: Partial<BrokerServiceContext>): BrokerServiceContext {
+  return {
     brokerId: 1,
     config: BROKER_CONFIG.parse(config),
     replicas: rm,
@@ -79,7 +86,13 @@ async function serve(config: RawConfig = {}, partitions = 2, over: Partial<Broke
     topicDefaults: new Map(),
     ...over,
   } as unknown as BrokerServiceContext;
-  addBrokerService(server, ctx);
+}
+
+/** The broker service on a free loopback port, with broker settings `config` (and context fields `over`). */
+async function serve(config: RawConfig = {}, partitions = 2, over: Partial<BrokerServiceContext> = {}): Promise<Served> {
+  const rm = await replicaManager(partitions);
+  const server = new grpc.Server();
+  addBrokerService(server, context(rm, config, over));
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const client = new BrokerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   cleanups.push(() => {
@@ -208,6 +221,116 @@ describe('ListOffsets', () => {
     expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]))).toEqual([0, 0]);
     jest.spyOn(s.part(0).log, 'isOpen', 'get').mockReturnValue(false);
     expect(await listOffsets(s, -1)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, -1], [1, 0, 1]]);
+  });
+});
+
+/** The service's handlers, as grpc-js would be given them. */
+async function handlers(config: RawConfig = {}): Promise<grpc.UntypedServiceImplementation> {
+  const rm = await replicaManager(2);
+  let impl: grpc.UntypedServiceImplementation | undefined;
+  addBrokerService({ addService: (_def: grpc.ServiceDefinition, i: grpc.UntypedServiceImplementation) => (impl = i) } as unknown as grpc.Server, context(rm, config, {}));
+  if (impl === undefined) throw new Error('no service added');
+  return impl;
+}
+
+/**
+ * A server stream scripted by the test: requests arrive by `request()`; each write is held
+ * (not handed to HTTP/2) until `flush()`, and write() returns false once `highWaterMark`
+ * writes are held, as a Node stream's does. Tracks whether the handler paused reading.
+ */
+class ScriptedStream<Req, Res> extends EventEmitter {
+  readonly held: { res: Res; done: () => void }[] = [];
+  readonly written: Res[] = [];
+  paused = false;
+  ended = false;
+  constructor(private readonly highWaterMark: number) {
+    super();
+  }
+  request(req: Req): void {
+    this.emit('data', req);
+  }
+  write(res: Res, done?: () => void): boolean {
+    this.written.push(res);
+    this.held.push({ res, done: done ?? (() => undefined) });
+    this.emit('written');
+    return this.held.length < this.highWaterMark;
+  }
+  /** Hands every held write to HTTP/2: their callbacks run, then 'drain' if the buffer was full. */
+  flush(): void {
+    const full = this.held.length >= this.highWaterMark;
+    for (const w of this.held.splice(0)) w.done();
+    if (full) this.emit('drain');
+  }
+  nextWrite(): Promise<void> {
+    return new Promise((resolve) => this.once('written', () => resolve()));
+  }
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+  resume(): this {
+    this.paused = false;
+    return this;
+  }
+  isPaused(): boolean {
+    return this.paused;
+  }
+  end(): this {
+    this.ended = true;
+    return this;
+  }
+  destroy(): this {
+    return this;
+  }
+  getPeer(): string {
+    return 'test';
+  }
+}
+
+/** Lets every pending promise continuation run (one macrotask turn; not a timed wait). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('stream back-pressure', () => {
+  test('ProduceStream stops reading requests while its answers wait to be handed to HTTP/2, and reads again once they drain', async () => {
+    const impl = await handlers();
+    const stream = new ScriptedStream<ProduceRequest, ProduceResponse>(2);
+    (impl['produceStream'] as grpc.handleBidiStreamingCall<ProduceRequest, ProduceResponse>)(stream as unknown as grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>);
+    // Answered at once (an unknown topic): the produce itself never waits.
+    const req = (correlationId: number): ProduceRequest => ({ correlationId, acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ name: 'nope', partitions: [{ partition: 0, records: good('x') }] }] });
+    let next = stream.nextWrite();
+    stream.request(req(1));
+    await next;
+    expect(stream.paused).toBe(false);
+    next = stream.nextWrite();
+    stream.request(req(2));
+    await next;
+    // Two answers held, the buffer full: no more requests are taken from this client.
+    expect(stream.paused).toBe(true);
+    stream.flush();
+    expect(stream.paused).toBe(false);
+    expect(stream.written.map((r) => r.correlationId)).toEqual([1, 2]);
+  });
+
+  test('ReplicaFetch answers the next fetch only once the previous answer was handed to HTTP/2', async () => {
+    const impl = await handlers();
+    const stream = new ScriptedStream<ReplicaFetchRequest, ReplicaFetchResponse>(16);
+    (impl['replicaFetch'] as grpc.handleBidiStreamingCall<ReplicaFetchRequest, ReplicaFetchResponse>)(stream as unknown as grpc.ServerDuplexStream<ReplicaFetchRequest, ReplicaFetchResponse>);
+    // Fetches of a partition this broker does not host: each is answered at once.
+    const req = (correlationId: number): ReplicaFetchRequest => ({
+      correlationId, replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20,
+      topics: [{ topicId: topicIdToBytes('ffffffffffffffffffffffffffffffff'), partitions: [{ partition: 0, currentLeaderEpoch: 0, fetchOffset: 0, lastFetchedEpoch: -1, countableEndOffset: 0, partitionMaxBytes: 1 << 20, logStartOffset: 0 }] }],
+    });
+    const first = stream.nextWrite();
+    stream.request(req(1));
+    stream.request(req(2));
+    await first;
+    await settle();
+    // The follower has not taken the first answer: the second waits, not buffered behind it.
+    expect(stream.written.map((r) => r.correlationId)).toEqual([1]);
+    const second = stream.nextWrite();
+    stream.flush();
+    await second;
+    expect(stream.written.map((r) => r.correlationId)).toEqual([1, 2]);
   });
 });
 
