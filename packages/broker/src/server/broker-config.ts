@@ -16,6 +16,7 @@ export const BROKER_CONFIG = defineConfig({
   'replica.fetch.backoff.ms': { type: 'int', default: 100, min: 0, doc: 'Wait after a failed replica fetch before retrying (ms).' },
   'replica.high.watermark.checkpoint.interval.ms': { type: 'int', default: 5000, min: 10, doc: 'How often high watermarks are written to replication-offset-checkpoint (ms).' },
   'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, doc: 'Largest consumer fetch response (bytes).' },
+  'fetch.max.held.requests': { type: 'int', default: 5000, min: 0, doc: 'Strand-only (Kafka bounds waiting requests through its per-connection request queue): consumer fetches this broker holds at once waiting for min bytes (max_wait_ms long-polls, across listeners). A fetch that would wait beyond it is answered at once with what is there; 0 answers every fetch at once.' },
   'message.max.bytes': { type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch accepted when the topic does not set max.message.bytes (bytes).' },
   'queued.max.requests': { type: 'int', default: 10_000, min: 1, doc: 'Strand\'s meaning (Kafka\'s bounds the I/O threads\' request queue): acks=all produces a partition leader holds waiting for the high watermark; at this many, further acks=all produces to the partition are refused, before being appended, with THROTTLING_QUOTA_EXCEEDED (retriable). acks=0 and 1 are not counted.' },
   'log.retention.check.interval.ms': { type: 'int', default: 300_000, min: 10, doc: 'How often retention runs over every log (ms).' },

@@ -32,7 +32,7 @@ import { GroupLagReader, type ConsumerGroupLag } from '../group/group-lag';
 import type { AlterPartitionRequest, AlterPartitionResponse } from '../replication/types';
 import { BROKER_CONFIG, checkBrokerConfig, type BrokerConfig } from './broker-config';
 import { NO_METRICS, type BrokerMetricsSink, type ReplicaSummary } from './broker-metrics';
-import { addBrokerService } from './broker-service';
+import { HeldFetches, addBrokerService } from './broker-service';
 import { ControllerChannel, type ControllerAddress } from './controller-channel';
 import { LogDirMeta } from './log-dir-meta';
 import type { Partition, PartitionHost } from './partition';
@@ -136,6 +136,8 @@ export class BrokerServer {
   private readonly channel: ControllerChannel;
   private readonly replicas: ReplicaManager;
   private readonly fetcher: ReplicaFetcherManager;
+  /** Consumer fetches held across every listener's service (fetch.max.held.requests). */
+  private readonly heldFetches = new HeldFetches();
   private readonly groups: GroupCoordinator;
   private readonly lag: GroupLagReader;
   private readonly lock: DirectoryLock;
@@ -264,6 +266,7 @@ export class BrokerServer {
       metrics: this.opts.metrics ?? NO_METRICS,
       nodeConfigs: this.opts.nodeConfigs ?? (() => this.defaultNodeConfigs()),
       topicDefaults: this.opts.topicDefaults ?? new Map(),
+      heldFetches: this.heldFetches,
     });
   }
 

@@ -95,6 +95,16 @@ export interface BrokerServiceContext {
   nodeConfigs(): readonly NodeConfigEntry[];
   /** Topic defaults set by this node's settings (by topic key), shown by DescribeConfigs of a topic. */
   topicDefaults: ReadonlyMap<string, BrokerTopicDefault>;
+  /**
+   * The count of consumer fetches held, shared by the service instances of every listener so
+   * fetch.max.held.requests bounds the broker; without it the instance counts its own.
+   */
+  heldFetches?: HeldFetches;
+}
+
+/** Consumer fetches held waiting for min bytes (long-polls), bounded by fetch.max.held.requests. */
+export class HeldFetches {
+  count = 0;
 }
 
 /**
@@ -418,19 +428,34 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     return { res: { errorCode: 0, throttleTimeMs: 0, topics }, bytes };
   };
 
+  const heldFetches = ctx.heldFetches ?? new HeldFetches();
+
   const fetch = async (req: FetchRequest, cancel: Cancellation): Promise<FetchResponse> => {
     const deadline = performance.now() + Math.max(0, req.maxWaitMs);
     // minBytes never above what one answer may hold (Kafka: min(minBytes, fetch max bytes)), or
     // every change would re-read the whole budget until maxWaitMs. minBytes <= 0 answers at once
     // whatever maxWaitMs says, as in Kafka (every answer holds at least that many bytes).
     const minBytes = Math.min(req.minBytes, req.maxBytes > 0 ? Math.min(req.maxBytes, ctx.config['fetch.max.bytes']) : ctx.config['fetch.max.bytes']);
-    for (;;) {
-      const parts: Partition[] = [];
-      const { res, bytes } = fetchOnce(req, parts);
-      const anyError = res.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0 || p.divergingEpoch !== null));
-      const remaining = deadline - performance.now();
-      if (bytes >= minBytes || anyError || remaining <= 0 || cancel.cancelled()) return res;
-      await waitForChange(parts, remaining, cancel);
+    let holding = false;
+    try {
+      for (;;) {
+        const parts: Partition[] = [];
+        const { res, bytes } = fetchOnce(req, parts);
+        const anyError = res.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0 || p.divergingEpoch !== null));
+        const remaining = deadline - performance.now();
+        if (bytes >= minBytes || anyError || remaining <= 0 || cancel.cancelled()) return res;
+        if (!holding) {
+          // Each held fetch costs its request, a waiter per partition, a timer and a re-read on
+          // every change: past the bound a fetch is answered at once with what is there (the
+          // client fetches again; Kafka gets its bound from one request per connection).
+          if (heldFetches.count >= ctx.config['fetch.max.held.requests']) return res;
+          heldFetches.count++;
+          holding = true;
+        }
+        await waitForChange(parts, remaining, cancel);
+      }
+    } finally {
+      if (holding) heldFetches.count--;
     }
   };
 

@@ -12,7 +12,8 @@
  * INVALID_TOPIC_EXCEPTION, and auto-creation never asks the controller for it. ProduceStream and
  * ReplicaFetch, driven through a scripted stream whose writes are handed to HTTP/2 only when the
  * test says so (a slow reader): ProduceStream stops reading requests while its answers back up,
- * and ReplicaFetch holds at most one answer not yet handed over.
+ * and ReplicaFetch holds at most one answer not yet handed over. Past fetch.max.held.requests
+ * held fetches, a further fetch is answered at once with what is there.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -335,6 +336,30 @@ describe('stream back-pressure', () => {
 });
 
 describe('Fetch', () => {
+  test('beyond fetch.max.held.requests held fetches, a fetch is answered at once with what is there', async () => {
+    const s = await serve({ 'fetch.max.held.requests': 1 });
+    const fetch = (partition: number): Promise<FetchResponse> => call<FetchRequest, FetchResponse>(s.client.fetch.bind(s.client), fetchRequest([partition], { maxWaitMs: 600_000 }));
+    // The first fetch parks on partition 0 (nothing there yet): the one hold allowed.
+    const parked = new Promise<void>((resolve) => {
+      const real = s.part(0).onNextChange.bind(s.part(0));
+      jest.spyOn(s.part(0), 'onNextChange').mockImplementation((w) => {
+        resolve();
+        return real(w);
+      });
+    });
+    const held = fetch(0);
+    await parked;
+    // The second finds the bound reached: answered now, empty, without parking.
+    const parkedOn1 = jest.spyOn(s.part(1), 'onNextChange');
+    const res = await fetch(1);
+    expect(res.topics[0]?.partitions[0]).toMatchObject({ errorCode: 0, highWatermark: 0 });
+    expect(res.topics[0]?.partitions[0]?.records.length).toBe(0);
+    expect(parkedOn1).not.toHaveBeenCalled();
+    // The held one still answers when data comes.
+    expect(await produceCodes(s, new Map([[0, good('a')]]))).toEqual([0]);
+    expect((await held).topics[0]?.partitions[0]?.records.length).toBeGreaterThan(0);
+  });
+
   test.each([0, -1])('minBytes %d answers at once though nothing is there and maxWaitMs is long (Kafka)', async (minBytes) => {
     const s = await serve();
     // A fetch that parks waits on its partitions' next change: this one must never park.
