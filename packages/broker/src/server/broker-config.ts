@@ -5,17 +5,28 @@
  */
 import { StrandError, defineConfig, type ConfigValues } from '@strand/protocol';
 
+/** Largest gRPC message a broker listener sends or accepts (bytes; the server process sets it). */
+export const BROKER_MESSAGE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Largest value of fetch.max.bytes and replica.fetch.response.max.bytes (bytes): an answer holds
+ * at most that many record bytes (or one batch, when a single batch is larger), and the 1 MiB
+ * left below BROKER_MESSAGE_MAX_BYTES is for the answer's per-partition fields, so no answer
+ * exceeds what the listener may send and the client (64 MiB by default) may receive.
+ */
+export const FETCH_RESPONSE_MAX_BYTES = BROKER_MESSAGE_MAX_BYTES - 1024 * 1024;
+
 export const BROKER_CONFIG = defineConfig({
   'broker.heartbeat.interval.ms': { type: 'int', default: 2000, min: 10, doc: 'How often the broker heartbeats to the active controller (ms).' },
   'broker.rack': { type: 'string', default: '', doc: 'Rack of this broker, for rack-aware replica placement (empty: none).' },
   'replica.lag.time.max.ms': { type: 'int', default: 30_000, min: 10, doc: 'A follower that has not caught up with the leader for this long leaves the ISR (ms).' },
   'replica.fetch.max.bytes': { type: 'int', default: 1024 * 1024, min: 1024, doc: 'Bytes a follower asks per partition in one fetch (at least one batch is always returned).' },
-  'replica.fetch.response.max.bytes': { type: 'int', default: 10 * 1024 * 1024, min: 1024, doc: 'Bytes in one replica fetch response across partitions.' },
+  'replica.fetch.response.max.bytes': { type: 'int', default: 10 * 1024 * 1024, min: 1024, max: FETCH_RESPONSE_MAX_BYTES, doc: 'Bytes in one replica fetch response across partitions (at most 63 MiB, below the 64 MiB gRPC message limit).' },
   'replica.fetch.wait.max.ms': { type: 'int', default: 500, min: 0, doc: 'How long the leader holds a follower fetch that has nothing new (ms); when it has not even a new high watermark or log start to tell, it holds the fetch up to 4.5 s longer (in all at most half of replica.lag.time.max.ms).' },
   'replica.socket.timeout.ms': { type: 'int', default: 30_000, min: 1, doc: 'How long a follower waits for a leader to answer a replica fetch beyond the longest the leader may hold it (replica.fetch.wait.max.ms plus 4.5 s when idle) before it counts the fetch as lost, drops the connection, backs off and reconnects (ms). At least replica.fetch.wait.max.ms, as in Kafka.' },
   'replica.fetch.backoff.ms': { type: 'int', default: 100, min: 0, doc: 'Wait after a failed replica fetch before retrying (ms).' },
   'replica.high.watermark.checkpoint.interval.ms': { type: 'int', default: 5000, min: 10, doc: 'How often high watermarks are written to replication-offset-checkpoint (ms).' },
-  'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, doc: 'Largest consumer fetch response (bytes).' },
+  'fetch.max.bytes': { type: 'int', default: 55 * 1024 * 1024, min: 1024, max: FETCH_RESPONSE_MAX_BYTES, doc: 'Largest fetch response, consumer or follower, whatever the request asks (bytes; at most 63 MiB, below the 64 MiB gRPC message limit; one batch larger than it is still sent whole).' },
   'fetch.max.held.requests': { type: 'int', default: 5000, min: 0, doc: 'Strand-only (Kafka bounds waiting requests through its per-connection request queue): consumer fetches this broker holds at once waiting for min bytes (max_wait_ms long-polls, across listeners). A fetch that would wait beyond it is answered at once with what is there; 0 answers every fetch at once.' },
   'message.max.bytes': { type: 'int', default: 1024 * 1024 + 12, min: 0, doc: 'Largest record batch accepted when the topic does not set max.message.bytes (bytes).' },
   'queued.max.requests': { type: 'int', default: 10_000, min: 1, doc: 'Strand\'s meaning (Kafka\'s bounds the I/O threads\' request queue): acks=all produces a partition leader holds waiting for the high watermark; at this many, further acks=all produces to the partition are refused, before being appended, with THROTTLING_QUOTA_EXCEEDED (retriable). acks=0 and 1 are not counted.' },

@@ -460,7 +460,9 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
   };
 
   const replicaFetchOnce = (req: ReplicaFetchRequest, parts: Partition[], fetchTimeMs?: number): { res: ReplicaFetchResponse; bytes: number; urgent: boolean } => {
-    let budget = req.maxBytes > 0 ? req.maxBytes : ctx.config['replica.fetch.response.max.bytes'];
+    // Kafka caps a follower's maxBytes by fetch.max.bytes too (handleFetchRequest), which also
+    // keeps the answer within the gRPC message limit (see FETCH_RESPONSE_MAX_BYTES).
+    let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['replica.fetch.response.max.bytes'], ctx.config['fetch.max.bytes']);
     let bytes = 0;
     let urgent = false;
     const topics = req.topics.map((t) => {

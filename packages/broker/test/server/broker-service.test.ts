@@ -13,7 +13,9 @@
  * ReplicaFetch, driven through a scripted stream whose writes are handed to HTTP/2 only when the
  * test says so (a slow reader): ProduceStream stops reading requests while its answers back up,
  * and ReplicaFetch holds at most one answer not yet handed over. Past fetch.max.held.requests
- * held fetches, a further fetch is answered at once with what is there.
+ * held fetches, a further fetch is answered at once with what is there. No answer can outgrow
+ * the gRPC message limit: fetch.max.bytes and replica.fetch.response.max.bytes are refused above
+ * it, and a replica fetch's own maxBytes is capped by fetch.max.bytes (as Kafka caps followers').
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -22,7 +24,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
-import { BROKER_CONFIG } from '../../src/server/broker-config';
+import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, FETCH_RESPONSE_MAX_BYTES } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
 import { addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
 import type { ControllerChannel } from '../../src/server/controller-channel';
@@ -37,15 +39,15 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Broker 1, the only replica and leader of each of `partitions` partitions of topic t. */
-function image(partitions: number): MetadataImage {
+/** Broker 1 the leader (and the only ISR member) of each of `partitions` partitions of topic t on `replicas`. */
+function image(partitions: number, replicas = [1]): MetadataImage {
   const records: MetadataRecord[] = [
     { cluster: { clusterId: 'c' } },
-    { registerBroker: { brokerId: 1, incarnationId: 'i1', brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } },
+    ...replicas.map((id): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } })),
     { topic: { name: 't', topicId: topicIdToBytes(topicId) } },
   ];
   for (let p = 0; p < partitions; p++) {
-    records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
+    records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas, isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
   }
   return MetadataImage.fromRecords(10, records);
 }
@@ -57,7 +59,7 @@ interface Served {
 }
 
 /** A ReplicaManager in a fresh directory leading `partitions` partitions of t. */
-async function replicaManager(partitions: number): Promise<ReplicaManager> {
+async function replicaManager(partitions: number, replicas = [1]): Promise<ReplicaManager> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-service-'));
   const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
   const rm = new ReplicaManager(dir, host, quiet, '', { 'flush.policy': 'page-cache' });
@@ -65,7 +67,7 @@ async function replicaManager(partitions: number): Promise<ReplicaManager> {
     await rm.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  await rm.applyImage(image(partitions));
+  await rm.applyImage(image(partitions, replicas));
   return rm;
 }
 
@@ -90,8 +92,8 @@ function context(rm: ReplicaManager, config: RawConfig, over: Partial<BrokerServ
 }
 
 /** The broker service on a free loopback port, with broker settings `config` (and context fields `over`). */
-async function serve(config: RawConfig = {}, partitions = 2, over: Partial<BrokerServiceContext> = {}): Promise<Served> {
-  const rm = await replicaManager(partitions);
+async function serve(config: RawConfig = {}, partitions = 2, over: Partial<BrokerServiceContext> = {}, replicas = [1]): Promise<Served> {
+  const rm = await replicaManager(partitions, replicas);
   const server = new grpc.Server();
   addBrokerService(server, context(rm, config, over));
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -368,5 +370,37 @@ describe('Fetch', () => {
     expect(res.topics[0]?.partitions[0]).toMatchObject({ errorCode: 0, highWatermark: 0 });
     expect(res.topics[0]?.partitions[0]?.records.length).toBe(0);
     expect(parked).not.toHaveBeenCalled();
+  });
+});
+
+describe('answer size', () => {
+  test.each(['fetch.max.bytes', 'replica.fetch.response.max.bytes'])('%s above what a gRPC message may carry is refused at start-up', (key) => {
+    expect(FETCH_RESPONSE_MAX_BYTES).toBeLessThan(BROKER_MESSAGE_MAX_BYTES);
+    expect(BROKER_CONFIG.parse({ [key]: FETCH_RESPONSE_MAX_BYTES })[key as 'fetch.max.bytes']).toBe(FETCH_RESPONSE_MAX_BYTES);
+    expect(() => BROKER_CONFIG.parse({ [key]: FETCH_RESPONSE_MAX_BYTES + 1 })).toThrow(/fetch/);
+    expect(() => BROKER_CONFIG.parse({ [key]: 1024 * 1024 * 1024 })).toThrow(/fetch/);
+  });
+
+  test('a replica fetch asking for more than fetch.max.bytes gets at most fetch.max.bytes (one batch beyond at most)', async () => {
+    const maxBytes = 16 * 1024;
+    const s = await serve({ 'fetch.max.bytes': maxBytes }, 1, {}, [1, 2]);
+    // 8 batches of ~4 KiB: twice what one answer may hold.
+    for (let i = 0; i < 8; i++) expect(await produceCodes(s, new Map([[0, good(String(i).repeat(4000))]]), { acks: Acks.ACKS_LEADER })).toEqual([0]);
+    const batchBytes = good('0'.repeat(4000)).length;
+    const stream = s.client.replicaFetch();
+    cleanups.push(() => void stream.cancel());
+    const answer = new Promise<ReplicaFetchResponse>((resolve, reject) => {
+      stream.once('data', resolve);
+      stream.once('error', reject);
+    });
+    const huge = 1024 * 1024 * 1024;
+    stream.write({
+      correlationId: 1, replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, minBytes: 1, maxBytes: huge,
+      topics: [{ topicId: topicIdToBytes(topicId), partitions: [{ partition: 0, currentLeaderEpoch: 0, fetchOffset: 0, lastFetchedEpoch: -1, countableEndOffset: 0, partitionMaxBytes: huge, logStartOffset: 0 }] }],
+    } satisfies ReplicaFetchRequest);
+    const p = (await answer).topics[0]?.partitions[0];
+    expect(p?.errorCode).toBe(0);
+    expect(p?.records.length).toBeGreaterThan(0);
+    expect(p?.records.length).toBeLessThanOrEqual(maxBytes + batchBytes);
   });
 });

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as path from 'node:path';
-import { BROKER_CONFIG, BrokerServer, configValueString } from '@strand/broker';
+import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, BrokerServer, configValueString } from '@strand/broker';
 import { createLogger, type Logger } from './logger';
 import { createNodeHttp } from './http-server';
 import { startControllerRole, type ControllerRole } from './controller-role';
@@ -29,7 +29,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Largest gRPC message the listeners accept (a produce or replication batch fits well under it). */
+/** Largest gRPC message the controller listener accepts (the broker listeners: BROKER_MESSAGE_MAX_BYTES). */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 function bind(server: grpc.Server, l: Listener): Promise<number> {
@@ -104,7 +104,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     });
     broker = b;
     for (const listener of config.brokerListeners) {
-      const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+      // fetch.max.bytes and replica.fetch.response.max.bytes stay below this (FETCH_RESPONSE_MAX_BYTES).
+      const server = new grpc.Server({ 'grpc.max_receive_message_length': BROKER_MESSAGE_MAX_BYTES, 'grpc.max_send_message_length': BROKER_MESSAGE_MAX_BYTES });
       brokerServers.push(server);
       b.addTo(server, listener.name);
       const port = await bind(server, listener);
