@@ -26,7 +26,9 @@
  *   that is a member.
  * - every static member's instance id maps to it and back (`staticMembers`).
  * - a parked join exists only in PreparingRebalance, a parked sync only in CompletingRebalance.
- * - members + pending members <= group.max.size.
+ * - members + pending members <= group.max.size, except in PreparingRebalance of a group loaded
+ *   with more members than the limit (lowered since, KIP-389): that rebalance brings it back to
+ *   the limit (`acceptsRejoin`, `maybeCompleteJoin`).
  * - a committed offset is replaced only by the result of a later append (appendIds grow in log
  *   order), so an older commit acknowledged late never overwrites a newer one; likewise an
  *   OffsetDelete removes only offsets its tombstones follow in the log.
@@ -371,6 +373,11 @@ export class GroupStateMachine {
       for (const m of g.members.values()) m.heartbeatDeadlineMs = nowMs + m.sessionTimeoutMs;
       if (g.members.size === 0 && g.leaderId !== null) g.leaderId = null;
       if (g.state === 'Stable' && (g.leaderId === null || !g.members.has(g.leaderId))) g.leaderId = g.members.keys().next().value ?? null;
+      // KIP-389 (Kafka's onGroupLoaded): group.max.size was lowered below the group's size (it
+      // is a static setting: at a restart). The rebalance lets the members commit their offsets
+      // and leaves the group at the limit: rejoins beyond it are refused, members that do not
+      // rejoin are out.
+      if (g.state === 'Stable' && g.members.size > this.config.maxSize) this.prepareRebalance(g, nowMs);
     }
   }
 
@@ -435,6 +442,7 @@ export class GroupStateMachine {
     member.heartbeatDeadlineMs = nowMs + member.sessionTimeoutMs;
     switch (group.state) {
       case 'PreparingRebalance':
+        if (!this.acceptsRejoin(group, member)) return this.refuseOverMaxSize(requestId, group, member, nowMs);
         this.updateMember(member, req, requestId);
         this.maybeCompleteJoin(group, nowMs);
         return;
@@ -476,6 +484,7 @@ export class GroupStateMachine {
     assert(oldId !== undefined, 'replaceStaticMember of an unknown instance');
     const old = group.members.get(oldId);
     assert(old !== undefined, `static member ${oldId} missing`);
+    if (group.state === 'PreparingRebalance' && !this.acceptsRejoin(group, old)) return this.refuseOverMaxSize(requestId, group, old, nowMs);
     const newId = this.newMemberId(req.clientId);
     // The old incarnation's parked requests are fenced.
     if (old.joinRequestId !== null) this.reply({ requestId: old.joinRequestId, kind: 'join', response: this.joinError('FENCED_INSTANCE_ID', oldId, 'a newer member with this group.instance.id joined') });
@@ -513,6 +522,26 @@ export class GroupStateMachine {
       default:
         assert(false, `static member in state ${group.state}`);
     }
+  }
+
+  /**
+   * Whether a member may (re)join the join phase (Kafka's acceptJoiningMember, PreparingRebalance):
+   * one already parked may repeat its join; another only while fewer than group.max.size are
+   * parked. Always so unless the group is over the limit (loaded so, KIP-389): then the first
+   * to rejoin keep their place and the rest are refused.
+   */
+  private acceptsRejoin(group: Group, member: Member): boolean {
+    if (member.joinRequestId !== null) return true;
+    let parked = 0;
+    for (const m of group.members.values()) if (m.joinRequestId !== null) parked++;
+    return parked < this.config.maxSize;
+  }
+
+  /** A member refused by `acceptsRejoin` leaves the group, told GROUP_MAX_SIZE_REACHED (as Kafka, with no member id). */
+  private refuseOverMaxSize(requestId: number, group: Group, member: Member, nowMs: number): void {
+    this.removeMember(group, member);
+    this.reply({ requestId, kind: 'join', response: this.joinError('GROUP_MAX_SIZE_REACHED', '', `group ${group.groupId} has more members than group.max.size=${this.config.maxSize}`) });
+    this.onMembershipShrunk(group, nowMs);
   }
 
   private addMemberAndRebalance(requestId: number, group: Group, req: JoinInput, nowMs: number): void {
@@ -577,6 +606,15 @@ export class GroupStateMachine {
     // assigns from (with its last subscription), and its session restarts below like everyone's.
     for (const m of [...group.members.values()]) if (m.joinRequestId === null && m.groupInstanceId === undefined) this.removeMember(group, m);
     const joined = [...group.members.values()].filter((m) => m.joinRequestId !== null);
+    // A group loaded over group.max.size (KIP-389): at most that many joined (`acceptsRejoin`);
+    // absent static members past the limit go too, the latest in member order first. (Kafka
+    // keeps them, leaving the group over its limit until their sessions end.)
+    const absentStatic = [...group.members.values()].filter((m) => m.joinRequestId === null);
+    while (group.members.size > this.config.maxSize) {
+      const m = absentStatic.pop();
+      assert(m !== undefined, `${group.groupId}: more members joined than group.max.size`);
+      this.removeMember(group, m);
+    }
     if (group.members.size > 0 && joined.length === 0) {
       // Only absent static members are left: nobody could lead or be answered. Kafka waits another
       // rebalance timeout (maybeElectNewJoinedLeader fails); their sessions end meanwhile unless
@@ -1197,7 +1235,7 @@ export class GroupStateMachine {
       assert((empty && g.pendingMembers.size === 0) || this.timed.has(g), `${g.groupId}: ${g.state} with ${g.pendingMembers.size} pending ids is not ticked`);
       assert(empty === (g.members.size === 0), `${g.groupId}: ${g.state} with ${g.members.size} members`);
       if (!empty) assert(g.leaderId !== null && g.members.has(g.leaderId), `${g.groupId}: leader ${g.leaderId} is not a member`);
-      assert(g.members.size + g.pendingMembers.size <= this.config.maxSize, `${g.groupId}: over group.max.size`);
+      assert(g.members.size + g.pendingMembers.size <= this.config.maxSize || g.state === 'PreparingRebalance', `${g.groupId}: over group.max.size in ${g.state}`);
       for (const [instance, id] of g.staticMembers) assert(g.members.get(id)?.groupInstanceId === instance, `${g.groupId}: static ${instance} -> ${id} broken`);
       for (const m of g.members.values()) {
         if (m.groupInstanceId !== undefined) assert(g.staticMembers.get(m.groupInstanceId) === m.memberId, `${g.groupId}: ${m.memberId} not in staticMembers`);

@@ -47,7 +47,7 @@ export const BROKER_CONFIG = defineConfig({
   'group.min.session.timeout.ms': { type: 'int', default: 6000, min: 1, doc: 'Smallest session timeout a member may ask for (ms).' },
   'group.max.session.timeout.ms': { type: 'int', default: 1_800_000, min: 1, doc: 'Largest session timeout a member may ask for (ms).' },
   'group.initial.rebalance.delay.ms': { type: 'int', default: 3000, min: 0, doc: 'How long the first rebalance of an empty group waits for more members, extended per joiner up to the rebalance timeout (ms).' },
-  'group.max.size': { type: 'int', default: 1000, min: 1, doc: 'Members per group, including ids handed out and awaiting their join (Kafka defaults to unbounded; Strand to 1000).' },
+  'group.max.size': { type: 'int', default: 1000, min: 1, doc: 'Members per group, including ids handed out and awaiting their join (Kafka defaults to unbounded; Strand to 1000). Static, as in Kafka: lowered at a restart, a group loaded with more members rebalances, and rejoins beyond the limit are refused with GROUP_MAX_SIZE_REACHED (KIP-389).' },
   'group.coordinator.max.groups': { type: 'int', default: 100_000, min: 1, doc: 'Groups held per __consumer_offsets partition led by this broker (Strand-only); new groups beyond it get COORDINATOR_NOT_AVAILABLE.' },
 });
 

@@ -31,8 +31,13 @@ class Driver {
   /** Every append ever made, acknowledged or not (what a reload would read if all succeeded). */
   readonly log: GroupAppend[] = [];
 
-  constructor(config: Partial<GroupConfig> = {}) {
+  /** With `loadFrom`, the machine starts as a coordinator loading those records (at time 0). */
+  constructor(config: Partial<GroupConfig> = {}, loadFrom: readonly GroupAppend[] = []) {
     this.sm = new GroupStateMachine({ ...CONFIG, ...config }, () => `m${++this.ids}`);
+    if (loadFrom.length === 0) return;
+    for (const a of loadFrom) for (const r of a.records) this.sm.replay(r.key, r.value);
+    this.sm.finishLoad(this.now);
+    this.step();
   }
 
   private step(): void {
@@ -328,6 +333,79 @@ describe('JoinGroup', () => {
     expect(d.joinResponse(ra)).toMatchObject({ generationId: 2, leader: a });
     expect(d.sm.membersOf('g')).toEqual([a]);
     expect(d.heartbeat(b, 1)).toBe(E('UNKNOWN_MEMBER_ID'));
+  });
+
+  /** `n` members (static when `instances`), joined and synced: Stable in generation 1; their ids, in join order. */
+  function stableGroupOf(d: Driver, n: number, instances = false): string[] {
+    const requests = Array.from({ length: n }, (_, i) => {
+      const extra = instances ? { groupInstanceId: `pod-${i}` } : {};
+      if (instances) return { request: d.join('', extra), extra };
+      const { request } = d.joinNew(extra);
+      return { request, extra };
+    });
+    d.tick(d.now + CONFIG.initialRebalanceDelayMs);
+    const ids = requests.map((r) => d.joinResponse(r.request).memberId);
+    requests.forEach((r, i) => d.sync(ids[i] as string, 1, i === 0 ? ids.map((memberId) => ({ memberId, assignment: Buffer.from(memberId) })) : [], r.extra));
+    d.ackAll();
+    expect(d.sm.stateOf('g')).toBe('Stable');
+    return ids;
+  }
+
+  test('KIP-389: a group loaded with more members than a lowered group.max.size rebalances; rejoins beyond the limit are GROUP_MAX_SIZE_REACHED and removed', () => {
+    const before = new Driver({ maxSize: 4 });
+    const [m1, m2, m3, m4] = stableGroupOf(before, 4) as [string, string, string, string];
+    // The coordinator restarts (or fails over) with group.max.size=2.
+    const d = new Driver({ maxSize: 2 }, before.log);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    expect(d.heartbeat(m1, 1)).toBe(E('REBALANCE_IN_PROGRESS'));
+    const j1 = d.join(m1);
+    const j2 = d.join(m2);
+    expect(d.reply(j1)).toBeUndefined(); // parked: m3 and m4 have not rejoined yet
+    const j3 = d.join(m3);
+    expect(d.joinResponse(j3)).toMatchObject({ errorCode: E('GROUP_MAX_SIZE_REACHED'), memberId: '' });
+    expect(d.sm.membersOf('g')).not.toContain(m3);
+    expect(d.joinResponse(d.join(m3)).errorCode).toBe(E('UNKNOWN_MEMBER_ID'));
+    expect(d.joinResponse(d.join('')).errorCode).toBe(E('GROUP_MAX_SIZE_REACHED'));
+    // The last one out completes the join for the two accepted.
+    expect(d.joinResponse(d.join(m4)).errorCode).toBe(E('GROUP_MAX_SIZE_REACHED'));
+    expect(d.joinResponse(j1)).toMatchObject({ errorCode: 0, generationId: 2, leader: m1 });
+    expect(d.joinResponse(j2)).toMatchObject({ errorCode: 0, generationId: 2 });
+    expect(d.joinResponse(j1).members.map((m) => m.memberId)).toEqual([m1, m2]);
+    expect(d.sm.membersOf('g')).toEqual([m1, m2]);
+  });
+
+  test('KIP-389: members of an over-size loaded group that do not rejoin are out at the rebalance deadline, static ones beyond the limit too', () => {
+    const before = new Driver({ maxSize: 4 });
+    const [s0, s1, s2] = stableGroupOf(before, 3, true) as [string, string, string];
+    const d = new Driver({ maxSize: 2 }, before.log);
+    expect(d.sm.stateOf('g')).toBe('PreparingRebalance');
+    const j2 = d.join(s2, { groupInstanceId: 'pod-2' });
+    // The absent two keep their sessions (1000 ms) alive without rejoining.
+    for (const t of [900, 1800]) {
+      d.tick(t);
+      expect(d.heartbeat(s0, 1, { groupInstanceId: 'pod-0' })).toBe(E('REBALANCE_IN_PROGRESS'));
+      expect(d.heartbeat(s1, 1, { groupInstanceId: 'pod-1' })).toBe(E('REBALANCE_IN_PROGRESS'));
+    }
+    d.tick(1999);
+    expect(d.reply(j2)).toBeUndefined();
+    d.tick(2000); // the rebalance timeout (2000) from the load at 0
+    // The joined member stays; of the absent static members, the first up to the limit.
+    expect(d.joinResponse(j2)).toMatchObject({ errorCode: 0, generationId: 2, leader: s2 });
+    expect(d.sm.membersOf('g').sort()).toEqual([s0, s2].sort());
+    expect(d.joinResponse(d.join('', { groupInstanceId: 'pod-1' })).errorCode).toBe(E('GROUP_MAX_SIZE_REACHED'));
+  });
+
+  test('KIP-389: a static member restarting into an over-size loaded group is refused once the limit has rejoined', () => {
+    const before = new Driver({ maxSize: 4 });
+    const [s0, s1, s2] = stableGroupOf(before, 3, true) as [string, string, string];
+    const d = new Driver({ maxSize: 1 }, before.log);
+    const j2 = d.join(s2, { groupInstanceId: 'pod-2' });
+    expect(d.joinResponse(d.join('', { groupInstanceId: 'pod-0' }))).toMatchObject({ errorCode: E('GROUP_MAX_SIZE_REACHED'), memberId: '' });
+    expect(d.sm.membersOf('g')).not.toContain(s0);
+    d.tick(2000);
+    expect(d.joinResponse(j2)).toMatchObject({ errorCode: 0, generationId: 2 });
+    expect(d.sm.membersOf('g')).toEqual([s2]);
+    expect(d.heartbeat(s1, 1, { groupInstanceId: 'pod-1' })).toBe(E('UNKNOWN_MEMBER_ID'));
   });
 
   test('an unused member id from MEMBER_ID_REQUIRED expires after a session', () => {
