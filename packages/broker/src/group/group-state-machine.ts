@@ -227,10 +227,30 @@ type PendingAppend =
   /**
    * Tombstones of offsets already gone from memory (expired, or of a deleted topic), and of the
    * group itself when `group`: if the write fails they are written again (`retryTombstones`), or
-   * a reload would bring back what was answered as gone.
+   * a reload would bring back what was answered as gone. `failures`: of the writes before this
+   * one (0 for the first), what the backoff grows with.
    */
-  | { kind: 'tombstones'; groupId: string; offsets: { topic: string; partition: number }[]; group: boolean }
+  | { kind: 'tombstones'; groupId: string; offsets: { topic: string; partition: number }[]; group: boolean; failures: number }
   | { kind: 'other' };
+
+/** Tombstones whose write failed, due to be written again at `retryAtMs` (or once a commit of theirs in flight settles). */
+type FailedTombstones = Extract<PendingAppend, { kind: 'tombstones' }> & { retryAtMs: number };
+
+/**
+ * Backoff of failed tombstone writes (ms): the first retry waits TOMBSTONE_RETRY_BACKOFF_MS, each
+ * further failure doubles the wait, up to TOMBSTONE_RETRY_BACKOFF_MAX_MS (the names and values of
+ * Kafka's retry.backoff.ms and retry.backoff.max.ms, KIP-580, which are client settings). A
+ * write fails while the offsets partition cannot take acks=all writes (too few in-sync replicas,
+ * a slow disk), which a retry every tick would only make worse. No jitter: one coordinator per
+ * partition retries, there is no herd to spread.
+ */
+export const TOMBSTONE_RETRY_BACKOFF_MS = 100;
+export const TOMBSTONE_RETRY_BACKOFF_MAX_MS = 1000;
+
+/** The wait before writing again tombstones whose write failed `failures` (>= 1) times in a row. */
+export function tombstoneRetryBackoffMs(failures: number): number {
+  return Math.min(TOMBSTONE_RETRY_BACKOFF_MS * 2 ** Math.min(failures - 1, 30), TOMBSTONE_RETRY_BACKOFF_MAX_MS);
+}
 
 /** One partition of a commit in flight; `dropped` once its topic was deleted meanwhile (tombstoned after it). */
 interface PendingCommitEntry {
@@ -281,8 +301,8 @@ export class GroupStateMachine {
   /** Groups that may have a timer (members, member ids awaiting their join, a rebalance): what tick() walks. */
   private readonly timed = new Set<Group>();
   private readonly pending = new Map<number, PendingAppend>();
-  /** Tombstone writes that failed, written again at the next tick (bounded by the groups and offsets they name). */
-  private failedTombstones: Extract<PendingAppend, { kind: 'tombstones' }>[] = [];
+  /** Tombstone writes that failed, written again after a backoff (bounded by the groups and offsets they name). */
+  private failedTombstones: FailedTombstones[] = [];
   private nextAppendId = 1;
   private ready: GroupReady = { replies: [], appends: [] };
   private closed = false;
@@ -931,7 +951,7 @@ export class GroupStateMachine {
 
   /** Session expiry, rebalance and sync deadlines, pending member expiry. */
   tick(nowMs: number): void {
-    if (this.failedTombstones.length > 0) this.retryTombstones();
+    if (this.failedTombstones.length > 0) this.retryTombstones(nowMs);
     // Only groups with a timer: an Empty group without member ids awaiting their join (e.g. one
     // of standalone commits; up to group.coordinator.max.groups of them) costs nothing here.
     for (const g of this.timed) {
@@ -968,13 +988,12 @@ export class GroupStateMachine {
 
   /**
    * The earliest time at which `tick` would change something (a session, pending member id,
-   * initial delay, rebalance or sync deadline, a failed tombstone write to repeat), or null when
+   * initial delay, rebalance or sync deadline, a failed tombstone write to repeat after its backoff), or null when
    * nothing is timed. A driver may sleep
    * until then instead of ticking on a fixed interval. O(members).
    */
   nextDeadlineMs(): number | null {
-    // Failed tombstone writes go out again at the next tick: due at once.
-    let next = this.failedTombstones.length > 0 ? 0 : Infinity;
+    let next = this.tombstoneRetryDueMs() ?? Infinity;
     for (const g of this.groups.values()) {
       for (const d of g.pendingMembers.values()) next = Math.min(next, d);
       if (g.state === 'Empty' || g.state === 'Dead') continue;
@@ -1150,7 +1169,7 @@ export class GroupStateMachine {
         return;
       }
       case 'tombstones':
-        if (failure !== null) this.failedTombstones.push(p);
+        if (failure !== null) this.failedTombstones.push({ ...p, failures: p.failures + 1, retryAtMs: nowMs + tombstoneRetryBackoffMs(p.failures + 1) });
         return;
       case 'other':
         return;
@@ -1162,11 +1181,17 @@ export class GroupStateMachine {
    * log): those of offsets still gone with no commit of them in flight that will be applied (such
    * a commit stands, its record after the failed tombstones), and the group's if it is still gone
    * with nothing in flight. Appended after everything since, they agree with what is served now.
+   * Each waits out its backoff (`tombstoneRetryBackoffMs`) first; the failures count carries over
+   * to the new write, so a partition that keeps refusing writes is tried at most once a second.
    */
-  private retryTombstones(): void {
+  private retryTombstones(nowMs: number): void {
     const failed = this.failedTombstones;
     this.failedTombstones = [];
     for (const p of failed) {
+      if (p.retryAtMs > nowMs) {
+        this.failedTombstones.push(p);
+        continue;
+      }
       const g = this.groups.get(p.groupId);
       const offsets = g === undefined ? undefined : g.state === 'Dead' ? this.pendingDeleteOf(g.groupId)?.saved.offsets : g.offsets;
       // A commit in flight stands unless dropped (a dropped one is never applied here: the
@@ -1178,7 +1203,7 @@ export class GroupStateMachine {
       const waiting = missing.filter((o) => inFlight.has(offsetKey(o.topic, o.partition)));
       const gone = missing.filter((o) => !inFlight.has(offsetKey(o.topic, o.partition)));
       const group = p.group && g === undefined && this.groupAppendsSettled(p.groupId);
-      if (gone.length > 0 || group) this.appendTombstones(p.groupId, gone, group);
+      if (gone.length > 0 || group) this.appendTombstones(p.groupId, gone, group, p.failures);
       if (waiting.length > 0 || (p.group && !group && g === undefined)) this.failedTombstones.push({ ...p, offsets: waiting, group: p.group && !group && g === undefined });
     }
   }
@@ -1210,6 +1235,13 @@ export class GroupStateMachine {
 
   get pendingAppendCount(): number {
     return this.pending.size;
+  }
+
+  /** When the earliest failed tombstone write is due to be repeated (a tick at or after it does), or null when none failed. */
+  tombstoneRetryDueMs(): number | null {
+    let due = Infinity;
+    for (const p of this.failedTombstones) due = Math.min(due, p.retryAtMs);
+    return due === Infinity ? null : due;
   }
 
   stateOf(groupId: string): GroupStateName | undefined {
@@ -1359,10 +1391,10 @@ export class GroupStateMachine {
   }
 
   /** Tombstones of offsets gone from memory (and of the group when `group`), written again should the write fail. */
-  private appendTombstones(groupId: string, offsets: { topic: string; partition: number }[], group: boolean): void {
+  private appendTombstones(groupId: string, offsets: { topic: string; partition: number }[], group: boolean, failures = 0): void {
     const records: GroupRecord[] = offsets.map((o) => offsetTombstone(groupId, o));
     if (group) records.push({ key: encodeGroupRecordKey({ kind: 'group', group: groupId }), value: null });
-    this.append(records, { kind: 'tombstones', groupId, offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition })), group });
+    this.append(records, { kind: 'tombstones', groupId, offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition })), group, failures });
   }
 
   private removeMember(group: Group, m: Member): void {

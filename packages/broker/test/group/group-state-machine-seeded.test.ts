@@ -280,7 +280,9 @@ function runOffsetsWalk(seed: number, steps: number): number {
     }
     drain();
     if (inFlight.length > 0) continue;
-    sm.tick(now); // failed tombstones go out again
+    // Failed tombstones go out again once their backoff has passed.
+    now = Math.max(now, sm.tombstoneRetryDueMs() ?? now);
+    sm.tick(now);
     drain();
     if (inFlight.length > 0) continue;
     checks++;

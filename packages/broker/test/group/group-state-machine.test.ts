@@ -5,7 +5,7 @@
  * counter, so every run is identical.
  */
 import { ErrorCode, KafkaWriter, type ErrorName, type JoinGroupResponse, type LeaveGroupResponse, type OffsetDeleteResponse } from '@strand/protocol';
-import { GroupStateMachine, MAX_NAME_BYTES, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
+import { GroupStateMachine, MAX_NAME_BYTES, TOMBSTONE_RETRY_BACKOFF_MAX_MS, TOMBSTONE_RETRY_BACKOFF_MS, type GroupAppend, type GroupConfig, type GroupReply, type JoinInput } from '../../src/group/group-state-machine';
 import { decodeGroupRecordKey, encodeGroupRecordKey } from '../../src/group/group-records';
 import { consumerSubscription } from '../support/consumer-subscription';
 
@@ -941,12 +941,46 @@ describe('offsets expiry, deletion, listing', () => {
     d.tick(d.now);
     expect(d.sm.stateOf('g')).toBeUndefined();
     settle(d, 'NOT_ENOUGH_REPLICAS'); // refused: not in the log
-    expect(d.appends).toHaveLength(1); // issued again at the next tick
+    expect(d.appends).toEqual([]); // not at once: after a backoff
+    d.tick(d.now + TOMBSTONE_RETRY_BACKOFF_MS);
+    expect(d.appends).toHaveLength(1);
     written.push(...settle(d, null));
     expect(d.appends).toEqual([]);
     const loaded = replayOf(written);
     expect(loaded.stateOf('g')).toBeUndefined();
     expect(loaded.fetchOffsets({ groupId: 'g', topics: [] }).topics).toEqual([]);
+  });
+
+  test('failed tombstone writes are repeated with an exponential backoff, capped, that a success ends', () => {
+    const d = new Driver();
+    d.commit('', -1, 9);
+    const written = settle(d, null);
+    d.now = 20_000;
+    d.sm.expireOffsets(d.now);
+    d.tick(d.now);
+    expect(d.appends).toHaveLength(1);
+    // Every write is refused the moment it is issued; the coordinator ticks every 100 ms.
+    const issuedAt: number[] = [];
+    const due: (number | null)[] = [];
+    for (let t = 20_000; t <= 26_000; t += 100) {
+      d.tick(t);
+      if (d.appends.length === 0) continue;
+      issuedAt.push(t);
+      settle(d, 'NOT_ENOUGH_REPLICAS');
+      due.push(d.sm.tombstoneRetryDueMs());
+    }
+    // Waits of 100, 200, 400, 800 ms, then 1000 ms (the cap) each time.
+    expect(issuedAt).toEqual([20_000, 20_100, 20_300, 20_700, 21_500, 22_500, 23_500, 24_500, 25_500]);
+    expect(due).toEqual([...issuedAt.slice(1), 26_500]);
+    expect(TOMBSTONE_RETRY_BACKOFF_MAX_MS).toBe(1000);
+    expect(d.sm.nextDeadlineMs()).toBe(26_500);
+    d.tick(26_500);
+    written.push(...settle(d, null));
+    expect(d.sm.tombstoneRetryDueMs()).toBeNull();
+    expect(d.sm.nextDeadlineMs()).toBeNull();
+    d.tick(40_000);
+    expect(d.appends).toEqual([]);
+    expect(replayOf(written).fetchOffsets({ groupId: 'g', topics: [] }).topics).toEqual([]);
   });
 
   test('deleted-topic tombstones that fail are written again, except for a partition committed again meanwhile', () => {
@@ -968,7 +1002,7 @@ describe('offsets expiry, deletion, listing', () => {
     d.sm.onAppended(commit[0]!.appendId, null, d.now);
     written.push(...commit);
     expect(d.committed(1)).toBe(2);
-    d.tick(d.now);
+    d.tick(d.now + TOMBSTONE_RETRY_BACKOFF_MS);
     expect(d.appends.flatMap((x) => x.records.map((r) => decodeGroupRecordKey(r.key)))).toEqual([{ kind: 'offset', group: 'g', topic: 't', partition: 0 }]);
     written.push(...settle(d, null));
     expect(d.appends).toEqual([]);
