@@ -1,8 +1,8 @@
 /**
  * `strand groups list|describe|delete|delete-offsets|remove-members|reset-offsets`, in the spirit of
  * kafka-consumer-groups: describe shows per-partition committed offset, log end offset and lag
- * (LEO minus committed). reset-offsets prints the plan unless --execute is given, and needs the
- * group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
+ * (LEO minus committed). reset-offsets prints the plan unless --execute is given (--dry-run, as
+ * Kafka's, says so explicitly), and needs the group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
  * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
  * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
  * topic); exit 1 if any partition failed. remove-members (Kafka's Admin
@@ -46,6 +46,7 @@ interface ResetOptions extends CommonOptions {
   toDatetime?: string;
   byDuration?: string;
   shiftBy?: string;
+  dryRun: boolean;
   execute: boolean;
 }
 
@@ -304,9 +305,11 @@ export function registerGroups(program: Command): void {
     .option('--to-datetime <t>', "to the first offset at or after a time: ms since the epoch or 'YYYY-MM-DDTHH:mm:SS.sss' (local time unless it ends with Z or +hh:mm)")
     .option('--by-duration <d>', 'to the first offset at or after now minus an ISO-8601 duration (PT15M, P1DT2H)')
     .option('--shift-by <n>', 'move the committed offset by n (negative: back)')
+    .option('--dry-run', "only print the plan (Kafka's --dry-run; the default without --execute)", false)
     .option('--execute', 'apply the plan (without it, only print it)', false)
     .action(
       action('groups reset-offsets', async (group: string, opts: ResetOptions) => {
+        if (opts.dryRun && opts.execute) throw new UsageError('give --dry-run or --execute, not both');
         const rows = await withAdmin(opts, async (admin) => {
           // Kafka's tool refuses an active group before planning: its members would overwrite the
           // new offsets with their next commits (the broker refuses the commit too).

@@ -160,6 +160,12 @@ describe('strand groups', () => {
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
     expect(r.stdout).toMatch(/dry run/);
     expect(twin.mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);
+    // Kafka's explicit --dry-run: the same plan, nothing applied; with --execute, a usage error.
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest', '--dry-run']);
+    expect([r.code, r.stdout.split('\n').map((l) => l.split(/\s+/).join(' '))]).toEqual([0, ['Topic Partition Current New', 't 0 3 0', '(dry run: add --execute to apply)', '']]);
+    expect(twin.mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);
+    r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest', '--dry-run', '--execute']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--dry-run or --execute, not both/)]);
     // No record at or after the time: the log end (Kafka's fallback), not the log start.
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-datetime', String(Date.now() + 3_600_000), '--json']);
     expect(JSON.parse(r.stdout)).toMatchObject({ partitions: [{ partition: 0, current: 3, target: 4 }] });
