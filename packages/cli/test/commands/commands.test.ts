@@ -106,6 +106,27 @@ describe('strand produce and consume', () => {
     expect((await strand(['consume', 't', '--format', 'xml'])).code).toBe(2);
   });
 
+  it("takes the console tools' --property keys (parse.key, parse.headers / print.*), client configs in -X, and --offset earliest|latest", async () => {
+    twin.mem.createTopic('kp', 1);
+    // kafka-console-producer's line reader: headers, then key:value; a line without the key
+    // separator is reported and not sent (exit 4); -X is a producer config.
+    let r = await strand(['produce', 'kp', '--property', 'parse.key=true', '--property', 'key.separator=:', '--property', 'parse.headers=true', '--property', 'headers.delimiter=|', '-X', 'linger.ms=0'], 'src:cli|a:1\n|b:2\n|nokey\n');
+    expect([r.code, r.stderr]).toEqual([4, expect.stringMatching(/line 3 not sent: no key separator \(":"\) found[\s\S]*2 of 3 records acknowledged/)]);
+    expect(twin.mem.records('kp', 0).map((x) => [x.key, x.value, x.headers.map((h) => `${h.key}=${h.value}`).join(',')])).toEqual([
+      ['a', '1', 'src=cli'],
+      ['b', '2', ''],
+    ]);
+    // kafka-console-consumer's formatter, and --offset earliest/latest of one partition.
+    r = await strand(['consume', 'kp', '--partition', '0', '--offset', 'earliest', '--max-messages', '2', '--property', 'print.key=true', '--property', 'print.offset=true', '--property', 'print.headers=true', '--property', 'key.separator=,', '-X', 'fetch.min.bytes=1']);
+    expect([r.code, r.stdout]).toEqual([0, 'Offset:0,src:cli,a,1\nOffset:1,NO_HEADERS,b,2\n']);
+    r = await strand(['consume', 'kp', '--partition', '0', '--offset', 'latest', '--idle-timeout-ms', '300']);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    r = await strand(['consume', 'kp', '--property', 'print.key=true', '--format', 'json']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/print.key is a formatter key: it does not go with --format json/)]);
+    r = await strand(['produce', 'kp', '--key-separator', ':', '--property', 'parse.key=true'], 'a:1\n');
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give --key-separator or --property parse.key/)]);
+  }, CLI_TEST_TIMEOUT_MS);
+
   it('exits 4 when records are not acknowledged, and 2 for a bad --acks', async () => {
     let r = await strand(['produce', 'missing', '--timeout-ms', '300'], 'x\ny\n');
     expect(r.code).toBe(4);
