@@ -1,7 +1,9 @@
 /**
  * `strand groups list|describe|delete|delete-offsets|remove-members|reset-offsets`, in the spirit of
- * kafka-consumer-groups: describe shows per-partition committed offset, log end offset and lag
- * (LEO minus committed). reset-offsets prints the plan unless --execute is given (--dry-run, as
+ * kafka-consumer-groups: describe shows, as its --describe, per-partition committed offset, log end
+ * offset and lag (LEO minus committed) with the partition's member (GROUP TOPIC PARTITION
+ * CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID; "has no active members" and
+ * "is rebalancing" notes on stderr), or --members / --state. reset-offsets prints the plan unless --execute is given (--dry-run, as
  * Kafka's, says so explicitly), and needs the group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
  * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
  * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
@@ -195,12 +197,13 @@ export function registerGroups(program: Command): void {
     );
 
   withCommon(groups.command('describe <group>').description('state, members and per-partition offsets and lag of a group'))
+    .option('--offsets', "per-partition offsets and lag, with each partition's member (Kafka's --offsets; the default)")
     .option('--members', "the members (Kafka's --members): CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS")
     .option('--verbose', 'with --members, also each member\'s assignment')
     .option('--state', "the group's state (Kafka's --state): COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS")
     .action(
-      action('groups describe', async (group: string, opts: CommonOptions & { members?: boolean; verbose?: boolean; state?: boolean }) => {
-        if (opts.members === true && opts.state === true) throw new UsageError('give at most one of --members and --state');
+      action('groups describe', async (group: string, opts: CommonOptions & { offsets?: boolean; members?: boolean; verbose?: boolean; state?: boolean }) => {
+        if ([opts.offsets, opts.members, opts.state].filter((x) => x === true).length > 1) throw new UsageError('give at most one of --offsets, --members and --state');
         if (opts.verbose === true && opts.members !== true) throw new UsageError('--verbose goes with --members');
         if (opts.members === true || opts.state === true) {
           const d = await withAdmin(opts, (admin) => admin.describeGroup(group));
@@ -235,13 +238,18 @@ export function registerGroups(program: Command): void {
           rows.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
           return { desc: d, offsets: rows };
         });
-        const owner = new Map<string, string>();
-        for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m.memberId);
-        if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`) ?? null })) });
-        process.stdout.write(`Group: ${desc.groupId}\tState: ${desc.state}\tGeneration: ${desc.generationId}\tAssignor: ${desc.protocol || '-'}\tMembers: ${desc.members.length}\n`);
+        const owner = new Map<string, (typeof desc.members)[number]>();
+        for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m);
+        if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`)?.memberId ?? null })) });
+        // kafka-consumer-groups --describe (--offsets): its notes on stderr, its table on stdout.
+        if (desc.state === 'Empty' || desc.state === 'Dead') process.stderr.write(`\nConsumer group '${group}' has no active members.\n`);
+        else if (desc.state === 'PreparingRebalance' || desc.state === 'CompletingRebalance') process.stderr.write(`\nWarning: Consumer group '${group}' is rebalancing.\n`);
         printTable(
-          ['Topic', 'Partition', 'Committed', 'LogEnd', 'Lag', 'Member'],
-          offsets.map((o) => [o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset, o.lag < 0 ? '-' : o.lag, owner.get(`${o.topic}-${o.partition}`) ?? '-']),
+          ['GROUP', 'TOPIC', 'PARTITION', 'CURRENT-OFFSET', 'LOG-END-OFFSET', 'LAG', 'CONSUMER-ID', 'HOST', 'CLIENT-ID'],
+          offsets.map((o) => {
+            const m = owner.get(`${o.topic}-${o.partition}`);
+            return [desc.groupId, o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset < 0 ? '-' : o.logEndOffset, o.lag < 0 ? '-' : o.lag, m?.memberId ?? '-', m?.clientHost ?? '-', m?.clientId ?? '-'];
+          }),
         );
       }),
     );

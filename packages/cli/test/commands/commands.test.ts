@@ -176,8 +176,13 @@ describe('strand groups', () => {
     r = await strand(['groups', 'describe', 'g', '--json']);
     const d = JSON.parse(r.stdout) as { state: string; offsets: { partition: number; committedOffset: number; logEndOffset: number; lag: number }[] };
     expect(d.offsets.find((o) => o.partition === 0)).toMatchObject({ committedOffset: 3, logEndOffset: 4, lag: 1 });
+    // kafka-consumer-groups --describe: its columns, its note on stderr (no member: '-').
     r = await strand(['groups', 'describe', 'g']);
-    expect(r.stdout).toMatch(/Topic\s+Partition\s+Committed\s+LogEnd\s+Lag/);
+    expect([r.code, r.stderr]).toEqual([0, "\nConsumer group 'g' has no active members.\n"]);
+    expect(r.stdout.split('\n').map((l) => l.split(/\s+/).join(' '))[0]).toBe('GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID');
+    expect(r.stdout.split('\n').map((l) => l.split(/\s+/).join(' '))).toContain('g t 0 3 4 1 - - -');
+    expect((await strand(['groups', 'describe', 'g', '--offsets'])).stdout).toBe(r.stdout);
+    expect((await strand(['groups', 'describe', 'g', '--offsets', '--state'])).code).toBe(2);
     r = await strand(['groups', 'reset-offsets', 'g', '--topic', 't:0', '--to-earliest']);
     expect(r.stdout).toMatch(/dry run/);
     expect(twin.mem.groups.get('g')?.offsets.get('t\u00000')?.offset).toBe(3);

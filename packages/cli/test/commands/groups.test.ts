@@ -170,12 +170,22 @@ describe("groups list --state and describe --members / --state (Kafka's kafka-co
       r = await twin.strand(['groups', 'describe', 'g', '--members', '--verbose']);
       expect([r.code, r.stderr]).toEqual([0, '']);
       expect(rows(r.stdout)).toEqual(['GROUP CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT', `g ${memberId} - /127.0.0.1 reader 3 t(0,1,2)`, '']);
+      // The default view (Kafka's --offsets): every assigned partition, committed or not, with its member.
+      r = await twin.strand(['groups', 'describe', 'g']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(rows(r.stdout)).toEqual([
+        'GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID',
+        `g t 0 1 0 0 ${memberId} /127.0.0.1 reader`,
+        `g t 1 - 0 - ${memberId} /127.0.0.1 reader`,
+        `g t 2 - 0 - ${memberId} /127.0.0.1 reader`,
+        '',
+      ]);
       r = await twin.strand(['groups', 'describe', 'g', '--state', '--json']);
       expect(JSON.parse(r.stdout)).toMatchObject({ group: 'g', assignmentStrategy: 'range', state: 'Stable', members: 1, coordinator: { id: expect.any(Number), host: '127.0.0.1', port: expect.any(Number) } });
       r = await twin.strand(['groups', 'describe', 'g', '--state']);
       expect(rows(r.stdout)[1]).toMatch(/^g 127\.0\.0\.1:\d+ \(\d+\) range Stable 1$/);
       r = await twin.strand(['groups', 'describe', 'g', '--members', '--state']);
-      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/at most one of --members and --state/)]);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/at most one of --offsets, --members and --state/)]);
       r = await twin.strand(['groups', 'list', '--state', 'bogus']);
       expect(r.code).toBe(2);
     } finally {
