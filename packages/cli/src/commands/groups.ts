@@ -254,11 +254,20 @@ export function registerGroups(program: Command): void {
       }),
     );
 
-  withCommon(groups.command('delete <group>').description('delete an empty group and its committed offsets'), false).action(
-    action('groups delete', async (group: string, opts: CommonOptions) => {
-      const [r] = await withAdmin(opts, (admin) => admin.deleteGroups([group]));
-      if (r?.error !== undefined) throw r.error;
-      process.stdout.write(`Deleted group ${group}.\n`);
+  withCommon(groups.command('delete <groups...>').description('delete empty groups and their committed offsets (Kafka\'s --delete)'), false).action(
+    action('groups delete', async (names: string[], opts: CommonOptions) => {
+      const results = await withAdmin(opts, (admin) => admin.deleteGroups([...new Set(names)]));
+      // kafka-consumer-groups' wording: one line when all went, else the failures on stderr.
+      const quoted = (rs: readonly { name: string }[]): string => rs.map((r) => `'${r.name}'`).join(', ');
+      const failed = results.filter((r) => r.error !== undefined);
+      const deleted = results.filter((r) => r.error === undefined);
+      if (failed.length === 0) {
+        process.stdout.write(`Deletion of requested consumer groups (${quoted(deleted)}) was successful.\n`);
+        return EXIT_OK;
+      }
+      process.stderr.write(`Deletion of some consumer groups failed:\n${failed.map((r) => `* Group '${r.name}' could not be deleted due to: ${r.error?.errorName}: ${r.error?.message}\n`).join('')}`);
+      if (deleted.length > 0) process.stdout.write(`These consumer groups were deleted successfully: ${quoted(deleted)}\n`);
+      return EXIT_FAILED;
     }),
   );
 

@@ -220,10 +220,15 @@ describe('strand groups', () => {
     r = await strand(['consume', 't', '--group', 'g', '--max-messages', '1']);
     expect(r.stdout).toBe('b\n');
     expect((await strand(['groups', 'reset-offsets', 'g', '--topic', 't'])).code).toBe(2);
-    expect((await strand(['groups', 'delete', 'g'])).code).toBe(0);
-    r = await strand(['groups', 'delete', 'g']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/GROUP_ID_NOT_FOUND/);
+    // Several groups at once, reported as kafka-consumer-groups --delete reports them.
+    expect((await strand(['groups', 'reset-offsets', 'h', '--topic', 't:0', '--to-earliest', '--execute'])).code).toBe(0);
+    r = await strand(['groups', 'delete', 'g', 'h']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, "Deletion of requested consumer groups ('g', 'h') was successful.\n", '']);
+    expect((await strand(['groups', 'reset-offsets', 'h', '--topic', 't:0', '--to-earliest', '--execute'])).code).toBe(0);
+    r = await strand(['groups', 'delete', 'g', 'h']);
+    expect([r.code, r.stdout]).toEqual([1, "These consumer groups were deleted successfully: 'h'\n"]);
+    expect(r.stderr).toMatch(/^Deletion of some consumer groups failed:\n\* Group 'g' could not be deleted due to: GROUP_ID_NOT_FOUND: /);
+    expect((await strand(['groups', 'delete'])).code).toBe(2);
     r = await strand(['groups', 'describe', 'g']);
     expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/GROUP_ID_NOT_FOUND.*does not exist/)]);
   }, CLI_TEST_TIMEOUT_MS);
