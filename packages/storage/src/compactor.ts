@@ -13,11 +13,13 @@
  * Scheduling, as Kafka's: a pass runs only when the dirty share of the compactable range (bytes
  * in segments past where the last complete pass ended, over all its bytes, from segment sizes)
  * exceeds `min.cleanable.dirty.ratio`, or a dirty segment's first record is older than
- * `max.compaction.lag.ms` (whose active segment rolls at that age too, see PartitionLog); it
- * then reads the whole range.
+ * `max.compaction.lag.ms` (whose active segment rolls at that age too, see PartitionLog). Its
+ * offset map (offset-map.ts: 24 bytes per key, `log.cleaner.dedupe.buffer.size`) is built from
+ * the dirty segments, as many as it holds; the pass rewrites the clean segments and those, and the
+ * next pass goes on from there.
  *
  * Rules, as Kafka's cleaner:
- * - a keyed record survives if it is the latest for its key in the compacted range (offset map);
+ * - a keyed record survives unless the offset map holds a later offset for its key;
  *   records without a key and control batches are kept, and so are batches in a codec this build
  *   cannot read (copied unchanged: a pass must not fail on them forever);
  * - records newer than `min.compaction.lag.ms` are not compacted (their segments are skipped);
@@ -34,6 +36,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   NO_PRODUCER_ID,
+  StrandError,
   batchCompression,
   compressionSupported,
   decodeRecordBatch,
@@ -46,6 +49,7 @@ import {
   type RecordBatchHeader,
   type RecordInput,
 } from '@strand/protocol';
+import { OFFSET_MAP_SLOT_BYTES, OffsetMap } from './offset-map';
 import type { PartitionLog } from './partition-log';
 import type { LogSegment } from './segment';
 import type { Clock } from './clock';
@@ -70,7 +74,17 @@ export interface CompactionOptions {
    * sequence. Default: each producer's last batch within the compacted range.
    */
   producerLastOffset?: (producerId: number) => number | undefined;
+  /**
+   * Memory for the offset map (`log.cleaner.dedupe.buffer.size`, default 128 MiB as Kafka's): 24
+   * bytes per distinct key of the dirty segments a pass maps; a pass covers as many as fit.
+   */
+  offsetMapBytes?: number;
+  /** How full the map may get (`log.cleaner.io.buffer.load.factor`, default 0.9 as Kafka's). */
+  offsetMapLoadFactor?: number;
 }
+
+export const DEFAULT_OFFSET_MAP_BYTES = 128 * 1024 * 1024;
+export const DEFAULT_OFFSET_MAP_LOAD_FACTOR = 0.9;
 
 export interface CompactionStats {
   /** Segments replaced by compacted copies (each of those merged into one counts). */
@@ -85,11 +99,6 @@ export interface CompactionStats {
    * its cleaner on truncation): segments already installed stay, nothing half-written is left.
    */
   aborted: boolean;
-}
-
-/** A key as a latin1 string: a compact, lossless Map key for arbitrary bytes. */
-function keyOf(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
 
 /** Thrown inside a pass when the log changed under it in a way the pass cannot survive. */
@@ -134,8 +143,8 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     // last pass over the whole compactable range. Below min.cleanable.dirty.ratio a pass would
     // mostly rewrite what is already clean, unless a dirty segment's first record is older than
     // max.compaction.lag.ms: then it must be compacted now (Kafka's needCompactionNow).
+    const firstDirty = log.firstDirtyOffset;
     if (options.force !== true) {
-      const firstDirty = log.firstDirtyOffset;
       const maxLagMs = config['max.compaction.lag.ms'];
       let clean = 0;
       let dirty = 0;
@@ -150,7 +159,6 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
       }
       if (dirty === 0 || (!overdue && dirty / (clean + dirty) <= config['min.cleanable.dirty.ratio'])) return stats;
     }
-    const rangeEnd = (segments[segments.length - 1] as LogSegment).nextOffset;
 
     let sliceStart = performance.now();
     const maybeYield = async (): Promise<void> => {
@@ -161,35 +169,72 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
       }
     };
 
-    // Pass 1: latest offset per key over the range. A segment deleted meanwhile (retention,
-    // DeleteRecords) is not read further: it was a leading one, so every record left in the log
-    // lies after it and the keys already taken from it are superseded wherever they recur.
-    const latest = new Map<string, number>();
-    const lastInRange = new Map<number, number>(); // producer id -> last offset of its last batch
+    // Pass 1: the offset map, Kafka's way: from the dirty segments only (the clean ones before
+    // them hold one record per key already, the latest of their range), as many whole segments as
+    // it surely holds (their offset spans, an upper bound on their keys, fit what is left). A
+    // first dirty segment with a larger span goes in anyway and fails the pass only if its keys
+    // really overflow the map (Kafka's cleaner refuses it at once). The pass then covers the
+    // segments up to the last one mapped; the next pass maps on from there. A segment deleted
+    // meanwhile (retention, DeleteRecords) is not read further: it was a leading one, so every
+    // record left in the log lies after it and the keys already taken from it are superseded
+    // wherever they recur.
+    const maxKeys = Math.max(1, Math.floor((options.offsetMapBytes ?? DEFAULT_OFFSET_MAP_BYTES) / OFFSET_MAP_SLOT_BYTES * (options.offsetMapLoadFactor ?? DEFAULT_OFFSET_MAP_LOAD_FACTOR)));
+    let dirtySpan = 0;
+    for (const seg of segments) if (seg.nextOffset > firstDirty) dirtySpan += seg.nextOffset - Math.max(seg.baseOffset, firstDirty);
+    const map = new OffsetMap(Math.min(maxKeys, Math.max(1, dirtySpan)), options.offsetMapLoadFactor ?? DEFAULT_OFFSET_MAP_LOAD_FACTOR);
+    let covered = 0; // segments[0, covered) are this pass's range
+    let spanMapped = 0;
     for (const seg of segments) {
-      if (!log.holdsClosedSegment(seg)) continue;
-      for (const b of seg.scan(0, seg.size, { validate: true })) {
-        if (b.header.producerId !== NO_PRODUCER_ID && !isControlBatch(b.header.attributes)) lastInRange.set(b.header.producerId, lastOffsetOf(b.header));
-        if (readable(b.header)) {
-          const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-          for (const r of batch.records) if (r.key !== null) latest.set(keyOf(r.key), r.offset);
+      if (seg.nextOffset > firstDirty) {
+        const span = seg.nextOffset - Math.max(seg.baseOffset, firstDirty);
+        if (spanMapped > 0 && spanMapped + span > map.capacity) break;
+        spanMapped += span;
+        if (log.holdsClosedSegment(seg)) {
+          for (const b of seg.scan(0, seg.size, { validate: true })) {
+            if (readable(b.header)) {
+              const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+              for (const r of batch.records) {
+                if (r.key === null) continue;
+                if (map.isFull && map.get(r.key) < 0) {
+                  throw new StrandError('INVALID_CONFIG', `${log.dir}: segment ${seg.baseOffset} holds more than ${map.capacity} keys, more than the offset map of log.cleaner.dedupe.buffer.size=${options.offsetMapBytes ?? DEFAULT_OFFSET_MAP_BYTES} bytes takes: it cannot be compacted until the setting is raised`);
+                }
+                map.put(r.key, r.offset);
+              }
+            }
+            await maybeYield();
+            if (!log.holdsClosedSegment(seg)) break;
+          }
         }
-        await maybeYield();
-        if (!log.holdsClosedSegment(seg)) break;
+      }
+      covered++;
+    }
+    const range = segments.slice(0, covered);
+    const rangeEnd = (range[range.length - 1] as LogSegment).nextOffset;
+    // Each producer's last batch in the range, when the caller does not say (tests and tools; the
+    // broker passes its producer state): its headers, read without decoding records.
+    const lastInRange = new Map<number, number>();
+    if (options.producerLastOffset === undefined) {
+      for (const seg of range) {
+        if (!log.holdsClosedSegment(seg)) continue;
+        for (const b of seg.scan(0, seg.size, { validate: false })) {
+          if (b.header.producerId !== NO_PRODUCER_ID && !isControlBatch(b.header.attributes)) lastInRange.set(b.header.producerId, lastOffsetOf(b.header));
+          await maybeYield();
+          if (!log.holdsClosedSegment(seg)) break;
+        }
       }
     }
 
     // Pass 2: rewrite each segment.
     const producerLast = options.producerLastOffset ?? ((id: number) => lastInRange.get(id));
     const rules: Rules = {
-      latest,
+      map,
       now,
       deleteRetentionMs: config['delete.retention.ms'],
       isProducersLast: (h) => h.producerId !== NO_PRODUCER_ID && producerLast(h.producerId) === lastOffsetOf(h),
     };
     // Adjacent segments are merged while they fit one segment (Kafka's groupSegmentsBySize), so a
     // compacted log does not keep one small segment (and three open files) per roll.
-    for (const planned of groupBySize(segments, config['segment.bytes'], log.maxIndexEntries)) {
+    for (const planned of groupBySize(range, config['segment.bytes'], log.maxIndexEntries)) {
       // Retention or DeleteRecords may have deleted leading segments meanwhile: the rest of the
       // group (a suffix of it) is still adjacent.
       const group = planned.filter((seg) => log.holdsClosedSegment(seg));
@@ -312,8 +357,8 @@ function readable(h: RecordBatchHeader): boolean {
 
 /** What a pass keeps, decided in pass 1. */
 interface Rules {
-  /** Latest offset of each key (as keyOf) in the compacted range. */
-  latest: Map<string, number>;
+  /** Latest offset of each key in the dirty part of the range (the clean part holds one per key). */
+  map: OffsetMap;
   now: number;
   deleteRetentionMs: number;
   /** Whether the batch is its producer's last: kept as an empty batch if all its records go. */
@@ -326,13 +371,14 @@ interface Rules {
  * null if nothing stays.
  */
 function rewriteBatch(batch: DecodedRecordBatch, original: Buffer, rules: Rules, stats: CompactionStats): Buffer | null {
-  const { latest, now, deleteRetentionMs } = rules;
+  const { map, now, deleteRetentionMs } = rules;
   const kept: RecordInput[] = [];
   let tombstonesKept = false;
   const horizonPassed = batch.hasDeleteHorizon && batch.baseTimestamp <= now;
   for (const r of batch.records) {
     stats.recordsRead++;
-    if (r.key !== null && latest.get(keyOf(r.key)) !== r.offset) {
+    // Superseded by a later record of its key in the range (Kafka: foundOffset > record.offset).
+    if (r.key !== null && map.get(r.key) > r.offset) {
       stats.recordsRemoved++;
       continue;
     }

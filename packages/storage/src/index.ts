@@ -6,7 +6,7 @@ export { PartitionLog, LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, MAX_TIMESTAMP, RECO
 export type { AppendInfo, DurableSegmentPosition, PartitionLogOptions, ReadOptions, ReadResult, TimestampOffset, ValidatedAppend } from './partition-log';
 export { LeaderEpochCache, LEADER_EPOCH_CHECKPOINT } from './leader-epoch-cache';
 export type { EpochEndOffset, EpochEntry } from './leader-epoch-cache';
-export { compactLog } from './compactor';
+export { compactLog, DEFAULT_OFFSET_MAP_BYTES, DEFAULT_OFFSET_MAP_LOAD_FACTOR } from './compactor';
 export type { CompactionOptions, CompactionStats } from './compactor';
 export { DirectoryLock } from './dir-lock';
 export { ManualClock, systemClock } from './clock';

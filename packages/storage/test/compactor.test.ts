@@ -53,6 +53,56 @@ describe('compaction', () => {
     );
   });
 
+  it('with an offset map smaller than the dirty segments, each pass goes on where the last stopped, to the same result', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 80 }), async (keys) => {
+        const clock = new ManualClock(10_000);
+        const log = PartitionLog.open(tempDir(), { clock, config });
+        keys.forEach((k, i) => log.appendAsLeader(batch(`b${i}`, 1, { keys: [`k${k}`], values: [`v${i}`], timestamp: 10_000 }), 0));
+        const activeBase = log.segmentBaseOffsets().slice(-1)[0] as number;
+        await log.flush();
+        // Room for 5 keys: about one 350-byte segment (4 records) per pass.
+        const small = { clock, force: true, offsetMapBytes: 24 * 6 };
+        let passes = 0;
+        while (log.firstDirtyOffset < activeBase && passes < 100) {
+          await compactLog(log, small);
+          passes++;
+        }
+        expect(log.firstDirtyOffset).toBe(activeBase);
+        if (activeBase > 10) expect(passes).toBeGreaterThan(1);
+        const latest = new Map<string, number>();
+        keys.forEach((k, i) => {
+          if (i < activeBase) latest.set(`k${k}`, i);
+        });
+        const expected = keys.map((k, i) => [i, `k${k}`]).filter(([i, k]) => (i as number) >= activeBase || latest.get(k as string) === i);
+        expect(readAll(log).map((r) => [r.offset, r.key])).toEqual(expected);
+        await log.close();
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('compacts a segment with more offsets than the offset map holds if its keys fit, and refuses one whose keys do not, changing nothing', async () => {
+    const clock = new ManualClock(10_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact' } });
+    // 40 records, 3 keys, one segment: more offsets than the 5-key map, few enough keys.
+    for (let i = 0; i < 40; i++) log.appendAsLeader(batch(`b${i}`, 1, { keys: [`k${i % 3}`], timestamp: 10_000 }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock, offsetMapBytes: 24 * 6 })).recordsRemoved).toBe(37);
+    expect(readAll(log).map((r) => r.offset)).toEqual([37, 38, 39]);
+    // Then a segment of 8 distinct keys: the map cannot tell which records are superseded.
+    for (let i = 0; i < 16; i++) log.appendAsLeader(batch(`c${i}`, 1, { keys: [`x${i % 8}`], timestamp: 10_000 }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    await expect(compactLog(log, { clock, offsetMapBytes: 24 * 6 })).rejects.toMatchObject({ errorName: 'INVALID_CONFIG', message: expect.stringContaining('log.cleaner.dedupe.buffer.size') });
+    expect(readAll(log).map((r) => r.offset)).toEqual([37, 38, 39, ...Array.from({ length: 16 }, (_, i) => 40 + i)]);
+    // With room for them it goes through.
+    expect((await compactLog(log, { clock, offsetMapBytes: 24 * 10 })).recordsRemoved).toBe(8);
+    expect(readAll(log).map((r) => r.offset)).toEqual([37, 38, 39, ...Array.from({ length: 8 }, (_, i) => 48 + i)]);
+    await log.close();
+  });
+
   it('respects min.compaction.lag.ms and the upper bound', async () => {
     const clock = new ManualClock(100_000);
     const log = PartitionLog.open(tempDir(), { clock, config: { ...config, 'min.compaction.lag.ms': '5000' } });

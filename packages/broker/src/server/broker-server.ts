@@ -350,7 +350,8 @@ export class BrokerServer {
     this.timers.push(
       setInterval(() => {
         if (this.cleaning !== null) return; // the previous pass is still running
-        this.cleaning = this.replicas.compactLogs().finally(() => {
+        const offsetMap = { offsetMapBytes: this.config['log.cleaner.dedupe.buffer.size'], offsetMapLoadFactor: this.config['log.cleaner.io.buffer.load.factor'] };
+        this.cleaning = this.replicas.compactLogs(offsetMap).finally(() => {
           this.cleaning = null;
         });
       }, this.config['log.cleaner.backoff.ms']),

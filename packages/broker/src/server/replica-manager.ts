@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, StrandError, effectiveTopicDefaults, type BrokerTopicDefault, type EffectiveTopicDefault, type RawConfig } from '@strand/protocol';
-import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, type DurableSegmentPosition } from '@strand/storage';
+import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, type CompactionOptions, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, PartitionState as PartitionMetadata, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -413,7 +413,7 @@ export class ReplicaManager {
    * dirty share is below min.cleanable.dirty.ratio. Passes never overlap (the
    * caller waits for the previous one) and yield to the event loop, so produce/fetch go on.
    */
-  async compactLogs(): Promise<void> {
+  async compactLogs(offsetMap: Pick<CompactionOptions, 'offsetMapBytes' | 'offsetMapLoadFactor'> = {}): Promise<void> {
     for (const p of [...this.partitions.values()]) {
       if (!p.log.topicConfig['cleanup.policy'].includes('compact') || !this.partitions.has(`${p.key.topicId}:${p.key.partition}`)) continue;
       try {
@@ -421,7 +421,7 @@ export class ReplicaManager {
         // still be in the page cache, so flush them first (one fdatasync per log and pass).
         await p.log.flush();
         // A producer's last batch is kept (empty if need be) while its state is tracked here.
-        const stats = await compactLog(p.log, { upperBoundOffset: p.highWatermark, producerLastOffset: (id) => p.producers.entry(id)?.batches.at(-1)?.lastOffset });
+        const stats = await compactLog(p.log, { ...offsetMap, upperBoundOffset: p.highWatermark, producerLastOffset: (id) => p.producers.entry(id)?.batches.at(-1)?.lastOffset });
         if (stats.segmentsCleaned > 0) {
           p.onCompacted();
           this.logger.info({ topic: p.key.topic, partition: p.key.partition, ...stats }, stats.aborted ? 'compaction aborted by a truncation or close, after some segments' : 'compacted');

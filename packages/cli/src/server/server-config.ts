@@ -28,7 +28,6 @@ export const KAFKA_IGNORED_KEYS = {
   'num.replica.fetchers': IGNORED('a follower fetches from each leader broker over one gRPC stream for all partitions.'),
   'log.cleaner.threads': IGNORED(THREADS),
   'log.cleaner.enable': IGNORED('compaction always runs for compacted topics (log.cleaner.backoff.ms paces it).'),
-  'log.cleaner.dedupe.buffer.size': IGNORED('compaction builds its key map per segment group in memory.'),
   'socket.send.buffer.bytes': IGNORED(SOCKETS),
   'socket.receive.buffer.bytes': IGNORED(SOCKETS),
   'socket.request.max.bytes': IGNORED('gRPC bounds each message (64 MiB); produce batches are bounded by message.max.bytes / max.message.bytes.'),
