@@ -1,31 +1,36 @@
 /**
- * Storage benchmark: `npm run bench:storage [-- --json] [--mb N] [--fsync-mb N] [--runs N] [--dir D]`.
+ * Storage benchmark: `npm run bench:storage [-- --json] [--mb N] [--fsync-mb N] [--compact-mb N] [--runs N] [--dir D]`.
  *
  * Appends 100-byte records in 16 KiB RecordBatch v2 batches to a PartitionLog and, in the same
  * run, writes the same bytes with a plain sequential `writeSync` loop at the same sync cadence:
  * - pageCache: flush.policy=page-cache; both sides fdatasync once at the end;
  * - fsync: flush.policy=fsync, one batch at a time (append, await durability) against
  *   write + fdatasync per batch; plus a pipelined figure (many appends in flight, group commit).
- * Reads the log back in 1 MiB fetches for readMBps. Each figure is the median of `--runs` runs,
- * sides interleaved so that machine noise hits both. Prints a table, and with --json one JSON
- * object on the last line: {"pageCache": {...}, "fsync": {...}}.
+ * Reads the log back in 1 MiB fetches for readMBps. Compaction: one forced pass over a closed
+ * segment of `--compact-mb` MB of keyed 100-byte records (150 per batch, one in ten superseded),
+ * timed, with the longest event-loop stall meanwhile (largest gap between the ticks of a 1 ms
+ * interval): what the broker's produce and fetch would wait at worst. Each figure is the median
+ * of `--runs` runs, sides interleaved so that machine noise hits both. Prints a table, and with
+ * --json one JSON object on the last line: {"pageCache": {...}, "fsync": {...}, "compaction": {...}}.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeRecordBatch, type RecordInput } from '@strand/protocol';
+import { compactLog } from '../compactor';
 import { PartitionLog } from '../partition-log';
 
 interface Args {
   json: boolean;
   mb: number;
   fsyncMb: number;
+  compactMb: number;
   runs: number;
   dir: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, mb: 256, fsyncMb: 16, runs: 4, dir: os.tmpdir() };
+  const args: Args = { json: false, mb: 256, fsyncMb: 16, compactMb: 128, runs: 4, dir: os.tmpdir() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): number => {
@@ -36,10 +41,11 @@ function parseArgs(argv: string[]): Args {
     if (a === '--json') args.json = true;
     else if (a === '--mb') args.mb = next();
     else if (a === '--fsync-mb') args.fsyncMb = next();
+    else if (a === '--compact-mb') args.compactMb = next();
     else if (a === '--runs') args.runs = Math.floor(next());
     else if (a === '--dir') args.dir = String(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench:storage -- [--json] [--mb 256] [--fsync-mb 16] [--runs 4] [--dir /tmp]\n');
+      process.stdout.write('usage: npm run bench:storage -- [--json] [--mb 256] [--fsync-mb 16] [--compact-mb 128] [--runs 4] [--dir /tmp]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -148,6 +154,54 @@ interface PolicyFigures {
   pipelinedRatio?: number;
 }
 
+interface CompactionFigures {
+  totalMB: number;
+  records: number;
+  keys: number;
+  passMs: number;
+  MBps: number;
+  maxStallMs: number;
+  runs: number;
+}
+
+/** One forced compaction pass over `mb` MB of keyed records; its time and the longest stall. */
+async function compactionRun(dir: string, mb: number): Promise<{ records: number; keys: number; bytes: number; passMs: number; maxStallMs: number }> {
+  const log = PartitionLog.open(path.join(dir, 'log'), { config: { 'cleanup.policy': 'compact', 'segment.bytes': String(2 ** 31 - 1) } });
+  const perBatch = 150;
+  const value = Buffer.alloc(RECORD_BYTES, 1);
+  let records = 0;
+  let bytes = 0;
+  // A tenth of the records are superseded: keys repeat after 90% of the records.
+  const total = Math.ceil((mb * MB) / (RECORD_BYTES + 30));
+  const keys = Math.floor(total * 0.9);
+  while (bytes < mb * MB) {
+    const batch: RecordInput[] = [];
+    for (let i = 0; i < perBatch; i++) batch.push({ key: Buffer.from(`key-${(records + i) % keys}`), value });
+    const encoded = encodeRecordBatch({ records: batch, baseTimestamp: Date.now() });
+    log.appendAsLeader(encoded, 0);
+    records += perBatch;
+    bytes += encoded.length;
+  }
+  log.rollIfNotEmpty();
+  await log.flush();
+  let maxStallMs = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxStallMs = Math.max(maxStallMs, now - last);
+    last = now;
+  }, 1);
+  const start = performance.now();
+  try {
+    await compactLog(log, { force: true });
+  } finally {
+    clearInterval(ticker);
+  }
+  const passMs = performance.now() - start;
+  await log.close();
+  return { records, keys, bytes, passMs, maxStallMs };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const { bytes: template, records: recordsPerBatch } = makeBatch();
@@ -211,6 +265,26 @@ async function main(): Promise<void> {
 
   const pageCache = await measure('page-cache', args.mb);
   const fsyncFigures = await measure('fsync', args.fsyncMb);
+  const compactRuns: Awaited<ReturnType<typeof compactionRun>>[] = [];
+  for (let r = 0; r < args.runs; r++) {
+    const dir = freshDir(args.dir);
+    try {
+      compactRuns.push(await compactionRun(dir, args.compactMb));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const first = compactRuns[0] as (typeof compactRuns)[number];
+  const passMs = median(compactRuns.map((c) => c.passMs));
+  const compaction: CompactionFigures = {
+    totalMB: round(first.bytes / MB),
+    records: first.records,
+    keys: first.keys,
+    passMs: Math.round(passMs),
+    MBps: round(first.bytes / MB / (passMs / 1000)),
+    maxStallMs: round(median(compactRuns.map((c) => c.maxStallMs))),
+    runs: args.runs,
+  };
   const rows: [string, PolicyFigures][] = [
     ['page-cache', pageCache],
     ['fsync', fsyncFigures],
@@ -221,9 +295,10 @@ async function main(): Promise<void> {
     ...rows.map(([name, f]) =>
       `${name.padEnd(11)} ${String(f.totalMB).padStart(5)} ${String(f.appendMBps).padStart(11)} ${String(f.appendRecordsPerSec).padStart(10)} ${String(f.rawWriteMBps).padStart(10)} ${String(f.ratio).padStart(6)} ${String(f.readMBps).padStart(9)}  ${f.pipelinedAppendMBps === undefined ? '-' : `${f.pipelinedAppendMBps} (${f.pipelinedRatio})`}`,
     ),
+    `compaction: ${compaction.totalMB} MB, ${compaction.records} records, ${compaction.keys} keys: pass ${compaction.passMs} ms (${compaction.MBps} MB/s), longest event-loop stall ${compaction.maxStallMs} ms`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  if (args.json) process.stdout.write(`${JSON.stringify({ pageCache, fsync: fsyncFigures })}\n`);
+  if (args.json) process.stdout.write(`${JSON.stringify({ pageCache, fsync: fsyncFigures, compaction })}\n`);
 }
 
 main().catch((e: unknown) => {
