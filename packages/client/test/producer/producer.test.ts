@@ -600,7 +600,9 @@ p.send({ topic: 't', value: 'x' }).then((md) => { console.log('ok', md.offset); 
     for (let i = 0; i < 100; i++) pump(); // 100 outstanding at all times: memory stays full
     await new Promise((r) => setTimeout(r, 50));
     const before = sent;
-    const flushed = await Promise.race([p.flush().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    let deadline: NodeJS.Timeout | undefined;
+    const flushed = await Promise.race([p.flush().then(() => true), new Promise<boolean>((r) => (deadline = setTimeout(() => r(false), 10_000)))]);
+    clearTimeout(deadline);
     pumping = false;
     expect(flushed).toBe(true);
     await p.flush();
