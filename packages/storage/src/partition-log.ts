@@ -1210,7 +1210,12 @@ export class PartitionLog {
       }
       throw e;
     }
+    // Each old log stays open here until the end, so the unlinks and the rename over the first
+    // only drop names: the blocks of what may be a gigabyte are freed by the last close, which
+    // runs off the event loop (a rename over a 180 MB log took 94 ms in it).
+    const holders: number[] = [];
     try {
+      for (const s of olds) holders.push(fs.openSync(s.logFile, 'r'));
       for (const s of olds) s.close();
       for (const s of olds.slice(1)) for (const f of [s.logFile, s.index.file, s.timeIndex.file]) fs.rmSync(f, { force: true });
       fs.rmSync(firstSeg.index.file, { force: true });
@@ -1233,6 +1238,8 @@ export class PartitionLog {
       const failure = new StrandError('KAFKA_STORAGE_ERROR', `installing a compacted segment in ${this.dir} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       this.ioFailure(failure);
       throw failure;
+    } finally {
+      for (const fd of holders) fs.close(fd, () => undefined);
     }
   }
 
