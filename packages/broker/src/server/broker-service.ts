@@ -54,7 +54,7 @@ import { IDLE_REPLICA_FETCH_HOLD_MS, type BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
 import type { NodeConfigEntry } from './broker-server';
-import type { Partition } from './partition';
+import { readErrorCode, type Partition } from './partition';
 import { topicDefaultsIn, type ReplicaManager } from './replica-manager';
 
 /** The DescribeConfigs source of each kind of topic default. */
@@ -168,17 +168,6 @@ function acksOf(a: Acks): 0 | 1 | -1 | null {
 
 function code(name: ErrorName): number {
   return ErrorCode[name];
-}
-
-/**
- * The Kafka error a partition answers for a failure reading its log: a StrandError's own code
- * (KAFKA_STORAGE_ERROR for corrupt data or a failed log), KAFKA_STORAGE_ERROR for a system error
- * of the file system (EIO, EBADF... as Kafka maps an IOException); null for anything else (a bug).
- */
-function readErrorCode(e: unknown): number | null {
-  if (e instanceof StrandError) return e.code;
-  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') return code('KAFKA_STORAGE_ERROR');
-  return null;
 }
 
 /**
@@ -398,6 +387,8 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
         if (l.part === undefined) return { ...base, errorCode: l.errorCode };
         const part = l.part;
         parts.push(part);
+        // A failed log is offline (Kafka: its log directory is): nothing of it is served.
+        if (!part.log.isOpen) return { ...base, errorCode: code('KAFKA_STORAGE_ERROR') };
         if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch < part.leaderEpoch) return { ...base, errorCode: code('FENCED_LEADER_EPOCH') };
         if (p.currentLeaderEpoch > part.leaderEpoch) return { ...base, errorCode: code('UNKNOWN_LEADER_EPOCH') };
         const hw = part.highWatermark;
@@ -420,8 +411,13 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           if (res.records.length > 0) ctx.metrics.fetched(t.name, res.records.length, false);
           return { ...out, records: res.records };
         } catch (e: unknown) {
-          if (e instanceof StrandError) return { ...out, errorCode: e.code };
-          throw e;
+          // A read that fails (corrupt data, a file system error such as EIO) answers this
+          // partition with the error, as Kafka's per-partition KAFKA_STORAGE_ERROR; the others of
+          // the request are still answered. Anything else is a bug and fails the call.
+          const errorCode = readErrorCode(e);
+          if (errorCode === null) throw e;
+          ctx.logger.warn({ topicPartition: part.topicPartition, err: e instanceof Error ? e.message : String(e) }, 'Fetch: reading the log failed');
+          return { ...out, errorCode };
         }
       }),
     }));

@@ -379,6 +379,9 @@ export class Partition {
     const base: ReplicaFetchPartitionResponse = { partition: this.key.partition, errorCode: 0, highWatermark: -1, logStartOffset: this.log.logStartOffset, leaderEpoch: this.leaderEpoch, divergingEpoch: null, records: EMPTY };
     const leader = this.leaderCore;
     if (leader === null) return { ...base, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+    // A failed log is offline (Kafka: its log directory is): the fetch is refused before it
+    // counts, as Kafka's getPartitionOrException refuses an offline partition.
+    if (!this.log.isOpen) return { ...base, errorCode: ErrorCode.KAFKA_STORAGE_ERROR };
     const decision = leader.handleFollowerFetch(req, fetchTimeMs ?? this.host.nowMs());
     this.drain();
     switch (decision.kind) {
@@ -392,8 +395,11 @@ export class Partition {
         try {
           res = this.log.read(decision.fetchOffset, maxBytes);
         } catch (e: unknown) {
-          if (e instanceof StrandError) return { ...base, errorCode: e.code, highWatermark: decision.highWatermark };
-          throw e;
+          // Corrupt data or a file system error (EIO): this partition answers the error and the
+          // rest of the fetch is answered (the follower backs off and asks again).
+          const errorCode = readErrorCode(e);
+          if (errorCode === null) throw e;
+          return { ...base, errorCode, highWatermark: decision.highWatermark };
         }
         return { ...base, highWatermark: decision.highWatermark, logStartOffset: decision.logStartOffset, records: res.records };
       }
@@ -637,6 +643,17 @@ export class Partition {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The Kafka error a partition answers for a failure reading its log: a StrandError's own code
+ * (KAFKA_STORAGE_ERROR for corrupt data or a failed log), KAFKA_STORAGE_ERROR for a system error
+ * of the file system (EIO, EBADF... as Kafka maps an IOException); null for anything else (a bug).
+ */
+export function readErrorCode(e: unknown): number | null {
+  if (e instanceof StrandError) return e.code;
+  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') return ErrorCode.KAFKA_STORAGE_ERROR;
+  return null;
+}
 
 function errorNameOf(code: number): ErrorName {
   return StrandError.fromCode(code).errorName;

@@ -7,8 +7,8 @@
  * transactions, so a transactional batch is refused as Kafka refuses one it cannot accept
  * (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request without a transactional id,
  * INVALID_TXN_STATE for its partition with one) and a control batch is INVALID_RECORD. A
- * ListOffsets partition whose log cannot be read (a read throws, the log failed) answers
- * KAFKA_STORAGE_ERROR while the others are answered. Metadata for an illegal topic name answers
+ * ListOffsets, Fetch or ReplicaFetch partition whose log cannot be read (a read throws a file
+ * system error, the log failed) answers KAFKA_STORAGE_ERROR while the others are answered. Metadata for an illegal topic name answers
  * INVALID_TOPIC_EXCEPTION, and auto-creation never asks the controller for it. ProduceStream and
  * ReplicaFetch, driven through a scripted stream whose writes are handed to HTTP/2 only when the
  * test says so (a slow reader): ProduceStream stops reading requests while its answers back up,
@@ -370,6 +370,66 @@ describe('Fetch', () => {
     expect(res.topics[0]?.partitions[0]).toMatchObject({ errorCode: 0, highWatermark: 0 });
     expect(res.topics[0]?.partitions[0]?.records.length).toBe(0);
     expect(parked).not.toHaveBeenCalled();
+  });
+});
+
+describe('storage errors', () => {
+  /** The read of an offline disk: fs throws a system error (EIO), not a StrandError. */
+  const eio = (): never => {
+    throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+  };
+
+  async function fetchCodes(s: Served): Promise<[number, number, number][]> {
+    const res = await call<FetchRequest, FetchResponse>(s.client.fetch.bind(s.client), fetchRequest([0, 1]));
+    return res.topics[0]?.partitions.map((p) => [p.partition, p.errorCode, p.records.length]) ?? [];
+  }
+
+  /** One replica fetch by broker 2 of partitions 0 and 1 from offset 0; answers [partition, error, record bytes]. */
+  async function replicaFetchCodes(s: Served): Promise<[number, number, number][]> {
+    // A deadline, so a stream the broker ends without a status fails the test instead of hanging it.
+    const stream = s.client.replicaFetch(new grpc.Metadata(), { deadline: Date.now() + 10_000 });
+    cleanups.push(() => void stream.cancel());
+    const answer = new Promise<ReplicaFetchResponse>((resolve, reject) => {
+      stream.once('data', resolve);
+      stream.once('error', reject);
+    });
+    stream.write({
+      correlationId: 1, replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20,
+      topics: [{ topicId: topicIdToBytes(topicId), partitions: [0, 1].map((partition) => ({ partition, currentLeaderEpoch: 0, fetchOffset: 0, lastFetchedEpoch: -1, countableEndOffset: 0, partitionMaxBytes: 1 << 20, logStartOffset: 0 })) }],
+    } satisfies ReplicaFetchRequest);
+    return (await answer).topics[0]?.partitions.map((p) => [p.partition, p.errorCode, p.records.length]) ?? [];
+  }
+
+  test('a consumer fetch partition whose log read fails answers KAFKA_STORAGE_ERROR; the others are answered', async () => {
+    const s = await serve();
+    expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]))).toEqual([0, 0]);
+    jest.spyOn(s.part(0).log, 'read').mockImplementation(eio);
+    expect(await fetchCodes(s)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, 0], [1, 0, good('b').length]]);
+  });
+
+  test('a consumer fetch partition whose log has failed answers KAFKA_STORAGE_ERROR without reading it', async () => {
+    const s = await serve();
+    expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]))).toEqual([0, 0]);
+    jest.spyOn(s.part(0).log, 'isOpen', 'get').mockReturnValue(false);
+    const read = jest.spyOn(s.part(0).log, 'read');
+    expect(await fetchCodes(s)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, 0], [1, 0, good('b').length]]);
+    expect(read).not.toHaveBeenCalled();
+  });
+
+  test('a replica fetch partition whose log read fails answers KAFKA_STORAGE_ERROR; the others are answered and the stream stays', async () => {
+    const s = await serve({}, 2, {}, [1, 2]);
+    expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]), { acks: Acks.ACKS_LEADER })).toEqual([0, 0]);
+    jest.spyOn(s.part(0).log, 'read').mockImplementation(eio);
+    expect(await replicaFetchCodes(s)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, 0], [1, 0, good('b').length]]);
+  });
+
+  test('a replica fetch partition whose log has failed answers KAFKA_STORAGE_ERROR without reading it', async () => {
+    const s = await serve({}, 2, {}, [1, 2]);
+    expect(await produceCodes(s, new Map([[0, good('a')], [1, good('b')]]), { acks: Acks.ACKS_LEADER })).toEqual([0, 0]);
+    jest.spyOn(s.part(0).log, 'isOpen', 'get').mockReturnValue(false);
+    const read = jest.spyOn(s.part(0).log, 'read');
+    expect(await replicaFetchCodes(s)).toEqual([[0, ErrorCode.KAFKA_STORAGE_ERROR, 0], [1, 0, good('b').length]]);
+    expect(read).not.toHaveBeenCalled();
   });
 });
 
