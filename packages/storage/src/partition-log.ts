@@ -786,6 +786,26 @@ export class PartitionLog {
     if (offset < this._logStartOffset || offset > this.logEndOffset) {
       throw new StrandError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${this._logStartOffset}, ${this.logEndOffset}]`);
     }
+    return this.readingFiles('reading', () => this.readSegments(offset, maxBytes, options));
+  }
+
+  /**
+   * Runs a read of segment files: a file system error (EIO...) fails the log as a failed write
+   * does (onFailure) and is thrown as KAFKA_STORAGE_ERROR. Kafka runs LocalLog.read and its
+   * timestamp lookups under maybeHandleIOException, which takes the log directory offline.
+   */
+  private readingFiles<T>(what: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e: unknown) {
+      if (!(e instanceof Error) || typeof (e as NodeJS.ErrnoException).code !== 'string' || typeof (e as NodeJS.ErrnoException).syscall !== 'string') throw e;
+      const error = new StrandError('KAFKA_STORAGE_ERROR', `${what} ${this.dir} failed: ${e.message}`, { cause: e });
+      this.ioFailure(error);
+      throw error;
+    }
+  }
+
+  private readSegments(offset: number, maxBytes: number, options: ReadOptions): ReadResult {
     const bound = Math.min(options.maxOffset ?? this.logEndOffset, this.logEndOffset);
     const empty: ReadResult = { records: Buffer.alloc(0), firstOffset: -1, nextOffset: offset, batchCount: 0 };
     if (offset >= bound) return empty;
@@ -855,6 +875,10 @@ export class PartitionLog {
   offsetForTimestamp(timestamp: number): TimestampOffset | null {
     if (timestamp === LATEST_TIMESTAMP) return { offset: this.logEndOffset, timestamp: -1, leaderEpoch: this.leaderEpochs.latest?.epoch ?? -1 };
     if (timestamp === EARLIEST_TIMESTAMP) return { offset: this._logStartOffset, timestamp: -1, leaderEpoch: this.leaderEpochs.epochAt(this._logStartOffset) };
+    return this.readingFiles('looking up a timestamp in', () => this.findTimestamp(timestamp));
+  }
+
+  private findTimestamp(timestamp: number): TimestampOffset | null {
     for (const seg of this.segments) {
       if (seg.maxTimestamp < timestamp || seg.nextOffset <= this._logStartOffset) continue;
       const startOffset = Math.max(seg.timeIndex.lookup(timestamp), this._logStartOffset, seg.baseOffset);
@@ -895,6 +919,10 @@ export class PartitionLog {
    * this build cannot decode answers with its first readable offset and header maxTimestamp.
    */
   offsetOfMaxTimestamp(before: number): TimestampOffset | null {
+    return this.readingFiles('looking up the largest timestamp in', () => this.findMaxTimestamp(before));
+  }
+
+  private findMaxTimestamp(before: number): TimestampOffset | null {
     let best: TimestampOffset | null = null;
     // Whether a record at `offset` with `timestamp` (or a batch or segment starting at `offset`
     // whose largest timestamp is `timestamp`) can beat `best`: larger, or as large and earlier.

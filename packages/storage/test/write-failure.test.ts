@@ -3,6 +3,8 @@
  * not leave bytes that a later clean shutdown makes part of the log: the log fails, as Kafka takes
  * a log directory offline on an IOException, and the next open recovers to the batches before it.
  * A close (or abandon) whose index writes fail still closes every file and releases the directory.
+ * A segment read failing with a file system error (EIO) fails the log too, as Kafka takes the
+ * log directory offline on an IOException during a read.
  *
  * It spies on fs.writeSync through the BUILT package (dist/): its CommonJS `import * as fs` keeps
  * live bindings to the module object, which the swc-transformed sources do not. `npm test`
@@ -97,6 +99,44 @@ test.each(['close', 'abandon'] as const)('on %s, failing index writes still leav
     expect(again.openedCleanly).toBe(false);
     expect(values(again)).toEqual(['a-0', 'a-1', 'a-2', 'a-3', 'a-4']);
     await again.close();
+  } finally {
+    spy.mockRestore();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.each(['read', 'offsetForTimestamp', 'offsetOfMaxTimestamp'] as const)('a segment %s that fails with a file system error (EIO) fails the log, as a failed write does', async (how) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-read-failure-'));
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  const realRead = nodeFs.readSync;
+  let armed = false;
+  // Armed: reads of segment files fail (an offline disk).
+  const spy = jest.spyOn(nodeFs, 'readSync').mockImplementation(((fd: number, ...rest: unknown[]) => {
+    if (armed && fs.readlinkSync(`/proc/self/fd/${fd}`).endsWith('.log')) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+    return (realRead as (fd: number, ...rest: unknown[]) => number)(fd, ...rest);
+  }) as typeof fs.readSync);
+  try {
+    const failures: StrandError[] = [];
+    const log = PartitionLog.open(dir, { onFailure: (e: StrandError) => failures.push(e) });
+    log.appendAsLeader(records('a', 5), 1);
+    await log.flush();
+    armed = true;
+    const attempt = (): unknown => (how === 'read' ? log.read(0, 1 << 20) : how === 'offsetForTimestamp' ? log.offsetForTimestamp(0) : log.offsetOfMaxTimestamp(5));
+    let thrown: unknown;
+    try {
+      attempt();
+    } catch (e: unknown) {
+      thrown = e;
+    }
+    armed = false;
+    // Kafka's LocalLog.read (and its timestamp lookups) run under maybeHandleIOException: the log
+    // directory goes offline, the caller gets a KafkaStorageException.
+    expect(thrown).toBeInstanceOf(StrandError);
+    expect(thrown).toMatchObject({ errorName: 'KAFKA_STORAGE_ERROR' });
+    expect(failures.map((e) => e.errorName)).toEqual(['KAFKA_STORAGE_ERROR']);
+    expect(log.isOpen).toBe(false);
+    expect(() => log.appendAsLeader(records('b', 1), 1)).toThrow(StrandError);
+    await log.close();
   } finally {
     spy.mockRestore();
     fs.rmSync(dir, { recursive: true, force: true });
