@@ -153,10 +153,21 @@ export class PartitionFollower {
             // for metadata here could wait forever, since no newer epoch may ever come.
             this.notBeforeMs = nowMs + this.retryBackoffMs;
             return { kind: 'backoff' };
-          case 'OFFSET_OUT_OF_RANGE':
+          case 'OFFSET_OUT_OF_RANGE': {
+            // Kafka's fetchOffsetAndTruncate. Past the leader's log end (an unclean election
+            // chose a leader with less; with a last fetched epoch the leader would have answered a
+            // divergence, so our log holds no epoch, i.e. no batch): truncate to its end, fully
+            // when that is below our log start (truncateTo never goes below it), or every fetch
+            // would be out of range again.
+            const leaderEnd = decision.logEndOffset;
+            if (leaderEnd !== undefined && leaderEnd >= 0 && this.log.logEndOffset > leaderEnd) {
+              return leaderEnd < this.log.logStartOffset ? { kind: 'truncate-fully', offset: leaderEnd } : { kind: 'truncate', offset: leaderEnd };
+            }
+            // Below the leader's log start (its retention or DeleteRecords passed us): start over there.
             if (this.log.logEndOffset < decision.logStartOffset) return { kind: 'truncate-fully', offset: decision.logStartOffset };
             this.notBeforeMs = nowMs + this.retryBackoffMs;
             return { kind: 'backoff' };
+          }
         }
     }
   }

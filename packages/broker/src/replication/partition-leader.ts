@@ -352,7 +352,8 @@ export class PartitionLeader {
     }
     const leo = this.log.logEndOffset;
     if (req.fetchOffset < logStartOffset || req.fetchOffset > leo) {
-      return { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: this.leaderEpoch, logStartOffset };
+      // With our log end, so a follower past it (an unclean election) can truncate to it.
+      return { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: this.leaderEpoch, logStartOffset, logEndOffset: leo };
     }
     // Accepted: the follower's log up to fetchOffset equals ours.
     const matched = Math.min(req.fetchOffset, Math.max(req.countableEndOffset, -1));

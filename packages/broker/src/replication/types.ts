@@ -77,7 +77,14 @@ export type FollowerFetchError = Extract<ErrorName, 'FENCED_LEADER_EPOCH' | 'UNK
  * start offset; the core never touches bytes.
  */
 export type FollowerFetchDecision =
-  | { readonly kind: 'error'; readonly error: FollowerFetchError; readonly leaderEpoch: number; readonly logStartOffset: number }
+  | {
+      readonly kind: 'error';
+      readonly error: FollowerFetchError;
+      readonly leaderEpoch: number;
+      readonly logStartOffset: number;
+      /** The leader's log end, with OFFSET_OUT_OF_RANGE (a follower past it truncates to it); absent otherwise. */
+      readonly logEndOffset?: number;
+    }
   | { readonly kind: 'diverging'; readonly divergingEpoch: EpochEndOffset; readonly highWatermark: number; readonly logStartOffset: number }
   | { readonly kind: 'read'; readonly fetchOffset: number; readonly highWatermark: number; readonly logStartOffset: number };
 

@@ -386,7 +386,7 @@ export class Partition {
     this.drain();
     switch (decision.kind) {
       case 'error':
-        return { ...base, errorCode: ErrorCode[decision.error], leaderEpoch: decision.leaderEpoch, logStartOffset: decision.logStartOffset };
+        return { ...base, errorCode: ErrorCode[decision.error], leaderEpoch: decision.leaderEpoch, logStartOffset: decision.logStartOffset, ...(decision.logEndOffset === undefined ? {} : { logEndOffset: decision.logEndOffset }) };
       case 'diverging':
         return { ...base, highWatermark: decision.highWatermark, logStartOffset: decision.logStartOffset, divergingEpoch: { epoch: decision.divergingEpoch.epoch, endOffset: decision.divergingEpoch.endOffset } };
       case 'read': {
@@ -421,7 +421,7 @@ export class Partition {
     if (r.errorCode !== 0) {
       const name = errorNameOf(r.errorCode);
       if (name === 'FENCED_LEADER_EPOCH' || name === 'UNKNOWN_LEADER_EPOCH' || name === 'NOT_LEADER_OR_FOLLOWER' || name === 'OFFSET_OUT_OF_RANGE') {
-        decision = { kind: 'error', error: name, leaderEpoch: r.leaderEpoch, logStartOffset: r.logStartOffset };
+        decision = { kind: 'error', error: name, leaderEpoch: r.leaderEpoch, logStartOffset: r.logStartOffset, ...(r.logEndOffset === undefined ? {} : { logEndOffset: r.logEndOffset }) };
       } else {
         // A storage error on the leader (a corrupt batch) or another refusal: ask again after
         // the backoff (replica.fetch.backoff.ms), not at once, or leader and follower spin.

@@ -1,8 +1,9 @@
 // Checks the follower core: the fetch it builds (fetch offset, last fetched epoch, countable end
 // offset), truncation by leader epoch on diverging answers (KIP-101: to min of both epoch ends;
 // KIP-279: an epoch the follower lacks takes one more round), waiting for metadata on
-// FENCED_LEADER_EPOCH, backing off on UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER, and
-// ignoring stale answers.
+// FENCED_LEADER_EPOCH, backing off on UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER,
+// OFFSET_OUT_OF_RANGE (start over at the leader's log start below it, truncate to the leader's
+// log end past it), and ignoring stale answers.
 
 import { PartitionFollower } from '../../src/replication/partition-follower';
 import { SimLog } from '../../src/sim/sim-log';
@@ -113,6 +114,15 @@ describe('PartitionFollower', () => {
     expect(f.onFetchResponse(id, { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: 5, logStartOffset: 10 }, 0)).toEqual({ kind: 'truncate-fully', offset: 10 });
     id = (f.pollFetch(1, 1000) as { correlationId: number }).correlationId;
     expect(f.onFetchResponse(id, { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: 5, logStartOffset: 0 }, 1)).toEqual({ kind: 'backoff' });
+  });
+
+  // (Below its own log start it truncates fully there: test/server/partition-replication.test.ts,
+  // on a real log; SimLog always starts at 0.)
+  test('OFFSET_OUT_OF_RANGE past the leader log end (an unclean election) truncates to that end', () => {
+    const log = logWith([1, 1, 1, 1, 1]);
+    const f = follower(log);
+    const id = (f.pollFetch(0, 1000) as { correlationId: number }).correlationId;
+    expect(f.onFetchResponse(id, { kind: 'error', error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: 5, logStartOffset: 0, logEndOffset: 3 }, 0)).toEqual({ kind: 'truncate', offset: 3 });
   });
 
   test('a diverging answer with no common epoch truncates to the log start', () => {

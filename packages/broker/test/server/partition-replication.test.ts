@@ -7,7 +7,10 @@
  *   batch, the follower starts its log at the batch's base and takes the leader's log start;
  * - the log start moved past the end of the follower's last epoch (its epoch entry is gone on
  *   the leader): the leader answers OFFSET_OUT_OF_RANGE (Kafka's endOffsetFor for an epoch
- *   older than all), not a divergence the follower cannot resolve, so it starts over.
+ *   older than all), not a divergence the follower cannot resolve, so it starts over;
+ * - an uncleanly elected leader whose log ends below the follower's (empty) log start: the
+ *   follower truncates to the leader's log end (Kafka's fetchOffsetAndTruncate), not a backoff
+ *   repeated for ever.
  * A new leader records its epoch at the log end at election (Kafka's makeLeader): its epoch and
  * one it never wrote in end there, also when its log was emptied at the log start (no (-1, -1)
  * answer), and a former leader that wrote nothing in its epoch drops it when it follows.
@@ -123,6 +126,25 @@ test('a follower whose last epoch went with the leader\'s log start starts over 
   expect(offsets).toEqual(['5:OFFSET_OUT_OF_RANGE', '8:read']);
   expect(follower.log.logStartOffset).toBe(8);
   expect(follower.log.logEndOffset).toBe(10);
+});
+
+test('a follower whose log starts past the log end of an uncleanly elected leader truncates to that end and replicates (Kafka\'s fetchOffsetAndTruncate)', async () => {
+  // Broker 1, out of sync with 3 records, is elected uncleanly in epoch 2. Broker 2 had emptied
+  // its log at the previous leader's log start, 8 (so it names no last fetched epoch), past the
+  // new leader's log end: every fetch from 8 is out of range, whatever it waits.
+  const leader = await brokerWith(1, image(10, 2, [1]));
+  expect((await leader.produce(batch(0, 3), 1, 5000)).errorCode).toBe(0);
+  const follower = await brokerWith(2, image(10, 2, [1]));
+  follower.log.truncateFullyAndStartAt(8);
+  const offsets: string[] = [];
+  for (let i = 0; i < 4 && follower.log.logEndOffset !== 3; i++) offsets.push(pump(leader, follower));
+  // Kafka: the leader's log end is below the follower's, so the follower truncates to it (here
+  // fully, the target being below its log start) and fetches from there.
+  expect(offsets).toEqual(['8:OFFSET_OUT_OF_RANGE']);
+  expect([follower.log.logStartOffset, follower.log.logEndOffset]).toEqual([3, 3]);
+  expect((await leader.produce(batch(3, 2), 1, 5000)).errorCode).toBe(0);
+  expect(pump(leader, follower)).toBe('3:read');
+  expect(follower.log.logEndOffset).toBe(5);
 });
 
 /** One replica fetch round trip from `follower` (broker `followerId`) to `leader`, as `pump`. */

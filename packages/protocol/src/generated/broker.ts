@@ -1097,6 +1097,7 @@ export interface ReplicaFetchPartitionResponse {
   leaderEpoch: number;
   divergingEpoch: EpochEndOffset | null;
   records: Uint8Array;
+  logEndOffset?: number;
 }
 
 const ReplicaFetchPartitionResponseCodec = messageCodec<ReplicaFetchPartitionResponse>('strand.broker.ReplicaFetchPartitionResponse');

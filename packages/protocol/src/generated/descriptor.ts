@@ -1981,6 +1981,13 @@ export const descriptor = {
        }
       },
       "ReplicaFetchPartitionResponse": {
+       "oneofs": {
+        "_logEndOffset": {
+         "oneof": [
+          "logEndOffset"
+         ]
+        }
+       },
        "fields": {
         "partition": {
          "type": "int32",
@@ -2014,6 +2021,14 @@ export const descriptor = {
         "records": {
          "type": "bytes",
          "id": 7
+        },
+        "logEndOffset": {
+         "type": "int64",
+         "id": 8,
+         "protoName": "log_end_offset",
+         "options": {
+          "proto3_optional": true
+         }
         }
        }
       },
