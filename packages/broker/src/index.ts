@@ -38,7 +38,7 @@ export { chooseLeader } from './sim/sim-controller';
 // The broker server layer: gRPC service, replica management, replication fetcher.
 export { BrokerServer, BROKER_CONFIG, configValueString } from './server/broker-server';
 export type { BrokerListenerOptions, BrokerLogger, BrokerServerOptions, NodeConfigEntry } from './server/broker-server';
-export { BROKER_MESSAGE_MAX_BYTES, FETCH_RESPONSE_MAX_BYTES, checkBrokerConfig } from './server/broker-config';
+export { BROKER_MESSAGE_MAX_BYTES, FETCH_MAX_PARTITIONS, FETCH_RESPONSE_MAX_BYTES, checkBrokerConfig } from './server/broker-config';
 export { META_PROPERTIES, formatLogDir, readMetaProperties } from './server/log-dir-meta';
 export type { MetaProperties } from './server/log-dir-meta';
 export type { BrokerConfig } from './server/broker-config';

@@ -16,6 +16,16 @@ export const BROKER_MESSAGE_MAX_BYTES = 64 * 1024 * 1024;
  */
 export const FETCH_RESPONSE_MAX_BYTES = BROKER_MESSAGE_MAX_BYTES - 1024 * 1024;
 
+/**
+ * Most partitions one Fetch or ReplicaFetch request may name (a topic entry naming none counts as
+ * one); beyond it the request is answered INVALID_REQUEST as a whole (FetchResponse.error_code, no
+ * partitions). Strand-only: Kafka bounds a fetch by its request size (socket.request.max.bytes),
+ * but an answer repeats up to ~100 bytes of fields per partition, so a request within the gRPC
+ * message limit could ask for an answer far beyond it. The answer's record budget shrinks by its
+ * fields beyond the 1 MiB kept for them below BROKER_MESSAGE_MAX_BYTES.
+ */
+export const FETCH_MAX_PARTITIONS = 100_000;
+
 export const BROKER_CONFIG = defineConfig({
   'broker.heartbeat.interval.ms': { type: 'int', default: 2000, min: 10, doc: 'How often the broker heartbeats to the active controller (ms).' },
   'broker.rack': { type: 'string', default: '', doc: 'Rack of this broker, for rack-aware replica placement (empty: none).' },

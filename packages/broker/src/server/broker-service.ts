@@ -50,7 +50,7 @@ import {
 import { toServiceError, topicIdFromBytes, topicIdToBytes, validateTopicName, type MetadataImage } from '@strand/controller';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP } from '@strand/storage';
 import { OFFSETS_TOPIC, type GroupCoordinator } from '../group/group-coordinator';
-import { IDLE_REPLICA_FETCH_HOLD_MS, type BrokerConfig } from './broker-config';
+import { BROKER_MESSAGE_MAX_BYTES, FETCH_MAX_PARTITIONS, IDLE_REPLICA_FETCH_HOLD_MS, type BrokerConfig } from './broker-config';
 import type { BrokerMetricsSink } from './broker-metrics';
 import type { ControllerChannel } from './controller-channel';
 import type { NodeConfigEntry } from './broker-server';
@@ -183,6 +183,38 @@ function hasTransactionalBatch(records: Buffer): boolean {
     pos += size;
   }
   return false;
+}
+
+/**
+ * Upper bounds of the encoded bytes of a fetch answer other than record data: per partition its
+ * fields (a negative int32 or int64 takes 11 bytes with its tag; a FetchPartitionResponse is at
+ * most ~80, a ReplicaFetchPartitionResponse ~91, the records' length prefix included), per topic
+ * its entry's framing beside the name or id it echoes.
+ */
+const ANSWER_PARTITION_FIELDS_MAX_BYTES = 96;
+const ANSWER_TOPIC_FIELDS_MAX_BYTES = 16;
+/** Room for the answer's own top-level fields and gRPC framing. */
+const ANSWER_SLACK_BYTES = 64 * 1024;
+
+/**
+ * What a fetch naming these topics may answer: null if it names more than FETCH_MAX_PARTITIONS
+ * partitions (INVALID_REQUEST), else the most record bytes its answer may carry so that, with
+ * the fields of every partition and topic it names, it stays within BROKER_MESSAGE_MAX_BYTES.
+ */
+function fetchRecordBytesMax(topics: readonly { partitions: readonly unknown[] }[], echoedBytes: (i: number) => number): number | null {
+  let partitions = 0;
+  let fields = ANSWER_SLACK_BYTES;
+  for (let i = 0; i < topics.length; i++) {
+    const n = (topics[i] as { partitions: readonly unknown[] }).partitions.length;
+    partitions += Math.max(1, n);
+    if (partitions > FETCH_MAX_PARTITIONS) return null;
+    fields += ANSWER_TOPIC_FIELDS_MAX_BYTES + echoedBytes(i) + n * ANSWER_PARTITION_FIELDS_MAX_BYTES;
+  }
+  // Within the partition bound the fields are at most ~10 MiB plus the echoed names, which the
+  // request itself carried (so below the message limit). A request whose fields leave no room
+  // for records at all is refused too.
+  const max = BROKER_MESSAGE_MAX_BYTES - fields;
+  return max <= 0 ? null : max;
 }
 
 /**
@@ -369,8 +401,8 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
   };
 
   /** One pass over a consumer fetch; `parts` collects the partitions to wait on. */
-  const fetchOnce = (req: FetchRequest, parts: Partition[]): { res: FetchResponse; bytes: number } => {
-    let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['fetch.max.bytes'], ctx.config['fetch.max.bytes']);
+  const fetchOnce = (req: FetchRequest, parts: Partition[], recordBytesMax: number): { res: FetchResponse; bytes: number } => {
+    let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['fetch.max.bytes'], ctx.config['fetch.max.bytes'], recordBytesMax);
     let bytes = 0;
     const named = new Set<string>();
     const topics = req.topics.map((t) => ({
@@ -427,6 +459,10 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
   const heldFetches = ctx.heldFetches ?? new HeldFetches();
 
   const fetch = async (req: FetchRequest, cancel: Cancellation): Promise<FetchResponse> => {
+    // Too many partitions for one answer: refused as a whole, as Kafka answers a request it
+    // refuses (FetchRequest.getErrorResponse: the top-level error, no partitions).
+    const recordBytesMax = fetchRecordBytesMax(req.topics, (i) => Buffer.byteLength(req.topics[i]?.name ?? ''));
+    if (recordBytesMax === null) return { errorCode: code('INVALID_REQUEST'), throttleTimeMs: 0, topics: [] };
     const deadline = performance.now() + Math.max(0, req.maxWaitMs);
     // minBytes never above what one answer may hold (Kafka: min(minBytes, fetch max bytes)), or
     // every change would re-read the whole budget until maxWaitMs. minBytes <= 0 answers at once
@@ -436,7 +472,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     try {
       for (;;) {
         const parts: Partition[] = [];
-        const { res, bytes } = fetchOnce(req, parts);
+        const { res, bytes } = fetchOnce(req, parts, recordBytesMax);
         const anyError = res.topics.some((t) => t.partitions.some((p) => p.errorCode !== 0 || p.divergingEpoch !== null));
         const remaining = deadline - performance.now();
         if (bytes >= minBytes || anyError || remaining <= 0 || cancel.cancelled()) return res;
@@ -455,10 +491,10 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
     }
   };
 
-  const replicaFetchOnce = (req: ReplicaFetchRequest, parts: Partition[], fetchTimeMs?: number): { res: ReplicaFetchResponse; bytes: number; urgent: boolean } => {
+  const replicaFetchOnce = (req: ReplicaFetchRequest, parts: Partition[], recordBytesMax: number, fetchTimeMs?: number): { res: ReplicaFetchResponse; bytes: number; urgent: boolean } => {
     // Kafka caps a follower's maxBytes by fetch.max.bytes too (handleFetchRequest), which also
     // keeps the answer within the gRPC message limit (see FETCH_RESPONSE_MAX_BYTES).
-    let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['replica.fetch.response.max.bytes'], ctx.config['fetch.max.bytes']);
+    let budget = Math.min(req.maxBytes > 0 ? req.maxBytes : ctx.config['replica.fetch.response.max.bytes'], ctx.config['fetch.max.bytes'], recordBytesMax);
     let bytes = 0;
     let urgent = false;
     const topics = req.topics.map((t) => {
@@ -884,10 +920,16 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           // Rounds after the first re-examine the same fetch: they count as of its arrival.
           let fetchTimeMs: number | undefined;
           try {
+            const recordBytesMax = fetchRecordBytesMax(req.topics, (i) => req.topics[i]?.topicId.length ?? 0);
+            if (recordBytesMax === null) {
+              // The follower sends at most FETCH_MAX_PARTITIONS (ReplicaFetcherManager).
+              await send({ correlationId: req.correlationId, errorCode: code('INVALID_REQUEST'), topics: [] });
+              return;
+            }
             for (;;) {
               if (cancel.cancelled()) return;
               const parts: Partition[] = [];
-              const { res, bytes, urgent } = replicaFetchOnce(req, parts, fetchTimeMs);
+              const { res, bytes, urgent } = replicaFetchOnce(req, parts, recordBytesMax, fetchTimeMs);
               fetchTimeMs ??= parts[0]?.nowMs();
               const now = performance.now();
               if (bytes > 0 || urgent) {

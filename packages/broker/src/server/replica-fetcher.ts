@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { BrokerClient, type ReplicaFetchRequest, type ReplicaFetchResponse, type ReplicaFetchTopic } from '@strand/protocol';
-import { IDLE_REPLICA_FETCH_HOLD_MS } from './broker-config';
+import { FETCH_MAX_PARTITIONS, IDLE_REPLICA_FETCH_HOLD_MS } from './broker-config';
 import type { Partition } from './partition';
 import { topicIdToBytes, topicIdFromBytes } from '@strand/controller';
 
@@ -68,6 +68,8 @@ class LeaderLink {
   /** When the fetch in flight was sent (monotonic ms). */
   private inFlightSentAt = 0;
   private waitingDurable = false;
+  /** Where the next fetch starts in `followed()` after one that stopped at FETCH_MAX_PARTITIONS. */
+  private resumeAt: number | null = null;
   private closed = false;
   private address: string | undefined;
 
@@ -183,9 +185,16 @@ class LeaderLink {
     // The request keeps that order across topics: a topic's entry is repeated when the rotation
     // wraps through it, rather than grouping a topic's partitions where the topic first came.
     const followed = this.opts.followed();
-    const start = followed.length === 0 ? 0 : this.nextCorrelation % followed.length;
+    // A leader answers INVALID_REQUEST to a fetch naming more than FETCH_MAX_PARTITIONS: past
+    // it, a fetch stops there and the next one starts where it stopped.
+    const start = followed.length === 0 ? 0 : (this.resumeAt ?? this.nextCorrelation) % followed.length;
+    this.resumeAt = null;
     let lastTopicId: string | undefined;
     for (let k = 0; k < followed.length; k++) {
+      if (parts.length >= FETCH_MAX_PARTITIONS) {
+        this.resumeAt = start + k;
+        break;
+      }
       const p = followed[(start + k) % followed.length] as Partition;
       const f = p.follower;
       if (f === null || f.leaderId !== this.leaderId) continue;
@@ -232,6 +241,14 @@ class LeaderLink {
     const inFlight = this.inFlight;
     if (inFlight === null || res.correlationId !== inFlight.correlationId) return;
     this.inFlight = null;
+    if (res.errorCode !== 0) {
+      // The whole fetch refused (INVALID_REQUEST): ask again after the backoff, not at once.
+      this.opts.logger.warn({ leader: this.leaderId, error: res.errorCode, partitions: inFlight.parts.length }, 'replica fetch refused');
+      const now = performance.now();
+      for (const p of inFlight.parts) p.partition.follower?.onApplyFailed(p.correlationId, now);
+      this.scheduleRetry();
+      return;
+    }
     const byKey = new Map(inFlight.parts.map((p) => [`${p.partition.key.topicId}:${p.partition.key.partition}`, p]));
     const appended: Partition[] = [];
     for (const t of res.topics) {

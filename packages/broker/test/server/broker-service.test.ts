@@ -15,7 +15,8 @@
  * and ReplicaFetch holds at most one answer not yet handed over. Past fetch.max.held.requests
  * held fetches, a further fetch is answered at once with what is there. No answer can outgrow
  * the gRPC message limit: fetch.max.bytes and replica.fetch.response.max.bytes are refused above
- * it, and a replica fetch's own maxBytes is capped by fetch.max.bytes (as Kafka caps followers').
+ * it, and a replica fetch's own maxBytes is capped by fetch.max.bytes (as Kafka caps followers');
+ * a Fetch or ReplicaFetch naming more than FETCH_MAX_PARTITIONS is refused with INVALID_REQUEST.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -24,7 +25,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
-import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, FETCH_RESPONSE_MAX_BYTES } from '../../src/server/broker-config';
+import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, FETCH_MAX_PARTITIONS, FETCH_RESPONSE_MAX_BYTES } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
 import { addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
 import type { ControllerChannel } from '../../src/server/controller-channel';
@@ -439,6 +440,31 @@ describe('answer size', () => {
     expect(BROKER_CONFIG.parse({ [key]: FETCH_RESPONSE_MAX_BYTES })[key as 'fetch.max.bytes']).toBe(FETCH_RESPONSE_MAX_BYTES);
     expect(() => BROKER_CONFIG.parse({ [key]: FETCH_RESPONSE_MAX_BYTES + 1 })).toThrow(/fetch/);
     expect(() => BROKER_CONFIG.parse({ [key]: 1024 * 1024 * 1024 })).toThrow(/fetch/);
+  });
+
+  // The per-partition fields of an answer naming that many partitions could alone outgrow the
+  // message limit. The partitions are named with the fewest request bytes (unknown partitions of
+  // t, every field but the partition number 0), so the request stays small.
+  test('a consumer fetch naming more than FETCH_MAX_PARTITIONS partitions is refused whole with INVALID_REQUEST', async () => {
+    const s = await serve();
+    const partitions = Array.from({ length: FETCH_MAX_PARTITIONS + 1 }, (_, partition) => ({ partition, fetchOffset: 0, partitionMaxBytes: 0, currentLeaderEpoch: 0, lastFetchedEpoch: 0 }));
+    const res = await call<FetchRequest, FetchResponse>(s.client.fetch.bind(s.client), fetchRequest([], { topics: [{ name: 't', partitions }] }));
+    expect(res.errorCode).toBe(ErrorCode.INVALID_REQUEST);
+    expect(res.topics).toEqual([]);
+  });
+
+  test('a replica fetch naming more than FETCH_MAX_PARTITIONS partitions is refused whole with INVALID_REQUEST', async () => {
+    const s = await serve({}, 2, {}, [1, 2]);
+    const stream = s.client.replicaFetch(new grpc.Metadata(), { deadline: Date.now() + 30_000 });
+    cleanups.push(() => void stream.cancel());
+    const answer = new Promise<ReplicaFetchResponse>((resolve, reject) => {
+      stream.once('data', resolve);
+      stream.once('error', reject);
+    });
+    const partitions = Array.from({ length: FETCH_MAX_PARTITIONS + 1 }, (_, partition) => ({ partition, currentLeaderEpoch: 0, fetchOffset: 0, lastFetchedEpoch: 0, countableEndOffset: 0, partitionMaxBytes: 0, logStartOffset: 0 }));
+    stream.write({ correlationId: 7, replicaId: 2, brokerEpoch: 1, maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, topics: [{ topicId: topicIdToBytes(topicId), partitions }] } satisfies ReplicaFetchRequest);
+    const res = await answer;
+    expect([res.correlationId, res.errorCode, res.topics.length]).toEqual([7, ErrorCode.INVALID_REQUEST, 0]);
   });
 
   test('a replica fetch asking for more than fetch.max.bytes gets at most fetch.max.bytes (one batch beyond at most)', async () => {
