@@ -905,7 +905,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
       call.on('data', (req: ReplicaFetchRequest) => {
         if (++queued > MAX_QUEUED_REPLICA_FETCHES) {
           cancel.cancel();
-          call.destroy(toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'too many replica fetches queued on one stream')));
+          call.emit('error', toServiceError(new StrandError('THROTTLING_QUOTA_EXCEEDED', 'too many replica fetches queued on one stream')));
           return;
         }
         chain = chain.then(async () => {
@@ -955,7 +955,9 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           } catch (e: unknown) {
             ctx.logger.warn({ replica: req.replicaId, err: e instanceof Error ? e.message : String(e) }, 'replica fetch failed');
             cancel.cancel();
-            call.destroy(toServiceError(e));
+            // emit('error') ends the call with this status; destroy() would end it without one and
+            // leave the follower waiting for replica.socket.timeout.ms.
+            call.emit('error', toServiceError(e));
           } finally {
             queued--;
           }

@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
+import { Acks, BrokerClient, ERROR_CODE_METADATA_KEY, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, FETCH_MAX_PARTITIONS, FETCH_RESPONSE_MAX_BYTES } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
@@ -335,6 +335,25 @@ describe('stream back-pressure', () => {
     stream.flush();
     await second;
     expect(stream.written.map((r) => r.correlationId)).toEqual([1, 2]);
+  });
+});
+
+describe('ReplicaFetch refusals', () => {
+  test('a follower with more fetches queued than the stream takes gets a status naming THROTTLING_QUOTA_EXCEEDED, not a silently dropped stream', async () => {
+    const s = await serve({ 'replica.fetch.wait.max.ms': '5000' }, 1, {}, [1, 2]);
+    const stream = s.client.replicaFetch(new grpc.Metadata(), { deadline: Date.now() + 10_000 });
+    cleanups.push(() => void stream.cancel());
+    stream.on('data', () => undefined);
+    const ended = new Promise<grpc.ServiceError>((resolve) => stream.once('error', resolve));
+    // Nothing to fetch, so each fetch is held up to replica.fetch.wait.max.ms and the rest queue.
+    for (let correlationId = 1; correlationId <= 20; correlationId++) {
+      stream.write({
+        correlationId, replicaId: 2, brokerEpoch: 1, maxWaitMs: 5000, minBytes: 1, maxBytes: 1 << 20,
+        topics: [{ topicId: topicIdToBytes(topicId), partitions: [{ partition: 0, currentLeaderEpoch: 0, fetchOffset: 0, lastFetchedEpoch: -1, countableEndOffset: 0, partitionMaxBytes: 1 << 20, logStartOffset: 0 }] }],
+      } satisfies ReplicaFetchRequest);
+    }
+    const err = await ended;
+    expect(err.metadata.get(ERROR_CODE_METADATA_KEY)).toEqual([String(ErrorCode.THROTTLING_QUOTA_EXCEEDED)]);
   });
 });
 
