@@ -1,8 +1,9 @@
 /** `strand topics create|list|describe|delete|alter|delete-records`. */
 import type { Command } from 'commander';
 import { Admin } from '@strand/client';
+import type { PartitionReassignment } from '@strand/client';
 import { StrandError } from '@strand/protocol';
-import { EXIT_FAILED, EXIT_OK, UsageError, action, clientConfig, collect, configSourceTag, parseIntArg, parseKeyValues, printJson, printTable, usageExit, withCommon } from './common';
+import { EXIT_FAILED, EXIT_OK, UsageError, action, clientConfig, collect, configSourceTag, parseIntArg, parseKeyValues, printJson, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 
 async function withAdmin<T>(opts: CommonOptions, fn: (admin: Admin) => Promise<T>): Promise<T> {
@@ -115,8 +116,8 @@ export function registerTopics(program: Command): void {
       }),
     );
 
-  withCommon(topics.command('describe [name]').description('partitions of a topic (all topics without a name): leader, epoch, replicas, ISR'))
-    .option('--configs', 'also print the topic configs', false)
+  withCommon(topics.command('describe [name]').description("partitions of a topic (all topics without a name), as kafka-topics --describe prints them: leader, replicas, ISR"))
+    .option('--configs', 'also print every topic config, one per line with where it comes from', false)
     .option('--exclude-internal', 'leave out internal topics (__consumer_offsets) when describing all', false)
     .option('--under-replicated-partitions', 'only partitions whose ISR is smaller than their replicas (less those a reassignment is adding)')
     .option('--under-min-isr-partitions', "only partitions without a leader or whose ISR is smaller than the topic's min.insync.replicas")
@@ -126,36 +127,49 @@ export function registerTopics(program: Command): void {
       action('topics describe', async (name: string | undefined, opts: DescribeOptions) => {
         const filter = partitionFilter(opts);
         const shape = new Map<string, { count: number; rf: number }>();
-        const { described, configs } = await withAdmin(opts, async (admin) => {
+        const { described, configs, moving } = await withAdmin(opts, async (admin) => {
           let d = (await admin.describeTopics(name === undefined ? [] : [name])).filter((t) => !(opts.excludeInternal && t.internal));
-          for (const t of d) shape.set(t.name, { count: t.partitions.length, rf: t.partitions[0]?.replicas.length ?? 0 });
+          // As kafka-topics: the reassignments in progress give each partition's adding and
+          // removing replicas, and the replication factor leaves the adding ones out.
+          const adding = new Map<string, PartitionReassignment>();
+          if (d.length > 0) for (const r of await admin.listPartitionReassignments()) adding.set(`${r.topic}\u0000${r.partition}`, r);
+          for (const t of d) {
+            const first = t.partitions[0];
+            const rf = first === undefined ? 0 : first.replicas.length - (adding.get(`${t.name}\u0000${first.partition}`)?.addingReplicas.length ?? 0);
+            shape.set(t.name, { count: t.partitions.length, rf });
+          }
           if (filter !== undefined) {
             // As kafka-topics: the topic's min.insync.replicas, the live brokers and the
             // reassignments in progress decide.
             const live = filter === 'unavailable' ? new Set((await admin.describeCluster()).brokers.filter((b) => b.state !== 'fenced').map((b) => b.id)) : new Set<number>();
-            const adding = new Map<string, readonly number[]>();
-            if (filter === 'under-replicated') for (const r of await admin.listPartitionReassignments()) adding.set(`${r.topic}\u0000${r.partition}`, r.addingReplicas);
             const minIsr = new Map<string, number>();
             if (filter === 'under-min-isr' || filter === 'at-min-isr') for (const t of d) minIsr.set(t.name, Number((await admin.describeConfigs(t.name, { keys: ['min.insync.replicas'] }))[0]?.value ?? '1'));
-            d = d.map((t) => ({ ...t, partitions: t.partitions.filter((p) => partitionMatches(filter, p, minIsr.get(t.name) ?? 1, live, adding.get(`${t.name}\u0000${p.partition}`))) })).filter((t) => t.partitions.length > 0);
+            d = d.map((t) => ({ ...t, partitions: t.partitions.filter((p) => partitionMatches(filter, p, minIsr.get(t.name) ?? 1, live, filter === 'under-replicated' ? adding.get(`${t.name}\u0000${p.partition}`)?.addingReplicas : [])) })).filter((t) => t.partitions.length > 0);
           }
-          const c = opts.configs ? await Promise.all(d.map(async (t) => ({ topic: t.name, configs: await admin.describeConfigs(t.name) }))) : [];
-          return { described: d, configs: c };
+          // kafka-topics' header line lists the configs that are not defaults; its filtered
+          // views have no header, so no configs are asked for there (unless --configs).
+          const c = opts.configs || (filter === undefined && !opts.json) ? await Promise.all(d.map(async (t) => ({ topic: t.name, configs: await admin.describeConfigs(t.name) }))) : [];
+          return { described: d, configs: c, moving: adding };
         });
         if (opts.json) {
           printJson(described.map((t) => ({ ...t, partitions: t.partitions.map((p) => ({ ...p, error: p.error?.errorName })), ...(opts.configs ? { configs: Object.fromEntries((configs.find((c) => c.topic === t.name)?.configs ?? []).map((c) => [c.name, c.value])) } : {}) })));
           return;
         }
+        const ids = (ns: readonly number[]): string => ns.join(',');
         for (const t of described) {
-          // The whole topic's shape, also when a filter leaves only some of its partitions.
-          process.stdout.write(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${shape.get(t.name)?.count ?? 0}\tReplicationFactor: ${shape.get(t.name)?.rf ?? 0}\n`);
-          printTable(
-            ['Partition', 'Leader', 'Epoch', 'Replicas', 'ISR', 'Offline'],
-            t.partitions.map((p) => [p.partition, p.leader, p.leaderEpoch, p.replicas.join(','), p.isr.join(','), p.offlineReplicas.join(',') || '-']),
-          );
-          const c = configs.find((x) => x.topic === t.name);
+          const c = configs.find((x) => x.topic === t.name)?.configs ?? [];
+          // kafka-topics --describe: the topic line (not with a partition filter, as Kafka's
+          // tool), then a tab-indented line per partition. Strand has no eligible leader
+          // replicas (KIP-966): Elr and LastKnownElr read N/A, as Kafka prints them when the
+          // cluster does not report them.
+          if (filter === undefined) process.stdout.write(`Topic: ${t.name}\tTopicId: ${t.topicId}\tPartitionCount: ${shape.get(t.name)?.count ?? 0}\tReplicationFactor: ${shape.get(t.name)?.rf ?? 0}\tConfigs: ${c.filter((e) => e.source !== 'default').map((e) => `${e.name}=${e.value}`).join(',')}\n`);
+          for (const p of t.partitions) {
+            const r = moving.get(`${t.name}\u0000${p.partition}`);
+            const reassigning = r === undefined ? '' : `\tAdding Replicas: ${ids(r.addingReplicas)}\tRemoving Replicas: ${ids(r.removingReplicas)}`;
+            process.stdout.write(`\tTopic: ${t.name}\tPartition: ${p.partition}\tLeader: ${p.leader < 0 ? 'none' : p.leader}\tReplicas: ${ids(p.replicas)}\tIsr: ${ids(p.isr)}${reassigning}\tElr: N/A\tLastKnownElr: N/A\n`);
+          }
           // (dynamic): set on the topic; (static): a default from the broker's own settings.
-          if (c !== undefined) for (const e of c.configs) process.stdout.write(`  ${e.name}=${e.value}${configSourceTag(e.source)}\n`);
+          if (opts.configs) for (const e of c) process.stdout.write(`  ${e.name}=${e.value}${configSourceTag(e.source)}\n`);
         }
       }),
     );

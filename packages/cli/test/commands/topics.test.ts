@@ -3,7 +3,9 @@
  * usage errors naming the bad partition) and describe's partition filters
  * (--under-replicated-partitions, --under-min-isr-partitions, --at-min-isr-partitions,
  * --unavailable-partitions) and --exclude-internal, decided as kafka-topics decides them, then the
- * built binary against the in-memory twin, whose ISR and leaders the test sets.
+ * built binary against the in-memory twin, whose ISR and leaders the test sets, printing
+ * kafka-topics --describe's layout (a topic line, then a tab-indented line per partition; no
+ * topic line under a filter).
  */
 import { parseReplicaAssignment, partitionMatches } from '../../src/commands/topics';
 import { useTwinCluster } from '../support/twin-cluster';
@@ -48,7 +50,6 @@ describe('partitionMatches', () => {
 
 describe('strand topics create --replica-assignment and describe filters', () => {
   const twin = useTwinCluster();
-  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
 
   it('creates with the named replicas and shows only the partitions a filter selects', async () => {
     let r = await twin.strand(['topics', 'create', 'a', '--replica-assignment', '2:3,3:1,1:2']);
@@ -72,10 +73,18 @@ describe('strand topics create --replica-assignment and describe filters', () =>
 
     r = await twin.strand(['topics', 'describe', '--under-replicated-partitions', '--exclude-internal']);
     expect([r.code, r.stderr]).toEqual([0, '']);
-    const out = rows(r.stdout);
-    // The header keeps the whole topic's shape; only the selected partitions are listed.
-    expect(out.filter((l) => l.startsWith('Topic:')).map((l) => l.split(' ').filter((_, i) => i !== 3).join(' '))).toEqual(['Topic: a TopicId: PartitionCount: 3 ReplicationFactor: 2', 'Topic: m TopicId: PartitionCount: 2 ReplicationFactor: 3']);
-    expect(out.filter((l) => /^\d/.test(l)).map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(['1 3 0 3,1 3', '0 1 0 1,2,3 1,2', '1 -1 0 2,3,1 -']);
+    // As kafka-topics: a filter prints only the selected partitions' lines, no topic line; a
+    // partition without a leader reads 'none'.
+    expect(r.stdout.split('\n')).toEqual([
+      '\tTopic: a\tPartition: 1\tLeader: 3\tReplicas: 3,1\tIsr: 3\tElr: N/A\tLastKnownElr: N/A',
+      '\tTopic: m\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2\tElr: N/A\tLastKnownElr: N/A',
+      '\tTopic: m\tPartition: 1\tLeader: none\tReplicas: 2,3,1\tIsr: \tElr: N/A\tLastKnownElr: N/A',
+      '',
+    ]);
+    // Without a filter, the topic line comes first: the whole topic's shape, and the configs
+    // set on it.
+    r = await twin.strand(['topics', 'describe', 'm']);
+    expect(r.stdout.split('\n').slice(0, 2)).toEqual([expect.stringMatching(/^Topic: m\tTopicId: \w+\tPartitionCount: 2\tReplicationFactor: 3\tConfigs: min\.insync\.replicas=2$/), '\tTopic: m\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2\tElr: N/A\tLastKnownElr: N/A']);
 
     const partitionsOf = async (flag: string): Promise<string[]> => {
       const j = await twin.strand(['topics', 'describe', flag, '--json']);
