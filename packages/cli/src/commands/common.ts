@@ -40,10 +40,14 @@ export class UsageError extends Error {
   }
 }
 
-/** Adds --bootstrap, --timeout-ms and (for data output) --json. */
-export function withCommon(cmd: Command, json = true): Command {
+/**
+ * Adds --bootstrap, the request timeout and (for data output) --json. The request timeout is
+ * --timeout-ms, except for `consume`, where --timeout-ms is kafka-console-consumer's idle exit and
+ * the request timeout is --request-timeout-ms (the command maps it to `timeoutMs`).
+ */
+export function withCommon(cmd: Command, json = true, requestTimeoutFlag: '--timeout-ms' | '--request-timeout-ms' = '--timeout-ms'): Command {
   cmd.addOption(new Option('-b, --bootstrap <host:port[,host:port]>', 'brokers to bootstrap from').default(process.env['STRAND_BOOTSTRAP'] ?? DEFAULT_BOOTSTRAP).env('STRAND_BOOTSTRAP'));
-  cmd.option('--timeout-ms <ms>', 'request timeout (ms)', '10000');
+  cmd.option(`${requestTimeoutFlag} <ms>`, 'request timeout (ms)', '10000');
   if (json) cmd.option('--json', 'print data as JSON', false);
   return cmd;
 }

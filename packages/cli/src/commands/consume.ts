@@ -2,8 +2,10 @@
  * `strand consume TOPIC`: prints records, values one per line by default, or JSON lines with
  * --format json (kafka-console-consumer / kcat -C). Without --group it reads every partition (or
  * --partition) directly; with --group it joins the group and commits as it goes. It stops after
- * --max-messages, after --idle-timeout-ms without records, or on SIGINT/SIGTERM (exit 0 after a
- * clean close, so offsets of a group are committed). As kafka-console-consumer: --offset takes
+ * --max-messages, once no record arrived for --timeout-ms (kafka-console-consumer's meaning; also
+ * spelt --idle-timeout-ms, its older Strand name), or on SIGINT/SIGTERM (exit 0 after a clean
+ * close, so offsets of a group are committed). Its request timeout, --timeout-ms on the other
+ * commands, is --request-timeout-ms here. As kafka-console-consumer: --offset takes
  * earliest, latest or a number; --property takes its formatter's keys (print.key=true, ...:
  * console-format.ts); client configs go in -X, --consumer-property.
  */
@@ -14,7 +16,9 @@ import { UsageError, action, clientConfig, collect, parseIntArg, parseKeyValues,
 import type { CommonOptions } from './common';
 import { FORMATTER_DEFAULTS, messageFormatter, splitConsoleProperties } from './console-format';
 
-interface ConsumeOptions extends CommonOptions {
+interface ConsumeOptions extends Omit<CommonOptions, 'timeoutMs'> {
+  requestTimeoutMs: string;
+  timeoutMs?: string;
   fromBeginning: boolean;
   offset?: string;
   partition?: string;
@@ -42,7 +46,7 @@ function valueLine(r: ConsumerRecord): string {
 }
 
 export function registerConsume(program: Command): void {
-  withCommon(program.command('consume <topic>').description('print records of a topic (values one per line, or JSON lines)'), false)
+  withCommon(program.command('consume <topic>').description('print records of a topic (values one per line, or JSON lines)'), false, '--request-timeout-ms')
     .option('--from-beginning', 'start at the earliest offset (with --group: when nothing is committed)', false)
     .option('--offset <n>', "start at offset n of --partition, or at its earliest or latest offset (Kafka's --offset)")
     .option('--partition <p>', 'read only this partition')
@@ -50,7 +54,8 @@ export function registerConsume(program: Command): void {
     .option('-g, --group <group>', 'consume as a member of this consumer group (commits offsets)')
     .option('-n, --max-messages <n>', 'exit after n records')
     .option('-f, --format <format>', 'value or json', 'value')
-    .option('--idle-timeout-ms <ms>', 'exit when no record arrived for this long')
+    .option('--timeout-ms <ms>', "exit when no record arrived for this long (kafka-console-consumer's --timeout-ms; the request timeout is --request-timeout-ms)")
+    .option('--idle-timeout-ms <ms>', 'the same as --timeout-ms (its older name)')
     .option('--property <key=value>', "kafka-console-consumer's formatter keys (repeatable): print.key, print.value, print.timestamp, print.partition, print.offset, print.headers (true/false), key.separator, line.separator, headers.separator, null.literal; another key is a consumer config", collect, [] as string[])
     .option('-X, --consumer-property <key=value>', 'any consumer config key (repeatable)', collect, [] as string[])
     .action(
@@ -64,12 +69,15 @@ export function registerConsume(program: Command): void {
         if (starts > 1) throw new UsageError('give at most one of --from-beginning, --offset, --from-timestamp');
         if (opts.group !== undefined && (opts.offset !== undefined || opts.partition !== undefined)) throw new UsageError('--offset and --partition cannot be used with --group (reset the group with `strand groups reset-offsets`)');
         const max = opts.maxMessages === undefined ? Infinity : parseIntArg(opts.maxMessages, '--max-messages', 1);
-        const idle = opts.idleTimeoutMs === undefined ? Infinity : parseIntArg(opts.idleTimeoutMs, '--idle-timeout-ms', 1);
+        if (opts.timeoutMs !== undefined && opts.idleTimeoutMs !== undefined) throw new UsageError('--timeout-ms and --idle-timeout-ms are the same option: give one');
+        const idle = opts.timeoutMs !== undefined ? parseIntArg(opts.timeoutMs, '--timeout-ms', 1) : opts.idleTimeoutMs !== undefined ? parseIntArg(opts.idleTimeoutMs, '--idle-timeout-ms', 1) : Infinity;
+        parseIntArg(opts.requestTimeoutMs, '--request-timeout-ms', 1);
+        const common: CommonOptions = { bootstrap: opts.bootstrap, timeoutMs: opts.requestTimeoutMs };
         const offset = opts.offset === undefined || opts.offset === 'earliest' || opts.offset === 'latest' ? opts.offset : parseIntArg(opts.offset, '--offset', 0);
         const partition = opts.partition === undefined ? undefined : parseIntArg(opts.partition, '--partition', 0);
         const fromTs = opts.fromTimestamp === undefined ? undefined : parseIntArg(opts.fromTimestamp, '--from-timestamp', 0);
         const consumer = new Consumer(
-          clientConfig(opts, {
+          clientConfig(common, {
             'auto.offset.reset': opts.fromBeginning ? 'earliest' : 'latest',
             'fetch.max.wait.ms': 500,
             ...(opts.group !== undefined ? { 'group.id': opts.group } : {}),
@@ -96,7 +104,7 @@ export function registerConsume(program: Command): void {
             consumer.subscribe([topic]);
             if (fromTs !== undefined) throw new UsageError('--from-timestamp cannot be used with --group (reset the group with `strand groups reset-offsets --to-datetime`)');
           } else {
-            const admin = new Admin(clientConfig(opts, { retries: 3 }));
+            const admin = new Admin(clientConfig(common, { retries: 3 }));
             let count: number;
             try {
               count = (await admin.describeTopics([topic]))[0]?.partitions.length ?? 0;

@@ -114,6 +114,24 @@ describe('strand produce and consume', () => {
     expect((await strand(['consume', 't', '--format', 'xml'])).code).toBe(2);
   });
 
+  it("reads --timeout-ms as kafka-console-consumer does (exit once nothing arrived for T ms), the request timeout as --request-timeout-ms", async () => {
+    twin.mem.createTopic('k', 1);
+    expect((await strand(['produce', 'k'], 'a\nb\n')).code).toBe(0);
+    // Drain the topic and stop: Kafka's `--from-beginning --timeout-ms T` (T generous enough
+    // for the first fetch on a loaded machine: the test checks the exit, not its timing).
+    let r = await strand(['consume', 'k', '--from-beginning', '--timeout-ms', '3000']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', '']);
+    r = await strand(['consume', 'k', '--from-beginning', '--timeout-ms', '3000', '--request-timeout-ms', '5000', '--group', 'kg']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', '']);
+    // --idle-timeout-ms, the older name, still works; both at once, or a bad value, is a usage error.
+    r = await strand(['consume', 'k', '--offset', 'latest', '--partition', '0', '--idle-timeout-ms', '300']);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    r = await strand(['consume', 'k', '--timeout-ms', '300', '--idle-timeout-ms', '300']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--timeout-ms and --idle-timeout-ms are the same option/)]);
+    r = await strand(['consume', 'k', '--timeout-ms', '300', '--request-timeout-ms', '0']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--request-timeout-ms must be an integer >= 1/)]);
+  }, CLI_TEST_TIMEOUT_MS);
+
   it("takes the console tools' --property keys (parse.key, parse.headers / print.*), client configs in -X, and --offset earliest|latest", async () => {
     twin.mem.createTopic('kp', 1);
     // kafka-console-producer's line reader: headers, then key:value; a line without the key
