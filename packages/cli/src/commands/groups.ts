@@ -3,7 +3,8 @@
  * kafka-consumer-groups: describe shows, as its --describe, per-partition committed offset, log end
  * offset and lag (LEO minus committed) with the partition's member (GROUP TOPIC PARTITION
  * CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID; "has no active members" and
- * "is rebalancing" notes on stderr), or --members / --state. reset-offsets prints the plan unless --execute is given (--dry-run, as
+ * "is rebalancing" notes on stderr), or --members / --state, one table per group for several groups
+ * (arguments, Kafka's repeated --group) or --all-groups; delete takes the same. reset-offsets prints the plan unless --execute is given (--dry-run, as
  * Kafka's, says so explicitly), and needs the group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
  * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
  * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
@@ -182,6 +183,93 @@ async function deleteOffsets(admin: Admin, group: string, specs: Map<string, num
   return out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : (a.partition ?? -1) - (b.partition ?? -1)));
 }
 
+/** How describe and delete name their groups: arguments and repeated --group, or --all-groups. */
+interface GroupSelection {
+  group: string[];
+  allGroups?: boolean;
+}
+
+interface DescribeGroupsOptions extends CommonOptions, GroupSelection {
+  offsets?: boolean;
+  members?: boolean;
+  verbose?: boolean;
+  state?: boolean;
+}
+
+/**
+ * The groups a command acts on, each once in the order given: those named (as arguments or by
+ * Kafka's repeated --group), or with --all-groups every group the cluster lists, sorted.
+ */
+export async function selectGroups(admin: Pick<Admin, 'listGroups'>, names: readonly string[], opts: GroupSelection): Promise<string[]> {
+  const named = [...new Set([...names, ...opts.group])];
+  if (opts.allGroups === true && named.length > 0) throw new UsageError('give group names (arguments or --group) or --all-groups, not both');
+  if (opts.allGroups === true) return (await admin.listGroups()).map((g) => g.groupId);
+  if (named.length === 0) throw new UsageError('give a group (several: as arguments or a repeated --group G) or --all-groups');
+  return named;
+}
+
+/**
+ * Prints one group's describe view as kafka-consumer-groups prints it: its notes on stderr
+ * ("has no active members", "is rebalancing"), then on stdout a blank line and the group's table,
+ * left out when it would have no rows (Kafka's shouldPrintMemberState); --json: one line. A group
+ * that does not exist throws GROUP_ID_NOT_FOUND.
+ */
+async function describeGroupView(admin: Admin, group: string, view: 'offsets' | 'members' | 'state', opts: DescribeGroupsOptions): Promise<void> {
+  const notFound = (): StrandError => new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
+  const note = (state: string): void => {
+    if (state === 'Empty' || state === 'Dead') process.stderr.write(`\nConsumer group '${group}' has no active members.\n`);
+    else if (state === 'PreparingRebalance' || state === 'CompletingRebalance') process.stderr.write(`\nWarning: Consumer group '${group}' is rebalancing.\n`);
+  };
+  const table = (headers: readonly string[], rows: readonly (readonly (string | number)[])[]): void => {
+    if (rows.length === 0) return;
+    process.stdout.write('\n');
+    printTable(headers, rows);
+  };
+  if (view !== 'offsets') {
+    const d = await admin.describeGroup(group);
+    if (d.state === 'Dead' && d.members.length === 0) throw notFound();
+    if (view === 'state') {
+      if (opts.json) return printJson({ group: d.groupId, coordinator: d.coordinator, assignmentStrategy: d.protocol, state: d.state, members: d.members.length });
+      note(d.state);
+      table(['GROUP', 'COORDINATOR (ID)', 'ASSIGNMENT-STRATEGY', 'STATE', '#MEMBERS'], [[d.groupId, `${d.coordinator.host}:${d.coordinator.port} (${d.coordinator.id})`, d.protocol || '-', d.state, d.members.length]]);
+      return;
+    }
+    const assignment = (tps: readonly TopicPartition[]): string => {
+      const byTopic = new Map<string, number[]>();
+      for (const tp of tps) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
+      return [...byTopic].sort(([a], [b]) => (a < b ? -1 : 1)).map(([t, ps]) => `${t}(${ps.sort((x, y) => x - y).join(',')})`).join(',') || '-';
+    };
+    if (opts.json) return printJson(d.members.map((m) => ({ group: d.groupId, memberId: m.memberId, groupInstanceId: m.groupInstanceId ?? null, host: m.clientHost, clientId: m.clientId, partitions: m.assignment.length, ...(opts.verbose === true ? { assignment: m.assignment } : {}) })));
+    note(d.state);
+    table(
+      ['GROUP', 'CONSUMER-ID', 'GROUP-INSTANCE-ID', 'HOST', 'CLIENT-ID', '#PARTITIONS', ...(opts.verbose === true ? ['ASSIGNMENT'] : [])],
+      d.members.map((m) => [d.groupId, m.memberId, m.groupInstanceId ?? '-', m.clientHost, m.clientId, m.assignment.length, ...(opts.verbose === true ? [assignment(m.assignment)] : [])]),
+    );
+    return;
+  }
+  const desc = await admin.describeGroup(group);
+  const committed = await admin.groupOffsets(group);
+  if (desc.state === 'Dead' && desc.members.length === 0 && committed.length === 0) throw notFound();
+  // Like kafka-consumer-groups: every assigned partition has a row, committed or not.
+  const have = new Set(committed.map((o) => `${o.topic}\u0000${o.partition}`));
+  const unassigned = desc.members.flatMap((m) => m.assignment).filter((tp) => !have.has(`${tp.topic}\u0000${tp.partition}`));
+  const ends = new Map<string, number>();
+  for (const topic of new Set(unassigned.map((tp) => tp.topic))) for (const o of await admin.listOffsets(topic, 'latest')) ends.set(`${topic}\u0000${o.partition}`, o.offset);
+  const offsets: GroupOffset[] = [...committed, ...unassigned.map((tp) => ({ topic: tp.topic, partition: tp.partition, committedOffset: -1, logEndOffset: ends.get(`${tp.topic}\u0000${tp.partition}`) ?? -1, lag: -1, metadata: '' }))];
+  offsets.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+  const owner = new Map<string, (typeof desc.members)[number]>();
+  for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m);
+  if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`)?.memberId ?? null })) });
+  note(desc.state);
+  table(
+    ['GROUP', 'TOPIC', 'PARTITION', 'CURRENT-OFFSET', 'LOG-END-OFFSET', 'LAG', 'CONSUMER-ID', 'HOST', 'CLIENT-ID'],
+    offsets.map((o) => {
+      const m = owner.get(`${o.topic}-${o.partition}`);
+      return [desc.groupId, o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset < 0 ? '-' : o.logEndOffset, o.lag < 0 ? '-' : o.lag, m?.memberId ?? '-', m?.clientHost ?? '-', m?.clientId ?? '-'];
+    }),
+  );
+}
+
 export function registerGroups(program: Command): void {
   const groups = usageExit(program.command('groups').description('list, describe, delete consumer groups, remove their members, and reset or delete their offsets'));
 
@@ -196,80 +284,57 @@ export function registerGroups(program: Command): void {
       }),
     );
 
-  withCommon(groups.command('describe <group>').description('state, members and per-partition offsets and lag of a group'))
+  withCommon(groups.command('describe [groups...]').description("state, members and per-partition offsets and lag of groups (Kafka's --describe): each named group, or every group with --all-groups, a table each"))
+    .option('-g, --group <group>', "a group to describe (repeatable; Kafka's --group), besides those named as arguments", collect, [] as string[])
+    .option('--all-groups', "every group in the cluster (Kafka's --all-groups)")
     .option('--offsets', "per-partition offsets and lag, with each partition's member (Kafka's --offsets; the default)")
     .option('--members', "the members (Kafka's --members): CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS")
     .option('--verbose', 'with --members, also each member\'s assignment')
     .option('--state', "the group's state (Kafka's --state): COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS")
     .action(
-      action('groups describe', async (group: string, opts: CommonOptions & { offsets?: boolean; members?: boolean; verbose?: boolean; state?: boolean }) => {
+      action('groups describe', async (names: string[], opts: DescribeGroupsOptions) => {
         if ([opts.offsets, opts.members, opts.state].filter((x) => x === true).length > 1) throw new UsageError('give at most one of --offsets, --members and --state');
         if (opts.verbose === true && opts.members !== true) throw new UsageError('--verbose goes with --members');
-        if (opts.members === true || opts.state === true) {
-          const d = await withAdmin(opts, (admin) => admin.describeGroup(group));
-          if (d.state === 'Dead' && d.members.length === 0) throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
-          if (opts.state === true) {
-            if (opts.json) return printJson({ group: d.groupId, coordinator: d.coordinator, assignmentStrategy: d.protocol, state: d.state, members: d.members.length });
-            printTable(['GROUP', 'COORDINATOR (ID)', 'ASSIGNMENT-STRATEGY', 'STATE', '#MEMBERS'], [[d.groupId, `${d.coordinator.host}:${d.coordinator.port} (${d.coordinator.id})`, d.protocol || '-', d.state, d.members.length]]);
-            return;
+        const view = opts.members === true ? 'members' : opts.state === true ? 'state' : 'offsets';
+        const missing = await withAdmin(opts, async (admin) => {
+          const notFound: StrandError[] = [];
+          // One group at a time, each printed before the next is asked for, as kafka-consumer-groups
+          // prints one table per group; a group that does not exist is reported and the others
+          // still described.
+          for (const group of await selectGroups(admin, names, opts)) {
+            try {
+              await describeGroupView(admin, group, view, opts);
+            } catch (e: unknown) {
+              if (!(e instanceof StrandError) || e.errorName !== 'GROUP_ID_NOT_FOUND') throw e;
+              notFound.push(e);
+            }
           }
-          const assignment = (tps: readonly TopicPartition[]): string => {
-            const byTopic = new Map<string, number[]>();
-            for (const tp of tps) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
-            return [...byTopic].sort(([a], [b]) => (a < b ? -1 : 1)).map(([t, ps]) => `${t}(${ps.sort((x, y) => x - y).join(',')})`).join(',') || '-';
-          };
-          if (opts.json) return printJson(d.members.map((m) => ({ group: d.groupId, memberId: m.memberId, groupInstanceId: m.groupInstanceId ?? null, host: m.clientHost, clientId: m.clientId, partitions: m.assignment.length, ...(opts.verbose === true ? { assignment: m.assignment } : {}) })));
-          printTable(
-            ['GROUP', 'CONSUMER-ID', 'GROUP-INSTANCE-ID', 'HOST', 'CLIENT-ID', '#PARTITIONS', ...(opts.verbose === true ? ['ASSIGNMENT'] : [])],
-            d.members.map((m) => [d.groupId, m.memberId, m.groupInstanceId ?? '-', m.clientHost, m.clientId, m.assignment.length, ...(opts.verbose === true ? [assignment(m.assignment)] : [])]),
-          );
-          return;
-        }
-        const { desc, offsets } = await withAdmin(opts, async (admin) => {
-          const d = await admin.describeGroup(group);
-          const committed = await admin.groupOffsets(group);
-          if (d.state === 'Dead' && d.members.length === 0 && committed.length === 0) throw new StrandError('GROUP_ID_NOT_FOUND', `consumer group '${group}' does not exist`);
-          // Like kafka-consumer-groups: every assigned partition has a row, committed or not.
-          const have = new Set(committed.map((o) => `${o.topic}\u0000${o.partition}`));
-          const missing = d.members.flatMap((m) => m.assignment).filter((tp) => !have.has(`${tp.topic}\u0000${tp.partition}`));
-          const ends = new Map<string, number>();
-          for (const topic of new Set(missing.map((tp) => tp.topic))) for (const o of await admin.listOffsets(topic, 'latest')) ends.set(`${topic}\u0000${o.partition}`, o.offset);
-          const rows: GroupOffset[] = [...committed, ...missing.map((tp) => ({ topic: tp.topic, partition: tp.partition, committedOffset: -1, logEndOffset: ends.get(`${tp.topic}\u0000${tp.partition}`) ?? -1, lag: -1, metadata: '' }))];
-          rows.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
-          return { desc: d, offsets: rows };
+          return notFound;
         });
-        const owner = new Map<string, (typeof desc.members)[number]>();
-        for (const m of desc.members) for (const tp of m.assignment) owner.set(`${tp.topic}-${tp.partition}`, m);
-        if (opts.json) return printJson({ ...desc, error: desc.error?.errorName, offsets: offsets.map((o) => ({ ...o, memberId: owner.get(`${o.topic}-${o.partition}`)?.memberId ?? null })) });
-        // kafka-consumer-groups --describe (--offsets): its notes on stderr, its table on stdout.
-        if (desc.state === 'Empty' || desc.state === 'Dead') process.stderr.write(`\nConsumer group '${group}' has no active members.\n`);
-        else if (desc.state === 'PreparingRebalance' || desc.state === 'CompletingRebalance') process.stderr.write(`\nWarning: Consumer group '${group}' is rebalancing.\n`);
-        printTable(
-          ['GROUP', 'TOPIC', 'PARTITION', 'CURRENT-OFFSET', 'LOG-END-OFFSET', 'LAG', 'CONSUMER-ID', 'HOST', 'CLIENT-ID'],
-          offsets.map((o) => {
-            const m = owner.get(`${o.topic}-${o.partition}`);
-            return [desc.groupId, o.topic, o.partition, o.committedOffset < 0 ? '-' : o.committedOffset, o.logEndOffset < 0 ? '-' : o.logEndOffset, o.lag < 0 ? '-' : o.lag, m?.memberId ?? '-', m?.clientHost ?? '-', m?.clientId ?? '-'];
-          }),
-        );
+        for (const e of missing) process.stderr.write(`strand groups describe: ${e.errorName}: ${e.message}\n`);
+        return missing.length > 0 ? EXIT_FAILED : EXIT_OK;
       }),
     );
 
-  withCommon(groups.command('delete <groups...>').description('delete empty groups and their committed offsets (Kafka\'s --delete)'), false).action(
-    action('groups delete', async (names: string[], opts: CommonOptions) => {
-      const results = await withAdmin(opts, (admin) => admin.deleteGroups([...new Set(names)]));
-      // kafka-consumer-groups' wording: one line when all went, else the failures on stderr.
-      const quoted = (rs: readonly { name: string }[]): string => rs.map((r) => `'${r.name}'`).join(', ');
-      const failed = results.filter((r) => r.error !== undefined);
-      const deleted = results.filter((r) => r.error === undefined);
-      if (failed.length === 0) {
-        process.stdout.write(`Deletion of requested consumer groups (${quoted(deleted)}) was successful.\n`);
-        return EXIT_OK;
-      }
-      process.stderr.write(`Deletion of some consumer groups failed:\n${failed.map((r) => `* Group '${r.name}' could not be deleted due to: ${r.error?.errorName}: ${r.error?.message}\n`).join('')}`);
-      if (deleted.length > 0) process.stdout.write(`These consumer groups were deleted successfully: ${quoted(deleted)}\n`);
-      return EXIT_FAILED;
-    }),
-  );
+  withCommon(groups.command('delete [groups...]').description("delete empty groups and their committed offsets (Kafka's --delete): each named group, or every group with --all-groups"), false)
+    .option('-g, --group <group>', "a group to delete (repeatable; Kafka's --group), besides those named as arguments", collect, [] as string[])
+    .option('--all-groups', "every group in the cluster (Kafka's --all-groups); those with members are refused (NON_EMPTY_GROUP)")
+    .action(
+      action('groups delete', async (names: string[], opts: CommonOptions & GroupSelection) => {
+        const results = await withAdmin(opts, async (admin) => admin.deleteGroups(await selectGroups(admin, names, opts)));
+        // kafka-consumer-groups' wording: one line when all went, else the failures on stderr.
+        const quoted = (rs: readonly { name: string }[]): string => rs.map((r) => `'${r.name}'`).join(', ');
+        const failed = results.filter((r) => r.error !== undefined);
+        const deleted = results.filter((r) => r.error === undefined);
+        if (failed.length === 0) {
+          process.stdout.write(`Deletion of requested consumer groups (${quoted(deleted)}) was successful.\n`);
+          return EXIT_OK;
+        }
+        process.stderr.write(`Deletion of some consumer groups failed:\n${failed.map((r) => `* Group '${r.name}' could not be deleted due to: ${r.error?.errorName}: ${r.error?.message}\n`).join('')}`);
+        if (deleted.length > 0) process.stdout.write(`These consumer groups were deleted successfully: ${quoted(deleted)}\n`);
+        return EXIT_FAILED;
+      }),
+    );
 
   withCommon(groups.command('delete-offsets <group>').description('delete committed offsets of some partitions (Kafka\'s --delete-offsets): not of topics the group\'s members consume'))
     .option('-t, --topic <topic[:p1,p2]>', 'topic, optionally with partitions (repeatable; without: every partition)', collect, [] as string[])

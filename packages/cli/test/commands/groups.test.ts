@@ -169,11 +169,12 @@ describe("groups list --state and describe --members / --state (Kafka's kafka-co
       const memberId = [...(twin.mem.groups.get('g')?.members.keys() ?? [])][0] as string;
       r = await twin.strand(['groups', 'describe', 'g', '--members', '--verbose']);
       expect([r.code, r.stderr]).toEqual([0, '']);
-      expect(rows(r.stdout)).toEqual(['GROUP CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT', `g ${memberId} - /127.0.0.1 reader 3 t(0,1,2)`, '']);
+      expect(rows(r.stdout)).toEqual(['', 'GROUP CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS ASSIGNMENT', `g ${memberId} - /127.0.0.1 reader 3 t(0,1,2)`, '']);
       // The default view (Kafka's --offsets): every assigned partition, committed or not, with its member.
       r = await twin.strand(['groups', 'describe', 'g']);
       expect([r.code, r.stderr]).toEqual([0, '']);
       expect(rows(r.stdout)).toEqual([
+        '',
         'GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID',
         `g t 0 1 0 0 ${memberId} /127.0.0.1 reader`,
         `g t 1 - 0 - ${memberId} /127.0.0.1 reader`,
@@ -183,7 +184,7 @@ describe("groups list --state and describe --members / --state (Kafka's kafka-co
       r = await twin.strand(['groups', 'describe', 'g', '--state', '--json']);
       expect(JSON.parse(r.stdout)).toMatchObject({ group: 'g', assignmentStrategy: 'range', state: 'Stable', members: 1, coordinator: { id: expect.any(Number), host: '127.0.0.1', port: expect.any(Number) } });
       r = await twin.strand(['groups', 'describe', 'g', '--state']);
-      expect(rows(r.stdout)[1]).toMatch(/^g 127\.0\.0\.1:\d+ \(\d+\) range Stable 1$/);
+      expect(rows(r.stdout)[2]).toMatch(/^g 127\.0\.0\.1:\d+ \(\d+\) range Stable 1$/);
       r = await twin.strand(['groups', 'describe', 'g', '--members', '--state']);
       expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/at most one of --offsets, --members and --state/)]);
       r = await twin.strand(['groups', 'list', '--state', 'bogus']);
@@ -192,4 +193,41 @@ describe("groups list --state and describe --members / --state (Kafka's kafka-co
       await c.close();
     }
   }, 60_000);
+});
+
+describe("groups describe and delete of several groups, or --all-groups (kafka-consumer-groups' --group ... / --all-groups)", () => {
+  const twin = useTwinCluster();
+  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
+  const header = 'GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID';
+
+  it('prints one table per group, reports a missing group and describes the others, and deletes every group', async () => {
+    twin.mem.createTopic('t', 1);
+    for (const g of ['b', 'a']) expect((await twin.strand(['groups', 'reset-offsets', g, '--topic', 't', '--to-earliest', '--execute'])).code).toBe(0);
+    // As kafka-consumer-groups: each group's notes on stderr, its table on stdout after a blank line.
+    const both = ['', header, 'a t 0 0 0 0 - - -', '', header, 'b t 0 0 0 0 - - -', ''];
+    let r = await twin.strand(['groups', 'describe', 'a', '--group', 'b']);
+    expect([r.code, rows(r.stdout), r.stderr]).toEqual([0, both, "\nConsumer group 'a' has no active members.\n\nConsumer group 'b' has no active members.\n"]);
+    r = await twin.strand(['groups', 'describe', '--all-groups']);
+    expect([r.code, rows(r.stdout)]).toEqual([0, both]);
+    r = await twin.strand(['groups', 'describe', '--all-groups', '--state']);
+    expect(rows(r.stdout).filter((l) => l !== '').map((l) => l.split(' ')[0])).toEqual(['GROUP', 'a', 'GROUP', 'b']);
+    // --json: one line per group.
+    r = await twin.strand(['groups', 'describe', '-g', 'b', '-g', 'a', '--json']);
+    expect(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { groupId: string }).groupId)).toEqual(['b', 'a']);
+    // A group that does not exist: reported, the others still described, exit 1.
+    r = await twin.strand(['groups', 'describe', 'a', 'nosuch', 'b']);
+    expect([r.code, rows(r.stdout)]).toEqual([1, both]);
+    expect(r.stderr).toMatch(/^strand groups describe: GROUP_ID_NOT_FOUND: consumer group 'nosuch' does not exist$/m);
+    for (const args of [['describe'], ['describe', 'a', '--all-groups'], ['delete'], ['delete', '--group', 'a', '--all-groups']]) {
+      r = await twin.strand(['groups', ...args]);
+      expect([args, r.code]).toEqual([args, 2]);
+    }
+
+    r = await twin.strand(['groups', 'delete', '--all-groups']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, "Deletion of requested consumer groups ('a', 'b') was successful.\n", '']);
+    expect([...twin.mem.groups.keys()]).toEqual([]);
+    expect((await twin.strand(['groups', 'reset-offsets', 'a', '--topic', 't', '--to-earliest', '--execute'])).code).toBe(0);
+    r = await twin.strand(['groups', 'delete', '--group', 'a']);
+    expect([r.code, r.stdout]).toEqual([0, "Deletion of requested consumer groups ('a') was successful.\n"]);
+  }, 120_000);
 });
