@@ -5,7 +5,9 @@
  * CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID; "has no active members" and
  * "is rebalancing" notes on stderr), or --members / --state, one table per group for several groups
  * (arguments, Kafka's repeated --group) or --all-groups; delete takes the same. reset-offsets prints the plan unless --execute is given (--dry-run, as
- * Kafka's, says so explicitly), and needs the group to be empty. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
+ * Kafka's, says so explicitly), and needs the group to be empty; it prints Kafka's GROUP TOPIC
+ * PARTITION NEW-OFFSET table, or with --export Kafka's topic,partition,offset CSV, which --from-file
+ * reads back. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
  * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
  * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
  * topic); exit 1 if any partition failed. remove-members (Kafka's Admin
@@ -17,6 +19,7 @@ import type { Admin, GroupOffset, MemberToRemove, TopicPartition } from '@strand
 import { StrandError } from '@strand/protocol';
 import { EXIT_FAILED, EXIT_OK, UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
+import { readJsonFile } from './reassign';
 import { withAdmin } from './topics';
 
 /** Kafka's consumer group states (ConsumerGroupState), as ListGroups filters them. */
@@ -49,8 +52,40 @@ interface ResetOptions extends CommonOptions {
   toDatetime?: string;
   byDuration?: string;
   shiftBy?: string;
+  fromFile?: string;
   dryRun: boolean;
   execute: boolean;
+  export: boolean;
+}
+
+/** One partition of a reset plan as Kafka's --export writes it and --from-file reads it. */
+export interface ResetPlanEntry {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/**
+ * Reads a reset plan in kafka-consumer-groups' CSV (what its --export writes, --from-file reads):
+ * one partition per line, `topic,partition,offset`, or `group,topic,partition,offset` for a plan
+ * of several groups, of which `group`'s lines are taken. Blank lines are skipped; a partition
+ * named twice takes its last offset, as Kafka's tool does. Usage errors name the line.
+ */
+export function parseResetPlanCsv(text: string, group: string): ResetPlanEntry[] {
+  const lines = text.split(/\r?\n/).map((l, i) => ({ n: i + 1, fields: l.split(',').map((f) => f.trim()) })).filter((l) => l.fields.join('') !== '');
+  if (lines.length === 0) throw new UsageError('--from-file: the file names no partition (Kafka\'s CSV: topic,partition,offset per line)');
+  const width = lines[0]?.fields.length;
+  const plan = new Map<string, ResetPlanEntry>();
+  for (const { n, fields } of lines) {
+    if ((width !== 3 && width !== 4) || fields.length !== width) throw new UsageError(`--from-file line ${n}: expected topic,partition,offset (or group,topic,partition,offset on every line), got '${fields.join(',')}'`);
+    const [g, topic, partition, offset] = width === 4 ? fields : [group, ...fields];
+    if (g !== group) continue;
+    if (topic === undefined || topic === '') throw new UsageError(`--from-file line ${n}: no topic name`);
+    const entry = { topic, partition: parseIntArg(partition ?? '', `--from-file line ${n} partition`, 0), offset: parseIntArg(offset ?? '', `--from-file line ${n} offset`, -Number.MAX_SAFE_INTEGER) };
+    plan.set(`${topic}\u0000${entry.partition}`, entry);
+  }
+  if (plan.size === 0) throw new UsageError(`--from-file: no reset plan for group ${group} found (its lines start with ${group},)`);
+  return [...plan.values()];
 }
 
 /**
@@ -77,17 +112,23 @@ export function parseDurationArg(value: string): number {
 }
 
 async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ topic: string; partition: number; current: number; target: number }[]> {
-  const modes = [opts.toEarliest, opts.toLatest, opts.toCurrent, opts.toOffset !== undefined, opts.toDatetime !== undefined, opts.byDuration !== undefined, opts.shiftBy !== undefined].filter(Boolean).length;
-  if (modes !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-current, --to-offset N, --to-datetime T, --by-duration D, --shift-by N');
+  const modes = [opts.toEarliest, opts.toLatest, opts.toCurrent, opts.toOffset !== undefined, opts.toDatetime !== undefined, opts.byDuration !== undefined, opts.shiftBy !== undefined, opts.fromFile !== undefined].filter(Boolean).length;
+  if (modes !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-current, --to-offset N, --to-datetime T, --by-duration D, --shift-by N, --from-file F');
   if (opts.allTopics && opts.topic.length > 0) throw new UsageError('give --topic or --all-topics, not both');
-  if (!opts.allTopics && opts.topic.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions) or --all-topics');
+  // --from-file names its partitions: as kafka-consumer-groups, it needs no scope and takes none.
+  const fromFile = opts.fromFile === undefined ? undefined : parseResetPlanCsv(readJsonFile(opts.fromFile, '--from-file'), group);
+  if (fromFile !== undefined && (opts.allTopics || opts.topic.length > 0)) process.stderr.write('strand groups reset-offsets: --topic and --all-topics are ignored with --from-file: the file names the partitions (as kafka-consumer-groups)\n');
+  if (fromFile === undefined && !opts.allTopics && opts.topic.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions) or --all-topics');
   // Parsed before any request, so a bad value is a usage error whatever the cluster holds.
   const toOffset = opts.toOffset === undefined ? undefined : parseIntArg(opts.toOffset, '--to-offset', 0);
   const shiftBy = opts.shiftBy === undefined ? undefined : parseIntArg(opts.shiftBy, '--shift-by', -Number.MAX_SAFE_INTEGER);
   const timestamp = opts.toDatetime !== undefined ? parseDatetimeArg(opts.toDatetime) : opts.byDuration !== undefined ? Date.now() - parseDurationArg(opts.byDuration) : undefined;
   // --all-topics: every topic the group has committed offsets for (Kafka's tool takes those of
   // the group's offsets, as it must be empty to be reset).
-  const specs = opts.allTopics ? new Map([...new Set((await admin.groupOffsets(group)).map((o) => o.topic))].map((t): [string, 'all'] => [t, 'all'])) : parseTopicPartitionSpecs(opts.topic);
+  const fileOffsets = new Map((fromFile ?? []).map((e) => [`${e.topic}\u0000${e.partition}`, e.offset]));
+  const fileSpecs = new Map<string, number[]>();
+  for (const e of fromFile ?? []) fileSpecs.set(e.topic, [...(fileSpecs.get(e.topic) ?? []), e.partition]);
+  const specs: Map<string, number[] | 'all'> = fromFile !== undefined ? fileSpecs : opts.allTopics ? new Map([...new Set((await admin.groupOffsets(group)).map((o) => o.topic))].map((t): [string, 'all'] => [t, 'all'])) : parseTopicPartitionSpecs(opts.topic);
   const out: { topic: string; partition: number; current: number; target: number }[] = [];
   for (const [topic, parts] of specs) {
     const earliest = await admin.listOffsets(topic, 'earliest');
@@ -106,6 +147,7 @@ async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ 
       // Kafka's --to-current: a partition without a committed offset goes to the log end.
       else if (opts.toCurrent) target = current < 0 ? hi : current;
       else if (toOffset !== undefined) target = toOffset;
+      else if (fromFile !== undefined) target = fileOffsets.get(`${topic}\u0000${partition}`) as number;
       else if (timestamp !== undefined) {
         // No record at or after the time (the broker answers -1): the log end, as
         // kafka-consumer-groups falls back to the latest offset.
@@ -387,11 +429,14 @@ export function registerGroups(program: Command): void {
     .option('--to-datetime <t>', "to the first offset at or after a time: ms since the epoch or 'YYYY-MM-DDTHH:mm:SS.sss' (local time unless it ends with Z or +hh:mm)")
     .option('--by-duration <d>', 'to the first offset at or after now minus an ISO-8601 duration (PT15M, P1DT2H)')
     .option('--shift-by <n>', 'move the committed offset by n (negative: back)')
+    .option('--from-file <file>', "to the offsets of a CSV as --export writes it (Kafka's --from-file): topic,partition,offset per line, or group,topic,partition,offset (- for stdin)")
     .option('--dry-run', "only print the plan (Kafka's --dry-run; the default without --execute)", false)
     .option('--execute', 'apply the plan (without it, only print it)', false)
+    .option('--export', "print the plan as Kafka's CSV, topic,partition,offset per line, instead of the table (for --from-file)", false)
     .action(
       action('groups reset-offsets', async (group: string, opts: ResetOptions) => {
         if (opts.dryRun && opts.execute) throw new UsageError('give --dry-run or --execute, not both');
+        if (opts.export && opts.json) throw new UsageError('give --export or --json, not both');
         const rows = await withAdmin(opts, async (admin) => {
           // Kafka's tool refuses an active group before planning: its members would overwrite the
           // new offsets with their next commits (the broker refuses the commit too).
@@ -401,9 +446,17 @@ export function registerGroups(program: Command): void {
           if (opts.execute) await admin.setGroupOffsets(group, p.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.target })));
           return p;
         });
+        // kafka-consumer-groups warns (on stderr) when neither --dry-run nor --execute is given.
+        if (!opts.execute && !opts.dryRun) process.stderr.write('WARN: No action will be performed as the --execute option is missing. Add --dry-run to ask for the plan explicitly, or --execute to apply it.\n');
         if (opts.json) return printJson({ group, executed: opts.execute, partitions: rows });
-        printTable(['Topic', 'Partition', 'Current', 'New'], rows.map((r) => [r.topic, r.partition, r.current < 0 ? '-' : r.current, r.target]));
-        if (!opts.execute) process.stdout.write('(dry run: add --execute to apply)\n');
+        // --export: Kafka's CSV lines, and the blank line its println adds.
+        if (opts.export) {
+          process.stdout.write(`${rows.map((r) => `${r.topic},${r.partition},${r.target}\n`).join('')}\n`);
+          return;
+        }
+        // Kafka's table of the new offsets (the plan, or what --execute set), after a blank line.
+        process.stdout.write('\n');
+        if (rows.length > 0) printTable(['GROUP', 'TOPIC', 'PARTITION', 'NEW-OFFSET'], rows.map((r) => [group, r.topic, r.partition, r.target]));
       }),
     );
 }

@@ -5,10 +5,15 @@
  * of the group: one row per partition (TOPIC PARTITION STATUS, "Successful" or the error),
  * GROUP_SUBSCRIBED_TO_TOPIC for the topic the member consumes, an unknown topic on its own row,
  * --json, and exit 0 / 1 (any partition failed, or the group itself) / 2. The broker's own rules
- * are tested in packages/broker/test/group.
+ * are tested in packages/broker/test/group. Also against the twin: describe and delete of several
+ * groups and --all-groups (one table per group, as kafka-consumer-groups prints them), and
+ * reset-offsets --export / --from-file with Kafka's CSV reset plans (the parser as a function too).
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Consumer } from '@strand/client';
-import { parseDatetimeArg, parseDurationArg, parseGroupStates, parseTopicPartitionSpecs } from '../../src/commands/groups';
+import { parseDatetimeArg, parseDurationArg, parseGroupStates, parseResetPlanCsv, parseTopicPartitionSpecs } from '../../src/commands/groups';
 import type { StrandRun } from '../support/run-strand';
 import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
@@ -229,5 +234,66 @@ describe("groups describe and delete of several groups, or --all-groups (kafka-c
     expect((await twin.strand(['groups', 'reset-offsets', 'a', '--topic', 't', '--to-earliest', '--execute'])).code).toBe(0);
     r = await twin.strand(['groups', 'delete', '--group', 'a']);
     expect([r.code, r.stdout]).toEqual([0, "Deletion of requested consumer groups ('a') was successful.\n"]);
+  }, 120_000);
+});
+
+describe("reset-offsets --export and --from-file (kafka-consumer-groups' CSV reset plans)", () => {
+  const twin = useTwinCluster();
+  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
+
+  it('reads topic,partition,offset lines, or group,topic,partition,offset keeping the lines of the group', () => {
+    expect(parseResetPlanCsv('t,0,5\r\n\nt,1,3\nt,0,4\n', 'g')).toEqual([
+      { topic: 't', partition: 0, offset: 4 },
+      { topic: 't', partition: 1, offset: 3 },
+    ]);
+    expect(parseResetPlanCsv('g,t,0,1\nh,t,1,9\ng,u,2,7\n', 'g')).toEqual([
+      { topic: 't', partition: 0, offset: 1 },
+      { topic: 'u', partition: 2, offset: 7 },
+    ]);
+    expect(usage(() => parseResetPlanCsv('h,t,0,1\n', 'g'))).toMatch(/no reset plan for group g found/);
+    expect(usage(() => parseResetPlanCsv('t,0,5\ng,t,1,3\n', 'g'))).toMatch(/--from-file line 2: expected topic,partition,offset/);
+    expect(usage(() => parseResetPlanCsv('t,x,5\n', 'g'))).toMatch(/--from-file line 1 partition must be an integer, got 'x'/);
+    expect(usage(() => parseResetPlanCsv('t,0\n', 'g'))).toMatch(/--from-file line 1: expected/);
+    expect(usage(() => parseResetPlanCsv('\n', 'g'))).toMatch(/names no partition/);
+  });
+
+  it('exports a plan as CSV and resets a group to the offsets of such a file, clamped into the log', async () => {
+    twin.mem.createTopic('t', 2);
+    expect((await twin.strand(['produce', 't', '--partition', '0'], { stdin: 'a\nb\nc\nd\ne\n' })).code).toBe(0);
+    expect((await twin.strand(['produce', 't', '--partition', '1'], { stdin: 'x\ny\nz\n' })).code).toBe(0);
+    const committed = (): (number | undefined)[] => [0, 1].map((p) => twin.mem.groups.get('g')?.offsets.get(`t\u0000${p}`)?.offset);
+    expect((await twin.strand(['groups', 'reset-offsets', 'g', '--topic', 't', '--to-offset', '2', '--execute'])).code).toBe(0);
+
+    // --export: Kafka's CSV of the plan on stdout (and the blank line its println adds); a dry run.
+    let r = await twin.strand(['groups', 'reset-offsets', 'g', '--topic', 't', '--to-latest', '--export', '--dry-run']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 't,0,5\nt,1,3\n\n', '']);
+    expect(committed()).toEqual([2, 2]);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-reset-plan-'));
+    try {
+      const file = path.join(dir, 'plan.csv');
+      fs.writeFileSync(file, r.stdout);
+      expect((await twin.strand(['groups', 'reset-offsets', 'g', '--topic', 't', '--to-earliest', '--execute'])).code).toBe(0);
+      expect(committed()).toEqual([0, 0]);
+      // --from-file needs no --topic: the file names the partitions.
+      r = await twin.strand(['groups', 'reset-offsets', 'g', '--from-file', file, '--execute']);
+      expect([r.code, rows(r.stdout), r.stderr]).toEqual([0, ['', 'GROUP TOPIC PARTITION NEW-OFFSET', 'g t 0 5', 'g t 1 3', ''], '']);
+      expect(committed()).toEqual([5, 3]);
+      // Several groups' plan (from stdin): g's lines; an offset past the log end goes to it.
+      r = await twin.strand(['groups', 'reset-offsets', 'g', '--from-file', '-', '--execute'], { stdin: 'g,t,0,1\nother,t,0,4\ng,t,1,99\n' });
+      expect([r.code, rows(r.stdout)]).toEqual([0, ['', 'GROUP TOPIC PARTITION NEW-OFFSET', 'g t 0 1', 'g t 1 3', '']]);
+      expect(committed()).toEqual([1, 3]);
+      r = await twin.strand(['groups', 'reset-offsets', 'g', '--from-file', '-', '--execute'], { stdin: 'other,t,0,4\n' });
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/no reset plan for group g found/)]);
+      r = await twin.strand(['groups', 'reset-offsets', 'g', '--from-file', file, '--to-earliest']);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give exactly one of/)]);
+      r = await twin.strand(['groups', 'reset-offsets', 'g', '--from-file', path.join(dir, 'missing.csv')]);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--from-file: cannot read/)]);
+      r = await twin.strand(['groups', 'reset-offsets', 'g', '--topic', 't', '--to-latest', '--export', '--json']);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--export or --json, not both/)]);
+      expect(committed()).toEqual([1, 3]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
