@@ -70,6 +70,7 @@ export {
   validateBatch,
   validateBatches,
   validateProducedRecords,
+  walkRecordKeys,
 } from './record-batch';
 export type {
   BatchView,
@@ -81,6 +82,7 @@ export type {
   RecordBatchInput,
   RecordHeader,
   RecordInput,
+  RecordKeyVisitor,
   ValidateOptions,
 } from './record-batch';
 

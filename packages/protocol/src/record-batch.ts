@@ -634,6 +634,65 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
 }
 
 // ---------------------------------------------------------------------------------------------
+// keys and offsets only (the log compactor)
+
+/**
+ * What walkRecordKeys reports of each record: its key as `block[keyStart, keyStart + keyLength)`
+ * (keyLength -1: no key, keyStart then meaningless), its offset, and whether its value is null (a
+ * tombstone when it has a key). `block` is the batch's records section (the input, or the block
+ * decompressed from it): a view, valid as long as the caller keeps it. Returning false stops the
+ * walk.
+ */
+export type RecordKeyVisitor = (block: Buffer, keyStart: number, keyLength: number, offset: number, valueIsNull: boolean) => boolean | void;
+
+/**
+ * Walks the records of the batch at `pos` (decompressed first if needed, as decodeRecordBatch
+ * does) reading only what log compaction needs of each: where its key lies, its offset, whether
+ * its value is null. Nothing is copied and nothing is allocated per record, which makes it several
+ * times cheaper than decodeRecordBatch for the compactor's map building and its "does this batch
+ * lose a record?" test. Each record is checked as decodeRecordBatch checks it (same errors:
+ * CORRUPT_MESSAGE, INVALID_RECORD), and fully parsed before it is visited; the CRC too unless
+ * `skipCrc`. Returns true when every record was visited (and the records fill the section
+ * exactly), false when the visitor stopped the walk (the records after that are not checked).
+ */
+export function walkRecordKeys(bytes: Uint8Array, pos: number, visit: RecordKeyVisitor, options: DecodeOptions = {}): boolean {
+  const buf = asBuffer(bytes);
+  const header = options.skipCrc ? readBatchHeader(buf, pos) : validateBatch(buf, pos);
+  const end = pos + header.batchLength + LOG_OVERHEAD;
+  if (end > buf.length) throw corrupt('batch runs past the end of the data');
+  const block = recordsBlock(buf.subarray(pos + RECORD_BATCH_OVERHEAD, end), batchCompression(header.attributes), options.maxDecompressedBytes, 'CORRUPT_MESSAGE');
+  const blockEnd = block.length;
+  const { baseOffset, lastOffsetDelta, recordsCount } = header;
+  // One cursor for the whole batch (no object per record); its end is moved to each record's.
+  const cur = new Cursor(block, 0, blockEnd);
+  for (let i = 0; i < recordsCount; i++) {
+    cur.end = blockEnd;
+    const length = cur.varint();
+    if (length < 0) throw corrupt(`negative record length ${length}`);
+    const recordEnd = cur.pos + length;
+    if (recordEnd > blockEnd) throw corrupt('record runs past the end of its batch');
+    cur.end = recordEnd;
+    cur.int8(); // attributes: unused in v2
+    cur.varlong(); // timestampDelta
+    const offsetDelta = cur.varint();
+    const keyLength = cur.skipNullable();
+    const keyStart = keyLength > 0 ? cur.pos - keyLength : cur.pos;
+    const valueIsNull = cur.skipNullable() === -1;
+    const headerCount = cur.varint();
+    if (headerCount < 0) throw corrupt(`negative header count ${headerCount}`);
+    for (let h = 0; h < headerCount; h++) {
+      if (cur.skipNullable() === -1) throw corrupt('null header key');
+      cur.skipNullable();
+    }
+    if (cur.pos !== recordEnd) throw corrupt(`record length ${length} does not match its contents`);
+    if (offsetDelta < 0 || offsetDelta > lastOffsetDelta) throw new StrandError('INVALID_RECORD', `offsetDelta ${offsetDelta} outside [0, ${lastOffsetDelta}]`);
+    if (visit(block, keyStart, keyLength, baseOffset + offsetDelta, valueIsNull) === false) return false;
+  }
+  if (cur.pos !== blockEnd) throw corrupt(`${blockEnd - cur.pos} trailing bytes after ${recordsCount} records`);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
 // a producer's records, walked without allocating (the leader's LogValidator)
 
 export interface ProducedRecordsOptions {

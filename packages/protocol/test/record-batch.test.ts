@@ -3,7 +3,7 @@
  * (1) a batch written out by hand from Kafka's published layout, with the CRC from a bitwise
  * reference CRC-32C; (2) kafkajs' own RecordBatch encoder and decoder, run in the test.
  * Then round-trip property tests (fast-check), validation of malformed input with typed errors,
- * and in-place stamping.
+ * in-place stamping, and the compactor's key-only walk checked against the full decoder.
  */
 import fc from 'fast-check';
 import Long = require('kafkajs/src/utils/long');
@@ -24,6 +24,7 @@ import {
   stampBatch,
   validateBatch,
   validateBatches,
+  walkRecordKeys,
   type RecordInput,
 } from '../src';
 
@@ -295,5 +296,107 @@ describe('validation of bad input', () => {
   });
   it('rejects an empty batch on encode', () => {
     expectError(() => encodeRecordBatch({ records: [] }), 'INVALID_RECORD');
+  });
+});
+
+describe('walkRecordKeys (the compactor\'s key-only walk) against decodeRecordBatch', () => {
+  interface Visit {
+    key: string | null;
+    offset: number;
+    valueIsNull: boolean;
+  }
+  /** What the walk reports, keys as hex. */
+  const walk = (buf: Buffer, stopAfter = Infinity): { visits: Visit[]; complete: boolean } => {
+    const visits: Visit[] = [];
+    const complete = walkRecordKeys(buf, 0, (block, keyStart, keyLength, offset, valueIsNull) => {
+      visits.push({ key: keyLength < 0 ? null : block.toString('hex', keyStart, keyStart + keyLength), offset, valueIsNull });
+      return visits.length < stopAfter;
+    });
+    return { visits, complete };
+  };
+  /** What the full decoder says of the same records. */
+  const decoded = (buf: Buffer): Visit[] =>
+    decodeRecordBatch(buf).records.map((r) => ({ key: r.key === null ? null : r.key.toString('hex'), offset: r.offset, valueIsNull: r.value === null }));
+
+  /** Batches as the compactor meets them: compressed or not, offset gaps, a delete horizon. */
+  const batchArb = fc
+    .record({
+      records: fc.array(recordArb, { maxLength: 20 }),
+      gaps: fc.array(fc.nat(5), { minLength: 20, maxLength: 20 }),
+      compression: fc.constantFrom(CompressionType.None, CompressionType.Gzip),
+      baseOffset: fc.integer({ min: 0, max: 2 ** 48 }),
+      horizon: fc.option(fc.integer({ min: 0, max: 4_000_000_000_000 }), { nil: undefined }),
+      extraLastDelta: fc.nat(3),
+    })
+    .map(({ records, gaps, compression, baseOffset, horizon, extraLastDelta }) => {
+      if (records.length === 0) return encodeEmptyRecordBatch({ baseOffset, lastOffsetDelta: extraLastDelta, partitionLeaderEpoch: 0, attributes: 0, maxTimestamp: 1, producerId: 3, producerEpoch: 0, baseSequence: 0 });
+      let delta = -1;
+      const withDeltas = records.map((r, i) => {
+        delta += 1 + (gaps[i] ?? 0);
+        return { ...r, offsetDelta: delta };
+      });
+      return encodeRecordBatch({ records: withDeltas, compression, baseOffset, deleteHorizonMs: horizon, lastOffsetDelta: delta + extraLastDelta });
+    });
+
+  it('reports each record\'s key bytes, offset and null value as decodeRecordBatch decodes them (null keys, tombstones, headers, gzip, offset gaps)', () => {
+    fc.assert(
+      fc.property(batchArb, (buf) => {
+        const { visits, complete } = walk(buf);
+        expect(complete).toBe(true);
+        expect(visits).toEqual(decoded(buf));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('stops when the visitor returns false, having visited the records up to it', () => {
+    fc.assert(
+      fc.property(batchArb, fc.nat(25), (buf, stopAfter) => {
+        const all = decoded(buf);
+        const { visits, complete } = walk(buf, stopAfter + 1);
+        expect(complete).toBe(stopAfter + 1 > all.length);
+        expect(visits).toEqual(all.slice(0, stopAfter + 1));
+      }),
+    );
+  });
+
+  it('rejects a corrupt records section exactly when decodeRecordBatch does, with the same error', () => {
+    const errorOf = (fn: () => unknown): string | null => {
+      try {
+        fn();
+        return null;
+      } catch (e: unknown) {
+        expect(e).toBeInstanceOf(StrandError);
+        return (e as StrandError).errorName;
+      }
+    };
+    fc.assert(
+      fc.property(
+        batchArb.filter((b) => b.length > RECORD_BATCH_OVERHEAD && readBatchHeader(b).attributes === 0),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        (good, edits) => {
+          // Bytes of the records section changed, the CRC recomputed: only record parsing can tell.
+          const b = Buffer.from(good);
+          for (const [at, byte] of edits) b[RECORD_BATCH_OVERHEAD + (at % (b.length - RECORD_BATCH_OVERHEAD))] = byte;
+          b.writeUInt32BE(crc32c(b.subarray(21)), 17);
+          const expected = errorOf(() => decodeRecordBatch(b));
+          expect(errorOf(() => walk(b))).toBe(expected);
+          if (expected === null) expect(walk(b).visits).toEqual(decoded(b));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('checks the CRC unless told to skip it, and an unknown codec as decodeRecordBatch does', () => {
+    const good = encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: null }], baseTimestamp: 1 });
+    const flipped = Buffer.from(good);
+    flipped[17]! ^= 1; // the stored CRC
+    expectError(() => walkRecordKeys(flipped, 0, () => true), 'CORRUPT_MESSAGE');
+    expect(walkRecordKeys(flipped, 0, () => true, { skipCrc: true })).toBe(true);
+    const zstd = Buffer.from(good);
+    zstd.writeInt16BE(CompressionType.Zstd, 21);
+    zstd.writeUInt32BE(crc32c(zstd.subarray(21)), 17);
+    expectError(() => walkRecordKeys(zstd, 0, () => true), 'UNSUPPORTED_COMPRESSION_TYPE');
   });
 });
