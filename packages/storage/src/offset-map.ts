@@ -42,15 +42,19 @@ function tailWord(b: Uint8Array, from: number, to: number): number {
   return k;
 }
 
-/** MurmurHash3 x86_128 of `key` with `seed`, into `out` (h1..h4 as signed 32-bit integers). */
-export function murmur3x86128(key: Uint8Array, seed: number, out: Int32Array): void {
-  const len = key.length;
-  const blocksEnd = len - (len % 16);
+/**
+ * MurmurHash3 x86_128 of `key[start, end)` (default: all of it) with `seed`, into `out` (h1..h4 as
+ * signed 32-bit integers). A range, so the compactor hashes keys where they lie in a batch
+ * without a view object per key.
+ */
+export function murmur3x86128(key: Uint8Array, seed: number, out: Int32Array, start = 0, end = key.length): void {
+  const len = end - start;
+  const blocksEnd = end - (len % 16);
   let h1 = seed | 0;
   let h2 = seed | 0;
   let h3 = seed | 0;
   let h4 = seed | 0;
-  for (let i = 0; i < blocksEnd; i += 16) {
+  for (let i = start; i < blocksEnd; i += 16) {
     let k1 = word(key, i);
     let k2 = word(key, i + 4);
     let k3 = word(key, i + 8);
@@ -68,11 +72,11 @@ export function murmur3x86128(key: Uint8Array, seed: number, out: Int32Array): v
     h4 ^= k4;
     h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
   }
-  const rest = len - blocksEnd;
-  if (rest > 12) h4 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 12, len), C4), 18), C1);
-  if (rest > 8) h3 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 8, Math.min(len, blocksEnd + 12)), C3), 17), C4);
-  if (rest > 4) h2 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 4, Math.min(len, blocksEnd + 8)), C2), 16), C3);
-  if (rest > 0) h1 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd, Math.min(len, blocksEnd + 4)), C1), 15), C2);
+  const rest = end - blocksEnd;
+  if (rest > 12) h4 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 12, end), C4), 18), C1);
+  if (rest > 8) h3 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 8, Math.min(end, blocksEnd + 12)), C3), 17), C4);
+  if (rest > 4) h2 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 4, Math.min(end, blocksEnd + 8)), C2), 16), C3);
+  if (rest > 0) h1 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd, Math.min(end, blocksEnd + 4)), C1), 15), C2);
   h1 ^= len;
   h2 ^= len;
   h3 ^= len;
@@ -126,28 +130,37 @@ export class OffsetMap {
     return this.entries >= this.capacity;
   }
 
-  /** Records `offset` as the key's latest (the larger one wins if the key is there). */
-  put(key: Uint8Array, offset: number): void {
-    const i = this.find(key);
+  /**
+   * Records `offset` as the latest of the key `key[start, end)` (default: all of `key`); the
+   * larger one wins if the key is there.
+   */
+  put(key: Uint8Array, offset: number, start = 0, end = key.length): void {
+    const i = this.find(key, start, end);
     const held = (this.offsets[i] as number) - 1;
     if (held < 0) {
       // A bug if reached: the compactor checks isFull before each segment's keys go in.
       if (this.entries >= this.capacity) throw new Error('offset map: full');
-      this.words.set(this.hash, i * 4);
+      const h = this.hash;
+      const w = this.words;
+      const at = i * 4;
+      w[at] = h[0] as number;
+      w[at + 1] = h[1] as number;
+      w[at + 2] = h[2] as number;
+      w[at + 3] = h[3] as number;
       this.entries++;
     }
     if (offset > held) this.offsets[i] = offset + 1;
   }
 
-  /** The key's latest offset, or -1 when the map does not hold it. */
-  get(key: Uint8Array): number {
-    return (this.offsets[this.find(key)] as number) - 1;
+  /** The latest offset of the key `key[start, end)` (default: all of `key`), or -1 when the map does not hold it. */
+  get(key: Uint8Array, start = 0, end = key.length): number {
+    return (this.offsets[this.find(key, start, end)] as number) - 1;
   }
 
   /** The slot holding the key's hash, or the empty slot where it would go (linear probing). */
-  private find(key: Uint8Array): number {
+  private find(key: Uint8Array, start: number, end: number): number {
     const h = this.hash;
-    murmur3x86128(key, 0, h);
+    murmur3x86128(key, 0, h, start, end);
     const w = this.words;
     let i = (h[0] as number) >>> 0;
     i %= this.slots;

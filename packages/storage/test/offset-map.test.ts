@@ -1,7 +1,8 @@
 /**
  * The compactor's offset map: MurmurHash3 x86_128 as the reference computes it (vectors from the
  * murmurhash3js-revisited package, which follows Appleby's C++), and the table's semantics
- * (latest offset wins, absent keys, probing past occupied slots, capacity).
+ * (latest offset wins, absent keys, probing past occupied slots, capacity), keys given as a range
+ * of a larger buffer.
  */
 import fc from 'fast-check';
 import { OffsetMap, murmur3x86128 } from '../src/offset-map';
@@ -48,4 +49,37 @@ test('is full at its capacity: an existing key still updates, a new one is refus
   map.put(Buffer.from('a'), 3);
   expect(map.get(Buffer.from('a'))).toBe(3);
   expect(() => map.put(Buffer.from('c'), 4)).toThrow('offset map: full');
+});
+
+test('hashes a key where it lies in a larger buffer as it hashes the key alone', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), fc.integer(), (before, key, after, seed) => {
+      const alone = new Int32Array(4);
+      const inPlace = new Int32Array(4);
+      murmur3x86128(key, seed, alone);
+      murmur3x86128(Buffer.concat([before, key, after]), seed, inPlace, before.length, before.length + key.length);
+      expect([...inPlace]).toEqual([...alone]);
+    }),
+  );
+});
+
+test('put and get take a key as a range of a buffer, the same key as a buffer of its own', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.nat(1_000_000), fc.string({ maxLength: 5 })), { maxLength: 100 }), (puts) => {
+      const whole = new OffsetMap(Math.max(1, puts.length), 0.9);
+      const ranged = new OffsetMap(Math.max(1, puts.length), 0.9);
+      for (const [k, o, pad] of puts) {
+        whole.put(Buffer.from(k), o);
+        const p = Buffer.byteLength(pad);
+        const buf = Buffer.from(pad + k + pad);
+        ranged.put(buf, o, p, buf.length - p);
+      }
+      expect(ranged.size).toBe(whole.size);
+      for (const [k, , pad] of puts) {
+        const p = Buffer.byteLength(pad);
+        const buf = Buffer.from(pad + k + pad);
+        expect(ranged.get(buf, p, buf.length - p)).toBe(whole.get(Buffer.from(k)));
+      }
+    }),
+  );
 });
