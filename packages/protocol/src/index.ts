@@ -53,6 +53,7 @@ export {
   RECORD_BATCH_OVERHEAD,
   TimestampType,
   batchCompression,
+  batchHasDeleteHorizon,
   batchSizeAt,
   decodeRecordBatch,
   encodeRecordBatch,

@@ -564,6 +564,11 @@ export function isControlBatch(attributes: number): boolean {
   return (attributes & CONTROL_BIT) !== 0;
 }
 
+/** Whether attribute bit 6 says baseTimestamp holds the batch's delete horizon (KIP-534). */
+export function batchHasDeleteHorizon(attributes: number): boolean {
+  return (attributes & DELETE_HORIZON_BIT) !== 0;
+}
+
 export function isTransactionalBatch(attributes: number): boolean {
   return (attributes & TRANSACTIONAL_BIT) !== 0;
 }
@@ -586,7 +591,7 @@ export function decodeRecordBatch(bytes: Uint8Array, pos = 0, options: DecodeOpt
   if (end > buf.length) throw corrupt('batch runs past the end of the data');
   const compression = batchCompression(header.attributes);
   const block = recordsBlock(buf.subarray(pos + RECORD_BATCH_OVERHEAD, end), compression, options.maxDecompressedBytes, 'CORRUPT_MESSAGE');
-  const hasDeleteHorizon = (header.attributes & DELETE_HORIZON_BIT) !== 0;
+  const hasDeleteHorizon = batchHasDeleteHorizon(header.attributes);
   const cur = new Cursor(block, 0, block.length);
   const records: DecodedRecord[] = [];
   for (let i = 0; i < header.recordsCount; i++) {

@@ -38,6 +38,7 @@ import {
   NO_PRODUCER_ID,
   StrandError,
   batchCompression,
+  batchHasDeleteHorizon,
   compressionSupported,
   decodeRecordBatch,
   encodeEmptyRecordBatch,
@@ -45,6 +46,7 @@ import {
   isControlBatch,
   lastOffsetOf,
   readBatchHeader,
+  walkRecordKeys,
   type DecodedRecordBatch,
   type RecordBatchHeader,
   type RecordInput,
@@ -184,23 +186,25 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     const map = new OffsetMap(Math.min(maxKeys, Math.max(1, dirtySpan)), options.offsetMapLoadFactor ?? DEFAULT_OFFSET_MAP_LOAD_FACTOR);
     let covered = 0; // segments[0, covered) are this pass's range
     let spanMapped = 0;
+    let mappingSegment = 0; // the base offset of the segment being mapped, for the error below
+    // Only keys and offsets are read (walkRecordKeys: no record objects, no key copies).
+    const mapKey = (block: Buffer, keyStart: number, keyLength: number, offset: number): void => {
+      if (keyLength < 0) return;
+      const keyEnd = keyStart + keyLength;
+      if (map.isFull && map.get(block, keyStart, keyEnd) < 0) {
+        throw new StrandError('INVALID_CONFIG', `${log.dir}: segment ${mappingSegment} holds more than ${map.capacity} keys, more than the offset map of log.cleaner.dedupe.buffer.size=${options.offsetMapBytes ?? DEFAULT_OFFSET_MAP_BYTES} bytes takes: it cannot be compacted until the setting is raised`);
+      }
+      map.put(block, offset, keyStart, keyEnd);
+    };
     for (const seg of segments) {
       if (seg.nextOffset > firstDirty) {
         const span = seg.nextOffset - Math.max(seg.baseOffset, firstDirty);
         if (spanMapped > 0 && spanMapped + span > map.capacity) break;
         spanMapped += span;
         if (log.holdsClosedSegment(seg)) {
+          mappingSegment = seg.baseOffset;
           for (const b of seg.scan(0, seg.size, { validate: true })) {
-            if (readable(b.header)) {
-              const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-              for (const r of batch.records) {
-                if (r.key === null) continue;
-                if (map.isFull && map.get(r.key) < 0) {
-                  throw new StrandError('INVALID_CONFIG', `${log.dir}: segment ${seg.baseOffset} holds more than ${map.capacity} keys, more than the offset map of log.cleaner.dedupe.buffer.size=${options.offsetMapBytes ?? DEFAULT_OFFSET_MAP_BYTES} bytes takes: it cannot be compacted until the setting is raised`);
-                }
-                map.put(r.key, r.offset);
-              }
-            }
+            if (readable(b.header)) walkRecordKeys(b.bytes, 0, mapKey, { skipCrc: true });
             await maybeYield();
             if (!log.holdsClosedSegment(seg)) break;
           }
@@ -324,9 +328,13 @@ async function writeCleaned(
       stats.bytesBefore += b.size;
       let out: Buffer | null = b.bytes;
       if (readable(b.header)) {
-        const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
-        out = rewriteBatch(batch, b.bytes, rules, stats);
-        if (out !== b.bytes) changed = true;
+        if (keepsEveryRecord(b.bytes, b.header, rules)) {
+          stats.recordsRead += b.header.recordsCount;
+        } else {
+          const batch = decodeRecordBatch(b.bytes, 0, { skipCrc: true });
+          out = rewriteBatch(batch, b.bytes, rules, stats);
+          if (out !== b.bytes) changed = true;
+        }
       }
       if (out !== null) {
         // A rewritten batch's max timestamp (the time index's key) is that of its survivors.
@@ -353,6 +361,32 @@ async function writeCleaned(
  */
 function readable(h: RecordBatchHeader): boolean {
   return !isControlBatch(h.attributes) && compressionSupported(batchCompression(h.attributes));
+}
+
+/**
+ * Whether rewriteBatch would return the batch unchanged because it keeps every record as it is:
+ * none superseded, no tombstone past the batch's delete horizon, none still without a horizon
+ * (the first pass to keep one stamps it). Decided from keys and offsets alone (walkRecordKeys),
+ * so such a batch, most of them once a log has been compacted, is copied without being decoded;
+ * it stops at the first record that changes the batch, which then goes to rewriteBatch. A batch
+ * with no records is left to rewriteBatch too (it stays only as a producer's last).
+ */
+function keepsEveryRecord(bytes: Buffer, header: RecordBatchHeader, rules: Rules): boolean {
+  if (header.recordsCount === 0) return false;
+  const { map } = rules;
+  const hasHorizon = batchHasDeleteHorizon(header.attributes);
+  // A tombstone changes the batch unless it has a horizon, not yet passed (rewriteBatch's rules).
+  const tombstoneStays = hasHorizon && header.baseTimestamp > rules.now;
+  return walkRecordKeys(
+    bytes,
+    0,
+    (block, keyStart, keyLength, offset, valueIsNull) => {
+      if (keyLength < 0) return true;
+      if (map.get(block, keyStart, keyStart + keyLength) > offset) return false;
+      return !valueIsNull || tombstoneStays;
+    },
+    { skipCrc: true },
+  );
 }
 
 /** What a pass keeps, decided in pass 1. */
