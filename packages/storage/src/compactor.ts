@@ -47,6 +47,7 @@ import {
   lastOffsetOf,
   readBatchHeader,
   walkRecordKeys,
+  type BatchView,
   type DecodedRecordBatch,
   type RecordBatchHeader,
   type RecordInput,
@@ -87,6 +88,9 @@ export interface CompactionOptions {
 
 export const DEFAULT_OFFSET_MAP_BYTES = 128 * 1024 * 1024;
 export const DEFAULT_OFFSET_MAP_LOAD_FACTOR = 0.9;
+
+/** The compacted copy is written in appends of up to this many bytes (a batch larger goes alone). */
+const WRITE_CHUNK_BYTES = 1024 * 1024;
 
 export interface CompactionStats {
   /** Segments replaced by compacted copies (each of those merged into one counts). */
@@ -323,6 +327,16 @@ async function writeCleaned(
   stillHeld: () => boolean,
 ): Promise<boolean> {
   let changed = false;
+  // Batches are gathered here and appended a chunk at a time, not in one write each.
+  const pending = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
+  let pendingBytes = 0;
+  const pendingViews: BatchView[] = [];
+  const appendPending = (): void => {
+    if (pendingBytes === 0) return;
+    cleaned.append(pending, 0, pendingBytes, pendingViews, rules.now);
+    pendingBytes = 0;
+    pendingViews.length = 0;
+  };
   for (const seg of group) {
     for (const b of seg.scan(0, seg.size, { validate: true })) {
       stats.bytesBefore += b.size;
@@ -339,13 +353,22 @@ async function writeCleaned(
       if (out !== null) {
         // A rewritten batch's max timestamp (the time index's key) is that of its survivors.
         const header = out === b.bytes ? b.header : readBatchHeader(out, 0);
-        cleaned.append(out, 0, out.length, [{ position: 0, size: out.length, header }], rules.now);
+        if (pendingBytes + out.length > WRITE_CHUNK_BYTES) appendPending();
+        if (out.length > WRITE_CHUNK_BYTES) {
+          cleaned.append(out, 0, out.length, [{ position: 0, size: out.length, header }], rules.now);
+        } else {
+          // Copied now: `b.bytes` is a view into the scan's chunk, valid only until it moves on.
+          out.copy(pending, pendingBytes);
+          pendingViews.push({ position: pendingBytes, size: out.length, header });
+          pendingBytes += out.length;
+        }
         stats.bytesAfter += out.length;
       }
       await maybeYield();
       if (!stillHeld()) return false;
     }
   }
+  appendPending();
   // The copy keeps the last-modified time of its last segment (Kafka's cleaner does too): a
   // segment left with no timestamped record, or none at all, ages for retention from its last
   // append, not from its compaction.
