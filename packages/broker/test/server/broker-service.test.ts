@@ -27,7 +27,7 @@ import { Acks, BrokerClient, ERROR_CODE_METADATA_KEY, ErrorCode, crc32c, encodeR
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, FETCH_MAX_PARTITIONS, FETCH_RESPONSE_MAX_BYTES } from '../../src/server/broker-config';
 import { NO_METRICS } from '../../src/server/broker-metrics';
-import { addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
+import { MAX_UNSENT_PRODUCE_ANSWERS, addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
 import type { ControllerChannel } from '../../src/server/controller-channel';
 import { ReplicaManager } from '../../src/server/replica-manager';
 import type { Partition, PartitionHost } from '../../src/server/partition';
@@ -279,6 +279,10 @@ class ScriptedStream<Req, Res> extends EventEmitter {
   isPaused(): boolean {
     return this.paused;
   }
+  /** Writes not yet handed to HTTP/2 (a Writable's count of buffered objects). */
+  get writableLength(): number {
+    return this.held.length;
+  }
   end(): this {
     this.ended = true;
     return this;
@@ -297,22 +301,24 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 describe('stream back-pressure', () => {
   test('ProduceStream stops reading requests while its answers wait to be handed to HTTP/2, and reads again once they drain', async () => {
     const impl = await handlers();
-    const stream = new ScriptedStream<ProduceRequest, ProduceResponse>(2);
+    const stream = new ScriptedStream<ProduceRequest, ProduceResponse>(16);
     (impl['produceStream'] as grpc.handleBidiStreamingCall<ProduceRequest, ProduceResponse>)(stream as unknown as grpc.ServerDuplexStream<ProduceRequest, ProduceResponse>);
     // Answered at once (an unknown topic): the produce itself never waits.
     const req = (correlationId: number): ProduceRequest => ({ correlationId, acks: Acks.ACKS_ALL, timeoutMs: 5000, topics: [{ name: 'nope', partitions: [{ partition: 0, records: good('x') }] }] });
-    let next = stream.nextWrite();
-    stream.request(req(1));
-    await next;
+    const answer = async (correlationId: number): Promise<void> => {
+      const next = stream.nextWrite();
+      stream.request(req(correlationId));
+      await next;
+    };
+    // Past the stream's own high-water mark (16) it goes on: a busy producer is not slowed...
+    for (let id = 1; id < MAX_UNSENT_PRODUCE_ANSWERS; id++) await answer(id);
     expect(stream.paused).toBe(false);
-    next = stream.nextWrite();
-    stream.request(req(2));
-    await next;
-    // Two answers held, the buffer full: no more requests are taken from this client.
+    // ...until MAX_UNSENT_PRODUCE_ANSWERS answers are held: no more requests are taken from it.
+    await answer(MAX_UNSENT_PRODUCE_ANSWERS);
     expect(stream.paused).toBe(true);
     stream.flush();
     expect(stream.paused).toBe(false);
-    expect(stream.written.map((r) => r.correlationId)).toEqual([1, 2]);
+    expect(stream.written.map((r) => r.correlationId)).toEqual(Array.from({ length: MAX_UNSENT_PRODUCE_ANSWERS }, (_, i) => i + 1));
   });
 
   test('ReplicaFetch answers the next fetch only once the previous answer was handed to HTTP/2', async () => {
