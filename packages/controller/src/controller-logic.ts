@@ -17,6 +17,7 @@
  *   that leader alone;
  * - every change bumps the partition epoch; a leader change bumps the leader epoch (in apply).
  */
+import assert from 'node:assert/strict';
 import {
   ConfigResourceType,
   DYNAMIC_BROKER_CONFIG,
@@ -427,6 +428,9 @@ function validateAssignment(image: MetadataImage, assignments: readonly { partit
     if (a.brokerIds.length === 0 || a.brokerIds.length !== rf) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', 'every partition needs the same, non-zero number of replicas');
     if (new Set(a.brokerIds).size !== a.brokerIds.length) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `partition ${a.partition} lists a broker twice`);
     for (const id of a.brokerIds) if (!image.brokers.has(id)) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `broker ${id} is not registered`);
+    // As Kafka's ReplicationControlManager: a partition must start with a leader, so with at
+    // least one replica on an active broker (its ISR is the active replicas).
+    if (!a.brokerIds.some((id) => image.isActiveBroker(id))) throw new StrandError('INVALID_REPLICA_ASSIGNMENT', `All brokers specified in the manual partition assignment for partition ${a.partition} are fenced or in controlled shutdown.`);
     return [...a.brokerIds];
   });
 }
@@ -441,16 +445,20 @@ function replicationFactor(t: TopicState): number {
   return p.replicas.length - p.removingReplicas.length;
 }
 
-/** Initial state of a new partition: ISR = the active replicas, leader = the first of them. */
+/**
+ * Initial state of a new partition: ISR = the active replicas, leader = the first of them. Callers
+ * place on active brokers only (placeReplicas, validateAssignment), so there is one.
+ */
 function partitionRecord(image: MetadataImage, topicId: TopicId, partition: number, replicas: number[]): MetadataRecord {
   const isr = replicas.filter((r) => image.isActiveBroker(r));
+  assert(isr.length > 0, `new partition ${partition} has no replica on an active broker: ${replicas.join(',')}`);
   return {
     partition: {
       topicId: topicIdToBytes(topicId),
       partition,
       replicas,
-      isr: isr.length > 0 ? isr : [...replicas],
-      leader: isr[0] ?? -1,
+      isr,
+      leader: isr[0] as number,
       leaderEpoch: 0,
       partitionEpoch: 0,
       addingReplicas: [],

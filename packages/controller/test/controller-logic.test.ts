@@ -387,6 +387,22 @@ describe('topics', () => {
     expect(after.topicByName('bad name!')).toBeUndefined();
   });
 
+  it('refuses a manual assignment whose partition has no active broker, on create and on adding partitions (Kafka: INVALID_REPLICA_ASSIGNMENT)', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), topic('t', 1, 1));
+    image = run(image, fenceBrokers(image, [2, 3])).image;
+    const assigned = (brokerIds: number[][]) => ({ name: 'm', numPartitions: -1, replicationFactor: -1, assignments: brokerIds.map((ids, partition) => ({ partition, brokerIds: ids })), configs: [] });
+    const offline = createTopics(image, [assigned([[1, 2], [2, 3]])], false, config, nextTopicId);
+    expect(offline.records).toEqual([]);
+    expect(offline.finish(image)[0]).toMatchObject({ errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: expect.stringContaining('partition 1 are fenced or in controlled shutdown') });
+    // One active replica is enough: it leads, alone in the ISR, as in Kafka.
+    const created = run(image, createTopics(image, [assigned([[2, 1], [1, 3]])], false, config, nextTopicId));
+    expect(created.result[0]!.errorCode).toBe(0);
+    expect(created.image.topicByName('m')!.partitions.get(0)).toMatchObject({ replicas: [2, 1], isr: [1], leader: 1 });
+    const grow = createPartitions(image, [{ name: 't', count: 2, assignments: [{ partition: 1, brokerIds: [3] }] }], false);
+    expect(grow.records).toEqual([]);
+    expect(grow.finish(image)[0]!.errorCode).toBe(ErrorCode.INVALID_REPLICA_ASSIGNMENT);
+  });
+
   it('validate_only creates nothing', () => {
     const image = clusterWith([1]);
     const op = createTopics(image, [topic('t')], true, config, nextTopicId);
