@@ -496,6 +496,16 @@ function validateTopicConfigs(entries: readonly { name: string; value: string }[
   return new Map(Object.entries(raw).map(([k, v]) => [k, v.trim()]));
 }
 
+/** Kafka's answer to a topic named twice in one CreateTopics or DeleteTopics request (INVALID_REQUEST). */
+const DUPLICATE_TOPIC_NAME = 'Duplicate topic name.';
+
+/** How many times each name appears. */
+function timesNamed(names: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of names) out.set(n, (out.get(n) ?? 0) + 1);
+  return out;
+}
+
 /**
  * Creates topics. Each is validated on its own (name, uniqueness, counts or explicit assignment,
  * configs) and fails alone with a typed error; valid ones are created in the same batch.
@@ -508,11 +518,14 @@ export function createTopics(image: MetadataImage, topics: readonly CreatableTop
   }
   const records: MetadataRecord[] = [];
   const names = new Set<string>();
+  const named = timesNamed(topics.map((t) => t.name));
   // Placement must see the partitions placed earlier in this batch: place on a scratch image.
   let scratch = image;
   const results = topics.map((t): CreateTopicResult => {
     const base = { name: t.name, topicId: Buffer.alloc(0), numPartitions: -1, replicationFactor: -1 };
     try {
+      // Kafka's ControllerApis refuses every entry of a name given twice, creating none of them.
+      if ((named.get(t.name) ?? 0) > 1) throw new StrandError('INVALID_REQUEST', DUPLICATE_TOPIC_NAME);
       validateTopicName(t.name);
       if (image.topicIdsByName.has(t.name) || names.has(t.name)) throw new StrandError('TOPIC_ALREADY_EXISTS', `topic '${t.name}' already exists`);
       const collision = collidingTopic(scratch, t.name);
@@ -555,12 +568,13 @@ export interface TopicResultInfo extends ErrorInfo {
 
 export function deleteTopics(image: MetadataImage, names: readonly string[], config: ControllerConfig): Operation<TopicResultInfo[]> {
   const records: MetadataRecord[] = [];
-  const seen = new Set<string>();
+  const named = timesNamed(names);
   const results = names.map((name): TopicResultInfo => {
     if (!config['delete.topic.enable']) return { name, ...errorInfo('TOPIC_DELETION_DISABLED', 'delete.topic.enable is false') };
+    // As Kafka's ControllerApis: every entry of a name given twice is refused, none deleted.
+    if ((named.get(name) ?? 0) > 1) return { name, ...errorInfo('INVALID_REQUEST', DUPLICATE_TOPIC_NAME) };
     const t = image.topicByName(name);
-    if (t === undefined || seen.has(name)) return { name, ...errorInfo('UNKNOWN_TOPIC_OR_PARTITION', `topic '${name}' does not exist`) };
-    seen.add(name);
+    if (t === undefined) return { name, ...errorInfo('UNKNOWN_TOPIC_OR_PARTITION', `topic '${name}' does not exist`) };
     records.push({ removeTopic: { topicId: topicIdToBytes(t.id) } });
     return { name, ...NO_ERROR };
   });
@@ -586,8 +600,7 @@ export function createPartitions(image: MetadataImage, topics: readonly CreatePa
   }
   const records: MetadataRecord[] = [];
   let scratch = image;
-  const named = new Map<string, number>();
-  for (const req of topics) named.set(req.name, (named.get(req.name) ?? 0) + 1);
+  const named = timesNamed(topics.map((t) => t.name));
   const results = topics.map((req): TopicResultInfo => {
     try {
       // Kafka refuses a topic named twice (each entry would place the same new partitions).

@@ -347,7 +347,6 @@ describe('topics', () => {
         topic('x'.repeat(250)),
         topic('..'),
         topic('exists'),
-        topic('exists'.replace('e', 'e')),
         topic('zero', 0, 1),
         topic('rf4', 1, 4),
         topic('badcfg', 1, 1, { 'retention.ms': 'soon' }),
@@ -401,6 +400,26 @@ describe('topics', () => {
     const grow = createPartitions(image, [{ name: 't', count: 2, assignments: [{ partition: 1, brokerIds: [3] }] }], false);
     expect(grow.records).toEqual([]);
     expect(grow.finish(image)[0]!.errorCode).toBe(ErrorCode.INVALID_REPLICA_ASSIGNMENT);
+  });
+
+  it('refuses every entry of a topic named twice in one request with INVALID_REQUEST, creating or deleting nothing of it (Kafka ControllerApis: "Duplicate topic name.")', () => {
+    const image = withTopic(clusterWith([1]), topic('old'));
+    const created = run(image, createTopics(image, [topic('dup'), topic('other'), topic('dup', 2)], false, config, nextTopicId));
+    expect(created.result.map((r) => [r.name, r.errorCode, r.errorMessage])).toEqual([
+      ['dup', ErrorCode.INVALID_REQUEST, 'Duplicate topic name.'],
+      ['other', 0, ''],
+      ['dup', ErrorCode.INVALID_REQUEST, 'Duplicate topic name.'],
+    ]);
+    expect(created.image.topicByName('dup')).toBeUndefined();
+    expect(created.image.topicByName('other')).toBeDefined();
+    const deleted = run(created.image, deleteTopics(created.image, ['old', 'other', 'old'], config));
+    expect(deleted.result.map((r) => [r.name, r.errorCode, r.errorMessage])).toEqual([
+      ['old', ErrorCode.INVALID_REQUEST, 'Duplicate topic name.'],
+      ['other', 0, ''],
+      ['old', ErrorCode.INVALID_REQUEST, 'Duplicate topic name.'],
+    ]);
+    expect(deleted.image.topicByName('old')).toBeDefined();
+    expect(deleted.image.topicByName('other')).toBeUndefined();
   });
 
   it('validate_only creates nothing', () => {
