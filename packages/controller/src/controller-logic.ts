@@ -19,6 +19,7 @@
  */
 import assert from 'node:assert/strict';
 import {
+  AlterConfigOp,
   ConfigResourceType,
   DYNAMIC_BROKER_CONFIG,
   ErrorCode,
@@ -28,6 +29,8 @@ import {
   validateDynamicBrokerConfigs,
   type AlterPartitionItem,
   type AlterPartitionResult,
+  type AlterableConfig,
+  type ConfigSpec,
   type CreatableTopic,
   type CreatePartitionsTopic,
   type CreateTopicResult,
@@ -635,8 +638,66 @@ export function createPartitions(image: MetadataImage, topics: readonly CreatePa
 
 export interface ConfigChange {
   name: string;
-  /** undefined: delete (back to the default). */
+  /** undefined: delete (back to the default). With `op`: the comma-separated items to add or remove. */
   value: string | undefined;
+  /**
+   * Kafka's APPEND / SUBTRACT (KIP-339), for list keys only: `value`'s items are added to the
+   * key's current value unless already there, or removed from it; an unset key starts from its
+   * default (as Kafka's controller, the key's own default, not a broker-level one). Omitted: set
+   * `value` (delete when undefined).
+   */
+  op?: 'append' | 'subtract';
+}
+
+/**
+ * IncrementalAlterConfigs entries as ConfigChanges. Refused whole with INVALID_REQUEST, as Kafka's
+ * broker refuses them before they reach the controller: an operation id that is not SET, DELETE,
+ * APPEND or SUBTRACT, and a key named twice in one resource.
+ */
+export function configChangesFromRequest(configs: readonly AlterableConfig[]): ConfigChange[] {
+  const changes = configs.map((c): ConfigChange => {
+    switch (c.op) {
+      case AlterConfigOp.ALTER_CONFIG_SET:
+        return { name: c.name, value: c.value };
+      case AlterConfigOp.ALTER_CONFIG_DELETE:
+        return { name: c.name, value: undefined };
+      case AlterConfigOp.ALTER_CONFIG_APPEND:
+        return { name: c.name, op: 'append', value: c.value };
+      case AlterConfigOp.ALTER_CONFIG_SUBTRACT:
+        return { name: c.name, op: 'subtract', value: c.value };
+      default:
+        throw new StrandError('INVALID_REQUEST', `Unknown operations type ${String(c.op)}`);
+    }
+  });
+  const names = configs.map((c) => c.name);
+  const twice = [...new Set(names.filter((n, i) => names.indexOf(n) !== i))];
+  if (twice.length > 0) throw new StrandError('INVALID_REQUEST', `Error due to duplicate config keys : ${twice.join(',')}`);
+  return changes;
+}
+
+/**
+ * A resource's dynamic configs after `changes` (not yet validated): SET and DELETE as given;
+ * APPEND and SUBTRACT (list keys of `spec` only, INVALID_CONFIG otherwise) work on the items of
+ * the current value, or of the key's default when it is unset, split at commas and trimmed.
+ */
+function applyConfigChanges(current: ReadonlyMap<string, string>, changes: readonly ConfigChange[], spec: ConfigSpec): Map<string, string> {
+  const next = new Map(current);
+  for (const c of changes) {
+    if (c.op === undefined) {
+      if (c.value === undefined) next.delete(c.name);
+      else next.set(c.name, c.value);
+      continue;
+    }
+    const def = Object.prototype.hasOwnProperty.call(spec, c.name) ? spec[c.name] : undefined;
+    if (def === undefined || def.type !== 'list') throw new StrandError('INVALID_CONFIG', `Can't ${c.op.toUpperCase()} to key ${c.name} because its type is not LIST.`);
+    const items = (v: string): string[] => v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+    const was = next.get(c.name);
+    const list = was === undefined ? [...def.default] : items(was);
+    const given = items(c.value ?? '');
+    const result = c.op === 'append' ? [...list, ...given.filter((x, i) => !list.includes(x) && given.indexOf(x) === i)] : list.filter((x) => !given.includes(x));
+    next.set(c.name, result.join(','));
+  }
+  return next;
 }
 
 /**
@@ -647,12 +708,8 @@ export function alterTopicConfigs(image: MetadataImage, topicName: string, chang
   try {
     const t = image.topicByName(topicName);
     if (t === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${topicName}' does not exist`);
-    const next = new Map(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topicName));
-    for (const c of changes) {
-      if (!TOPIC_CONFIG.has(c.name)) throw new StrandError('INVALID_CONFIG', `Unknown configuration ${c.name}`);
-      if (c.value === undefined) next.delete(c.name);
-      else next.set(c.name, c.value);
-    }
+    for (const c of changes) if (!TOPIC_CONFIG.has(c.name)) throw new StrandError('INVALID_CONFIG', `Unknown configuration ${c.name}`);
+    const next = applyConfigChanges(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topicName), changes, TOPIC_CONFIG.spec);
     checkCompressionCodec(changes);
     const validated = validateTopicConfigs([...next].map(([name, value]) => ({ name, value })));
     const rf = replicationFactor(t);
@@ -697,11 +754,7 @@ function electOffline(after: MetadataImage, topics?: readonly string[]): Metadat
 export function alterBrokerConfigs(image: MetadataImage, brokerName: string, changes: readonly ConfigChange[], validateOnly: boolean): Operation<ErrorInfo> {
   try {
     if (brokerName !== '' && !/^\d{1,9}$/.test(brokerName)) throw new StrandError('INVALID_REQUEST', `a broker config resource is named by a broker id, or '' for the cluster-wide default, not '${brokerName}'`);
-    const next = new Map(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, brokerName));
-    for (const c of changes) {
-      if (c.value === undefined) next.delete(c.name);
-      else next.set(c.name, c.value);
-    }
+    const next = applyConfigChanges(image.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, brokerName), changes, DYNAMIC_BROKER_CONFIG.spec);
     // Deleting a key that is not a dynamic one is refused as well: nothing could have set it.
     for (const c of changes) if (c.value === undefined && !DYNAMIC_BROKER_CONFIG.has(c.name)) throw new StrandError('INVALID_CONFIG', `Cannot update configuration ${c.name} dynamically: it is not a dynamic broker config`);
     const validated = validateDynamicBrokerConfigs(next, brokerName === '');

@@ -12,7 +12,6 @@ import {
   ElectionType,
   ERROR_CODE_METADATA_KEY,
   StrandError,
-  AlterConfigOp,
   grpcStatusFor,
   type ControllerServer,
   type ControllerDescription,
@@ -20,7 +19,7 @@ import {
   type AlterConfigsResult,
   type MetadataDelta,
 } from '@strand/protocol';
-import { errorInfo } from './controller-logic';
+import { configChangesFromRequest, errorInfo, type ConfigChange } from './controller-logic';
 import { NotControllerError, type QuorumController } from './quorum-controller';
 
 export const CONTROLLER_ID_METADATA_KEY = 'strand-controller-id';
@@ -85,7 +84,14 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
       const results: AlterConfigsResult[] = [];
       for (const r of req.resources) {
         const base = { type: r.type, name: r.name };
-        const changes = r.configs.map((c) => ({ name: c.name, value: c.op === AlterConfigOp.ALTER_CONFIG_DELETE ? undefined : c.value }));
+        let changes: ConfigChange[];
+        try {
+          changes = configChangesFromRequest(r.configs);
+        } catch (e: unknown) {
+          if (!(e instanceof StrandError)) throw e;
+          results.push({ ...base, errorCode: e.code, errorMessage: e.message });
+          continue;
+        }
         if (r.type === ConfigResourceType.CONFIG_RESOURCE_TOPIC) results.push({ ...base, ...(await controller.alterTopicConfigs(r.name, changes, req.validateOnly)) });
         else if (r.type === ConfigResourceType.CONFIG_RESOURCE_BROKER) results.push({ ...base, ...(await controller.alterBrokerConfigs(r.name, changes, req.validateOnly)) });
         else results.push({ ...base, ...errorInfo('INVALID_REQUEST', 'only topic and broker configs can be altered') });

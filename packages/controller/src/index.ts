@@ -15,6 +15,7 @@ export {
   completeReassignment,
   autoRebalance,
   brokerHeartbeat,
+  configChangesFromRequest,
   createPartitions,
   createTopics,
   deleteTopics,

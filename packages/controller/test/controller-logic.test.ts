@@ -5,7 +5,7 @@
  * AlterPartition's epoch checks, topic creation with placement and validation, configs,
  * preferred and unclean elections, producer id blocks, and snapshot round trips.
  */
-import { ConfigResourceType, ErrorCode, type MetadataRecord } from '@strand/protocol';
+import { AlterConfigOp, ConfigResourceType, ErrorCode, type MetadataRecord } from '@strand/protocol';
 import {
   MetadataImage,
   allocateProducerIds,
@@ -14,6 +14,7 @@ import {
   alterTopicConfigs,
   autoRebalance,
   brokerHeartbeat,
+  configChangesFromRequest,
   createPartitions,
   createTopics,
   deleteTopics,
@@ -484,6 +485,50 @@ describe('topics', () => {
     expect(created[0]!.errorCode).toBe(ErrorCode.INVALID_CONFIG);
     expect(alterTopicConfigs(image, 't', [{ name: 'compression.type', value: 'lz4' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
     expect(alterTopicConfigs(image, 't', [{ name: 'compression.type', value: 'gzip' }], false).finish(image).errorCode).toBe(0);
+  });
+
+  it('appends to and subtracts from a list config, starting from its default when unset (Kafka APPEND / SUBTRACT, KIP-339)', () => {
+    let image = withTopic(clusterWith([1]), topic('t'));
+    const policy = (img: MetadataImage) => img.configsOf(TOPIC, 't').get('cleanup.policy');
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'cleanup.policy', op: 'append', value: 'compact' }], false)).image;
+    expect(policy(image)).toBe('delete,compact');
+    // Items already there are not added twice.
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'cleanup.policy', op: 'append', value: 'compact, delete' }], false)).image;
+    expect(policy(image)).toBe('delete,compact');
+    const validateOnly = alterTopicConfigs(image, 't', [{ name: 'cleanup.policy', op: 'subtract', value: 'delete' }], true);
+    expect(validateOnly.records).toEqual([]);
+    expect(validateOnly.finish(image).errorCode).toBe(0);
+    image = run(image, alterTopicConfigs(image, 't', [{ name: 'cleanup.policy', op: 'subtract', value: 'delete' }, { name: 'retention.ms', value: '1000' }], false)).image;
+    expect(policy(image)).toBe('compact');
+    expect(image.configsOf(TOPIC, 't').get('retention.ms')).toBe('1000');
+    // Only list keys; the result must still be valid.
+    expect(alterTopicConfigs(image, 't', [{ name: 'retention.ms', op: 'append', value: '5' }], false).finish(image)).toMatchObject({ errorCode: ErrorCode.INVALID_CONFIG, errorMessage: "Can't APPEND to key retention.ms because its type is not LIST." });
+    expect(alterTopicConfigs(image, 't', [{ name: 'cleanup.policy', op: 'append', value: 'shred' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    expect(alterTopicConfigs(image, 't', [{ name: 'no.such.key', op: 'subtract', value: 'x' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+    // Dynamic broker configs: the same, on log.cleanup.policy.
+    const broker = run(image, alterBrokerConfigs(image, '', [{ name: 'log.cleanup.policy', op: 'append', value: 'compact' }], false)).image;
+    expect(broker.configsOf(ConfigResourceType.CONFIG_RESOURCE_BROKER, '').get('log.cleanup.policy')).toBe('delete,compact');
+    expect(alterBrokerConfigs(image, '', [{ name: 'log.retention.ms', op: 'subtract', value: '1' }], false).finish(image).errorCode).toBe(ErrorCode.INVALID_CONFIG);
+  });
+
+  it('reads IncrementalAlterConfigs operations off the wire, refusing an unknown operation and a key named twice with INVALID_REQUEST (as Kafka)', () => {
+    expect(
+      configChangesFromRequest([
+        { name: 'a', op: AlterConfigOp.ALTER_CONFIG_SET, value: '1' },
+        { name: 'b', op: AlterConfigOp.ALTER_CONFIG_DELETE, value: 'ignored' },
+        { name: 'c', op: AlterConfigOp.ALTER_CONFIG_APPEND, value: 'x' },
+        { name: 'd', op: AlterConfigOp.ALTER_CONFIG_SUBTRACT, value: 'y' },
+      ]),
+    ).toEqual([
+      { name: 'a', value: '1' },
+      { name: 'b', value: undefined },
+      { name: 'c', op: 'append', value: 'x' },
+      { name: 'd', op: 'subtract', value: 'y' },
+    ]);
+    expect(() => configChangesFromRequest([{ name: 'a', op: 9 as AlterConfigOp, value: '' }])).toThrow(expect.objectContaining({ errorName: 'INVALID_REQUEST', message: 'Unknown operations type 9' }));
+    expect(() => configChangesFromRequest([{ name: 'a', op: AlterConfigOp.ALTER_CONFIG_SET, value: '1' }, { name: 'a', op: AlterConfigOp.ALTER_CONFIG_DELETE, value: '' }])).toThrow(
+      expect.objectContaining({ errorName: 'INVALID_REQUEST', message: 'Error due to duplicate config keys : a' }),
+    );
   });
 
   it('alters configs atomically: a bad value changes nothing', () => {

@@ -438,13 +438,27 @@ export class Admin {
   }
 
   /**
-   * Sets and/or deletes config keys (IncrementalAlterConfigs) of a topic, or with `type: 'broker'`
-   * the dynamic broker configs of the broker whose id is `name`, or with `name` '' the
-   * cluster-wide ones (Kafka's --entity-default). Dynamic broker keys: DYNAMIC_BROKER_CONFIG.
+   * Changes config keys (IncrementalAlterConfigs) of a topic, or with `type: 'broker'` the
+   * dynamic broker configs of the broker whose id is `name`, or with `name` '' the cluster-wide
+   * ones (Kafka's --entity-default). Dynamic broker keys: DYNAMIC_BROKER_CONFIG. Kafka's four
+   * operations: `set` a value, `delete` a key (back to its default), and for list keys
+   * (`cleanup.policy`, `log.cleanup.policy`) `append` the comma-separated items not yet in the
+   * current value (the key's default when unset) or `subtract` them (KIP-339); append or subtract
+   * on another key is INVALID_CONFIG. A key may appear once across them (INVALID_REQUEST).
+   * All changes apply together or none does.
    */
-  async alterConfigs(name: string, changes: { set?: Readonly<Record<string, string>>; delete?: readonly string[] }, options: { type?: 'topic' | 'broker'; validateOnly?: boolean } = {}): Promise<void> {
+  async alterConfigs(
+    name: string,
+    changes: { set?: Readonly<Record<string, string>>; delete?: readonly string[]; append?: Readonly<Record<string, string>>; subtract?: Readonly<Record<string, string>> },
+    options: { type?: 'topic' | 'broker'; validateOnly?: boolean } = {},
+  ): Promise<void> {
     const type = options.type === 'broker' ? ConfigResourceType.CONFIG_RESOURCE_BROKER : ConfigResourceType.CONFIG_RESOURCE_TOPIC;
-    const configs = [...Object.entries(changes.set ?? {}).map(([n, value]) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_SET, value })), ...(changes.delete ?? []).map((n) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_DELETE, value: '' }))];
+    const configs = [
+      ...Object.entries(changes.set ?? {}).map(([n, value]) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_SET, value })),
+      ...(changes.delete ?? []).map((n) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_DELETE, value: '' })),
+      ...Object.entries(changes.append ?? {}).map(([n, value]) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_APPEND, value })),
+      ...Object.entries(changes.subtract ?? {}).map(([n, value]) => ({ name: n, op: AlterConfigOp.ALTER_CONFIG_SUBTRACT, value })),
+    ];
     const res = await this.any((c) => c.client.incrementalAlterConfigs as UnaryMethod<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>, { resources: [{ type, name, configs }], validateOnly: options.validateOnly ?? false }, 'IncrementalAlterConfigs');
     const r = res.results[0];
     if (r !== undefined && r.errorCode !== 0) throw code(r.errorCode, `alter configs of ${name}`, r.errorMessage);

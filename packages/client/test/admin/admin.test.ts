@@ -65,6 +65,18 @@ describe('Admin', () => {
     await expect(admin.alterConfigs('t', { set: { 'min.insync.replicas': '0' } })).rejects.toMatchObject({ errorName: 'INVALID_CONFIG' });
   });
 
+  it('appends to and subtracts from a list config (Kafka APPEND / SUBTRACT)', async () => {
+    await admin.createTopic({ name: 'l' });
+    const policy = async (): Promise<string | undefined> => (await admin.describeConfigs('l', { keys: ['cleanup.policy'] }))[0]?.value;
+    await admin.alterConfigs('l', { append: { 'cleanup.policy': 'compact' } });
+    expect(await policy()).toBe('delete,compact');
+    await admin.alterConfigs('l', { subtract: { 'cleanup.policy': 'delete' } }, { validateOnly: true });
+    expect(await policy()).toBe('delete,compact');
+    await admin.alterConfigs('l', { subtract: { 'cleanup.policy': 'delete' } });
+    expect(await policy()).toBe('compact');
+    await expect(admin.alterConfigs('l', { append: { 'retention.ms': '1' } })).rejects.toMatchObject({ errorName: 'INVALID_CONFIG' });
+  });
+
   it('describes the cluster, lists offsets, deletes records and elects preferred leaders', async () => {
     const d = await admin.describeCluster();
     expect(d.brokers.map((b) => [b.id, b.state])).toEqual([[1, 'running'], [2, 'running'], [3, 'running']]);

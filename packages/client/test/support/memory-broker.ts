@@ -26,6 +26,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
+  AlterConfigOp,
   BrokerService,
   ConfigResourceType,
   ConfigSource,
@@ -851,8 +852,17 @@ export class MemoryCluster {
           try {
             const next = new Map(t.configs);
             for (const c of r.configs) {
-              if (c.op === 1) next.delete(c.name);
-              else next.set(c.name, topicConfigValue(c.name, c.value));
+              if (c.op === AlterConfigOp.ALTER_CONFIG_DELETE) next.delete(c.name);
+              else if (c.op === AlterConfigOp.ALTER_CONFIG_APPEND || c.op === AlterConfigOp.ALTER_CONFIG_SUBTRACT) {
+                // As the controller: list keys only, from the current value or the key's default.
+                const def = TOPIC_CONFIG.has(c.name) ? TOPIC_CONFIG.spec[c.name as keyof typeof TOPIC_CONFIG.spec] : undefined;
+                if (def?.type !== 'list') throw new StrandError('INVALID_CONFIG', `Can't ${c.op === AlterConfigOp.ALTER_CONFIG_APPEND ? 'APPEND' : 'SUBTRACT'} to key ${c.name} because its type is not LIST.`);
+                const items = (v: string): string[] => v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+                const list = items(next.get(c.name) ?? def.default.join(','));
+                const given = items(c.value);
+                const result = c.op === AlterConfigOp.ALTER_CONFIG_APPEND ? [...list, ...given.filter((x) => !list.includes(x))] : list.filter((x) => !given.includes(x));
+                next.set(c.name, topicConfigValue(c.name, result.join(',')));
+              } else next.set(c.name, topicConfigValue(c.name, c.value));
             }
             if (!req.validateOnly) t.configs = next;
           } catch (e: unknown) {

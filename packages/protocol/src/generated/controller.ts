@@ -17,6 +17,8 @@ export enum ConfigSource {
 export enum AlterConfigOp {
   ALTER_CONFIG_SET = 0,
   ALTER_CONFIG_DELETE = 1,
+  ALTER_CONFIG_APPEND = 2,
+  ALTER_CONFIG_SUBTRACT = 3,
 }
 
 export enum ElectionType {

@@ -2738,7 +2738,9 @@ export const descriptor = {
       "AlterConfigOp": {
        "values": {
         "ALTER_CONFIG_SET": 0,
-        "ALTER_CONFIG_DELETE": 1
+        "ALTER_CONFIG_DELETE": 1,
+        "ALTER_CONFIG_APPEND": 2,
+        "ALTER_CONFIG_SUBTRACT": 3
        }
       },
       "AlterableConfig": {
