@@ -361,9 +361,19 @@ export class Admin {
     return res.topics.map((t) => ({ name: t.name, ...(t.errorCode !== 0 ? { error: code(t.errorCode, `delete topic ${t.name}`, t.errorMessage) } : {}) }));
   }
 
-  /** Grows `topic` to `totalCount` partitions. */
-  async createPartitions(topic: string, totalCount: number): Promise<void> {
-    const res = await this.any((c) => c.client.createPartitions as UnaryMethod<CreatePartitionsRequest, CreatePartitionsResponse>, { topics: [{ name: topic, count: totalCount, assignments: [] }], validateOnly: false }, 'CreatePartitions');
+  /**
+   * Grows `topic` to `totalCount` partitions (Kafka's createPartitions with
+   * NewPartitions.increaseTo): INVALID_PARTITIONS unless larger than the current count.
+   * `assignments` places the new partitions, one broker id list per new partition in order
+   * (the topic's replication factor each, registered brokers, at least one of them active;
+   * INVALID_REPLICA_ASSIGNMENT otherwise); by default the controller places them.
+   * `validateOnly` checks the request and changes nothing.
+   */
+  async createPartitions(topic: string, totalCount: number, options: { assignments?: readonly (readonly number[])[]; validateOnly?: boolean } = {}): Promise<void> {
+    // The new partitions are the last assignments.length ones; a count that does not match the
+    // partitions added is the controller's INVALID_REPLICA_ASSIGNMENT.
+    const assignments = (options.assignments ?? []).map((brokerIds, i, all) => ({ partition: totalCount - all.length + i, brokerIds: [...brokerIds] }));
+    const res = await this.any((c) => c.client.createPartitions as UnaryMethod<CreatePartitionsRequest, CreatePartitionsResponse>, { topics: [{ name: topic, count: totalCount, assignments }], validateOnly: options.validateOnly ?? false }, 'CreatePartitions');
     const r = res.topics[0];
     if (r !== undefined && r.errorCode !== 0) throw code(r.errorCode, `create partitions of ${topic}`, r.errorMessage);
   }

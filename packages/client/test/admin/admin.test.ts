@@ -51,6 +51,15 @@ describe('Admin', () => {
     expect(await admin.listTopics()).toEqual(['a']);
   });
 
+  it('adds partitions on the brokers given, or only validates the request (Kafka NewPartitions.increaseTo with assignments)', async () => {
+    await admin.createTopic({ name: 'g', numPartitions: 1, replicationFactor: 2 });
+    await admin.createPartitions('g', 4, { validateOnly: true });
+    expect((await admin.describeTopics(['g']))[0]?.partitions.length).toBe(1);
+    await admin.createPartitions('g', 3, { assignments: [[3, 1], [2, 3]] });
+    expect((await admin.describeTopics(['g']))[0]?.partitions.map((p) => p.replicas)).toEqual([expect.any(Array), [3, 1], [2, 3]]);
+    await expect(admin.createPartitions('g', 5, { assignments: [[1, 2]] })).rejects.toMatchObject({ errorName: 'INVALID_REPLICA_ASSIGNMENT' });
+  });
+
   it('describes and alters configs', async () => {
     await admin.createTopic({ name: 't', configs: { 'cleanup.policy': 'compact' } });
     const cfg = await admin.describeConfigs('t');

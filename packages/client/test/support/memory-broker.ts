@@ -821,7 +821,21 @@ export class MemoryCluster {
           const t = this.topics.get(cp.name);
           if (t === undefined) return { name: cp.name, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: 'no such topic' };
           if (cp.count <= t.partitions.length) return { name: cp.name, errorCode: ErrorCode.INVALID_PARTITIONS, errorMessage: `Topic currently has ${t.partitions.length} partitions, ${cp.count} would not be an increase.` };
-          if (!req.validateOnly) for (let p = t.partitions.length; p < cp.count; p++) t.partitions.push(this.newPartition(p, t.partitions[0]?.replicas.length ?? 1));
+          const rf = t.partitions[0]?.replicas.length ?? 1;
+          if (cp.assignments.length > 0) {
+            // As the controller: one list per new partition, numbered on from the current count, of the topic's replication factor.
+            const known = new Set(this.nodes.map((n) => n.id));
+            const ok = cp.assignments.length === cp.count - t.partitions.length && cp.assignments.every((a, i) => a.partition === t.partitions.length + i && a.brokerIds.length === rf && new Set(a.brokerIds).size === rf && a.brokerIds.every((b) => known.has(b)));
+            if (!ok) return { name: cp.name, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: 'invalid replica assignment of the new partitions' };
+          }
+          if (!req.validateOnly) {
+            for (let p = t.partitions.length; p < cp.count; p++) {
+              const part = this.newPartition(p, rf);
+              const assigned = cp.assignments.find((a) => a.partition === p)?.brokerIds;
+              if (assigned !== undefined) Object.assign(part, { replicas: [...assigned], leaderId: assigned[0] });
+              t.partitions.push(part);
+            }
+          }
           return { name: cp.name, errorCode: 0, errorMessage: '' };
         }),
       })),
