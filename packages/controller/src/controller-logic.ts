@@ -700,6 +700,30 @@ function applyConfigChanges(current: ReadonlyMap<string, string>, changes: reado
   return next;
 }
 
+/** One topic config as DescribeConfigs shows it (controller side: set on the topic, or the key's default). */
+export interface TopicConfigDescription {
+  name: string;
+  value: string;
+  isDefault: boolean;
+  doc: string;
+}
+
+/**
+ * Topic configs with defaults filled in; `keys` empty means all. As Kafka's DescribeConfigs, the
+ * keys filter the topic's configs: a name that is no topic config is left out, not an error.
+ */
+export function describeTopicConfigs(image: MetadataImage, topic: string, keys: readonly string[]): TopicConfigDescription[] {
+  if (image.topicByName(topic) === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${topic}' does not exist`);
+  const dynamic = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic);
+  const names = keys.length > 0 ? [...new Set(keys)].filter((k) => TOPIC_CONFIG.has(k)) : TOPIC_CONFIG.names();
+  return names.map((name) => {
+    const def = TOPIC_CONFIG.spec[name as keyof typeof TOPIC_CONFIG.spec];
+    const value = dynamic.get(name);
+    const dflt = Array.isArray(def.default) ? def.default.join(',') : String(def.default);
+    return { name, value: value ?? dflt, isDefault: value === undefined, doc: def.doc };
+  });
+}
+
 /**
  * IncrementalAlterConfigs on a topic: the resulting set of dynamic configs must validate as a
  * whole (INVALID_CONFIG otherwise); nothing changes on failure.

@@ -19,6 +19,7 @@ export {
   createPartitions,
   createTopics,
   deleteTopics,
+  describeTopicConfigs,
   electAffected,
   electLeaders,
   electPartition,
@@ -28,7 +29,7 @@ export {
   registerBroker,
   validateTopicName,
 } from './controller-logic';
-export type { ConfigChange, ErrorInfo, HeartbeatResult, Operation, PartitionResultInfo, ProducerIdBlock, RegisterResult, TopicResultInfo } from './controller-logic';
+export type { ConfigChange, TopicConfigDescription, ErrorInfo, HeartbeatResult, Operation, PartitionResultInfo, ProducerIdBlock, RegisterResult, TopicResultInfo } from './controller-logic';
 export { CONTROLLER_CONFIG } from './controller-config';
 export type { ControllerConfig } from './controller-config';
 export { NotControllerError, QuorumController } from './quorum-controller';

@@ -13,9 +13,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  ConfigResourceType,
   StrandError,
-  TOPIC_CONFIG,
   decodeMetadataRecordBatch,
   decodeMetadataSnapshot,
   encodeMetadataRecordBatch,
@@ -44,11 +42,13 @@ import {
   brokerHeartbeat,
   createPartitions,
   createTopics,
+  describeTopicConfigs,
   deleteTopics,
   electLeaders,
   fenceBrokers,
   registerBroker,
   type ConfigChange,
+  type TopicConfigDescription,
   type ErrorInfo,
   type HeartbeatResult,
   type Operation,
@@ -564,18 +564,9 @@ export class QuorumController {
     return this.write((image) => electLeaders(image, type, targets));
   }
 
-  /** Topic configs with defaults filled in; `keys` empty means all. */
-  describeTopicConfigs(image: MetadataImage, topic: string, keys: readonly string[]): { name: string; value: string; isDefault: boolean; doc: string }[] {
-    if (image.topicByName(topic) === undefined) throw new StrandError('UNKNOWN_TOPIC_OR_PARTITION', `topic '${topic}' does not exist`);
-    const dynamic = image.configsOf(ConfigResourceType.CONFIG_RESOURCE_TOPIC, topic);
-    const names = keys.length > 0 ? keys : TOPIC_CONFIG.names();
-    return names.map((name) => {
-      if (!TOPIC_CONFIG.has(name)) throw new StrandError('INVALID_CONFIG', `Unknown configuration ${name}`);
-      const def = TOPIC_CONFIG.spec[name as keyof typeof TOPIC_CONFIG.spec];
-      const value = dynamic.get(name);
-      const dflt = Array.isArray(def.default) ? def.default.join(',') : String(def.default);
-      return { name, value: value ?? dflt, isDefault: value === undefined, doc: def.doc };
-    });
+  /** Topic configs with defaults filled in; `keys` empty means all (see describeTopicConfigs). */
+  describeTopicConfigs(image: MetadataImage, topic: string, keys: readonly string[]): TopicConfigDescription[] {
+    return describeTopicConfigs(image, topic, keys);
   }
 
   private observe(brokerId: number, offset: number, ours: number): void {

@@ -5,7 +5,7 @@
  * AlterPartition's epoch checks, topic creation with placement and validation, configs,
  * preferred and unclean elections, producer id blocks, and snapshot round trips.
  */
-import { AlterConfigOp, ConfigResourceType, ErrorCode, type MetadataRecord } from '@strand/protocol';
+import { AlterConfigOp, ConfigResourceType, ErrorCode, TOPIC_CONFIG, type MetadataRecord } from '@strand/protocol';
 import {
   MetadataImage,
   allocateProducerIds,
@@ -18,6 +18,7 @@ import {
   createPartitions,
   createTopics,
   deleteTopics,
+  describeTopicConfigs,
   electLeaders,
   fenceBrokers,
   placeReplicas,
@@ -529,6 +530,17 @@ describe('topics', () => {
     expect(() => configChangesFromRequest([{ name: 'a', op: AlterConfigOp.ALTER_CONFIG_SET, value: '1' }, { name: 'a', op: AlterConfigOp.ALTER_CONFIG_DELETE, value: '' }])).toThrow(
       expect.objectContaining({ errorName: 'INVALID_REQUEST', message: 'Error due to duplicate config keys : a' }),
     );
+  });
+
+  it('describes the keys asked for that exist, leaving out unknown names without an error (Kafka filters by the names given)', () => {
+    const image = withTopic(clusterWith([1]), topic('t', 1, 1, { 'retention.ms': '1000' }));
+    expect(describeTopicConfigs(image, 't', ['retention.ms', 'no.such.key', 'cleanup.policy']).map((c) => [c.name, c.value, c.isDefault])).toEqual([
+      ['retention.ms', '1000', false],
+      ['cleanup.policy', 'delete', true],
+    ]);
+    expect(describeTopicConfigs(image, 't', ['no.such.key'])).toEqual([]);
+    expect(describeTopicConfigs(image, 't', [])).toHaveLength(Object.keys(TOPIC_CONFIG.spec).length);
+    expect(() => describeTopicConfigs(image, 'zz', [])).toThrow(expect.objectContaining({ errorName: 'UNKNOWN_TOPIC_OR_PARTITION' }));
   });
 
   it('alters configs atomically: a bad value changes nothing', () => {
