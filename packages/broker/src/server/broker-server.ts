@@ -146,6 +146,12 @@ export class BrokerServer {
   private stopMetadata: (() => void) | null = null;
   private timers: NodeJS.Timeout[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** A heartbeat is waiting for its answer (which schedules the next one). */
+  private heartbeatInFlight = false;
+  /** Send the next heartbeat as soon as the one in flight is answered, not an interval later. */
+  private heartbeatSoon = false;
+  /** The registration (broker epoch) whose catch-up was already reported at once (see onMetadata). */
+  private catchUpReported = -1;
   private applying: Promise<void> = Promise.resolve();
   /** The log cleaner's pass in progress, if any. */
   private cleaning: Promise<void> | null = null;
@@ -404,6 +410,16 @@ export class BrokerServer {
         await this.replicas.applyImage(image);
         // Offsets of deleted (or re-created) topics go, as Kafka's onPartitionsDeleted.
         this.groups.onMetadataImage(image);
+        // Caught up with this incarnation's registration, its replicas opened (logs recovered):
+        // the controller unfences a broker, and elects it where partitions wait for it, only on
+        // a heartbeat that reports it caught up, so send one now rather than up to
+        // broker.heartbeat.interval.ms (2 s by default) later. A restart of every broker waits
+        // for this twice in a row (the leader's unfencing, then a follower's to rejoin the ISR).
+        // Kafka's broker likewise heartbeats every 10 ms until it has caught up.
+        if (this.fenced && this.catchUpReported !== this.brokerEpoch && image.offset >= this.brokerEpoch) {
+          this.catchUpReported = this.brokerEpoch;
+          this.heartbeatNow();
+        }
       })
       .catch((e: unknown) => {
         this.opts.logger.error({ err: e instanceof Error ? (e.stack ?? e.message) : String(e) }, 'applying metadata failed');
@@ -415,8 +431,17 @@ export class BrokerServer {
     this.heartbeatTimer = setTimeout(() => void this.heartbeat(wantShutDown), delayMs);
   }
 
+  /** A heartbeat now, or right after the answer to the one in flight (it may carry an older metadata offset). */
+  private heartbeatNow(): void {
+    if (this.stopped) return;
+    if (this.heartbeatInFlight) this.heartbeatSoon = true;
+    else this.scheduleHeartbeat(0);
+  }
+
   private async heartbeat(wantShutDown: boolean, timeoutMs = this.config['broker.heartbeat.interval.ms'] * 2): Promise<BrokerHeartbeatResponse | null> {
     if (this.stopped && !wantShutDown) return null;
+    let answer: BrokerHeartbeatResponse | null = null;
+    this.heartbeatInFlight = true;
     try {
       const res = await this.channel.call<BrokerHeartbeatRequest, BrokerHeartbeatResponse>(
         (c, r, m, o, cb) => c.brokerHeartbeat(r, m, o, cb),
@@ -430,13 +455,18 @@ export class BrokerServer {
         if (this.fenced !== res.isFenced) this.opts.logger.info({ fenced: res.isFenced }, res.isFenced ? 'fenced' : 'unfenced');
         this.fenced = res.isFenced;
       }
-      if (!this.stopped) this.scheduleHeartbeat(this.config['broker.heartbeat.interval.ms']);
-      return res;
+      answer = res;
     } catch (e: unknown) {
       if (!this.stopped) this.opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'heartbeat failed');
-      if (!this.stopped) this.scheduleHeartbeat(this.config['broker.heartbeat.interval.ms']);
-      return null;
+    } finally {
+      this.heartbeatInFlight = false;
     }
+    if (!this.stopped) {
+      const soon = this.heartbeatSoon;
+      this.heartbeatSoon = false;
+      this.scheduleHeartbeat(soon ? 0 : this.config['broker.heartbeat.interval.ms']);
+    }
+    return answer;
   }
 
   /**
