@@ -16,7 +16,12 @@ export class TestBrokers {
   client(address: string): BrokerClient {
     let c = this.clients.get(address);
     if (c === undefined) {
-      c = new BrokerClient(address, grpc.credentials.createInsecure(), { 'grpc-node.flow_control_window': 16 * 1024 * 1024 });
+      // Reconnect backoff as the client library's (packages/client, Kafka's reconnect.backoff.ms
+      // and reconnect.backoff.max.ms are 50 ms and 1 s): grpc-js's default starts at 1 s and grows
+      // 1.6-fold to 2 minutes, and a call on a channel waiting out its backoff fails at once. A
+      // broker down for 8 s was then first tried again only ~16 s after it went down (26 s at
+      // the next step), which chaos runs counted as the cluster's recovery time.
+      c = new BrokerClient(address, grpc.credentials.createInsecure(), { 'grpc-node.flow_control_window': 16 * 1024 * 1024, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1_000 });
       this.clients.set(address, c);
     }
     return c;
