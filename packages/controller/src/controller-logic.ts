@@ -265,9 +265,19 @@ export function brokerHeartbeat(image: MetadataImage, brokerId: number, brokerEp
   // The broker's own record last (see Operation.atomic).
   const records: MetadataRecord[] = [];
   if (wantShutDown) {
-    if (!b.inControlledShutdown && !b.fenced) {
-      records.push(...electAffected(image, { inactive: new Set([brokerId]) }));
-      records.push({ controlledShutdown: { brokerId, brokerEpoch } });
+    if (!b.fenced) {
+      if (!b.inControlledShutdown) {
+        records.push(...electAffected(image, { inactive: new Set([brokerId]) }));
+        records.push({ controlledShutdown: { brokerId, brokerEpoch } });
+      }
+      // Once it leads nothing the shutdown is complete and the broker is fenced, as Kafka's
+      // controller does (handleBrokerShutdown): it may stop, and its restart registers at once
+      // instead of being refused as a duplicate until this incarnation's session expires.
+      const after = records.length === 0 ? image : image.apply(image.offset, records);
+      if (!leadsAnything(after, brokerId)) {
+        records.push(...electAffected(after, { inactive: new Set([brokerId]) }));
+        records.push({ fenceBroker: { brokerId, brokerEpoch } });
+      }
     }
   } else if (b.fenced && caughtUp && !b.inControlledShutdown) {
     records.push(...electAffected(image, { active: new Set([brokerId]) }));

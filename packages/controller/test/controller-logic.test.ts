@@ -240,6 +240,21 @@ describe('broker lifecycle', () => {
     }
     expect(image.brokers.get(victim)!.inControlledShutdown).toBe(true);
   });
+
+  it('a broker whose controlled shutdown completed is fenced, so its restart registers at once (Kafka fences it then)', () => {
+    let image = withTopic(clusterWith([1, 2, 3]), topic('t', 3, 2));
+    const victim = part(image, 't', 0).leader;
+    const { image: after, result } = run(image, brokerHeartbeat(image, victim, image.brokers.get(victim)!.epoch, image.offset, true));
+    image = after;
+    expect(result).toMatchObject({ shouldShutDown: true, isFenced: true });
+    expect(image.brokers.get(victim)!.fenced).toBe(true);
+    for (let p = 0; p < 3; p++) expect(part(image, 't', p).isr).not.toContain(victim);
+    // Its session is still alive (it stopped a moment ago): the new incarnation is accepted.
+    const req = { brokerId: victim, incarnationId: 'restarted', endpoints: [{ listener: 'PLAINTEXT', host: '127.0.0.1', port: 9100 + victim }], clusterId: '', previousShutdownClean: true };
+    const registered = run(image, registerBroker(image, req, () => true));
+    expect(registered.result.errorCode).toBe(ErrorCode.NONE);
+    expect(registered.image.brokers.get(victim)!.incarnationId).toBe('restarted');
+  });
 });
 
 describe('AlterPartition', () => {
