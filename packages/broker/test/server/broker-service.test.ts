@@ -26,10 +26,10 @@ import * as grpc from '@grpc/grpc-js';
 import { Acks, BrokerClient, ERROR_CODE_METADATA_KEY, ErrorCode, crc32c, encodeRecordBatch, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataRecord, type MetadataRequest, type MetadataResponse, type ProduceRequest, type ProduceResponse, type RawConfig, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { BROKER_CONFIG, BROKER_MESSAGE_MAX_BYTES, FETCH_MAX_PARTITIONS, FETCH_RESPONSE_MAX_BYTES } from '../../src/server/broker-config';
-import { NO_METRICS } from '../../src/server/broker-metrics';
 import { MAX_UNSENT_PRODUCE_ANSWERS, addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
 import type { ControllerChannel } from '../../src/server/controller-channel';
 import { ReplicaManager } from '../../src/server/replica-manager';
+import { serviceContext } from '../support/service-context';
 import type { Partition, PartitionHost } from '../../src/server/partition';
 
 const quiet = { info: () => undefined, warn: () => undefined };
@@ -72,31 +72,11 @@ async function replicaManager(partitions: number, replicas = [1]): Promise<Repli
   return rm;
 }
 
-/** The service context over `rm`: only what the calls used here need (no controller, no groups). */
-function context(rm: ReplicaManager, config: RawConfig, over: Partial<BrokerServiceContext>): BrokerServiceContext {
-  return {
-    brokerId: 1,
-    config: BROKER_CONFIG.parse(config),
-    replicas: rm,
-    controllers: {},
-    listenerName: 'BROKER',
-    interBrokerListenerName: 'BROKER',
-    image: () => rm.metadataImage,
-    nextProducerId: () => Promise.resolve(0),
-    groups: {},
-    logger: quiet,
-    metrics: NO_METRICS,
-    nodeConfigs: () => [],
-    topicDefaults: new Map(),
-    ...over,
-  } as unknown as BrokerServiceContext;
-}
-
 /** The broker service on a free loopback port, with broker settings `config` (and context fields `over`). */
 async function serve(config: RawConfig = {}, partitions = 2, over: Partial<BrokerServiceContext> = {}, replicas = [1]): Promise<Served> {
   const rm = await replicaManager(partitions, replicas);
   const server = new grpc.Server();
-  addBrokerService(server, context(rm, config, over));
+  addBrokerService(server, serviceContext(rm, config, over));
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const client = new BrokerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   cleanups.push(() => {
@@ -232,7 +212,7 @@ describe('ListOffsets', () => {
 async function handlers(config: RawConfig = {}): Promise<grpc.UntypedServiceImplementation> {
   const rm = await replicaManager(2);
   let impl: grpc.UntypedServiceImplementation | undefined;
-  addBrokerService({ addService: (_def: grpc.ServiceDefinition, i: grpc.UntypedServiceImplementation) => (impl = i) } as unknown as grpc.Server, context(rm, config, {}));
+  addBrokerService({ addService: (_def: grpc.ServiceDefinition, i: grpc.UntypedServiceImplementation) => (impl = i) } as unknown as grpc.Server, serviceContext(rm, config));
   if (impl === undefined) throw new Error('no service added');
   return impl;
 }

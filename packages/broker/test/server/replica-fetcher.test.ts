@@ -16,10 +16,10 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { encodeRecordBatch, type MetadataRecord, type ReplicaFetchRequest, type ReplicaFetchResponse } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
-import { BROKER_CONFIG, IDLE_REPLICA_FETCH_HOLD_MS } from '../../src/server/broker-config';
-import { NO_METRICS } from '../../src/server/broker-metrics';
-import { addBrokerService, type BrokerServiceContext } from '../../src/server/broker-service';
+import { IDLE_REPLICA_FETCH_HOLD_MS } from '../../src/server/broker-config';
+import { addBrokerService } from '../../src/server/broker-service';
 import { ReplicaFetcherManager, replicaFetchTimeoutMs, type FetcherOptions } from '../../src/server/replica-fetcher';
+import { serviceContext } from '../support/service-context';
 import { ReplicaManager } from '../../src/server/replica-manager';
 import type { Partition, PartitionHost } from '../../src/server/partition';
 
@@ -71,20 +71,7 @@ interface LeaderService {
 /** Broker 1's broker service (only ReplicaFetch is used here) on a free port. */
 async function serveReplicaFetch(rm: ReplicaManager): Promise<LeaderService> {
   const server = new grpc.Server();
-  const ctx = {
-    brokerId: 1,
-    config: BROKER_CONFIG.parse({ 'replica.fetch.wait.max.ms': 200 }),
-    replicas: rm,
-    controllers: {},
-    listenerName: 'BROKER',
-    interBrokerListenerName: 'BROKER',
-    image: () => rm.metadataImage,
-    nextProducerId: () => Promise.resolve(0),
-    groups: {},
-    logger: quiet,
-    metrics: NO_METRICS,
-    nodeConfigs: () => [],
-  } as unknown as BrokerServiceContext;
+  const ctx = serviceContext(rm, { 'replica.fetch.wait.max.ms': 200 });
   const service: LeaderService = { port: 0, streams: [], stallStreams: 0, changed: new EventEmitter() };
   // The real service, with its ReplicaFetch handler wrapped to watch the streams (or stall them).
   addBrokerService(
