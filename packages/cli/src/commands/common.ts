@@ -107,13 +107,18 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
   for (const r of cells) process.stdout.write(`${r.map((v, c) => String(v).padEnd(widths[c] as number)).join('  ').trimEnd()}\n`);
 }
 
+/** Whether `e` says the cluster could not be reached (exit 3) rather than refused something. */
+export function isUnreachable(e: StrandError): boolean {
+  return e.errorName === 'NETWORK_EXCEPTION' || e.errorName === 'REQUEST_TIMED_OUT' || e.errorName === 'BROKER_NOT_AVAILABLE';
+}
+
 /** The exit code for an error, and a message a person can act on. */
 export function describeError(e: unknown): { code: number; message: string } {
   if (e instanceof UsageError) return { code: EXIT_USAGE, message: e.message };
   if (e instanceof CommanderError) return { code: EXIT_USAGE, message: e.message };
   if (e instanceof StrandError) {
     if (e.errorName === 'INVALID_CONFIG') return { code: EXIT_USAGE, message: `${e.errorName}: ${e.message}` };
-    if (e.errorName === 'NETWORK_EXCEPTION' || e.errorName === 'REQUEST_TIMED_OUT' || e.errorName === 'BROKER_NOT_AVAILABLE') {
+    if (isUnreachable(e)) {
       return { code: EXIT_UNREACHABLE, message: `cannot reach the cluster (${e.errorName}): ${e.message}\nIs a broker running at the --bootstrap address?` };
     }
     return { code: EXIT_FAILED, message: `${e.errorName}: ${e.message}` };

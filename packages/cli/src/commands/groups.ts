@@ -4,10 +4,13 @@
  * offset and lag (LEO minus committed) with the partition's member (GROUP TOPIC PARTITION
  * CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID; "has no active members" and
  * "is rebalancing" notes on stderr), or --members / --state, one table per group for several groups
- * (arguments, Kafka's repeated --group) or --all-groups; delete takes the same. reset-offsets prints the plan unless --execute is given (--dry-run, as
- * Kafka's, says so explicitly), and needs the group to be empty; it prints Kafka's GROUP TOPIC
- * PARTITION NEW-OFFSET table, or with --export Kafka's topic,partition,offset CSV, which --from-file
- * reads back. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
+ * (arguments, Kafka's repeated --group) or --all-groups; delete and reset-offsets take the same.
+ * reset-offsets prints the plan unless --execute is given (--dry-run, as Kafka's, says so
+ * explicitly), and needs each group to be empty (an active one fails alone, with Kafka's
+ * "Assignments can only be reset if the group 'G' is inactive, but the current state is S.", exit
+ * 1); it prints Kafka's GROUP TOPIC PARTITION NEW-OFFSET table, one for all groups, or with
+ * --export Kafka's CSV (topic,partition,offset for one named group, group,topic,partition,offset
+ * for several), which --from-file reads back. delete-offsets (Kafka's --delete-offsets, KIP-496) deletes committed offsets
  * of some partitions and reports each one as Kafka's tool does (TOPIC PARTITION STATUS, where
  * STATUS is "Successful" or the error, e.g. GROUP_SUBSCRIBED_TO_TOPIC while members consume the
  * topic); exit 1 if any partition failed. remove-members (Kafka's Admin
@@ -17,7 +20,7 @@
 import type { Command } from 'commander';
 import type { Admin, GroupOffset, MemberToRemove, TopicPartition } from '@strand/client';
 import { StrandError } from '@strand/protocol';
-import { EXIT_FAILED, EXIT_OK, UsageError, action, collect, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
+import { EXIT_FAILED, EXIT_OK, UsageError, action, collect, isUnreachable, parseIntArg, printJson, printTable, usageExit, withCommon } from './common';
 import type { CommonOptions } from './common';
 import { readJsonFile } from './reassign';
 import { withAdmin } from './topics';
@@ -42,7 +45,7 @@ interface RemoveMembersOptions extends CommonOptions {
   reason?: string;
 }
 
-interface ResetOptions extends CommonOptions {
+interface ResetOptions extends CommonOptions, GroupSelection {
   topic: string[];
   allTopics?: boolean;
   toEarliest?: boolean;
@@ -66,26 +69,43 @@ export interface ResetPlanEntry {
 }
 
 /**
- * Reads a reset plan in kafka-consumer-groups' CSV (what its --export writes, --from-file reads):
- * one partition per line, `topic,partition,offset`, or `group,topic,partition,offset` for a plan
- * of several groups, of which `group`'s lines are taken. Blank lines are skipped; a partition
- * named twice takes its last offset, as Kafka's tool does. Usage errors name the line.
+ * Reads reset plans in kafka-consumer-groups' CSV (what its --export writes, --from-file reads):
+ * one partition per line, `group,topic,partition,offset` (Kafka's form for several groups), or
+ * `topic,partition,offset` (its form for one group), whose lines are `soleGroup`'s: with several
+ * groups (`soleGroup` undefined) such a file names no group and is a usage error, as Kafka's tool
+ * reads it only for a single --group. Returns each group's partitions in the order first named;
+ * blank lines are skipped; a partition named twice takes its last offset, as Kafka's tool does.
+ * Usage errors name the line.
  */
-export function parseResetPlanCsv(text: string, group: string): ResetPlanEntry[] {
+export function parseResetPlansCsv(text: string, soleGroup: string | undefined): Map<string, ResetPlanEntry[]> {
   const lines = text.split(/\r?\n/).map((l, i) => ({ n: i + 1, fields: l.split(',').map((f) => f.trim()) })).filter((l) => l.fields.join('') !== '');
   if (lines.length === 0) throw new UsageError('--from-file: the file names no partition (Kafka\'s CSV: topic,partition,offset per line)');
   const width = lines[0]?.fields.length;
-  const plan = new Map<string, ResetPlanEntry>();
+  if (width === 3 && soleGroup === undefined) throw new UsageError('--from-file: topic,partition,offset lines name no group: for several groups (or --all-groups) every line is group,topic,partition,offset, as --export writes it for several groups');
+  const plans = new Map<string, Map<string, ResetPlanEntry>>();
   for (const { n, fields } of lines) {
     if ((width !== 3 && width !== 4) || fields.length !== width) throw new UsageError(`--from-file line ${n}: expected topic,partition,offset (or group,topic,partition,offset on every line), got '${fields.join(',')}'`);
-    const [g, topic, partition, offset] = width === 4 ? fields : [group, ...fields];
-    if (g !== group) continue;
+    const [group, topic, partition, offset] = width === 4 ? fields : [soleGroup, ...fields];
+    if (group === undefined || group === '') throw new UsageError(`--from-file line ${n}: no group name`);
     if (topic === undefined || topic === '') throw new UsageError(`--from-file line ${n}: no topic name`);
     const entry = { topic, partition: parseIntArg(partition ?? '', `--from-file line ${n} partition`, 0), offset: parseIntArg(offset ?? '', `--from-file line ${n} offset`, -Number.MAX_SAFE_INTEGER) };
+    const plan = plans.get(group) ?? new Map<string, ResetPlanEntry>();
     plan.set(`${topic}\u0000${entry.partition}`, entry);
+    plans.set(group, plan);
   }
-  if (plan.size === 0) throw new UsageError(`--from-file: no reset plan for group ${group} found (its lines start with ${group},)`);
-  return [...plan.values()];
+  return new Map([...plans].map(([group, plan]) => [group, [...plan.values()]]));
+}
+
+/** The words for a group a reset plan names no partition of (Kafka's "No reset plan for group G found."). */
+function noPlanFor(group: string): string {
+  return `no reset plan for group ${group} found (its lines start with ${group},)`;
+}
+
+/** One group's plan from a CSV as parseResetPlansCsv reads it; none for `group` is a usage error. */
+export function parseResetPlanCsv(text: string, group: string): ResetPlanEntry[] {
+  const plan = parseResetPlansCsv(text, group).get(group);
+  if (plan === undefined) throw new UsageError(`--from-file: ${noPlanFor(group)}`);
+  return plan;
 }
 
 /**
@@ -111,25 +131,63 @@ export function parseDurationArg(value: string): number {
   return Math.round(((d * 24 + h) * 60 + min) * 60_000 + sec * 1000);
 }
 
-async function plan(admin: Admin, group: string, opts: ResetOptions): Promise<{ topic: string; partition: number; current: number; target: number }[]> {
+/** One partition of a group's reset plan: its committed offset now (-1: none) and the new one. */
+interface PlannedOffset {
+  topic: string;
+  partition: number;
+  current: number;
+  target: number;
+}
+
+/** reset-offsets' options, checked and parsed once, before any request, for every group alike. */
+interface ResetSpec {
+  opts: ResetOptions;
+  toOffset?: number;
+  shiftBy?: number;
+  /** --to-datetime, or now minus --by-duration: one instant for every group (ms since the epoch). */
+  timestamp?: number;
+  /** --topic: the partitions of each topic, or 'all' of them (absent with --all-topics and --from-file). */
+  topics?: Map<string, number[] | 'all'>;
+  /** --from-file: each group's partitions and offsets. */
+  fromFile?: Map<string, ResetPlanEntry[]>;
+}
+
+/**
+ * Checks reset-offsets' options and reads --from-file (usage errors exit 2 with nothing sent).
+ * `groups` is the selection: the named groups, or 'all' for --all-groups. As kafka-consumer-groups,
+ * a file of topic,partition,offset lines goes with one named group only; a named group the file
+ * has no line for is a usage error too.
+ */
+function resetSpec(opts: ResetOptions, groups: readonly string[] | 'all'): ResetSpec {
   const modes = [opts.toEarliest, opts.toLatest, opts.toCurrent, opts.toOffset !== undefined, opts.toDatetime !== undefined, opts.byDuration !== undefined, opts.shiftBy !== undefined, opts.fromFile !== undefined].filter(Boolean).length;
   if (modes !== 1) throw new UsageError('give exactly one of --to-earliest, --to-latest, --to-current, --to-offset N, --to-datetime T, --by-duration D, --shift-by N, --from-file F');
   if (opts.allTopics && opts.topic.length > 0) throw new UsageError('give --topic or --all-topics, not both');
   // --from-file names its partitions: as kafka-consumer-groups, it needs no scope and takes none.
-  const fromFile = opts.fromFile === undefined ? undefined : parseResetPlanCsv(readJsonFile(opts.fromFile, '--from-file'), group);
+  const fromFile = opts.fromFile === undefined ? undefined : parseResetPlansCsv(readJsonFile(opts.fromFile, '--from-file'), groups !== 'all' && groups.length === 1 ? groups[0] : undefined);
+  if (fromFile !== undefined && groups !== 'all') for (const g of groups) if (!fromFile.has(g)) throw new UsageError(`--from-file: ${noPlanFor(g)}`);
   if (fromFile !== undefined && (opts.allTopics || opts.topic.length > 0)) process.stderr.write('strand groups reset-offsets: --topic and --all-topics are ignored with --from-file: the file names the partitions (as kafka-consumer-groups)\n');
   if (fromFile === undefined && !opts.allTopics && opts.topic.length === 0) throw new UsageError('give --topic TOPIC (repeatable; TOPIC:P1,P2 for some partitions) or --all-topics');
   // Parsed before any request, so a bad value is a usage error whatever the cluster holds.
-  const toOffset = opts.toOffset === undefined ? undefined : parseIntArg(opts.toOffset, '--to-offset', 0);
-  const shiftBy = opts.shiftBy === undefined ? undefined : parseIntArg(opts.shiftBy, '--shift-by', -Number.MAX_SAFE_INTEGER);
-  const timestamp = opts.toDatetime !== undefined ? parseDatetimeArg(opts.toDatetime) : opts.byDuration !== undefined ? Date.now() - parseDurationArg(opts.byDuration) : undefined;
+  return {
+    opts,
+    ...(fromFile === undefined && !opts.allTopics ? { topics: parseTopicPartitionSpecs(opts.topic) } : {}),
+    ...(opts.toOffset === undefined ? {} : { toOffset: parseIntArg(opts.toOffset, '--to-offset', 0) }),
+    ...(opts.shiftBy === undefined ? {} : { shiftBy: parseIntArg(opts.shiftBy, '--shift-by', -Number.MAX_SAFE_INTEGER) }),
+    ...(opts.toDatetime !== undefined ? { timestamp: parseDatetimeArg(opts.toDatetime) } : opts.byDuration !== undefined ? { timestamp: Date.now() - parseDurationArg(opts.byDuration) } : {}),
+    ...(fromFile === undefined ? {} : { fromFile }),
+  };
+}
+
+/** `group`'s reset plan (`fromFile`: its lines of --from-file), read from the cluster now. */
+async function plan(admin: Admin, group: string, spec: ResetSpec, fromFile: readonly ResetPlanEntry[] | undefined): Promise<PlannedOffset[]> {
+  const { opts, toOffset, shiftBy, timestamp } = spec;
   // --all-topics: every topic the group has committed offsets for (Kafka's tool takes those of
   // the group's offsets, as it must be empty to be reset).
   const fileOffsets = new Map((fromFile ?? []).map((e) => [`${e.topic}\u0000${e.partition}`, e.offset]));
   const fileSpecs = new Map<string, number[]>();
   for (const e of fromFile ?? []) fileSpecs.set(e.topic, [...(fileSpecs.get(e.topic) ?? []), e.partition]);
-  const specs: Map<string, number[] | 'all'> = fromFile !== undefined ? fileSpecs : opts.allTopics ? new Map([...new Set((await admin.groupOffsets(group)).map((o) => o.topic))].map((t): [string, 'all'] => [t, 'all'])) : parseTopicPartitionSpecs(opts.topic);
-  const out: { topic: string; partition: number; current: number; target: number }[] = [];
+  const specs: Map<string, number[] | 'all'> = fromFile !== undefined ? fileSpecs : (spec.topics ?? new Map([...new Set((await admin.groupOffsets(group)).map((o) => o.topic))].map((t): [string, 'all'] => [t, 'all'])));
+  const out: PlannedOffset[] = [];
   for (const [topic, parts] of specs) {
     const earliest = await admin.listOffsets(topic, 'earliest');
     const latest = await admin.listOffsets(topic, 'latest');
@@ -243,9 +301,15 @@ interface DescribeGroupsOptions extends CommonOptions, GroupSelection {
  * Kafka's repeated --group), or with --all-groups every group the cluster lists, sorted.
  */
 export async function selectGroups(admin: Pick<Admin, 'listGroups'>, names: readonly string[], opts: GroupSelection): Promise<string[]> {
+  const named = groupSelection(names, opts);
+  return named === 'all' ? (await admin.listGroups()).map((g) => g.groupId) : named;
+}
+
+/** The groups named, each once in the order given, or 'all' for --all-groups; checked before any request. */
+export function groupSelection(names: readonly string[], opts: GroupSelection): string[] | 'all' {
   const named = [...new Set([...names, ...opts.group])];
   if (opts.allGroups === true && named.length > 0) throw new UsageError('give group names (arguments or --group) or --all-groups, not both');
-  if (opts.allGroups === true) return (await admin.listGroups()).map((g) => g.groupId);
+  if (opts.allGroups === true) return 'all';
   if (named.length === 0) throw new UsageError('give a group (several: as arguments or a repeated --group G) or --all-groups');
   return named;
 }
@@ -419,7 +483,9 @@ export function registerGroups(program: Command): void {
       }),
     );
 
-  withCommon(groups.command('reset-offsets <group>').description('set committed offsets of an empty group (prints the plan; --execute applies it)'))
+  withCommon(groups.command('reset-offsets [groups...]').description("set committed offsets of empty groups (Kafka's --reset-offsets): each named group, or every group with --all-groups (prints the plan; --execute applies it)"))
+    .option('-g, --group <group>', "a group to reset (repeatable; Kafka's --group), besides those named as arguments", collect, [] as string[])
+    .option('--all-groups', "every group in the cluster (Kafka's --all-groups); those with members are refused (NON_EMPTY_GROUP)")
     .option('-t, --topic <topic[:p1,p2]>', 'topic, optionally with partitions (repeatable)', collect, [] as string[])
     .option('--all-topics', 'every topic the group has committed offsets for')
     .option('--to-earliest', 'to the log start offset')
@@ -429,34 +495,73 @@ export function registerGroups(program: Command): void {
     .option('--to-datetime <t>', "to the first offset at or after a time: ms since the epoch or 'YYYY-MM-DDTHH:mm:SS.sss' (local time unless it ends with Z or +hh:mm)")
     .option('--by-duration <d>', 'to the first offset at or after now minus an ISO-8601 duration (PT15M, P1DT2H)')
     .option('--shift-by <n>', 'move the committed offset by n (negative: back)')
-    .option('--from-file <file>', "to the offsets of a CSV as --export writes it (Kafka's --from-file): topic,partition,offset per line, or group,topic,partition,offset (- for stdin)")
+    .option('--from-file <file>', "to the offsets of a CSV as --export writes it (Kafka's --from-file): topic,partition,offset per line for one group, group,topic,partition,offset for several (- for stdin)")
     .option('--dry-run', "only print the plan (Kafka's --dry-run; the default without --execute)", false)
     .option('--execute', 'apply the plan (without it, only print it)', false)
-    .option('--export', "print the plan as Kafka's CSV, topic,partition,offset per line, instead of the table (for --from-file)", false)
+    .option('--export', "print the plan as Kafka's CSV instead of the table (for --from-file): topic,partition,offset per line for one named group, group,topic,partition,offset for several or --all-groups", false)
     .action(
-      action('groups reset-offsets', async (group: string, opts: ResetOptions) => {
+      action('groups reset-offsets', async (names: string[], opts: ResetOptions) => {
         if (opts.dryRun && opts.execute) throw new UsageError('give --dry-run or --execute, not both');
         if (opts.export && opts.json) throw new UsageError('give --export or --json, not both');
-        const rows = await withAdmin(opts, async (admin) => {
-          // Kafka's tool refuses an active group before planning: its members would overwrite the
-          // new offsets with their next commits (the broker refuses the commit too).
-          const state = (await admin.describeGroup(group)).state;
-          if (state !== 'Empty' && state !== 'Dead') throw new StrandError('NON_EMPTY_GROUP', `offsets can only be reset while group ${group} is inactive; it is ${state} (stop its consumers first)`);
-          const p = await plan(admin, group, opts);
-          if (opts.execute) await admin.setGroupOffsets(group, p.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.target })));
-          return p;
+        const selection = groupSelection(names, opts);
+        const spec = resetSpec(opts, selection);
+        // A group's own refusal (active, no line in the file, its commit refused) fails that group
+        // only: reported on stderr, the others still reset, exit 1. Anything else stops the command.
+        const failed: string[] = [];
+        const plans = await withAdmin(opts, async (admin) => {
+          const planned: { group: string; partitions: PlannedOffset[] }[] = [];
+          // Every plan first, then (--execute) every commit: a usage error found while planning
+          // (a missing partition, nothing to shift from) leaves every group as it was.
+          for (const group of await selectGroups(admin, names, opts)) {
+            // Kafka's tool refuses an active group: its members would overwrite the new offsets
+            // with their next commits (the broker refuses the commit too).
+            const state = (await admin.describeGroup(group)).state;
+            if (state !== 'Empty' && state !== 'Dead') {
+              failed.push(`NON_EMPTY_GROUP: Assignments can only be reset if the group '${group}' is inactive, but the current state is ${state}.`);
+              continue;
+            }
+            const lines = spec.fromFile?.get(group);
+            if (spec.fromFile !== undefined && lines === undefined) {
+              failed.push(noPlanFor(group));
+              continue;
+            }
+            planned.push({ group, partitions: await plan(admin, group, spec, lines) });
+          }
+          if (!opts.execute) return planned;
+          const applied: typeof planned = [];
+          for (const p of planned) {
+            try {
+              await admin.setGroupOffsets(p.group, p.partitions.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.target })));
+              applied.push(p);
+            } catch (e: unknown) {
+              if (!(e instanceof StrandError) || isUnreachable(e)) throw e;
+              failed.push(`${e.errorName}: ${e.message}`);
+            }
+          }
+          return applied;
         });
+        for (const f of failed) process.stderr.write(`strand groups reset-offsets: ${f}\n`);
         // kafka-consumer-groups warns (on stderr) when neither --dry-run nor --execute is given.
         if (!opts.execute && !opts.dryRun) process.stderr.write('WARN: No action will be performed as the --execute option is missing. Add --dry-run to ask for the plan explicitly, or --execute to apply it.\n');
-        if (opts.json) return printJson({ group, executed: opts.execute, partitions: rows });
-        // --export: Kafka's CSV lines, and the blank line its println adds.
-        if (opts.export) {
-          process.stdout.write(`${rows.map((r) => `${r.topic},${r.partition},${r.target}\n`).join('')}\n`);
-          return;
+        const code = failed.length > 0 ? EXIT_FAILED : EXIT_OK;
+        if (opts.json) {
+          for (const p of plans) printJson({ group: p.group, executed: opts.execute, partitions: p.partitions });
+          return code;
         }
-        // Kafka's table of the new offsets (the plan, or what --execute set), after a blank line.
+        // Nothing planned (every group failed): nothing on stdout.
+        if (plans.length === 0 && failed.length > 0) return code;
+        // --export: Kafka's CSV lines, and the blank line its println adds; the GROUP column unless
+        // exactly one group was named, as Kafka's tool writes it.
+        if (opts.export) {
+          const withGroup = selection === 'all' || selection.length > 1;
+          process.stdout.write(`${plans.flatMap((p) => p.partitions.map((r) => `${withGroup ? `${p.group},` : ''}${r.topic},${r.partition},${r.target}\n`)).join('')}\n`);
+          return code;
+        }
+        // Kafka's table of the new offsets (the plan, or what --execute set) of every group, after a blank line.
+        const rows = plans.flatMap((p) => p.partitions.map((r) => [p.group, r.topic, r.partition, r.target]));
         process.stdout.write('\n');
-        if (rows.length > 0) printTable(['GROUP', 'TOPIC', 'PARTITION', 'NEW-OFFSET'], rows.map((r) => [group, r.topic, r.partition, r.target]));
+        if (rows.length > 0) printTable(['GROUP', 'TOPIC', 'PARTITION', 'NEW-OFFSET'], rows);
+        return code;
       }),
     );
 }

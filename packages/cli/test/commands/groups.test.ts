@@ -6,14 +6,16 @@
  * GROUP_SUBSCRIBED_TO_TOPIC for the topic the member consumes, an unknown topic on its own row,
  * --json, and exit 0 / 1 (any partition failed, or the group itself) / 2. The broker's own rules
  * are tested in packages/broker/test/group. Also against the twin: describe and delete of several
- * groups and --all-groups (one table per group, as kafka-consumer-groups prints them), and
- * reset-offsets --export / --from-file with Kafka's CSV reset plans (the parser as a function too).
+ * groups and --all-groups (one table per group, as kafka-consumer-groups prints them),
+ * reset-offsets --export / --from-file with Kafka's CSV reset plans (the parser as a function too),
+ * and reset-offsets of several groups or --all-groups: one table, an active group (a consumer in
+ * it) refused alone with exit 1, group,topic,partition,offset CSV out and in.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Consumer } from '@strand/client';
-import { parseDatetimeArg, parseDurationArg, parseGroupStates, parseResetPlanCsv, parseTopicPartitionSpecs } from '../../src/commands/groups';
+import { parseDatetimeArg, parseDurationArg, parseGroupStates, parseResetPlanCsv, parseResetPlansCsv, parseTopicPartitionSpecs } from '../../src/commands/groups';
 import type { StrandRun } from '../support/run-strand';
 import { useTwinCluster } from '../support/twin-cluster';
 import { usage } from '../support/usage';
@@ -255,6 +257,15 @@ describe("reset-offsets --export and --from-file (kafka-consumer-groups' CSV res
     expect(usage(() => parseResetPlanCsv('t,x,5\n', 'g'))).toMatch(/--from-file line 1 partition must be an integer, got 'x'/);
     expect(usage(() => parseResetPlanCsv('t,0\n', 'g'))).toMatch(/--from-file line 1: expected/);
     expect(usage(() => parseResetPlanCsv('\n', 'g'))).toMatch(/names no partition/);
+    // Several groups: each group's lines; without a GROUP column the lines name no group.
+    expect(parseResetPlansCsv('g,t,0,1\nh,t,1,9\ng,t,0,2\n', undefined)).toEqual(
+      new Map([
+        ['g', [{ topic: 't', partition: 0, offset: 2 }]],
+        ['h', [{ topic: 't', partition: 1, offset: 9 }]],
+      ]),
+    );
+    expect(usage(() => parseResetPlansCsv('t,0,1\n', undefined))).toMatch(/topic,partition,offset lines name no group/);
+    expect(usage(() => parseResetPlansCsv(',t,0,1\n', undefined))).toMatch(/--from-file line 1: no group name/);
   });
 
   it('exports a plan as CSV and resets a group to the offsets of such a file, clamped into the log', async () => {
@@ -296,4 +307,76 @@ describe("reset-offsets --export and --from-file (kafka-consumer-groups' CSV res
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe("reset-offsets of several groups, or --all-groups (kafka-consumer-groups --reset-offsets --group ... / --all-groups)", () => {
+  const twin = useTwinCluster();
+  const rows = (stdout: string): string[] => stdout.split('\n').map((l) => l.split(/\s+/).join(' '));
+  const committed = (group: string): (number | undefined)[] => [0, 1].map((p) => twin.mem.groups.get(group)?.offsets.get(`t\u0000${p}`)?.offset);
+
+  it('plans and applies each group, refuses only the active one (exit 1), and exports / reads group,topic,partition,offset', async () => {
+    twin.mem.createTopic('t', 2);
+    expect((await twin.strand(['produce', 't', '--partition', '0'], { stdin: 'a\nb\nc\nd\n' })).code).toBe(0);
+    expect((await twin.strand(['produce', 't', '--partition', '1'], { stdin: 'x\ny\n' })).code).toBe(0);
+    for (const g of ['a', 'b']) expect((await twin.strand(['groups', 'reset-offsets', g, '--topic', 't', '--to-offset', '1', '--execute'])).code).toBe(0);
+    // c has a member: Stable, so Kafka's tool refuses to reset it.
+    const c = new Consumer({ 'bootstrap.servers': twin.mem.bootstrap, 'group.id': 'c', 'enable.auto.commit': false, 'fetch.max.wait.ms': 20, 'heartbeat.interval.ms': 50 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-reset-groups-'));
+    try {
+      c.subscribe(['t']);
+      const deadline = performance.now() + 10_000;
+      while (twin.mem.groups.get('c')?.state !== 'Stable' && performance.now() < deadline) await c.poll(50);
+      await c.commit([{ topic: 't', partition: 0, offset: 2 }]);
+
+      // One table for all groups, as Kafka's tool prints it; nothing applied without --execute.
+      let r = await twin.strand(['groups', 'reset-offsets', 'a', '--group', 'b', '--topic', 't', '--to-earliest', '--dry-run']);
+      expect([r.code, rows(r.stdout), r.stderr]).toEqual([0, ['', 'GROUP TOPIC PARTITION NEW-OFFSET', 'a t 0 0', 'a t 1 0', 'b t 0 0', 'b t 1 0', ''], '']);
+      expect([committed('a'), committed('b')]).toEqual([[1, 1], [1, 1]]);
+
+      // --execute: a and b are reset; c is refused with Kafka's sentence and keeps its offsets.
+      r = await twin.strand(['groups', 'reset-offsets', 'a', 'c', 'b', '--topic', 't', '--to-latest', '--execute']);
+      expect([r.code, rows(r.stdout)]).toEqual([1, ['', 'GROUP TOPIC PARTITION NEW-OFFSET', 'a t 0 4', 'a t 1 2', 'b t 0 4', 'b t 1 2', '']]);
+      expect(r.stderr).toBe("strand groups reset-offsets: NON_EMPTY_GROUP: Assignments can only be reset if the group 'c' is inactive, but the current state is Stable.\n");
+      expect([committed('a'), committed('b'), committed('c')]).toEqual([[4, 2], [4, 2], [2, undefined]]);
+      // --json: one line per group reset.
+      r = await twin.strand(['groups', 'reset-offsets', '-g', 'b', '-g', 'c', '-g', 'a', '--topic', 't:1', '--to-offset', '1', '--dry-run', '--json']);
+      expect(r.code).toBe(1);
+      expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
+        { group: 'b', executed: false, partitions: [{ topic: 't', partition: 1, current: 2, target: 1 }] },
+        { group: 'a', executed: false, partitions: [{ topic: 't', partition: 1, current: 2, target: 1 }] },
+      ]);
+    } finally {
+      await c.close();
+    }
+
+    try {
+      // Now c is empty too. --export of several groups (or --all-groups) is Kafka's group,topic,partition,offset CSV.
+      let r = await twin.strand(['groups', 'reset-offsets', '--all-groups', '--topic', 't', '--to-earliest', '--export']);
+      expect([r.code, r.stdout]).toEqual([0, 'a,t,0,0\na,t,1,0\nb,t,0,0\nb,t,1,0\nc,t,0,0\nc,t,1,0\n\n']);
+      r = await twin.strand(['groups', 'reset-offsets', 'a', 'b', '--topic', 't:0', '--shift-by', '-1', '--export']);
+      expect([r.code, r.stdout]).toEqual([0, 'a,t,0,3\nb,t,0,3\n\n']);
+      const file = path.join(dir, 'plan.csv');
+      fs.writeFileSync(file, 'a,t,0,1\nb,t,0,2\nb,t,1,0\nc,t,1,1\n');
+      // --from-file with several groups: each group takes its own lines.
+      r = await twin.strand(['groups', 'reset-offsets', 'a', 'b', '--from-file', file, '--execute']);
+      expect([r.code, rows(r.stdout)]).toEqual([0, ['', 'GROUP TOPIC PARTITION NEW-OFFSET', 'a t 0 1', 'b t 0 2', 'b t 1 0', '']]);
+      expect([committed('a'), committed('b'), committed('c')]).toEqual([[1, 2], [2, 0], [2, undefined]]);
+      r = await twin.strand(['groups', 'reset-offsets', '--all-groups', '--from-file', '-', '--execute'], { stdin: 'c,t,1,1\nb,t,1,1\n' });
+      expect([r.code, rows(r.stdout)]).toEqual([1, ['', 'GROUP TOPIC PARTITION NEW-OFFSET', 'b t 1 1', 'c t 1 1', '']]);
+      expect(r.stderr).toMatch(/^strand groups reset-offsets: no reset plan for group a found/m);
+      expect([committed('a'), committed('b'), committed('c')]).toEqual([[1, 2], [2, 1], [2, 1]]);
+      // A named group without lines, or a plan without the GROUP column for several groups: exit 2, nothing applied.
+      r = await twin.strand(['groups', 'reset-offsets', 'a', 'd', '--from-file', file, '--execute']);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/no reset plan for group d found/)]);
+      r = await twin.strand(['groups', 'reset-offsets', 'a', 'b', '--from-file', '-', '--execute'], { stdin: 't,0,0\n' });
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/group,topic,partition,offset/)]);
+      expect([committed('a'), committed('b')]).toEqual([[1, 2], [2, 1]]);
+      for (const args of [['--topic', 't', '--to-earliest'], ['a', '--all-groups', '--topic', 't', '--to-earliest']]) {
+        r = await twin.strand(['groups', 'reset-offsets', ...args]);
+        expect([args, r.code]).toEqual([args, 2]);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
