@@ -34,6 +34,12 @@ export function parseReplicaAssignment(value: string): { partition: number; brok
   return out;
 }
 
+/**
+ * Kafka's internal topics (its Topic.isInternal names), which topics delete refuses as kafka-topics
+ * did. Only these names: a user topic that starts with `__` may be deleted, as in Kafka.
+ */
+export const KAFKA_INTERNAL_TOPICS: readonly string[] = ['__consumer_offsets', '__transaction_state', '__share_group_state'];
+
 /** The partition filters of topics describe (Kafka's kafka-topics --describe options); at most one. */
 export type PartitionFilter = 'under-replicated' | 'under-min-isr' | 'at-min-isr' | 'unavailable';
 
@@ -174,13 +180,20 @@ export function registerTopics(program: Command): void {
       }),
     );
 
-  withCommon(topics.command('delete <name>').description('delete a topic'), false)
+  withCommon(topics.command('delete <name>').description('delete a topic (not an internal one such as __consumer_offsets, as kafka-topics)'), false)
     .option('--if-exists', 'succeed if the topic does not exist', false)
     .action(
       action('topics delete', async (name: string, opts: CommonOptions & { ifExists: boolean }) => {
+        // kafka-topics' own refusal, before any request: deleting __consumer_offsets would drop
+        // every group's committed offsets. The controller, as Kafka's, does not refuse it.
+        if (KAFKA_INTERNAL_TOPICS.includes(name)) {
+          process.stderr.write(`strand topics delete: Topic ${name} is a kafka internal topic and is not allowed to be marked for deletion.\n`);
+          return EXIT_FAILED;
+        }
         const [r] = await withAdmin(opts, (admin) => admin.deleteTopics([name]));
         if (r?.error !== undefined && !(opts.ifExists && r.error.errorName === 'UNKNOWN_TOPIC_OR_PARTITION')) throw r.error;
         process.stdout.write(`Deleted topic ${name}.\n`);
+        return EXIT_OK;
       }),
     );
 

@@ -5,7 +5,7 @@
  * --unavailable-partitions) and --exclude-internal, decided as kafka-topics decides them, then the
  * built binary against the in-memory twin, whose ISR and leaders the test sets, printing
  * kafka-topics --describe's layout (a topic line, then a tab-indented line per partition; no
- * topic line under a filter).
+ * topic line under a filter), and topics delete refusing __consumer_offsets as kafka-topics does.
  */
 import { parseReplicaAssignment, partitionMatches } from '../../src/commands/topics';
 import { useTwinCluster } from '../support/twin-cluster';
@@ -48,10 +48,10 @@ describe('partitionMatches', () => {
   });
 });
 
-describe('strand topics create --replica-assignment and describe filters', () => {
+describe('strand topics create --replica-assignment, describe filters, and delete of an internal topic', () => {
   const twin = useTwinCluster();
 
-  it('creates with the named replicas and shows only the partitions a filter selects', async () => {
+  it('creates with the named replicas, shows only the partitions a filter selects, and refuses to delete __consumer_offsets', async () => {
     let r = await twin.strand(['topics', 'create', 'a', '--replica-assignment', '2:3,3:1,1:2']);
     expect([r.code, r.stderr]).toEqual([0, '']);
     expect(twin.mem.topics.get('a')?.partitions.map((p) => [p.leaderId, ...p.replicas])).toEqual([
@@ -95,5 +95,16 @@ describe('strand topics create --replica-assignment and describe filters', () =>
     expect(await partitionsOf('--unavailable-partitions')).toEqual(['m-1']);
     r = await twin.strand(['topics', 'describe', '--under-replicated-partitions', '--unavailable-partitions']);
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/give at most one of/)]);
+
+    // kafka-topics' refusal of an internal topic (Kafka's Topic.isInternal names), before any
+    // request: exit 1, the topic kept. A user topic that merely starts with __ can go.
+    for (const args of [['__consumer_offsets'], ['__consumer_offsets', '--if-exists']]) {
+      r = await twin.strand(['topics', 'delete', ...args]);
+      expect([args, r.code, r.stdout, r.stderr]).toEqual([args, 1, '', 'strand topics delete: Topic __consumer_offsets is a kafka internal topic and is not allowed to be marked for deletion.\n']);
+    }
+    expect(twin.mem.topics.get('__consumer_offsets')?.partitions).toHaveLength(1);
+    twin.mem.createTopic('__mine', 1);
+    r = await twin.strand(['topics', 'delete', '__mine']);
+    expect([r.code, r.stdout]).toEqual([0, 'Deleted topic __mine.\n']);
   }, 60_000);
 });
