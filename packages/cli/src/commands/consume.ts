@@ -4,7 +4,9 @@
  * --partition) directly; with --group it joins the group and commits as it goes. It stops after
  * --max-messages, once no record arrived for --timeout-ms (kafka-console-consumer's meaning; also
  * spelt --idle-timeout-ms, its older Strand name), or on SIGINT/SIGTERM (exit 0 after a clean
- * close, so offsets of a group are committed). Its request timeout, --timeout-ms on the other
+ * close, so offsets of a group are committed); on each of these exits, and on an error while
+ * consuming, it prints kafka-console-consumer's "Processed a total of N messages" on stderr (N:
+ * the records it printed), so stdout stays the records. Its request timeout, --timeout-ms on the other
  * commands, is --request-timeout-ms here. As kafka-console-consumer: --offset takes
  * earliest, latest or a number; --property takes its formatter's keys (print.key=true, ...:
  * console-format.ts); client configs go in -X, --consumer-property.
@@ -99,6 +101,10 @@ export function registerConsume(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         process.stdout.on('error', onStdoutError);
+        // Records formatted for stdout; `consuming` once the loop is reached, after the set-up
+        // (topic lookup, assignment, seeks), whose failures report no count, as Kafka's.
+        let seen = 0;
+        let consuming = false;
         try {
           if (opts.group !== undefined) {
             consumer.subscribe([topic]);
@@ -120,9 +126,9 @@ export function registerConsume(program: Command): void {
             else if (offset !== undefined) consumer.seek(tp, offset);
             else if (fromTs !== undefined) consumer.seekToTimestamp(tps, fromTs);
           }
-          let seen = 0;
           let lastRecordMs = performance.now();
           const out: string[] = [];
+          consuming = true;
           while (!stopping && seen < max) {
             const records = await consumer.poll(Math.min(500, idle));
             const unprinted = new Map<string, ConsumerRecord>();
@@ -153,10 +159,17 @@ export function registerConsume(program: Command): void {
             } else if (performance.now() - lastRecordMs >= idle) break;
           }
         } finally {
-          await consumer.close();
-          process.removeListener('SIGINT', stop);
-          process.removeListener('SIGTERM', stop);
-          process.stdout.removeListener('error', onStdoutError);
+          try {
+            await consumer.close();
+          } finally {
+            process.removeListener('SIGINT', stop);
+            process.removeListener('SIGTERM', stop);
+            process.stdout.removeListener('error', onStdoutError);
+            // kafka-console-consumer's last line, on stderr so stdout stays the records: after the
+            // close (with --group: the commit), on every way out of the loop (--max-messages, the
+            // idle timeout, SIGINT/SIGTERM, a closed stdout, an error while consuming).
+            if (consuming) process.stderr.write(`Processed a total of ${seen} messages\n`);
+          }
         }
       }),
     );

@@ -2,7 +2,8 @@
  * Checks the client commands of the `strand` CLI end to end: each test spawns the built binary
  * (`node packages/cli/dist/bin/strand.js ...`, so run `npx tsc -b packages/cli` first) against
  * the in-memory broker twin of packages/client (real gRPC on a loopback port), and checks
- * stdout, stderr and the documented exit codes: 0 ok, 1 refused by the cluster (for
+ * stdout, stderr (consume's "Processed a total of N messages" on each of its exits, signals
+ * and a closed stdout included) and the documented exit codes: 0 ok, 1 refused by the cluster (for
  * `topics delete-records`: any partition refused), 2 usage, 3 unreachable, 4 records not
  * acknowledged. Every child has a hard time limit and is killed if it overstays; the twin is
  * stopped after each test.
@@ -120,9 +121,9 @@ describe('strand produce and consume', () => {
     // Drain the topic and stop: Kafka's `--from-beginning --timeout-ms T` (T generous enough
     // for the first fetch on a loaded machine: the test checks the exit, not its timing).
     let r = await strand(['consume', 'k', '--from-beginning', '--timeout-ms', '3000']);
-    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', '']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', 'Processed a total of 2 messages\n']);
     r = await strand(['consume', 'k', '--from-beginning', '--timeout-ms', '3000', '--request-timeout-ms', '5000', '--group', 'kg']);
-    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', '']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', 'Processed a total of 2 messages\n']);
     // --idle-timeout-ms, the older name, still works; both at once, or a bad value, is a usage error.
     r = await strand(['consume', 'k', '--offset', 'latest', '--partition', '0', '--idle-timeout-ms', '300']);
     expect([r.code, r.stdout]).toEqual([0, '']);
@@ -130,6 +131,37 @@ describe('strand produce and consume', () => {
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--timeout-ms and --idle-timeout-ms are the same option/)]);
     r = await strand(['consume', 'k', '--timeout-ms', '300', '--request-timeout-ms', '0']);
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/--request-timeout-ms must be an integer >= 1/)]);
+  }, CLI_TEST_TIMEOUT_MS);
+
+  it("reports kafka-console-consumer's 'Processed a total of N messages' on stderr at every exit: --max-messages, idle timeout, SIGINT, SIGTERM, a closed stdout", async () => {
+    twin.mem.createTopic('n', 1);
+    expect((await strand(['produce', 'n'], 'a\nb\nc\n')).code).toBe(0);
+    const processed = (n: number): string => `Processed a total of ${n} messages\n`;
+    let r = await strand(['consume', 'n', '--from-beginning', '--max-messages', '2']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'a\nb\n', processed(2)]);
+    r = await strand(['consume', 'n', '--from-beginning', '--max-messages', '2', '--format', 'json', '--group', 'ng']);
+    expect([r.code, r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { value: string }).value), r.stderr]).toEqual([0, ['a', 'b'], processed(2)]);
+    r = await strand(['consume', 'n', '--offset', 'latest', '--partition', '0', '--timeout-ms', '300']);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, '', processed(0)]);
+    // A signal once every record is printed: a clean close (exit 0), the count after it.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const c = twin.start(['consume', 'n', '--from-beginning', ...(signal === 'SIGTERM' ? ['--group', 'sg'] : [])]);
+      await c.untilStdout((out) => out === 'a\nb\nc\n');
+      c.child.kill(signal);
+      expect([signal, await c.done]).toEqual([signal, { code: 0, stdout: 'a\nb\nc\n', stderr: processed(3) }]);
+    }
+    expect(twin.mem.groups.get('sg')?.offsets.get('n\u00000')?.offset).toBe(3);
+    // The reader of stdout goes away (`strand consume ... | head -1`): the next write fails with
+    // EPIPE and the command stops, still reporting on stderr.
+    const c = twin.start(['consume', 'n', '--from-beginning']);
+    await c.untilStdout((out) => out === 'a\nb\nc\n');
+    c.child.stdout.destroy();
+    expect((await strand(['produce', 'n'], 'd\n')).code).toBe(0);
+    const end = await c.done;
+    expect([end.code, end.stderr]).toEqual([0, processed(4)]);
+    // A usage error consumes nothing and reports no count.
+    r = await strand(['consume', 'n', '--partition', '7']);
+    expect([r.code, r.stderr]).toEqual([2, expect.not.stringMatching(/Processed a total/)]);
   }, CLI_TEST_TIMEOUT_MS);
 
   it("takes the console tools' --property keys (parse.key, parse.headers / print.*), client configs in -X, and --offset earliest|latest", async () => {

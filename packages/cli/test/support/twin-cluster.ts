@@ -6,13 +6,15 @@
  */
 import * as fs from 'node:fs';
 import { MemoryCluster } from '../../../client/test/support/memory-broker';
-import { STRAND_CLI, runStrand, type StrandRun } from './run-strand';
+import { STRAND_CLI, runStrand, startStrand, type StrandProcess, type StrandRun } from './run-strand';
 
 export interface TwinCluster {
   /** The current test's cluster (a new one per test). */
   readonly mem: MemoryCluster;
   /** Runs `strand ...args` against it; killed after `limitMs` (default 20 s). */
   strand(args: readonly string[], options?: { stdin?: string; limitMs?: number }): Promise<StrandRun>;
+  /** Starts `strand ...args` against it and hands back the running child (to signal it, ...). */
+  start(args: readonly string[], options?: { stdin?: string; limitMs?: number }): StrandProcess;
 }
 
 export function useTwinCluster(): TwinCluster {
@@ -33,6 +35,7 @@ export function useTwinCluster(): TwinCluster {
       return current;
     },
     strand: (args, options = {}) => runStrand(args, { stdin: options.stdin ?? '', limitMs: options.limitMs ?? 20_000, env: { ...process.env, STRAND_BOOTSTRAP: twin.mem.bootstrap } }),
+    start: (args, options = {}) => startStrand(args, { stdin: options.stdin ?? '', limitMs: options.limitMs ?? 20_000, env: { ...process.env, STRAND_BOOTSTRAP: twin.mem.bootstrap } }),
   };
   return twin;
 }
