@@ -9,6 +9,7 @@
 import * as protobuf from 'protobufjs';
 import { descriptor } from './generated/descriptor';
 import { StrandError } from './errors';
+import { decodeMetadataDeltaFast, decodeMetadataRecordBatchFast, decodeMetadataRecordFast, decodeMetadataSnapshotFast } from './metadata-codec';
 
 // The descriptor is protobufjs' own toJSON() output, so it is an INamespace by construction.
 const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
@@ -44,9 +45,21 @@ export function encodedSizeBound(value: unknown): number {
 /** Messages at least this large (by the bound) are encoded into one buffer sized up front. */
 const PRESIZE_MIN_BYTES = 4096;
 
+/**
+ * Hand-written decoders that replace protobufjs' for the metadata log's messages (large
+ * snapshots: see metadata-codec.ts), giving the same plain objects.
+ */
+const HAND_DECODERS: ReadonlyMap<string, (bytes: Uint8Array) => object> = new Map<string, (bytes: Uint8Array) => object>([
+  ['strand.metadata.MetadataRecord', decodeMetadataRecordFast],
+  ['strand.metadata.MetadataRecordBatch', decodeMetadataRecordBatchFast],
+  ['strand.metadata.MetadataSnapshot', decodeMetadataSnapshotFast],
+  ['strand.controller.MetadataDelta', decodeMetadataDeltaFast],
+]);
+
 /** The codec of the message type `fullName` (e.g. `strand.broker.ProduceRequest`). */
 export function messageCodec<T extends object>(fullName: string): MessageCodec<T> {
   const type = root.lookupType(fullName);
+  const hand = HAND_DECODERS.get(fullName) as ((bytes: Uint8Array) => T) | undefined;
   return {
     encode: (message: T): Uint8Array => {
       // protobufjs 8 starts at 128 bytes and doubles (copying) as it goes, then copies the result
@@ -59,7 +72,7 @@ export function messageCodec<T extends object>(fullName: string): MessageCodec<T
       writer.buf = Buffer.allocUnsafe(bound);
       return type.encode(message, writer).finish(true);
     },
-    decode: (bytes: Uint8Array): T => {
+    decode: hand ?? ((bytes: Uint8Array): T => {
       let decoded: protobuf.Message;
       try {
         decoded = type.decode(bytes);
@@ -68,8 +81,17 @@ export function messageCodec<T extends object>(fullName: string): MessageCodec<T
       }
       // The generated interface is exactly the shape toObject produces with TO_OBJECT.
       return type.toObject(decoded, TO_OBJECT) as T;
-    },
+    }),
   };
+}
+
+/**
+ * protobufjs' own decode (+ toObject) of `fullName`, bypassing any hand-written decoder: what the
+ * hand-written ones are tested against.
+ */
+export function protobufjsDecode(fullName: string, bytes: Uint8Array): object {
+  const type = root.lookupType(fullName);
+  return type.toObject(type.decode(bytes), TO_OBJECT);
 }
 
 /** A Buffer view of `bytes` without copying (grpc-js serializers must return Buffers). */
