@@ -2,7 +2,7 @@
  * @strand/controller: cluster metadata on Raft (KRaft-style). The metadata image and the pure
  * controller logic, the quorum controller around a RaftNode, and its gRPC service.
  */
-export { MetadataImage, configKey, topicIdFromBytes, topicIdToBytes } from './metadata-image';
+export { MetadataImage, MetadataImageBuilder, configKey, topicIdFromBytes, topicIdToBytes } from './metadata-image';
 export type { BrokerRegistration, PartitionState, TopicId, TopicState } from './metadata-image';
 export {
   MAX_TOPIC_NAME_LENGTH,

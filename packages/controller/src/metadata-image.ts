@@ -7,6 +7,7 @@
  * contradicts the image (unknown topic, stale broker epoch...) is a programming error in the
  * logic that produced it, and `apply` throws rather than guess.
  */
+import assert from 'node:assert/strict';
 import type { BrokerEndpointRecord, MetadataRecord } from '@strand/protocol';
 import { ConfigResourceType } from '@strand/protocol';
 
@@ -171,6 +172,37 @@ export class MetadataImage {
 }
 
 const EMPTY_MAP: ReadonlyMap<string, string> = new Map();
+
+/**
+ * Applies one batch to an image a part at a time, for a batch too large for one event-loop turn
+ * (a broker's snapshot of tens of thousands of partitions): the caller applies its records in
+ * slices, in order, yielding between them, then builds. The result equals
+ * `base.apply(offset, allRecords)`; nothing is visible before build() and `base` never changes
+ * (the image is persistent: maps are copied on first write). Applying after build() is a bug.
+ */
+export class MetadataImageBuilder {
+  private readonly delta: Delta;
+  private built = false;
+
+  constructor(
+    base: MetadataImage,
+    /** The offset of the batch (a snapshot's offset). */
+    readonly offset: number,
+  ) {
+    this.delta = new Delta(base);
+  }
+
+  apply(records: readonly MetadataRecord[]): void {
+    // The built image shares the delta's maps: writing them now would change it.
+    assert(!this.built, 'MetadataImageBuilder.apply after build');
+    for (const r of records) this.delta.apply(this.offset, r);
+  }
+
+  build(): MetadataImage {
+    this.built = true;
+    return this.delta.build(this.offset);
+  }
+}
 
 class MetadataError extends Error {
   constructor(offset: number, what: string) {

@@ -10,8 +10,10 @@
  *   (`snapshotRestore`: bytes -> image); one committed PartitionChange batch applied
  *   (`applyOneChange`: decode + image.apply); the snapshot delta a new metadata stream starts
  *   with (`streamSnapshotEncode`: image -> MetadataDelta bytes, what gRPC serializes);
- * - broker, as BrokerServer.onMetadata: the snapshot delta decoded and turned into an image
- *   (`snapshotToImage`), one PartitionChange delta (`deltaToImage`);
+ * - broker: the snapshot delta decoded and turned into an image in one go (`snapshotToImage`),
+ *   and as BrokerServer.onMetadata does it, a slice of records per event-loop turn
+ *   (`snapshotToImageSliced`: imageFromSnapshot, timed whole with its longest stall); one
+ *   PartitionChange delta (`deltaToImage`);
  * - broker, ReplicaManager.applyImage over real logs in a temp directory (broker 1 hosts 3/5 of
  *   the partitions): the first full image (opens every hosted log; yields between opens), the
  *   same image again (a snapshot re-sent after a reconnect, nothing changed), and an image one
@@ -29,9 +31,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ConfigResourceType, decodeMetadataDelta, decodeMetadataRecordBatch, decodeMetadataSnapshot, encodeMetadataDelta, encodeMetadataRecordBatch, encodeMetadataSnapshot, type MetadataRecord } from '@strand/protocol';
+import { ConfigResourceType, decodeMetadataDelta, decodeMetadataRecordBatch, decodeMetadataSnapshot, encodeMetadataDelta, encodeMetadataRecordBatch, encodeMetadataSnapshot, metadataDeltaSpans, type MetadataRecord } from '@strand/protocol';
 import { MetadataImage, topicIdToBytes } from '@strand/controller';
 import { ReplicaManager } from '../server/replica-manager';
+import { imageFromSnapshot } from '../server/snapshot-image';
 import type { PartitionHost } from '../server/partition';
 
 interface Args {
@@ -161,7 +164,7 @@ interface SizeResult {
   expectedHostedPartitions: number;
   snapshotBytes: number;
   controller: { snapshotEncodeMs: number; snapshotRestoreMs: number; applyOneChangeMs: number; streamSnapshotEncodeMs: number };
-  broker: { snapshotToImageMs: number; deltaToImageMs: number; applyFirstImage: Stalled; applySameImage: Stalled; applyOneChange: Stalled };
+  broker: { snapshotToImageMs: number; snapshotToImageSliced: Stalled; deltaToImageMs: number; applyFirstImage: Stalled; applySameImage: Stalled; applyOneChange: Stalled };
 }
 
 const quiet = { info: (): void => undefined, warn: (): void => undefined };
@@ -195,6 +198,15 @@ async function measure(partitions: number, args: Args): Promise<SizeResult> {
     const d = decodeMetadataDelta(deltaBytes);
     return MetadataImage.fromRecords(d.offset, d.records);
   });
+  // As BrokerServer.onMetadata does since: a slice of records per event-loop turn.
+  const sliced: Stalled[] = [];
+  for (let i = 0; i <= args.runs; i++) {
+    const s = await withStallMeter(async () => {
+      await imageFromSnapshot(metadataDeltaSpans(deltaBytes));
+    });
+    if (i > 0) sliced.push(s);
+  }
+  const snapshotToImageSliced: Stalled = { totalMs: median(sliced.map((x) => x.totalMs)), maxStallMs: median(sliced.map((x) => x.maxStallMs)) };
   const deltaToImageMs = timeSync(args.runs, () => {
     const d = decodeMetadataDelta(changeDelta);
     return image.apply(d.offset, d.records);
@@ -229,7 +241,7 @@ async function measure(partitions: number, args: Args): Promise<SizeResult> {
         expectedHostedPartitions: [...image.allPartitions()].filter(([, p]) => p.replicas.includes(ME)).length,
         snapshotBytes: snap.byteLength,
         controller,
-        broker: { snapshotToImageMs, deltaToImageMs, applyFirstImage, applySameImage: med(same), applyOneChange: med(changed) },
+        broker: { snapshotToImageMs, snapshotToImageSliced, deltaToImageMs, applyFirstImage, applySameImage: med(same), applyOneChange: med(changed) },
       };
     } finally {
       await rm.close();
@@ -267,7 +279,8 @@ async function main(): Promise<void> {
           `  controller snapshot restore      ${f(r.controller.snapshotRestoreMs)} ms`,
           `  controller apply one change      ${f(r.controller.applyOneChangeMs)} ms`,
           `  controller stream snapshot encode${f(r.controller.streamSnapshotEncodeMs)} ms`,
-          `  broker snapshot delta -> image   ${f(r.broker.snapshotToImageMs)} ms`,
+          `  broker snapshot delta -> image   ${f(r.broker.snapshotToImageMs)} ms (in one go)`,
+          `  broker snapshot, sliced          ${s(r.broker.snapshotToImageSliced)}`,
           `  broker one-change delta -> image ${f(r.broker.deltaToImageMs)} ms`,
           `  broker applyImage, first full    ${s(r.broker.applyFirstImage)}`,
           `  broker applyImage, same again    ${s(r.broker.applySameImage)}`,

@@ -16,7 +16,7 @@ import {
   type AlterPartitionResponse as AlterPartitionRpcResponse,
   type BrokerHeartbeatRequest,
   type BrokerHeartbeatResponse,
-  type MetadataDelta,
+  type MetadataRecordSpans,
   type RegisterBrokerRequest,
   type RegisterBrokerResponse,
   type AllocateProducerIdsRequest,
@@ -38,6 +38,7 @@ import { LogDirMeta } from './log-dir-meta';
 import type { Partition, PartitionHost } from './partition';
 import { ReplicaFetcherManager } from './replica-fetcher';
 import { ReplicaManager } from './replica-manager';
+import { SNAPSHOT_RECORDS_PER_TURN, imageFromSnapshot } from './snapshot-image';
 
 export interface BrokerLogger {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -389,15 +390,26 @@ export class BrokerServer {
     this.opts.logger.info({ brokerEpoch: res.brokerEpoch, clusterId: res.clusterId, logDirId: this.meta.directoryId }, 'registered with the controller');
   }
 
-  private onMetadata(d: MetadataDelta): void {
+  private onMetadata(d: MetadataRecordSpans): void | Promise<void> {
     // Metadata never goes backwards. After a reconnect the stream may come from a controller
     // that has applied less than this broker has (it answers with a snapshot at its own offset,
     // then the batches as it applies them): acting on that older image would drop topics created
-    // since, deleting their replicas. What this broker already has is skipped; the stream
-    // continues from the first batch past it.
+    // since, deleting their replicas. What this broker already has is skipped (not even
+    // decoded); the stream continues from the first batch past it.
     if (d.offset <= this.image.offset) return;
-    this.image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : this.image.apply(d.offset, d.records);
-    const image = this.image;
+    if (!d.snapshot) return this.adoptImage(this.image.apply(d.offset, d.decode(0, d.count)));
+    if (d.count <= SNAPSHOT_RECORDS_PER_TURN) return this.adoptImage(MetadataImage.fromRecords(d.offset, d.decode(0, d.count)));
+    // A large snapshot is built over several event-loop turns (the stream waits meanwhile), so
+    // produce, fetch and heartbeats keep being served.
+    return imageFromSnapshot(d).then((image) => this.adoptImage(image));
+  }
+
+  /** Makes `image` current and acts on it (unless it is no newer than the current one: see onMetadata). */
+  private adoptImage(image: MetadataImage): void {
+    // A snapshot built over several turns may have been overtaken meanwhile (by a stream that
+    // replaced the one it came on), and a stopped broker acts on nothing.
+    if (image.offset <= this.image.offset || this.stopped) return;
+    this.image = image;
     // Act on metadata only once it includes this incarnation's registration: before that it may
     // still name this broker leader of partitions its previous incarnation led (the registration
     // moves them away), and a restarted broker must not lead on stale metadata. The first image

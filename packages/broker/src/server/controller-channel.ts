@@ -7,7 +7,7 @@
  * stream it serves).
  */
 import * as grpc from '@grpc/grpc-js';
-import { ControllerClient, StrandError, type MetadataDelta } from '@strand/protocol';
+import { ControllerClient, ControllerService, StrandError, metadataDeltaSpans, type FetchMetadataRequest, type MetadataRecordSpans } from '@strand/protocol';
 
 export interface ControllerAddress {
   id: number;
@@ -100,10 +100,16 @@ export class ControllerChannel {
    * calls, and one that stopped being active without ending its streams (paused, or hung on its
    * disk) would otherwise leave the broker on stale metadata for as long as it stays stopped,
    * as Kafka's observers leave a leader whose fetches time out. Returns a function that stops it.
+   *
+   * Deltas arrive with their records not yet decoded (metadataDeltaSpans: gRPC's deserializer
+   * runs in one turn, and a snapshot's records are most of a stream's decoding work). When
+   * `onDelta` returns a promise (a large snapshot applied over several turns), the stream is
+   * paused until it settles, so deltas are still handled one at a time, in order; a rejection
+   * ends the stream as a throw does.
    */
-  followMetadata(afterOffset: () => number, brokerId: number, onDelta: (d: MetadataDelta) => void, onError: (e: unknown) => void): () => void {
+  followMetadata(afterOffset: () => number, brokerId: number, onDelta: (d: MetadataRecordSpans) => void | Promise<void>, onError: (e: unknown) => void): () => void {
     let stopped = false;
-    let call: grpc.ClientReadableStream<MetadataDelta> | null = null;
+    let call: grpc.ClientReadableStream<MetadataRecordSpans> | null = null;
     let timer: NodeJS.Timeout | null = null;
     let backoff = BACKOFF_MIN_MS;
     let index = 0;
@@ -120,7 +126,8 @@ export class ControllerChannel {
       // calls last reached, else each in turn.
       const address = hinted ?? this.active ?? (this.addresses[index++ % this.addresses.length] as string);
       hinted = undefined;
-      const c = this.client(address).fetchMetadata({ afterOffset: afterOffset(), brokerId });
+      const m = ControllerService.fetchMetadata;
+      const c = this.client(address).makeServerStreamRequest<FetchMetadataRequest, MetadataRecordSpans>(m.path, m.requestSerialize, metadataDeltaSpans, { afterOffset: afterOffset(), brokerId });
       call = c;
       streamAddress = address;
       let ended = false;
@@ -145,15 +152,29 @@ export class ControllerChannel {
         c.cancel();
         if (!stopped && !this.closed) connect();
       };
-      c.on('data', (d: MetadataDelta) => {
+      c.on('data', (d: MetadataRecordSpans) => {
         if (moved) return; // the next stream starts from what this one delivered
         backoff = BACKOFF_MIN_MS;
+        let pending: void | Promise<void>;
         try {
-          onDelta(d);
+          pending = onDelta(d);
         } catch (e: unknown) {
           onError(e);
           c.cancel();
+          return;
         }
+        if (pending === undefined) return;
+        c.pause();
+        pending.then(
+          () => {
+            if (!ended) c.resume();
+          },
+          (e: unknown) => {
+            if (ended) return;
+            onError(e);
+            c.cancel();
+          },
+        );
       });
       c.on('error', (e: unknown) => {
         if (moved) return; // cancelled here to move to the active controller

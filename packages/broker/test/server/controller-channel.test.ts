@@ -2,11 +2,12 @@
  * The broker's side of the controller API: the metadata stream carries whole images (a
  * snapshot delta, one message), which outgrow grpc-js's default 4 MiB receive limit in a large
  * cluster (~1.5 MB per 40,000 partitions). Only the active controller serves the stream, so a
- * broker never stays on one cut off from the quorum.
+ * broker never stays on one cut off from the quorum. A delta handled over several turns (a
+ * promise) pauses the stream: deltas are still handled one at a time, in order.
  */
 import * as grpc from '@grpc/grpc-js';
 import { CONTROLLER_CONFIG, MetadataImage, QuorumController, addControllerService } from '@strand/controller';
-import { ConfigResourceType, ControllerService, ErrorCode, type BrokerHeartbeatRequest, type BrokerHeartbeatResponse, type MetadataDelta } from '@strand/protocol';
+import { ConfigResourceType, ControllerService, ErrorCode, type BrokerHeartbeatRequest, type BrokerHeartbeatResponse, type MetadataDelta, type MetadataRecordSpans } from '@strand/protocol';
 import { MemoryNetwork, MemoryStorage } from '@strand/raft';
 import { ControllerChannel } from '../../src/server/controller-channel';
 
@@ -22,12 +23,14 @@ afterEach(async () => {
  * A controller whose metadata stream sends `delta` and stays open. It answers heartbeats when
  * `heartbeats` is 'answer', never when 'hang' (a paused process).
  */
-async function fakeController(delta: MetadataDelta, heartbeats: 'answer' | 'hang' | 'unimplemented' = 'unimplemented'): Promise<number> {
+async function fakeController(delta: MetadataDelta | MetadataDelta[], heartbeats: 'answer' | 'hang' | 'unimplemented' = 'unimplemented'): Promise<number> {
   const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   const unimplemented = (_call: unknown, callback: (e: grpc.ServiceError) => void): void => callback(Object.assign(new Error('not in this fake'), { code: grpc.status.UNIMPLEMENTED, details: 'not in this fake', metadata: new grpc.Metadata() }));
   const impl: grpc.UntypedServiceImplementation = {};
   for (const name of Object.keys(ControllerService)) impl[name] = unimplemented;
-  impl['fetchMetadata'] = (call: grpc.ServerWritableStream<unknown, MetadataDelta>) => void call.write(delta);
+  impl['fetchMetadata'] = (call: grpc.ServerWritableStream<unknown, MetadataDelta>) => {
+    for (const d of Array.isArray(delta) ? delta : [delta]) call.write(d);
+  };
   if (heartbeats === 'answer') impl['brokerHeartbeat'] = (_call: unknown, callback: (e: null, r: BrokerHeartbeatResponse) => void) => callback(null, { errorCode: 0, errorMessage: '', isCaughtUp: true, isFenced: false, shouldShutDown: false });
   if (heartbeats === 'hang') impl['brokerHeartbeat'] = () => undefined;
   server.addService(ControllerService, impl);
@@ -41,7 +44,7 @@ it('receives a metadata image larger than 4 MiB (one snapshot message)', async (
   const port = await fakeController({ snapshot: true, offset: 42, records });
   const channel = new ControllerChannel([{ id: 1, host: '127.0.0.1', port }]);
   channels.push(channel);
-  const got = await new Promise<MetadataDelta>((resolve, reject) => {
+  const got = await new Promise<MetadataRecordSpans>((resolve, reject) => {
     const stop = channel.followMetadata(
       () => -1,
       7,
@@ -56,7 +59,41 @@ it('receives a metadata image larger than 4 MiB (one snapshot message)', async (
     );
   });
   expect(got.offset).toBe(42);
-  expect(got.records).toHaveLength(60);
+  expect(got.count).toBe(60);
+  expect(got.decode(0, got.count)).toEqual(records);
+});
+
+it('hands over the next delta only once the promise of the one before settles (the stream waits)', async () => {
+  const deltas = [1, 2, 3, 4].map((offset) => ({ snapshot: offset === 1, offset, records: [{ cluster: { clusterId: `c${offset}` } }] }));
+  const port = await fakeController(deltas);
+  const channel = new ControllerChannel([{ id: 1, host: '127.0.0.1', port }]);
+  channels.push(channel);
+  const events: string[] = [];
+  let pending = false;
+  await new Promise<void>((resolve, reject) => {
+    const stop = channel.followMetadata(
+      () => -1,
+      7,
+      (d) => {
+        if (pending) reject(new Error(`delta ${d.offset} handed over while the one before was pending`));
+        events.push(`start ${d.offset}`);
+        if (d.offset === 4) {
+          stop();
+          resolve();
+          return undefined;
+        }
+        if (d.offset === 3) return undefined; // handled at once
+        pending = true;
+        // Settles a few turns later, as a large snapshot applied a slice per turn.
+        return new Promise<void>((done) => setImmediate(() => setImmediate(() => setImmediate(done)))).then(() => {
+          pending = false;
+          events.push(`end ${d.offset}`);
+        });
+      },
+      (e) => reject(e instanceof Error ? e : new Error(String(e))),
+    );
+  });
+  expect(events).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'start 4']);
 });
 
 it('moves its metadata stream to the controller that answers calls when the one it follows goes silent (paused)', async () => {
@@ -136,7 +173,8 @@ describe('the metadata stream follows the active controller', () => {
       9,
       (d) => {
         if (d.offset <= image.offset) return;
-        image = d.snapshot ? MetadataImage.fromRecords(d.offset, d.records) : image.apply(d.offset, d.records);
+        const records = d.decode(0, d.count);
+        image = d.snapshot ? MetadataImage.fromRecords(d.offset, records) : image.apply(d.offset, records);
       },
       () => undefined,
     );
