@@ -18,6 +18,8 @@ import {
   type DescribeConfigsResult,
   type AlterConfigsResult,
   type MetadataDelta,
+  encodeMetadataDelta,
+  toBuffer,
 } from '@strand/protocol';
 import { configChangesFromRequest, errorInfo, type ConfigChange } from './controller-logic';
 import { NotControllerError, type QuorumController } from './quorum-controller';
@@ -27,6 +29,24 @@ export const CONTROLLER_ADDRESS_METADATA_KEY = 'strand-controller-address';
 
 /** Limit on metadata deltas buffered for a slow stream before it is ended (it reconnects from its offset). */
 const MAX_BUFFERED_DELTAS = 10_000;
+
+/** Each delta's bytes, by object: the controller hands one delta object to every stream. */
+const encodedDeltas = new WeakMap<MetadataDelta, Buffer>();
+
+/**
+ * The FetchMetadata stream's serializer: a delta is encoded once however many streams it is
+ * written to (grpc-js copies the bytes into each stream's frame). A batch goes to every broker,
+ * and the snapshot of an image to every broker that reconnects while it stands (QuorumController
+ * shares it): N brokers reconnecting after a failover cost one encoding, not N.
+ */
+export function serializeMetadataDelta(delta: MetadataDelta): Buffer {
+  let bytes = encodedDeltas.get(delta);
+  if (bytes === undefined) {
+    bytes = toBuffer(encodeMetadataDelta(delta));
+    encodedDeltas.set(delta, bytes);
+  }
+  return bytes;
+}
 
 /** A grpc ServiceError for `e` (a StrandError keeps its Kafka code; anything else is UNKNOWN_SERVER_ERROR). */
 export function toServiceError(e: unknown): grpc.ServiceError {
@@ -173,5 +193,5 @@ export function addControllerService(server: grpc.Server, controller: QuorumCont
       call.on('error', stop);
     },
   };
-  server.addService(ControllerService, impl);
+  server.addService({ ...ControllerService, fetchMetadata: { ...ControllerService.fetchMetadata, responseSerialize: serializeMetadataDelta } }, impl);
 }

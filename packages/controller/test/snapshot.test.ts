@@ -3,9 +3,13 @@
  * restarted on its own storage restores its image from the snapshot (the log before it is
  * compacted) plus the entries after it, and ends with exactly the image of the other controllers;
  * a broker following the metadata stream of that restarted controller gets a snapshot first.
+ * Subscribers that need a snapshot of the same image (brokers reconnecting together after a
+ * failover) share one snapshot delta, which the gRPC service encodes once.
  */
 import { MemoryNetwork, MemoryStorage } from '@strand/raft';
+import { decodeMetadataDelta, type MetadataDelta } from '@strand/protocol';
 import { CONTROLLER_CONFIG, MetadataImage, QuorumController, type ControllerEndpoint } from '../src';
+import { serializeMetadataDelta } from '../src/controller-service';
 
 const config = CONTROLLER_CONFIG.parse({ 'broker.session.timeout.ms': '60000', 'auto.leader.rebalance.enable': 'false', 'controller.metadata.retained.batches': '10' });
 
@@ -66,5 +70,40 @@ test('a restarted controller restores its image from a Raft snapshot', async () 
     expect(rebuilt.topicByName('t29')).toBeDefined();
   } finally {
     for (const c of controllers.values()) await c.stop().catch(() => undefined);
+  }
+});
+
+test('subscribers needing a snapshot of the same image share one delta, encoded once', async () => {
+  const net = new MemoryNetwork();
+  const voters = new Map<number, ControllerEndpoint>([[1, { host: '127.0.0.1', port: 9191 }]]);
+  let seq = 0;
+  const c = new QuorumController({ nodeId: 1, voters, storage: new MemoryStorage(), transport: net.transport('1'), config, tickMs: 10, electionTicks: 10, seed: 1, newTopicId: () => (++seq).toString(16).padStart(32, '0'), clusterId: 'memo' });
+  try {
+    await c.start();
+    await until('active', () => c.read(() => true));
+    const reg = await c.registerBroker({ brokerId: 7, incarnationId: 'b7', endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 1 }], clusterId: '', previousShutdownClean: true });
+    expect(reg.errorCode).toBe(0);
+    const first = (): MetadataDelta => {
+      let got: MetadataDelta | undefined;
+      c.subscribe(-1, (d) => (got ??= d))();
+      if (got === undefined) throw new Error('no snapshot delta');
+      return got;
+    };
+    const a = first();
+    const b = first();
+    expect(a.snapshot).toBe(true);
+    expect(b).toBe(a);
+    expect(serializeMetadataDelta(b)).toBe(serializeMetadataDelta(a));
+    expect(decodeMetadataDelta(serializeMetadataDelta(a))).toEqual(decodeMetadataDelta(serializeMetadataDelta({ ...a })));
+    expect(MetadataImage.fromRecords(a.offset, decodeMetadataDelta(serializeMetadataDelta(a)).records).toRecords()).toEqual(c.metadata.toRecords());
+    // A new image: a new snapshot delta.
+    const reg8 = await c.registerBroker({ brokerId: 8, incarnationId: 'b8', endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 2 }], clusterId: '', previousShutdownClean: true });
+    expect(reg8.errorCode).toBe(0);
+    const next = first();
+    expect(next).not.toBe(a);
+    expect(next.offset).toBe(c.metadata.offset);
+    expect(MetadataImage.fromRecords(next.offset, next.records).brokers.has(8)).toBe(true);
+  } finally {
+    await c.stop();
   }
 });
