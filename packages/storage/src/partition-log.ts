@@ -54,7 +54,7 @@ import {
 } from '@strand/protocol';
 import { systemClock, type Clock } from './clock';
 import { DirectoryLock } from './dir-lock';
-import { fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic } from './files';
+import { fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic, writeFileAtomicAsync } from './files';
 import { LeaderEpochCache, type EpochEndOffset } from './leader-epoch-cache';
 import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type BatchAcceptor, type SegmentConfig } from './segment';
 
@@ -143,6 +143,17 @@ export interface TimestampOffset {
   leaderEpoch: number;
 }
 
+/**
+ * What open must still make durable once load has read the files: `flush`, the segments to
+ * fdatasync (with their indexes) before the directory is fsynced and the recovery point moved
+ * to the log end, or null when a clean shutdown left nothing to flush or checkpoint; and
+ * whether the clean-shutdown marker is to be removed.
+ */
+interface PendingOpen {
+  clean: boolean;
+  flush: LogSegment[] | null;
+}
+
 interface DurableWaiter {
   offset: number;
   resolve: () => void;
@@ -199,7 +210,9 @@ export class PartitionLog {
   /**
    * Opens (creating if needed) the log in `dir`. Takes the directory lock, completes or discards
    * interrupted compaction swaps, recovers after an unclean shutdown, and fsyncs what recovery
-   * kept so that everything below the log end is durable when this resolves.
+   * kept so that everything below the log end is durable when this resolves. After a clean
+   * shutdown nothing is recovered or flushed: the one fsync is the log directory's, after the
+   * clean-shutdown marker is removed (see finishOpen).
    */
   static open(dir: string, options: PartitionLogOptions = {}): PartitionLog {
     const config = TOPIC_CONFIG.parse(options.config ?? {});
@@ -210,16 +223,50 @@ export class PartitionLog {
       log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
       log.onDurablePositions = options.onDurablePositions;
       log.onFailure = options.onFailure;
-      log.load();
+      const pending = log.load();
+      if (pending !== null) log.finishOpenSync(pending);
       log.reportDurablePositions();
       return log;
     } catch (e: unknown) {
       // The segments opened before the failure (a corrupt one further on, say) are closed: the
       // broker retries a log that failed to open with every metadata image.
-      for (const s of log?.segments ?? []) s.close();
-      lock.release();
+      PartitionLog.abortOpen(log, lock);
       throw e;
     }
+  }
+
+  /**
+   * `open` with its fsyncs (and the recovery point's write) off the event loop, so that a broker
+   * opens many logs at once and its heartbeats and requests still get turns: what a restart of
+   * thousands of partitions waits on is the disk, which takes many fsyncs in parallel (ext4
+   * commits them in one journal transaction). Reading the files, and recovering after an unclean
+   * shutdown (scanning segments), still runs on the event loop, as do the rare repairs (an
+   * interrupted compaction swap, a leader-epoch checkpoint to trim). The log is only returned,
+   * usable, once everything below its log end is durable, as with `open`; on a failure the
+   * files are closed and the lock released.
+   */
+  static async openAsync(dir: string, options: PartitionLogOptions = {}): Promise<PartitionLog> {
+    const config = TOPIC_CONFIG.parse(options.config ?? {});
+    await fs.promises.mkdir(dir, { recursive: true });
+    const lock = DirectoryLock.acquire(dir);
+    let log: PartitionLog | undefined;
+    try {
+      log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
+      log.onDurablePositions = options.onDurablePositions;
+      log.onFailure = options.onFailure;
+      const pending = log.load();
+      if (pending !== null) await log.finishOpenAsync(pending);
+      log.reportDurablePositions();
+      return log;
+    } catch (e: unknown) {
+      PartitionLog.abortOpen(log, lock);
+      throw e;
+    }
+  }
+
+  private static abortOpen(log: PartitionLog | undefined, lock: DirectoryLock): void {
+    for (const s of log?.segments ?? []) s.close();
+    lock.release();
   }
 
   /**
@@ -254,9 +301,13 @@ export class PartitionLog {
     return { indexIntervalBytes: this.config['index.interval.bytes'], maxIndexEntries: Math.max(1, Math.floor(this.config['segment.index.bytes'] / 8)) };
   }
 
-  private load(): void {
-    const cleanMarker = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
-    const clean = fs.existsSync(cleanMarker);
+  /**
+   * Loads the segments (recovering them after an unclean shutdown) and returns what remains to
+   * be made durable before the log may be used (finishOpenSync or finishOpenAsync), or null for
+   * a brand-new log.
+   */
+  private load(): PendingOpen | null {
+    const clean = fs.existsSync(path.join(this.dir, CLEAN_SHUTDOWN_FILE));
     this.completeInterruptedSwaps();
     const bases = this.listSegmentBases();
     if (bases.length === 0 && !clean && !fs.existsSync(path.join(this.dir, RECOVERY_POINT_FILE)) && !fs.existsSync(path.join(this.dir, LOG_START_OFFSET_FILE))) {
@@ -266,7 +317,7 @@ export class PartitionLog {
       this.segments.push(LogSegment.create(this.dir, 0, this.segmentConfig()));
       this.dirDirty = true;
       this.parentDirDirty = true;
-      return;
+      return null;
     }
     try {
       this.cleanedUpTo = readOffsetCheckpoint(path.join(this.dir, CLEANER_OFFSET_FILE)) ?? 0;
@@ -313,17 +364,56 @@ export class PartitionLog {
     this.leaderEpochs.truncateFromEnd(this.logEndOffset);
     // Make what recovery kept durable now, so durableEndOffset starts at the log end, and so are
     // indexes rebuilt even on a clean open (missing, or failing their check): the recovery point
-    // set below passes every segment, and a kill must not leave one trusted with index files
+    // set after passes every segment, and a kill must not leave one trusted with index files
     // that hold only the entries written so far.
-    for (const s of this.segments) if (!clean || s.flushedSize < s.size || s.indexesDirty) s.flushSync();
-    fsyncDir(this.dir);
-    this.dirDirty = false;
-    this._durableEndOffset = this.logEndOffset;
-    this.setRecoveryPoint(this.logEndOffset);
-    if (clean) fs.rmSync(cleanMarker, { force: true });
-    fsyncDir(this.dir);
+    const flush = this.segments.filter((s) => !clean || s.flushedSize < s.size || s.indexesDirty);
     (this as { recoveredTruncatedBytes: number }).recoveredTruncatedBytes = truncated;
     (this as { openedCleanly: boolean }).openedCleanly = clean;
+    // After a clean shutdown, close() fsynced every segment and its indexes and wrote the
+    // recovery point at the log end: if nothing was rebuilt, created or deleted since, there is
+    // nothing to flush or checkpoint again (Kafka opens such logs without fsyncs too).
+    const unchanged = clean && flush.length === 0 && !this.dirDirty && this.recoveryPoint === this.logEndOffset;
+    return { clean, flush: unchanged ? null : flush };
+  }
+
+  /**
+   * The durable end of open (see load's PendingOpen). The clean-shutdown marker's removal is
+   * always made durable before the log is used: were a power loss to bring it back after
+   * appends, the next open would trust their torn tail without recovery.
+   */
+  private finishOpenSync(pending: PendingOpen): void {
+    const cleanMarker = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
+    if (pending.flush !== null) {
+      for (const s of pending.flush) s.flushSync();
+      fsyncDir(this.dir);
+      this.setRecoveryPoint(this.logEndOffset);
+    }
+    if (pending.clean) {
+      fs.rmSync(cleanMarker, { force: true });
+      fsyncDir(this.dir);
+    }
+    this.openDurable();
+  }
+
+  /** finishOpenSync with every fsync off the event loop (for openAsync: no one holds the log yet). */
+  private async finishOpenAsync(pending: PendingOpen): Promise<void> {
+    const cleanMarker = path.join(this.dir, CLEAN_SHUTDOWN_FILE);
+    if (pending.flush !== null) {
+      await Promise.all(pending.flush.map((s) => s.flush(true)));
+      await fsyncDirAsync(this.dir);
+      this.recoveryPoint = this.logEndOffset;
+      await writeFileAtomicAsync(path.join(this.dir, RECOVERY_POINT_FILE), `0\n${this.logEndOffset}\n`);
+    }
+    if (pending.clean) {
+      await fs.promises.rm(cleanMarker, { force: true });
+      await fsyncDirAsync(this.dir);
+    }
+    this.openDurable();
+  }
+
+  private openDurable(): void {
+    this.dirDirty = false;
+    this._durableEndOffset = this.logEndOffset;
   }
 
   /** `.cleaned` files are abandoned compaction output; `.swap` files are finished output to install. */
@@ -347,6 +437,7 @@ export class PartitionLog {
         fs.rmSync(path.join(this.dir, base + TIME_INDEX_SUFFIX), { force: true });
         fsyncDir(this.dir);
         fs.renameSync(full, path.join(this.dir, base + LOG_SUFFIX));
+        this.dirDirty = true;
         // A swap is only written after the recovery point passed it; recover it to be sure.
         this.recoveryPoint = 0;
         fs.rmSync(path.join(this.dir, RECOVERY_POINT_FILE), { force: true });
