@@ -1,0 +1,219 @@
+/**
+ * Log-open benchmark: `npm run bench:log-open [-- --json] [--logs 2000,6000] [--batches 1] [--dir D]`.
+ *
+ * What a broker hosting thousands of partitions spends opening their logs, on the real disk
+ * (`--dir`, default the current directory: /tmp may be a tmpfs, where fsyncs cost nothing). For
+ * each count N: an image of N partitions (100 per topic, RF 3 over brokers 1-3, the leader
+ * rotating, so broker 1 hosts all N and leads a third), then, with ReplicaManager as the broker
+ * uses it:
+ * - `create`: the first applyImage over an empty log directory (creates every log);
+ * - `--batches` small batches appended to each log and flushed, a hundred logs at a time (so the
+ *   logs hold data, as real ones do);
+ * - `close`: ReplicaManager.close(), a clean shutdown;
+ * - `reopen`: a new ReplicaManager and the same image, as a broker restarting after a clean
+ *   shutdown opens its logs; then the logs are abandoned (as a crash would: no fsyncs, to keep
+ *   the run short) and the directory deleted.
+ * Each step is timed whole (`totalMs`), with its longest event-loop stall (`maxStallMs`: the
+ * largest gap between turns of a setImmediate ticker alongside) and the fsync-family calls it
+ * made (`fsyncs`: fsync and fdatasync, sync, callback and promise forms, counted by wrapping
+ * node:fs), also per log. Runs each count once (fsync-bound: minutes at 6,000 logs on a slow
+ * disk) and deletes its directory. `--json`: one JSON object on the last line.
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { encodeRecordBatch, type RawConfig } from '@strand/protocol';
+import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import type { MetadataRecord } from '@strand/protocol';
+import { ReplicaManager } from '../server/replica-manager';
+import type { PartitionHost } from '../server/partition';
+
+interface Args {
+  json: boolean;
+  logs: number[];
+  batches: number;
+  dir: string;
+  config: RawConfig;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { json: false, logs: [2000, 6000], batches: 1, dir: process.cwd(), config: {} };
+  const count = (a: string | undefined, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new Error(`${a ?? ''} needs an integer >= ${min}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') args.json = true;
+    else if (a === '--logs') args.logs = String(argv[++i]).split(',').map((v) => count(a, v, 1));
+    else if (a === '--batches') args.batches = count(a, argv[++i], 0);
+    else if (a === '--dir') args.dir = String(argv[++i]);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: npm run bench:log-open -- [--json] [--logs 2000,6000] [--batches 1] [--dir .]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a ?? ''}`);
+  }
+  return args;
+}
+
+const BROKERS = 3;
+const ME = 1;
+const PER_TOPIC = 100;
+
+function topicId(t: number): string {
+  return (0x20000000 + t).toString(16).padStart(32, 'b');
+}
+
+function clusterRecords(logs: number): MetadataRecord[] {
+  const records: MetadataRecord[] = [{ cluster: { clusterId: 'bench' } }];
+  for (let b = 1; b <= BROKERS; b++) {
+    records.push({ registerBroker: { brokerId: b, incarnationId: `incarnation-${b}`, brokerEpoch: b, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 9093 + b }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+  }
+  for (let t = 0, made = 0; made < logs; t++) {
+    const id = topicIdToBytes(topicId(t));
+    records.push({ topic: { name: `open-${String(t).padStart(5, '0')}`, topicId: id } });
+    for (let p = 0; p < PER_TOPIC && made < logs; p++, made++) {
+      const replicas = Array.from({ length: BROKERS }, (_, k) => ((made + k) % BROKERS) + 1);
+      records.push({ partition: { topicId: id, partition: p, replicas, isr: [...replicas], leader: replicas[0] as number, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
+    }
+  }
+  return records;
+}
+
+/** Counts fsync-family calls by wrapping node:fs itself (the built packages call through it). */
+class FsyncCounter {
+  count = 0;
+  constructor() {
+    const nodeFs = createRequire(__filename)('node:fs') as typeof fs;
+    const mutable = nodeFs as unknown as Record<string, unknown>;
+    for (const name of ['fsyncSync', 'fdatasyncSync', 'fsync', 'fdatasync'] as const) {
+      const real = nodeFs[name] as (...a: unknown[]) => unknown;
+      mutable[name] = (...a: unknown[]): unknown => {
+        this.count++;
+        return real.apply(nodeFs, a);
+      };
+    }
+    const handle = nodeFs.promises.open(__filename, 'r');
+    void handle.then((h) => h.close());
+    this.handlePrototype = handle.then((h) => Object.getPrototypeOf(h) as Record<string, unknown>);
+  }
+  private readonly handlePrototype: Promise<Record<string, unknown>>;
+
+  async install(): Promise<void> {
+    const proto = await this.handlePrototype;
+    const self = this;
+    for (const name of ['sync', 'datasync']) {
+      const real = proto[name] as (...a: unknown[]) => unknown;
+      proto[name] = function (this: unknown, ...a: unknown[]): unknown {
+        self.count++;
+        return real.apply(this, a);
+      };
+    }
+  }
+}
+
+const counter = new FsyncCounter();
+
+interface Step {
+  totalMs: number;
+  maxStallMs: number;
+  fsyncs: number;
+}
+
+/** Times `f` with a setImmediate ticker alongside (see metadata-bench) and counts its fsyncs. */
+async function measureStep(f: () => Promise<void>): Promise<Step> {
+  let last = performance.now();
+  let maxStallMs = 0;
+  let running = true;
+  const tick = (): void => {
+    const now = performance.now();
+    maxStallMs = Math.max(maxStallMs, now - last);
+    last = now;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const fsyncs0 = counter.count;
+  const t0 = performance.now();
+  last = t0;
+  await f();
+  const totalMs = performance.now() - t0;
+  maxStallMs = Math.max(maxStallMs, performance.now() - last);
+  running = false;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return { totalMs, maxStallMs, fsyncs: counter.count - fsyncs0 };
+}
+
+interface CountResult {
+  logs: number;
+  opened: number;
+  reopened: number;
+  /** Logs the reopen found without a clean-shutdown marker (recovered): 0 expected. */
+  recoveredOnReopen: number;
+  create: Step;
+  closeAfterCreate: Step;
+  reopen: Step;
+}
+
+const quiet = { info: (): void => undefined, warn: (): void => undefined };
+
+async function measure(logs: number, args: Args): Promise<CountResult> {
+  const image = MetadataImage.fromRecords(1000, clusterRecords(logs));
+  const host: PartitionHost = { brokerId: ME, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const dir = fs.mkdtempSync(path.join(args.dir, 'strand-log-open-bench-'));
+  try {
+    let rm = new ReplicaManager(dir, host, quiet, '', args.config);
+    const create = await measureStep(() => rm.applyImage(image));
+    const opened = rm.all().length;
+    const batch = Buffer.from(encodeRecordBatch({ records: [{ value: Buffer.alloc(100) }], baseTimestamp: Date.now() }));
+    // A hundred logs at a time, each flushed: thousands of flushes at once would each hold
+    // directory descriptors too and run out of them (EMFILE fails a log for good).
+    const all = rm.all();
+    for (let i = 0; i < all.length; i += 100) {
+      const some = all.slice(i, i + 100);
+      for (const p of some) for (let b = 0; b < args.batches; b++) p.log.appendAsLeader(Buffer.from(batch), 0);
+      await Promise.all(some.map((p) => p.log.flush()));
+    }
+    const closeAfterCreate = await measureStep(() => rm.close());
+    rm = new ReplicaManager(dir, host, quiet, '', args.config);
+    const reopen = await measureStep(() => rm.applyImage(image));
+    const reopened = rm.all().length;
+    const recoveredOnReopen = rm.all().filter((p) => !p.log.openedCleanly).length;
+    for (const p of rm.all()) p.log.abandon();
+    return { logs, opened, reopened, recoveredOnReopen, create, closeAfterCreate, reopen };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  await counter.install();
+  const out: Record<string, CountResult> = {};
+  for (const n of args.logs) {
+    const r = await measure(n, args);
+    out[String(n)] = r;
+    if (!args.json) {
+      const f = (x: number): string => x.toFixed(0).padStart(8);
+      const s = (x: Step): string => `${f(x.totalMs)} ms total, ${f(x.maxStallMs)} ms longest stall, ${f(x.fsyncs)} fsyncs (${(x.fsyncs / n).toFixed(2)} per log)`;
+      process.stdout.write(
+        [
+          `${n} logs (broker ${ME} leads a third), ${args.batches} batch(es) each, in ${args.dir}`,
+          ...(r.opened < n || r.reopened < n ? [`  WARNING: opened ${r.opened}, reopened ${r.reopened} of ${n} (ulimit -n?)`] : []),
+          ...(r.recoveredOnReopen > 0 ? [`  WARNING: ${r.recoveredOnReopen} logs were recovered on the clean reopen`] : []),
+          `  create (first applyImage)  ${s(r.create)}`,
+          `  close                      ${s(r.closeAfterCreate)}`,
+          `  reopen (clean shutdown)    ${s(r.reopen)}`,
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+  if (args.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
