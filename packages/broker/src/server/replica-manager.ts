@@ -33,10 +33,18 @@ const REMOVED_DIR = /^[a-zA-Z0-9._-]+-\d+\.[0-9a-f]{32}-(?:delete|stray)$/;
 /** Longest file name most file systems take (Kafka caps its renamed directories' names at it). */
 const MAX_DIR_NAME = 255;
 /**
- * Partition logs opened, or leaderships taken up (each records its epoch in the leader-epoch
- * checkpoint with an fsync), per event-loop turn when applying metadata.
+ * Leaderships taken up (each records its epoch in the leader-epoch checkpoint with an fsync) per
+ * event-loop turn when applying metadata.
  */
 const OPENS_PER_TURN = 16;
+/**
+ * Partition logs being opened at once when applying metadata (Kafka's
+ * num.recovery.threads.per.data.dir, here async opens): their fsyncs run in libuv's thread pool
+ * (4 threads unless UV_THREADPOOL_SIZE says otherwise), where the disk takes several at a time
+ * (ext4 commits concurrent directory fsyncs in one journal transaction), while their reads run on
+ * the event loop; more in flight only queue.
+ */
+const LOG_OPENS_IN_FLIGHT = 16;
 
 export interface ReplicaManagerLogger {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -227,47 +235,65 @@ export class ReplicaManager {
       }
     }
 
-    let opened = 0;
+    let turns = 0;
+    const roled = async (part: Partition, topic: TopicState, p: PartitionMetadata, config: RawConfig): Promise<void> => {
+      const key = `${topic.id}:${p.partition}`;
+      const state: PartitionState = { leader: p.leader >= 0 ? p.leader : null, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, replicas: p.replicas, isr: p.isr };
+      const before = part.metadata;
+      // A failover can make this broker leader of many partitions in one image: heartbeats
+      // and fetches get a turn between the checkpoint fsyncs.
+      const takesLeadership = state.leader === me && (!part.isLeader || before === null || before.leaderEpoch !== state.leaderEpoch);
+      if (takesLeadership && ++turns % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      part.applyMetadata(state, config, ineligible, p.replicas.filter((r) => !alive(r)));
+      this.offline.delete(key);
+      if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
+        this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');
+      }
+    };
+    // One partition that cannot be opened or re-roled stays offline (logged, retried with the
+    // next image); the others still follow the metadata.
+    const offline = (topic: TopicState, partition: number, e: unknown): void => {
+      this.offline.set(`${topic.id}:${partition}`, { topicId: topic.id, partition });
+      this.logger.warn({ topic: topic.name, partition, err: e instanceof Error ? e.message : String(e) }, 'replica offline: cannot open or apply metadata');
+    };
+    const toOpen: Array<{ topic: TopicState; p: PartitionMetadata; config: RawConfig }> = [];
     for (const [id, only] of visit) {
       const topic = image.topics.get(id);
       if (topic === undefined) continue;
       const config = { ...defaults, ...topicConfig(image, topic) };
       for (const p of only === null ? topic.partitions.values() : [...only].map((n) => topic.partitions.get(n))) {
         if (p === undefined || !hostsReplica(p, me)) continue;
-        const key = `${topic.id}:${p.partition}`;
-        // One partition that cannot be opened or re-roled stays offline (logged, retried with
-        // the next image); the others still follow the metadata.
+        const part = this.partitions.get(`${topic.id}:${p.partition}`);
+        if (part === undefined) {
+          toOpen.push({ topic, p, config });
+          continue;
+        }
         try {
-          let part = this.partitions.get(key);
-          if (part === undefined) {
-            // Opening many logs (a new 1,000-partition topic) must not starve heartbeats and
-            // replication: yield to the event loop every few opens.
-            if (++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-            part = this.open(topic, p.partition, config);
-            this.partitions.set(key, part);
-            this.byName.set(`${topic.name}-${p.partition}`, part);
-          }
-          const state: PartitionState = { leader: p.leader >= 0 ? p.leader : null, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, replicas: p.replicas, isr: p.isr };
-          const before = part.metadata;
-          // A failover can make this broker leader of many partitions in one image: heartbeats
-          // and fetches get a turn between the checkpoint fsyncs.
-          const takesLeadership = state.leader === me && (!part.isLeader || before === null || before.leaderEpoch !== state.leaderEpoch);
-          if (takesLeadership && ++opened % OPENS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          part.applyMetadata(state, config, ineligible, p.replicas.filter((r) => !alive(r)));
-          this.offline.delete(key);
-          if (before === null || before.leader !== state.leader || before.leaderEpoch !== state.leaderEpoch) {
-            this.logger.info({ topic: topic.name, partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, isr: p.isr, role: p.leader === me ? 'leader' : 'follower' }, 'replica role');
-          }
+          await roled(part, topic, p, config);
         } catch (e: unknown) {
-          this.offline.set(key, { topicId: topic.id, partition: p.partition });
-          this.logger.warn({ topic: topic.name, partition: p.partition, err: e instanceof Error ? e.message : String(e) }, 'replica offline: cannot open or apply metadata');
+          offline(topic, p.partition, e);
         }
       }
     }
+    // Logs to open (a restart: all of them; a new 1,000-partition topic) open LOG_OPENS_IN_FLIGHT
+    // at a time with their fsyncs off the event loop, each taking its role as soon as it is open
+    // (a partition is reachable only then), one per event-loop turn so heartbeats and
+    // replication are not starved.
+    await forEachBounded(toOpen, LOG_OPENS_IN_FLIGHT, async ({ topic, p, config }) => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      try {
+        const part = await this.open(topic, p.partition, config);
+        this.partitions.set(`${topic.id}:${p.partition}`, part);
+        this.byName.set(`${topic.name}-${p.partition}`, part);
+        await roled(part, topic, p, config);
+      } catch (e: unknown) {
+        offline(topic, p.partition, e);
+      }
+    });
     for (const l of this.onPartitionsChanged) l();
   }
 
-  private open(topic: TopicState, partition: number, config: RawConfig): Partition {
+  private async open(topic: TopicState, partition: number, config: RawConfig): Promise<Partition> {
     const dir = path.join(this.logDir, `${topic.name}-${partition}`);
     const metaFile = path.join(dir, PARTITION_METADATA_FILE);
     if (fs.existsSync(metaFile)) {
@@ -283,15 +309,21 @@ export class ReplicaManager {
       }
     }
     fs.mkdirSync(dir, { recursive: true });
-    // Written atomically and synced (temp file, fdatasync, rename, directory fsync).
-    if (!fs.existsSync(metaFile)) writeFileAtomic(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
-    const log = PartitionLog.open(dir, {
+    // Written atomically and synced (temp file, fdatasync, rename, directory fsync), off the event loop.
+    if (!fs.existsSync(metaFile)) await writeFileAtomicAsync(metaFile, `version: 0\ntopic_id: ${topic.id}\n`);
+    const log = await PartitionLog.openAsync(dir, {
       config,
       onFailure: (e) => this.host.onLogFailure?.(`${topic.name}-${partition}`, e),
       ...(this.durablePositionsFile === '' ? {} : { onDurablePositions: durablePositionsRecorder(this.durablePositionsFile) }),
     });
     const hw = this.checkpointed.get(`${topic.name}-${partition}`) ?? 0;
-    return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
+    try {
+      return new Partition({ topic: topic.name, topicId: topic.id, partition }, log, this.host, hw);
+    } catch (e: unknown) {
+      // Not held by anyone: the next image's retry must find the directory unlocked.
+      log.abandon();
+      throw e;
+    }
   }
 
   /**
@@ -507,6 +539,15 @@ export class ReplicaManager {
     this.byName.clear();
     await this.removalsDone();
   }
+}
+
+/** Runs `f` over `items`, at most `limit` at once; `f` must not reject. */
+async function forEachBounded<T>(items: readonly T[], limit: number, f: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await f(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** A partition directory renamed for removal, and what its log lines carry. */

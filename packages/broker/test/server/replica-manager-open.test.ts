@@ -1,0 +1,107 @@
+/**
+ * How ReplicaManager opens the logs of an image: many at once, with every fsync off the event
+ * loop (PartitionLog.openAsync; partition.metadata written with writeFileAtomicAsync), each
+ * partition reachable only once its log is open and durable, and one log that cannot be opened
+ * kept offline while the others open. A restart after a clean shutdown opens every log without
+ * recovery. The fsync calls are counted by spying on node:fs, which the built storage package
+ * calls through (see packages/storage/test/new-log-dir-fsync.test.ts).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { encodeRecordBatch, type MetadataRecord } from '@strand/protocol';
+import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { CLEAN_SHUTDOWN_FILE } from '@strand/storage';
+import { ReplicaManager } from '../../src/server/replica-manager';
+import type { PartitionHost } from '../../src/server/partition';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const topicId = '0123456789abcdef0123456789abcdef';
+const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+const n = 40;
+
+/** Topic `many` of `n` partitions, replicas [1, 2], broker 2 leading (this broker follows everywhere). */
+function manyImage(): MetadataImage {
+  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+  const records: MetadataRecord[] = [{ cluster: { clusterId: 'c' } }, broker(1), broker(2), { topic: { name: 'many', topicId: topicIdToBytes(topicId) } }];
+  for (let p = 0; p < n; p++) records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
+  return MetadataImage.fromRecords(10, records);
+}
+
+/** Counts fsync and fdatasync calls made on the event loop (their Sync forms) while `f` runs. */
+async function syncFsyncsDuring(f: () => Promise<void>): Promise<number> {
+  const nodeFs = jest.requireActual<typeof fs>('node:fs');
+  let count = 0;
+  const real = { fsyncSync: nodeFs.fsyncSync, fdatasyncSync: nodeFs.fdatasyncSync };
+  const spies = [
+    jest.spyOn(nodeFs, 'fsyncSync').mockImplementation((fd: number) => {
+      count++;
+      real.fsyncSync(fd);
+    }),
+    jest.spyOn(nodeFs, 'fdatasyncSync').mockImplementation((fd: number) => {
+      count++;
+      real.fdatasyncSync(fd);
+    }),
+  ];
+  try {
+    await f();
+  } finally {
+    for (const s of spies) s.mockRestore();
+  }
+  return count;
+}
+
+/**
+ * Applies `image`, checking at every event-loop turn meanwhile that each partition already
+ * reachable has a log that finished opening (its clean-shutdown marker gone, everything durable).
+ * Returns how many turns ran before the image was applied.
+ */
+async function applyWatching(rm: ReplicaManager, image: MetadataImage, dir: string): Promise<number> {
+  let turns = 0;
+  let done = false;
+  const bad: string[] = [];
+  const watch = (): void => {
+    if (done) return;
+    turns++;
+    for (const p of rm.all()) {
+      if (fs.existsSync(path.join(dir, p.topicPartition, CLEAN_SHUTDOWN_FILE)) || p.log.durableEndOffset !== p.log.logEndOffset) bad.push(p.topicPartition);
+    }
+    setImmediate(watch);
+  };
+  setImmediate(watch);
+  await rm.applyImage(image);
+  done = true;
+  expect(bad).toEqual([]);
+  return turns;
+}
+
+test('logs open in parallel with no fsync on the event loop, each reachable only once open; a clean restart recovers none; a bad one stays offline', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-open-'));
+  dirs.push(dir);
+  const image = manyImage();
+  const rm = new ReplicaManager(dir, host, { info: () => undefined, warn: () => undefined });
+  let turns = 0;
+  expect(await syncFsyncsDuring(async () => void (turns = await applyWatching(rm, image, dir)))).toBe(0);
+  expect(turns).toBeGreaterThan(0);
+  expect(rm.all()).toHaveLength(n);
+  for (const p of rm.all()) p.log.appendAsFollower(Buffer.from(encodeRecordBatch({ records: [{ value: Buffer.from('v') }], baseTimestamp: 1 })));
+  await rm.close();
+
+  // One partition's metadata file damaged: that one stays offline, the others open.
+  fs.writeFileSync(path.join(dir, 'many-7', 'partition.metadata'), '');
+  const warnings: Array<Record<string, unknown>> = [];
+  const again = new ReplicaManager(dir, host, { info: () => undefined, warn: (fields, msg) => msg === 'replica offline: cannot open or apply metadata' && warnings.push(fields) });
+  expect(await syncFsyncsDuring(async () => void (await applyWatching(again, image, dir)))).toBe(0);
+  expect(again.all()).toHaveLength(n - 1);
+  expect(again.partitionByName('many', 7)).toBeUndefined();
+  expect(warnings.map((w) => w.partition)).toEqual([7]);
+  for (const p of again.all()) {
+    expect(p.log.openedCleanly).toBe(true);
+    expect(p.log.logEndOffset).toBe(1);
+  }
+  await again.close();
+});
