@@ -191,9 +191,12 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     let covered = 0; // segments[0, covered) are this pass's range
     let spanMapped = 0;
     let mappingSegment = 0; // the base offset of the segment being mapped, for the error below
-    // Only keys and offsets are read (walkRecordKeys: no record objects, no key copies).
+    // Only keys and offsets are read (walkRecordKeys: no record objects, no key copies). Records
+    // below the first dirty offset are skipped, as Kafka's buildOffsetMapForSegment does: a
+    // segment a truncation (or DeleteRecords) left partly clean is scanned whole, but only its
+    // dirty span was counted for the map, and its clean keys would overflow it.
     const mapKey = (block: Buffer, keyStart: number, keyLength: number, offset: number): void => {
-      if (keyLength < 0) return;
+      if (keyLength < 0 || offset < firstDirty) return;
       const keyEnd = keyStart + keyLength;
       if (map.isFull && map.get(block, keyStart, keyEnd) < 0) {
         throw new StrandError('INVALID_CONFIG', `${log.dir}: segment ${mappingSegment} holds more than ${map.capacity} keys, more than the offset map of log.cleaner.dedupe.buffer.size=${options.offsetMapBytes ?? DEFAULT_OFFSET_MAP_BYTES} bytes takes: it cannot be compacted until the setting is raised`);

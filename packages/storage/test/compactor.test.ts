@@ -167,6 +167,30 @@ describe('compaction', () => {
     await log.close();
   });
 
+  it('maps only the dirty part of a segment that a truncation left half clean (the clean keys do not count against the map), with the default map size', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(tempDir(), { clock, config: { 'cleanup.policy': 'compact' } });
+    for (let i = 0; i < 10; i++) log.appendAsLeader(batch(`a${i}`, 1, { keys: [`k${i}`] }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    expect((await compactLog(log, { clock })).recordsRead).toBe(10);
+    expect(log.firstDirtyOffset).toBe(10);
+    // A follower truncating to an uncleanly elected leader's end: segment 0 becomes the active
+    // one again, cleaned up to 5, and gets 4 new keys and one that supersedes k0.
+    log.truncateTo(5);
+    expect(log.firstDirtyOffset).toBe(5);
+    for (let i = 0; i < 4; i++) log.appendAsLeader(batch(`x${i}`, 1, { keys: [`x${i}`] }), 1);
+    log.appendAsLeader(batch('k0new', 1, { keys: ['k0'] }), 1);
+    log.rollIfNotEmpty();
+    await log.flush();
+    // 5 dirty offsets (an offset map for 5 keys) in a segment that holds 9 distinct keys.
+    const stats = await compactLog(log, { clock });
+    expect([stats.recordsRead, stats.recordsRemoved]).toEqual([10, 1]);
+    expect(readAll(log).map((r) => r.key)).toEqual(['k1', 'k2', 'k3', 'k4', 'x0', 'x1', 'x2', 'x3', 'k0']);
+    expect(log.firstDirtyOffset).toBe(10);
+    await log.close();
+  });
+
   it('respects min.compaction.lag.ms and the upper bound', async () => {
     const clock = new ManualClock(100_000);
     const log = PartitionLog.open(tempDir(), { clock, config: { ...config, 'min.compaction.lag.ms': '5000' } });
