@@ -2,10 +2,13 @@
  * ReplicaManager.applyImage acts on what changed since the last image, over real logs: an image
  * one partition change later re-applies that partition only (the others keep their state and
  * are not visited), and a fast-check property checks that following a random run of metadata
- * changes image by image (topics created and removed, leader and ISR changes, reassignments to
- * and away from this broker, topic configs, brokers fenced and unfenced, a broker-level default)
- * leaves the same replicas, roles, partition states and log configs as a fresh ReplicaManager
- * given only the last image (a full replay).
+ * changes image by image (topics created and removed, a topic deleted and re-created under its
+ * name in one image, partitions added, leader and ISR changes, reassignments to and away from
+ * this broker, topic configs, brokers fenced, unfenced, shutting down and re-registering, a
+ * cluster-wide and a per-broker default, an image rebuilt from a snapshot as after a metadata
+ * stream reconnect; up to three of these in one image) leaves the same replicas, roles,
+ * partition states and log configs as a fresh ReplicaManager given only the last image (a full
+ * replay).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -75,7 +78,13 @@ type Op =
   | { kind: 'reassign'; topic: number; partition: number; rotate: number }
   | { kind: 'config'; topic: number; value: number }
   | { kind: 'fence'; broker: number; fenced: boolean }
-  | { kind: 'default'; value: number };
+  | { kind: 'default'; value: number }
+  | { kind: 'recreate'; topic: number; rotate: number }
+  | { kind: 'grow'; topic: number; rotate: number }
+  | { kind: 'shutdown'; broker: number }
+  | { kind: 'reregister'; broker: number; fenced: boolean }
+  | { kind: 'mine'; value: number }
+  | { kind: 'snapshot' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('create' as const), partitions: fc.integer({ min: 1, max: 3 }), rotate: fc.nat(5) }),
@@ -85,6 +94,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('config' as const), topic: fc.nat(9), value: fc.integer({ min: 1, max: 3 }) }),
   fc.record({ kind: fc.constant('fence' as const), broker: fc.integer({ min: 2, max: 3 }), fenced: fc.boolean() }),
   fc.record({ kind: fc.constant('default' as const), value: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ kind: fc.constant('recreate' as const), topic: fc.nat(9), rotate: fc.nat(5) }),
+  fc.record({ kind: fc.constant('grow' as const), topic: fc.nat(9), rotate: fc.nat(5) }),
+  fc.record({ kind: fc.constant('shutdown' as const), broker: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ kind: fc.constant('reregister' as const), broker: fc.integer({ min: 2, max: 3 }), fenced: fc.boolean() }),
+  fc.record({ kind: fc.constant('mine' as const), value: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ kind: fc.constant('snapshot' as const) }),
 );
 
 /** Two of the three brokers, by `rotate`: some partitions on this broker, some not. */
@@ -124,6 +139,28 @@ function recordsOf(image: MetadataImage, op: Op, nextTopic: () => number): Metad
     }
     case 'default':
       return [{ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_BROKER, resourceName: '', name: 'log.retention.ms', value: String(op.value * 60_000) } }];
+    case 'recreate': {
+      if (t === undefined) return [];
+      const fresh = topic(nextTopic(), 2, (p) => pair(op.rotate + p)).map((r) => (r.topic ? { topic: { ...r.topic, name: t.name } } : r.config ? { config: { ...r.config, resourceName: t.name } } : r));
+      return [{ removeTopic: { topicId: topicIdToBytes(t.id) } }, ...fresh];
+    }
+    case 'grow': {
+      if (t === undefined) return [];
+      const r = pair(op.rotate);
+      return [{ partition: { topicId: topicIdToBytes(t.id), partition: t.partitions.size, replicas: r, isr: [...r], leader: r[0] as number, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } }];
+    }
+    case 'shutdown': {
+      const b = image.brokers.get(op.broker);
+      return b === undefined ? [] : [{ controlledShutdown: { brokerId: b.id, brokerEpoch: b.epoch } }];
+    }
+    case 'reregister': {
+      const b = image.brokers.get(op.broker);
+      return b === undefined ? [] : [{ registerBroker: { brokerId: b.id, incarnationId: `${b.incarnationId}x`, brokerEpoch: image.offset + 1, endpoints: [...b.endpoints], fenced: op.fenced, inControlledShutdown: false, previousShutdownClean: true } }];
+    }
+    case 'mine':
+      return [{ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_BROKER, resourceName: String(ME), name: 'log.retention.ms', value: String(op.value * 70_000) } }];
+    case 'snapshot':
+      return [];
   }
 }
 
@@ -145,16 +182,24 @@ function holding(rm: ReplicaManager): unknown[] {
 
 test('following images one by one holds the same replicas as a full replay of the last image', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 12 }), async (ops) => {
+    fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 12 }), async (ops) => {
       let n = 0;
       const nextTopic = (): number => ++n;
       let image = MetadataImage.fromRecords(10, [{ cluster: { clusterId: 'c' } }, ...brokers(), ...topic(nextTopic(), 2, (p) => pair(p))]);
       const following = manager();
       await following.applyImage(image);
-      for (const op of ops) {
-        const records = recordsOf(image, op, nextTopic);
-        if (records.length === 0) continue;
-        image = image.apply(image.offset + 1, records);
+      for (const group of ops) {
+        let next = image;
+        for (const op of group) {
+          if (op.kind === 'snapshot') {
+            next = MetadataImage.fromRecords(next.offset, next.toRecords());
+            continue;
+          }
+          const records = recordsOf(next, op, nextTopic);
+          if (records.length > 0) next = next.apply(next.offset + 1, records);
+        }
+        if (next === image) continue;
+        image = next;
         await following.applyImage(image);
       }
       const replay = manager();
@@ -166,6 +211,6 @@ test('following images one by one holds the same replicas as a full replay of th
         await replay.close();
       }
     }),
-    { numRuns: 25 },
+    { numRuns: 40 },
   );
 });
