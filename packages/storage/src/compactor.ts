@@ -245,6 +245,8 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     };
     // Adjacent segments are merged while they fit one segment (Kafka's groupSegmentsBySize), so a
     // compacted log does not keep one small segment (and three open files) per roll.
+    // The first offset of a group that could not be installed, if any: the next pass starts there.
+    let dirtyFrom: number | undefined;
     for (const planned of groupBySize(range, config['segment.bytes'], log.maxIndexEntries)) {
       // Retention or DeleteRecords may have deleted leading segments meanwhile: the rest of the
       // group (a suffix of it) is still adjacent.
@@ -256,7 +258,16 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
         const held = (): boolean => group.every((seg) => log.holdsClosedSegment(seg));
         const changed = await writeCleaned(group, cleaned, rules, stats, maybeYield, held);
         checkLog();
-        if (!(changed || group.length > 1) || !held()) {
+        if (!held()) {
+          // Retention or DeleteRecords removed part of the group while its copy was written: the
+          // copy is dropped, and what is left of the group stays dirty for the next pass (moving
+          // the cleaned point past it would leave its superseded records there for good).
+          cleaned.delete();
+          const left = group.find((seg) => log.holdsClosedSegment(seg));
+          if (left !== undefined) dirtyFrom ??= left.baseOffset;
+          continue;
+        }
+        if (!changed && group.length === 1) {
           cleaned.delete();
           continue;
         }
@@ -269,7 +280,7 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
       }
     }
     checkLog();
-    log.setCleanedUpTo(rangeEnd);
+    log.setCleanedUpTo(dirtyFrom ?? rangeEnd);
     return stats;
   } catch (e: unknown) {
     if (!(e instanceof PassAborted)) throw e;

@@ -383,6 +383,34 @@ describe('compaction', () => {
     await log.close();
   });
 
+  it('leaves a group it could not install dirty, so the next pass compacts what is left of it', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(1_700_000_000_000);
+    const log = PartitionLog.open(dir, { clock, config: { 'cleanup.policy': 'compact,delete' } });
+    // Segment 0 (2.4 MB, read in several chunks) and segment 120 (two records of key d) fit one
+    // segment: one group.
+    const big = 'x'.repeat(20_000);
+    for (let i = 0; i < 120; i++) log.appendAsLeader(batch('b', 1, { keys: [`k${i % 3}`], values: [big] }), 0);
+    log.rollIfNotEmpty();
+    log.appendAsLeader(batch('d', 2, { keys: ['d', 'd'] }), 0);
+    log.rollIfNotEmpty();
+    log.appendAsLeader(batch('c', 1, { keys: ['k0'] }), 0);
+    await log.flush();
+    let done = false;
+    const pass = compactLog(log, { clock, sliceMs: 0 }).finally(() => (done = true));
+    // DeleteRecords while the group's copy is being written (pass 2).
+    const writing = (): boolean => fs.readdirSync(dir).some((f) => f.endsWith('.cleaned'));
+    while (!done && !writing()) await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    log.deleteRecordsBefore(120);
+    expect((await pass).segmentsCleaned).toBe(0);
+    // The group's copy was dropped: segment 120 was not compacted and is still dirty.
+    expect(log.firstDirtyOffset).toBeLessThanOrEqual(120);
+    await compactLog(log, { clock });
+    expect(readAll(log).map((r) => r.value)).toEqual(['d-1', 'c-0']);
+    await log.close();
+  });
+
   it('aborts a pass when the log closes under it', async () => {
     const dir = tempDir();
     const clock = new ManualClock(1_700_000_000_000);
