@@ -14,9 +14,10 @@
  * in segments past where the last complete pass ended, over all its bytes, from segment sizes)
  * exceeds `min.cleanable.dirty.ratio`, or a dirty segment's first record is older than
  * `max.compaction.lag.ms` (whose active segment rolls at that age too, see PartitionLog). Its
- * offset map (offset-map.ts: 24 bytes per key, `log.cleaner.dedupe.buffer.size`) is built from
- * the dirty segments, as many as it holds; the pass rewrites the clean segments and those, and the
- * next pass goes on from there.
+ * offset map (offset-map.ts: 24 bytes per key, `log.cleaner.dedupe.buffer.size`; keys hashed
+ * with SipHash under a secret key drawn for the pass, so no one can craft keys that collide) is
+ * built from the dirty segments, as many as it holds; the pass rewrites the clean segments and
+ * those, and the next pass goes on from there.
  *
  * Rules, as Kafka's cleaner:
  * - a keyed record survives unless the offset map holds a later offset for its key;
@@ -33,6 +34,7 @@
  *   with no records (Kafka's RETAIN_EMPTY): producer state is rebuilt from batch headers;
  * - batches that lose nothing are copied byte for byte (CRC and compression untouched).
  */
+import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   NO_PRODUCER_ID,
@@ -52,7 +54,7 @@ import {
   type RecordBatchHeader,
   type RecordInput,
 } from '@strand/protocol';
-import { OFFSET_MAP_SLOT_BYTES, OffsetMap } from './offset-map';
+import { OFFSET_MAP_HASH_KEY_BYTES, OFFSET_MAP_SLOT_BYTES, OffsetMap } from './offset-map';
 import type { PartitionLog } from './partition-log';
 import type { LogSegment } from './segment';
 import type { Clock } from './clock';
@@ -84,6 +86,13 @@ export interface CompactionOptions {
   offsetMapBytes?: number;
   /** How full the map may get (`log.cleaner.io.buffer.load.factor`, default 0.9 as Kafka's). */
   offsetMapLoadFactor?: number;
+  /**
+   * Where each pass gets the 16-byte key of its offset map's hash (SipHash-2-4-128), called once
+   * per pass that runs; default `crypto.randomBytes(16)`. Tests only: the key must be secret and
+   * new each pass, or clients could craft keys that collide and delete another key's latest
+   * record (offset-map.ts).
+   */
+  offsetMapKeySource?: () => Uint8Array;
 }
 
 export const DEFAULT_OFFSET_MAP_BYTES = 128 * 1024 * 1024;
@@ -187,7 +196,10 @@ export async function compactLog(log: PartitionLog, options: CompactionOptions =
     const maxKeys = Math.max(1, Math.floor((options.offsetMapBytes ?? DEFAULT_OFFSET_MAP_BYTES) / OFFSET_MAP_SLOT_BYTES * (options.offsetMapLoadFactor ?? DEFAULT_OFFSET_MAP_LOAD_FACTOR)));
     let dirtySpan = 0;
     for (const seg of segments) if (seg.nextOffset > firstDirty) dirtySpan += seg.nextOffset - Math.max(seg.baseOffset, firstDirty);
-    const map = new OffsetMap(Math.min(maxKeys, Math.max(1, dirtySpan)), options.offsetMapLoadFactor ?? DEFAULT_OFFSET_MAP_LOAD_FACTOR);
+    // A new secret key each pass (never logged or kept): keys crafted to collide under one pass's
+    // hash, were that possible, would not collide under the next one's.
+    const hashKey = options.offsetMapKeySource?.() ?? randomBytes(OFFSET_MAP_HASH_KEY_BYTES);
+    const map = new OffsetMap(Math.min(maxKeys, Math.max(1, dirtySpan)), options.offsetMapLoadFactor ?? DEFAULT_OFFSET_MAP_LOAD_FACTOR, hashKey);
     let covered = 0; // segments[0, covered) are this pass's range
     let spanMapped = 0;
     let mappingSegment = 0; // the base offset of the segment being mapped, for the error below

@@ -5,95 +5,154 @@
  * instead of a Map of key strings, whose garbage collection stalled the event loop for 130-310 ms
  * with 1.25M keys, and whose size had no bound.
  *
- * Two keys with the same 128-bit hash would look like one (the older one's latest record would be
- * dropped); Kafka takes the same risk with MD5. The hash is MurmurHash3 x86_128 (Austin Appleby's
- * reference algorithm, 32-bit arithmetic only, so it is fast in JavaScript: ~10x crypto's MD5 for
- * short keys).
+ * Two keys with the same 128-bit hash look like one: the older one's latest record would be
+ * dropped, an acknowledged write lost. Kafka takes that risk with MD5, and this map took it with
+ * MurmurHash3 (seed 0): colliding keys can be crafted for both, for MurmurHash3 whatever its seed
+ * (Aumasson, Bernstein, Boßlet, "Hash-flooding DoS reloaded", 2012), so any client allowed to
+ * produce to a compacted topic could make the cleaner delete someone else's latest value. The
+ * hash is therefore a keyed PRF: SipHash-2-4 with 128-bit output (the reference's `siphash` with
+ * outlen 16; its authors designed SipHash against this very attack) under a secret random key per map.
+ * The compactor draws one per pass and never logs or persists it, so what anyone learnt of one
+ * pass tells nothing of the next. Without the key, the chance that n keys, however chosen, hold
+ * two with one hash is about n^2/2^129, as for a random function (below 2^-68 for a billion keys);
+ * and no one can aim keys at one probe chain either (the slot is the hash's low word).
  */
 
 /** Bytes per slot: four 32-bit hash words and a float64 offset. */
 export const OFFSET_MAP_SLOT_BYTES = 24;
 
-const C1 = 0x239b961b;
-const C2 = 0xab0e9789;
-const C3 = 0x38b34ae5;
-const C4 = 0xa1e38b93;
+/** Bytes of an offset map's hash key (SipHash's 128-bit key). */
+export const OFFSET_MAP_HASH_KEY_BYTES = 16;
 
-function rotl(x: number, r: number): number {
-  return (x << r) | (x >>> (32 - r));
-}
+/**
+ * A SipHash key, prepared: SipHash-2-4-128's initial state v0..v3 (each as low, high 32-bit
+ * word), the key xored with the constants ("somepseudorandomlygeneratedbytes") and v1 with 0xee.
+ */
+export type SipHashKey = Int32Array;
 
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
-
-function word(b: Uint8Array, i: number): number {
+function le32(b: Uint8Array, i: number): number {
   return (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
 }
 
-/** The tail's bytes [from, to) as a little-endian word (what the reference's switch builds). */
-function tailWord(b: Uint8Array, from: number, to: number): number {
-  let k = 0;
-  for (let i = to - 1; i >= from; i--) k = (k << 8) | (b[i] as number);
-  return k;
+/** The state of `key` (16 bytes: k0, k1 little-endian) before any message word. */
+export function sipHashKey(key: Uint8Array): SipHashKey {
+  if (key.length !== OFFSET_MAP_HASH_KEY_BYTES) throw new Error(`siphash: a key has 16 bytes, not ${key.length}`);
+  const k0l = le32(key, 0);
+  const k0h = le32(key, 4);
+  const k1l = le32(key, 8);
+  const k1h = le32(key, 12);
+  return Int32Array.of(k0l ^ 0x70736575, k0h ^ 0x736f6d65, k1l ^ 0x6e646f6d ^ 0xee, k1h ^ 0x646f7261, k0l ^ 0x6e657261, k0h ^ 0x6c796765, k1l ^ 0x79746573, k1h ^ 0x74656462);
 }
 
 /**
- * MurmurHash3 x86_128 of `key[start, end)` (default: all of it) with `seed`, into `out` (h1..h4 as
- * signed 32-bit integers). A range, so the compactor hashes keys where they lie in a batch
- * without a view object per key.
+ * SipHash-2-4 with 128-bit output (the reference's `siphash(in, inlen, k, out, 16)`) of
+ * `data[start, end)` (default: all of it) under `key`, into `out`: the 16 output bytes as four
+ * little-endian 32-bit words (signed). A range, so the compactor hashes keys where they lie in a
+ * batch without a view object per key.
+ *
+ * 64-bit words are kept as pairs of 32-bit halves (JavaScript has no fast 64-bit integers: BigInt
+ * allocates): additions carry from the low half to the high one, rotations exchange bits between
+ * them. The state lives in locals, the rounds inline, so a call allocates nothing.
  */
-export function murmur3x86128(key: Uint8Array, seed: number, out: Int32Array, start = 0, end = key.length): void {
+export function siphash128(key: SipHashKey, data: Uint8Array, out: Int32Array, start = 0, end = data.length): void {
+  let v0l = key[0] as number;
+  let v0h = key[1] as number;
+  let v1l = key[2] as number;
+  let v1h = key[3] as number;
+  let v2l = key[4] as number;
+  let v2h = key[5] as number;
+  let v3l = key[6] as number;
+  let v3h = key[7] as number;
+  let s: number;
+  let t: number;
   const len = end - start;
-  const blocksEnd = end - (len % 16);
-  let h1 = seed | 0;
-  let h2 = seed | 0;
-  let h3 = seed | 0;
-  let h4 = seed | 0;
-  for (let i = start; i < blocksEnd; i += 16) {
-    let k1 = word(key, i);
-    let k2 = word(key, i + 4);
-    let k3 = word(key, i + 8);
-    let k4 = word(key, i + 12);
-    k1 = Math.imul(rotl(Math.imul(k1, C1), 15), C2);
-    h1 ^= k1;
-    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
-    k2 = Math.imul(rotl(Math.imul(k2, C2), 16), C3);
-    h2 ^= k2;
-    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
-    k3 = Math.imul(rotl(Math.imul(k3, C3), 17), C4);
-    h3 ^= k3;
-    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
-    k4 = Math.imul(rotl(Math.imul(k4, C4), 18), C1);
-    h4 ^= k4;
-    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
+  const blocksEnd = end - (len & 7);
+  // Phases: each message word (2 rounds), the last word with the length (2 rounds), then two
+  // finalizations (4 rounds each), one per 64-bit half of the output.
+  let i = start;
+  let ml = 0;
+  let mh = 0;
+  for (let phase = 0; phase < 4; ) {
+    let rounds = 2;
+    if (phase === 0) {
+      if (i < blocksEnd) {
+        ml = le32(data, i);
+        mh = le32(data, i + 4);
+        i += 8;
+      } else {
+        // The last word: the 0-7 remaining bytes, and the length's low byte as its top byte.
+        ml = 0;
+        mh = (len & 0xff) << 24;
+        const rest = end - i;
+        for (let j = rest - 1; j >= 4; j--) mh |= (data[i + j] as number) << ((j - 4) * 8);
+        for (let j = Math.min(rest, 4) - 1; j >= 0; j--) ml |= (data[i + j] as number) << (j * 8);
+        phase = 1;
+      }
+      v3l ^= ml;
+      v3h ^= mh;
+    } else if (phase === 2) {
+      v2l ^= 0xee;
+      rounds = 4;
+    } else {
+      v1l ^= 0xdd;
+      rounds = 4;
+    }
+    for (let r = 0; r < rounds; r++) {
+      // SipRound. a += b as halves: the low sum's carry is the top bit of (a & b) | ((a | b) & ~sum).
+      s = (v0l + v1l) | 0;
+      v0h = (v0h + v1h + (((v0l & v1l) | ((v0l | v1l) & ~s)) >>> 31)) | 0;
+      v0l = s;
+      // v1 = rotl(v1, 13) ^ v0
+      t = (v1h << 13) | (v1l >>> 19);
+      v1l = ((v1l << 13) | (v1h >>> 19)) ^ v0l;
+      v1h = t ^ v0h;
+      // v0 = rotl(v0, 32)
+      t = v0l;
+      v0l = v0h;
+      v0h = t;
+      // v2 += v3
+      s = (v2l + v3l) | 0;
+      v2h = (v2h + v3h + (((v2l & v3l) | ((v2l | v3l) & ~s)) >>> 31)) | 0;
+      v2l = s;
+      // v3 = rotl(v3, 16) ^ v2
+      t = (v3h << 16) | (v3l >>> 16);
+      v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
+      v3h = t ^ v2h;
+      // v0 += v3
+      s = (v0l + v3l) | 0;
+      v0h = (v0h + v3h + (((v0l & v3l) | ((v0l | v3l) & ~s)) >>> 31)) | 0;
+      v0l = s;
+      // v3 = rotl(v3, 21) ^ v0
+      t = (v3h << 21) | (v3l >>> 11);
+      v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
+      v3h = t ^ v0h;
+      // v2 += v1
+      s = (v2l + v1l) | 0;
+      v2h = (v2h + v1h + (((v2l & v1l) | ((v2l | v1l) & ~s)) >>> 31)) | 0;
+      v2l = s;
+      // v1 = rotl(v1, 17) ^ v2
+      t = (v1h << 17) | (v1l >>> 15);
+      v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
+      v1h = t ^ v2h;
+      // v2 = rotl(v2, 32)
+      t = v2l;
+      v2l = v2h;
+      v2h = t;
+    }
+    if (phase <= 1) {
+      v0l ^= ml;
+      v0h ^= mh;
+      if (phase === 1) phase = 2;
+    } else if (phase === 2) {
+      out[0] = v0l ^ v1l ^ v2l ^ v3l;
+      out[1] = v0h ^ v1h ^ v2h ^ v3h;
+      phase = 3;
+    } else {
+      out[2] = v0l ^ v1l ^ v2l ^ v3l;
+      out[3] = v0h ^ v1h ^ v2h ^ v3h;
+      phase = 4;
+    }
   }
-  const rest = end - blocksEnd;
-  if (rest > 12) h4 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 12, end), C4), 18), C1);
-  if (rest > 8) h3 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 8, Math.min(end, blocksEnd + 12)), C3), 17), C4);
-  if (rest > 4) h2 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd + 4, Math.min(end, blocksEnd + 8)), C2), 16), C3);
-  if (rest > 0) h1 ^= Math.imul(rotl(Math.imul(tailWord(key, blocksEnd, Math.min(end, blocksEnd + 4)), C1), 15), C2);
-  h1 ^= len;
-  h2 ^= len;
-  h3 ^= len;
-  h4 ^= len;
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  h2 = (h2 + h1) | 0;
-  h3 = (h3 + h1) | 0;
-  h4 = (h4 + h1) | 0;
-  h1 = fmix(h1);
-  h2 = fmix(h2);
-  h3 = fmix(h3);
-  h4 = fmix(h4);
-  h1 = (h1 + h2 + h3 + h4) | 0;
-  out[0] = h1;
-  out[1] = (h2 + h1) | 0;
-  out[2] = (h3 + h1) | 0;
-  out[3] = (h4 + h1) | 0;
 }
 
 /** Key hash -> latest offset, for at most `capacity` distinct keys. */
@@ -107,15 +166,20 @@ export class OffsetMap {
   private readonly slots: number;
   private entries = 0;
   private readonly hash = new Int32Array(4);
+  private readonly hashKey: SipHashKey;
 
   /**
    * A table for `capacity` keys filled at most to `loadFactor` (Kafka's
-   * log.cleaner.io.buffer.load.factor): it takes capacity / loadFactor slots.
+   * log.cleaner.io.buffer.load.factor): it takes capacity / loadFactor slots. `hashKey` (16
+   * bytes) keys the hash: it must be secret and random (the compactor draws one per pass), or
+   * colliding keys can be crafted.
    */
   constructor(
     readonly capacity: number,
     loadFactor: number,
+    hashKey: Uint8Array,
   ) {
+    this.hashKey = sipHashKey(hashKey);
     this.slots = Math.max(1, Math.ceil(capacity / loadFactor), capacity + 1);
     this.words = new Int32Array(this.slots * 4);
     this.offsets = new Float64Array(this.slots);
@@ -160,7 +224,7 @@ export class OffsetMap {
   /** The slot holding the key's hash, or the empty slot where it would go (linear probing). */
   private find(key: Uint8Array, start: number, end: number): number {
     const h = this.hash;
-    murmur3x86128(key, 0, h, start, end);
+    siphash128(this.hashKey, key, h, start, end);
     const w = this.words;
     let i = (h[0] as number) >>> 0;
     i %= this.slots;

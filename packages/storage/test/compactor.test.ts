@@ -3,8 +3,9 @@
  * of each key (plus keyless records), with original offsets and epochs; the active segment is
  * untouched; tombstones survive delete.retention.ms after the cleaner first reached them and then
  * go; min.compaction.lag.ms protects recent segments; appends proceed while a pass runs; an
- * interrupted swap is completed on reopen.
+ * interrupted swap is completed on reopen; each pass keys its offset map's hash afresh.
  */
+import crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
@@ -601,6 +602,50 @@ describe('compaction', () => {
     const rebuilt = PartitionLog.open(dir, { clock, config: cfg });
     await rebuilt.close();
     expect(indexFiles()).toEqual(built);
+  });
+
+  it('keys each pass\'s offset map afresh from the key source (offsetMapKeySource), and compacts the same under any key', async () => {
+    const log = PartitionLog.open(tempDir(), { config });
+    const keys: Buffer[] = [];
+    const keySource = (): Uint8Array => {
+      const k = Buffer.alloc(16, keys.length + 1);
+      keys.push(k);
+      return k;
+    };
+    for (let i = 0; i < 12; i++) log.appendAsLeader(batch(`a${i}`, 1, { keys: [`k${i % 3}`] }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    await compactLog(log, { force: true, offsetMapKeySource: keySource });
+    expect(readAll(log).map((r) => r.offset)).toEqual([9, 10, 11]);
+    for (let i = 12; i < 18; i++) log.appendAsLeader(batch(`b${i}`, 1, { keys: [`k${i % 2}`] }), 0);
+    log.rollIfNotEmpty();
+    await log.flush();
+    await compactLog(log, { force: true, offsetMapKeySource: keySource });
+    expect(readAll(log).map((r) => [r.offset, r.key])).toEqual([[11, 'k2'], [16, 'k0'], [17, 'k1']]);
+    // One key per pass, and a different one each time.
+    expect(keys.length).toBe(2);
+    expect(keys[0]?.equals(keys[1] as Buffer)).toBe(false);
+    await log.close();
+  });
+
+  it('by default keys each pass\'s offset map with 16 fresh random bytes, so no one can craft colliding keys ahead of a pass', async () => {
+    const draws = jest.spyOn(crypto, 'randomBytes');
+    try {
+      const log = PartitionLog.open(tempDir(), { config });
+      for (let pass = 0; pass < 2; pass++) {
+        for (let i = 0; i < 6; i++) log.appendAsLeader(batch(`p${pass}-${i}`, 1, { keys: [`k${i % 2}`] }), 0);
+        log.rollIfNotEmpty();
+        await log.flush();
+        await compactLog(log, { force: true });
+      }
+      expect(readAll(log).map((r) => r.value)).toEqual(['p1-4-0', 'p1-5-0']);
+      await log.close();
+      const keys = draws.mock.calls.flatMap((args, i) => (args[0] === 16 ? [draws.mock.results[i]?.value as Buffer] : []));
+      expect(keys.length).toBe(2);
+      expect(keys[0]?.equals(keys[1] as Buffer)).toBe(false);
+    } finally {
+      draws.mockRestore();
+    }
   });
 
   it('completes an interrupted swap on reopen', async () => {
