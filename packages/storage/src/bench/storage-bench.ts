@@ -160,12 +160,17 @@ interface CompactionFigures {
   keys: number;
   passMs: number;
   MBps: number;
+  /**
+   * CPU time of the process (user + system, all threads) during the pass: unlike passMs, barely
+   * moved by other work on a shared machine, so it compares builds run at different moments.
+   */
+  cpuMs: number;
   maxStallMs: number;
   runs: number;
 }
 
 /** One forced compaction pass over `mb` MB of keyed records; its time and the longest stall. */
-async function compactionRun(dir: string, mb: number): Promise<{ records: number; keys: number; bytes: number; passMs: number; maxStallMs: number }> {
+async function compactionRun(dir: string, mb: number): Promise<{ records: number; keys: number; bytes: number; passMs: number; cpuMs: number; maxStallMs: number }> {
   const log = PartitionLog.open(path.join(dir, 'log'), { config: { 'cleanup.policy': 'compact', 'segment.bytes': String(2 ** 31 - 1) } });
   const perBatch = 150;
   const value = Buffer.alloc(RECORD_BYTES, 1);
@@ -192,10 +197,14 @@ async function compactionRun(dir: string, mb: number): Promise<{ records: number
     last = now;
   }, 1);
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   let passMs: number;
+  let cpuMs: number;
   try {
     await compactLog(log, { force: true });
     passMs = performance.now() - start;
+    const cpu = process.cpuUsage(cpuStart);
+    cpuMs = (cpu.user + cpu.system) / 1000;
     // One more tick, so a stall in the pass's last synchronous step (installing the copy) counts.
     await new Promise((resolve) => setTimeout(resolve, 2));
     maxStallMs = Math.max(maxStallMs, performance.now() - last);
@@ -203,7 +212,7 @@ async function compactionRun(dir: string, mb: number): Promise<{ records: number
     clearInterval(ticker);
   }
   await log.close();
-  return { records, keys, bytes, passMs, maxStallMs };
+  return { records, keys, bytes, passMs, cpuMs, maxStallMs };
 }
 
 async function main(): Promise<void> {
@@ -286,6 +295,7 @@ async function main(): Promise<void> {
     keys: first.keys,
     passMs: Math.round(passMs),
     MBps: round(first.bytes / MB / (passMs / 1000)),
+    cpuMs: Math.round(median(compactRuns.map((c) => c.cpuMs))),
     maxStallMs: round(median(compactRuns.map((c) => c.maxStallMs))),
     runs: args.runs,
   };
@@ -299,7 +309,7 @@ async function main(): Promise<void> {
     ...rows.map(([name, f]) =>
       `${name.padEnd(11)} ${String(f.totalMB).padStart(5)} ${String(f.appendMBps).padStart(11)} ${String(f.appendRecordsPerSec).padStart(10)} ${String(f.rawWriteMBps).padStart(10)} ${String(f.ratio).padStart(6)} ${String(f.readMBps).padStart(9)}  ${f.pipelinedAppendMBps === undefined ? '-' : `${f.pipelinedAppendMBps} (${f.pipelinedRatio})`}`,
     ),
-    `compaction: ${compaction.totalMB} MB, ${compaction.records} records, ${compaction.keys} keys: pass ${compaction.passMs} ms (${compaction.MBps} MB/s), longest event-loop stall ${compaction.maxStallMs} ms`,
+    `compaction: ${compaction.totalMB} MB, ${compaction.records} records, ${compaction.keys} keys: pass ${compaction.passMs} ms (${compaction.MBps} MB/s), CPU ${compaction.cpuMs} ms, longest event-loop stall ${compaction.maxStallMs} ms`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (args.json) process.stdout.write(`${JSON.stringify({ pageCache, fsync: fsyncFigures, compaction })}\n`);
