@@ -929,6 +929,7 @@ export function addBrokerService(server: grpc.Server, ctx: BrokerServiceContext)
           // Rounds after the first re-examine the same fetch: they count as of its arrival.
           let fetchTimeMs: number | undefined;
           try {
+            if (cancel.cancelled()) return; // refused or ended: nothing more goes out on it
             const recordBytesMax = fetchRecordBytesMax(req.topics, (i) => req.topics[i]?.topicId.length ?? 0);
             if (recordBytesMax === null) {
               // The follower sends at most FETCH_MAX_PARTITIONS (ReplicaFetcherManager).
