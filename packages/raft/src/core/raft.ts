@@ -31,6 +31,7 @@ import {
   Ready,
   Role,
   Snapshot,
+  SnapshotMeta,
   SoftState,
   msg,
 } from './types';
@@ -473,12 +474,34 @@ export class RaftCore {
   }
 
   /**
-   * The application snapshotted its state machine at the applied index: compact the log
-   * (Raft §7). Returns the snapshot, which the driver persists before deleting entries.
+   * What a snapshot of the state machine taken now is for: the applied index, its term and the
+   * membership as of it (membership changes take effect when applied). An application that
+   * encodes its snapshot over time captures this together with its state and hands it to
+   * compact() once the bytes are ready.
    */
-  compact(data: Uint8Array): Snapshot {
+  snapshotPoint(): SnapshotMeta {
+    const index = this.log.applied;
+    const term = this.log.term(index);
+    if (term === undefined) throw new Error(`raft: no term for the applied index ${index}`);
+    return { index, term, confState: this.confState() };
+  }
+
+  /**
+   * The application snapshotted its state machine at `at` (default: now, the applied index):
+   * compact the log up to `at.index` (Raft §7). `at` is a snapshotPoint() taken when the state
+   * was captured; entries applied since stay in the log. Returns the snapshot, which the driver
+   * persists before deleting entries; the current one if it is at or past `at.index` (the
+   * driver should have dropped such a late snapshot).
+   */
+  compact(data: Uint8Array, at: SnapshotMeta = this.snapshotPoint()): Snapshot {
     this.assertNotInReady();
-    return this.log.compact(this.log.applied, data, this.confState());
+    if (at.index > this.log.applied) throw new Error(`raft: compact at ${at.index} beyond applied ${this.log.applied}`);
+    if (at.index <= this.log.snapshot.meta.index) return this.log.snapshot;
+    // Applied entries are committed, so never replaced: a different term means `at` was not a
+    // snapshotPoint() of this log.
+    const term = this.log.term(at.index);
+    if (term !== at.term) throw new Error(`raft: compact at ${at.index} of term ${at.term}, but the entry there has term ${term}`);
+    return this.log.compact(at.index, data, at.confState);
   }
 
   // ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { ProgressStatus, RaftConfig, RaftCore, RaftInitialState, bootstrapState, joinerState, ProposeResult } from '../core/raft';
 import { SeededRng } from '../core/rng';
 import { decodeConfChange } from '../core/conf-change';
-import { ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, Snapshot, SoftState, earlyMessages } from '../core/types';
+import { ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Message, MessageType, NodeId, Ready, Role, Snapshot, SnapshotMeta, SoftState, earlyMessages } from '../core/types';
 import { LogStorage, StorageUpdate } from '../storage/log-storage';
 import { Transport } from '../transport/transport';
 import { InvalidRequestError, MembershipChangePendingError, NodeStoppedError, NotLeaderError, OverloadedError, ProposalDroppedError } from './errors';
@@ -32,10 +32,23 @@ export interface StateMachine {
    * restart they are replayed from the last snapshot, so apply must be deterministic.
    */
   apply(index: number, data: Uint8Array): void;
-  /** Serialize the state as of the last applied index. */
-  snapshot(): Uint8Array;
-  /** Replace the state with a snapshot taken at `index`. */
-  restore(data: Uint8Array, index: number): void;
+  /**
+   * Serialize the state as of the last applied index. May return a promise, for a state too
+   * large to encode in one event-loop turn: the state must then be captured at the call (an
+   * immutable copy), since apply() goes on while it is encoded. RaftNode captures the applied
+   * index, its term and the membership at the call, keeps committing and applying meanwhile,
+   * and compacts the log up to that index once the promise resolves, unless a newer snapshot was
+   * installed in between (then the bytes are dropped). One snapshot at a time; a rejection is a
+   * bug and stops the node.
+   */
+  snapshot(): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Replace the state with a snapshot taken at `index`. May return a promise: RaftNode then
+   * waits for it before it applies anything after the snapshot, moves its applied index to
+   * `index`, or calls the state machine again (its loop waits as for a slow storage write;
+   * messages queue meanwhile). A rejection stops the node.
+   */
+  restore(data: Uint8Array, index: number): void | Promise<void>;
 }
 
 export interface RaftNodeOptions {
@@ -224,8 +237,15 @@ export class RaftNode {
   private readonly compacting = new Set<Promise<void>>();
   /** Background writes that completed: reported to the core (persisted()) on the next loop turn. */
   private stableReports: Array<{ index: number; term: number }> = [];
-  /** Counters for status and benchmarks. */
-  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0, asyncReadies: 0, timerWakeups: 0 };
+  /** The point of the state machine's snapshot whose promise has not resolved yet (one at a time). */
+  private snapshotPending: SnapshotMeta | null = null;
+  /** A snapshot whose promise resolved: compacted on the next loop turn (finishSnapshot). */
+  private snapshotDone: { readonly at: SnapshotMeta; readonly data: Uint8Array } | null = null;
+  /**
+   * Counters for status and benchmarks. `snapshots`: taken and compacted; `snapshotsDropped`:
+   * resolved after a newer snapshot was installed, so not used.
+   */
+  readonly metrics = { readies: 0, saves: 0, entriesPersisted: 0, messagesSent: 0, applied: 0, droppedInbound: 0, proposalBatches: 0, asyncReadies: 0, timerWakeups: 0, snapshots: 0, snapshotsDropped: 0 };
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
@@ -261,7 +281,7 @@ export class RaftNode {
     // log (also uncommitted ones: knowing an address early is harmless).
     this.learnAddresses(init.snapshot.meta.confState);
     for (const e of init.entries) this.learnFromEntry(e);
-    if (init.snapshot.meta.index > 0) this.opts.stateMachine.restore(init.snapshot.data, init.snapshot.meta.index);
+    if (init.snapshot.meta.index > 0) await this.opts.stateMachine.restore(init.snapshot.data, init.snapshot.meta.index);
     this.applied = init.snapshot.meta.index;
     this.core = new RaftCore(
       {
@@ -521,6 +541,7 @@ export class RaftNode {
     try {
       while (!this.stopped) {
         this.feed(core);
+        if (this.snapshotDone !== null) this.finishSnapshot(core);
         if (!core.hasReady()) break;
         const rd = core.ready();
         if (this.asyncWrites && rd.mayPersistAsync) {
@@ -649,7 +670,9 @@ export class RaftNode {
     }
     // 2. Send.
     this.send(early.length === 0 ? rd.messages : rd.messages.filter((m) => m.type !== MessageType.App));
-    // 3. Apply.
+    // 3. Apply: the snapshot first (an asynchronous restore is waited for, like the write above:
+    //    the core takes no input until advance()), then the entries after it.
+    if (rd.snapshot !== null) await this.restoreSnapshot(rd.snapshot);
     this.applyReady(rd);
   }
 
@@ -674,6 +697,7 @@ export class RaftNode {
       else (others ??= []).push(m);
     }
     if (others !== null) this.send(others);
+    if (rd.snapshot !== null) throw new Error('raft node: a Ready with a snapshot is never asynchronous');
     if (rd.hardState !== null) this.latestHardState = rd.hardState;
     const last = rd.entries[rd.entries.length - 1];
     if (last !== undefined) {
@@ -781,19 +805,26 @@ export class RaftNode {
     this.rejectAll(new NodeStoppedError('raft node failed', e));
   }
 
+  /**
+   * Restores the state machine from a snapshot installed from the leader (persisted already).
+   * `applied` moves to its index only once the state machine holds it, so reads waiting for
+   * that index are not answered from the old state.
+   */
+  private async restoreSnapshot(snap: Snapshot): Promise<void> {
+    this.learnAddresses(snap.meta.confState);
+    await this.opts.stateMachine.restore(snap.data, snap.meta.index);
+    this.applied = snap.meta.index;
+    // Proposals at or below the snapshot were decided elsewhere; we cannot tell how.
+    for (const [idx, w] of this.appliedWaiters) {
+      if (idx > this.applied) break;
+      w.reject(new ProposalDroppedError('replaced by a snapshot; outcome unknown'));
+      this.appliedWaiters.delete(idx);
+    }
+  }
+
+  /** Applies a Ready's committed entries (its snapshot, if any, is restored: restoreSnapshot) and read states. */
   private applyReady(rd: Ready): void {
     const sm = this.opts.stateMachine;
-    if (rd.snapshot !== null) {
-      this.learnAddresses(rd.snapshot.meta.confState);
-      sm.restore(rd.snapshot.data, rd.snapshot.meta.index);
-      this.applied = rd.snapshot.meta.index;
-      // Proposals at or below the snapshot were decided elsewhere; we cannot tell how.
-      for (const [idx, w] of this.appliedWaiters) {
-        if (idx > this.applied) break;
-        w.reject(new ProposalDroppedError('replaced by a snapshot; outcome unknown'));
-        this.appliedWaiters.delete(idx);
-      }
-    }
     for (const e of rd.committedEntries) {
       if (e.type === EntryType.Normal && e.data.byteLength > 0) sm.apply(e.index, e.data);
       else if (e.type === EntryType.ConfChange) this.learnFromEntry(e, true);
@@ -869,10 +900,57 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Every `snapshotEveryEntries` applied entries: snapshot the state machine. A synchronous
+   * snapshot compacts at once; an asynchronous one is compacted when it resolves (finishSnapshot)
+   * at the point captured here, while the loop goes on, and no other is started meanwhile.
+   */
   private maybeSnapshot(core: RaftCore): void {
+    if (this.snapshotPending !== null || this.snapshotDone !== null) return;
     if (this.applied - core.log.snapshot.meta.index < this.snapshotEvery) return;
     if (core.log.applied !== this.applied) return;
-    const snap = core.compact(this.opts.stateMachine.snapshot());
+    const at = core.snapshotPoint();
+    const out = this.opts.stateMachine.snapshot();
+    if (out instanceof Uint8Array) {
+      this.compactAt(core, at, out);
+      return;
+    }
+    this.snapshotPending = at;
+    out.then(
+      (data) => {
+        this.snapshotPending = null;
+        if (this.stopped) return;
+        this.snapshotDone = { at, data };
+        this.wake();
+      },
+      (e: unknown) => {
+        this.snapshotPending = null;
+        if (!this.stopped) this.fail(e);
+      },
+    );
+  }
+
+  /**
+   * A snapshot resolved: compact at its point, unless the log's snapshot is already at or past
+   * it (one from the leader was installed meanwhile: it holds a newer state, and the bytes here
+   * would replace it with an older one).
+   */
+  private finishSnapshot(core: RaftCore): void {
+    const done = this.snapshotDone;
+    if (done === null) return;
+    this.snapshotDone = null;
+    if (core.log.snapshot.meta.index >= done.at.index) {
+      this.metrics.snapshotsDropped++;
+      return;
+    }
+    this.compactAt(core, done.at, done.data);
+    // The entries applied while it was encoded may already call for the next one.
+    this.maybeSnapshot(core);
+  }
+
+  private compactAt(core: RaftCore, at: SnapshotMeta, data: Uint8Array): void {
+    const snap = core.compact(data, at);
+    this.metrics.snapshots++;
     this.send([]);
     // Behind the writes of the entries it covers; later writes do not wait for it (pumpWrites).
     // Not awaited either: nothing the loop does next depends on it (the core already dropped the

@@ -105,6 +105,35 @@ describe('RaftCore', () => {
     expect(dec(n3.appliedData.get(25))).toBe('after');
   });
 
+  test('a snapshot taken at a captured point compacts the log up to that point only, with the membership as of it', () => {
+    // An application that encodes its snapshot over several turns captures the point (applied
+    // index, its term, membership) with its state; entries applied meanwhile stay in the log.
+    const c = cluster(4);
+    electN1(c);
+    for (let i = 0; i < 5; i++) c.propose('n1', enc(`v${i}`));
+    c.stabilize();
+    const core = c.node('n1').core!;
+    const point = core.snapshotPoint();
+    expect(point.index).toBe(core.log.applied);
+    expect(point.confState.voters).toEqual(['n1', 'n2', 'n3', 'n4']);
+    // Meanwhile: more entries and a membership change are applied.
+    for (let i = 5; i < 10; i++) c.propose('n1', enc(`v${i}`));
+    c.stabilize();
+    expect(core.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 'n4' }).ok).toBe(true);
+    c.stabilize();
+    expect(core.confState().voters).toEqual(['n1', 'n2', 'n3']);
+    const applied = core.log.applied;
+    expect(applied).toBeGreaterThan(point.index + 5);
+    const snap = core.compact(enc('state'), point);
+    expect(snap.meta).toEqual(point);
+    expect(core.log.snapshot.meta.index).toBe(point.index);
+    expect(core.log.firstIndex()).toBe(point.index + 1);
+    expect(core.log.lastIndex()).toBe(applied);
+    // A point the log has no such entry for (another term), or one beyond applied, is a bug.
+    expect(() => core.compact(enc('x'), { ...point, index: applied, term: point.term + 7 })).toThrow(/term/);
+    expect(() => core.compact(enc('x'), { ...point, index: applied + 1 })).toThrow(/beyond applied/);
+  });
+
   test('leadership transfer hands over to an up-to-date follower with TimeoutNow (thesis §3.10)', () => {
     const c = cluster(3);
     electN1(c);

@@ -25,14 +25,75 @@ class ListMachine implements StateMachine {
     this.items.push(new TextDecoder().decode(data));
     this.lastIndex = index;
   }
-  snapshot(): Uint8Array {
+  snapshot(): Uint8Array | Promise<Uint8Array> {
+    return this.bytes();
+  }
+  protected bytes(): Uint8Array {
     return new TextEncoder().encode(JSON.stringify(this.items));
   }
-  restore(data: Uint8Array, index: number): void {
+  restore(data: Uint8Array, index: number): void | Promise<void> {
+    this.restoreNow(data, index);
+  }
+  protected restoreNow(data: Uint8Array, index: number): void {
     const parsed: unknown = JSON.parse(new TextDecoder().decode(data));
     this.items = Array.isArray(parsed) ? parsed.map(String) : [];
     this.lastIndex = index;
   }
+}
+
+/**
+ * A state machine whose snapshots and restores finish when the test says: snapshot() captures
+ * the items at the call (as the controller captures its immutable image) and returns a promise
+ * that `finishSnapshot()` resolves; restore() (when `holdRestores`) returns a promise that
+ * `finishRestore()` resolves, and replaces the items only then.
+ */
+class HeldMachine extends ListMachine {
+  readonly snapshotsAt: number[] = [];
+  /** The bytes of each snapshot, as of its call. */
+  readonly snapshotBytes: Uint8Array[] = [];
+  private readonly snapshots: Array<() => void> = [];
+  holdRestores = false;
+  readonly restoresAt: number[] = [];
+  private readonly restores: Array<() => void> = [];
+  override snapshot(): Promise<Uint8Array> {
+    const bytes = this.bytes();
+    this.snapshotsAt.push(this.lastIndex);
+    this.snapshotBytes.push(bytes);
+    return new Promise((resolve) => this.snapshots.push(() => resolve(bytes)));
+  }
+  override restore(data: Uint8Array, index: number): void | Promise<void> {
+    this.restoresAt.push(index);
+    if (!this.holdRestores) return this.restoreNow(data, index);
+    return new Promise((resolve) =>
+      this.restores.push(() => {
+        this.restoreNow(data, index);
+        resolve();
+      }),
+    );
+  }
+  finishSnapshot(): void {
+    const f = this.snapshots.shift();
+    if (f === undefined) throw new Error('no snapshot pending');
+    f();
+  }
+  finishRestore(): void {
+    const f = this.restores.shift();
+    if (f === undefined) throw new Error('no restore pending');
+    f();
+  }
+}
+
+/** Resolves once `f()` holds, checked every turn of the event loop; rejects after `ms`. */
+function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
+  const deadline = performance.now() + ms;
+  return new Promise<void>((resolve, reject) => {
+    const check = (): void => {
+      if (f()) resolve();
+      else if (performance.now() > deadline) reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      else setImmediate(check);
+    };
+    check();
+  });
 }
 
 interface Member {
@@ -69,8 +130,7 @@ class Cluster {
   readonly sends = new Map<string, Message[][]>();
   constructor(readonly ids: string[], readonly snapshotEveryEntries = 10_000) {}
 
-  async start(id: string, storage: LogStorage = new MemoryStorage(), bootstrap = true): Promise<Member> {
-    const sm = new ListMachine();
+  async start(id: string, storage: LogStorage = new MemoryStorage(), bootstrap = true, sm: ListMachine = new ListMachine()): Promise<Member> {
     const node = new RaftNode({
       id,
       storage,
@@ -376,6 +436,121 @@ describe('RaftNode', () => {
       for (const st of storages) await st.close().catch(() => undefined);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a snapshot whose promise is pending does not hold the node: it keeps committing, takes no second one, then compacts at the captured index', async () => {
+    c = new Cluster(['a', 'b', 'c'], 20);
+    const held = new HeldMachine();
+    // Whoever leads, a is the node under test (leader or follower: both snapshot).
+    await c.start('a', new MemoryStorage(), true, held);
+    for (const id of ['b', 'c']) await c.start(id);
+    const leader = await leaderOf(c.list());
+    const a = c.members.get('a') as Member;
+    const compacted: number[] = [];
+    const compact = a.storage.compact.bind(a.storage);
+    a.storage.compact = async (snap) => {
+      compacted.push(snap.meta.index);
+      await compact(snap);
+    };
+    let i = 0;
+    while (held.snapshotsAt.length === 0) await withTimeout(leader.propose(enc(`p${i++}`)), 5000, `propose ${i}`);
+    const at = held.snapshotsAt[0] as number;
+    expect(a.node.status().snapshotIndex).toBe(0);
+    // While it is pending: 60 more entries (three snapshot intervals) commit and apply on a.
+    const target = i + 60;
+    for (; i < target; i++) await withTimeout(leader.propose(enc(`p${i}`)), 5000, `propose ${i}`);
+    await withTimeout(a.node.readBarrier(), 5000, 'read barrier on a');
+    expect(a.sm.items).toContain(`p${target - 1}`);
+    expect(held.snapshotsAt).toEqual([at]);
+    expect(a.node.status().snapshotIndex).toBe(0);
+    expect(compacted).toEqual([]);
+    held.finishSnapshot();
+    // Compacted at the captured index (not at the applied one), then the next snapshot begins.
+    await until('the compaction at the captured index', () => compacted.length > 0);
+    expect(compacted[0]).toBe(at);
+    expect(a.node.status().snapshotIndex).toBe(at);
+    expect(a.node.status().applied).toBeGreaterThan(at + 60);
+    const init = await a.storage.load();
+    expect(init?.snapshot.meta.index).toBe(at);
+    expect(init?.snapshot.data).toEqual(held.snapshotBytes[0]);
+    await until('the next snapshot', () => held.snapshotsAt.length === 2);
+    expect(a.node.metrics.snapshotsDropped).toBe(0);
+  });
+
+  test('a snapshot resolved after a newer one was installed from the leader is dropped', async () => {
+    c = new Cluster(['a', 'b', 'c'], 20);
+    const held = new HeldMachine();
+    await c.start('a', new MemoryStorage(), true, held);
+    for (const id of ['b', 'c']) await c.start(id);
+    let leader = await leaderOf(c.list());
+    if (leader.id === 'a') {
+      leader.transferLeadership('b');
+      await until('another leader', () => c.list().some((m) => m.node.isLeader && m.node.id !== 'a'));
+      leader = c.list().find((m) => m.node.isLeader)!.node;
+    }
+    const a = c.members.get('a') as Member;
+    let i = 0;
+    while (held.snapshotsAt.length === 0) await withTimeout(leader.propose(enc(`p${i++}`)), 5000, `propose ${i}`);
+    const at = held.snapshotsAt[0] as number;
+    // a is cut off while the leader goes three snapshot intervals further and compacts: a needs
+    // the leader's snapshot.
+    c.net.isolate('a');
+    for (let k = 0; k < 60; k++, i++) await withTimeout(leader.propose(enc(`p${i}`)), 5000, `propose ${i}`);
+    expect(leader.status().snapshotIndex).toBeGreaterThan(a.node.status().applied);
+    c.net.heal();
+    await until('a installs the leader snapshot', () => held.restoresAt.length > 0);
+    await withTimeout(a.node.readBarrier(), 5000, 'read barrier on a');
+    const installed = a.node.status().snapshotIndex;
+    expect(installed).toBeGreaterThan(at);
+    expect(a.sm.items).toContain(`p${i - 1}`);
+    // The old snapshot (of an older state) arrives now: it must not replace the installed one.
+    held.finishSnapshot();
+    await until('the stale snapshot dropped', () => a.node.metrics.snapshotsDropped === 1);
+    expect(a.node.status().snapshotIndex).toBe(installed);
+    expect((await a.storage.load())?.snapshot.meta.index).toBe(installed);
+    // The node still works: a new entry applies on a.
+    const idx = await withTimeout(leader.propose(enc('after')), 5000, 'propose after');
+    await until('a applies the new entry', () => a.node.status().applied >= idx);
+    expect(a.sm.items[a.sm.items.length - 1]).toBe('after');
+  });
+
+  test('an asynchronous restore: nothing after the snapshot is applied, nor the applied index moved, before it completes', async () => {
+    c = new Cluster(['a', 'b', 'c'], 20);
+    const held = new HeldMachine();
+    held.holdRestores = true;
+    await c.start('a', new MemoryStorage(), true, held);
+    for (const id of ['b', 'c']) await c.start(id);
+    let leader = await leaderOf(c.list());
+    if (leader.id === 'a') {
+      leader.transferLeadership('b');
+      await until('another leader', () => c.list().some((m) => m.node.isLeader && m.node.id !== 'a'));
+      leader = c.list().find((m) => m.node.isLeader)!.node;
+    }
+    const a = c.members.get('a') as Member;
+    await withTimeout(leader.propose(enc('first')), 5000, 'propose');
+    await until('a applies the first entry', () => a.sm.items.includes('first'));
+    c.net.isolate('a');
+    let i = 0;
+    for (; i < 45; i++) await withTimeout(leader.propose(enc(`p${i}`)), 5000, `propose ${i}`);
+    const leaderSnap = leader.status().snapshotIndex;
+    expect(leaderSnap).toBeGreaterThan(a.node.status().applied);
+    const appliedBefore = a.node.status().applied;
+    c.net.heal();
+    await until('a restoring the leader snapshot', () => held.restoresAt.length > 0);
+    // Entries after the snapshot keep coming while the restore is held.
+    for (let k = 0; k < 5; k++, i++) await withTimeout(leader.propose(enc(`p${i}`)), 5000, `propose ${i}`);
+    expect(a.node.status().applied).toBe(appliedBefore);
+    expect(a.sm.items).toEqual(['first']);
+    const reads = a.node.readBarrier();
+    let read = false;
+    void reads.then(() => (read = true));
+    await new Promise((r) => setImmediate(r));
+    expect(read).toBe(false);
+    held.finishRestore();
+    await withTimeout(reads, 5000, 'read barrier on a');
+    expect(a.node.status().applied).toBeGreaterThanOrEqual(leaderSnap);
+    await until('a applies everything', () => a.sm.items.includes(`p${i - 1}`));
+    expect(a.sm.items.filter((x) => x.startsWith('p'))).toEqual(Array.from({ length: i }, (_, k) => `p${k}`));
   });
 
   test('many concurrent proposals are batched into few appends and all apply in order', async () => {
