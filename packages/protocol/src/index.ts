@@ -95,6 +95,7 @@ export { KafkaReader, KafkaWriter } from './kafka-wire';
 export { messageCodec, toBuffer } from './proto-runtime';
 export type { MessageCodec } from './proto-runtime';
 export { metadataDeltaSpans, metadataSnapshotSpans } from './metadata-codec';
+export { encodeMetadataSnapshotPart } from './metadata-parts';
 export type { MetadataRecordSpans } from './metadata-codec';
 
 /** Everything generated from proto/: message interfaces, codecs, gRPC services and clients. */

@@ -86,6 +86,17 @@ export function messageCodec<T extends object>(fullName: string): MessageCodec<T
 }
 
 /**
+ * An encoder of some of the fields of `fullName`: only the fields present in the part are
+ * written. Protobuf writes fields in field-number order (protobufjs sorts them), and a repeated
+ * field's elements one after another, so parts that split a message's fields in that order (the
+ * elements of a repeated field in consecutive runs) concatenate to exactly the bytes of the
+ * whole message. That lets a large message be encoded a part per event-loop turn.
+ */
+export function partEncoder<T extends object>(fullName: string): (part: Partial<T>) => Uint8Array {
+  return messageCodec<Partial<T>>(fullName).encode;
+}
+
+/**
  * protobufjs' own decode (+ toObject) of `fullName`, bypassing any hand-written decoder: what the
  * hand-written ones are tested against.
  */

@@ -4,7 +4,8 @@
  * negative int32 and int64 values, unknown fields, unpacked repeated int32s) both give strictly
  * equal objects; every truncation of valid bytes is either decoded equally or refused by both
  * (ours with CORRUPT_MESSAGE); and decoding a message's records in slices (MetadataRecordSpans)
- * gives the same records as decoding them at once.
+ * gives the same records as decoding them at once. A snapshot encoded in parts
+ * (encodeMetadataSnapshotPart) is byte for byte the snapshot encoded at once.
  */
 import fc from 'fast-check';
 import * as protobuf from 'protobufjs';
@@ -21,6 +22,7 @@ import {
   encodeMetadataRecord,
   encodeMetadataRecordBatch,
   encodeMetadataSnapshot,
+  encodeMetadataSnapshotPart,
   metadataDeltaSpans,
   metadataSnapshotSpans,
   type Int32List,
@@ -183,6 +185,24 @@ describe('the hand-written metadata decoder', () => {
         expect(snap.decode(0, rs.length)).toStrictEqual(sliced);
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('encodeMetadataSnapshotPart', () => {
+  it('encodes a snapshot in parts whose concatenation is the whole encoding, whatever the runs', () => {
+    fc.assert(
+      fc.property(records, int64, fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 8 }), (rs, offset, runs) => {
+        const parts = [encodeMetadataSnapshotPart({ offset })];
+        let i = 0;
+        for (const n of runs) {
+          parts.push(encodeMetadataSnapshotPart({ records: rs.slice(i, i + n) }));
+          i += n;
+        }
+        parts.push(encodeMetadataSnapshotPart({ records: rs.slice(i) }));
+        expect(Buffer.concat(parts)).toEqual(Buffer.from(encodeMetadataSnapshot({ offset, records: rs })));
+      }),
+      { numRuns: 300 },
     );
   });
 });
