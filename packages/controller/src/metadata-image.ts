@@ -114,10 +114,17 @@ export class MetadataImage {
 
   /** The records that rebuild this image from empty (a snapshot). */
   toRecords(): MetadataRecord[] {
-    const out: MetadataRecord[] = [];
-    if (this.clusterId !== '') out.push({ cluster: { clusterId: this.clusterId } });
+    return [...this.records()];
+  }
+
+  /**
+   * toRecords() one record at a time, in the same order: a snapshot encoder can stop between any
+   * two (the image never changes, so iterating it across event-loop turns is safe).
+   */
+  *records(): Generator<MetadataRecord> {
+    if (this.clusterId !== '') yield { cluster: { clusterId: this.clusterId } };
     for (const b of [...this.brokers.values()].sort((x, y) => x.id - y.id)) {
-      out.push({
+      yield {
         registerBroker: {
           brokerId: b.id,
           incarnationId: b.incarnationId,
@@ -130,15 +137,15 @@ export class MetadataImage {
           ...(b.logDirId === '' ? {} : { logDirId: b.logDirId }),
           ...(b.logDirReplaced ? { logDirReplaced: true } : {}),
         },
-      });
+      };
     }
     for (const t of this.topics.values()) {
       // One Buffer per topic, shared by its records (a hex decode per partition was a third of
       // toRecords at 10,000 partitions).
       const topicId = topicIdToBytes(t.id);
-      out.push({ topic: { name: t.name, topicId } });
+      yield { topic: { name: t.name, topicId } };
       for (const p of [...t.partitions.values()].sort((x, y) => x.partition - y.partition)) {
-        out.push({
+        yield {
           partition: {
             topicId,
             partition: p.partition,
@@ -150,17 +157,16 @@ export class MetadataImage {
             addingReplicas: [...p.addingReplicas],
             removingReplicas: [...p.removingReplicas],
           },
-        });
+        };
       }
     }
     for (const [key, entries] of this.configs) {
       const sep = key.indexOf(':');
       const type = Number(key.slice(0, sep)) as ConfigResourceType;
       const name = key.slice(sep + 1);
-      for (const [k, v] of entries) out.push({ config: { resourceType: type, resourceName: name, name: k, value: v } });
+      for (const [k, v] of entries) yield { config: { resourceType: type, resourceName: name, name: k, value: v } };
     }
-    if (this.nextProducerId > 0) out.push({ producerIds: { brokerId: -1, brokerEpoch: -1, nextProducerId: this.nextProducerId } });
-    return out;
+    if (this.nextProducerId > 0) yield { producerIds: { brokerId: -1, brokerEpoch: -1, nextProducerId: this.nextProducerId } };
   }
 
   /** Builds an image from a snapshot's records. */

@@ -15,9 +15,7 @@ import { performance } from 'node:perf_hooks';
 import {
   StrandError,
   decodeMetadataRecordBatch,
-  decodeMetadataSnapshot,
   encodeMetadataRecordBatch,
-  encodeMetadataSnapshot,
   type AlterPartitionRequest,
   type AlterPartitionTopicResult,
   type BrokerHeartbeatRequest,
@@ -58,6 +56,7 @@ import {
   type TopicResultInfo,
 } from './controller-logic';
 import { MetadataImage, topicIdFromBytes, type TopicId } from './metadata-image';
+import { encodeImageSnapshot, restoreImageSnapshot } from './metadata-snapshot';
 
 export interface ControllerEndpoint {
   host: string;
@@ -179,13 +178,23 @@ export class QuorumController {
     this.newTopicId = opts.newTopicId ?? ((): TopicId => randomBytes(16).toString('hex'));
     const sm: StateMachine = {
       apply: (index, data) => this.applyBatch(index, data),
-      snapshot: () => encodeMetadataSnapshot({ offset: this.image.offset, records: this.snapshotDelta().records }),
-      restore: (data) => {
-        const snap = decodeMetadataSnapshot(data);
-        this.image = MetadataImage.fromRecords(snap.offset, snap.records);
+      // Both over several event-loop turns (metadata-snapshot.ts): the image is immutable, so the
+      // one current at the call is the snapshot at RaftNode's captured index, while later
+      // batches are applied; a restore holds RaftNode's loop (nothing applied after it) until done.
+      snapshot: () => {
+        const image = this.image;
+        const memo = this.snapshotMemo?.image === image ? this.snapshotMemo.delta.records : undefined;
+        return encodeImageSnapshot(image, memo === undefined ? {} : { records: memo });
+      },
+      restore: async (data) => {
+        const { image, records } = await restoreImageSnapshot(data);
+        this.image = image;
         this.retained.length = 0;
-        this.retainedFrom = this.image.offset;
-        this.publish({ snapshot: true, offset: this.image.offset, records: snap.records });
+        this.retainedFrom = image.offset;
+        // Streams that need a snapshot of this image share these records (snapshotDelta).
+        const delta: MetadataDelta = { snapshot: true, offset: image.offset, records };
+        this.snapshotMemo = { image, delta };
+        this.publish(delta);
       },
     };
     this.maxBatchBytes = opts.maxRecordBatchBytes ?? DEFAULT_MAX_RECORD_BATCH_BYTES;

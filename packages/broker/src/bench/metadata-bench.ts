@@ -7,7 +7,10 @@
  * loop in one go (none of these yields):
  * - controller: the Raft snapshot the state machine hands RaftNode every snapshotEveryEntries
  *   applied entries (`snapshotEncode`: image -> MetadataSnapshot bytes) and its restore
- *   (`snapshotRestore`: bytes -> image); one committed PartitionChange batch applied
+ *   (`snapshotRestore`: bytes -> image), in one go as the state machine did until it sliced
+ *   them, and as QuorumController's state machine does now, a slice of records per event-loop
+ *   turn (`snapshotEncodeSliced`: encodeImageSnapshot, `snapshotRestoreSliced`:
+ *   restoreImageSnapshot, each timed whole with its longest stall); one committed PartitionChange batch applied
  *   (`applyOneChange`: decode + image.apply); the snapshot delta a new metadata stream starts
  *   with (`streamSnapshotEncode`: image -> MetadataDelta bytes, what gRPC serializes);
  * - broker: the snapshot delta decoded and turned into an image in one go (`snapshotToImage`),
@@ -24,15 +27,17 @@
  * larger `ulimit -n` than 20,000; logs it cannot open stay offline and are retried with every
  * image (`hostedPartitions` < `expectedHostedPartitions`, and a warning in the table).
  * Synchronous figures are the median of `--runs` runs after one warm-up; the broker's
- * re-apply and one-change figures likewise; the first full apply runs once. Prints a table, and
- * with --json one JSON object on the last line: {"10000": {...}, "50000": {...}}.
+ * re-apply and one-change figures likewise; the first full apply runs once. `--skip-apply`
+ * leaves out the applyImage part (no logs, seconds instead of minutes at 50,000 partitions; its
+ * figures are null). Prints a table, and with --json one JSON object on the last line:
+ * {"10000": {...}, "50000": {...}}.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ConfigResourceType, decodeMetadataDelta, decodeMetadataRecordBatch, decodeMetadataSnapshot, encodeMetadataDelta, encodeMetadataRecordBatch, encodeMetadataSnapshot, metadataDeltaSpans, type MetadataRecord } from '@strand/protocol';
-import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { MetadataImage, encodeImageSnapshot, restoreImageSnapshot, topicIdToBytes } from '@strand/controller';
 import { ReplicaManager } from '../server/replica-manager';
 import { imageFromSnapshot } from '../server/snapshot-image';
 import type { PartitionHost } from '../server/partition';
@@ -43,10 +48,11 @@ interface Args {
   topics: number;
   runs: number;
   dir: string;
+  skipApply: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, partitions: [10_000, 50_000], topics: 1000, runs: 5, dir: os.tmpdir() };
+  const args: Args = { json: false, partitions: [10_000, 50_000], topics: 1000, runs: 5, dir: os.tmpdir(), skipApply: false };
   const positive = (a: string | undefined, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${a ?? ''} needs a positive integer`);
@@ -59,8 +65,9 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--topics') args.topics = positive(a, argv[++i]);
     else if (a === '--runs') args.runs = positive(a, argv[++i]);
     else if (a === '--dir') args.dir = String(argv[++i]);
+    else if (a === '--skip-apply') args.skipApply = true;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench:metadata -- [--json] [--partitions 10000,50000] [--topics 1000] [--runs 5] [--dir /tmp]\n');
+      process.stdout.write('usage: npm run bench:metadata -- [--json] [--partitions 10000,50000] [--topics 1000] [--runs 5] [--dir /tmp] [--skip-apply]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a ?? ''}`);
   }
@@ -134,6 +141,16 @@ interface Stalled {
  * Runs `f` with a setImmediate ticker alongside: the largest gap between two of its turns is
  * the longest the event loop was held (by `f` or what it set off).
  */
+/** `f` run `runs` times after a warm-up under withStallMeter: the medians of its totals and of its longest stalls. */
+async function stalls(runs: number, f: () => Promise<void>): Promise<Stalled> {
+  const xs: Stalled[] = [];
+  for (let i = 0; i <= runs; i++) {
+    const s = await withStallMeter(f);
+    if (i > 0) xs.push(s);
+  }
+  return { totalMs: median(xs.map((x) => x.totalMs)), maxStallMs: median(xs.map((x) => x.maxStallMs)) };
+}
+
 async function withStallMeter(f: () => Promise<void>): Promise<Stalled> {
   let last = performance.now();
   let maxStallMs = 0;
@@ -163,8 +180,9 @@ interface SizeResult {
   /** What broker 1 should host (3/5 of the partitions); fewer when opens failed, e.g. ulimit -n (EMFILE). */
   expectedHostedPartitions: number;
   snapshotBytes: number;
-  controller: { snapshotEncodeMs: number; snapshotRestoreMs: number; applyOneChangeMs: number; streamSnapshotEncodeMs: number };
-  broker: { snapshotToImageMs: number; snapshotToImageSliced: Stalled; deltaToImageMs: number; applyFirstImage: Stalled; applySameImage: Stalled; applyOneChange: Stalled };
+  controller: { snapshotEncodeMs: number; snapshotRestoreMs: number; snapshotEncodeSliced: Stalled; snapshotRestoreSliced: Stalled; applyOneChangeMs: number; streamSnapshotEncodeMs: number };
+  /** The applyImage figures are null with --skip-apply. */
+  broker: { snapshotToImageMs: number; snapshotToImageSliced: Stalled; deltaToImageMs: number; applyFirstImage: Stalled | null; applySameImage: Stalled | null; applyOneChange: Stalled | null };
 }
 
 const quiet = { info: (): void => undefined, warn: (): void => undefined };
@@ -187,9 +205,19 @@ async function measure(partitions: number, args: Args): Promise<SizeResult> {
   const deltaBytes = streamSnapshot();
   const changeDelta = encodeMetadataDelta({ snapshot: false, offset: image.offset + 1, records: changeRecords });
 
+  // As QuorumController's state machine does since: a slice of records per turn.
+  const slicedEncode = await stalls(args.runs, async () => {
+    const bytes = await encodeImageSnapshot(image);
+    if (bytes.byteLength !== snap.byteLength) throw new Error('sliced snapshot encode differs');
+  });
+  const slicedRestore = await stalls(args.runs, async () => {
+    await restoreImageSnapshot(snap);
+  });
   const controller = {
     snapshotEncodeMs: timeSync(args.runs, snapshot),
     snapshotRestoreMs: timeSync(args.runs, () => restore(snap)),
+    snapshotEncodeSliced: slicedEncode,
+    snapshotRestoreSliced: slicedRestore,
     applyOneChangeMs: timeSync(args.runs, () => image.apply(image.offset + 1, decodeMetadataRecordBatch(changeBatch).records)),
     streamSnapshotEncodeMs: timeSync(args.runs, streamSnapshot),
   };
@@ -199,18 +227,25 @@ async function measure(partitions: number, args: Args): Promise<SizeResult> {
     return MetadataImage.fromRecords(d.offset, d.records);
   });
   // As BrokerServer.onMetadata does since: a slice of records per event-loop turn.
-  const sliced: Stalled[] = [];
-  for (let i = 0; i <= args.runs; i++) {
-    const s = await withStallMeter(async () => {
-      await imageFromSnapshot(metadataDeltaSpans(deltaBytes));
-    });
-    if (i > 0) sliced.push(s);
-  }
-  const snapshotToImageSliced: Stalled = { totalMs: median(sliced.map((x) => x.totalMs)), maxStallMs: median(sliced.map((x) => x.maxStallMs)) };
+  const snapshotToImageSliced = await stalls(args.runs, async () => {
+    await imageFromSnapshot(metadataDeltaSpans(deltaBytes));
+  });
   const deltaToImageMs = timeSync(args.runs, () => {
     const d = decodeMetadataDelta(changeDelta);
     return image.apply(d.offset, d.records);
   });
+  const expectedHostedPartitions = [...image.allPartitions()].filter(([, p]) => p.replicas.includes(ME)).length;
+  if (args.skipApply) {
+    return {
+      partitions,
+      topics,
+      hostedPartitions: 0,
+      expectedHostedPartitions,
+      snapshotBytes: snap.byteLength,
+      controller,
+      broker: { snapshotToImageMs, snapshotToImageSliced, deltaToImageMs, applyFirstImage: null, applySameImage: null, applyOneChange: null },
+    };
+  }
 
   const dir = fs.mkdtempSync(path.join(args.dir, 'strand-metadata-bench-'));
   try {
@@ -238,7 +273,7 @@ async function measure(partitions: number, args: Args): Promise<SizeResult> {
         partitions,
         topics,
         hostedPartitions,
-        expectedHostedPartitions: [...image.allPartitions()].filter(([, p]) => p.replicas.includes(ME)).length,
+        expectedHostedPartitions,
         snapshotBytes: snap.byteLength,
         controller,
         broker: { snapshotToImageMs, snapshotToImageSliced, deltaToImageMs, applyFirstImage, applySameImage: med(same), applyOneChange: med(changed) },
@@ -270,13 +305,15 @@ async function main(): Promise<void> {
     out[String(n)] = r;
     if (!args.json) {
       const f = (x: number): string => x.toFixed(2).padStart(9);
-      const s = (x: Stalled): string => `${f(x.totalMs)} ms total, ${f(x.maxStallMs)} ms longest stall`;
+      const s = (x: Stalled | null): string => (x === null ? '        - (--skip-apply)' : `${f(x.totalMs)} ms total, ${f(x.maxStallMs)} ms longest stall`);
       process.stdout.write(
         [
           `${r.partitions} partitions (${r.topics} topics, RF ${RF}, ${BROKERS} brokers; broker ${ME} hosts ${r.hostedPartitions}); snapshot ${(r.snapshotBytes / 1024 / 1024).toFixed(2)} MiB`,
-          ...(r.hostedPartitions < r.expectedHostedPartitions ? [`  WARNING: only ${r.hostedPartitions} of ${r.expectedHostedPartitions} logs opened (raise ulimit -n): each later image retries the rest`] : []),
-          `  controller snapshot encode       ${f(r.controller.snapshotEncodeMs)} ms`,
-          `  controller snapshot restore      ${f(r.controller.snapshotRestoreMs)} ms`,
+          ...(r.hostedPartitions < r.expectedHostedPartitions && !args.skipApply ? [`  WARNING: only ${r.hostedPartitions} of ${r.expectedHostedPartitions} logs opened (raise ulimit -n): each later image retries the rest`] : []),
+          `  controller snapshot encode       ${f(r.controller.snapshotEncodeMs)} ms (in one go)`,
+          `  controller snapshot encode, sliced ${s(r.controller.snapshotEncodeSliced)}`,
+          `  controller snapshot restore      ${f(r.controller.snapshotRestoreMs)} ms (in one go)`,
+          `  controller snapshot restore, sliced ${s(r.controller.snapshotRestoreSliced)}`,
           `  controller apply one change      ${f(r.controller.applyOneChangeMs)} ms`,
           `  controller stream snapshot encode${f(r.controller.streamSnapshotEncodeMs)} ms`,
           `  broker snapshot delta -> image   ${f(r.broker.snapshotToImageMs)} ms (in one go)`,
