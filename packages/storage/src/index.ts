@@ -12,4 +12,4 @@ export { DirectoryLock } from './dir-lock';
 export { ManualClock, systemClock } from './clock';
 export type { Clock } from './clock';
 export { segmentFileName } from './segment';
-export { fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, writeFileSyncedAsync } from './files';
+export { ASYNC_OPENS_IN_FLIGHT, DESCRIPTOR_WAIT_MAX_MS, createEmptyFileAsync, fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, writeFileSyncedAsync } from './files';
