@@ -35,6 +35,11 @@ abstract class IndexFile {
     return this.entries;
   }
 
+  /** Bytes in the file now (a fresh segment's index over leftovers of an older one has some). */
+  get fileBytes(): number {
+    return fs.fstatSync(this.fd).size;
+  }
+
   get isFull(): boolean {
     return this.entries >= this.maxEntries;
   }

@@ -54,7 +54,7 @@ import {
 } from '@strand/protocol';
 import { systemClock, type Clock } from './clock';
 import { DirectoryLock } from './dir-lock';
-import { fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic, writeFileAtomicAsync } from './files';
+import { createEmptyFileAsync, fsyncDir, fsyncDirAsync, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, writeFileSyncedAsync } from './files';
 import { LeaderEpochCache, type EpochEndOffset } from './leader-epoch-cache';
 import { CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type BatchAcceptor, type SegmentConfig } from './segment';
 
@@ -185,6 +185,8 @@ export class PartitionLog {
   private truncatedDuringFlush = Infinity;
   private failure: StrandError | null = null;
   private closed = false;
+  /** The close in progress or done (see close). */
+  private closing: Promise<void> | null = null;
   private truncations = 0;
   /** End of the range the last complete compaction pass covered (see `firstDirtyOffset`). */
   private cleanedUpTo = 0;
@@ -1136,9 +1138,9 @@ export class PartitionLog {
     this.leaderEpochs.clear();
   }
 
-  /** The test-only power-loss hook (see `PartitionLogOptions.onDurablePositions`). */
-  private reportDurablePositions(): void {
-    if (this.onDurablePositions === undefined || this.closed) return;
+  /** The test-only power-loss hook (see `PartitionLogOptions.onDurablePositions`); `closing`: from close, once its fdatasyncs are done. */
+  private reportDurablePositions(closing = false): void {
+    if (this.onDurablePositions === undefined || (this.closed && !closing)) return;
     this.onDurablePositions(this.dir, this.segments.map((s) => ({ baseOffset: s.baseOffset, bytes: Math.min(s.flushedSize, s.size) })));
   }
 
@@ -1365,23 +1367,68 @@ export class PartitionLog {
   // -------------------------------------------------------------------------------------------
   // shutdown
 
-  /** Flushes everything, records a clean shutdown and releases the directory lock. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    if (!this.failure) {
-      try {
-        await this.flush();
-      } catch {
-        // The failure is recorded; the clean-shutdown marker is not written below.
-      }
-    }
-    if (this.flushing) await this.flushing;
+  /**
+   * Makes everything durable, records a clean shutdown and releases the directory lock, with
+   * every fsync off the event loop, so that a broker closes many logs at once (Kafka closes a
+   * log directory's logs on a thread pool). From the call on the log refuses writes; durability
+   * waiters are answered once their offsets are durable. A second call returns the first's
+   * promise; after abandon() it does nothing.
+   *
+   * It fsyncs only what is not durable yet: the segments with unflushed bytes, a size change or
+   * index entries since their last fdatasync (the log file and its indexes in parallel), the
+   * parent directory if the log's own directory is new (shared with every log closing at once),
+   * and the recovery point's temp file if the point moved; then it renames that file into place,
+   * fsyncs the log directory if segment files were created or deleted since its last fsync,
+   * creates the clean-shutdown marker, and fsyncs the log directory (once in all, usually). The
+   * marker is created only after every fdatasync of the log's files and every directory change
+   * before it are durable, so whenever it survives a crash, so does everything it vouches for. The
+   * recovery point's rename and the marker may become durable together: a marker without the new
+   * point makes the next open rewrite the point (still without recovery: the data was synced
+   * first); the point without the marker makes it recover from the log end. A crash before the
+   * last directory fsync may leave a log without the marker, which the next open recovers.
+   */
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.closed ? Promise.resolve() : this.closeDurably();
+    return this.closing;
+  }
+
+  private async closeDurably(): Promise<void> {
     this.closed = true;
+    // Asked for before the first await, so that logs closed together share one fsync of it; a
+    // failure is seen below (no handler until then would be an unhandled rejection).
+    const parent = this.parentDirDirty && this.failure === null ? settled(fsyncDirAsync(path.dirname(path.resolve(this.dir)))) : null;
+    this.parentDirDirty = false;
     try {
-      if (!this.failure) {
-        for (const s of this.segments) s.flushSync();
-        this.setRecoveryPoint(this.logEndOffset);
-        writeFileAtomic(path.join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+      // A group commit in flight finishes first (it may still be fdatasyncing); none starts now.
+      if (this.flushing) await this.flushing;
+      if (this.failure === null) {
+        const end = this.logEndOffset;
+        const recoveryPointFile = path.join(this.dir, RECOVERY_POINT_FILE);
+        const moveRecoveryPoint = this.recoveryPoint !== end;
+        const synced = await Promise.all([
+          ...this.segments.filter((seg) => seg.needsSync).map((seg) => settled(seg.flush(true))),
+          moveRecoveryPoint ? settled(writeFileSyncedAsync(`${recoveryPointFile}.tmp`, `0\n${end}\n`)) : null,
+          parent,
+        ]);
+        const failed = synced.find((r) => r !== null && 'error' in r);
+        if (failed) throw failed.error;
+        this._durableEndOffset = end;
+        this.reportDurablePositions(true);
+        this.releaseWaiters();
+        for (const l of this.durableListeners) l(end);
+        if (moveRecoveryPoint) {
+          await fs.promises.rename(`${recoveryPointFile}.tmp`, recoveryPointFile);
+          this.recoveryPoint = end;
+        }
+        // Segment files created or deleted since the last directory fsync must be durable before
+        // the marker can be: a deletion a crash undid would bring back, trusted, a segment that a
+        // truncation removed.
+        if (this.dirDirty) {
+          this.dirDirty = false;
+          await fsyncDirAsync(this.dir);
+        }
+        await createEmptyFileAsync(path.join(this.dir, CLEAN_SHUTDOWN_FILE));
+        await fsyncDirAsync(this.dir);
       }
     } finally {
       // Whatever failed above (no clean-shutdown marker then: the next open recovers), the files
@@ -1422,6 +1469,14 @@ export class PartitionLog {
     this.lock?.release();
     this.lock = null;
   }
+}
+
+/** `p`'s outcome without rejecting: { error } if it failed. */
+function settled(p: Promise<unknown>): Promise<{ error?: unknown }> {
+  return p.then(
+    () => ({}),
+    (error: unknown) => ({ error }),
+  );
 }
 
 /**

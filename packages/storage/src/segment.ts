@@ -77,6 +77,11 @@ export class LogSegment {
   lastModifiedMs: number;
   /** Index entries were written since the indexes were last fdatasynced. */
   indexesDirty = false;
+  /**
+   * The log file was shortened (a truncation, recovery, a re-creation over leftovers) since its
+   * last fdatasync: its size is not durable, though no byte is unflushed.
+   */
+  private sizeUnsynced = false;
   /** Smallest file size since the in-flight fdatasync(s) started (Infinity when none runs). */
   private sizeLowWater = Infinity;
   /** Flushes in flight; the fd is not closed until they finish. */
@@ -128,9 +133,14 @@ export class LogSegment {
   static create(dir: string, baseOffset: number, config: SegmentConfig, fileSuffix = ''): LogSegment {
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX + fileSuffix)), fileSuffix);
     try {
+      // Emptied leftovers must be fdatasynced before a clean close trusts them (see needsSync);
+      // new files need only their directory's fsync.
+      const leftovers = fs.fstatSync(seg.fd).size > 0 || seg.index.fileBytes > 0 || seg.timeIndex.fileBytes > 0;
       fs.ftruncateSync(seg.fd, 0);
       seg.index.reset();
       seg.timeIndex.reset();
+      seg.sizeUnsynced = leftovers;
+      seg.indexesDirty = leftovers;
     } catch (e: unknown) {
       seg.close();
       throw e;
@@ -188,6 +198,7 @@ export class LogSegment {
     const truncated = this.size - validEnd;
     if (truncated > 0) {
       fs.ftruncateSync(this.fd, validEnd);
+      this.sizeUnsynced = true;
       this.size = validEnd;
       this.flushedSize = Math.min(this.flushedSize, validEnd);
     }
@@ -376,6 +387,7 @@ export class LogSegment {
     const { position } = this.positionOf(offset);
     if (position >= this.size) return this.nextOffset;
     fs.ftruncateSync(this.fd, position);
+    this.sizeUnsynced = true;
     this.size = position;
     this.flushedSize = Math.min(this.flushedSize, position);
     if (this.flushesInFlight > 0) this.sizeLowWater = Math.min(this.sizeLowWater, position);
@@ -388,20 +400,37 @@ export class LogSegment {
     return this.nextOffset;
   }
 
-  /** fdatasyncs the log file (and indexes when `withIndexes`); returns the size covered. */
+  /**
+   * Whether anything of the segment is not durable: bytes not fdatasynced, a size change, index
+   * entries written since the indexes' last fdatasync. A clean close fsyncs only such segments.
+   */
+  get needsSync(): boolean {
+    return this.flushedSize < this.size || this.sizeUnsynced || this.indexesDirty;
+  }
+
+  /**
+   * fdatasyncs the log file, unless every byte and its size are durable already, and the indexes
+   * when `withIndexes` (both, in parallel); returns the size covered.
+   */
   async flush(withIndexes: boolean): Promise<number> {
     if (this.closed) return this.flushedSize;
     const target = this.size;
+    const syncLog = this.flushedSize < target || this.sizeUnsynced;
     // The smallest size the file had while this fdatasync ran: bytes written after a truncation
     // below `target` are not covered by it, even if the file grew back to `target`.
     this.sizeLowWater = Math.min(this.sizeLowWater, target);
     this.flushesInFlight++;
     if (withIndexes) this.indexesDirty = false;
+    this.sizeUnsynced = false;
     try {
-      await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
-      if (withIndexes) await Promise.all([this.index.flush(), this.timeIndex.flush()]);
+      await Promise.all([
+        syncLog ? new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve()))) : undefined,
+        withIndexes ? this.index.flush() : undefined,
+        withIndexes ? this.timeIndex.flush() : undefined,
+      ]);
     } catch (e: unknown) {
       if (withIndexes) this.indexesDirty = true;
+      if (syncLog) this.sizeUnsynced = true;
       throw e;
     } finally {
       this.flushesInFlight--;
@@ -422,6 +451,7 @@ export class LogSegment {
     this.timeIndex.flushSync();
     this.flushedSize = this.size;
     this.indexesDirty = false;
+    this.sizeUnsynced = false;
   }
 
   /** Sets the log file's modification time (a compacted copy keeps its original's). */

@@ -479,8 +479,8 @@ describe('shutdown', () => {
     const before = openFds();
     const log = PartitionLog.open(dir);
     log.appendAsLeader(batch('a', 3), 1);
-    // The clean-shutdown marker cannot be written (ENOSPC, EIO; here its temp file is a directory).
-    const tmp = path.join(dir, '.kafka_cleanshutdown.tmp');
+    // The clean-shutdown marker cannot be created (ENOSPC, EIO; here a directory has its name).
+    const tmp = path.join(dir, '.kafka_cleanshutdown');
     fs.mkdirSync(tmp);
     await expect(log.close()).rejects.toThrow(/EISDIR/);
     expect(openFds()).toBe(before);
