@@ -167,8 +167,9 @@ async function measure(logs: number, args: Args): Promise<CountResult> {
     const create = await measureStep(() => rm.applyImage(image));
     const opened = rm.all().length;
     const batch = Buffer.from(encodeRecordBatch({ records: [{ value: Buffer.alloc(100) }], baseTimestamp: Date.now() }));
-    // A hundred logs at a time, each flushed: thousands of flushes at once would each hold
-    // directory descriptors too and run out of them (EMFILE fails a log for good).
+    // A hundred logs at a time, each flushed: before directory fsyncs were shared and bounded
+    // (storage's fsyncDirAsync), thousands of flushes at once ran out of descriptors (EMFILE
+    // failed the logs); kept so that figures compare across versions.
     const all = rm.all();
     for (let i = 0; i < all.length; i += 100) {
       const some = all.slice(i, i + 100);

@@ -79,6 +79,8 @@ export class Partition {
   private producerSnapshotDirty = false;
   /** Bumped by every synchronous snapshot write; a periodic write started before one is dropped. */
   private producerSnapshotGeneration = 0;
+  /** The producer snapshot file's contents as this partition last read or wrote them (close skips an identical one). */
+  private producerSnapshotOnDisk: string | undefined;
   /** Correlation ids of successive follower cores never overlap (see PartitionFollower). */
   private nextFollowerCorrelation = 1;
 
@@ -92,6 +94,7 @@ export class Partition {
     this.hw = Math.min(highWatermark, log.logEndOffset);
     const loaded = loadProducerState(log);
     this.producers = loaded.producers;
+    this.producerSnapshotOnDisk = loaded.snapshotText;
     // A snapshot past the log end (a crash lost the tail it had counted) must not stay: once
     // the log grows past it again, under another history, it would be loaded.
     if (loaded.staleSnapshot) this.writeProducerSnapshot();
@@ -573,7 +576,9 @@ export class Partition {
     this.producerSnapshotGeneration++;
     this.producerSnapshotDirty = false;
     try {
-      writeFileAtomic(path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE), JSON.stringify(this.producers.snapshot(this.log.logEndOffset)));
+      const text = JSON.stringify(this.producers.snapshot(this.log.logEndOffset));
+      writeFileAtomic(path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE), text);
+      this.producerSnapshotOnDisk = text;
     } catch {
       this.producerSnapshotDirty = true;
     }
@@ -598,6 +603,7 @@ export class Partition {
         return;
       }
       fs.renameSync(tmp, file);
+      this.producerSnapshotOnDisk = text;
       await fsyncDirAsync(this.log.dir);
     } catch {
       this.producerSnapshotDirty = true;
@@ -637,8 +643,30 @@ export class Partition {
     this.deleteRecordsWaiters.clear();
     this.unsubscribeDurable();
     this.wake();
-    if (!deleting) this.writeProducerSnapshot();
+    if (!deleting) await this.writeProducerSnapshotAtClose();
     await this.log.close();
+  }
+
+  /**
+   * The producer snapshot at close, off the event loop: the temp file written and fdatasynced,
+   * then renamed into place; the rename is made durable by the log's close, whose directory
+   * fsync starts after it (a snapshot lost to a crash only means replaying more of the log at
+   * the next start). Skipped when the snapshot on disk already says the same. Best effort, as
+   * writeProducerSnapshot.
+   */
+  private async writeProducerSnapshotAtClose(): Promise<void> {
+    this.producerSnapshotGeneration++;
+    this.producerSnapshotDirty = false;
+    const text = JSON.stringify(this.producers.snapshot(this.log.logEndOffset));
+    if (text === this.producerSnapshotOnDisk) return;
+    const file = path.join(this.log.dir, PRODUCER_SNAPSHOT_FILE);
+    try {
+      await writeFileSyncedAsync(`${file}.tmp`, text);
+      await fs.promises.rename(`${file}.tmp`, file);
+      this.producerSnapshotOnDisk = text;
+    } catch {
+      this.producerSnapshotDirty = true;
+    }
   }
 }
 
@@ -667,21 +695,23 @@ export const PRODUCER_SNAPSHOT_FILE = 'producer-state-snapshot';
  * end (a restart after a crash that cut the log below it, or a truncation, rebuilds from the
  * log instead), then the batch headers after it, in offset order.
  */
-function loadProducerState(log: PartitionLog): { producers: ProducerStateManager; staleSnapshot: boolean } {
+function loadProducerState(log: PartitionLog): { producers: ProducerStateManager; staleSnapshot: boolean; snapshotText: string | undefined } {
   let snap: ProducerStateSnapshot | undefined;
+  let snapshotText: string | undefined;
   try {
-    snap = JSON.parse(fs.readFileSync(path.join(log.dir, PRODUCER_SNAPSHOT_FILE), 'utf8')) as ProducerStateSnapshot;
+    snapshotText = fs.readFileSync(path.join(log.dir, PRODUCER_SNAPSHOT_FILE), 'utf8');
+    snap = JSON.parse(snapshotText) as ProducerStateSnapshot;
   } catch {
     snap = undefined; // none yet, or unreadable: the log has it all
   }
   if (snap !== undefined && Number.isSafeInteger(snap.offset) && snap.offset <= log.logEndOffset) {
     try {
-      return { producers: replayProducerState(log, ProducerStateManager.fromSnapshot(snap), Math.max(snap.offset, log.logStartOffset)), staleSnapshot: false };
+      return { producers: replayProducerState(log, ProducerStateManager.fromSnapshot(snap), Math.max(snap.offset, log.logStartOffset)), staleSnapshot: false, snapshotText };
     } catch {
       // A malformed snapshot: rebuild from the log below.
     }
   }
-  return { producers: replayProducerState(log, new ProducerStateManager(), log.logStartOffset), staleSnapshot: snap !== undefined };
+  return { producers: replayProducerState(log, new ProducerStateManager(), log.logStartOffset), staleSnapshot: snap !== undefined, snapshotText };
 }
 
 /** Feeds `producers` the batch headers of the log from `from` (one pass over that part). */

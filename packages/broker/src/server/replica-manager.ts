@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigResourceType, StrandError, effectiveTopicDefaults, type BrokerTopicDefault, type EffectiveTopicDefault, type RawConfig } from '@strand/protocol';
-import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomic, writeFileAtomicAsync, type CompactionOptions, type DurableSegmentPosition } from '@strand/storage';
+import { PartitionLog, compactLog, fsyncDir, readFileIfExists, writeFileAtomicAsync, type CompactionOptions, type DurableSegmentPosition } from '@strand/storage';
 import type { MetadataImage, PartitionState as PartitionMetadata, TopicState } from '@strand/controller';
 import type { PartitionState } from '../replication/types';
 import { Partition, type PartitionHost } from './partition';
@@ -45,6 +45,13 @@ const OPENS_PER_TURN = 16;
  * the event loop; more in flight only queue.
  */
 const LOG_OPENS_IN_FLIGHT = 16;
+/**
+ * Partition logs being closed at once at a clean shutdown (Kafka closes a log directory's logs
+ * on a pool of num.recovery.threads.per.data.dir threads): each close's fsyncs run in libuv's
+ * thread pool, so a broker with thousands of partitions stops within its grace period
+ * (Kubernetes' 30 s) and keeps its event loop meanwhile.
+ */
+const LOG_CLOSES_IN_FLIGHT = 16;
 
 export interface ReplicaManagerLogger {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -426,15 +433,6 @@ export class ReplicaManager {
     return `0\n${entries.length}\n${entries.join('\n')}${entries.length ? '\n' : ''}`;
   }
 
-  /**
-   * Writes every partition's high watermark, atomically, on the event loop (at close): as Kafka's
-   * CheckpointFile, the synced temp file is renamed over the old one and the log directory
-   * fsynced, so the rename too survives a power loss (else the older checkpoint could return).
-   */
-  checkpointHighWatermarks(): void {
-    writeFileAtomic(path.join(this.logDir, HW_CHECKPOINT_FILE), this.hwCheckpointText());
-  }
-
   private hwCheckpointing: Promise<void> | null = null;
   private producerSnapshotting: Promise<void> | null = null;
 
@@ -457,12 +455,14 @@ export class ReplicaManager {
    * The periodic checkpoint (replica.high.watermark.checkpoint.interval.ms), written off the event
    * loop: the fdatasync runs on libuv's thread pool, so produce and fetch do not stall behind it
    * (a synced write takes milliseconds when brokers share a disk). While one is being written a
-   * new call returns it: the next interval writes newer values.
+   * new call returns it: the next interval writes newer values. Also the last one, at close.
    */
   checkpointHighWatermarksAsync(): Promise<void> {
     if (this.hwCheckpointing !== null) return this.hwCheckpointing;
     const text = this.hwCheckpointText();
-    // Temp file synced, renamed, log directory fsynced (as checkpointHighWatermarks).
+    // As Kafka's CheckpointFile: the synced temp file is renamed over the old one and the log
+    // directory fsynced, so the rename too survives a power loss (else the older checkpoint
+    // could return).
     this.hwCheckpointing = writeFileAtomicAsync(path.join(this.logDir, HW_CHECKPOINT_FILE), text).finally(() => {
       this.hwCheckpointing = null;
     });
@@ -529,15 +529,31 @@ export class ReplicaManager {
     }
   }
 
+  /**
+   * The clean shutdown: the high watermark checkpoint, then every partition closed (producer
+   * snapshot, log made durable and marked clean), LOG_CLOSES_IN_FLIGHT at a time, every fsync off
+   * the event loop. A partition whose close fails is logged and the others still close; the
+   * first failure is thrown once all are done (the broker then records no clean shutdown).
+   */
   async close(): Promise<void> {
     // After a periodic checkpoint still in flight (it uses the same temp file).
     await this.hwCheckpointing?.catch(() => undefined);
     await this.producerSnapshotting;
-    this.checkpointHighWatermarks();
-    for (const p of this.partitions.values()) await p.close();
+    await this.checkpointHighWatermarksAsync();
+    const partitions = [...this.partitions.values()];
     this.partitions.clear();
     this.byName.clear();
+    let failure: { error: unknown } | null = null;
+    await forEachBounded(partitions, LOG_CLOSES_IN_FLIGHT, async (p) => {
+      try {
+        await p.close();
+      } catch (e: unknown) {
+        failure ??= { error: e };
+        this.logger.warn({ topic: p.key.topic, partition: p.key.partition, err: e instanceof Error ? e.message : String(e) }, 'closing a log failed; the next start recovers it');
+      }
+    });
     await this.removalsDone();
+    if (failure !== null) throw (failure as { error: unknown }).error;
   }
 }
 
