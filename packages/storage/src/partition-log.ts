@@ -1452,7 +1452,8 @@ export class PartitionLog {
    * Drops the log as a crash would: no flush, no clean-shutdown marker, buffered index entries
    * lost, files closed, lock released, and nothing written to its files once this returns (an
    * fdatasync in flight finishes, writing nothing more, so a reopened log is safe from it). For
-   * crash tests and for abandoning a log directory after an I/O failure.
+   * crash tests, for abandoning a log directory after an I/O failure, and for a log about to be
+   * deleted (nothing of it needs to be durable).
    */
   abandon(): void {
     if (this.closed) return;

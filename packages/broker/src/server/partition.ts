@@ -625,7 +625,9 @@ export class Partition {
 
   /**
    * Closes the partition: pending produces and DeleteRecords fail, waiters wake. Its files stay, with a fresh
-   * producer-state snapshot, unless `deleting` (the caller removes the directory).
+   * producer-state snapshot and the log closed cleanly, unless `deleting`: the caller removes the
+   * directory, so the log is dropped without a flush (abandon: Kafka closes a log it deletes
+   * without flushing it too); if the removal fails, the next open of the directory recovers it.
    */
   async close(deleting = false): Promise<void> {
     if (this.closed) return;
@@ -643,7 +645,11 @@ export class Partition {
     this.deleteRecordsWaiters.clear();
     this.unsubscribeDurable();
     this.wake();
-    if (!deleting) await this.writeProducerSnapshotAtClose();
+    if (deleting) {
+      this.log.abandon();
+      return;
+    }
+    await this.writeProducerSnapshotAtClose();
     await this.log.close();
   }
 

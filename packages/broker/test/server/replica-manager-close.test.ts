@@ -4,9 +4,12 @@
  * snapshot, each log's close), so that a broker with thousands of partitions stops within its
  * grace period and keeps answering meanwhile. Every log ends with its clean-shutdown marker and
  * reopens without recovery; one log whose close fails leaves the others closed cleanly, and the
- * close reports the failure (the broker then does not record a clean shutdown). The fsync calls
- * are counted by spying on node:fs, as in replica-manager-open.test.ts.
+ * close reports the failure (the broker then does not record a clean shutdown). A replica deleted
+ * by an image (topic deleted, reassigned away) is dropped without flushing: its directory is
+ * renamed away and deleted (Kafka closes such a log without a flush too). The fsync calls are
+ * recorded with test/support/fsync-recorder.ts (imported first: see why there).
  */
+import { recordFsyncs } from '../support/fsync-recorder';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,29 +37,6 @@ function manyImage(): MetadataImage {
   return MetadataImage.fromRecords(10, records);
 }
 
-/** Counts fsync and fdatasync calls made on the event loop (their Sync forms) while `f` runs. */
-async function syncFsyncsDuring(f: () => Promise<void>): Promise<number> {
-  const nodeFs = jest.requireActual<typeof fs>('node:fs');
-  let count = 0;
-  const real = { fsyncSync: nodeFs.fsyncSync, fdatasyncSync: nodeFs.fdatasyncSync };
-  const spies = [
-    jest.spyOn(nodeFs, 'fsyncSync').mockImplementation((fd: number) => {
-      count++;
-      real.fsyncSync(fd);
-    }),
-    jest.spyOn(nodeFs, 'fdatasyncSync').mockImplementation((fd: number) => {
-      count++;
-      real.fdatasyncSync(fd);
-    }),
-  ];
-  try {
-    await f();
-  } finally {
-    for (const s of spies) s.mockRestore();
-  }
-  return count;
-}
-
 async function hostedLogs(): Promise<{ dir: string; rm: ReplicaManager }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-close-'));
   dirs.push(dir);
@@ -64,6 +44,7 @@ async function hostedLogs(): Promise<{ dir: string; rm: ReplicaManager }> {
   await rm.applyImage(manyImage());
   expect(rm.all()).toHaveLength(n);
   for (const p of rm.all()) p.log.appendAsFollower(Buffer.from(encodeRecordBatch({ records: [{ value: Buffer.from('v') }], baseTimestamp: 1 })));
+  await Promise.all(rm.all().map((p) => p.log.flush()));
   return { dir, rm };
 }
 
@@ -79,8 +60,11 @@ test('a clean close closes the logs several at once, at most 16, with no fsync o
     setImmediate(watch);
   };
   setImmediate(watch);
-  expect(await syncFsyncsDuring(() => rm.close())).toBe(0);
+  const calls = await recordFsyncs(() => rm.close());
   done = true;
+  expect(calls.filter((c) => c.call.endsWith('Sync'))).toEqual([]);
+  // Producer snapshot, two indexes, recovery point and directory for each log, and the checkpoint.
+  expect(calls.length).toBe(5 * n + 2);
   expect(most).toBeGreaterThan(1);
   expect(most).toBeLessThanOrEqual(16);
   expect(fs.readFileSync(path.join(dir, HW_CHECKPOINT_FILE), 'utf8').split('\n')[1]).toBe(String(n));
@@ -103,4 +87,19 @@ test('a log whose close fails leaves the others closed cleanly, and the close re
   expect(again.all()).toHaveLength(n);
   for (const p of again.all()) expect([p.topicPartition, p.log.openedCleanly, p.log.logEndOffset]).toEqual([p.topicPartition, p.topicPartition !== 'many-3', 1]);
   await again.close();
+});
+
+test('replicas deleted by an image are dropped without an fsync of their files', async () => {
+  const { dir, rm } = await hostedLogs();
+  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
+  const calls = await recordFsyncs(async () => {
+    await rm.applyImage(MetadataImage.fromRecords(11, [{ cluster: { clusterId: 'c' } }, broker(1), broker(2)]));
+    await rm.removalsDone();
+  });
+  expect(rm.all()).toEqual([]);
+  expect(fs.readdirSync(dir).filter((f) => f.startsWith('many-'))).toEqual([]);
+  // The renames into -delete directories are made durable (one fsync of the log directory); no
+  // file of a deleted log is flushed first.
+  expect(calls.map((c) => path.relative(dir, c.target))).toEqual(['']);
+  await rm.close();
 });

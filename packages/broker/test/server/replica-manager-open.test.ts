@@ -3,9 +3,10 @@
  * loop (PartitionLog.openAsync; partition.metadata written with writeFileAtomicAsync), each
  * partition reachable only once its log is open and durable, and one log that cannot be opened
  * kept offline while the others open. A restart after a clean shutdown opens every log without
- * recovery. The fsync calls are counted by spying on node:fs, which the built storage package
- * calls through (see packages/storage/test/new-log-dir-fsync.test.ts).
+ * recovery. The fsync calls are recorded with test/support/fsync-recorder.ts (imported first: a
+ * jest.spyOn on node:fs is never called by the packages' sources here, see why there).
  */
+import { recordFsyncs } from '../support/fsync-recorder';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,27 +33,11 @@ function manyImage(): MetadataImage {
   return MetadataImage.fromRecords(10, records);
 }
 
-/** Counts fsync and fdatasync calls made on the event loop (their Sync forms) while `f` runs. */
+/** Counts fsync and fdatasync calls made on the event loop (their Sync forms) while `f` runs; checks some ran off it. */
 async function syncFsyncsDuring(f: () => Promise<void>): Promise<number> {
-  const nodeFs = jest.requireActual<typeof fs>('node:fs');
-  let count = 0;
-  const real = { fsyncSync: nodeFs.fsyncSync, fdatasyncSync: nodeFs.fdatasyncSync };
-  const spies = [
-    jest.spyOn(nodeFs, 'fsyncSync').mockImplementation((fd: number) => {
-      count++;
-      real.fsyncSync(fd);
-    }),
-    jest.spyOn(nodeFs, 'fdatasyncSync').mockImplementation((fd: number) => {
-      count++;
-      real.fdatasyncSync(fd);
-    }),
-  ];
-  try {
-    await f();
-  } finally {
-    for (const s of spies) s.mockRestore();
-  }
-  return count;
+  const calls = await recordFsyncs(f);
+  expect(calls.length).toBeGreaterThan(0);
+  return calls.filter((c) => c.call.endsWith('Sync')).length;
 }
 
 /**
