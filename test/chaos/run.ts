@@ -100,7 +100,7 @@ async function main(): Promise<number> {
     brokers: args.brokers,
     netns: args.netns,
     log,
-    overrides: ['broker.session.timeout.ms=3000', 'broker.heartbeat.interval.ms=300', 'broker:replica.lag.time.max.ms=4000', 'auto.leader.rebalance.enable=false', 'broker:offsets.topic.num.partitions=3'],
+    overrides: ['broker.session.timeout.ms=3000', 'broker.heartbeat.interval.ms=300', 'broker:replica.lag.time.max.ms=4000', 'auto.leader.rebalance.enable=false', 'broker:offsets.topic.num.partitions=3', 'controller.snapshot.interval.entries=100'],
   });
   const client = new ChaosClient(cluster.brokerAddresses());
   const topics = Array.from({ length: args.topics }, (_, i) => `chaos-${i}`);

@@ -21,6 +21,7 @@ export const CONTROLLER_CONFIG = defineConfig({
   },
   'controller.fence.check.interval.ms': { type: 'int', default: 250, min: 10, doc: 'Strand: how often the active controller checks broker sessions (ms).' },
   'controller.metadata.retained.batches': { type: 'int', default: 10_000, min: 10, doc: 'Strand: metadata batches kept in memory for the metadata stream; a broker further behind gets a snapshot.' },
+  'controller.snapshot.interval.entries': { type: 'int', default: 10_000, min: 10, doc: 'Strand: the controller takes a Raft snapshot of the metadata image and compacts its log every this many applied entries (Kafka counts bytes: metadata.log.max.record.bytes.between.snapshots); a controller further behind the leader than the compacted log is brought up by InstallSnapshot.' },
   'producer.id.block.size': { type: 'int', default: 1000, min: 1, doc: 'Strand: producer ids handed to a broker per AllocateProducerIds.' },
 });
 

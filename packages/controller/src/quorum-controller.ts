@@ -83,6 +83,7 @@ export interface QuorumControllerOptions {
    */
   tickMs?: number;
   electionTicks?: number;
+  /** Overrides the config's controller.snapshot.interval.entries (tests). */
   snapshotEveryEntries?: number;
   /** How long a metadata change may take to commit before it fails REQUEST_TIMED_OUT (ms; default 10000). */
   requestTimeoutMs?: number;
@@ -207,7 +208,7 @@ export class QuorumController {
       bootstrapVoters: [...opts.voters.keys()].map(String),
       ...(opts.tickMs === undefined ? {} : { tickMs: opts.tickMs }),
       ...(opts.electionTicks === undefined ? {} : { electionTicks: opts.electionTicks }),
-      ...(opts.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: opts.snapshotEveryEntries }),
+      snapshotEveryEntries: opts.snapshotEveryEntries ?? opts.config['controller.snapshot.interval.entries'],
       ...(opts.seed === undefined ? {} : { seed: opts.seed }),
       ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
     });

@@ -28,8 +28,10 @@ test('a restarted controller restores its image from a Raft snapshot', async () 
   const voters = new Map<number, ControllerEndpoint>([1, 2, 3].map((i) => [i, { host: '127.0.0.1', port: 9190 + i }]));
   const storages = new Map([1, 2, 3].map((i) => [i, new MemoryStorage()]));
   let seq = 0;
+  // A snapshot every 10 applied entries, by the server's key.
+  const snapConfig = { ...config, 'controller.snapshot.interval.entries': 10 };
   const make = (i: number): QuorumController =>
-    new QuorumController({ nodeId: i, voters, storage: storages.get(i)!, transport: net.transport(String(i)), config, tickMs: 10, electionTicks: 10, seed: i, snapshotEveryEntries: 5, newTopicId: () => (++seq).toString(16).padStart(32, '0'), clusterId: 'snap' });
+    new QuorumController({ nodeId: i, voters, storage: storages.get(i)!, transport: net.transport(String(i)), config: snapConfig, tickMs: 10, electionTicks: 10, seed: i, newTopicId: () => (++seq).toString(16).padStart(32, '0'), clusterId: 'snap' });
   const controllers = new Map([1, 2, 3].map((i) => [i, make(i)]));
   try {
     for (const c of controllers.values()) await c.start();
