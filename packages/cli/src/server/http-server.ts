@@ -148,6 +148,7 @@ export function createNodeHttp(nodeId: number): NodeHttp {
   raftGauge('strand_controller_raft_term', 'Current Raft term of the controller quorum.', (s) => s.term);
   raftGauge('strand_controller_raft_commit_index', 'Raft commit index.', (s) => s.commit);
   raftGauge('strand_controller_raft_applied_index', 'Raft index applied to the metadata image.', (s) => s.applied);
+  raftGauge('strand_controller_raft_snapshot_index', 'Raft index of the latest snapshot of the metadata image (the log before it is compacted; controller.snapshot.interval.entries).', (s) => s.snapshotIndex);
   new Gauge({
     name: 'strand_controller_raft_follower_lag',
     help: 'On the Raft leader: entries each voter is behind the leader\'s last index.',
