@@ -4,7 +4,7 @@
  */
 export { MetadataImage, MetadataImageBuilder, configKey, topicIdFromBytes, topicIdToBytes } from './metadata-image';
 export type { BrokerRegistration, PartitionState, TopicId, TopicState } from './metadata-image';
-export { SNAPSHOT_RECORDS_PER_TURN, encodeImageSnapshot, restoreImageSnapshot } from './metadata-snapshot';
+export { SNAPSHOT_RECORDS_PER_TURN, encodeImageSnapshot, imageFromSpans, restoreImageSnapshot } from './metadata-snapshot';
 export type { SliceOptions } from './metadata-snapshot';
 export {
   MAX_TOPIC_NAME_LENGTH,

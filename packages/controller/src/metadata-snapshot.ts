@@ -9,13 +9,14 @@
  * and committed nothing. Here the image, immutable, is captured at the call and turned into
  * records and bytes a slice per turn, with a setImmediate between slices (RaftNode compacts at
  * the index captured with it once the promise resolves); a restore decodes and applies a slice
- * per turn with MetadataImageBuilder, the image visible only once complete.
+ * per turn with MetadataImageBuilder (imageFromSpans, which the broker uses too for the snapshot
+ * a metadata stream starts with), the image visible only once complete.
  *
  * Bytes: exactly `encodeMetadataSnapshot({ offset, records: image.toRecords() })` (the offset,
  * then each slice's records, concatenated: encodeMetadataSnapshotPart). The restored image is
  * exactly `MetadataImage.fromRecords(offset, records)`.
  */
-import { encodeMetadataSnapshotPart, metadataSnapshotSpans, type MetadataRecord } from '@strand/protocol';
+import { encodeMetadataSnapshotPart, metadataSnapshotSpans, type MetadataRecord, type MetadataRecordSpans } from '@strand/protocol';
 import { MetadataImage, MetadataImageBuilder } from './metadata-image';
 
 /**
@@ -64,20 +65,36 @@ export async function encodeImageSnapshot(image: MetadataImage, opts: SliceOptio
 }
 
 /**
- * Decodes a MetadataSnapshot and builds its image over several turns. Returns the image and the
- * decoded records (what a metadata stream's snapshot delta carries).
+ * Builds the image of `spans`' records (a MetadataSnapshot's, or a metadata stream's snapshot
+ * MetadataDelta's) over several turns, a slice decoded and applied per turn; `onSlice` sees each
+ * decoded slice. The image is exactly `MetadataImage.fromRecords(spans.offset, records)`.
  */
-export async function restoreImageSnapshot(data: Uint8Array, opts: SliceOptions = {}): Promise<{ image: MetadataImage; records: MetadataRecord[] }> {
+export async function imageFromSpans(spans: MetadataRecordSpans, opts: SliceOptions & { readonly onSlice?: (slice: MetadataRecord[]) => void } = {}): Promise<MetadataImage> {
   const n = perTurn(opts);
   const turn = opts.nextTurn ?? nextTurn;
-  const spans = metadataSnapshotSpans(data);
   const builder = new MetadataImageBuilder(MetadataImage.EMPTY, spans.offset);
-  const records: MetadataRecord[] = [];
   for (let i = 0; i < spans.count; i += n) {
     if (i > 0) await turn();
     const slice = spans.decode(i, i + n);
     builder.apply(slice);
-    for (const r of slice) records.push(r);
+    opts.onSlice?.(slice);
   }
-  return { image: builder.build(), records };
+  return builder.build();
+}
+
+/**
+ * Decodes a MetadataSnapshot and builds its image over several turns. Returns the image and the
+ * decoded records (what a metadata stream's snapshot delta carries).
+ */
+export async function restoreImageSnapshot(data: Uint8Array, opts: SliceOptions = {}): Promise<{ image: MetadataImage; records: MetadataRecord[] }> {
+  const recordsPerTurn = perTurn(opts);
+  const records: MetadataRecord[] = [];
+  const image = await imageFromSpans(metadataSnapshotSpans(data), {
+    ...opts,
+    recordsPerTurn,
+    onSlice: (slice) => {
+      for (const r of slice) records.push(r);
+    },
+  });
+  return { image, records };
 }

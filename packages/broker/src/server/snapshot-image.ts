@@ -7,29 +7,20 @@
  * 50,000): no produce or fetch answered, no heartbeat sent meanwhile. Here the snapshot's records
  * are decoded (metadataDeltaSpans leaves them undecoded) and applied a slice per turn, with a
  * setImmediate between slices, so I/O callbacks and timers run in between. The image is the same
- * as `MetadataImage.fromRecords(offset, records)`; it is visible only once complete.
+ * as `MetadataImage.fromRecords(offset, records)`; it is visible only once complete. The slicing
+ * is the controller's (imageFromSpans, which restores its Raft snapshot the same way).
  */
 import type { MetadataRecordSpans } from '@strand/protocol';
-import { MetadataImage, MetadataImageBuilder } from '@strand/controller';
+import { SNAPSHOT_RECORDS_PER_TURN, imageFromSpans, type MetadataImage } from '@strand/controller';
 
 /**
- * Snapshot records decoded and applied per event-loop turn. ~1,000 records take 2-5 ms (measured
- * with bench:metadata): short enough for heartbeats and produce/fetch, few enough turns (11 at
- * 10,000 partitions) that the image is not late.
+ * Snapshot records decoded and applied per event-loop turn (the controller's constant). ~1,000
+ * records take 2-5 ms (measured with bench:metadata): short enough for heartbeats and
+ * produce/fetch, few enough turns (11 at 10,000 partitions) that the image is not late.
  */
-export const SNAPSHOT_RECORDS_PER_TURN = 1000;
-
-/** One turn of the event loop: I/O callbacks and due timers run before it resolves. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
+export { SNAPSHOT_RECORDS_PER_TURN };
 
 /** The image of a stream's snapshot delta, built over several turns when it is large. */
-export async function imageFromSnapshot(d: MetadataRecordSpans, recordsPerTurn: number = SNAPSHOT_RECORDS_PER_TURN): Promise<MetadataImage> {
-  const builder = new MetadataImageBuilder(MetadataImage.EMPTY, d.offset);
-  for (let i = 0; i < d.count; i += recordsPerTurn) {
-    if (i > 0) await nextTurn();
-    builder.apply(d.decode(i, i + recordsPerTurn));
-  }
-  return builder.build();
+export function imageFromSnapshot(d: MetadataRecordSpans, recordsPerTurn: number = SNAPSHOT_RECORDS_PER_TURN): Promise<MetadataImage> {
+  return imageFromSpans(d, { recordsPerTurn });
 }
