@@ -22,12 +22,10 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { encodeRecordBatch, type RawConfig } from '@strand/protocol';
-import { MetadataImage, topicIdToBytes } from '@strand/controller';
-import type { MetadataRecord } from '@strand/protocol';
+import { encodeRecordBatch, type MetadataRecord, type RawConfig } from '@strand/protocol';
+import { MetadataImage } from '@strand/controller';
 import { ReplicaManager } from '../server/replica-manager';
-import type { PartitionHost } from '../server/partition';
+import { benchHost, clusterRecords, quiet, withStallMeter, type Stalled } from './bench-support';
 
 interface Args {
   json: boolean;
@@ -62,24 +60,8 @@ const BROKERS = 3;
 const ME = 1;
 const PER_TOPIC = 100;
 
-function topicId(t: number): string {
-  return (0x20000000 + t).toString(16).padStart(32, 'b');
-}
-
-function clusterRecords(logs: number): MetadataRecord[] {
-  const records: MetadataRecord[] = [{ cluster: { clusterId: 'bench' } }];
-  for (let b = 1; b <= BROKERS; b++) {
-    records.push({ registerBroker: { brokerId: b, incarnationId: `incarnation-${b}`, brokerEpoch: b, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 9093 + b }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
-  }
-  for (let t = 0, made = 0; made < logs; t++) {
-    const id = topicIdToBytes(topicId(t));
-    records.push({ topic: { name: `open-${String(t).padStart(5, '0')}`, topicId: id } });
-    for (let p = 0; p < PER_TOPIC && made < logs; p++, made++) {
-      const replicas = Array.from({ length: BROKERS }, (_, k) => ((made + k) % BROKERS) + 1);
-      records.push({ partition: { topicId: id, partition: p, replicas, isr: [...replicas], leader: replicas[0] as number, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
-    }
-  }
-  return records;
+function logsRecords(logs: number): MetadataRecord[] {
+  return clusterRecords({ brokers: BROKERS, replicationFactor: BROKERS, partitions: logs, perTopic: PER_TOPIC, topicPrefix: 'open-', idBase: 0x20000000, idPad: 'b' });
 }
 
 /** Counts fsync-family calls by wrapping node:fs itself (the built packages call through it). */
@@ -116,33 +98,15 @@ class FsyncCounter {
 
 const counter = new FsyncCounter();
 
-interface Step {
-  totalMs: number;
-  maxStallMs: number;
+interface Step extends Stalled {
   fsyncs: number;
 }
 
-/** Times `f` with a setImmediate ticker alongside (see metadata-bench) and counts its fsyncs. */
+/** Times `f` under withStallMeter and counts its fsyncs. */
 async function measureStep(f: () => Promise<void>): Promise<Step> {
-  let last = performance.now();
-  let maxStallMs = 0;
-  let running = true;
-  const tick = (): void => {
-    const now = performance.now();
-    maxStallMs = Math.max(maxStallMs, now - last);
-    last = now;
-    if (running) setImmediate(tick);
-  };
-  setImmediate(tick);
   const fsyncs0 = counter.count;
-  const t0 = performance.now();
-  last = t0;
-  await f();
-  const totalMs = performance.now() - t0;
-  maxStallMs = Math.max(maxStallMs, performance.now() - last);
-  running = false;
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return { totalMs, maxStallMs, fsyncs: counter.count - fsyncs0 };
+  const s = await withStallMeter(f);
+  return { ...s, fsyncs: counter.count - fsyncs0 };
 }
 
 interface CountResult {
@@ -156,11 +120,9 @@ interface CountResult {
   reopen: Step;
 }
 
-const quiet = { info: (): void => undefined, warn: (): void => undefined };
-
 async function measure(logs: number, args: Args): Promise<CountResult> {
-  const image = MetadataImage.fromRecords(1000, clusterRecords(logs));
-  const host: PartitionHost = { brokerId: ME, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
+  const image = MetadataImage.fromRecords(1000, logsRecords(logs));
+  const host = benchHost(ME);
   const dir = fs.mkdtempSync(path.join(args.dir, 'strand-log-open-bench-'));
   try {
     let rm = new ReplicaManager(dir, host, quiet, '', args.config);

@@ -40,7 +40,7 @@ import { ConfigResourceType, decodeMetadataDelta, decodeMetadataRecordBatch, dec
 import { MetadataImage, encodeImageSnapshot, restoreImageSnapshot, topicIdToBytes } from '@strand/controller';
 import { ReplicaManager } from '../server/replica-manager';
 import { imageFromSnapshot } from '../server/snapshot-image';
-import type { PartitionHost } from '../server/partition';
+import { benchHost, clusterRecords, quiet, withStallMeter, type Stalled } from './bench-support';
 
 interface Args {
   json: boolean;
@@ -79,31 +79,19 @@ const RF = 3;
 /** The broker whose ReplicaManager is measured. */
 const ME = 1;
 
-/** A topic id made from its index: deterministic, 32 hex characters. */
-function topicId(t: number): string {
-  return (0x10000000 + t).toString(16).padStart(32, 'a');
-}
-
 /** The records of a cluster of `partitions` partitions over `topics` topics (see the header). */
-function clusterRecords(partitions: number, topics: number): MetadataRecord[] {
-  const records: MetadataRecord[] = [{ cluster: { clusterId: 'bench' } }];
-  for (let b = 1; b <= BROKERS; b++) {
-    records.push({ registerBroker: { brokerId: b, incarnationId: `incarnation-${b}`, brokerEpoch: b, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: 9093 + b }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
-  }
-  const per = Math.ceil(partitions / topics);
-  let made = 0;
-  for (let t = 0; t < topics && made < partitions; t++) {
-    const id = topicIdToBytes(topicId(t));
-    const name = `topic-${String(t).padStart(5, '0')}`;
-    records.push({ topic: { name, topicId: id } });
-    for (let p = 0; p < per && made < partitions; p++, made++) {
-      const replicas = Array.from({ length: RF }, (_, k) => ((made + k) % BROKERS) + 1);
-      records.push({ partition: { topicId: id, partition: p, replicas, isr: [...replicas], leader: replicas[0] as number, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
-    }
+function sizeRecords(partitions: number, topics: number): MetadataRecord[] {
+  return clusterRecords({
+    brokers: BROKERS,
+    replicationFactor: RF,
+    partitions,
+    perTopic: Math.ceil(partitions / topics),
+    topicPrefix: 'topic-',
+    idBase: 0x10000000,
+    idPad: 'a',
     // Page-cache flushing keeps opening thousands of logs about the metadata, not fsyncs.
-    records.push({ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: name, name: 'flush.policy', value: 'page-cache' } });
-  }
-  return records;
+    afterTopic: (name) => [{ config: { resourceType: ConfigResourceType.CONFIG_RESOURCE_TOPIC, resourceName: name, name: 'flush.policy', value: 'page-cache' } }],
+  });
 }
 
 /** An ISR shrink of the first partition broker ME leads: [ME, a, b] -> [ME, a]. */
@@ -132,15 +120,6 @@ function timeSync(runs: number, f: () => unknown): number {
   return median(ms);
 }
 
-interface Stalled {
-  totalMs: number;
-  maxStallMs: number;
-}
-
-/**
- * Runs `f` with a setImmediate ticker alongside: the largest gap between two of its turns is
- * the longest the event loop was held (by `f` or what it set off).
- */
 /** `f` run `runs` times after a warm-up under withStallMeter: the medians of its totals and of its longest stalls. */
 async function stalls(runs: number, f: () => Promise<void>): Promise<Stalled> {
   const xs: Stalled[] = [];
@@ -149,28 +128,6 @@ async function stalls(runs: number, f: () => Promise<void>): Promise<Stalled> {
     if (i > 0) xs.push(s);
   }
   return { totalMs: median(xs.map((x) => x.totalMs)), maxStallMs: median(xs.map((x) => x.maxStallMs)) };
-}
-
-async function withStallMeter(f: () => Promise<void>): Promise<Stalled> {
-  let last = performance.now();
-  let maxStallMs = 0;
-  let running = true;
-  const tick = (): void => {
-    const now = performance.now();
-    maxStallMs = Math.max(maxStallMs, now - last);
-    last = now;
-    if (running) setImmediate(tick);
-  };
-  setImmediate(tick);
-  const t0 = performance.now();
-  last = t0;
-  await f();
-  const totalMs = performance.now() - t0;
-  // The tail of f's last synchronous stretch counts too.
-  maxStallMs = Math.max(maxStallMs, performance.now() - last);
-  running = false;
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return { totalMs, maxStallMs };
 }
 
 interface SizeResult {
@@ -185,11 +142,9 @@ interface SizeResult {
   broker: { snapshotToImageMs: number; snapshotToImageSliced: Stalled; deltaToImageMs: number; applyFirstImage: Stalled | null; applySameImage: Stalled | null; applyOneChange: Stalled | null };
 }
 
-const quiet = { info: (): void => undefined, warn: (): void => undefined };
-
 async function measure(partitions: number, args: Args): Promise<SizeResult> {
   const topics = Math.min(args.topics, partitions);
-  const image = MetadataImage.fromRecords(1000, clusterRecords(partitions, topics));
+  const image = MetadataImage.fromRecords(1000, sizeRecords(partitions, topics));
   // As QuorumController's state machine: snapshot() and restore().
   const snapshot = (): Uint8Array => encodeMetadataSnapshot({ offset: image.offset, records: image.toRecords() });
   const restore = (data: Uint8Array): MetadataImage => {
@@ -249,8 +204,7 @@ async function measure(partitions: number, args: Args): Promise<SizeResult> {
 
   const dir = fs.mkdtempSync(path.join(args.dir, 'strand-metadata-bench-'));
   try {
-    const host: PartitionHost = { brokerId: ME, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
-    const rm = new ReplicaManager(dir, host, quiet);
+    const rm = new ReplicaManager(dir, benchHost(ME), quiet);
     try {
       const applyFirstImage = await withStallMeter(() => rm.applyImage(image));
       const hostedPartitions = rm.all().length;
