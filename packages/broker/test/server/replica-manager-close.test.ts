@@ -11,35 +11,18 @@
  */
 import { recordFsyncs } from '../support/fsync-recorder';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeRecordBatch, type MetadataRecord } from '@strand/protocol';
-import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { encodeRecordBatch } from '@strand/protocol';
+import { MetadataImage } from '@strand/controller';
 import { CLEAN_SHUTDOWN_FILE } from '@strand/storage';
 import { HW_CHECKPOINT_FILE, ReplicaManager } from '../../src/server/replica-manager';
-import type { PartitionHost } from '../../src/server/partition';
+import { MANY, brokerRecord, host, manyImage, quiet, tempDirs } from '../support/many-partitions';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-const topicId = '0123456789abcdef0123456789abcdef';
-const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
-const n = 40;
-const quiet = { info: (): void => undefined, warn: (): void => undefined };
-
-/** Topic `many` of `n` partitions, replicas [1, 2], broker 2 leading (this broker follows everywhere). */
-function manyImage(): MetadataImage {
-  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
-  const records: MetadataRecord[] = [{ cluster: { clusterId: 'c' } }, broker(1), broker(2), { topic: { name: 'many', topicId: topicIdToBytes(topicId) } }];
-  for (let p = 0; p < n; p++) records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
-  return MetadataImage.fromRecords(10, records);
-}
+const tempDir = tempDirs('strand-rm-close-');
+const n = MANY;
 
 async function hostedLogs(): Promise<{ dir: string; rm: ReplicaManager }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-close-'));
-  dirs.push(dir);
+  const dir = tempDir();
   const rm = new ReplicaManager(dir, host, quiet);
   await rm.applyImage(manyImage());
   expect(rm.all()).toHaveLength(n);
@@ -91,9 +74,8 @@ test('a log whose close fails leaves the others closed cleanly, and the close re
 
 test('replicas deleted by an image are dropped without an fsync of their files', async () => {
   const { dir, rm } = await hostedLogs();
-  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
   const calls = await recordFsyncs(async () => {
-    await rm.applyImage(MetadataImage.fromRecords(11, [{ cluster: { clusterId: 'c' } }, broker(1), broker(2)]));
+    await rm.applyImage(MetadataImage.fromRecords(11, [{ cluster: { clusterId: 'c' } }, brokerRecord(1), brokerRecord(2)]));
     await rm.removalsDone();
   });
   expect(rm.all()).toEqual([]);

@@ -8,30 +8,15 @@
  */
 import { recordFsyncs } from '../support/fsync-recorder';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeRecordBatch, type MetadataRecord } from '@strand/protocol';
-import { MetadataImage, topicIdToBytes } from '@strand/controller';
+import { encodeRecordBatch } from '@strand/protocol';
+import type { MetadataImage } from '@strand/controller';
 import { CLEAN_SHUTDOWN_FILE } from '@strand/storage';
 import { ReplicaManager } from '../../src/server/replica-manager';
-import type { PartitionHost } from '../../src/server/partition';
+import { MANY, host, manyImage, quiet, tempDirs } from '../support/many-partitions';
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-const topicId = '0123456789abcdef0123456789abcdef';
-const host: PartitionHost = { brokerId: 1, nowMs: () => performance.now(), sendAlterPartition: () => undefined, replicaLagTimeMaxMs: 30_000, maxPendingProduces: 100 };
-const n = 40;
-
-/** Topic `many` of `n` partitions, replicas [1, 2], broker 2 leading (this broker follows everywhere). */
-function manyImage(): MetadataImage {
-  const broker = (id: number): MetadataRecord => ({ registerBroker: { brokerId: id, incarnationId: `i${id}`, brokerEpoch: 1, endpoints: [{ listener: 'BROKER', host: '127.0.0.1', port: id }], fenced: false, inControlledShutdown: false, previousShutdownClean: true } });
-  const records: MetadataRecord[] = [{ cluster: { clusterId: 'c' } }, broker(1), broker(2), { topic: { name: 'many', topicId: topicIdToBytes(topicId) } }];
-  for (let p = 0; p < n; p++) records.push({ partition: { topicId: topicIdToBytes(topicId), partition: p, replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0, addingReplicas: [], removingReplicas: [] } });
-  return MetadataImage.fromRecords(10, records);
-}
+const tempDir = tempDirs('strand-rm-open-');
+const n = MANY;
 
 /** Counts fsync and fdatasync calls made on the event loop (their Sync forms) while `f` runs; checks some ran off it. */
 async function syncFsyncsDuring(f: () => Promise<void>): Promise<number> {
@@ -65,10 +50,9 @@ async function applyWatching(rm: ReplicaManager, image: MetadataImage, dir: stri
 }
 
 test('logs open in parallel with no fsync on the event loop, each reachable only once open; a clean restart recovers none; a bad one stays offline', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-rm-open-'));
-  dirs.push(dir);
+  const dir = tempDir();
   const image = manyImage();
-  const rm = new ReplicaManager(dir, host, { info: () => undefined, warn: () => undefined });
+  const rm = new ReplicaManager(dir, host, quiet);
   let turns = 0;
   expect(await syncFsyncsDuring(async () => void (turns = await applyWatching(rm, image, dir)))).toBe(0);
   expect(turns).toBeGreaterThan(0);
