@@ -7,96 +7,24 @@
  * clean-shutdown marker is created. The marker must never exist while a file of the log still
  * waits for its fdatasync: the next open trusts every file of a log that has it.
  *
- * It spies on node:fs through the BUILT package (dist/), as new-log-dir-fsync.test.ts explains,
- * including FileHandle.datasync/sync of the promises API. `npm test` builds first.
+ * It spies on node:fs through the BUILT package (dist/) with fsync-spy.ts, including
+ * FileHandle.datasync/sync of the promises API. `npm test` builds first.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeRecordBatch } from '@strand/protocol';
 import { CLEAN_SHUTDOWN_FILE, PartitionLog, RECOVERY_POINT_FILE } from '../dist/index.js';
+import { spyFsyncs, type FsyncCall } from './fsync-spy';
+import { cleanupTempDirs, tempDir } from './helpers';
 
 const one = (v: string): Buffer => Buffer.from(encodeRecordBatch({ records: [{ value: Buffer.from(v) }], baseTimestamp: Date.now() }));
 // About four one-record batches per segment.
 const options = { config: { 'segment.bytes': '300' } };
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+afterAll(cleanupTempDirs);
 
 function tempParent(): string {
-  const parent = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'strand-close-fsync-')));
-  dirs.push(parent);
-  return parent;
-}
-
-interface FsyncCall {
-  call: string;
-  target: string;
-  /** Whether the log's clean-shutdown marker existed when the call was made, and when it completed. */
-  markerAtStart: boolean;
-  markerAtEnd: boolean | null;
-}
-
-/**
- * Records every fsync-family call (sync, callback and FileHandle forms) with the path of its
- * descriptor and whether `marker` existed when it started and when it completed.
- */
-async function spyFsyncs(marker: (target: string) => string): Promise<{ calls: FsyncCall[]; restore: () => Promise<void> }> {
-  const nodeFs = jest.requireActual<typeof fs>('node:fs');
-  const calls: FsyncCall[] = [];
-  const begin = (call: string, fd: number): FsyncCall => {
-    const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-    const c: FsyncCall = { call, target, markerAtStart: fs.existsSync(marker(target)), markerAtEnd: null };
-    calls.push(c);
-    return c;
-  };
-  const end = (c: FsyncCall): void => {
-    c.markerAtEnd = fs.existsSync(marker(c.target));
-  };
-  const real = { fsyncSync: nodeFs.fsyncSync, fdatasyncSync: nodeFs.fdatasyncSync, fsync: nodeFs.fsync, fdatasync: nodeFs.fdatasync };
-  const wrapCallback =
-    (name: 'fsync' | 'fdatasync') =>
-    (fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void => {
-      const c = begin(name, fd);
-      real[name](fd, (err) => {
-        end(c);
-        cb(err);
-      });
-    };
-  const spies = [
-    jest.spyOn(nodeFs, 'fsyncSync').mockImplementation((fd: number) => {
-      const c = begin('fsyncSync', fd);
-      real.fsyncSync(fd);
-      end(c);
-    }),
-    jest.spyOn(nodeFs, 'fdatasyncSync').mockImplementation((fd: number) => {
-      const c = begin('fdatasyncSync', fd);
-      real.fdatasyncSync(fd);
-      end(c);
-    }),
-    jest.spyOn(nodeFs, 'fsync').mockImplementation(wrapCallback('fsync') as typeof fs.fsync),
-    jest.spyOn(nodeFs, 'fdatasync').mockImplementation(wrapCallback('fdatasync') as typeof fs.fdatasync),
-  ];
-  const handle = await nodeFs.promises.open(__filename, 'r');
-  const proto = Object.getPrototypeOf(handle) as Record<'sync' | 'datasync', (this: fs.promises.FileHandle) => Promise<void>>;
-  await handle.close();
-  const realProto = { sync: proto.sync, datasync: proto.datasync };
-  for (const name of ['sync', 'datasync'] as const) {
-    proto[name] = async function (this: fs.promises.FileHandle): Promise<void> {
-      const c = begin(`handle.${name}`, this.fd);
-      await realProto[name].call(this);
-      end(c);
-    };
-  }
-  return {
-    calls,
-    restore: async () => {
-      spies.forEach((s) => s.mockRestore());
-      Object.assign(proto, realProto);
-    },
-  };
+  return fs.realpathSync(tempDir('strand-close-fsync-'));
 }
 
 const markerOf = (dir: string) => (): string => path.join(dir, CLEAN_SHUTDOWN_FILE);

@@ -7,27 +7,23 @@
  * open would trust a torn tail). `openAsync` does the same work with every fsync off the event
  * loop, so many logs open in parallel; after an unclean shutdown it recovers as `open` does.
  *
- * It spies on node:fs through the BUILT package (dist/), as new-log-dir-fsync.test.ts explains:
- * its CommonJS `import * as fs` keeps live bindings to the module object. `npm test` builds first.
+ * It spies on node:fs through the BUILT package (dist/) with fsync-spy.ts (sync, callback and
+ * FileHandle forms). `npm test` builds first.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeRecordBatch } from '@strand/protocol';
 import { CLEAN_SHUTDOWN_FILE, PartitionLog, RECOVERY_POINT_FILE } from '../dist/index.js';
+import { spyFsyncs } from './fsync-spy';
+import { cleanupTempDirs, tempDir } from './helpers';
 
 const one = (v: string): Buffer => Buffer.from(encodeRecordBatch({ records: [{ value: Buffer.from(v) }], baseTimestamp: Date.now() }));
 const options = { config: { 'segment.bytes': '300' } };
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+afterAll(cleanupTempDirs);
 
 function tempLogDir(): string {
-  const parent = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'strand-open-fsync-')));
-  dirs.push(parent);
-  return path.join(parent, 'topic-0');
+  return path.join(fs.realpathSync(tempDir('strand-open-fsync-')), 'topic-0');
 }
 
 /** A log of `n` one-record batches over several segments, closed cleanly or abandoned. */
@@ -41,45 +37,16 @@ async function writeLog(dir: string, n: number, clean: boolean): Promise<void> {
   }
 }
 
-type FsyncCall = { call: string; target: string };
-
-/** Records every fsync-family call (sync and callback forms) with the path of its descriptor. */
-function spyFsyncs(): { calls: FsyncCall[]; restore: () => void } {
-  const nodeFs = jest.requireActual<typeof fs>('node:fs');
-  const calls: FsyncCall[] = [];
-  const target = (fd: number): string => fs.readlinkSync(`/proc/self/fd/${fd}`);
-  const real = { fsyncSync: nodeFs.fsyncSync, fdatasyncSync: nodeFs.fdatasyncSync, fsync: nodeFs.fsync, fdatasync: nodeFs.fdatasync };
-  const spies = [
-    jest.spyOn(nodeFs, 'fsyncSync').mockImplementation((fd: number) => {
-      calls.push({ call: 'fsyncSync', target: target(fd) });
-      real.fsyncSync(fd);
-    }),
-    jest.spyOn(nodeFs, 'fdatasyncSync').mockImplementation((fd: number) => {
-      calls.push({ call: 'fdatasyncSync', target: target(fd) });
-      real.fdatasyncSync(fd);
-    }),
-    jest.spyOn(nodeFs, 'fsync').mockImplementation(((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
-      calls.push({ call: 'fsync', target: target(fd) });
-      real.fsync(fd, cb);
-    }) as typeof fs.fsync),
-    jest.spyOn(nodeFs, 'fdatasync').mockImplementation(((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
-      calls.push({ call: 'fdatasync', target: target(fd) });
-      real.fdatasync(fd, cb);
-    }) as typeof fs.fdatasync),
-  ];
-  return { calls, restore: () => spies.forEach((s) => s.mockRestore()) };
-}
-
 test('a clean reopen recovers nothing and makes one fsync: the log directory, after the clean-shutdown marker is gone', async () => {
   const dir = tempLogDir();
   await writeLog(dir, 20, true);
   const recoveryPoint = fs.readFileSync(path.join(dir, RECOVERY_POINT_FILE), 'utf8');
-  const spy = spyFsyncs();
+  const spy = await spyFsyncs();
   let log: PartitionLog;
   try {
     log = PartitionLog.open(dir, options);
   } finally {
-    spy.restore();
+    await spy.restore();
   }
   expect(spy.calls).toEqual([{ call: 'fsyncSync', target: dir }]);
   expect(log.openedCleanly).toBe(true);
@@ -101,12 +68,12 @@ test('openAsync makes no fsync on the event loop, clean or after a crash, and op
       const file = path.join(dir, last);
       fs.truncateSync(file, fs.statSync(file).size - 10);
     }
-    const spy = spyFsyncs();
+    const spy = await spyFsyncs();
     let log: PartitionLog;
     try {
       log = await PartitionLog.openAsync(dir, options);
     } finally {
-      spy.restore();
+      await spy.restore();
     }
     expect(spy.calls.filter((c) => c.call.endsWith('Sync'))).toEqual([]);
     expect(spy.calls.length).toBeGreaterThan(0);
