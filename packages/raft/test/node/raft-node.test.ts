@@ -481,9 +481,8 @@ describe('RaftNode', () => {
     expect(a.node.metrics.snapshotsDropped).toBe(0);
   });
 
-  test('a snapshot resolved after a newer one was installed from the leader is dropped', async () => {
-    c = new Cluster(['a', 'b', 'c'], 20);
-    const held = new HeldMachine();
+  /** Starts `c`'s nodes, a running `held`; returns the leader (moved off a if a won) and a, a follower. */
+  async function followerAWith(held: HeldMachine): Promise<{ leader: RaftNode; a: Member }> {
     await c.start('a', new MemoryStorage(), true, held);
     for (const id of ['b', 'c']) await c.start(id);
     let leader = await leaderOf(c.list());
@@ -493,6 +492,13 @@ describe('RaftNode', () => {
       leader = c.list().find((m) => m.node.isLeader)!.node;
     }
     const a = c.members.get('a') as Member;
+    return { leader, a };
+  }
+
+  test('a snapshot resolved after a newer one was installed from the leader is dropped', async () => {
+    c = new Cluster(['a', 'b', 'c'], 20);
+    const held = new HeldMachine();
+    const { leader, a } = await followerAWith(held);
     let i = 0;
     while (held.snapshotsAt.length === 0) await withTimeout(leader.propose(enc(`p${i++}`)), 5000, `propose ${i}`);
     const at = held.snapshotsAt[0] as number;
@@ -522,15 +528,7 @@ describe('RaftNode', () => {
     c = new Cluster(['a', 'b', 'c'], 20);
     const held = new HeldMachine();
     held.holdRestores = true;
-    await c.start('a', new MemoryStorage(), true, held);
-    for (const id of ['b', 'c']) await c.start(id);
-    let leader = await leaderOf(c.list());
-    if (leader.id === 'a') {
-      leader.transferLeadership('b');
-      await until('another leader', () => c.list().some((m) => m.node.isLeader && m.node.id !== 'a'));
-      leader = c.list().find((m) => m.node.isLeader)!.node;
-    }
-    const a = c.members.get('a') as Member;
+    const { leader, a } = await followerAWith(held);
     await withTimeout(leader.propose(enc('first')), 5000, 'propose');
     await until('a applies the first entry', () => a.sm.items.includes('first'));
     c.net.isolate('a');
