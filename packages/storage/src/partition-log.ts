@@ -154,6 +154,15 @@ interface PendingOpen {
   flush: LogSegment[] | null;
 }
 
+/** What load() found before opening the segments (see planLoad). */
+interface LoadPlan {
+  clean: boolean;
+  bases: readonly number[];
+  checkpointStart: number;
+  /** Whether segment `i` of `bases` must be recovered (validated from its first byte). */
+  recover(i: number): boolean;
+}
+
 interface DurableWaiter {
   offset: number;
   resolve: () => void;
@@ -256,7 +265,7 @@ export class PartitionLog {
       log = new PartitionLog(dir, config, options.clock ?? systemClock, lock);
       log.onDurablePositions = options.onDurablePositions;
       log.onFailure = options.onFailure;
-      const pending = log.load();
+      const pending = await log.loadAsync();
       if (pending !== null) await log.finishOpenAsync(pending);
       log.reportDurablePositions();
       return log;
@@ -309,6 +318,35 @@ export class PartitionLog {
    * a brand-new log.
    */
   private load(): PendingOpen | null {
+    const plan = this.planLoad();
+    if (plan === null) return null;
+    let truncated = 0;
+    for (let i = 0; i < plan.bases.length; i++) {
+      const opened = LogSegment.open(this.dir, plan.bases[i] as number, this.segmentConfig(), plan.recover(i), this.batchAcceptor());
+      truncated += opened.truncatedBytes;
+      if (!this.loaded(opened, plan.bases, i)) break;
+    }
+    return this.finishLoad(plan, truncated);
+  }
+
+  /** load() with the segments' recovery reading off the event loop (LogSegment.openAsync). */
+  private async loadAsync(): Promise<PendingOpen | null> {
+    const plan = this.planLoad();
+    if (plan === null) return null;
+    let truncated = 0;
+    for (let i = 0; i < plan.bases.length; i++) {
+      const opened = await LogSegment.openAsync(this.dir, plan.bases[i] as number, this.segmentConfig(), plan.recover(i), this.batchAcceptor());
+      truncated += opened.truncatedBytes;
+      if (!this.loaded(opened, plan.bases, i)) break;
+    }
+    return this.finishLoad(plan, truncated);
+  }
+
+  /**
+   * The start of load: completes interrupted swaps, reads the checkpoints and lists the segments
+   * to open; null for a brand-new log (created here).
+   */
+  private planLoad(): LoadPlan | null {
     const clean = fs.existsSync(path.join(this.dir, CLEAN_SHUTDOWN_FILE));
     this.completeInterruptedSwaps();
     const bases = this.listSegmentBases();
@@ -328,21 +366,31 @@ export class PartitionLog {
     }
     this.recoveryPoint = readOffsetCheckpoint(path.join(this.dir, RECOVERY_POINT_FILE)) ?? 0;
     const checkpointStart = readOffsetCheckpoint(path.join(this.dir, LOG_START_OFFSET_FILE)) ?? 0;
-    let truncated = 0;
-    for (let i = 0; i < bases.length; i++) {
-      const base = bases[i] as number;
-      const nextBase = bases[i + 1];
+    const recoveryPoint = this.recoveryPoint;
+    return {
+      clean,
+      bases,
+      checkpointStart,
       // A segment needs recovery if it may hold offsets at or past the recovery point.
-      const recover = !clean && (nextBase === undefined || nextBase > this.recoveryPoint);
-      const { segment, truncatedBytes } = LogSegment.open(this.dir, base, this.segmentConfig(), recover, this.batchAcceptor());
-      this.segments.push(segment);
-      truncated += truncatedBytes;
-      if (truncatedBytes > 0) {
-        // Nothing after a torn or corrupt batch can be trusted to be contiguous: drop later segments.
-        for (const later of bases.slice(i + 1)) this.deleteSegmentFiles(later);
-        break;
-      }
-    }
+      recover: (i) => {
+        const nextBase = bases[i + 1];
+        return !clean && (nextBase === undefined || nextBase > recoveryPoint);
+      },
+    };
+  }
+
+  /** Adds an opened segment; false after a torn or corrupt one, whose later segments are deleted. */
+  private loaded(opened: { segment: LogSegment; truncatedBytes: number }, bases: readonly number[], i: number): boolean {
+    this.segments.push(opened.segment);
+    if (opened.truncatedBytes === 0) return true;
+    // Nothing after a torn or corrupt batch can be trusted to be contiguous: drop later segments.
+    for (const later of bases.slice(i + 1)) this.deleteSegmentFiles(later);
+    return false;
+  }
+
+  /** The end of load, once the segments are open (see load's PendingOpen). */
+  private finishLoad(plan: LoadPlan, truncated: number): PendingOpen {
+    const { clean, checkpointStart } = plan;
     if (this.segments.length > 0 && this.logEndOffset < checkpointStart) {
       // Recovery kept less than the checkpointed log start (a power loss after DeleteRecords took
       // data that was not yet fdatasynced): nothing visible is left, so the log restarts empty at

@@ -26,6 +26,12 @@ export function segmentFileName(baseOffset: number, suffix: string): string {
 
 /** Chunk size used when scanning a segment file for batches. */
 const SCAN_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Chunk size of recoverAsync: each read is a trip through libuv's thread pool (~0.15 ms), so
+ * 1 MiB chunks made a hot-cache recovery of 512 MB ~45% slower than the synchronous one; a
+ * 4 MiB chunk's CRC check holds the event loop ~3-5 ms.
+ */
+const RECOVERY_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export interface SegmentConfig {
   /** `index.interval.bytes`: log bytes between two offset index entries. */
@@ -51,6 +57,42 @@ export interface ScannedBatch {
   header: RecordBatchHeader;
   /** The batch bytes; only valid until the scan moves on. */
   bytes: Buffer;
+}
+
+/**
+ * What the bytes at `rel` of `chunk` (file position `pos`; the scan ends at `to`) hold: a whole
+ * batch, a need for more bytes in the chunk (`need` from `pos`: the 12-byte length prefix, or
+ * the whole batch), or an invalid batch. Shared by the synchronous scan and recoverAsync.
+ */
+type ScanStep =
+  | { kind: 'batch'; size: number; header: RecordBatchHeader; bytes: Buffer }
+  | { kind: 'more'; need: number }
+  | { kind: 'invalid'; why: string };
+
+function stepAt(chunk: Buffer, rel: number, pos: number, to: number, validate: boolean): ScanStep {
+  if (rel + LOG_OVERHEAD > chunk.length) return { kind: 'more', need: LOG_OVERHEAD };
+  const batchLength = chunk.readInt32BE(rel + 8);
+  const size = batchLength + LOG_OVERHEAD;
+  if (size < RECORD_BATCH_OVERHEAD || pos + size > to) return { kind: 'invalid', why: `batch length ${batchLength} is invalid` };
+  if (rel + size > chunk.length) return { kind: 'more', need: size };
+  const bytes = chunk.subarray(rel, rel + size);
+  if (!validate) return { kind: 'batch', size, header: readBatchHeader(bytes, 0), bytes };
+  try {
+    return { kind: 'batch', size, header: validateBatch(bytes, 0), bytes };
+  } catch (e: unknown) {
+    return { kind: 'invalid', why: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** Bytes to load at `pos` for a step that needs `need`: a whole chunk, or more for a big batch, never past `to`. */
+function chunkLength(need: number, pos: number, to: number, chunkBytes = SCAN_CHUNK_BYTES): number {
+  return Math.min(to - pos, Math.max(need, chunkBytes));
+}
+
+function readAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, offset, length, position, (err, n) => (err === null ? resolve(n) : reject(err)));
+  });
 }
 
 export class LogSegment {
@@ -156,20 +198,48 @@ export class LogSegment {
    * last batch is located. Returns the segment and the number of bytes truncated.
    */
   static open(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, accept: BatchAcceptor = acceptIncreasing): { segment: LogSegment; truncatedBytes: number } {
+    const { seg, needsRecovery } = LogSegment.openFiles(dir, baseOffset, config, recover);
+    try {
+      if (!needsRecovery) {
+        seg.restoreTailState();
+        return { segment: seg, truncatedBytes: 0 };
+      }
+      return { segment: seg, truncatedBytes: seg.recover(accept) };
+    } catch (e: unknown) {
+      // Corrupt data (KAFKA_STORAGE_ERROR) or an I/O error: the caller never gets the segment.
+      seg.close();
+      throw e;
+    }
+  }
+
+  /**
+   * `open` with the recovery's reads off the event loop (recoverAsync): after a power loss the
+   * active segments are not in the page cache, and reading a 1 GiB one in one synchronous call
+   * stalls the process (its broker's heartbeats, its controller's Raft) for seconds.
+   */
+  static async openAsync(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean, accept: BatchAcceptor = acceptIncreasing): Promise<{ segment: LogSegment; truncatedBytes: number }> {
+    const { seg, needsRecovery } = LogSegment.openFiles(dir, baseOffset, config, recover);
+    try {
+      if (!needsRecovery) {
+        seg.restoreTailState();
+        return { segment: seg, truncatedBytes: 0 };
+      }
+      return { segment: seg, truncatedBytes: await seg.recoverAsync(accept) };
+    } catch (e: unknown) {
+      seg.close();
+      throw e;
+    }
+  }
+
+  /** Opens the files of an existing segment; whether it must be recovered (see open). */
+  private static openFiles(dir: string, baseOffset: number, config: SegmentConfig, recover: boolean): { seg: LogSegment; needsRecovery: boolean } {
     const indexesExist = fs.existsSync(path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX))) && fs.existsSync(path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)));
     const seg = new LogSegment(dir, baseOffset, config, path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)));
     try {
       seg.size = fs.fstatSync(seg.fd).size;
       seg.flushedSize = seg.size;
-      let truncatedBytes = 0;
-      if (recover || (!indexesExist && seg.size > 0) || !seg.index.load(seg.size) || !seg.timeIndex.load()) {
-        truncatedBytes = seg.recover(accept);
-      } else {
-        seg.restoreTailState();
-      }
-      return { segment: seg, truncatedBytes };
+      return { seg, needsRecovery: recover || (!indexesExist && seg.size > 0) || !seg.index.load(seg.size) || !seg.timeIndex.load() };
     } catch (e: unknown) {
-      // Corrupt data (KAFKA_STORAGE_ERROR) or an I/O error: the caller never gets the segment.
       seg.close();
       throw e;
     }
@@ -185,16 +255,60 @@ export class LogSegment {
    * LogSegment.recover has no size limit either). A corrupt length is bounded by the file size.
    */
   recover(accept: BatchAcceptor = acceptIncreasing): number {
+    this.startRecovery();
+    let validEnd = 0;
+    for (const b of this.scan(0, this.size, { validate: true, stopAtInvalid: true })) {
+      if (!this.recovered(b.header, b.position, b.size, accept)) break;
+      validEnd = b.position + b.size;
+    }
+    return this.endRecovery(validEnd);
+  }
+
+  /**
+   * recover() reading the file in RECOVERY_CHUNK_BYTES chunks off the event loop; the batches of
+   * a chunk are checked (CRC-32C) between two reads, so the loop is held a few ms at a time.
+   * The segment must not be used until it resolves.
+   */
+  async recoverAsync(accept: BatchAcceptor = acceptIncreasing): Promise<number> {
+    this.startRecovery();
+    let buf = Buffer.allocUnsafe(Math.min(RECOVERY_CHUNK_BYTES, Math.max(this.size, LOG_OVERHEAD)));
+    let chunk = buf.subarray(0, 0);
+    let chunkStart = 0;
+    let pos = 0;
+    while (pos < this.size) {
+      let step = stepAt(chunk, pos - chunkStart, pos, this.size, true);
+      for (let length = 0; step.kind === 'more'; ) {
+        const want = chunkLength(step.need, pos, this.size, RECOVERY_CHUNK_BYTES);
+        // Torn: the file ended within the last read, or no longer read would help.
+        if (want <= length || chunk.length < length) break;
+        length = want;
+        if (buf.length < length) buf = Buffer.allocUnsafe(length);
+        chunk = buf.subarray(0, await this.readIntoAsync(buf, pos, length));
+        chunkStart = pos;
+        step = stepAt(chunk, 0, pos, this.size, true);
+      }
+      if (step.kind !== 'batch' || !this.recovered(step.header, pos, step.size, accept)) break;
+      pos += step.size;
+    }
+    return this.endRecovery(pos);
+  }
+
+  private startRecovery(): void {
     this.index.reset();
     this.timeIndex.reset();
     this.resetTailState();
-    let validEnd = 0;
-    for (const b of this.scan(0, this.size, { validate: true, stopAtInvalid: true })) {
-      // baseOffset and partitionLeaderEpoch lie outside the CRC: check them against the log.
-      if (!accept(b.header, this.nextOffset) || b.header.baseOffset + b.header.lastOffsetDelta - this.baseOffset > 0x7fffffff) break;
-      this.track(b.header, b.position, b.size);
-      validEnd = b.position + b.size;
-    }
+  }
+
+  /** Takes a valid batch into the rebuilt state; false if it does not fit the log (recovery stops before it). */
+  private recovered(header: RecordBatchHeader, position: number, size: number, accept: BatchAcceptor): boolean {
+    // baseOffset and partitionLeaderEpoch lie outside the CRC: check them against the log.
+    if (!accept(header, this.nextOffset) || header.baseOffset + header.lastOffsetDelta - this.baseOffset > 0x7fffffff) return false;
+    this.track(header, position, size);
+    return true;
+  }
+
+  /** Cuts the file after the last valid batch; returns the number of bytes removed. */
+  private endRecovery(validEnd: number): number {
     const truncated = this.size - validEnd;
     if (truncated > 0) {
       fs.ftruncateSync(this.fd, validEnd);
@@ -296,6 +410,18 @@ export class LogSegment {
     return got === len ? buf : buf.subarray(0, got);
   }
 
+  /** readInto with the reads in libuv's thread pool. */
+  private async readIntoAsync(buf: Buffer, position: number, length: number): Promise<number> {
+    const len = Math.max(0, Math.min(length, this.size - position));
+    let got = 0;
+    while (got < len) {
+      const n = await readAsync(this.fd, buf, got, len - got, position + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got;
+  }
+
   /** Reads `length` bytes at `position` into the start of `buf` (fewer at the end of the file); returns how many. */
   private readInto(buf: Buffer, position: number, length: number): number {
     const len = Math.max(0, Math.min(length, this.size - position));
@@ -324,45 +450,23 @@ export class LogSegment {
       return buf.subarray(0, this.readInto(buf, at, length));
     };
     while (pos < to) {
-      // Make sure the chunk holds the 12-byte length prefix, then the whole batch.
-      if (pos + LOG_OVERHEAD > chunkStart + chunk.length) {
-        chunk = load(pos, Math.min(SCAN_CHUNK_BYTES, to - pos));
+      let step = stepAt(chunk, pos - chunkStart, pos, to, options.validate);
+      // At most two loads: the chunk for the length prefix, then the whole batch if it is longer.
+      for (let length = 0; step.kind === 'more'; ) {
+        const want = chunkLength(step.need, pos, to);
+        // Torn: the file ended within the last read, or no longer read would help.
+        if (want <= length || chunk.length < length) break;
+        length = want;
+        chunk = load(pos, length);
         chunkStart = pos;
-        if (chunk.length < LOG_OVERHEAD) {
-          if (options.stopAtInvalid) return;
-          throw this.corruptAt(pos, 'torn batch length prefix');
-        }
+        step = stepAt(chunk, 0, pos, to, options.validate);
       }
-      const rel = pos - chunkStart;
-      const batchLength = chunk.readInt32BE(rel + 8);
-      const size = batchLength + LOG_OVERHEAD;
-      if (size < RECORD_BATCH_OVERHEAD || pos + size > to) {
+      if (step.kind !== 'batch') {
         if (options.stopAtInvalid) return;
-        throw this.corruptAt(pos, `batch length ${batchLength} is invalid`);
+        throw this.corruptAt(pos, step.kind === 'invalid' ? step.why : step.need === LOG_OVERHEAD ? 'torn batch length prefix' : 'torn batch');
       }
-      if (rel + size > chunk.length) {
-        chunk = load(pos, Math.max(size, Math.min(SCAN_CHUNK_BYTES, to - pos)));
-        chunkStart = pos;
-        if (chunk.length < size) {
-          if (options.stopAtInvalid) return;
-          throw this.corruptAt(pos, 'torn batch');
-        }
-      }
-      const r = pos - chunkStart;
-      const bytes = chunk.subarray(r, r + size);
-      let header: RecordBatchHeader;
-      if (options.validate) {
-        try {
-          header = validateBatch(bytes, 0);
-        } catch (e: unknown) {
-          if (options.stopAtInvalid) return;
-          throw this.corruptAt(pos, e instanceof Error ? e.message : String(e));
-        }
-      } else {
-        header = readBatchHeader(bytes, 0);
-      }
-      yield { position: pos, size, header, bytes };
-      pos += size;
+      yield { position: pos, size: step.size, header: step.header, bytes: step.bytes };
+      pos += step.size;
     }
   }
 

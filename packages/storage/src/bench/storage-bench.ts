@@ -1,5 +1,5 @@
 /**
- * Storage benchmark: `npm run bench:storage [-- --json] [--mb N] [--fsync-mb N] [--compact-mb N] [--runs N] [--dir D]`.
+ * Storage benchmark: `npm run bench:storage [-- --json] [--mb N] [--fsync-mb N] [--compact-mb N] [--recover-mb N] [--drop-caches] [--runs N] [--dir D]`.
  *
  * Appends 100-byte records in 16 KiB RecordBatch v2 batches to a PartitionLog and, in the same
  * run, writes the same bytes with a plain sequential `writeSync` loop at the same sync cadence:
@@ -9,10 +9,15 @@
  * Reads the log back in 1 MiB fetches for readMBps. Compaction: one forced pass over a closed
  * segment of `--compact-mb` MB of keyed 100-byte records (150 per batch, one in ten superseded),
  * timed, with the longest event-loop stall meanwhile (largest gap between the ticks of a 1 ms
- * interval): what the broker's produce and fetch would wait at worst. Each figure is the median
+ * interval): what the broker's produce and fetch would wait at worst. Recovery: a log of one
+ * `--recover-mb` MB segment left without its clean-shutdown marker and recovery point (as a
+ * crash leaves it) is opened with the synchronous `PartitionLog.open` and with `openAsync` (what
+ * the broker uses), each timed with its longest event-loop stall; `--drop-caches` (root) empties
+ * the page cache first, as a power loss does. Each figure is the median
  * of `--runs` runs, sides interleaved so that machine noise hits both. Prints a table, and with
- * --json one JSON object on the last line: {"pageCache": {...}, "fsync": {...}, "compaction": {...}}.
+ * --json one JSON object on the last line: {"pageCache": {...}, "fsync": {...}, "compaction": {...}, "recovery": {...}}.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,12 +30,14 @@ interface Args {
   mb: number;
   fsyncMb: number;
   compactMb: number;
+  recoverMb: number;
+  dropCaches: boolean;
   runs: number;
   dir: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, mb: 256, fsyncMb: 16, compactMb: 128, runs: 4, dir: os.tmpdir() };
+  const args: Args = { json: false, mb: 256, fsyncMb: 16, compactMb: 128, recoverMb: 256, dropCaches: false, runs: 4, dir: os.tmpdir() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): number => {
@@ -42,10 +49,12 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--mb') args.mb = next();
     else if (a === '--fsync-mb') args.fsyncMb = next();
     else if (a === '--compact-mb') args.compactMb = next();
+    else if (a === '--recover-mb') args.recoverMb = next();
+    else if (a === '--drop-caches') args.dropCaches = true;
     else if (a === '--runs') args.runs = Math.floor(next());
     else if (a === '--dir') args.dir = String(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench:storage -- [--json] [--mb 256] [--fsync-mb 16] [--compact-mb 128] [--runs 4] [--dir /tmp]\n');
+      process.stdout.write('usage: npm run bench:storage -- [--json] [--mb 256] [--fsync-mb 16] [--compact-mb 128] [--recover-mb 256] [--drop-caches] [--runs 4] [--dir /tmp]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -215,6 +224,64 @@ async function compactionRun(dir: string, mb: number): Promise<{ records: number
   return { records, keys, bytes, passMs, cpuMs, maxStallMs };
 }
 
+interface RecoveryFigures {
+  totalMB: number;
+  /** The synchronous PartitionLog.open: time, and the longest event-loop stall (all of it). */
+  syncMs: number;
+  syncMaxStallMs: number;
+  /** PartitionLog.openAsync (the broker's): time and longest stall. */
+  asyncMs: number;
+  asyncMaxStallMs: number;
+  coldCache: boolean;
+  runs: number;
+}
+
+/** Measures `open` while a 1 ms ticker records the longest gap between its ticks. */
+async function withStallMeter(open: () => Promise<PartitionLog>): Promise<{ ms: number; maxStallMs: number; log: PartitionLog }> {
+  let maxStallMs = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxStallMs = Math.max(maxStallMs, now - last);
+    last = now;
+  }, 1);
+  try {
+    const t0 = performance.now();
+    const log = await open();
+    const ms = performance.now() - t0;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    return { ms, maxStallMs: Math.max(maxStallMs, performance.now() - last), log };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+/**
+ * Writes one `mb` MB segment of 16 KiB batches and leaves it as a crash would for recovery from
+ * its first byte (no clean-shutdown marker, no recovery point); then opens it both ways.
+ */
+async function recoveryRun(dir: string, template: Buffer, mb: number, dropCaches: boolean): Promise<{ bytes: number; sync: number; syncStall: number; async: number; asyncStall: number }> {
+  const logDir = path.join(dir, 'log');
+  const config = { 'flush.policy': 'page-cache', 'segment.bytes': String(2 ** 31 - 1) };
+  const log = PartitionLog.open(logDir, { config });
+  const count = Math.max(1, Math.floor((mb * MB) / template.length));
+  for (let i = 0; i < count; i++) log.appendAsLeader(Buffer.from(template), 0);
+  await log.close();
+  const crash = (): void => {
+    fs.rmSync(path.join(logDir, '.kafka_cleanshutdown'), { force: true });
+    fs.rmSync(path.join(logDir, 'recovery-point-offset-checkpoint'), { force: true });
+    if (dropCaches) execFileSync('sh', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches']);
+  };
+  crash();
+  const sync = await withStallMeter(() => Promise.resolve(PartitionLog.open(logDir, { config })));
+  await sync.log.close();
+  crash();
+  const async = await withStallMeter(() => PartitionLog.openAsync(logDir, { config }));
+  if (async.log.logEndOffset !== sync.log.logEndOffset) throw new Error(`recovery differs: ${async.log.logEndOffset} vs ${sync.log.logEndOffset}`);
+  await async.log.close();
+  return { bytes: count * template.length, sync: sync.ms, syncStall: sync.maxStallMs, async: async.ms, asyncStall: async.maxStallMs };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const { bytes: template, records: recordsPerBatch } = makeBatch();
@@ -299,6 +366,24 @@ async function main(): Promise<void> {
     maxStallMs: round(median(compactRuns.map((c) => c.maxStallMs))),
     runs: args.runs,
   };
+  const recoverRuns: Awaited<ReturnType<typeof recoveryRun>>[] = [];
+  for (let r = 0; r < args.runs; r++) {
+    const dir = freshDir(args.dir);
+    try {
+      recoverRuns.push(await recoveryRun(dir, template, args.recoverMb, args.dropCaches));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const recovery: RecoveryFigures = {
+    totalMB: round((recoverRuns[0]?.bytes ?? 0) / MB),
+    syncMs: Math.round(median(recoverRuns.map((r) => r.sync))),
+    syncMaxStallMs: round(median(recoverRuns.map((r) => r.syncStall))),
+    asyncMs: Math.round(median(recoverRuns.map((r) => r.async))),
+    asyncMaxStallMs: round(median(recoverRuns.map((r) => r.asyncStall))),
+    coldCache: args.dropCaches,
+    runs: args.runs,
+  };
   const rows: [string, PolicyFigures][] = [
     ['page-cache', pageCache],
     ['fsync', fsyncFigures],
@@ -310,9 +395,10 @@ async function main(): Promise<void> {
       `${name.padEnd(11)} ${String(f.totalMB).padStart(5)} ${String(f.appendMBps).padStart(11)} ${String(f.appendRecordsPerSec).padStart(10)} ${String(f.rawWriteMBps).padStart(10)} ${String(f.ratio).padStart(6)} ${String(f.readMBps).padStart(9)}  ${f.pipelinedAppendMBps === undefined ? '-' : `${f.pipelinedAppendMBps} (${f.pipelinedRatio})`}`,
     ),
     `compaction: ${compaction.totalMB} MB, ${compaction.records} records, ${compaction.keys} keys: pass ${compaction.passMs} ms (${compaction.MBps} MB/s), CPU ${compaction.cpuMs} ms, longest event-loop stall ${compaction.maxStallMs} ms`,
+    `recovery (${recovery.coldCache ? 'cold' : 'hot'} page cache): ${recovery.totalMB} MB segment: open ${recovery.syncMs} ms (longest stall ${recovery.syncMaxStallMs} ms), openAsync ${recovery.asyncMs} ms (longest stall ${recovery.asyncMaxStallMs} ms)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  if (args.json) process.stdout.write(`${JSON.stringify({ pageCache, fsync: fsyncFigures, compaction })}\n`);
+  if (args.json) process.stdout.write(`${JSON.stringify({ pageCache, fsync: fsyncFigures, compaction, recovery })}\n`);
 }
 
 main().catch((e: unknown) => {
