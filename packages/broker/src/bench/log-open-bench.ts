@@ -11,8 +11,11 @@
  *   logs hold data, as real ones do);
  * - `close`: ReplicaManager.close(), a clean shutdown;
  * - `reopen`: a new ReplicaManager and the same image, as a broker restarting after a clean
- *   shutdown opens its logs; then the logs are abandoned (as a crash would: no fsyncs, to keep
- *   the run short) and the directory deleted.
+ *   shutdown opens its logs;
+ * - `takeover`: an image in which broker 1 leads every partition in the next leader epoch (the
+ *   other two brokers failed), so it becomes leader of the two thirds it followed; then the
+ *   logs are abandoned (as a crash would: no fsyncs, to keep the run short) and the directory
+ *   deleted.
  * Each step is timed whole (`totalMs`), with its longest event-loop stall (`maxStallMs`: the
  * largest gap between turns of a setImmediate ticker alongside) and the fsync-family calls it
  * made (`fsyncs`: fsync and fdatasync, sync, callback and promise forms, counted by wrapping
@@ -118,6 +121,9 @@ interface CountResult {
   create: Step;
   closeAfterCreate: Step;
   reopen: Step;
+  /** Partitions broker 1 leads after the takeover image. */
+  ledAfterTakeover: number;
+  takeover: Step;
 }
 
 async function measure(logs: number, args: Args): Promise<CountResult> {
@@ -143,8 +149,17 @@ async function measure(logs: number, args: Args): Promise<CountResult> {
     const reopen = await measureStep(() => rm.applyImage(image));
     const reopened = rm.all().length;
     const recoveredOnReopen = rm.all().filter((p) => !p.log.openedCleanly).length;
+    const takeoverImage = MetadataImage.fromRecords(
+      1001,
+      logsRecords(logs).map((r): MetadataRecord => {
+        const p = r.partition;
+        return p === undefined ? r : { partition: { ...p, leader: ME, leaderEpoch: p.leaderEpoch + 1, partitionEpoch: p.partitionEpoch + 1 } };
+      }),
+    );
+    const takeover = await measureStep(() => rm.applyImage(takeoverImage));
+    const ledAfterTakeover = rm.all().filter((p) => p.isLeader).length;
     for (const p of rm.all()) p.log.abandon();
-    return { logs, opened, reopened, recoveredOnReopen, create, closeAfterCreate, reopen };
+    return { logs, opened, reopened, recoveredOnReopen, create, closeAfterCreate, reopen, ledAfterTakeover, takeover };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -168,6 +183,7 @@ async function main(): Promise<void> {
           `  create (first applyImage)  ${s(r.create)}`,
           `  close                      ${s(r.closeAfterCreate)}`,
           `  reopen (clean shutdown)    ${s(r.reopen)}`,
+          `  takeover (leads all ${r.ledAfterTakeover}) ${s(r.takeover)}`,
           '',
         ].join('\n'),
       );
