@@ -5,7 +5,7 @@
 // state the core held but had not yet handed out in a Ready is lost, as on a real machine.
 
 import { RaftConfig, RaftCore } from '../core/raft';
-import { Entry, HardState, Message, MessageType, NONE, NodeId, ReadState, Role, Snapshot, earlyMessages } from '../core/types';
+import { Entry, HardState, Message, MessageType, NONE, NodeId, ReadState, Role, Snapshot, SnapshotMeta, earlyMessages } from '../core/types';
 import { SafetyChecker } from './checker';
 
 /** A leader's write in flight (RaftCore.advanceAsync): lost if the node crashes before it completes. */
@@ -66,6 +66,15 @@ export class SimNode {
   /** Background writes in flight, oldest first (a storage queue completes them in order). */
   private pendingWrites: PendingWrite[] = [];
   asyncReadies = 0;
+  /**
+   * A snapshot being written in the background (RaftNode's asynchronous StateMachine.snapshot):
+   * the state captured at `at`, compacted by finishSnapshot() while the node goes on applying.
+   * Lost with a crash.
+   */
+  private pendingSnapshot: { at: SnapshotMeta; data: Uint8Array } | null = null;
+  /** Snapshots compacted at a point captured earlier (finishSnapshot), and those found stale. */
+  deferredCompactions = 0;
+  staleSnapshots = 0;
   /** Set by SimCluster: checks that what a leader commits is durable on a majority of voters. */
   onLeaderCommit: ((leader: SimNode, from: number, to: number) => void) | null = null;
 
@@ -100,6 +109,7 @@ export class SimNode {
   crash(keepWrites = 0): void {
     for (const w of this.pendingWrites.slice(0, keepWrites)) this.writeDurable(w);
     this.pendingWrites = [];
+    this.pendingSnapshot = null;
     this.core = null;
     this.crashes++;
   }
@@ -264,12 +274,52 @@ export class SimNode {
     if (core === null || core.hasReady()) return false;
     if (core.log.applied <= core.log.snapshot.meta.index) return false;
     if (this.smIndex !== core.log.applied) throw new Error(`sim: ${this.id} state machine at ${this.smIndex}, core applied ${core.log.applied}`);
+    this.compactAt(core, encodeSmState(this.smIndex, this.smHash), core.snapshotPoint());
+    return true;
+  }
+
+  private compactAt(core: RaftCore, data: Uint8Array, at: SnapshotMeta): void {
     // Storage order: background writes complete before the snapshot is written.
     this.completeWrites();
-    const snap = core.compact(encodeSmState(this.smIndex, this.smHash));
+    const snap = core.compact(data, at);
+    if (snap.meta.index !== at.index) throw new Error(`sim: ${this.id} compacted at ${snap.meta.index}, asked ${at.index}`);
     // Durable order: the snapshot first, then drop the entries it covers.
     this.durable.snapshot = snap;
     this.durable.entries = this.durable.entries.filter((e) => e.index > snap.meta.index);
+  }
+
+  /**
+   * Captures the state machine at the applied index (RaftCore.snapshotPoint), to be compacted
+   * later by finishSnapshot: what RaftNode does while an asynchronous snapshot is encoded.
+   */
+  startSnapshot(): boolean {
+    const core = this.core;
+    if (core === null || this.pendingSnapshot !== null || core.hasReady()) return false;
+    if (core.log.applied <= core.log.snapshot.meta.index) return false;
+    if (this.smIndex !== core.log.applied) throw new Error(`sim: ${this.id} state machine at ${this.smIndex}, core applied ${core.log.applied}`);
+    this.pendingSnapshot = { at: core.snapshotPoint(), data: encodeSmState(this.smIndex, this.smHash) };
+    return true;
+  }
+
+  get snapshotPending(): boolean {
+    return this.pendingSnapshot !== null;
+  }
+
+  /**
+   * Compacts at the captured point, entries applied since staying in the log; a snapshot the log
+   * has already passed (one installed from the leader meanwhile) is dropped, as RaftNode does.
+   */
+  finishSnapshot(): boolean {
+    const core = this.core;
+    const pending = this.pendingSnapshot;
+    if (core === null || pending === null || core.hasReady()) return false;
+    this.pendingSnapshot = null;
+    if (pending.at.index <= core.log.snapshot.meta.index) {
+      this.staleSnapshots++;
+      return false;
+    }
+    this.compactAt(core, pending.data, pending.at);
+    this.deferredCompactions++;
     return true;
   }
 

@@ -45,6 +45,9 @@ export interface SimRunResult {
     confChanges: number;
     /** Leader Readies persisted in the background (RaftCore.advanceAsync). */
     asyncReadies: number;
+    /** Snapshots captured at one point and compacted later (SimNode.finishSnapshot), and those dropped as stale. */
+    deferredCompactions: number;
+    staleSnapshots: number;
   };
 }
 
@@ -83,6 +86,10 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     // A leader persisting in the background (thesis §10.2.1), and how soon its writes complete.
     asyncPersistRate: rng.chance(0.25) ? 0 : rng.nextInt(101) / 100,
     writeCompleteRate: (10 + rng.nextInt(91)) / 100,
+    // Snapshots taken in the background (RaftNode's asynchronous StateMachine.snapshot): the
+    // share of compactions captured now and compacted later, and how soon they finish.
+    deferredSnapshotShare: rng.chance(0.3) ? 0 : rng.nextInt(101) / 100,
+    snapshotFinishRate: (2 + rng.nextInt(40)) / 100,
   };
 
   const cluster = new SimCluster({
@@ -110,15 +117,19 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
     let crashes = 0;
     let commits = 0;
     let asyncReadies = 0;
+    let deferredCompactions = 0;
+    let staleSnapshots = 0;
     for (const node of cluster.nodes.values()) {
       asyncReadies += node.asyncReadies;
+      deferredCompactions += node.deferredCompactions;
+      staleSnapshots += node.staleSnapshots;
       maxTerm = Math.max(maxTerm, node.term);
       crashes += node.crashes;
       commits = Math.max(commits, node.core?.log.committed ?? 0);
     }
     const cs = cluster.leader()?.core?.confState();
     const confChanges = cs === undefined ? 0 : (cs.learners.includes(spare) ? 1 : cs.voters.includes(spare) ? 2 : 0) + (cs.voters.length < n + (cs.voters.includes(spare) ? 1 : 0) ? 1 : 0);
-    return { ticks: cluster.now, messages: cluster.net.sent, dropped: cluster.net.dropped, commits, maxTerm, crashes, compactions, checks: cluster.checker.checks, livenessTicks: 0, confChanges, asyncReadies };
+    return { ticks: cluster.now, messages: cluster.net.sent, dropped: cluster.net.dropped, commits, maxTerm, crashes, compactions, checks: cluster.checker.checks, livenessTicks: 0, confChanges, asyncReadies, deferredCompactions, staleSnapshots };
   };
   const pick = <T>(xs: readonly T[]): T => {
     const x = xs[rng.nextInt(xs.length)];
@@ -157,7 +168,12 @@ export function runSeed(opts: SimRunOptions): SimRunResult {
       if (cluster.net.cutCount > 0 && rng.chance(profile.healRate / 10)) cluster.heal();
       if (rng.chance(profile.compactRate)) {
         const node = cluster.node(pick(ids));
-        if (node.compact()) compactions++;
+        if (rng.chance(profile.deferredSnapshotShare)) node.startSnapshot();
+        else if (node.compact()) compactions++;
+      }
+      for (const id of ids) {
+        const node = cluster.node(id);
+        if (node.snapshotPending && rng.chance(profile.snapshotFinishRate) && node.finishSnapshot()) compactions++;
       }
       if (rng.chance(profile.transferRate)) {
         const l = cluster.leader();

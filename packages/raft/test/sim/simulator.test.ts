@@ -29,20 +29,24 @@ describe('seeded simulator', () => {
     expect(c.stats).not.toEqual(a.stats);
   });
 
-  test('the runs exercise faults: elections, crashes, drops and compactions happen', () => {
+  test('the runs exercise faults: elections, crashes, drops and compactions (also deferred ones) happen', () => {
     let crashes = 0;
     let compactions = 0;
     let dropped = 0;
     let maxTerm = 0;
+    let deferred = 0;
     for (let seed = 100; seed < 110; seed++) {
       const r = runSeed({ seed, nodes: 3 });
       crashes += r.stats.crashes;
       compactions += r.stats.compactions;
+      deferred += r.stats.deferredCompactions;
       dropped += r.stats.dropped;
       maxTerm = Math.max(maxTerm, r.stats.maxTerm);
     }
     expect(crashes).toBeGreaterThan(0);
     expect(compactions).toBeGreaterThan(0);
+    // Snapshots captured at one point and compacted after more entries were applied.
+    expect(deferred).toBeGreaterThan(0);
     expect(dropped).toBeGreaterThan(0);
     expect(maxTerm).toBeGreaterThan(3);
   });
