@@ -198,30 +198,14 @@ async function compactionRun(dir: string, mb: number): Promise<{ records: number
   }
   log.rollIfNotEmpty();
   await log.flush();
-  let maxStallMs = 0;
-  let last = performance.now();
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    maxStallMs = Math.max(maxStallMs, now - last);
-    last = now;
-  }, 1);
-  const start = performance.now();
-  const cpuStart = process.cpuUsage();
-  let passMs: number;
-  let cpuMs: number;
-  try {
+  const pass = await withStallMeter(async () => {
+    const cpuStart = process.cpuUsage();
     await compactLog(log, { force: true });
-    passMs = performance.now() - start;
     const cpu = process.cpuUsage(cpuStart);
-    cpuMs = (cpu.user + cpu.system) / 1000;
-    // One more tick, so a stall in the pass's last synchronous step (installing the copy) counts.
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    maxStallMs = Math.max(maxStallMs, performance.now() - last);
-  } finally {
-    clearInterval(ticker);
-  }
+    return (cpu.user + cpu.system) / 1000;
+  });
   await log.close();
-  return { records, keys, bytes, passMs, cpuMs, maxStallMs };
+  return { records, keys, bytes, passMs: pass.ms, cpuMs: pass.value, maxStallMs: pass.maxStallMs };
 }
 
 interface RecoveryFigures {
@@ -236,8 +220,12 @@ interface RecoveryFigures {
   runs: number;
 }
 
-/** Measures `open` while a 1 ms ticker records the longest gap between its ticks. */
-async function withStallMeter(open: () => Promise<PartitionLog>): Promise<{ ms: number; maxStallMs: number; log: PartitionLog }> {
+/**
+ * Runs `f` while a 1 ms ticker records the longest gap between its ticks (the longest the event
+ * loop was held): its time, that gap and its value. The ticker runs one tick past `f`, so a stall
+ * in its last synchronous step (a compaction's install) counts.
+ */
+async function withStallMeter<T>(f: () => Promise<T>): Promise<{ ms: number; maxStallMs: number; value: T }> {
   let maxStallMs = 0;
   let last = performance.now();
   const ticker = setInterval(() => {
@@ -247,10 +235,10 @@ async function withStallMeter(open: () => Promise<PartitionLog>): Promise<{ ms: 
   }, 1);
   try {
     const t0 = performance.now();
-    const log = await open();
+    const value = await f();
     const ms = performance.now() - t0;
     await new Promise((resolve) => setTimeout(resolve, 2));
-    return { ms, maxStallMs: Math.max(maxStallMs, performance.now() - last), log };
+    return { ms, maxStallMs: Math.max(maxStallMs, performance.now() - last), value };
   } finally {
     clearInterval(ticker);
   }
@@ -274,11 +262,11 @@ async function recoveryRun(dir: string, template: Buffer, mb: number, dropCaches
   };
   crash();
   const sync = await withStallMeter(() => Promise.resolve(PartitionLog.open(logDir, { config })));
-  await sync.log.close();
+  await sync.value.close();
   crash();
   const async = await withStallMeter(() => PartitionLog.openAsync(logDir, { config }));
-  if (async.log.logEndOffset !== sync.log.logEndOffset) throw new Error(`recovery differs: ${async.log.logEndOffset} vs ${sync.log.logEndOffset}`);
-  await async.log.close();
+  if (async.value.logEndOffset !== sync.value.logEndOffset) throw new Error(`recovery differs: ${async.value.logEndOffset} vs ${sync.value.logEndOffset}`);
+  await async.value.close();
   return { bytes: count * template.length, sync: sync.ms, syncStall: sync.maxStallMs, async: async.ms, asyncStall: async.maxStallMs };
 }
 
