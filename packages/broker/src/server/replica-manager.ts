@@ -41,8 +41,9 @@ const OPENS_PER_TURN = 16;
  * Partition logs being opened at once when applying metadata (Kafka's
  * num.recovery.threads.per.data.dir, here async opens): their fsyncs run in libuv's thread pool
  * (4 threads unless UV_THREADPOOL_SIZE says otherwise), where the disk takes several at a time
- * (ext4 commits concurrent directory fsyncs in one journal transaction), while their reads run on
- * the event loop; more in flight only queue.
+ * (ext4 commits concurrent directory fsyncs in one journal transaction), and so do an unclean
+ * open's recovery reads (4 MiB chunks, storage's LogSegment.recoverAsync), whose CRC checks run
+ * on the event loop between them; more in flight only queue.
  */
 const LOG_OPENS_IN_FLIGHT = 16;
 /**
