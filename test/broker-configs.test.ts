@@ -75,6 +75,7 @@ test("Kafka's broker-level topic defaults (log.retention.hours, min.insync.repli
   try {
     const created = await cli(['topics', 'create', 't', '-p', '1', '-r', '1', '-c', 'segment.bytes=2097152'], address);
     expect([created.code, created.stderr]).toEqual([0, '']);
+    await until('the leader serving t-0', async () => brokers.servingLeaderOf('t', 0), 30_000);
 
     // The topic's own setting wins; the broker's defaults fill the rest.
     const json = await cli(['topics', 'describe', 't', '--configs', '--json'], address);
@@ -101,6 +102,7 @@ test('dynamic broker configs (strand configs, kafka-configs): cluster-wide defau
   const { cluster, address, brokers } = await oneNode(['log.retention.hours=24']);
   try {
     expect((await cli(['topics', 'create', 't', '-p', '1', '-r', '1'], address)).code).toBe(0);
+    await until('the leader serving t-0', async () => brokers.servingLeaderOf('t', 0), 30_000);
     const topicConfigs = async (): Promise<Record<string, { value: string; source: string }>> => {
       const r = await cli(['configs', '--describe', '--topic', 't', '--all', '--json'], address);
       expect([r.code, r.stderr]).toEqual([0, '']);

@@ -50,7 +50,7 @@ beforeAll(async () => {
     validateOnly: false,
   });
   expect(res.topics[0]?.errorCode).toBe(0);
-  await until('a leader', async () => ((await brokers.leaderOf('t', 0)) ? true : undefined), 30_000);
+  await until('a leader serving t-0', async () => ((await brokers.servingLeaderOf('t', 0)) ? true : undefined), 30_000);
 });
 
 afterAll(async () => {
@@ -130,7 +130,7 @@ test('strand topics delete-records: one partition deleted, the other past its hi
     validateOnly: false,
   });
   expect(created.topics[0]?.errorCode).toBe(0);
-  await until('leaders of dr', async () => ((await brokers.leaderOf('dr', 0)) && (await brokers.leaderOf('dr', 1)) ? true : undefined), 30_000);
+  await until('leaders serving dr', async () => ((await brokers.servingLeaderOf('dr', 0)) && (await brokers.servingLeaderOf('dr', 1)) ? true : undefined), 30_000);
   for (const v of ['a', 'b', 'c']) expect(await produceCode('dr', 0, good(v))).toBe(0);
   expect(await produceCode('dr', 1, good('x'))).toBe(0);
   const r = await cli(['topics', 'delete-records', 'dr', '--offset', '0=2', '--offset', '1=5'], address);

@@ -37,7 +37,7 @@ test('DeleteRecords waits for the follower\'s log start, times out without it, a
     expect(created.topics[0]?.errorCode).toBe(0);
     const isr = async (): Promise<number[]> => [...((await brokers.metadata(['dr'])).topics[0]?.partitions[0]?.isr ?? [])].sort();
     await until('full ISR', async () => ((await isr()).length === 2 ? true : undefined), 30_000);
-    const leader = (await brokers.leaderOf('dr', 0))!;
+    const leader = await until('the leader serving dr-0', async () => brokers.servingLeaderOf('dr', 0), 30_000);
     const follower = leader.id === 1 ? 2 : 1;
 
     // 20 records in four acks=all batches of 5: both replicas hold them all.

@@ -38,7 +38,7 @@ test('a paused follower leaves the ISR and rejoins; acks=all stops below min.ins
     expect(res.topics[0]?.errorCode).toBe(0);
     const isr = async (): Promise<number[]> => [...((await brokers.metadata(['isr'])).topics[0]?.partitions[0]?.isr ?? [])].sort();
     await until('full ISR', async () => ((await isr()).length === 3 ? true : undefined), 30_000);
-    const leader = (await brokers.leaderOf('isr', 0))!;
+    const leader = await until('the leader serving isr-0', async () => brokers.servingLeaderOf('isr', 0), 30_000);
     const [f1, f2] = [1, 2, 3].filter((b) => b !== leader.id) as [number, number];
     const acked: string[] = [];
     let n = 0;

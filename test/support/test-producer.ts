@@ -5,7 +5,7 @@
  * The real client library lives in packages/client; this one keeps broker tests independent.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Acks, BrokerClient, decodeRecordBatch, encodeRecordBatch, validateBatches, type CreateTopicsRequest, type CreateTopicsResponse, type FetchRequest, type FetchResponse, type MetadataResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
+import { Acks, BrokerClient, decodeRecordBatch, encodeRecordBatch, validateBatches, type CreateTopicsRequest, type CreateTopicsResponse, type FetchRequest, type FetchResponse, type ListOffsetsRequest, type ListOffsetsResponse, type MetadataResponse, type ProduceRequest, type ProduceResponse } from '@strand/protocol';
 
 type Unary<Req, Res> = (c: BrokerClient, req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
 
@@ -69,6 +69,22 @@ export class TestBrokers {
     const p = md.topics[0]?.partitions.find((x) => x.partition === partition);
     const b = md.brokers.find((x) => x.nodeId === p?.leaderId);
     return p && b ? { address: `${b.host}:${b.port}`, id: b.nodeId, epoch: p.leaderEpoch } : undefined;
+  }
+
+  /**
+   * The leader of a partition once it serves it: Metadata names a leader as soon as the broker
+   * has the image, but the broker takes the role only once the partition's log is open (opened
+   * off the event loop), and until then answers NOT_LEADER_OR_FOLLOWER. A ListOffsets (latest)
+   * at the leader answering no error says the role is taken; undefined until then.
+   */
+  async servingLeaderOf(topic: string, partition: number): Promise<{ address: string; id: number; epoch: number } | undefined> {
+    const leader = await this.leaderOf(topic, partition);
+    if (leader === undefined) return undefined;
+    const res = await this.call<ListOffsetsRequest, ListOffsetsResponse>(leader.address, (c, r, m, o, cb) => c.listOffsets(r, m, o, cb), {
+      isolationLevel: 0,
+      topics: [{ name: topic, partitions: [{ partition, timestamp: -1, currentLeaderEpoch: -1 }] }],
+    }).catch(() => undefined);
+    return res?.topics[0]?.partitions[0]?.errorCode === 0 ? leader : undefined;
   }
 
   /**
