@@ -84,9 +84,16 @@ function stepAt(chunk: Buffer, rel: number, pos: number, to: number, validate: b
   }
 }
 
-/** Bytes to load at `pos` for a step that needs `need`: a whole chunk, or more for a big batch, never past `to`. */
-function chunkLength(need: number, pos: number, to: number, chunkBytes = SCAN_CHUNK_BYTES): number {
-  return Math.min(to - pos, Math.max(need, chunkBytes));
+/**
+ * Bytes to load at `pos` for a step that needs `need` (a whole chunk, or more for a big batch,
+ * never past `to`), given the length of the load already made there for this batch (0 if none)
+ * and what it got; null when no load would help: the file ended within the last one, or a
+ * longer one is not possible (a torn batch). At most two loads per batch: the chunk for the
+ * length prefix, then the whole batch if it is longer.
+ */
+function reloadLength(need: number, pos: number, to: number, loaded: number, got: number, chunkBytes: number): number | null {
+  const want = Math.min(to - pos, Math.max(need, chunkBytes));
+  return want <= loaded || got < loaded ? null : want;
 }
 
 function readAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
@@ -278,9 +285,8 @@ export class LogSegment {
     while (pos < this.size) {
       let step = stepAt(chunk, pos - chunkStart, pos, this.size, true);
       for (let length = 0; step.kind === 'more'; ) {
-        const want = chunkLength(step.need, pos, this.size, RECOVERY_CHUNK_BYTES);
-        // Torn: the file ended within the last read, or no longer read would help.
-        if (want <= length || chunk.length < length) break;
+        const want = reloadLength(step.need, pos, this.size, length, chunk.length, RECOVERY_CHUNK_BYTES);
+        if (want === null) break;
         length = want;
         if (buf.length < length) buf = Buffer.allocUnsafe(length);
         chunk = buf.subarray(0, await this.readIntoAsync(buf, pos, length));
@@ -451,11 +457,9 @@ export class LogSegment {
     };
     while (pos < to) {
       let step = stepAt(chunk, pos - chunkStart, pos, to, options.validate);
-      // At most two loads: the chunk for the length prefix, then the whole batch if it is longer.
       for (let length = 0; step.kind === 'more'; ) {
-        const want = chunkLength(step.need, pos, to);
-        // Torn: the file ended within the last read, or no longer read would help.
-        if (want <= length || chunk.length < length) break;
+        const want = reloadLength(step.need, pos, to, length, chunk.length, SCAN_CHUNK_BYTES);
+        if (want === null) break;
         length = want;
         chunk = load(pos, length);
         chunkStart = pos;

@@ -36,16 +36,16 @@ function parse(argv: readonly string[]): Args {
   const a: Args = { json: false, count: 200_000, concurrency: 4096, latencyCount: 2000, latencyWarmup: 2000, bytes: 100, elections: 5 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
-    const num = (): number => {
+    const num = (min = 1): number => {
       const v = Number(argv[++i]);
-      if (!Number.isSafeInteger(v) || v < (k === '--latency-warmup' ? 0 : 1)) throw new Error(`${k ?? ''} needs a ${k === '--latency-warmup' ? 'non-negative' : 'positive'} integer`);
+      if (!Number.isSafeInteger(v) || v < min) throw new Error(`${k ?? ''} needs a ${min === 0 ? 'non-negative' : 'positive'} integer`);
       return v;
     };
     if (k === '--json') a.json = true;
     else if (k === '--count') a.count = num();
     else if (k === '--concurrency') a.concurrency = num();
     else if (k === '--latency-count') a.latencyCount = num();
-    else if (k === '--latency-warmup') a.latencyWarmup = num();
+    else if (k === '--latency-warmup') a.latencyWarmup = num(0);
     else if (k === '--bytes') a.bytes = num();
     else if (k === '--elections') a.elections = num();
     else throw new Error(`unknown argument ${k ?? ''}`);

@@ -271,10 +271,15 @@ export class SimNode {
   /** Take a snapshot of the state machine at the applied index and compact the log (Raft §7). */
   compact(): boolean {
     const core = this.core;
-    if (core === null || core.hasReady()) return false;
-    if (core.log.applied <= core.log.snapshot.meta.index) return false;
-    if (this.smIndex !== core.log.applied) throw new Error(`sim: ${this.id} state machine at ${this.smIndex}, core applied ${core.log.applied}`);
+    if (core === null || !this.canSnapshot(core)) return false;
     this.compactAt(core, encodeSmState(this.smIndex, this.smHash), core.snapshotPoint());
+    return true;
+  }
+
+  /** Whether a snapshot may be taken now: no Ready pending, and entries applied past the last one. */
+  private canSnapshot(core: RaftCore): boolean {
+    if (core.hasReady() || core.log.applied <= core.log.snapshot.meta.index) return false;
+    if (this.smIndex !== core.log.applied) throw new Error(`sim: ${this.id} state machine at ${this.smIndex}, core applied ${core.log.applied}`);
     return true;
   }
 
@@ -294,9 +299,7 @@ export class SimNode {
    */
   startSnapshot(): boolean {
     const core = this.core;
-    if (core === null || this.pendingSnapshot !== null || core.hasReady()) return false;
-    if (core.log.applied <= core.log.snapshot.meta.index) return false;
-    if (this.smIndex !== core.log.applied) throw new Error(`sim: ${this.id} state machine at ${this.smIndex}, core applied ${core.log.applied}`);
+    if (core === null || this.pendingSnapshot !== null || !this.canSnapshot(core)) return false;
     this.pendingSnapshot = { at: core.snapshotPoint(), data: encodeSmState(this.smIndex, this.smHash) };
     return true;
   }
