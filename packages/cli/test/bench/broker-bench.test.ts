@@ -60,4 +60,10 @@ describe('npm run bench:broker', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown scenario 'nope'/);
   });
+
+  it('rejects a negative warm-up', async () => {
+    const r = await runBench(['--warmup-seconds', '-1'], { ...process.env, TMPDIR: tmp });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--warmup-seconds needs a number >= 0/);
+  });
 });
