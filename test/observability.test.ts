@@ -49,7 +49,7 @@ test('health, readiness and metrics of a running cluster', async () => {
     const leader = (await brokers.leaderOf('m', 0))!;
     const leaderHttp = cluster.node(leader.id).httpPort;
     const text = (await get(leaderHttp, '/metrics')).body;
-    for (const name of ['strand_broker_topic_bytes_in_total', 'strand_broker_topic_bytes_out_total', 'strand_request_duration_seconds_bucket', 'strand_broker_under_replicated_partitions', 'strand_broker_offline_partitions', 'strand_broker_log_size_bytes', 'strand_controller_raft_term', 'strand_controller_raft_snapshot_index', 'strand_process_resident_memory_bytes']) {
+    for (const name of ['strand_broker_topic_bytes_in_total', 'strand_broker_topic_bytes_out_total', 'strand_request_duration_seconds_bucket', 'strand_broker_under_replicated_partitions', 'strand_broker_offline_partitions', 'strand_broker_log_size_bytes', 'strand_controller_raft_term', 'strand_controller_raft_snapshot_index', 'strand_process_resident_memory_bytes', 'strand_nodejs_eventloop_lag_p99_seconds']) {
       expect(text).toContain(name);
     }
     expect(metric(text, 'strand_broker_topic_messages_in_total', 'topic="m"')).toBe(10);

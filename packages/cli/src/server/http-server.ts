@@ -19,10 +19,17 @@ export interface NodeHttp {
   close(): Promise<void>;
 }
 
+/** Resolution of the strand_nodejs_eventloop_lag_* histogram (ms): one timer wake-up per period. */
+export const EVENT_LOOP_LAG_RESOLUTION_MS = 100;
+
 export function createNodeHttp(nodeId: number): NodeHttp {
   const register = new Registry();
   register.setDefaultLabels({ node_id: String(nodeId) });
-  collectDefaultMetrics({ register, prefix: 'strand_' });
+  // The event-loop lag histogram samples with a timer; prom-client's default resolution (10 ms)
+  // woke every idle node 100 times a second, most of its wake-ups, each a chance to take a
+  // core from a busy neighbour on a small machine. Any stall longer than the resolution is
+  // still seen, and 100 ms is below every timeout that matters here.
+  collectDefaultMetrics({ register, prefix: 'strand_', eventLoopMonitoringPrecision: EVENT_LOOP_LAG_RESOLUTION_MS });
   let broker: BrokerServer | null = null;
   let controller: QuorumController | null = null;
 
