@@ -61,9 +61,12 @@ describe('npm run bench:broker', () => {
     expect(r.stderr).toMatch(/unknown scenario 'nope'/);
   });
 
-  it('rejects a negative warm-up', async () => {
+  it('rejects a negative warm-up and an empty measurement', async () => {
     const r = await runBench(['--warmup-seconds', '-1'], { ...process.env, TMPDIR: tmp });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--warmup-seconds needs a number >= 0/);
+    const m = await runBench(['--measure-seconds', '0'], { ...process.env, TMPDIR: tmp });
+    expect(m.code).toBe(2);
+    expect(m.stderr).toMatch(/--measure-seconds needs a positive number/);
   });
 });
