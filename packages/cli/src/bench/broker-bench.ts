@@ -334,8 +334,7 @@ function steadyFigures(r: BenchResult, prefix = ''): Record<string, number> {
 
 async function latencyScenarios(args: Args, records: (n: number) => number): Promise<ScenarioOutcome[]> {
   const out: ScenarioOutcome[] = [];
-  // 10k records/s: W seconds of warm-up, then M measured (a p99 over 10 s rests on its ~10
-  // slowest 10 ms slices; a longer M narrows it).
+  // W seconds of warm-up, then M measured (why: the header).
   const warmup = args.warmupSeconds > 0 ? records(args.warmupSeconds * LATENCY_RATE) : 0;
   const total = warmup + records(args.measureSeconds * LATENCY_RATE);
   const steadyArgs = (topic: string): string[] => ['produce', '-t', topic, '--records', String(total), '--warmup-records', String(warmup), '--throughput', String(LATENCY_RATE), '--acks', 'all'];

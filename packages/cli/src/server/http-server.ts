@@ -20,7 +20,7 @@ export interface NodeHttp {
 }
 
 /** Resolution of the strand_nodejs_eventloop_lag_* histogram (ms): one timer wake-up per period. */
-export const EVENT_LOOP_LAG_RESOLUTION_MS = 100;
+const EVENT_LOOP_LAG_RESOLUTION_MS = 100;
 
 export function createNodeHttp(nodeId: number): NodeHttp {
   const register = new Registry();
